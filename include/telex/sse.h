@@ -1,0 +1,128 @@
+/*
+ * telex/sse.h — the Server-Sent Events wire format (libtelex).
+ *
+ * Two halves, both pure (no I/O, no global state, thread-compatible):
+ *
+ *  - An incremental parser that follows the WHATWG HTML "event stream
+ *    interpretation" exactly. Feed it byte chunks of any size (one byte at a
+ *    time works); it reports dispatched events, valid `retry` values and
+ *    comments through callbacks, in stream order. The parser owns a few
+ *    growable buffers that are reused from event to event, so the steady
+ *    state allocates nothing. Every buffer is bounded by `max_event_size`;
+ *    exceeding it is a reported error (TELEX_SSE_ETOOBIG), never unbounded
+ *    growth. Total work is linear in the input size however it is split.
+ *
+ *  - An encoder that writes events and comments into caller-provided
+ *    buffers. Data containing CR, LF or CRLF is split into several `data:`
+ *    lines (so it parses back to the same text with LF line breaks); ids
+ *    and event types containing CR, LF or NUL are rejected.
+ *
+ * Strings passed to callbacks are (pointer, length) pairs that stay valid
+ * only for the duration of the callback. They are also NUL-terminated for
+ * convenience, but may contain NUL bytes themselves (data may).
+ */
+#ifndef TELEX_SSE_H
+#define TELEX_SSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error codes: every function returns 0 on success or one of these. */
+#define TELEX_SSE_OK 0
+#define TELEX_SSE_ENOMEM (-1)   /* an allocation failed */
+#define TELEX_SSE_ETOOBIG (-2)  /* an event (or a line) exceeded max_event_size */
+#define TELEX_SSE_ESTOPPED (-3) /* a callback returned non-zero */
+#define TELEX_SSE_EINVAL (-4)   /* bad argument (e.g. CR/LF/NUL in an id or type) */
+#define TELEX_SSE_ENOSPC (-5)   /* output buffer too small */
+
+#define TELEX_SSE_DEFAULT_MAX_EVENT_SIZE (1024 * 1024)
+
+/* Returns a static, human-readable description of an error code. */
+const char *telex_sse_strerror(int err);
+
+/* ---------------------------------------------------------------- parser */
+
+/* A dispatched event. `type` is "message" when the stream set none.
+ * `id` is the parser's last-event-id buffer at dispatch time (it persists
+ * across events until an `id` field changes it). */
+typedef struct telex_sse_event {
+    const char *type;
+    size_t type_len;
+    const char *data;
+    size_t data_len;
+    const char *id;
+    size_t id_len;
+} telex_sse_event_t;
+
+/* Callbacks; any may be NULL. A non-zero return from on_event / on_retry /
+ * on_comment stops the current feed, which then returns TELEX_SSE_ESTOPPED;
+ * the parser stays usable (feeding again continues after the stopping line). */
+typedef struct telex_sse_callbacks {
+    int (*on_event)(void *user, const telex_sse_event_t *event);
+    /* A `retry` field whose value is ASCII digits only (and fits in 64 bits). */
+    int (*on_retry)(void *user, uint64_t milliseconds);
+    /* A line starting with ':'; text is what follows the colon, unmodified. */
+    int (*on_comment)(void *user, const char *text, size_t len);
+} telex_sse_callbacks_t;
+
+typedef struct telex_sse_parser telex_sse_parser_t;
+
+/* Creates a parser. max_event_size 0 means TELEX_SSE_DEFAULT_MAX_EVENT_SIZE.
+ * The limit applies to the sum of an event's data, type and id buffers and to
+ * any single line. Returns NULL when out of memory. */
+telex_sse_parser_t *telex_sse_parser_new(size_t max_event_size, const telex_sse_callbacks_t *callbacks,
+                                         void *user);
+void telex_sse_parser_free(telex_sse_parser_t *parser);
+
+/* Feeds the next bytes of the stream. Returns 0, TELEX_SSE_ESTOPPED,
+ * TELEX_SSE_ETOOBIG or TELEX_SSE_ENOMEM. After ETOOBIG or ENOMEM the parser is
+ * failed: further feeds return the same error until telex_sse_parser_reset. */
+int telex_sse_parser_feed(telex_sse_parser_t *parser, const void *bytes, size_t len);
+
+/* Forgets all state (pending line, event buffers, last event id, BOM state,
+ * failure), as for a brand-new connection. Keeps allocated buffers. */
+void telex_sse_parser_reset(telex_sse_parser_t *parser);
+
+/* Sets the last-event-id buffer, e.g. when a client reconnects. */
+int telex_sse_parser_set_last_event_id(telex_sse_parser_t *parser, const char *id, size_t len);
+
+/* --------------------------------------------------------------- encoder */
+
+/* An event to encode. NULL / 0-length type and id are omitted; retry < 0 is
+ * omitted. data may be NULL only when data_len is 0 (then one empty `data:`
+ * line is written, so the event still dispatches with empty data). */
+typedef struct telex_sse_out_event {
+    const char *type;
+    size_t type_len;
+    const char *id;
+    size_t id_len;
+    int64_t retry;
+    const char *data;
+    size_t data_len;
+} telex_sse_out_event_t;
+
+/* An upper bound on the bytes telex_sse_encode_event writes for `event`
+ * (exact for data without line breaks). */
+size_t telex_sse_encoded_size(const telex_sse_out_event_t *event);
+
+/* Writes `event` (ending with the blank line that dispatches it) into
+ * buf[0..cap). On success stores the byte count in *written and returns 0;
+ * TELEX_SSE_EINVAL if type or id contain CR, LF or NUL; TELEX_SSE_ENOSPC if
+ * cap is too small (nothing useful is written then). */
+int telex_sse_encode_event(char *buf, size_t cap, const telex_sse_out_event_t *event, size_t *written);
+
+/* Writes a comment (": text\n"); text with line breaks becomes one comment
+ * line per line. Same return values as telex_sse_encode_event. */
+int telex_sse_encode_comment(char *buf, size_t cap, const char *text, size_t len, size_t *written);
+
+/* Upper bound for telex_sse_encode_comment's output. */
+size_t telex_sse_encoded_comment_size(size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
