@@ -1,0 +1,52 @@
+/*
+ * cli/main.c — `telex`: dispatches to one subcommand per file in src/cli/.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"serve", telex_cmd_serve, "run the streaming gateway (see `telex serve --help`)"},
+    {"mock", telex_cmd_mock, "run an OpenAI-compatible fake upstream for tests and benchmarks"},
+    {"sse", telex_cmd_sse, "decode or encode an SSE event stream (stdin to stdout)"},
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "telex %s — stream LLM answers token by token over Server-Sent Events\n\n"
+                 "usage: telex <command> [options]\n\ncommands:\n",
+            TELEX_VERSION);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-7s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\noptions:\n  -h, --help     this help\n  -V, --version  print the version\n"
+                 "\n`telex <command> --help` describes each command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return TELEX_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        print_usage(stdout);
+        return TELEX_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("telex %s\n", TELEX_VERSION);
+        return TELEX_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "telex: unknown command '%s'\n\n", argv[1]);
+    print_usage(stderr);
+    return TELEX_EXIT_USAGE;
+}

@@ -1,0 +1,323 @@
+/*
+ * http/server.c — worker threads, SO_REUSEPORT listeners, TLS, graceful
+ * shutdown. See server.h for the contract.
+ */
+#include "http/server.h"
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "util/log.h"
+
+#define LISTEN_BACKLOG 4096
+#define SHUTDOWN_POLL_MS 50
+
+typedef struct telex_server {
+    const telex_server_options_t *options;
+    h2o_globalconf_t globalconf;
+    h2o_hostconf_t *hostconf;
+    SSL_CTX *ssl_ctx;
+    telex_worker_t *workers;
+    int *listen_fds;
+    atomic_int running_workers;
+} telex_server_t;
+
+typedef struct {
+    h2o_handler_t super;
+    telex_server_t *server;
+} app_handler_t;
+
+static atomic_size_t open_connections;
+
+size_t telex_server_connections(void)
+{
+    return atomic_load(&open_connections);
+}
+
+telex_worker_t *telex_worker_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(telex_worker_t, ctx, req->conn->ctx);
+}
+
+int telex_client_has_gone(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL)
+        return 1;
+    struct pollfd p = {.fd = h2o_socket_get_fd(sock), .events = POLLRDHUP};
+    if (p.fd < 0)
+        return 0;
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    app_handler_t *handler = (app_handler_t *)self;
+    return handler->server->options->on_request(telex_worker_of(req), req);
+}
+
+/* ------------------------------------------------------------ accepting */
+
+static void on_connection_closed(uv_handle_t *handle)
+{
+    free(handle);
+    atomic_fetch_sub(&open_connections, 1);
+}
+
+static void on_close_free(uv_handle_t *handle)
+{
+    free(handle);
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    telex_worker_t *w = listener->data;
+    if (status != 0)
+        return;
+    uv_tcp_t *conn = malloc(sizeof(*conn));
+    if (conn == NULL)
+        return;
+    uv_tcp_init(listener->loop, conn);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, on_close_free);
+        return;
+    }
+    size_t max = w->options->max_connections;
+    if (w->shutting_down || (max != 0 && atomic_load(&open_connections) >= max)) {
+        uv_close((uv_handle_t *)conn, on_close_free);
+        return;
+    }
+    atomic_fetch_add(&open_connections, 1);
+    uv_tcp_nodelay(conn, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_connection_closed);
+    h2o_accept(&w->accept_ctx, sock);
+}
+
+/* Binds one listening socket; when port is 0, later sockets reuse the port
+ * the kernel chose for the first, so all workers share one address. */
+static int open_listener(struct sockaddr_storage *addr, socklen_t len, char *err, size_t errlen)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
+    if (addr->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    if (bind(fd, (struct sockaddr *)addr, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, errlen, "cannot listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    socklen_t boundlen = sizeof(bound);
+    if (getsockname(fd, (struct sockaddr *)&bound, &boundlen) == 0)
+        *addr = bound;
+    return fd;
+}
+
+/* ------------------------------------------------------------- shutdown */
+
+static void on_shutdown_poll(uv_timer_t *timer)
+{
+    telex_worker_t *w = timer->data;
+    uint64_t elapsed = uv_now(&w->loop) - w->shutdown_started_ms;
+    uint64_t hard_limit = (uint64_t)(w->options->shutdown_grace * 1000) + 2000;
+    int idle = w->options->is_idle == NULL || w->options->is_idle(w);
+    if (idle || elapsed >= hard_limit)
+        uv_stop(&w->loop);
+}
+
+static void on_shutdown_requested(uv_async_t *async)
+{
+    telex_worker_t *w = async->data;
+    if (w->shutting_down)
+        return;
+    w->shutting_down = 1;
+    w->shutdown_started_ms = uv_now(&w->loop);
+    uv_close((uv_handle_t *)&w->listener, NULL);
+    h2o_context_request_shutdown(&w->ctx);
+    if (w->options->on_shutdown != NULL)
+        w->options->on_shutdown(w);
+    uv_timer_start(&w->shutdown_timer, on_shutdown_poll, SHUTDOWN_POLL_MS, SHUTDOWN_POLL_MS);
+}
+
+/* --------------------------------------------------------------- worker */
+
+static void *worker_main(void *arg)
+{
+    telex_worker_t *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (w->options->worker_dispose != NULL)
+        w->options->worker_dispose(w);
+    atomic_fetch_sub(&w->server->running_workers, 1);
+    return NULL;
+}
+
+static int worker_setup(telex_server_t *s, telex_worker_t *w, int index, int fd)
+{
+    w->index = index;
+    w->options = s->options;
+    w->server = s;
+    if (uv_loop_init(&w->loop) != 0)
+        return -1;
+    h2o_context_init(&w->ctx, &w->loop, &s->globalconf);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = s->globalconf.hosts;
+    w->accept_ctx.ssl_ctx = s->ssl_ctx;
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    if (uv_tcp_open(&w->listener, fd) != 0 || uv_listen((uv_stream_t *)&w->listener, LISTEN_BACKLOG, on_accept) != 0)
+        return -1;
+    uv_timer_init(&w->loop, &w->shutdown_timer);
+    w->shutdown_timer.data = w;
+    uv_async_init(&w->loop, &w->shutdown_async, on_shutdown_requested);
+    w->shutdown_async.data = w;
+    if (s->options->worker_init != NULL && s->options->worker_init(w) != 0)
+        return -1;
+    return 0;
+}
+
+static SSL_CTX *create_ssl_ctx(const char *cert, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        fprintf(stderr, "telex: cannot load TLS certificate %s\n", cert);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        fprintf(stderr, "telex: cannot load TLS key %s (or it does not match the certificate)\n", key);
+        goto fail;
+    }
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void format_addr(const struct sockaddr_storage *a, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        snprintf(out, outlen, "%s:%d", host, port);
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        snprintf(out, outlen, "[%s]:%d", host, port);
+    }
+}
+
+int telex_server_run(const telex_server_options_t *options)
+{
+    telex_server_t s;
+    memset(&s, 0, sizeof(s));
+    s.options = options;
+    int n = options->workers > 0 ? options->workers : 1;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (options->tls_cert != NULL && options->tls_key != NULL) {
+        if ((s.ssl_ctx = create_ssl_ctx(options->tls_cert, options->tls_key)) == NULL)
+            return -1;
+    }
+
+    h2o_config_init(&s.globalconf);
+    s.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("telex"));
+    s.globalconf.max_request_entity_size = options->max_request_body;
+    s.hostconf = h2o_config_register_host(&s.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(s.hostconf, "/", 0);
+    app_handler_t *handler = (app_handler_t *)h2o_create_handler(pathconf, sizeof(*handler));
+    handler->super.on_req = on_req;
+    handler->server = &s;
+
+    /* Bind every listener before starting any thread, so a bad address
+     * fails at once with a clear message. */
+    struct sockaddr_storage addr = options->listen_addr;
+    s.listen_fds = calloc((size_t)n, sizeof(int));
+    s.workers = calloc((size_t)n, sizeof(telex_worker_t));
+    if (s.listen_fds == NULL || s.workers == NULL)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        char err[256];
+        if ((s.listen_fds[i] = open_listener(&addr, options->listen_addrlen, err, sizeof(err))) < 0) {
+            char where[80];
+            format_addr(&options->listen_addr, where, sizeof(where));
+            fprintf(stderr, "telex: %s on %s\n", err, where);
+            return -1;
+        }
+    }
+
+    /* Workers must not take SIGINT/SIGTERM: the main thread waits for them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    for (int i = 0; i < n; i++) {
+        if (worker_setup(&s, &s.workers[i], i, s.listen_fds[i]) != 0) {
+            fprintf(stderr, "telex: cannot start worker %d\n", i);
+            return -1;
+        }
+    }
+    pthread_t *threads = calloc((size_t)n, sizeof(pthread_t));
+    if (threads == NULL)
+        return -1;
+    atomic_store(&s.running_workers, n);
+    for (int i = 0; i < n; i++)
+        pthread_create(&threads[i], NULL, worker_main, &s.workers[i]);
+
+    char where[80];
+    format_addr(&addr, where, sizeof(where));
+    telex_log_event("info", "listening", "\"name\":\"%s\",\"address\":\"%s\",\"url\":\"%s://%s/\",\"workers\":%d",
+                    options->name, where, s.ssl_ctx ? "https" : "http", where, n);
+
+    int shutdown_sent = 0;
+    while (atomic_load(&s.running_workers) > 0) {
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig <= 0)
+            continue;
+        if (shutdown_sent) {
+            telex_log_event("warn", "second signal, exiting now", "\"signal\":%d", sig);
+            _exit(130);
+        }
+        shutdown_sent = 1;
+        telex_log_event("info", "shutting down", "\"signal\":%d,\"grace_seconds\":%g", sig, options->shutdown_grace);
+        for (int i = 0; i < n; i++)
+            uv_async_send(&s.workers[i].shutdown_async);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);
+    telex_log_event("info", "stopped", "\"name\":\"%s\"", options->name);
+    free(threads);
+    /* Loops still hold h2o's idle connections; the process is about to exit,
+     * so they are left to the kernel rather than torn down one by one. */
+    return 0;
+}

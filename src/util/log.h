@@ -1,0 +1,25 @@
+/*
+ * util/log.h — one JSON object per line on stderr.
+ *
+ * Every line has "time" (RFC 3339, UTC, milliseconds), "level" and "msg".
+ * Lines are written with a single write(2), so lines from several threads
+ * never interleave. Nothing secret may be passed in: callers log model
+ * names, statuses and counts, never keys or Authorization headers.
+ * TELEX_LOG=quiet silences "info" lines (warnings and errors still print).
+ */
+#ifndef TELEX_UTIL_LOG_H
+#define TELEX_UTIL_LOG_H
+
+#include <jansson.h>
+
+/* `fields` is a printf format producing zero or more JSON members
+ * ("\"key\":value,..." without braces) or NULL; strings placed in it must be
+ * safe (numbers, fixed words) — use telex_log_json for user-controlled text. */
+void telex_log_event(const char *level, const char *msg, const char *fields, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Adds "time" (and keeps the caller's members), writes one line, and
+ * releases the caller's reference to obj. */
+void telex_log_json(json_t *obj);
+
+#endif
