@@ -1,0 +1,173 @@
+/*
+ * encoder.c — writes server-sent events and comments (libtelex).
+ *
+ * An event is written as
+ *
+ *     event: <type>\n        (only when a type is given)
+ *     id: <id>\n             (only when an id is given)
+ *     retry: <ms>\n          (only when retry >= 0)
+ *     data: <line>\n         (one per line of data; "data:\n" for an empty line)
+ *     \n                     (the blank line that dispatches it)
+ *
+ * Data is cut into lines at CRLF, CR and LF, so a parser gets it back with
+ * LF line breaks. "data: " always carries one space before a non-empty
+ * value: the parser strips exactly one, so values that start with a space
+ * survive. Types and ids cannot be split that way, so CR, LF or NUL in them
+ * is an error (TELEX_SSE_EINVAL; an id with NUL would be ignored by parsers).
+ *
+ * A comment is ": <line>\n" per line of text (":\n" for an empty line).
+ *
+ * Sizes are computed exactly before anything is written: when the buffer is
+ * too small the functions return TELEX_SSE_ENOSPC and write nothing.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "telex/sse.h"
+
+/* a + b, saturating at SIZE_MAX (which no buffer can hold). */
+static size_t add_size(size_t a, size_t b) {
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+/* Calls back once per line of text[0..len): lines end at CRLF, CR or LF,
+ * and text always has at least one (maybe empty) line. */
+typedef void (*line_fn)(void *ctx, const char *line, size_t len);
+
+static const char *find_byte(const char *from, const char *end, char c) {
+    const char *hit = memchr(from, c, (size_t)(end - from));
+    return hit ? hit : end;
+}
+
+static void for_each_line(const char *text, size_t len, line_fn fn, void *ctx) {
+    const char *pos = text, *end = text + len;
+    /* The next LF and CR at or after pos (end if none), each found once. */
+    const char *lf = find_byte(pos, end, '\n');
+    const char *cr = find_byte(pos, end, '\r');
+    for (;;) {
+        if (lf < pos) lf = find_byte(pos, end, '\n');
+        if (cr < pos) cr = find_byte(pos, end, '\r');
+        const char *eol = lf < cr ? lf : cr;
+        fn(ctx, pos, (size_t)(eol - pos));
+        if (eol == end) return;
+        pos = eol + 1;
+        if (*eol == '\r' && pos < end && *pos == '\n') pos++;
+        if (pos == end) { /* text ended with a line break: one more, empty line */
+            fn(ctx, pos, 0);
+            return;
+        }
+    }
+}
+
+/* Measuring or writing "<prefix>: <line>\n" / "<prefix>\n" lines. */
+struct lines {
+    const char *prefix; /* "data:" or ":" */
+    size_t prefix_len;
+    char *out;          /* NULL: only measure */
+    size_t size;
+};
+
+static void put_line(void *ctx, const char *line, size_t len) {
+    struct lines *l = ctx;
+    size_t n = l->prefix_len + (len ? 1 + len : 0) + 1;
+    if (l->out) {
+        memcpy(l->out, l->prefix, l->prefix_len);
+        char *o = l->out + l->prefix_len;
+        if (len) {
+            *o++ = ' ';
+            memcpy(o, line, len);
+            o += len;
+        }
+        *o = '\n';
+        l->out += n;
+    }
+    l->size = add_size(l->size, n);
+}
+
+static size_t lines_size(const char *prefix, const char *text, size_t len) {
+    struct lines l = {prefix, strlen(prefix), NULL, 0};
+    for_each_line(text, len, put_line, &l);
+    return l.size;
+}
+
+static char *write_lines(char *out, const char *prefix, const char *text, size_t len) {
+    struct lines l = {prefix, strlen(prefix), out, 0};
+    for_each_line(text, len, put_line, &l);
+    return l.out;
+}
+
+static int digits_u64(uint64_t v) {
+    int n = 1;
+    while (v >= 10) v /= 10, n++;
+    return n;
+}
+
+/* A type or id is valid when it is present and free of CR, LF and NUL. */
+static int valid_token(const char *s, size_t len) {
+    if (len == 0) return 1;
+    if (s == NULL) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '\r' || c == '\n' || c == '\0') return 0;
+    }
+    return 1;
+}
+
+size_t telex_sse_encoded_size(const telex_sse_out_event_t *ev) {
+    size_t size = 1; /* the blank line */
+    if (ev->type_len) size = add_size(size, add_size(sizeof("event: \n") - 1, ev->type_len));
+    if (ev->id_len) size = add_size(size, add_size(sizeof("id: \n") - 1, ev->id_len));
+    if (ev->retry >= 0) size = add_size(size, sizeof("retry: \n") - 1 + (size_t)digits_u64((uint64_t)ev->retry));
+    return add_size(size, lines_size("data:", ev->data ? ev->data : "", ev->data ? ev->data_len : 0));
+}
+
+int telex_sse_encode_event(char *buf, size_t cap, const telex_sse_out_event_t *ev, size_t *written) {
+    if (written) *written = 0;
+    if (ev == NULL) return TELEX_SSE_EINVAL;
+    if (!valid_token(ev->type, ev->type_len) || !valid_token(ev->id, ev->id_len)) return TELEX_SSE_EINVAL;
+    if (ev->data_len && ev->data == NULL) return TELEX_SSE_EINVAL;
+
+    size_t size = telex_sse_encoded_size(ev);
+    if (buf == NULL || size > cap) return TELEX_SSE_ENOSPC;
+
+    char *o = buf;
+    if (ev->type_len) {
+        memcpy(o, "event: ", 7), o += 7;
+        memcpy(o, ev->type, ev->type_len), o += ev->type_len;
+        *o++ = '\n';
+    }
+    if (ev->id_len) {
+        memcpy(o, "id: ", 4), o += 4;
+        memcpy(o, ev->id, ev->id_len), o += ev->id_len;
+        *o++ = '\n';
+    }
+    if (ev->retry >= 0) {
+        uint64_t v = (uint64_t)ev->retry;
+        int n = digits_u64(v);
+        memcpy(o, "retry: ", 7), o += 7;
+        for (int i = n - 1; i >= 0; i--) o[i] = (char)('0' + v % 10), v /= 10;
+        o += n;
+        *o++ = '\n';
+    }
+    o = write_lines(o, "data:", ev->data ? ev->data : "", ev->data_len);
+    *o++ = '\n';
+    if (written) *written = (size_t)(o - buf);
+    return TELEX_SSE_OK;
+}
+
+size_t telex_sse_encoded_comment_size(size_t len) {
+    /* Each line costs ": " + "\n" on top of its bytes, and there is at most
+     * one line more than there are line-break bytes: 3 + 3 * len bounds it. */
+    return add_size(3, len > SIZE_MAX / 3 ? SIZE_MAX : 3 * len);
+}
+
+int telex_sse_encode_comment(char *buf, size_t cap, const char *text, size_t len, size_t *written) {
+    if (written) *written = 0;
+    if (len && text == NULL) return TELEX_SSE_EINVAL;
+    if (text == NULL) text = "";
+    size_t size = lines_size(":", text, len);
+    if (buf == NULL || size > cap) return TELEX_SSE_ENOSPC;
+    char *o = write_lines(buf, ":", text, len);
+    if (written) *written = (size_t)(o - buf);
+    return TELEX_SSE_OK;
+}
