@@ -1,0 +1,175 @@
+/*
+ * config/config.h — telex's configuration: what `telex.yaml` says, after
+ * defaults and environment overrides, validated.
+ *
+ * One call loads everything: telex_config_load(&cfg, path, err, errlen).
+ * The result is immutable after load (telex_config_set_listen is for the
+ * command line, before any thread starts) and read by every worker thread
+ * without locks. Every string and array lives in one arena that
+ * telex_config_free releases; nothing is allocated on the request path:
+ * telex_config_find_model returns a pointer into the config.
+ *
+ * Precedence, lowest to highest: built-in defaults < telex.yaml < environment
+ * (TELEX_LISTEN, TELEX_WORKERS, TELEX_TLS_CERT, TELEX_TLS_KEY) < command line
+ * (the caller applies --listen / --workers after load).
+ *
+ * Every error is one line, "FILE:LINE:COL: key.path: what is wrong", or
+ * "ENVVAR: what is wrong". Provider keys are never part of any message.
+ * The full reference is docs/configuration.md.
+ */
+#ifndef TELEX_CONFIG_CONFIG_H
+#define TELEX_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Provider kinds. To add one: a value here, its name in config.c's kind
+ * table, and the keys it accepts in the provider key table. */
+typedef enum telex_provider_kind {
+    TELEX_PROVIDER_OPENAI = 0, /* any OpenAI-compatible /chat/completions API */
+    TELEX_PROVIDER_DEMO,       /* in-process fake model, no network */
+    TELEX_PROVIDER_KIND_COUNT
+} telex_provider_kind_t;
+
+/* "openai", "demo"; NULL for an out-of-range value. */
+const char *telex_provider_kind_name(telex_provider_kind_t kind);
+
+typedef struct telex_header {
+    const char *name;  /* a valid HTTP token */
+    const char *value; /* no CR, LF or NUL; may be secret: never log */
+} telex_header_t;
+
+typedef struct telex_provider {
+    const char *name; /* unique among providers */
+    telex_provider_kind_t kind;
+    /* openai: */
+    const char *base_url;   /* http(s)://..., no trailing '/'; append "/chat/completions" */
+    const char *api_key;    /* NULL = send no Authorization header. SECRET: never log */
+    double timeout_seconds; /* connect timeout, > 0 */
+    const telex_header_t *headers; /* extra request headers, in file order */
+    size_t n_headers;
+    /* demo: */
+    double tokens_per_second; /* > 0 */
+} telex_provider_t;
+
+/* One entry of a model's fallback list. */
+typedef struct telex_route {
+    const telex_provider_t *provider; /* never NULL */
+    /* The upstream model name; NULL means "the name the client asked for"
+     * (only in the catch-all model "*"). Use telex_route_upstream_model. */
+    const char *model;
+    double input_price_per_mtok;  /* USD per million input tokens, >= 0 */
+    double output_price_per_mtok; /* USD per million output tokens, >= 0 */
+} telex_route_t;
+
+typedef struct telex_model {
+    const char *name;    /* what clients send as "model"; "*" for the catch-all */
+    bool catch_all;      /* name is "*": serves every name not configured */
+    const telex_route_t *routes; /* fallback order: try routes[0] first */
+    size_t n_routes;     /* >= 1 */
+} telex_model_t;
+
+typedef struct telex_streaming_config {
+    double keepalive_seconds;      /* ": keepalive" after this much silence; default 15 */
+    double commit_timeout_seconds; /* commit headers by then at the latest; default 5 */
+    double idle_timeout_seconds;   /* upstream silent this long after commit = dead; 60 */
+    double shutdown_grace_seconds; /* streams may run this long after SIGTERM; 10 (>= 0) */
+} telex_streaming_config_t;
+
+typedef struct telex_limits_config {
+    uint64_t max_body_bytes;         /* request body; default 1 MiB */
+    uint64_t max_header_bytes;       /* request header section; default 16 KiB */
+    uint64_t max_connections;        /* open client connections; default 10000 */
+    uint64_t max_concurrent_streams; /* running upstream requests; default 10000 */
+    uint64_t max_event_bytes;        /* one upstream SSE event; default 1 MiB */
+} telex_limits_config_t;
+
+typedef struct telex_resume_config {
+    bool enabled;             /* default true */
+    double retention_seconds; /* keep a finished stream's log this long; 300 */
+    uint64_t max_bytes;       /* per-stream log cap; default 8 MiB */
+    double grace_seconds;     /* keep upstream running after the client left; 10 (>= 0) */
+    uint64_t retry_ms;        /* SSE "retry:" sent to clients; 3000 (>= 0) */
+} telex_resume_config_t;
+
+typedef struct telex_config {
+    const char *path; /* the file loaded; NULL = built-in defaults */
+
+    const char *listen;                   /* "HOST:PORT" as given */
+    struct sockaddr_storage listen_addr;  /* ... resolved */
+    socklen_t listen_addrlen;
+    int workers;                          /* 0 = one per CPU core */
+
+    const char *tls_cert; /* both NULL, or both set (paths, readable at load) */
+    const char *tls_key;
+
+    const telex_provider_t *providers;
+    size_t n_providers;
+    const telex_model_t *models; /* file order, the "*" model included */
+    size_t n_models;
+    const telex_model_t *catch_all; /* the "*" model, or NULL */
+
+    telex_streaming_config_t streaming;
+    telex_limits_config_t limits;
+    telex_resume_config_t resume;
+
+    struct telex_config_arena *arena; /* private */
+} telex_config_t;
+
+#define TELEX_CONFIG_DEFAULT_LISTEN "127.0.0.1:8080"
+
+/*
+ * Loads the configuration. path NULL = no file: built-in defaults, i.e.
+ * provider "demo" (kind demo) and model "demo"; plus, when OPENAI_API_KEY or
+ * OPENAI_BASE_URL is set, provider "openai" and the catch-all model "*" routed
+ * to it. Then TELEX_LISTEN, TELEX_WORKERS, TELEX_TLS_CERT, TELEX_TLS_KEY are
+ * applied. Reads the environment: call before starting threads.
+ *
+ * Returns 0 and sets *out, or a negative errno and writes a one-line message
+ * to err (if err and errlen > 0): -ENOMEM; -EINVAL for anything wrong in the
+ * file or the environment; the read error (-ENOENT, -EACCES, -EISDIR...) for
+ * a file that cannot be read ("cannot read telex.yaml: No such file or
+ * directory").
+ */
+int telex_config_load(telex_config_t **out, const char *path, char *err, size_t errlen);
+
+void telex_config_free(telex_config_t *cfg);
+
+/* The config path to use: cli_path if not NULL, else $TELEX_CONFIG if set
+ * and not empty, else NULL (= built-in defaults). */
+const char *telex_config_path(const char *cli_path);
+
+/*
+ * The model that serves `name`: the one configured with exactly that name,
+ * else the catch-all "*" model, else NULL (= 404 model_not_found).
+ * Never allocates. For the upstream model name use telex_route_upstream_model.
+ */
+const telex_model_t *telex_config_find_model(const telex_config_t *cfg, const char *name);
+
+/* The provider called `name`, or NULL. */
+const telex_provider_t *telex_config_find_provider(const telex_config_t *cfg, const char *name);
+
+/* What to send upstream as "model" for a request that asked for `requested`. */
+static inline const char *telex_route_upstream_model(const telex_route_t *route,
+                                                     const char *requested)
+{
+    return route->model ? route->model : requested;
+}
+
+/*
+ * Parses "HOST:PORT" into *addr and *addrlen. Accepted: "127.0.0.1:8080",
+ * "[::1]:8080", "[fe80::1%eth0]:8080", "localhost:8080" (first address
+ * getaddrinfo gives), ":8080" and "*:8080" (all IPv4 interfaces), and a bare
+ * "8080" (127.0.0.1). Port 0..65535 (0 = any free port). Returns 0, or -EINVAL
+ * with a message in err.
+ */
+int telex_config_parse_listen(const char *hostport, struct sockaddr_storage *addr,
+                              socklen_t *addrlen, char *err, size_t errlen);
+
+/* Replaces cfg->listen (for --listen). Returns 0, -EINVAL (message in err)
+ * or -ENOMEM; cfg is unchanged on error. Not thread-safe: before serving. */
+int telex_config_set_listen(telex_config_t *cfg, const char *hostport, char *err, size_t errlen);
+
+#endif

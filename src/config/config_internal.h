@@ -1,0 +1,52 @@
+/*
+ * config/config_internal.h — shared between the files of src/config only.
+ *
+ * The arena owns every byte of a telex_config_t: allocations are linked in a
+ * list and freed together. config_yaml.c fills a config from YAML text;
+ * config.c does defaults, the environment, lookups and the public API.
+ */
+#ifndef TELEX_CONFIG_INTERNAL_H
+#define TELEX_CONFIG_INTERNAL_H
+
+#include "config/config.h"
+
+#include <stdarg.h>
+
+struct telex_config_arena;
+
+/* Zeroed memory owned by the arena; NULL when out of memory. */
+void *telex_config_alloc(struct telex_config_arena *a, size_t size);
+/* A NUL-terminated copy of s[0..n); NULL when out of memory. */
+char *telex_config_strndup(struct telex_config_arena *a, const char *s, size_t n);
+char *telex_config_strdup(struct telex_config_arena *a, const char *s);
+
+/* snprintf into err when err/errlen allow it. */
+void telex_config_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The candidate closest to `word` when it is plausibly a typo of it
+ * (edit distance <= 2 and less than the word's length), else NULL. */
+const char *telex_config_suggest(const char *word, const char *const *candidates, size_t n);
+
+/* Parses `text` (YAML, `len` bytes, from file `file`) into cfg, whose fields
+ * already hold the built-in defaults for the scalar settings. Sets providers
+ * and models if the file defines them (both, or neither: then they keep
+ * whatever cfg had). Returns 0, -EINVAL or -ENOMEM with a message in err. */
+int telex_config_parse_yaml(telex_config_t *cfg, const char *file, const char *text,
+                            size_t len, char *err, size_t errlen);
+
+/* Validates a base URL (http:// or https:// with a host, no whitespace,
+ * query or fragment) and returns an arena copy without trailing '/'.
+ * On failure returns NULL and sets *why (static text) — or *why NULL for OOM. */
+char *telex_config_base_url(struct telex_config_arena *a, const char *url, const char **why);
+
+/* 0 when `path` can be opened for reading and is not a directory, else
+ * a negative errno. */
+int telex_config_check_readable(const char *path);
+
+/* Defaults shared by the YAML and built-in paths. */
+#define TELEX_CONFIG_OPENAI_BASE_URL "https://api.openai.com/v1"
+#define TELEX_CONFIG_DEFAULT_TIMEOUT_SECONDS 10.0
+#define TELEX_CONFIG_DEFAULT_TOKENS_PER_SECOND 30.0
+
+#endif

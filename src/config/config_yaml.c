@@ -1,0 +1,971 @@
+/*
+ * config/config_yaml.c — telex.yaml → telex_config_t, with a FILE:LINE:COL
+ * message for every mistake a user can make.
+ *
+ * libyaml's document loader builds a node tree in which every node keeps its
+ * start mark (line, column); this file walks that tree against the schema
+ * written out below as code — one function per section, one table of keys per
+ * mapping — and reports the first problem at the node that has it: unknown
+ * or duplicate keys (with a did-you-mean), wrong types, out-of-range numbers,
+ * duplicate names, a model naming an undefined provider. Why not libcyaml:
+ * docs/configuration.md, "Design note".
+ *
+ * Values that may be secret (api_key, header values, the contents of an
+ * api_key_env variable) are never quoted in a message.
+ */
+#include "config/config_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+enum { PATH_LEN = 256, QUOTE_LEN = 80 };
+
+typedef struct ctx {
+    yaml_document_t *doc;
+    const char *file;
+    telex_config_t *cfg;
+    struct telex_config_arena *arena;
+    char *err;
+    size_t errlen;
+} ctx_t;
+
+/* ---- messages ---------------------------------------------------------- */
+
+static int fail(ctx_t *c, const yaml_node_t *at, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(ctx_t *c, const yaml_node_t *at, const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    telex_config_errf(c->err, c->errlen, "%s:%zu:%zu: %s%s%s", c->file, at->start_mark.line + 1,
+                      at->start_mark.column + 1, path, *path ? ": " : "", msg);
+    return -EINVAL;
+}
+
+static int oom(ctx_t *c)
+{
+    telex_config_errf(c->err, c->errlen, "out of memory");
+    return -ENOMEM;
+}
+
+/* s as a double-quoted, escaped, truncated string, for messages. */
+static const char *quote(char buf[QUOTE_LEN], const char *s)
+{
+    size_t o = 0;
+    buf[o++] = '"';
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (o > QUOTE_LEN - 8) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') {
+            o += (size_t)snprintf(buf + o, QUOTE_LEN - o, ch == '"' || ch == '\\' ? "\\%c" : "\\x%02x",
+                                  ch);
+        } else {
+            buf[o++] = (char)ch;
+        }
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return buf;
+}
+
+static void path_key(char out[PATH_LEN], const char *base, const char *key)
+{
+    snprintf(out, PATH_LEN, "%s%s%.80s", base, *base ? "." : "", key);
+}
+
+static void path_index(char out[PATH_LEN], const char *base, size_t i)
+{
+    snprintf(out, PATH_LEN, "%s[%zu]", base, i);
+}
+
+/* "a, b, c" into out (truncated with "..." if needed). */
+static const char *join_list(char *out, size_t outlen, const char *const *items, size_t n)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && o < outlen; i++) {
+        int w = snprintf(out + o, outlen - o, "%s%s", i ? ", " : "", items[i]);
+        if (w < 0 || (size_t)w >= outlen - o) {
+            if (outlen > 4)
+                memcpy(out + outlen - 4, "...", 4);
+            break;
+        }
+        o += (size_t)w;
+    }
+    return out;
+}
+
+/* ---- nodes ------------------------------------------------------------- */
+
+static yaml_node_t *node_at(ctx_t *c, int index)
+{
+    return yaml_document_get_node(c->doc, index);
+}
+
+static const char *sval(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+static bool is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *s = sval(n);
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+           !strcmp(s, "NULL");
+}
+
+/* What the user wrote, for "expected X, got Y". Only for non-secret keys. */
+static const char *describe(char buf[QUOTE_LEN], const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    case YAML_SCALAR_NODE:
+        return is_null(n) ? "nothing (null)" : quote(buf, sval(n));
+    default:
+        return "nothing";
+    }
+}
+
+static size_t n_pairs(const yaml_node_t *map)
+{
+    return (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+}
+
+static size_t n_items(const yaml_node_t *seq)
+{
+    return (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+}
+
+/* Every key of `map` is a string, appears once, and is one of `keys`. */
+static int check_keys(ctx_t *c, const yaml_node_t *map, const char *path,
+                      const char *const *keys, size_t nkeys)
+{
+    char kp[PATH_LEN], q[QUOTE_LEN], list[256];
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = node_at(c, p->key);
+        if (k->type != YAML_SCALAR_NODE || is_null(k) ||
+            strlen(sval(k)) != k->data.scalar.length)
+            return fail(c, k, path, "keys must be plain strings");
+        path_key(kp, path, sval(k));
+        for (yaml_node_pair_t *p2 = map->data.mapping.pairs.start; p2 < p; p2++) {
+            yaml_node_t *k2 = node_at(c, p2->key);
+            if (strcmp(sval(k2), sval(k)) == 0)
+                return fail(c, k, kp, "duplicate key (first at line %zu)",
+                            k2->start_mark.line + 1);
+        }
+        bool known = false;
+        for (size_t i = 0; i < nkeys && !known; i++)
+            known = strcmp(keys[i], sval(k)) == 0;
+        if (!known) {
+            const char *s = telex_config_suggest(sval(k), keys, nkeys);
+            if (s)
+                return fail(c, k, kp, "unknown key; did you mean %s?", quote(q, s));
+            return fail(c, k, kp, "unknown key (valid here: %s)",
+                        join_list(list, sizeof list, keys, nkeys));
+        }
+    }
+    return 0;
+}
+
+/* The value of `key` in `map` (keys already checked unique), or NULL. */
+static yaml_node_t *get(ctx_t *c, const yaml_node_t *map, const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = node_at(c, p->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp(sval(k), key) == 0)
+            return node_at(c, p->value);
+    }
+    return NULL;
+}
+
+/* The key node of `key` in `map`, for errors about the key itself. */
+static yaml_node_t *get_key(ctx_t *c, const yaml_node_t *map, const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = node_at(c, p->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp(sval(k), key) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+/* 1 when v is a mapping, 0 when absent or null (= not configured), <0 error. */
+static int as_mapping(ctx_t *c, const yaml_node_t *v, const char *path, const char *hint)
+{
+    char d[QUOTE_LEN];
+    if (!v || is_null(v))
+        return 0;
+    if (v->type != YAML_MAPPING_NODE)
+        return fail(c, v, path, "expected a mapping (%s), got %s", hint, describe(d, v));
+    return 1;
+}
+
+/* ---- typed scalars ----------------------------------------------------- */
+
+enum { STR_ALLOW_EMPTY = 1 };
+
+/* A string: any scalar without NUL or control characters except TAB. With
+ * STR_ALLOW_EMPTY, null and "" give "". Never quotes the value (it may be a
+ * secret). */
+static int read_str(ctx_t *c, const yaml_node_t *v, const char *path, unsigned flags,
+                    const char **out)
+{
+    char d[QUOTE_LEN];
+    if (v->type != YAML_SCALAR_NODE)
+        return fail(c, v, path, "expected a string, got %s", describe(d, v));
+    if (is_null(v)) {
+        if (!(flags & STR_ALLOW_EMPTY))
+            return fail(c, v, path, "missing value (expected a string)");
+        *out = "";
+        return 0;
+    }
+    const char *s = sval(v);
+    size_t len = v->data.scalar.length;
+    if (strlen(s) != len)
+        return fail(c, v, path, "must not contain NUL bytes");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return fail(c, v, path, "must not contain line breaks or control characters");
+    }
+    if (len == 0 && !(flags & STR_ALLOW_EMPTY))
+        return fail(c, v, path, "must not be empty");
+    char *copy = telex_config_strndup(c->arena, s, len);
+    if (!copy)
+        return oom(c);
+    *out = copy;
+    return 0;
+}
+
+/* The text of a plain (unquoted) scalar that should be a number or bool. */
+static int plain_text(ctx_t *c, const yaml_node_t *v, const char *path, const char *what,
+                      const char **text)
+{
+    char d[QUOTE_LEN];
+    if (v->type != YAML_SCALAR_NODE || is_null(v))
+        return fail(c, v, path, "expected %s, got %s", what, describe(d, v));
+    if (v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return fail(c, v, path, "expected %s, got the quoted string %s (remove the quotes)", what,
+                    quote(d, sval(v)));
+    *text = sval(v);
+    return 0;
+}
+
+#define SECONDS_MAX 1e6
+
+static int read_double(ctx_t *c, const yaml_node_t *v, const char *path, double min,
+                       bool min_exclusive, double max, double *out)
+{
+    const char *t;
+    char d[QUOTE_LEN];
+    int rc = plain_text(c, v, path, "a number", &t);
+    if (rc < 0)
+        return rc;
+    char *end;
+    errno = 0;
+    double x = strtod(t, &end);
+    if (!*t || strspn(t, "0123456789+-.eE") != strlen(t) || *end || errno == ERANGE ||
+        !isfinite(x))
+        return fail(c, v, path, "expected a number, got %s", quote(d, t));
+    if (min_exclusive ? !(x > min) : !(x >= min))
+        return fail(c, v, path, "must be %s %.10g, got %s",
+                    min_exclusive ? "greater than" : "at least", min, t);
+    if (x > max)
+        return fail(c, v, path, "must be at most %.10g, got %s", max, t);
+    *out = x;
+    return 0;
+}
+
+static int read_uint(ctx_t *c, const yaml_node_t *v, const char *path, uint64_t min,
+                     uint64_t max, uint64_t *out)
+{
+    const char *t;
+    char d[QUOTE_LEN];
+    int rc = plain_text(c, v, path, "an integer", &t);
+    if (rc < 0)
+        return rc;
+    const char *digits = t[0] == '+' || t[0] == '-' ? t + 1 : t;
+    if (!*digits || strspn(digits, "0123456789") != strlen(digits))
+        return fail(c, v, path, "expected an integer, got %s", quote(d, t));
+    errno = 0;
+    unsigned long long x = strtoull(digits, NULL, 10);
+    if (t[0] == '-' && x != 0)
+        return fail(c, v, path, "must be at least %" PRIu64 ", got %s", min, t);
+    if (errno == ERANGE || x > max)
+        return fail(c, v, path, "must be at most %" PRIu64 ", got %s", max, t);
+    if (x < min)
+        return fail(c, v, path, "must be at least %" PRIu64 ", got %s", min, t);
+    *out = x;
+    return 0;
+}
+
+/* A byte count: an integer, optionally followed by B, KB, MB, GB (powers of
+ * 1000) or KiB, MiB, GiB (powers of 1024), e.g. 1048576, 1MiB, "512 KiB". */
+static int read_bytes(ctx_t *c, const yaml_node_t *v, const char *path, uint64_t min,
+                      uint64_t max, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {{"", 1},           {"B", 1},           {"KB", 1000},
+                 {"MB", 1000000},   {"GB", 1000000000}, {"KiB", 1024},
+                 {"MiB", 1u << 20}, {"GiB", 1u << 30}};
+    const char *t;
+    char d[QUOTE_LEN];
+    int rc = plain_text(c, v, path, "a size in bytes", &t);
+    if (rc < 0)
+        return rc;
+    size_t nd = strspn(t, "0123456789");
+    const char *unit = t + nd;
+    while (*unit == ' ')
+        unit++;
+    uint64_t mult = 0;
+    for (size_t i = 0; i < sizeof units / sizeof units[0] && nd > 0; i++)
+        if (strcmp(unit, units[i].unit) == 0)
+            mult = units[i].mult;
+    if (!mult) {
+        if (t[0] == '-')
+            return fail(c, v, path, "must be at least %" PRIu64 ", got %s", min, t);
+        return fail(c, v, path,
+                    "expected a size in bytes (e.g. 1048576, 1MiB, 512KiB), got %s",
+                    quote(d, t));
+    }
+    errno = 0;
+    unsigned long long x = strtoull(t, NULL, 10);
+    if (errno == ERANGE || x > max / mult)
+        return fail(c, v, path, "must be at most %" PRIu64 " bytes, got %s", max, t);
+    x *= mult;
+    if (x < min)
+        return fail(c, v, path, "must be at least %" PRIu64 " bytes, got %s", min, t);
+    *out = x;
+    return 0;
+}
+
+static int read_bool(ctx_t *c, const yaml_node_t *v, const char *path, bool *out)
+{
+    const char *t;
+    char d[QUOTE_LEN];
+    int rc = plain_text(c, v, path, "true or false", &t);
+    if (rc < 0)
+        return rc;
+    if (!strcmp(t, "true") || !strcmp(t, "True") || !strcmp(t, "TRUE"))
+        *out = true;
+    else if (!strcmp(t, "false") || !strcmp(t, "False") || !strcmp(t, "FALSE"))
+        *out = false;
+    else
+        return fail(c, v, path, "expected true or false, got %s", quote(d, t));
+    return 0;
+}
+
+/* Helpers for "key absent → keep default". */
+#define FIELD(map, key, base, reader, ...)                                                       \
+    do {                                                                                         \
+        yaml_node_t *v_ = get(c, (map), (key));                                                  \
+        if (v_) {                                                                                \
+            char p_[PATH_LEN];                                                                   \
+            path_key(p_, (base), (key));                                                         \
+            int rc_ = reader(c, v_, p_, __VA_ARGS__);                                            \
+            if (rc_ < 0)                                                                         \
+                return rc_;                                                                      \
+        }                                                                                        \
+    } while (0)
+
+/* ---- sections ---------------------------------------------------------- */
+
+static int parse_tls(ctx_t *c, const yaml_node_t *v)
+{
+    static const char *const keys[] = {"cert", "key"};
+    int rc = as_mapping(c, v, "tls", "cert: and key:");
+    if (rc <= 0)
+        return rc;
+    if ((rc = check_keys(c, v, "tls", keys, 2)) < 0)
+        return rc;
+    const char *vals[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        yaml_node_t *n = get(c, v, keys[i]);
+        if (!n)
+            continue;
+        char p[PATH_LEN];
+        path_key(p, "tls", keys[i]);
+        if ((rc = read_str(c, n, p, 0, &vals[i])) < 0)
+            return rc;
+        if ((rc = telex_config_check_readable(vals[i])) < 0) {
+            char q[QUOTE_LEN];
+            return fail(c, n, p, "cannot read %s: %s", quote(q, vals[i]), strerror(-rc));
+        }
+    }
+    if (!vals[0] != !vals[1])
+        return fail(c, v, "tls", "%s is set but %s is not (give both, or neither)",
+                    vals[0] ? "cert" : "key", vals[0] ? "key" : "cert");
+    c->cfg->tls_cert = vals[0];
+    c->cfg->tls_key = vals[1];
+    return 0;
+}
+
+static int parse_streaming(ctx_t *c, const yaml_node_t *v)
+{
+    static const char *const keys[] = {"keepalive_seconds", "commit_timeout_seconds",
+                                       "idle_timeout_seconds", "shutdown_grace_seconds"};
+    const char *P = "streaming";
+    telex_streaming_config_t *s = &c->cfg->streaming;
+    int rc = as_mapping(c, v, P, "keepalive_seconds:, ...");
+    if (rc <= 0)
+        return rc;
+    if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
+        return rc;
+    FIELD(v, "keepalive_seconds", P, read_double, 0, true, SECONDS_MAX, &s->keepalive_seconds);
+    FIELD(v, "commit_timeout_seconds", P, read_double, 0, true, SECONDS_MAX,
+          &s->commit_timeout_seconds);
+    FIELD(v, "idle_timeout_seconds", P, read_double, 0, true, SECONDS_MAX,
+          &s->idle_timeout_seconds);
+    FIELD(v, "shutdown_grace_seconds", P, read_double, 0, false, SECONDS_MAX,
+          &s->shutdown_grace_seconds);
+    return 0;
+}
+
+#define BYTES_MAX (UINT64_C(1) << 40)
+#define COUNT_MAX UINT64_C(100000000)
+
+static int parse_limits(ctx_t *c, const yaml_node_t *v)
+{
+    static const char *const keys[] = {"max_body_bytes", "max_header_bytes", "max_connections",
+                                       "max_concurrent_streams", "max_event_bytes"};
+    const char *P = "limits";
+    telex_limits_config_t *l = &c->cfg->limits;
+    int rc = as_mapping(c, v, P, "max_body_bytes:, ...");
+    if (rc <= 0)
+        return rc;
+    if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
+        return rc;
+    FIELD(v, "max_body_bytes", P, read_bytes, 1, BYTES_MAX, &l->max_body_bytes);
+    FIELD(v, "max_header_bytes", P, read_bytes, 1, BYTES_MAX, &l->max_header_bytes);
+    FIELD(v, "max_connections", P, read_uint, 1, COUNT_MAX, &l->max_connections);
+    FIELD(v, "max_concurrent_streams", P, read_uint, 1, COUNT_MAX, &l->max_concurrent_streams);
+    FIELD(v, "max_event_bytes", P, read_bytes, 1, BYTES_MAX, &l->max_event_bytes);
+    return 0;
+}
+
+static int parse_resume(ctx_t *c, const yaml_node_t *v)
+{
+    static const char *const keys[] = {"enabled", "retention_seconds", "max_bytes",
+                                       "grace_seconds", "retry_ms"};
+    const char *P = "resume";
+    telex_resume_config_t *r = &c->cfg->resume;
+    int rc = as_mapping(c, v, P, "enabled:, ...");
+    if (rc <= 0)
+        return rc;
+    if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
+        return rc;
+    FIELD(v, "enabled", P, read_bool, &r->enabled);
+    FIELD(v, "retention_seconds", P, read_double, 0, false, SECONDS_MAX, &r->retention_seconds);
+    FIELD(v, "max_bytes", P, read_bytes, 1, BYTES_MAX, &r->max_bytes);
+    FIELD(v, "grace_seconds", P, read_double, 0, false, SECONDS_MAX, &r->grace_seconds);
+    FIELD(v, "retry_ms", P, read_uint, 0, 86400000, &r->retry_ms);
+    return 0;
+}
+
+/* ---- providers --------------------------------------------------------- */
+
+#define KIND(k) (1u << (k))
+#define ALL_KINDS ((1u << TELEX_PROVIDER_KIND_COUNT) - 1)
+
+/* The keys a provider accepts, and for which kinds. */
+static const char *const provider_keys[] = {"name",        "kind",            "base_url",
+                                            "api_key",     "api_key_env",     "timeout_seconds",
+                                            "headers",     "tokens_per_second"};
+static const unsigned provider_key_kinds[] = {
+    ALL_KINDS,           ALL_KINDS,           KIND(TELEX_PROVIDER_OPENAI),
+    KIND(TELEX_PROVIDER_OPENAI), KIND(TELEX_PROVIDER_OPENAI), KIND(TELEX_PROVIDER_OPENAI),
+    KIND(TELEX_PROVIDER_OPENAI), KIND(TELEX_PROVIDER_DEMO)};
+_Static_assert(sizeof provider_keys / sizeof provider_keys[0] ==
+                   sizeof provider_key_kinds / sizeof provider_key_kinds[0],
+               "one kinds mask per provider key");
+#define N_PROVIDER_KEYS (sizeof provider_keys / sizeof provider_keys[0])
+
+static bool is_token_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int parse_headers(ctx_t *c, const yaml_node_t *v, const char *base,
+                         telex_provider_t *prov, const yaml_node_t *api_key_node)
+{
+    static const char *const reserved[] = {"host", "content-length", "transfer-encoding",
+                                           "connection"};
+    char path[PATH_LEN];
+    path_key(path, base, "headers");
+    int rc = as_mapping(c, v, path, "Header-Name: value");
+    if (rc <= 0)
+        return rc;
+    size_t n = n_pairs(v);
+    telex_header_t *h = n ? telex_config_alloc(c->arena, n * sizeof(*h)) : NULL;
+    if (n && !h)
+        return oom(c);
+    size_t i = 0;
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+         p++, i++) {
+        yaml_node_t *k = node_at(c, p->key);
+        if (k->type != YAML_SCALAR_NODE || is_null(k) ||
+            strlen(sval(k)) != k->data.scalar.length)
+            return fail(c, k, path, "header names must be plain strings");
+        const char *name = sval(k);
+        char hp[PATH_LEN];
+        path_key(hp, path, name);
+        for (const char *s = name; *s; s++)
+            if (!is_token_char((unsigned char)*s))
+                return fail(c, k, hp, "not a valid HTTP header name");
+        for (size_t j = 0; j < i; j++)
+            if (strcasecmp(h[j].name, name) == 0)
+                return fail(c, k, hp, "duplicate header (header names ignore case)");
+        for (size_t j = 0; j < sizeof reserved / sizeof reserved[0]; j++)
+            if (strcasecmp(reserved[j], name) == 0)
+                return fail(c, k, hp, "telex sets this header itself; it cannot be configured");
+        if (api_key_node && strcasecmp(name, "authorization") == 0)
+            return fail(c, k, hp,
+                        "conflicts with api_key/api_key_env (which sends Authorization: Bearer); "
+                        "use one or the other");
+        if (!(h[i].name = telex_config_strdup(c->arena, name)))
+            return oom(c);
+        if ((rc = read_str(c, node_at(c, p->value), hp, STR_ALLOW_EMPTY,
+                           &h[i].value)) < 0)
+            return rc;
+    }
+    prov->headers = h;
+    prov->n_headers = n;
+    return 0;
+}
+
+/* Which provider in seq[0..i) is called `name`; its name node, or NULL. */
+static const yaml_node_t *earlier_name(ctx_t *c, const yaml_node_t *seq, size_t i,
+                                       const char *name)
+{
+    for (size_t j = 0; j < i; j++) {
+        yaml_node_t *item = node_at(c, seq->data.sequence.items.start[j]);
+        yaml_node_t *n = get(c, item, "name");
+        if (n && n->type == YAML_SCALAR_NODE && strcmp(sval(n), name) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+static int parse_api_key(ctx_t *c, const yaml_node_t *item, const char *base,
+                         telex_provider_t *prov)
+{
+    char p[PATH_LEN], q[QUOTE_LEN];
+    yaml_node_t *lit = get(c, item, "api_key");
+    yaml_node_t *env = get(c, item, "api_key_env");
+    int rc;
+    if (lit && env) {
+        path_key(p, base, "api_key_env");
+        return fail(c, get_key(c, item, "api_key_env"), p,
+                    "give api_key or api_key_env, not both");
+    }
+    if (lit) {
+        path_key(p, base, "api_key");
+        return read_str(c, lit, p, 0, &prov->api_key);
+    }
+    if (!env)
+        return 0;
+    path_key(p, base, "api_key_env");
+    const char *var;
+    if ((rc = read_str(c, env, p, 0, &var)) < 0)
+        return rc;
+    const char *val = getenv(var);
+    if (!val || !*val)
+        return fail(c, env, p, "environment variable %s is not set", quote(q, var));
+    for (const char *s = val; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return fail(c, env, p, "environment variable %s contains control characters",
+                        quote(q, var));
+    if (!(prov->api_key = telex_config_strdup(c->arena, val)))
+        return oom(c);
+    return 0;
+}
+
+static int parse_provider(ctx_t *c, const yaml_node_t *seq, size_t i, telex_provider_t *prov)
+{
+    char base[PATH_LEN], p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN], list[256];
+    yaml_node_t *item = node_at(c, seq->data.sequence.items.start[i]);
+    int rc;
+    path_index(base, "providers", i);
+    if (item->type != YAML_MAPPING_NODE)
+        return fail(c, item, base, "expected a mapping (name:, kind:, ...), got %s",
+                    describe(d, item));
+    if ((rc = check_keys(c, item, base, provider_keys, N_PROVIDER_KEYS)) < 0)
+        return rc;
+
+    yaml_node_t *name = get(c, item, "name");
+    if (!name)
+        return fail(c, item, base, "missing required key \"name\"");
+    path_key(p, base, "name");
+    if ((rc = read_str(c, name, p, 0, &prov->name)) < 0)
+        return rc;
+    const yaml_node_t *first = earlier_name(c, seq, i, prov->name);
+    if (first)
+        return fail(c, name, p, "duplicate provider name %s (first at line %zu)",
+                    quote(q, prov->name), first->start_mark.line + 1);
+
+    const char *kinds[TELEX_PROVIDER_KIND_COUNT];
+    for (int k = 0; k < TELEX_PROVIDER_KIND_COUNT; k++)
+        kinds[k] = telex_provider_kind_name((telex_provider_kind_t)k);
+    yaml_node_t *kind = get(c, item, "kind");
+    if (!kind)
+        return fail(c, item, base, "missing required key \"kind\" (one of: %s)",
+                    join_list(list, sizeof list, kinds, TELEX_PROVIDER_KIND_COUNT));
+    path_key(p, base, "kind");
+    const char *ks;
+    if ((rc = read_str(c, kind, p, 0, &ks)) < 0)
+        return rc;
+    int kix = -1;
+    for (int k = 0; k < TELEX_PROVIDER_KIND_COUNT; k++)
+        if (strcmp(kinds[k], ks) == 0)
+            kix = k;
+    if (kix < 0) {
+        const char *s = telex_config_suggest(ks, kinds, TELEX_PROVIDER_KIND_COUNT);
+        if (s)
+            return fail(c, kind, p, "unknown provider kind %s; did you mean \"%s\"?",
+                        quote(q, ks), s);
+        return fail(c, kind, p, "unknown provider kind %s (known kinds: %s)", quote(q, ks),
+                    join_list(list, sizeof list, kinds, TELEX_PROVIDER_KIND_COUNT));
+    }
+    prov->kind = (telex_provider_kind_t)kix;
+
+    /* Keys that exist, but not for this kind. */
+    for (yaml_node_pair_t *pp = item->data.mapping.pairs.start;
+         pp < item->data.mapping.pairs.top; pp++) {
+        yaml_node_t *k = node_at(c, pp->key);
+        for (size_t j = 0; j < N_PROVIDER_KEYS; j++) {
+            if (strcmp(provider_keys[j], sval(k)) != 0 || (provider_key_kinds[j] & KIND(kix)))
+                continue;
+            path_key(p, base, sval(k));
+            const char *valid_for[TELEX_PROVIDER_KIND_COUNT];
+            size_t nv = 0;
+            for (int kk = 0; kk < TELEX_PROVIDER_KIND_COUNT; kk++)
+                if (provider_key_kinds[j] & KIND(kk))
+                    valid_for[nv++] = kinds[kk];
+            return fail(c, k, p, "not used by kind %s (only by: %s)", kinds[kix],
+                        join_list(list, sizeof list, valid_for, nv));
+        }
+    }
+
+    prov->timeout_seconds = TELEX_CONFIG_DEFAULT_TIMEOUT_SECONDS;
+    prov->tokens_per_second = TELEX_CONFIG_DEFAULT_TOKENS_PER_SECOND;
+    FIELD(item, "timeout_seconds", base, read_double, 0, true, SECONDS_MAX,
+          &prov->timeout_seconds);
+    FIELD(item, "tokens_per_second", base, read_double, 0, true, 1e6, &prov->tokens_per_second);
+
+    if (prov->kind == TELEX_PROVIDER_OPENAI) {
+        prov->base_url = TELEX_CONFIG_OPENAI_BASE_URL;
+        yaml_node_t *url = get(c, item, "base_url");
+        if (url) {
+            const char *s, *why = NULL;
+            path_key(p, base, "base_url");
+            if ((rc = read_str(c, url, p, 0, &s)) < 0)
+                return rc;
+            if (!(prov->base_url = telex_config_base_url(c->arena, s, &why)))
+                return why ? fail(c, url, p, "%s (e.g. https://api.openai.com/v1)", why)
+                           : oom(c);
+        }
+        if ((rc = parse_api_key(c, item, base, prov)) < 0)
+            return rc;
+        yaml_node_t *keynode = get(c, item, "api_key");
+        if (!keynode)
+            keynode = get(c, item, "api_key_env");
+        if ((rc = parse_headers(c, get(c, item, "headers"), base, prov, keynode)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_providers(ctx_t *c, const yaml_node_t *v, telex_provider_t **out, size_t *n)
+{
+    char d[QUOTE_LEN];
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(c, v, "providers", "expected a list of providers (- name: ...), got %s",
+                    describe(d, v));
+    *n = n_items(v);
+    if (*n == 0)
+        return fail(c, v, "providers", "the list is empty; define at least one provider");
+    telex_provider_t *p = telex_config_alloc(c->arena, *n * sizeof(*p));
+    if (!p)
+        return oom(c);
+    for (size_t i = 0; i < *n; i++) {
+        int rc = parse_provider(c, v, i, &p[i]);
+        if (rc < 0)
+            return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+/* ---- models ------------------------------------------------------------ */
+
+static int parse_route(ctx_t *c, const yaml_node_t *item, const char *base,
+                       const telex_model_t *model, const char *const *provider_names,
+                       telex_route_t *r)
+{
+    static const char *const keys[] = {"provider", "model", "input_price_per_mtok",
+                                       "output_price_per_mtok"};
+    char p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN], list[256];
+    const yaml_node_t *pv;
+    int rc;
+    if (item->type == YAML_SCALAR_NODE) { /* shorthand: just the provider's name */
+        pv = item;
+        snprintf(p, sizeof p, "%s", base);
+    } else if (item->type == YAML_MAPPING_NODE) {
+        if ((rc = check_keys(c, item, base, keys, sizeof keys / sizeof keys[0])) < 0)
+            return rc;
+        if (!(pv = get(c, item, "provider")))
+            return fail(c, item, base, "missing required key \"provider\"");
+        path_key(p, base, "provider");
+    } else {
+        return fail(c, item, base, "expected a provider name or a mapping (provider:, model:), got %s",
+                    describe(d, item));
+    }
+    const char *pname;
+    if ((rc = read_str(c, pv, p, 0, &pname)) < 0)
+        return rc;
+    r->provider = telex_config_find_provider(c->cfg, pname);
+    if (!r->provider) {
+        const char *s = telex_config_suggest(pname, provider_names, c->cfg->n_providers);
+        if (s)
+            return fail(c, pv, p, "unknown provider %s; did you mean \"%s\"?", quote(q, pname), s);
+        return fail(c, pv, p, "unknown provider %s (defined providers: %s)", quote(q, pname),
+                    join_list(list, sizeof list, provider_names, c->cfg->n_providers));
+    }
+    r->model = model->catch_all ? NULL : model->name;
+    if (item->type == YAML_MAPPING_NODE) {
+        FIELD(item, "model", base, read_str, 0, &r->model);
+        FIELD(item, "input_price_per_mtok", base, read_double, 0, false, 1e6,
+              &r->input_price_per_mtok);
+        FIELD(item, "output_price_per_mtok", base, read_double, 0, false, 1e6,
+              &r->output_price_per_mtok);
+    }
+    return 0;
+}
+
+static int parse_model(ctx_t *c, const yaml_node_t *seq, size_t i,
+                       const char *const *provider_names, telex_model_t *m)
+{
+    static const char *const keys[] = {"name", "providers"};
+    char base[PATH_LEN], p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN];
+    yaml_node_t *item = node_at(c, seq->data.sequence.items.start[i]);
+    int rc;
+    path_index(base, "models", i);
+    if (item->type != YAML_MAPPING_NODE)
+        return fail(c, item, base, "expected a mapping (name:, providers:), got %s",
+                    describe(d, item));
+    if ((rc = check_keys(c, item, base, keys, 2)) < 0)
+        return rc;
+    yaml_node_t *name = get(c, item, "name");
+    if (!name)
+        return fail(c, item, base, "missing required key \"name\"");
+    path_key(p, base, "name");
+    if ((rc = read_str(c, name, p, 0, &m->name)) < 0)
+        return rc;
+    const yaml_node_t *first = earlier_name(c, seq, i, m->name);
+    if (first)
+        return fail(c, name, p, "duplicate model name %s (first at line %zu)", quote(q, m->name),
+                    first->start_mark.line + 1);
+    m->catch_all = strcmp(m->name, "*") == 0;
+
+    yaml_node_t *routes = get(c, item, "providers");
+    path_key(p, base, "providers");
+    if (!routes)
+        return fail(c, item, base, "missing required key \"providers\" (the providers that "
+                                   "serve this model, in fallback order)");
+    if (routes->type != YAML_SEQUENCE_NODE)
+        return fail(c, routes, p, "expected a list (- provider: ...), got %s",
+                    describe(d, routes));
+    size_t n = n_items(routes);
+    if (n == 0)
+        return fail(c, routes, p, "the list is empty; give at least one provider");
+    telex_route_t *r = telex_config_alloc(c->arena, n * sizeof(*r));
+    if (!r)
+        return oom(c);
+    for (size_t j = 0; j < n; j++) {
+        char rp[PATH_LEN];
+        path_index(rp, p, j);
+        if ((rc = parse_route(c, node_at(c, routes->data.sequence.items.start[j]), rp, m,
+                              provider_names, &r[j])) < 0)
+            return rc;
+    }
+    m->routes = r;
+    m->n_routes = n;
+    return 0;
+}
+
+static int parse_models(ctx_t *c, const yaml_node_t *v, telex_model_t **out, size_t *n)
+{
+    char d[QUOTE_LEN];
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(c, v, "models", "expected a list of models (- name: ...), got %s",
+                    describe(d, v));
+    *n = n_items(v);
+    if (*n == 0)
+        return fail(c, v, "models", "the list is empty; define at least one model");
+    telex_model_t *m = telex_config_alloc(c->arena, *n * sizeof(*m));
+    const char **names = telex_config_alloc(c->arena, c->cfg->n_providers * sizeof(*names));
+    if (!m || !names)
+        return oom(c);
+    for (size_t i = 0; i < c->cfg->n_providers; i++)
+        names[i] = c->cfg->providers[i].name;
+    for (size_t i = 0; i < *n; i++) {
+        int rc = parse_model(c, v, i, names, &m[i]);
+        if (rc < 0)
+            return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+/* ---- the document ------------------------------------------------------ */
+
+static int parse_root(ctx_t *c, const yaml_node_t *root)
+{
+    static const char *const keys[] = {"listen",    "workers",   "tls",    "providers",
+                                       "models",    "streaming", "limits", "resume"};
+    telex_config_t *cfg = c->cfg;
+    int rc;
+    if (!root || is_null(root))
+        return 0; /* an empty file: all defaults */
+    if (root->type != YAML_MAPPING_NODE) {
+        char d[QUOTE_LEN];
+        return fail(c, root, "", "the top level must be a mapping (listen:, providers:, "
+                                 "models:, ...), got %s", describe(d, root));
+    }
+    if ((rc = check_keys(c, root, "", keys, sizeof keys / sizeof keys[0])) < 0)
+        return rc;
+
+    yaml_node_t *v;
+    if ((v = get(c, root, "listen"))) {
+        const char *s;
+        char why[256];
+        if ((rc = read_str(c, v, "listen", 0, &s)) < 0)
+            return rc;
+        if ((rc = telex_config_set_listen(cfg, s, why, sizeof why)) < 0)
+            return rc == -ENOMEM ? oom(c) : fail(c, v, "listen", "%s", why);
+    }
+    uint64_t workers = (uint64_t)cfg->workers;
+    FIELD(root, "workers", "", read_uint, 0, 1024, &workers);
+    cfg->workers = (int)workers;
+    if ((rc = parse_tls(c, get(c, root, "tls"))) < 0 ||
+        (rc = parse_streaming(c, get(c, root, "streaming"))) < 0 ||
+        (rc = parse_limits(c, get(c, root, "limits"))) < 0 ||
+        (rc = parse_resume(c, get(c, root, "resume"))) < 0)
+        return rc;
+
+    yaml_node_t *pv = get(c, root, "providers"), *mv = get(c, root, "models");
+    if (pv && is_null(pv))
+        pv = NULL;
+    if (mv && is_null(mv))
+        mv = NULL;
+    if (pv && !mv)
+        return fail(c, get_key(c, root, "providers"), "providers",
+                    "given without models: a file that defines providers must define the "
+                    "models they serve");
+    if (mv && !pv)
+        return fail(c, get_key(c, root, "models"), "models",
+                    "given without providers: a file that defines models must define the "
+                    "providers they use (the built-in demo provider is: - name: demo, "
+                    "kind: demo)");
+    if (pv) {
+        telex_provider_t *providers;
+        telex_model_t *models;
+        size_t np, nm;
+        if ((rc = parse_providers(c, pv, &providers, &np)) < 0)
+            return rc;
+        cfg->providers = providers;
+        cfg->n_providers = np;
+        if ((rc = parse_models(c, mv, &models, &nm)) < 0)
+            return rc;
+        cfg->models = models;
+        cfg->n_models = nm;
+    }
+    return 0;
+}
+
+static int syntax_error(ctx_t *c, const yaml_parser_t *parser, const char *text, size_t len)
+{
+    if (parser->error == YAML_MEMORY_ERROR)
+        return oom(c);
+    size_t line = parser->problem_mark.line + 1, col = parser->problem_mark.column + 1;
+    if (parser->error == YAML_READER_ERROR) { /* only an offset is known */
+        line = 1;
+        col = 1;
+        for (size_t i = 0; i < parser->problem_offset && i < len; i++) {
+            if (text[i] == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+    }
+    const char *problem = parser->problem ? parser->problem : "syntax error";
+    if (parser->context)
+        telex_config_errf(c->err, c->errlen, "%s:%zu:%zu: invalid YAML: %s (%s at line %zu)",
+                          c->file, line, col, problem, parser->context,
+                          parser->context_mark.line + 1);
+    else
+        telex_config_errf(c->err, c->errlen, "%s:%zu:%zu: invalid YAML: %s", c->file, line, col,
+                          problem);
+    return -EINVAL;
+}
+
+int telex_config_parse_yaml(telex_config_t *cfg, const char *file, const char *text, size_t len,
+                            char *err, size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc, extra;
+    ctx_t c = {.doc = &doc, .file = file, .cfg = cfg, .arena = cfg->arena, .err = err,
+               .errlen = errlen};
+    int rc;
+    if (!yaml_parser_initialize(&parser))
+        return oom(&c);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = syntax_error(&c, &parser, text, len);
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    rc = parse_root(&c, yaml_document_get_root_node(&doc));
+    if (rc == 0 && yaml_document_get_root_node(&doc)) {
+        if (!yaml_parser_load(&parser, &extra)) {
+            rc = syntax_error(&c, &parser, text, len);
+        } else {
+            yaml_node_t *r2 = yaml_document_get_root_node(&extra);
+            if (r2) {
+                c.doc = &extra;
+                rc = fail(&c, r2, "", "a second YAML document; telex.yaml holds exactly one");
+            }
+            yaml_document_delete(&extra);
+        }
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
+}

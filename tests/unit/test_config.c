@@ -1,0 +1,872 @@
+/*
+ * tests/unit/test_config.c — the configuration module as a user meets it:
+ * built-in defaults, environment overrides, a full telex.yaml, and the exact
+ * one-line message (FILE:LINE:COL: key.path: what) for each mistake.
+ *
+ * Every test writes its YAML into a fresh mkdtemp directory and clears the
+ * environment variables telex reads, so the caller's environment (say, a
+ * real OPENAI_API_KEY) cannot change the outcome.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+
+static char dir[64];
+static char yaml_path[128];
+
+static const char *const env_names[] = {
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "TELEX_LISTEN",   "TELEX_WORKERS",
+    "TELEX_TLS_CERT", "TELEX_TLS_KEY",   "TELEX_CONFIG",   "TELEX_TEST_KEY",
+};
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/telex-config-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(yaml_path, sizeof yaml_path, "%s/telex.yaml", dir);
+    for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++)
+        unsetenv(env_names[i]);
+    return 0;
+}
+
+static const char *const made_files[] = {"telex.yaml", "cert.pem", "key.pem"};
+
+static int teardown(void **state)
+{
+    (void)state;
+    char p[160];
+    for (size_t i = 0; i < sizeof made_files / sizeof made_files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, made_files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    return 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Writes telex.yaml and loads it; asserts success. */
+static telex_config_t *load_ok(const char *yaml)
+{
+    telex_config_t *cfg = NULL;
+    char err[512] = "";
+    write_file(yaml_path, yaml);
+    int rc = telex_config_load(&cfg, yaml_path, err, sizeof err);
+    if (rc != 0)
+        fail_msg("load failed (%d): %s", rc, err);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+/* Writes telex.yaml, loads it, expects -EINVAL and err == "<path>" + suffix.
+ * Prints a mismatch and returns false, so one run shows every mismatch. */
+static bool expect_error(const char *yaml, const char *suffix)
+{
+    telex_config_t *cfg = (telex_config_t *)1;
+    char err[512] = "", want[700];
+    write_file(yaml_path, yaml);
+    int rc = telex_config_load(&cfg, yaml_path, err, sizeof err);
+    snprintf(want, sizeof want, "%s%s", yaml_path, suffix);
+    if (cfg != NULL || rc != -EINVAL || strcmp(err, want) != 0) {
+        print_error("for YAML:\n%s\nwant (-EINVAL) %s\ngot  (%d) %s\n\n", yaml, want, rc, err);
+        return false;
+    }
+    return true;
+}
+
+static const char *ip_of(const telex_config_t *cfg, char *buf, size_t n, unsigned *port)
+{
+    const struct sockaddr_storage *ss = &cfg->listen_addr;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+        *port = ntohs(sin->sin_port);
+        return inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)n);
+    }
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+    *port = ntohs(sin6->sin6_port);
+    return inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)n);
+}
+
+/* ---- built-in defaults ------------------------------------------------- */
+
+static void test_defaults_without_file(void **state)
+{
+    (void)state;
+    telex_config_t *cfg = NULL;
+    char err[256] = "x";
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_null(cfg->path);
+    assert_string_equal(cfg->listen, "127.0.0.1:8080");
+    char ip[64];
+    unsigned port;
+    assert_string_equal(ip_of(cfg, ip, sizeof ip, &port), "127.0.0.1");
+    assert_int_equal(port, 8080);
+    assert_int_equal(cfg->listen_addrlen, sizeof(struct sockaddr_in));
+    assert_int_equal(cfg->workers, 0);
+    assert_null(cfg->tls_cert);
+    assert_null(cfg->tls_key);
+
+    assert_int_equal(cfg->n_providers, 1);
+    assert_string_equal(cfg->providers[0].name, "demo");
+    assert_int_equal(cfg->providers[0].kind, TELEX_PROVIDER_DEMO);
+    assert_true(cfg->providers[0].tokens_per_second == 30.0);
+    assert_int_equal(cfg->n_models, 1);
+    assert_null(cfg->catch_all);
+
+    const telex_model_t *m = telex_config_find_model(cfg, "demo");
+    assert_non_null(m);
+    assert_false(m->catch_all);
+    assert_int_equal(m->n_routes, 1);
+    assert_ptr_equal(m->routes[0].provider, telex_config_find_provider(cfg, "demo"));
+    assert_string_equal(telex_route_upstream_model(&m->routes[0], "demo"), "demo");
+    assert_null(telex_config_find_model(cfg, "gpt-4o"));
+    assert_null(telex_config_find_provider(cfg, "openai"));
+
+    assert_true(cfg->streaming.keepalive_seconds == 15);
+    assert_true(cfg->streaming.commit_timeout_seconds == 5);
+    assert_true(cfg->streaming.idle_timeout_seconds == 60);
+    assert_true(cfg->streaming.shutdown_grace_seconds == 10);
+    assert_int_equal(cfg->limits.max_body_bytes, 1 << 20);
+    assert_int_equal(cfg->limits.max_header_bytes, 16 << 10);
+    assert_int_equal(cfg->limits.max_connections, 10000);
+    assert_int_equal(cfg->limits.max_concurrent_streams, 10000);
+    assert_int_equal(cfg->limits.max_event_bytes, 1 << 20);
+    assert_true(cfg->resume.enabled);
+    assert_true(cfg->resume.retention_seconds == 300);
+    assert_int_equal(cfg->resume.max_bytes, 8 << 20);
+    assert_true(cfg->resume.grace_seconds == 10);
+    assert_int_equal(cfg->resume.retry_ms, 3000);
+    telex_config_free(cfg);
+}
+
+static void test_openai_key_routes_every_other_model(void **state)
+{
+    (void)state;
+    setenv("OPENAI_API_KEY", "sk-test-123", 1);
+    telex_config_t *cfg = NULL;
+    char err[256];
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), 0);
+    const telex_provider_t *p = telex_config_find_provider(cfg, "openai");
+    assert_non_null(p);
+    assert_int_equal(p->kind, TELEX_PROVIDER_OPENAI);
+    assert_string_equal(p->base_url, "https://api.openai.com/v1");
+    assert_string_equal(p->api_key, "sk-test-123");
+    assert_true(p->timeout_seconds == 10);
+
+    /* demo still answers demo; anything else goes to openai under its own name */
+    const telex_model_t *demo = telex_config_find_model(cfg, "demo");
+    assert_non_null(demo);
+    assert_string_equal(demo->routes[0].provider->name, "demo");
+    const telex_model_t *m = telex_config_find_model(cfg, "gpt-4o-mini");
+    assert_non_null(m);
+    assert_true(m->catch_all);
+    assert_ptr_equal(m, cfg->catch_all);
+    assert_ptr_equal(m->routes[0].provider, p);
+    assert_string_equal(telex_route_upstream_model(&m->routes[0], "gpt-4o-mini"), "gpt-4o-mini");
+    assert_ptr_equal(telex_config_find_model(cfg, "anything-else"), m);
+    assert_null(telex_config_find_model(cfg, ""));
+    assert_null(telex_config_find_model(cfg, NULL));
+    telex_config_free(cfg);
+}
+
+static void test_openai_base_url_without_key(void **state)
+{
+    (void)state; /* a local vLLM / Ollama server needs no key */
+    setenv("OPENAI_BASE_URL", "http://localhost:11434/v1/", 1);
+    telex_config_t *cfg = NULL;
+    char err[256];
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), 0);
+    const telex_provider_t *p = telex_config_find_provider(cfg, "openai");
+    assert_non_null(p);
+    assert_string_equal(p->base_url, "http://localhost:11434/v1");
+    assert_null(p->api_key);
+    assert_non_null(cfg->catch_all);
+    telex_config_free(cfg);
+
+    setenv("OPENAI_BASE_URL", "localhost:11434", 1);
+    cfg = (telex_config_t *)1;
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), -EINVAL);
+    assert_null(cfg);
+    assert_string_equal(err, "OPENAI_BASE_URL: must start with http:// or https://");
+}
+
+static void test_openai_key_with_line_break_is_refused_unquoted(void **state)
+{
+    (void)state;
+    setenv("OPENAI_API_KEY", "sk-SECRET\r\nX: y", 1);
+    telex_config_t *cfg = NULL;
+    char err[256];
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "OPENAI_API_KEY: contains control characters");
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static void test_unreadable_file(void **state)
+{
+    (void)state;
+    telex_config_t *cfg = (telex_config_t *)1;
+    char err[256], want[256];
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/nope.yaml", dir);
+    assert_int_equal(telex_config_load(&cfg, missing, err, sizeof err), -ENOENT);
+    assert_null(cfg);
+    snprintf(want, sizeof want, "cannot read %s: No such file or directory", missing);
+    assert_string_equal(err, want);
+
+    assert_int_equal(telex_config_load(&cfg, dir, err, sizeof err), -EISDIR);
+    snprintf(want, sizeof want, "cannot read %s: Is a directory", dir);
+    assert_string_equal(err, want);
+}
+
+static void test_empty_and_partial_files_keep_defaults(void **state)
+{
+    (void)state;
+    telex_config_t *cfg = load_ok("");
+    assert_string_equal(cfg->path, yaml_path);
+    assert_int_equal(cfg->n_models, 1);
+    assert_string_equal(cfg->models[0].name, "demo");
+    telex_config_free(cfg);
+
+    cfg = load_ok("# just a comment\n");
+    assert_int_equal(cfg->n_models, 1);
+    telex_config_free(cfg);
+
+    /* settings without providers/models: the built-in routes stay */
+    cfg = load_ok("streaming:\n  keepalive_seconds: 0.2\ntls:\nlimits: {}\n");
+    assert_true(cfg->streaming.keepalive_seconds == 0.2);
+    assert_true(cfg->streaming.idle_timeout_seconds == 60);
+    assert_non_null(telex_config_find_model(cfg, "demo"));
+    assert_null(cfg->tls_cert);
+    telex_config_free(cfg);
+}
+
+static const char full_yaml[] =
+    "# every key\n"
+    "listen: \"[::1]:9090\"\n"
+    "workers: 3\n"
+    "tls:\n"
+    "  cert: CERT\n"
+    "  key: KEY\n"
+    "providers:\n"
+    "  - name: openai\n"
+    "    kind: openai\n"
+    "    api_key_env: TELEX_TEST_KEY\n"
+    "    timeout_seconds: 2.5\n"
+    "    headers:\n"
+    "      OpenAI-Organization: org-1\n"
+    "      X-Empty: \"\"\n"
+    "  - name: local\n"
+    "    kind: openai\n"
+    "    base_url: http://127.0.0.1:8000/v1/\n"
+    "  - name: lit\n"
+    "    kind: openai\n"
+    "    base_url: https://openrouter.ai/api/v1\n"
+    "    api_key: sk-literal\n"
+    "  - name: demo\n"
+    "    kind: demo\n"
+    "    tokens_per_second: 1000\n"
+    "models:\n"
+    "  - name: gpt-4o\n"
+    "    providers:\n"
+    "      - provider: openai\n"
+    "        input_price_per_mtok: 2.5\n"
+    "        output_price_per_mtok: 10\n"
+    "      - provider: local\n"
+    "        model: qwen2.5-7b-instruct\n"
+    "      - lit\n"
+    "  - name: demo\n"
+    "    providers: [demo]\n"
+    "  - name: \"*\"\n"
+    "    providers:\n"
+    "      - provider: local\n"
+    "      - provider: lit\n"
+    "        model: openai/gpt-4o-mini\n"
+    "streaming:\n"
+    "  keepalive_seconds: 0.25\n"
+    "  commit_timeout_seconds: 1.5\n"
+    "  idle_timeout_seconds: 2\n"
+    "  shutdown_grace_seconds: 0\n"
+    "limits:\n"
+    "  max_body_bytes: 2MiB\n"
+    "  max_header_bytes: 8 KiB\n"
+    "  max_connections: 50\n"
+    "  max_concurrent_streams: 40\n"
+    "  max_event_bytes: 65536\n"
+    "resume:\n"
+    "  enabled: false\n"
+    "  retention_seconds: 0\n"
+    "  max_bytes: 1MB\n"
+    "  grace_seconds: 0.5\n"
+    "  retry_ms: 0\n";
+
+/* full_yaml with CERT/KEY replaced by real files in the test directory. */
+static const char *full_yaml_with_tls(char *buf, size_t n)
+{
+    char cert[160], key[160];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    write_file(cert, "cert\n");
+    write_file(key, "key\n");
+    const char *c = strstr(full_yaml, "CERT"), *k = strstr(full_yaml, "KEY");
+    snprintf(buf, n, "%.*s%s%.*s%s%s", (int)(c - full_yaml), full_yaml, cert,
+             (int)(k - (c + 4)), c + 4, key, k + 3);
+    return buf;
+}
+
+static void test_full_file(void **state)
+{
+    (void)state;
+    char yaml[4096];
+    setenv("TELEX_TEST_KEY", "sk-from-env", 1);
+    telex_config_t *cfg = load_ok(full_yaml_with_tls(yaml, sizeof yaml));
+
+    char ip[64];
+    unsigned port;
+    assert_string_equal(cfg->listen, "[::1]:9090");
+    assert_string_equal(ip_of(cfg, ip, sizeof ip, &port), "::1");
+    assert_int_equal(port, 9090);
+    assert_int_equal(cfg->workers, 3);
+    assert_non_null(strstr(cfg->tls_cert, "/cert.pem"));
+    assert_non_null(strstr(cfg->tls_key, "/key.pem"));
+
+    assert_int_equal(cfg->n_providers, 4);
+    const telex_provider_t *oa = &cfg->providers[0];
+    assert_string_equal(oa->name, "openai");
+    assert_string_equal(oa->base_url, "https://api.openai.com/v1");
+    assert_string_equal(oa->api_key, "sk-from-env");
+    assert_true(oa->timeout_seconds == 2.5);
+    assert_int_equal(oa->n_headers, 2);
+    assert_string_equal(oa->headers[0].name, "OpenAI-Organization");
+    assert_string_equal(oa->headers[0].value, "org-1");
+    assert_string_equal(oa->headers[1].name, "X-Empty");
+    assert_string_equal(oa->headers[1].value, "");
+    const telex_provider_t *local = telex_config_find_provider(cfg, "local");
+    assert_string_equal(local->base_url, "http://127.0.0.1:8000/v1");
+    assert_null(local->api_key);
+    assert_true(local->timeout_seconds == 10);
+    assert_int_equal(local->n_headers, 0);
+    assert_string_equal(telex_config_find_provider(cfg, "lit")->api_key, "sk-literal");
+    const telex_provider_t *demo = telex_config_find_provider(cfg, "demo");
+    assert_int_equal(demo->kind, TELEX_PROVIDER_DEMO);
+    assert_true(demo->tokens_per_second == 1000);
+
+    assert_int_equal(cfg->n_models, 3);
+    const telex_model_t *m = telex_config_find_model(cfg, "gpt-4o");
+    assert_int_equal(m->n_routes, 3);
+    assert_ptr_equal(m->routes[0].provider, oa);
+    assert_string_equal(m->routes[0].model, "gpt-4o");
+    assert_true(m->routes[0].input_price_per_mtok == 2.5);
+    assert_true(m->routes[0].output_price_per_mtok == 10);
+    assert_ptr_equal(m->routes[1].provider, local);
+    assert_string_equal(m->routes[1].model, "qwen2.5-7b-instruct");
+    assert_true(m->routes[1].input_price_per_mtok == 0);
+    assert_string_equal(m->routes[2].provider->name, "lit");
+    assert_string_equal(m->routes[2].model, "gpt-4o");
+
+    const telex_model_t *any = telex_config_find_model(cfg, "llama3");
+    assert_ptr_equal(any, cfg->catch_all);
+    assert_string_equal(any->name, "*");
+    assert_int_equal(any->n_routes, 2);
+    assert_null(any->routes[0].model);
+    assert_string_equal(telex_route_upstream_model(&any->routes[0], "llama3"), "llama3");
+    assert_string_equal(telex_route_upstream_model(&any->routes[1], "llama3"),
+                        "openai/gpt-4o-mini");
+    assert_string_equal(telex_config_find_model(cfg, "demo")->routes[0].provider->name, "demo");
+
+    assert_true(cfg->streaming.keepalive_seconds == 0.25);
+    assert_true(cfg->streaming.commit_timeout_seconds == 1.5);
+    assert_true(cfg->streaming.idle_timeout_seconds == 2);
+    assert_true(cfg->streaming.shutdown_grace_seconds == 0);
+    assert_int_equal(cfg->limits.max_body_bytes, 2 << 20);
+    assert_int_equal(cfg->limits.max_header_bytes, 8 << 10);
+    assert_int_equal(cfg->limits.max_connections, 50);
+    assert_int_equal(cfg->limits.max_concurrent_streams, 40);
+    assert_int_equal(cfg->limits.max_event_bytes, 65536);
+    assert_false(cfg->resume.enabled);
+    assert_true(cfg->resume.retention_seconds == 0);
+    assert_int_equal(cfg->resume.max_bytes, 1000000);
+    assert_true(cfg->resume.grace_seconds == 0.5);
+    assert_int_equal(cfg->resume.retry_ms, 0);
+    telex_config_free(cfg);
+}
+
+static void test_example_file_loads(void **state)
+{
+    (void)state; /* config/telex.example.yaml must stay valid */
+    char path[512]; /* CMake compiles with absolute paths: find the tree from __FILE__ */
+    const char *me = __FILE__, *tail = strstr(me, "tests/unit/test_config.c");
+    assert_non_null(tail);
+    snprintf(path, sizeof path, "%.*sconfig/telex.example.yaml", (int)(tail - me), me);
+    setenv("OPENAI_API_KEY", "sk-example", 1);
+    telex_config_t *cfg = NULL;
+    char err[512];
+    int rc = telex_config_load(&cfg, path, err, sizeof err);
+    if (rc != 0)
+        fail_msg("%s", err);
+    assert_non_null(telex_config_find_model(cfg, "demo"));
+    telex_config_free(cfg);
+}
+
+static void test_yaml_anchors_and_flow_style(void **state)
+{
+    (void)state;
+    telex_config_t *cfg = load_ok("providers:\n"
+                                  "  - {name: a, kind: demo, tokens_per_second: 5}\n"
+                                  "  - &b {name: b, kind: openai, base_url: 'http://h:1'}\n"
+                                  "models:\n"
+                                  "  - {name: x, providers: [a, b]}\n"
+                                  "  - name: y\n"
+                                  "    providers: &fallback\n"
+                                  "      - b\n"
+                                  "      - a\n"
+                                  "  - name: z\n"
+                                  "    providers: *fallback\n");
+    assert_string_equal(telex_config_find_model(cfg, "z")->routes[0].provider->name, "b");
+    assert_string_equal(telex_config_find_model(cfg, "z")->routes[0].model, "z");
+    assert_string_equal(telex_config_find_model(cfg, "x")->routes[1].provider->base_url,
+                        "http://h:1");
+    assert_null(telex_config_find_model(cfg, "demo"));
+    assert_null(cfg->catch_all);
+    telex_config_free(cfg);
+}
+
+/* ---- environment overrides --------------------------------------------- */
+
+static void test_env_overrides_file(void **state)
+{
+    (void)state;
+    setenv("TELEX_LISTEN", "0.0.0.0:7000", 1);
+    setenv("TELEX_WORKERS", "7", 1);
+    telex_config_t *cfg = load_ok("listen: 127.0.0.1:1234\nworkers: 2\n");
+    char ip[64];
+    unsigned port;
+    assert_string_equal(cfg->listen, "0.0.0.0:7000");
+    assert_string_equal(ip_of(cfg, ip, sizeof ip, &port), "0.0.0.0");
+    assert_int_equal(port, 7000);
+    assert_int_equal(cfg->workers, 7);
+    telex_config_free(cfg);
+
+    /* and the command line overrides the environment */
+    cfg = load_ok("");
+    char err[256];
+    assert_int_equal(telex_config_set_listen(cfg, "[::]:0", err, sizeof err), 0);
+    assert_string_equal(cfg->listen, "[::]:0");
+    assert_int_equal(cfg->listen_addr.ss_family, AF_INET6);
+    assert_int_equal(telex_config_set_listen(cfg, "nope", err, sizeof err), -EINVAL);
+    assert_string_equal(cfg->listen, "[::]:0"); /* unchanged */
+    telex_config_free(cfg);
+}
+
+static void test_env_errors(void **state)
+{
+    (void)state;
+    telex_config_t *cfg = (telex_config_t *)1;
+    char err[256];
+
+    setenv("TELEX_WORKERS", "-1", 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), -EINVAL);
+    assert_null(cfg);
+    assert_string_equal(err, "TELEX_WORKERS: expected an integer from 0 to 1024 "
+                             "(0 = one per core), got \"-1\"");
+    setenv("TELEX_WORKERS", "2000", 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), -EINVAL);
+    unsetenv("TELEX_WORKERS");
+
+    setenv("TELEX_LISTEN", "localhost", 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "TELEX_LISTEN: invalid listen address \"localhost\": expected "
+                             "HOST:PORT, e.g. 127.0.0.1:8080");
+    unsetenv("TELEX_LISTEN");
+
+    char cert[160];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    write_file(cert, "x");
+    setenv("TELEX_TLS_CERT", cert, 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "TELEX_TLS_CERT is set but TELEX_TLS_KEY is not (TLS needs both)");
+
+    setenv("TELEX_TLS_KEY", "/nonexistent/key.pem", 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), -EINVAL);
+    assert_string_equal(err,
+                        "TELEX_TLS_KEY: cannot read /nonexistent/key.pem: No such file or directory");
+
+    setenv("TELEX_TLS_KEY", cert, 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), 0);
+    assert_string_equal(cfg->tls_cert, cert);
+    assert_string_equal(cfg->tls_key, cert);
+    telex_config_free(cfg);
+}
+
+static void test_config_path(void **state)
+{
+    (void)state;
+    assert_null(telex_config_path(NULL));
+    setenv("TELEX_CONFIG", "", 1);
+    assert_null(telex_config_path(NULL));
+    setenv("TELEX_CONFIG", "/etc/telex.yaml", 1);
+    assert_string_equal(telex_config_path(NULL), "/etc/telex.yaml");
+    assert_string_equal(telex_config_path("./mine.yaml"), "./mine.yaml");
+}
+
+/* ---- secrets ------------------------------------------------------------ */
+
+static void test_secrets_never_in_messages(void **state)
+{
+    (void)state;
+    telex_config_t *cfg = (telex_config_t *)1;
+    char err[512];
+    static const char *const cases[] = {
+        "providers:\n  - name: p\n    kind: openai\n    api_key: \"sk-SECRET\\n\"\n"
+        "models:\n  - name: m\n    providers: [p]\n",
+        "providers:\n  - name: p\n    kind: openai\n    headers:\n      X-Key: \"SECRET\\r\\n\"\n"
+        "models:\n  - name: m\n    providers: [p]\n",
+        "providers:\n  - name: p\n    kind: openai\n    api_key_env: TELEX_TEST_KEY\n"
+        "models:\n  - name: m\n    providers: [p]\n",
+        "providers:\n  - name: p\n    kind: openai\n    api_key: sk-SECRET\n"
+        "    api_key_env: TELEX_TEST_KEY\nmodels:\n  - name: m\n    providers: [p]\n",
+    };
+    setenv("TELEX_TEST_KEY", "SECRET\x01", 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_file(yaml_path, cases[i]);
+        assert_int_equal(telex_config_load(&cfg, yaml_path, err, sizeof err), -EINVAL);
+        if (strstr(err, "SECRET"))
+            fail_msg("case %zu leaks the secret: %s", i, err);
+        assert_non_null(strstr(err, "api_key") ? err : strstr(err, "X-Key"));
+    }
+}
+
+/* ---- every mistake, with its exact message ------------------------------ */
+
+#define P "providers:\n  - name: p\n    kind: openai\n"
+#define M "models:\n  - name: m\n    providers: [p]\n"
+
+static const struct {
+    const char *yaml;
+    const char *msg; /* after the file path */
+} error_cases[] = {
+    /* YAML itself */
+    {"a: [\n", ":2:1: invalid YAML: did not find expected node content "
+               "(while parsing a flow node at line 2)"},
+    {"workers: 1\n\tlisten: x\n", ":2:1: invalid YAML: found a tab character that violates "
+                                  "indentation (while scanning a plain scalar at line 1)"},
+    {"workers: \xff\n", ":1:10: invalid YAML: invalid leading UTF-8 octet"},
+    {"workers: 1\n---\nworkers: 2\n", ":3:1: a second YAML document; telex.yaml holds exactly one"},
+    {"- listen\n", ":1:1: the top level must be a mapping (listen:, providers:, models:, ...), "
+                   "got a list"},
+    {"? [a]\n: 1\n", ":1:3: keys must be plain strings"},
+    /* unknown and duplicate keys */
+    {"wokers: 4\n", ":1:1: wokers: unknown key; did you mean \"workers\"?"},
+    {"bogus: 4\n", ":1:1: bogus: unknown key (valid here: listen, workers, tls, providers, models, "
+                   "streaming, limits, resume)"},
+    {"workers: 1\nworkers: 2\n", ":2:1: workers: duplicate key (first at line 1)"},
+    {"streaming:\n  keepalive_secnds: 1\n",
+     ":2:3: streaming.keepalive_secnds: unknown key; did you mean \"keepalive_seconds\"?"},
+    /* listen, workers */
+    {"listen: [1]\n", ":1:9: listen: expected a string, got a list"},
+    {"listen:\n", ":1:8: listen: missing value (expected a string)"},
+    {"listen: 1.2.3.4\n", ":1:9: listen: invalid listen address \"1.2.3.4\": expected HOST:PORT, "
+                          "e.g. 127.0.0.1:8080"},
+    {"listen: ::1:80\n", ":1:9: listen: invalid listen address \"::1:80\": put an IPv6 address "
+                         "in brackets, e.g. [::1]:8080"},
+    {"listen: 127.0.0.1:99999\n", ":1:9: listen: invalid listen address \"127.0.0.1:99999\": "
+                                  "port must be a number from 0 to 65535"},
+    {"workers: -1\n", ":1:10: workers: must be at least 0, got -1"},
+    {"workers: 2000\n", ":1:10: workers: must be at most 1024, got 2000"},
+    {"workers: four\n", ":1:10: workers: expected an integer, got \"four\""},
+    {"workers: 1.5\n", ":1:10: workers: expected an integer, got \"1.5\""},
+    {"workers: \"4\"\n", ":1:10: workers: expected an integer, got the quoted string \"4\" "
+                         "(remove the quotes)"},
+    {"workers: 99999999999999999999999\n",
+     ":1:10: workers: must be at most 1024, got 99999999999999999999999"},
+    /* tls */
+    {"tls:\n  cert: /dev/null\n", ":2:3: tls: cert is set but key is not (give both, or neither)"},
+    {"tls:\n  key: /dev/null\n", ":2:3: tls: key is set but cert is not (give both, or neither)"},
+    {"tls:\n  cert: /nonexistent/c.pem\n  key: /dev/null\n",
+     ":2:9: tls.cert: cannot read \"/nonexistent/c.pem\": No such file or directory"},
+    {"tls:\n  cert: /dev/null\n  key: /\n", ":3:8: tls.key: cannot read \"/\": Is a directory"},
+    {"tls: yes\n", ":1:6: tls: expected a mapping (cert: and key:), got \"yes\""},
+    /* streaming, limits, resume */
+    {"streaming: 5\n", ":1:12: streaming: expected a mapping (keepalive_seconds:, ...), got \"5\""},
+    {"streaming:\n  keepalive_seconds: 0\n",
+     ":2:22: streaming.keepalive_seconds: must be greater than 0, got 0"},
+    {"streaming:\n  idle_timeout_seconds: -1\n",
+     ":2:25: streaming.idle_timeout_seconds: must be greater than 0, got -1"},
+    {"streaming:\n  commit_timeout_seconds: .nan\n",
+     ":2:27: streaming.commit_timeout_seconds: expected a number, got \".nan\""},
+    {"streaming:\n  commit_timeout_seconds: 1e400\n",
+     ":2:27: streaming.commit_timeout_seconds: expected a number, got \"1e400\""},
+    {"streaming:\n  shutdown_grace_seconds: -0.5\n",
+     ":2:27: streaming.shutdown_grace_seconds: must be at least 0, got -0.5"},
+    {"streaming:\n  keepalive_seconds: 1e7\n",
+     ":2:22: streaming.keepalive_seconds: must be at most 1000000, got 1e7"},
+    {"limits:\n  max_body_bytes: 0\n",
+     ":2:19: limits.max_body_bytes: must be at least 1 bytes, got 0"},
+    {"limits:\n  max_body_bytes: -5\n", ":2:19: limits.max_body_bytes: must be at least 1, got -5"},
+    {"limits:\n  max_event_bytes: 10 parsecs\n",
+     ":2:20: limits.max_event_bytes: expected a size in bytes (e.g. 1048576, 1MiB, 512KiB), "
+     "got \"10 parsecs\""},
+    {"limits:\n  max_header_bytes: 2000GiB\n",
+     ":2:21: limits.max_header_bytes: must be at most 1099511627776 bytes, got 2000GiB"},
+    {"limits:\n  max_connections: 0\n", ":2:20: limits.max_connections: must be at least 1, got 0"},
+    {"limits:\n  max_concurrent_streams: many\n",
+     ":2:27: limits.max_concurrent_streams: expected an integer, got \"many\""},
+    {"resume:\n  enabled: yes\n", ":2:12: resume.enabled: expected true or false, got \"yes\""},
+    {"resume:\n  retry_ms: -5\n", ":2:13: resume.retry_ms: must be at least 0, got -5"},
+    {"resume:\n  max_bytes: 0\n", ":2:14: resume.max_bytes: must be at least 1 bytes, got 0"},
+    {"resume:\n  retention_seconds: []\n",
+     ":2:22: resume.retention_seconds: expected a number, got a list"},
+    /* providers and models go together */
+    {P, ":1:1: providers: given without models: a file that defines providers must define the "
+        "models they serve"},
+    {M, ":1:1: models: given without providers: a file that defines models must define the "
+        "providers they use (the built-in demo provider is: - name: demo, kind: demo)"},
+    {"providers: {}\n" M, ":1:12: providers: expected a list of providers (- name: ...), got a "
+                          "mapping"},
+    {"providers: []\n" M, ":1:12: providers: the list is empty; define at least one provider"},
+    /* providers */
+    {"providers:\n  - openai\n" M,
+     ":2:5: providers[0]: expected a mapping (name:, kind:, ...), got \"openai\""},
+    {"providers:\n  - kind: demo\n" M, ":2:5: providers[0]: missing required key \"name\""},
+    {"providers:\n  - name: p\n" M,
+     ":2:5: providers[0]: missing required key \"kind\" (one of: openai, demo)"},
+    {"providers:\n  - name: p\n    kind: opnai\n" M,
+     ":3:11: providers[0].kind: unknown provider kind \"opnai\"; did you mean \"openai\"?"},
+    {"providers:\n  - name: p\n    kind: bedrock\n" M,
+     ":3:11: providers[0].kind: unknown provider kind \"bedrock\" (known kinds: openai, demo)"},
+    {"providers:\n  - name: p\n    kind: demo\n  - name: p\n    kind: openai\n" M,
+     ":4:11: providers[1].name: duplicate provider name \"p\" (first at line 2)"},
+    {"providers:\n  - name: \"\"\n    kind: demo\n" M,
+     ":2:11: providers[0].name: must not be empty"},
+    {"providers:\n  - name: p\n    kind: openai\n    tokens_per_second: 5\n" M,
+     ":4:5: providers[0].tokens_per_second: not used by kind openai (only by: demo)"},
+    {"providers:\n  - name: p\n    kind: demo\n    base_url: http://x\n" M,
+     ":4:5: providers[0].base_url: not used by kind demo (only by: openai)"},
+    {P "    base_url: ftp://example.com\n" M,
+     ":4:15: providers[0].base_url: must start with http:// or https:// "
+     "(e.g. https://api.openai.com/v1)"},
+    {P "    base_url: https://\n" M,
+     ":4:15: providers[0].base_url: has no host (e.g. https://api.openai.com/v1)"},
+    {P "    base_url: https://x/v1?a=b\n" M,
+     ":4:15: providers[0].base_url: must not contain a query (?) or fragment (#) "
+     "(e.g. https://api.openai.com/v1)"},
+    {P "    api_key: \"\"\n" M, ":4:14: providers[0].api_key: must not be empty"},
+    {P "    api_key: [a]\n" M, ":4:14: providers[0].api_key: expected a string, got a list"},
+    {P "    api_key: k\n    api_key_env: K\n" M,
+     ":5:5: providers[0].api_key_env: give api_key or api_key_env, not both"},
+    {P "    api_key_env: TELEX_TEST_UNSET_VAR\n" M,
+     ":4:18: providers[0].api_key_env: environment variable \"TELEX_TEST_UNSET_VAR\" is not set"},
+    {P "    api_key_env: [x]\n" M,
+     ":4:18: providers[0].api_key_env: expected a string, got a list"},
+    {P "    timeout_seconds: 0\n" M,
+     ":4:22: providers[0].timeout_seconds: must be greater than 0, got 0"},
+    {"providers:\n  - name: p\n    kind: demo\n    tokens_per_second: 0\n" M,
+     ":4:24: providers[0].tokens_per_second: must be greater than 0, got 0"},
+    {P "    headers: [a]\n" M,
+     ":4:14: providers[0].headers: expected a mapping (Header-Name: value), got a list"},
+    {P "    headers:\n      X Foo: 1\n" M,
+     ":5:7: providers[0].headers.X Foo: not a valid HTTP header name"},
+    {P "    headers:\n      X-A: 1\n      x-a: 2\n" M,
+     ":6:7: providers[0].headers.x-a: duplicate header (header names ignore case)"},
+    {P "    headers:\n      Content-Length: 1\n" M,
+     ":5:7: providers[0].headers.Content-Length: telex sets this header itself; it cannot be "
+     "configured"},
+    {P "    api_key: k\n    headers:\n      authorization: Bearer x\n" M,
+     ":6:7: providers[0].headers.authorization: conflicts with api_key/api_key_env (which sends "
+     "Authorization: Bearer); use one or the other"},
+    {P "    headers:\n      X-A: {b: c}\n" M,
+     ":5:12: providers[0].headers.X-A: expected a string, got a mapping"},
+    /* models */
+    {P "models: m\n", ":4:9: models: expected a list of models (- name: ...), got \"m\""},
+    {P "models: []\n", ":4:9: models: the list is empty; define at least one model"},
+    {P "models:\n  - providers: [p]\n", ":5:5: models[0]: missing required key \"name\""},
+    {P "models:\n  - name: m\n", ":5:5: models[0]: missing required key \"providers\" (the "
+                                 "providers that serve this model, in fallback order)"},
+    {P "models:\n  - name: m\n    providers: []\n",
+     ":6:16: models[0].providers: the list is empty; give at least one provider"},
+    {P "models:\n  - name: m\n    providers: p\n",
+     ":6:16: models[0].providers: expected a list (- provider: ...), got \"p\""},
+    {P "models:\n  - name: m\n    providers: [p]\n  - name: m\n    providers: [p]\n",
+     ":7:11: models[1].name: duplicate model name \"m\" (first at line 5)"},
+    {P "models:\n  - name: m\n    providers:\n      - provider: opnai\n",
+     ":7:19: models[0].providers[0].provider: unknown provider \"opnai\" (defined providers: "
+     "p)"},
+    {"providers:\n  - name: openai\n    kind: openai\n"
+     "models:\n  - name: m\n    providers:\n      - provider: local\n      - provider: opnai\n",
+     ":7:19: models[0].providers[0].provider: unknown provider \"local\" (defined providers: "
+     "openai)"},
+    {"providers:\n  - name: openai\n    kind: openai\n"
+     "models:\n  - name: m\n    providers:\n      - openai\n      - opnai\n",
+     ":8:9: models[0].providers[1]: unknown provider \"opnai\"; did you mean \"openai\"?"},
+    {P "models:\n  - name: m\n    providers:\n      - model: x\n",
+     ":7:9: models[0].providers[0]: missing required key \"provider\""},
+    {P "models:\n  - name: m\n    providers:\n      - provider: p\n        modle: x\n",
+     ":8:9: models[0].providers[0].modle: unknown key; did you mean \"model\"?"},
+    {P "models:\n  - name: m\n    providers:\n      - provider: p\n        model: \"\"\n",
+     ":8:16: models[0].providers[0].model: must not be empty"},
+    {P "models:\n  - name: m\n    providers:\n      - provider: p\n"
+       "        output_price_per_mtok: -1\n",
+     ":8:32: models[0].providers[0].output_price_per_mtok: must be at least 0, got -1"},
+    {P "models:\n  - name: m\n    providers:\n      - [p]\n",
+     ":7:9: models[0].providers[0]: expected a provider name or a mapping (provider:, model:), "
+     "got a list"},
+    {P "models:\n  - name: \"a\\tb\\nc\"\n    providers: [p]\n",
+     ":5:11: models[0].name: must not contain line breaks or control characters"},
+    {P "models:\n  - name: \"a\\0b\"\n    providers: [p]\n",
+     ":5:11: models[0].name: must not contain NUL bytes"},
+};
+
+static void test_error_messages(void **state)
+{
+    (void)state;
+    size_t failed = 0, n = sizeof error_cases / sizeof error_cases[0];
+    for (size_t i = 0; i < n; i++)
+        failed += !expect_error(error_cases[i].yaml, error_cases[i].msg);
+    if (failed)
+        fail_msg("%zu of %zu error cases gave another message", failed, n);
+}
+
+/* ---- HOST:PORT ---------------------------------------------------------- */
+
+static void test_parse_listen(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int family;
+        const char *ip;
+        unsigned port;
+    } ok[] = {
+        {"127.0.0.1:8080", AF_INET, "127.0.0.1", 8080},
+        {"0.0.0.0:0", AF_INET, "0.0.0.0", 0},
+        {":9000", AF_INET, "0.0.0.0", 9000},
+        {"*:9000", AF_INET, "0.0.0.0", 9000},
+        {"8081", AF_INET, "127.0.0.1", 8081},
+        {"[::1]:8080", AF_INET6, "::1", 8080},
+        {"[::]:65535", AF_INET6, "::", 65535},
+        {"[::ffff:10.0.0.1]:1", AF_INET6, "::ffff:10.0.0.1", 1},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = 0;
+        char err[256] = "", ip[64];
+        int rc = telex_config_parse_listen(ok[i].in, &ss, &len, err, sizeof err);
+        if (rc != 0)
+            fail_msg("%s: %s", ok[i].in, err);
+        assert_int_equal(ss.ss_family, ok[i].family);
+        unsigned port;
+        if (ok[i].family == AF_INET) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+            assert_int_equal(len, sizeof *sin);
+            inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
+            port = ntohs(sin->sin_port);
+        } else {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+            assert_int_equal(len, sizeof *sin6);
+            inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
+            port = ntohs(sin6->sin6_port);
+        }
+        assert_string_equal(ip, ok[i].ip);
+        assert_int_equal(port, ok[i].port);
+    }
+
+    /* a name resolves (to whichever loopback address comes first) */
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char err[256];
+    assert_int_equal(telex_config_parse_listen("localhost:80", &ss, &len, err, sizeof err), 0);
+    assert_true(ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+
+    static const struct {
+        const char *in, *msg;
+    } bad[] = {
+        {"", "empty listen address (expected HOST:PORT, e.g. 127.0.0.1:8080)"},
+        {"127.0.0.1", "invalid listen address \"127.0.0.1\": expected HOST:PORT, e.g. "
+                      "127.0.0.1:8080"},
+        {"127.0.0.1:", "invalid listen address \"127.0.0.1:\": port must be a number from 0 to "
+                       "65535"},
+        {"127.0.0.1:http", "invalid listen address \"127.0.0.1:http\": port must be a number "
+                           "from 0 to 65535"},
+        {"127.0.0.1:65536", "invalid listen address \"127.0.0.1:65536\": port must be a number "
+                            "from 0 to 65535"},
+        {"127.0.0.1:-1", "invalid listen address \"127.0.0.1:-1\": port must be a number from 0 "
+                         "to 65535"},
+        {"::1:8080", "invalid listen address \"::1:8080\": put an IPv6 address in brackets, e.g. "
+                     "[::1]:8080"},
+        {"[::1]8080", "invalid listen address \"[::1]8080\": expected [IPV6]:PORT"},
+        {"[::1", "invalid listen address \"[::1\": expected [IPV6]:PORT"},
+        {"[]:80", "invalid listen address \"[]:80\": bad IPv6 address"},
+        {"[127.0.0.1]:80", NULL}, /* getaddrinfo's wording varies: just fail */
+        {"[::g]:80", NULL},
+        {"no-such-host.invalid:80", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        int rc = telex_config_parse_listen(bad[i].in, &ss, &len, err, sizeof err);
+        if (rc != -EINVAL)
+            fail_msg("%s: expected -EINVAL, got %d", bad[i].in, rc);
+        if (bad[i].msg)
+            assert_string_equal(err, bad[i].msg);
+        else
+            assert_non_null(strstr(err, "invalid listen address"));
+    }
+    assert_int_equal(telex_config_parse_listen(NULL, &ss, &len, NULL, 0), -EINVAL);
+}
+
+static void test_kind_names(void **state)
+{
+    (void)state;
+    assert_string_equal(telex_provider_kind_name(TELEX_PROVIDER_OPENAI), "openai");
+    assert_string_equal(telex_provider_kind_name(TELEX_PROVIDER_DEMO), "demo");
+    for (int k = 0; k < TELEX_PROVIDER_KIND_COUNT; k++)
+        assert_non_null(telex_provider_kind_name((telex_provider_kind_t)k));
+    assert_null(telex_provider_kind_name(TELEX_PROVIDER_KIND_COUNT));
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_defaults_without_file),
+        T(test_openai_key_routes_every_other_model),
+        T(test_openai_base_url_without_key),
+        T(test_openai_key_with_line_break_is_refused_unquoted),
+        T(test_unreadable_file),
+        T(test_empty_and_partial_files_keep_defaults),
+        T(test_full_file),
+        T(test_example_file_loads),
+        T(test_yaml_anchors_and_flow_style),
+        T(test_env_overrides_file),
+        T(test_env_errors),
+        T(test_config_path),
+        T(test_secrets_never_in_messages),
+        T(test_error_messages),
+        T(test_parse_listen),
+        T(test_kind_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
