@@ -52,10 +52,7 @@ static void for_each_line(const char *text, size_t len, line_fn fn, void *ctx) {
         if (eol == end) return;
         pos = eol + 1;
         if (*eol == '\r' && pos < end && *pos == '\n') pos++;
-        if (pos == end) { /* text ended with a line break: one more, empty line */
-            fn(ctx, pos, 0);
-            return;
-        }
+        /* A break at the very end is followed by one more, empty, line. */
     }
 }
 

@@ -242,11 +242,11 @@ static const char *find_byte(const char *from, const char *end, char c) {
  * all of them, except when a callback stops the feed (TELEX_SSE_ESTOPPED),
  * when it is the bytes up to and including the stopping line's end. */
 static int scan(telex_sse_parser_t *p, const char *bytes, size_t len, size_t *consumed) {
+    *consumed = 0;
+    if (len == 0) return TELEX_SSE_OK; /* (bytes may be NULL then) */
+
     const char *pos = bytes, *end = bytes + len;
     int rc = TELEX_SSE_OK;
-
-    *consumed = 0;
-    if (len == 0) return TELEX_SSE_OK;
     if (p->skip_lf) {
         p->skip_lf = 0;
         if (*pos == '\n') pos++;
@@ -382,6 +382,7 @@ int telex_sse_parser_feed(telex_sse_parser_t *p, const void *bytes, size_t len) 
         }
     }
 
+    if (len == 0) return TELEX_SSE_OK;
     rc = scan(p, in, len, &consumed);
     if (rc == TELEX_SSE_ESTOPPED) {
         int hrc = hold(p, in + consumed, len - consumed);
