@@ -1,0 +1,125 @@
+/*
+ * cli/serve.c — `telex serve`: load the configuration, start the gateway.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "cli/commands.h"
+#include "config/config.h"
+#include "gateway/gateway.h"
+#include "http/server.h"
+#include "util/log.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: telex serve [--config FILE] [--listen HOST:PORT] [--workers N]\n"
+            "\n"
+            "Runs the streaming gateway: POST /v1/chat/completions (OpenAI-compatible),\n"
+            "GET /v1/models, GET /healthz.\n"
+            "\n"
+            "  -c, --config FILE     telex.yaml to load (default: $TELEX_CONFIG, else built-in\n"
+            "                        defaults: the `demo` model, plus every other model name\n"
+            "                        routed to OpenAI when OPENAI_API_KEY is set)\n"
+            "  -l, --listen ADDR     HOST:PORT or [IPv6]:PORT (default %s; port 0 picks a\n"
+            "                        free port, printed in the `listening` log line)\n"
+            "  -w, --workers N       worker threads (default: one per core)\n"
+            "  -h, --help            this help\n"
+            "\n"
+            "Environment: TELEX_CONFIG, TELEX_LISTEN, TELEX_WORKERS, TELEX_TLS_CERT, TELEX_TLS_KEY,\n"
+            "OPENAI_API_KEY, OPENAI_BASE_URL, TELEX_LOG=quiet. See docs/configuration.md.\n"
+            "Logs are JSON lines on stderr. SIGINT/SIGTERM stop gracefully.\n",
+            TELEX_CONFIG_DEFAULT_LISTEN);
+}
+
+int telex_cmd_serve(int argc, char **argv)
+{
+    static const struct option options[] = {{"config", required_argument, NULL, 'c'},
+                                            {"listen", required_argument, NULL, 'l'},
+                                            {"workers", required_argument, NULL, 'w'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *listen = NULL;
+    long workers = -1;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:l:w:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'w': {
+            char *end;
+            workers = strtol(optarg, &end, 10);
+            if (*end != '\0' || workers < 1 || workers > 256) {
+                fprintf(stderr, "telex serve: --workers must be a number from 1 to 256\n");
+                return TELEX_EXIT_USAGE;
+            }
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            return TELEX_EXIT_OK;
+        default:
+            usage(stderr);
+            return TELEX_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "telex serve: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return TELEX_EXIT_USAGE;
+    }
+
+    char err[1024];
+    telex_config_t *cfg = NULL;
+    if (telex_config_load(&cfg, telex_config_path(config_path), err, sizeof(err)) != 0) {
+        fprintf(stderr, "telex serve: %s\n", err);
+        return TELEX_EXIT_CONFIG;
+    }
+    if (listen != NULL && telex_config_set_listen(cfg, listen, err, sizeof(err)) != 0) {
+        fprintf(stderr, "telex serve: --listen: %s\n", err);
+        telex_config_free(cfg);
+        return TELEX_EXIT_USAGE;
+    }
+    if (workers > 0)
+        cfg->workers = (int)workers;
+    if (cfg->workers <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->workers = cores > 0 ? (int)cores : 1;
+    }
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    telex_gateway_t gateway = {.config = cfg};
+    telex_server_options_t so = {
+        .listen_addr = cfg->listen_addr,
+        .listen_addrlen = cfg->listen_addrlen,
+        .workers = cfg->workers,
+        .tls_cert = cfg->tls_cert,
+        .tls_key = cfg->tls_key,
+        /* h2o buffers request bodies up to this hard cap; between the
+         * configured limit and the cap telex answers 413 with a JSON error. */
+        .max_request_body = 2 * cfg->limits.max_body_bytes + 65536,
+        .max_connections = cfg->limits.max_connections,
+        .shutdown_grace = cfg->streaming.shutdown_grace_seconds,
+        .name = "serve",
+        .on_request = telex_gateway_on_request,
+        .worker_init = telex_gateway_worker_init,
+        .worker_dispose = telex_gateway_worker_dispose,
+        .on_shutdown = telex_gateway_on_shutdown,
+        .is_idle = telex_gateway_is_idle,
+        .app = &gateway,
+    };
+    int rc = telex_server_run(&so);
+    curl_global_cleanup();
+    telex_config_free(cfg);
+    return rc == 0 ? TELEX_EXIT_OK : TELEX_EXIT_UNAVAILABLE;
+}

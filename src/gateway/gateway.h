@@ -1,0 +1,54 @@
+/*
+ * gateway/gateway.h — the product's endpoints on top of http/server.
+ *
+ * One telex_gateway_t per process (config and counters shared by all
+ * workers, read-only config after start) and one gateway_worker_t per
+ * worker thread (its curl multi, its active chats). router.c maps paths to
+ * handlers; chat.c is /v1/chat/completions.
+ */
+#ifndef TELEX_GATEWAY_GATEWAY_H
+#define TELEX_GATEWAY_GATEWAY_H
+
+#include <stdatomic.h>
+
+#include <h2o.h>
+
+#include "config/config.h"
+#include "http/server.h"
+#include "upstream/http_client.h"
+#include "upstream/provider.h"
+
+typedef struct telex_gateway {
+    const telex_config_t *config;
+    atomic_size_t active_streams; /* upstream requests running, all workers */
+} telex_gateway_t;
+
+struct chat;
+
+typedef struct gateway_worker {
+    telex_worker_t *worker;
+    telex_gateway_t *gateway;
+    telex_http_client_t *http;
+    telex_upstream_env_t upstream_env;
+    struct chat *chats;       /* active chats on this worker (doubly linked) */
+    size_t n_chats;
+    uv_timer_t sweep;         /* probes idle HTTP/1 clients for disconnects */
+    uv_timer_t shutdown_timer;
+    int shutting_down;
+} gateway_worker_t;
+
+/* http/server callbacks */
+int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req);
+int telex_gateway_worker_init(telex_worker_t *worker);
+void telex_gateway_worker_dispose(telex_worker_t *worker);
+void telex_gateway_on_shutdown(telex_worker_t *worker);
+int telex_gateway_is_idle(telex_worker_t *worker);
+
+/* chat.c */
+int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req);
+/* Checks every chat of the worker for a client that left (HTTP/1). */
+void telex_chat_sweep(gateway_worker_t *gw);
+/* Ends every chat of the worker: a final SSE error event, or 503. */
+void telex_chat_end_all(gateway_worker_t *gw, const char *why);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * http/respond.c — complete responses and OpenAI-style errors. See respond.h.
+ */
+#include "http/respond.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+const char *telex_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 499: return "Client Closed Request";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+void telex_add_header(h2o_req_t *req, const char *name, const char *value)
+{
+    size_t vlen = strlen(value);
+    char *v = h2o_mem_alloc_pool(&req->pool, vlen + 1);
+    memcpy(v, value, vlen + 1);
+    const h2o_token_t *token = h2o_lookup_token(name, strlen(name));
+    if (token != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, token, NULL, v, vlen);
+    else
+        h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v, vlen);
+}
+
+h2o_iovec_t telex_req_header(h2o_req_t *req, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    if (i < 0)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}
+
+void telex_respond(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = telex_reason(status);
+    telex_add_header(req, "content-type", content_type);
+    telex_add_header(req, "cache-control", "no-store");
+    char *copy = h2o_mem_alloc_pool(&req->pool, len + 1);
+    memcpy(copy, body, len);
+    h2o_send_inline(req, copy, len);
+}
+
+void telex_respond_error(h2o_req_t *req, int status, const char *type, const char *code, const char *param,
+                         const char *message_fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, message_fmt);
+    vsnprintf(message, sizeof(message), message_fmt, ap);
+    va_end(ap);
+    json_t *err = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", message, "type", type, "param",
+                            param ? json_string(param) : json_null(), "code", code ? json_string(code) : json_null());
+    char *text = err ? json_dumps(err, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(err);
+    if (text == NULL) {
+        static const char fallback[] = "{\"error\":{\"message\":\"internal error\",\"type\":\"server_error\"}}";
+        telex_respond(req, 500, "application/json", fallback, sizeof(fallback) - 1);
+        return;
+    }
+    telex_respond(req, status, "application/json", text, strlen(text));
+    free(text);
+}

@@ -1,0 +1,29 @@
+/*
+ * http/respond.h — small helpers for complete (non-streamed) responses.
+ *
+ * Errors are OpenAI-shaped: {"error":{"message","type","param","code"}},
+ * Content-Type application/json. The message is user-facing text; it must
+ * never contain a secret.
+ */
+#ifndef TELEX_HTTP_RESPOND_H
+#define TELEX_HTTP_RESPOND_H
+
+#include <h2o.h>
+
+/* param and code may be NULL (sent as null). */
+void telex_respond_error(h2o_req_t *req, int status, const char *type, const char *code, const char *param,
+                         const char *message_fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* Sends `body` (copied) with the given status and Content-Type. */
+void telex_respond(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
+
+/* Adds a response header; name must be lower-case; value is copied. */
+void telex_add_header(h2o_req_t *req, const char *name, const char *value);
+
+/* The value of request header `name` (lower-case), or an empty iovec. */
+h2o_iovec_t telex_req_header(h2o_req_t *req, const char *name);
+
+/* The HTTP reason phrase for a status. */
+const char *telex_reason(int status);
+
+#endif
