@@ -224,17 +224,25 @@ static inline bool is_plain_ascii(unsigned char c)
 #define BYTES_ONES UINT64_C(0x0101010101010101)
 #define BYTES_HIGHS UINT64_C(0x8080808080808080)
 
-/* True when all 8 bytes of w are plain ASCII (SWAR: no high bit, none below
- * 0x20, none equal to '"' or '\\'). */
-static inline bool word_is_plain(uint64_t w)
+/* SWAR over 8 bytes: a mask with the high bit set in every byte of w that
+ * is not plain ASCII (high bit set, below 0x20, '"' or '\\'). Bytes above
+ * the lowest flagged one may be flagged wrongly (borrows), so only "is it
+ * zero" and "which byte is the lowest flagged" are meaningful. */
+static inline uint64_t word_special_mask(uint64_t w)
 {
     uint64_t below_space = (w - BYTES_ONES * 0x20) & ~w;
     uint64_t q = w ^ (BYTES_ONES * '"');
     uint64_t is_quote = (q - BYTES_ONES) & ~q;
     uint64_t b = w ^ (BYTES_ONES * '\\');
     uint64_t is_backslash = (b - BYTES_ONES) & ~b;
-    return ((w | below_space | is_quote | is_backslash) & BYTES_HIGHS) == 0;
+    return (w | below_space | is_quote | is_backslash) & BYTES_HIGHS;
 }
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define WORD_FIRST_SPECIAL(mask) ((size_t)__builtin_ctzll(mask) / 8) /* index of the lowest flagged byte */
+#else
+#define WORD_FIRST_SPECIAL(mask) ((void)(mask), (size_t)0) /* big endian: go byte by byte */
+#endif
 
 /* Checks the UTF-8 sequence at p[0..n), p[0] >= 0x80, with the WHATWG
  * decoder's rules (no overlongs, surrogates or values above U+10FFFF).
@@ -270,69 +278,82 @@ static ptrdiff_t utf8_check(const unsigned char *p, size_t n)
     return (ptrdiff_t)needed + 1;
 }
 
-/* Writes s[0..n) as a quoted JSON string. Valid UTF-8 is copied, invalid
- * bytes become U+FFFD, '"', '\\' and control characters are escaped. */
-static void output_json_string(output_t *out, const char *str, size_t n)
+/* Escapes s[*pos..) into dst until at least `end` is reached (a step may
+ * go up to 8 bytes past it: a plain word, or a UTF-8 sequence), never past n.
+ * dst needs 6 bytes per input byte consumed. Valid UTF-8 is copied, invalid
+ * bytes become U+FFFD, '"', '\\' and control characters are escaped.
+ * Returns the bytes written. */
+static size_t json_escape_segment(char *dst, const unsigned char *s, size_t n, size_t *pos, size_t end)
 {
     static const char hex[] = "0123456789abcdef";
+    char *d = dst;
+    size_t i = *pos;
+    while (i < end) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            uint64_t special = word_special_mask(w);
+            size_t plain = special ? WORD_FIRST_SPECIAL(special) : 8;
+            memcpy(d, &w, 8); /* the bytes after `plain` are overwritten below */
+            d += plain;
+            i += plain;
+            if (plain == 8)
+                continue;
+        }
+        unsigned char c = s[i];
+        if (is_plain_ascii(c)) {
+            *d++ = (char)c;
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            ptrdiff_t len = utf8_check(s + i, n - i);
+            if (len > 0) {
+                memcpy(d, s + i, (size_t)len);
+                d += len;
+                i += (size_t)len;
+            } else {
+                memcpy(d, "\xEF\xBF\xBD", 3); /* U+FFFD */
+                d += 3;
+                i += (size_t)-len;
+            }
+            continue;
+        }
+        d[0] = '\\';
+        switch (c) {
+        case '"': d[1] = '"'; d += 2; break;
+        case '\\': d[1] = '\\'; d += 2; break;
+        case '\n': d[1] = 'n'; d += 2; break;
+        case '\r': d[1] = 'r'; d += 2; break;
+        case '\t': d[1] = 't'; d += 2; break;
+        case '\b': d[1] = 'b'; d += 2; break;
+        case '\f': d[1] = 'f'; d += 2; break;
+        default:
+            memcpy(d + 1, "u00", 3);
+            d[4] = hex[c >> 4];
+            d[5] = hex[c & 15];
+            d += 6;
+        }
+        i++;
+    }
+    *pos = i;
+    return (size_t)(d - dst);
+}
+
+/* Input bytes escaped per step, so that a step's worst case (6 output bytes
+ * per input byte, plus overshoot) always fits the output buffer. */
+#define ESCAPE_STEP (OUT_BUFFER_SIZE / 8)
+
+/* Writes s[0..n) as a quoted JSON string (see json_escape_segment). */
+static void output_json_string(output_t *out, const char *str, size_t n)
+{
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     output_literal(out, "\"");
     while (i < n) {
-        size_t j = i;
-        for (;;) { /* find the longest run that needs no rewriting */
-            while (j + 8 <= n) {
-                uint64_t w;
-                memcpy(&w, s + j, 8);
-                if (!word_is_plain(w))
-                    break;
-                j += 8;
-            }
-            if (j >= n)
-                break;
-            if (is_plain_ascii(s[j])) {
-                j++;
-                continue;
-            }
-            if (s[j] >= 0x80) {
-                ptrdiff_t len = utf8_check(s + j, n - j);
-                if (len > 0) {
-                    j += (size_t)len;
-                    continue;
-                }
-            }
-            break;
-        }
-        if (j > i)
-            output_bytes(out, s + i, j - i);
-        i = j;
-        if (i >= n)
-            break;
-        unsigned char c = s[i];
-        if (c >= 0x80) {
-            output_literal(out, "\xEF\xBF\xBD"); /* U+FFFD */
-            i += (size_t)(-utf8_check(s + i, n - i));
-            continue;
-        }
-        char *d = output_reserve(out, 6);
-        switch (c) {
-        case '"': memcpy(d, "\\\"", 2); out->len += 2; break;
-        case '\\': memcpy(d, "\\\\", 2); out->len += 2; break;
-        case '\n': memcpy(d, "\\n", 2); out->len += 2; break;
-        case '\r': memcpy(d, "\\r", 2); out->len += 2; break;
-        case '\t': memcpy(d, "\\t", 2); out->len += 2; break;
-        case '\b': memcpy(d, "\\b", 2); out->len += 2; break;
-        case '\f': memcpy(d, "\\f", 2); out->len += 2; break;
-        default:
-            d[0] = '\\';
-            d[1] = 'u';
-            d[2] = '0';
-            d[3] = '0';
-            d[4] = hex[c >> 4];
-            d[5] = hex[c & 15];
-            out->len += 6;
-        }
-        i++;
+        size_t step = n - i < ESCAPE_STEP ? n - i : ESCAPE_STEP;
+        char *dst = output_reserve(out, 6 * (step + 8));
+        out->len += json_escape_segment(dst, s, n, &i, i + step);
     }
     output_literal(out, "\"");
 }
