@@ -18,6 +18,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* ---- allocation, with fault injection for tests ------------------------ */
+
+static long fail_countdown = -1; /* < 0: never fail */
+
+void telex_config_test_fail_alloc(long n)
+{
+    fail_countdown = n;
+}
+
+static bool alloc_fails(void)
+{
+    if (fail_countdown < 0)
+        return false;
+    return fail_countdown-- == 0;
+}
+
 /* ---- arena ------------------------------------------------------------ */
 
 typedef union arena_block {
@@ -31,7 +47,7 @@ struct telex_config_arena {
 
 void *telex_config_alloc(struct telex_config_arena *a, size_t size)
 {
-    if (size > SIZE_MAX - sizeof(arena_block_t))
+    if (size > SIZE_MAX - sizeof(arena_block_t) || alloc_fails())
         return NULL;
     arena_block_t *b = calloc(1, sizeof(*b) + size);
     if (!b)
@@ -303,7 +319,10 @@ static int apply_env(telex_config_t *cfg, char *err, size_t errlen)
     if ((v = env_nonempty("TELEX_LISTEN"))) {
         int rc = telex_config_set_listen(cfg, v, why, sizeof why);
         if (rc < 0) {
-            telex_config_errf(err, errlen, "TELEX_LISTEN: %s", why);
+            if (rc == -ENOMEM)
+                telex_config_errf(err, errlen, "out of memory");
+            else
+                telex_config_errf(err, errlen, "TELEX_LISTEN: %s", why);
             return rc;
         }
     }
@@ -389,7 +408,7 @@ static int read_file(const char *path, char **out, size_t *outlen, char *err, si
     for (;;) {
         if (cap - len < 4096) {
             size_t ncap = cap ? cap * 2 : 8192;
-            char *nbuf = realloc(buf, ncap + 1);
+            char *nbuf = alloc_fails() ? NULL : realloc(buf, ncap + 1);
             if (!nbuf) {
                 close(fd);
                 free(buf);
@@ -417,7 +436,7 @@ static int read_file(const char *path, char **out, size_t *outlen, char *err, si
         }
     }
     close(fd);
-    if (!buf && !(buf = malloc(1))) {
+    if (!buf && !(buf = alloc_fails() ? NULL : malloc(1))) {
         telex_config_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
@@ -444,8 +463,8 @@ int telex_config_load(telex_config_t **out, const char *path, char *err, size_t 
 {
     *out = NULL;
     telex_config_errf(err, errlen, "%s", "");
-    telex_config_t *cfg = calloc(1, sizeof(*cfg));
-    struct telex_config_arena *arena = calloc(1, sizeof(*arena));
+    telex_config_t *cfg = alloc_fails() ? NULL : calloc(1, sizeof(*cfg));
+    struct telex_config_arena *arena = alloc_fails() ? NULL : calloc(1, sizeof(*arena));
     char *text = NULL;
     int rc;
     if (!cfg || !arena) {

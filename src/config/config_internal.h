@@ -44,6 +44,10 @@ char *telex_config_base_url(struct telex_config_arena *a, const char *url, const
  * a negative errno. */
 int telex_config_check_readable(const char *path);
 
+/* Tests only: the n-th allocation from now (0 = the next) fails, once;
+ * n < 0 turns this off. Not thread-safe. */
+void telex_config_test_fail_alloc(long n);
+
 /* Defaults shared by the YAML and built-in paths. */
 #define TELEX_CONFIG_OPENAI_BASE_URL "https://api.openai.com/v1"
 #define TELEX_CONFIG_DEFAULT_TIMEOUT_SECONDS 10.0

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "config/config_internal.h" /* telex_config_test_fail_alloc */
 
 static char dir[64];
 static char yaml_path[128];
@@ -836,6 +837,36 @@ static void test_parse_listen(void **state)
     assert_int_equal(telex_config_parse_listen(NULL, &ss, &len, NULL, 0), -EINVAL);
 }
 
+/* Every allocation, failed in turn: -ENOMEM and "out of memory", no crash,
+ * no leak (the sanitizer build checks), until the load succeeds. */
+static void test_out_of_memory_everywhere(void **state)
+{
+    (void)state;
+    char yaml[4096], err[512];
+    setenv("TELEX_TEST_KEY", "sk-from-env", 1);
+    setenv("OPENAI_API_KEY", "sk-x", 1);
+    setenv("TELEX_LISTEN", "127.0.0.1:9", 1);
+    write_file(yaml_path, full_yaml_with_tls(yaml, sizeof yaml));
+    for (int with_file = 0; with_file < 2; with_file++) {
+        long n;
+        for (n = 0; n < 100000; n++) {
+            telex_config_t *cfg = (telex_config_t *)1;
+            telex_config_test_fail_alloc(n);
+            int rc = telex_config_load(&cfg, with_file ? yaml_path : NULL, err, sizeof err);
+            telex_config_test_fail_alloc(-1);
+            if (rc == 0) {
+                telex_config_free(cfg);
+                break;
+            }
+            if (rc != -ENOMEM || strcmp(err, "out of memory") != 0)
+                fail_msg("allocation %ld failed: got %d \"%s\"", n, rc, err);
+            assert_null(cfg);
+        }
+        if (n < (with_file ? 30 : 5)) /* the injection did reach the loader */
+            fail_msg("only %ld allocations (file: %d)", n, with_file);
+    }
+}
+
 static void test_kind_names(void **state)
 {
     (void)state;
@@ -866,6 +897,7 @@ int main(void)
         T(test_secrets_never_in_messages),
         T(test_error_messages),
         T(test_parse_listen),
+        T(test_out_of_memory_everywhere),
         T(test_kind_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
