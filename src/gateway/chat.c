@@ -109,6 +109,11 @@ static void finish(chat_t *c, const char *outcome)
     }
 }
 
+static double ms_rounded(double ns)
+{
+    return (double)(long long)(ns / 1e3) / 1e3;
+}
+
 static void log_request(chat_t *c)
 {
     double now = (double)uv_hrtime();
@@ -120,13 +125,13 @@ static void log_request(chat_t *c)
     json_object_set_new(line, "provider", c->provider_name[0] ? json_string(c->provider_name) : json_null());
     json_object_set_new(line, "stream", json_boolean(c->stream));
     json_object_set_new(line, "ttft_ms",
-                        c->first_event ? json_real((double)(c->first_event_ns - c->started_ns) / 1e6) : json_null());
-    json_object_set_new(line, "duration_ms", json_real((now - (double)c->started_ns) / 1e6));
+                        c->first_event ? json_real(ms_rounded((double)(c->first_event_ns - c->started_ns))) : json_null());
+    json_object_set_new(line, "duration_ms", json_real(ms_rounded(now - (double)c->started_ns)));
     json_object_set_new(line, "events", json_integer((json_int_t)c->events));
     json_object_set_new(line, "bytes", json_integer((json_int_t)c->out.bytes_sent));
     json_object_set_new(line, "fallbacks", json_integer((json_int_t)c->fallbacks));
     json_object_set_new(line, "outcome", json_string(c->outcome ? c->outcome : "client_gone"));
-    if (c->error_kind[0])
+    if (c->error_kind[0] && strcmp(c->outcome ? c->outcome : "", "ok") != 0)
         json_object_set_new(line, "error", json_string(c->error_kind));
     if (c->usage != NULL)
         json_object_set(line, "usage", c->usage);

@@ -44,6 +44,9 @@ void telex_gateway_worker_dispose(telex_worker_t *worker);
 void telex_gateway_on_shutdown(telex_worker_t *worker);
 int telex_gateway_is_idle(telex_worker_t *worker);
 
+/* static_files.c: GET of an embedded web/ file; -1 when there is none. */
+int telex_static_handle(h2o_req_t *req);
+
 /* chat.c */
 int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req);
 /* Checks every chat of the worker for a client that left (HTTP/1). */

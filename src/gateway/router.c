@@ -89,6 +89,8 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
         telex_respond(req, gw->shutting_down ? 503 : 200, "application/json", ok, sizeof(ok) - 1);
         return 0;
     }
+    if ((method_is(req, "GET") || method_is(req, "HEAD")) && telex_static_handle(req) == 0)
+        return 0;
     telex_respond_error(req, 404, "invalid_request_error", "not_found", NULL, "Unknown path %.*s.",
                         (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
                         req->path_normalized.base);
