@@ -84,7 +84,7 @@ void telex_log_json(json_t *obj)
     char when[40];
     format_time(when, sizeof(when));
     json_object_set_new(obj, "time", json_string(when));
-    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(obj);
     if (text == NULL)
         return;
