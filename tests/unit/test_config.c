@@ -432,6 +432,41 @@ static void test_example_file_loads(void **state)
     telex_config_free(cfg);
 }
 
+/* Every ```yaml block of docs/configuration.md loads. */
+static void test_documented_examples_load(void **state)
+{
+    (void)state;
+    char path[512];
+    const char *me = __FILE__, *tail = strstr(me, "tests/unit/test_config.c");
+    assert_non_null(tail);
+    snprintf(path, sizeof path, "%.*sdocs/configuration.md", (int)(tail - me), me);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char doc[1 << 16];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    setenv("OPENAI_API_KEY", "sk-a", 1);
+    setenv("OPENROUTER_API_KEY", "sk-b", 1);
+    int blocks = 0;
+    for (char *p = strstr(doc, "```yaml\n"); p; p = strstr(p, "```yaml\n")) {
+        p += 8;
+        char *end = strstr(p, "```");
+        assert_non_null(end);
+        *end = '\0';
+        telex_config_t *cfg = NULL;
+        char err[512];
+        write_file(yaml_path, p);
+        if (telex_config_load(&cfg, yaml_path, err, sizeof err) != 0)
+            fail_msg("example %d of docs/configuration.md: %s\n%s", blocks + 1, err, p);
+        telex_config_free(cfg);
+        blocks++;
+        p = end + 3;
+    }
+    unsetenv("OPENROUTER_API_KEY");
+    assert_true(blocks >= 5);
+}
+
 static void test_yaml_anchors_and_flow_style(void **state)
 {
     (void)state;
@@ -890,6 +925,7 @@ int main(void)
         T(test_empty_and_partial_files_keep_defaults),
         T(test_full_file),
         T(test_example_file_loads),
+        T(test_documented_examples_load),
         T(test_yaml_anchors_and_flow_style),
         T(test_env_overrides_file),
         T(test_env_errors),
