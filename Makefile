@@ -9,7 +9,7 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN      ?= 127.0.0.1:8080
 FUZZ_SECONDS ?= 60
 
-.PHONY: all bootstrap build build-asan run test test-unit test-asan test-integration bench fuzz install clean
+.PHONY: all bootstrap build build-asan run test test-unit test-asan test-integration test-browser bench fuzz install clean
 
 all: build
 
@@ -43,7 +43,11 @@ test-integration: build build-asan
 	TELEX_BIN=$(CURDIR)/$(BUILD)/telex node --test --test-concurrency=1 tests/integration/
 	TELEX_BIN=$(CURDIR)/$(BUILD_ASAN)/telex TELEX_SANITIZED=1 node --test --test-concurrency=1 tests/integration/
 
-test: test-unit test-asan test-integration
+test-browser: build
+	@if ls tests/browser/*.test.js >/dev/null 2>&1; then \
+	  TELEX_BIN=$(CURDIR)/$(BUILD)/telex node --test --test-concurrency=1 tests/browser/; fi
+
+test: test-unit test-asan test-integration test-browser
 	@echo "telex: all suites passed"
 
 bench: build
