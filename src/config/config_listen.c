@@ -40,6 +40,13 @@ int telex_config_parse_listen(const char *hostport, struct sockaddr_storage *add
                           TELEX_CONFIG_DEFAULT_LISTEN);
         return -EINVAL;
     }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)hp[i] <= 0x20 || hp[i] == 0x7f) {
+            telex_config_errf(err, errlen,
+                              "invalid listen address: contains spaces or control characters");
+            return -EINVAL;
+        }
+    }
     if (all_digits(hp, len)) { /* bare port */
         snprintf(host, sizeof host, "127.0.0.1");
         port = hp;

@@ -82,9 +82,13 @@ static const char *quote(char buf[QUOTE_LEN], const char *s)
     return buf;
 }
 
+/* base.key; control characters in a key become '?' (messages are one line). */
 static void path_key(char out[PATH_LEN], const char *base, const char *key)
 {
-    snprintf(out, PATH_LEN, "%s%s%.80s", base, *base ? "." : "", key);
+    int o = snprintf(out, PATH_LEN, "%s%s%.80s", base, *base ? "." : "", key);
+    for (int i = o - (int)strnlen(key, 80); i >= 0 && i < o && i < PATH_LEN; i++)
+        if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+            out[i] = '?';
 }
 
 static void path_index(char out[PATH_LEN], const char *base, size_t i)
@@ -517,6 +521,9 @@ static int parse_headers(ctx_t *c, const yaml_node_t *v, const char *base,
                                            "connection"};
     char path[PATH_LEN];
     path_key(path, base, "headers");
+    if (v && !is_null(v) && v->type != YAML_MAPPING_NODE) /* not describe(): may hold a key */
+        return fail(c, v, path, "expected a mapping (Header-Name: value), got %s",
+                    v->type == YAML_SEQUENCE_NODE ? "a list" : "a string");
     int rc = as_mapping(c, v, path, "Header-Name: value");
     if (rc <= 0)
         return rc;

@@ -584,6 +584,8 @@ static void test_secrets_never_in_messages(void **state)
         "models:\n  - name: m\n    providers: [p]\n",
         "providers:\n  - name: p\n    kind: openai\n    api_key: sk-SECRET\n"
         "    api_key_env: TELEX_TEST_KEY\nmodels:\n  - name: m\n    providers: [p]\n",
+        "providers:\n  - name: p\n    kind: openai\n    headers: \"X-Key: SECRET\"\n"
+        "models:\n  - name: m\n    providers: [p]\n",
     };
     setenv("TELEX_TEST_KEY", "SECRET\x01", 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -591,7 +593,7 @@ static void test_secrets_never_in_messages(void **state)
         assert_int_equal(telex_config_load(&cfg, yaml_path, err, sizeof err), -EINVAL);
         if (strstr(err, "SECRET"))
             fail_msg("case %zu leaks the secret: %s", i, err);
-        assert_non_null(strstr(err, "api_key") ? err : strstr(err, "X-Key"));
+        assert_non_null(strstr(err, "api_key") ? err : strstr(err, "headers"));
     }
 }
 
@@ -621,6 +623,8 @@ static const struct {
     {"workers: 1\nworkers: 2\n", ":2:1: workers: duplicate key (first at line 1)"},
     {"streaming:\n  keepalive_secnds: 1\n",
      ":2:3: streaming.keepalive_secnds: unknown key; did you mean \"keepalive_seconds\"?"},
+    {"\"a\\nb\": 1\n", ":1:1: a?b: unknown key (valid here: listen, workers, tls, providers, "
+                     "models, streaming, limits, resume)"},
     /* listen, workers */
     {"listen: [1]\n", ":1:9: listen: expected a string, got a list"},
     {"listen:\n", ":1:8: listen: missing value (expected a string)"},
@@ -855,6 +859,8 @@ static void test_parse_listen(void **state)
         {"[::1]8080", "invalid listen address \"[::1]8080\": expected [IPV6]:PORT"},
         {"[::1", "invalid listen address \"[::1\": expected [IPV6]:PORT"},
         {"[]:80", "invalid listen address \"[]:80\": bad IPv6 address"},
+        {"127.0.0.1 :80", "invalid listen address: contains spaces or control characters"},
+        {"1.2.3.4:80\n", "invalid listen address: contains spaces or control characters"},
         {"[127.0.0.1]:80", NULL}, /* getaddrinfo's wording varies: just fail */
         {"[::g]:80", NULL},
         {"no-such-host.invalid:80", NULL},
