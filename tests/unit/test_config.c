@@ -863,7 +863,6 @@ static void test_parse_listen(void **state)
         {"1.2.3.4:80\n", "invalid listen address: contains spaces or control characters"},
         {"[127.0.0.1]:80", NULL}, /* getaddrinfo's wording varies: just fail */
         {"[::g]:80", NULL},
-        {"no-such-host.invalid:80", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
