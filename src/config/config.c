@@ -479,7 +479,7 @@ int telex_config_load(telex_config_t **out, const char *path, char *err, size_t 
         goto fail;
 
     if (path) {
-        size_t len;
+        size_t len = 0;
         if (!(cfg->path = telex_config_strdup(arena, path))) {
             rc = -ENOMEM;
             telex_config_errf(err, errlen, "out of memory");

@@ -93,7 +93,9 @@ static void path_key(char out[PATH_LEN], const char *base, const char *key)
 
 static void path_index(char out[PATH_LEN], const char *base, size_t i)
 {
-    snprintf(out, PATH_LEN, "%s[%zu]", base, i);
+    /* base is itself at most PATH_LEN; a path that long is cut, never overrun */
+    int n = snprintf(out, PATH_LEN, "%.200s[%zu]", base, i);
+    (void)n;
 }
 
 /* "a, b, c" into out (truncated with "..." if needed). */
@@ -900,9 +902,9 @@ static int parse_root(ctx_t *c, const yaml_node_t *root)
                     "providers they use (the built-in demo provider is: - name: demo, "
                     "kind: demo)");
     if (pv) {
-        telex_provider_t *providers;
-        telex_model_t *models;
-        size_t np, nm;
+        telex_provider_t *providers = NULL;
+        telex_model_t *models = NULL;
+        size_t np = 0, nm = 0;
         if ((rc = parse_providers(c, pv, &providers, &np)) < 0)
             return rc;
         cfg->providers = providers;
