@@ -148,7 +148,10 @@ test('decode: events appear on stdout while the input is still open (live stream
   const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
   child.stdin.write('data: first\n\n');
   const firstLine = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no output within 5 s while stdin is open')), 5000);
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error('no output within 5 s while stdin is open'));
+    }, 5000);
     let got = '';
     child.stdout.on('data', (chunk) => {
       got += chunk;
@@ -281,6 +284,10 @@ test('encode writes the wire format a reader expects', () => {
   assert.match(text, /id: ?1\n/);
   assert.match(text, /data: ?a\ndata: ?b\n\n/);
   assert.match(text, /retry: ?5\n/);
+  // lastEventId writes an id line only when the id changes.
+  const ids = run(['sse', 'encode'], toJsonLines([{ lastEventId: '1', data: 'a' }, { lastEventId: '1', data: 'b' }, { lastEventId: '2', data: 'c' }]));
+  assert.equal(ids.status, 0, ids.stderr);
+  assert.deepEqual(ids.stdout.toString().match(/^id.*$/gm), ['id: 1', 'id: 2']);
 });
 
 // A small deterministic PRNG so failures reproduce.
@@ -376,14 +383,17 @@ test('encode: errors name the line and exit 65', () => {
 
 test('encode: lines are bounded at 16 MiB', () => {
   const limit = 16 * 1024 * 1024;
-  const tooLong = `{"data":"${'x'.repeat(limit)}"}\n`;
-  const r = run(['sse', 'encode'], `{"data":"first"}\n${tooLong}`);
+  const line = (len) => `{"data":"${'x'.repeat(len - 11)}"}`; // exactly len bytes
+  assert.equal(line(100).length, 100);
+  const r = run(['sse', 'encode'], `{"data":"first"}\n${line(limit + 1)}\n{"data":"after"}\n`);
   assert.equal(r.status, 65);
   assert.match(r.stderr, /line 2: .*longer than/);
-  const fits = `{"data":"${'x'.repeat(limit - 12)}"}\n`;
-  const ok = run(['sse', 'encode'], fits);
+  const far = run(['sse', 'encode'], `${line(limit + 4 * 1024 * 1024)}\n`);
+  assert.equal(far.status, 65);
+  assert.match(far.stderr, /line 1: .*longer than/);
+  const ok = run(['sse', 'encode'], `${line(limit)}\n`);
   assert.equal(ok.status, 0, ok.stderr);
-  assert.equal(ok.stdout.toString(), `data: ${'x'.repeat(limit - 12)}\n\n`);
+  assert.equal(ok.stdout.toString(), `data: ${'x'.repeat(limit - 11)}\n\n`);
 });
 
 test('encode accepts a final line without newline and CRLF line ends', () => {
