@@ -20,6 +20,11 @@
  * Strings passed to callbacks are (pointer, length) pairs that stay valid
  * only for the duration of the callback. They are also NUL-terminated for
  * convenience, but may contain NUL bytes themselves (data may).
+ *
+ * The parser is byte oriented: it never decodes or validates UTF-8. Data,
+ * types, ids and comments are passed through as the bytes that arrived, so
+ * a caller that needs valid UTF-8 must check (or replace) it itself.
+ * See docs/sse.md for the rules, limits and how the code is fuzzed.
  */
 #ifndef TELEX_SSE_H
 #define TELEX_SSE_H
@@ -60,7 +65,10 @@ typedef struct telex_sse_event {
 
 /* Callbacks; any may be NULL. A non-zero return from on_event / on_retry /
  * on_comment stops the current feed, which then returns TELEX_SSE_ESTOPPED;
- * the parser stays usable (feeding again continues after the stopping line). */
+ * the parser stays usable (feeding again continues after the stopping line).
+ * The bytes of the stopped feed after that line are kept by the parser and
+ * interpreted first by the next feed; feeding 0 bytes just drains them (it
+ * returns 0 once they are all interpreted). */
 typedef struct telex_sse_callbacks {
     int (*on_event)(void *user, const telex_sse_event_t *event);
     /* A `retry` field whose value is ASCII digits only (and fits in 64 bits). */
@@ -72,22 +80,30 @@ typedef struct telex_sse_callbacks {
 typedef struct telex_sse_parser telex_sse_parser_t;
 
 /* Creates a parser. max_event_size 0 means TELEX_SSE_DEFAULT_MAX_EVENT_SIZE.
- * The limit applies to the sum of an event's data, type and id buffers and to
- * any single line. Returns NULL when out of memory. */
+ * The limit applies to the sum of an event's data (counting the LF after each
+ * data line), type and id buffers, and to any single line (without its line
+ * end; a line fails as soon as its first max_event_size + 1 bytes arrive, so
+ * the verdict never depends on how the input is split). callbacks is copied.
+ * Returns NULL when out of memory. */
 telex_sse_parser_t *telex_sse_parser_new(size_t max_event_size, const telex_sse_callbacks_t *callbacks,
                                          void *user);
 void telex_sse_parser_free(telex_sse_parser_t *parser);
 
-/* Feeds the next bytes of the stream. Returns 0, TELEX_SSE_ESTOPPED,
- * TELEX_SSE_ETOOBIG or TELEX_SSE_ENOMEM. After ETOOBIG or ENOMEM the parser is
- * failed: further feeds return the same error until telex_sse_parser_reset. */
+/* Feeds the next bytes of the stream (bytes may be NULL when len is 0).
+ * Returns 0, TELEX_SSE_ESTOPPED, TELEX_SSE_ETOOBIG or TELEX_SSE_ENOMEM
+ * (TELEX_SSE_EINVAL for NULL bytes with len > 0). After ETOOBIG or ENOMEM the
+ * parser is failed: further feeds return the same error until
+ * telex_sse_parser_reset. Events before the failing line were reported. */
 int telex_sse_parser_feed(telex_sse_parser_t *parser, const void *bytes, size_t len);
 
 /* Forgets all state (pending line, event buffers, last event id, BOM state,
  * failure), as for a brand-new connection. Keeps allocated buffers. */
 void telex_sse_parser_reset(telex_sse_parser_t *parser);
 
-/* Sets the last-event-id buffer, e.g. when a client reconnects. */
+/* Sets the last-event-id buffer, e.g. when a client reconnects. Returns 0;
+ * TELEX_SSE_EINVAL if id contains NUL (a stream could not set it either);
+ * TELEX_SSE_ETOOBIG if it does not fit max_event_size together with the
+ * event being built; or the error of a failed parser. len 0 clears it. */
 int telex_sse_parser_set_last_event_id(telex_sse_parser_t *parser, const char *id, size_t len);
 
 /* --------------------------------------------------------------- encoder */
@@ -105,21 +121,27 @@ typedef struct telex_sse_out_event {
     size_t data_len;
 } telex_sse_out_event_t;
 
-/* An upper bound on the bytes telex_sse_encode_event writes for `event`
- * (exact for data without line breaks). */
+/* The exact number of bytes telex_sse_encode_event writes for `event` (so
+ * also an upper bound); it scans data for line breaks. SIZE_MAX on overflow. */
 size_t telex_sse_encoded_size(const telex_sse_out_event_t *event);
 
 /* Writes `event` (ending with the blank line that dispatches it) into
- * buf[0..cap). On success stores the byte count in *written and returns 0;
- * TELEX_SSE_EINVAL if type or id contain CR, LF or NUL; TELEX_SSE_ENOSPC if
- * cap is too small (nothing useful is written then). */
+ * buf[0..cap). On success stores the byte count in *written (may be NULL)
+ * and returns 0; TELEX_SSE_EINVAL if type or id contain CR, LF or NUL (or a
+ * pointer is NULL with a non-zero length); TELEX_SSE_ENOSPC if cap is too
+ * small. On error nothing is written and *written is 0. Each data line is
+ * written as "data: " + line ("data:" when empty): a parser strips exactly
+ * that one space, so data starting with spaces round-trips. */
 int telex_sse_encode_event(char *buf, size_t cap, const telex_sse_out_event_t *event, size_t *written);
 
-/* Writes a comment (": text\n"); text with line breaks becomes one comment
- * line per line. Same return values as telex_sse_encode_event. */
+/* Writes a comment (": text\n", or ":\n" for empty text); text with line
+ * breaks (CRLF, CR, LF) becomes one comment line per line. Note that a parser
+ * reports the text after ':' unmodified, i.e. with the leading space. Same
+ * return values as telex_sse_encode_event (EINVAL only for NULL text with
+ * len > 0). */
 int telex_sse_encode_comment(char *buf, size_t cap, const char *text, size_t len, size_t *written);
 
-/* Upper bound for telex_sse_encode_comment's output. */
+/* Upper bound for telex_sse_encode_comment's output (3 * len + 3). */
 size_t telex_sse_encoded_comment_size(size_t len);
 
 #ifdef __cplusplus
