@@ -1,0 +1,202 @@
+// tests/integration/lib/proc.js — start and stop real telex processes in tests.
+//
+// Every telex server logs one JSON line per event on stderr; when it is ready it
+// logs {"msg":"listening","address":"HOST:PORT","url":...}. startProcess() spawns
+// a command, collects its stderr as parsed log lines, and resolves once that
+// line appears (so `--listen 127.0.0.1:0` gives a free port with no race).
+// stopProcess() ends it by PID (SIGTERM, then SIGKILL after a timeout). Any
+// process still running when the test process exits is killed by PID.
+//
+// Exports:
+//   TELEX_BIN                                   path of the binary ($TELEX_BIN or build/telex)
+//   SANITIZED                                   true when $TELEX_SANITIZED is set (ASan build: be lenient on timing)
+//   startProcess(args, opts?) -> Promise<Proc>  spawn TELEX_BIN args, wait for "listening"
+//   startMock(args?, opts?)   -> Promise<Proc>  `telex mock --listen 127.0.0.1:0 ...args`
+//   startServe(args?, opts?)  -> Promise<Proc>  `telex serve --listen 127.0.0.1:0 ...args`
+//   stopProcess(proc, opts?)  -> Promise<{code, signal}>
+//   freePort(host?)           -> Promise<number> a port that was free a moment ago
+//   waitFor(fn, opts?)        -> Promise<value>  poll fn() until it returns a truthy value
+//   sleep(ms)                 -> Promise<void>
+//
+// Proc: { child, pid, address, host, port, url, logs, stderr(), waitForLog(pred, opts?), exited }
+//   url      'http://127.0.0.1:PORT' (no trailing slash; IPv6 hosts in brackets)
+//   logs     every stderr line so far: parsed JSON objects, or {raw: line} for other text
+//   exited   a Promise of {code, signal} that settles when the process ends
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+
+export const TELEX_BIN = process.env.TELEX_BIN ?? 'build/telex';
+export const SANITIZED = Boolean(process.env.TELEX_SANITIZED);
+
+const live = new Set();
+process.on('exit', () => {
+  for (const pid of live) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Polls fn (sync or async) every intervalMs until it returns a truthy value,
+// which is returned; rejects with `message` (or the last error fn threw) after timeoutMs.
+export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 25, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() >= deadline) {
+      const err = new Error(`timed out after ${timeoutMs} ms waiting for ${message}`);
+      if (lastError) err.cause = lastError;
+      throw err;
+    }
+    await sleep(intervalMs);
+  }
+}
+
+// Spawns TELEX_BIN (or opts.bin) with args and resolves when it logs "listening".
+// opts: { bin, env (merged over process.env), timeoutMs (default 10000 / 30000 sanitized),
+//         readyMsg (default 'listening'), waitReady (default true) }
+export function startProcess(args, opts = {}) {
+  const bin = opts.bin ?? TELEX_BIN;
+  const timeoutMs = opts.timeoutMs ?? (SANITIZED ? 30000 : 10000);
+  const readyMsg = opts.readyMsg ?? 'listening';
+  const child = spawn(bin, args, {
+    env: { ...process.env, ...(opts.env ?? {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs = [];
+  const waiters = [];
+  let text = '';
+  let partial = '';
+  child.stdout.resume();
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk) => {
+    text += chunk;
+    partial += chunk;
+    let nl;
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      let entry;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        entry = { raw: line };
+      }
+      logs.push(entry);
+      for (const w of [...waiters]) w.check(entry);
+    }
+  });
+  const exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      live.delete(child.pid);
+      resolve({ code, signal });
+      for (const w of [...waiters]) w.exit(code, signal);
+    });
+  });
+  if (child.pid !== undefined) live.add(child.pid);
+
+  const proc = {
+    child,
+    pid: child.pid,
+    logs,
+    exited,
+    stderr: () => text,
+    // Resolves with the first log line (past or future) for which pred(line) is true.
+    waitForLog(pred, { timeoutMs: t = timeoutMs } = {}) {
+      const found = logs.find(pred);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const w = {
+          check(entry) {
+            if (pred(entry)) done(null, entry);
+          },
+          exit(code, signal) {
+            done(new Error(`${bin} ${args.join(' ')} exited (code ${code}, signal ${signal}) first:\n${text}`));
+          },
+        };
+        const timer = setTimeout(() => done(new Error(`no matching log line after ${t} ms:\n${text}`)), t);
+        function done(err, entry) {
+          clearTimeout(timer);
+          const i = waiters.indexOf(w);
+          if (i >= 0) waiters.splice(i, 1);
+          if (err) reject(err);
+          else resolve(entry);
+        }
+        waiters.push(w);
+      });
+    },
+  };
+
+  return new Promise((resolve, reject) => {
+    child.on('error', (err) => reject(new Error(`cannot start ${bin}: ${err.message}`)));
+    if (opts.waitReady === false) {
+      resolve(proc);
+      return;
+    }
+    proc
+      .waitForLog((l) => l.msg === readyMsg)
+      .then((line) => {
+        if (line.address) {
+          const m = /^(.*):(\d+)$/.exec(line.address);
+          proc.address = line.address;
+          proc.host = m[1].replace(/^\[(.*)\]$/, '$1');
+          proc.port = Number(m[2]);
+          proc.url = `http://${m[1]}:${m[2]}`;
+        }
+        resolve(proc);
+      })
+      .catch((err) => {
+        if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+        reject(err);
+      });
+  });
+}
+
+export const startMock = (args = [], opts = {}) => startProcess(['mock', '--listen', '127.0.0.1:0', ...args], opts);
+export const startServe = (args = [], opts = {}) => startProcess(['serve', '--listen', '127.0.0.1:0', ...args], opts);
+
+// Stops a process by PID: `signal` (default SIGTERM), then SIGKILL after timeoutMs.
+export async function stopProcess(proc, { signal = 'SIGTERM', timeoutMs = SANITIZED ? 15000 : 5000 } = {}) {
+  if (!proc || !proc.child) return { code: null, signal: null };
+  const { child } = proc;
+  if (child.exitCode !== null || child.signalCode !== null) return proc.exited;
+  try {
+    process.kill(child.pid, signal);
+  } catch {
+    return proc.exited;
+  }
+  const timer = setTimeout(() => {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }, timeoutMs);
+  const r = await proc.exited;
+  clearTimeout(timer);
+  return r;
+}
+
+// A TCP port on `host` that was free when asked (for configs that need a port up front;
+// prefer `--listen 127.0.0.1:0` and the listening line, which cannot race).
+export function freePort(host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
