@@ -93,8 +93,9 @@ export function createParser(callbacks = {}) {
   const { onEvent, onRetry, onComment } = callbacks;
   let decoder = new TextDecoder('utf-8');
   let started = false; // some text of this stream has been seen (for the BOM of string input)
-  let buf = ''; // decoded text not yet handled; never contains a line end before `scanFrom`
+  let buf = ''; // decoded text not yet handled: a partial line (or more, after a callback threw)
   let skipLF = false; // the previous chunk ended with CR: an LF starting the next one is part of it
+  let unhandled = false; // a callback threw during the last feed; buf may hold complete lines
   let data = '';
   let eventType = '';
   let lastEventId = typeof callbacks.lastEventId === 'string' ? callbacks.lastEventId : '';
@@ -149,20 +150,25 @@ export function createParser(callbacks = {}) {
     let text;
     if (typeof chunk === 'string') {
       text = chunk;
-      if (!started && text.length > 0 && text.charCodeAt(0) === BOM) text = text.slice(1);
+      if (!started && text.length > 0) {
+        started = true;
+        if (text.charCodeAt(0) === BOM) text = text.slice(1);
+      }
     } else {
       const bytes = chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk);
       text = decoder.decode(bytes, { stream: true });
     }
-    if (text.length === 0) return;
+    if (text.length === 0 && !unhandled) return;
     started = true;
-    if (skipLF) {
+    if (skipLF && text.length > 0) {
       skipLF = false;
       if (text.charCodeAt(0) === LF) text = text.slice(1);
     }
-    const scanFrom = buf.length;
+    const scanFrom = unhandled ? 0 : buf.length;
+    unhandled = false;
     buf += text;
     let pos = 0;
+    let complete = true;
     let cr = buf.indexOf('\r', scanFrom);
     let lf = buf.indexOf('\n', scanFrom);
     try {
@@ -180,9 +186,12 @@ export function createParser(callbacks = {}) {
           if (pos === buf.length) skipLF = true;
           else if (buf.charCodeAt(pos) === LF) pos++;
         }
+        complete = false;
         line(text);
+        complete = true;
       }
     } finally {
+      if (!complete) unhandled = true; // a callback threw: buf may still hold whole lines
       buf = pos === 0 ? buf : buf.slice(pos);
     }
   }
@@ -192,6 +201,7 @@ export function createParser(callbacks = {}) {
     started = false;
     buf = '';
     skipLF = false;
+    unhandled = false;
     data = '';
     eventType = '';
     idBuffer = lastEventId;
