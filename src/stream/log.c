@@ -1,0 +1,223 @@
+/*
+ * stream/log.c — segmented append-only event log. See log.h.
+ *
+ * Segments form a singly linked list from the oldest retained one to the
+ * one being filled. Each is allocated with room for at least SEGMENT_SIZE
+ * bytes (or the one event that is larger), and is filled up to `len`; bytes
+ * below `len` are immutable. The event table holds, for every retained
+ * event, the position where it ends, so resuming after event n is a lookup.
+ */
+#include "stream/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEGMENT_SIZE 8192
+
+typedef struct segment {
+    struct segment *next;
+    uint64_t start; /* position of data[0] */
+    size_t len;
+    size_t cap;
+    char data[];
+} segment_t;
+
+struct telex_log {
+    pthread_mutex_t lock;
+    segment_t *head; /* oldest retained */
+    segment_t *tail; /* being filled */
+    uint64_t start;  /* position of head->data[0] */
+    uint64_t end;
+    size_t retained;
+    size_t max_bytes;
+    uint64_t *event_end; /* event_end[i] = end of event first_event + i */
+    size_t n_events;     /* retained entries in event_end */
+    size_t events_cap;
+    uint64_t first_event; /* seq of event_end[0] */
+    uint64_t total_events;
+    int finished;
+};
+
+telex_log_t *telex_log_new(size_t max_bytes)
+{
+    telex_log_t *log = calloc(1, sizeof(*log));
+    if (log == NULL)
+        return NULL;
+    pthread_mutex_init(&log->lock, NULL);
+    log->max_bytes = max_bytes;
+    log->first_event = 1;
+    return log;
+}
+
+void telex_log_free(telex_log_t *log)
+{
+    if (log == NULL)
+        return;
+    segment_t *s = log->head;
+    while (s != NULL) {
+        segment_t *next = s->next;
+        free(s);
+        s = next;
+    }
+    free(log->event_end);
+    pthread_mutex_destroy(&log->lock);
+    free(log);
+}
+
+static int remember_event(telex_log_t *log, uint64_t end)
+{
+    if (log->n_events == log->events_cap) {
+        size_t cap = log->events_cap ? log->events_cap * 2 : 64;
+        uint64_t *p = realloc(log->event_end, cap * sizeof(*p));
+        if (p == NULL)
+            return -ENOMEM;
+        log->event_end = p;
+        log->events_cap = cap;
+    }
+    log->event_end[log->n_events++] = end;
+    return 0;
+}
+
+int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len)
+{
+    int64_t rc;
+    pthread_mutex_lock(&log->lock);
+    if (log->finished) {
+        rc = -EPIPE;
+        goto out;
+    }
+    if (log->max_bytes != 0 && log->retained + len > log->max_bytes) {
+        rc = -ENOSPC;
+        goto out;
+    }
+    segment_t *t = log->tail;
+    if (t == NULL || t->cap - t->len < len) {
+        size_t cap = len > SEGMENT_SIZE ? len : SEGMENT_SIZE;
+        segment_t *s = malloc(sizeof(*s) + cap);
+        if (s == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        s->next = NULL;
+        s->start = log->end;
+        s->len = 0;
+        s->cap = cap;
+        if (t != NULL)
+            t->next = s;
+        else
+            log->head = s;
+        log->tail = t = s;
+    }
+    if (remember_event(log, log->end + len) != 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(t->data + t->len, bytes, len);
+    t->len += len;
+    log->end += len;
+    log->retained += len;
+    rc = (int64_t)++log->total_events;
+out:
+    pthread_mutex_unlock(&log->lock);
+    return rc;
+}
+
+void telex_log_finish(telex_log_t *log)
+{
+    pthread_mutex_lock(&log->lock);
+    log->finished = 1;
+    pthread_mutex_unlock(&log->lock);
+}
+
+#define LOCKED_GETTER(type, name, expr)                                                                                \
+    type name(telex_log_t *log)                                                                                        \
+    {                                                                                                                  \
+        pthread_mutex_lock(&log->lock);                                                                                \
+        type v = (expr);                                                                                               \
+        pthread_mutex_unlock(&log->lock);                                                                              \
+        return v;                                                                                                      \
+    }
+
+LOCKED_GETTER(int, telex_log_finished, log->finished)
+LOCKED_GETTER(uint64_t, telex_log_end, log->end)
+LOCKED_GETTER(uint64_t, telex_log_events, log->total_events)
+LOCKED_GETTER(uint64_t, telex_log_start, log->start)
+LOCKED_GETTER(size_t, telex_log_retained, log->retained)
+
+int telex_log_position_after(telex_log_t *log, uint64_t seq, uint64_t *pos)
+{
+    int rc = 0;
+    pthread_mutex_lock(&log->lock);
+    if (seq > log->total_events) {
+        rc = -ERANGE;
+    } else if (seq == 0) {
+        if (log->start != 0)
+            rc = -ENOENT;
+        else
+            *pos = 0;
+    } else if (seq < log->first_event) {
+        rc = -ENOENT; /* event seq + 1, at least, is gone */
+    } else {
+        *pos = log->event_end[seq - log->first_event];
+    }
+    pthread_mutex_unlock(&log->lock);
+    return rc;
+}
+
+int telex_log_read(telex_log_t *log, uint64_t from, struct iovec *vecs, int max, uint64_t *to)
+{
+    int n = 0;
+    pthread_mutex_lock(&log->lock);
+    if (from < log->start) {
+        pthread_mutex_unlock(&log->lock);
+        return -ENOENT;
+    }
+    uint64_t pos = from;
+    for (segment_t *s = log->head; s != NULL && n < max; s = s->next) {
+        uint64_t seg_end = s->start + s->len;
+        if (seg_end <= pos)
+            continue;
+        size_t off = (size_t)(pos - s->start);
+        vecs[n].iov_base = s->data + off;
+        vecs[n].iov_len = s->len - off;
+        pos = seg_end;
+        n++;
+    }
+    *to = pos;
+    pthread_mutex_unlock(&log->lock);
+    return n;
+}
+
+void telex_log_release_before(telex_log_t *log, uint64_t pos)
+{
+    pthread_mutex_lock(&log->lock);
+    while (log->head != NULL && log->head->start + log->head->len <= pos && log->head != log->tail) {
+        segment_t *s = log->head;
+        log->head = s->next;
+        log->start = s->next->start;
+        log->retained -= s->len;
+        free(s);
+    }
+    /* The segment being filled is dropped only when fully passed, and then
+     * reused from its beginning. */
+    if (log->head != NULL && log->head == log->tail && log->head->start + log->head->len <= pos) {
+        log->retained -= log->head->len;
+        log->head->start += log->head->len;
+        log->head->len = 0;
+        log->start = log->head->start;
+    }
+    /* Forget the end positions of events that are now gone entirely. */
+    size_t drop = 0;
+    while (drop < log->n_events && log->event_end[drop] <= log->start)
+        drop++;
+    if (drop > 0) {
+        /* keep the last dropped event's end: resuming right after it is still possible */
+        drop--;
+        memmove(log->event_end, log->event_end + drop, (log->n_events - drop) * sizeof(uint64_t));
+        log->n_events -= drop;
+        log->first_event += drop;
+    }
+    pthread_mutex_unlock(&log->lock);
+}

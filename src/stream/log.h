@@ -1,0 +1,67 @@
+/*
+ * stream/log.h — the append-only log of one streamed answer.
+ *
+ * The producer (the worker running the upstream call) appends encoded SSE
+ * events; every subscriber (the original client, resumers, a second tab) is
+ * only a byte position into the log and sends from there. Bytes are stored
+ * in segments that are never moved or reallocated, so a subscriber can hand
+ * pointers into the log straight to the socket writer, and a slow reader
+ * costs no memory beyond the log itself.
+ *
+ * Positions are byte offsets from the start of the stream (they keep
+ * counting when old segments are dropped). Event n (1-based) ends at
+ * telex_log_event_end(n); resuming after event n means sending from there.
+ *
+ * Memory is bounded: appends beyond `max_bytes` of retained bytes fail with
+ * -ENOSPC until the owner drops segments every subscriber has passed
+ * (telex_log_release_before). Dropped events can no longer be resumed from.
+ *
+ * Thread safety: all functions may be called from any thread; a mutex guards
+ * the metadata (never held across I/O). Segment bytes below the end position
+ * never change, so readers may use them without the lock as long as they
+ * hold a reference and have not released past them.
+ */
+#ifndef TELEX_STREAM_LOG_H
+#define TELEX_STREAM_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+typedef struct telex_log telex_log_t;
+
+/* max_bytes: most bytes retained at once (0 = unlimited). */
+telex_log_t *telex_log_new(size_t max_bytes);
+void telex_log_free(telex_log_t *log);
+
+/* Appends one whole event (never split across segments). Returns its
+ * sequence number (>= 1), -ENOSPC past max_bytes, -ENOMEM, or -EPIPE after
+ * telex_log_finish. */
+int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len);
+
+/* Marks the end of the stream: nothing more will be appended. */
+void telex_log_finish(telex_log_t *log);
+int telex_log_finished(telex_log_t *log);
+
+/* Position just past the last appended byte; events appended so far. */
+uint64_t telex_log_end(telex_log_t *log);
+uint64_t telex_log_events(telex_log_t *log);
+/* Oldest retained position (0 until something is released). */
+uint64_t telex_log_start(telex_log_t *log);
+/* Bytes currently retained. */
+size_t telex_log_retained(telex_log_t *log);
+
+/* Where to send from to resume after event `seq` (0 = from the start).
+ * Returns 0, -ENOENT if that event was dropped, -ERANGE if it does not
+ * exist yet. */
+int telex_log_position_after(telex_log_t *log, uint64_t seq, uint64_t *pos);
+
+/* Fills up to max iovecs with the bytes from `from` to the end, and stores
+ * the position they reach in *to. Returns the number of iovecs (0 when
+ * nothing is new), or -ENOENT if `from` was dropped. */
+int telex_log_read(telex_log_t *log, uint64_t from, struct iovec *vecs, int max, uint64_t *to);
+
+/* Drops whole segments that end at or before pos. */
+void telex_log_release_before(telex_log_t *log, uint64_t pos);
+
+#endif

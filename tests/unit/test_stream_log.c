@@ -1,0 +1,197 @@
+/*
+ * test_stream_log.c — the append-only event log: sequence numbers, resume
+ * positions, reads across segments, limits and releasing.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "stream/log.h"
+
+/* Concatenates what telex_log_read returns from `from` into out. */
+static size_t read_all(telex_log_t *log, uint64_t from, char *out, size_t cap, uint64_t *to)
+{
+    struct iovec v[64];
+    int n = telex_log_read(log, from, v, 64, to);
+    assert_true(n >= 0);
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        assert_true(len + v[i].iov_len <= cap);
+        memcpy(out + len, v[i].iov_base, v[i].iov_len);
+        len += v[i].iov_len;
+    }
+    return len;
+}
+
+static void test_append_numbers_events_and_reads_them_back(void **state)
+{
+    telex_log_t *log = telex_log_new(0);
+    assert_int_equal(telex_log_append(log, "a\n\n", 3), 1);
+    assert_int_equal(telex_log_append(log, "bb\n\n", 4), 2);
+    assert_int_equal(telex_log_append(log, "ccc\n\n", 5), 3);
+    assert_int_equal(telex_log_events(log), 3);
+    assert_int_equal(telex_log_end(log), 12);
+    char buf[64];
+    uint64_t to;
+    size_t n = read_all(log, 0, buf, sizeof(buf), &to);
+    assert_int_equal(n, 12);
+    assert_int_equal(to, 12);
+    assert_memory_equal(buf, "a\n\nbb\n\nccc\n\n", 12);
+    /* nothing new past the end */
+    struct iovec v[4];
+    assert_int_equal(telex_log_read(log, 12, v, 4, &to), 0);
+    telex_log_free(log);
+}
+
+static void test_position_after_each_event(void **state)
+{
+    telex_log_t *log = telex_log_new(0);
+    telex_log_append(log, "a\n\n", 3);
+    telex_log_append(log, "bb\n\n", 4);
+    uint64_t pos;
+    assert_int_equal(telex_log_position_after(log, 0, &pos), 0);
+    assert_int_equal(pos, 0);
+    assert_int_equal(telex_log_position_after(log, 1, &pos), 0);
+    assert_int_equal(pos, 3);
+    assert_int_equal(telex_log_position_after(log, 2, &pos), 0);
+    assert_int_equal(pos, 7);
+    assert_int_equal(telex_log_position_after(log, 3, &pos), -ERANGE);
+    char buf[16];
+    uint64_t to;
+    assert_int_equal(read_all(log, 3, buf, sizeof(buf), &to), 4);
+    assert_memory_equal(buf, "bb\n\n", 4);
+    telex_log_free(log);
+}
+
+static void test_many_events_span_segments_without_moving(void **state)
+{
+    telex_log_t *log = telex_log_new(0);
+    static char expected[200000];
+    size_t total = 0;
+    struct iovec first;
+    uint64_t to;
+    for (int i = 1; i <= 3000; i++) {
+        char ev[64];
+        int len = snprintf(ev, sizeof(ev), "data: event %d\n\n", i);
+        assert_int_equal(telex_log_append(log, ev, (size_t)len), i);
+        memcpy(expected + total, ev, (size_t)len);
+        total += (size_t)len;
+        if (i == 1)
+            assert_int_equal(telex_log_read(log, 0, &first, 1, &to), 1);
+    }
+    /* the first segment did not move while the log grew */
+    assert_memory_equal(first.iov_base, "data: event 1\n\n", 15);
+    static char got[200000];
+    size_t n = read_all(log, 0, got, sizeof(got), &to);
+    assert_int_equal(n, total);
+    assert_memory_equal(got, expected, total);
+    /* resuming after event 1234 gives exactly the rest */
+    uint64_t pos;
+    assert_int_equal(telex_log_position_after(log, 1234, &pos), 0);
+    n = read_all(log, pos, got, sizeof(got), &to);
+    assert_memory_equal(got, "data: event 1235\n\n", 18);
+    assert_int_equal(pos + n, total);
+    telex_log_free(log);
+}
+
+static void test_large_event_gets_its_own_segment(void **state)
+{
+    telex_log_t *log = telex_log_new(0);
+    static char big[50000];
+    memset(big, 'x', sizeof(big));
+    telex_log_append(log, "a\n\n", 3);
+    assert_int_equal(telex_log_append(log, big, sizeof(big)), 2);
+    telex_log_append(log, "b\n\n", 3);
+    struct iovec v[8];
+    uint64_t to;
+    int n = telex_log_read(log, 3, v, 8, &to);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].iov_len, sizeof(big));
+    assert_int_equal(to, 3 + sizeof(big) + 3);
+    telex_log_free(log);
+}
+
+static void test_max_bytes_refuses_then_release_makes_room(void **state)
+{
+    telex_log_t *log = telex_log_new(20000);
+    static char ev[9000];
+    memset(ev, 'e', sizeof(ev));
+    assert_int_equal(telex_log_append(log, ev, sizeof(ev)), 1);
+    assert_int_equal(telex_log_append(log, ev, sizeof(ev)), 2);
+    assert_int_equal(telex_log_append(log, ev, sizeof(ev)), -ENOSPC);
+    /* every subscriber passed event 1: its segment can go */
+    telex_log_release_before(log, 9000);
+    assert_int_equal(telex_log_start(log), 9000);
+    assert_int_equal(telex_log_retained(log), 9000);
+    assert_int_equal(telex_log_append(log, ev, sizeof(ev)), 3);
+    uint64_t pos;
+    assert_int_equal(telex_log_position_after(log, 0, &pos), -ENOENT);
+    assert_int_equal(telex_log_position_after(log, 1, &pos), 0);
+    assert_int_equal(pos, 9000);
+    assert_int_equal(telex_log_position_after(log, 2, &pos), 0);
+    assert_int_equal(pos, 18000);
+    struct iovec v[2];
+    uint64_t to;
+    assert_int_equal(telex_log_read(log, 0, v, 2, &to), -ENOENT);
+    telex_log_free(log);
+}
+
+static void test_release_of_small_events_keeps_resume_points(void **state)
+{
+    telex_log_t *log = telex_log_new(0);
+    for (int i = 0; i < 1000; i++)
+        telex_log_append(log, "data: 0123456789\n\n", 18); /* 18000 bytes, 3 segments */
+    uint64_t end = telex_log_end(log);
+    telex_log_release_before(log, 9000);
+    uint64_t start = telex_log_start(log);
+    assert_true(start > 0 && start <= 9000);
+    assert_int_equal(start % 18, 0);
+    uint64_t seq = start / 18, pos;
+    assert_int_equal(telex_log_position_after(log, seq, &pos), 0);
+    assert_int_equal(pos, start);
+    assert_int_equal(telex_log_position_after(log, seq - 1, &pos), -ENOENT);
+    assert_int_equal(telex_log_position_after(log, 1000, &pos), 0);
+    assert_int_equal(pos, end);
+    /* releasing everything keeps the log usable */
+    telex_log_release_before(log, end);
+    assert_int_equal(telex_log_retained(log), 0);
+    assert_int_equal(telex_log_append(log, "x\n\n", 3), 1001);
+    char buf[8];
+    uint64_t to;
+    assert_int_equal(read_all(log, end, buf, sizeof(buf), &to), 3);
+    assert_int_equal(telex_log_position_after(log, 1000, &pos), 0);
+    assert_int_equal(pos, end);
+    telex_log_free(log);
+}
+
+static void test_finish_refuses_appends(void **state)
+{
+    telex_log_t *log = telex_log_new(0);
+    telex_log_append(log, "a\n\n", 3);
+    assert_false(telex_log_finished(log));
+    telex_log_finish(log);
+    assert_true(telex_log_finished(log));
+    assert_int_equal(telex_log_append(log, "b\n\n", 3), -EPIPE);
+    assert_int_equal(telex_log_events(log), 1);
+    telex_log_free(log);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_append_numbers_events_and_reads_them_back),
+        cmocka_unit_test(test_position_after_each_event),
+        cmocka_unit_test(test_many_events_span_segments_without_moving),
+        cmocka_unit_test(test_large_event_gets_its_own_segment),
+        cmocka_unit_test(test_max_bytes_refuses_then_release_makes_room),
+        cmocka_unit_test(test_release_of_small_events_keeps_resume_points),
+        cmocka_unit_test(test_finish_refuses_appends),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
