@@ -165,6 +165,8 @@ static void on_shutdown_requested(uv_async_t *async)
 static void *worker_main(void *arg)
 {
     telex_worker_t *w = arg;
+    if (w->options->worker_start != NULL)
+        w->options->worker_start(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (w->options->worker_dispose != NULL)
         w->options->worker_dispose(w);

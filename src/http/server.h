@@ -44,6 +44,8 @@ typedef struct telex_server_options {
     int (*on_request)(telex_worker_t *worker, h2o_req_t *req);
     /* Per-worker application state. */
     int (*worker_init)(telex_worker_t *worker);
+    /* On the worker's own thread, just before its loop starts. */
+    void (*worker_start)(telex_worker_t *worker);
     void (*worker_dispose)(telex_worker_t *worker);
     /* Graceful shutdown began on this worker (accepting has stopped). */
     void (*on_shutdown)(telex_worker_t *worker);

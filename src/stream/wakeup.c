@@ -1,0 +1,83 @@
+/*
+ * stream/wakeup.c — cross-thread wake-ups over h2o's multithread queue.
+ * See wakeup.h.
+ */
+#include "stream/wakeup.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct telex_waker {
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+};
+
+static __thread telex_waker_t *current_waker;
+
+static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    while (!h2o_linklist_is_empty(messages)) {
+        telex_wakeup_t *w = H2O_STRUCT_FROM_MEMBER(telex_wakeup_t, message.link, messages->next);
+        h2o_linklist_unlink(&w->message.link);
+        atomic_store(&w->queued, 0);
+        if (w->retired) {
+            if (w->on_retired != NULL)
+                w->on_retired(w);
+        } else {
+            w->cb(w);
+        }
+    }
+}
+
+telex_waker_t *telex_waker_new(uv_loop_t *loop)
+{
+    telex_waker_t *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return NULL;
+    if ((k->queue = h2o_multithread_create_queue(loop)) == NULL) {
+        free(k);
+        return NULL;
+    }
+    h2o_multithread_register_receiver(k->queue, &k->receiver, on_messages);
+    return k;
+}
+
+int telex_waker_is_current(telex_waker_t *waker)
+{
+    return current_waker == waker;
+}
+
+void telex_waker_enter(telex_waker_t *waker)
+{
+    current_waker = waker;
+}
+
+void telex_wakeup_init(telex_wakeup_t *w, telex_waker_t *home, void (*cb)(telex_wakeup_t *),
+                       void (*on_retired)(telex_wakeup_t *))
+{
+    memset(w, 0, sizeof(*w));
+    w->home = home;
+    w->cb = cb;
+    w->on_retired = on_retired;
+}
+
+void telex_wakeup_send(telex_wakeup_t *w)
+{
+    if (w->retired)
+        return;
+    if (current_waker == w->home) {
+        if (!atomic_load(&w->queued))
+            w->cb(w);
+        return;
+    }
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&w->queued, &expected, 1))
+        h2o_multithread_send_message(&w->home->receiver, &w->message);
+}
+
+int telex_wakeup_retire(telex_wakeup_t *w)
+{
+    w->retired = 1;
+    return atomic_load(&w->queued) ? -1 : 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * stream/wakeup.h — "run this on that worker's thread, soon".
+ *
+ * Each worker owns a telex_waker_t (an h2o multithread queue on its loop).
+ * A telex_wakeup_t belongs to one worker (its home) and names a callback.
+ * telex_wakeup_send() may be called from any thread: on the home thread the
+ * callback runs at once; from another thread it is queued, and sends that
+ * arrive while one is queued coalesce into one call. No lock is held while
+ * the callback runs.
+ *
+ * Freeing: a wakeup may still be queued when its owner wants to free it.
+ * telex_wakeup_retire() (on the home thread, once no thread can send to it
+ * any more) returns 0 when it may be freed now; otherwise the queue calls
+ * on_retired later, on the home thread, and the owner frees it there.
+ */
+#ifndef TELEX_STREAM_WAKEUP_H
+#define TELEX_STREAM_WAKEUP_H
+
+#include <stdatomic.h>
+
+#include <h2o.h>
+#include <h2o/multithread.h>
+#include <uv.h>
+
+typedef struct telex_waker telex_waker_t;
+typedef struct telex_wakeup telex_wakeup_t;
+
+struct telex_wakeup {
+    h2o_multithread_message_t message;
+    telex_waker_t *home;
+    atomic_int queued;
+    int retired;
+    void (*cb)(telex_wakeup_t *wakeup);
+    void (*on_retired)(telex_wakeup_t *wakeup);
+};
+
+/* Created for a worker (on any thread); telex_waker_enter must then be
+ * called on the worker's own thread before its loop runs. */
+telex_waker_t *telex_waker_new(uv_loop_t *loop);
+void telex_waker_enter(telex_waker_t *waker);
+/* Non-zero when the calling thread is `waker`'s worker thread. */
+int telex_waker_is_current(telex_waker_t *waker);
+
+void telex_wakeup_init(telex_wakeup_t *w, telex_waker_t *home, void (*cb)(telex_wakeup_t *),
+                       void (*on_retired)(telex_wakeup_t *));
+void telex_wakeup_send(telex_wakeup_t *w);
+int telex_wakeup_retire(telex_wakeup_t *w);
+
+#endif
