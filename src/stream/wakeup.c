@@ -11,22 +11,51 @@
 struct telex_waker {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
+    uv_idle_t idle;              /* drains `local` in the current loop iteration */
+    telex_wakeup_t *local;       /* sent from the home thread itself */
 };
 
 static __thread telex_waker_t *current_waker;
+
+static void deliver(telex_wakeup_t *w)
+{
+    atomic_store(&w->queued, 0);
+    if (w->retired) {
+        if (w->on_retired != NULL)
+            w->on_retired(w);
+    } else {
+        w->cb(w);
+    }
+}
 
 static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     while (!h2o_linklist_is_empty(messages)) {
         telex_wakeup_t *w = H2O_STRUCT_FROM_MEMBER(telex_wakeup_t, message.link, messages->next);
         h2o_linklist_unlink(&w->message.link);
-        atomic_store(&w->queued, 0);
-        if (w->retired) {
-            if (w->on_retired != NULL)
-                w->on_retired(w);
-        } else {
-            w->cb(w);
-        }
+        deliver(w);
+    }
+}
+
+static void on_idle(uv_idle_t *idle)
+{
+    telex_waker_t *k = idle->data;
+    telex_wakeup_t *list = k->local;
+    k->local = NULL;
+    uv_idle_stop(idle);
+    /* Reverse into send order, then deliver; callbacks may send again
+     * (into a fresh k->local) safely. */
+    telex_wakeup_t *ordered = NULL;
+    while (list != NULL) {
+        telex_wakeup_t *next = list->local_next;
+        list->local_next = ordered;
+        ordered = list;
+        list = next;
+    }
+    while (ordered != NULL) {
+        telex_wakeup_t *next = ordered->local_next;
+        deliver(ordered);
+        ordered = next;
     }
 }
 
@@ -40,6 +69,8 @@ telex_waker_t *telex_waker_new(uv_loop_t *loop)
         return NULL;
     }
     h2o_multithread_register_receiver(k->queue, &k->receiver, on_messages);
+    uv_idle_init(loop, &k->idle);
+    k->idle.data = k;
     return k;
 }
 
@@ -66,14 +97,16 @@ void telex_wakeup_send(telex_wakeup_t *w)
 {
     if (w->retired)
         return;
-    if (current_waker == w->home) {
-        if (!atomic_load(&w->queued))
-            w->cb(w);
-        return;
-    }
     int expected = 0;
-    if (atomic_compare_exchange_strong(&w->queued, &expected, 1))
+    if (!atomic_compare_exchange_strong(&w->queued, &expected, 1))
+        return; /* already on its way */
+    if (current_waker == w->home) {
+        w->local_next = w->home->local;
+        w->home->local = w;
+        uv_idle_start(&w->home->idle, on_idle);
+    } else {
         h2o_multithread_send_message(&w->home->receiver, &w->message);
+    }
 }
 
 int telex_wakeup_retire(telex_wakeup_t *w)

@@ -3,10 +3,12 @@
  *
  * Each worker owns a telex_waker_t (an h2o multithread queue on its loop).
  * A telex_wakeup_t belongs to one worker (its home) and names a callback.
- * telex_wakeup_send() may be called from any thread: on the home thread the
- * callback runs at once; from another thread it is queued, and sends that
- * arrive while one is queued coalesce into one call. No lock is held while
- * the callback runs.
+ * telex_wakeup_send() may be called from any thread and never runs the
+ * callback itself: from the home thread it is queued on a local list that
+ * the loop drains in the same iteration (no syscall); from another thread
+ * it goes through the queue. Sends that arrive while one is queued coalesce
+ * into one call. No lock is held while the callback runs, and a callback is
+ * never re-entered from inside another.
  *
  * Freeing: a wakeup may still be queued when its owner wants to free it.
  * telex_wakeup_retire() (on the home thread, once no thread can send to it
@@ -27,6 +29,7 @@ typedef struct telex_wakeup telex_wakeup_t;
 
 struct telex_wakeup {
     h2o_multithread_message_t message;
+    telex_wakeup_t *local_next;
     telex_waker_t *home;
     atomic_int queued;
     int retired;

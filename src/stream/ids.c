@@ -1,0 +1,106 @@
+/*
+ * stream/ids.c — see ids.h.
+ */
+#include "stream/ids.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static unsigned char secret[32];
+static size_t secret_len;
+
+static void encode_b64url(const unsigned char *in, size_t n, char *out)
+{
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc = (acc << 8) | in[i];
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            out[o++] = b64url[(acc >> bits) & 63];
+        }
+    }
+    if (bits > 0)
+        out[o++] = b64url[(acc << (6 - bits)) & 63];
+    out[o] = '\0';
+}
+
+int telex_ids_init(void)
+{
+    const char *env = getenv("TELEX_RESUME_SECRET");
+    if (env != NULL && env[0] != '\0') {
+        /* Any length works as an HMAC key; hash it down to a fixed size. */
+        unsigned int len = 0;
+        EVP_Digest(env, strlen(env), secret, &len, EVP_sha256(), NULL);
+        secret_len = len;
+        return 0;
+    }
+    if (getrandom(secret, sizeof(secret), 0) != (ssize_t)sizeof(secret))
+        return -1;
+    secret_len = sizeof(secret);
+    return 0;
+}
+
+int telex_stream_id_new(char *out)
+{
+    unsigned char raw[16];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+        return -1;
+    memcpy(out, "st_", 3);
+    encode_b64url(raw, sizeof(raw), out + 3);
+    return 0;
+}
+
+int telex_stream_id_valid(const char *s, size_t len)
+{
+    if (len != TELEX_STREAM_ID_LEN || memcmp(s, "st_", 3) != 0)
+        return 0;
+    for (size_t i = 3; i < len; i++)
+        if (strchr(b64url, s[i]) == NULL || s[i] == '\0')
+            return 0;
+    return 1;
+}
+
+int telex_event_id_parse(const char *s, size_t len, char *stream_id_out, uint64_t *seq)
+{
+    if (len < TELEX_STREAM_ID_LEN + 2 || s[TELEX_STREAM_ID_LEN] != '.' || !telex_stream_id_valid(s, TELEX_STREAM_ID_LEN))
+        return -1;
+    uint64_t n = 0;
+    size_t digits = len - TELEX_STREAM_ID_LEN - 1;
+    if (digits > 18)
+        return -1;
+    for (size_t i = TELEX_STREAM_ID_LEN + 1; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        n = n * 10 + (uint64_t)(s[i] - '0');
+    }
+    memcpy(stream_id_out, s, TELEX_STREAM_ID_LEN);
+    stream_id_out[TELEX_STREAM_ID_LEN] = '\0';
+    *seq = n;
+    return 0;
+}
+
+void telex_resume_token(const char *stream_id, char *out)
+{
+    unsigned char mac[32];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)stream_id, strlen(stream_id), mac, &len);
+    encode_b64url(mac, 32, out);
+}
+
+int telex_resume_token_valid(const char *stream_id, const char *token, size_t len)
+{
+    char expected[TELEX_RESUME_TOKEN_LEN + 1];
+    if (len != TELEX_RESUME_TOKEN_LEN)
+        return 0;
+    telex_resume_token(stream_id, expected);
+    return CRYPTO_memcmp(expected, token, TELEX_RESUME_TOKEN_LEN) == 0;
+}

@@ -1,0 +1,206 @@
+/*
+ * stream/stream.c — shared streams and the registry. See stream.h.
+ *
+ * The registry is a chained hash table behind one mutex: it is touched when
+ * a stream starts, when one is resumed and when one expires — never per
+ * event — so one lock is no contention point.
+ */
+#include "stream/stream.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BUCKETS 16384
+
+typedef struct entry {
+    struct entry *next;
+    telex_stream_t *stream;
+} entry_t;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static entry_t *buckets[BUCKETS];
+static size_t registry_count;
+
+uint64_t telex_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+telex_stream_t *telex_stream_new(size_t max_log_bytes)
+{
+    telex_stream_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    if (telex_stream_id_new(s->id) != 0 || (s->log = telex_log_new(max_log_bytes)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    pthread_mutex_init(&s->lock, NULL);
+    s->detached_at_ms = telex_monotonic_ms();
+    return s;
+}
+
+void telex_stream_ref(telex_stream_t *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+void telex_stream_unref(telex_stream_t *s)
+{
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    telex_log_free(s->log);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+void telex_stream_attach(telex_stream_t *s, telex_stream_sub_t *sub)
+{
+    pthread_mutex_lock(&s->lock);
+    sub->prev = NULL;
+    sub->next = s->subs;
+    if (s->subs != NULL)
+        s->subs->prev = sub;
+    s->subs = sub;
+    s->n_subs++;
+    pthread_mutex_unlock(&s->lock);
+    telex_stream_poke_producer(s);
+}
+
+void telex_stream_detach(telex_stream_t *s, telex_stream_sub_t *sub)
+{
+    pthread_mutex_lock(&s->lock);
+    if (sub->prev != NULL)
+        sub->prev->next = sub->next;
+    else
+        s->subs = sub->next;
+    if (sub->next != NULL)
+        sub->next->prev = sub->prev;
+    sub->prev = sub->next = NULL;
+    if (--s->n_subs == 0)
+        s->detached_at_ms = telex_monotonic_ms();
+    pthread_mutex_unlock(&s->lock);
+    telex_stream_poke_producer(s);
+}
+
+int telex_stream_subscribers(telex_stream_t *s, uint64_t *detached_at_ms)
+{
+    pthread_mutex_lock(&s->lock);
+    int n = s->n_subs;
+    if (detached_at_ms != NULL)
+        *detached_at_ms = s->detached_at_ms;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+void telex_stream_notify(telex_stream_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    /* A subscriber on this thread runs its callback right here; it must not
+     * detach itself from inside it (it defers, see subscriber code). */
+    for (telex_stream_sub_t *sub = s->subs; sub != NULL; sub = sub->next)
+        telex_wakeup_send(&sub->wake);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void telex_stream_poke_producer(telex_stream_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->producer != NULL)
+        telex_wakeup_send(s->producer);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void telex_stream_set_producer(telex_stream_t *s, telex_wakeup_t *producer)
+{
+    pthread_mutex_lock(&s->lock);
+    s->producer = producer;
+    pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t telex_stream_min_acked(telex_stream_t *s)
+{
+    uint64_t min = UINT64_MAX;
+    pthread_mutex_lock(&s->lock);
+    for (telex_stream_sub_t *sub = s->subs; sub != NULL; sub = sub->next) {
+        uint64_t a = atomic_load(&sub->acked);
+        if (a < min)
+            min = a;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return min;
+}
+
+/* ------------------------------------------------------------ registry */
+
+static size_t bucket_of(const char *id)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return (size_t)(h % BUCKETS);
+}
+
+int telex_registry_put(telex_stream_t *s)
+{
+    entry_t *e = malloc(sizeof(*e));
+    if (e == NULL)
+        return -1;
+    telex_stream_ref(s);
+    e->stream = s;
+    size_t b = bucket_of(s->id);
+    pthread_mutex_lock(&registry_lock);
+    e->next = buckets[b];
+    buckets[b] = e;
+    registry_count++;
+    pthread_mutex_unlock(&registry_lock);
+    return 0;
+}
+
+telex_stream_t *telex_registry_get(const char *id)
+{
+    telex_stream_t *found = NULL;
+    size_t b = bucket_of(id);
+    pthread_mutex_lock(&registry_lock);
+    for (entry_t *e = buckets[b]; e != NULL; e = e->next) {
+        if (strcmp(e->stream->id, id) == 0) {
+            found = e->stream;
+            telex_stream_ref(found);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return found;
+}
+
+void telex_registry_remove(telex_stream_t *s)
+{
+    size_t b = bucket_of(s->id);
+    entry_t *gone = NULL;
+    pthread_mutex_lock(&registry_lock);
+    for (entry_t **p = &buckets[b]; *p != NULL; p = &(*p)->next) {
+        if ((*p)->stream == s) {
+            gone = *p;
+            *p = gone->next;
+            registry_count--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (gone != NULL) {
+        telex_stream_unref(s);
+        free(gone);
+    }
+}
+
+size_t telex_registry_size(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    size_t n = registry_count;
+    pthread_mutex_unlock(&registry_lock);
+    return n;
+}

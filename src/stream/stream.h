@@ -1,0 +1,74 @@
+/*
+ * stream/stream.h — one streamed answer shared by its subscribers, and the
+ * process-wide table that finds it by id.
+ *
+ * The producer (the chat running the upstream call, on its worker thread)
+ * appends encoded events to stream->log and calls telex_stream_notify; each
+ * attached subscriber is woken on its own worker thread and sends from its
+ * position in the log. Subscribers report how far their socket writer got
+ * (acked) so the producer can drop log segments nobody needs and pause the
+ * upstream when the log is full. Attach, detach and DELETE wake the
+ * producer. A mutex guards the subscriber list; it is never held across I/O
+ * or while a callback runs on the locking thread's behalf.
+ *
+ * Lifetime: reference counted. The registry holds one reference while the
+ * stream can be resumed; the producer and every subscriber hold one each.
+ */
+#ifndef TELEX_STREAM_STREAM_H
+#define TELEX_STREAM_STREAM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "stream/ids.h"
+#include "stream/log.h"
+#include "stream/wakeup.h"
+
+typedef struct telex_stream_sub {
+    struct telex_stream_sub *prev, *next;
+    telex_wakeup_t wake;   /* on the subscriber's worker: "the log has more" */
+    _Atomic uint64_t acked; /* the socket writer is done with bytes below this */
+} telex_stream_sub_t;
+
+typedef struct telex_stream {
+    char id[TELEX_STREAM_ID_LEN + 1];
+    atomic_int refs;
+    telex_log_t *log;
+    pthread_mutex_t lock;
+    telex_stream_sub_t *subs;
+    int n_subs;
+    uint64_t detached_at_ms;    /* monotonic ms when n_subs last became 0 */
+    telex_wakeup_t *producer;   /* NULL once the producer is gone */
+    atomic_int cancel_requested; /* DELETE /v1/streams/{id} */
+    char owner[65];             /* who may resume without a token ("" = anyone with the id) */
+} telex_stream_t;
+
+/* A new stream with a fresh id and one reference. NULL when out of memory. */
+telex_stream_t *telex_stream_new(size_t max_log_bytes);
+void telex_stream_ref(telex_stream_t *s);
+void telex_stream_unref(telex_stream_t *s);
+
+void telex_stream_attach(telex_stream_t *s, telex_stream_sub_t *sub);
+/* After detach no thread will wake `sub` again. */
+void telex_stream_detach(telex_stream_t *s, telex_stream_sub_t *sub);
+int telex_stream_subscribers(telex_stream_t *s, uint64_t *detached_at_ms);
+
+/* Wakes every subscriber (after an append or finish). */
+void telex_stream_notify(telex_stream_t *s);
+/* Wakes the producer (after attach, detach, ack, cancel request). */
+void telex_stream_poke_producer(telex_stream_t *s);
+/* Sets or clears the producer's wakeup (under the stream's lock). */
+void telex_stream_set_producer(telex_stream_t *s, telex_wakeup_t *producer);
+/* Smallest acked position over attached subscribers (UINT64_MAX if none). */
+uint64_t telex_stream_min_acked(telex_stream_t *s);
+
+/* The registry of resumable streams. */
+int telex_registry_put(telex_stream_t *s);        /* takes its own reference */
+telex_stream_t *telex_registry_get(const char *id); /* a new reference, or NULL */
+void telex_registry_remove(telex_stream_t *s);     /* drops the registry's reference */
+size_t telex_registry_size(void);
+
+uint64_t telex_monotonic_ms(void);
+
+#endif
