@@ -100,8 +100,8 @@ int telex_stream_subscribers(telex_stream_t *s, uint64_t *detached_at_ms)
 void telex_stream_notify(telex_stream_t *s)
 {
     pthread_mutex_lock(&s->lock);
-    /* A subscriber on this thread runs its callback right here; it must not
-     * detach itself from inside it (it defers, see subscriber code). */
+    /* Sends never run callbacks inline (see wakeup.h), so holding the lock
+     * here cannot re-enter it. */
     for (telex_stream_sub_t *sub = s->subs; sub != NULL; sub = sub->next)
         telex_wakeup_send(&sub->wake);
     pthread_mutex_unlock(&s->lock);

@@ -41,6 +41,7 @@ typedef struct telex_stream {
     uint64_t detached_at_ms;    /* monotonic ms when n_subs last became 0 */
     telex_wakeup_t *producer;   /* NULL once the producer is gone */
     atomic_int cancel_requested; /* DELETE /v1/streams/{id} */
+    atomic_int wants_acks;       /* the producer waits for subscribers to advance */
     char owner[65];             /* who may resume without a token ("" = anyone with the id) */
 } telex_stream_t;
 
