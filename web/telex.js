@@ -504,6 +504,8 @@ export async function cancelStream({ baseUrl = '', apiKey, streamId, headers, fe
   }
 }
 
+const COMPLETE = Symbol('complete');
+
 class ChatStream {
   #options;
   #controller = new AbortController();
@@ -662,10 +664,29 @@ class ChatStream {
   }
 
   async #run() {
-    const o = this.#options;
     const signal = this.#controller.signal;
     if (signal.aborted) throw abortReason(signal);
-    await runEventSource((lastEventId, attempt) => this.#request(lastEventId, attempt), {
+    try {
+      await this.#stream(signal);
+    } catch (err) {
+      if (err !== COMPLETE) throw err;
+    }
+    if (signal.aborted) throw abortReason(signal);
+    if (!this.#finished) {
+      // runEventSource ended on a 204: the gateway has no (more) stream for us.
+      const attached = this.resumes > 0 || this.#options.streamId || this.#options.resumeUrl;
+      throw new TelexConnectionError(
+        attached
+          ? 'The answer could not be resumed: the gateway no longer has this stream.'
+          : 'The gateway answered 204 No Content instead of a stream.',
+        { status: 204 },
+      );
+    }
+  }
+
+  #stream(signal) {
+    const o = this.#options;
+    return runEventSource((lastEventId, attempt) => this.#request(lastEventId, attempt), {
       signal,
       fetch: o.fetch,
       lastEventId: this.lastEventId,
@@ -686,6 +707,7 @@ class ChatStream {
       },
       onerror: (err) => {
         if (!(err instanceof TelexConnectionError)) throw err;
+        if (this.#finished) throw COMPLETE; // [DONE] arrived; a break after it loses nothing
         if (!this.#resumable()) {
           throw this.text
             ? new TelexConnectionError(`${err.message} The gateway does not support resuming this answer.`, { cause: err })
@@ -694,10 +716,6 @@ class ChatStream {
         return undefined; // after the server's retry: interval, with backoff; maxRetries caps it
       },
     });
-    if (signal.aborted) throw abortReason(signal);
-    if (!this.#finished) {
-      throw new TelexConnectionError('The answer could not be resumed: the gateway no longer has this stream.', { status: 204 });
-    }
   }
 }
 
