@@ -56,6 +56,7 @@ typedef struct chat {
     uint64_t started_ns;
     uint64_t first_event_ns;
     size_t events;
+    size_t inline_bytes; /* body of a response sent in one piece (error, plain answer) */
     size_t fallbacks;
     json_t *usage;
     char method[16];
@@ -128,7 +129,7 @@ static void log_request(chat_t *c)
                         c->first_event ? json_real(ms_rounded((double)(c->first_event_ns - c->started_ns))) : json_null());
     json_object_set_new(line, "duration_ms", json_real(ms_rounded(now - (double)c->started_ns)));
     json_object_set_new(line, "events", json_integer((json_int_t)c->events));
-    json_object_set_new(line, "bytes", json_integer((json_int_t)c->out.bytes_sent));
+    json_object_set_new(line, "bytes", json_integer((json_int_t)(c->committed ? c->out.bytes_sent : c->inline_bytes)));
     json_object_set_new(line, "fallbacks", json_integer((json_int_t)c->fallbacks));
     json_object_set_new(line, "outcome", json_string(c->outcome ? c->outcome : "client_gone"));
     if (c->error_kind[0] && strcmp(c->outcome ? c->outcome : "", "ok") != 0)
@@ -166,6 +167,7 @@ static void respond_error_json(chat_t *c, int status, const char *type, const ch
         return;
     c->status = status;
     telex_respond_error(c->req, status, type, code, NULL, "%s", message);
+    c->inline_bytes = c->req->bytes_sent;
 }
 
 static void on_keepalive(uv_timer_t *timer)
@@ -337,6 +339,7 @@ static void respond_upstream_failure(chat_t *c, const telex_upstream_failure_t *
         if (json_is_object(json_object_get(body, "error"))) {
             c->status = f->status;
             telex_respond(c->req, f->status, "application/json", f->body, f->body_len);
+            c->inline_bytes = f->body_len;
         } else {
             respond_error_json(c, f->status, "invalid_request_error", "upstream_rejected", f->message);
         }
@@ -384,6 +387,7 @@ static void on_response(void *user, int status, const char *body, size_t len)
         c->usage = json_incref(usage);
     json_decref(j);
     telex_respond(c->req, status, "application/json", body, len);
+    c->inline_bytes = len;
     finish(c, "ok");
 }
 
@@ -436,10 +440,12 @@ static void start_route(chat_t *c)
 int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
 {
     const telex_config_t *cfg = gw->gateway->config;
+    uint64_t started = uv_hrtime();
     if (req->entity.len > cfg->limits.max_body_bytes) {
         telex_respond_error(req, 413, "invalid_request_error", "request_too_large", NULL,
                             "The request body is %zu bytes; the limit is %llu.", req->entity.len,
                             (unsigned long long)cfg->limits.max_body_bytes);
+        telex_gateway_log_response(req, NULL, started);
         return 0;
     }
     telex_chat_request_t parsed;
@@ -449,6 +455,7 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
     if (status != 0) {
         telex_respond_error(req, status, "invalid_request_error", status == 400 ? "invalid_request" : NULL, param,
                             "%s", msg);
+        telex_gateway_log_response(req, NULL, started);
         return 0;
     }
     const telex_model_t *model = telex_config_find_model(cfg, parsed.model);
@@ -456,12 +463,14 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
         telex_respond_error(req, 404, "invalid_request_error", "model_not_found", "model",
                             "The model '%.100s' does not exist on this gateway. GET /v1/models lists the models.",
                             parsed.model);
+        telex_gateway_log_response(req, parsed.model, started);
         json_decref(parsed.body);
         return 0;
     }
     if (gw->shutting_down) {
         telex_add_header(req, "retry-after", "1");
         telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The gateway is shutting down.");
+        telex_gateway_log_response(req, parsed.model, started);
         json_decref(parsed.body);
         return 0;
     }
@@ -472,6 +481,7 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
         telex_respond_error(req, 503, "server_error", "too_many_streams", NULL,
                             "The gateway is at its limit of %llu concurrent streams; retry shortly.",
                             (unsigned long long)cfg->limits.max_concurrent_streams);
+        telex_gateway_log_response(req, parsed.model, started);
         json_decref(parsed.body);
         return 0;
     }
@@ -484,8 +494,9 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
         free(c);
         free(t1);
         free(t2);
-        json_decref(parsed.body);
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
+        telex_gateway_log_response(req, parsed.model, started);
+        json_decref(parsed.body);
         return 0;
     }
     *link = c;
@@ -496,7 +507,7 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
     c->model = model;
     c->stream = parsed.stream;
     c->wants_usage = parsed.include_usage;
-    c->started_ns = uv_hrtime();
+    c->started_ns = started;
     c->status = 0;
     snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method.len, req->method.base);
     snprintf(c->path, sizeof(c->path), "%.*s", (int)req->path_normalized.len, req->path_normalized.base);

@@ -44,6 +44,11 @@ void telex_gateway_worker_dispose(telex_worker_t *worker);
 void telex_gateway_on_shutdown(telex_worker_t *worker);
 int telex_gateway_is_idle(telex_worker_t *worker);
 
+/* router.c: writes the `request` log line of a response telex answered in one
+ * piece itself (anything but a relayed chat, which chat.c logs when it ends).
+ * Call right after responding; model may be NULL. */
+void telex_gateway_log_response(h2o_req_t *req, const char *model, uint64_t started_ns);
+
 /* static_files.c: GET of an embedded web/ file; -1 when there is none. */
 int telex_static_handle(h2o_req_t *req);
 

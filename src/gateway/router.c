@@ -10,6 +10,7 @@
 
 #include "gateway/gateway.h"
 #include "http/respond.h"
+#include "util/log.h"
 
 static int path_is(h2o_req_t *req, const char *path)
 {
@@ -61,22 +62,41 @@ static int handle_models(gateway_worker_t *gw, h2o_req_t *req)
     return 0;
 }
 
-int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
+void telex_gateway_log_response(h2o_req_t *req, const char *model, uint64_t started_ns)
 {
-    gateway_worker_t *gw = worker->app_worker;
-    const telex_config_t *cfg = gw->gateway->config;
+    json_t *line = json_pack("{s:s,s:s}", "level", "info", "msg", "request");
+    if (line == NULL)
+        return;
+    /* json_stringn refuses invalid UTF-8 (a client can send any bytes) */
+    json_t *method = json_stringn(req->method.base, req->method.len > 32 ? 32 : req->method.len);
+    json_t *path = json_stringn(req->path_normalized.base, req->path_normalized.len > 200 ? 200 : req->path_normalized.len);
+    json_object_set_new(line, "method", method != NULL ? method : json_string("?"));
+    json_object_set_new(line, "path", path != NULL ? path : json_string("?"));
+    json_object_set_new(line, "status", json_integer(req->res.status));
+    json_object_set_new(line, "model", model != NULL ? json_string(model) : json_null());
+    json_object_set_new(line, "provider", json_null());
+    json_object_set_new(line, "stream", json_false());
+    json_object_set_new(line, "ttft_ms", json_null());
+    double us = (double)((uv_hrtime() - started_ns) / 1000);
+    json_object_set_new(line, "duration_ms", json_real(us / 1e3));
+    json_object_set_new(line, "events", json_integer(0));
+    json_object_set_new(line, "bytes", json_integer((json_int_t)req->bytes_sent));
+    json_object_set_new(line, "fallbacks", json_integer(0));
+    json_object_set_new(line, "outcome", json_string(req->res.status < 400 ? "ok" : "rejected"));
+    telex_log_json(line);
+}
 
+static int route(gateway_worker_t *gw, h2o_req_t *req)
+{
+    const telex_config_t *cfg = gw->gateway->config;
     if (header_section_size(req) > cfg->limits.max_header_bytes) {
         telex_respond_error(req, 431, "invalid_request_error", "headers_too_large", NULL,
                             "The request's header section is larger than %llu bytes.",
                             (unsigned long long)cfg->limits.max_header_bytes);
         return 0;
     }
-    if (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions")) {
-        if (!method_is(req, "POST"))
-            return wrong_method(req, "POST");
-        return telex_chat_handle(gw, req);
-    }
+    if (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions"))
+        return wrong_method(req, "POST"); /* POST went to telex_chat_handle */
     if (path_is(req, "/v1/models") || path_is(req, "/models")) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             return wrong_method(req, "GET");
@@ -95,6 +115,20 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
                         (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
                         req->path_normalized.base);
     return 0;
+}
+
+int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
+{
+    gateway_worker_t *gw = worker->app_worker;
+    const telex_config_t *cfg = gw->gateway->config;
+    uint64_t started = uv_hrtime();
+
+    if (header_section_size(req) <= cfg->limits.max_header_bytes && method_is(req, "POST") &&
+        (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions")))
+        return telex_chat_handle(gw, req); /* logs its own line */
+    int rc = route(gw, req);
+    telex_gateway_log_response(req, NULL, started);
+    return rc;
 }
 
 static void on_sweep(uv_timer_t *timer)

@@ -1,0 +1,278 @@
+// tests/integration/relay_stream.test.js — the happy path of `telex serve`'s relay,
+// against a real `telex mock` upstream:
+//  - streaming headers; chunks arrive spaced as the mock sent them, not in a burst;
+//    byte-identical chunks to the mock's own stream; the end is [DONE];
+//  - the body reaches the provider unchanged except the model name and
+//    stream_options.include_usage=true, with the configured key as a Bearer token;
+//  - the usage chunk reaches the client only when it asked;
+//  - stream false relays the provider's JSON and status;
+//  - GET /v1/models, GET /healthz;
+//  - one JSON `request` log line per request, with the issue's fields, never a key.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { waitFor } from './lib/proc.js';
+import { chunksOf, contentOf, gapsOf, postChat } from './lib/sse.js';
+import {
+  API_KEY,
+  DEAD_KEY,
+  SLACK,
+  chatBody,
+  entriesSince,
+  lastSeq,
+  msgs,
+  requestLogs,
+  startRelay,
+} from './lib/relay.js';
+
+let relay;
+before(async () => {
+  relay = await startRelay();
+});
+after(async () => {
+  if (relay) await relay.stop(); // asserts exit 0 and no sanitizer report
+});
+
+// A chunk's JSON text without what differs between two answers (id, created).
+const normalize = (data) => data.replace(/"id":"chatcmpl-mock-\d+"/, '"id":"X"').replace(/"created":\d+/, '"created":0');
+
+describe('streamed answer', () => {
+  test('SSE headers, one event per chunk written as it arrives, ends with [DONE]', async () => {
+    const r = await postChat(relay.url, chatBody({ tokens: 8, delay_ms: 100, seed: 11 }));
+    assert.equal(r.status, 200);
+    assert.equal(r.error, null);
+    assert.equal(r.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    assert.equal(r.headers.get('cache-control'), 'no-cache');
+    assert.equal(r.headers.get('x-accel-buffering'), 'no');
+    // role + 8 content + finish + [DONE], each a "data: ...\n\n" event
+    assert.equal(r.events.length, 11);
+    assert.equal(r.events.at(-1).data, '[DONE]');
+    assert.equal(r.raw.toString().split('\n\n').filter(Boolean).length, 11);
+    assert.ok(r.raw.toString().endsWith('data: [DONE]\n\n'));
+    // pacing: the content chunks were sent 100 ms apart and must arrive that way
+    const gaps = gapsOf(r.events.slice(1, 9));
+    assert.equal(gaps.length, 7);
+    const spaced = gaps.filter((g) => g >= 50).length;
+    assert.ok(spaced >= (SLACK > 1 ? 5 : 6), `content gaps (ms): ${gaps.map((g) => g.toFixed(1)).join(', ')}`);
+    assert.ok(r.events[8].t - r.events[1].t >= 600, `spread ${r.events[8].t - r.events[1].t} ms`);
+    // the first chunk is not held back until the end
+    assert.ok(r.endAt - r.events[1].t >= 600, 'first content long before the end');
+  });
+
+  test('the client gets exactly the chunks the mock streams (byte for byte, but id/created)', async () => {
+    const mockDirect = await postChat(relay.mock.url, {
+      model: 'upstream-relay',
+      messages: msgs('compare me'),
+      stream: true,
+      stream_options: { include_usage: true },
+      mock: { tokens: 12, delay_ms: 5 },
+    });
+    assert.equal(mockDirect.error, null);
+    const viaTelex = await postChat(relay.url, {
+      model: 'gpt-relay',
+      messages: msgs('compare me'),
+      stream: true,
+      stream_options: { include_usage: true },
+      mock: { tokens: 12, delay_ms: 5 },
+    });
+    assert.equal(viaTelex.error, null);
+    assert.deepEqual(viaTelex.events.map((e) => normalize(e.data)), mockDirect.events.map((e) => normalize(e.data)));
+    assert.equal(contentOf(viaTelex.events).split(' ').length, 12);
+
+    // unicode, quotes, backslashes and newlines survive the relay
+    const text = 'Grüße, "Welt"\n\ttab \\ back 🎉 done';
+    const u = await postChat(relay.url, chatBody({ text, delay_ms: 1 }));
+    assert.equal(u.error, null);
+    assert.equal(contentOf(u.events), text);
+    assert.equal(u.events.at(-1).data, '[DONE]');
+  });
+
+  test('the body reaches the provider unchanged but the model and include_usage; key as Bearer', async () => {
+    const since = await lastSeq(relay.mock);
+    const body = {
+      model: 'gpt-relay',
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: [{ type: 'text', text: 'ünïcødé and "quotes"' }] },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: '42' },
+      ],
+      stream: true,
+      stream_options: { include_usage: false },
+      temperature: 0.7,
+      top_p: 0.9,
+      max_tokens: 64,
+      n: 1,
+      seed: 99,
+      user: 'end-user-1',
+      metadata: { trace: 'abc', nested: { list: [1, 2.5, 'x', null, true] } },
+      logit_bias: { 50256: -100 },
+      some_future_parameter: { anything: ['goes'] },
+      mock: { tokens: 2 },
+    };
+    const r = await postChat(relay.url, body, { headers: { authorization: 'Bearer client-token-should-not-travel' } });
+    assert.equal(r.error, null);
+    const [e, ...rest] = await entriesSince(relay.mock, since);
+    assert.equal(rest.length, 0, 'exactly one upstream request');
+    assert.equal(e.method, 'POST');
+    assert.equal(e.path, '/v1/chat/completions');
+    const expected = { ...body, model: 'upstream-relay', stream_options: { include_usage: true } };
+    assert.deepEqual(e.body, expected);
+    assert.deepEqual(Object.keys(e.body), Object.keys(expected), 'key order kept');
+    assert.equal(e.headers.authorization, 'Bearer [redacted]');
+    assert.match(e.headers['content-type'], /^application\/json/);
+    assert.equal(e.headers['x-api-key'], undefined);
+
+    // stream_options the client did not send is added; its other fields are kept
+    const since2 = await lastSeq(relay.mock);
+    await postChat(relay.url, chatBody({ tokens: 1 }, { stream_options: { future_option: 3 } }));
+    await postChat(relay.url, chatBody({ tokens: 1 }));
+    const [a, b] = await entriesSince(relay.mock, since2);
+    assert.deepEqual(a.body.stream_options, { future_option: 3, include_usage: true });
+    assert.deepEqual(b.body.stream_options, { include_usage: true });
+    assert.equal(b.body.stream, true);
+  });
+
+  test('the usage chunk reaches the client only when it asked', async () => {
+    const asked = await postChat(relay.url, chatBody({ tokens: 3 }, { stream_options: { include_usage: true } }));
+    const chunks = chunksOf(asked.events);
+    const u = chunks.at(-1);
+    assert.deepEqual(u.choices, []);
+    assert.deepEqual(u.usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 });
+    assert.equal(asked.events.at(-1).data, '[DONE]');
+
+    const notAsked = await postChat(relay.url, chatBody({ tokens: 3 }));
+    const c2 = chunksOf(notAsked.events);
+    assert.equal(c2.length, 1 + 3 + 1, 'role + content + finish, no usage chunk');
+    assert.ok(c2.every((c) => c.choices.length === 1));
+    assert.ok(c2.every((c) => c.usage == null), 'no usage numbers');
+    assert.equal(notAsked.events.at(-1).data, '[DONE]');
+    assert.equal(contentOf(notAsked.events), contentOf(asked.events));
+
+    // include_usage:false is the same as not asking
+    const no = await postChat(relay.url, chatBody({ tokens: 3 }, { stream_options: { include_usage: false } }));
+    assert.equal(chunksOf(no.events).length, 5);
+
+    // telex still learnt the usage: it is in the request log line
+    const logs = requestLogs(relay.serve);
+    assert.deepEqual(logs.at(-1).usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 });
+  });
+});
+
+describe('not streamed', () => {
+  test('stream false (or absent): the provider JSON and status are relayed', async () => {
+    const body = { messages: msgs('plain please'), mock: { tokens: 5 } };
+    const direct = await fetch(`${relay.mock.url}/v1/chat/completions`, {
+      method: 'POST',
+      body: JSON.stringify({ ...body, model: 'upstream-relay' }),
+    });
+    const expected = await direct.json();
+    for (const stream of [false, undefined]) {
+      const r = await fetch(`${relay.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ...body, model: 'gpt-relay', ...(stream === undefined ? {} : { stream }) }),
+      });
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type'), /^application\/json/);
+      const o = await r.json();
+      assert.equal(o.object, 'chat.completion');
+      assert.equal(o.model, 'upstream-relay');
+      assert.deepEqual({ ...o, id: 'X', created: 0 }, { ...expected, id: 'X', created: 0 });
+    }
+    // and nothing was added upstream for a plain request
+    const since = await lastSeq(relay.mock);
+    await (await fetch(`${relay.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ ...body, model: 'gpt-relay' }) })).text();
+    const [e] = await entriesSince(relay.mock, since);
+    assert.deepEqual(e.body, { ...body, model: 'upstream-relay' });
+  });
+
+  test('the /chat/completions alias serves the same', async () => {
+    const r = await postChat(relay.url, chatBody({ tokens: 2 }));
+    assert.equal(r.status, 200);
+    const alias = await fetch(`${relay.url}/chat/completions`, { method: 'POST', body: JSON.stringify(chatBody({ tokens: 2 })) });
+    assert.equal(alias.status, 200);
+    assert.match(await alias.text(), /data: \[DONE\]\n\n$/);
+  });
+});
+
+describe('other endpoints', () => {
+  test('GET /v1/models lists the configured models in OpenAI format', async () => {
+    const r = await fetch(`${relay.url}/v1/models`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type'), /^application\/json/);
+    const o = await r.json();
+    assert.equal(o.object, 'list');
+    assert.deepEqual(
+      o.data.map((m) => m.id),
+      ['gpt-relay', 'gpt-fallback', 'gpt-twice'],
+    );
+    for (const m of o.data) {
+      assert.equal(m.object, 'model');
+      assert.equal(typeof m.created, 'number');
+      assert.equal(typeof m.owned_by, 'string');
+    }
+  });
+
+  test('GET /healthz', async () => {
+    const r = await fetch(`${relay.url}/healthz`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { status: 'ok' });
+  });
+});
+
+describe('request log', () => {
+  test('one JSON line per request with the issue fields, never a key', async () => {
+    // a marker request: once its line is in, every earlier request's line is too
+    const marker = `/marker-${process.pid}-${Date.now()}`;
+    assert.equal((await fetch(`${relay.url}${marker}`)).status, 404);
+    await relay.serve.waitForLog((l) => l.msg === 'request' && l.path === marker);
+    const before = requestLogs(relay.serve).length;
+    const r = await postChat(relay.url, chatBody({ tokens: 4, delay_ms: 20, ttft_ms: 120 }));
+    assert.equal(r.error, null);
+    const models = await fetch(`${relay.url}/v1/models`);
+    await models.text();
+    const bad = await fetch(`${relay.url}/v1/chat/completions`, { method: 'POST', body: '{"model":"gpt-relay"}' });
+    await bad.text();
+    // the log line is written when h2o disposes of the request: just after the response
+    await waitFor(() => requestLogs(relay.serve).length >= before + 3, { timeoutMs: 2000 * SLACK }).catch(() => {});
+    const mine = requestLogs(relay.serve).slice(before);
+    assert.equal(mine.length, 3, `one line per request: ${JSON.stringify(mine, null, 1)}`);
+    const [s, m, b] = mine;
+    for (const k of ['time', 'method', 'path', 'status', 'model', 'provider', 'ttft_ms', 'duration_ms', 'events', 'bytes', 'outcome'])
+      assert.ok(k in s, `field ${k} in ${JSON.stringify(s)}`);
+    assert.match(s.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.equal(s.method, 'POST');
+    assert.equal(s.path, '/v1/chat/completions');
+    assert.equal(s.status, 200);
+    assert.equal(s.model, 'gpt-relay');
+    assert.equal(s.provider, 'mock');
+    assert.equal(s.outcome, 'ok');
+    assert.equal(s.events, r.events.length);
+    assert.equal(s.bytes, r.raw.length);
+    assert.ok(s.ttft_ms >= 100 && s.ttft_ms < 1000 * SLACK, `ttft ${s.ttft_ms}`);
+    assert.ok(s.duration_ms >= s.ttft_ms + 50, `duration ${s.duration_ms}`);
+
+    assert.equal(m.method, 'GET');
+    assert.equal(m.path, '/v1/models');
+    assert.equal(m.status, 200);
+
+    assert.equal(b.status, 400);
+    assert.equal(b.path, '/v1/chat/completions');
+    assert.ok('model' in b);
+    assert.equal(b.outcome, 'rejected');
+  });
+
+  test('neither provider key appears anywhere on stderr', async () => {
+    // make sure both keys were used (the dead provider's on a fallback)
+    const r = await postChat(relay.url, chatBody({ tokens: 1 }, { model: 'gpt-fallback' }));
+    assert.equal(r.error, null);
+    const text = relay.serve.stderr();
+    assert.ok(text.length > 0);
+    assert.ok(!text.includes(API_KEY), 'the mock provider key leaked into the log');
+    assert.ok(!text.includes(DEAD_KEY), 'the dead provider key leaked into the log');
+    assert.ok(!text.includes('SECRET'));
+    for (const l of relay.serve.logs) assert.ok(!('raw' in l), `every stderr line is JSON: ${l.raw}`);
+  });
+});
+
