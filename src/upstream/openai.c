@@ -4,7 +4,9 @@
  *
  * The request body is sent as the gateway built it. A streamed answer is fed
  * through libtelex's parser; each event's data must be a JSON object (a
- * chunk) or the literal [DONE]. A provider that ends the stream without
+ * chunk) or the literal [DONE], and every line must be an event-stream field
+ * (data, event, id, retry), a comment or blank: a WHATWG parser would skip
+ * anything else, but from a provider it means a broken stream. A provider that ends the stream without
  * [DONE] still completes the answer if a chunk carried a finish_reason;
  * otherwise the answer was cut. Error bodies and plain answers are collected
  * up to env->max_response_bytes.
@@ -36,6 +38,13 @@ typedef struct {
     char retry_after[32];
     int chunks;
     int finish_seen;
+    /* line check (check_lines): where we are in the current line */
+    int line_state;
+    int after_cr;
+    size_t stream_bytes;
+    size_t bom_matched;
+    size_t name_len;
+    char name[8];
     int finished; /* reported done/failure/response */
     int cancelled;
     int depth; /* adapter frames on the stack */
@@ -120,6 +129,67 @@ static int on_sse_event(void *user, const telex_sse_event_t *ev)
     return o->finished || o->cancelled;
 }
 
+enum { LINE_START, LINE_NAME, LINE_REST };
+
+static int known_field(const char *name, size_t len)
+{
+    return (len == 4 && memcmp(name, "data", 4) == 0) || (len == 5 && memcmp(name, "event", 5) == 0) ||
+           (len == 2 && memcmp(name, "id", 2) == 0) || (len == 5 && memcmp(name, "retry", 5) == 0);
+}
+
+/* Follows the lines of the stream across feeds. Returns len when every line
+ * so far is a known field, a comment or blank, else the offset of the byte
+ * that shows a line is not (the parser gets the bytes before it). */
+static size_t check_lines(openai_t *o, const char *data, size_t len)
+{
+    static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
+    for (size_t i = 0; i < len; i++, o->stream_bytes++) {
+        unsigned char ch = (unsigned char)data[i];
+        if (o->stream_bytes < 3 && o->bom_matched == o->stream_bytes) {
+            if (ch == bom[o->stream_bytes]) {
+                o->bom_matched++; /* a byte order mark at the start is allowed */
+                continue;
+            }
+            if (o->bom_matched > 0)
+                return i;
+        }
+        int eol = ch == '\r' || ch == '\n';
+        if (o->after_cr && ch == '\n') {
+            o->after_cr = 0;
+            continue;
+        }
+        o->after_cr = ch == '\r';
+        switch (o->line_state) {
+        case LINE_START:
+            if (eol)
+                break;
+            if (ch == ':') {
+                o->line_state = LINE_REST;
+                break;
+            }
+            o->line_state = LINE_NAME;
+            o->name_len = 0;
+            /* fall through */
+        case LINE_NAME:
+            if (eol || ch == ':') {
+                if (!known_field(o->name, o->name_len))
+                    return i;
+                o->line_state = eol ? LINE_START : LINE_REST;
+                o->name_len = 0;
+            } else if (o->name_len == 5) {
+                return i; /* longer than any field name */
+            } else {
+                o->name[o->name_len++] = (char)ch;
+            }
+            break;
+        default:
+            if (eol)
+                o->line_state = LINE_START;
+        }
+    }
+    return len;
+}
+
 static void on_response(void *user, long status, const char *content_type, const char *retry_after)
 {
     openai_t *o = user;
@@ -162,12 +232,15 @@ static void on_body(void *user, const char *data, size_t len)
         return;
     }
     o->depth++;
-    int rc = telex_sse_parser_feed(o->parser, data, len);
+    size_t good = check_lines(o, data, len);
+    int rc = telex_sse_parser_feed(o->parser, data, good);
     if (rc == TELEX_SSE_ETOOBIG)
         fail(o, TELEX_UPSTREAM_PROTOCOL, 0, "the provider sent an event larger than limits.max_event_bytes", NULL,
              0);
     else if (rc == TELEX_SSE_ENOMEM)
         fail(o, TELEX_UPSTREAM_PROTOCOL, 0, "out of memory while parsing the provider's stream", NULL, 0);
+    else if (good < len)
+        fail(o, TELEX_UPSTREAM_PROTOCOL, 0, "the provider sent a line that is not an event-stream field", NULL, 0);
     o->depth--;
     if (o->finished && o->call != NULL) {
         /* Done or failed: nothing more is needed from this connection. */
