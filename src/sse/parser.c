@@ -43,7 +43,9 @@
  * Stopping: when a callback returns non-zero the feed returns
  * TELEX_SSE_ESTOPPED right after the line that triggered it. The rest of
  * that feed is kept in `held` and interpreted first by the next feed (a feed
- * of zero bytes just drains it), so no byte is lost or reordered.
+ * of zero bytes just drains it), so no byte is lost or reordered. How far the
+ * held bytes were already searched for CR and LF is remembered too, so
+ * stopping at every event stays linear.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,6 +70,8 @@ struct telex_sse_parser {
     struct buf id;     /* the last event id buffer (NUL-terminated when allocated) */
     struct buf held;   /* bytes not yet interpreted when a callback stopped a feed */
     size_t held_off;   /* held.p[held_off..held.len) is still to be interpreted */
+    size_t held_no_lf; /* the first held_no_lf of those bytes are known to hold no LF */
+    size_t held_no_cr; /* ... and the first held_no_cr no CR (so no byte is searched twice) */
     int failed;        /* 0, or the error that failed the parser */
     unsigned bom_seen; /* how many bytes of a leading BOM have been matched */
     unsigned char at_start; /* still deciding whether the stream starts with a BOM */
@@ -240,19 +244,24 @@ static const char *find_byte(const char *from, const char *end, char c) {
 
 /* Interprets bytes[0..len). Stores in *consumed how many bytes were used:
  * all of them, except when a callback stops the feed (TELEX_SSE_ESTOPPED),
- * when it is the bytes up to and including the stopping line's end. */
-static int scan(telex_sse_parser_t *p, const char *bytes, size_t len, size_t *consumed) {
+ * when it is the bytes up to and including the stopping line's end.
+ * *no_lf and *no_cr say how many leading bytes are known to hold no LF / CR;
+ * on return they describe the bytes after the consumed ones. */
+static int scan(telex_sse_parser_t *p, const char *bytes, size_t len, size_t *consumed, size_t *no_lf,
+                size_t *no_cr) {
     *consumed = 0;
     if (len == 0) return TELEX_SSE_OK; /* (bytes may be NULL then) */
 
     const char *pos = bytes, *end = bytes + len;
     int rc = TELEX_SSE_OK;
+
     if (p->skip_lf) {
         p->skip_lf = 0;
         if (*pos == '\n') pos++;
     }
-    const char *lf = find_byte(pos, end, '\n');
-    const char *cr = find_byte(pos, end, '\r');
+    /* The next LF and CR at or after pos (end if none), each found once. */
+    const char *lf = find_byte(bytes + (*no_lf < len ? *no_lf : len), end, '\n');
+    const char *cr = find_byte(bytes + (*no_cr < len ? *no_cr : len), end, '\r');
     while (pos < end) {
         if (lf < pos) lf = find_byte(pos, end, '\n');
         if (cr < pos) cr = find_byte(pos, end, '\r');
@@ -275,6 +284,8 @@ static int scan(telex_sse_parser_t *p, const char *bytes, size_t len, size_t *co
         if (rc) break;
     }
     *consumed = (size_t)(pos - bytes);
+    *no_lf = lf > pos ? (size_t)(lf - pos) : 0;
+    *no_cr = cr > pos ? (size_t)(cr - pos) : 0;
     return rc;
 }
 
@@ -303,7 +314,7 @@ void telex_sse_parser_free(telex_sse_parser_t *parser) {
 
 void telex_sse_parser_reset(telex_sse_parser_t *p) {
     p->line.len = p->data.len = p->type.len = p->id.len = 0;
-    p->held.len = p->held_off = 0;
+    p->held.len = p->held_off = p->held_no_lf = p->held_no_cr = 0;
     p->failed = 0;
     p->bom_seen = 0;
     p->at_start = 1;
@@ -347,7 +358,7 @@ static int hold(telex_sse_parser_t *p, const char *bytes, size_t len) {
 
 int telex_sse_parser_feed(telex_sse_parser_t *p, const void *bytes, size_t len) {
     const char *in = bytes;
-    size_t consumed;
+    size_t consumed, no_lf = 0, no_cr = 0;
     int rc;
 
     if (p->failed) return p->failed;
@@ -355,9 +366,10 @@ int telex_sse_parser_feed(telex_sse_parser_t *p, const void *bytes, size_t len) 
 
     /* First what a stopping callback left over from earlier feeds. */
     if (p->held_off < p->held.len) {
-        rc = scan(p, p->held.p + p->held_off, p->held.len - p->held_off, &consumed);
+        rc = scan(p, p->held.p + p->held_off, p->held.len - p->held_off, &consumed, &p->held_no_lf,
+                  &p->held_no_cr);
         p->held_off += consumed;
-        if (p->held_off == p->held.len) p->held.len = p->held_off = 0;
+        if (p->held_off == p->held.len) p->held.len = p->held_off = p->held_no_lf = p->held_no_cr = 0;
         if (rc == TELEX_SSE_ESTOPPED) {
             int hrc = hold(p, in, len);
             return hrc ? fail(p, hrc) : rc;
@@ -377,15 +389,18 @@ int telex_sse_parser_feed(telex_sse_parser_t *p, const void *bytes, size_t len) 
         if (p->bom_seen < 3 && p->bom_seen > 0) {
             /* Not a BOM after all: its first bytes are ordinary line bytes
              * (they contain no line end, so no callback can run). */
-            rc = scan(p, (const char *)utf8_bom, p->bom_seen, &consumed);
+            rc = scan(p, (const char *)utf8_bom, p->bom_seen, &consumed, &no_lf, &no_cr);
             if (rc) return fail(p, rc);
         }
     }
 
     if (len == 0) return TELEX_SSE_OK;
-    rc = scan(p, in, len, &consumed);
+    no_lf = no_cr = 0;
+    rc = scan(p, in, len, &consumed, &no_lf, &no_cr);
     if (rc == TELEX_SSE_ESTOPPED) {
         int hrc = hold(p, in + consumed, len - consumed);
+        p->held_no_lf = no_lf;
+        p->held_no_cr = no_cr;
         return hrc ? fail(p, hrc) : rc;
     }
     return fail(p, rc);

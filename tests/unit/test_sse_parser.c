@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -560,8 +561,13 @@ static int count_event(void *user, const telex_sse_event_t *ev) {
     return 0;
 }
 
+/* The linearity tests take milliseconds; a quadratic parser takes minutes
+ * to hours. The watchdog turns that into a failure (SIGALRM kills the test). */
+enum { WATCHDOG_SECONDS = 60 };
+
 static void test_one_event_in_tiny_feeds_is_linear(void **state) {
     (void)state;
+    alarm(WATCHDOG_SECONDS);
     /* A nearly max-size event arriving a byte at a time, as a slow peer
      * could send it. A parser that rescans buffered bytes on every feed does
      * ~10^12 steps here and never finishes; a linear one takes milliseconds. */
@@ -585,9 +591,46 @@ static void test_one_event_in_tiny_feeds_is_linear(void **state) {
     assert_int_equal(got, (n / 8) * 2 - 1);
     telex_sse_parser_free(p);
     free(in);
+    alarm(0);
 }
 
 /* ------------------------------------------------------ stop and reset */
+
+static int count_and_stop(void *user, const telex_sse_event_t *ev) {
+    size_t *n = user;
+    (*n)++;
+    (void)ev;
+    return 1;
+}
+
+static void test_stopping_at_every_event_is_linear(void **state) {
+    (void)state;
+    alarm(WATCHDOG_SECONDS);
+    /* 8 MiB of tiny events in one feed, a callback stopping at each one, and
+     * a drain per event: if every drain searched the rest of the held bytes
+     * for CR or LF again, this would scan ~10^12 bytes (an hour). */
+    static const char *const shapes[] = {"data: x\n\n", "data: x\r\r", "data: x\r\n\r\n"};
+    const size_t len = 8 << 20;
+    char *in = malloc(len);
+    assert_non_null(in);
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        size_t n = strlen(shapes[s]), events = len / n;
+        for (size_t i = 0; i < events; i++) memcpy(in + i * n, shapes[s], n);
+        size_t got = 0;
+        telex_sse_callbacks_t cb = {count_and_stop, NULL, NULL};
+        telex_sse_parser_t *p = telex_sse_parser_new(0, &cb, &got);
+        assert_non_null(p);
+        int rc = telex_sse_parser_feed(p, in, events * n);
+        while (rc == TELEX_SSE_ESTOPPED) rc = telex_sse_parser_feed(p, NULL, 0);
+        assert_int_equal(rc, 0);
+        assert_int_equal(got, events);
+        telex_sse_parser_free(p);
+    }
+    free(in);
+    alarm(0);
+}
+
+
 
 static void test_callback_stops_feed(void **state) {
     (void)state;
@@ -731,6 +774,7 @@ int main(void) {
         cmocka_unit_test(test_limit_giant_inputs),
         cmocka_unit_test(test_one_event_in_tiny_feeds_is_linear),
         cmocka_unit_test(test_callback_stops_feed),
+        cmocka_unit_test(test_stopping_at_every_event_is_linear),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_set_last_event_id),
         cmocka_unit_test(test_null_callbacks_and_arguments),
