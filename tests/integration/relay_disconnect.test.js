@@ -1,0 +1,110 @@
+// tests/integration/relay_disconnect.test.js — a client that leaves cancels the upstream
+// request: the mock's /mock/requests shows client_gone (telex closed its connection)
+// within about a second, whether the stream was busy, stalled after commit, waiting for
+// the first token before commit, or waiting after commit; over HTTP/1.1 (fetch) and
+// HTTP/2 (curl). telex logs the request with outcome client_gone.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { collectSSE } from './lib/sse.js';
+import { SLACK, chatBody, curl, lastSeq, requestLogs, startRelay, waitEntry } from './lib/relay.js';
+import { waitFor } from './lib/proc.js';
+
+let relay;
+before(async () => {
+  relay = await startRelay();
+});
+after(async () => {
+  if (relay) await relay.stop();
+});
+
+const LIMIT_MS = 1000 * SLACK;
+
+// Runs a stream that the client abandons (stopAfter or timeoutMs), then waits for the
+// mock to see telex leave. Returns {r, entry, noticedMs}.
+async function abandon(mock, opts) {
+  const since = await lastSeq(relay.mock);
+  const r = await collectSSE(`${relay.url}/v1/chat/completions`, { body: chatBody(mock), ...opts });
+  const leftAt = Date.now();
+  const entry = await waitEntry(relay.mock, since, (e) => e.client_gone, {
+    timeoutMs: 4000 * SLACK,
+    message: 'client_gone at the mock',
+  });
+  return { r, entry, noticedMs: entry.gone_at_ms - leftAt };
+}
+
+describe('HTTP/1.1 client leaves', () => {
+  test('while chunks are flowing', async (t) => {
+    const { r, entry, noticedMs } = await abandon(
+      { tokens: 100, delay_ms: 50 },
+      { stopAfter: (ev, evs) => evs.length === 4 },
+    );
+    assert.ok(r.aborted);
+    assert.ok(entry.content_events < 30, `the mock stopped early (${entry.content_events} of 100)`);
+    assert.equal(entry.completed, false);
+    t.diagnostic(`upstream cancelled ${noticedMs} ms after the client left`);
+    assert.ok(noticedMs < LIMIT_MS, `upstream cancelled ${noticedMs} ms after the client left`);
+  });
+
+  test('during a stall after commit (silent connection)', async (t) => {
+    const { r, entry, noticedMs } = await abandon(
+      { tokens: 5, stall_after: 2, delay_ms: 10 },
+      { stopAfter: (ev, evs) => evs.length === 3 },
+    );
+    assert.ok(r.aborted);
+    assert.equal(entry.content_events, 2);
+    t.diagnostic(`upstream cancelled ${noticedMs} ms after the client left`);
+    assert.ok(noticedMs < LIMIT_MS, `upstream cancelled ${noticedMs} ms after the client left`);
+  });
+
+  test('while waiting for the first token, before commit', async (t) => {
+    const { r, entry, noticedMs } = await abandon({ ttft_ms: 10000 }, { timeoutMs: 200 });
+    assert.equal(r.status, 0, 'no response yet when the client gave up');
+    assert.equal(entry.events, 0);
+    t.diagnostic(`upstream cancelled ${noticedMs} ms after the client left`);
+    assert.ok(noticedMs < LIMIT_MS, `upstream cancelled ${noticedMs} ms after the client left`);
+  });
+
+  test('while waiting for the first token, after commit (keep-alives flowing)', async (t) => {
+    const { r, entry, noticedMs } = await abandon({ ttft_ms: 10000 }, { timeoutMs: 900 });
+    assert.equal(r.status, 200, 'headers were committed at commit_timeout');
+    assert.equal(entry.events, 0);
+    t.diagnostic(`upstream cancelled ${noticedMs} ms after the client left`);
+    assert.ok(noticedMs < LIMIT_MS, `upstream cancelled ${noticedMs} ms after the client left`);
+  });
+
+  test('telex logs each of them as client_gone and frees the slots', async () => {
+    await waitFor(() => requestLogs(relay.serve).filter((l) => l.outcome === 'client_gone').length >= 4, {
+      timeoutMs: 3000 * SLACK,
+      message: 'four client_gone log lines',
+    });
+    const gone = requestLogs(relay.serve).filter((l) => l.outcome === 'client_gone');
+    assert.equal(gone.length, 4);
+    for (const l of gone) assert.equal(l.model, 'gpt-relay');
+    // nothing left running: SIGTERM later must find an idle gateway (relay.stop checks exit 0)
+  });
+});
+
+describe('HTTP/2 client leaves', () => {
+  test('curl --http2-prior-knowledge gives up during a stall', async (t) => {
+    const since = await lastSeq(relay.mock);
+    const res = await curl([
+      '--http2-prior-knowledge',
+      '-N',
+      '-m',
+      '1', // well before idle_timeout (1.5 s) would end the stalled stream
+      '-H',
+      'content-type: application/json',
+      '-d',
+      JSON.stringify(chatBody({ tokens: 5, stall_after: 1 })),
+      `${relay.url}/v1/chat/completions`,
+    ]);
+    const leftAt = Date.now();
+    assert.equal(res.code, 28, `curl timed out: ${res.err}`);
+    assert.match(res.out, /^data: /m, 'it got the first chunks over HTTP/2');
+    const entry = await waitEntry(relay.mock, since, (e) => e.client_gone, { timeoutMs: 4000 * SLACK });
+    assert.equal(entry.content_events, 1);
+    t.diagnostic(`upstream cancelled ${entry.gone_at_ms - leftAt} ms after the client left`);
+    assert.ok(entry.gone_at_ms - leftAt < LIMIT_MS, `noticed after ${entry.gone_at_ms - leftAt} ms`);
+  });
+});
