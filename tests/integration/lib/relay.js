@@ -13,6 +13,8 @@
 //   startRelay(opts?)              -> { mock, serve, dir, config, url, stop() }
 //       opts: { config(mockUrl) -> object | patch object, serveArgs, mockArgs, env, mock (reuse) }
 //   startGateway(config, opts?)    -> serve Proc for a config object (temp file)
+//   stopChecked(proc)              SIGTERM; throws unless exit 0 and no sanitizer report
+//   sanitizerReports(proc)         the ASan/UBSan/LSan report in its stderr, or null
 //   journal(mock, since?)          -> {total, requests} of GET /mock/requests
 //   lastSeq(mock)                  -> the mock's request counter
 //   entriesSince(mock, since)      -> the requests the mock saw since that counter
@@ -113,6 +115,15 @@ export function sanitizerReports(proc) {
   return m ? text.slice(Math.max(0, m.index - 200), m.index + 3000) : null;
 }
 
+// Stops a telex process with SIGTERM and throws unless it exited 0 with no sanitizer report.
+export async function stopChecked(proc) {
+  const exit = await stopProcess(proc);
+  const report = sanitizerReports(proc);
+  if (report) throw new Error(`telex: sanitizer report:\n${report}`);
+  if (exit.code !== 0) throw new Error(`telex exited with ${JSON.stringify(exit)}:\n${proc.stderr().slice(-3000)}`);
+  return exit;
+}
+
 export async function startGateway(config, opts = {}) {
   const dir = opts.dir ?? tmpDir();
   const file = path.join(dir, 'telex.yaml');
@@ -144,12 +155,11 @@ export async function startRelay(opts = {}) {
     // Stops both; resolves with the serve's exit and asserts it was clean: exit 0,
     // no sanitizer report.
     async stop() {
-      const exit = await stopProcess(serve);
-      if (!opts.mock) await stopProcess(mock);
-      const report = sanitizerReports(serve);
-      if (report) throw new Error(`telex serve: sanitizer report:\n${report}`);
-      if (exit.code !== 0) throw new Error(`telex serve exited with ${JSON.stringify(exit)}:\n${serve.stderr().slice(-3000)}`);
-      return exit;
+      try {
+        return await stopChecked(serve);
+      } finally {
+        if (!opts.mock) await stopProcess(mock);
+      }
     },
   };
 }
