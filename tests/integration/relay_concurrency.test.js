@@ -1,0 +1,78 @@
+// tests/integration/relay_concurrency.test.js — many streams at once: 200 concurrent
+// streams all complete intact (each its own text, in order, ending with [DONE]), and
+// failing streams next to healthy ones do not disturb each other.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { chunksOf, contentOf, postChat } from './lib/sse.js';
+import { SLACK, chatBody, entriesSince, lastSeq, requestLogs, startRelay } from './lib/relay.js';
+import { waitFor } from './lib/proc.js';
+
+let relay;
+before(async () => {
+  relay = await startRelay();
+});
+after(async () => {
+  if (relay) await relay.stop();
+});
+
+describe('concurrency', () => {
+  test('200 concurrent streams all complete intact', async () => {
+    const n = 200;
+    const body = (i, delay) => chatBody({ tokens: 10, delay_ms: delay, seed: 1000 + i });
+    const expected = await Promise.all(
+      Array.from({ length: n }, async (_, i) => contentOf((await postChat(relay.mock.url, { ...body(i, 0), model: 'x' })).events)),
+    );
+    assert.equal(new Set(expected).size, n, 'every stream has its own text');
+    const since = await lastSeq(relay.mock);
+    const logsBefore = requestLogs(relay.serve).length;
+    const t0 = performance.now();
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => postChat(relay.url, body(i, 30), { timeoutMs: 30000 * SLACK })));
+    const elapsed = performance.now() - t0;
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.status, 200, `stream ${i}`);
+      assert.equal(r.error, null, `stream ${i}: ${r.error}`);
+      assert.equal(r.events.length, 1 + 10 + 1 + 1, `stream ${i}`);
+      assert.equal(r.events.at(-1).data, '[DONE]', `stream ${i}`);
+      assert.equal(contentOf(r.events), expected[i], `stream ${i} has its own text, intact`);
+      const ids = new Set(chunksOf(r.events).map((c) => c.id));
+      assert.equal(ids.size, 1, `stream ${i}: chunks of one answer only`);
+    }
+    // they ran concurrently: one at a time would take 200 × 300 ms
+    assert.ok(elapsed < 15000 * SLACK, `200 streams took ${elapsed} ms`);
+    const seen = await entriesSince(relay.mock, since);
+    assert.equal(seen.length, n);
+    assert.ok(seen.every((e) => e.completed && !e.client_gone));
+    await waitFor(() => requestLogs(relay.serve).length >= logsBefore + n, { timeoutMs: 5000 * SLACK });
+    const lines = requestLogs(relay.serve).slice(logsBefore);
+    assert.equal(lines.filter((l) => l.outcome === 'ok' && l.status === 200).length, n);
+  });
+
+  test('failing streams next to healthy ones do not disturb them', async () => {
+    const n = 60;
+    const kinds = ['ok', 'cut', 'bad_json', 'status'];
+    const mockOf = (kind, i) =>
+      ({
+        ok: { tokens: 8, delay_ms: 20, seed: i },
+        cut: { tokens: 8, delay_ms: 20, cut_after: 3, seed: i },
+        bad_json: { tokens: 8, delay_ms: 20, invalid_json_after: 2, seed: i },
+        status: { status: 503 },
+      })[kind];
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => postChat(relay.url, chatBody(mockOf(kinds[i % 4], i)), { timeoutMs: 20000 * SLACK })),
+    );
+    for (const [i, r] of results.entries()) {
+      const kind = kinds[i % 4];
+      if (kind === 'ok') {
+        assert.equal(r.events.at(-1).data, '[DONE]', `healthy stream ${i}`);
+        assert.equal(contentOf(r.events).split(' ').length, 8);
+      } else if (kind === 'status') {
+        assert.equal(r.status, 502, `stream ${i}`);
+      } else {
+        const last = JSON.parse(r.events.at(-1).data);
+        assert.equal(last.error.code, kind, `stream ${i}`);
+        assert.ok(!r.events.some((e) => e.data === '[DONE]'));
+      }
+    }
+  });
+});
