@@ -1,0 +1,292 @@
+// tests/browser/chat.test.js — the chat page served by a real `telex serve`, in Debian's
+// Chromium (headless, playwright-core), with the demo model and a model routed to `telex mock`.
+//
+//  - typewriter: the answer grows over several samples before it completes, with a cursor;
+//    token counts after it; the raw answer equals the gateway's non-streamed answer; a
+//    screenshot mid-answer goes to test-output/ (and to docs/screenshot.png when
+//    TELEX_UPDATE_SCREENSHOT=1)
+//  - keyboard: Shift+Enter is a new line, Enter sends; a second turn sends the history
+//  - Stop: the text stops growing and the mock's request log says the client went away
+//  - an answer with <img onerror> and <script> is shown as text and runs nothing
+//  - HTTP and mid-stream errors in plain words; phone width has no sideways scrolling
+//  - reload mid-answer resumes with the exact text (skipped until the gateway has resumable
+//    streams: it is detected by the X-Telex-Stream-Id response header)
+//
+// Run: TELEX_BIN=/abs/path/telex node --test --test-concurrency=1 tests/browser/
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { SANITIZED, startMock, startServe, stopProcess, waitFor } from '../integration/lib/proc.js';
+import { REPO, launch, outputPath } from './lib/browser.js';
+
+const SLACK = SANITIZED ? 3 : 1;
+const ANSWER = '.msg.assistant';
+
+let mock;
+let serve;
+let browser;
+let dir;
+
+before(async () => {
+  mock = await startMock(['--delay-ms', '30']);
+  dir = mkdtempSync(join(tmpdir(), 'telex-browser-'));
+  const cfg = join(dir, 'telex.yaml');
+  writeFileSync(
+    cfg,
+    [
+      'providers:',
+      '  - name: demo',
+      '    kind: demo',
+      '    tokens_per_second: 50',
+      '  - name: mock',
+      '    kind: openai',
+      `    base_url: ${mock.url}/v1`,
+      'models:',
+      '  - name: demo',
+      '    providers: [demo]',
+      '  - name: gpt-test',
+      '    providers:',
+      '      - provider: mock',
+      '        input_price_per_mtok: 1',
+      '        output_price_per_mtok: 2',
+      '',
+    ].join('\n'),
+  );
+  serve = await startServe(['--config', cfg]);
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await stopProcess(serve);
+  await stopProcess(mock);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function openPage({ mockKnobs } = {}) {
+  const page = await browser.context.newPage();
+  if (mockKnobs) {
+    // The page sends plain OpenAI requests; add the mock's per-request knobs on the way out.
+    await page.route('**/v1/chat/completions', async (route) => {
+      const body = JSON.parse(route.request().postData());
+      body.mock = mockKnobs;
+      await route.continue({ postData: JSON.stringify(body) });
+    });
+  }
+  await page.goto(serve.url);
+  await page.waitForSelector('#model option', { state: 'attached' });
+  return page;
+}
+
+async function ask(page, text, model) {
+  if (model) await page.selectOption('#model', model);
+  await page.fill('#prompt', text);
+  await page.press('#prompt', 'Enter');
+}
+
+const lastAnswer = (page) => page.locator(ANSWER).last();
+const answerState = (page) => lastAnswer(page).getAttribute('data-state');
+const waitState = (page, states, timeout = 20000 * SLACK) =>
+  page.waitForFunction((s) => s.includes(document.querySelector('.msg.assistant:last-child')?.dataset.state), states, { timeout });
+const sessionTurns = (page) => page.evaluate(() => JSON.parse(sessionStorage.getItem('telex.conversation')).turns);
+const journal = async () => (await (await fetch(`${mock.url}/mock/requests`)).json()).requests;
+
+async function nonStreamed(messages, model = 'demo') {
+  const r = await fetch(`${serve.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model, messages }) });
+  return (await r.json()).choices[0].message.content;
+}
+
+test('typewriter: the answer grows token by token with a cursor, then shows token counts', async () => {
+  const page = await openPage();
+  assert.equal(await page.locator('#preset-field').isHidden(), true, 'no presets on this gateway: no picker');
+  const question = 'How do server-sent events work?';
+  await ask(page, question, 'demo');
+  const content = lastAnswer(page).locator('.content');
+  const samples = [];
+  let shot = false;
+  for (let i = 0; i < 400; i++) {
+    const [len, state, cursors, stopVisible] = await Promise.all([
+      content.evaluate((n) => n.textContent.length),
+      answerState(page),
+      lastAnswer(page).locator('.cursor').count(),
+      page.locator('#stop').isVisible(),
+    ]);
+    samples.push({ len, state, cursors, stopVisible });
+    if (state !== 'streaming') break;
+    if (!shot && len > 150) {
+      shot = true;
+      await page.screenshot({ path: outputPath('chat-mid-answer.png') });
+      if (process.env.TELEX_UPDATE_SCREENSHOT) copyFileSync(outputPath('chat-mid-answer.png'), join(REPO, 'docs', 'screenshot.png'));
+    }
+    await page.waitForTimeout(100);
+  }
+  const streaming = samples.filter((s) => s.state === 'streaming');
+  const lengths = [...new Set(streaming.map((s) => s.len))];
+  assert.ok(lengths.length >= 5, `the text grew over several samples before completing: ${lengths}`);
+  for (let i = 1; i < streaming.length; i++) assert.ok(streaming[i].len >= streaming[i - 1].len - 4, 'never shrinks (beyond markdown markers)');
+  assert.ok(streaming.every((s) => s.cursors === 1 && s.stopVisible), 'a cursor and a Stop button while streaming');
+  assert.ok(shot, 'a screenshot was taken mid-answer');
+  assert.equal(samples.at(-1).state, 'done');
+  assert.equal(await lastAnswer(page).locator('.cursor').count(), 0, 'no cursor after the answer');
+  assert.equal(await page.locator('#send').isVisible(), true);
+  assert.equal(await page.locator('#stop').isVisible(), false);
+  const meta = await lastAnswer(page).locator('.meta').textContent();
+  assert.match(meta, /^demo · \d+ prompt \+ \d+ completion tokens · \d+\.\d s$/);
+  const turns = await sessionTurns(page);
+  assert.equal(turns[1].content, await nonStreamed([{ role: 'user', content: question }]), 'exactly the answer the gateway generates');
+  const completion = Number(/\+ (\d+) completion/.exec(meta)[1]);
+  assert.ok(completion > 20, meta);
+  assert.deepEqual(browser.pageErrors, []);
+  await page.close();
+});
+
+test('keyboard: Shift+Enter is a new line, Enter sends; the second turn sends the history', async () => {
+  const page = await openPage();
+  await page.selectOption('#model', 'demo');
+  await page.focus('#prompt');
+  await page.keyboard.type('first line');
+  await page.keyboard.press('Shift+Enter');
+  await page.keyboard.type('second line');
+  assert.equal(await page.inputValue('#prompt'), 'first line\nsecond line');
+  assert.equal(await page.locator('.msg').count(), 0, 'nothing sent yet');
+  const sent = page.waitForRequest((r) => r.url().endsWith('/v1/chat/completions'));
+  await page.keyboard.press('Enter');
+  const first = JSON.parse((await sent).postData());
+  assert.deepEqual(first.messages, [{ role: 'user', content: 'first line\nsecond line' }]);
+  assert.equal(first.stream, true);
+  assert.equal(first.stream_options.include_usage, true);
+  assert.equal(await page.locator('.msg.user .bubble').textContent(), 'first line\nsecond line');
+  assert.equal(await page.inputValue('#prompt'), '', 'the box is cleared');
+  await waitState(page, ['done']);
+  const answer1 = (await sessionTurns(page))[1].content;
+
+  const sent2 = page.waitForRequest((r) => r.url().endsWith('/v1/chat/completions'));
+  await page.keyboard.type('and a follow-up');
+  await page.keyboard.press('Enter');
+  const second = JSON.parse((await sent2).postData());
+  assert.deepEqual(second.messages, [
+    { role: 'user', content: 'first line\nsecond line' },
+    { role: 'assistant', content: answer1 },
+    { role: 'user', content: 'and a follow-up' },
+  ]);
+  await waitState(page, ['done']);
+  assert.equal(await page.locator('.msg.assistant[data-state="done"]').count(), 2);
+  await page.close();
+});
+
+test('Stop: the answer stops growing and the upstream (telex mock) sees the client leave', async () => {
+  const page = await openPage({ mockKnobs: { tokens: 400, delay_ms: 25 } });
+  const before = (await journal()).length;
+  await ask(page, 'a long answer please', 'gpt-test');
+  const content = lastAnswer(page).locator('.content');
+  await waitFor(async () => (await content.textContent()).length > 40, { timeoutMs: 10000 * SLACK, message: 'some text' });
+  await page.click('#stop');
+  await waitState(page, ['stopped'], 3000 * SLACK);
+  const a = await content.textContent();
+  await page.waitForTimeout(400);
+  const b = await content.textContent();
+  assert.equal(b, a, 'no more text after Stop');
+  assert.ok(a.length > 40);
+  assert.equal(await page.locator('#send').isVisible(), true);
+  assert.match(await lastAnswer(page).locator('.meta').textContent(), /stopped/);
+  const entry = await waitFor(
+    async () => {
+      const e = (await journal())[before];
+      return e && e.client_gone && e;
+    },
+    { timeoutMs: 5000 * SLACK, message: "the mock's journal saying client_gone" },
+  );
+  assert.equal(entry.completed, false);
+  assert.ok(entry.content_events < 400, `the mock stopped after ${entry.content_events} tokens`);
+  const turns = await sessionTurns(page);
+  assert.equal(turns[1].status, 'stopped');
+  await page.close();
+});
+
+test('an answer with <img onerror> and <script> is shown as text and runs nothing', async () => {
+  const evil =
+    'Look: <img src=x onerror="window.__pwned=1"> and <script>window.__pwned=2</script> and ' +
+    '<a href="javascript:window.__pwned=3">click</a> [link](javascript:window.__pwned=4) **bold <b>x</b>**\n\n' +
+    '```html\n<script>window.__pwned=5</script>\n    <img src=x onerror="window.__pwned=6">\n\tindented\n```\n';
+  const page = await openPage({ mockKnobs: { text: evil, delay_ms: 2 } });
+  await ask(page, 'show me html', 'gpt-test');
+  await waitState(page, ['done']);
+  const content = lastAnswer(page).locator('.content');
+  const text = await content.textContent();
+  assert.ok(text.includes('<img src=x onerror="window.__pwned=1">'), text);
+  assert.ok(text.includes('<script>window.__pwned=2</script>'));
+  assert.ok(text.includes('[link](javascript:window.__pwned=4)'), 'a javascript: link stays text');
+  assert.equal(await content.locator('img, script, iframe, b').count(), 0, 'no element from the answer');
+  assert.equal(await content.locator('a').count(), 0);
+  assert.equal(await content.locator('strong').textContent(), 'bold <b>x</b>');
+  assert.equal(
+    await content.locator('pre code').textContent(),
+    '<script>window.__pwned=5</script>\n    <img src=x onerror="window.__pwned=6">\n\tindented',
+    'code keeps its whitespace',
+  );
+  await page.waitForTimeout(200); // an onerror would have fired by now
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  assert.equal((await sessionTurns(page))[1].content, evil);
+  await page.close();
+});
+
+test('errors in plain words: 429 before the stream, a cut after it', async () => {
+  const page = await openPage({ mockKnobs: { status: 429, retry_after: 3 } });
+  await ask(page, 'x', 'gpt-test');
+  await waitState(page, ['error']);
+  const error = lastAnswer(page).locator('.error');
+  assert.match(await error.locator('strong').textContent(), /^Too many requests right now\. Try again in 3 seconds\.$/);
+  assert.equal(await error.locator('button.retry').isVisible(), true);
+  await page.close();
+
+  const cut = await openPage({ mockKnobs: { tokens: 30, cut_after: 5, delay_ms: 5 } });
+  await ask(cut, 'x', 'gpt-test');
+  await waitState(cut, ['error']);
+  assert.equal(await lastAnswer(cut).locator('.error strong').textContent(), 'The answer broke off before it was complete.');
+  assert.ok((await lastAnswer(cut).locator('.content').textContent()).length > 0, 'the text before the cut stays');
+  await cut.close();
+});
+
+test('phone width: everything fits without sideways scrolling', async () => {
+  const page = await browser.context.newPage();
+  await page.setViewportSize({ width: 375, height: 740 });
+  await page.goto(serve.url);
+  await page.waitForSelector('#model option', { state: 'attached' });
+  await ask(page, 'Explain caching with a list', 'demo');
+  await page.waitForTimeout(1200);
+  const { scrollWidth, clientWidth } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth }));
+  assert.ok(scrollWidth <= clientWidth, `page ${scrollWidth}px wide in a ${clientWidth}px viewport`);
+  for (const sel of ['#prompt', '#stop', '#model', '#new-chat']) {
+    const box = await page.locator(sel).boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 375, `${sel} inside the screen: ${JSON.stringify(box)}`);
+  }
+  await page.screenshot({ path: outputPath('chat-phone.png') });
+  await page.click('#stop');
+  await page.close();
+});
+
+test('reload mid-answer resumes with the exact text (real gateway)', async (t) => {
+  const probe = await fetch(`${serve.url}/v1/chat/completions`, {
+    method: 'POST',
+    body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'probe' }], stream: true, max_tokens: 1 }),
+  });
+  const resumable = probe.headers.has('x-telex-stream-id');
+  await probe.body?.cancel();
+  if (!resumable) return t.skip('gateway has no resumable streams yet (issue 4)');
+  const page = await openPage();
+  const question = 'Tell me everything about reconnecting streams';
+  await ask(page, question, 'demo');
+  const content = lastAnswer(page).locator('.content');
+  await waitFor(async () => (await content.textContent()).length > 60, { timeoutMs: 10000 * SLACK, message: 'some text' });
+  assert.equal(await answerState(page), 'streaming');
+  await page.reload();
+  await waitState(page, ['done', 'error']);
+  assert.equal(await answerState(page), 'done', await lastAnswer(page).locator('.error').textContent());
+  const turns = await sessionTurns(page);
+  assert.equal(turns.length, 2);
+  assert.equal(turns[1].content, await nonStreamed([{ role: 'user', content: question }]));
+  await page.close();
+});
