@@ -72,7 +72,7 @@ async function openPage({ mockKnobs } = {}) {
     // The page sends plain OpenAI requests; add the mock's per-request knobs on the way out.
     await page.route('**/v1/chat/completions', async (route) => {
       const body = JSON.parse(route.request().postData());
-      body.mock = mockKnobs;
+      body.mock = typeof mockKnobs === 'function' ? mockKnobs(body) : mockKnobs;
       await route.continue({ postData: JSON.stringify(body) });
     });
   }
@@ -230,6 +230,66 @@ test('an answer with <img onerror> and <script> is shown as text and runs nothin
   await page.waitForTimeout(200); // an onerror would have fired by now
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
   assert.equal((await sessionTurns(page))[1].content, evil);
+  await page.close();
+});
+
+test('markdown is rendered as elements: headings, lists, code, tables, links (screenshot)', async () => {
+  const md = [
+    '## Resuming a stream',
+    '',
+    'When the connection drops, the client reconnects with **`Last-Event-ID`** and the gateway replays everything after it — *no gap, no duplicate*. See [the SSE spec](https://html.spec.whatwg.org/multipage/server-sent-events.html).',
+    '',
+    '1. Read events as they arrive',
+    '2. Remember the last `id:`',
+    '3. On a cut, send it back:',
+    '',
+    '```js',
+    "import { streamChat } from '/telex.js';",
+    '',
+    "for await (const delta of streamChat({ body: { model: 'demo', messages } })) {",
+    '  out.textContent += delta;  // resumes by itself',
+    '}',
+    '```',
+    '',
+    '| event | meaning |',
+    '|:------|--------:|',
+    '| `id:` | position |',
+    '| `retry:` | ms before reconnecting |',
+    '',
+    '> Tip: a 204 means the stream is gone.',
+    '',
+  ].join('\n');
+  const intro =
+    'telex is a streaming gateway: it relays every token from the model to you the moment it arrives, over server-sent events.';
+  const page = await openPage({ mockKnobs: (body) => ({ text: body.messages.length === 1 ? intro : md, delay_ms: body.messages.length === 1 ? 5 : 30 }) });
+  await ask(page, 'What is telex?', 'gpt-test');
+  await waitState(page, ['done']);
+  await ask(page, 'How does it resume a broken stream?');
+  const content = lastAnswer(page).locator('.content');
+  await page.waitForFunction(() => (document.querySelector('.msg.assistant:last-child .content')?.textContent.length ?? 0) > 330);
+  if ((await answerState(page)) === 'streaming') {
+    await page.screenshot({ path: outputPath('chat-markdown.png') });
+    if (process.env.TELEX_UPDATE_SCREENSHOT) copyFileSync(outputPath('chat-markdown.png'), join(REPO, 'docs', 'screenshot.png'));
+  }
+  await waitState(page, ['done']);
+  assert.equal(await content.locator('h3').textContent(), 'Resuming a stream');
+  assert.equal(await content.locator('strong code').textContent(), 'Last-Event-ID');
+  assert.equal(await content.locator('em').textContent(), 'no gap, no duplicate');
+  const link = content.locator('a');
+  assert.equal(await link.textContent(), 'the SSE spec');
+  assert.equal(await link.getAttribute('href'), 'https://html.spec.whatwg.org/multipage/server-sent-events.html');
+  assert.equal(await link.getAttribute('rel'), 'noopener noreferrer nofollow');
+  assert.deepEqual(await content.locator('ol > li').allTextContents(), ['Read events as they arrive', 'Remember the last id:', 'On a cut, send it back:']);
+  assert.equal(await content.locator('.code-lang').textContent(), 'js');
+  assert.equal(
+    await content.locator('pre code').textContent(),
+    "import { streamChat } from '/telex.js';\n\nfor await (const delta of streamChat({ body: { model: 'demo', messages } })) {\n  out.textContent += delta;  // resumes by itself\n}",
+  );
+  assert.deepEqual(await content.locator('th').allTextContents(), ['event', 'meaning']);
+  assert.deepEqual(await content.locator('td').allTextContents(), ['id:', 'position', 'retry:', 'ms before reconnecting']);
+  assert.equal(await content.locator('blockquote').textContent(), 'Tip: a 204 means the stream is gone.');
+  const turns = await sessionTurns(page);
+  assert.deepEqual(turns.map((t) => t.content), ['What is telex?', intro, 'How does it resume a broken stream?', md]);
   await page.close();
 });
 
