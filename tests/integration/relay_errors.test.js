@@ -3,13 +3,27 @@
 // non-JSON / non-object bodies, missing or empty messages, wrong types, unknown model
 // (404), a body over limits.max_body_bytes (413), a wrong method (405 + Allow), an
 // unknown path (404), a header section over limits.max_header_bytes (431), and more
-// concurrent streams than limits.max_concurrent_streams (503 + Retry-After).
+// concurrent streams than limits.max_concurrent_streams (503 + Retry-After); and
+// connections beyond limits.max_connections are closed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 
 import { waitFor } from './lib/proc.js';
 import { collectSSE, postChat } from './lib/sse.js';
-import { SLACK, chatBody, entriesSince, journal, lastSeq, msgs, requestLogs, startRelay } from './lib/relay.js';
+import {
+  SLACK,
+  baseConfig,
+  chatBody,
+  entriesSince,
+  journal,
+  lastSeq,
+  msgs,
+  requestLogs,
+  startGateway,
+  startRelay,
+  stopChecked,
+} from './lib/relay.js';
 
 let relay;
 before(async () => {
@@ -235,6 +249,42 @@ describe('limits', () => {
     // every refusal was logged as such
     const refused = requestLogs(relay.serve).filter((l) => l.status === 503);
     assert.ok(refused.length >= 2);
+  });
+});
+
+describe('connections', () => {
+  // One keep-alive HTTP/1.1 connection that has completed a request; resolves with the socket.
+  const openConnection = (port) =>
+    new Promise((resolve, reject) => {
+      const sock = net.connect(port, '127.0.0.1');
+      let got = '';
+      sock.setEncoding('utf8');
+      sock.on('error', reject);
+      sock.on('connect', () => sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+      sock.on('data', (d) => {
+        got += d;
+        if (got.includes('{"status":"ok"}')) resolve(sock);
+      });
+      sock.on('close', () => reject(new Error(`closed before a response: ${JSON.stringify(got)}`)));
+    });
+
+  test('limits.max_connections: connections beyond it are closed; a freed one can be reused', async () => {
+    const serve = await startGateway(baseConfig(relay.mock.url, { limits: { max_connections: 3 } }));
+    const socks = [];
+    try {
+      for (let i = 0; i < 3; i++) socks.push(await openConnection(serve.port));
+      await assert.rejects(openConnection(serve.port), /closed before a response|ECONNRESET|EPIPE/);
+      socks.shift().destroy();
+      const again = await waitFor(() => openConnection(serve.port).catch(() => null), {
+        timeoutMs: 3000 * SLACK,
+        intervalMs: 50,
+        message: 'a connection slot after one closed',
+      });
+      socks.push(again);
+    } finally {
+      for (const s of socks) s.destroy();
+      await stopChecked(serve);
+    }
   });
 });
 

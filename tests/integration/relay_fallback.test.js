@@ -1,17 +1,44 @@
 // tests/integration/relay_fallback.test.js — a model's routes are tried in order until
-// one starts streaming: a dead port, a 429, a 5xx (also after the headers were committed
+// one starts streaming: a dead port, a connect timeout, a 429, a 5xx (also after the headers were committed
 // at commit_timeout, as long as no chunk was sent) move on to the next route; a failure
 // after the first chunk never does. A hand-written upstream (the "stub") plays the
 // failing provider, keyed by the upstream model name each route sends; the real mock
 // is the healthy one.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 
 import { contentOf, postChat } from './lib/sse.js';
 import { SLACK, baseConfig, chatBody, entriesSince, lastSeq, requestLogs, startRelay, startStub } from './lib/relay.js';
 
 let relay;
 let stub;
+let blackhole; // a listener whose accept queue is full: connects to it time out
+
+// Python, because node always accepts: listen(0), fill the queue, then never accept.
+const BLACKHOLE_PY = `
+import socket, sys, time
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)
+port = s.getsockname()[1]; held = []
+for i in range(8):
+    c = socket.socket(); c.settimeout(0.2)
+    try:
+        c.connect(('127.0.0.1', port)); held.append(c)
+    except Exception:
+        break
+print(port, flush=True)
+time.sleep(600)
+`;
+const havePython = spawnSync('python3', ['-c', 'pass']).status === 0;
+
+async function startBlackhole() {
+  const child = spawn('python3', ['-c', BLACKHOLE_PY], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+    child.once('exit', (code) => reject(new Error(`blackhole exited ${code}`)));
+  });
+  return { child, port };
+}
 
 const chunk = (content, finish = null) =>
   `data: ${JSON.stringify({ id: 'stub', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
@@ -43,6 +70,7 @@ const behaviours = {
 };
 
 before(async () => {
+  if (havePython) blackhole = await startBlackhole();
   stub = await startStub((req, res, body) => {
     const model = JSON.parse(body).model;
     (behaviours[model] ?? behaviours['server-error'])(req, res);
@@ -51,6 +79,13 @@ before(async () => {
     config: (mockUrl) => {
       const cfg = baseConfig(mockUrl);
       cfg.providers.push({ name: 'stub', kind: 'openai', base_url: `${stub.url}/v1`, api_key: 'sk-stub-key' });
+      if (blackhole) {
+        cfg.providers.push({ name: 'blackhole', kind: 'openai', base_url: `http://127.0.0.1:${blackhole.port}/v1`, timeout_seconds: 0.3 });
+        cfg.models.push(
+          { name: 'gpt-timeout', providers: [{ provider: 'blackhole', model: 'never' }, { provider: 'mock', model: 'after-timeout' }] },
+          { name: 'gpt-timeout-only', providers: [{ provider: 'blackhole', model: 'never' }] },
+        );
+      }
       const twoStep = (name, stubModel) => ({
         name,
         providers: [
@@ -77,6 +112,7 @@ before(async () => {
 after(async () => {
   if (relay) await relay.stop();
   if (stub) await stub.close();
+  if (blackhole) blackhole.child.kill('SIGKILL');
 });
 
 async function chatLine(model) {
@@ -98,6 +134,25 @@ describe('before the first chunk, the next route serves', () => {
     assert.equal(line.fallbacks, 1);
     assert.equal(line.outcome, 'ok');
     assert.ok(relay.serve.logs.some((l) => l.msg === 'falling back' && l.from === 'dead' && l.error === 'connect'));
+  });
+
+  test('a connect timeout first (provider timeout_seconds 0.3)', { skip: havePython ? false : 'python3 is needed for a listener that never accepts' }, async () => {
+    const t0 = performance.now();
+    const r = await postChat(relay.url, chatBody({ tokens: 3 }, { model: 'gpt-timeout' }));
+    assert.equal(r.status, 200);
+    assert.equal(r.events.at(-1).data, '[DONE]');
+    assert.ok(r.events[0].t >= 250, `the first route was given its 0.3 s (${r.events[0].t} ms)`);
+    assert.ok(performance.now() - t0 < 3000 * SLACK);
+    const line = await chatLine('gpt-timeout');
+    assert.equal(line.fallbacks, 1);
+    assert.ok(relay.serve.logs.some((l) => l.msg === 'falling back' && l.from === 'blackhole' && l.error === 'timeout'));
+    // the only route timing out: 504 before commit
+    const only = await fetch(`${relay.url}/v1/chat/completions`, {
+      method: 'POST',
+      body: JSON.stringify(chatBody({}, { model: 'gpt-timeout-only' })),
+    });
+    assert.equal(only.status, 504);
+    assert.equal((await only.json()).error.type, 'upstream_error');
   });
 
   test('429 first → the next route; the client never sees the 429', async () => {

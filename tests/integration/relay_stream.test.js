@@ -7,15 +7,17 @@
 //  - the usage chunk reaches the client only when it asked;
 //  - stream false relays the provider's JSON and status;
 //  - GET /v1/models, GET /healthz;
+//  - without a config file: the demo model, and OPENAI_BASE_URL/OPENAI_API_KEY as catch-all;
 //  - one JSON `request` log line per request, with the issue's fields, never a key.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { waitFor } from './lib/proc.js';
+import { startServe, waitFor } from './lib/proc.js';
 import { chunksOf, contentOf, gapsOf, postChat } from './lib/sse.js';
 import {
   API_KEY,
   DEAD_KEY,
+  SANITIZER_ENV,
   SLACK,
   chatBody,
   entriesSince,
@@ -23,6 +25,7 @@ import {
   msgs,
   requestLogs,
   startRelay,
+  stopChecked,
 } from './lib/relay.js';
 
 let relay;
@@ -276,3 +279,46 @@ describe('request log', () => {
   });
 });
 
+
+describe('without a config file', () => {
+  test('the demo model, and with OPENAI_BASE_URL/OPENAI_API_KEY every other name goes to that provider', async () => {
+    const env = { ...SANITIZER_ENV, TELEX_CONFIG: '', OPENAI_BASE_URL: `${relay.mock.url}/v1`, OPENAI_API_KEY: API_KEY };
+    const serve = await startServe(['--workers', '1'], { env });
+    try {
+      const models = await (await fetch(`${serve.url}/v1/models`)).json();
+      assert.deepEqual(models.data.map((m) => m.id), ['demo'], 'the catch-all "*" is not listed');
+
+      const demo = await postChat(serve.url, { model: 'demo', messages: msgs('tell me about rivers'), stream: true, max_tokens: 6 });
+      assert.equal(demo.status, 200);
+      assert.equal(demo.events.at(-1).data, '[DONE]');
+      const chunks = chunksOf(demo.events);
+      assert.ok(chunks.some((c) => c.choices[0]?.finish_reason === 'length'), 'max_tokens honoured');
+      assert.ok(contentOf(demo.events).trim().length > 0);
+
+      const since = await lastSeq(relay.mock);
+      const r = await postChat(serve.url, { model: 'any-model-name', messages: msgs('routed'), stream: true, mock: { tokens: 3 } });
+      assert.equal(r.status, 200);
+      assert.equal(r.events.at(-1).data, '[DONE]');
+      const [e] = await entriesSince(relay.mock, since);
+      assert.equal(e.body.model, 'any-model-name', 'sent under the name the client asked for');
+      assert.equal(e.headers.authorization, 'Bearer [redacted]');
+      assert.ok(!serve.stderr().includes(API_KEY));
+    } finally {
+      await stopChecked(serve);
+    }
+    // and without them, only the demo model exists
+    const bare = await startServe(['--workers', '1'], {
+      env: { ...SANITIZER_ENV, TELEX_CONFIG: '', OPENAI_BASE_URL: '', OPENAI_API_KEY: '' },
+    });
+    try {
+      const r = await fetch(`${bare.url}/v1/chat/completions`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'any-model-name', messages: msgs() }),
+      });
+      assert.equal(r.status, 404);
+      assert.equal((await r.json()).error.code, 'model_not_found');
+    } finally {
+      await stopChecked(bare);
+    }
+  });
+});
