@@ -1,0 +1,339 @@
+/*
+ * store/ledger.c — the write-behind ledger: a queue of fixed-size blocks
+ * filled by event loops, drained by one writer thread. See ledger.h.
+ *
+ * Only the writer removes rows, and only after they are committed: it
+ * copies the oldest rows out under the lock, writes them without it, then
+ * drops them from the queue. A failed transaction therefore leaves the
+ * queue as it was, and the next attempt writes the same rows again.
+ */
+#include "store/ledger.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/log.h"
+
+#define BLOCK_ROWS 256
+#define FREE_BLOCKS_KEPT 16
+#define STOP_ATTEMPTS 5
+
+typedef struct block {
+    struct block *next;
+    size_t head, tail; /* rows [head, tail) are queued */
+    telex_usage_record_t rows[BLOCK_ROWS];
+} block_t;
+
+struct telex_ledger {
+    telex_store_t *store;
+    telex_ledger_options_t opt;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;    /* the writer: rows, flush, stop */
+    pthread_cond_t written; /* flushers: progress */
+    block_t *first, *last;
+    block_t *free_blocks;
+    size_t n_free;
+    uint64_t pending;
+    uint64_t appended_seq; /* rows ever queued */
+    uint64_t written_seq;  /* rows ever removed (committed or given up) */
+    uint64_t dropped;
+    uint64_t failed_batches;
+    uint64_t flush_wanted; /* a flusher waits for written_seq >= this */
+    bool stopping;
+    bool failing; /* the last batch failed */
+    telex_usage_record_t *batch;
+};
+
+static void deadline_after(struct timespec *ts, double seconds)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    long long ns = ts->tv_nsec + (long long)(seconds * 1e9);
+    ts->tv_sec += (time_t)(ns / 1000000000LL);
+    ts->tv_nsec = (long)(ns % 1000000000LL);
+}
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Copies up to max of the oldest rows into out (under the lock). */
+static size_t peek(telex_ledger_t *l, telex_usage_record_t *out, size_t max)
+{
+    size_t n = 0;
+    for (block_t *b = l->first; b != NULL && n < max; b = b->next) {
+        size_t k = b->tail - b->head;
+        if (k > max - n)
+            k = max - n;
+        memcpy(out + n, b->rows + b->head, k * sizeof(*out));
+        n += k;
+    }
+    return n;
+}
+
+/* Removes the n oldest rows (under the lock). */
+static void pop(telex_ledger_t *l, size_t n)
+{
+    while (n > 0 && l->first != NULL) {
+        block_t *b = l->first;
+        size_t k = b->tail - b->head;
+        if (k > n)
+            k = n;
+        b->head += k;
+        n -= k;
+        l->pending -= k;
+        l->written_seq += k;
+        if (b->head == b->tail) { /* drained: appenders start a new block */
+            l->first = b->next;
+            if (l->first == NULL)
+                l->last = NULL;
+            if (l->n_free < FREE_BLOCKS_KEPT) {
+                b->next = l->free_blocks;
+                l->free_blocks = b;
+                l->n_free++;
+            } else {
+                free(b);
+            }
+        }
+    }
+}
+
+/* One write attempt of the oldest rows. Returns rows written, or -1. */
+static long write_some(telex_ledger_t *l)
+{
+    size_t n = peek(l, l->batch, l->opt.batch_max);
+    if (n == 0)
+        return 0;
+    pthread_mutex_unlock(&l->lock);
+    char err[512];
+    int rc = telex_store_ledger_append(l->store, l->batch, n, err, sizeof err);
+    pthread_mutex_lock(&l->lock);
+    if (rc < 0) {
+        l->failed_batches++;
+        if (!l->failing)
+            telex_log_event("warn", "ledger write failed; will retry", "\"rows\":%zu,\"error\":\"%s\"", n,
+                            rc == -EBUSY ? "database locked" : rc == -ENOMEM ? "out of memory" : "I/O error");
+        l->failing = true;
+        return -1;
+    }
+    if (l->failing)
+        telex_log_event("info", "ledger writes recovered", "\"rows\":%zu", n);
+    l->failing = false;
+    pop(l, n);
+    pthread_cond_broadcast(&l->written);
+    return (long)n;
+}
+
+static void *writer_main(void *arg)
+{
+    telex_ledger_t *l = arg;
+    double next_tick = l->opt.on_tick ? mono_seconds() + l->opt.tick_seconds : 0;
+    pthread_mutex_lock(&l->lock);
+    while (!l->stopping) {
+        /* Write everything queued, batch by batch; stop early on failure. */
+        while (l->pending > 0 && !l->stopping) {
+            if (write_some(l) < 0)
+                break;
+        }
+        if (l->opt.on_tick && mono_seconds() >= next_tick) {
+            pthread_mutex_unlock(&l->lock);
+            l->opt.on_tick(l->opt.tick_arg);
+            pthread_mutex_lock(&l->lock);
+            next_tick = mono_seconds() + l->opt.tick_seconds;
+        }
+        if (l->stopping)
+            break;
+        if (l->pending >= l->opt.batch_max && !l->failing)
+            continue;
+        if (l->flush_wanted > l->written_seq && l->pending > 0 && !l->failing)
+            continue;
+        double wait = l->failing ? 1.0 : l->opt.flush_interval_seconds;
+        if (l->opt.on_tick) {
+            double until_tick = next_tick - mono_seconds();
+            if (until_tick < wait)
+                wait = until_tick > 0 ? until_tick : 0;
+        }
+        struct timespec ts;
+        deadline_after(&ts, wait);
+        pthread_cond_timedwait(&l->wake, &l->lock, &ts);
+        /* after the wait: flush whatever arrived (the interval has passed,
+         * or enough rows are waiting, or someone asked) */
+    }
+    /* Stopping: write the rest, retrying a failing batch a few times. */
+    int attempts = 0;
+    while (l->pending > 0 && attempts < STOP_ATTEMPTS) {
+        if (write_some(l) < 0) {
+            attempts++;
+            struct timespec ts;
+            deadline_after(&ts, 0.5);
+            pthread_cond_timedwait(&l->wake, &l->lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+    return NULL;
+}
+
+int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_ledger_options_t *options,
+                       char *err, size_t errlen)
+{
+    *out = NULL;
+    telex_ledger_t *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        goto oom;
+    l->store = store;
+    if (options != NULL)
+        l->opt = *options;
+    if (!(l->opt.flush_interval_seconds > 0))
+        l->opt.flush_interval_seconds = 0.25;
+    if (l->opt.batch_max == 0)
+        l->opt.batch_max = 1024;
+    if (l->opt.max_pending == 0)
+        l->opt.max_pending = 100000;
+    if (!(l->opt.tick_seconds > 0))
+        l->opt.tick_seconds = 1;
+    if ((l->batch = malloc(l->opt.batch_max * sizeof(*l->batch))) == NULL) {
+        free(l);
+        goto oom;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->wake, &ca);
+    pthread_cond_init(&l->written, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&l->lock, NULL);
+    int rc = pthread_create(&l->thread, NULL, writer_main, l);
+    if (rc != 0) {
+        pthread_cond_destroy(&l->wake);
+        pthread_cond_destroy(&l->written);
+        pthread_mutex_destroy(&l->lock);
+        free(l->batch);
+        free(l);
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "cannot start the ledger writer thread: %s", strerror(rc));
+        return -EAGAIN;
+    }
+    *out = l;
+    return 0;
+oom:
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+}
+
+int telex_ledger_append(telex_ledger_t *l, const telex_usage_record_t *row)
+{
+    int rc = 0;
+    pthread_mutex_lock(&l->lock);
+    if (l->stopping) {
+        rc = -ESHUTDOWN;
+    } else if (l->pending >= l->opt.max_pending) {
+        rc = -ENOSPC;
+    } else {
+        block_t *b = l->last;
+        if (b == NULL || b->tail == BLOCK_ROWS) {
+            if (l->free_blocks != NULL) {
+                b = l->free_blocks;
+                l->free_blocks = b->next;
+                l->n_free--;
+            } else {
+                b = malloc(sizeof(*b));
+            }
+            if (b == NULL) {
+                rc = -ENOMEM;
+            } else {
+                b->next = NULL;
+                b->head = b->tail = 0;
+                if (l->last != NULL)
+                    l->last->next = b;
+                else
+                    l->first = b;
+                l->last = b;
+            }
+        }
+        if (rc == 0) {
+            b->rows[b->tail++] = *row;
+            l->pending++;
+            l->appended_seq++;
+            if (l->pending == l->opt.batch_max)
+                pthread_cond_signal(&l->wake);
+        }
+    }
+    bool first_drop = false;
+    if (rc == -ENOSPC || rc == -ENOMEM)
+        first_drop = l->dropped++ == 0;
+    pthread_mutex_unlock(&l->lock);
+    if (first_drop)
+        telex_log_event("error", "ledger queue full; usage rows are being dropped",
+                        "\"max_pending\":%zu", l->opt.max_pending);
+    return rc;
+}
+
+int telex_ledger_flush(telex_ledger_t *l, double timeout_seconds)
+{
+    struct timespec ts;
+    deadline_after(&ts, timeout_seconds);
+    pthread_mutex_lock(&l->lock);
+    uint64_t target = l->appended_seq;
+    if (target > l->flush_wanted)
+        l->flush_wanted = target;
+    pthread_cond_signal(&l->wake);
+    int rc = 0;
+    while (l->written_seq < target) {
+        if (pthread_cond_timedwait(&l->written, &l->lock, &ts) == ETIMEDOUT) {
+            rc = l->written_seq < target ? -EIO : 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+void telex_ledger_stats(telex_ledger_t *l, telex_ledger_stats_t *out)
+{
+    pthread_mutex_lock(&l->lock);
+    out->appended = l->appended_seq;
+    out->written = l->written_seq;
+    out->dropped = l->dropped;
+    out->failed_batches = l->failed_batches;
+    out->pending = l->pending;
+    pthread_mutex_unlock(&l->lock);
+}
+
+uint64_t telex_ledger_stop(telex_ledger_t *l)
+{
+    if (l == NULL)
+        return 0;
+    pthread_mutex_lock(&l->lock);
+    l->stopping = true;
+    pthread_cond_signal(&l->wake);
+    pthread_mutex_unlock(&l->lock);
+    pthread_join(l->thread, NULL);
+    uint64_t lost = l->pending;
+    if (lost > 0)
+        telex_log_event("error", "ledger rows could not be written at shutdown", "\"rows\":%llu",
+                        (unsigned long long)lost);
+    while (l->first != NULL) {
+        block_t *b = l->first;
+        l->first = b->next;
+        free(b);
+    }
+    while (l->free_blocks != NULL) {
+        block_t *b = l->free_blocks;
+        l->free_blocks = b->next;
+        free(b);
+    }
+    pthread_cond_destroy(&l->wake);
+    pthread_cond_destroy(&l->written);
+    pthread_mutex_destroy(&l->lock);
+    free(l->batch);
+    free(l);
+    return lost;
+}
