@@ -326,6 +326,17 @@ static int apply_fault(telex_mock_exchange_t *x, uint64_t now)
     return 0;
 }
 
+/* When the next content chunk is due. Chunks keep to the planned timeline
+ * (previous due + delay), so timer lateness does not add up over a long
+ * answer; but when the loop is far behind, a gap is never shorter than
+ * half the delay — catching up never turns into a burst. */
+static uint64_t next_due(const telex_mock_exchange_t *x, uint64_t now)
+{
+    uint64_t delay = (uint64_t)x->spec.delay_ms;
+    uint64_t planned = x->due + delay;
+    return planned >= now + delay / 2 ? planned : now + delay / 2;
+}
+
 /* Sends the next stream event. Returns 1 when something was sent. */
 static int stream_next(telex_mock_exchange_t *x, uint64_t now)
 {
@@ -337,14 +348,14 @@ static int stream_next(telex_mock_exchange_t *x, uint64_t now)
     if (!x->role_sent) {
         x->role_sent = 1;
         send_role(x);
-        x->due = now;
-        return 1;
+        return 1; /* content 1 follows at once: x->due has passed */
     }
     if ((size_t)x->content_sent < x->spec.answer.count) {
         send_content(x, (size_t)x->content_sent);
         x->content_sent++;
         x->progress.content_events = x->content_sent;
-        x->due = now + ((size_t)x->content_sent < x->spec.answer.count ? (uint64_t)x->spec.delay_ms : 0);
+        if ((size_t)x->content_sent < x->spec.answer.count)
+            x->due = next_due(x, now);
         return 1;
     }
     if (!x->finish_sent) {
@@ -464,6 +475,7 @@ static int step_once(telex_mock_exchange_t *x)
             return 0;
         }
         x->stall_until = 0;
+        x->due = now; /* the timeline restarts after a stall */
         x->progress.outcome = "in_progress";
         record(x);
     }
