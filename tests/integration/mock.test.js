@@ -529,6 +529,7 @@ describe('/mock/requests', () => {
     assert.equal(e.seq, since + 1);
     assert.equal(e.method, 'POST');
     assert.equal(e.path, '/v1/chat/completions');
+    assert.equal(e.authority, `127.0.0.1:${mock.port}`);
     assert.deepEqual(e.body, body);
     assert.equal(e.headers.authorization, 'Bearer [redacted]');
     assert.equal(e.headers['x-api-key'], '[redacted]');
