@@ -209,6 +209,14 @@ static void set_scalar_defaults(telex_config_t *cfg)
         .grace_seconds = 10,
         .retry_ms = 3000,
     };
+    cfg->store = (telex_store_config_t){
+        .path = NULL, /* set after the file and the environment: default_store_path */
+        .flush_interval_seconds = 0.25,
+        .max_pending = 100000,
+    };
+    cfg->auth = (telex_auth_config_t){.admin_token = NULL, .allow_anonymous = false};
+    cfg->cors = (telex_cors_config_t){.origins = NULL, .n_origins = 0, .max_age_seconds = 600};
+    cfg->metrics = (telex_metrics_config_t){.require_admin = false};
 }
 
 static const char *env_nonempty(const char *name)
@@ -363,6 +371,78 @@ static int apply_env(telex_config_t *cfg, char *err, size_t errlen)
                           cfg->tls_cert ? "TELEX_TLS_KEY" : "TELEX_TLS_CERT");
         return -EINVAL;
     }
+    if ((v = env_nonempty("TELEX_DB"))) {
+        if (has_ctl(v)) {
+            telex_config_errf(err, errlen, "TELEX_DB: contains control characters");
+            return -EINVAL;
+        }
+        if (!(cfg->store.path = telex_config_strdup(cfg->arena, v))) {
+            telex_config_errf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+    }
+    if ((v = env_nonempty("TELEX_ADMIN_TOKEN"))) {
+        const char *problem = telex_config_admin_token_problem(v);
+        if (problem) {
+            telex_config_errf(err, errlen, "TELEX_ADMIN_TOKEN: the token %s", problem);
+            return -EINVAL;
+        }
+        if (!(cfg->auth.admin_token = telex_config_strdup(cfg->arena, v))) {
+            telex_config_errf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* $XDG_STATE_HOME/telex/telex.db, else $HOME/.local/state/telex/telex.db,
+ * else ./telex.db (XDG: relative values are ignored). */
+static int default_store_path(telex_config_t *cfg, char *err, size_t errlen)
+{
+    const char *xdg = env_nonempty("XDG_STATE_HOME"), *home = env_nonempty("HOME");
+    const char *base = NULL, *rest = "";
+    if (xdg && xdg[0] == '/' && !has_ctl(xdg))
+        base = xdg, rest = "/telex/telex.db";
+    else if (home && home[0] == '/' && !has_ctl(home))
+        base = home, rest = "/.local/state/telex/telex.db";
+    size_t n = (base ? strlen(base) : 0) + strlen(rest) + 16;
+    char *p = telex_config_alloc(cfg->arena, n);
+    if (!p) {
+        telex_config_errf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (base)
+        snprintf(p, n, "%s%s", strcmp(base, "/") == 0 ? "" : base, rest);
+    else
+        snprintf(p, n, "telex.db");
+    cfg->store.path = p;
+    return 0;
+}
+
+/* Every preset names a model this config serves. */
+static int check_preset_models(const telex_config_t *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->n_presets; i++) {
+        const telex_preset_t *p = &cfg->presets[i];
+        if (telex_config_find_model(cfg, p->model))
+            continue;
+        const char *names[64];
+        size_t n = 0;
+        for (size_t j = 0; j < cfg->n_models && n < 64; j++)
+            names[n++] = cfg->models[j].name;
+        const char *s = telex_config_suggest(p->model, names, n);
+        char list[256] = "";
+        size_t o = 0;
+        for (size_t j = 0; j < n && o + 70 < sizeof list; j++)
+            o += (size_t)snprintf(list + o, sizeof list - o, "%s%.64s", j ? ", " : "", names[j]);
+        if (s)
+            telex_config_errf(err, errlen, "%s:%u:%u: presets[%zu].model: unknown model \"%.64s\"; did you mean \"%s\"?",
+                              cfg->path ? cfg->path : "telex.yaml", p->line, p->column, i, p->model, s);
+        else
+            telex_config_errf(err, errlen, "%s:%u:%u: presets[%zu].model: unknown model \"%.64s\" (defined models: %s)",
+                              cfg->path ? cfg->path : "telex.yaml", p->line, p->column, i, p->model, list);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -496,11 +576,15 @@ int telex_config_load(telex_config_t **out, const char *path, char *err, size_t 
         goto fail;
     if ((rc = apply_env(cfg, err, errlen)) < 0)
         goto fail;
+    if (!cfg->store.path && (rc = default_store_path(cfg, err, errlen)) < 0)
+        goto fail;
 
     cfg->catch_all = NULL;
     for (size_t i = 0; i < cfg->n_models; i++)
         if (cfg->models[i].catch_all)
             cfg->catch_all = &cfg->models[i];
+    if ((rc = check_preset_models(cfg, err, errlen)) < 0)
+        goto fail;
     *out = cfg;
     return 0;
 fail:
@@ -528,6 +612,16 @@ const telex_model_t *telex_config_find_model(const telex_config_t *cfg, const ch
         if (!cfg->models[i].catch_all && strcmp(cfg->models[i].name, name) == 0)
             return &cfg->models[i];
     return *name ? cfg->catch_all : NULL;
+}
+
+const telex_preset_t *telex_config_find_preset(const telex_config_t *cfg, const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_presets; i++)
+        if (strcmp(cfg->presets[i].name, name) == 0)
+            return &cfg->presets[i];
+    return NULL;
 }
 
 const telex_provider_t *telex_config_find_provider(const telex_config_t *cfg, const char *name)

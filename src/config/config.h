@@ -10,11 +10,13 @@
  * telex_config_find_model returns a pointer into the config.
  *
  * Precedence, lowest to highest: built-in defaults < telex.yaml < environment
- * (TELEX_LISTEN, TELEX_WORKERS, TELEX_TLS_CERT, TELEX_TLS_KEY) < command line
- * (the caller applies --listen / --workers after load).
+ * (TELEX_LISTEN, TELEX_WORKERS, TELEX_TLS_CERT, TELEX_TLS_KEY, TELEX_DB,
+ * TELEX_ADMIN_TOKEN) < command line (the caller applies --listen / --workers
+ * / --allow-anonymous after load).
  *
  * Every error is one line, "FILE:LINE:COL: key.path: what is wrong", or
- * "ENVVAR: what is wrong". Provider keys are never part of any message.
+ * "ENVVAR: what is wrong". Provider keys and the admin token are never part
+ * of any message.
  * The full reference is docs/configuration.md.
  */
 #ifndef TELEX_CONFIG_CONFIG_H
@@ -62,6 +64,9 @@ typedef struct telex_route {
     const char *model;
     double input_price_per_mtok;  /* USD per million input tokens, >= 0 */
     double output_price_per_mtok; /* USD per million output tokens, >= 0 */
+    /* USD per million cached prompt tokens (usage.prompt_tokens_details.
+     * cached_tokens); defaults to input_price_per_mtok. */
+    double cached_input_price_per_mtok;
 } telex_route_t;
 
 typedef struct telex_model {
@@ -94,6 +99,40 @@ typedef struct telex_resume_config {
     uint64_t retry_ms;        /* SSE "retry:" sent to clients; 3000 (>= 0) */
 } telex_resume_config_t;
 
+/* The SQLite file of keys and the usage ledger (src/store). */
+typedef struct telex_store_config {
+    const char *path; /* never NULL after load; see docs/configuration.md for the default */
+    double flush_interval_seconds; /* ledger write-behind interval; 0.25 */
+    uint64_t max_pending;          /* ledger rows queued at most; 100000 */
+} telex_store_config_t;
+
+typedef struct telex_auth_config {
+    const char *admin_token; /* the /admin/ API's token; NULL = disabled. SECRET: never log */
+    bool allow_anonymous;    /* accept requests without a key even off loopback; false */
+} telex_auth_config_t;
+
+typedef struct telex_cors_config {
+    const char *const *origins; /* "https://app.example.com" (scheme://host[:port]) or "*" */
+    size_t n_origins;           /* 0 = no cross-origin access (the default) */
+    double max_age_seconds;     /* how long browsers may cache a preflight; 600 */
+} telex_cors_config_t;
+
+typedef struct telex_metrics_config {
+    bool require_admin; /* GET /metrics needs the admin token; false */
+} telex_metrics_config_t;
+
+/* A named request template (POST /v1/presets/{name}, "model": "preset:NAME"). */
+typedef struct telex_preset {
+    const char *name;        /* [A-Za-z0-9._-]{1,64}, unique */
+    const char *model;       /* a model name clients could ask for (checked at load) */
+    const char *description; /* NULL = none */
+    const char *system;      /* system prompt, may hold {{variables}}; NULL = none */
+    const char *template;    /* the user message, with {{variables}}; NULL = "{{content}}" */
+    const char *parameters;  /* default request parameters: a JSON object's text ("{}") */
+    const char *variables;   /* default variable values: a JSON object of strings ("{}") */
+    unsigned line, column;   /* where the preset's model: is written (for messages) */
+} telex_preset_t;
+
 typedef struct telex_config {
     const char *path; /* the file loaded; NULL = built-in defaults */
 
@@ -114,6 +153,13 @@ typedef struct telex_config {
     telex_streaming_config_t streaming;
     telex_limits_config_t limits;
     telex_resume_config_t resume;
+
+    telex_store_config_t store;
+    telex_auth_config_t auth;
+    telex_cors_config_t cors;
+    telex_metrics_config_t metrics;
+    const telex_preset_t *presets; /* file order */
+    size_t n_presets;
 
     struct telex_config_arena *arena; /* private */
 } telex_config_t;
@@ -148,6 +194,9 @@ const char *telex_config_path(const char *cli_path);
  */
 const telex_model_t *telex_config_find_model(const telex_config_t *cfg, const char *name);
 
+/* The preset called `name`, or NULL. */
+const telex_preset_t *telex_config_find_preset(const telex_config_t *cfg, const char *name);
+
 /* The provider called `name`, or NULL. */
 const telex_provider_t *telex_config_find_provider(const telex_config_t *cfg, const char *name);
 
@@ -167,6 +216,10 @@ static inline const char *telex_route_upstream_model(const telex_route_t *route,
  */
 int telex_config_parse_listen(const char *hostport, struct sockaddr_storage *addr,
                               socklen_t *addrlen, char *err, size_t errlen);
+
+/* Non-zero when addr is a loopback address (127.0.0.0/8, ::1, or
+ * ::ffff:127.x.y.z): only this machine can connect. */
+int telex_config_addr_is_loopback(const struct sockaddr_storage *addr);
 
 /* Replaces cfg->listen (for --listen). Returns 0, -EINVAL (message in err)
  * or -ENOMEM; cfg is unchanged on error. Not thread-safe: before serving. */

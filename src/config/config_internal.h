@@ -48,6 +48,11 @@ int telex_config_check_readable(const char *path);
  * n < 0 turns this off. Not thread-safe. */
 void telex_config_test_fail_alloc(long n);
 
+/* Why an admin token is unacceptable (static text that never quotes it),
+ * or NULL when it is fine. */
+#define TELEX_CONFIG_ADMIN_TOKEN_MIN 16
+const char *telex_config_admin_token_problem(const char *token);
+
 /* Defaults shared by the YAML and built-in paths. */
 #define TELEX_CONFIG_OPENAI_BASE_URL "https://api.openai.com/v1"
 #define TELEX_CONFIG_DEFAULT_TIMEOUT_SECONDS 10.0

@@ -24,6 +24,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include <jansson.h>
+
 enum { PATH_LEN = 256, QUOTE_LEN = 80 };
 
 typedef struct ctx {
@@ -230,11 +232,11 @@ static int as_mapping(ctx_t *c, const yaml_node_t *v, const char *path, const ch
 
 /* ---- typed scalars ----------------------------------------------------- */
 
-enum { STR_ALLOW_EMPTY = 1 };
+enum { STR_ALLOW_EMPTY = 1, STR_MULTILINE = 2 };
 
-/* A string: any scalar without NUL or control characters except TAB. With
- * STR_ALLOW_EMPTY, null and "" give "". Never quotes the value (it may be a
- * secret). */
+/* A string: any scalar without NUL or control characters except TAB (and,
+ * with STR_MULTILINE, line breaks). With STR_ALLOW_EMPTY, null and "" give
+ * "". Never quotes the value (it may be a secret). */
 static int read_str(ctx_t *c, const yaml_node_t *v, const char *path, unsigned flags,
                     const char **out)
 {
@@ -253,8 +255,11 @@ static int read_str(ctx_t *c, const yaml_node_t *v, const char *path, unsigned f
         return fail(c, v, path, "must not contain NUL bytes");
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
+        if ((flags & STR_MULTILINE) && (ch == '\n' || ch == '\r'))
+            continue;
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-            return fail(c, v, path, "must not contain line breaks or control characters");
+            return fail(c, v, path, (flags & STR_MULTILINE) ? "must not contain control characters"
+                                                            : "must not contain line breaks or control characters");
     }
     if (len == 0 && !(flags & STR_ALLOW_EMPTY))
         return fail(c, v, path, "must not be empty");
@@ -489,6 +494,156 @@ static int parse_resume(ctx_t *c, const yaml_node_t *v)
     FIELD(v, "max_bytes", P, read_bytes, 1, BYTES_MAX, &r->max_bytes);
     FIELD(v, "grace_seconds", P, read_double, 0, false, SECONDS_MAX, &r->grace_seconds);
     FIELD(v, "retry_ms", P, read_uint, 0, 86400000, &r->retry_ms);
+    return 0;
+}
+
+/* ---- store, auth, cors, metrics ---------------------------------------- */
+
+static int parse_store(ctx_t *c, const yaml_node_t *v)
+{
+    static const char *const keys[] = {"path", "flush_interval_seconds", "max_pending"};
+    const char *P = "store";
+    telex_store_config_t *s = &c->cfg->store;
+    int rc = as_mapping(c, v, P, "path:, ...");
+    if (rc <= 0)
+        return rc;
+    if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
+        return rc;
+    FIELD(v, "path", P, read_str, 0, &s->path);
+    FIELD(v, "flush_interval_seconds", P, read_double, 0, true, 60, &s->flush_interval_seconds);
+    FIELD(v, "max_pending", P, read_uint, 1, COUNT_MAX, &s->max_pending);
+    return 0;
+}
+
+/* Validates an admin token without ever quoting it. NULL = fine, else why. */
+const char *telex_config_admin_token_problem(const char *token)
+{
+    size_t n = strlen(token);
+    if (n < TELEX_CONFIG_ADMIN_TOKEN_MIN)
+        return "must be at least 16 characters (a long random string, e.g. from `openssl rand -hex 32`)";
+    if (n > 256)
+        return "must be at most 256 characters";
+    for (const char *p = token; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return "must not contain spaces or control characters";
+    return NULL;
+}
+
+static int parse_auth(ctx_t *c, const yaml_node_t *v)
+{
+    static const char *const keys[] = {"admin_token", "admin_token_env", "allow_anonymous"};
+    const char *P = "auth";
+    char p[PATH_LEN], q[QUOTE_LEN];
+    telex_auth_config_t *a = &c->cfg->auth;
+    int rc = as_mapping(c, v, P, "admin_token_env:, allow_anonymous:");
+    if (rc <= 0)
+        return rc;
+    if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
+        return rc;
+    FIELD(v, "allow_anonymous", P, read_bool, &a->allow_anonymous);
+    yaml_node_t *lit = get(c, v, "admin_token"), *env = get(c, v, "admin_token_env");
+    if (lit && env) {
+        path_key(p, P, "admin_token_env");
+        return fail(c, get_key(c, v, "admin_token_env"), p, "give admin_token or admin_token_env, not both");
+    }
+    const char *why;
+    if (lit) {
+        path_key(p, P, "admin_token");
+        if ((rc = read_str(c, lit, p, 0, &a->admin_token)) < 0)
+            return rc;
+        if ((why = telex_config_admin_token_problem(a->admin_token)))
+            return fail(c, lit, p, "%s", why);
+    } else if (env) {
+        const char *var;
+        path_key(p, P, "admin_token_env");
+        if ((rc = read_str(c, env, p, 0, &var)) < 0)
+            return rc;
+        const char *val = getenv(var);
+        if (!val || !*val)
+            return fail(c, env, p, "environment variable %s is not set", quote(q, var));
+        if ((why = telex_config_admin_token_problem(val)))
+            return fail(c, env, p, "environment variable %s: the token %s", quote(q, var), why);
+        if (!(a->admin_token = telex_config_strdup(c->arena, val)))
+            return oom(c);
+    }
+    return 0;
+}
+
+/* An origin as browsers send it: scheme://host[:port], nothing after. */
+static const char *origin_problem(const char *o)
+{
+    const char *host;
+    if (strcmp(o, "*") == 0)
+        return NULL;
+    if (strncmp(o, "http://", 7) == 0)
+        host = o + 7;
+    else if (strncmp(o, "https://", 8) == 0)
+        host = o + 8;
+    else
+        return "must be \"*\" or scheme://host[:port], e.g. https://app.example.com";
+    if (!*host)
+        return "has no host";
+    for (const char *p = host; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '/')
+            return "must not have a path (not even a trailing /): an origin is scheme://host[:port]";
+        if (ch <= 0x20 || ch == 0x7f || ch == '?' || ch == '#')
+            return "must be scheme://host[:port] without spaces, query or fragment";
+    }
+    return NULL;
+}
+
+static int parse_cors(ctx_t *c, const yaml_node_t *v)
+{
+    static const char *const keys[] = {"origins", "max_age_seconds"};
+    const char *P = "cors";
+    char p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN];
+    telex_cors_config_t *cors = &c->cfg->cors;
+    int rc = as_mapping(c, v, P, "origins: [...]");
+    if (rc <= 0)
+        return rc;
+    if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
+        return rc;
+    FIELD(v, "max_age_seconds", P, read_double, 0, false, 86400, &cors->max_age_seconds);
+    yaml_node_t *list = get(c, v, "origins");
+    if (!list || is_null(list))
+        return 0;
+    path_key(p, P, "origins");
+    if (list->type != YAML_SEQUENCE_NODE)
+        return fail(c, list, p, "expected a list of origins (- https://app.example.com), got %s",
+                    describe(d, list));
+    size_t n = n_items(list);
+    const char **o = n ? telex_config_alloc(c->arena, n * sizeof(*o)) : NULL;
+    if (n && !o)
+        return oom(c);
+    for (size_t i = 0; i < n; i++) {
+        char ip[PATH_LEN];
+        yaml_node_t *item = node_at(c, list->data.sequence.items.start[i]);
+        path_index(ip, p, i);
+        if ((rc = read_str(c, item, ip, 0, &o[i])) < 0)
+            return rc;
+        const char *why = origin_problem(o[i]);
+        if (why)
+            return fail(c, item, ip, "%s %s", quote(q, o[i]), why);
+        for (size_t j = 0; j < i; j++)
+            if (strcasecmp(o[j], o[i]) == 0)
+                return fail(c, item, ip, "duplicate origin %s", quote(q, o[i]));
+    }
+    cors->origins = o;
+    cors->n_origins = n;
+    return 0;
+}
+
+static int parse_metrics(ctx_t *c, const yaml_node_t *v)
+{
+    static const char *const keys[] = {"require_admin"};
+    const char *P = "metrics";
+    int rc = as_mapping(c, v, P, "require_admin:");
+    if (rc <= 0)
+        return rc;
+    if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
+        return rc;
+    FIELD(v, "require_admin", P, read_bool, &c->cfg->metrics.require_admin);
     return 0;
 }
 
@@ -737,7 +892,7 @@ static int parse_route(ctx_t *c, const yaml_node_t *item, const char *base,
                        telex_route_t *r)
 {
     static const char *const keys[] = {"provider", "model", "input_price_per_mtok",
-                                       "output_price_per_mtok"};
+                                       "output_price_per_mtok", "cached_input_price_per_mtok"};
     char p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN], list[256];
     const yaml_node_t *pv;
     int rc;
@@ -772,6 +927,9 @@ static int parse_route(ctx_t *c, const yaml_node_t *item, const char *base,
               &r->input_price_per_mtok);
         FIELD(item, "output_price_per_mtok", base, read_double, 0, false, 1e6,
               &r->output_price_per_mtok);
+        r->cached_input_price_per_mtok = r->input_price_per_mtok;
+        FIELD(item, "cached_input_price_per_mtok", base, read_double, 0, false, 1e6,
+              &r->cached_input_price_per_mtok);
     }
     return 0;
 }
@@ -851,12 +1009,288 @@ static int parse_models(ctx_t *c, const yaml_node_t *v, telex_model_t **out, siz
     return 0;
 }
 
+/* ---- presets ------------------------------------------------------------ */
+
+static bool valid_preset_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* Checks every {{placeholder}} of a template; see presets.h for the syntax. */
+static int check_template(ctx_t *c, const yaml_node_t *at, const char *path, const char *t)
+{
+    char q[QUOTE_LEN];
+    for (const char *p = strstr(t, "{{"); p; p = strstr(p, "{{")) {
+        const char *close = strstr(p + 2, "}}");
+        char snippet[48];
+        snprintf(snippet, sizeof snippet, "%.40s", p);
+        for (char *x = snippet; *x; x++)
+            if (*x == '\n' || *x == '\r')
+                *x = '\0';
+        if (!close)
+            return fail(c, at, path, "unterminated placeholder %s (close it with }})", quote(q, snippet));
+        const char *a = p + 2, *b = close;
+        while (a < b && *a == ' ')
+            a++;
+        while (b > a && b[-1] == ' ')
+            b--;
+        size_t n = (size_t)(b - a);
+        bool ok = n > 0 && n <= 64 && !(a[0] >= '0' && a[0] <= '9');
+        for (size_t i = 0; i < n && ok; i++)
+            ok = (a[i] >= 'a' && a[i] <= 'z') || (a[i] >= 'A' && a[i] <= 'Z') ||
+                 (a[i] >= '0' && a[i] <= '9') || a[i] == '_';
+        if (!ok)
+            return fail(c, at, path,
+                        "invalid placeholder %s: a placeholder is {{name}}, name made of letters, digits and _",
+                        quote(q, snippet));
+        p = close + 2;
+    }
+    return 0;
+}
+
+/* A YAML node as JSON: plain scalars that read as numbers, booleans or null
+ * become those; everything else a string. */
+static json_t *yaml_to_json(ctx_t *c, const yaml_node_t *v, int depth)
+{
+    if (depth > 16)
+        return NULL;
+    if (v->type == YAML_MAPPING_NODE) {
+        json_t *o = json_object();
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; o && p < v->data.mapping.pairs.top; p++) {
+            yaml_node_t *k = node_at(c, p->key);
+            json_t *val = yaml_to_json(c, node_at(c, p->value), depth + 1);
+            if (k->type != YAML_SCALAR_NODE || !val || json_object_set_new(o, sval(k), val) != 0) {
+                json_decref(o);
+                return NULL;
+            }
+        }
+        return o;
+    }
+    if (v->type == YAML_SEQUENCE_NODE) {
+        json_t *a = json_array();
+        for (yaml_node_item_t *i = v->data.sequence.items.start; a && i < v->data.sequence.items.top; i++) {
+            json_t *val = yaml_to_json(c, node_at(c, *i), depth + 1);
+            if (!val || json_array_append_new(a, val) != 0) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    if (v->type != YAML_SCALAR_NODE)
+        return NULL;
+    const char *t = sval(v);
+    if (v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        if (is_null(v))
+            return json_null();
+        if (!strcmp(t, "true") || !strcmp(t, "True") || !strcmp(t, "TRUE"))
+            return json_true();
+        if (!strcmp(t, "false") || !strcmp(t, "False") || !strcmp(t, "FALSE"))
+            return json_false();
+        const char *digits = t[0] == '-' ? t + 1 : t;
+        if (*digits && strspn(digits, "0123456789") == strlen(digits) && strlen(digits) <= 18)
+            return json_integer(strtoll(t, NULL, 10));
+        if (*t && strspn(t, "0123456789+-.eE") == strlen(t)) {
+            char *end;
+            double x = strtod(t, &end);
+            if (!*end && isfinite(x))
+                return json_real(x);
+        }
+    }
+    return json_stringn(t, v->data.scalar.length);
+}
+
+/* Parameters the preset itself decides, and types of the common ones. */
+static int check_parameter(ctx_t *c, const yaml_node_t *k, const yaml_node_t *val, const json_t *j,
+                           const char *path)
+{
+    const char *name = sval(k);
+    if (!strcmp(name, "model"))
+        return fail(c, k, path, "set by the preset's own model: key");
+    if (!strcmp(name, "messages"))
+        return fail(c, k, path, "built from the preset's system: and template: keys");
+    static const struct {
+        const char *name;
+        int integer;
+        double min, max;
+    } nums[] = {{"max_tokens", 1, 1, 1e9},         {"max_completion_tokens", 1, 1, 1e9},
+                {"n", 1, 1, 128},                  {"temperature", 0, 0, 2},
+                {"top_p", 0, 0, 1},                {"presence_penalty", 0, -2, 2},
+                {"frequency_penalty", 0, -2, 2},   {"seed", 1, -9.2e18, 9.2e18}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        if (strcmp(nums[i].name, name) != 0)
+            continue;
+        if (nums[i].integer ? !json_is_integer(j) : !json_is_number(j))
+            return fail(c, val, path, "expected %s", nums[i].integer ? "an integer" : "a number");
+        double x = json_number_value(j);
+        if (x < nums[i].min || x > nums[i].max)
+            return fail(c, val, path, "must be from %g to %g", nums[i].min, nums[i].max);
+    }
+    if (!strcmp(name, "stream") && !json_is_boolean(j))
+        return fail(c, val, path, "expected true or false");
+    return 0;
+}
+
+static int parse_json_mapping(ctx_t *c, const yaml_node_t *v, const char *path, bool parameters,
+                              const char **out)
+{
+    char d[QUOTE_LEN];
+    if (!v || is_null(v)) {
+        *out = "{}";
+        return 0;
+    }
+    if (v->type != YAML_MAPPING_NODE)
+        return fail(c, v, path, "expected a mapping, got %s", describe(d, v));
+    json_t *obj = json_object();
+    if (!obj)
+        return oom(c);
+    int rc = 0;
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(c, p->key), *val = node_at(c, p->value);
+        char kp[PATH_LEN];
+        if (k->type != YAML_SCALAR_NODE || is_null(k) || strlen(sval(k)) != k->data.scalar.length) {
+            rc = fail(c, k, path, "keys must be plain strings");
+            break;
+        }
+        path_key(kp, path, sval(k));
+        for (yaml_node_pair_t *p2 = v->data.mapping.pairs.start; p2 < p && rc == 0; p2++)
+            if (strcmp(sval(node_at(c, p2->key)), sval(k)) == 0)
+                rc = fail(c, k, kp, "duplicate key (first at line %zu)", node_at(c, p2->key)->start_mark.line + 1);
+        if (rc < 0)
+            break;
+        if (!parameters) { /* a variable: a name and a scalar value, kept as text */
+            const char *txt;
+            bool name_ok = strlen(sval(k)) <= 64 && !(sval(k)[0] >= '0' && sval(k)[0] <= '9');
+            for (const char *x = sval(k); *x && name_ok; x++)
+                name_ok = (*x >= 'a' && *x <= 'z') || (*x >= 'A' && *x <= 'Z') || (*x >= '0' && *x <= '9') ||
+                          *x == '_';
+            if (!name_ok) {
+                rc = fail(c, k, kp, "a variable name is made of letters, digits and _");
+                break;
+            }
+            if (val->type != YAML_SCALAR_NODE) {
+                rc = fail(c, val, kp, "expected a string, got %s", describe(d, val));
+                break;
+            }
+            if ((rc = read_str(c, val, kp, STR_ALLOW_EMPTY | STR_MULTILINE, &txt)) < 0)
+                break;
+            if (json_object_set_new(obj, sval(k), json_string(txt)) != 0) {
+                rc = fail(c, val, kp, "must be valid UTF-8");
+                break;
+            }
+            continue;
+        }
+        json_t *j = yaml_to_json(c, val, 0);
+        if (!j) {
+            rc = fail(c, val, kp, "cannot be represented as JSON (invalid UTF-8 or nested too deeply)");
+            break;
+        }
+        if ((rc = check_parameter(c, k, val, j, kp)) < 0 || json_object_set_new(obj, sval(k), j) != 0) {
+            if (rc == 0)
+                rc = oom(c);
+            if (rc != -ENOMEM)
+                json_decref(j);
+            break;
+        }
+    }
+    char *text = rc == 0 ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
+    json_decref(obj);
+    if (rc < 0)
+        return rc;
+    if (!text || !(*out = telex_config_strdup(c->arena, text))) {
+        free(text);
+        return oom(c);
+    }
+    free(text);
+    return 0;
+}
+
+static int parse_preset(ctx_t *c, const yaml_node_t *seq, size_t i, telex_preset_t *pr)
+{
+    static const char *const keys[] = {"name",     "model",      "description", "system",
+                                       "template", "parameters", "variables"};
+    char base[PATH_LEN], p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN];
+    yaml_node_t *item = node_at(c, seq->data.sequence.items.start[i]);
+    int rc;
+    path_index(base, "presets", i);
+    if (item->type != YAML_MAPPING_NODE)
+        return fail(c, item, base, "expected a mapping (name:, model:, system:, template:, ...), got %s",
+                    describe(d, item));
+    if ((rc = check_keys(c, item, base, keys, sizeof keys / sizeof keys[0])) < 0)
+        return rc;
+    yaml_node_t *name = get(c, item, "name");
+    if (!name)
+        return fail(c, item, base, "missing required key \"name\"");
+    path_key(p, base, "name");
+    if ((rc = read_str(c, name, p, 0, &pr->name)) < 0)
+        return rc;
+    if (!valid_preset_name(pr->name))
+        return fail(c, name, p, "%s: a preset name is 1 to 64 letters, digits, '.', '_' or '-'",
+                    quote(q, pr->name));
+    const yaml_node_t *first = earlier_name(c, seq, i, pr->name);
+    if (first)
+        return fail(c, name, p, "duplicate preset name %s (first at line %zu)", quote(q, pr->name),
+                    first->start_mark.line + 1);
+    yaml_node_t *model = get(c, item, "model");
+    if (!model)
+        return fail(c, item, base, "missing required key \"model\" (the model the preset asks for)");
+    path_key(p, base, "model");
+    if ((rc = read_str(c, model, p, 0, &pr->model)) < 0)
+        return rc;
+    if (strncmp(pr->model, "preset:", 7) == 0)
+        return fail(c, model, p, "a preset cannot use another preset");
+    pr->line = (unsigned)model->start_mark.line + 1;
+    pr->column = (unsigned)model->start_mark.column + 1;
+    FIELD(item, "description", base, read_str, STR_MULTILINE, &pr->description);
+    static const char *const texts[] = {"system", "template"};
+    const char **slots[] = {&pr->system, &pr->template};
+    for (int t = 0; t < 2; t++) {
+        yaml_node_t *v = get(c, item, texts[t]);
+        if (!v)
+            continue;
+        path_key(p, base, texts[t]);
+        if ((rc = read_str(c, v, p, STR_MULTILINE, slots[t])) < 0 ||
+            (rc = check_template(c, v, p, *slots[t])) < 0)
+            return rc;
+    }
+    path_key(p, base, "parameters");
+    if ((rc = parse_json_mapping(c, get(c, item, "parameters"), p, true, &pr->parameters)) < 0)
+        return rc;
+    path_key(p, base, "variables");
+    if ((rc = parse_json_mapping(c, get(c, item, "variables"), p, false, &pr->variables)) < 0)
+        return rc;
+    return 0;
+}
+
+static int parse_presets(ctx_t *c, const yaml_node_t *v)
+{
+    char d[QUOTE_LEN];
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(c, v, "presets", "expected a list of presets (- name: ...), got %s", describe(d, v));
+    size_t n = n_items(v);
+    telex_preset_t *p = n ? telex_config_alloc(c->arena, n * sizeof(*p)) : NULL;
+    if (n && !p)
+        return oom(c);
+    for (size_t i = 0; i < n; i++) {
+        int rc = parse_preset(c, v, i, &p[i]);
+        if (rc < 0)
+            return rc;
+    }
+    c->cfg->presets = p;
+    c->cfg->n_presets = n;
+    return 0;
+}
+
 /* ---- the document ------------------------------------------------------ */
 
 static int parse_root(ctx_t *c, const yaml_node_t *root)
 {
-    static const char *const keys[] = {"listen",    "workers",   "tls",    "providers",
-                                       "models",    "streaming", "limits", "resume"};
+    static const char *const keys[] = {"listen",  "workers", "tls",     "providers", "models",
+                                       "streaming", "limits", "resume",  "store",     "auth",
+                                       "cors",    "metrics", "presets"};
     telex_config_t *cfg = c->cfg;
     int rc;
     if (!root || is_null(root))
@@ -884,7 +1318,11 @@ static int parse_root(ctx_t *c, const yaml_node_t *root)
     if ((rc = parse_tls(c, get(c, root, "tls"))) < 0 ||
         (rc = parse_streaming(c, get(c, root, "streaming"))) < 0 ||
         (rc = parse_limits(c, get(c, root, "limits"))) < 0 ||
-        (rc = parse_resume(c, get(c, root, "resume"))) < 0)
+        (rc = parse_resume(c, get(c, root, "resume"))) < 0 ||
+        (rc = parse_store(c, get(c, root, "store"))) < 0 ||
+        (rc = parse_auth(c, get(c, root, "auth"))) < 0 ||
+        (rc = parse_cors(c, get(c, root, "cors"))) < 0 ||
+        (rc = parse_metrics(c, get(c, root, "metrics"))) < 0)
         return rc;
 
     yaml_node_t *pv = get(c, root, "providers"), *mv = get(c, root, "models");
@@ -914,6 +1352,8 @@ static int parse_root(ctx_t *c, const yaml_node_t *root)
         cfg->models = models;
         cfg->n_models = nm;
     }
+    if ((v = get(c, root, "presets")) && !is_null(v))
+        return parse_presets(c, v);
     return 0;
 }
 

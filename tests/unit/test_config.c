@@ -32,6 +32,7 @@ static char yaml_path[128];
 static const char *const env_names[] = {
     "OPENAI_API_KEY", "OPENAI_BASE_URL", "TELEX_LISTEN",   "TELEX_WORKERS",
     "TELEX_TLS_CERT", "TELEX_TLS_KEY",   "TELEX_CONFIG",   "TELEX_TEST_KEY",
+    "TELEX_DB",       "TELEX_ADMIN_TOKEN", "XDG_STATE_HOME",
 };
 
 static int setup(void **state)
@@ -322,7 +323,37 @@ static const char full_yaml[] =
     "  retention_seconds: 0\n"
     "  max_bytes: 1MB\n"
     "  grace_seconds: 0.5\n"
-    "  retry_ms: 0\n";
+    "  retry_ms: 0\n"
+    "store:\n"
+    "  path: /var/lib/telex/t.db\n"
+    "  flush_interval_seconds: 0.5\n"
+    "  max_pending: 5000\n"
+    "auth:\n"
+    "  admin_token: adm-0123456789abcdef\n"
+    "  allow_anonymous: true\n"
+    "cors:\n"
+    "  origins: [\"https://app.example.com\", \"http://localhost:3000\"]\n"
+    "  max_age_seconds: 60\n"
+    "metrics:\n"
+    "  require_admin: true\n"
+    "presets:\n"
+    "  - name: summary\n"
+    "    model: gpt-4o\n"
+    "    description: Summarise a text\n"
+    "    system: |\n"
+    "      You summarise texts for {{ audience }}.\n"
+    "      Be brief.\n"
+    "    template: \"Summarise in {{style}}:\\n\\n{{content}}\"\n"
+    "    parameters:\n"
+    "      max_tokens: 200\n"
+    "      temperature: 0.2\n"
+    "      stop: [\"END\"]\n"
+    "      user: \"42\"\n"
+    "    variables:\n"
+    "      style: three bullet points\n"
+    "      audience: 7\n"
+    "  - name: any-model\n"
+    "    model: llama3\n";
 
 /* full_yaml with CERT/KEY replaced by real files in the test directory. */
 static const char *full_yaml_with_tls(char *buf, size_t n)
@@ -412,7 +443,141 @@ static void test_full_file(void **state)
     assert_int_equal(cfg->resume.max_bytes, 1000000);
     assert_true(cfg->resume.grace_seconds == 0.5);
     assert_int_equal(cfg->resume.retry_ms, 0);
+
+    assert_true(m->routes[0].cached_input_price_per_mtok == 2.5); /* defaults to the input price */
+    assert_string_equal(cfg->store.path, "/var/lib/telex/t.db");
+    assert_true(cfg->store.flush_interval_seconds == 0.5);
+    assert_int_equal(cfg->store.max_pending, 5000);
+    assert_string_equal(cfg->auth.admin_token, "adm-0123456789abcdef");
+    assert_true(cfg->auth.allow_anonymous);
+    assert_int_equal(cfg->cors.n_origins, 2);
+    assert_string_equal(cfg->cors.origins[1], "http://localhost:3000");
+    assert_true(cfg->cors.max_age_seconds == 60);
+    assert_true(cfg->metrics.require_admin);
+    assert_int_equal(cfg->n_presets, 2);
+    const telex_preset_t *p = telex_config_find_preset(cfg, "summary");
+    assert_ptr_equal(p, &cfg->presets[0]);
+    assert_string_equal(p->model, "gpt-4o");
+    assert_string_equal(p->description, "Summarise a text");
+    assert_string_equal(p->system, "You summarise texts for {{ audience }}.\nBe brief.\n");
+    assert_string_equal(p->template, "Summarise in {{style}}:\n\n{{content}}");
+    assert_string_equal(p->parameters, "{\"max_tokens\":200,\"temperature\":0.2,\"stop\":[\"END\"],\"user\":\"42\"}");
+    assert_string_equal(p->variables, "{\"style\":\"three bullet points\",\"audience\":\"7\"}");
+    const telex_preset_t *q = telex_config_find_preset(cfg, "any-model"); /* served by "*" */
+    assert_null(q->system);
+    assert_null(q->template);
+    assert_null(q->description);
+    assert_string_equal(q->parameters, "{}");
+    assert_string_equal(q->variables, "{}");
+    assert_null(telex_config_find_preset(cfg, "nope"));
+    assert_null(telex_config_find_preset(cfg, NULL));
     telex_config_free(cfg);
+}
+
+/* ---- store path, admin token, loopback ---------------------------------- */
+
+static void test_store_path_defaults_and_env(void **state)
+{
+    (void)state;
+    char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    telex_config_t *cfg = NULL;
+    char err[256];
+
+    setenv("XDG_STATE_HOME", "/srv/state", 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), 0);
+    assert_string_equal(cfg->store.path, "/srv/state/telex/telex.db");
+    assert_null(cfg->auth.admin_token); /* no token: the admin API is off */
+    assert_false(cfg->auth.allow_anonymous);
+    assert_int_equal(cfg->cors.n_origins, 0);
+    assert_true(cfg->cors.max_age_seconds == 600);
+    assert_false(cfg->metrics.require_admin);
+    assert_true(cfg->store.flush_interval_seconds == 0.25);
+    assert_int_equal(cfg->store.max_pending, 100000);
+    assert_int_equal(cfg->n_presets, 0);
+    telex_config_free(cfg);
+
+    setenv("XDG_STATE_HOME", "relative/ignored", 1);
+    setenv("HOME", "/home/ann", 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), 0);
+    assert_string_equal(cfg->store.path, "/home/ann/.local/state/telex/telex.db");
+    telex_config_free(cfg);
+
+    unsetenv("XDG_STATE_HOME");
+    unsetenv("HOME");
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), 0);
+    assert_string_equal(cfg->store.path, "telex.db");
+    telex_config_free(cfg);
+
+    /* TELEX_DB beats the file; TELEX_ADMIN_TOKEN beats auth.admin_token */
+    setenv("TELEX_DB", "/tmp/x/telex.db", 1);
+    setenv("TELEX_ADMIN_TOKEN", "env-token-0123456789", 1);
+    cfg = load_ok("store:\n  path: file.db\nauth:\n  admin_token: file-token-0123456789\n");
+    assert_string_equal(cfg->store.path, "/tmp/x/telex.db");
+    assert_string_equal(cfg->auth.admin_token, "env-token-0123456789");
+    telex_config_free(cfg);
+    unsetenv("TELEX_DB");
+    cfg = load_ok("store:\n  path: rel/file.db\n");
+    assert_string_equal(cfg->store.path, "rel/file.db");
+    telex_config_free(cfg);
+
+    setenv("TELEX_ADMIN_TOKEN", "short", 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "TELEX_ADMIN_TOKEN: the token must be at least 16 characters (a long random string, "
+                             "e.g. from `openssl rand -hex 32`)");
+    setenv("TELEX_ADMIN_TOKEN", "0123456789abcdef\tSECRET", 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "TELEX_ADMIN_TOKEN: the token must not contain spaces or control characters");
+    unsetenv("TELEX_ADMIN_TOKEN");
+    setenv("TELEX_DB", "a\nb", 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "TELEX_DB: contains control characters");
+    unsetenv("TELEX_DB");
+
+    if (home)
+        setenv("HOME", home, 1);
+    free(home);
+}
+
+static void test_admin_token_never_in_messages(void **state)
+{
+    (void)state;
+    telex_config_t *cfg = NULL;
+    char err[512];
+    static const char *const cases[] = {
+        "auth:\n  admin_token: SECRETshort\n",
+        "auth:\n  admin_token: \"SECRET with spaces 0123456789\"\n",
+        "auth:\n  admin_token: [SECRET]\n",
+        "auth:\n  admin_token_env: TELEX_TEST_KEY\n",
+    };
+    setenv("TELEX_TEST_KEY", "SECRET-short", 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_file(yaml_path, cases[i]);
+        assert_int_equal(telex_config_load(&cfg, yaml_path, err, sizeof err), -EINVAL);
+        if (strstr(err, "SECRET"))
+            fail_msg("case %zu leaks the token: %s", i, err);
+        assert_non_null(strstr(err, "auth.admin_token"));
+    }
+}
+
+static void test_loopback_addresses(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *listen;
+        int loopback;
+    } cases[] = {
+        {"127.0.0.1:80", 1}, {"127.1.2.3:80", 1}, {"[::1]:80", 1},       {"[::ffff:127.0.0.1]:80", 1},
+        {"0.0.0.0:80", 0},   {":80", 0},          {"10.0.0.1:80", 0},    {"[::]:80", 0},
+        {"[::ffff:10.0.0.1]:80", 0}, {"8080", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        char err[128];
+        assert_int_equal(telex_config_parse_listen(cases[i].listen, &ss, &len, err, sizeof err), 0);
+        if (telex_config_addr_is_loopback(&ss) != cases[i].loopback)
+            fail_msg("%s: want loopback=%d", cases[i].listen, cases[i].loopback);
+    }
 }
 
 static void test_example_file_loads(void **state)
@@ -619,12 +784,12 @@ static const struct {
     /* unknown and duplicate keys */
     {"wokers: 4\n", ":1:1: wokers: unknown key; did you mean \"workers\"?"},
     {"bogus: 4\n", ":1:1: bogus: unknown key (valid here: listen, workers, tls, providers, models, "
-                   "streaming, limits, resume)"},
+                   "streaming, limits, resume, store, auth, cors, metrics, presets)"},
     {"workers: 1\nworkers: 2\n", ":2:1: workers: duplicate key (first at line 1)"},
     {"streaming:\n  keepalive_secnds: 1\n",
      ":2:3: streaming.keepalive_secnds: unknown key; did you mean \"keepalive_seconds\"?"},
     {"\"a\\nb\": 1\n", ":1:1: a?b: unknown key (valid here: listen, workers, tls, providers, "
-                     "models, streaming, limits, resume)"},
+                     "models, streaming, limits, resume, store, auth, cors, metrics, presets)"},
     /* listen, workers */
     {"listen: [1]\n", ":1:9: listen: expected a string, got a list"},
     {"listen:\n", ":1:8: listen: missing value (expected a string)"},
@@ -777,6 +942,89 @@ static const struct {
      ":5:11: models[0].name: must not contain line breaks or control characters"},
     {P "models:\n  - name: \"a\\0b\"\n    providers: [p]\n",
      ":5:11: models[0].name: must not contain NUL bytes"},
+    {P "models:\n  - name: m\n    providers:\n      - provider: p\n"
+       "        cached_input_price_per_mtok: -0.1\n",
+     ":8:38: models[0].providers[0].cached_input_price_per_mtok: must be at least 0, got -0.1"},
+    /* store, auth, cors, metrics */
+    {"store: ./x.db\n", ":1:8: store: expected a mapping (path:, ...), got \"./x.db\""},
+    {"store:\n  path: \"\"\n", ":2:9: store.path: must not be empty"},
+    {"store:\n  pth: x\n", ":2:3: store.pth: unknown key; did you mean \"path\"?"},
+    {"store:\n  flush_interval_seconds: 0\n",
+     ":2:27: store.flush_interval_seconds: must be greater than 0, got 0"},
+    {"store:\n  max_pending: 0\n", ":2:16: store.max_pending: must be at least 1, got 0"},
+    {"auth:\n  admin_token: short\n",
+     ":2:16: auth.admin_token: must be at least 16 characters (a long random string, e.g. from "
+     "`openssl rand -hex 32`)"},
+    {"auth:\n  admin_token: \"0123456789abcdef 0123\"\n",
+     ":2:16: auth.admin_token: must not contain spaces or control characters"},
+    {"auth:\n  admin_token_env: TELEX_TEST_UNSET_VAR\n",
+     ":2:20: auth.admin_token_env: environment variable \"TELEX_TEST_UNSET_VAR\" is not set"},
+    {"auth:\n  admin_token: 0123456789abcdef0\n  admin_token_env: X\n",
+     ":3:3: auth.admin_token_env: give admin_token or admin_token_env, not both"},
+    {"auth:\n  allow_anonymous: yes\n",
+     ":2:20: auth.allow_anonymous: expected true or false, got \"yes\""},
+    {"cors:\n  origins: https://a.example\n",
+     ":2:12: cors.origins: expected a list of origins (- https://app.example.com), got "
+     "\"https://a.example\""},
+    {"cors:\n  origins: [\"https://a.example/\"]\n",
+     ":2:13: cors.origins[0]: \"https://a.example/\" must not have a path (not even a trailing /): "
+     "an origin is scheme://host[:port]"},
+    {"cors:\n  origins: [a.example]\n",
+     ":2:13: cors.origins[0]: \"a.example\" must be \"*\" or scheme://host[:port], e.g. "
+     "https://app.example.com"},
+    {"cors:\n  origins: [\"https://a.example\", \"https://A.example\"]\n",
+     ":2:34: cors.origins[1]: duplicate origin \"https://A.example\""},
+    {"cors:\n  max_age_seconds: 100000\n",
+     ":2:20: cors.max_age_seconds: must be at most 86400, got 100000"},
+    {"metrics:\n  require_admin: 1\n",
+     ":2:18: metrics.require_admin: expected true or false, got \"1\""},
+    /* presets */
+    {"presets: {}\n", ":1:10: presets: expected a list of presets (- name: ...), got a mapping"},
+    {"presets:\n  - model: demo\n", ":2:5: presets[0]: missing required key \"name\""},
+    {"presets:\n  - name: s\n", ":2:5: presets[0]: missing required key \"model\" (the model the "
+                                 "preset asks for)"},
+    {"presets:\n  - name: \"a b\"\n    model: demo\n",
+     ":2:11: presets[0].name: \"a b\": a preset name is 1 to 64 letters, digits, '.', '_' or '-'"},
+    {"presets:\n  - name: s\n    model: demo\n  - name: s\n    model: demo\n",
+     ":4:11: presets[1].name: duplicate preset name \"s\" (first at line 2)"},
+    {"presets:\n  - name: s\n    model: dmeo\n",
+     ":3:12: presets[0].model: unknown model \"dmeo\"; did you mean \"demo\"?"},
+    {"presets:\n  - name: s\n    model: gpt-9\n",
+     ":3:12: presets[0].model: unknown model \"gpt-9\" (defined models: demo)"},
+    {"presets:\n  - name: s\n    model: preset:t\n",
+     ":3:12: presets[0].model: a preset cannot use another preset"},
+    {"presets:\n  - name: s\n    model: demo\n    templat: x\n",
+     ":4:5: presets[0].templat: unknown key; did you mean \"template\"?"},
+    {"presets:\n  - name: s\n    model: demo\n    template: \"Say {{style\"\n",
+     ":4:15: presets[0].template: unterminated placeholder \"{{style\" (close it with }})"},
+    {"presets:\n  - name: s\n    model: demo\n    system: \"Be {{ the style }}\"\n",
+     ":4:13: presets[0].system: invalid placeholder \"{{ the style }}\": a placeholder is {{name}}, name "
+     "made of letters, digits and _"},
+    {"presets:\n  - name: s\n    model: demo\n    template: \"{{}}\"\n",
+     ":4:15: presets[0].template: invalid placeholder \"{{}}\": a placeholder is {{name}}, name made of "
+     "letters, digits and _"},
+    {"presets:\n  - name: s\n    model: demo\n    system: \"a\\x01b\"\n",
+     ":4:13: presets[0].system: must not contain control characters"},
+    {"presets:\n  - name: s\n    model: demo\n    parameters: [1]\n",
+     ":4:17: presets[0].parameters: expected a mapping, got a list"},
+    {"presets:\n  - name: s\n    model: demo\n    parameters:\n      model: x\n",
+     ":5:7: presets[0].parameters.model: set by the preset's own model: key"},
+    {"presets:\n  - name: s\n    model: demo\n    parameters:\n      messages: []\n",
+     ":5:7: presets[0].parameters.messages: built from the preset's system: and template: keys"},
+    {"presets:\n  - name: s\n    model: demo\n    parameters:\n      temperature: 3\n",
+     ":5:20: presets[0].parameters.temperature: must be from 0 to 2"},
+    {"presets:\n  - name: s\n    model: demo\n    parameters:\n      max_tokens: 1.5\n",
+     ":5:19: presets[0].parameters.max_tokens: expected an integer"},
+    {"presets:\n  - name: s\n    model: demo\n    parameters:\n      max_tokens: \"10\"\n",
+     ":5:19: presets[0].parameters.max_tokens: expected an integer"},
+    {"presets:\n  - name: s\n    model: demo\n    parameters:\n      stream: 1\n",
+     ":5:15: presets[0].parameters.stream: expected true or false"},
+    {"presets:\n  - name: s\n    model: demo\n    parameters:\n      top_p: 1\n      top_p: 2\n",
+     ":6:7: presets[0].parameters.top_p: duplicate key (first at line 5)"},
+    {"presets:\n  - name: s\n    model: demo\n    variables:\n      2x: a\n",
+     ":5:7: presets[0].variables.2x: a variable name is made of letters, digits and _"},
+    {"presets:\n  - name: s\n    model: demo\n    variables:\n      x: [a]\n",
+     ":5:10: presets[0].variables.x: expected a string, got a list"},
 };
 
 static void test_error_messages(void **state)
@@ -940,6 +1188,9 @@ int main(void)
         T(test_parse_listen),
         T(test_out_of_memory_everywhere),
         T(test_kind_names),
+        T(test_store_path_defaults_and_env),
+        T(test_admin_token_never_in_messages),
+        T(test_loopback_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
