@@ -63,14 +63,17 @@ export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 25, message =
 }
 
 // Spawns TELEX_BIN (or opts.bin) with args and resolves when it logs "listening".
-// opts: { bin, env (merged over process.env), timeoutMs (default 10000 / 30000 sanitized),
+// opts: { bin, env (merged over process.env, minus TELEX_LOG=quiet), timeoutMs (default 10000 / 30000 sanitized),
 //         readyMsg (default 'listening'), waitReady (default true) }
 export function startProcess(args, opts = {}) {
   const bin = opts.bin ?? TELEX_BIN;
   const timeoutMs = opts.timeoutMs ?? (SANITIZED ? 30000 : 10000);
   const readyMsg = opts.readyMsg ?? 'listening';
+  // TELEX_LOG=quiet would silence the "listening" line this waits for.
+  const env = { ...process.env };
+  if (env.TELEX_LOG === 'quiet') delete env.TELEX_LOG;
   const child = spawn(bin, args, {
-    env: { ...process.env, ...(opts.env ?? {}) },
+    env: { ...env, ...(opts.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs = [];
