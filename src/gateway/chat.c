@@ -362,6 +362,10 @@ static void on_failure(void *user, const telex_upstream_failure_t *f)
                         c->error_kind, f->status);
         c->route++;
         c->fallbacks++;
+        /* the next provider gets its own idle_timeout (before commit, a stream's
+         * deadline is still the commit timeout, which is about the client) */
+        if (!c->stream || c->committed)
+            restart_deadline(c, c->gw->gateway->config->streaming.idle_timeout_seconds);
         start_route(c);
         return;
     }
@@ -525,8 +529,9 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
     gw->chats = c;
     gw->n_chats++;
 
-    if (c->stream)
-        restart_deadline(c, cfg->streaming.commit_timeout_seconds);
+    /* A stream commits at commit_timeout, then idles out; a plain request
+     * has no commit: its provider may stay silent for idle_timeout (504). */
+    restart_deadline(c, c->stream ? cfg->streaming.commit_timeout_seconds : cfg->streaming.idle_timeout_seconds);
     start_route(c);
     return 0;
 }

@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { chunksOf, collectSSE, contentOf, gapsOf, postChat } from './lib/sse.js';
+import { waitFor } from './lib/proc.js';
 import {
   SLACK,
   baseConfig,
@@ -58,7 +59,11 @@ const errorEvent = (r) => {
 const noDone = (r) => assert.ok(!r.events.some((e) => e.data === '[DONE]'), 'no [DONE] after a failure');
 
 async function errorResponse(body, status, label) {
-  const r = await fetch(`${relay.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(body) });
+  const r = await fetch(`${relay.url}/v1/chat/completions`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10000 * SLACK), // a gateway that never answers fails here, not in 5 min
+  });
   const text = await r.text();
   assert.equal(r.status, status, `${label}: ${text}`);
   assert.match(r.headers.get('content-type'), /^application\/json/, label);
@@ -93,6 +98,20 @@ describe('errors before the first chunk are HTTP errors', () => {
       const { error } = await errorResponse(chatBody({ status }), status, `mock ${status}`);
       assert.match(error.message, new RegExp(`injected HTTP status ${status}`));
     }
+  });
+
+  test('a plain (stream false) request whose provider stays silent → 504 after idle_timeout', async () => {
+    // (a stub, not the mock: `telex mock` aborts when its client leaves a plain request
+    // during ttft_ms — h2o_send before the response started; reported to its owner)
+    let closedAt = null;
+    stubBehaviour = (req, res) => res.socket.once('close', () => (closedAt = performance.now()));
+    const t0 = performance.now();
+    const { error } = await errorResponse({ ...chatBody(), model: 'gpt-stub', stream: false }, 504, 'silent provider');
+    const took = performance.now() - t0;
+    assert.equal(error.code, 'idle_timeout');
+    assert.ok(took >= 1400 && took < 1500 + 1000 * SLACK, `answered after ${took} ms (idle_timeout 1.5 s)`);
+    await waitFor(() => closedAt !== null, { timeoutMs: 2000 * SLACK, message: 'telex closed the upstream connection' });
+    assert.ok(closedAt - t0 < 1500 + 1000 * SLACK);
   });
 
   test('a provider that closes before any event (cut_after 0) → 502', async () => {
@@ -271,6 +290,26 @@ describe('valid event streams in other shapes', () => {
     assert.equal(r.error, null);
     assert.equal(contentOf(r.events), 'One two three four');
     assert.equal(r.events.at(-1).data, '[DONE]');
+  });
+});
+
+describe('usage inside a content chunk', () => {
+  test('a provider that puts usage on the finish chunk: kept when asked, removed when not', async () => {
+    stubBehaviour = (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"id":"s4","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\n\n');
+      res.end(
+        'data: {"id":"s4","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}\n\ndata: [DONE]\n\n',
+      );
+    };
+    const asked = await postChat(relay.url, { ...chatBody(), model: 'gpt-stub', stream_options: { include_usage: true } });
+    assert.deepEqual(chunksOf(asked.events).at(-1).usage, { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 });
+    const not = await postChat(relay.url, { ...chatBody(), model: 'gpt-stub' });
+    const last = chunksOf(not.events).at(-1);
+    assert.ok(!('usage' in last), JSON.stringify(last));
+    assert.equal(last.choices[0].finish_reason, 'stop', 'the rest of the chunk is kept');
+    assert.equal(last.id, 's4');
+    assert.equal(not.events.at(-1).data, '[DONE]');
   });
 });
 
