@@ -2,9 +2,11 @@
 // request: the mock's /mock/requests shows client_gone (telex closed its connection)
 // within about a second, whether the stream was busy, stalled after commit, waiting for
 // the first token before commit, or waiting after commit; over HTTP/1.1 (fetch) and
-// HTTP/2 (curl). telex logs the request with outcome client_gone.
+// HTTP/2 (curl closing the connection; RST_STREAM on a connection that stays open).
+// telex logs the request with outcome client_gone.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 
 import { collectSSE } from './lib/sse.js';
 import { SLACK, chatBody, curl, lastSeq, requestLogs, startRelay, waitEntry } from './lib/relay.js';
@@ -106,5 +108,43 @@ describe('HTTP/2 client leaves', () => {
     assert.equal(entry.content_events, 1);
     t.diagnostic(`upstream cancelled ${entry.gone_at_ms - leftAt} ms after the client left`);
     assert.ok(entry.gone_at_ms - leftAt < LIMIT_MS, `noticed after ${entry.gone_at_ms - leftAt} ms`);
+  });
+
+  // A stream reset (RST_STREAM CANCEL) on a connection that stays open.
+  async function resetStream(t, mock, when) {
+    const since = await lastSeq(relay.mock);
+    const session = http2.connect(relay.url);
+    try {
+      const req = session.request({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' });
+      req.on('error', () => {});
+      req.end(JSON.stringify(chatBody(mock)));
+      await when(req);
+      req.close(http2.constants.NGHTTP2_CANCEL);
+      const leftAt = Date.now();
+      const entry = await waitEntry(relay.mock, since, (e) => e.client_gone, { timeoutMs: 4000 * SLACK });
+      t.diagnostic(`upstream cancelled ${entry.gone_at_ms - leftAt} ms after the reset`);
+      assert.ok(entry.gone_at_ms - leftAt < LIMIT_MS, `noticed after ${entry.gone_at_ms - leftAt} ms`);
+      // the connection is still usable
+      const ok = await new Promise((resolve, reject) => {
+        const r2 = session.request({ ':path': '/healthz' });
+        r2.on('response', (h) => resolve(h[':status']));
+        r2.on('error', reject);
+        r2.end();
+      });
+      assert.equal(ok, 200);
+      return entry;
+    } finally {
+      session.close();
+    }
+  }
+
+  test('RST_STREAM while chunks are flowing', async (t) => {
+    const entry = await resetStream(t, { tokens: 100, delay_ms: 50 }, (req) => new Promise((r) => req.once('data', r)));
+    assert.ok(entry.content_events < 30);
+  });
+
+  test('RST_STREAM before commit (waiting for the first token)', async (t) => {
+    const entry = await resetStream(t, { ttft_ms: 10000 }, () => new Promise((r) => setTimeout(r, 200)));
+    assert.equal(entry.events, 0);
   });
 });
