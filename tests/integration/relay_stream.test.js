@@ -17,6 +17,7 @@ import { chunksOf, contentOf, gapsOf, postChat } from './lib/sse.js';
 import {
   API_KEY,
   DEAD_KEY,
+  baseConfig,
   SANITIZER_ENV,
   SLACK,
   chatBody,
@@ -30,7 +31,13 @@ import {
 
 let relay;
 before(async () => {
-  relay = await startRelay();
+  relay = await startRelay({
+    config: (mockUrl) => {
+      const cfg = baseConfig(mockUrl);
+      cfg.providers[0].headers = { 'X-Team': 'relay-tests', 'OpenAI-Organization': 'org-test' };
+      return cfg;
+    },
+  });
 });
 after(async () => {
   if (relay) await relay.stop(); // asserts exit 0 and no sanitizer report
@@ -125,6 +132,8 @@ describe('streamed answer', () => {
     assert.equal(e.headers.authorization, 'Bearer [redacted]');
     assert.match(e.headers['content-type'], /^application\/json/);
     assert.equal(e.headers['x-api-key'], undefined);
+    assert.equal(e.headers['x-team'], 'relay-tests', 'the provider headers from the config');
+    assert.equal(e.headers['openai-organization'], 'org-test');
 
     // stream_options the client did not send is added; its other fields are kept
     const since2 = await lastSeq(relay.mock);
@@ -275,6 +284,7 @@ describe('request log', () => {
     assert.ok(!text.includes(API_KEY), 'the mock provider key leaked into the log');
     assert.ok(!text.includes(DEAD_KEY), 'the dead provider key leaked into the log');
     assert.ok(!text.includes('SECRET'));
+    assert.ok(!text.includes('org-test'), 'provider header values are secrets too');
     for (const l of relay.serve.logs) assert.ok(!('raw' in l), `every stderr line is JSON: ${l.raw}`);
   });
 });
