@@ -1,0 +1,419 @@
+/*
+ * gateway/admin.c — /admin/keys on the store. See admin.h.
+ *
+ * The HTTP side checks the admin token on the event loop (a hash compare),
+ * copies what the call needs (method, path, body) and runs
+ * telex_admin_execute on the thread pool.
+ */
+#include "gateway/admin.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/auth.h"
+#include "gateway/limits.h"
+#include "http/respond.h"
+#include "store/store.h"
+#include "util/log.h"
+
+#define MAX_ADMIN_BODY (64u << 10)
+
+static int store_error(telex_api_error_t *e, int rc, const char *msg)
+{
+    if (rc == -ENOENT)
+        return telex_api_error_set(e, 404, "invalid_request_error", "key_not_found", NULL, "%s.", msg);
+    if (rc == -EEXIST)
+        return telex_api_error_set(e, 409, "invalid_request_error", "name_taken", "name", "%s.", msg);
+    if (rc == -EINVAL)
+        return telex_api_error_set(e, 400, "invalid_request_error", "invalid_request", NULL, "%s.", msg);
+    if (rc == -EBUSY) {
+        telex_api_error_set(e, 503, "server_error", "store_busy", NULL, "The database is busy; retry shortly.");
+        e->retry_after = 1;
+        return 503;
+    }
+    return telex_api_error_set(e, 500, "server_error", "store_error", NULL, "The database failed: %s", msg);
+}
+
+static int bad(telex_api_error_t *e, const char *param, const char *msg)
+{
+    return telex_api_error_set(e, 400, "invalid_request_error", "invalid_request", param, "%s", msg);
+}
+
+/* Reads the fields of a create/update body into *row; *set gets the
+ * TELEX_KEY_SET_* bits of the fields present. Returns 0 or 400. */
+static int read_fields(const json_t *body, bool create, telex_key_row_t *row, unsigned *set, telex_api_error_t *e)
+{
+    static const char *const known[] = {"name", "budget_usd", "rpm", "tpm", "models", "expires"};
+    char err[256];
+    const char *k;
+    json_t *v;
+    *set = 0;
+    if (!json_is_object(body))
+        return bad(e, NULL, "The body must be a JSON object.");
+    json_object_foreach((json_t *)body, k, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            ok = ok || strcmp(k, known[i]) == 0;
+        if (!ok) {
+            char safe[64];
+            telex_api_safe_text(safe, sizeof safe, k, strlen(k));
+            return telex_api_error_set(e, 400, "invalid_request_error", "invalid_request", NULL,
+                                       "Unknown field '%s' (known: name, budget_usd, rpm, tpm, models, expires).",
+                                       safe);
+        }
+    }
+    json_t *name = json_object_get(body, "name");
+    if (name != NULL) {
+        if (!json_is_string(name) || json_string_length(name) != strlen(json_string_value(name)))
+            return bad(e, "name", "name must be a string.");
+        if (telex_key_check_name(json_string_value(name), err, sizeof err) != 0)
+            return bad(e, "name", err);
+        snprintf(row->name, sizeof row->name, "%s", json_string_value(name));
+        *set |= TELEX_KEY_SET_NAME;
+    } else if (create) {
+        return bad(e, "name", "name is required: a label for the key's owner.");
+    }
+    json_t *budget = json_object_get(body, "budget_usd");
+    if (budget != NULL) {
+        if (json_is_null(budget)) {
+            row->budget_usd = -1;
+        } else if (!json_is_number(budget) || telex_key_check_budget(json_number_value(budget), err, sizeof err)) {
+            return bad(e, "budget_usd", "budget_usd must be a number of US dollars from 0 to 1000000000, or null.");
+        } else {
+            row->budget_usd = json_number_value(budget);
+        }
+        *set |= TELEX_KEY_SET_BUDGET;
+    }
+    static const char *const rates[2] = {"rpm", "tpm"};
+    for (int i = 0; i < 2; i++) {
+        json_t *r = json_object_get(body, rates[i]);
+        if (r == NULL)
+            continue;
+        long long n = json_is_null(r) ? 0 : json_is_integer(r) ? (long long)json_integer_value(r) : -1;
+        if (telex_key_check_rate(n, rates[i], err, sizeof err) != 0)
+            return bad(e, rates[i], err);
+        if (i == 0)
+            row->rpm = n;
+        else
+            row->tpm = n;
+        *set |= i == 0 ? TELEX_KEY_SET_RPM : TELEX_KEY_SET_TPM;
+    }
+    json_t *models = json_object_get(body, "models");
+    if (models != NULL) {
+        const char *items[64];
+        size_t n = 0;
+        if (json_is_string(models)) {
+            items[n++] = json_string_value(models);
+        } else if (json_is_array(models) && json_array_size(models) <= 64) {
+            size_t i;
+            json_t *m;
+            json_array_foreach(models, i, m)
+            {
+                if (!json_is_string(m))
+                    return bad(e, "models", "models must be a list of model names.");
+                items[n++] = json_string_value(m);
+            }
+        } else if (!json_is_null(models)) {
+            return bad(e, "models", "models must be a list of at most 64 model names (or null for all).");
+        }
+        if (telex_key_join_models(items, n, row->models, sizeof row->models, err, sizeof err) != 0)
+            return bad(e, "models", err);
+        *set |= TELEX_KEY_SET_MODELS;
+    }
+    json_t *expires = json_object_get(body, "expires");
+    if (expires != NULL) {
+        if (json_is_null(expires)) {
+            row->expires_at = 0;
+        } else if (!json_is_string(expires)) {
+            return bad(e, "expires", "expires must be a string: 30d, 2026-01-31, 2026-01-31T12:00:00Z or never.");
+        } else if (telex_parse_expiry(json_string_value(expires), (int64_t)time(NULL), &row->expires_at, err,
+                                      sizeof err) != 0) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "expires: %s.", err);
+            return bad(e, "expires", msg);
+        }
+        *set |= TELEX_KEY_SET_EXPIRES;
+    }
+    return 0;
+}
+
+static json_t *key_json(telex_services_t *svc, const telex_key_row_t *row)
+{
+    return telex_key_to_json(row, telex_limits_spent(telex_services_limits(svc), row->id), (int64_t)time(NULL));
+}
+
+/* Decodes the {id|name} path segment. Returns 0 or -1. */
+static int decode_ref(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '%' && i + 2 < len) {
+            char hex[3] = {s[i + 1], s[i + 2], 0};
+            char *end;
+            long v = strtol(hex, &end, 16);
+            if (*end != '\0' || v == 0)
+                return -1;
+            ch = (unsigned char)v;
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+    return o > 0 ? 0 : -1;
+}
+
+static int find_key(telex_services_t *svc, const char *ref, telex_key_row_t *row, telex_api_error_t *e)
+{
+    char err[256];
+    int rc = telex_store_key_find(telex_services_store(svc), ref, row, err, sizeof err);
+    return rc == 0 ? 0 : store_error(e, rc, err);
+}
+
+static int key_call(telex_services_t *svc, const char *method, const char *ref, const char *action, const char *body,
+                    size_t body_len, json_t **out, telex_api_error_t *e, const char **allow)
+{
+    telex_key_row_t row;
+    char err[256];
+    int rc;
+    if (action != NULL) {
+        if (strcmp(action, "revoke") != 0)
+            return telex_api_error_set(e, 404, "invalid_request_error", "not_found", NULL,
+                                       "Unknown admin path; see docs/keys.md.");
+        if (strcmp(method, "POST") != 0) {
+            *allow = "POST";
+            return telex_api_error_set(e, 405, "invalid_request_error", "method_not_allowed", NULL,
+                                       "Use POST to revoke a key.");
+        }
+        method = "DELETE";
+    }
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+        if ((rc = find_key(svc, ref, &row, e)) != 0)
+            return rc;
+        *out = key_json(svc, &row);
+        return 200;
+    }
+    if (strcmp(method, "DELETE") == 0) {
+        if ((rc = find_key(svc, ref, &row, e)) != 0)
+            return rc;
+        if ((rc = telex_store_key_revoke(telex_services_store(svc), row.id, (int64_t)time(NULL), err, sizeof err)) !=
+                0 ||
+            (rc = telex_store_key_get(telex_services_store(svc), row.id, &row, err, sizeof err)) != 0)
+            return store_error(e, rc, err);
+        telex_services_reload_keys(svc);
+        telex_log_event("info", "API key revoked", "\"key_id\":%lld", (long long)row.id);
+        *out = key_json(svc, &row);
+        return 200;
+    }
+    if (strcmp(method, "PATCH") == 0) {
+        if ((rc = find_key(svc, ref, &row, e)) != 0)
+            return rc;
+        json_error_t jerr;
+        json_t *j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (j == NULL)
+            return bad(e, NULL, "The body is not valid JSON.");
+        telex_key_row_t values = row;
+        unsigned set = 0;
+        rc = read_fields(j, false, &values, &set, e);
+        json_decref(j);
+        if (rc != 0)
+            return rc;
+        if ((rc = telex_store_key_update(telex_services_store(svc), row.id, set, &values, err, sizeof err)) != 0 ||
+            (rc = telex_store_key_get(telex_services_store(svc), row.id, &row, err, sizeof err)) != 0)
+            return store_error(e, rc, err);
+        telex_services_reload_keys(svc);
+        telex_log_event("info", "API key updated", "\"key_id\":%lld", (long long)row.id);
+        *out = key_json(svc, &row);
+        return 200;
+    }
+    *allow = "GET, PATCH, DELETE";
+    return telex_api_error_set(e, 405, "invalid_request_error", "method_not_allowed", NULL,
+                               "Use GET, PATCH or DELETE on /admin/keys/{id}.");
+}
+
+int telex_admin_execute(telex_services_t *svc, const char *method, const char *path, const char *body,
+                        size_t body_len, json_t **out, telex_api_error_t *e, const char **allow)
+{
+    *out = NULL;
+    *allow = NULL;
+    memset(e, 0, sizeof(*e));
+    char err[256];
+    size_t plen = strlen(path);
+    while (plen > 1 && path[plen - 1] == '/')
+        plen--;
+    static const char keys[] = "/admin/keys";
+    if (plen < sizeof keys - 1 || memcmp(path, keys, sizeof keys - 1) != 0 ||
+        (plen > sizeof keys - 1 && path[sizeof keys - 1] != '/'))
+        return telex_api_error_set(e, 404, "invalid_request_error", "not_found", NULL,
+                                   "Unknown admin path. The admin API is /admin/keys; see docs/keys.md.");
+    if (body_len > MAX_ADMIN_BODY)
+        return telex_api_error_set(e, 413, "invalid_request_error", "request_too_large", NULL,
+                                   "The body is larger than %u bytes.", MAX_ADMIN_BODY);
+    if (plen > sizeof keys - 1) { /* /admin/keys/{ref}[/action] */
+        const char *seg = path + sizeof keys;
+        size_t seglen = plen - sizeof keys;
+        const char *slash = memchr(seg, '/', seglen);
+        char ref[3 * TELEX_KEY_NAME_MAX + 1], action[16];
+        size_t reflen = slash ? (size_t)(slash - seg) : seglen;
+        if (decode_ref(seg, reflen, ref, sizeof ref) != 0)
+            return telex_api_error_set(e, 404, "invalid_request_error", "key_not_found", NULL, "No such key.");
+        if (slash != NULL) {
+            size_t alen = seglen - reflen - 1;
+            if (alen == 0 || alen >= sizeof action || memchr(slash + 1, '/', alen) != NULL)
+                return telex_api_error_set(e, 404, "invalid_request_error", "not_found", NULL,
+                                           "Unknown admin path; see docs/keys.md.");
+            memcpy(action, slash + 1, alen);
+            action[alen] = '\0';
+        }
+        return key_call(svc, method, ref, slash ? action : NULL, body, body_len, out, e, allow);
+    }
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+        telex_key_row_t *rows = NULL;
+        size_t n = 0;
+        int rc = telex_store_key_list(telex_services_store(svc), &rows, &n, err, sizeof err);
+        if (rc != 0)
+            return store_error(e, rc, err);
+        json_t *data = json_array();
+        for (size_t i = 0; data != NULL && i < n; i++)
+            if (json_array_append_new(data, key_json(svc, &rows[i])) != 0) {
+                json_decref(data);
+                data = NULL;
+            }
+        free(rows);
+        *out = data ? json_pack("{s:s,s:o}", "object", "list", "data", data) : NULL;
+        if (*out == NULL)
+            return telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+        return 200;
+    }
+    if (strcmp(method, "POST") == 0) {
+        json_error_t jerr;
+        json_t *j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (j == NULL)
+            return bad(e, NULL, "The body is not valid JSON: send {\"name\": \"...\"}.");
+        telex_key_row_t row, fields;
+        memset(&fields, 0, sizeof fields);
+        fields.budget_usd = -1;
+        unsigned set = 0;
+        int rc = read_fields(j, true, &fields, &set, e);
+        json_decref(j);
+        if (rc != 0)
+            return rc;
+        char key[TELEX_KEY_LEN + 1];
+        if (telex_key_new_row(fields.name, &row, key) != 0)
+            return telex_api_error_set(e, 500, "server_error", NULL, NULL, "The kernel gave no randomness.");
+        row.budget_usd = fields.budget_usd;
+        row.rpm = fields.rpm;
+        row.tpm = fields.tpm;
+        row.expires_at = fields.expires_at;
+        memcpy(row.models, fields.models, sizeof row.models);
+        if ((rc = telex_store_key_insert(telex_services_store(svc), &row, err, sizeof err)) != 0) {
+            memset(key, 0, sizeof key);
+            return store_error(e, rc, err);
+        }
+        telex_services_reload_keys(svc);
+        telex_log_event("info", "API key created", "\"key_id\":%lld", (long long)row.id);
+        *out = key_json(svc, &row);
+        if (*out != NULL)
+            json_object_set_new(*out, "key", json_string(key));
+        memset(key, 0, sizeof key);
+        if (*out == NULL)
+            return telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+        return 201;
+    }
+    *allow = "GET, POST";
+    return telex_api_error_set(e, 405, "invalid_request_error", "method_not_allowed", NULL,
+                               "Use GET or POST on /admin/keys.");
+}
+
+/* ---- HTTP ------------------------------------------------------------------------- */
+
+typedef struct admin_job {
+    telex_services_t *svc;
+    char method[16];
+    char *path;
+    char *body;
+    size_t body_len;
+    int status;
+    json_t *out;
+    const char *allow;
+    telex_api_error_t e;
+} admin_job_t;
+
+static void admin_work(void *p)
+{
+    admin_job_t *j = p;
+    j->status = telex_admin_execute(j->svc, j->method, j->path, j->body, j->body_len, &j->out, &j->e, &j->allow);
+}
+
+static void admin_respond(h2o_req_t *req, void *p)
+{
+    admin_job_t *j = p;
+    if (j->out == NULL) {
+        if (j->allow != NULL)
+            telex_add_header(req, "allow", j->allow);
+        telex_api_error_respond(req, &j->e);
+        return;
+    }
+    char *text = json_dumps(j->out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+    if (text == NULL) {
+        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
+        return;
+    }
+    telex_respond(req, j->status, "application/json", text, strlen(text));
+    memset(text, 0, strlen(text)); /* may hold a new key */
+    free(text);
+}
+
+static void admin_free(void *p)
+{
+    admin_job_t *j = p;
+    json_decref(j->out);
+    free(j->path);
+    free(j->body);
+    free(j);
+}
+
+int telex_admin_handle(telex_services_t *svc, h2o_req_t *req)
+{
+    if (telex_services_config(svc)->auth.admin_token == NULL) {
+        telex_respond_error(req, 403, "invalid_request_error", "admin_disabled", NULL,
+                            "The admin API is off: set auth.admin_token_env (or TELEX_ADMIN_TOKEN) to enable it.");
+        return 0;
+    }
+    h2o_iovec_t authz = telex_req_header(req, "authorization");
+    if (!telex_auth_is_admin(svc, authz.base, authz.len)) {
+        telex_respond_error(req, 401, "invalid_request_error", "invalid_admin_token", NULL,
+                            "The admin API needs `Authorization: Bearer <admin token>`.");
+        return 0;
+    }
+    admin_job_t *j = calloc(1, sizeof(*j));
+    size_t mlen = req->method.len < sizeof j->method ? req->method.len : sizeof j->method - 1;
+    if (j != NULL) {
+        j->svc = svc;
+        memcpy(j->method, req->method.base, mlen);
+        j->path = strndup(req->path_normalized.base, req->path_normalized.len);
+        j->body_len = req->entity.len;
+        j->body = malloc(req->entity.len + 1);
+        if (j->body != NULL && req->entity.len)
+            memcpy(j->body, req->entity.base, req->entity.len);
+    }
+    if (j == NULL || j->path == NULL || j->body == NULL) {
+        if (j != NULL)
+            admin_free(j);
+        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
+        return 0;
+    }
+    if (telex_services_off_loop(req, j, admin_work, admin_respond, admin_free) != 0) {
+        admin_free(j);
+        telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue the admin call");
+    }
+    return 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * gateway/admin.h — the HTTP admin API for API keys, under /admin/.
+ *
+ * Authorised by the admin token only (auth.admin_token /
+ * auth.admin_token_env / TELEX_ADMIN_TOKEN), sent as `Authorization:
+ * Bearer <token>` and compared in constant time. Without a configured
+ * token every /admin/ request gets 403 (the API is off); a wrong or
+ * missing token gets 401. API keys never authorise admin calls.
+ *
+ *   GET    /admin/keys                 list (never the keys themselves)
+ *   POST   /admin/keys                 create: {"name", "budget_usd"?, "rpm"?,
+ *                                      "tpm"?, "models"? ["a","b*"], "expires"?
+ *                                      ("30d", "2026-01-31", "2026-01-31T12:00:00Z")}
+ *                                      → 201 {..., "key": "tlx_..."} — shown once
+ *   GET    /admin/keys/{id|name}       one key, with spent_usd
+ *   PATCH  /admin/keys/{id|name}       change name, budget_usd (null = none),
+ *                                      rpm, tpm, models ([] = all), expires ("never")
+ *   DELETE /admin/keys/{id|name}       revoke (the row stays for the ledger)
+ *   POST   /admin/keys/{id|name}/revoke   the same
+ *
+ * Changes take effect at once for this server. The store work runs on
+ * libuv's thread pool, never on the event loop.
+ *
+ * Integration — router.c, before the other routes:
+ *     if (path starts with "/admin/" or is "/admin")
+ *         return telex_admin_handle(svc, req);
+ */
+#ifndef TELEX_GATEWAY_ADMIN_H
+#define TELEX_GATEWAY_ADMIN_H
+
+#include <stddef.h>
+
+#include <h2o.h>
+#include <jansson.h>
+
+#include "gateway/apierror.h"
+#include "gateway/services.h"
+
+/* Answers any request under /admin. Returns 0. */
+int telex_admin_handle(telex_services_t *svc, h2o_req_t *req);
+
+/* The API without HTTP, for tests: runs one call (method, path as
+ * "/admin/...", body) against the store. Blocks on SQLite: not on an event
+ * loop. Returns the HTTP status; *out is the response body (or NULL when
+ * the status is an error, then *e is set). *allow is set for 405. */
+int telex_admin_execute(telex_services_t *svc, const char *method, const char *path, const char *body,
+                        size_t body_len, json_t **out, telex_api_error_t *e, const char **allow);
+
+#endif

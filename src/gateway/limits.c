@@ -1,0 +1,199 @@
+/*
+ * gateway/limits.c — striped hash table of per-key token buckets and
+ * spend. See limits.h.
+ */
+#include "gateway/limits.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define STRIPES 256
+
+typedef struct state {
+    struct state *next;
+    int64_t key_id;
+    double rpm_tokens; /* may not exceed rpm; NAN = not started (full) */
+    uint64_t rpm_at;
+    double tpm_tokens; /* may go negative; NAN = not started (full) */
+    uint64_t tpm_at;
+    double spent_usd;
+} state_t;
+
+typedef struct stripe {
+    pthread_mutex_t lock;
+    state_t *head;
+} stripe_t;
+
+struct telex_limits {
+    stripe_t stripes[STRIPES];
+};
+
+uint64_t telex_limits_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+telex_limits_t *telex_limits_new(void)
+{
+    telex_limits_t *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&l->stripes[i].lock, NULL);
+    return l;
+}
+
+void telex_limits_free(telex_limits_t *l)
+{
+    if (l == NULL)
+        return;
+    for (int i = 0; i < STRIPES; i++) {
+        state_t *s = l->stripes[i].head;
+        while (s != NULL) {
+            state_t *next = s->next;
+            free(s);
+            s = next;
+        }
+        pthread_mutex_destroy(&l->stripes[i].lock);
+    }
+    free(l);
+}
+
+static stripe_t *stripe_of(telex_limits_t *l, int64_t key_id)
+{
+    uint64_t h = (uint64_t)key_id * 0x9e3779b97f4a7c15ull;
+    return &l->stripes[h >> 56];
+}
+
+/* The key's state, created when missing (under the stripe's lock). */
+static state_t *find(stripe_t *st, int64_t key_id, bool create, bool *created)
+{
+    for (state_t *s = st->head; s != NULL; s = s->next)
+        if (s->key_id == key_id)
+            return s;
+    if (!create)
+        return NULL;
+    state_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->key_id = key_id;
+    s->rpm_tokens = NAN;
+    s->tpm_tokens = NAN;
+    s->next = st->head;
+    st->head = s;
+    if (created)
+        *created = true;
+    return s;
+}
+
+int telex_limits_seed_spend(telex_limits_t *l, int64_t key_id, double spent_usd)
+{
+    stripe_t *st = stripe_of(l, key_id);
+    bool created = false;
+    pthread_mutex_lock(&st->lock);
+    state_t *s = find(st, key_id, true, &created);
+    if (s != NULL && created)
+        s->spent_usd = spent_usd > 0 ? spent_usd : 0;
+    pthread_mutex_unlock(&st->lock);
+    return s != NULL ? 0 : -ENOMEM;
+}
+
+double telex_limits_spent(telex_limits_t *l, int64_t key_id)
+{
+    stripe_t *st = stripe_of(l, key_id);
+    pthread_mutex_lock(&st->lock);
+    state_t *s = find(st, key_id, false, NULL);
+    double v = s != NULL ? s->spent_usd : 0;
+    pthread_mutex_unlock(&st->lock);
+    return v;
+}
+
+/* Refills a bucket of capacity cap (per minute) up to now; NAN = full. */
+static double refill(double tokens, uint64_t *at, double cap, uint64_t now_ms)
+{
+    if (isnan(tokens)) {
+        *at = now_ms;
+        return cap;
+    }
+    if (now_ms > *at) {
+        tokens += (double)(now_ms - *at) * cap / 60000.0;
+        *at = now_ms;
+    }
+    return tokens > cap ? cap : tokens;
+}
+
+/* Seconds until a bucket of capacity cap holds `need` (>= 1). */
+static unsigned seconds_until(double tokens, double need, double cap)
+{
+    double s = (need - tokens) * 60.0 / cap;
+    if (!(s > 1))
+        return 1;
+    if (s > 86400)
+        return 86400;
+    return (unsigned)ceil(s);
+}
+
+telex_limit_verdict_t telex_limits_admit(telex_limits_t *l, int64_t key_id, const telex_key_limits_t *kl,
+                                         uint64_t est_tokens, uint64_t now_ms, unsigned *retry_after_s)
+{
+    stripe_t *st = stripe_of(l, key_id);
+    telex_limit_verdict_t v = TELEX_LIMIT_OK;
+    *retry_after_s = 0;
+    pthread_mutex_lock(&st->lock);
+    state_t *s = find(st, key_id, true, NULL);
+    if (s == NULL) { /* out of memory: do not let it become a way around limits */
+        pthread_mutex_unlock(&st->lock);
+        *retry_after_s = 1;
+        return kl->rpm > 0 ? TELEX_LIMIT_RPM : kl->tpm > 0 ? TELEX_LIMIT_TPM : TELEX_LIMIT_OK;
+    }
+    double rpm_tokens = 0, tpm_tokens = 0;
+    if (kl->budget_usd >= 0 && s->spent_usd >= kl->budget_usd) {
+        v = TELEX_LIMIT_BUDGET;
+        goto out;
+    }
+    if (kl->tpm > 0) {
+        tpm_tokens = refill(s->tpm_tokens, &s->tpm_at, (double)kl->tpm, now_ms);
+        s->tpm_tokens = tpm_tokens;
+        if (tpm_tokens <= 0) {
+            v = TELEX_LIMIT_TPM;
+            *retry_after_s = seconds_until(tpm_tokens, 1, (double)kl->tpm);
+            goto out;
+        }
+    }
+    if (kl->rpm > 0) {
+        rpm_tokens = refill(s->rpm_tokens, &s->rpm_at, (double)kl->rpm, now_ms);
+        s->rpm_tokens = rpm_tokens;
+        if (rpm_tokens < 1) {
+            v = TELEX_LIMIT_RPM;
+            *retry_after_s = seconds_until(rpm_tokens, 1, (double)kl->rpm);
+            goto out;
+        }
+        s->rpm_tokens = rpm_tokens - 1;
+    }
+    if (kl->tpm > 0)
+        s->tpm_tokens = tpm_tokens - (double)est_tokens;
+out:
+    pthread_mutex_unlock(&st->lock);
+    return v;
+}
+
+void telex_limits_settle(telex_limits_t *l, int64_t key_id, uint64_t reserved_tokens, uint64_t used_tokens,
+                         double cost_usd)
+{
+    stripe_t *st = stripe_of(l, key_id);
+    pthread_mutex_lock(&st->lock);
+    state_t *s = find(st, key_id, true, NULL);
+    if (s != NULL) {
+        if (!isnan(s->tpm_tokens))
+            s->tpm_tokens -= (double)used_tokens - (double)reserved_tokens;
+        if (cost_usd > 0)
+            s->spent_usd += cost_usd;
+    }
+    pthread_mutex_unlock(&st->lock);
+}

@@ -1,0 +1,69 @@
+/*
+ * gateway/limits.h — per-key budgets and rate limits, shared by every
+ * worker thread.
+ *
+ * Each key has one state: a requests-per-minute token bucket (capacity
+ * rpm, refilled at rpm/60 per second), a tokens-per-minute bucket
+ * (capacity tpm, refilled at tpm/60 per second, which may go negative:
+ * a request is admitted while the bucket is positive, reserves its
+ * estimated prompt tokens, and settles the real count when it ends) and
+ * the key's lifetime spend in USD.
+ *
+ * States live in a hash table of 256 stripes, each with its own mutex,
+ * held only for a few arithmetic operations — never across I/O. All
+ * times are monotonic milliseconds passed in by the caller (tests drive
+ * the clock).
+ *
+ * Budgets: a request is refused (402) when the key's spend has reached its
+ * budget. Requests already running when that happens finish (their cost is
+ * still counted), so a budget can be exceeded by the cost of the requests
+ * in flight at that moment.
+ */
+#ifndef TELEX_GATEWAY_LIMITS_H
+#define TELEX_GATEWAY_LIMITS_H
+
+#include <stdint.h>
+
+typedef struct telex_limits telex_limits_t;
+
+typedef enum telex_limit_verdict {
+    TELEX_LIMIT_OK = 0,
+    TELEX_LIMIT_BUDGET, /* 402: spend >= budget */
+    TELEX_LIMIT_RPM,    /* 429: requests per minute */
+    TELEX_LIMIT_TPM,    /* 429: tokens per minute */
+} telex_limit_verdict_t;
+
+/* What a key allows (from its row). 0 / negative = unlimited. */
+typedef struct telex_key_limits {
+    int64_t rpm;
+    int64_t tpm;
+    double budget_usd; /* < 0 = no budget */
+} telex_key_limits_t;
+
+/* NULL when out of memory. */
+telex_limits_t *telex_limits_new(void);
+void telex_limits_free(telex_limits_t *limits);
+
+/* The spend the database knows for a key. Used only when the key has no
+ * state yet (its first sighting): afterwards the in-memory spend, which
+ * includes rows not yet written, is authoritative. Returns 0 or -ENOMEM. */
+int telex_limits_seed_spend(telex_limits_t *limits, int64_t key_id, double spent_usd);
+
+/* The key's spend (0 for a key never seen). */
+double telex_limits_spent(telex_limits_t *limits, int64_t key_id);
+
+/* Admission: checks budget, then tpm, then rpm; takes nothing unless all
+ * pass, then takes one request and reserves est_tokens. On a 429 verdict
+ * *retry_after_s is how long until the request would pass (>= 1). */
+telex_limit_verdict_t telex_limits_admit(telex_limits_t *limits, int64_t key_id, const telex_key_limits_t *kl,
+                                         uint64_t est_tokens, uint64_t now_ms, unsigned *retry_after_s);
+
+/* The request ended: its tokens replace the reservation in the tpm bucket
+ * and its cost is added to the spend. */
+void telex_limits_settle(telex_limits_t *limits, int64_t key_id, uint64_t reserved_tokens, uint64_t used_tokens,
+                         double cost_usd);
+
+/* A monotonic clock in milliseconds, for callers. */
+uint64_t telex_limits_now_ms(void);
+
+#endif

@@ -1,0 +1,499 @@
+/*
+ * gateway/metrics.c — atomic counters in a lock-free series table, and
+ * their Prometheus rendering. See metrics.h.
+ *
+ * A series is published into its slot with a release store after it is
+ * fully built; readers load slots with acquire and never see a half-made
+ * series. Series are never removed, so a pointer once read stays valid
+ * until telex_metrics_free.
+ */
+#include "gateway/metrics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/apierror.h"
+#include "gateway/auth.h"
+#include "gateway/limits.h"
+#include "http/respond.h"
+#include "store/ledger.h"
+
+#define SLOTS 4096
+#define MAX_SERIES 2048
+#define LABEL_MAX 96
+#define OTHER "_other_"
+
+enum kind { K_REQUESTS, K_MP, K_ERRORS, K_FALLBACKS };
+
+static const double ttft_bounds[] = {0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60};
+static const double itl_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+static const double dur_bounds[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+#define NB 10
+
+typedef struct hist {
+    _Atomic uint64_t buckets[NB + 1]; /* not cumulative; [NB] = above the last bound */
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_us;
+} hist_t;
+
+typedef struct series {
+    uint8_t kind;
+    char labels[3][LABEL_MAX];
+    _Atomic uint64_t count; /* requests, errors, fallbacks */
+    /* K_MP: */
+    hist_t ttft, itl, duration;
+    _Atomic uint64_t tokens[4]; /* prompt, completion, cached, reasoning */
+    _Atomic uint64_t cost_nusd; /* 1e-9 USD */
+    _Atomic uint64_t bytes;
+} series_t;
+
+struct telex_metrics {
+    _Atomic(series_t *) slots[SLOTS];
+    pthread_mutex_t insert_lock;
+    size_t n_series;
+    series_t *other[4]; /* per kind, for overflow */
+    _Atomic int64_t active_streams;
+    _Atomic uint64_t resumes;
+};
+
+telex_metrics_t *telex_metrics_new(void)
+{
+    telex_metrics_t *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    pthread_mutex_init(&m->insert_lock, NULL);
+    for (int k = 0; k < 4; k++) {
+        if ((m->other[k] = calloc(1, sizeof(series_t))) == NULL) {
+            telex_metrics_free(m);
+            return NULL;
+        }
+        m->other[k]->kind = (uint8_t)k;
+        for (int l = 0; l < 3; l++)
+            snprintf(m->other[k]->labels[l], LABEL_MAX, "%s", OTHER);
+    }
+    return m;
+}
+
+void telex_metrics_free(telex_metrics_t *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < SLOTS; i++)
+        free(atomic_load(&m->slots[i]));
+    for (int k = 0; k < 4; k++)
+        free(m->other[k]);
+    pthread_mutex_destroy(&m->insert_lock);
+    free(m);
+}
+
+/* ---- series lookup --------------------------------------------------------- */
+
+static void label_copy(char *dst, const char *src)
+{
+    src = src ? src : "";
+    telex_api_safe_text(dst, LABEL_MAX, src, strlen(src));
+}
+
+static uint64_t hash_of(uint8_t kind, char labels[3][LABEL_MAX])
+{
+    uint64_t h = 1469598103934665603ull ^ kind;
+    for (int l = 0; l < 3; l++) {
+        for (const char *p = labels[l]; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        h = (h ^ 0xff) * 1099511628211ull;
+    }
+    return h;
+}
+
+static bool same(const series_t *s, uint8_t kind, char labels[3][LABEL_MAX])
+{
+    return s->kind == kind && strcmp(s->labels[0], labels[0]) == 0 && strcmp(s->labels[1], labels[1]) == 0 &&
+           strcmp(s->labels[2], labels[2]) == 0;
+}
+
+static series_t *series(telex_metrics_t *m, uint8_t kind, const char *a, const char *b, const char *c)
+{
+    char labels[3][LABEL_MAX];
+    label_copy(labels[0], a);
+    label_copy(labels[1], b);
+    label_copy(labels[2], c);
+    uint64_t h = hash_of(kind, labels);
+    size_t i = (size_t)(h % SLOTS);
+    for (size_t probe = 0; probe < SLOTS; probe++, i = (i + 1) % SLOTS) {
+        series_t *s = atomic_load_explicit(&m->slots[i], memory_order_acquire);
+        if (s == NULL)
+            break;
+        if (same(s, kind, labels))
+            return s;
+    }
+    /* not there: add it under the lock (someone may have meanwhile) */
+    pthread_mutex_lock(&m->insert_lock);
+    series_t *found = NULL;
+    i = (size_t)(h % SLOTS);
+    for (size_t probe = 0; probe < SLOTS; probe++, i = (i + 1) % SLOTS) {
+        series_t *s = atomic_load_explicit(&m->slots[i], memory_order_relaxed);
+        if (s == NULL) {
+            if (m->n_series >= MAX_SERIES)
+                break;
+            series_t *n = calloc(1, sizeof(*n));
+            if (n == NULL)
+                break;
+            n->kind = kind;
+            memcpy(n->labels, labels, sizeof labels);
+            atomic_store_explicit(&m->slots[i], n, memory_order_release);
+            m->n_series++;
+            found = n;
+            break;
+        }
+        if (same(s, kind, labels)) {
+            found = s;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&m->insert_lock);
+    return found != NULL ? found : m->other[kind];
+}
+
+static void observe(hist_t *h, const double *bounds, double seconds)
+{
+    if (!(seconds >= 0))
+        return;
+    int b = 0;
+    while (b < NB && seconds > bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&h->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    double us = seconds * 1e6;
+    atomic_fetch_add_explicit(&h->sum_us, us < 1.8e19 ? (uint64_t)us : UINT64_MAX / 2, memory_order_relaxed);
+}
+
+static const char *or_none(const char *s)
+{
+    return s != NULL && *s ? s : "none";
+}
+
+/* ---- hooks ------------------------------------------------------------------ */
+
+void telex_metrics_request_done(telex_metrics_t *m, const telex_metrics_request_t *r)
+{
+    char status[8];
+    snprintf(status, sizeof status, "%d", r->status >= 100 && r->status <= 999 ? r->status : 0);
+    series_t *rs = series(m, K_REQUESTS, status, or_none(r->model), or_none(r->provider));
+    atomic_fetch_add_explicit(&rs->count, 1, memory_order_relaxed);
+    series_t *s = series(m, K_MP, or_none(r->model), or_none(r->provider), "");
+    if (r->ttft_seconds >= 0)
+        observe(&s->ttft, ttft_bounds, r->ttft_seconds);
+    if (r->duration_seconds >= 0)
+        observe(&s->duration, dur_bounds, r->duration_seconds);
+    uint64_t t[4] = {r->prompt_tokens, r->completion_tokens, r->cached_tokens, r->reasoning_tokens};
+    for (int i = 0; i < 4; i++)
+        if (t[i])
+            atomic_fetch_add_explicit(&s->tokens[i], t[i], memory_order_relaxed);
+    if (r->cost_usd > 0)
+        atomic_fetch_add_explicit(&s->cost_nusd, (uint64_t)llround(r->cost_usd * 1e9), memory_order_relaxed);
+    if (r->bytes_out)
+        atomic_fetch_add_explicit(&s->bytes, r->bytes_out, memory_order_relaxed);
+}
+
+void telex_metrics_stream_started(telex_metrics_t *m)
+{
+    atomic_fetch_add_explicit(&m->active_streams, 1, memory_order_relaxed);
+}
+
+void telex_metrics_stream_ended(telex_metrics_t *m)
+{
+    atomic_fetch_sub_explicit(&m->active_streams, 1, memory_order_relaxed);
+}
+
+void telex_metrics_inter_token(telex_metrics_t *m, const char *model, const char *provider, double gap_seconds)
+{
+    observe(&series(m, K_MP, or_none(model), or_none(provider), "")->itl, itl_bounds, gap_seconds);
+}
+
+void telex_metrics_upstream_error(telex_metrics_t *m, const char *provider, const char *kind)
+{
+    atomic_fetch_add_explicit(&series(m, K_ERRORS, or_none(provider), or_none(kind), "")->count, 1,
+                              memory_order_relaxed);
+}
+
+void telex_metrics_fallback(telex_metrics_t *m, const char *model, const char *failed_provider)
+{
+    atomic_fetch_add_explicit(&series(m, K_FALLBACKS, or_none(model), or_none(failed_provider), "")->count, 1,
+                              memory_order_relaxed);
+}
+
+void telex_metrics_resume(telex_metrics_t *m)
+{
+    atomic_fetch_add_explicit(&m->resumes, 1, memory_order_relaxed);
+}
+
+/* ---- rendering ------------------------------------------------------------------- */
+
+typedef struct out {
+    telex_buf_t *b;
+    int failed;
+} out_t;
+
+static void put(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(out_t *o, const char *fmt, ...)
+{
+    if (o->failed)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof line || telex_buf_append(o->b, line, (size_t)n) != 0)
+        o->failed = 1;
+}
+
+/* A label value escaped for the exposition format: \ " and newline. */
+static const char *esc(char *buf, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 3 < LABEL_MAX * 2; s++) {
+        if (*s == '\\' || *s == '"') {
+            buf[o++] = '\\';
+            buf[o++] = *s;
+        } else if (*s == '\n') {
+            buf[o++] = '\\';
+            buf[o++] = 'n';
+        } else {
+            buf[o++] = *s;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+typedef void (*emit_fn)(out_t *o, const series_t *s, const char *labels);
+
+static void each(telex_metrics_t *m, out_t *o, uint8_t kind, const char *const names[3], emit_fn emit)
+{
+    for (size_t pass = 0; pass <= SLOTS; pass++) {
+        const series_t *s = pass < SLOTS ? atomic_load_explicit(&m->slots[pass], memory_order_acquire)
+                                         : m->other[kind];
+        if (s == NULL || s->kind != kind)
+            continue;
+        if (pass == SLOTS && atomic_load(&s->count) == 0 && atomic_load(&s->ttft.count) == 0 &&
+            atomic_load(&s->duration.count) == 0 && atomic_load(&s->itl.count) == 0)
+            continue; /* the overflow series only when used */
+        char labels[3 * (LABEL_MAX * 2 + 32)], e[LABEL_MAX * 2];
+        size_t n = 0;
+        labels[0] = '\0';
+        for (int l = 0; l < 3 && names[l] != NULL; l++)
+            n += (size_t)snprintf(labels + n, sizeof labels - n, "%s%s=\"%s\"", l ? "," : "", names[l],
+                                  esc(e, s->labels[l]));
+        emit(o, s, labels);
+    }
+}
+
+static void emit_count(out_t *o, const series_t *s, const char *labels, const char *name)
+{
+    put(o, "%s{%s} %" PRIu64 "\n", name, labels, atomic_load_explicit(&s->count, memory_order_relaxed));
+}
+
+static void emit_requests(out_t *o, const series_t *s, const char *labels)
+{
+    emit_count(o, s, labels, "telex_requests_total");
+}
+
+static void emit_errors(out_t *o, const series_t *s, const char *labels)
+{
+    emit_count(o, s, labels, "telex_upstream_errors_total");
+}
+
+static void emit_fallbacks(out_t *o, const series_t *s, const char *labels)
+{
+    emit_count(o, s, labels, "telex_fallbacks_total");
+}
+
+static void emit_hist(out_t *o, const hist_t *h, const double *bounds, const char *name, const char *labels)
+{
+    uint64_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
+    if (count == 0)
+        return;
+    uint64_t cum = 0;
+    for (int b = 0; b <= NB; b++) {
+        cum += atomic_load_explicit(&h->buckets[b], memory_order_relaxed);
+        if (b < NB)
+            put(o, "%s_bucket{%s,le=\"%g\"} %" PRIu64 "\n", name, labels, bounds[b], cum);
+        else
+            put(o, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", name, labels, cum);
+    }
+    put(o, "%s_sum{%s} %.6f\n", name, labels, (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6);
+    put(o, "%s_count{%s} %" PRIu64 "\n", name, labels, cum);
+}
+
+static void emit_ttft(out_t *o, const series_t *s, const char *labels)
+{
+    emit_hist(o, &s->ttft, ttft_bounds, "telex_time_to_first_token_seconds", labels);
+}
+
+static void emit_itl(out_t *o, const series_t *s, const char *labels)
+{
+    emit_hist(o, &s->itl, itl_bounds, "telex_inter_token_latency_seconds", labels);
+}
+
+static void emit_duration(out_t *o, const series_t *s, const char *labels)
+{
+    emit_hist(o, &s->duration, dur_bounds, "telex_request_duration_seconds", labels);
+}
+
+static void emit_tokens(out_t *o, const series_t *s, const char *labels)
+{
+    static const char *const types[4] = {"prompt", "completion", "cached", "reasoning"};
+    for (int i = 0; i < 4; i++) {
+        uint64_t v = atomic_load_explicit(&s->tokens[i], memory_order_relaxed);
+        if (v)
+            put(o, "telex_tokens_total{%s,type=\"%s\"} %" PRIu64 "\n", labels, types[i], v);
+    }
+}
+
+static void emit_cost(out_t *o, const series_t *s, const char *labels)
+{
+    uint64_t v = atomic_load_explicit(&s->cost_nusd, memory_order_relaxed);
+    if (v)
+        put(o, "telex_cost_usd_total{%s} %.9f\n", labels, (double)v / 1e9);
+}
+
+static void emit_bytes(out_t *o, const series_t *s, const char *labels)
+{
+    uint64_t v = atomic_load_explicit(&s->bytes, memory_order_relaxed);
+    if (v)
+        put(o, "telex_response_bytes_total{%s} %" PRIu64 "\n", labels, v);
+}
+
+int telex_metrics_render(telex_metrics_t *m, telex_buf_t *b)
+{
+    static const char *const req_names[3] = {"status", "model", "provider"};
+    static const char *const mp_names[3] = {"model", "provider", NULL};
+    static const char *const err_names[3] = {"provider", "kind", NULL};
+    static const struct {
+        const char *name, *type, *help;
+        uint8_t kind;
+        const char *const *labels;
+        emit_fn emit;
+    } families[] = {
+        {"telex_requests_total", "counter", "Requests answered, by HTTP status, model and provider.", K_REQUESTS,
+         req_names, emit_requests},
+        {"telex_time_to_first_token_seconds", "histogram", "Time from the request to the first upstream chunk.",
+         K_MP, mp_names, emit_ttft},
+        {"telex_inter_token_latency_seconds", "histogram", "Time between consecutive chunks of a stream.", K_MP,
+         mp_names, emit_itl},
+        {"telex_request_duration_seconds", "histogram", "Time from the request to its end.", K_MP, mp_names,
+         emit_duration},
+        {"telex_tokens_total", "counter", "Tokens counted (the provider's usage, else telex's estimate).", K_MP,
+         mp_names, emit_tokens},
+        {"telex_cost_usd_total", "counter", "Cost in US dollars at the configured prices.", K_MP, mp_names,
+         emit_cost},
+        {"telex_response_bytes_total", "counter", "Bytes sent to clients.", K_MP, mp_names, emit_bytes},
+        {"telex_upstream_errors_total", "counter", "Upstream failures, by provider and kind.", K_ERRORS, err_names,
+         emit_errors},
+        {"telex_fallbacks_total", "counter", "Fallbacks to a model's next route, by the route that failed.",
+         K_FALLBACKS, mp_names, emit_fallbacks},
+    };
+    out_t o = {b, 0};
+    put(&o, "# HELP telex_active_streams Upstream requests running now.\n# TYPE telex_active_streams gauge\n");
+    put(&o, "telex_active_streams %" PRId64 "\n", atomic_load_explicit(&m->active_streams, memory_order_relaxed));
+    put(&o, "# HELP telex_resumes_total Streams resumed by a client (Last-Event-ID).\n"
+            "# TYPE telex_resumes_total counter\n");
+    put(&o, "telex_resumes_total %" PRIu64 "\n", atomic_load_explicit(&m->resumes, memory_order_relaxed));
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        put(&o, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help, families[f].name,
+            families[f].type);
+        each(m, &o, families[f].kind, families[f].labels, families[f].emit);
+    }
+    return o.failed ? -1 : 0;
+}
+
+/* ---- GET /metrics ------------------------------------------------------------------ */
+
+typedef struct metrics_job {
+    telex_services_t *svc;
+    telex_buf_t buf;
+    int rc;
+} metrics_job_t;
+
+static void metrics_work(void *p)
+{
+    metrics_job_t *j = p;
+    out_t o = {&j->buf, 0};
+    j->rc = telex_metrics_render(telex_services_metrics(j->svc), &j->buf);
+    telex_ledger_t *ledger = telex_services_ledger(j->svc);
+    if (ledger != NULL) {
+        telex_ledger_stats_t st;
+        telex_ledger_stats(ledger, &st);
+        put(&o, "# HELP telex_ledger_rows_written_total Usage rows committed to the database.\n"
+                "# TYPE telex_ledger_rows_written_total counter\ntelex_ledger_rows_written_total %" PRIu64 "\n",
+            st.written);
+        put(&o, "# HELP telex_ledger_rows_dropped_total Usage rows lost because the ledger queue was full.\n"
+                "# TYPE telex_ledger_rows_dropped_total counter\ntelex_ledger_rows_dropped_total %" PRIu64 "\n",
+            st.dropped);
+        put(&o, "# HELP telex_ledger_rows_pending Usage rows waiting to be written.\n"
+                "# TYPE telex_ledger_rows_pending gauge\ntelex_ledger_rows_pending %" PRIu64 "\n",
+            st.pending);
+    }
+    put(&o, "# HELP telex_api_keys_active API keys not revoked.\n# TYPE telex_api_keys_active gauge\n"
+            "telex_api_keys_active %zu\n",
+        telex_keyset_active(telex_services_keyset(j->svc)));
+    if (o.failed)
+        j->rc = -1;
+}
+
+static void metrics_respond(h2o_req_t *req, void *p)
+{
+    metrics_job_t *j = p;
+    if (j->rc != 0) {
+        telex_respond_error(req, 500, "server_error", NULL, NULL, "the metrics do not fit in memory");
+        return;
+    }
+    telex_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", j->buf.data ? j->buf.data : "",
+                  j->buf.len);
+}
+
+static void metrics_free(void *p)
+{
+    metrics_job_t *j = p;
+    telex_buf_free(&j->buf);
+    free(j);
+}
+
+int telex_metrics_handle(telex_services_t *svc, h2o_req_t *req)
+{
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        telex_add_header(req, "allow", "GET");
+        telex_respond_error(req, 405, "invalid_request_error", "method_not_allowed", NULL, "Use GET on /metrics.");
+        return 0;
+    }
+    if (telex_services_config(svc)->metrics.require_admin) {
+        h2o_iovec_t authz = telex_req_header(req, "authorization");
+        if (!telex_auth_is_admin(svc, authz.base, authz.len)) {
+            telex_respond_error(req, 401, "invalid_request_error", "invalid_admin_token", NULL,
+                                "GET /metrics needs the admin token (metrics.require_admin): send "
+                                "`Authorization: Bearer <admin token>`.");
+            return 0;
+        }
+    }
+    metrics_job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
+        return 0;
+    }
+    j->svc = svc;
+    j->buf.limit = 64u << 20;
+    if (telex_services_off_loop(req, j, metrics_work, metrics_respond, metrics_free) != 0) {
+        free(j);
+        telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue the metrics");
+    }
+    return 0;
+}

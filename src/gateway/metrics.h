@@ -1,0 +1,87 @@
+/*
+ * gateway/metrics.h — Prometheus metrics, counted lock-free from every
+ * worker thread, served as text by GET /metrics.
+ *
+ * Counters are relaxed atomics in series found through a lock-free
+ * open-addressing table (a mutex is taken only to add a new series, once
+ * per label combination). Label combinations are capped (2048): beyond
+ * that, new ones are counted under the label value "_other_", so a client
+ * inventing model names cannot grow memory without bound.
+ *
+ * Families:
+ *   telex_requests_total{status,model,provider}          counter
+ *   telex_active_streams                                 gauge
+ *   telex_time_to_first_token_seconds{model,provider}    histogram
+ *   telex_inter_token_latency_seconds{model,provider}    histogram
+ *   telex_request_duration_seconds{model,provider}       histogram
+ *   telex_tokens_total{model,provider,type}              counter (type: prompt, completion, cached, reasoning)
+ *   telex_cost_usd_total{model,provider}                 counter
+ *   telex_response_bytes_total{model,provider}           counter
+ *   telex_upstream_errors_total{provider,kind}           counter
+ *   telex_fallbacks_total{model,provider}                counter (provider: the route that failed)
+ *   telex_resumes_total                                  counter
+ * and, added by the handler from the services: telex_ledger_rows_written_total,
+ * telex_ledger_rows_dropped_total, telex_ledger_rows_pending, telex_api_keys_active.
+ *
+ * Integration — the relay calls:
+ *   telex_metrics_stream_started(m)   when a request takes a stream slot,
+ *   telex_metrics_stream_ended(m)     when it gives it back;
+ *   telex_metrics_inter_token(m, model, provider, gap_s)   for every chunk
+ *                                     after the first (gap since the previous one);
+ *   telex_metrics_upstream_error(m, provider, kind)  for each upstream failure
+ *                                     (kind = telex_upstream_failure_name(...));
+ *   telex_metrics_fallback(m, model, failed_provider)  when it tries the next route;
+ *   telex_metrics_resume(m)           when a client resumes a stream (Last-Event-ID);
+ *   telex_metrics_request_done(m, &r) once per request, whatever its status
+ *                                     (also 4xx answered by the router), with
+ *                                     ttft, duration, tokens, cost and bytes sent.
+ * m = telex_services_metrics(svc). All are safe from any thread.
+ */
+#ifndef TELEX_GATEWAY_METRICS_H
+#define TELEX_GATEWAY_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <h2o.h>
+
+#include "gateway/services.h"
+#include "util/buf.h"
+
+typedef struct telex_metrics telex_metrics_t;
+
+typedef struct telex_metrics_request {
+    int status;              /* HTTP status sent */
+    const char *model;       /* NULL or "" when unknown */
+    const char *provider;    /* NULL or "" when no provider was reached */
+    double ttft_seconds;     /* < 0: no first token */
+    double duration_seconds; /* < 0: not observed */
+    uint64_t prompt_tokens;
+    uint64_t completion_tokens;
+    uint64_t cached_tokens;
+    uint64_t reasoning_tokens;
+    double cost_usd;
+    uint64_t bytes_out;
+} telex_metrics_request_t;
+
+/* NULL when out of memory. */
+telex_metrics_t *telex_metrics_new(void);
+void telex_metrics_free(telex_metrics_t *m);
+
+void telex_metrics_request_done(telex_metrics_t *m, const telex_metrics_request_t *r);
+void telex_metrics_stream_started(telex_metrics_t *m);
+void telex_metrics_stream_ended(telex_metrics_t *m);
+void telex_metrics_inter_token(telex_metrics_t *m, const char *model, const char *provider, double gap_seconds);
+void telex_metrics_upstream_error(telex_metrics_t *m, const char *provider, const char *kind);
+void telex_metrics_fallback(telex_metrics_t *m, const char *model, const char *failed_provider);
+void telex_metrics_resume(telex_metrics_t *m);
+
+/* Appends the Prometheus text exposition (format 0.0.4) to out. Returns 0,
+ * or -1 when out's limit or memory ran out. */
+int telex_metrics_render(telex_metrics_t *m, telex_buf_t *out);
+
+/* Answers GET/HEAD /metrics (405 otherwise; 401 without the admin token
+ * when metrics.require_admin). Returns 0. */
+int telex_metrics_handle(telex_services_t *svc, h2o_req_t *req);
+
+#endif

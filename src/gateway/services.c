@@ -1,0 +1,263 @@
+/*
+ * gateway/services.c — creation, the key-reload tick, shutdown, and the
+ * off-loop job helper. See services.h.
+ */
+#include "gateway/services.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <uv.h>
+
+#include "gateway/auth.h"
+#include "gateway/limits.h"
+#include "gateway/metrics.h"
+#include "gateway/presets.h"
+#include "http/respond.h"
+#include "store/ledger.h"
+#include "store/store.h"
+#include "util/log.h"
+
+struct telex_services {
+    const telex_config_t *cfg;
+    telex_store_t *store;
+    telex_ledger_t *ledger;
+    telex_keyset_t *keyset;
+    telex_limits_t *limits;
+    telex_metrics_t *metrics;
+    telex_presets_t *presets;
+    bool loopback;
+    bool allow_anonymous;
+    pthread_mutex_t reload_lock; /* one key reload at a time */
+    int64_t data_version;        /* under reload_lock */
+    bool reload_failing;
+};
+
+/* Jobs whose work() may still be using the store: close waits for them. */
+static atomic_int jobs_in_work;
+
+const telex_config_t *telex_services_config(const telex_services_t *svc)
+{
+    return svc->cfg;
+}
+telex_store_t *telex_services_store(telex_services_t *svc)
+{
+    return svc->store;
+}
+telex_keyset_t *telex_services_keyset(telex_services_t *svc)
+{
+    return svc->keyset;
+}
+telex_limits_t *telex_services_limits(telex_services_t *svc)
+{
+    return svc->limits;
+}
+telex_metrics_t *telex_services_metrics(telex_services_t *svc)
+{
+    return svc->metrics;
+}
+const telex_presets_t *telex_services_presets(const telex_services_t *svc)
+{
+    return svc->presets;
+}
+telex_ledger_t *telex_services_ledger(telex_services_t *svc)
+{
+    return svc->ledger;
+}
+
+bool telex_services_anonymous_allowed(telex_services_t *svc)
+{
+    return svc->allow_anonymous || (svc->loopback && telex_keyset_active(svc->keyset) == 0);
+}
+
+int telex_services_reload_keys(telex_services_t *svc)
+{
+    char err[512];
+    pthread_mutex_lock(&svc->reload_lock);
+    int64_t v = 0;
+    telex_store_data_version(svc->store, &v, NULL, 0);
+    int rc = telex_keyset_load(svc->keyset, svc->store, svc->limits, err, sizeof err);
+    if (rc == 0)
+        svc->data_version = v;
+    pthread_mutex_unlock(&svc->reload_lock);
+    return rc;
+}
+
+/* On the ledger thread, every second: reload the keys when another process
+ * (telex keys ...) changed the database. */
+static void on_tick(void *arg)
+{
+    telex_services_t *svc = arg;
+    int64_t v = 0;
+    if (telex_store_data_version(svc->store, &v, NULL, 0) != 0)
+        return;
+    pthread_mutex_lock(&svc->reload_lock);
+    bool changed = v != svc->data_version;
+    pthread_mutex_unlock(&svc->reload_lock);
+    if (!changed)
+        return;
+    int rc = telex_services_reload_keys(svc);
+    if (rc != 0 && !svc->reload_failing)
+        telex_log_event("warn", "cannot reload API keys; keeping the previous set", NULL);
+    else if (rc == 0)
+        telex_log_event("info", "API keys reloaded", "\"active\":%zu", telex_keyset_active(svc->keyset));
+    svc->reload_failing = rc != 0;
+}
+
+static void log_store(const telex_services_t *svc, size_t active, bool anonymous)
+{
+    json_t *line = json_pack("{s:s,s:s,s:s,s:I,s:b}", "level", "info", "msg", "store opened", "path",
+                             svc->cfg->store.path, "api_keys", (json_int_t)active, "anonymous", anonymous);
+    if (line != NULL)
+        telex_log_json(line);
+}
+
+int telex_services_open(telex_services_t **out, const telex_config_t *cfg, const telex_services_options_t *options,
+                        char *err, size_t errlen)
+{
+    *out = NULL;
+    telex_services_t *svc = calloc(1, sizeof(*svc));
+    if (svc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&svc->reload_lock, NULL);
+    svc->cfg = cfg;
+    svc->loopback = telex_config_addr_is_loopback(&cfg->listen_addr);
+    svc->allow_anonymous = (options && options->allow_anonymous) || cfg->auth.allow_anonymous;
+    int rc;
+    if ((svc->limits = telex_limits_new()) == NULL || (svc->keyset = telex_keyset_new()) == NULL ||
+        (svc->metrics = telex_metrics_new()) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if ((rc = telex_presets_new(&svc->presets, cfg, err, errlen)) != 0)
+        goto fail;
+    if ((rc = telex_store_open(&svc->store, cfg->store.path, err, errlen)) != 0)
+        goto fail;
+    if ((rc = telex_services_reload_keys(svc)) != 0) {
+        snprintf(err, errlen, "%s: cannot read the API keys", cfg->store.path);
+        goto fail;
+    }
+    size_t active = telex_keyset_active(svc->keyset);
+    if (active == 0 && !svc->loopback && !svc->allow_anonymous) {
+        snprintf(err, errlen,
+                 "telex listens on %s, which is not a loopback address, and has no API keys: anyone could use "
+                 "it. Create a key (telex keys create --name NAME, with the same config/TELEX_DB), or start with "
+                 "--allow-anonymous to serve without keys on purpose.",
+                 cfg->listen);
+        rc = -EPERM;
+        goto fail;
+    }
+    if (!(options && options->no_ledger_thread)) {
+        telex_ledger_options_t lo = {
+            .flush_interval_seconds = cfg->store.flush_interval_seconds,
+            .max_pending = (size_t)cfg->store.max_pending,
+            .tick_seconds = 1,
+            .on_tick = on_tick,
+            .tick_arg = svc,
+        };
+        if ((rc = telex_ledger_start(&svc->ledger, svc->store, &lo, err, errlen)) != 0)
+            goto fail;
+    }
+    log_store(svc, active, telex_services_anonymous_allowed(svc));
+    *out = svc;
+    return 0;
+fail:
+    telex_services_close(svc);
+    return rc;
+}
+
+unsigned long long telex_services_close(telex_services_t *svc)
+{
+    if (svc == NULL)
+        return 0;
+    unsigned long long lost = telex_ledger_stop(svc->ledger);
+    /* a usage query or admin call may still run on the thread pool */
+    for (int i = 0; i < 500 && atomic_load(&jobs_in_work) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&jobs_in_work) == 0)
+        telex_store_close(svc->store);
+    telex_presets_free(svc->presets);
+    telex_metrics_free(svc->metrics);
+    telex_keyset_free(svc->keyset);
+    telex_limits_free(svc->limits);
+    pthread_mutex_destroy(&svc->reload_lock);
+    free(svc);
+    return lost;
+}
+
+/* ---- off-loop jobs ------------------------------------------------------------ */
+
+typedef struct off_loop {
+    uv_work_t work;
+    h2o_req_t *req;          /* NULL once h2o disposed of the request */
+    struct off_loop **link;  /* in the request's pool; cleared when done */
+    void *job;
+    void (*fn)(void *job);
+    void (*respond)(h2o_req_t *req, void *job);
+    void (*free_job)(void *job);
+} off_loop_t;
+
+static void on_req_disposed(void *p)
+{
+    off_loop_t *o = *(off_loop_t **)p;
+    if (o != NULL)
+        o->req = NULL;
+}
+
+static void work_cb(uv_work_t *w)
+{
+    off_loop_t *o = w->data;
+    o->fn(o->job);
+    atomic_fetch_sub(&jobs_in_work, 1);
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+    off_loop_t *o = w->data;
+    if (o->req != NULL) {
+        *o->link = NULL;
+        h2o_req_t *req = o->req;
+        o->req = NULL;
+        if (status == 0)
+            o->respond(req, o->job);
+        else
+            telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The request was cancelled.");
+    }
+    o->free_job(o->job);
+    free(o);
+}
+
+int telex_services_off_loop(h2o_req_t *req, void *job, void (*work)(void *job),
+                            void (*respond)(h2o_req_t *req, void *job), void (*free_job)(void *job))
+{
+    off_loop_t *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return -1;
+    off_loop_t **link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_disposed);
+    *link = o;
+    o->req = req;
+    o->link = link;
+    o->job = job;
+    o->fn = work;
+    o->respond = respond;
+    o->free_job = free_job;
+    o->work.data = o;
+    atomic_fetch_add(&jobs_in_work, 1);
+    if (uv_queue_work(req->conn->ctx->loop, &o->work, work_cb, after_work_cb) != 0) {
+        atomic_fetch_sub(&jobs_in_work, 1);
+        *link = NULL;
+        free(o);
+        return -1;
+    }
+    return 0;
+}
