@@ -1,0 +1,166 @@
+/*
+ * tests/unit/test_limits.c — per-key budgets and rate limits on a driven
+ * clock: the requests-per-minute bucket (burst, refill, Retry-After), the
+ * tokens-per-minute bucket (reservation, settling, overdraft), budgets,
+ * spend seeding, and exact counts when many threads admit at once.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "gateway/limits.h"
+
+static const uint64_t T0 = 1000000;
+
+static void test_rpm_bucket(void **state)
+{
+    (void)state;
+    telex_limits_t *l = telex_limits_new();
+    telex_key_limits_t kl = {.rpm = 3, .tpm = 0, .budget_usd = -1};
+    unsigned retry = 99;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(telex_limits_admit(l, 1, &kl, 0, T0, &retry), TELEX_LIMIT_OK);
+    assert_int_equal(retry, 0);
+    assert_int_equal(telex_limits_admit(l, 1, &kl, 0, T0, &retry), TELEX_LIMIT_RPM);
+    assert_int_equal(retry, 20); /* one request every 60/3 s */
+    /* 10 s later: half a token, still refused, 10 s to go */
+    assert_int_equal(telex_limits_admit(l, 1, &kl, 0, T0 + 10000, &retry), TELEX_LIMIT_RPM);
+    assert_int_equal(retry, 10);
+    assert_int_equal(telex_limits_admit(l, 1, &kl, 0, T0 + 20000, &retry), TELEX_LIMIT_OK);
+    /* another key is not affected */
+    assert_int_equal(telex_limits_admit(l, 2, &kl, 0, T0, &retry), TELEX_LIMIT_OK);
+    /* a long pause refills to the capacity, not beyond */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(telex_limits_admit(l, 1, &kl, 0, T0 + 3600000, &retry), TELEX_LIMIT_OK);
+    assert_int_equal(telex_limits_admit(l, 1, &kl, 0, T0 + 3600000, &retry), TELEX_LIMIT_RPM);
+    /* unlimited */
+    telex_key_limits_t none = {.rpm = 0, .tpm = 0, .budget_usd = -1};
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(telex_limits_admit(l, 3, &none, 1000000, T0, &retry), TELEX_LIMIT_OK);
+    telex_limits_free(l);
+}
+
+static void test_tpm_bucket(void **state)
+{
+    (void)state;
+    telex_limits_t *l = telex_limits_new();
+    telex_key_limits_t kl = {.rpm = 0, .tpm = 600, .budget_usd = -1}; /* 10 tokens per second */
+    unsigned retry = 0;
+    /* the first request reserves 500 of 600 */
+    assert_int_equal(telex_limits_admit(l, 7, &kl, 500, T0, &retry), TELEX_LIMIT_OK);
+    /* a second one may still start (bucket positive) and overdraws it */
+    assert_int_equal(telex_limits_admit(l, 7, &kl, 500, T0, &retry), TELEX_LIMIT_OK);
+    /* now -400: refused until it is positive again: 40 s + a token */
+    assert_int_equal(telex_limits_admit(l, 7, &kl, 1, T0, &retry), TELEX_LIMIT_TPM);
+    assert_int_equal(retry, 41);
+    /* the first request really used 100 tokens: 400 come back; bucket 0 */
+    telex_limits_settle(l, 7, 500, 100, 0);
+    assert_int_equal(telex_limits_admit(l, 7, &kl, 1, T0, &retry), TELEX_LIMIT_TPM);
+    assert_int_equal(retry, 1);
+    assert_int_equal(telex_limits_admit(l, 7, &kl, 1, T0 + 1000, &retry), TELEX_LIMIT_OK);
+    /* the second used 2000: deep overdraft, refused for about 3.3 minutes */
+    telex_limits_settle(l, 7, 500, 2000, 0);
+    assert_int_equal(telex_limits_admit(l, 7, &kl, 1, T0 + 1000, &retry), TELEX_LIMIT_TPM);
+    assert_true(retry >= 150 && retry <= 152);
+    assert_int_equal(telex_limits_admit(l, 7, &kl, 1, T0 + 1000 + 152000, &retry), TELEX_LIMIT_OK);
+    telex_limits_free(l);
+}
+
+static void test_tpm_refusal_takes_no_request(void **state)
+{
+    (void)state;
+    telex_limits_t *l = telex_limits_new();
+    telex_key_limits_t kl = {.rpm = 2, .tpm = 60, .budget_usd = -1};
+    unsigned retry;
+    assert_int_equal(telex_limits_admit(l, 1, &kl, 100, T0, &retry), TELEX_LIMIT_OK); /* tpm -40 */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(telex_limits_admit(l, 1, &kl, 1, T0, &retry), TELEX_LIMIT_TPM);
+    /* the refusals did not use the second request of the minute */
+    telex_limits_settle(l, 1, 100, 0, 0); /* tpm back to 60 */
+    assert_int_equal(telex_limits_admit(l, 1, &kl, 1, T0, &retry), TELEX_LIMIT_OK);
+    assert_int_equal(telex_limits_admit(l, 1, &kl, 1, T0, &retry), TELEX_LIMIT_RPM);
+    telex_limits_free(l);
+}
+
+static void test_budget(void **state)
+{
+    (void)state;
+    telex_limits_t *l = telex_limits_new();
+    telex_key_limits_t kl = {.rpm = 0, .tpm = 0, .budget_usd = 1.0};
+    unsigned retry;
+    assert_int_equal(telex_limits_seed_spend(l, 5, 0.75), 0);
+    assert_true(telex_limits_spent(l, 5) == 0.75);
+    assert_int_equal(telex_limits_admit(l, 5, &kl, 0, T0, &retry), TELEX_LIMIT_OK);
+    telex_limits_settle(l, 5, 0, 10, 0.2);
+    assert_int_equal(telex_limits_admit(l, 5, &kl, 0, T0, &retry), TELEX_LIMIT_OK); /* 0.95 < 1 */
+    telex_limits_settle(l, 5, 0, 10, 0.05);
+    assert_int_equal(telex_limits_admit(l, 5, &kl, 0, T0, &retry), TELEX_LIMIT_BUDGET); /* 1.0 reached */
+    assert_int_equal(retry, 0);
+    /* a raised budget lets it through again */
+    kl.budget_usd = 2;
+    assert_int_equal(telex_limits_admit(l, 5, &kl, 0, T0, &retry), TELEX_LIMIT_OK);
+    /* seeding again (a key reload) never overwrites the running count */
+    assert_int_equal(telex_limits_seed_spend(l, 5, 0), 0);
+    assert_true(telex_limits_spent(l, 5) > 0.99);
+    /* a zero budget refuses at once; no budget never does */
+    telex_key_limits_t zero = {.budget_usd = 0};
+    assert_int_equal(telex_limits_admit(l, 6, &zero, 0, T0, &retry), TELEX_LIMIT_BUDGET);
+    assert_true(telex_limits_spent(l, 99) == 0);
+    telex_limits_free(l);
+}
+
+typedef struct {
+    telex_limits_t *l;
+    int admitted;
+} worker_t;
+
+static void *admit_many(void *arg)
+{
+    worker_t *w = arg;
+    telex_key_limits_t kl = {.rpm = 1000, .tpm = 0, .budget_usd = -1};
+    for (int i = 0; i < 500; i++) {
+        unsigned retry;
+        if (telex_limits_admit(w->l, 42, &kl, 0, T0, &retry) == TELEX_LIMIT_OK)
+            w->admitted++;
+        telex_limits_settle(w->l, 42, 0, 0, 0.001);
+    }
+    return NULL;
+}
+
+static void test_counts_across_threads(void **state)
+{
+    (void)state;
+    telex_limits_t *l = telex_limits_new();
+    pthread_t th[8];
+    worker_t w[8];
+    for (int i = 0; i < 8; i++) {
+        w[i] = (worker_t){l, 0};
+        pthread_create(&th[i], NULL, admit_many, &w[i]);
+    }
+    int total = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        total += w[i].admitted;
+    }
+    assert_int_equal(total, 1000); /* exactly the bucket, at one instant */
+    double spent = telex_limits_spent(l, 42);
+    assert_true(spent > 3.999 && spent < 4.001);
+    telex_limits_free(l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rpm_bucket),
+        cmocka_unit_test(test_tpm_bucket),
+        cmocka_unit_test(test_tpm_refusal_takes_no_request),
+        cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_counts_across_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
