@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,7 +210,13 @@ int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_l
     pthread_cond_init(&l->written, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&l->lock, NULL);
+    /* The writer never takes a signal: SIGINT/SIGTERM belong to the thread
+     * that waits for them (http/server.c), whatever the order of start-up. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = pthread_create(&l->thread, NULL, writer_main, l);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         pthread_cond_destroy(&l->wake);
         pthread_cond_destroy(&l->written);
