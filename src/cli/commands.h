@@ -17,5 +17,14 @@
 int telex_cmd_sse(int argc, char **argv);
 int telex_cmd_serve(int argc, char **argv);
 int telex_cmd_mock(int argc, char **argv);
+int telex_cmd_keys(int argc, char **argv);
+int telex_cmd_usage(int argc, char **argv);
+
+/* keys.c: opens the store for `telex keys` / `telex usage`: --db if given,
+ * else the config's store.path (config_path, else $TELEX_CONFIG, else the
+ * defaults with $TELEX_DB). Returns 0, or the exit code after printing
+ * "telex CMD: <why>" on stderr. */
+struct telex_store;
+int telex_cli_open_store(const char *cmd, const char *config_path, const char *db, struct telex_store **out);
 
 #endif

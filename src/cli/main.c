@@ -16,6 +16,8 @@ static const command_t commands[] = {
     {"serve", telex_cmd_serve, "run the streaming gateway (see `telex serve --help`)"},
     {"mock", telex_cmd_mock, "run an OpenAI-compatible fake upstream for tests and benchmarks"},
     {"sse", telex_cmd_sse, "decode or encode an SSE event stream (stdin to stdout)"},
+    {"keys", telex_cmd_keys, "create, list, show, revoke and update API keys"},
+    {"usage", telex_cmd_usage, "print token and cost totals from the usage ledger"},
 };
 
 static void print_usage(FILE *out)

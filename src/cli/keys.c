@@ -1,0 +1,441 @@
+/*
+ * cli/keys.c — `telex keys create|list|show|revoke|update`: manage API keys
+ * in the store (the same SQLite file `telex serve` uses: store.path of the
+ * config, or TELEX_DB, or --db).
+ *
+ * `create` prints the new key once, alone on stdout (so
+ * KEY=$(telex keys create --name ci) works) and what it did on stderr; only
+ * its SHA-256 is stored. Nothing else ever prints a key. A running server
+ * notices changes within about a second. Exit codes as in commands.h: 64
+ * usage, 65 bad value or no such key, 69 the database cannot be used,
+ * 78 bad configuration.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli/commands.h"
+#include "config/config.h"
+#include "gateway/auth.h"
+#include "store/store.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: telex keys create --name NAME [--budget-usd X] [--rpm N] [--tpm N]\n"
+            "                         [--models a,b] [--expires WHEN] [--json]\n"
+            "       telex keys list [--json]\n"
+            "       telex keys show ID|NAME [--json]\n"
+            "       telex keys revoke ID|NAME\n"
+            "       telex keys update ID|NAME [--name NAME] [--budget-usd X|none] [--rpm N]\n"
+            "                         [--tpm N] [--models a,b|all] [--expires WHEN|never]\n"
+            "\n"
+            "Manages the API keys clients send as `Authorization: Bearer tlx_...`.\n"
+            "`create` prints the key once; telex keeps only its SHA-256.\n"
+            "\n"
+            "  --name NAME         a label for the key's owner (unique among active keys)\n"
+            "  --budget-usd X      lifetime spend limit in US dollars; then 402 (default none)\n"
+            "  --rpm N             requests per minute; then 429 (default 0 = unlimited)\n"
+            "  --tpm N             tokens per minute; then 429 (default 0 = unlimited)\n"
+            "  --models a,b        models the key may use: names, prefixes ending in *,\n"
+            "                      preset:NAME (default all)\n"
+            "  --expires WHEN      2026-01-31 (00:00 UTC), 2026-01-31T12:00:00Z, 90m, 12h,\n"
+            "                      30d or 2w (default never)\n"
+            "  --json              machine-readable output\n"
+            "  -c, --config FILE   telex.yaml whose store.path to use (default $TELEX_CONFIG)\n"
+            "      --db PATH       the database file itself (default: store.path, $TELEX_DB,\n"
+            "                      else $XDG_STATE_HOME/telex/telex.db)\n"
+            "  -h, --help          this help\n"
+            "\nSee docs/keys.md.\n");
+}
+
+enum { OPT_NAME = 256, OPT_BUDGET, OPT_RPM, OPT_TPM, OPT_MODELS, OPT_EXPIRES, OPT_JSON, OPT_DB };
+
+typedef struct opts {
+    const char *config, *db;
+    const char *name, *budget, *rpm, *tpm, *models, *expires;
+    int json;
+} opts_t;
+
+static int fail_value(const char *flag, const char *why)
+{
+    fprintf(stderr, "telex keys: %s: %s\n", flag, why);
+    return TELEX_EXIT_DATAERR;
+}
+
+static int store_exit(int rc)
+{
+    return rc == -ENOENT || rc == -EEXIST || rc == -EINVAL ? TELEX_EXIT_DATAERR : TELEX_EXIT_UNAVAILABLE;
+}
+
+/* Applies the value flags to *row; *set gets TELEX_KEY_SET_* bits. */
+static int apply_flags(const opts_t *o, telex_key_row_t *row, unsigned *set)
+{
+    char err[256];
+    *set = 0;
+    if (o->name) {
+        if (telex_key_check_name(o->name, err, sizeof err) != 0)
+            return fail_value("--name", err);
+        snprintf(row->name, sizeof row->name, "%s", o->name);
+        *set |= TELEX_KEY_SET_NAME;
+    }
+    if (o->budget) {
+        if (strcmp(o->budget, "none") == 0) {
+            row->budget_usd = -1;
+        } else {
+            char *end;
+            double v = strtod(o->budget, &end);
+            if (*o->budget == '\0' || *end != '\0' || telex_key_check_budget(v, err, sizeof err) != 0)
+                return fail_value("--budget-usd", "expected a number of US dollars from 0 to 1000000000 (or none)");
+            row->budget_usd = v;
+        }
+        *set |= TELEX_KEY_SET_BUDGET;
+    }
+    const char *rates[2] = {o->rpm, o->tpm};
+    for (int i = 0; i < 2; i++) {
+        if (!rates[i])
+            continue;
+        char *end;
+        long long v = strtoll(rates[i], &end, 10);
+        if (*rates[i] == '\0' || *end != '\0' || telex_key_check_rate(v, i ? "--tpm" : "--rpm", err, sizeof err))
+            return fail_value(i ? "--tpm" : "--rpm", "expected a whole number from 0 (unlimited) to 1000000000");
+        if (i == 0)
+            row->rpm = v;
+        else
+            row->tpm = v;
+        *set |= i ? TELEX_KEY_SET_TPM : TELEX_KEY_SET_RPM;
+    }
+    if (o->models) {
+        const char *items[1] = {o->models};
+        size_t n = strcmp(o->models, "all") == 0 ? 0 : 1;
+        if (telex_key_join_models(items, n, row->models, sizeof row->models, err, sizeof err) != 0)
+            return fail_value("--models", err);
+        *set |= TELEX_KEY_SET_MODELS;
+    }
+    if (o->expires) {
+        if (telex_parse_expiry(o->expires, (int64_t)time(NULL), &row->expires_at, err, sizeof err) != 0)
+            return fail_value("--expires", err);
+        *set |= TELEX_KEY_SET_EXPIRES;
+    }
+    return 0;
+}
+
+static void print_json(json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
+    if (text != NULL) {
+        puts(text);
+        free(text);
+    }
+}
+
+static void format_day(int64_t t, char *buf, size_t n, const char *none)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t == 0 || gmtime_r(&tt, &tm) == NULL || strftime(buf, n, "%Y-%m-%d %H:%M", &tm) == 0)
+        snprintf(buf, n, "%s", none);
+}
+
+static const char *status_of(const telex_key_row_t *k, int64_t now)
+{
+    return k->revoked_at ? "revoked" : (k->expires_at && k->expires_at <= now) ? "expired" : "active";
+}
+
+static void print_key(const telex_key_row_t *k)
+{
+    char created[32], expires[32], revoked[32], used[32];
+    int64_t now = (int64_t)time(NULL);
+    format_day(k->created_at, created, sizeof created, "-");
+    format_day(k->expires_at, expires, sizeof expires, "never");
+    format_day(k->revoked_at, revoked, sizeof revoked, "-");
+    format_day(k->last_used_at, used, sizeof used, "never");
+    printf("id:         %lld\n", (long long)k->id);
+    printf("name:       %s\n", k->name);
+    printf("key:        %s... (only the start is kept in clear)\n", k->prefix);
+    printf("status:     %s\n", status_of(k, now));
+    printf("created:    %s UTC\n", created);
+    printf("expires:    %s%s\n", expires, k->expires_at ? " UTC" : "");
+    if (k->revoked_at)
+        printf("revoked:    %s UTC\n", revoked);
+    printf("last used:  %s%s\n", used, k->last_used_at ? " UTC" : "");
+    if (k->budget_usd >= 0)
+        printf("budget:     $%.4f (spent $%.6f, %.1f%%)\n", k->budget_usd, k->spent_usd,
+               k->budget_usd > 0 ? 100 * k->spent_usd / k->budget_usd : 100.0);
+    else
+        printf("budget:     none (spent $%.6f)\n", k->spent_usd);
+    printf("rpm:        %s", k->rpm ? "" : "unlimited\n");
+    if (k->rpm)
+        printf("%lld requests per minute\n", (long long)k->rpm);
+    printf("tpm:        %s", k->tpm ? "" : "unlimited\n");
+    if (k->tpm)
+        printf("%lld tokens per minute\n", (long long)k->tpm);
+    printf("models:     %s\n", k->models[0] ? k->models : "all");
+}
+
+int telex_cli_open_store(const char *cmd, const char *config_path, const char *db, telex_store_t **out)
+{
+    char err[1024];
+    telex_config_t *cfg = NULL;
+    const char *path = db;
+    *out = NULL;
+    if (path == NULL) {
+        if (telex_config_load(&cfg, telex_config_path(config_path), err, sizeof err) != 0) {
+            fprintf(stderr, "telex %s: %s\n", cmd, err);
+            return TELEX_EXIT_CONFIG;
+        }
+        path = cfg->store.path;
+    }
+    int rc = telex_store_open(out, path, err, sizeof err);
+    telex_config_free(cfg);
+    if (rc != 0) {
+        fprintf(stderr, "telex %s: %s\n", cmd, err);
+        return TELEX_EXIT_UNAVAILABLE;
+    }
+    return 0;
+}
+
+static int cmd_create(telex_store_t *s, const opts_t *o)
+{
+    if (!o->name) {
+        fprintf(stderr, "telex keys create: --name is required (a label for the key's owner)\n");
+        return TELEX_EXIT_USAGE;
+    }
+    telex_key_row_t fields;
+    memset(&fields, 0, sizeof fields);
+    fields.budget_usd = -1;
+    unsigned set;
+    int rc = apply_flags(o, &fields, &set);
+    if (rc != 0)
+        return rc;
+    telex_key_row_t row;
+    char key[TELEX_KEY_LEN + 1], err[512];
+    if (telex_key_new_row(fields.name, &row, key) != 0) {
+        fprintf(stderr, "telex keys: the kernel gave no randomness\n");
+        return TELEX_EXIT_SOFTWARE;
+    }
+    row.budget_usd = fields.budget_usd;
+    row.rpm = fields.rpm;
+    row.tpm = fields.tpm;
+    row.expires_at = fields.expires_at;
+    memcpy(row.models, fields.models, sizeof row.models);
+    if ((rc = telex_store_key_insert(s, &row, err, sizeof err)) != 0) {
+        fprintf(stderr, "telex keys create: %s\n", err);
+        return store_exit(rc);
+    }
+    if (o->json) {
+        json_t *j = telex_key_to_json(&row, 0, (int64_t)time(NULL));
+        if (j != NULL)
+            json_object_set_new(j, "key", json_string(key));
+        print_json(j);
+        json_decref(j);
+    } else {
+        printf("%s\n", key);
+        fprintf(stderr,
+                "telex keys: created key %lld \"%s\". The line above is the key: store it now, telex shows it "
+                "only once.\n",
+                (long long)row.id, row.name);
+    }
+    fflush(stdout);
+    memset(key, 0, sizeof key);
+    return TELEX_EXIT_OK;
+}
+
+static int cmd_list(telex_store_t *s, const opts_t *o)
+{
+    telex_key_row_t *rows = NULL;
+    size_t n = 0;
+    char err[512];
+    int rc = telex_store_key_list(s, &rows, &n, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "telex keys list: %s\n", err);
+        return store_exit(rc);
+    }
+    int64_t now = (int64_t)time(NULL);
+    if (o->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < n; i++)
+            json_array_append_new(arr, telex_key_to_json(&rows[i], 0, now));
+        print_json(arr);
+        json_decref(arr);
+    } else if (n == 0) {
+        printf("No API keys. Create one with: telex keys create --name NAME\n");
+    } else {
+        printf("%-5s %-20s %-15s %-8s %-16s %-16s %12s %12s %7s %9s  %s\n", "ID", "NAME", "KEY", "STATUS", "CREATED",
+               "EXPIRES", "BUDGET_USD", "SPENT_USD", "RPM", "TPM", "MODELS");
+        for (size_t i = 0; i < n; i++) {
+            const telex_key_row_t *k = &rows[i];
+            char created[32], expires[32], budget[32], rpm[24], tpm[24], prefix[20];
+            format_day(k->created_at, created, sizeof created, "-");
+            format_day(k->expires_at, expires, sizeof expires, "never");
+            if (k->budget_usd >= 0)
+                snprintf(budget, sizeof budget, "%.4f", k->budget_usd);
+            else
+                snprintf(budget, sizeof budget, "none");
+            snprintf(rpm, sizeof rpm, "%lld", (long long)k->rpm);
+            snprintf(tpm, sizeof tpm, "%lld", (long long)k->tpm);
+            snprintf(prefix, sizeof prefix, "%s...", k->prefix);
+            printf("%-5lld %-20s %-15s %-8s %-16s %-16s %12s %12.6f %7s %9s  %s\n", (long long)k->id, k->name, prefix,
+                   status_of(k, now), created, expires, budget, k->spent_usd, k->rpm ? rpm : "-", k->tpm ? tpm : "-",
+                   k->models[0] ? k->models : "all");
+        }
+    }
+    free(rows);
+    return TELEX_EXIT_OK;
+}
+
+static int find(telex_store_t *s, const char *cmd, const char *ref, telex_key_row_t *row)
+{
+    char err[512];
+    int rc = telex_store_key_find(s, ref, row, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "telex keys %s: %s\n", cmd, err);
+        return store_exit(rc);
+    }
+    return 0;
+}
+
+static int show(const telex_key_row_t *row, const opts_t *o)
+{
+    if (o->json) {
+        json_t *j = telex_key_to_json(row, 0, (int64_t)time(NULL));
+        print_json(j);
+        json_decref(j);
+    } else {
+        print_key(row);
+    }
+    return TELEX_EXIT_OK;
+}
+
+static int cmd_on_key(telex_store_t *s, const char *cmd, const char *ref, const opts_t *o)
+{
+    telex_key_row_t row;
+    char err[512];
+    int rc = find(s, cmd, ref, &row);
+    if (rc != 0)
+        return rc;
+    if (strcmp(cmd, "show") == 0)
+        return show(&row, o);
+    if (strcmp(cmd, "revoke") == 0) {
+        if (row.revoked_at != 0) {
+            fprintf(stderr, "telex keys revoke: key %lld \"%s\" was already revoked\n", (long long)row.id, row.name);
+            return TELEX_EXIT_OK;
+        }
+        if ((rc = telex_store_key_revoke(s, row.id, (int64_t)time(NULL), err, sizeof err)) != 0) {
+            fprintf(stderr, "telex keys revoke: %s\n", err);
+            return store_exit(rc);
+        }
+        fprintf(stderr, "telex keys: revoked key %lld \"%s\"; requests with it now get 401\n", (long long)row.id,
+                row.name);
+        return TELEX_EXIT_OK;
+    }
+    /* update */
+    telex_key_row_t values = row;
+    unsigned set;
+    if ((rc = apply_flags(o, &values, &set)) != 0)
+        return rc;
+    if (set == 0) {
+        fprintf(stderr, "telex keys update: nothing to change (give --name, --budget-usd, --rpm, --tpm, --models or "
+                        "--expires)\n");
+        return TELEX_EXIT_USAGE;
+    }
+    if ((rc = telex_store_key_update(s, row.id, set, &values, err, sizeof err)) != 0 ||
+        (rc = telex_store_key_get(s, row.id, &row, err, sizeof err)) != 0) {
+        fprintf(stderr, "telex keys update: %s\n", err);
+        return store_exit(rc);
+    }
+    return show(&row, o);
+}
+
+int telex_cmd_keys(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},  {"db", required_argument, NULL, OPT_DB},
+        {"name", required_argument, NULL, OPT_NAME}, {"budget-usd", required_argument, NULL, OPT_BUDGET},
+        {"rpm", required_argument, NULL, OPT_RPM},   {"tpm", required_argument, NULL, OPT_TPM},
+        {"models", required_argument, NULL, OPT_MODELS}, {"expires", required_argument, NULL, OPT_EXPIRES},
+        {"json", no_argument, NULL, OPT_JSON},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    opts_t o;
+    memset(&o, 0, sizeof o);
+    if (argc < 2) {
+        usage(stderr);
+        return TELEX_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return TELEX_EXIT_OK;
+    }
+    static const char *const cmds[] = {"create", "list", "show", "revoke", "update"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        known |= strcmp(cmd, cmds[i]) == 0;
+    if (!known) {
+        fprintf(stderr, "telex keys: unknown command '%s' (create, list, show, revoke, update)\n\n", cmd);
+        usage(stderr);
+        return TELEX_EXIT_USAGE;
+    }
+    int opt;
+    optind = 2;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":c:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': o.config = optarg; break;
+        case OPT_DB: o.db = optarg; break;
+        case OPT_NAME: o.name = optarg; break;
+        case OPT_BUDGET: o.budget = optarg; break;
+        case OPT_RPM: o.rpm = optarg; break;
+        case OPT_TPM: o.tpm = optarg; break;
+        case OPT_MODELS: o.models = optarg; break;
+        case OPT_EXPIRES: o.expires = optarg; break;
+        case OPT_JSON: o.json = 1; break;
+        case 'h': usage(stdout); return TELEX_EXIT_OK;
+        case ':':
+            fprintf(stderr, "telex keys %s: %s needs a value\n", cmd, argv[optind - 1]);
+            return TELEX_EXIT_USAGE;
+        default:
+            fprintf(stderr, "telex keys %s: unknown option '%s' (see telex keys --help)\n", cmd, argv[optind - 1]);
+            return TELEX_EXIT_USAGE;
+        }
+    }
+    bool needs_ref = strcmp(cmd, "show") == 0 || strcmp(cmd, "revoke") == 0 || strcmp(cmd, "update") == 0;
+    int positional = argc - optind;
+    if (needs_ref ? positional != 1 : positional != 0) {
+        if (needs_ref && positional == 0)
+            fprintf(stderr, "telex keys %s: which key? give its id or name\n", cmd);
+        else
+            fprintf(stderr, "telex keys %s: unexpected argument '%s'\n", cmd, argv[optind + (needs_ref ? 1 : 0)]);
+        return TELEX_EXIT_USAGE;
+    }
+    bool values = o.name || o.budget || o.rpm || o.tpm || o.models || o.expires;
+    if (values && strcmp(cmd, "create") != 0 && strcmp(cmd, "update") != 0) {
+        fprintf(stderr, "telex keys %s: --name, --budget-usd, --rpm, --tpm, --models and --expires are for create "
+                        "and update\n",
+                cmd);
+        return TELEX_EXIT_USAGE;
+    }
+    if (o.json && strcmp(cmd, "revoke") == 0) {
+        fprintf(stderr, "telex keys revoke: --json is not used here\n");
+        return TELEX_EXIT_USAGE;
+    }
+    telex_store_t *store = NULL;
+    int rc = telex_cli_open_store("keys", o.config, o.db, &store);
+    if (rc != 0)
+        return rc;
+    if (strcmp(cmd, "create") == 0)
+        rc = cmd_create(store, &o);
+    else if (strcmp(cmd, "list") == 0)
+        rc = cmd_list(store, &o);
+    else
+        rc = cmd_on_key(store, cmd, argv[optind], &o);
+    telex_store_close(store);
+    return rc;
+}
