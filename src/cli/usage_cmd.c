@@ -173,7 +173,7 @@ int telex_cmd_usage(int argc, char **argv)
     telex_usage_row_t total;
     memset(&total, 0, sizeof total);
     for (size_t i = 0; i < n; i++) {
-        char label[96];
+        char label[160];
         row_label(&q, &rows[i], label, sizeof label);
         if (q.group != TELEX_USAGE_GROUP_NONE)
             print_row(label, &rows[i]);
