@@ -8,6 +8,7 @@
 //  - stream false relays the provider's JSON and status;
 //  - GET /v1/models, GET /healthz;
 //  - without a config file: the demo model, and OPENAI_BASE_URL/OPENAI_API_KEY as catch-all;
+//  - telex behind telex (its own output is a valid provider stream, keep-alives included);
 //  - one JSON `request` log line per request, with the issue's fields, never a key.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +26,7 @@ import {
   lastSeq,
   msgs,
   requestLogs,
+  startGateway,
   startRelay,
   stopChecked,
 } from './lib/relay.js';
@@ -329,6 +331,40 @@ describe('without a config file', () => {
       assert.equal((await r.json()).error.code, 'model_not_found');
     } finally {
       await stopChecked(bare);
+    }
+  });
+});
+
+describe('telex behind telex', () => {
+  test('a gateway whose provider is another telex: keep-alives, answers and errors pass through', async () => {
+    const front = await startGateway({
+      workers: 1,
+      providers: [{ name: 'inner', kind: 'openai', base_url: `${relay.url}/v1`, api_key: 'sk-inner-SECRET' }],
+      models: [{ name: 'chain', providers: [{ provider: 'inner', model: 'gpt-relay' }] }],
+      streaming: { keepalive_seconds: 0.3, commit_timeout_seconds: 0.5, idle_timeout_seconds: 3 },
+    });
+    try {
+      // the inner gateway commits at 0.5 s and sends keep-alive comments until the first token
+      const slow = await postChat(front.url, { ...chatBody({ tokens: 4, ttft_ms: 1200 }), model: 'chain' }, { timeoutMs: 10000 });
+      assert.equal(slow.status, 200);
+      assert.equal(slow.events.at(-1).data, '[DONE]');
+      assert.equal(contentOf(slow.events).split(' ').length, 4);
+      // an error event from the inner gateway ends the outer stream with an error too
+      const cut = await postChat(front.url, { ...chatBody({ tokens: 4, cut_after: 2 }), model: 'chain' });
+      const last = JSON.parse(cut.events.at(-1).data);
+      assert.equal(last.error.type, 'upstream_error');
+      assert.equal(last.error.code, 'error_event');
+      assert.match(last.error.message, /broke off|ended/);
+      assert.ok(!cut.events.some((e) => e.data === '[DONE]'));
+      // plain answers too
+      const plain = await fetch(`${front.url}/v1/chat/completions`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'chain', messages: msgs(), mock: { tokens: 3 } }),
+      });
+      assert.equal(plain.status, 200);
+      assert.equal((await plain.json()).choices[0].message.content.split(' ').length, 3);
+    } finally {
+      await stopChecked(front);
     }
   });
 });
