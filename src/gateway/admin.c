@@ -411,9 +411,10 @@ int telex_admin_handle(telex_services_t *svc, h2o_req_t *req)
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
         return 0;
     }
-    if (telex_services_off_loop(req, j, admin_work, admin_respond, admin_free) != 0) {
+    if (telex_services_off_loop(svc, req, j, admin_work, admin_respond, admin_free) != 0) {
         admin_free(j);
         telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue the admin call");
+        return TELEX_HANDLED;
     }
-    return 0;
+    return TELEX_DEFERRED;
 }

@@ -22,8 +22,11 @@
  * libuv's thread pool, never on the event loop.
  *
  * Integration — router.c, before the other routes:
- *     if (path starts with "/admin/" or is "/admin")
- *         return telex_admin_handle(svc, req);
+ *     if (path is "/admin" or starts with "/admin/") {
+ *         if (telex_admin_handle(svc, req) == TELEX_DEFERRED)
+ *             return 0;   // answered later; the deferred hook logs it
+ *         ...log the response as usual; return 0;   // never return 1 to h2o
+ *     }
  */
 #ifndef TELEX_GATEWAY_ADMIN_H
 #define TELEX_GATEWAY_ADMIN_H
@@ -36,7 +39,8 @@
 #include "gateway/apierror.h"
 #include "gateway/services.h"
 
-/* Answers any request under /admin. Returns 0. */
+/* Answers any request under /admin. Returns TELEX_HANDLED, or
+ * TELEX_DEFERRED when the answer follows from the thread pool (services.h). */
 int telex_admin_handle(telex_services_t *svc, h2o_req_t *req);
 
 /* The API without HTTP, for tests: runs one call (method, path as

@@ -491,9 +491,10 @@ int telex_metrics_handle(telex_services_t *svc, h2o_req_t *req)
     }
     j->svc = svc;
     j->buf.limit = 64u << 20;
-    if (telex_services_off_loop(req, j, metrics_work, metrics_respond, metrics_free) != 0) {
+    if (telex_services_off_loop(svc, req, j, metrics_work, metrics_respond, metrics_free) != 0) {
         free(j);
         telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue the metrics");
+        return TELEX_HANDLED;
     }
-    return 0;
+    return TELEX_DEFERRED;
 }

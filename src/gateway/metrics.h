@@ -81,7 +81,8 @@ void telex_metrics_resume(telex_metrics_t *m);
 int telex_metrics_render(telex_metrics_t *m, telex_buf_t *out);
 
 /* Answers GET/HEAD /metrics (405 otherwise; 401 without the admin token
- * when metrics.require_admin). Returns 0. */
+ * when metrics.require_admin). Returns TELEX_HANDLED, or TELEX_DEFERRED
+ * when the answer follows from the thread pool (services.h). */
 int telex_metrics_handle(telex_services_t *svc, h2o_req_t *req);
 
 #endif

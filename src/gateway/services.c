@@ -33,6 +33,8 @@ struct telex_services {
     telex_presets_t *presets;
     bool loopback;
     bool allow_anonymous;
+    void (*deferred_hook)(h2o_req_t *req, void *arg);
+    void *deferred_arg;
     pthread_mutex_t reload_lock; /* one key reload at a time */
     int64_t data_version;        /* under reload_lock */
     bool reload_failing;
@@ -197,8 +199,15 @@ unsigned long long telex_services_close(telex_services_t *svc)
 
 /* ---- off-loop jobs ------------------------------------------------------------ */
 
+void telex_services_set_deferred_hook(telex_services_t *svc, void (*hook)(h2o_req_t *req, void *arg), void *arg)
+{
+    svc->deferred_hook = hook;
+    svc->deferred_arg = arg;
+}
+
 typedef struct off_loop {
     uv_work_t work;
+    telex_services_t *svc;
     h2o_req_t *req;          /* NULL once h2o disposed of the request */
     struct off_loop **link;  /* in the request's pool; cleared when done */
     void *job;
@@ -232,17 +241,20 @@ static void after_work_cb(uv_work_t *w, int status)
             o->respond(req, o->job);
         else
             telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The request was cancelled.");
+        if (o->svc->deferred_hook != NULL)
+            o->svc->deferred_hook(req, o->svc->deferred_arg);
     }
     o->free_job(o->job);
     free(o);
 }
 
-int telex_services_off_loop(h2o_req_t *req, void *job, void (*work)(void *job),
+int telex_services_off_loop(telex_services_t *svc, h2o_req_t *req, void *job, void (*work)(void *job),
                             void (*respond)(h2o_req_t *req, void *job), void (*free_job)(void *job))
 {
     off_loop_t *o = calloc(1, sizeof(*o));
     if (o == NULL)
         return -1;
+    o->svc = svc;
     off_loop_t **link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_disposed);
     *link = o;
     o->req = req;

@@ -25,7 +25,11 @@
  * through the admin API take effect at once.
  *
  * Integration (the relay's side, in a few lines each) is described in
- * auth.h, usage.h, metrics.h, presets.h, admin.h and cors.h.
+ * auth.h, usage.h, metrics.h, presets.h, admin.h and cors.h. Handlers that
+ * read or write the store (admin, /v1/usage, /metrics) answer from the
+ * loop after work on libuv's thread pool and return TELEX_DEFERRED; the
+ * router then must not log the request itself (h2o must still get 0): set
+ * telex_services_set_deferred_hook once, and log there.
  */
 #ifndef TELEX_GATEWAY_SERVICES_H
 #define TELEX_GATEWAY_SERVICES_H
@@ -75,14 +79,25 @@ int telex_services_reload_keys(telex_services_t *svc);
 /* May a request without a key be served right now? */
 bool telex_services_anonymous_allowed(telex_services_t *svc);
 
+/* What a handler returns (admin, usage, metrics): answered now, or the
+ * answer comes later, from the loop, after store work on the thread pool. */
+#define TELEX_HANDLED 0
+#define TELEX_DEFERRED 1
+
+/* Called on the request's worker thread right after a deferred answer was
+ * sent (the router writes its request log line and counts metrics there).
+ * Set once, before serving. */
+void telex_services_set_deferred_hook(telex_services_t *svc, void (*hook)(h2o_req_t *req, void *arg), void *arg);
+
 /*
  * Off-loop jobs for handlers that need the store: work(job) runs on a
  * thread of libuv's pool (it may block on SQLite), then respond(req, job)
  * runs back on the request's worker thread — unless the client left
- * meanwhile — and finally free_job(job). Returns 0, or -1 when the job
- * could not be queued (then nothing ran and nothing was freed).
+ * meanwhile — then the deferred hook, and finally free_job(job). Returns
+ * 0, or -1 when the job could not be queued (then nothing ran and nothing
+ * was freed).
  */
-int telex_services_off_loop(h2o_req_t *req, void *job, void (*work)(void *job),
+int telex_services_off_loop(telex_services_t *svc, h2o_req_t *req, void *job, void (*work)(void *job),
                             void (*respond)(h2o_req_t *req, void *job), void (*free_job)(void *job));
 
 #endif

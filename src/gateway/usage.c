@@ -493,9 +493,10 @@ int telex_usage_handle(telex_services_t *svc, h2o_req_t *req)
         }
         j->q.key_id = scope;
     }
-    if (telex_services_off_loop(req, j, usage_work, usage_respond, usage_free) != 0) {
+    if (telex_services_off_loop(svc, req, j, usage_work, usage_respond, usage_free) != 0) {
         free(j);
         telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue the usage query");
+        return TELEX_HANDLED;
     }
-    return 0;
+    return TELEX_DEFERRED;
 }

@@ -118,7 +118,8 @@ int telex_usage_record(telex_services_t *svc, const telex_grant_t *grant, const 
 
 /* ---- GET /v1/usage ----------------------------------------------------------------- */
 
-/* Answers GET/HEAD /v1/usage (405 otherwise). Returns 0. */
+/* Answers GET/HEAD /v1/usage (405 otherwise). Returns TELEX_HANDLED, or
+ * TELEX_DEFERRED when the answer follows from the thread pool. */
 int telex_usage_handle(telex_services_t *svc, h2o_req_t *req);
 
 /* The query string (without '?') → *q (key_id = -1 unless key= is given).

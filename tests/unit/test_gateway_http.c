@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,21 +51,35 @@ static int path_is(h2o_req_t *req, const char *p)
     return h2o_memis(req->path_normalized.base, req->path_normalized.len, p, strlen(p));
 }
 
-/* What router.c will do with these handlers. */
+static atomic_int answered_now, answered_later; /* request log lines the router would write */
+
+static void on_deferred(h2o_req_t *req, void *arg)
+{
+    assert_ptr_equal(arg, &answered_later);
+    assert_true(req->res.status >= 200); /* called after the answer was sent */
+    atomic_fetch_add(&answered_later, 1);
+}
+
+/* What router.c will do with these handlers. h2o must always get 0 back:
+ * non-zero would mean "not handled" to it. */
 static int on_request(telex_worker_t *w, h2o_req_t *req)
 {
     (void)w;
+    int rc = TELEX_HANDLED;
     if (telex_cors_handle(cfg, req) == 0)
-        return 0;
-    if (req->path_normalized.len >= 6 && memcmp(req->path_normalized.base, "/admin", 6) == 0)
-        return telex_admin_handle(svc, req);
-    if (path_is(req, "/v1/usage"))
-        return telex_usage_handle(svc, req);
-    if (path_is(req, "/metrics"))
-        return telex_metrics_handle(svc, req);
-    if (path_is(req, "/v1/presets"))
-        return telex_presets_handle_list(svc, req);
-    telex_respond_error(req, 404, "invalid_request_error", "not_found", NULL, "Unknown path.");
+        rc = TELEX_HANDLED;
+    else if (req->path_normalized.len >= 6 && memcmp(req->path_normalized.base, "/admin", 6) == 0)
+        rc = telex_admin_handle(svc, req);
+    else if (path_is(req, "/v1/usage"))
+        rc = telex_usage_handle(svc, req);
+    else if (path_is(req, "/metrics"))
+        rc = telex_metrics_handle(svc, req);
+    else if (path_is(req, "/v1/presets"))
+        rc = telex_presets_handle_list(svc, req);
+    else
+        telex_respond_error(req, 404, "invalid_request_error", "not_found", NULL, "Unknown path.");
+    if (rc == TELEX_HANDLED)
+        atomic_fetch_add(&answered_now, 1);
     return 0;
 }
 
@@ -213,6 +228,7 @@ static int setup(void **state)
         fprintf(stderr, "%s\n", err);
         return -1;
     }
+    telex_services_set_deferred_hook(svc, on_deferred, &answered_later);
     snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", port);
     so = (telex_server_options_t){
         .listen_addr = cfg->listen_addr,
@@ -262,6 +278,7 @@ static char alice_key[64];
 static void test_admin_api(void **state)
 {
     (void)state;
+    atomic_store(&answered_now, 0); /* setup's readiness probes */
     resp_t *r = http("GET", "/admin/keys", NULL, NULL, NULL);
     assert_int_equal(r->status, 401);
     assert_string_equal(error_code(r), "invalid_admin_token");
@@ -347,6 +364,10 @@ static void test_admin_api(void **state)
     assert_non_null(strstr(r->body, "\"status\":\"revoked\""));
     r = http("GET", "/admin/keys/2/revoke", ADMIN, NULL, NULL);
     assert_int_equal(r->status, 405);
+    /* the store calls were answered later, each followed by the hook; the
+     * token checks were answered at once */
+    assert_int_equal(atomic_load(&answered_later), 18);
+    assert_int_equal(atomic_load(&answered_now), 2);
 }
 
 /* ---- usage ---------------------------------------------------------------------- */
