@@ -61,6 +61,11 @@ void telex_respond(h2o_req_t *req, int status, const char *content_type, const c
     req->res.reason = telex_reason(status);
     telex_add_header(req, "content-type", content_type);
     telex_add_header(req, "cache-control", "no-store");
+    /* With a Content-Length the body needs no chunked encoding: h2o 2.2
+     * chunks only 200 responses and ends any other status of unknown length
+     * by closing the connection, which cost clients their keep-alive on every
+     * error. */
+    req->res.content_length = len;
     char *copy = h2o_mem_alloc_pool(&req->pool, len + 1);
     memcpy(copy, body, len);
     h2o_send_inline(req, copy, len);

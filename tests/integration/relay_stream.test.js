@@ -12,6 +12,7 @@
 //  - one JSON `request` log line per request, with the issue's fields, never a key.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 
 import { startServe, waitFor } from './lib/proc.js';
 import { chunksOf, contentOf, gapsOf, postChat } from './lib/sse.js';
@@ -173,6 +174,55 @@ describe('streamed answer', () => {
   });
 });
 
+describe('HTTP/1.1 keep-alive', () => {
+  test('answers, error events and error statuses all leave the connection reusable', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const ports = new Set();
+    const post = (body, method = 'POST', path = '/v1/chat/completions') =>
+      new Promise((resolve, reject) => {
+        const data = body === undefined ? '' : JSON.stringify(body);
+        const req = http.request(`${relay.url}${path}`, {
+          method,
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+        });
+        req.on('response', (res) => {
+          ports.add(res.socket.localPort);
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode, text }));
+        });
+        req.on('error', reject);
+        req.end(data);
+      });
+    try {
+      const a = await post(chatBody({ tokens: 2 }));
+      assert.match(a.text, /data: \[DONE\]\n\n$/);
+      const b = await post(chatBody({ tokens: 3, cut_after: 1 }));
+      assert.match(b.text, /"code":"cut"/);
+      const c = await post({ model: 'nope', messages: msgs() });
+      assert.equal(c.status, 404);
+      const d = await post(chatBody({ tokens: 2, ttft_ms: 1000 })); // committed at 0.5 s, keep-alive at 0.8 s
+      assert.match(d.text, /^: keepalive\n\n[\s\S]*data: \[DONE\]\n\n$/);
+      const e = await post({ ...chatBody({ tokens: 2 }), stream: false });
+      assert.equal(JSON.parse(e.text).object, 'chat.completion');
+      // every kind of error answer (h2o 2.2 closes the connection after a non-200
+      // response of unknown length: telex must give them a Content-Length)
+      assert.equal((await post({ model: 'gpt-relay' })).status, 400);
+      assert.equal((await post(undefined, 'GET')).status, 405);
+      assert.equal((await post(undefined, 'GET', '/nowhere')).status, 404);
+      assert.equal((await post(chatBody({ status: 503 }))).status, 502);
+      assert.equal((await post(chatBody({ status: 429 }))).status, 429);
+      assert.equal((await post(chatBody({ status: 422 }))).status, 422);
+      assert.equal((await post(undefined, 'GET', '/healthz')).status, 200);
+      assert.equal(ports.size, 1, 'one connection for all twelve requests');
+    } finally {
+      agent.destroy();
+    }
+  });
+});
+
 describe('not streamed', () => {
   test('stream false (or absent): the provider JSON and status are relayed', async () => {
     const body = { messages: msgs('plain please'), mock: { tokens: 5 } };
@@ -297,6 +347,7 @@ describe('without a config file', () => {
     const env = { ...SANITIZER_ENV, TELEX_CONFIG: '', OPENAI_BASE_URL: `${relay.mock.url}/v1`, OPENAI_API_KEY: API_KEY };
     const serve = await startServe(['--workers', '1'], { env });
     try {
+      assert.equal(serve.logs.find((l) => l.msg === 'listening').workers, 1, '--workers');
       const models = await (await fetch(`${serve.url}/v1/models`)).json();
       assert.deepEqual(models.data.map((m) => m.id), ['demo'], 'the catch-all "*" is not listed');
 
