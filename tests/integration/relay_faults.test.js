@@ -10,7 +10,10 @@
 //    an oversized event → `protocol`, an error object → `error_event`; never [DONE];
 //  - no [DONE] from the provider: completed with [DONE] when a finish_reason arrived,
 //    else an error event (docs/architecture.md, "A provider that omits [DONE]");
-//  - usage off at the provider: no usage chunk even when asked.
+//  - usage off at the provider: no usage chunk even when asked; usage carried on a
+//    content chunk is removed when the client did not ask;
+//  - a plain request whose provider stays silent → 504 after idle_timeout;
+//  - valid streams in other shapes (BOM, CR/CRLF, comments, event/id/retry) pass.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
