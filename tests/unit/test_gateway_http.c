@@ -78,7 +78,7 @@ static int on_request(telex_worker_t *w, h2o_req_t *req)
         rc = telex_presets_handle_list(svc, req);
     else
         telex_respond_error(req, 404, "invalid_request_error", "not_found", NULL, "Unknown path.");
-    if (rc == TELEX_HANDLED)
+    if (rc == TELEX_HANDLED && !path_is(req, "/healthz")) /* not setup's readiness probes */
         atomic_fetch_add(&answered_now, 1);
     return 0;
 }
@@ -278,7 +278,6 @@ static char alice_key[64];
 static void test_admin_api(void **state)
 {
     (void)state;
-    atomic_store(&answered_now, 0); /* setup's readiness probes */
     resp_t *r = http("GET", "/admin/keys", NULL, NULL, NULL);
     assert_int_equal(r->status, 401);
     assert_string_equal(error_code(r), "invalid_admin_token");
