@@ -223,6 +223,16 @@ describe('presets', () => {
     assert.equal(entry.body.max_tokens, 100);
   });
 
+  test('a key allowed only "preset:summary" may run that preset and nothing else', async (t) => {
+    if (skipUnlessWired(t)) return;
+    const k = createKey(dbPath, 'preset-only', ['--models', 'preset:summary']);
+    await waitFor(async () => (await post(`${relay.url}/v1/presets/summary`, { content: 'x', variables: { style: 's' }, stream: false, mock: { tokens: 1 } }, auth(k))).status === 200, { timeoutMs: 5000 * SLACK, message: 'the preset through the new key' });
+    const r = await postChat(relay.url, { model: 'preset:summary', variables: { style: 's' }, messages: msgs(), stream: true, mock: { tokens: 1 } }, { headers: auth(k) });
+    assert.equal(r.status, 200);
+    const e = await errorOf(await post(`${relay.url}/v1/chat/completions`, { model: 'gpt-relay', messages: msgs() }, auth(k)), 403);
+    assert.equal(e.code, 'model_not_allowed');
+  });
+
   test('unknown preset 404, missing variable 400, expansion past the body limit 400', async (t) => {
     if (skipUnlessWired(t)) return;
     const seq = await lastSeq(relay.mock);
@@ -271,7 +281,7 @@ describe('usage, metrics, CORS', () => {
       /^telex_requests_total\{status="200",model="gpt-relay",provider="mock"\} \d+$/m,
       /^telex_requests_total\{status="401",model="none",provider="none"\} \d+$/m,
       /^telex_requests_total\{status="402",model="gpt-relay",provider="none"\} \d+$/m,
-      /^telex_requests_total\{status="403",model="gpt-relay",provider="none"\} 1$/m,
+      /^telex_requests_total\{status="403",model="gpt-relay",provider="none"\} 2$/m,
       /^telex_requests_total\{status="429",model="gpt-twice",provider="none"\} 1$/m,
       /^telex_time_to_first_token_seconds_count\{model="gpt-relay",provider="mock"\} \d+$/m,
       /^telex_inter_token_latency_seconds_bucket\{model="gpt-relay",provider="mock",le="\+Inf"\} \d+$/m,
