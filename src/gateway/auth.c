@@ -606,6 +606,14 @@ out:
     return rc;
 }
 
+void telex_auth_release(telex_services_t *svc, telex_grant_t *grant)
+{
+    if (grant->key_id > 0 && grant->reserved_tokens > 0)
+        telex_limits_settle(telex_services_limits(svc), grant->key_id, grant->reserved_tokens, 0, 0);
+    grant->reserved_tokens = 0;
+    grant->admitted = false;
+}
+
 int telex_authorize(telex_services_t *svc, const char *authz, size_t len, const char *model, const char *preset,
                     uint64_t est_tokens, telex_grant_t *grant, telex_api_error_t *e)
 {

@@ -117,6 +117,11 @@ int telex_auth_authenticate(telex_services_t *svc, const char *authz, size_t len
 int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *model, const char *preset,
                      uint64_t est_tokens, telex_api_error_t *e);
 
+/* An admitted request that ends before it is recorded (a 503 for the
+ * stream limit or shutdown after admission): gives back its reserved
+ * tokens. Not needed after telex_usage_record, which settles them. */
+void telex_auth_release(telex_services_t *svc, telex_grant_t *grant);
+
 /* Both steps. */
 int telex_authorize(telex_services_t *svc, const char *authz, size_t len, const char *model, const char *preset,
                     uint64_t est_tokens, telex_grant_t *grant, telex_api_error_t *e);

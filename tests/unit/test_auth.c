@@ -460,6 +460,16 @@ static void test_admit(void **state)
     assert_non_null(strstr(e.message, "100 tokens per minute"));
     assert_true(e.retry_after >= 200 && e.retry_after <= 220);
 
+    /* an admitted request that never ran gives its reservation back */
+    telex_grant_t g2;
+    create_key("tokens2", k3, tpm_limited);
+    bearer(h, sizeof h, k3);
+    assert_int_equal(telex_authorize(svc, h, strlen(h), "demo", NULL, 100, &g2, &e), 0);
+    assert_int_equal(telex_authorize(svc, h, strlen(h), "demo", NULL, 1, &g, &e), 429); /* bucket at 0 */
+    telex_auth_release(svc, &g2);
+    assert_int_equal(g2.reserved_tokens, 0);
+    assert_int_equal(telex_authorize(svc, h, strlen(h), "demo", NULL, 1, &g, &e), 0);
+
     /* anonymous callers have no limits */
     telex_grant_t anon = {0};
     for (int i = 0; i < 10; i++)
