@@ -24,6 +24,8 @@
  *         return telex_api_error_respond(req, &e), 0;   // 403, 402, 429 + Retry-After
  *     // keep `grant` in the chat: grant.owner is the stream owner for resume
  *     // authorization ("" = anonymous); pass &grant to telex_usage_record.
+ *     // A request refused after admission without a ledger row (503 for the
+ *     // stream limit or shutdown, 500 out of memory): telex_auth_release(svc, &grant).
  *
  * telex_authorize does both steps in one call. Every denial is an
  * OpenAI-style error: 401 invalid_api_key / missing_api_key / key_revoked /
