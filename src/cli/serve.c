@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
+#include "stream/ids.h"
 #include "util/log.h"
 
 static void usage(FILE *out)
@@ -98,6 +99,11 @@ int telex_cmd_serve(int argc, char **argv)
     }
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (telex_ids_init() != 0) {
+        fprintf(stderr, "telex serve: no randomness from the kernel for stream ids\n");
+        telex_config_free(cfg);
+        return TELEX_EXIT_SOFTWARE;
+    }
     telex_gateway_t gateway = {.config = cfg};
     telex_server_options_t so = {
         .listen_addr = cfg->listen_addr,
@@ -113,6 +119,7 @@ int telex_cmd_serve(int argc, char **argv)
         .name = "serve",
         .on_request = telex_gateway_on_request,
         .worker_init = telex_gateway_worker_init,
+        .worker_start = telex_gateway_worker_start,
         .worker_dispose = telex_gateway_worker_dispose,
         .on_shutdown = telex_gateway_on_shutdown,
         .is_idle = telex_gateway_is_idle,

@@ -1,20 +1,24 @@
 /*
- * gateway/chat.c — POST /v1/chat/completions: validate, route, relay.
+ * gateway/chat.c — POST /v1/chat/completions: validate, route, produce.
  *
- * A chat lives from the request to the moment h2o disposes of it. Its
- * streamed life has two phases:
+ * A chat is the producer of one answer. It runs the upstream call on its
+ * worker's thread and appends every chunk, encoded as an SSE event with an
+ * id ("<stream id>.<n>"), to the answer's stream log; responses are
+ * subscribers of that log (gateway/subscriber.c). Two phases:
  *   - before commit: no response yet. An upstream failure that allows it
  *     (connect error, timeout, 429, 5xx, a stream cut before its first
  *     event) falls back to the model's next route; the last failure becomes
  *     a real HTTP status with an OpenAI-style error body.
- *   - after commit (the first upstream event, or commit_timeout, whichever
- *     comes first): 200 text/event-stream. Each upstream chunk is written as
- *     one SSE event at once; silence is filled with ": keepalive" comments;
- *     the end is `data: [DONE]` only when the upstream really finished —
- *     otherwise a final `data: {"error":{...}}` event and no [DONE].
- * The client leaving (h2o's stop, an HTTP/2 reset, or the HTTP/1 socket
- * probe in telex_chat_sweep) cancels the upstream at once.
+ *   - commit (the first upstream event, or commit_timeout, whichever comes
+ *     first): the original request becomes the first subscriber, from
+ *     position 0, and the stream becomes resumable (registry). From then on
+ *     the answer ends in the log: `data: [DONE]` only when the upstream
+ *     really finished — otherwise a final `data: {"error":{...}}` event.
+ * When the last subscriber leaves, the upstream keeps going for
+ * resume.grace_seconds (0 without resume), then is cancelled. A finished
+ * stream stays resumable for resume.retention_seconds.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,36 +27,42 @@
 
 #include "gateway/chat_request.h"
 #include "gateway/gateway.h"
+#include "gateway/subscriber.h"
 #include "http/respond.h"
-#include "stream/sender.h"
 #include "util/log.h"
 
 #define HIGH_WATER (256u * 1024)
 #define LOW_WATER (64u * 1024)
 
 typedef struct chat {
-    h2o_generator_t generator; /* first: h2o hands it back to proceed/stop */
     struct chat *prev, *next;
     gateway_worker_t *gw;
-    h2o_req_t *req; /* NULL once h2o disposed of the request */
-    json_t *body;   /* the client's request */
+    h2o_req_t *req; /* the original request, until commit hands it to a subscriber */
+    struct chat **link; /* in req's pool while req != NULL: tells us when h2o disposes of it */
+    json_t *body;
     const telex_model_t *model;
     size_t route;
-    telex_upstream_t *up; /* NULL when no upstream call is running */
-    telex_sender_t out;
-    uv_timer_t *deadline;  /* commit timeout, then idle timeout */
-    uv_timer_t *keepalive; /* silence filler after commit */
-    int open_handles;
-    int stream;
+    telex_upstream_t *up;
+    telex_stream_t *stream;
+    telex_wakeup_t wake;  /* subscribers attached/left/advanced, DELETE */
+    uv_timer_t *deadline; /* commit timeout, then idle timeout */
+    uv_timer_t *life;     /* grace without subscribers, then retention */
+    int open;             /* timers and wakeup not yet released */
+    int stream_mode;
     int wants_usage;
+    int resumable;
+    int registered;
     int committed;
     int first_event;
     int finished;
+    int released;
     int paused;
-    int counted; /* holds a slot in active_streams */
+    int counted;
     int status;
     const char *outcome;
     char error_kind[24];
+    size_t pause_above; /* retained log bytes */
+    size_t resume_below;
     uint64_t started_ns;
     uint64_t first_event_ns;
     size_t events;
@@ -66,25 +76,31 @@ typedef struct chat {
 } chat_t;
 
 static void start_route(chat_t *c);
+static void release(chat_t *c);
+static void on_retention_end(uv_timer_t *timer);
 
 /* ------------------------------------------------------------ lifetime */
 
-static void on_handle_closed(uv_handle_t *handle)
+static void free_if_done(chat_t *c)
 {
-    chat_t *c = handle->data;
-    free(handle);
-    if (--c->open_handles == 0) {
-        json_decref(c->body);
-        json_decref(c->usage);
-        telex_sender_dispose(&c->out);
-        free(c);
-    }
+    if (--c->open > 0)
+        return;
+    json_decref(c->body);
+    json_decref(c->usage);
+    telex_stream_unref(c->stream);
+    free(c);
 }
 
-static void stop_timers(chat_t *c)
+static void on_timer_closed(uv_handle_t *h)
 {
-    uv_timer_stop(c->deadline);
-    uv_timer_stop(c->keepalive);
+    chat_t *c = h->data;
+    free(h);
+    free_if_done(c);
+}
+
+static void on_wake_retired(telex_wakeup_t *w)
+{
+    free_if_done(H2O_STRUCT_FROM_MEMBER(chat_t, wake, w));
 }
 
 static void cancel_upstream(chat_t *c)
@@ -93,20 +109,6 @@ static void cancel_upstream(chat_t *c)
         telex_upstream_t *up = c->up;
         c->up = NULL;
         telex_upstream_cancel(up);
-    }
-}
-
-static void finish(chat_t *c, const char *outcome)
-{
-    if (c->finished)
-        return;
-    c->finished = 1;
-    c->outcome = outcome;
-    stop_timers(c);
-    cancel_upstream(c);
-    if (c->counted) {
-        c->counted = 0;
-        atomic_fetch_sub(&c->gw->gateway->active_streams, 1);
     }
 }
 
@@ -124,12 +126,15 @@ static void log_request(chat_t *c)
         return;
     json_object_set_new(line, "model", json_string(c->model_name));
     json_object_set_new(line, "provider", c->provider_name[0] ? json_string(c->provider_name) : json_null());
-    json_object_set_new(line, "stream", json_boolean(c->stream));
+    json_object_set_new(line, "stream", json_boolean(c->stream_mode));
+    if (c->registered)
+        json_object_set_new(line, "stream_id", json_string(c->stream->id));
     json_object_set_new(line, "ttft_ms",
                         c->first_event ? json_real(ms_rounded((double)(c->first_event_ns - c->started_ns))) : json_null());
     json_object_set_new(line, "duration_ms", json_real(ms_rounded(now - (double)c->started_ns)));
     json_object_set_new(line, "events", json_integer((json_int_t)c->events));
-    json_object_set_new(line, "bytes", json_integer((json_int_t)(c->committed ? c->out.bytes_sent : c->inline_bytes)));
+    json_object_set_new(line, "bytes",
+                        json_integer((json_int_t)(c->committed ? telex_log_end(c->stream->log) : c->inline_bytes)));
     json_object_set_new(line, "fallbacks", json_integer((json_int_t)c->fallbacks));
     json_object_set_new(line, "outcome", json_string(c->outcome ? c->outcome : "client_gone"));
     if (c->error_kind[0] && strcmp(c->outcome ? c->outcome : "", "ok") != 0)
@@ -139,14 +144,52 @@ static void log_request(chat_t *c)
     telex_log_json(line);
 }
 
-/* h2o is done with the request (response sent, or client gone). */
-static void on_req_disposed(void *p)
+/* The answer is over (for whatever reason): no upstream, no more events. */
+static void finish(chat_t *c, const char *outcome)
 {
-    chat_t *c = *(chat_t **)p;
-    c->req = NULL;
-    c->out.req = NULL;
-    finish(c, "client_gone");
+    if (c->finished)
+        return;
+    c->finished = 1;
+    c->outcome = outcome;
+    uv_timer_stop(c->deadline);
+    cancel_upstream(c);
+    if (c->counted) {
+        c->counted = 0;
+        atomic_fetch_sub(&c->gw->gateway->active_streams, 1);
+    }
+    telex_log_finish(c->stream->log);
+    telex_stream_notify(c->stream);
     log_request(c);
+    if (!c->committed) {
+        release(c); /* nobody can attach to a stream that never committed */
+    } else if (c->resumable) {
+        /* keep it resumable for a while, then forget it */
+        double keep = c->gw->gateway->config->resume.retention_seconds;
+        uv_timer_start(c->life, on_retention_end, (uint64_t)(keep * 1000), 0);
+    } else {
+        release(c); /* the subscriber holds the stream; the producer is done */
+    }
+}
+
+static void on_retention_end(uv_timer_t *timer)
+{
+    release(timer->data);
+}
+
+/* Drops the chat: out of the registry and the worker's list; freed once its
+ * timers are closed and its wakeup is no longer queued. */
+static void release(chat_t *c)
+{
+    if (c->released)
+        return;
+    c->released = 1;
+    if (c->req != NULL) {
+        *c->link = NULL; /* the request outlives us: its disposal must not reach us */
+        c->req = NULL;
+    }
+    if (c->registered)
+        telex_registry_remove(c->stream);
+    telex_stream_set_producer(c->stream, NULL);
     gateway_worker_t *gw = c->gw;
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -155,11 +198,24 @@ static void on_req_disposed(void *p)
     if (c->next != NULL)
         c->next->prev = c->prev;
     gw->n_chats--;
-    uv_close((uv_handle_t *)c->deadline, on_handle_closed);
-    uv_close((uv_handle_t *)c->keepalive, on_handle_closed);
+    uv_close((uv_handle_t *)c->deadline, on_timer_closed);
+    uv_close((uv_handle_t *)c->life, on_timer_closed);
+    if (telex_wakeup_retire(&c->wake) == 0)
+        free_if_done(c);
 }
 
-/* ------------------------------------------------------------ responding */
+/* h2o disposed of the original request. Before commit, the client left. */
+static void on_req_disposed(void *p)
+{
+    chat_t *c = *(chat_t **)p;
+    if (c == NULL)
+        return; /* handed to a subscriber at commit */
+    c->req = NULL;
+    if (!c->finished)
+        finish(c, "client_gone");
+}
+
+/* ------------------------------------------------------------ the log */
 
 static void respond_error_json(chat_t *c, int status, const char *type, const char *code, const char *message)
 {
@@ -170,88 +226,68 @@ static void respond_error_json(chat_t *c, int status, const char *type, const ch
     c->inline_bytes = c->req->bytes_sent;
 }
 
-static void on_keepalive(uv_timer_t *timer)
+/* Appends one event (data) with the next id; the first carries retry:. */
+static int append_event(chat_t *c, const char *data, size_t len)
 {
-    chat_t *c = timer->data;
-    static const char ping[] = ": keepalive\n\n";
-    if (c->req != NULL && !c->finished)
-        telex_sender_append(&c->out, ping, sizeof(ping) - 1);
-}
-
-static void restart_keepalive(chat_t *c)
-{
-    uint64_t ms = (uint64_t)(c->gw->gateway->config->streaming.keepalive_seconds * 1000);
-    if (ms > 0)
-        uv_timer_start(c->keepalive, on_keepalive, ms, ms);
-}
-
-static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
-{
-    chat_t *c = (chat_t *)generator;
-    telex_sender_on_proceed(&c->out);
-    if (c->paused && c->up != NULL && telex_sender_backlog(&c->out) < LOW_WATER) {
-        c->paused = 0;
-        telex_upstream_resume(c->up);
-    }
-}
-
-static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
-{
-    chat_t *c = (chat_t *)generator;
-    finish(c, "client_gone");
-}
-
-static void commit(chat_t *c)
-{
-    h2o_req_t *req = c->req;
-    c->committed = 1;
-    c->status = 200;
-    req->res.status = 200;
-    req->res.reason = "OK";
-    telex_add_header(req, "content-type", "text/event-stream; charset=utf-8");
-    telex_add_header(req, "cache-control", "no-cache");
-    telex_add_header(req, "x-accel-buffering", "no");
-    c->generator.proceed = on_proceed;
-    c->generator.stop = on_stop;
-    h2o_start_response(req, &c->generator);
-    const telex_config_t *cfg = c->gw->gateway->config;
-    telex_sender_init(&c->out, req, 4 * HIGH_WATER + 2 * cfg->limits.max_event_bytes);
-    restart_keepalive(c);
-}
-
-static void send_event(chat_t *c, const char *data, size_t len)
-{
+    char id[TELEX_STREAM_ID_LEN + 24];
+    uint64_t seq = telex_log_events(c->stream->log) + 1;
+    int idlen = snprintf(id, sizeof(id), "%s.%llu", c->stream->id, (unsigned long long)seq);
     telex_sse_out_event_t ev = {.retry = -1, .data = data, .data_len = len};
-    if (telex_sender_append_event(&c->out, &ev) != 0) {
-        /* Only a reader far slower than the upstream gets here: pausing the
-         * upstream at HIGH_WATER keeps the backlog well below the limit. */
-        snprintf(c->error_kind, sizeof(c->error_kind), "client_too_slow");
-        telex_sender_close(&c->out, 1);
-        finish(c, "client_too_slow");
-        return;
+    if (c->resumable) {
+        ev.id = id;
+        ev.id_len = (size_t)idlen;
+        if (seq == 1)
+            ev.retry = (int64_t)c->gw->gateway->config->resume.retry_ms;
     }
+    size_t need = telex_sse_encoded_size(&ev);
+    char stackbuf[4096];
+    char *buf = need <= sizeof(stackbuf) ? stackbuf : malloc(need);
+    size_t written = 0;
+    int rc = buf != NULL ? telex_sse_encode_event(buf, need, &ev, &written) : -1;
+    int64_t appended = rc == 0 ? telex_log_append(c->stream->log, buf, written) : -1;
+    if (buf != stackbuf)
+        free(buf);
+    if (appended < 0)
+        return -1;
     c->events++;
-    restart_keepalive(c);
-    if (!c->paused && c->up != NULL && telex_sender_backlog(&c->out) > HIGH_WATER) {
+    telex_stream_notify(c->stream);
+    return 0;
+}
+
+/* Back-pressure: keep the retained log under its bound by dropping what
+ * every subscriber has written, and pause the upstream while a subscriber
+ * lags too far behind. */
+static void regulate(chat_t *c)
+{
+    telex_log_t *log = c->stream->log;
+    if (telex_log_retained(log) <= c->pause_above)
+        return;
+    if (c->resumable) {
+        uint64_t min = telex_stream_min_acked(c->stream);
+        if (min != UINT64_MAX)
+            telex_log_release_before(log, min);
+    }
+    if (telex_log_retained(log) > c->pause_above && !c->paused && c->up != NULL) {
         c->paused = 1;
+        atomic_store(&c->stream->wants_acks, 1);
         telex_upstream_pause(c->up);
     }
 }
 
-/* After commit: the answer ends with an error event and no [DONE]. */
-static void end_with_error_event(chat_t *c, const char *type, const char *code, const char *message)
+static void end_with_error_event(chat_t *c, const char *type, const char *code, const char *message,
+                                 const char *outcome)
 {
     json_t *err = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", message, "type", type, "code", code);
     char *text = err ? json_dumps(err, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(err);
     if (text != NULL) {
-        send_event(c, text, strlen(text));
+        append_event(c, text, strlen(text));
         free(text);
     }
-    telex_sender_close(&c->out, 0);
+    finish(c, outcome);
 }
 
-/* ------------------------------------------------------------ upstream sink */
+/* ------------------------------------------------------------ commit */
 
 static void on_deadline(uv_timer_t *timer);
 
@@ -260,10 +296,45 @@ static void restart_deadline(chat_t *c, double seconds)
     uv_timer_start(c->deadline, on_deadline, (uint64_t)(seconds * 1000), 0);
 }
 
+/* The original request becomes the first subscriber. */
+static int commit(chat_t *c)
+{
+    char url[128], token[TELEX_RESUME_TOKEN_LEN + 1];
+    const char *headers[5] = {NULL};
+    if (c->resumable) {
+        if (telex_registry_put(c->stream) != 0)
+            return -1;
+        c->registered = 1;
+        telex_resume_token(c->stream->id, token);
+        snprintf(url, sizeof(url), "/v1/streams/%s?token=%s", c->stream->id, token);
+        headers[0] = "x-telex-stream-id";
+        headers[1] = c->stream->id;
+        headers[2] = "x-telex-resume-url";
+        headers[3] = url;
+    }
+    h2o_req_t *req = c->req;
+    if (telex_subscriber_start(c->gw, req, c->stream, 0, !c->resumable, headers) != 0)
+        return -1;
+    /* The request is the subscriber's now. */
+    c->committed = 1;
+    c->status = 200;
+    *c->link = NULL;
+    c->req = NULL;
+    return 0;
+}
+
+static void fail_commit(chat_t *c)
+{
+    respond_error_json(c, 500, "server_error", NULL, "out of memory");
+    finish(c, "error");
+}
+
+/* ------------------------------------------------------------ upstream sink */
+
 static void on_chunk(void *user, const char *data, size_t len, json_t *chunk)
 {
     chat_t *c = user;
-    if (c->finished || c->req == NULL)
+    if (c->finished)
         return;
     if (!c->first_event) {
         c->first_event = 1;
@@ -289,23 +360,33 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk)
             }
         }
     }
-    if (!c->committed)
-        commit(c);
-    send_event(c, data, len);
+    if (!c->committed && commit(c) != 0) {
+        free(stripped);
+        fail_commit(c);
+        return;
+    }
+    int rc = append_event(c, data, len);
     free(stripped);
+    if (rc != 0) {
+        snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
+        end_with_error_event(c, "server_error", "log_full", "the answer outgrew resume.max_bytes", "error");
+        return;
+    }
+    regulate(c);
 }
 
 static void on_done(void *user)
 {
     chat_t *c = user;
     c->up = NULL;
-    if (c->finished || c->req == NULL)
+    if (c->finished)
         return;
-    if (!c->committed)
-        commit(c);
+    if (!c->committed && commit(c) != 0) {
+        fail_commit(c);
+        return;
+    }
     static const char done[] = "[DONE]";
-    send_event(c, done, sizeof(done) - 1);
-    telex_sender_close(&c->out, 0);
+    append_event(c, done, sizeof(done) - 1);
     finish(c, "ok");
 }
 
@@ -326,6 +407,8 @@ static int may_fall_back(const telex_upstream_failure_t *f)
 /* Before commit: the failure becomes the response's status and body. */
 static void respond_upstream_failure(chat_t *c, const telex_upstream_failure_t *f)
 {
+    if (c->req == NULL)
+        return;
     if (f->kind == TELEX_UPSTREAM_STATUS && f->status == 429) {
         if (f->retry_after && f->retry_after[0])
             telex_add_header(c->req, "retry-after", f->retry_after);
@@ -354,7 +437,7 @@ static void on_failure(void *user, const telex_upstream_failure_t *f)
 {
     chat_t *c = user;
     c->up = NULL;
-    if (c->finished || c->req == NULL)
+    if (c->finished)
         return;
     snprintf(c->error_kind, sizeof(c->error_kind), "%s", telex_upstream_failure_name(f->kind));
     if (!c->first_event && may_fall_back(f) && c->route + 1 < c->model->n_routes && !c->gw->shutting_down) {
@@ -364,16 +447,18 @@ static void on_failure(void *user, const telex_upstream_failure_t *f)
         c->fallbacks++;
         /* the next provider gets its own idle_timeout (before commit, a stream's
          * deadline is still the commit timeout, which is about the client) */
-        if (!c->stream || c->committed)
+        if (!c->stream_mode || c->committed)
             restart_deadline(c, c->gw->gateway->config->streaming.idle_timeout_seconds);
         start_route(c);
         return;
     }
-    if (!c->committed)
+    if (!c->committed) {
         respond_upstream_failure(c, f);
-    else
-        end_with_error_event(c, "upstream_error", telex_upstream_failure_name(f->kind), f->message);
-    finish(c, "upstream_error");
+        finish(c, "upstream_error");
+    } else {
+        end_with_error_event(c, "upstream_error", telex_upstream_failure_name(f->kind), f->message,
+                             "upstream_error");
+    }
 }
 
 static void on_response(void *user, int status, const char *body, size_t len)
@@ -400,13 +485,15 @@ static const telex_upstream_sink_t sink = {on_chunk, on_done, on_failure, on_res
 static void on_deadline(uv_timer_t *timer)
 {
     chat_t *c = timer->data;
-    if (c->finished || c->req == NULL)
+    if (c->finished)
         return;
     const telex_streaming_config_t *s = &c->gw->gateway->config->streaming;
-    if (!c->committed && c->stream) {
+    if (!c->committed && c->stream_mode) {
         /* commit_timeout: answer with headers now, keep waiting for data. */
-        commit(c);
-        telex_sender_flush(&c->out);
+        if (commit(c) != 0) {
+            fail_commit(c);
+            return;
+        }
         restart_deadline(c, s->idle_timeout_seconds);
         return;
     }
@@ -414,11 +501,59 @@ static void on_deadline(uv_timer_t *timer)
     snprintf(msg, sizeof(msg), "the provider sent nothing for %g seconds", s->idle_timeout_seconds);
     snprintf(c->error_kind, sizeof(c->error_kind), "idle_timeout");
     cancel_upstream(c);
-    if (c->committed)
-        end_with_error_event(c, "upstream_error", "idle_timeout", msg);
-    else
+    if (c->committed) {
+        end_with_error_event(c, "upstream_error", "idle_timeout", msg, "upstream_error");
+    } else {
         respond_error_json(c, 504, "upstream_error", "idle_timeout", msg);
-    finish(c, "upstream_error");
+        finish(c, "upstream_error");
+    }
+}
+
+/* ------------------------------------------------------------ producer wake */
+
+static void on_grace_over(uv_timer_t *timer)
+{
+    chat_t *c = timer->data;
+    if (c->finished || telex_stream_subscribers(c->stream, NULL) > 0)
+        return;
+    snprintf(c->error_kind, sizeof(c->error_kind), "abandoned");
+    end_with_error_event(c, "cancelled", "abandoned",
+                         "every client left and none came back within resume.grace_seconds", "client_gone");
+}
+
+/* Subscribers attached, left or advanced; or a DELETE arrived. */
+static void on_wake(telex_wakeup_t *w)
+{
+    chat_t *c = H2O_STRUCT_FROM_MEMBER(chat_t, wake, w);
+    if (c->finished)
+        return;
+    if (atomic_load(&c->stream->cancel_requested)) {
+        snprintf(c->error_kind, sizeof(c->error_kind), "cancelled");
+        end_with_error_event(c, "cancelled", "cancelled", "the stream was cancelled (DELETE /v1/streams/{id})",
+                             "cancelled");
+        return;
+    }
+    if (c->paused && c->up != NULL) {
+        if (c->resumable) {
+            uint64_t min = telex_stream_min_acked(c->stream);
+            if (min != UINT64_MAX)
+                telex_log_release_before(c->stream->log, min);
+        }
+        if (telex_log_retained(c->stream->log) < c->resume_below) {
+            c->paused = 0;
+            atomic_store(&c->stream->wants_acks, 0);
+            telex_upstream_resume(c->up);
+        }
+    }
+    if (!c->committed)
+        return;
+    if (telex_stream_subscribers(c->stream, NULL) == 0) {
+        double grace = c->resumable ? c->gw->gateway->config->resume.grace_seconds : 0;
+        if (!uv_is_active((uv_handle_t *)c->life))
+            uv_timer_start(c->life, on_grace_over, (uint64_t)(grace * 1000), 0);
+    } else {
+        uv_timer_stop(c->life);
+    }
 }
 
 /* ------------------------------------------------------------ routing */
@@ -427,13 +562,14 @@ static void start_route(chat_t *c)
 {
     const telex_route_t *route = &c->model->routes[c->route];
     snprintf(c->provider_name, sizeof(c->provider_name), "%s", route->provider->name);
-    json_t *up_body = telex_chat_upstream_body(c->body, telex_route_upstream_model(route, c->model_name), c->stream);
+    json_t *up_body =
+        telex_chat_upstream_body(c->body, telex_route_upstream_model(route, c->model_name), c->stream_mode);
     if (up_body == NULL) {
         respond_error_json(c, 500, "server_error", NULL, "out of memory");
         finish(c, "error");
         return;
     }
-    c->up = telex_upstream_start(&c->gw->upstream_env, route->provider, up_body, c->stream, &sink, c);
+    c->up = telex_upstream_start(&c->gw->upstream_env, route->provider, up_body, c->stream_mode, &sink, c);
     json_decref(up_body);
     if (c->up == NULL) {
         respond_error_json(c, 500, "server_error", NULL, "could not start the upstream request");
@@ -490,39 +626,58 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
         return 0;
     }
 
+    int resumable = cfg->resume.enabled && parsed.stream;
+    size_t plain_cap = 4 * HIGH_WATER + 2 * cfg->limits.max_event_bytes;
     chat_t *c = calloc(1, sizeof(*c));
     uv_timer_t *t1 = malloc(sizeof(uv_timer_t)), *t2 = malloc(sizeof(uv_timer_t));
+    telex_stream_t *stream = telex_stream_new(resumable ? cfg->resume.max_bytes : plain_cap);
     chat_t **link = c ? h2o_mem_alloc_shared(&req->pool, sizeof(chat_t *), on_req_disposed) : NULL;
-    if (c == NULL || t1 == NULL || t2 == NULL || link == NULL) {
+    if (c == NULL || t1 == NULL || t2 == NULL || stream == NULL || link == NULL) {
         atomic_fetch_sub(&gw->gateway->active_streams, 1);
         free(c);
         free(t1);
         free(t2);
+        telex_stream_unref(stream);
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
         telex_gateway_log_response(req, parsed.model, started);
         json_decref(parsed.body);
         return 0;
     }
     *link = c;
+    c->link = link;
     c->counted = 1;
     c->gw = gw;
     c->req = req;
     c->body = parsed.body;
     c->model = model;
-    c->stream = parsed.stream;
+    c->stream = stream;
+    c->stream_mode = parsed.stream;
     c->wants_usage = parsed.include_usage;
+    c->resumable = resumable;
     c->started_ns = started;
-    c->status = 0;
+    /* Pause the upstream when the log holds this much; resume below the
+     * second figure. Without resume the log holds only what the one reader
+     * has not written yet. */
+    size_t margin = cfg->limits.max_event_bytes + 64 * 1024;
+    if (resumable) {
+        size_t max = cfg->resume.max_bytes;
+        c->pause_above = max > margin + HIGH_WATER ? max - margin : HIGH_WATER;
+        c->resume_below = c->pause_above > HIGH_WATER ? c->pause_above - HIGH_WATER : c->pause_above / 2;
+    } else {
+        c->pause_above = HIGH_WATER;
+        c->resume_below = LOW_WATER;
+    }
     snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method.len, req->method.base);
     snprintf(c->path, sizeof(c->path), "%.*s", (int)req->path_normalized.len, req->path_normalized.base);
     snprintf(c->model_name, sizeof(c->model_name), "%s", parsed.model);
     c->deadline = t1;
-    c->keepalive = t2;
+    c->life = t2;
     uv_timer_init(&gw->worker->loop, t1);
     uv_timer_init(&gw->worker->loop, t2);
     t1->data = t2->data = c;
-    c->open_handles = 2;
-    telex_sender_init(&c->out, req, 0);
+    c->open = 3; /* two timers and the wakeup */
+    telex_wakeup_init(&c->wake, gw->waker, on_wake, on_wake_retired);
+    telex_stream_set_producer(stream, &c->wake);
     c->next = gw->chats;
     if (gw->chats != NULL)
         gw->chats->prev = c;
@@ -531,7 +686,7 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
 
     /* A stream commits at commit_timeout, then idles out; a plain request
      * has no commit: its provider may stay silent for idle_timeout (504). */
-    restart_deadline(c, c->stream ? cfg->streaming.commit_timeout_seconds : cfg->streaming.idle_timeout_seconds);
+    restart_deadline(c, c->stream_mode ? cfg->streaming.commit_timeout_seconds : cfg->streaming.idle_timeout_seconds);
     start_route(c);
     return 0;
 }
@@ -540,30 +695,43 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
 
 void telex_chat_sweep(gateway_worker_t *gw)
 {
-    for (chat_t *c = gw->chats; c != NULL; c = c->next) {
+    chat_t *next;
+    for (chat_t *c = gw->chats; c != NULL; c = next) {
+        next = c->next;
         if (c->finished || c->req == NULL || !telex_client_has_gone(c->req))
             continue;
+        h2o_req_t *req = c->req;
         finish(c, "client_gone");
-        if (c->committed)
-            telex_sender_close(&c->out, 1);
-        else
-            respond_error_json(c, 499, "invalid_request_error", "client_closed", "the client closed the request");
+        c->status = 499;
+        telex_respond_error(req, 499, "invalid_request_error", "client_closed", NULL, "the client closed the request");
     }
+    telex_subscribers_sweep(gw);
+}
+
+size_t telex_chat_running(gateway_worker_t *gw)
+{
+    size_t n = 0;
+    for (chat_t *c = gw->chats; c != NULL; c = c->next)
+        n += !c->finished;
+    return n;
 }
 
 void telex_chat_end_all(gateway_worker_t *gw, const char *why)
 {
-    for (chat_t *c = gw->chats; c != NULL; c = c->next) {
-        if (c->finished || c->req == NULL)
+    chat_t *next;
+    for (chat_t *c = gw->chats; c != NULL; c = next) {
+        next = c->next;
+        if (c->finished)
             continue;
         snprintf(c->error_kind, sizeof(c->error_kind), "shutdown");
         cancel_upstream(c);
         if (c->committed) {
-            end_with_error_event(c, "server_error", "shutting_down", why);
+            end_with_error_event(c, "server_error", "shutting_down", why, "shutdown");
         } else {
-            telex_add_header(c->req, "retry-after", "1");
+            if (c->req != NULL)
+                telex_add_header(c->req, "retry-after", "1");
             respond_error_json(c, 503, "server_error", "shutting_down", why);
+            finish(c, "shutdown");
         }
-        finish(c, "shutdown");
     }
 }

@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "http/server.h"
 #include "upstream/http_client.h"
+#include "stream/wakeup.h"
 #include "upstream/provider.h"
 
 typedef struct telex_gateway {
@@ -24,14 +25,19 @@ typedef struct telex_gateway {
 } telex_gateway_t;
 
 struct chat;
+struct subscriber;
 
 typedef struct gateway_worker {
     telex_worker_t *worker;
     telex_gateway_t *gateway;
     telex_http_client_t *http;
     telex_upstream_env_t upstream_env;
-    struct chat *chats;       /* active chats on this worker (doubly linked) */
+    telex_waker_t *waker;     /* cross-thread wake-ups to this worker */
+    struct chat *chats;       /* producers on this worker: running, or kept for resume */
     size_t n_chats;
+    struct subscriber *subscribers; /* streamed responses on this worker */
+    size_t n_subscribers;
+    size_t resumes;
     uv_timer_t sweep;         /* probes idle HTTP/1 clients for disconnects */
     uv_timer_t shutdown_timer;
     int shutting_down;
@@ -54,9 +60,19 @@ int telex_static_handle(h2o_req_t *req);
 
 /* chat.c */
 int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req);
-/* Checks every chat of the worker for a client that left (HTTP/1). */
+/* Chats whose upstream is still running. */
+size_t telex_chat_running(gateway_worker_t *gw);
+/* Checks every chat and subscriber of the worker for a client that left (HTTP/1). */
 void telex_chat_sweep(gateway_worker_t *gw);
 /* Ends every chat of the worker: a final SSE error event, or 503. */
 void telex_chat_end_all(gateway_worker_t *gw, const char *why);
+
+/* resume.c: GET/DELETE /v1/streams/{id}; caller_owner identifies the caller's
+ * key (NULL when anonymous). telex_resume_try_post returns 1 when a POST
+ * carried the Last-Event-ID of a stream and was answered as a resume. */
+int telex_resume_is_streams_path(h2o_req_t *req);
+int telex_resume_handle(gateway_worker_t *gw, h2o_req_t *req, const char *caller_owner);
+int telex_resume_try_post(gateway_worker_t *gw, h2o_req_t *req, const char *caller_owner);
+void telex_gateway_worker_start(telex_worker_t *worker);
 
 #endif

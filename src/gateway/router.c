@@ -97,6 +97,8 @@ static int route(gateway_worker_t *gw, h2o_req_t *req)
     }
     if (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions"))
         return wrong_method(req, "POST"); /* POST went to telex_chat_handle */
+    if (telex_resume_is_streams_path(req))
+        return telex_resume_handle(gw, req, NULL);
     if (path_is(req, "/v1/models") || path_is(req, "/models")) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             return wrong_method(req, "GET");
@@ -124,8 +126,11 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
     uint64_t started = uv_hrtime();
 
     if (header_section_size(req) <= cfg->limits.max_header_bytes && method_is(req, "POST") &&
-        (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions")))
+        (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions"))) {
+        if (telex_resume_try_post(gw, req, NULL))
+            return 0;
         return telex_chat_handle(gw, req); /* logs its own line */
+    }
     int rc = route(gw, req);
     telex_gateway_log_response(req, NULL, started);
     return rc;
@@ -148,7 +153,8 @@ int telex_gateway_worker_init(telex_worker_t *worker)
         return -1;
     gw->worker = worker;
     gw->gateway = worker->options->app;
-    if ((gw->http = telex_http_client_new(&worker->loop)) == NULL) {
+    if ((gw->http = telex_http_client_new(&worker->loop)) == NULL ||
+        (gw->waker = telex_waker_new(&worker->loop)) == NULL) {
         free(gw);
         return -1;
     }
@@ -185,5 +191,11 @@ void telex_gateway_on_shutdown(telex_worker_t *worker)
 int telex_gateway_is_idle(telex_worker_t *worker)
 {
     gateway_worker_t *gw = worker->app_worker;
-    return gw->n_chats == 0;
+    return telex_chat_running(gw) == 0 && gw->n_subscribers == 0;
+}
+
+void telex_gateway_worker_start(telex_worker_t *worker)
+{
+    gateway_worker_t *gw = worker->app_worker;
+    telex_waker_enter(gw->waker);
 }

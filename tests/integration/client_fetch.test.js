@@ -764,7 +764,7 @@ describe('against telex serve routed to telex mock', () => {
     const cfg = join(dir, 'telex.yaml');
     writeFileSync(
       cfg,
-      `providers:\n  - name: mock\n    kind: openai\n    base_url: ${mock.url}/v1\nmodels:\n  - name: gpt-test\n    providers:\n      - provider: mock\n        input_price_per_mtok: 1\n        output_price_per_mtok: 2\n`,
+      `providers:\n  - name: mock\n    kind: openai\n    base_url: ${mock.url}/v1\nmodels:\n  - name: gpt-test\n    providers:\n      - provider: mock\n        input_price_per_mtok: 1\n        output_price_per_mtok: 2\nresume:\n  grace_seconds: 0.5\n`,
     );
     serve = await startServe(['--config', cfg]);
   });
@@ -809,7 +809,9 @@ describe('against telex serve routed to telex mock', () => {
     assert.equal(err.status, 429);
   });
 
-  test('abort in the client: the mock sees the client leave', async () => {
+  // An abort only drops this client's connection; the gateway keeps the answer for
+  // resume.grace_seconds (0.5 here) in case it comes back, then cancels it.
+  test('abort in the client: after the resume grace the mock sees the client leave', async () => {
     const before = (await journal()).length;
     const ac = new AbortController();
     const chat = streamChat({ baseUrl: serve.url, signal: ac.signal, body: { model: 'gpt-test', messages: [{ role: 'user', content: 'x' }], mock: { tokens: 500, delay_ms: 20 } } });

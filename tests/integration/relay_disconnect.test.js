@@ -13,8 +13,11 @@ import { SLACK, chatBody, curl, lastSeq, requestLogs, startRelay, waitEntry } fr
 import { waitFor } from './lib/proc.js';
 
 let relay;
+// The plain relay (resume off): a client that leaves cancels the upstream at
+// once. With resume on, the answer outlives its client for resume.grace_seconds
+// (resume_*.test.js covers that).
 before(async () => {
-  relay = await startRelay();
+  relay = await startRelay({ config: { resume: { enabled: false } } });
 });
 after(async () => {
   if (relay) await relay.stop();

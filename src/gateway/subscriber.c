@@ -1,0 +1,230 @@
+/*
+ * gateway/subscriber.c — a response that streams a shared log from a
+ * position. See subscriber.h.
+ */
+#include "gateway/subscriber.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/gateway.h"
+#include "http/respond.h"
+#include "http/server.h"
+
+#define MAX_VECS 32
+
+typedef struct subscriber {
+    h2o_generator_t generator; /* first: h2o hands it back */
+    telex_stream_sub_t sub;
+    struct subscriber *prev, *next;
+    gateway_worker_t *gw;
+    h2o_req_t *req; /* NULL once h2o disposed of the request */
+    telex_stream_t *stream;
+    uint64_t pos;     /* next byte of the log to send */
+    uint64_t sent_to; /* where the write in flight ends */
+    int started;
+    int writing;
+    int ended;          /* the final state was handed to h2o */
+    int abort_on_proceed;
+    int release_as_acked;
+    int open; /* things that must end before free: keepalive timer, queued wakeup */
+    uv_timer_t *keepalive;
+} subscriber_t;
+
+static const char keepalive_comment[] = ": keepalive\n\n";
+
+static void maybe_free(subscriber_t *s)
+{
+    if (--s->open > 0)
+        return;
+    telex_stream_unref(s->stream);
+    free(s);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    subscriber_t *s = h->data;
+    free(h);
+    maybe_free(s);
+}
+
+static void on_wakeup_retired(telex_wakeup_t *w)
+{
+    maybe_free(H2O_STRUCT_FROM_MEMBER(subscriber_t, sub.wake, w));
+}
+
+static void restart_keepalive(subscriber_t *s);
+
+static void send_final(subscriber_t *s, h2o_send_state_t state)
+{
+    s->ended = 1;
+    uv_timer_stop(s->keepalive);
+    h2o_send(s->req, NULL, 0, state);
+}
+
+/* Hands everything from pos to the log's end to h2o, in one write. */
+static void pump(subscriber_t *s)
+{
+    if (s->req == NULL || s->writing || s->ended)
+        return;
+    telex_log_t *log = s->stream->log;
+    struct iovec iov[MAX_VECS];
+    uint64_t to;
+    int n = telex_log_read(log, s->pos, iov, MAX_VECS, &to);
+    if (n < 0) {
+        send_final(s, H2O_SEND_STATE_ERROR); /* cannot happen while attached: acked bytes are kept */
+        return;
+    }
+    if (n == 0) {
+        if (telex_log_finished(log) && s->pos == telex_log_end(log)) {
+            send_final(s, H2O_SEND_STATE_FINAL);
+        } else if (!s->started) {
+            /* Nothing to send yet: push the headers out now. */
+            s->started = 1;
+            s->writing = 1;
+            s->sent_to = s->pos;
+            h2o_send(s->req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
+        }
+        return;
+    }
+    h2o_iovec_t vecs[MAX_VECS];
+    for (int i = 0; i < n; i++)
+        vecs[i] = h2o_iovec_init(iov[i].iov_base, iov[i].iov_len);
+    int final = to == telex_log_end(log) && telex_log_finished(log);
+    s->started = 1;
+    s->sent_to = to;
+    if (final) {
+        s->ended = 1;
+        uv_timer_stop(s->keepalive);
+    } else {
+        s->writing = 1;
+        restart_keepalive(s);
+    }
+    h2o_send(s->req, vecs, (size_t)n, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void on_wake(telex_wakeup_t *w)
+{
+    pump(H2O_STRUCT_FROM_MEMBER(subscriber_t, sub.wake, w));
+}
+
+static void on_keepalive(uv_timer_t *timer)
+{
+    subscriber_t *s = timer->data;
+    if (s->req == NULL || s->writing || s->ended)
+        return;
+    s->writing = 1;
+    s->sent_to = s->pos;
+    h2o_iovec_t buf = h2o_iovec_init(keepalive_comment, sizeof(keepalive_comment) - 1);
+    h2o_send(s->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void restart_keepalive(subscriber_t *s)
+{
+    uint64_t ms = (uint64_t)(s->gw->gateway->config->streaming.keepalive_seconds * 1000);
+    if (ms > 0)
+        uv_timer_start(s->keepalive, on_keepalive, ms, ms);
+}
+
+static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
+{
+    subscriber_t *s = (subscriber_t *)generator;
+    s->writing = 0;
+    s->pos = s->sent_to;
+    atomic_store(&s->sub.acked, s->pos);
+    if (s->release_as_acked)
+        telex_log_release_before(s->stream->log, s->pos);
+    if (atomic_load(&s->stream->wants_acks))
+        telex_stream_poke_producer(s->stream);
+    if (s->abort_on_proceed) {
+        send_final(s, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    pump(s);
+}
+
+static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
+{
+    subscriber_t *s = (subscriber_t *)generator;
+    s->ended = 1;
+}
+
+static void on_req_disposed(void *p)
+{
+    subscriber_t *s = *(subscriber_t **)p;
+    gateway_worker_t *gw = s->gw;
+    s->req = NULL;
+    telex_stream_detach(s->stream, &s->sub);
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        gw->subscribers = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    gw->n_subscribers--;
+    uv_timer_stop(s->keepalive);
+    uv_close((uv_handle_t *)s->keepalive, on_timer_closed);
+    if (telex_wakeup_retire(&s->sub.wake) == 0)
+        maybe_free(s); /* no wakeup in flight: drop its share now */
+}
+
+int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t *stream, uint64_t from,
+                           int release_as_acked, const char *const *extra_headers)
+{
+    subscriber_t *s = calloc(1, sizeof(*s));
+    uv_timer_t *timer = malloc(sizeof(*timer));
+    subscriber_t **link = s != NULL ? h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_disposed) : NULL;
+    if (s == NULL || timer == NULL || link == NULL) {
+        free(s);
+        free(timer);
+        return -1;
+    }
+    *link = s;
+    s->gw = gw;
+    s->req = req;
+    s->stream = stream;
+    telex_stream_ref(stream);
+    s->pos = from;
+    s->release_as_acked = release_as_acked;
+    atomic_init(&s->sub.acked, from);
+    s->open = 2; /* the keepalive timer, and the wakeup */
+    s->keepalive = timer;
+    uv_timer_init(&gw->worker->loop, timer);
+    timer->data = s;
+    telex_wakeup_init(&s->sub.wake, gw->waker, on_wake, on_wakeup_retired);
+
+    req->res.status = 200;
+    req->res.reason = "OK";
+    telex_add_header(req, "content-type", "text/event-stream; charset=utf-8");
+    telex_add_header(req, "cache-control", "no-cache");
+    telex_add_header(req, "x-accel-buffering", "no");
+    for (const char *const *h = extra_headers; h != NULL && h[0] != NULL; h += 2)
+        telex_add_header(req, h[0], h[1]);
+    s->generator.proceed = on_proceed;
+    s->generator.stop = on_stop;
+    h2o_start_response(req, &s->generator);
+
+    s->next = gw->subscribers;
+    if (gw->subscribers != NULL)
+        gw->subscribers->prev = s;
+    gw->subscribers = s;
+    gw->n_subscribers++;
+    telex_stream_attach(stream, &s->sub);
+    restart_keepalive(s);
+    pump(s);
+    return 0;
+}
+
+void telex_subscribers_sweep(gateway_worker_t *gw)
+{
+    subscriber_t *next;
+    for (subscriber_t *s = gw->subscribers; s != NULL; s = next) {
+        next = s->next; /* ending the response may dispose of s at once */
+        if (s->req == NULL || s->ended || !telex_client_has_gone(s->req))
+            continue;
+        if (s->writing)
+            s->abort_on_proceed = 1;
+        else
+            send_final(s, H2O_SEND_STATE_ERROR);
+    }
+}
