@@ -175,6 +175,8 @@ char *telex_config_base_url(struct telex_config_arena *a, const char *url, const
 static const char *const kind_names[TELEX_PROVIDER_KIND_COUNT] = {
     [TELEX_PROVIDER_OPENAI] = "openai",
     [TELEX_PROVIDER_DEMO] = "demo",
+    [TELEX_PROVIDER_ANTHROPIC] = "anthropic",
+    [TELEX_PROVIDER_AZURE] = "azure",
 };
 
 const char *telex_provider_kind_name(telex_provider_kind_t kind)

@@ -32,10 +32,12 @@
 typedef enum telex_provider_kind {
     TELEX_PROVIDER_OPENAI = 0, /* any OpenAI-compatible /chat/completions API */
     TELEX_PROVIDER_DEMO,       /* in-process fake model, no network */
+    TELEX_PROVIDER_ANTHROPIC,  /* Anthropic Messages API (POST /v1/messages) */
+    TELEX_PROVIDER_AZURE,      /* Azure OpenAI: /openai/deployments/{deployment}/chat/completions */
     TELEX_PROVIDER_KIND_COUNT
 } telex_provider_kind_t;
 
-/* "openai", "demo"; NULL for an out-of-range value. */
+/* "openai", "demo", "anthropic", "azure"; NULL for an out-of-range value. */
 const char *telex_provider_kind_name(telex_provider_kind_t kind);
 
 typedef struct telex_header {
@@ -46,12 +48,22 @@ typedef struct telex_header {
 typedef struct telex_provider {
     const char *name; /* unique among providers */
     telex_provider_kind_t kind;
-    /* openai: */
-    const char *base_url;   /* http(s)://..., no trailing '/'; append "/chat/completions" */
-    const char *api_key;    /* NULL = send no Authorization header. SECRET: never log */
+    /* openai, anthropic, azure: */
+    /* http(s)://..., no trailing '/'. openai: the API root (+ "/chat/completions");
+     * anthropic: the API host (+ "/v1/messages"); azure: the resource's
+     * `endpoint` (+ "/openai/deployments/{deployment}/chat/completions"). */
+    const char *base_url;
+    /* NULL = no key header. Sent as openai: Authorization: Bearer; anthropic:
+     * x-api-key; azure: api-key. SECRET: never log */
+    const char *api_key;
     double timeout_seconds; /* connect timeout, > 0 */
     const telex_header_t *headers; /* extra request headers, in file order */
     size_t n_headers;
+    /* anthropic: */
+    const char *anthropic_version; /* the anthropic-version header; "2023-06-01" */
+    uint64_t max_tokens;           /* sent when a request sets none (Anthropic requires it); 4096 */
+    /* azure: */
+    const char *api_version; /* ?api-version= ; "2024-10-21". The deployment is the route's model. */
     /* demo: */
     double tokens_per_second; /* > 0 */
 } telex_provider_t;
@@ -60,7 +72,8 @@ typedef struct telex_provider {
 typedef struct telex_route {
     const telex_provider_t *provider; /* never NULL */
     /* The upstream model name; NULL means "the name the client asked for"
-     * (only in the catch-all model "*"). Use telex_route_upstream_model. */
+     * (only in the catch-all model "*"). Use telex_route_upstream_model.
+     * For an azure provider it is the deployment name. */
     const char *model;
     double input_price_per_mtok;  /* USD per million input tokens, >= 0 */
     double output_price_per_mtok; /* USD per million output tokens, >= 0 */

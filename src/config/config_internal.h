@@ -55,6 +55,10 @@ const char *telex_config_admin_token_problem(const char *token);
 
 /* Defaults shared by the YAML and built-in paths. */
 #define TELEX_CONFIG_OPENAI_BASE_URL "https://api.openai.com/v1"
+#define TELEX_CONFIG_ANTHROPIC_BASE_URL "https://api.anthropic.com"
+#define TELEX_CONFIG_ANTHROPIC_VERSION "2023-06-01"
+#define TELEX_CONFIG_ANTHROPIC_MAX_TOKENS 4096
+#define TELEX_CONFIG_AZURE_API_VERSION "2024-10-21"
 #define TELEX_CONFIG_DEFAULT_TIMEOUT_SECONDS 10.0
 #define TELEX_CONFIG_DEFAULT_TOKENS_PER_SECOND 30.0
 

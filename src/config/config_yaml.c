@@ -653,13 +653,16 @@ static int parse_metrics(ctx_t *c, const yaml_node_t *v)
 #define ALL_KINDS ((1u << TELEX_PROVIDER_KIND_COUNT) - 1)
 
 /* The keys a provider accepts, and for which kinds. */
+#define HTTP_KINDS (KIND(TELEX_PROVIDER_OPENAI) | KIND(TELEX_PROVIDER_ANTHROPIC) | KIND(TELEX_PROVIDER_AZURE))
 static const char *const provider_keys[] = {"name",        "kind",            "base_url",
-                                            "api_key",     "api_key_env",     "timeout_seconds",
-                                            "headers",     "tokens_per_second"};
+                                            "endpoint",    "api_key",         "api_key_env",
+                                            "timeout_seconds", "headers",     "anthropic_version",
+                                            "max_tokens",  "api_version",     "tokens_per_second"};
 static const unsigned provider_key_kinds[] = {
-    ALL_KINDS,           ALL_KINDS,           KIND(TELEX_PROVIDER_OPENAI),
-    KIND(TELEX_PROVIDER_OPENAI), KIND(TELEX_PROVIDER_OPENAI), KIND(TELEX_PROVIDER_OPENAI),
-    KIND(TELEX_PROVIDER_OPENAI), KIND(TELEX_PROVIDER_DEMO)};
+    ALL_KINDS,  ALL_KINDS,  KIND(TELEX_PROVIDER_OPENAI) | KIND(TELEX_PROVIDER_ANTHROPIC),
+    KIND(TELEX_PROVIDER_AZURE), HTTP_KINDS, HTTP_KINDS,
+    HTTP_KINDS, HTTP_KINDS, KIND(TELEX_PROVIDER_ANTHROPIC),
+    KIND(TELEX_PROVIDER_ANTHROPIC), KIND(TELEX_PROVIDER_AZURE), KIND(TELEX_PROVIDER_DEMO)};
 _Static_assert(sizeof provider_keys / sizeof provider_keys[0] ==
                    sizeof provider_key_kinds / sizeof provider_key_kinds[0],
                "one kinds mask per provider key");
@@ -671,11 +674,25 @@ static bool is_token_char(unsigned char ch)
            (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
+/* The header a provider kind sends its key in, as shown in messages. */
+static const char *key_header(telex_provider_kind_t kind)
+{
+    switch (kind) {
+    case TELEX_PROVIDER_ANTHROPIC:
+        return "x-api-key";
+    case TELEX_PROVIDER_AZURE:
+        return "api-key";
+    default:
+        return "Authorization";
+    }
+}
+
 static int parse_headers(ctx_t *c, const yaml_node_t *v, const char *base,
                          telex_provider_t *prov, const yaml_node_t *api_key_node)
 {
     static const char *const reserved[] = {"host", "content-length", "transfer-encoding",
                                            "connection"};
+    const char *auth = key_header(prov->kind);
     char path[PATH_LEN];
     path_key(path, base, "headers");
     if (v && !is_null(v) && v->type != YAML_MAPPING_NODE) /* not describe(): may hold a key */
@@ -707,10 +724,11 @@ static int parse_headers(ctx_t *c, const yaml_node_t *v, const char *base,
         for (size_t j = 0; j < sizeof reserved / sizeof reserved[0]; j++)
             if (strcasecmp(reserved[j], name) == 0)
                 return fail(c, k, hp, "telex sets this header itself; it cannot be configured");
-        if (api_key_node && strcasecmp(name, "authorization") == 0)
-            return fail(c, k, hp,
-                        "conflicts with api_key/api_key_env (which sends Authorization: Bearer); "
-                        "use one or the other");
+        if (api_key_node && strcasecmp(name, auth) == 0)
+            return fail(c, k, hp, "conflicts with api_key/api_key_env (which sends %s%s); use one or the other",
+                        auth, prov->kind == TELEX_PROVIDER_OPENAI ? ": Bearer" : "");
+        if (prov->kind == TELEX_PROVIDER_ANTHROPIC && strcasecmp(name, "anthropic-version") == 0)
+            return fail(c, k, hp, "set by the provider's anthropic_version key");
         if (!(h[i].name = telex_config_strdup(c->arena, name)))
             return oom(c);
         if ((rc = read_str(c, node_at(c, p->value), hp, STR_ALLOW_EMPTY,
@@ -841,25 +859,51 @@ static int parse_provider(ctx_t *c, const yaml_node_t *seq, size_t i, telex_prov
           &prov->timeout_seconds);
     FIELD(item, "tokens_per_second", base, read_double, 0, true, 1e6, &prov->tokens_per_second);
 
-    if (prov->kind == TELEX_PROVIDER_OPENAI) {
-        prov->base_url = TELEX_CONFIG_OPENAI_BASE_URL;
-        yaml_node_t *url = get(c, item, "base_url");
-        if (url) {
-            const char *s, *why = NULL;
-            path_key(p, base, "base_url");
-            if ((rc = read_str(c, url, p, 0, &s)) < 0)
+    if (prov->kind == TELEX_PROVIDER_DEMO)
+        return 0;
+    /* openai, anthropic, azure: an HTTP API */
+    const char *url_key = prov->kind == TELEX_PROVIDER_AZURE ? "endpoint" : "base_url";
+    const char *example = prov->kind == TELEX_PROVIDER_AZURE       ? "https://my-resource.openai.azure.com"
+                          : prov->kind == TELEX_PROVIDER_ANTHROPIC ? TELEX_CONFIG_ANTHROPIC_BASE_URL
+                                                                   : TELEX_CONFIG_OPENAI_BASE_URL;
+    prov->base_url = prov->kind == TELEX_PROVIDER_ANTHROPIC ? TELEX_CONFIG_ANTHROPIC_BASE_URL
+                                                            : TELEX_CONFIG_OPENAI_BASE_URL;
+    yaml_node_t *url = get(c, item, url_key);
+    if (!url && prov->kind == TELEX_PROVIDER_AZURE)
+        return fail(c, item, base, "missing required key \"endpoint\" (the resource's URL, e.g. %s)", example);
+    if (url) {
+        const char *s, *why = NULL;
+        path_key(p, base, url_key);
+        if ((rc = read_str(c, url, p, 0, &s)) < 0)
+            return rc;
+        if (!(prov->base_url = telex_config_base_url(c->arena, s, &why)))
+            return why ? fail(c, url, p, "%s (e.g. %s)", why, example) : oom(c);
+    }
+    if ((rc = parse_api_key(c, item, base, prov)) < 0)
+        return rc;
+    yaml_node_t *keynode = get(c, item, "api_key");
+    if (!keynode)
+        keynode = get(c, item, "api_key_env");
+    if ((rc = parse_headers(c, get(c, item, "headers"), base, prov, keynode)) < 0)
+        return rc;
+    if (prov->kind == TELEX_PROVIDER_ANTHROPIC) {
+        prov->anthropic_version = TELEX_CONFIG_ANTHROPIC_VERSION;
+        prov->max_tokens = TELEX_CONFIG_ANTHROPIC_MAX_TOKENS;
+        FIELD(item, "anthropic_version", base, read_str, 0, &prov->anthropic_version);
+        FIELD(item, "max_tokens", base, read_uint, 1, 100000000, &prov->max_tokens);
+    }
+    if (prov->kind == TELEX_PROVIDER_AZURE) {
+        prov->api_version = TELEX_CONFIG_AZURE_API_VERSION;
+        yaml_node_t *av = get(c, item, "api_version");
+        if (av) {
+            path_key(p, base, "api_version");
+            if ((rc = read_str(c, av, p, 0, &prov->api_version)) < 0)
                 return rc;
-            if (!(prov->base_url = telex_config_base_url(c->arena, s, &why)))
-                return why ? fail(c, url, p, "%s (e.g. https://api.openai.com/v1)", why)
-                           : oom(c);
+            if (strspn(prov->api_version, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+                strlen(prov->api_version))
+                return fail(c, av, p, "%s is not an API version (e.g. %s or 2025-01-01-preview)",
+                            quote(q, prov->api_version), TELEX_CONFIG_AZURE_API_VERSION);
         }
-        if ((rc = parse_api_key(c, item, base, prov)) < 0)
-            return rc;
-        yaml_node_t *keynode = get(c, item, "api_key");
-        if (!keynode)
-            keynode = get(c, item, "api_key_env");
-        if ((rc = parse_headers(c, get(c, item, "headers"), base, prov, keynode)) < 0)
-            return rc;
     }
     return 0;
 }
@@ -886,6 +930,14 @@ static int parse_providers(ctx_t *c, const yaml_node_t *v, telex_provider_t **ou
 }
 
 /* ---- models ------------------------------------------------------------ */
+
+/* An Azure OpenAI deployment name: 1..64 letters, digits, '.', '_', '-'. */
+static bool valid_deployment(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 64 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
 
 static int parse_route(ctx_t *c, const yaml_node_t *item, const char *base,
                        const telex_model_t *model, const char *const *provider_names,
@@ -930,6 +982,18 @@ static int parse_route(ctx_t *c, const yaml_node_t *item, const char *base,
         r->cached_input_price_per_mtok = r->input_price_per_mtok;
         FIELD(item, "cached_input_price_per_mtok", base, read_double, 0, false, 1e6,
               &r->cached_input_price_per_mtok);
+    }
+    if (r->provider->kind == TELEX_PROVIDER_AZURE && r->model != NULL && !valid_deployment(r->model)) {
+        yaml_node_t *mn = item->type == YAML_MAPPING_NODE ? get(c, item, "model") : NULL;
+        if (mn) {
+            path_key(p, base, "model");
+            return fail(c, mn, p, "%s is not an Azure deployment name (letters, digits, '.', '_' and '-')",
+                        quote(q, r->model));
+        }
+        return fail(c, item, base,
+                    "the model name %s would be the Azure deployment name, which allows only letters, "
+                    "digits, '.', '_' and '-'; give the deployment with model:",
+                    quote(q, r->model));
     }
     return 0;
 }

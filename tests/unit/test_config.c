@@ -474,6 +474,79 @@ static void test_full_file(void **state)
     telex_config_free(cfg);
 }
 
+/* ---- anthropic and azure ------------------------------------------------- */
+
+static void test_anthropic_and_azure_providers(void **state)
+{
+    (void)state;
+    setenv("TELEX_TEST_KEY", "sk-ant-from-env", 1);
+    telex_config_t *cfg = load_ok("providers:\n"
+                                  "  - name: claude\n"
+                                  "    kind: anthropic\n"
+                                  "    api_key_env: TELEX_TEST_KEY\n"
+                                  "  - name: claude-proxy\n"
+                                  "    kind: anthropic\n"
+                                  "    base_url: http://127.0.0.1:9090/\n"
+                                  "    anthropic_version: \"2024-01-01\"\n"
+                                  "    max_tokens: 1024\n"
+                                  "    timeout_seconds: 3\n"
+                                  "    headers:\n"
+                                  "      anthropic-beta: prompt-caching-2024-07-31\n"
+                                  "  - name: az\n"
+                                  "    kind: azure\n"
+                                  "    endpoint: https://my-res.openai.azure.com/\n"
+                                  "    api_key: az-literal\n"
+                                  "  - name: az2\n"
+                                  "    kind: azure\n"
+                                  "    endpoint: http://127.0.0.1:9090\n"
+                                  "    api_version: 2025-01-01-preview\n"
+                                  "    headers:\n"
+                                  "      Authorization: Bearer entra-token\n"
+                                  "models:\n"
+                                  "  - name: sonnet\n"
+                                  "    providers:\n"
+                                  "      - provider: claude\n"
+                                  "        model: claude-sonnet-4-5\n"
+                                  "      - provider: az\n"
+                                  "        model: gpt-4o-deployment\n"
+                                  "  - name: gpt-4o\n"
+                                  "    providers: [az2, claude-proxy]\n"
+                                  "  - name: \"*\"\n"
+                                  "    providers: [az]\n");
+    const telex_provider_t *claude = telex_config_find_provider(cfg, "claude");
+    assert_int_equal(claude->kind, TELEX_PROVIDER_ANTHROPIC);
+    assert_string_equal(claude->base_url, "https://api.anthropic.com");
+    assert_string_equal(claude->api_key, "sk-ant-from-env");
+    assert_string_equal(claude->anthropic_version, "2023-06-01");
+    assert_int_equal(claude->max_tokens, 4096);
+    assert_true(claude->timeout_seconds == 10);
+    assert_null(claude->api_version);
+    const telex_provider_t *proxy = telex_config_find_provider(cfg, "claude-proxy");
+    assert_string_equal(proxy->base_url, "http://127.0.0.1:9090");
+    assert_string_equal(proxy->anthropic_version, "2024-01-01");
+    assert_int_equal(proxy->max_tokens, 1024);
+    assert_true(proxy->timeout_seconds == 3);
+    assert_null(proxy->api_key);
+    assert_int_equal(proxy->n_headers, 1);
+    assert_string_equal(proxy->headers[0].name, "anthropic-beta");
+    const telex_provider_t *az = telex_config_find_provider(cfg, "az");
+    assert_int_equal(az->kind, TELEX_PROVIDER_AZURE);
+    assert_string_equal(az->base_url, "https://my-res.openai.azure.com");
+    assert_string_equal(az->api_key, "az-literal");
+    assert_string_equal(az->api_version, "2024-10-21");
+    assert_null(az->anthropic_version);
+    const telex_provider_t *az2 = telex_config_find_provider(cfg, "az2");
+    assert_string_equal(az2->api_version, "2025-01-01-preview");
+    assert_null(az2->api_key);
+    assert_string_equal(az2->headers[0].value, "Bearer entra-token");
+    const telex_model_t *m = telex_config_find_model(cfg, "sonnet");
+    assert_string_equal(m->routes[0].model, "claude-sonnet-4-5");
+    assert_string_equal(m->routes[1].model, "gpt-4o-deployment"); /* the deployment */
+    assert_string_equal(telex_config_find_model(cfg, "gpt-4o")->routes[0].model, "gpt-4o");
+    assert_null(cfg->catch_all->routes[0].model); /* the client's name, encoded at request time */
+    telex_config_free(cfg);
+}
+
 /* ---- store path, admin token, loopback ---------------------------------- */
 
 static void test_store_path_defaults_and_env(void **state)
@@ -757,6 +830,12 @@ static void test_secrets_never_in_messages(void **state)
         "    api_key_env: TELEX_TEST_KEY\nmodels:\n  - name: m\n    providers: [p]\n",
         "providers:\n  - name: p\n    kind: openai\n    headers: \"X-Key: SECRET\"\n"
         "models:\n  - name: m\n    providers: [p]\n",
+        "providers:\n  - name: p\n    kind: anthropic\n    api_key: \"sk-ant-SECRET\\n\"\n"
+        "models:\n  - name: m\n    providers: [p]\n",
+        "providers:\n  - name: p\n    kind: azure\n    endpoint: https://r\n    api_key_env: TELEX_TEST_KEY\n"
+        "models:\n  - name: m\n    providers: [p]\n",
+        "providers:\n  - name: p\n    kind: anthropic\n    api_key: SECRET\n    headers:\n      x-api-key: SECRET\n"
+        "models:\n  - name: m\n    providers: [p]\n",
     };
     setenv("TELEX_TEST_KEY", "SECRET\x01", 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -863,11 +942,11 @@ static const struct {
      ":2:5: providers[0]: expected a mapping (name:, kind:, ...), got \"openai\""},
     {"providers:\n  - kind: demo\n" M, ":2:5: providers[0]: missing required key \"name\""},
     {"providers:\n  - name: p\n" M,
-     ":2:5: providers[0]: missing required key \"kind\" (one of: openai, demo)"},
+     ":2:5: providers[0]: missing required key \"kind\" (one of: openai, demo, anthropic, azure)"},
     {"providers:\n  - name: p\n    kind: opnai\n" M,
      ":3:11: providers[0].kind: unknown provider kind \"opnai\"; did you mean \"openai\"?"},
     {"providers:\n  - name: p\n    kind: bedrock\n" M,
-     ":3:11: providers[0].kind: unknown provider kind \"bedrock\" (known kinds: openai, demo)"},
+     ":3:11: providers[0].kind: unknown provider kind \"bedrock\" (known kinds: openai, demo, anthropic, azure)"},
     {"providers:\n  - name: p\n    kind: demo\n  - name: p\n    kind: openai\n" M,
      ":4:11: providers[1].name: duplicate provider name \"p\" (first at line 2)"},
     {"providers:\n  - name: \"\"\n    kind: demo\n" M,
@@ -875,7 +954,7 @@ static const struct {
     {"providers:\n  - name: p\n    kind: openai\n    tokens_per_second: 5\n" M,
      ":4:5: providers[0].tokens_per_second: not used by kind openai (only by: demo)"},
     {"providers:\n  - name: p\n    kind: demo\n    base_url: http://x\n" M,
-     ":4:5: providers[0].base_url: not used by kind demo (only by: openai)"},
+     ":4:5: providers[0].base_url: not used by kind demo (only by: openai, anthropic)"},
     {P "    base_url: ftp://example.com\n" M,
      ":4:15: providers[0].base_url: must start with http:// or https:// "
      "(e.g. https://api.openai.com/v1)"},
@@ -910,6 +989,54 @@ static const struct {
      "Authorization: Bearer); use one or the other"},
     {P "    headers:\n      X-A: {b: c}\n" M,
      ":5:12: providers[0].headers.X-A: expected a string, got a mapping"},
+    /* anthropic and azure */
+#define PA "providers:\n  - name: p\n    kind: anthropic\n"
+#define PZ "providers:\n  - name: p\n    kind: azure\n    endpoint: https://r.openai.azure.com\n"
+    {"providers:\n  - name: p\n    kind: antropic\n" M,
+     ":3:11: providers[0].kind: unknown provider kind \"antropic\"; did you mean \"anthropic\"?"},
+    {"providers:\n  - name: p\n    kind: azur\n" M,
+     ":3:11: providers[0].kind: unknown provider kind \"azur\"; did you mean \"azure\"?"},
+    {PA "    endpoint: https://x\n" M, ":4:5: providers[0].endpoint: not used by kind anthropic (only by: azure)"},
+    {PA "    api_version: x\n" M, ":4:5: providers[0].api_version: not used by kind anthropic (only by: azure)"},
+    {PZ "    base_url: https://x\n" M,
+     ":5:5: providers[0].base_url: not used by kind azure (only by: openai, anthropic)"},
+    {P "    max_tokens: 5\n" M, ":4:5: providers[0].max_tokens: not used by kind openai (only by: anthropic)"},
+    {"providers:\n  - name: p\n    kind: demo\n    api_key: k\n" M,
+     ":4:5: providers[0].api_key: not used by kind demo (only by: openai, anthropic, azure)"},
+    {P "    anthropic_version: x\n" M,
+     ":4:5: providers[0].anthropic_version: not used by kind openai (only by: anthropic)"},
+    {PA "    max_tokens: 0\n" M, ":4:17: providers[0].max_tokens: must be at least 1, got 0"},
+    {PA "    max_tokens: \"100\"\n" M,
+     ":4:17: providers[0].max_tokens: expected an integer, got the quoted string \"100\" (remove the quotes)"},
+    {PA "    anthropic_version: \"\"\n" M, ":4:24: providers[0].anthropic_version: must not be empty"},
+    {PA "    base_url: api.anthropic.com\n" M,
+     ":4:15: providers[0].base_url: must start with http:// or https:// (e.g. https://api.anthropic.com)"},
+    {PA "    api_key: k\n    headers:\n      X-API-Key: k2\n" M,
+     ":6:7: providers[0].headers.X-API-Key: conflicts with api_key/api_key_env (which sends x-api-key); use one "
+     "or the other"},
+    {PA "    headers:\n      anthropic-version: \"2023-01-01\"\n" M,
+     ":5:7: providers[0].headers.anthropic-version: set by the provider's anthropic_version key"},
+    {"providers:\n  - name: p\n    kind: azure\n" M,
+     ":2:5: providers[0]: missing required key \"endpoint\" (the resource's URL, e.g. "
+     "https://my-resource.openai.azure.com)"},
+    {"providers:\n  - name: p\n    kind: azure\n    endpoint: r.openai.azure.com\n" M,
+     ":4:15: providers[0].endpoint: must start with http:// or https:// (e.g. "
+     "https://my-resource.openai.azure.com)"},
+    {"providers:\n  - name: p\n    kind: azure\n    endpoint: https://r/?x=1\n" M,
+     ":4:15: providers[0].endpoint: must not contain a query (?) or fragment (#) (e.g. "
+     "https://my-resource.openai.azure.com)"},
+    {PZ "    api_version: \"2024 10\"\n" M,
+     ":5:18: providers[0].api_version: \"2024 10\" is not an API version (e.g. 2024-10-21 or "
+     "2025-01-01-preview)"},
+    {PZ "    api_key: k\n    headers:\n      api-key: k2\n" M,
+     ":7:7: providers[0].headers.api-key: conflicts with api_key/api_key_env (which sends api-key); use one or "
+     "the other"},
+    {PZ "models:\n  - name: m\n    providers:\n      - provider: p\n        model: \"my/deployment\"\n",
+     ":9:16: models[0].providers[0].model: \"my/deployment\" is not an Azure deployment name (letters, digits, "
+     "'.', '_' and '-')"},
+    {PZ "models:\n  - name: \"gpt 4o\"\n    providers: [p]\n",
+     ":7:17: models[0].providers[0]: the model name \"gpt 4o\" would be the Azure deployment name, which allows "
+     "only letters, digits, '.', '_' and '-'; give the deployment with model:"},
     /* models */
     {P "models: m\n", ":4:9: models: expected a list of models (- name: ...), got \"m\""},
     {P "models: []\n", ":4:9: models: the list is empty; define at least one model"},
@@ -1166,6 +1293,8 @@ static void test_kind_names(void **state)
     (void)state;
     assert_string_equal(telex_provider_kind_name(TELEX_PROVIDER_OPENAI), "openai");
     assert_string_equal(telex_provider_kind_name(TELEX_PROVIDER_DEMO), "demo");
+    assert_string_equal(telex_provider_kind_name(TELEX_PROVIDER_ANTHROPIC), "anthropic");
+    assert_string_equal(telex_provider_kind_name(TELEX_PROVIDER_AZURE), "azure");
     for (int k = 0; k < TELEX_PROVIDER_KIND_COUNT; k++)
         assert_non_null(telex_provider_kind_name((telex_provider_kind_t)k));
     assert_null(telex_provider_kind_name(TELEX_PROVIDER_KIND_COUNT));
@@ -1197,6 +1326,7 @@ int main(void)
         T(test_store_path_defaults_and_env),
         T(test_admin_token_never_in_messages),
         T(test_loopback_addresses),
+        T(test_anthropic_and_azure_providers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
