@@ -17,7 +17,8 @@
  * like an unknown stream: 404, so ids cannot be probed. An unknown or
  * expired stream answers 204 to a client that accepts text/event-stream —
  * the status that tells EventSource to stop reconnecting — and 404 JSON
- * otherwise.
+ * otherwise. So does a finished stream resumed from its last event (the
+ * client has it all), so that EventSource stops after the answer.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -114,6 +115,13 @@ static int attach(gateway_worker_t *gw, h2o_req_t *req, const char *id, h2o_iove
         telex_respond_error(req, 400, "invalid_request_error", "bad_last_event_id", "Last-Event-ID",
                             "Stream %s has no event %llu yet.", id, (unsigned long long)seq);
         return 0;
+    }
+    if (telex_log_finished(s->log) && from == telex_log_end(s->log) && accepts_event_stream(req)) {
+        /* The client has the whole answer: nothing will ever follow. An
+         * empty 200 would make EventSource reconnect every retry: interval
+         * until the stream expires; 204 tells it to stop. */
+        telex_stream_unref(s);
+        return unknown_stream(req, 1);
     }
     const char *headers[] = {"x-telex-stream-id", s->id, NULL};
     rc = telex_subscriber_start(gw, req, s, from, 0, headers);
