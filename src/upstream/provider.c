@@ -1,5 +1,7 @@
 /*
- * upstream/provider.c — picks the adapter for a provider kind.
+ * upstream/provider.c — picks the adapter for a provider kind: openai.c for
+ * openai and azure (same protocol, another URL and key header), demo.c for
+ * demo, anthropic.c for anthropic.
  */
 #include "upstream/provider.h"
 
@@ -9,6 +11,7 @@ telex_upstream_t *telex_upstream_start(const telex_upstream_env_t *env, const te
     const telex_provider_ops_t *ops = NULL;
     switch (provider->kind) {
     case TELEX_PROVIDER_OPENAI:
+    case TELEX_PROVIDER_AZURE:
         ops = &telex_openai_ops;
         break;
     case TELEX_PROVIDER_DEMO:

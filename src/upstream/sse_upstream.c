@@ -1,0 +1,438 @@
+/*
+ * upstream/sse_upstream.c — one HTTP call to a provider, for the adapters
+ * (contract in sse_upstream.h).
+ *
+ * The response decides the mode at its headers: a status >= 400 collects the
+ * error body, a plain request collects the answer, a stream must be
+ * text/event-stream and is checked line by line (check_lines) before
+ * libtelex's parser sees it. Every report goes through one place (fail,
+ * done, respond) that sets `finished`; the state is freed by maybe_free once
+ * it is finished or cancelled, the HTTP call and the fail-soon timer are
+ * gone, and no adapter frame is on the stack (`depth`).
+ */
+#include "upstream/sse_upstream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/buf.h"
+
+typedef enum { MODE_WAITING, MODE_STREAM, MODE_COLLECT_ERROR, MODE_COLLECT_PLAIN } mode_t_;
+
+enum { LINE_START, LINE_NAME, LINE_REST };
+
+struct telex_sse_upstream {
+    telex_upstream_t base; /* first: the gateway holds a telex_upstream_t * */
+    const telex_sse_upstream_hooks_t *hooks;
+    void *adapter;
+    telex_upstream_sink_t sink;
+    void *user;
+    uv_loop_t *loop;
+    telex_http_client_t *http;
+    telex_http_call_t *call;
+    telex_sse_parser_t *parser;
+    telex_buf_t body; /* error or plain response; the fail-soon body */
+    uv_timer_t *soon; /* fail_soon: malloc'd, freed in its close callback */
+    telex_upstream_failure_kind_t soon_kind;
+    int soon_status;
+    char *soon_message;
+    int stream;
+    mode_t_ mode;
+    long status;
+    char retry_after[32];
+    /* check_lines: where we are in the current line */
+    int line_state;
+    int after_cr;
+    size_t stream_bytes;
+    size_t bom_matched;
+    size_t name_len;
+    char name[8];
+    int finished; /* reported done/failure/response */
+    int cancelled;
+    int depth; /* our frames on the stack */
+};
+
+/* ------------------------------------------------------------ lifetime */
+
+static void free_now(telex_sse_upstream_t *u)
+{
+    if (u->hooks->destroy != NULL)
+        u->hooks->destroy(u->adapter);
+    telex_sse_parser_free(u->parser);
+    telex_buf_free(&u->body);
+    free(u->soon_message);
+    free(u);
+}
+
+static void maybe_free(telex_sse_upstream_t *u)
+{
+    if (u->depth > 0 || !(u->cancelled || u->finished) || u->call != NULL || u->soon != NULL)
+        return;
+    free_now(u);
+}
+
+static void on_soon_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void close_soon(telex_sse_upstream_t *u)
+{
+    if (u->soon != NULL) {
+        uv_close((uv_handle_t *)u->soon, on_soon_closed);
+        u->soon = NULL;
+    }
+}
+
+/* ------------------------------------------------------------ reports */
+
+int telex_sse_upstream_stopped(const telex_sse_upstream_t *u)
+{
+    return u->finished || u->cancelled;
+}
+
+void telex_sse_upstream_fail(telex_sse_upstream_t *u, telex_upstream_failure_kind_t kind, int status,
+                             const char *message, const char *body, size_t body_len)
+{
+    if (telex_sse_upstream_stopped(u))
+        return;
+    u->finished = 1;
+    telex_upstream_failure_t f = {kind, status, u->retry_after, message, body, body_len};
+    u->sink.on_failure(u->user, &f);
+}
+
+void telex_sse_upstream_done(telex_sse_upstream_t *u)
+{
+    if (telex_sse_upstream_stopped(u))
+        return;
+    u->finished = 1;
+    u->sink.on_done(u->user);
+}
+
+void telex_sse_upstream_chunk(telex_sse_upstream_t *u, const char *data, size_t len, json_t *chunk)
+{
+    if (telex_sse_upstream_stopped(u))
+        return;
+    u->sink.on_chunk(u->user, data, len, chunk);
+}
+
+void telex_sse_upstream_respond(telex_sse_upstream_t *u, int status, const char *body, size_t len)
+{
+    if (telex_sse_upstream_stopped(u))
+        return;
+    u->finished = 1;
+    u->sink.on_response(u->user, status, body, len);
+}
+
+/* ------------------------------------------------------------ the stream */
+
+static int on_sse_event(void *user, const telex_sse_event_t *ev)
+{
+    telex_sse_upstream_t *u = user;
+    if (telex_sse_upstream_stopped(u))
+        return 1;
+    u->hooks->on_event(u, ev);
+    return telex_sse_upstream_stopped(u);
+}
+
+static int known_field(const char *name, size_t len)
+{
+    return (len == 4 && memcmp(name, "data", 4) == 0) || (len == 5 && memcmp(name, "event", 5) == 0) ||
+           (len == 2 && memcmp(name, "id", 2) == 0) || (len == 5 && memcmp(name, "retry", 5) == 0);
+}
+
+/* Follows the lines of the stream across feeds. Returns len when every line
+ * so far is a known field, a comment or blank, else the offset of the byte
+ * that shows a line is not (the parser gets the bytes before it). */
+static size_t check_lines(telex_sse_upstream_t *u, const char *data, size_t len)
+{
+    static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
+    for (size_t i = 0; i < len; i++, u->stream_bytes++) {
+        unsigned char ch = (unsigned char)data[i];
+        if (u->stream_bytes < 3 && u->bom_matched == u->stream_bytes) {
+            if (ch == bom[u->stream_bytes]) {
+                u->bom_matched++; /* a byte order mark at the start is allowed */
+                continue;
+            }
+            if (u->bom_matched > 0)
+                return i;
+        }
+        int eol = ch == '\r' || ch == '\n';
+        if (u->after_cr && ch == '\n') {
+            u->after_cr = 0;
+            continue;
+        }
+        u->after_cr = ch == '\r';
+        switch (u->line_state) {
+        case LINE_START:
+            if (eol)
+                break;
+            if (ch == ':') {
+                u->line_state = LINE_REST;
+                break;
+            }
+            u->line_state = LINE_NAME;
+            u->name_len = 0;
+            /* fall through */
+        case LINE_NAME:
+            if (eol || ch == ':') {
+                if (!known_field(u->name, u->name_len))
+                    return i;
+                u->line_state = eol ? LINE_START : LINE_REST;
+                u->name_len = 0;
+            } else if (u->name_len == 5) {
+                return i; /* longer than any field name */
+            } else {
+                u->name[u->name_len++] = (char)ch;
+            }
+            break;
+        default:
+            if (eol)
+                u->line_state = LINE_START;
+        }
+    }
+    return len;
+}
+
+/* ------------------------------------------------------------ HTTP events */
+
+static void on_response(void *user, long status, const char *content_type, const char *retry_after)
+{
+    telex_sse_upstream_t *u = user;
+    u->status = status;
+    snprintf(u->retry_after, sizeof(u->retry_after), "%s", retry_after);
+    if (status >= 400) {
+        u->mode = MODE_COLLECT_ERROR;
+    } else if (!u->stream) {
+        u->mode = MODE_COLLECT_PLAIN;
+    } else if (strncasecmp(content_type, "text/event-stream", 17) == 0) {
+        u->mode = MODE_STREAM;
+    } else {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "the provider answered with Content-Type '%.100s' instead of an event stream",
+                 content_type[0] ? content_type : "(none)");
+        u->depth++;
+        telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, (int)status, msg, NULL, 0);
+        u->depth--;
+        telex_http_call_cancel(u->call);
+        u->call = NULL;
+        maybe_free(u);
+    }
+}
+
+static void on_body(void *user, const char *data, size_t len)
+{
+    telex_sse_upstream_t *u = user;
+    if (telex_sse_upstream_stopped(u))
+        return;
+    if (u->mode != MODE_STREAM) {
+        if (telex_buf_append(&u->body, data, len) != 0) {
+            u->depth++;
+            telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, (int)u->status,
+                                    "the provider's response is larger than the limit", NULL, 0);
+            u->depth--;
+            telex_http_call_cancel(u->call);
+            u->call = NULL;
+            maybe_free(u);
+        }
+        return;
+    }
+    u->depth++;
+    size_t good = check_lines(u, data, len);
+    int rc = telex_sse_parser_feed(u->parser, data, good);
+    if (rc == TELEX_SSE_ETOOBIG)
+        telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
+                                "the provider sent an event larger than limits.max_event_bytes", NULL, 0);
+    else if (rc == TELEX_SSE_ENOMEM)
+        telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0, "out of memory while parsing the provider's stream",
+                                NULL, 0);
+    else if (good < len)
+        telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
+                                "the provider sent a line that is not an event-stream field", NULL, 0);
+    u->depth--;
+    if (u->finished && u->call != NULL) {
+        /* Done or failed: nothing more is needed from this connection. */
+        telex_http_call_cancel(u->call);
+        u->call = NULL;
+    }
+    maybe_free(u);
+}
+
+/* An error body's message, when it has one (OpenAI's and Anthropic's error
+ * shapes both carry error.message). */
+static void error_message(const telex_buf_t *body, long status, char *out, size_t outlen)
+{
+    json_t *j = json_loadb(body->data ? body->data : "", body->len, 0, NULL);
+    const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+    if (m == NULL)
+        m = json_string_value(json_object_get(j, "message"));
+    snprintf(out, outlen, "the provider answered HTTP %ld%s%.300s", status, m ? ": " : "", m ? m : "");
+    json_decref(j);
+}
+
+static void report_error_body(telex_sse_upstream_t *u)
+{
+    char msg[512];
+    error_message(&u->body, u->status, msg, sizeof(msg));
+    const char *body = u->body.data;
+    size_t len = u->body.len;
+    char *rewritten = NULL;
+    if (u->hooks->error_body != NULL) {
+        size_t rlen = 0;
+        rewritten = u->hooks->error_body((int)u->status, body ? body : "", len, &rlen);
+        if (rewritten != NULL) {
+            body = rewritten;
+            len = rlen;
+        }
+    }
+    telex_sse_upstream_fail(u, TELEX_UPSTREAM_STATUS, (int)u->status, msg, body, len);
+    free(rewritten);
+}
+
+static void on_complete(void *user, const char *error, int timed_out)
+{
+    telex_sse_upstream_t *u = user;
+    u->call = NULL; /* the client frees the call after this returns */
+    u->depth++;
+    char msg[512];
+    if (u->mode == MODE_WAITING) {
+        snprintf(msg, sizeof(msg), "cannot reach the provider: %s", error ? error : "no response");
+        telex_sse_upstream_fail(u, timed_out ? TELEX_UPSTREAM_TIMEOUT : TELEX_UPSTREAM_CONNECT, 0, msg, NULL, 0);
+    } else if (u->mode == MODE_COLLECT_ERROR) {
+        report_error_body(u);
+    } else if (u->mode == MODE_COLLECT_PLAIN) {
+        if (error != NULL) {
+            snprintf(msg, sizeof(msg), "the provider's connection broke: %s", error);
+            telex_sse_upstream_fail(u, TELEX_UPSTREAM_CUT, 0, msg, NULL, 0);
+        } else if (u->hooks->on_plain != NULL && !telex_sse_upstream_stopped(u)) {
+            u->hooks->on_plain(u, (int)u->status, u->body.data ? u->body.data : "", u->body.len);
+        } else {
+            telex_sse_upstream_respond(u, (int)u->status, u->body.data ? u->body.data : "", u->body.len);
+        }
+    } else if (error != NULL) {
+        snprintf(msg, sizeof(msg), "the provider's stream broke off: %s", error);
+        telex_sse_upstream_fail(u, TELEX_UPSTREAM_CUT, 0, msg, NULL, 0);
+    } else if (u->hooks->on_eof != NULL && !telex_sse_upstream_stopped(u)) {
+        u->hooks->on_eof(u);
+    }
+    /* whatever the hooks did, the call is over */
+    telex_sse_upstream_fail(u, TELEX_UPSTREAM_CUT, 0, "the provider ended the stream before the answer was complete",
+                            NULL, 0);
+    u->depth--;
+    u->finished = 1;
+    maybe_free(u);
+}
+
+static void on_soon(uv_timer_t *timer)
+{
+    telex_sse_upstream_t *u = timer->data;
+    u->depth++;
+    telex_sse_upstream_fail(u, u->soon_kind, u->soon_status, u->soon_message, u->body.data, u->body.len);
+    u->depth--;
+    close_soon(u);
+    maybe_free(u);
+}
+
+/* ------------------------------------------------------------ API */
+
+telex_sse_upstream_t *telex_sse_upstream_new(const telex_provider_ops_t *ops, const telex_sse_upstream_hooks_t *hooks,
+                                             void *adapter, const telex_upstream_env_t *env,
+                                             const telex_upstream_sink_t *sink, void *user, int stream)
+{
+    telex_sse_upstream_t *u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return NULL;
+    u->base.ops = ops;
+    u->hooks = hooks;
+    u->sink = *sink;
+    u->user = user;
+    u->loop = env->loop;
+    u->http = env->http;
+    u->stream = stream;
+    u->body.limit = env->max_response_bytes;
+    telex_sse_callbacks_t cb = {.on_event = on_sse_event};
+    if ((u->parser = telex_sse_parser_new(env->max_event_bytes, &cb, u)) == NULL) {
+        free(u);
+        return NULL;
+    }
+    u->adapter = adapter;
+    return u;
+}
+
+int telex_sse_upstream_send(telex_sse_upstream_t *u, const char *url, const char *const *headers, const char *body,
+                            size_t body_len, double connect_timeout_seconds)
+{
+    telex_http_request_t req = {
+        .url = url,
+        .headers = headers,
+        .body = body,
+        .body_len = body_len,
+        .connect_timeout_ms = (long)(connect_timeout_seconds * 1000),
+    };
+    telex_http_call_handlers_t handlers = {on_response, on_body, on_complete};
+    u->call = telex_http_call_start(u->http, &req, &handlers, u);
+    return u->call != NULL ? 0 : -1;
+}
+
+int telex_sse_upstream_fail_soon(telex_sse_upstream_t *u, telex_upstream_failure_kind_t kind, int status,
+                                 const char *message, const char *body, size_t body_len)
+{
+    u->soon = malloc(sizeof(*u->soon));
+    u->soon_message = strdup(message);
+    u->body.limit = 0;
+    if (u->soon == NULL || u->soon_message == NULL || (body != NULL && telex_buf_append(&u->body, body, body_len) != 0)) {
+        free(u->soon);
+        u->soon = NULL;
+        return -1;
+    }
+    u->soon_kind = kind;
+    u->soon_status = status;
+    uv_timer_init(u->loop, u->soon);
+    u->soon->data = u;
+    uv_timer_start(u->soon, on_soon, 0, 0);
+    return 0;
+}
+
+void telex_sse_upstream_discard(telex_sse_upstream_t *u)
+{
+    if (u != NULL)
+        free_now(u);
+}
+
+telex_upstream_t *telex_sse_upstream_base(telex_sse_upstream_t *u)
+{
+    return &u->base;
+}
+
+void *telex_sse_upstream_adapter(const telex_sse_upstream_t *u)
+{
+    return u->adapter;
+}
+
+void telex_sse_upstream_pause(telex_upstream_t *upstream)
+{
+    telex_sse_upstream_t *u = (telex_sse_upstream_t *)upstream;
+    if (u->call != NULL)
+        telex_http_call_pause(u->call);
+}
+
+void telex_sse_upstream_resume(telex_upstream_t *upstream)
+{
+    telex_sse_upstream_t *u = (telex_sse_upstream_t *)upstream;
+    if (u->call != NULL)
+        telex_http_call_resume(u->call);
+}
+
+void telex_sse_upstream_cancel(telex_upstream_t *upstream)
+{
+    telex_sse_upstream_t *u = (telex_sse_upstream_t *)upstream;
+    u->cancelled = 1;
+    if (u->call != NULL) {
+        telex_http_call_cancel(u->call);
+        u->call = NULL;
+    }
+    close_soon(u);
+    maybe_free(u);
+}
