@@ -471,8 +471,12 @@ function renderAnswer(container, text, streaming) {
 function formatCost(usd) {
   if (typeof usd !== 'number' || !Number.isFinite(usd)) return '';
   if (usd === 0) return '$0';
-  const digits = Math.min(8, Math.max(2, Math.ceil(-Math.log10(usd)) + 2));
-  return `$${usd.toFixed(digits)}`;
+  if (usd >= 1) return `$${usd.toFixed(2)}`;
+  // Three significant digits, without trailing zeros: $0.00042, $0.0000123, $0.05.
+  const digits = Math.min(10, Math.ceil(-Math.log10(usd)) + 2);
+  let text = usd.toFixed(digits).replace(/0+$/, '');
+  while (text.length - text.indexOf('.') - 1 < 2) text += '0';
+  return `$${text}`;
 }
 
 function metaText(turn) {
@@ -532,7 +536,7 @@ function updateTurn(li, turn) {
     }
   }
   const meta = li.querySelector('.meta');
-  meta.textContent = streaming ? '' : metaText(turn);
+  meta.textContent = streaming || turn.status === 'error' ? '' : metaText(turn);
   meta.hidden = streaming || meta.textContent === '';
 }
 

@@ -3,8 +3,10 @@
 //
 //  - typewriter: the answer grows over several samples before it completes, with a cursor;
 //    token counts after it; the raw answer equals the gateway's non-streamed answer; a
-//    screenshot mid-answer goes to test-output/ (and to docs/screenshot.png when
-//    TELEX_UPDATE_SCREENSHOT=1)
+//    screenshot mid-answer goes to test-output/chat-mid-answer.png
+//  - markdown (headings, lists, code, tables, links) rendered as elements, cost after an
+//    answer of a priced model; its mid-answer screenshot is test-output/chat-markdown.png,
+//    copied to docs/screenshot.png when TELEX_UPDATE_SCREENSHOT=1
 //  - keyboard: Shift+Enter is a new line, Enter sends; a second turn sends the history
 //  - Stop: the text stops growing and the mock's request log says the client went away
 //  - an answer with <img onerror> and <script> is shown as text and runs nothing
@@ -119,7 +121,6 @@ test('typewriter: the answer grows token by token with a cursor, then shows toke
     if (!shot && len > 150) {
       shot = true;
       await page.screenshot({ path: outputPath('chat-mid-answer.png') });
-      if (process.env.TELEX_UPDATE_SCREENSHOT) copyFileSync(outputPath('chat-mid-answer.png'), join(REPO, 'docs', 'screenshot.png'));
     }
     await page.waitForTimeout(100);
   }
@@ -134,7 +135,7 @@ test('typewriter: the answer grows token by token with a cursor, then shows toke
   assert.equal(await page.locator('#send').isVisible(), true);
   assert.equal(await page.locator('#stop').isVisible(), false);
   const meta = await lastAnswer(page).locator('.meta').textContent();
-  assert.match(meta, /^demo · \d+ prompt \+ \d+ completion tokens · \d+\.\d s$/);
+  assert.match(meta, /^demo · \d+ prompt \+ \d+ completion tokens( · \$0)? · \d+\.\d s$/, 'the demo model is free');
   const turns = await sessionTurns(page);
   assert.equal(turns[1].content, await nonStreamed([{ role: 'user', content: question }]), 'exactly the answer the gateway generates');
   const completion = Number(/\+ (\d+) completion/.exec(meta)[1]);
@@ -264,6 +265,12 @@ test('markdown is rendered as elements: headings, lists, code, tables, links (sc
   const page = await openPage({ mockKnobs: (body) => ({ text: body.messages.length === 1 ? intro : md, delay_ms: body.messages.length === 1 ? 5 : 30 }) });
   await ask(page, 'What is telex?', 'gpt-test');
   await waitState(page, ['done']);
+  // gpt-test costs $1 per million prompt tokens and $2 per million completion tokens.
+  const meta = await lastAnswer(page).locator('.meta').textContent();
+  const [, p, c, cost] = /^gpt-test · (\d+) prompt \+ (\d+) completion tokens · \$([\d.]+) · \d+\.\d s$/.exec(meta) ?? [];
+  assert.ok(cost, `meta with tokens and cost: ${meta}`);
+  const want = (Number(p) * 1 + Number(c) * 2) / 1e6;
+  assert.ok(Math.abs(Number(cost) - want) <= want * 0.01, `cost ${cost} for ${p} + ${c} tokens, expected ${want}`);
   await ask(page, 'How does it resume a broken stream?');
   const content = lastAnswer(page).locator('.content');
   await page.waitForFunction(() => (document.querySelector('.msg.assistant:last-child .content')?.textContent.length ?? 0) > 330);
