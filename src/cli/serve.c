@@ -1,6 +1,7 @@
 /*
  * cli/serve.c — `telex serve`: load the configuration, start the gateway.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,8 @@ static void usage(FILE *out)
             "  -l, --listen ADDR     HOST:PORT or [IPv6]:PORT (default %s; port 0 picks a\n"
             "                        free port, printed in the `listening` log line)\n"
             "  -w, --workers N       worker threads (default: one per core)\n"
+            "      --allow-anonymous serve requests without an API key on a non-loopback address\n"
+            "                        (by default telex refuses to start there until a key exists)\n"
             "  -h, --help            this help\n"
             "\n"
             "Environment: TELEX_CONFIG, TELEX_LISTEN, TELEX_WORKERS, TELEX_TLS_CERT, TELEX_TLS_KEY,\n"
@@ -43,11 +46,12 @@ int telex_cmd_serve(int argc, char **argv)
     static const struct option options[] = {{"config", required_argument, NULL, 'c'},
                                             {"listen", required_argument, NULL, 'l'},
                                             {"workers", required_argument, NULL, 'w'},
+                                            {"allow-anonymous", no_argument, NULL, 'A'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *listen = NULL;
     long workers = -1;
-    int opt;
+    int opt, allow_anonymous = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:l:w:h", options, NULL)) != -1) {
         switch (opt) {
@@ -66,6 +70,9 @@ int telex_cmd_serve(int argc, char **argv)
             }
             break;
         }
+        case 'A':
+            allow_anonymous = 1;
+            break;
         case 'h':
             usage(stdout);
             return TELEX_EXIT_OK;
@@ -98,13 +105,21 @@ int telex_cmd_serve(int argc, char **argv)
         cfg->workers = cores > 0 ? (int)cores : 1;
     }
 
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     if (telex_ids_init() != 0) {
         fprintf(stderr, "telex serve: no randomness from the kernel for stream ids\n");
         telex_config_free(cfg);
         return TELEX_EXIT_SOFTWARE;
     }
-    telex_gateway_t gateway = {.config = cfg};
+    telex_services_t *services = NULL;
+    telex_services_options_t sopt = {.allow_anonymous = allow_anonymous};
+    int src = telex_services_open(&services, cfg, &sopt, err, sizeof(err));
+    if (src != 0) {
+        fprintf(stderr, "telex serve: %s\n", err);
+        telex_config_free(cfg);
+        return src == -EPERM ? TELEX_EXIT_CONFIG : TELEX_EXIT_UNAVAILABLE;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    telex_gateway_t gateway = {.config = cfg, .services = services};
     telex_server_options_t so = {
         .listen_addr = cfg->listen_addr,
         .listen_addrlen = cfg->listen_addrlen,
@@ -126,6 +141,9 @@ int telex_cmd_serve(int argc, char **argv)
         .app = &gateway,
     };
     int rc = telex_server_run(&so);
+    unsigned long long lost = telex_services_close(services); /* writes every queued ledger row */
+    if (lost > 0)
+        fprintf(stderr, "telex serve: %llu usage rows could not be written\n", lost);
     curl_global_cleanup();
     telex_config_free(cfg);
     return rc == 0 ? TELEX_EXIT_OK : TELEX_EXIT_UNAVAILABLE;

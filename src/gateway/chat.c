@@ -25,8 +25,12 @@
 
 #include <telex/sse.h>
 
+#include "gateway/auth.h"
 #include "gateway/chat_request.h"
 #include "gateway/gateway.h"
+#include "gateway/metrics.h"
+#include "gateway/presets.h"
+#include "gateway/usage.h"
 #include "gateway/subscriber.h"
 #include "http/respond.h"
 #include "util/log.h"
@@ -69,6 +73,12 @@ typedef struct chat {
     size_t inline_bytes; /* body of a response sent in one piece (error, plain answer) */
     size_t fallbacks;
     json_t *usage;
+    telex_grant_t grant;         /* who asked: key id, stream owner */
+    telex_usage_estimator_t est; /* tokens if the provider reports none */
+    telex_usage_t tokens;        /* the provider's usage, once seen */
+    double cost;
+    int has_usage;
+    uint64_t last_chunk_ns;
     char method[16];
     char path[128];
     char model_name[128];
@@ -144,6 +154,44 @@ static void log_request(chat_t *c)
     telex_log_json(line);
 }
 
+static telex_metrics_t *metrics_of(chat_t *c)
+{
+    return telex_services_metrics(c->gw->gateway->services);
+}
+
+/* The ledger row and the metrics of an admitted request. */
+static void record_usage(chat_t *c)
+{
+    telex_services_t *svc = c->gw->gateway->services;
+    const telex_route_t *route = c->provider_name[0] ? &c->model->routes[c->route] : NULL;
+    if (!c->has_usage) {
+        telex_usage_estimator_result(&c->est, &c->tokens);
+        c->cost = telex_usage_cost(&c->tokens, route);
+    }
+    double now = (double)uv_hrtime();
+    telex_usage_record_t rec;
+    telex_usage_record_init(&rec, &c->grant, c->model_name, c->provider_name);
+    telex_usage_record_set(&rec, &c->tokens, c->cost);
+    rec.ttft_ms = c->first_event ? (double)(c->first_event_ns - c->started_ns) / 1e6 : -1;
+    rec.duration_ms = (now - (double)c->started_ns) / 1e6;
+    rec.status = c->status;
+    snprintf(rec.outcome, sizeof rec.outcome, "%s", c->outcome ? c->outcome : "client_gone");
+    telex_usage_record(svc, &c->grant, &rec);
+    telex_metrics_request_done(metrics_of(c),
+                               &(telex_metrics_request_t){
+                                   .status = c->status,
+                                   .model = c->model_name,
+                                   .provider = c->provider_name,
+                                   .ttft_seconds = rec.ttft_ms >= 0 ? rec.ttft_ms / 1e3 : -1,
+                                   .duration_seconds = rec.duration_ms / 1e3,
+                                   .prompt_tokens = c->tokens.prompt_tokens,
+                                   .completion_tokens = c->tokens.completion_tokens,
+                                   .cached_tokens = c->tokens.cached_tokens,
+                                   .reasoning_tokens = c->tokens.reasoning_tokens,
+                                   .cost_usd = c->cost,
+                                   .bytes_out = c->committed ? telex_log_end(c->stream->log) : c->inline_bytes});
+}
+
 /* The answer is over (for whatever reason): no upstream, no more events. */
 static void finish(chat_t *c, const char *outcome)
 {
@@ -156,10 +204,12 @@ static void finish(chat_t *c, const char *outcome)
     if (c->counted) {
         c->counted = 0;
         atomic_fetch_sub(&c->gw->gateway->active_streams, 1);
+        telex_metrics_stream_ended(metrics_of(c));
     }
     telex_log_finish(c->stream->log);
     telex_stream_notify(c->stream);
     log_request(c);
+    record_usage(c);
     if (!c->committed) {
         release(c); /* nobody can attach to a stream that never committed */
     } else if (c->resumable) {
@@ -336,17 +386,29 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk)
     chat_t *c = user;
     if (c->finished)
         return;
+    uint64_t now_ns = uv_hrtime();
     if (!c->first_event) {
         c->first_event = 1;
-        c->first_event_ns = uv_hrtime();
+        c->first_event_ns = now_ns;
+    } else {
+        telex_metrics_inter_token(metrics_of(c), c->model_name, c->provider_name,
+                                  (double)(now_ns - c->last_chunk_ns) / 1e9);
     }
+    c->last_chunk_ns = now_ns;
     restart_deadline(c, c->gw->gateway->config->streaming.idle_timeout_seconds);
+    telex_usage_estimator_chunk(&c->est, chunk);
     json_t *usage = json_object_get(chunk, "usage");
     char *stripped = NULL;
     if (usage != NULL && !json_is_null(usage)) {
+        /* adds cost_usd to the usage object */
+        if (telex_usage_annotate(chunk, &c->model->routes[c->route], &c->tokens, &c->cost) == 1)
+            c->has_usage = 1;
         json_decref(c->usage);
         c->usage = json_incref(usage);
-        if (!c->wants_usage) {
+        if (c->wants_usage && c->has_usage && (stripped = telex_usage_dump(chunk)) != NULL) {
+            data = stripped;
+            len = strlen(stripped);
+        } else if (!c->wants_usage) {
             /* telex asked for usage; the client did not: drop it. */
             if (json_array_size(json_object_get(chunk, "choices")) == 0)
                 return;
@@ -440,9 +502,11 @@ static void on_failure(void *user, const telex_upstream_failure_t *f)
     if (c->finished)
         return;
     snprintf(c->error_kind, sizeof(c->error_kind), "%s", telex_upstream_failure_name(f->kind));
+    telex_metrics_upstream_error(metrics_of(c), c->provider_name, c->error_kind);
     if (!c->first_event && may_fall_back(f) && c->route + 1 < c->model->n_routes && !c->gw->shutting_down) {
         telex_log_event("warn", "falling back", "\"from\":\"%s\",\"error\":\"%s\",\"status\":%d", c->provider_name,
                         c->error_kind, f->status);
+        telex_metrics_fallback(metrics_of(c), c->model_name, c->provider_name);
         c->route++;
         c->fallbacks++;
         /* the next provider gets its own idle_timeout (before commit, a stream's
@@ -472,11 +536,22 @@ static void on_response(void *user, int status, const char *body, size_t len)
     c->first_event_ns = uv_hrtime();
     json_t *j = json_loadb(body, len, 0, NULL);
     json_t *usage = json_object_get(j, "usage");
+    char *annotated = NULL;
+    telex_usage_estimator_chunk(&c->est, j);
+    if (status < 300 && telex_usage_annotate(j, &c->model->routes[c->route], &c->tokens, &c->cost) == 1) {
+        c->has_usage = 1;
+        annotated = telex_usage_dump(j);
+    }
     if (json_is_object(usage))
         c->usage = json_incref(usage);
     json_decref(j);
+    if (annotated != NULL) {
+        body = annotated;
+        len = strlen(annotated);
+    }
     telex_respond(c->req, status, "application/json", body, len);
     c->inline_bytes = len;
+    free(annotated);
     finish(c, "ok");
 }
 
@@ -579,11 +654,26 @@ static void start_route(chat_t *c)
 
 int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
 {
+    return telex_chat_handle_body(gw, req, req->entity.base, req->entity.len, NULL);
+}
+
+int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *body_bytes, size_t body_len,
+                           const char *preset)
+{
     const telex_config_t *cfg = gw->gateway->config;
+    telex_services_t *svc = gw->gateway->services;
     uint64_t started = uv_hrtime();
-    if (req->entity.len > cfg->limits.max_body_bytes) {
+    telex_grant_t grant;
+    telex_api_error_t denial;
+    h2o_iovec_t authz = telex_req_header(req, "authorization");
+    if (telex_auth_authenticate(svc, authz.base, authz.len, &grant, &denial) != 0) {
+        telex_api_error_respond(req, &denial);
+        telex_gateway_log_response(req, NULL, started);
+        return 0;
+    }
+    if (body_len > cfg->limits.max_body_bytes) {
         telex_respond_error(req, 413, "invalid_request_error", "request_too_large", NULL,
-                            "The request body is %zu bytes; the limit is %llu.", req->entity.len,
+                            "The request body is %zu bytes; the limit is %llu.", body_len,
                             (unsigned long long)cfg->limits.max_body_bytes);
         telex_gateway_log_response(req, NULL, started);
         return 0;
@@ -591,12 +681,33 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
     telex_chat_request_t parsed;
     char msg[512];
     const char *param = NULL;
-    int status = telex_chat_request_parse(req->entity.base, req->entity.len, &parsed, msg, sizeof(msg), &param);
+    int status = telex_chat_request_parse(body_bytes, body_len, &parsed, msg, sizeof(msg), &param);
     if (status != 0) {
         telex_respond_error(req, status, "invalid_request_error", status == 400 ? "invalid_request" : NULL, param,
                             "%s", msg);
         telex_gateway_log_response(req, NULL, started);
         return 0;
+    }
+    char preset_name[72] = "";
+    if (preset != NULL) {
+        snprintf(preset_name, sizeof preset_name, "%.64s", preset);
+    } else if (strncmp(parsed.model, "preset:", 7) == 0) {
+        snprintf(preset_name, sizeof preset_name, "%.64s", parsed.model + 7);
+        size_t n = 0;
+        char *expanded = telex_presets_apply_text(telex_services_presets(svc), parsed.body, cfg->limits.max_body_bytes,
+                                                  &n, &denial);
+        json_decref(parsed.body);
+        if (expanded != NULL) {
+            status = telex_chat_request_parse(expanded, n, &parsed, msg, sizeof(msg), &param);
+            free(expanded);
+            if (status != 0)
+                telex_api_error_set(&denial, status, "invalid_request_error", "invalid_request", param, "%s", msg);
+        }
+        if (expanded == NULL || status != 0) {
+            telex_api_error_respond(req, &denial);
+            telex_gateway_log_response(req, NULL, started);
+            return 0;
+        }
     }
     const telex_model_t *model = telex_config_find_model(cfg, parsed.model);
     if (model == NULL) {
@@ -607,7 +718,15 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
         json_decref(parsed.body);
         return 0;
     }
+    if (telex_auth_admit(svc, &grant, parsed.model, preset_name[0] ? preset_name : NULL,
+                         telex_usage_estimate_request_tokens(parsed.body), &denial) != 0) {
+        telex_api_error_respond(req, &denial);
+        telex_gateway_log_response(req, parsed.model, started);
+        json_decref(parsed.body);
+        return 0;
+    }
     if (gw->shutting_down) {
+        telex_auth_release(svc, &grant);
         telex_add_header(req, "retry-after", "1");
         telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The gateway is shutting down.");
         telex_gateway_log_response(req, parsed.model, started);
@@ -617,6 +736,7 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
     size_t active = atomic_fetch_add(&gw->gateway->active_streams, 1);
     if (active >= cfg->limits.max_concurrent_streams) {
         atomic_fetch_sub(&gw->gateway->active_streams, 1);
+        telex_auth_release(svc, &grant);
         telex_add_header(req, "retry-after", "1");
         telex_respond_error(req, 503, "server_error", "too_many_streams", NULL,
                             "The gateway is at its limit of %llu concurrent streams; retry shortly.",
@@ -634,6 +754,7 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
     chat_t **link = c ? h2o_mem_alloc_shared(&req->pool, sizeof(chat_t *), on_req_disposed) : NULL;
     if (c == NULL || t1 == NULL || t2 == NULL || stream == NULL || link == NULL) {
         atomic_fetch_sub(&gw->gateway->active_streams, 1);
+        telex_auth_release(svc, &grant);
         free(c);
         free(t1);
         free(t2);
@@ -646,6 +767,10 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
     *link = c;
     c->link = link;
     c->counted = 1;
+    telex_metrics_stream_started(telex_services_metrics(svc));
+    c->grant = grant;
+    snprintf(stream->owner, sizeof(stream->owner), "%s", grant.owner);
+    telex_usage_estimator_begin(&c->est, parsed.body);
     c->gw = gw;
     c->req = req;
     c->body = parsed.body;

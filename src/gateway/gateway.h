@@ -14,6 +14,7 @@
 #include <h2o.h>
 
 #include "config/config.h"
+#include "gateway/services.h"
 #include "http/server.h"
 #include "upstream/http_client.h"
 #include "stream/wakeup.h"
@@ -22,6 +23,7 @@
 typedef struct telex_gateway {
     const telex_config_t *config;
     atomic_size_t active_streams; /* upstream requests running, all workers */
+    telex_services_t *services;   /* keys, presets, accounting, metrics */
 } telex_gateway_t;
 
 struct chat;
@@ -60,6 +62,9 @@ int telex_static_handle(h2o_req_t *req);
 
 /* chat.c */
 int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req);
+/* The same with a body that is not req->entity: POST /v1/presets/{name}
+ * (preset = the name, for the key's allow-list; NULL otherwise). */
+int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *body, size_t len, const char *preset);
 /* Chats whose upstream is still running. */
 size_t telex_chat_running(gateway_worker_t *gw);
 /* Checks every chat and subscriber of the worker for a client that left (HTTP/1). */

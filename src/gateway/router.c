@@ -8,7 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/admin.h"
+#include "gateway/auth.h"
+#include "gateway/cors.h"
 #include "gateway/gateway.h"
+#include "gateway/metrics.h"
+#include "gateway/presets.h"
+#include "gateway/usage.h"
 #include "http/respond.h"
 #include "util/log.h"
 
@@ -84,6 +90,25 @@ void telex_gateway_log_response(h2o_req_t *req, const char *model, uint64_t star
     json_object_set_new(line, "fallbacks", json_integer(0));
     json_object_set_new(line, "outcome", json_string(req->res.status < 400 ? "ok" : "rejected"));
     telex_log_json(line);
+    gateway_worker_t *gw = telex_worker_of(req)->app_worker;
+    telex_metrics_request_done(telex_services_metrics(gw->gateway->services),
+                               &(telex_metrics_request_t){.status = req->res.status,
+                                                          .model = model,
+                                                          .ttft_seconds = -1,
+                                                          .duration_seconds = us / 1e6,
+                                                          .bytes_out = req->bytes_sent});
+}
+
+/* The caller's stream-owner identity for resume checks: "" when anonymous
+ * or unauthenticated (a resume token still works then). */
+static void caller_owner(gateway_worker_t *gw, h2o_req_t *req, char *out, size_t len)
+{
+    telex_grant_t grant;
+    telex_api_error_t e;
+    h2o_iovec_t authz = telex_req_header(req, "authorization");
+    out[0] = '\0';
+    if (telex_auth_authenticate(gw->gateway->services, authz.base, authz.len, &grant, &e) == 0)
+        snprintf(out, len, "%s", grant.owner);
 }
 
 static int route(gateway_worker_t *gw, h2o_req_t *req)
@@ -97,8 +122,29 @@ static int route(gateway_worker_t *gw, h2o_req_t *req)
     }
     if (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions"))
         return wrong_method(req, "POST"); /* POST went to telex_chat_handle */
-    if (telex_resume_is_streams_path(req))
-        return telex_resume_handle(gw, req, NULL);
+    if (telex_resume_is_streams_path(req)) {
+        char owner[64];
+        caller_owner(gw, req, owner, sizeof(owner));
+        size_t before = gw->resumes;
+        int rc = telex_resume_handle(gw, req, owner[0] ? owner : NULL);
+        if (gw->resumes != before)
+            telex_metrics_resume(telex_services_metrics(gw->gateway->services));
+        return rc;
+    }
+    telex_services_t *svc = gw->gateway->services;
+    if (req->path_normalized.len >= 6 && memcmp(req->path_normalized.base, "/admin", 6) == 0 &&
+        (req->path_normalized.len == 6 || req->path_normalized.base[6] == '/'))
+        return telex_admin_handle(svc, req); /* TELEX_DEFERRED passes up */
+    if (path_is(req, "/v1/usage"))
+        return telex_usage_handle(svc, req);
+    if (path_is(req, "/metrics"))
+        return telex_metrics_handle(svc, req);
+    if (path_is(req, "/v1/presets") || path_is(req, "/presets"))
+        return telex_presets_handle_list(svc, req);
+    const char *pname;
+    size_t plen;
+    if (telex_presets_name_from_path(req->path_normalized.base, req->path_normalized.len, &pname, &plen) == 0)
+        return wrong_method(req, "POST");
     if (path_is(req, "/v1/models") || path_is(req, "/models")) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             return wrong_method(req, "GET");
@@ -125,15 +171,58 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
     const telex_config_t *cfg = gw->gateway->config;
     uint64_t started = uv_hrtime();
 
-    if (header_section_size(req) <= cfg->limits.max_header_bytes && method_is(req, "POST") &&
+    if (telex_cors_handle(cfg, req) == 0) { /* a CORS preflight */
+        telex_gateway_log_response(req, NULL, started);
+        return 0;
+    }
+    int small_headers = header_section_size(req) <= cfg->limits.max_header_bytes;
+    if (small_headers && method_is(req, "POST") &&
         (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions"))) {
-        if (telex_resume_try_post(gw, req, NULL))
+        char owner[64];
+        caller_owner(gw, req, owner, sizeof(owner));
+        if (telex_resume_try_post(gw, req, owner[0] ? owner : NULL)) {
+            telex_metrics_resume(telex_services_metrics(gw->gateway->services));
+            telex_gateway_log_response(req, NULL, started);
             return 0;
+        }
         return telex_chat_handle(gw, req); /* logs its own line */
     }
+    const char *pname;
+    size_t plen;
+    if (small_headers && method_is(req, "POST") &&
+        telex_presets_name_from_path(req->path_normalized.base, req->path_normalized.len, &pname, &plen) == 0) {
+        /* authenticate first: an unknown caller learns nothing about presets */
+        telex_grant_t grant;
+        telex_api_error_t e;
+        h2o_iovec_t authz = telex_req_header(req, "authorization");
+        size_t n = 0;
+        char *body = NULL;
+        if (telex_auth_authenticate(gw->gateway->services, authz.base, authz.len, &grant, &e) == 0)
+            body = telex_presets_expand_request(telex_services_presets(gw->gateway->services),
+                                                req->path_normalized.base, req->path_normalized.len,
+                                                req->entity.base, req->entity.len, cfg->limits.max_body_bytes, &n, &e);
+        if (body == NULL) {
+            telex_api_error_respond(req, &e);
+            telex_gateway_log_response(req, NULL, started);
+            return 0;
+        }
+        char name[72];
+        snprintf(name, sizeof name, "%.*s", (int)(plen < 64 ? plen : 64), pname);
+        int rc = telex_chat_handle_body(gw, req, body, n, name);
+        free(body);
+        return rc;
+    }
     int rc = route(gw, req);
+    if (rc == TELEX_DEFERRED)
+        return 0; /* answered off the loop; logged by on_deferred_answer */
     telex_gateway_log_response(req, NULL, started);
     return rc;
+}
+
+static void on_deferred_answer(h2o_req_t *req, void *arg)
+{
+    (void)arg;
+    telex_gateway_log_response(req, NULL, uv_hrtime());
 }
 
 static void on_sweep(uv_timer_t *timer)
@@ -153,6 +242,7 @@ int telex_gateway_worker_init(telex_worker_t *worker)
         return -1;
     gw->worker = worker;
     gw->gateway = worker->options->app;
+    telex_services_set_deferred_hook(gw->gateway->services, on_deferred_answer, NULL); /* same for every worker */
     if ((gw->http = telex_http_client_new(&worker->loop)) == NULL ||
         (gw->waker = telex_waker_new(&worker->loop)) == NULL) {
         free(gw);

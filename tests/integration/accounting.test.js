@@ -66,6 +66,8 @@ before(async () => {
     config: (mockUrl) => {
       const c = baseConfig(mockUrl, {
         store: { flush_interval_seconds: 0.05 },
+        // a stream whose client leaves is cancelled after this grace (resume)
+        resume: { grace_seconds: 0.2 },
         cors: { origins: ['https://app.example.com'] },
         presets: [
           {

@@ -24,6 +24,19 @@
 //   exited   a Promise of {code, signal} that settles when the process ends
 import { spawn } from 'node:child_process';
 import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const dbDirs = [];
+process.on('exit', () => {
+  for (const d of dbDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+function freshDbPath() {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'telex-db-'));
+  dbDirs.push(d);
+  return path.join(d, 'telex.db');
+}
 
 export const TELEX_BIN = process.env.TELEX_BIN ?? 'build/telex';
 export const SANITIZED = Boolean(process.env.TELEX_SANITIZED);
@@ -72,6 +85,9 @@ export function startProcess(args, opts = {}) {
   // TELEX_LOG=quiet would silence the "listening" line this waits for.
   const env = { ...process.env };
   if (env.TELEX_LOG === 'quiet') delete env.TELEX_LOG;
+  // Every process gets its own key/usage database unless the test names one,
+  // so no test (and no developer's own ~/.local/state/telex) leaks into another.
+  if (env.TELEX_DB === undefined && opts.env?.TELEX_DB === undefined) env.TELEX_DB = freshDbPath();
   const child = spawn(bin, args, {
     env: { ...env, ...(opts.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
