@@ -300,7 +300,7 @@ int telex_server_run(const telex_server_options_t *options)
 
     char where[80];
     format_addr(&addr, where, sizeof(where));
-    telex_log_event("info", "listening", "\"name\":\"%s\",\"address\":\"%s\",\"url\":\"%s://%s/\",\"workers\":%d",
+    telex_log_event("notice", "listening", "\"name\":\"%s\",\"address\":\"%s\",\"url\":\"%s://%s/\",\"workers\":%d",
                     options->name, where, s.ssl_ctx ? "https" : "http", where, n);
 
     int shutdown_sent = 0;
@@ -314,13 +314,13 @@ int telex_server_run(const telex_server_options_t *options)
             _exit(130);
         }
         shutdown_sent = 1;
-        telex_log_event("info", "shutting down", "\"signal\":%d,\"grace_seconds\":%g", sig, options->shutdown_grace);
+        telex_log_event("notice", "shutting down", "\"signal\":%d,\"grace_seconds\":%g", sig, options->shutdown_grace);
         for (int i = 0; i < n; i++)
             uv_async_send(&s.workers[i].shutdown_async);
     }
     for (int i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
-    telex_log_event("info", "stopped", "\"name\":\"%s\"", options->name);
+    telex_log_event("notice", "stopped", "\"name\":\"%s\"", options->name);
     free(threads);
     /* Loops still hold h2o's idle connections; the process is about to exit,
      * so they are left to the kernel rather than torn down one by one. They

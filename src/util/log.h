@@ -5,7 +5,8 @@
  * Lines are written with a single write(2), so lines from several threads
  * never interleave. Nothing secret may be passed in: callers log model
  * names, statuses and counts, never keys or Authorization headers.
- * TELEX_LOG=quiet silences "info" lines (warnings and errors still print).
+ * TELEX_LOG=quiet silences "info" lines (per-request lines); "notice" lines
+ * (listening, shutting down, stopped), warnings and errors still print.
  */
 #ifndef TELEX_UTIL_LOG_H
 #define TELEX_UTIL_LOG_H
