@@ -30,7 +30,7 @@ build-asan: bootstrap $(BUILD_ASAN)/CMakeCache.txt
 
 run: build
 	@echo "telex: chat page at http://$(LISTEN)/  (Ctrl-C stops)"
-	$(BUILD)/telex serve --listen $(LISTEN)
+	exec $(BUILD)/telex serve --listen $(LISTEN)
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
