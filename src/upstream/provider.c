@@ -17,6 +17,9 @@ telex_upstream_t *telex_upstream_start(const telex_upstream_env_t *env, const te
     case TELEX_PROVIDER_DEMO:
         ops = &telex_demo_ops;
         break;
+    case TELEX_PROVIDER_ANTHROPIC:
+        ops = &telex_anthropic_ops;
+        break;
     default:
         return NULL;
     }

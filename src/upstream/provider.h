@@ -14,7 +14,10 @@
  * telex_upstream_cancel. Sink callbacks may cancel the upstream they come
  * from; the adapter defers freeing itself until its own frames unwind.
  *
- * One adapter file per provider kind implements telex_provider_ops_t.
+ * One adapter file per provider kind implements telex_provider_ops_t
+ * (openai.c serves openai and azure); whatever the provider speaks, the
+ * sink sees OpenAI's shapes: chunks, plain `chat.completion` answers, and
+ * error bodies with an "error" object.
  */
 #ifndef TELEX_UPSTREAM_PROVIDER_H
 #define TELEX_UPSTREAM_PROVIDER_H
@@ -78,7 +81,8 @@ struct telex_upstream {
     const telex_provider_ops_t *ops;
 };
 
-extern const telex_provider_ops_t telex_openai_ops;
+extern const telex_provider_ops_t telex_openai_ops; /* kinds openai and azure */
+extern const telex_provider_ops_t telex_anthropic_ops;
 extern const telex_provider_ops_t telex_demo_ops;
 
 /* Starts a call with the adapter for provider->kind. body is borrowed.

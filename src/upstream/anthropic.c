@@ -1,0 +1,186 @@
+/*
+ * upstream/anthropic.c — provider kind `anthropic`: the Anthropic Messages
+ * API, POST {base_url}/v1/messages with x-api-key and anthropic-version.
+ *
+ * The gateway's OpenAI request is translated (anthropic_request.c); one that
+ * cannot be expressed is answered with a 400 in OpenAI's error shape,
+ * reported from the loop (never from inside start). The transport is
+ * sse_upstream.c's. Each Anthropic event becomes zero or more OpenAI
+ * `chat.completion.chunk` objects (anthropic_stream.c), relayed in order;
+ * message_stop is the end of the answer (a stream that ends cleanly after a
+ * stop_reason but without message_stop is complete too). An `error` event
+ * fails the stream (ERROR_EVENT); an event that is not JSON (BAD_JSON) or
+ * not a valid Anthropic event (PROTOCOL) fails it too. Plain answers become
+ * a `chat.completion`; HTTP error bodies become OpenAI-shaped, so the
+ * gateway can relay a 4xx as it is.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "upstream/anthropic_map.h"
+#include "upstream/sse_upstream.h"
+
+#define MAX_HEADERS 32
+
+typedef struct {
+    telex_anthropic_stream_t stream;
+    json_t *chunks; /* what the current event became; reused */
+} anthropic_t;
+
+static void destroy(void *p)
+{
+    anthropic_t *a = p;
+    if (a == NULL)
+        return;
+    telex_anthropic_stream_free(&a->stream);
+    json_decref(a->chunks);
+    free(a);
+}
+
+/* Relays the chunks collected in a->chunks; 0, or -1 after a failure. */
+static int relay(telex_sse_upstream_t *u, anthropic_t *a)
+{
+    size_t i;
+    json_t *chunk;
+    json_array_foreach(a->chunks, i, chunk)
+    {
+        if (telex_sse_upstream_stopped(u))
+            break;
+        char *text = json_dumps(chunk, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (text == NULL) {
+            telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
+                                    "out of memory while translating the provider's stream", NULL, 0);
+            return -1;
+        }
+        telex_sse_upstream_chunk(u, text, strlen(text), chunk);
+        free(text);
+    }
+    json_array_clear(a->chunks);
+    return 0;
+}
+
+static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
+{
+    anthropic_t *a = telex_sse_upstream_adapter(u);
+    telex_upstream_failure_kind_t kind = TELEX_UPSTREAM_PROTOCOL;
+    char msg[512];
+    int rc = telex_anthropic_stream_event(&a->stream, ev->type, ev->type_len, ev->data, ev->data_len, a->chunks,
+                                          &kind, msg, sizeof(msg));
+    if (relay(u, a) != 0)
+        return;
+    if (rc == TELEX_ANTHROPIC_DONE)
+        telex_sse_upstream_done(u);
+    else if (rc == TELEX_ANTHROPIC_FAILED)
+        telex_sse_upstream_fail(u, kind, 0, msg, kind == TELEX_UPSTREAM_ERROR_EVENT ? ev->data : NULL,
+                                kind == TELEX_UPSTREAM_ERROR_EVENT ? ev->data_len : 0);
+}
+
+static void on_eof(telex_sse_upstream_t *u)
+{
+    anthropic_t *a = telex_sse_upstream_adapter(u);
+    if (telex_anthropic_stream_eof(&a->stream, a->chunks)) {
+        if (relay(u, a) == 0)
+            telex_sse_upstream_done(u); /* a stop_reason came; only message_stop is missing */
+        return;
+    }
+    json_array_clear(a->chunks);
+    telex_sse_upstream_fail(u, TELEX_UPSTREAM_CUT, 0, "the provider ended the stream before the answer was complete",
+                            NULL, 0);
+}
+
+static void on_plain(telex_sse_upstream_t *u, int status, const char *body, size_t len)
+{
+    char msg[256];
+    json_t *answer = telex_anthropic_response(body, len, (int64_t)time(NULL), msg, sizeof(msg));
+    char *text = answer != NULL ? json_dumps(answer, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(answer);
+    if (text == NULL) {
+        telex_sse_upstream_fail(u, answer != NULL ? TELEX_UPSTREAM_PROTOCOL : TELEX_UPSTREAM_BAD_JSON, 0,
+                                answer != NULL ? "out of memory while translating the provider's answer" : msg, NULL,
+                                0);
+        return;
+    }
+    telex_sse_upstream_respond(u, status, text, strlen(text));
+    free(text);
+}
+
+static const telex_sse_upstream_hooks_t hooks = {
+    .on_event = on_event,
+    .on_eof = on_eof,
+    .on_plain = on_plain,
+    .error_body = telex_anthropic_error_body,
+    .destroy = destroy,
+};
+
+/* A request Anthropic cannot take: a 400 with an OpenAI error body, soon. */
+static int refuse(telex_sse_upstream_t *u, const telex_anthropic_request_error_t *err)
+{
+    char *body = telex_anthropic_request_error_body(err);
+    if (body == NULL)
+        return -1;
+    int rc = telex_sse_upstream_fail_soon(u, TELEX_UPSTREAM_STATUS, 400, err->message, body, strlen(body));
+    free(body);
+    return rc;
+}
+
+static telex_upstream_t *anthropic_start(const telex_upstream_env_t *env, const telex_provider_t *provider,
+                                         json_t *body, int stream, const telex_upstream_sink_t *sink, void *user)
+{
+    anthropic_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    telex_anthropic_stream_init(&a->stream, (int64_t)time(NULL));
+    telex_sse_upstream_t *u = NULL;
+    if ((a->chunks = json_array()) == NULL ||
+        (u = telex_sse_upstream_new(&telex_anthropic_ops, &hooks, a, env, sink, user, stream)) == NULL) {
+        destroy(a);
+        return NULL;
+    }
+    telex_anthropic_request_error_t err;
+    json_t *req = telex_anthropic_request(body, provider->max_tokens > 0 ? provider->max_tokens : 4096, stream, &err);
+    if (req == NULL) {
+        if (err.oom || refuse(u, &err) != 0) {
+            telex_sse_upstream_discard(u);
+            return NULL;
+        }
+        return telex_sse_upstream_base(u);
+    }
+
+    char url[2048], key[1024], version[256];
+    snprintf(url, sizeof(url), "%s/v1/messages", provider->base_url);
+    snprintf(version, sizeof(version), "anthropic-version: %s",
+             provider->anthropic_version != NULL ? provider->anthropic_version : "2023-06-01");
+    const char *headers[MAX_HEADERS + 5];
+    size_t n = 0;
+    headers[n++] = "Content-Type: application/json";
+    headers[n++] = stream ? "Accept: text/event-stream" : "Accept: application/json";
+    headers[n++] = version;
+    if (provider->api_key != NULL) {
+        snprintf(key, sizeof(key), "x-api-key: %s", provider->api_key);
+        headers[n++] = key;
+    }
+    char extra[MAX_HEADERS][512];
+    for (size_t i = 0; i < provider->n_headers && i < MAX_HEADERS; i++) {
+        snprintf(extra[i], sizeof(extra[i]), "%s: %s", provider->headers[i].name, provider->headers[i].value);
+        headers[n++] = extra[i];
+    }
+    headers[n] = NULL;
+
+    char *text = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(req);
+    int rc = text != NULL ? telex_sse_upstream_send(u, url, headers, text, strlen(text), provider->timeout_seconds)
+                          : -1;
+    free(text);
+    explicit_bzero(key, sizeof(key));
+    explicit_bzero(extra, sizeof(extra));
+    if (rc != 0) {
+        telex_sse_upstream_discard(u);
+        return NULL;
+    }
+    return telex_sse_upstream_base(u);
+}
+
+const telex_provider_ops_t telex_anthropic_ops = {anthropic_start, telex_sse_upstream_pause,
+                                                  telex_sse_upstream_resume, telex_sse_upstream_cancel};
