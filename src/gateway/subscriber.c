@@ -4,6 +4,7 @@
  */
 #include "gateway/subscriber.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,8 @@ typedef struct subscriber {
     int release_as_acked;
     int open; /* things that must end before free: keepalive timer, queued wakeup */
     uv_timer_t *keepalive;
+    size_t prefix_len; /* bytes of `prefix` still to send before the log's */
+    char prefix[40];   /* "retry: N" for a response that starts after event 1 */
 } subscriber_t;
 
 static const char keepalive_comment[] = ": keepalive\n\n";
@@ -62,18 +65,25 @@ static void send_final(subscriber_t *s, h2o_send_state_t state)
     h2o_send(s->req, NULL, 0, state);
 }
 
-/* Hands everything from pos to the log's end to h2o, in one write. */
+/* Hands everything from pos to the log's end to h2o, in one write (after
+ * the prefix, the first time). */
 static void pump(subscriber_t *s)
 {
     if (s->req == NULL || s->writing || s->ended)
         return;
     telex_log_t *log = s->stream->log;
-    struct iovec iov[MAX_VECS];
+    struct iovec iov[MAX_VECS - 1];
     uint64_t to;
-    int n = telex_log_read(log, s->pos, iov, MAX_VECS, &to);
+    int n = telex_log_read(log, s->pos, iov, MAX_VECS - 1, &to);
     if (n < 0) {
         send_final(s, H2O_SEND_STATE_ERROR); /* cannot happen while attached: acked bytes are kept */
         return;
+    }
+    h2o_iovec_t vecs[MAX_VECS];
+    size_t nvecs = 0;
+    if (s->prefix_len > 0 && (n > 0 || !s->started)) {
+        vecs[nvecs++] = h2o_iovec_init(s->prefix, s->prefix_len);
+        s->prefix_len = 0;
     }
     if (n == 0) {
         if (telex_log_finished(log) && s->pos == telex_log_end(log)) {
@@ -83,13 +93,12 @@ static void pump(subscriber_t *s)
             s->started = 1;
             s->writing = 1;
             s->sent_to = s->pos;
-            h2o_send(s->req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
+            h2o_send(s->req, vecs, nvecs, H2O_SEND_STATE_IN_PROGRESS);
         }
         return;
     }
-    h2o_iovec_t vecs[MAX_VECS];
     for (int i = 0; i < n; i++)
-        vecs[i] = h2o_iovec_init(iov[i].iov_base, iov[i].iov_len);
+        vecs[nvecs++] = h2o_iovec_init(iov[i].iov_base, iov[i].iov_len);
     int final = to == telex_log_end(log) && telex_log_finished(log);
     s->started = 1;
     s->sent_to = to;
@@ -100,7 +109,7 @@ static void pump(subscriber_t *s)
         s->writing = 1;
         restart_keepalive(s);
     }
-    h2o_send(s->req, vecs, (size_t)n, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    h2o_send(s->req, vecs, nvecs, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 static void on_wake(telex_wakeup_t *w)
@@ -188,6 +197,15 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
     s->release_as_acked = release_as_acked;
     atomic_init(&s->sub.acked, from);
     s->open = 2; /* the keepalive timer, and the wakeup */
+    if (from > 0 && !release_as_acked) {
+        /* Only event 1 carries retry:; a client that attaches after it (an
+         * EventSource on the resume URL) learns it from a field of its own.
+         * A block without data dispatches no event (WHATWG: "If the data
+         * buffer is an empty string ... return"). */
+        int len = snprintf(s->prefix, sizeof(s->prefix), "retry: %llu\n\n",
+                           (unsigned long long)gw->gateway->config->resume.retry_ms);
+        s->prefix_len = len > 0 && (size_t)len < sizeof(s->prefix) ? (size_t)len : 0;
+    }
     s->keepalive = timer;
     uv_timer_init(&gw->worker->loop, timer);
     timer->data = s;

@@ -7,7 +7,10 @@
  * when woken (new events) or when h2o calls proceed (the last write is
  * done) it hands every byte from its position to the end to h2o in one
  * write, pointing straight into the log's segments. So all subscribers of
- * an answer send identical bytes, and a slow one costs no memory.
+ * an answer send identical bytes, and a slow one costs no memory. (One
+ * exception: a resumable response that starts after the first event opens
+ * with "retry: <resume.retry_ms>\n\n", a block that dispatches no event, so
+ * that an EventSource attached mid-answer reconnects at the configured pace.)
  *
  * It fills silence with ": keepalive" comments, ends the response when the
  * log is finished and drained, and detaches from the stream when h2o

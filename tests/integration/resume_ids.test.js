@@ -7,6 +7,7 @@
 //  - stream ids are unguessable: 200 of them are distinct and each of their 128 bits is
 //    about as often 0 as 1 (a counter or a clock would fail that); tokens are per stream;
 //  - the body is the same answer the mock gives, with the mock's own chunks unchanged;
+//  - a response resumed after event k opens with its own `retry:` block (no event);
 //  - HTTP/2 (h2c): the same ids and headers.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -95,6 +96,18 @@ describe('ids and headers', () => {
     assert.deepEqual(skewed, [], 'bits that are (almost) always the same');
     // The 4 padding bits of the last character are 0: it is one of A, Q, g, w.
     for (const id of ids) assert.match(id.at(-1), /[AQgw]/);
+  });
+
+  test('a resumed response after event k opens with retry: (a block that is no event)', async () => {
+    const r = await openAnswer(relay, { tokens: 5 });
+    const tail = await request(`${relay.url}/v1/streams/${r.sid}`, {
+      headers: { accept: 'text/event-stream', 'last-event-id': `${r.sid}.2` },
+    });
+    assert.ok(tail.text.startsWith(`retry: 1234\n\nid: ${r.sid}.3\ndata: `), tail.text.slice(0, 80));
+    assert.deepEqual(tail.events, r.events.slice(2).map((e, i) => ({ ...e, retry: i === 0 ? 1234 : null })));
+    // from the start, event 1 carries it as in the original: the bytes are the original's
+    const whole = await request(`${relay.url}/v1/streams/${r.sid}`, { headers: { accept: 'text/event-stream' } });
+    assert.ok(whole.raw.equals(r.raw));
   });
 
   test('HTTP/2 (h2c prior knowledge): same ids, retry and headers', async () => {
