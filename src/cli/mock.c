@@ -1,5 +1,5 @@
 /*
- * cli/mock.c — `telex mock`: run the OpenAI-compatible fake upstream.
+ * cli/mock.c — `telex mock`: run the fake upstream (OpenAI and Anthropic).
  *
  * Parses the command line (flags set the defaults of every request; a
  * request's `mock` object overrides them), then runs the HTTP server with
@@ -27,11 +27,12 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: telex mock [options]\n"
             "\n"
-            "An OpenAI-compatible fake upstream for tests, demos and load tests. It serves\n"
+            "A fake OpenAI and Anthropic upstream for tests, demos and load tests. It serves\n"
             "POST /v1/chat/completions (and /openai/deployments/NAME/chat/completions),\n"
-            "GET /v1/models, GET /healthz, and GET/DELETE /mock/requests (the recent\n"
-            "requests it received). A request may override any default below, and inject\n"
-            "faults, with a \"mock\" object in its JSON body; see docs/mock.md.\n"
+            "POST /v1/messages (Anthropic), GET /v1/models, GET /healthz, and GET/DELETE\n"
+            "/mock/requests (the recent requests it received). A request may override any\n"
+            "default below, and inject faults, with a \"mock\" object in its JSON body;\n"
+            "see docs/mock.md.\n"
             "\n"
             "options:\n"
             "  --listen HOST:PORT  address to listen on (default " DEFAULT_LISTEN "; port 0 picks a\n"
@@ -42,7 +43,8 @@ static void usage(FILE *out)
             "  --ttft-ms MS        time to first chunk (default 0)\n"
             "  --stall-ms MS       how long a stall_after fault lasts (default 600000)\n"
             "  --journal N         requests kept for /mock/requests (default %d, 0 = none)\n"
-            "  --format openai     wire format of the answers (only openai for now)\n"
+            "  --format FORMAT     answer every request in this format: openai or anthropic\n"
+            "                      (default: the path decides; /v1/messages is anthropic)\n"
             "  -h, --help          this help\n",
             TELEX_MOCK_DEFAULT_JOURNAL);
 }
@@ -169,8 +171,10 @@ int telex_cmd_mock(int argc, char **argv)
             bad = parse_number(value, 0, TELEX_MOCK_MAX_DELAY_MS, &v), defaults.stall_ms = v;
         else if (strcmp(name, "--journal") == 0)
             bad = parse_number(value, 0, 1000000, &v), defaults.journal_size = (size_t)v;
-        else if (strcmp(name, "--format") == 0)
-            bad = strcmp(value, "openai") != 0;
+        else if (strcmp(name, "--format") == 0) {
+            bad = strcmp(value, "openai") != 0 && strcmp(value, "anthropic") != 0;
+            defaults.format = strcmp(value, "anthropic") == 0 ? TELEX_MOCK_FORMAT_ANTHROPIC : TELEX_MOCK_FORMAT_OPENAI;
+        }
         else {
             fprintf(stderr, "telex mock: unknown option '%s'\n\n", name);
             usage(stderr);

@@ -5,13 +5,18 @@
  * It is a small state machine driven by two events: the timer (the next
  * chunk is due) and h2o's `proceed` (the previous write is done; there is
  * never more than one write in flight, and its buffer lives in the
- * exchange until then). A stream is:
+ * exchange until then). A stream is (wire.c writes each event in the
+ * request's format, OpenAI's or Anthropic's):
  *
- *   [ttft_ms] headers + role chunk · content 1 · [delay_ms] content 2 ...
- *   content N · finish chunk · usage chunk (when asked) · data: [DONE]
+ *   [ttft_ms] headers + opening event (role chunk / message_start, ping)
+ *   per segment (thinking, text, each tool call): its start event, then its
+ *   content units · [delay_ms] · ..., then its end events
+ *   finish event · usage chunk (OpenAI, when asked) · end ([DONE] / message_stop)
  *
- * Faults are keyed to "after K content chunks" and fire at the moment the
- * next chunk would have gone out: K = 0 is before the role chunk.
+ * Content units are paced: unit k+1 is due delay_ms after unit k was due;
+ * the events between them go out at once. Faults are keyed to "after K
+ * content units" and fire at the moment the next event would have gone
+ * out: K = 0 is before the opening event.
  *
  * Lifetime: h2o may dispose the request at any time (client gone, write
  * error, our own abrupt close). A ref-counted chunk in req->pool tells us
@@ -46,17 +51,20 @@ struct telex_mock_exchange {
     int pending_write; /* h2o_send issued, proceed not yet called */
     int ended;         /* final / error state sent, or request gone */
     int in_step;
-    int role_sent, finish_sent, usage_sent;
+    int opened, pinged, finish_sent, usage_sent;
     int fault_done[TELEX_MOCK_FAULT_COUNT];
+    telex_mock_segment_t *segs;
+    size_t n_segs;
+    size_t seg;      /* current segment */
+    int seg_state;   /* 0 not started, 1 units, 2 end part 0 sent */
+    size_t seg_pos;  /* units of the current segment sent */
+    int64_t units;   /* content units in the whole answer */
     int64_t content_sent;
     uint64_t due;         /* uv_now() ms when the next chunk may go */
     uint64_t stall_until; /* 0 = not stalled */
     uint64_t armed_ms;
-    char *prefix; /* `data: {"id":...,"choices":[` */
-    size_t prefix_len;
-    char *buf; /* the event being written */
-    size_t cap;
-    char *big; /* oversize event */
+    telex_mock_wire_t wire; /* the event being written lives in wire.buf */
+    char *big;              /* oversize event */
 };
 
 static void step(telex_mock_exchange_t *x);
@@ -84,9 +92,9 @@ static void on_timer_closed(uv_handle_t *handle)
     if (x->next != NULL)
         x->next->prev = x->prev;
     w->active--;
+    telex_mock_wire_free(&x->wire);
+    free(x->segs);
     telex_mock_spec_free(&x->spec);
-    free(x->prefix);
-    free(x->buf);
     free(x->big);
     free(x);
 }
@@ -185,86 +193,9 @@ static void cut(telex_mock_exchange_t *x, const char *outcome)
     h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR); /* may dispose req at once */
 }
 
-static int64_t monotonic_ns(void)
+static void send_event(telex_mock_exchange_t *x, size_t len)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* Builds `prefix choices ] [usage:null] [mock_sent_ns] }\n\n` in x->buf. */
-static size_t chunk(telex_mock_exchange_t *x, const char *choices, size_t choices_len, const char *usage)
-{
-    size_t n = 0;
-    memcpy(x->buf, x->prefix, x->prefix_len);
-    n += x->prefix_len;
-    memcpy(x->buf + n, choices, choices_len);
-    n += choices_len;
-    x->buf[n++] = ']';
-    if (usage != NULL)
-        n += (size_t)snprintf(x->buf + n, x->cap - n, ",\"usage\":%s", usage);
-    if (x->spec.stamp)
-        n += (size_t)snprintf(x->buf + n, x->cap - n, ",\"mock_sent_ns\":%lld", (long long)monotonic_ns());
-    memcpy(x->buf + n, "}\n\n", 3);
-    return n + 3;
-}
-
-static const char *usage_null(telex_mock_exchange_t *x)
-{
-    return x->spec.include_usage ? "null" : NULL;
-}
-
-static void send_role(telex_mock_exchange_t *x)
-{
-    static const char c[] = "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},"
-                            "\"logprobs\":null,\"finish_reason\":null}";
-    size_t n = chunk(x, c, sizeof(c) - 1, usage_null(x));
-    send_bytes(x, x->buf, n, H2O_SEND_STATE_IN_PROGRESS);
-}
-
-static void send_content(telex_mock_exchange_t *x, size_t i)
-{
-    char scratch[32];
-    size_t tl;
-    const char *tok = telex_mock_answer_token(&x->spec.answer, i, scratch, &tl);
-    /* The choice is built in place after the prefix (the token escaped
-     * straight into the buffer), then the prefix and the tail around it. */
-    static const char open[] = "{\"index\":0,\"delta\":{\"content\":\"";
-    static const char close[] = "\"},\"logprobs\":null,\"finish_reason\":null}";
-    char *c = x->buf + x->prefix_len;
-    size_t n = 0;
-    memcpy(c, open, sizeof(open) - 1);
-    n += sizeof(open) - 1;
-    n += telex_mock_json_escape(c + n, tok, tl);
-    memcpy(c + n, close, sizeof(close) - 1);
-    n += sizeof(close) - 1;
-    memcpy(x->buf, x->prefix, x->prefix_len);
-    size_t m = x->prefix_len + n;
-    x->buf[m++] = ']';
-    if (x->spec.include_usage) {
-        memcpy(x->buf + m, ",\"usage\":null", 13);
-        m += 13;
-    }
-    if (x->spec.stamp)
-        m += (size_t)snprintf(x->buf + m, x->cap - m, ",\"mock_sent_ns\":%lld", (long long)monotonic_ns());
-    memcpy(x->buf + m, "}\n\n", 3);
-    send_bytes(x, x->buf, m + 3, H2O_SEND_STATE_IN_PROGRESS);
-}
-
-static void send_finish(telex_mock_exchange_t *x)
-{
-    static const char c[] = "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}";
-    size_t n = chunk(x, c, sizeof(c) - 1, usage_null(x));
-    send_bytes(x, x->buf, n, H2O_SEND_STATE_IN_PROGRESS);
-}
-
-static void send_usage(telex_mock_exchange_t *x)
-{
-    char u[160];
-    long long p = (long long)x->spec.prompt_tokens, c = (long long)x->spec.answer.count;
-    snprintf(u, sizeof(u), "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld}", p, c, p + c);
-    size_t n = chunk(x, "", 0, u);
-    send_bytes(x, x->buf, n, H2O_SEND_STATE_IN_PROGRESS);
+    send_bytes(x, x->wire.buf, len, H2O_SEND_STATE_IN_PROGRESS);
 }
 
 /* A line that is no event-stream field: invalid UTF-8, no colon, no data. */
@@ -311,6 +242,10 @@ static int apply_fault(telex_mock_exchange_t *x, uint64_t now)
                 return -1;
             }
             return 1;
+        case TELEX_MOCK_FAULT_ERROR:
+            finish(x, "error_event", 1);
+            send_bytes(x, x->wire.buf, telex_mock_wire_error_event(&x->wire), H2O_SEND_STATE_FINAL);
+            return -1;
         case TELEX_MOCK_FAULT_STALL:
             if (x->spec.stall_ms <= 0)
                 continue;
@@ -337,6 +272,35 @@ static uint64_t next_due(const telex_mock_exchange_t *x, uint64_t now)
     return planned >= now + delay / 2 ? planned : now + delay / 2;
 }
 
+/* The events of the current segment. Returns the bytes of the event to
+ * send (in wire.buf), or 0 when the segments are all done. Sets *unit when
+ * the event is a content unit. */
+static size_t segment_event(telex_mock_exchange_t *x, int *unit)
+{
+    while (x->seg < x->n_segs) {
+        const telex_mock_segment_t *seg = &x->segs[x->seg];
+        size_t n = 0;
+        if (x->seg_state == 0) {
+            x->seg_state = 1;
+            n = telex_mock_wire_segment_start(&x->wire, seg, x->seg);
+        } else if (x->seg_state == 1 && x->seg_pos < seg->count) {
+            n = telex_mock_wire_unit(&x->wire, seg, x->seg, x->seg_pos++);
+            *unit = 1;
+        } else if (x->seg_state == 1) {
+            x->seg_state = 2;
+            n = telex_mock_wire_segment_end(&x->wire, seg, x->seg, 0);
+        } else {
+            n = telex_mock_wire_segment_end(&x->wire, seg, x->seg, 1);
+            x->seg++;
+            x->seg_state = 0;
+            x->seg_pos = 0;
+        }
+        if (n > 0)
+            return n;
+    }
+    return 0;
+}
+
 /* Sends the next stream event. Returns 1 when something was sent. */
 static int stream_next(telex_mock_exchange_t *x, uint64_t now)
 {
@@ -345,37 +309,67 @@ static int stream_next(telex_mock_exchange_t *x, uint64_t now)
         if (r != 0)
             return r > 0;
     }
-    if (!x->role_sent) {
-        x->role_sent = 1;
-        send_role(x);
-        return 1; /* content 1 follows at once: x->due has passed */
+    if (!x->opened) {
+        x->opened = 1;
+        send_event(x, telex_mock_wire_open(&x->wire));
+        return 1; /* the first unit follows at once: x->due has passed */
     }
-    if ((size_t)x->content_sent < x->spec.answer.count) {
-        send_content(x, (size_t)x->content_sent);
-        x->content_sent++;
-        x->progress.content_events = x->content_sent;
-        if ((size_t)x->content_sent < x->spec.answer.count)
-            x->due = next_due(x, now);
+    size_t n;
+    if (!x->pinged) {
+        x->pinged = 1;
+        if ((n = telex_mock_wire_ping(&x->wire)) > 0) {
+            send_event(x, n);
+            return 1;
+        }
+    }
+    int unit = 0;
+    if ((n = segment_event(x, &unit)) > 0) {
+        if (unit) {
+            x->content_sent++;
+            x->progress.content_events = x->content_sent;
+            if (x->content_sent < x->units)
+                x->due = next_due(x, now);
+        }
+        send_event(x, n);
         return 1;
     }
     if (!x->finish_sent) {
         x->finish_sent = 1;
-        send_finish(x);
+        send_event(x, telex_mock_wire_finish(&x->wire));
         return 1;
     }
     if (x->spec.include_usage && x->spec.usage && !x->usage_sent) {
         x->usage_sent = 1;
-        send_usage(x);
-        return 1;
+        if ((n = telex_mock_wire_usage(&x->wire)) > 0) {
+            send_event(x, n);
+            return 1;
+        }
     }
     finish(x, "completed", 1);
     if (x->spec.no_done) {
         h2o_send(x->req, NULL, 0, H2O_SEND_STATE_FINAL);
     } else {
-        static const char done[] = "data: [DONE]\n\n";
-        send_bytes(x, done, sizeof(done) - 1, H2O_SEND_STATE_FINAL);
+        n = telex_mock_wire_end(&x->wire);
+        send_bytes(x, x->wire.buf, n, H2O_SEND_STATE_FINAL);
     }
     return 0;
+}
+
+/* An error reply in the request's answer format. */
+static void reply_error(telex_mock_exchange_t *x, int status, const char *message, int64_t retry_after)
+{
+    if (x->spec.format == TELEX_MOCK_FORMAT_ANTHROPIC) {
+        telex_mock_reply_anthropic_error(x->req, status, message, retry_after);
+        return;
+    }
+    const char *type = status == 429 ? "rate_limit_error"
+                       : status == 401 ? "authentication_error"
+                       : status == 403 ? "permission_error"
+                       : status == 404 ? "not_found_error"
+                       : status >= 500 ? "server_error"
+                                       : "invalid_request_error";
+    const char *code = status == 429 ? "rate_limit_exceeded" : NULL;
+    telex_mock_reply_error(x->req, status, message, type, NULL, code, retry_after);
 }
 
 static void send_whole(telex_mock_exchange_t *x)
@@ -397,45 +391,11 @@ static void send_whole(telex_mock_exchange_t *x)
         h2o_send_inline(req, H2O_STRLIT("{not json"));
         return;
     }
-    size_t len = 0;
-    char *text = telex_mock_answer_join(&x->spec.answer, &len);
-    json_t *o = json_object(), *choice = json_object(), *msg = json_object(), *choices = json_array();
-    char *body = NULL;
-    char id[48];
-    snprintf(id, sizeof(id), "chatcmpl-mock-%llu", (unsigned long long)x->spec.seq);
-    if (text != NULL && o != NULL && choice != NULL && msg != NULL && choices != NULL) {
-        json_object_set_new(o, "id", json_string(id));
-        json_object_set_new(o, "object", json_string("chat.completion"));
-        json_object_set_new(o, "created", json_integer(x->spec.created));
-        json_object_set_new(o, "model", json_string(x->spec.model));
-        json_object_set_new(o, "system_fingerprint", json_string("fp_mock"));
-        json_object_set_new(msg, "role", json_string("assistant"));
-        json_object_set_new(msg, "content", json_stringn(text, len));
-        json_object_set_new(msg, "refusal", json_null());
-        json_object_set_new(choice, "index", json_integer(0));
-        json_object_set(choice, "message", msg);
-        json_object_set_new(choice, "logprobs", json_null());
-        json_object_set_new(choice, "finish_reason", json_string("stop"));
-        json_array_append(choices, choice);
-        json_object_set(o, "choices", choices);
-        if (x->spec.usage) {
-            json_int_t p = x->spec.prompt_tokens, c = (json_int_t)x->spec.answer.count;
-            json_object_set_new(o, "usage", json_pack("{sI,sI,sI}", "prompt_tokens", p, "completion_tokens", c,
-                                                      "total_tokens", p + c));
-        }
-        if (x->spec.stamp)
-            json_object_set_new(o, "mock_sent_ns", json_integer(monotonic_ns()));
-        body = json_dumps(o, JSON_COMPACT);
-    }
-    free(text);
-    json_decref(o);
-    json_decref(choice);
-    json_decref(msg);
-    json_decref(choices);
+    char *body = telex_mock_wire_whole(&x->spec);
     if (body == NULL) {
         finish(x, "out_of_memory", 0);
         req->res.headers = (h2o_headers_t){NULL, 0, 0};
-        telex_mock_reply_error(req, 500, "mock: out of memory", "server_error", NULL, NULL, -1);
+        reply_error(x, 500, "mock: out of memory", -1);
         return;
     }
     finish(x, "completed", 1);
@@ -449,15 +409,8 @@ static void send_status(telex_mock_exchange_t *x)
     int status = (int)x->spec.status;
     char msg[96];
     snprintf(msg, sizeof(msg), "mock: injected HTTP status %d", status);
-    const char *type = status == 429 ? "rate_limit_error"
-                       : status == 401 ? "authentication_error"
-                       : status == 403 ? "permission_error"
-                       : status == 404 ? "not_found_error"
-                       : status >= 500 ? "server_error"
-                                       : "invalid_request_error";
-    const char *code = status == 429 ? "rate_limit_exceeded" : NULL;
     finish(x, "status", 1);
-    telex_mock_reply_error(x->req, status, msg, type, NULL, code, x->spec.retry_after);
+    reply_error(x, status, msg, x->spec.retry_after);
 }
 
 /* Does what is due now. Returns 1 when it wrote (the caller loops while
@@ -516,24 +469,6 @@ static void step(telex_mock_exchange_t *x)
 
 /* --------------------------------------------------------------- start */
 
-static char *make_prefix(const telex_mock_spec_t *spec, size_t *len)
-{
-    size_t ml = strlen(spec->model);
-    size_t cap = 200 + 6 * ml;
-    char *p = malloc(cap);
-    if (p == NULL)
-        return NULL;
-    int n = snprintf(p, cap, "data: {\"id\":\"chatcmpl-mock-%llu\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":\"",
-                     (unsigned long long)spec->seq, (long long)spec->created);
-    size_t m = (size_t)n;
-    m += telex_mock_json_escape(p + m, spec->model, ml);
-    static const char rest[] = "\",\"system_fingerprint\":\"fp_mock\",\"choices\":[";
-    memcpy(p + m, rest, sizeof(rest) - 1);
-    m += sizeof(rest) - 1;
-    *len = m;
-    return p;
-}
-
 void telex_mock_exchange_start(telex_mock_worker_t *w, h2o_req_t *req, telex_mock_spec_t *spec)
 {
     telex_mock_exchange_t *x = calloc(1, sizeof(*x));
@@ -544,15 +479,14 @@ void telex_mock_exchange_start(telex_mock_worker_t *w, h2o_req_t *req, telex_moc
     }
     x->spec = *spec;
     memset(spec, 0, sizeof(*spec));
-    x->prefix = make_prefix(&x->spec, &x->prefix_len);
-    x->cap = x->prefix_len + 256 + 6 * x->spec.answer.max_raw_len;
-    x->buf = malloc(x->cap);
-    if (x->prefix == NULL || x->buf == NULL) {
+    x->req = req;
+    x->units = telex_mock_spec_units(&x->spec);
+    if (telex_mock_wire_init(&x->wire, &x->spec) != 0 ||
+        (x->segs = telex_mock_wire_segments(&x->spec, &x->n_segs)) == NULL) {
+        reply_error(x, 500, "mock: out of memory", -1);
+        telex_mock_wire_free(&x->wire);
         telex_mock_spec_free(&x->spec);
-        free(x->prefix);
-        free(x->buf);
         free(x);
-        telex_mock_reply_error(req, 500, "mock: out of memory", "server_error", NULL, NULL, -1);
         return;
     }
     x->w = w;

@@ -1,11 +1,15 @@
 /*
- * mock/mock.h — `telex mock`: an OpenAI-compatible fake upstream.
+ * mock/mock.h — `telex mock`: a fake upstream that speaks OpenAI's and
+ * Anthropic's APIs.
  *
  * It serves POST /v1/chat/completions (and the Azure shape
- * /openai/deployments/{name}/chat/completions) with deterministic answers,
- * streamed as exact `chat.completion.chunk` SSE events paced by uv timers
- * (no thread or sleep per stream), GET /v1/models, GET /healthz, and a
- * journal of the recent requests at GET/DELETE /mock/requests.
+ * /openai/deployments/{name}/chat/completions) and POST /v1/messages
+ * (Anthropic) with deterministic answers — text, reasoning/thinking, tool
+ * calls — streamed as exact `chat.completion.chunk` SSE events or Anthropic
+ * Messages events, paced by uv timers (no thread or sleep per stream),
+ * GET /v1/models, GET /healthz, and a journal of the recent requests at
+ * GET/DELETE /mock/requests. The path decides the format of the request and,
+ * unless --format or the request's mock.format says otherwise, of the answer.
  *
  * Every knob (tokens, pacing, faults) has a process-wide default from
  * telex_mock_defaults_t and can be overridden per request by a `mock`
@@ -28,7 +32,13 @@
 #define TELEX_MOCK_MAX_DELAY_MS 3600000
 #define TELEX_MOCK_DEFAULT_JOURNAL 1000
 
+/* Wire formats of answers. */
+#define TELEX_MOCK_FORMAT_BY_PATH (-1) /* the request's path decides */
+#define TELEX_MOCK_FORMAT_OPENAI 0
+#define TELEX_MOCK_FORMAT_ANTHROPIC 1
+
 typedef struct telex_mock_defaults {
+    int format;           /* TELEX_MOCK_FORMAT_*: of every answer */
     int64_t tokens;       /* content chunks per answer */
     int64_t delay_ms;     /* between content chunks */
     int64_t ttft_ms;      /* from request to the first chunk (or error) */
@@ -38,8 +48,8 @@ typedef struct telex_mock_defaults {
 
 typedef struct telex_mock telex_mock_t;
 
-/* The documented defaults: 20 tokens, 20 ms apart, ttft 0, stall 10 min,
- * journal of 1000 requests. */
+/* The documented defaults: format by path, 20 tokens, 20 ms apart, ttft 0,
+ * stall 10 min, journal of 1000 requests. */
 void telex_mock_defaults_init(telex_mock_defaults_t *defaults);
 
 /* Shared state for all workers. NULL when out of memory. */

@@ -1,12 +1,14 @@
 /*
  * mock/mock_internal.h — what the files of src/mock/ share, nothing more.
  *
- *  - mock.c     routing, request validation, the `mock` object, small
- *               endpoints, OpenAI-style error replies
+ *  - mock.c     routing, request validation (OpenAI and Anthropic bodies),
+ *               the `mock` object, small endpoints, error replies
  *  - answer.c   the deterministic answer text (generated words or a given
  *               text split at word boundaries), JSON string escaping
- *  - exchange.c one chat completion in flight: pacing timers, chunk
- *               formatting, faults, client-gone detection
+ *  - exchange.c one chat completion in flight: the order of its events,
+ *               pacing timers, faults, client-gone detection
+ *  - wire.c     the bytes of each event, whole answer and error body, in
+ *               OpenAI's or Anthropic's format
  *  - journal.c  the ring of recent requests behind /mock/requests
  *
  * Not a public interface: only the files of src/mock/ include it.
@@ -60,14 +62,29 @@ enum {
     TELEX_MOCK_FAULT_MALFORMED,    /* emits a bad event, stream goes on */
     TELEX_MOCK_FAULT_INVALID_JSON, /* emits `data: {not json`, goes on */
     TELEX_MOCK_FAULT_OVERSIZE,     /* emits one giant event, goes on */
+    TELEX_MOCK_FAULT_ERROR,        /* emits the format's error event, ends the body */
     TELEX_MOCK_FAULT_STALL,        /* silence for stall_ms, then goes on */
     TELEX_MOCK_FAULT_CUT,          /* connection closed abruptly */
     TELEX_MOCK_FAULT_COUNT
 };
 
+/* A tool call the answer makes (mock.tool_calls). Its arguments stream in
+ * fragments of about TELEX_MOCK_TOOL_FRAGMENT bytes (never splitting a UTF-8
+ * sequence): frag[k]..frag[k+1] is fragment k. */
+#define TELEX_MOCK_TOOL_FRAGMENT 8
+typedef struct telex_mock_tool {
+    char *id; /* as given, or generated: call_mock_<seq>_<i> / toolu_mock_<seq>_<i> */
+    char *name;
+    char *arguments; /* JSON text */
+    size_t len;
+    size_t *frag; /* n_frag + 1 offsets */
+    size_t n_frag;
+} telex_mock_tool_t;
+
 /* One validated chat completion request with every knob resolved. */
 typedef struct telex_mock_spec {
     uint64_t seq;
+    int format;  /* of the answer: TELEX_MOCK_FORMAT_OPENAI / _ANTHROPIC */
     int stream;
     int include_usage; /* the client asked (stream_options.include_usage) */
     int usage;         /* mock.usage: send it when asked (default 1) */
@@ -79,10 +96,20 @@ typedef struct telex_mock_spec {
     int64_t fault_at[TELEX_MOCK_FAULT_COUNT]; /* -1 = off; else content count */
     int64_t oversize_bytes;
     int64_t prompt_tokens;
+    int64_t cached_tokens; /* of prompt_tokens, <= it */
     int64_t created;
-    char *model; /* NUL-terminated, valid UTF-8 */
+    char *model;         /* NUL-terminated, valid UTF-8 */
+    char *finish_reason; /* mock.finish_reason as given, or NULL: the format's default */
+    int refusal;         /* the answer is a refusal (OpenAI: delta.refusal) */
     telex_mock_answer_t answer;
+    telex_mock_answer_t thinking; /* reasoning before the answer; count 0 = none */
+    telex_mock_tool_t *tools;
+    size_t n_tools;
 } telex_mock_spec_t;
+
+/* Content chunks ("units"): thinking tokens, answer tokens, tool argument
+ * fragments, in that order; faults count these. */
+int64_t telex_mock_spec_units(const telex_mock_spec_t *spec);
 
 void telex_mock_spec_free(telex_mock_spec_t *spec);
 
@@ -141,5 +168,50 @@ void telex_mock_exchange_shutdown(telex_mock_worker_t *w);
  * adds Retry-After. */
 void telex_mock_reply_error(h2o_req_t *req, int status, const char *message, const char *type, const char *param,
                             const char *code, int64_t retry_after);
+/* The same in Anthropic's shape, {"type":"error","error":{type,message}},
+ * the type chosen by status (telex_mock_anthropic_error_type). */
+void telex_mock_reply_anthropic_error(h2o_req_t *req, int status, const char *message, int64_t retry_after);
+/* invalid_request_error, authentication_error, ..., overloaded_error (529). */
+const char *telex_mock_anthropic_error_type(int status);
+
+/* ------------------------------------------------------------------ wire */
+
+/* The parts of a streamed answer, in order. */
+enum { TELEX_MOCK_SEG_THINKING, TELEX_MOCK_SEG_TEXT, TELEX_MOCK_SEG_TOOL };
+typedef struct telex_mock_segment {
+    int kind;
+    size_t tool;  /* TOOL: index into spec->tools */
+    size_t count; /* units */
+} telex_mock_segment_t;
+
+/* Writes events into buf (cap bytes, enough for any event of the spec:
+ * telex_mock_wire_cap). Every function returns the bytes written, 0 when the
+ * format has no such event. */
+typedef struct telex_mock_wire {
+    const telex_mock_spec_t *spec;
+    char *buf;
+    size_t cap;
+    size_t n;       /* being written */
+    char *prefix;   /* OpenAI: `data: {"id":...,"choices":[` */
+    size_t prefix_len;
+} telex_mock_wire_t;
+
+/* 0, or -1 when out of memory (free with telex_mock_wire_free). */
+int telex_mock_wire_init(telex_mock_wire_t *w, const telex_mock_spec_t *spec);
+void telex_mock_wire_free(telex_mock_wire_t *w);
+/* The segments of the answer (malloc'd, *n set), or NULL (OOM). */
+telex_mock_segment_t *telex_mock_wire_segments(const telex_mock_spec_t *spec, size_t *n);
+size_t telex_mock_wire_open(telex_mock_wire_t *w);  /* role chunk / message_start */
+size_t telex_mock_wire_ping(telex_mock_wire_t *w);  /* Anthropic only */
+size_t telex_mock_wire_segment_start(telex_mock_wire_t *w, const telex_mock_segment_t *seg, size_t index);
+size_t telex_mock_wire_unit(telex_mock_wire_t *w, const telex_mock_segment_t *seg, size_t index, size_t i);
+/* part 0: thinking's signature (Anthropic); part 1: content_block_stop. */
+size_t telex_mock_wire_segment_end(telex_mock_wire_t *w, const telex_mock_segment_t *seg, size_t index, int part);
+size_t telex_mock_wire_finish(telex_mock_wire_t *w); /* finish chunk / message_delta */
+size_t telex_mock_wire_usage(telex_mock_wire_t *w);  /* OpenAI's usage chunk */
+size_t telex_mock_wire_end(telex_mock_wire_t *w);    /* [DONE] / message_stop */
+size_t telex_mock_wire_error_event(telex_mock_wire_t *w);
+/* The whole (non-streamed) answer, malloc'd, or NULL (OOM). */
+char *telex_mock_wire_whole(const telex_mock_spec_t *spec);
 
 #endif

@@ -84,7 +84,7 @@ describe('process', () => {
       ['--tokens', 'x'],
       ['--tokens', '-1'],
       ['--delay-ms'],
-      ['--format', 'anthropic'],
+      ['--format', 'gemini'],
       ['--listen', 'nope'],
       ['--listen', '127.0.0.1:70000'],
       ['--workers', '0'],
