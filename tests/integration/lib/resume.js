@@ -13,6 +13,7 @@
 //   replayAll(relay, sid)          -> Promise<Reply>  the whole answer again (GET from the start)
 //   waitFinished(relay, sid)       -> Promise<Reply>  replay until the answer has ended
 //   eventIds(sid, from, to)        -> ['<sid>.<from>', ...]
+//   withoutRetry(events)           -> the events without their `retry` member
 //   assertExact(parts, full, sid)  the concatenated parts equal `full` (ids and data), ids 1..n
 //   directText(mock, mockKnobs, messages) -> the answer the mock gives for the same request
 //   STREAM_ID_RE                   /^st_[A-Za-z0-9_-]{22}$/
@@ -192,6 +193,10 @@ export async function waitFinished(relay, sid) {
   assert.ok(r.complete, `replay of ${sid} ended cleanly (${r.error})`);
   return r;
 }
+
+// Events without the retry: field that came with them (a response resumed after event 1
+// opens with its own retry: block, so its first event has one).
+export const withoutRetry = (events) => events.map(({ retry, ...e }) => e); // eslint-disable-line no-unused-vars
 
 export const eventIds = (sid, from, to) => {
   const out = [];
