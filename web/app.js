@@ -18,6 +18,7 @@ const els = {
   model: $('#model'),
   presetField: $('#preset-field'),
   preset: $('#preset'),
+  presetVars: $('#preset-vars'),
   keyToggle: $('#key-toggle'),
   keyPanel: $('#key-panel'),
   keyForm: $('#key-form'),
@@ -37,6 +38,7 @@ const els = {
 const KEY_STORE = 'telex.apiKey';
 const MODEL_STORE = 'telex.model';
 const PRESET_STORE = 'telex.preset';
+const PRESET_VARS_STORE = 'telex.presetVariables';
 const SESSION_STORE = 'telex.conversation';
 
 /* --------------------------------------------------------------- storage */
@@ -482,6 +484,7 @@ function formatCost(usd) {
 function metaText(turn) {
   const m = turn.meta || {};
   const parts = [];
+  if (turn.preset) parts.push(`preset ${turn.preset}`);
   if (m.model) parts.push(m.model);
   if (m.usage) {
     const u = m.usage;
@@ -669,10 +672,16 @@ function startAnswer(turn, li) {
   const index = state.turns.indexOf(turn);
   const preset = els.preset.value;
   const model = preset ? `preset:${preset}` : els.model.value;
-  turn.model = preset ? `preset ${preset}` : model;
+  turn.model = preset ? '' : model;
+  turn.preset = preset || undefined;
+  const body = { model, messages: requestMessages(index) };
+  if (preset) {
+    const variables = presetVariables();
+    if (Object.keys(variables).length > 0) body.variables = variables;
+  }
   const chat = streamChat({
     apiKey: apiKey(),
-    body: { model, messages: requestMessages(index) },
+    body,
     onStreamId(streamId, resumeUrl) {
       turn.streamId = streamId;
       turn.resumeUrl = resumeUrl || undefined;
@@ -756,7 +765,7 @@ async function loadModels() {
     els.model.replaceChildren(...ids.map((id) => el('option', '', id)));
     for (const o of els.model.options) o.value = o.textContent;
     if (saved && ids.includes(saved)) els.model.value = saved;
-    els.model.disabled = ids.length === 0;
+    els.model.disabled = ids.length === 0 || Boolean(els.preset.value);
     if (ids.length === 0) setStatus('The gateway lists no models.', 'error');
     else if (els.status.dataset.kind === 'error') setStatus('');
   } catch (err) {
@@ -767,26 +776,93 @@ async function loadModels() {
   }
 }
 
+// name -> { name, model, description, variables: [names], defaults: {name: value} }
+const presets = new Map();
+
 async function loadPresets() {
-  let names = [];
+  presets.clear();
   try {
     const list = await getJSON('/v1/presets');
-    const items = Array.isArray(list) ? list : Array.isArray(list.data) ? list.data : Array.isArray(list.presets) ? list.presets : [];
-    names = items.map((p) => (typeof p === 'string' ? p : p && (p.name || p.id))).filter((n) => typeof n === 'string' && n);
+    const items = Array.isArray(list) ? list : Array.isArray(list.data) ? list.data : [];
+    for (const p of items) {
+      const name = typeof p === 'string' ? p : p && (p.id || p.name);
+      if (typeof name !== 'string' || !name) continue;
+      presets.set(name, {
+        name,
+        model: typeof p.model === 'string' ? p.model : '',
+        description: typeof p.description === 'string' ? p.description : '',
+        variables: Array.isArray(p.variables) ? p.variables.filter((v) => typeof v === 'string') : [],
+        defaults: p.defaults && typeof p.defaults === 'object' ? p.defaults : {},
+      });
+    }
   } catch {
     /* 404: this gateway has no presets (yet); the picker stays hidden */
   }
-  els.presetField.hidden = names.length === 0;
+  els.presetField.hidden = presets.size === 0;
   const none = el('option', '', 'None');
   none.value = '';
-  els.preset.replaceChildren(none, ...names.map((n) => {
-    const o = el('option', '', n);
-    o.value = n;
-    return o;
-  }));
+  els.preset.replaceChildren(
+    none,
+    ...[...presets.values()].map((p) => {
+      const o = el('option', '', p.name);
+      o.value = p.name;
+      if (p.description) o.title = p.description;
+      return o;
+    }),
+  );
   const saved = load(localStorage, PRESET_STORE);
-  if (saved && names.includes(saved)) els.preset.value = saved;
-  els.model.disabled = Boolean(els.preset.value) || els.model.options.length === 0;
+  if (saved && presets.has(saved)) els.preset.value = saved;
+  presetChanged();
+}
+
+// The chosen preset decides the model; its variables other than {{content}} (the message
+// itself) get a field each, prefilled from what was typed last time.
+function presetChanged() {
+  const p = presets.get(els.preset.value);
+  els.model.disabled = Boolean(p) || els.model.options.length === 0;
+  els.preset.title = p ? p.description || `model ${p.model}` : '';
+  const names = p ? p.variables.filter((v) => v !== 'content') : [];
+  let saved = {};
+  try {
+    saved = JSON.parse(load(localStorage, PRESET_VARS_STORE) || '{}')[p ? p.name : ''] || {};
+  } catch {
+    /* ignore */
+  }
+  els.presetVars.replaceChildren(
+    ...names.map((name) => {
+      const label = el('label', 'var');
+      const input = el('input');
+      input.dataset.var = name;
+      input.value = typeof saved[name] === 'string' ? saved[name] : '';
+      const def = p.defaults[name];
+      input.placeholder = def !== undefined && def !== null ? String(def) : 'required';
+      input.autocomplete = 'off';
+      input.addEventListener('input', savePresetVariables);
+      label.append(el('span', '', name), input);
+      return label;
+    }),
+  );
+  if (p && p.description) els.presetVars.prepend(el('span', 'preset-about', p.description));
+  els.presetVars.hidden = !p || (names.length === 0 && !p.description);
+}
+
+function presetVariables() {
+  const out = {};
+  for (const input of els.presetVars.querySelectorAll('input[data-var]')) {
+    if (input.value !== '') out[input.dataset.var] = input.value;
+  }
+  return out;
+}
+
+function savePresetVariables() {
+  let all = {};
+  try {
+    all = JSON.parse(load(localStorage, PRESET_VARS_STORE) || '{}') || {};
+  } catch {
+    /* start over */
+  }
+  all[els.preset.value] = presetVariables();
+  save(localStorage, PRESET_VARS_STORE, JSON.stringify(all));
 }
 
 /* ----------------------------------------------------------------- keys */
@@ -841,7 +917,7 @@ function wire() {
   els.model.addEventListener('change', () => save(localStorage, MODEL_STORE, els.model.value));
   els.preset.addEventListener('change', () => {
     save(localStorage, PRESET_STORE, els.preset.value);
-    els.model.disabled = Boolean(els.preset.value);
+    presetChanged();
   });
   els.keyToggle.addEventListener('click', () => showKeyPanel(els.keyPanel.hidden));
   els.keyForm.addEventListener('submit', (e) => {

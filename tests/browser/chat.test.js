@@ -54,6 +54,13 @@ before(async () => {
       '      - provider: mock',
       '        input_price_per_mtok: 1',
       '        output_price_per_mtok: 2',
+      'presets:',
+      '  - name: explain',
+      '    model: gpt-test',
+      '    description: Explains things to an audience you choose',
+      '    system: "You explain things to {{audience}}."',
+      '    template: "In {{style}}: {{content}}"',
+      '    variables: {style: one paragraph}',
       '',
     ].join('\n'),
   );
@@ -70,6 +77,7 @@ after(async () => {
 
 async function openPage({ mockKnobs } = {}) {
   const page = await browser.context.newPage();
+  await page.addInitScript(() => localStorage.removeItem('telex.preset')); // tests share one profile
   if (mockKnobs) {
     // The page sends plain OpenAI requests; add the mock's per-request knobs on the way out.
     await page.route('**/v1/chat/completions', async (route) => {
@@ -103,7 +111,6 @@ async function nonStreamed(messages, model = 'demo') {
 
 test('typewriter: the answer grows token by token with a cursor, then shows token counts', async () => {
   const page = await openPage();
-  assert.equal(await page.locator('#preset-field').isHidden(), true, 'no presets on this gateway: no picker');
   const question = 'How do server-sent events work?';
   await ask(page, question, 'demo');
   const content = lastAnswer(page).locator('.content');
@@ -300,6 +307,28 @@ test('markdown is rendered as elements: headings, lists, code, tables, links (sc
   await page.close();
 });
 
+test('presets from the gateway: the picker, a variable field, and what reached the upstream', async () => {
+  const page = await openPage();
+  await page.waitForSelector('#preset-field:not([hidden])');
+  assert.deepEqual(await page.locator('#preset option').allTextContents(), ['None', 'explain']);
+  await page.selectOption('#preset', 'explain');
+  assert.deepEqual(await page.locator('#preset-vars input').evaluateAll((l) => l.map((i) => [i.dataset.var, i.placeholder])), [
+    ['audience', 'required'],
+    ['style', 'one paragraph'],
+  ]);
+  await page.fill('#preset-vars input[data-var="audience"]', 'children');
+  const before = (await journal()).length;
+  await ask(page, 'What is SSE?');
+  await waitState(page, ['done']);
+  const upstream = await waitFor(async () => (await journal())[before], { message: 'the request at the mock' });
+  assert.deepEqual(upstream.body.messages, [
+    { role: 'system', content: 'You explain things to children.' },
+    { role: 'user', content: 'In one paragraph: What is SSE?' },
+  ]);
+  assert.match(await lastAnswer(page).locator('.meta').textContent(), /^preset explain · gpt-test · \d+ prompt/);
+  await page.close();
+});
+
 test('errors in plain words: 429 before the stream, a cut after it', async () => {
   const page = await openPage({ mockKnobs: { status: 429, retry_after: 3 } });
   await ask(page, 'x', 'gpt-test');
@@ -319,6 +348,7 @@ test('errors in plain words: 429 before the stream, a cut after it', async () =>
 
 test('phone width: everything fits without sideways scrolling', async () => {
   const page = await browser.context.newPage();
+  await page.addInitScript(() => localStorage.removeItem('telex.preset'));
   await page.setViewportSize({ width: 375, height: 740 });
   await page.goto(serve.url);
   await page.waitForSelector('#model option', { state: 'attached' });

@@ -150,26 +150,49 @@ test('401: the API-key field appears, the key is kept in localStorage and the re
   await page.close();
 });
 
-test('presets: the picker lists /v1/presets and a chosen preset is sent as model "preset:NAME"', async (t) => {
-  const gw = await startFakeGateway({ presets: ['summary', 'translate-fr'], models: ['fast', 'smart'], answer: (b) => `model was ${b.model}` });
+test('presets: the picker lists /v1/presets; a preset is sent as model "preset:NAME" with its variables', async (t) => {
+  const gw = await startFakeGateway({
+    presets: [
+      { id: 'summary', description: 'Summaries for busy people', variables: ['audience', 'style', 'content'], defaults: { audience: 'engineers' } },
+      'translate-fr',
+    ],
+    models: ['fast', 'smart'],
+    answer: (b) => `model was ${b.model}, variables ${JSON.stringify(b.variables ?? null)}`,
+  });
   t.after(() => gw.close());
   const page = await open(gw);
   await page.waitForSelector('#preset-field:not([hidden])');
   assert.deepEqual(await page.locator('#preset option').allTextContents(), ['None', 'summary', 'translate-fr']);
   assert.deepEqual(await page.locator('#model option').allTextContents(), ['fast', 'smart']);
+  assert.equal(await page.locator('#preset-vars').isHidden(), true);
   await page.selectOption('#model', 'smart');
   await page.selectOption('#preset', 'summary');
   assert.equal(await page.locator('#model').isDisabled(), true, 'the preset decides the model');
+  // One field per variable but {{content}} (the message itself); defaults as placeholders.
+  assert.deepEqual(await page.locator('#preset-vars input').evaluateAll((l) => l.map((i) => [i.dataset.var, i.placeholder])), [
+    ['audience', 'engineers'],
+    ['style', 'required'],
+  ]);
+  assert.equal(await page.locator('#preset-vars .preset-about').textContent(), 'Summaries for busy people');
+  await page.fill('#preset-vars input[data-var="style"]', 'one line');
   await ask(page, 'Summarize this.');
   await waitState(page, ['done']);
-  assert.equal((await turns(page))[1].content, 'model was preset:summary');
+  assert.equal((await turns(page))[1].content, 'model was preset:summary, variables {"style":"one line"}');
+  await page.selectOption('#preset', 'translate-fr');
+  assert.equal(await page.locator('#preset-vars').isHidden(), true, 'no variables, no description: no row');
   await page.selectOption('#preset', '');
+  assert.equal(await page.locator('#model').isDisabled(), false);
   await ask(page, 'plain');
   await waitState(page, ['done']);
-  assert.equal((await turns(page))[3].content, 'model was smart');
-  // The choices are remembered.
+  assert.equal((await turns(page))[3].content, 'model was smart, variables null');
+  // The choices are remembered, the typed variable too.
+  await page.selectOption('#preset', 'summary');
   await page.reload();
   await page.waitForSelector('#preset-field:not([hidden])');
+  assert.equal(await page.inputValue('#preset'), 'summary');
+  assert.equal(await page.inputValue('#preset-vars input[data-var="style"]'), 'one line');
+  assert.equal(await page.locator('#model').isDisabled(), true);
+  await page.selectOption('#preset', '');
   assert.equal(await page.inputValue('#model'), 'smart');
   await page.close();
 });

@@ -5,7 +5,8 @@
 // It serves the page from web/ on disk and speaks the protocol of issues 4 and 5:
 //   GET  / , /app.js, /telex.js, /style.css ...   files of web/
 //   GET  /v1/models                               {data:[{id}]} of `models`
-//   GET  /v1/presets                              {data:[{name}]} of `presets` (404 when none)
+//   GET  /v1/presets                              {data:[{id, model, description, variables, defaults}]}
+//                                                 of `presets` (names or objects; 404 when none)
 //   POST /v1/chat/completions                     a new stream: X-Telex-Stream-Id, every event
 //                                                 with `id: {stream}.{n}`, `retry:` first; the
 //                                                 answer is generated on a timer whether or not
@@ -114,7 +115,8 @@ export async function startFakeGateway({
     if (req.method === 'GET' && path === '/v1/models') return json(res, 200, { object: 'list', data: models.map((id) => ({ id, object: 'model' })) });
     if (req.method === 'GET' && path === '/v1/presets') {
       if (presets.length === 0) return error(res, 404, `Unknown path ${path}.`, 'invalid_request_error', 'not_found');
-      return json(res, 200, { object: 'list', data: presets.map((name) => ({ name, object: 'preset' })) });
+      const data = presets.map((p) => (typeof p === 'string' ? { id: p } : p)).map((p) => ({ object: 'preset', model: 'fake-model', description: null, variables: [], defaults: {}, ...p }));
+      return json(res, 200, { object: 'list', data });
     }
     if (req.method === 'POST' && path === '/v1/chat/completions') {
       let body;
