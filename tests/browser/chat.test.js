@@ -10,7 +10,9 @@
 //  - keyboard: Shift+Enter is a new line, Enter sends; a second turn sends the history
 //  - Stop: the text stops growing and the mock's request log says the client went away
 //  - an answer with <img onerror> and <script> is shown as text and runs nothing
+//  - presets from GET /v1/presets, with a field per variable; what reached the mock
 //  - HTTP and mid-stream errors in plain words; phone width has no sideways scrolling
+//  - telex.js in a module Web Worker
 //  - reload mid-answer resumes with the exact text (skipped until the gateway has resumable
 //    streams: it is detected by the X-Telex-Stream-Id response header)
 //
@@ -344,6 +346,43 @@ test('errors in plain words: 429 before the stream, a cut after it', async () =>
   assert.equal(await lastAnswer(cut).locator('.error strong').textContent(), 'The answer broke off before it was complete.');
   assert.ok((await lastAnswer(cut).locator('.content').textContent()).length > 0, 'the text before the cut stays');
   await cut.close();
+});
+
+test('telex.js works in a module Web Worker (no document there)', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${serve.url}/healthz`); // a same-origin document without the page's CSP
+  const body = { model: 'demo', messages: [{ role: 'user', content: 'from a worker' }], max_tokens: 12 };
+  const result = await page.evaluate(
+    ({ base, body }) => {
+      const src = `import { streamChat } from '${base}/telex.js';
+        self.onmessage = async (e) => {
+          try {
+            const chat = streamChat({ baseUrl: '${base}', body: e.data });
+            let text = '';
+            let deltas = 0;
+            for await (const d of chat) { text += d; deltas++; }
+            const done = await chat.done;
+            postMessage({ text, deltas, usage: done.usage, hasDocument: typeof document !== 'undefined' });
+          } catch (err) {
+            postMessage({ error: String(err) });
+          }
+        };`;
+      const worker = new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })), { type: 'module' });
+      return new Promise((resolve) => {
+        worker.onmessage = (e) => resolve(e.data);
+        worker.onerror = (e) => resolve({ error: e.message || 'worker error' });
+        worker.postMessage(body);
+      });
+    },
+    { base: serve.url, body },
+  );
+  assert.equal(result.error, undefined);
+  assert.equal(result.hasDocument, false);
+  assert.equal(result.deltas, 12);
+  assert.equal(result.usage.completion_tokens, 12);
+  const whole = await fetch(`${serve.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(body) });
+  assert.equal(result.text, (await whole.json()).choices[0].message.content);
+  await page.close();
 });
 
 test('phone width: everything fits without sideways scrolling', async () => {
