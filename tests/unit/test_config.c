@@ -32,7 +32,8 @@ static char yaml_path[128];
 static const char *const env_names[] = {
     "OPENAI_API_KEY", "OPENAI_BASE_URL", "TELEX_LISTEN",   "TELEX_WORKERS",
     "TELEX_TLS_CERT", "TELEX_TLS_KEY",   "TELEX_CONFIG",   "TELEX_TEST_KEY",
-    "TELEX_DB",       "TELEX_ADMIN_TOKEN", "XDG_STATE_HOME",
+    "TELEX_DB",       "TELEX_ADMIN_TOKEN", "XDG_STATE_HOME", "ANTHROPIC_API_KEY",
+    "AZURE_OPENAI_API_KEY",
 };
 
 static int setup(void **state)
@@ -661,6 +662,8 @@ static void test_example_file_loads(void **state)
     assert_non_null(tail);
     snprintf(path, sizeof path, "%.*sconfig/telex.example.yaml", (int)(tail - me), me);
     setenv("OPENAI_API_KEY", "sk-example", 1);
+    setenv("ANTHROPIC_API_KEY", "sk-ant-example", 1);
+    setenv("AZURE_OPENAI_API_KEY", "az-example", 1);
     telex_config_t *cfg = NULL;
     char err[512];
     int rc = telex_config_load(&cfg, path, err, sizeof err);
@@ -670,6 +673,13 @@ static void test_example_file_loads(void **state)
     const telex_preset_t *p = telex_config_find_preset(cfg, "summary");
     assert_non_null(p);
     assert_string_equal(p->template, "Summarise in {{style}}:\n\n{{content}}");
+    const telex_model_t *claude = telex_config_find_model(cfg, "claude-sonnet");
+    assert_non_null(claude);
+    assert_int_equal(claude->routes[0].provider->kind, TELEX_PROVIDER_ANTHROPIC);
+    assert_int_equal(claude->routes[1].provider->kind, TELEX_PROVIDER_AZURE);
+    assert_string_equal(claude->routes[1].model, "gpt-4o");
+    unsetenv("ANTHROPIC_API_KEY");
+    unsetenv("AZURE_OPENAI_API_KEY");
     telex_config_free(cfg);
 }
 
@@ -689,6 +699,8 @@ static void test_documented_examples_load(void **state)
     doc[n] = '\0';
     setenv("OPENAI_API_KEY", "sk-a", 1);
     setenv("OPENROUTER_API_KEY", "sk-b", 1);
+    setenv("ANTHROPIC_API_KEY", "sk-ant-c", 1);
+    setenv("AZURE_OPENAI_API_KEY", "az-d", 1);
     setenv("TELEX_ADMIN_TOKEN", "doc-admin-token-0123456789", 1);
     int blocks = 0;
     for (char *p = strstr(doc, "```yaml\n"); p; p = strstr(p, "```yaml\n")) {
@@ -706,6 +718,8 @@ static void test_documented_examples_load(void **state)
         p = end + 3;
     }
     unsetenv("OPENROUTER_API_KEY");
+    unsetenv("ANTHROPIC_API_KEY");
+    unsetenv("AZURE_OPENAI_API_KEY");
     unsetenv("TELEX_ADMIN_TOKEN");
     assert_true(n < sizeof doc - 1); /* read it all */
     assert_true(blocks >= 6);
