@@ -516,6 +516,7 @@ class ChatStream {
   #finished = false;
   #resolveDone;
   #rejectDone;
+  #unlink = null;
 
   constructor(options) {
     this.#options = options;
@@ -541,7 +542,11 @@ class ChatStream {
     const outer = options.signal;
     if (outer) {
       if (outer.aborted) this.#controller.abort(abortReason(outer));
-      else outer.addEventListener('abort', () => this.#controller.abort(abortReason(outer)), { once: true });
+      else {
+        const forward = () => this.#controller.abort(abortReason(outer));
+        outer.addEventListener('abort', forward, { once: true });
+        this.#unlink = () => outer.removeEventListener('abort', forward);
+      }
     }
     this.#run().then(
       () => this.#end(null),
@@ -590,6 +595,7 @@ class ChatStream {
   #end(err) {
     if (this.#ended) return;
     this.#ended = true;
+    if (this.#unlink) this.#unlink();
     this.#error = err;
     if (err) this.#rejectDone(err);
     else {
