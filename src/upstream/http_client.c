@@ -5,8 +5,14 @@
  * watch (socket_cb) and when to wake it (timer_cb); we tell curl which socket
  * is ready (curl_multi_socket_action) and then collect finished transfers.
  * Cancelling from inside one of this call's own callbacks is deferred: the
- * write callback then fails the transfer, and the handle is removed when
- * curl reports it done.
+ * call stops reporting at once, curl may go on reading the bytes it already
+ * has (they are discarded), and the call is freed right after curl returns
+ * to us. So when a provider's `data: [DONE]` and the end of its chunked body
+ * arrive together, curl sees a complete response and keeps the connection
+ * for the next call instead of closing it (a new TCP connection per answer
+ * costs a handshake of latency and the CPU of a connect/accept/close on
+ * both sides). A response that is not complete by then is aborted and its
+ * connection closed, as before.
  */
 #include "upstream/http_client.h"
 
@@ -22,6 +28,7 @@ struct telex_http_client {
     CURLM *multi;
     uv_timer_t timer;
     struct telex_http_call *calls; /* every call not yet freed */
+    struct telex_http_call *doomed; /* cancelled inside a callback, freed by reap */
 };
 
 struct telex_http_call {
@@ -39,6 +46,8 @@ struct telex_http_call {
     int in_callback;
     int cancelled;
     int paused;
+    int doomed;
+    struct telex_http_call *doomed_next;
 };
 
 typedef struct {
@@ -49,6 +58,12 @@ typedef struct {
 
 static void free_call(telex_http_call_t *call)
 {
+    if (call->doomed) {
+        telex_http_call_t **p = &call->client->doomed;
+        while (*p != call)
+            p = &(*p)->doomed_next;
+        *p = call->doomed_next;
+    }
     if (call->prev != NULL)
         call->prev->next = call->next;
     else
@@ -83,6 +98,14 @@ static void check_finished(telex_http_client_t *client)
     }
 }
 
+/* Frees the calls cancelled inside their callbacks whose transfers curl did
+ * not finish (finished ones were freed by check_finished, connection kept). */
+static void reap(telex_http_client_t *client)
+{
+    while (client->doomed != NULL)
+        free_call(client->doomed);
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     socket_watch_t *w = handle->data;
@@ -94,8 +117,10 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
     int running;
-    curl_multi_socket_action(w->client->multi, w->fd, flags, &running);
-    check_finished(w->client);
+    telex_http_client_t *client = w->client; /* w may be freed during the action */
+    curl_multi_socket_action(client->multi, w->fd, flags, &running);
+    check_finished(client);
+    reap(client);
 }
 
 static void on_watch_closed(uv_handle_t *handle)
@@ -142,6 +167,7 @@ static void on_timer(uv_timer_t *timer)
     int running;
     curl_multi_socket_action(client->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_finished(client);
+    reap(client);
 }
 
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
@@ -197,7 +223,7 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *userp)
     telex_http_call_t *call = userp;
     size_t len = size * nitems;
     if (call->cancelled)
-        return 0;
+        return len; /* doomed: let curl read on, report nothing */
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         call->content_type[0] = '\0';
         call->retry_after[0] = '\0';
@@ -211,8 +237,6 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *userp)
             call->in_callback = 1;
             call->handlers.on_response(call->user, call->status, call->content_type, call->retry_after);
             call->in_callback = 0;
-            if (call->cancelled)
-                return 0;
         }
         return len;
     }
@@ -250,17 +274,16 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
     telex_http_call_t *call = userp;
     size_t len = size * nmemb;
     if (call->cancelled)
-        return 0;
+        return len; /* doomed: discarded */
+    call->in_callback = 1;
     if (!call->responded) { /* a body without a final header block cannot happen, but be safe */
         call->responded = 1;
         call->handlers.on_response(call->user, call->status, call->content_type, call->retry_after);
-        if (call->cancelled)
-            return 0;
     }
-    call->in_callback = 1;
-    call->handlers.on_body(call->user, data, len);
+    if (!call->cancelled)
+        call->handlers.on_body(call->user, data, len);
     call->in_callback = 0;
-    return call->cancelled ? 0 : len;
+    return len;
 }
 
 telex_http_call_t *telex_http_call_start(telex_http_client_t *client, const telex_http_request_t *request,
@@ -326,8 +349,14 @@ void telex_http_call_resume(telex_http_call_t *call)
     if (!call->paused || call->cancelled)
         return;
     call->paused = 0;
-    /* May deliver buffered data at once, through write_cb. */
+    /* May deliver buffered data at once, through write_cb (which may cancel
+     * the call: it is then freed here, after curl returned). */
+    telex_http_client_t *client = call->client;
+    call->in_callback = 1;
     curl_easy_pause(call->easy, CURLPAUSE_CONT);
+    call->in_callback = 0;
+    check_finished(client);
+    reap(client);
 }
 
 void telex_http_call_cancel(telex_http_call_t *call)
@@ -335,7 +364,13 @@ void telex_http_call_cancel(telex_http_call_t *call)
     if (call == NULL || call->cancelled)
         return;
     call->cancelled = 1;
-    if (call->in_callback)
-        return; /* write_cb/header_cb fail the transfer; check_finished frees it */
+    if (call->in_callback) {
+        /* inside one of its callbacks: reap (or check_finished, if curl
+         * completes the response meanwhile) frees it after curl returns */
+        call->doomed = 1;
+        call->doomed_next = call->client->doomed;
+        call->client->doomed = call;
+        return;
+    }
     free_call(call);
 }

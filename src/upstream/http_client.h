@@ -47,7 +47,11 @@ telex_http_call_t *telex_http_call_start(telex_http_client_t *client, const tele
                                          const telex_http_call_handlers_t *handlers, void *user);
 void telex_http_call_pause(telex_http_call_t *call);
 void telex_http_call_resume(telex_http_call_t *call);
-/* Aborts the transfer (closing its connection) and frees the call. */
+/* Stops the call: no callback runs after this. Outside the call's callbacks
+ * the transfer is aborted (its connection closed) and the call freed at once.
+ * From inside one of them, the call is freed as soon as curl returns: if the
+ * response has completed by then (say `data: [DONE]` and the end of the
+ * chunked body came in one read), the connection stays open for reuse. */
 void telex_http_call_cancel(telex_http_call_t *call);
 
 #endif
