@@ -102,21 +102,13 @@ static int attach(gateway_worker_t *gw, h2o_req_t *req, const char *id, h2o_iove
         }
     }
     int rc = telex_log_position_after(s->log, seq, &from);
-    if (rc == -ENOENT) {
-        telex_stream_unref(s);
-        telex_respond_error(req, 410, "invalid_request_error", "resume_position_dropped", "Last-Event-ID",
-                            "The events after %llu are no longer kept (resume.max_bytes); the answer cannot be "
-                            "resumed from there.",
-                            (unsigned long long)seq);
-        return 0;
-    }
     if (rc == -ERANGE) {
         telex_stream_unref(s);
         telex_respond_error(req, 400, "invalid_request_error", "bad_last_event_id", "Last-Event-ID",
                             "Stream %s has no event %llu yet.", id, (unsigned long long)seq);
         return 0;
     }
-    if (telex_log_finished(s->log) && from == telex_log_end(s->log) && accepts_event_stream(req)) {
+    if (rc == 0 && telex_log_finished(s->log) && from == telex_log_end(s->log) && accepts_event_stream(req)) {
         /* The client has the whole answer: nothing will ever follow. An
          * empty 200 would make EventSource reconnect every retry: interval
          * until the stream expires; 204 tells it to stop. */
@@ -124,12 +116,19 @@ static int attach(gateway_worker_t *gw, h2o_req_t *req, const char *id, h2o_iove
         return unknown_stream(req, 1);
     }
     const char *headers[] = {"x-telex-stream-id", s->id, NULL};
-    rc = telex_subscriber_start(gw, req, s, from, 0, headers);
-    telex_stream_unref(s);
-    if (rc != 0)
+    if (rc == 0) /* attaching checks the position again, atomically with the producer's releases */
+        rc = telex_subscriber_start(gw, req, s, from, 0, headers);
+    if (rc == -ENOENT) {
+        telex_respond_error(req, 410, "invalid_request_error", "resume_position_dropped", "Last-Event-ID",
+                            "The events after %llu are no longer kept (resume.max_bytes); the answer cannot be "
+                            "resumed from there.",
+                            (unsigned long long)seq);
+    } else if (rc != 0) {
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-    else
+    } else {
         gw->resumes++;
+    }
+    telex_stream_unref(s);
     return 0;
 }
 

@@ -4,6 +4,7 @@
  */
 #include "gateway/subscriber.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,8 @@ static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
 static void on_req_disposed(void *p)
 {
     subscriber_t *s = *(subscriber_t **)p;
+    if (s == NULL)
+        return; /* it never started (its position was dropped) */
     gateway_worker_t *gw = s->gw;
     s->req = NULL;
     telex_stream_detach(s->stream, &s->sub);
@@ -184,18 +187,29 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
     uv_timer_t *timer = malloc(sizeof(*timer));
     subscriber_t **link = s != NULL ? h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_disposed) : NULL;
     if (s == NULL || timer == NULL || link == NULL) {
+        if (link != NULL)
+            *link = NULL; /* its destructor runs when the request is disposed of */
         free(s);
         free(timer);
         return -1;
     }
-    *link = s;
     s->gw = gw;
     s->req = req;
     s->stream = stream;
-    telex_stream_ref(stream);
     s->pos = from;
     s->release_as_acked = release_as_acked;
     atomic_init(&s->sub.acked, from);
+    /* From here on the producer may wake us (on this thread, after this
+     * handler returns: never inline) and keeps every byte from `from` on. */
+    telex_wakeup_init(&s->sub.wake, gw->waker, on_wake, on_wakeup_retired);
+    if (telex_stream_attach_from(stream, &s->sub, from) != 0) {
+        *link = NULL;
+        free(s);
+        free(timer);
+        return -ENOENT;
+    }
+    *link = s;
+    telex_stream_ref(stream);
     s->open = 2; /* the keepalive timer, and the wakeup */
     if (from > 0 && !release_as_acked) {
         /* Only event 1 carries retry:; a client that attaches after it (an
@@ -209,7 +223,6 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
     s->keepalive = timer;
     uv_timer_init(&gw->worker->loop, timer);
     timer->data = s;
-    telex_wakeup_init(&s->sub.wake, gw->waker, on_wake, on_wakeup_retired);
 
     req->res.status = 200;
     req->res.reason = "OK";
@@ -227,7 +240,6 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
         gw->subscribers->prev = s;
     gw->subscribers = s;
     gw->n_subscribers++;
-    telex_stream_attach(stream, &s->sub);
     restart_keepalive(s);
     pump(s);
     return 0;

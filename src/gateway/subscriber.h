@@ -29,7 +29,9 @@ struct gateway_worker;
  * headers given as name/value pairs, NULL-terminated) and streams the log of
  * `stream` from byte position `from`. `release_as_acked`: drop log bytes as
  * soon as they are written (a non-resumable stream with one reader).
- * Returns 0, or -1 when out of memory (nothing was sent then). */
+ * Returns 0; -ENOENT when `from` is no longer in the log (the producer
+ * dropped it: answer 410); -1 when out of memory. Nothing was sent on
+ * failure. */
 int telex_subscriber_start(struct gateway_worker *gw, h2o_req_t *req, telex_stream_t *stream, uint64_t from,
                            int release_as_acked, const char *const *extra_headers);
 

@@ -7,6 +7,7 @@
  */
 #include "stream/stream.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,17 +59,37 @@ void telex_stream_unref(telex_stream_t *s)
     free(s);
 }
 
-void telex_stream_attach(telex_stream_t *s, telex_stream_sub_t *sub)
+static void link_sub(telex_stream_t *s, telex_stream_sub_t *sub)
 {
-    pthread_mutex_lock(&s->lock);
     sub->prev = NULL;
     sub->next = s->subs;
     if (s->subs != NULL)
         s->subs->prev = sub;
     s->subs = sub;
     s->n_subs++;
+}
+
+void telex_stream_attach(telex_stream_t *s, telex_stream_sub_t *sub)
+{
+    pthread_mutex_lock(&s->lock);
+    link_sub(s, sub);
     pthread_mutex_unlock(&s->lock);
     telex_stream_poke_producer(s);
+}
+
+int telex_stream_attach_from(telex_stream_t *s, telex_stream_sub_t *sub, uint64_t from)
+{
+    pthread_mutex_lock(&s->lock);
+    /* The log's own lock nests inside the stream's (never the other way). */
+    if (from < telex_log_start(s->log)) {
+        pthread_mutex_unlock(&s->lock);
+        return -ENOENT;
+    }
+    atomic_store(&sub->acked, from);
+    link_sub(s, sub);
+    pthread_mutex_unlock(&s->lock);
+    telex_stream_poke_producer(s);
+    return 0;
 }
 
 void telex_stream_detach(telex_stream_t *s, telex_stream_sub_t *sub)
@@ -133,6 +154,20 @@ uint64_t telex_stream_min_acked(telex_stream_t *s)
     }
     pthread_mutex_unlock(&s->lock);
     return min;
+}
+
+void telex_stream_release_acked(telex_stream_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    uint64_t min = UINT64_MAX;
+    for (telex_stream_sub_t *sub = s->subs; sub != NULL; sub = sub->next) {
+        uint64_t a = atomic_load(&sub->acked);
+        if (a < min)
+            min = a;
+    }
+    if (min != UINT64_MAX)
+        telex_log_release_before(s->log, min);
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* ------------------------------------------------------------ registry */

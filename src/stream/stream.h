@@ -51,6 +51,11 @@ void telex_stream_ref(telex_stream_t *s);
 void telex_stream_unref(telex_stream_t *s);
 
 void telex_stream_attach(telex_stream_t *s, telex_stream_sub_t *sub);
+/* Attaches `sub` to send from log position `from` (its acked position),
+ * unless that position has been dropped: -ENOENT then, and nothing changed.
+ * Atomic with telex_stream_release_acked: a release either sees the new
+ * subscriber's position or happened before the check. */
+int telex_stream_attach_from(telex_stream_t *s, telex_stream_sub_t *sub, uint64_t from);
 /* After detach no thread will wake `sub` again. */
 void telex_stream_detach(telex_stream_t *s, telex_stream_sub_t *sub);
 int telex_stream_subscribers(telex_stream_t *s, uint64_t *detached_at_ms);
@@ -63,6 +68,11 @@ void telex_stream_poke_producer(telex_stream_t *s);
 void telex_stream_set_producer(telex_stream_t *s, telex_wakeup_t *producer);
 /* Smallest acked position over attached subscribers (UINT64_MAX if none). */
 uint64_t telex_stream_min_acked(telex_stream_t *s);
+/* Drops the log segments every attached subscriber has written (nothing
+ * when none is attached), under the stream's lock, so that no subscriber
+ * attaching at the same time loses its start (telex_stream_attach_from).
+ * Producers should use this rather than min_acked + telex_log_release_before. */
+void telex_stream_release_acked(telex_stream_t *s);
 
 /* The registry of resumable streams. */
 int telex_registry_put(telex_stream_t *s);        /* takes its own reference */
