@@ -11,7 +11,15 @@ OUT=$ROOT/docs/benchmarks.md
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
+START=$(date +%s)
 "$ROOT/bench/sse_parse.sh" "$BUILD" "$WORK/sse_parse.md"
+SSE_S=$(($(date +%s) - START))
+
+# The relays side by side (bench/relay.sh measures, bench/report.py writes
+# the tables and the docs/benchmarks-*.png charts).
+"$ROOT/bench/relay.sh" "$BUILD" "$WORK/relay.jsonl"
+python3 "$ROOT/bench/report.py" "$WORK/relay.jsonl" "$WORK/relay.md" "$ROOT/docs"
+if [ -n "${BENCH_KEEP:-}" ]; then cp "$WORK/relay.jsonl" "$BENCH_KEEP"; fi
 
 {
   echo "# Benchmarks"
@@ -22,6 +30,15 @@ trap 'rm -rf "$WORK"' EXIT
   echo "every comparison below was measured side by side in the same run, and ratios matter more"
   echo "than absolute numbers."
   echo
+  cat "$ROOT/bench/howto.md"
+  echo
+  cat "$WORK/relay.md"
+  echo
+  cat "$ROOT/bench/findings.md"
+  echo
   cat "$WORK/sse_parse.md"
+  echo
+  echo "---"
+  echo "\`make bench\` took $(( $(date +%s) - START )) s (SSE parser ${SSE_S} s)."
 } > "$OUT"
 echo "bench: wrote $OUT"

@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# bench/relay.sh — telex against nginx, the seeds' Python relay, Portkey,
+# nullplatform and pushpin, all in front of the same `telex mock`, in one run.
+#
+#   bench/relay.sh BUILD_DIR RESULTS.jsonl
+#
+# Starts the mock, two telex gateways (plain relay; resume + accounting), an
+# nginx (proxy_buffering off) and the peers of ../shared/peers, then runs
+# bench/loadgen against each target, interleaved and repeated, and appends one
+# JSON line per measurement to RESULTS.jsonl (bench/report.py turns them into
+# tables and charts). Every process it starts is stopped by PID on exit.
+#
+# Phases (see docs/benchmarks.md for how to read the results):
+#   A  mock answers 200 chunks, no delay:  time to first byte (one client,
+#      sequential), throughput at 50 and 500 concurrent clients;
+#   B  every gateway restarted; mock answers TOKENS chunks at 20 events/s:
+#      per-event latency at 100 and 1,000 streams (memory, CPU), the largest
+#      stream count telex sustains under 10 ms p99 added latency, and the
+#      "10k" level (the most this sandbox's fd limit allows, see NOTE_FD).
+#
+# Environment: BENCH_ROUNDS (default 2), BENCH_QUICK=1 (tiny sizes, to test
+# the script), BENCH_TARGETS (subset, space-separated), PEERS_RUN.
+set -uo pipefail
+BUILD=$(cd "${1:?usage: relay.sh BUILD_DIR RESULTS.jsonl}" && pwd)
+RESULTS=${2:?usage: relay.sh BUILD_DIR RESULTS.jsonl}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PEERS=$(cd "$ROOT/../shared/peers" 2>/dev/null && pwd || true)
+export PEERS_RUN=${PEERS_RUN:-${TMPDIR:-/tmp}/telex-bench-peers}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/telex-bench.XXXXXX")
+LOADGEN=$BUILD/loadgen
+TELEX=$BUILD/telex
+ROUNDS=${BENCH_ROUNDS:-2}
+QUICK=${BENCH_QUICK:-0}
+
+# Sizes. A stream of TOKENS chunks at 50 ms lasts TOKENS/20 seconds; every
+# stream level ramps up at RATE new streams per second and is measured while
+# all its streams are open.
+TOKENS=120
+TP_SECONDS=3
+TTFB_N=40
+LEVELS="100 1000"
+BIG=9900
+if [ "$QUICK" = 1 ]; then TOKENS=40; TP_SECONDS=1; TTFB_N=5; LEVELS="50 200"; BIG=500; ROUNDS=1; fi
+ALL_TARGETS="direct telex-plain telex-full nginx pushpin pyrelay portkey nullplatform"
+TARGETS=${BENCH_TARGETS:-$ALL_TARGETS}
+
+log() { echo "bench: $*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+wait_port() { for _ in $(seq 100); do listening "$1" && return 0; sleep 0.1; done; return 1; }
+
+# Room for 10,000 client sockets plus 10,000 upstream sockets in one relay
+# process. Raising the hard limit needs CAP_SYS_RESOURCE, which a container
+# may not have: then we keep whatever the hard limit allows, and say so.
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+# A relay holds two sockets per stream, plus a few dozen other descriptors.
+MAX_RELAY_STREAMS=$(((NOFILE - 64) / 2))
+if [ "$BIG" -gt "$MAX_RELAY_STREAMS" ]; then BIG=$MAX_RELAY_STREAMS; fi
+
+PIDS_TO_STOP=()
+cleanup() {
+  local p
+  for p in "${PIDS_TO_STOP[@]}"; do kill "$p" 2>/dev/null; done
+  sleep 0.5
+  for p in "${PIDS_TO_STOP[@]}"; do kill -9 "$p" 2>/dev/null; done
+  [ -n "$PEERS" ] && "$PEERS/peers.sh" stop pushpin pyrelay portkey nullplatform > /dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+MOCK_PORT=$(free_port)
+NGINX_PORT=$(free_port)
+PLAIN_PORT=$(free_port)
+FULL_PORT=$(free_port)
+UP=127.0.0.1:$MOCK_PORT
+declare -A URL EXTRA PIDOF
+
+# ------------------------------------------------------------ processes
+
+MOCK_PID=
+start_mock() { # TOKENS DELAY_MS: the defaults for requests whose body lost its "mock" object
+  if [ -n "$MOCK_PID" ]; then kill "$MOCK_PID" 2>/dev/null; wait "$MOCK_PID" 2>/dev/null; fi
+  "$TELEX" mock --listen "$UP" --workers 2 --journal 0 --tokens "$1" --delay-ms "$2" \
+    > "$WORK/mock.log" 2>&1 &
+  MOCK_PID=$!
+  PIDS_TO_STOP+=("$MOCK_PID")
+  wait_port "$MOCK_PORT" || { log "mock did not start"; cat "$WORK/mock.log" >&2; exit 1; }
+}
+
+start_telex() { # NAME PORT CONFIG
+  local name=$1 port=$2 conf=$3 pid
+  sed -e "s/@LISTEN@/127.0.0.1:$port/" -e "s/@UPSTREAM@/$UP/" -e "s/@WORKERS@/1/" \
+    "$ROOT/bench/$conf" > "$WORK/$name.yaml"
+  TELEX_DB=$WORK/$name.db "$TELEX" serve --config "$WORK/$name.yaml" > "$WORK/$name.log" 2>&1 &
+  pid=$!
+  PIDS_TO_STOP+=("$pid")
+  PIDOF[$name]=$pid
+  wait_port "$port" || { log "$name did not start"; tail -5 "$WORK/$name.log" >&2; return 1; }
+}
+
+start_nginx() {
+  mkdir -p "$WORK/nginx/tmp"
+  sed -e "s|@UPSTREAM@|$UP|" -e "s|@LISTEN@|127.0.0.1:$NGINX_PORT|" -e "s|@NOFILE@|$NOFILE|" \
+    "$ROOT/bench/nginx.conf" > "$WORK/nginx/nginx.conf"
+  nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e stderr -g 'daemon off;' > "$WORK/nginx.log" 2>&1 &
+  local pid=$!
+  PIDS_TO_STOP+=("$pid")
+  PIDOF[nginx]=$pid
+  wait_port "$NGINX_PORT" || { log "nginx did not start"; tail -5 "$WORK/nginx.log" >&2; return 1; }
+}
+
+start_peers() {
+  local n
+  [ -n "$PEERS" ] || { log "../shared/peers not found: peers skipped"; return 0; }
+  UPSTREAM=$UP "$PEERS/peers.sh" start pushpin pyrelay portkey nullplatform > "$WORK/peers.log" 2>&1 ||
+    log "some peers did not start (see below)"
+  for n in pushpin pyrelay portkey nullplatform; do
+    if [ -s "$PEERS_RUN/$n.pid" ] && kill -0 "$(cat "$PEERS_RUN/$n.pid")" 2>/dev/null; then
+      PIDOF[$n]=$(cat "$PEERS_RUN/$n.pid")
+    else
+      unset "PIDOF[$n]"
+      grep "^$n" "$WORK/peers.log" >&2
+    fi
+  done
+  [ -n "${PIDOF[pushpin]:-}" ] && [ -s "$PEERS_RUN/zurl.pid" ] && PIDOF[pushpin]="${PIDOF[pushpin]},$(cat "$PEERS_RUN/zurl.pid")"
+  return 0
+}
+
+stop_gateways() {
+  local n p
+  for n in telex-plain telex-full nginx; do
+    p=${PIDOF[$n]:-}
+    [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    unset "PIDOF[$n]"
+  done
+  [ -n "$PEERS" ] && "$PEERS/peers.sh" stop pushpin pyrelay portkey nullplatform > /dev/null 2>&1
+  for n in pushpin pyrelay portkey nullplatform; do unset "PIDOF[$n]"; done
+}
+
+start_gateways() {
+  rm -f "$WORK"/telex-*.db*
+  start_telex telex-plain "$PLAIN_PORT" telex-plain.yaml
+  start_telex telex-full "$FULL_PORT" telex-full.yaml
+  KEY=$(TELEX_DB=$WORK/telex-full.db "$TELEX" keys create --name bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+  start_nginx
+  start_peers
+  URL[direct]=http://$UP/v1/chat/completions
+  URL[telex-plain]=http://127.0.0.1:$PLAIN_PORT/v1/chat/completions
+  URL[telex-full]=http://127.0.0.1:$FULL_PORT/v1/chat/completions
+  URL[nginx]=http://127.0.0.1:$NGINX_PORT/v1/chat/completions
+  URL[pushpin]=http://127.0.0.1:7999/v1/chat/completions
+  URL[pyrelay]=http://127.0.0.1:8090/v1/chat/completions
+  URL[portkey]=http://127.0.0.1:8787/v1/chat/completions
+  URL[nullplatform]=http://127.0.0.1:8788/openai/v1/chat/completions
+  EXTRA[telex-full]="Authorization: Bearer $KEY"
+  EXTRA[portkey]="x-portkey-custom-host: http://$UP/v1"
+}
+
+available() { [ "$1" = direct ] || [ -n "${PIDOF[$1]:-}" ]; }
+
+# ------------------------------------------------------------ measuring
+
+# measure PHASE ROUND TARGET N [loadgen options...]: one loadgen run, one result line.
+measure() {
+  local phase=$1 round=$2 t=$3 n=$4; shift 4
+  local args=(-l "$t" -H "authorization: Bearer sk-mock")
+  [ "$t" = telex-full ] && args=(-l "$t" -H "${EXTRA[$t]}")
+  [ "$t" = portkey ] && args+=(-H "x-portkey-provider: openai" -H "${EXTRA[$t]}")
+  [ -n "${PIDOF[$t]:-}" ] && args+=(-p "${PIDOF[$t]}")
+  local load out
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  out=$("$LOADGEN" "${URL[$t]}" "${args[@]}" "$@" 2> "$WORK/last.err")
+  if [ -z "$out" ]; then
+    log "$phase $t n=$n: loadgen printed nothing"; tail -3 "$WORK/last.err" >&2; return 0
+  fi
+  printf '{"phase":"%s","round":%s,"target":"%s","n":%s,"load1":%s,"r":%s}\n' \
+    "$phase" "$round" "$t" "$n" "$load" "$out" >> "$RESULTS"
+  grep -m1 '^[a-z]' "$WORK/last.err" | sed "s/^/bench: $phase round $round: /" >&2
+  grep -m1 'latency (steady' "$WORK/last.err" | sed 's/^/bench:  /' >&2
+}
+
+# a few requests to each target after a (re)start, results ignored
+warm_up() {
+  local t
+  for t in $TARGETS; do
+    available "$t" || continue
+    local args=(-H "authorization: Bearer sk-mock")
+    [ "$t" = telex-full ] && args=(-H "${EXTRA[$t]}")
+    [ "$t" = portkey ] && args+=(-H "x-portkey-provider: openai" -H "${EXTRA[$t]}")
+    "$LOADGEN" "${URL[$t]}" "${args[@]}" -c 4 -n 8 -d 10 "$@" > /dev/null 2>&1
+  done
+}
+
+# the targets in a different order every round, so drift in the machine's
+# load does not always favour the same one
+order() { # ROUND
+  local list=() t
+  for t in $TARGETS; do available "$t" && list+=("$t"); done
+  local n=${#list[@]} k=$(( ($1 * 3) % ${#list[@]} )) i
+  for ((i = 0; i < n; i++)); do echo "${list[$(( (i + k) % n ))]}"; done
+}
+
+meta() { printf '{"phase":"meta","%s":%s}\n' "$1" "$2" >> "$RESULTS"; }
+
+# ------------------------------------------------------------ run
+
+[ -x "$LOADGEN" ] || { log "$LOADGEN not built"; exit 1; }
+if [ -n "$PEERS" ]; then
+  "$PEERS/peers.sh" install > "$WORK/install.log" 2>&1 || { log "peers.sh install failed"; tail -5 "$WORK/install.log" >&2; }
+fi
+: > "$RESULTS"
+meta nofile "$NOFILE"
+meta big "$BIG"
+meta tokens "$TOKENS"
+meta rounds "$ROUNDS"
+meta versions "$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' \
+  "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), pushpin $(pushpin --version 2>/dev/null | head -1 | awk '{print $NF}'), python3 $(python3 -c 'import platform; print(platform.python_version())') + starlette $(python3 -c 'import starlette; print(starlette.__version__)' 2>/dev/null) + uvicorn $(python3 -c 'import uvicorn; print(uvicorn.__version__)' 2>/dev/null) + httpx $(python3 -c 'import httpx; print(httpx.__version__)' 2>/dev/null), node $(node --version), portkey $(node -p 'require(process.argv[1]).version' "$PEERS_RUN/portkey/node_modules/@portkey-ai/gateway/package.json" 2>/dev/null), nullplatform $(node -p 'require(process.argv[1]).version' "$PEERS_RUN/nullplatform/node_modules/@nullplatform/llm-gateway/package.json" 2>/dev/null)")"
+T0=$(date +%s)
+
+log "phase A: 200-chunk answers (mock on $UP)"
+start_mock 200 0
+start_gateways
+warm_up
+for round in $(seq "$ROUNDS"); do
+  for t in $(order "$round"); do
+    measure ttfb "$round" "$t" 1 -c 1 -n "$TTFB_N" -d 20
+  done
+done
+for round in $(seq "$ROUNDS"); do
+  for c in 50 500; do
+    for t in $(order "$round"); do
+      measure throughput "$round" "$t" "$c" -c "$c" -n 0 -d "$TP_SECONDS" -w 0.5 -r 5000
+    done
+  done
+done
+meta phase_a_s "$(($(date +%s) - T0))"
+
+log "phase B: $TOKENS-chunk answers at 20 events/s; gateways restarted"
+stop_gateways
+start_mock "$TOKENS" 50
+start_gateways
+warm_up --tokens 5 --delay-ms 10
+# RSS of each gateway, fresh and warmed up: the base of "memory per stream"
+for t in $TARGETS; do
+  available "$t" && [ "$t" != direct ] || continue
+  base=$("$LOADGEN" "${URL[direct]}" -c 1 -n 1 --tokens 1 -p "${PIDOF[$t]}" 2> /dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["proc"]["rss_base_kb"])')
+  printf '{"phase":"rss_base","target":"%s","rss_kb":%s}\n' "$t" "$base" >> "$RESULTS"
+done
+span=$(python3 -c "print($TOKENS / 20)")
+for round in $(seq "$ROUNDS"); do
+  for n in $LEVELS; do
+    rate=$((n <= 100 ? 1000 : 2000))
+    for t in $(order "$round"); do
+      measure latency "$round" "$t" "$n" -c "$n" -r "$rate" --tokens "$TOKENS" --delay-ms 50 \
+        -d "$(python3 -c "print($span + $n / $rate + 5)")"
+    done
+  done
+done
+meta phase_b_levels_s "$(($(date +%s) - T0))"
+
+# The largest count of 20-events/s streams telex relays with p99 added
+# latency under 10 ms: up by half each step until it fails, then bisect once.
+p99_of() { # PHASE TARGET N
+  python3 - "$RESULTS" "$@" <<'EOF'
+import json, sys
+path, phase, target, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+v = None
+for line in open(path):
+    d = json.loads(line)
+    if d.get("phase") == phase and d.get("target") == target and d.get("n") == n:
+        r = d["r"]
+        w = r.get("latency_window_ms")
+        if r["errors"] == 0 and w:
+            v = w["p99"]
+        else:
+            v = 1e9
+print(v if v is not None else 1e9)
+EOF
+}
+search_step() { # N: 0 if both telex variants stay under 10 ms added
+  local n=$1 rate t ok=0 d p
+  rate=$((n <= 2000 ? 2000 : 4000))
+  for t in direct telex-plain telex-full; do
+    available "$t" || continue
+    measure search 1 "$t" "$n" -c "$n" -r "$rate" --tokens "$TOKENS" --delay-ms 50 \
+      -d "$(python3 -c "print($span + $n / $rate + 5)")"
+  done
+  d=$(p99_of search direct "$n")
+  for t in telex-plain telex-full; do
+    p=$(p99_of search "$t" "$n")
+    python3 -c "import sys; sys.exit(0 if $p - $d < 10 else 1)" || ok=1
+  done
+  return $ok
+}
+if [ "$QUICK" = 1 ]; then STEPS="300 600"; else STEPS="2000 3000 4500 6750 $BIG"; fi
+good=0 bad=0
+for n in $STEPS; do
+  if search_step "$n"; then good=$n; else bad=$n; break; fi
+done
+if [ "$bad" != 0 ] && [ "$QUICK" != 1 ]; then
+  mid=$(((good + bad) / 2))
+  if search_step "$mid"; then good=$mid; fi
+fi
+meta search_good "$good"
+meta search_bad "$bad"
+meta phase_b_search_s "$(($(date +%s) - T0))"
+
+# The big level, once per target (slow peers may not keep up: the time cap
+# ends their run, and what they managed is recorded).
+for t in $TARGETS; do
+  available "$t" || continue
+  kill -0 "$MOCK_PID" 2>/dev/null || start_mock "$TOKENS" 50
+  measure big 1 "$t" "$BIG" -c "$BIG" -r 4000 --tokens "$TOKENS" --delay-ms 50 \
+    -d "$(python3 -c "print($span + $BIG / 4000 + 8)")"
+  sleep 1
+done
+meta total_s "$(($(date +%s) - T0))"
+log "done in $(($(date +%s) - T0)) s"

@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""bench/report.py — turns bench/relay.sh's results into docs/benchmarks.md
+sections and gnuplot charts.
+
+    bench/report.py RESULTS.jsonl OUT.md DOCS_DIR
+
+Every loadgen run is one JSON line {"phase", "round", "target", "n", "load1",
+"r": <loadgen summary>}. Figures are medians over the rounds; "added" means
+target minus direct (the client talking to the mock itself) in the same
+round, so the mock's and the client's own costs cancel out. Charts are
+written to DOCS_DIR/benchmarks-*.png when gnuplot is installed.
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+NAMES = {
+    "direct": "direct (no relay)",
+    "telex-plain": "**telex**, plain relay",
+    "telex-full": "**telex**, resume + accounting",
+    "nginx": "nginx (proxy_buffering off)",
+    "pushpin": "pushpin",
+    "pyrelay": "Python Starlette relay (seeds)",
+    "portkey": "Portkey gateway (Node)",
+    "nullplatform": "nullplatform gateway (Node)",
+}
+ORDER = list(NAMES)
+SHORT = {
+    "direct": "direct", "telex-plain": "telex", "telex-full": "telex+resume+acct", "nginx": "nginx",
+    "pushpin": "pushpin", "pyrelay": "pyrelay", "portkey": "portkey", "nullplatform": "nullplatform",
+}
+
+
+def load(path):
+    runs, meta, rss_base = [], {}, {}
+    for line in open(path):
+        line = line.strip()
+        if not line:
+            continue
+        d = json.loads(line)
+        if d["phase"] == "meta":
+            meta.update({k: v for k, v in d.items() if k != "phase"})
+        elif d["phase"] == "rss_base":
+            rss_base[d["target"]] = d["rss_kb"]
+        else:
+            runs.append(d)
+    return runs, meta, rss_base
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, digits=2, unit=""):
+    if x is None:
+        return "–"
+    if abs(x) >= 100:
+        return f"{x:,.0f}{unit}"
+    if abs(x) >= 10:
+        return f"{x:.1f}{unit}"
+    return f"{x:.{digits}f}{unit}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}x"
+
+
+class Results:
+    def __init__(self, runs):
+        self.runs = runs
+
+    def select(self, phase, target, n=None):
+        return [d for d in self.runs if d["phase"] == phase and d["target"] == target and (n is None or d["n"] == n)]
+
+    def targets(self):
+        seen = {d["target"] for d in self.runs}
+        return [t for t in ORDER if t in seen]
+
+    def by_round(self, phase, target, n, fn):
+        """{round: fn(r)} for the runs of a target."""
+        return {d["round"]: fn(d["r"]) for d in self.select(phase, target, n)}
+
+    def median(self, phase, target, n, fn):
+        return med(list(self.by_round(phase, target, n, fn).values()))
+
+    def added(self, phase, target, n, fn):
+        """Median over rounds of fn(target) - fn(direct) in the same round."""
+        mine = self.by_round(phase, target, n, fn)
+        base = self.by_round(phase, "direct", n, fn)
+        diffs = [mine[k] - base[k] for k in mine if k in base and mine[k] is not None and base[k] is not None]
+        return med(diffs)
+
+
+def lat(key, field):
+    def f(r):
+        v = r.get(key)
+        return v[field] if v else None
+    return f
+
+
+def clean(r):
+    return r["errors"] == 0 and r["unfinished"] == 0
+
+
+def outcome(r):
+    """A short note on a run that did not go cleanly."""
+    notes = []
+    if r["errors"]:
+        kinds = ", ".join(f"{k} {v}" for k, v in r["error_kinds"].items())
+        notes.append(f"{r['errors']} errors ({kinds})")
+    if r["unfinished"]:
+        notes.append(f"{r['unfinished']} unfinished at the {r['elapsed_s']:.0f} s cap")
+    if r.get("stamped", 1) == 0 and r["events"] > 0:
+        notes.append("no send stamps")
+    return "; ".join(notes)
+
+
+def gnuplot(script, datafiles, docs, name):
+    if shutil.which("gnuplot") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        for fname, text in datafiles.items():
+            with open(os.path.join(tmp, fname), "w") as f:
+                f.write(text)
+        out = os.path.join(docs, name)
+        full = (f'set terminal pngcairo size 900,480 font "DejaVu Sans,10"\nset output "{out}"\n'
+                'set style fill solid 0.85 border -1\nset grid ytics lc rgb "#dddddd"\nset key top right\n' + script)
+        p = subprocess.run(["gnuplot"], input=full, text=True, cwd=tmp, capture_output=True)
+        if p.returncode != 0:
+            sys.stderr.write(f"report.py: gnuplot failed for {name}: {p.stderr}\n")
+            return None
+    return name
+
+
+def main():
+    results_path, out_path, docs = sys.argv[1:4]
+    runs, meta, rss_base = load(results_path)
+    R = Results(runs)
+    T = R.targets()
+    big = meta.get("big", 9900)
+    levels = sorted({d["n"] for d in runs if d["phase"] == "latency"})
+    md = []
+    w = md.append
+
+    # ---------------------------------------------------------------- summary of goals
+    tp_nginx = R.median("throughput", "nginx", 50, lambda r: r["answers_per_s"])
+    tp_telex = {t: R.median("throughput", t, 50, lambda r: r["answers_per_s"]) for t in ("telex-plain", "telex-full")}
+    tp500_nginx = R.median("throughput", "nginx", 500, lambda r: r["answers_per_s"])
+    tp500_telex = {t: R.median("throughput", t, 500, lambda r: r["answers_per_s"]) for t in ("telex-plain", "telex-full")}
+    p99_1000 = {t: R.added("latency", t, 1000, lat("latency_window_ms", "p99")) for t in ("telex-plain", "telex-full")}
+    mem = {}
+    for t in T:
+        if t == "direct" or t not in rss_base:
+            continue
+        for n, phase in ((1000, "latency"), (big, "big")):
+            v = R.median(phase, t, n, lambda r: r.get("proc", {}).get("rss_window_kb"))
+            if v:
+                mem[(t, n)] = max(0.0, (v - rss_base[t]) * 1024 / n / 1000)  # kB (10^3) per stream
+    big_runs = {t: R.select("big", t, big) for t in T}
+
+    w("## Relay benchmarks: telex against nginx, the seeds' Python stack, Portkey, nullplatform, pushpin")
+    w("")
+    w(f"`bench/relay.sh` + `bench/loadgen` + `bench/report.py` (part of `make bench`). Every gateway relays the same "
+      f"`telex mock` (2 worker threads) on loopback; one worker/process each (telex `workers: 1`, nginx "
+      f"`worker_processes 1`, one uvicorn / Node process), so the comparison is core for core. "
+      f"Medians of {meta.get('rounds', '?')} interleaved rounds (the order of the targets rotates every round); "
+      f"\"added\" = the target's figure minus direct-to-mock's in the same round. "
+      f"Peers: {meta.get('versions', '?')}.")
+    w("")
+    w("### Goals")
+    w("")
+    w("| goal | telex plain relay | telex + resume + accounting | met? |")
+    w("|---|---:|---:|---|")
+
+    def goal_row(name, a, b, ok, fmtf):
+        met = "yes" if ok(a) and ok(b) else ("partly" if ok(a) or ok(b) else "no")
+        if a is None and b is None:
+            met = "not measured"
+        w(f"| {name} | {fmtf(a)} | {fmtf(b)} | {met} |")
+
+    if tp_nginx:
+        goal_row(f"throughput ≥ nginx's (c=50: nginx {fmt(tp_nginx)} answers/s)",
+                 tp_telex["telex-plain"], tp_telex["telex-full"],
+                 lambda x: x is not None and x >= tp_nginx, lambda x: f"{fmt(x)} ({ratio(x, tp_nginx)})")
+    if tp500_nginx:
+        goal_row(f"throughput ≥ nginx's (c=500: nginx {fmt(tp500_nginx)} answers/s)",
+                 tp500_telex["telex-plain"], tp500_telex["telex-full"],
+                 lambda x: x is not None and x >= tp500_nginx, lambda x: f"{fmt(x)} ({ratio(x, tp500_nginx)})")
+    goal_row("p99 added latency ≤ 1 ms at 1,000 streams", p99_1000["telex-plain"], p99_1000["telex-full"],
+             lambda x: x is not None and x <= 1.0, lambda x: fmt(x, 3, " ms"))
+    goal_row(f"≤ 16 KB per stream (at {big:,} streams)", mem.get(("telex-plain", big)), mem.get(("telex-full", big)),
+             lambda x: x is not None and x <= 16, lambda x: fmt(x, 1, " KB"))
+
+    def big_ok(t):
+        rs = big_runs.get(t) or []
+        return rs[0]["r"] if rs else None
+    a, b = big_ok("telex-plain"), big_ok("telex-full")
+    goal_row(f"{big:,} concurrent streams without errors", a, b, lambda r: r is not None and clean(r),
+             lambda r: "–" if r is None else (f"{r['completed']:,}/{big:,} completed" + (f", {outcome(r)}" if outcome(r) else "")))
+    w("")
+
+    # ---------------------------------------------------------------- throughput
+    w("### 1. Throughput: 200-chunk answers, completed answers per second")
+    w("")
+    w("The mock answers 200 chunks with no delay (about 47 KB of events); each client connection sends its next "
+      "request as soon as an answer ends (keep-alive). Runs last "
+      f"{meta.get('tp_seconds', 3)} s after a 0.5 s warm-up. CPU is the gateway's user+system time per relayed event "
+      "(all its processes).")
+    w("")
+    w("| target | c=50 answers/s | vs nginx | c=500 answers/s | vs nginx | CPU µs/event (c=50) | notes |")
+    w("|---|---:|---:|---:|---:|---:|---|")
+    tp_chart = []
+    for t in T:
+        a50 = R.median("throughput", t, 50, lambda r: r["answers_per_s"])
+        a500 = R.median("throughput", t, 500, lambda r: r["answers_per_s"])
+        cpu = R.median("throughput", t, 50, lambda r: r.get("proc", {}).get("cpu_us_per_event"))
+        notes = "; ".join(sorted({outcome(d["r"]) for d in R.select("throughput", t) if d["r"]["errors"]}))
+        w(f"| {NAMES[t]} | {fmt(a50)} | {ratio(a50, tp_nginx)} | {fmt(a500)} | {ratio(a500, tp500_nginx)} | "
+          f"{fmt(cpu) if t != 'direct' else '–'} | {notes} |")
+        tp_chart.append((SHORT[t], a50 or 0, a500 or 0))
+    w("")
+
+    # ---------------------------------------------------------------- latency
+    w("### 2. Per-event added latency at 20 events/s per stream")
+    w("")
+    w(f"Each stream is a {meta.get('tokens', 120)}-chunk answer at one chunk per 50 ms; streams start at 1,000–4,000 "
+      "per second and latency is taken over the steady window, while every stream is open. Latency of an event = "
+      "the client's receive time (CLOCK_MONOTONIC) minus the `mock_sent_ns` stamp the mock put in the chunk when it "
+      "wrote it. The direct row is absolute (what the mock and client cost by themselves); the others are added to "
+      f"it. \"{big:,}\" is one round.")
+    w("")
+    cols = levels + [big]
+    w("| target | " + " | ".join(f"{n:,} p50 | {n:,} p99" for n in cols) + " |")
+    w("|---|" + "---:|---:|" * len(cols))
+    lat_chart = {}
+    for t in T:
+        cells = []
+        for n in cols:
+            phase = "latency" if n in levels else "big"
+            if t == "direct":
+                p50 = R.median(phase, t, n, lat("latency_window_ms", "p50"))
+                p99 = R.median(phase, t, n, lat("latency_window_ms", "p99"))
+            else:
+                p50 = R.added(phase, t, n, lat("latency_window_ms", "p50"))
+                p99 = R.added(phase, t, n, lat("latency_window_ms", "p99"))
+            rs = R.select(phase, t, n)
+            bad = rs and all(d["r"].get("latency_window_ms") is None for d in rs)
+            if bad:
+                cells += ["n/a", "n/a"]
+            else:
+                cells += [fmt(p50, 3), fmt(p99, 3)]
+            if t != "direct" and p99 is not None:
+                lat_chart.setdefault(t, []).append((n, max(p99, 0.001)))
+        w(f"| {NAMES[t]} | " + " | ".join(cells) + " |")
+    w("")
+    w("Milliseconds. \"n/a\": no stamped events in the steady window (see the notes below).")
+    w("")
+    notes = []
+    for t in T:
+        for d in R.select("latency", t) + R.select("big", t):
+            o = outcome(d["r"])
+            if o:
+                notes.append(f"- {NAMES[t]} at {d['n']:,} streams (round {d['round']}): {o}; "
+                             f"{d['r']['completed']:,} of {d['n']:,} answers completed.")
+    if notes:
+        w("Runs that did not complete cleanly:")
+        w("")
+        md.extend(sorted(set(notes)))
+        w("")
+
+    # ---------------------------------------------------------------- ttfb
+    w("### 3. Time to first byte")
+    w("")
+    w("Request written → first response byte. \"idle\": one client, sequential requests on a kept-alive connection, "
+      "200-chunk answers (the mock answers at once). \"1,000 streams\": the TTFB of the streams in the 1,000-stream "
+      "latency run (they start at 2,000 per second while the others are streaming).")
+    w("")
+    w("| target | idle p50 (ms) | added | 1,000 streams p50 (ms) | added | 1,000 streams p99 (ms) |")
+    w("|---|---:|---:|---:|---:|---:|")
+    for t in T:
+        i50 = R.median("ttfb", t, 1, lat("ttfb_ms", "p50"))
+        ia = R.added("ttfb", t, 1, lat("ttfb_ms", "p50")) if t != "direct" else None
+        l50 = R.median("latency", t, 1000, lat("ttfb_ms", "p50"))
+        la = R.added("latency", t, 1000, lat("ttfb_ms", "p50")) if t != "direct" else None
+        l99 = R.median("latency", t, 1000, lat("ttfb_ms", "p99"))
+        w(f"| {NAMES[t]} | {fmt(i50, 3)} | {fmt(ia, 3)} | {fmt(l50, 3)} | {fmt(la, 3)} | {fmt(l99, 3)} |")
+    w("")
+
+    # ---------------------------------------------------------------- memory
+    w("### 4. Gateway memory per concurrent stream")
+    w("")
+    w("RSS of the gateway's processes (VmRSS from /proc, summed over the process tree) in the middle of the steady "
+      "window, minus the RSS of the same gateway freshly started and warmed up with a few requests, divided by the "
+      "number of open streams. KB = 1,000 bytes.")
+    w("")
+    w(f"| target | fresh RSS (MB) | RSS at 1,000 (MB) | KB/stream at 1,000 | RSS at {big:,} (MB) | KB/stream at {big:,} |")
+    w("|---|---:|---:|---:|---:|---:|")
+    mem_chart = []
+    for t in T:
+        if t == "direct" or t not in rss_base:
+            continue
+        r1 = R.median("latency", t, 1000, lambda r: r.get("proc", {}).get("rss_window_kb"))
+        rb = R.median("big", t, big, lambda r: r.get("proc", {}).get("rss_window_kb"))
+        m1, mb = mem.get((t, 1000)), mem.get((t, big))
+        w(f"| {NAMES[t]} | {fmt(rss_base[t] / 1024, 1)} | {fmt(r1 / 1024 if r1 else None, 1)} | {fmt(m1, 1)} | "
+          f"{fmt(rb / 1024 if rb else None, 1)} | {fmt(mb, 1)} |")
+        mem_chart.append((SHORT[t], m1 or 0, mb or 0))
+    w("")
+
+    # ---------------------------------------------------------------- search
+    w("### 5. The most 20-events/s streams telex sustains under 10 ms p99 added latency")
+    w("")
+    good, bad = meta.get("search_good", 0), meta.get("search_bad", 0)
+    steps = sorted({d["n"] for d in runs if d["phase"] == "search"})
+    w("Each step runs direct, telex plain and telex with resume + accounting at the same stream count; the count "
+      "grows by half until a telex variant's p99 added latency reaches 10 ms (or a stream fails), then one bisection "
+      "step. One round per step, so single figures are noisier than the medians above.")
+    w("")
+    w("| streams | direct p99 (ms) | telex plain p99 added | telex + resume + acct p99 added | errors |")
+    w("|---:|---:|---:|---:|---|")
+    for n in steps:
+        d = R.median("search", "direct", n, lat("latency_window_ms", "p99"))
+        pa = R.added("search", "telex-plain", n, lat("latency_window_ms", "p99"))
+        fa = R.added("search", "telex-full", n, lat("latency_window_ms", "p99"))
+        errs = "; ".join(f"{SHORT[x['target']]}: {outcome(x['r'])}" for x in R.select("search", None) if False)
+        errs = "; ".join(f"{SHORT[t]}: {outcome(x['r'])}" for t in ("direct", "telex-plain", "telex-full")
+                         for x in R.select("search", t, n) if outcome(x["r"]))
+        w(f"| {n:,} | {fmt(d, 3)} | {fmt(pa, 3)} | {fmt(fa, 3)} | {errs} |")
+    w("")
+    if bad:
+        w(f"**Result: {good:,} streams** held (both variants under 10 ms added at p99); {bad:,} did not.")
+    elif good:
+        w(f"**Result: at least {good:,} streams** — every step held, up to the most this machine allows "
+          f"(see the file-descriptor note below).")
+    w("")
+
+    # ---------------------------------------------------------------- cpu
+    w("### 6. CPU time per relayed event")
+    w("")
+    w("utime + stime of the gateway's processes (from /proc/PID/stat, 10 ms ticks) over the whole run, divided by the "
+      "events the client received (connection set-up and request handling included, spread over the answer's events).")
+    w("")
+    nginx1000 = R.median("latency", "nginx", 1000, lambda r: r.get("proc", {}).get("cpu_us_per_event"))
+    w(f"| target | µs/event at 1,000 streams × 20 ev/s | vs nginx | µs/event at {big:,} streams | µs/event flat out (c=50, 200 chunks) |")
+    w("|---|---:|---:|---:|---:|")
+    cpu_chart = []
+    for t in T:
+        if t == "direct":
+            continue
+        c1 = R.median("latency", t, 1000, lambda r: r.get("proc", {}).get("cpu_us_per_event"))
+        cb = R.median("big", t, big, lambda r: r.get("proc", {}).get("cpu_us_per_event"))
+        ct = R.median("throughput", t, 50, lambda r: r.get("proc", {}).get("cpu_us_per_event"))
+        w(f"| {NAMES[t]} | {fmt(c1)} | {ratio(c1, nginx1000)} | {fmt(cb)} | {fmt(ct)} |")
+        cpu_chart.append((SHORT[t], c1 or 0, ct or 0))
+    w("")
+
+    # ---------------------------------------------------------------- charts
+    charts = []
+    def bars(rows):
+        return "".join(f'"{n}" {a} {b}\n' for n, a, b in rows)
+    if tp_chart:
+        c = gnuplot('set title "Completed 200-chunk answers per second (higher is better)"\n'
+                    'set style data histograms\nset style histogram clustered gap 1\nset xtics rotate by -20\n'
+                    'set ylabel "answers/s"\nset yrange [0:*]\n'
+                    'plot "d" using 2:xtic(1) title "50 clients", "" using 3 title "500 clients"\n',
+                    {"d": bars(tp_chart)}, docs, "benchmarks-throughput.png")
+        if c:
+            charts.append(("Throughput", c))
+    if lat_chart:
+        data, plots = {}, []
+        for i, (t, pts) in enumerate(sorted(lat_chart.items(), key=lambda kv: ORDER.index(kv[0]))):
+            data[f"l{i}"] = "".join(f"{n} {v}\n" for n, v in sorted(pts))
+            plots.append(f'"l{i}" using 1:2 with linespoints lw 2 title "{SHORT[t]}"')
+        c = gnuplot('set title "p99 added latency per event at 20 events/s per stream (lower is better)"\n'
+                    'set logscale xy\nset xlabel "concurrent streams"\nset ylabel "ms (log)"\nset key outside right\n'
+                    'set xtics (100, 1000, 10000)\n'
+                    'plot ' + ", ".join(plots) + "\n", data, docs, "benchmarks-latency.png")
+        if c:
+            charts.append(("Latency", c))
+    if mem_chart:
+        c = gnuplot('set title "Gateway memory per concurrent stream (lower is better)"\n'
+                    'set style data histograms\nset style histogram clustered gap 1\nset xtics rotate by -20\n'
+                    'set ylabel "KB per stream"\nset yrange [0:*]\n'
+                    f'plot "d" using 2:xtic(1) title "1,000 streams", "" using 3 title "{big:,} streams"\n',
+                    {"d": bars(mem_chart)}, docs, "benchmarks-memory.png")
+        if c:
+            charts.append(("Memory", c))
+    if cpu_chart:
+        c = gnuplot('set title "Gateway CPU per relayed event (lower is better)"\n'
+                    'set style data histograms\nset style histogram clustered gap 1\nset xtics rotate by -20\n'
+                    'set ylabel "µs CPU per event"\nset logscale y\n'
+                    'plot "d" using 2:xtic(1) title "1,000 streams x 20 ev/s", "" using 3 title "flat out, c=50"\n',
+                    {"d": bars(cpu_chart)}, docs, "benchmarks-cpu.png")
+        if c:
+            charts.append(("CPU", c))
+    if charts:
+        w("### Charts")
+        w("")
+        for title, f in charts:
+            w(f"![{title}]({f})")
+            w("")
+
+    # ---------------------------------------------------------------- run notes
+    loads = [d["load1"] for d in runs]
+    w("### This run")
+    w("")
+    w(f"- Machine load (1-minute load average before each measurement): median {fmt(med(loads), 2)}, "
+      f"max {fmt(max(loads) if loads else None, 2)} on {os.cpu_count()} cores; other engineers' test suites may "
+      "have run at the same time, which is why every comparison is interleaved and repeated.")
+    nofile = meta.get("nofile")
+    if nofile:
+        w(f"- Open files limit: {nofile:,} per process (hard limit; raising it needs CAP_SYS_RESOURCE, which this "
+          f"sandbox lacks). A relay holds two sockets per stream (client + upstream), so \"10,000 streams\" runs at "
+          f"{big:,}, the most that fits.")
+    for k, label in (("phase_a_s", "phase A (TTFB, throughput)"), ("phase_b_levels_s", "… + latency levels"),
+                     ("phase_b_search_s", "… + search"), ("total_s", "total relay benchmarks")):
+        if k in meta:
+            w(f"- {label}: {meta[k]} s after start.")
+    w("")
+
+    with open(out_path, "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
