@@ -423,12 +423,12 @@ static json_t *whole_openai(const telex_mock_spec_t *spec)
         ok = json_object_set_new(msg, "reasoning_content", joined(&spec->thinking)) == 0;
     if (ok && spec->n_tools > 0) {
         json_t *calls = json_array();
+        ok = json_object_set_new(msg, "tool_calls", calls) == 0; /* stolen either way */
         for (size_t i = 0; ok && i < spec->n_tools; i++)
             ok = json_array_append_new(calls, json_pack("{s:s,s:s,s:{s:s,s:s%}}", "id", spec->tools[i].id, "type",
                                                         "function", "function", "name", spec->tools[i].name,
                                                         "arguments", spec->tools[i].arguments,
                                                         spec->tools[i].len)) == 0;
-        ok = ok && json_object_set_new(msg, "tool_calls", calls) == 0;
     }
     json_t *o = ok ? json_pack("{s:s,s:s,s:I,s:s,s:s,s:[{s:i,s:O,s:n,s:s}]}", "id", id, "object", "chat.completion",
                                "created", (json_int_t)spec->created, "model", spec->model, "system_fingerprint",

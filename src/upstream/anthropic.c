@@ -93,11 +93,21 @@ static void on_eof(telex_sse_upstream_t *u)
 static void on_plain(telex_sse_upstream_t *u, int status, const char *body, size_t len)
 {
     char msg[256];
-    json_t *answer = telex_anthropic_response(body, len, (int64_t)time(NULL), msg, sizeof(msg));
+    json_error_t jerr;
+    json_t *in = json_loadb(body, len, 0, &jerr);
+    if (!json_is_object(in)) {
+        snprintf(msg, sizeof(msg), "the provider's answer is not a JSON object (%s)",
+                 in == NULL ? jerr.text : "not an object");
+        json_decref(in);
+        telex_sse_upstream_fail(u, TELEX_UPSTREAM_BAD_JSON, 0, msg, NULL, 0);
+        return;
+    }
+    json_t *answer = telex_anthropic_response(in, (int64_t)time(NULL), msg, sizeof(msg));
+    json_decref(in);
     char *text = answer != NULL ? json_dumps(answer, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(answer);
     if (text == NULL) {
-        telex_sse_upstream_fail(u, answer != NULL ? TELEX_UPSTREAM_PROTOCOL : TELEX_UPSTREAM_BAD_JSON, 0,
+        telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
                                 answer != NULL ? "out of memory while translating the provider's answer" : msg, NULL,
                                 0);
         return;

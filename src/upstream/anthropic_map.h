@@ -99,9 +99,9 @@ const char *telex_anthropic_finish_reason(const char *stop_reason);
 
 /* ------------------------------------------------------------- plain */
 
-/* A Messages answer (body) → a new `chat.completion` object, or NULL with a
- * message when it is not one. */
-json_t *telex_anthropic_response(const char *body, size_t len, int64_t created, char *message, size_t message_len);
+/* A Messages answer (parsed, borrowed) → a new `chat.completion` object, or
+ * NULL with a message when it is not one (or out of memory). */
+json_t *telex_anthropic_response(json_t *answer, int64_t created, char *message, size_t message_len);
 
 /* An Anthropic error body ({"type":"error","error":{"type","message"}}) or
  * any other → {"error":{"message","type","param":null,"code":null}}

@@ -56,17 +56,26 @@ static json_t *oom(ctx_t *c)
 #define UNSUPPORTED "unsupported_by_provider"
 #define INVALID "invalid_request"
 
-/* obj[key] = value (stolen); an allocation failure (value NULL) is OOM. */
+/* obj[key] = value: value is stolen, whatever happens; an allocation that
+ * failed (obj or value NULL, or the insertion) is OOM. */
 static void set(ctx_t *c, json_t *obj, const char *key, json_t *value)
 {
-    if (value == NULL || obj == NULL || json_object_set_new(obj, key, value) != 0)
+    if (obj == NULL) {
+        json_decref(value);
         oom(c);
+    } else if (value == NULL || json_object_set_new(obj, key, value) != 0) {
+        oom(c);
+    }
 }
 
 static void push(ctx_t *c, json_t *arr, json_t *value)
 {
-    if (value == NULL || arr == NULL || json_array_append_new(arr, value) != 0)
+    if (arr == NULL) {
+        json_decref(value);
         oom(c);
+    } else if (value == NULL || json_array_append_new(arr, value) != 0) {
+        oom(c);
+    }
 }
 
 static json_t *text_block(ctx_t *c, const char *text, size_t len, json_t *part)
@@ -162,6 +171,10 @@ static void content_blocks(ctx_t *c, json_t *content, json_t *blocks, const char
 /* Appends a turn, merging it into the previous one of the same role. */
 static void add_turn(ctx_t *c, json_t *messages, const char *role, json_t *blocks)
 {
+    if (blocks == NULL) {
+        oom(c);
+        return;
+    }
     if (json_array_size(blocks) == 0) {
         json_decref(blocks);
         return;

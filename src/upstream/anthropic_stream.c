@@ -122,12 +122,16 @@ static int emit_usage(telex_anthropic_stream_t *s, json_t *out)
         return 0;
     json_t *chunk = chunk_with(s, json_array());
     json_t *usage = usage_object(s);
-    if (chunk == NULL || usage == NULL || json_object_set_new(chunk, "usage", usage) != 0 ||
-        json_array_append_new(out, chunk) != 0) {
+    if (chunk == NULL || usage == NULL) {
+        json_decref(chunk);
+        json_decref(usage);
+        return -1;
+    }
+    if (json_object_set_new(chunk, "usage", usage) != 0) { /* usage is stolen either way */
         json_decref(chunk);
         return -1;
     }
-    return 0;
+    return json_array_append_new(out, chunk) == 0 ? 0 : -1; /* chunk is stolen either way */
 }
 
 static int emit_text(ev_ctx_t *c, const char *field, json_t *text)
@@ -396,15 +400,11 @@ int telex_anthropic_stream_eof(telex_anthropic_stream_t *s, json_t *out)
 
 /* ------------------------------------------------------------ plain answers */
 
-json_t *telex_anthropic_response(const char *body, size_t len, int64_t created, char *message, size_t message_len)
+json_t *telex_anthropic_response(json_t *in, int64_t created, char *message, size_t message_len)
 {
-    json_error_t jerr;
-    json_t *in = json_loadb(body, len, 0, &jerr);
     json_t *content = json_object_get(in, "content");
     if (!json_is_array(content)) {
-        snprintf(message, message_len, "the provider's answer is not an Anthropic message (%s)",
-                 in == NULL ? jerr.text : "no content array");
-        json_decref(in);
+        snprintf(message, message_len, "the provider's answer is not an Anthropic message (no content array)");
         return NULL;
     }
     telex_anthropic_stream_t s;
@@ -444,7 +444,12 @@ json_t *telex_anthropic_response(const char *body, size_t len, int64_t created, 
             json_t *tc = json_pack("{s:s?,s:s,s:{s:s?,s:s?}}", "id", json_string_value(json_object_get(b, "id")), "type",
                                    "function", "function", "name", json_string_value(json_object_get(b, "name")),
                                    "arguments", args);
-            ok = args != NULL && tc != NULL && json_array_append_new(tools, tc) == 0;
+            if (args != NULL && tc != NULL) {
+                ok = json_array_append_new(tools, tc) == 0; /* tc is stolen either way */
+            } else {
+                ok = 0;
+                json_decref(tc);
+            }
             free(args);
         }
         if (acc != NULL && json_is_string(t)) {
@@ -483,7 +488,6 @@ json_t *telex_anthropic_response(const char *body, size_t len, int64_t created, 
         }
     }
     json_decref(msg);
-    json_decref(in);
     if (out == NULL)
         snprintf(message, message_len, "out of memory while translating the provider's answer");
     return out;

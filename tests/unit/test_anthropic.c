@@ -557,24 +557,28 @@ static void test_many_blocks(void **state)
 
 /* ------------------------------------------------------------ plain answers, errors */
 
-static void test_plain_response(void **state)
-{
-    (void)state;
-    static const char body[] =
+static const char plain_body[] =
         "{\"id\":\"msg_9\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x\",\"content\":["
         "{\"type\":\"thinking\",\"thinking\":\"Hmm.\",\"signature\":\"sig\"},{\"type\":\"text\",\"text\":\"Hello \"},"
         "{\"type\":\"text\",\"text\":\"world\"},{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"f\",\"input\":"
         "{\"a\":1}}],\"stop_reason\":\"tool_use\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,"
         "\"cache_read_input_tokens\":4,\"output_tokens\":5}}";
-    char msg[256];
-    json_t *got = telex_anthropic_response(body, strlen(body), CREATED, msg, sizeof msg);
-    json_t *want = parse(
+static const char plain_want[] =
         "{\"id\":\"msg_9\",\"object\":\"chat.completion\",\"created\":1700000000,\"model\":\"claude-x\",\"choices\":"
         "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello world\",\"refusal\":null,"
         "\"reasoning_content\":\"Hmm.\",\"tool_calls\":[{\"id\":\"toolu_1\",\"type\":\"function\",\"function\":"
         "{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}],"
         "\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":5,\"total_tokens\":12,\"prompt_tokens_details\":"
-        "{\"cached_tokens\":4}}}");
+        "{\"cached_tokens\":4}}}";
+
+static void test_plain_response(void **state)
+{
+    (void)state;
+    char msg[256];
+    json_t *in = parse(plain_body);
+    json_t *got = telex_anthropic_response(in, CREATED, msg, sizeof msg);
+    json_decref(in);
+    json_t *want = parse(plain_want);
     if (!json_equal(got, want)) {
         char *g = dump(got);
         fail_msg("got %s", g);
@@ -584,16 +588,18 @@ static void test_plain_response(void **state)
 
     static const char only_tool[] = "{\"id\":\"m\",\"model\":\"x\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t\","
                                     "\"name\":\"f\",\"input\":{}}],\"stop_reason\":\"tool_use\"}";
-    got = telex_anthropic_response(only_tool, strlen(only_tool), CREATED, msg, sizeof msg);
+    in = parse(only_tool);
+    got = telex_anthropic_response(in, CREATED, msg, sizeof msg);
+    json_decref(in);
     json_t *m = json_object_get(json_array_get(json_object_get(got, "choices"), 0), "message");
     assert_true(json_is_null(json_object_get(m, "content"))); /* like OpenAI: null content beside tool calls */
     assert_null(json_object_get(got, "usage"));
     json_decref(got);
 
-    assert_null(telex_anthropic_response("{not json", 9, CREATED, msg, sizeof msg));
-    assert_non_null(strstr(msg, "not an Anthropic message"));
-    assert_null(telex_anthropic_response("{\"type\":\"message\"}", 18, CREATED, msg, sizeof msg));
+    in = parse("{\"type\":\"message\"}");
+    assert_null(telex_anthropic_response(in, CREATED, msg, sizeof msg));
     assert_string_equal(msg, "the provider's answer is not an Anthropic message (no content array)");
+    json_decref(in);
 }
 
 static void test_error_bodies(void **state)
@@ -641,6 +647,102 @@ static void test_finish_reasons(void **state)
     assert_string_equal(telex_anthropic_finish_reason(NULL), "stop");
 }
 
+/* ------------------------------------------------------------ out of memory */
+
+/* jansson's allocations through a counter: the n-th one from now fails. */
+static long fail_at = -1;
+static void *counting_malloc(size_t n)
+{
+    if (fail_at == 0) {
+        fail_at = -1;
+        return NULL;
+    }
+    if (fail_at > 0)
+        fail_at--;
+    return malloc(n);
+}
+
+/* Every allocation, failed in turn: the translation fails cleanly (NULL, or
+ * FAILED) or gives exactly the right answer — never a wrong one, never a
+ * crash or a leak (the sanitizer build checks). */
+static void test_out_of_memory_everywhere(void **state)
+{
+    (void)state;
+    const char *in_text = request_ok[7].in; /* the tool round trip: every kind of block */
+    json_t *in = parse(in_text), *want = parse(request_ok[7].out);
+    json_set_alloc_funcs(counting_malloc, free);
+    long n;
+    for (n = 0; n < 100000; n++) {
+        telex_anthropic_request_error_t err;
+        fail_at = n;
+        json_t *got = telex_anthropic_request(in, 4096, 0, &err);
+        int failed = fail_at == -1;
+        fail_at = -1;
+        if (got == NULL) {
+            assert_true(failed);
+        } else if (!json_equal(got, want)) {
+            fail_msg("allocation %ld failed and the translation is wrong", n);
+        }
+        json_decref(got);
+        if (!failed)
+            break;
+    }
+    assert_true(n > 20);
+
+    const stream_row_t *row = &stream_rows[6]; /* text and two tool calls */
+    for (n = 0; n < 100000; n++) {
+        telex_anthropic_stream_t s;
+        telex_anthropic_stream_init(&s, CREATED);
+        json_t *out = json_array();
+        telex_upstream_failure_kind_t kind;
+        char message[256];
+        int rc = TELEX_ANTHROPIC_CONTINUE;
+        fail_at = n;
+        for (const char *p = row->events; *p && rc == TELEX_ANTHROPIC_CONTINUE;) {
+            const char *bar = strchr(p, '|'), *nl = strchr(p, '\n');
+            rc = telex_anthropic_stream_event(&s, p, (size_t)(bar - p), bar + 1, (size_t)(nl - bar - 1), out, &kind,
+                                              message, sizeof(message));
+            p = nl + 1;
+        }
+        int failed = fail_at == -1;
+        fail_at = -1;
+        if (!failed) {
+            assert_int_equal(rc, TELEX_ANTHROPIC_DONE);
+            assert_int_equal(json_array_size(out), 9);
+        } else {
+            assert_true(rc == TELEX_ANTHROPIC_FAILED || rc == TELEX_ANTHROPIC_DONE);
+        }
+        json_decref(out);
+        telex_anthropic_stream_free(&s);
+        if (!failed)
+            break;
+    }
+    assert_true(n > 20);
+
+    json_set_alloc_funcs(malloc, free);
+    json_t *plain_expected = parse(plain_want), *plain_in = parse(plain_body);
+    json_set_alloc_funcs(counting_malloc, free);
+    for (n = 0; n < 100000; n++) {
+        char msg[256];
+        fail_at = n;
+        json_t *got = telex_anthropic_response(plain_in, CREATED, msg, sizeof msg);
+        int failed = fail_at == -1;
+        fail_at = -1;
+        if (got != NULL && !json_equal(got, plain_expected))
+            fail_msg("allocation %ld failed and the plain answer is wrong", n);
+        assert_true(got != NULL || failed);
+        json_decref(got);
+        if (!failed)
+            break;
+    }
+    assert_true(n > 20);
+    json_decref(plain_expected);
+    json_decref(plain_in);
+    json_set_alloc_funcs(malloc, free);
+    json_decref(in);
+    json_decref(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -648,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_stream_normalization), cmocka_unit_test(test_chunk_members),
         cmocka_unit_test(test_many_blocks),         cmocka_unit_test(test_plain_response),
         cmocka_unit_test(test_error_bodies),        cmocka_unit_test(test_finish_reasons),
+        cmocka_unit_test(test_out_of_memory_everywhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
