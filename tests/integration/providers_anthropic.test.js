@@ -16,8 +16,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 
-import { collectSSE } from './lib/sse.js';
-import { SLACK, lastSeq, requestLogs, startStub } from './lib/relay.js';
+import { collectSSE, postChat } from './lib/sse.js';
+import { startMock } from './lib/proc.js';
+import { SANITIZER_ENV, SLACK, lastSeq, requestLogs, startStub, stopChecked } from './lib/relay.js';
 import {
   ANT_KEY,
   AZ_KEY,
@@ -626,6 +627,34 @@ describe('fallback between kinds', () => {
     assert.ok(!r.answer.done);
     const seen = await entriesOf(relay.mock, since);
     assert.deepEqual(seen.map((e) => e.path), ['/v1/messages']);
+  });
+});
+
+describe('telex mock: choosing the format', () => {
+  test('--format anthropic answers every path in Anthropic’s format; mock.format overrides it per request', async () => {
+    const m = await startMock(['--format', 'anthropic', '--tokens', '2', '--delay-ms', '0'], { env: SANITIZER_ENV });
+    try {
+      const openaiBody = { model: 'x', messages: [{ role: 'user', content: 'hi' }], stream: true };
+      const a = await postChat(m.url, openaiBody);
+      assert.equal(a.status, 200);
+      assert.deepEqual(
+        a.events.map((e) => e.type),
+        ['message_start', 'ping', 'content_block_start', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop'],
+      );
+      const o = await postChat(m.url, { ...openaiBody, mock: { format: 'openai' } });
+      assert.equal(o.events.at(-1).data, '[DONE]');
+      assert.equal(JSON.parse(o.events[0].data).object, 'chat.completion.chunk');
+      // an injected status answers in the chosen format
+      const err = await fetch(`${m.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ ...openaiBody, mock: { status: 529 } }) });
+      assert.equal(err.status, 529);
+      assert.deepEqual(await err.json(), { type: 'error', error: { type: 'overloaded_error', message: 'mock: injected HTTP status 529' } });
+      // /v1/messages still validates an Anthropic request
+      const bad = await fetch(`${m.url}/v1/messages`, { method: 'POST', body: JSON.stringify({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }) });
+      assert.equal(bad.status, 400);
+      assert.deepEqual(await bad.json(), { type: 'error', error: { type: 'invalid_request_error', message: 'max_tokens: Field required' } });
+    } finally {
+      await stopChecked(m);
+    }
   });
 });
 
