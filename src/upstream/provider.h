@@ -6,7 +6,9 @@
  * gateway: upstream model name, stream, stream_options) to the provider and
  * reports, in order, either:
  *   - on_failure before any chunk (could not connect, timed out, HTTP status
- *     >= 400, not an event stream) — the gateway may fall back; or
+ *     >= 400, not an event stream; or a request the provider's API cannot
+ *     express: TELEX_UPSTREAM_STATUS 400 with an OpenAI error body, reported
+ *     from the loop, never from inside start) — the gateway may fall back; or
  *   - on_chunk for every chunk, then exactly one of on_done (the answer is
  *     complete) or on_failure (cut, stalled, malformed, upstream error event).
  * In plain (non-stream) mode, a 2xx answer is reported through on_response.
