@@ -295,6 +295,13 @@ static int append_event(chat_t *c, const char *data, size_t len)
     size_t written = 0;
     int rc = buf != NULL ? telex_sse_encode_event(buf, need, &ev, &written) : -1;
     int64_t appended = rc == 0 ? telex_log_append(c->stream->log, buf, written) : -1;
+    if (appended == -ENOSPC && c->resumable) {
+        /* Full: drop the history every subscriber has written, then retry
+         * once (the history of a live laggard is kept: then it fails). */
+        uint64_t min = telex_stream_min_acked(c->stream);
+        telex_log_release_before(c->stream->log, min != UINT64_MAX ? min : telex_log_end(c->stream->log));
+        appended = telex_log_append(c->stream->log, buf, written);
+    }
     if (buf != stackbuf)
         free(buf);
     if (appended < 0)
@@ -321,6 +328,8 @@ static void regulate(chat_t *c)
         c->paused = 1;
         atomic_store(&c->stream->wants_acks, 1);
         telex_upstream_pause(c->up);
+        /* The provider is silent because we asked it to be: no idle timeout. */
+        uv_timer_stop(c->deadline);
     }
 }
 
@@ -617,6 +626,7 @@ static void on_wake(telex_wakeup_t *w)
         if (telex_log_retained(c->stream->log) < c->resume_below) {
             c->paused = 0;
             atomic_store(&c->stream->wants_acks, 0);
+            restart_deadline(c, c->gw->gateway->config->streaming.idle_timeout_seconds);
             telex_upstream_resume(c->up);
         }
     }
@@ -785,9 +795,11 @@ int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *bod
      * has not written yet. */
     size_t margin = cfg->limits.max_event_bytes + 64 * 1024;
     if (resumable) {
+        /* Keep room for what curl may still deliver after a pause (one
+         * event plus a read buffer); a small max_bytes pauses at half. */
         size_t max = cfg->resume.max_bytes;
-        c->pause_above = max > margin + HIGH_WATER ? max - margin : HIGH_WATER;
-        c->resume_below = c->pause_above > HIGH_WATER ? c->pause_above - HIGH_WATER : c->pause_above / 2;
+        c->pause_above = max > margin + HIGH_WATER ? max - margin : max / 2;
+        c->resume_below = c->pause_above > 2 * HIGH_WATER ? c->pause_above - HIGH_WATER : c->pause_above / 2;
     } else {
         c->pause_above = HIGH_WATER;
         c->resume_below = LOW_WATER;

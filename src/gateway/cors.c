@@ -10,8 +10,8 @@
 #include "http/respond.h"
 
 #define ALLOW_METHODS "GET, POST, PATCH, DELETE, OPTIONS"
-#define ALLOW_HEADERS "Authorization, Content-Type, Last-Event-ID, X-Telex-Resume-Token, X-Request-Id, OpenAI-Beta"
-#define EXPOSE_HEADERS "Retry-After, X-Telex-Stream-Id, X-Telex-Resume-Token, X-Request-Id"
+#define ALLOW_HEADERS "Authorization, Content-Type, Last-Event-ID, X-Request-Id, OpenAI-Beta"
+#define EXPOSE_HEADERS "Retry-After, X-Telex-Stream-Id, X-Telex-Resume-Url, X-Request-Id"
 
 bool telex_cors_origin_allowed(const telex_config_t *cfg, const char *origin, size_t len)
 {

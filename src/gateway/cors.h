@@ -7,7 +7,7 @@
  * allowed Origin, responses get Access-Control-Allow-Origin (the origin
  * itself; "*" only when configured so), Vary: Origin, and
  * Access-Control-Expose-Headers for the headers clients read (Retry-After,
- * X-Telex-Stream-Id, X-Telex-Resume-Token, X-Request-Id). A preflight
+ * X-Telex-Stream-Id, X-Telex-Resume-Url, X-Request-Id). A preflight
  * (OPTIONS with Access-Control-Request-Method) from an allowed origin is
  * answered 204 with the allowed methods and headers (Authorization,
  * Content-Type, Last-Event-ID, ...) and Access-Control-Max-Age; from any
