@@ -244,12 +244,6 @@ describe('a page on another origin (cors.origins)', () => {
 
   test(
     'the page can read X-Telex-Stream-Id and X-Telex-Resume-Url (Access-Control-Expose-Headers)',
-    {
-      todo:
-        'cors.c (not resume code): EXPOSE_HEADERS lists X-Telex-Resume-Token, a header telex never sends, ' +
-        'and not X-Telex-Resume-Url, so a cross-origin page cannot read the resume URL (ALLOW_HEADERS names ' +
-        'X-Telex-Resume-Token too); expose X-Telex-Resume-Url instead',
-    },
     async () => {
       const first = await openAnswer(relay, { tokens: 1 }, { headers: { origin: ORIGIN } });
       const exposed = first.headers['access-control-expose-headers'].split(/,\s*/).map((h) => h.toLowerCase());

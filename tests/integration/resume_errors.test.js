@@ -159,9 +159,7 @@ describe('resume.max_bytes', () => {
       config: resumeConfig({
         limits: { max_event_bytes: 16384 },
         resume: { max_bytes: 524288, grace_seconds: 3 * SLACK, retention_seconds: 30 },
-        // the producer pauses the upstream here for longer than the default test idle
-        // timeout (1.5 s), which wrongly counts a paused upstream as silent (see the todo in
-        // resume_subscribers.test.js)
+        // the mock stalls for 1.2 s on purpose: longer than that is no idle provider
         streaming: { idle_timeout_seconds: 30 },
       }),
     });
@@ -256,9 +254,10 @@ describe('resume.max_bytes', () => {
     assert.ok(replay.events.length > 1000, `${replay.events.length} events kept`);
   });
 
+  // (chat.c once paused only at 256 KiB whatever max_bytes was, so a smaller log filled up and
+  // the answer ended with log_full although its reader kept up.)
   test(
     'a max_bytes smaller than the pause threshold: a reader that keeps up still gets the whole answer',
-    { todo: 'lead: chat.c sets pause_above = HIGH_WATER (256 KiB) whenever resume.max_bytes <= max_event_bytes + 64 KiB + 256 KiB, so with a smaller max_bytes the log hits -ENOSPC before regulate() ever releases history and the answer ends with a log_full error event' },
     async () => {
       const small = await startRelay({
         mock: relay.mock,
