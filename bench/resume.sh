@@ -51,7 +51,7 @@ const wire = mem.find((r) => r.resume).wire_bytes_per_stream;
 const out = [];
 out.push('## Resumable streams');
 out.push('');
-out.push(`\`bench/resume.sh\` (part of \`make bench\`), ${new Date().toISOString().slice(0, 10)}, ${buildType} build, loopback.`);
+out.push(`\`bench/resume.sh BUILD_DIR OUT.md\`, ${new Date().toISOString().slice(0, 10)}, ${buildType} build, loopback.`);
 out.push('`telex serve` (2 workers) in front of `telex mock`; N clients each POST a streamed answer of');
 out.push(`${tokens.toLocaleString('en')} tokens, which the mock sends as fast as it can and then keeps open (stall), so every`);
 out.push(`stream is active with all its events generated and read (${wire.toLocaleString('en')} bytes per answer on the wire with`);
