@@ -38,6 +38,13 @@ typedef struct telex_http_request {
 } telex_http_request_t;
 
 telex_http_client_t *telex_http_client_new(uv_loop_t *loop);
+
+/* Calls in flight above which a new call opens a fresh connection (closed
+ * when it ends) rather than have curl search its cache for an idle one: the
+ * search walks every connection to the host, so it costs O(calls in flight)
+ * per call. Also bounds the idle connections kept to about this many. */
+#define TELEX_HTTP_REUSE_LIMIT 256
+void telex_http_client_set_reuse_limit(telex_http_client_t *client, size_t calls);
 /* Cancels every call still running, then frees the client once its handles
  * are closed (the loop must run a little longer). */
 void telex_http_client_free(telex_http_client_t *client);

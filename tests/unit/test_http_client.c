@@ -3,7 +3,8 @@
  * body callback once the answer is complete (what the relay does at
  * `data: [DONE]`) leaves its connection to the next call; a call cancelled
  * before its response is complete closes its connection; no callback runs
- * after a cancel.
+ * after a cancel; above the reuse limit (calls in flight), new calls open
+ * fresh connections.
  *
  * A tiny HTTP/1.1 server on the same uv loop counts accepted connections and
  * answers every request with a chunked event stream. "/whole" sends the
@@ -36,6 +37,7 @@ static uv_loop_t loop;
 static uv_tcp_t listener;
 static int port;
 static int accepted;
+static int closed_by_client; /* connections the client closed */
 
 static void on_conn_closed(uv_handle_t *h)
 {
@@ -73,6 +75,7 @@ static void srv_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     (void)buf;
     server_conn_t *c = s->data;
     if (n < 0) {
+        closed_by_client++;
         uv_close((uv_handle_t *)s, on_conn_closed);
         return;
     }
@@ -155,13 +158,18 @@ static void p_complete(void *user, const char *error, int timed_out)
 
 static const telex_http_call_handlers_t handlers = {p_response, p_body, p_complete};
 
-static void run_call(telex_http_client_t *client, const char *path, probe_t *p)
+static void start_call(telex_http_client_t *client, const char *path, probe_t *p)
 {
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     telex_http_request_t req = {.url = url, .body = "{}", .body_len = 2, .connect_timeout_ms = 2000};
     p->call = telex_http_call_start(client, &req, &handlers, p);
     assert_non_null(p->call);
+}
+
+static void run_call(telex_http_client_t *client, const char *path, probe_t *p)
+{
+    start_call(client, path, p);
     for (int i = 0; i < 2000 && !p->finished; i++)
         uv_run(&loop, UV_RUN_ONCE);
     assert_true(p->finished);
@@ -185,6 +193,7 @@ static int setup(void **state)
     uv_tcp_getsockname(&listener, (struct sockaddr *)&bound, &len);
     port = ntohs(bound.sin_port);
     accepted = 0;
+    closed_by_client = 0;
     return 0;
 }
 
@@ -257,12 +266,50 @@ static void test_cancel_before_the_end_closes_the_connection(void **state)
     telex_http_client_free(client);
 }
 
+/* One call stays open while others come and go. */
+static void reuse_with_one_open_call(size_t limit, int expect_accepted, int expect_closed)
+{
+    telex_http_client_t *client = telex_http_client_new(&loop);
+    telex_http_client_set_reuse_limit(client, limit);
+    probe_t open = {0};
+    start_call(client, "/open", &open);
+    for (int i = 0; i < 200 && open.bodies == 0; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(open.bodies, 1);
+    for (int i = 0; i < 3; i++) {
+        probe_t p = {.cancel_at_done = 1};
+        run_call(client, "/whole", &p);
+        assert_int_equal(p.after_cancel, 0);
+    }
+    assert_int_equal(accepted, expect_accepted);
+    for (int i = 0; i < 50; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(closed_by_client, expect_closed);
+    telex_http_call_cancel(open.call);
+    telex_http_client_free(client);
+}
+
+static void test_below_the_reuse_limit_calls_reuse(void **state)
+{
+    (void)state;
+    reuse_with_one_open_call(TELEX_HTTP_REUSE_LIMIT, 2, 0); /* the open call's, and one for the other three */
+}
+
+static void test_above_the_reuse_limit_calls_connect_afresh(void **state)
+{
+    (void)state;
+    /* one call always in flight: every other call connects, and closes its connection when done */
+    reuse_with_one_open_call(1, 4, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cancel_at_done_keeps_the_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_completed_calls_reuse_the_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_before_the_end_closes_the_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_below_the_reuse_limit_calls_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_above_the_reuse_limit_calls_connect_afresh, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
