@@ -298,8 +298,7 @@ static int append_event(chat_t *c, const char *data, size_t len)
     if (appended == -ENOSPC && c->resumable) {
         /* Full: drop the history every subscriber has written, then retry
          * once (the history of a live laggard is kept: then it fails). */
-        uint64_t min = telex_stream_min_acked(c->stream);
-        telex_log_release_before(c->stream->log, min != UINT64_MAX ? min : telex_log_end(c->stream->log));
+        telex_stream_release_acked_or_all(c->stream);
         appended = telex_log_append(c->stream->log, buf, written);
     }
     if (buf != stackbuf)
@@ -319,11 +318,8 @@ static void regulate(chat_t *c)
     telex_log_t *log = c->stream->log;
     if (telex_log_retained(log) <= c->pause_above)
         return;
-    if (c->resumable) {
-        uint64_t min = telex_stream_min_acked(c->stream);
-        if (min != UINT64_MAX)
-            telex_log_release_before(log, min);
-    }
+    if (c->resumable)
+        telex_stream_release_acked(c->stream);
     if (telex_log_retained(log) > c->pause_above && !c->paused && c->up != NULL) {
         c->paused = 1;
         atomic_store(&c->stream->wants_acks, 1);
@@ -618,11 +614,8 @@ static void on_wake(telex_wakeup_t *w)
         return;
     }
     if (c->paused && c->up != NULL) {
-        if (c->resumable) {
-            uint64_t min = telex_stream_min_acked(c->stream);
-            if (min != UINT64_MAX)
-                telex_log_release_before(c->stream->log, min);
-        }
+        if (c->resumable)
+            telex_stream_release_acked(c->stream);
         if (telex_log_retained(c->stream->log) < c->resume_below) {
             c->paused = 0;
             atomic_store(&c->stream->wants_acks, 0);

@@ -156,7 +156,7 @@ uint64_t telex_stream_min_acked(telex_stream_t *s)
     return min;
 }
 
-void telex_stream_release_acked(telex_stream_t *s)
+static void release(telex_stream_t *s, int all_if_unattached)
 {
     pthread_mutex_lock(&s->lock);
     uint64_t min = UINT64_MAX;
@@ -165,9 +165,21 @@ void telex_stream_release_acked(telex_stream_t *s)
         if (a < min)
             min = a;
     }
+    if (min == UINT64_MAX && all_if_unattached)
+        min = telex_log_end(s->log);
     if (min != UINT64_MAX)
         telex_log_release_before(s->log, min);
     pthread_mutex_unlock(&s->lock);
+}
+
+void telex_stream_release_acked(telex_stream_t *s)
+{
+    release(s, 0);
+}
+
+void telex_stream_release_acked_or_all(telex_stream_t *s)
+{
+    release(s, 1);
 }
 
 /* ------------------------------------------------------------ registry */

@@ -73,6 +73,9 @@ uint64_t telex_stream_min_acked(telex_stream_t *s);
  * attaching at the same time loses its start (telex_stream_attach_from).
  * Producers should use this rather than min_acked + telex_log_release_before. */
 void telex_stream_release_acked(telex_stream_t *s);
+/* The same, but with nobody attached drops the whole history (a full log
+ * that nobody is reading: a later resume gets 410). */
+void telex_stream_release_acked_or_all(telex_stream_t *s);
 
 /* The registry of resumable streams. */
 int telex_registry_put(telex_stream_t *s);        /* takes its own reference */
