@@ -33,6 +33,7 @@
 #include "gateway/usage.h"
 #include "gateway/subscriber.h"
 #include "http/respond.h"
+#include "util/json_scan.h"
 #include "util/log.h"
 
 #define HIGH_WATER (256u * 1024)
@@ -401,7 +402,16 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk)
     }
     c->last_chunk_ns = now_ns;
     restart_deadline(c, c->gw->gateway->config->streaming.idle_timeout_seconds);
-    telex_usage_estimator_chunk(&c->est, chunk);
+    if (chunk != NULL) {
+        telex_usage_estimator_chunk(&c->est, chunk);
+    } else {
+        /* a validated chunk without usage or error: count its text */
+        telex_json_facts_t facts;
+        if (telex_json_scan_object(data, len, &facts) == 0) {
+            c->est.completion_bytes += facts.completion_bytes;
+            c->est.reasoning_bytes += facts.reasoning_bytes;
+        }
+    }
     json_t *usage = json_object_get(chunk, "usage");
     char *stripped = NULL;
     if (usage != NULL && !json_is_null(usage)) {

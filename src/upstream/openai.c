@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "upstream/sse_upstream.h"
+#include "util/json_scan.h"
 
 #define MAX_HEADERS 32
 
@@ -48,6 +49,23 @@ static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
     openai_t *o = telex_sse_upstream_adapter(u);
     if (ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {
         telex_sse_upstream_done(u);
+        return;
+    }
+    /* Most chunks are only validated and relayed: no tree is built unless
+     * one carries usage or an error (a tree per chunk was most of telex's
+     * CPU; see docs/benchmarks.md). */
+    telex_json_facts_t facts;
+    if (telex_json_scan_object(ev->data, ev->data_len, &facts) != 0) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "the provider sent a chunk that is not a JSON object (bad byte at offset %zu)",
+                 facts.error_at);
+        telex_sse_upstream_fail(u, TELEX_UPSTREAM_BAD_JSON, 0, msg, NULL, 0);
+        return;
+    }
+    if (facts.finish)
+        o->finish_seen = 1;
+    if (!facts.top_error && !facts.top_usage) {
+        telex_sse_upstream_chunk(u, ev->data, ev->data_len, NULL);
         return;
     }
     json_error_t jerr;

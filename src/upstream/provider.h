@@ -53,7 +53,9 @@ typedef struct telex_upstream_failure {
 
 typedef struct telex_upstream_sink {
     /* data is the chunk's JSON text exactly as to be relayed; chunk is the
-     * parsed object (borrowed: valid during the call). */
+     * parsed object (borrowed: valid during the call), or NULL for an
+     * ordinary chunk the adapter only validated: one with no top-level
+     * "usage" or "error" (util/json_scan.h tells the rest from data). */
     void (*on_chunk)(void *user, const char *data, size_t len, json_t *chunk);
     void (*on_done)(void *user);
     void (*on_failure)(void *user, const telex_upstream_failure_t *failure);

@@ -1,0 +1,280 @@
+/*
+ * util/json_scan.c — a validating, allocation-free JSON scanner. See
+ * json_scan.h.
+ *
+ * An explicit stack of open containers replaces recursion. For every object
+ * member the key is compared (raw bytes: the keys of interest have no
+ * escapes) to the handful the relay cares about, and the kind of the value
+ * that follows decides what is recorded.
+ */
+#include "util/json_scan.h"
+
+#include <string.h>
+
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+    const unsigned char *start;
+} cursor_t;
+
+enum { KEY_OTHER, KEY_ERROR, KEY_USAGE, KEY_FINISH, KEY_COMPLETION, KEY_REASONING };
+
+static void skip_ws(cursor_t *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+static int hex(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+/* One UTF-8 sequence starting at a byte >= 0x80; returns its length or 0. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char b = p[0];
+    size_t n;
+    uint32_t min, cp;
+    if (b >= 0xC2 && b <= 0xDF) {
+        n = 2, min = 0x80, cp = b & 0x1F;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        n = 3, min = 0x800, cp = b & 0x0F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        n = 4, min = 0x10000, cp = b & 0x07;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* A string starting at '"'; on success *len is its raw byte length between
+ * the quotes. */
+static int scan_string(cursor_t *c, const unsigned char **body, size_t *len)
+{
+    c->p++; /* the opening quote */
+    const unsigned char *s = c->p;
+    while (c->p < c->end) {
+        unsigned char ch = *c->p;
+        if (ch == '"') {
+            *body = s;
+            *len = (size_t)(c->p - s);
+            c->p++;
+            return 0;
+        }
+        if (ch < 0x20)
+            return -1;
+        if (ch == '\\') {
+            if (c->end - c->p < 2)
+                return -1;
+            unsigned char e = c->p[1];
+            if (e == 'u') {
+                if (c->end - c->p < 6 || !hex(c->p[2]) || !hex(c->p[3]) || !hex(c->p[4]) || !hex(c->p[5]))
+                    return -1;
+                c->p += 6;
+            } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
+                       e == 't') {
+                c->p += 2;
+            } else {
+                return -1;
+            }
+        } else if (ch < 0x80) {
+            c->p++;
+        } else {
+            size_t n = utf8_len(c->p, c->end);
+            if (n == 0)
+                return -1;
+            c->p += n;
+        }
+    }
+    return -1;
+}
+
+static int scan_number(cursor_t *c)
+{
+    const unsigned char *p = c->p, *e = c->end;
+    if (p < e && *p == '-')
+        p++;
+    if (p >= e)
+        return -1;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+    } else {
+        return -1;
+    }
+    if (p < e && *p == '.') {
+        p++;
+        if (p >= e || *p < '0' || *p > '9')
+            return -1;
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < e && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= e || *p < '0' || *p > '9')
+            return -1;
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+    }
+    c->p = p;
+    return 0;
+}
+
+static int scan_literal(cursor_t *c, const char *word, size_t n)
+{
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0)
+        return -1;
+    c->p += n;
+    return 0;
+}
+
+static int key_kind(const unsigned char *k, size_t n)
+{
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(k, lit, n) == 0)
+    if (IS("content") || IS("refusal") || IS("arguments"))
+        return KEY_COMPLETION;
+    if (IS("reasoning") || IS("reasoning_content"))
+        return KEY_REASONING;
+    if (IS("finish_reason"))
+        return KEY_FINISH;
+    if (IS("error"))
+        return KEY_ERROR;
+    if (IS("usage"))
+        return KEY_USAGE;
+    return KEY_OTHER;
+#undef IS
+}
+
+int telex_json_scan_object(const char *s, size_t n, telex_json_facts_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    cursor_t c = {(const unsigned char *)s, (const unsigned char *)s + n, (const unsigned char *)s};
+    char stack[TELEX_JSON_SCAN_MAX_DEPTH]; /* '{' or '[' */
+    int depth = 0;
+    int key = KEY_OTHER; /* the key of the value about to be read */
+
+    skip_ws(&c);
+    if (c.p >= c.end || *c.p != '{')
+        goto fail;
+    /* The loop reads one value at a time; for containers it pushes and
+     * continues with their first member. */
+    for (;;) {
+        /* --- a value --- */
+        skip_ws(&c);
+        if (c.p >= c.end)
+            goto fail;
+        unsigned char ch = *c.p;
+        int value_is_null = 0;
+        if (ch == '{' || ch == '[') {
+            if (depth == TELEX_JSON_SCAN_MAX_DEPTH)
+                goto fail;
+            if (depth == 1 && key == KEY_ERROR)
+                f->top_error = 1;
+            if (depth == 1 && key == KEY_USAGE)
+                f->top_usage = 1;
+            stack[depth++] = (char)ch;
+            c.p++;
+            skip_ws(&c);
+            if (c.p < c.end && *c.p == (ch == '{' ? '}' : ']')) {
+                c.p++;
+                depth--;
+                goto after_value;
+            }
+            if (ch == '{')
+                goto member;
+            key = KEY_OTHER;
+            continue; /* the array's first element */
+        } else if (ch == '"') {
+            const unsigned char *body;
+            size_t len;
+            if (scan_string(&c, &body, &len) != 0)
+                goto fail;
+            if (key == KEY_COMPLETION)
+                f->completion_bytes += len;
+            else if (key == KEY_REASONING)
+                f->reasoning_bytes += len;
+        } else if (ch == 't') {
+            if (scan_literal(&c, "true", 4) != 0)
+                goto fail;
+        } else if (ch == 'f') {
+            if (scan_literal(&c, "false", 5) != 0)
+                goto fail;
+        } else if (ch == 'n') {
+            if (scan_literal(&c, "null", 4) != 0)
+                goto fail;
+            value_is_null = 1;
+        } else {
+            if (scan_number(&c) != 0)
+                goto fail;
+        }
+        if (!value_is_null) {
+            if (key == KEY_FINISH)
+                f->finish = 1;
+            if (depth == 1 && key == KEY_ERROR)
+                f->top_error = 1;
+            if (depth == 1 && key == KEY_USAGE)
+                f->top_usage = 1;
+        }
+    after_value:
+        /* --- what follows a value: ',' or the end of containers --- */
+        for (;;) {
+            if (depth == 0) {
+                skip_ws(&c);
+                if (c.p != c.end)
+                    goto fail;
+                return 0;
+            }
+            skip_ws(&c);
+            if (c.p >= c.end)
+                goto fail;
+            char open = stack[depth - 1];
+            if (*c.p == ',') {
+                c.p++;
+                if (open == '{')
+                    goto member;
+                key = KEY_OTHER;
+                break; /* next array element */
+            }
+            if (*c.p == (open == '{' ? '}' : ']')) {
+                c.p++;
+                depth--;
+                continue;
+            }
+            goto fail;
+        }
+        continue;
+    member:
+        /* --- "key": inside an object --- */
+        skip_ws(&c);
+        if (c.p >= c.end || *c.p != '"')
+            goto fail;
+        {
+            const unsigned char *k;
+            size_t klen;
+            if (scan_string(&c, &k, &klen) != 0)
+                goto fail;
+            key = key_kind(k, klen);
+        }
+        skip_ws(&c);
+        if (c.p >= c.end || *c.p != ':')
+            goto fail;
+        c.p++;
+    }
+fail:
+    f->error_at = (size_t)(c.p - c.start);
+    return -1;
+}
