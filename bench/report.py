@@ -282,6 +282,15 @@ def main():
                 lat_chart.setdefault(t, []).append((n, max(ab99, 0.001)))
         w(f"| {NAMES[t]} | " + " | ".join(cells) + " |")
     w("")
+    loads = []
+    for t in ("direct", "telex-plain", "telex-full", "nginx"):
+        ls = [f"{d['load1']:.1f}" for d in sorted(R.select("latency", t, 1000), key=lambda d: d["round"])]
+        if ls:
+            loads.append(f"{SHORT[t]} {', '.join(ls)}")
+    if loads:
+        w("Load average (1 min) when the 1,000-stream runs started, by round: " + "; ".join(loads) +
+          " (2 cores; above ~1.5 the gateways compete with other work for CPU, and the p99 shows it).")
+        w("")
     w("Milliseconds. \"n/a\": no stamped events (see above). †: the gateway started its streams so slowly that "
       "there was less than a second with all of them open; the figure is over every event of the run instead.")
     w("")
