@@ -259,6 +259,19 @@ for round in $(seq "$ROUNDS"); do
     done
   done
 done
+# One more round for the closest comparison (direct, telex, nginx): p99s on a
+# shared 2-core machine are noisy, and a median of three resists one bad run.
+if [ "$QUICK" != 1 ]; then
+  round=$((ROUNDS + 1))
+  for n in $LEVELS; do
+    rate=$((n <= 100 ? 1000 : 2000))
+    for t in $(order "$round"); do
+      case $t in direct | telex-plain | telex-full | nginx) ;; *) continue ;; esac
+      measure latency "$round" "$t" "$n" -c "$n" -r "$rate" --tokens "$TOKENS" --delay-ms 50 \
+        -d "$(python3 -c "print($span + $n / $rate + 5)")"
+    done
+  done
+fi
 meta phase_b_levels_s "$(($(date +%s) - T0))"
 
 # The largest count of 20-events/s streams telex relays with p99 added

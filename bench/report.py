@@ -190,7 +190,8 @@ def main():
     w(f"`bench/relay.sh` + `bench/loadgen` + `bench/report.py` (part of `make bench`). Every gateway relays the same "
       f"`telex mock` (2 worker threads) on loopback; one worker/process each (telex `workers: 1`, nginx "
       f"`worker_processes 1`, one uvicorn / Node process), so the comparison is core for core. "
-      f"Medians of {meta.get('rounds', '?')} interleaved rounds (the order of the targets rotates every round); "
+      f"Medians of {meta.get('rounds', '?')} interleaved rounds (the order of the targets rotates every round; "
+      f"the latency levels of direct, telex and nginx get one more round); "
       f"\"added\" = the target's figure minus direct-to-mock's in the same round. "
       f"Peers: {meta.get('versions', '?')}.")
     w("")
