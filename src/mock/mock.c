@@ -52,12 +52,12 @@ static const char *reason_of(int status)
     }
 }
 
-void telex_mock_reply_error(h2o_req_t *req, int status, const char *message, const char *type, const char *param,
-                            const char *code, int64_t retry_after)
+/* Sends error object o (consumed; NULL = out of memory, then `fallback`)
+ * with a Retry-After when retry_after >= 0. */
+static void reply_error_object(h2o_req_t *req, int status, json_t *o, size_t dump_flags, const char *fallback,
+                               int64_t retry_after)
 {
-    json_t *o = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", message, "type", type, "param",
-                          param ? json_string(param) : json_null(), "code", code ? json_string(code) : json_null());
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *body = o ? json_dumps(o, dump_flags) : NULL;
     json_decref(o);
     if (retry_after >= 0) {
         char *v = h2o_mem_alloc_pool(&req->pool, 24);
@@ -65,13 +65,22 @@ void telex_mock_reply_error(h2o_req_t *req, int status, const char *message, con
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
     }
     if (body == NULL) {
-        static const char fallback[] =
-            "{\"error\":{\"message\":\"mock: out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}";
-        reply_json(req, status, reason_of(status), fallback, sizeof(fallback) - 1);
+        reply_json(req, status, reason_of(status), fallback, strlen(fallback));
         return;
     }
     reply_json(req, status, reason_of(status), body, strlen(body));
     free(body);
+}
+
+void telex_mock_reply_error(h2o_req_t *req, int status, const char *message, const char *type, const char *param,
+                            const char *code, int64_t retry_after)
+{
+    json_t *o = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", message, "type", type, "param",
+                          param ? json_string(param) : json_null(), "code", code ? json_string(code) : json_null());
+    reply_error_object(req, status, o, JSON_COMPACT,
+                       "{\"error\":{\"message\":\"mock: out of memory\",\"type\":\"server_error\",\"param\":null,"
+                       "\"code\":null}}",
+                       retry_after);
 }
 
 const char *telex_mock_anthropic_error_type(int status)
@@ -91,21 +100,9 @@ void telex_mock_reply_anthropic_error(h2o_req_t *req, int status, const char *me
 {
     json_t *o = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
                           telex_mock_anthropic_error_type(status), "message", message);
-    char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(o);
-    if (retry_after >= 0) {
-        char *v = h2o_mem_alloc_pool(&req->pool, 24);
-        int n = snprintf(v, 24, "%lld", (long long)retry_after);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
-    }
-    if (body == NULL) {
-        static const char fallback[] =
-            "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"mock: out of memory\"}}";
-        reply_json(req, status, reason_of(status), fallback, sizeof(fallback) - 1);
-        return;
-    }
-    reply_json(req, status, reason_of(status), body, strlen(body));
-    free(body);
+    reply_error_object(req, status, o, JSON_COMPACT | JSON_PRESERVE_ORDER,
+                       "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"mock: out of memory\"}}",
+                       retry_after);
 }
 
 /* Records the end of a request answered here (not by an exchange). */

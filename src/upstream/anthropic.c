@@ -22,7 +22,6 @@
 #include "upstream/anthropic_map.h"
 #include "upstream/sse_upstream.h"
 
-#define MAX_HEADERS 32
 
 typedef struct {
     telex_anthropic_stream_t stream;
@@ -162,34 +161,15 @@ static telex_upstream_t *anthropic_start(const telex_upstream_env_t *env, const 
     snprintf(url, sizeof(url), "%s/v1/messages", provider->base_url);
     snprintf(version, sizeof(version), "anthropic-version: %s",
              provider->anthropic_version != NULL ? provider->anthropic_version : "2023-06-01");
-    const char *headers[MAX_HEADERS + 5];
-    size_t n = 0;
-    headers[n++] = "Content-Type: application/json";
-    headers[n++] = stream ? "Accept: text/event-stream" : "Accept: application/json";
-    headers[n++] = version;
-    if (provider->api_key != NULL) {
+    key[0] = '\0';
+    if (provider->api_key != NULL)
         snprintf(key, sizeof(key), "x-api-key: %s", provider->api_key);
-        headers[n++] = key;
-    }
-    char extra[MAX_HEADERS][512];
-    for (size_t i = 0; i < provider->n_headers && i < MAX_HEADERS; i++) {
-        snprintf(extra[i], sizeof(extra[i]), "%s: %s", provider->headers[i].name, provider->headers[i].value);
-        headers[n++] = extra[i];
-    }
-    headers[n] = NULL;
-
-    char *text = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    const char *own[] = {version, key[0] != '\0' ? key : NULL, NULL};
+    telex_upstream_t *up =
+        telex_sse_upstream_post_json(u, provider, url, own, req, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(req);
-    int rc = text != NULL ? telex_sse_upstream_send(u, url, headers, text, strlen(text), provider->timeout_seconds)
-                          : -1;
-    free(text);
     explicit_bzero(key, sizeof(key));
-    explicit_bzero(extra, sizeof(extra));
-    if (rc != 0) {
-        telex_sse_upstream_discard(u);
-        return NULL;
-    }
-    return telex_sse_upstream_base(u);
+    return up;
 }
 
 const telex_provider_ops_t telex_anthropic_ops = {anthropic_start, telex_sse_upstream_pause,

@@ -24,7 +24,6 @@
 #include "upstream/sse_upstream.h"
 #include "util/json_scan.h"
 
-#define MAX_HEADERS 32
 
 typedef struct {
     int finish_seen;
@@ -161,30 +160,10 @@ static telex_upstream_t *openai_start(const telex_upstream_env_t *env, const tel
     }
     char url[2048], key[1024];
     endpoint_of(provider, body, url, sizeof(url), key, sizeof(key));
-    const char *headers[MAX_HEADERS + 4];
-    size_t n = 0;
-    headers[n++] = "Content-Type: application/json";
-    headers[n++] = stream ? "Accept: text/event-stream" : "Accept: application/json";
-    if (key[0] != '\0')
-        headers[n++] = key;
-    char extra[MAX_HEADERS][512];
-    for (size_t i = 0; i < provider->n_headers && i < MAX_HEADERS; i++) {
-        snprintf(extra[i], sizeof(extra[i]), "%s: %s", provider->headers[i].name, provider->headers[i].value);
-        headers[n++] = extra[i];
-    }
-    headers[n] = NULL;
-
-    char *text = json_dumps(body, JSON_COMPACT);
-    int rc = text != NULL ? telex_sse_upstream_send(u, url, headers, text, strlen(text), provider->timeout_seconds)
-                          : -1;
-    free(text);
+    const char *own[] = {key[0] != '\0' ? key : NULL, NULL};
+    telex_upstream_t *up = telex_sse_upstream_post_json(u, provider, url, own, body, JSON_COMPACT);
     explicit_bzero(key, sizeof(key));
-    explicit_bzero(extra, sizeof(extra));
-    if (rc != 0) {
-        telex_sse_upstream_discard(u);
-        return NULL;
-    }
-    return telex_sse_upstream_base(u);
+    return up;
 }
 
 const telex_provider_ops_t telex_openai_ops = {openai_start, telex_sse_upstream_pause, telex_sse_upstream_resume,

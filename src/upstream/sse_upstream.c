@@ -436,3 +436,34 @@ void telex_sse_upstream_cancel(telex_upstream_t *upstream)
     close_soon(u);
     maybe_free(u);
 }
+
+#define MAX_EXTRA_HEADERS 32
+#define MAX_OWN_HEADERS 4
+
+telex_upstream_t *telex_sse_upstream_post_json(telex_sse_upstream_t *u, const telex_provider_t *provider,
+                                               const char *url, const char *const *own_headers, json_t *body,
+                                               size_t dump_flags)
+{
+    const char *headers[2 + MAX_OWN_HEADERS + MAX_EXTRA_HEADERS + 1];
+    size_t n = 0;
+    headers[n++] = "Content-Type: application/json";
+    headers[n++] = u->stream ? "Accept: text/event-stream" : "Accept: application/json";
+    for (size_t i = 0; own_headers != NULL && own_headers[i] != NULL && i < MAX_OWN_HEADERS; i++)
+        headers[n++] = own_headers[i];
+    char extra[MAX_EXTRA_HEADERS][512];
+    for (size_t i = 0; i < provider->n_headers && i < MAX_EXTRA_HEADERS; i++) {
+        snprintf(extra[i], sizeof(extra[i]), "%s: %s", provider->headers[i].name, provider->headers[i].value);
+        headers[n++] = extra[i];
+    }
+    headers[n] = NULL;
+    char *text = json_dumps(body, dump_flags);
+    int rc = text != NULL ? telex_sse_upstream_send(u, url, headers, text, strlen(text), provider->timeout_seconds)
+                          : -1;
+    free(text);
+    explicit_bzero(extra, sizeof(extra));
+    if (rc != 0) {
+        telex_sse_upstream_discard(u);
+        return NULL;
+    }
+    return telex_sse_upstream_base(u);
+}

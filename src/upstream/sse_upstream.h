@@ -63,6 +63,16 @@ telex_sse_upstream_t *telex_sse_upstream_new(const telex_provider_ops_t *ops, co
 int telex_sse_upstream_send(telex_sse_upstream_t *u, const char *url, const char *const *headers, const char *body,
                             size_t body_len, double connect_timeout_seconds);
 
+/* Sends a JSON request the way every HTTP provider kind does: headers
+ * Content-Type and Accept (event stream or JSON), then the kind's own
+ * (NULL-terminated; may hold its key), then the provider's configured extra
+ * headers; body serialised with json_dumps(dump_flags). Every buffer holding
+ * a configured header is wiped afterwards (the caller wipes its own). Returns
+ * the upstream, or NULL after discarding it when out of memory. */
+telex_upstream_t *telex_sse_upstream_post_json(telex_sse_upstream_t *u, const telex_provider_t *provider,
+                                               const char *url, const char *const *own_headers, json_t *body,
+                                               size_t dump_flags);
+
 /* Instead of sending: reports this failure on the next loop iteration
  * (body may be NULL; both copied). 0, or -1 when out of memory (discard). */
 int telex_sse_upstream_fail_soon(telex_sse_upstream_t *u, telex_upstream_failure_kind_t kind, int status,
