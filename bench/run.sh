@@ -15,6 +15,9 @@ START=$(date +%s)
 "$ROOT/bench/sse_parse.sh" "$BUILD" "$WORK/sse_parse.md"
 SSE_S=$(($(date +%s) - START))
 
+# The cost of resumable streams (memory per stream, replay time): bench/resume.sh.
+"$ROOT/bench/resume.sh" "$BUILD" "$WORK/resume.md"
+
 # The relays side by side (bench/relay.sh measures, bench/report.py writes
 # the tables and the docs/benchmarks-*.png charts).
 "$ROOT/bench/relay.sh" "$BUILD" "$WORK/relay.jsonl"
@@ -37,6 +40,8 @@ if [ -n "${BENCH_KEEP:-}" ]; then cp "$WORK/relay.jsonl" "$BENCH_KEEP"; fi
   cat "$ROOT/bench/findings.md"
   echo
   cat "$WORK/sse_parse.md"
+  echo
+  cat "$WORK/resume.md"
   echo
   echo "---"
   echo "\`make bench\` took $(( $(date +%s) - START )) s (SSE parser ${SSE_S} s)."
