@@ -281,10 +281,10 @@ static void respond_error_json(chat_t *c, int status, const char *type, const ch
 static int append_event(chat_t *c, const char *data, size_t len)
 {
     char id[TELEX_STREAM_ID_LEN + 24];
-    uint64_t seq = telex_log_events(c->stream->log) + 1;
-    int idlen = snprintf(id, sizeof(id), "%s.%llu", c->stream->id, (unsigned long long)seq);
     telex_sse_out_event_t ev = {.retry = -1, .data = data, .data_len = len};
     if (c->resumable) {
+        uint64_t seq = telex_log_events(c->stream->log) + 1;
+        int idlen = snprintf(id, sizeof(id), "%s.%llu", c->stream->id, (unsigned long long)seq);
         ev.id = id;
         ev.id_len = (size_t)idlen;
         if (seq == 1)
