@@ -276,37 +276,39 @@ meta phase_b_levels_s "$(($(date +%s) - T0))"
 
 # The largest count of 20-events/s streams telex relays with p99 added
 # latency under 10 ms: up by half each step until it fails, then bisect once.
-p99_of() { # PHASE TARGET N
-  python3 - "$RESULTS" "$@" <<'EOF'
+# added_ok N TARGET: 0 if in some try at N the target's p99 was under 10 ms
+# above direct's in the same try (and no stream failed).
+added_ok() {
+  python3 - "$RESULTS" "$1" "$2" <<'EOF'
 import json, sys
-path, phase, target, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-v = None
+path, n, target = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+runs = {}
 for line in open(path):
     d = json.loads(line)
-    if d.get("phase") == phase and d.get("target") == target and d.get("n") == n:
+    if d.get("phase") == "search" and d.get("n") == n:
         r = d["r"]
         w = r.get("latency_window_ms")
-        if r["errors"] == 0 and w:
-            v = w["p99"]
-        else:
-            v = 1e9
-print(v if v is not None else 1e9)
+        runs.setdefault(d["round"], {})[d["target"]] = w["p99"] if (r["errors"] == 0 and w) else None
+ok = any(t.get(target) is not None and t.get("direct") is not None and t[target] - t["direct"] < 10
+         for t in runs.values())
+sys.exit(0 if ok else 1)
 EOF
 }
-search_step() { # N: 0 if both telex variants stay under 10 ms added
-  local n=$1 rate t ok=0 d p
+# search_step N: 0 if both telex variants stay under 10 ms added. A step that
+# fails is measured once more (the machine is shared: one burst of someone
+# else's work should not decide it); it holds if either try does.
+search_step() {
+  local n=$1 rate t try
   rate=$((n <= 2000 ? 2000 : 4000))
-  for t in direct telex-plain telex-full; do
-    available "$t" || continue
-    measure search 1 "$t" "$n" -c "$n" -r "$rate" --tokens "$TOKENS" --delay-ms 50 \
-      -d "$(python3 -c "print($span + $n / $rate + 5)")"
+  for try in 1 2; do
+    for t in direct telex-plain telex-full; do
+      available "$t" || continue
+      measure search "$try" "$t" "$n" -c "$n" -r "$rate" --tokens "$TOKENS" --delay-ms 50 \
+        -d "$(python3 -c "print($span + $n / $rate + 5)")"
+    done
+    if added_ok "$n" telex-plain && added_ok "$n" telex-full; then return 0; fi
   done
-  d=$(p99_of search direct "$n")
-  for t in telex-plain telex-full; do
-    p=$(p99_of search "$t" "$n")
-    python3 -c "import sys; sys.exit(0 if $p - $d < 10 else 1)" || ok=1
-  done
-  return $ok
+  return 1
 }
 if [ "$QUICK" = 1 ]; then STEPS="300 600"; else STEPS="500 1000 2000 3000 4500 6750 $BIG"; fi
 good=0 bad=0

@@ -227,6 +227,11 @@ def main():
              lambda r: "–" if r is None else (f"{r['completed']:,}/{big:,} completed" + (f", {outcome(r)}" if outcome(r) else "")))
     w("")
 
+    w("The latency goals depend on how busy the machine was during the run (see the load line in §2): telex "
+      "spends more CPU per event than nginx (§6), so it is the first to queue when other work takes the second "
+      "core. The findings below include a quiet-machine check.")
+    w("")
+
     # ---------------------------------------------------------------- throughput
     w("### 1. Throughput: 200-chunk answers, completed answers per second")
     w("")
@@ -364,18 +369,22 @@ def main():
     steps = sorted({d["n"] for d in runs if d["phase"] == "search"})
     w("Each step runs direct, telex plain and telex with resume + accounting at the same stream count; the count "
       "grows by half until a telex variant's p99 added latency reaches 10 ms (or a stream fails), then one bisection "
-      "step. One round per step, so single figures are noisier than the medians above.")
+      "step. A step that fails is measured once more and holds if either try does (the machine is shared); the "
+      "table shows each try's p99 added (ms).")
     w("")
-    w("| streams | direct p99 (ms) | telex plain p99 added | telex + resume + acct p99 added | errors |")
-    w("|---:|---:|---:|---:|---|")
+    w("| streams | try | direct p99 (ms) | telex plain p99 added | telex + resume + acct p99 added | errors |")
+    w("|---:|---:|---:|---:|---:|---|")
     for n in steps:
-        d = R.median("search", "direct", n, lat("latency_window_ms", "p99"))
-        pa = R.added("search", "telex-plain", n, lat("latency_window_ms", "p99"))
-        fa = R.added("search", "telex-full", n, lat("latency_window_ms", "p99"))
-        errs = "; ".join(f"{SHORT[x['target']]}: {outcome(x['r'])}" for x in R.select("search", None) if False)
-        errs = "; ".join(f"{SHORT[t]}: {outcome(x['r'])}" for t in ("direct", "telex-plain", "telex-full")
-                         for x in R.select("search", t, n) if outcome(x["r"]))
-        w(f"| {n:,} | {fmt(d, 3)} | {fmt(pa, 3)} | {fmt(fa, 3)} | {errs} |")
+        for k in sorted({d["round"] for d in R.select("search", "direct", n)}):
+            def one(t):
+                rs = [d for d in R.select("search", t, n) if d["round"] == k]
+                return lat("latency_window_ms", "p99")(rs[0]["r"]) if rs else None
+            d = one("direct")
+            pa, fa = one("telex-plain"), one("telex-full")
+            errs = "; ".join(f"{SHORT[t]}: {outcome(x['r'])}" for t in ("direct", "telex-plain", "telex-full")
+                             for x in R.select("search", t, n) if x["round"] == k and outcome(x["r"]))
+            w(f"| {n:,} | {k} | {fmt(d, 3)} | {fmt(pa - d if pa is not None and d is not None else None, 3)} | "
+              f"{fmt(fa - d if fa is not None and d is not None else None, 3)} | {errs} |")
     w("")
     if bad:
         w(f"**Result: {good:,} streams** held (both variants under 10 ms added at p99); {bad:,} did not.")
