@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 
 #include "cli/commands.h"
 #include "config/config.h"
@@ -118,7 +117,6 @@ int telex_cmd_serve(int argc, char **argv)
         telex_config_free(cfg);
         return src == -EPERM ? TELEX_EXIT_CONFIG : TELEX_EXIT_UNAVAILABLE;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     telex_gateway_t gateway = {.config = cfg, .services = services};
     telex_server_options_t so = {
         .listen_addr = cfg->listen_addr,
@@ -144,7 +142,6 @@ int telex_cmd_serve(int argc, char **argv)
     unsigned long long lost = telex_services_close(services); /* writes every queued ledger row */
     if (lost > 0)
         fprintf(stderr, "telex serve: %llu usage rows could not be written\n", lost);
-    curl_global_cleanup();
     telex_config_free(cfg);
     return rc == 0 ? TELEX_EXIT_OK : TELEX_EXIT_UNAVAILABLE;
 }

@@ -1,196 +1,1057 @@
 /*
- * upstream/http_client.c — curl multi on libuv. See http_client.h.
+ * upstream/http_client.c — a lean streaming HTTP/1.1 client. See http_client.h.
  *
- * The shape follows curl's multi-socket API: curl tells us which sockets to
- * watch (socket_cb) and when to wake it (timer_cb); we tell curl which socket
- * is ready (curl_multi_socket_action) and then collect finished transfers.
- * Cancelling from inside one of this call's own callbacks is deferred: the
- * call stops reporting at once, curl may go on reading the bytes it already
- * has (they are discarded), and the call is freed right after curl returns
- * to us. So when a provider's `data: [DONE]` and the end of its chunked body
- * arrive together, curl sees a complete response and keeps the connection
- * for the next call instead of closing it (a new TCP connection per answer
- * costs a handshake of latency and the CPU of a connect/accept/close on
- * both sides). A response that is not complete by then is aborted and its
- * connection closed, as before.
+ * Why not libcurl (which telex used first; bench/findings.md has the
+ * profiles): a relayed event cost a curl_multi_socket_action dispatch, a
+ * zero-timeout poll() that curl 7.88 makes after every read to ask whether
+ * more is pending, and ~25 KB of per-call state (the easy handle, its 16 KB
+ * receive buffer, connection and header structures); finding an idle
+ * connection walked every connection to the host. Here a call is one small
+ * struct, a connection an h2o socket whose input buffer is given back as soon
+ * as it is empty, an idle connection is popped from a list, and a read is
+ * one read(2) handed to the parser and the caller without copying.
  *
- * Reuse has a price that grows with concurrency: to find an idle connection,
- * curl (7.88) walks every connection it holds to the host, idle or busy. With
- * thousands of streams in flight that walk costs more than a TCP handshake on
- * a fast network (at 9,900 streams, ~0.5 ms of CPU per new call, and the
- * time to first byte of a ramp-up grew to seconds). So above
- * TELEX_HTTP_REUSE_LIMIT calls in flight on a worker, new calls open a fresh
- * connection instead of looking, and close it when they end (so no more than
- * about that many idle connections, and their file descriptors, are kept).
+ * Shape: origins (scheme, host, port) own an idle list and a small address
+ * cache; connections (conn_t) wrap a uv_tcp_t in an h2o socket once
+ * connected (TLS via h2o's OpenSSL layer); calls (telex_http_call_t) own at
+ * most one connection at a time. One uv timer per client serves the connect
+ * deadlines, failures to be reported from the loop, and the idle timeout.
  */
 #include "upstream/http_client.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netdb.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <h2o/socket.h>
+#include <h2o/url.h>
+
+#define MAX_HEAD_BYTES 65536 /* a response head larger than this is refused */
+#define MAX_ADDRS 4          /* addresses tried per connection, in resolver order */
+#define DNS_TTL_MS 60000     /* a resolved name is reused this long */
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+typedef struct origin origin_t;
+typedef struct conn conn_t;
+
+struct conn {
+    uv_tcp_t tcp;       /* owned by sock once connected */
+    uv_connect_t creq;
+    h2o_socket_t *sock; /* NULL while connecting */
+    telex_http_client_t *client;
+    origin_t *origin;
+    telex_http_call_t *call; /* the call using it; NULL when idle */
+    conn_t *prev, *next;     /* the origin's idle list, most recent first */
+    uint64_t idle_since;
+    int idle;
+    int closing;
+};
+
+struct origin {
+    origin_t *next;
+    int tls;
+    uint16_t port;
+    int numeric; /* the host is an IP literal: no resolution */
+    char *host;      /* for resolution, SNI and certificate checks */
+    char *authority; /* the Host header */
+    SSL_CTX *ssl_ctx; /* https: verifies the chain and this origin's host name */
+    conn_t *idle_head, *idle_tail;
+    size_t n_idle;
+    struct sockaddr_storage addrs[MAX_ADDRS];
+    socklen_t addrlens[MAX_ADDRS];
+    int n_addrs;
+    uint64_t resolved_at;
+};
+
+typedef struct resolve {
+    uv_getaddrinfo_t req;
+    telex_http_call_t *call; /* NULL once the call no longer waits */
+} resolve_t;
 
 struct telex_http_client {
     uv_loop_t *loop;
-    CURLM *multi;
+    origin_t *origins;
+    telex_http_call_t *calls;      /* every live call */
+    telex_http_call_t *waiting;    /* calls with a deadline: connecting, or a failure to report */
     uv_timer_t timer;
-    struct telex_http_call *calls; /* every call not yet freed */
-    struct telex_http_call *doomed; /* cancelled inside a callback, freed by reap */
-    size_t n_calls;                 /* calls not yet freed */
-    size_t reuse_limit;             /* above this many, new calls do not look for a connection to reuse */
+    uint64_t timer_at; /* when the timer fires; 0 when stopped */
+    size_t idle_limit;
+    uint64_t idle_timeout_ms;
+    size_t n_conns; /* allocated, not yet freed */
+    int freeing;
+    int timer_closed;
+    telex_http_client_stats_t stats;
 };
+
+enum phase { P_CONNECT, P_HEAD, P_BODY };
+enum framing { F_NONE, F_LENGTH, F_CHUNKED, F_CLOSE };
+enum chunk_state { C_SIZE, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TRAILER_START, C_TRAILER_LF, C_TRAILER };
 
 struct telex_http_call {
     telex_http_client_t *client;
-    struct telex_http_call *prev, *next;
-    CURL *easy;
-    struct curl_slist *headers;
+    telex_http_call_t *prev, *next;   /* client->calls */
+    telex_http_call_t *wprev, *wnext; /* client->waiting */
     telex_http_call_handlers_t handlers;
     void *user;
+    origin_t *origin;
+    conn_t *conn;
+    resolve_t *resolve;
+    char *request; /* kept until a response byte arrives and the write is done (for one re-send) */
+    size_t request_len;
+    uint64_t deadline;
+    long connect_timeout_ms;
+    int addr_index;
+    enum phase phase;
     long status;
+    size_t head_scanned; /* bytes of the head already searched for its end */
+    enum framing framing;
+    enum chunk_state cstate;
+    uint64_t remaining; /* body bytes (F_LENGTH) or chunk bytes left */
+    int size_digits;
+    unsigned waiting : 1, fail_pending : 1, writing : 1, reused : 1, retried : 1, got_bytes : 1, keep_alive : 1;
+    unsigned in_callback : 1, cancelled : 1, paused : 1, processing : 1;
     char content_type[128];
     char retry_after[32];
-    char error[CURL_ERROR_SIZE];
-    int responded;
-    int in_callback;
-    int cancelled;
-    int paused;
-    int doomed;
-    struct telex_http_call *doomed_next;
+    char error[192];
 };
 
-typedef struct {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    telex_http_client_t *client;
-} socket_watch_t;
+static void on_read(h2o_socket_t *sock, const char *err);
+static void connect_new(telex_http_call_t *call);
+static void arm_timer(telex_http_client_t *client, uint64_t at);
+
+/* ------------------------------------------------------------ connections */
+
+static void maybe_free_client(telex_http_client_t *client)
+{
+    if (!client->freeing || !client->timer_closed || client->n_conns > 0)
+        return;
+    origin_t *o = client->origins;
+    while (o != NULL) {
+        origin_t *next = o->next;
+        free(o->host);
+        free(o->authority);
+        if (o->ssl_ctx != NULL)
+            SSL_CTX_free(o->ssl_ctx);
+        free(o);
+        o = next;
+    }
+    free(client);
+}
+
+static void on_conn_closed(uv_handle_t *handle)
+{
+    conn_t *conn = (conn_t *)handle; /* tcp is the first member */
+    telex_http_client_t *client = conn->client;
+    free(conn);
+    client->n_conns--;
+    maybe_free_client(client);
+}
+
+static void idle_unlink(conn_t *conn)
+{
+    origin_t *o = conn->origin;
+    if (conn->prev != NULL)
+        conn->prev->next = conn->next;
+    else
+        o->idle_head = conn->next;
+    if (conn->next != NULL)
+        conn->next->prev = conn->prev;
+    else
+        o->idle_tail = conn->prev;
+    conn->prev = conn->next = NULL;
+    conn->idle = 0;
+    o->n_idle--;
+    conn->client->stats.idle--;
+}
+
+static void conn_close(conn_t *conn)
+{
+    if (conn->closing)
+        return;
+    conn->closing = 1;
+    if (conn->idle)
+        idle_unlink(conn);
+    conn->call = NULL;
+    if (conn->sock != NULL)
+        h2o_socket_close(conn->sock); /* on_conn_closed frees conn */
+    else
+        uv_close((uv_handle_t *)&conn->tcp, on_conn_closed);
+}
+
+/* The socket's input buffer back to h2o's recycler when it is empty: an idle
+ * or quiet connection then holds no buffer at all. */
+static void release_input(h2o_socket_t *sock)
+{
+    if (sock->input->size == 0 && sock->input->bytes != NULL) {
+        h2o_buffer_dispose(&sock->input);
+        h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+    }
+}
+
+static void conn_park(conn_t *conn)
+{
+    telex_http_client_t *client = conn->client;
+    origin_t *o = conn->origin;
+    conn->call = NULL;
+    if (client->freeing || o->n_idle >= client->idle_limit || conn->sock == NULL) {
+        conn_close(conn);
+        return;
+    }
+    release_input(conn->sock);
+    conn->idle = 1;
+    conn->idle_since = uv_now(client->loop);
+    conn->prev = NULL;
+    conn->next = o->idle_head;
+    if (o->idle_head != NULL)
+        o->idle_head->prev = conn;
+    else
+        o->idle_tail = conn;
+    o->idle_head = conn;
+    o->n_idle++;
+    client->stats.idle++;
+    conn->sock->data = conn;
+    h2o_socket_read_start(conn->sock, on_read); /* a close by the server is seen at once */
+    arm_timer(client, conn->idle_since + client->idle_timeout_ms);
+}
+
+/* ------------------------------------------------------------ calls: life cycle */
+
+/* The timer keeps the loop running only while a call waits on it (idle
+ * connections alone must not). */
+static void update_ref(telex_http_client_t *client)
+{
+    if (client->waiting != NULL)
+        uv_ref((uv_handle_t *)&client->timer);
+    else
+        uv_unref((uv_handle_t *)&client->timer);
+}
+
+static void waiting_add(telex_http_call_t *call, uint64_t deadline)
+{
+    telex_http_client_t *client = call->client;
+    call->deadline = deadline;
+    if (!call->waiting) {
+        call->waiting = 1;
+        call->wprev = NULL;
+        call->wnext = client->waiting;
+        if (client->waiting != NULL)
+            client->waiting->wprev = call;
+        client->waiting = call;
+    }
+    update_ref(client);
+    arm_timer(client, deadline);
+}
+
+static void waiting_remove(telex_http_call_t *call)
+{
+    if (!call->waiting)
+        return;
+    if (call->wprev != NULL)
+        call->wprev->wnext = call->wnext;
+    else
+        call->client->waiting = call->wnext;
+    if (call->wnext != NULL)
+        call->wnext->wprev = call->wprev;
+    call->waiting = 0;
+    update_ref(call->client);
+}
 
 static void free_call(telex_http_call_t *call)
 {
-    if (call->doomed) {
-        telex_http_call_t **p = &call->client->doomed;
-        while (*p != call)
-            p = &(*p)->doomed_next;
-        *p = call->doomed_next;
-    }
+    telex_http_client_t *client = call->client;
+    waiting_remove(call);
+    if (call->resolve != NULL)
+        call->resolve->call = NULL;
+    if (call->conn != NULL)
+        conn_close(call->conn);
     if (call->prev != NULL)
         call->prev->next = call->next;
     else
-        call->client->calls = call->next;
+        client->calls = call->next;
     if (call->next != NULL)
         call->next->prev = call->prev;
-    curl_multi_remove_handle(call->client->multi, call->easy);
-    curl_easy_cleanup(call->easy);
-    curl_slist_free_all(call->headers);
-    call->client->n_calls--;
+    free(call->request);
     free(call);
 }
 
-static void check_finished(telex_http_client_t *client)
+/* Reports the end of a call (error NULL: success) unless it was cancelled,
+ * then frees it. The connection, if any, is parked or closed by the caller
+ * beforehand (a connection still attached is closed). */
+static void finish(telex_http_call_t *call, const char *error, int timed_out)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(client->multi, &left)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        telex_http_call_t *call = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
-        CURLcode code = msg->data.result;
-        curl_multi_remove_handle(client->multi, call->easy);
-        if (!call->cancelled) {
-            const char *error = NULL;
-            if (code != CURLE_OK)
-                error = call->error[0] != '\0' ? call->error : curl_easy_strerror(code);
-            call->in_callback = 1; /* a cancel from on_complete must not free twice */
-            call->handlers.on_complete(call->user, error, code == CURLE_OPERATION_TIMEDOUT);
-        }
-        free_call(call);
+    if (!call->cancelled) {
+        call->in_callback = 1; /* a cancel from on_complete must not free twice */
+        call->handlers.on_complete(call->user, error, timed_out);
     }
+    free_call(call);
 }
 
-/* Frees the calls cancelled inside their callbacks whose transfers curl did
- * not finish (finished ones were freed by check_finished, connection kept). */
-static void reap(telex_http_client_t *client)
+static void fail(telex_http_call_t *call, int timed_out)
 {
-    while (client->doomed != NULL)
-        free_call(client->doomed);
-}
-
-static void on_poll(uv_poll_t *handle, int status, int events)
-{
-    socket_watch_t *w = handle->data;
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    int running;
-    telex_http_client_t *client = w->client; /* w may be freed during the action */
-    curl_multi_socket_action(client->multi, w->fd, flags, &running);
-    check_finished(client);
-    reap(client);
-}
-
-static void on_watch_closed(uv_handle_t *handle)
-{
-    free(handle->data);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
-{
-    telex_http_client_t *client = userp;
-    socket_watch_t *w = socketp;
-    if (action == CURL_POLL_REMOVE) {
-        if (w != NULL) {
-            uv_poll_stop(&w->poll);
-            uv_close((uv_handle_t *)&w->poll, on_watch_closed);
-            curl_multi_assign(client->multi, fd, NULL);
-        }
-        return 0;
+    if (call->conn != NULL) {
+        conn_close(call->conn);
+        call->conn = NULL;
     }
-    if (w == NULL) {
-        if ((w = calloc(1, sizeof(*w))) == NULL)
-            return -1;
-        w->fd = fd;
-        w->client = client;
-        w->poll.data = w;
-        if (uv_poll_init_socket(client->loop, &w->poll, fd) != 0) {
-            free(w);
-            return -1;
-        }
-        curl_multi_assign(client->multi, fd, w);
-    }
-    int events = 0;
-    if (action & CURL_POLL_IN)
-        events |= UV_READABLE;
-    if (action & CURL_POLL_OUT)
-        events |= UV_WRITABLE;
-    uv_poll_start(&w->poll, events, on_poll);
-    return 0;
+    finish(call, call->error, timed_out);
 }
+
+/* Reported from the loop, never from inside telex_http_call_start. */
+static void fail_later(telex_http_call_t *call)
+{
+    call->fail_pending = 1;
+    waiting_add(call, uv_now(call->client->loop));
+}
+
+/* A connection broke. A reused one that broke before any response byte was
+ * most likely closed by the server as the request went out: send it again,
+ * once, on a new connection. */
+static void conn_failed(telex_http_call_t *call)
+{
+    if (call->reused && !call->got_bytes && !call->retried && !call->cancelled) {
+        conn_close(call->conn);
+        call->conn = NULL;
+        call->retried = 1;
+        call->reused = 0;
+        call->writing = 0;
+        call->client->stats.retries++;
+        connect_new(call);
+        return;
+    }
+    fail(call, 0);
+}
+
+/* ------------------------------------------------------------ the timer */
 
 static void on_timer(uv_timer_t *timer)
 {
     telex_http_client_t *client = timer->data;
-    int running;
-    curl_multi_socket_action(client->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_finished(client);
-    reap(client);
+    client->timer_at = 0;
+    uint64_t now = uv_now(client->loop);
+    uint64_t next = 0;
+again:
+    for (telex_http_call_t *c = client->waiting; c != NULL; c = c->wnext) {
+        if (c->deadline > now) {
+            if (next == 0 || c->deadline < next)
+                next = c->deadline;
+            continue;
+        }
+        waiting_remove(c);
+        if (c->fail_pending) {
+            fail(c, 0);
+        } else {
+            snprintf(c->error, sizeof(c->error), "connecting to %s timed out after %ld ms", c->origin->authority,
+                     c->connect_timeout_ms);
+            fail(c, 1);
+        }
+        next = 0;
+        goto again; /* on_complete may have started or cancelled other calls */
+    }
+    for (origin_t *o = client->origins; o != NULL; o = o->next) {
+        while (o->idle_tail != NULL && o->idle_tail->idle_since + client->idle_timeout_ms <= now)
+            conn_close(o->idle_tail);
+        if (o->idle_tail != NULL) {
+            uint64_t at = o->idle_tail->idle_since + client->idle_timeout_ms;
+            if (next == 0 || at < next)
+                next = at;
+        }
+    }
+    if (next != 0)
+        arm_timer(client, next);
 }
 
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+static void arm_timer(telex_http_client_t *client, uint64_t at)
 {
-    telex_http_client_t *client = userp;
-    if (timeout_ms < 0)
-        uv_timer_stop(&client->timer);
-    else
-        uv_timer_start(&client->timer, on_timer, (uint64_t)timeout_ms, 0);
+    if (client->freeing)
+        return;
+    if (client->timer_at != 0 && client->timer_at <= at)
+        return;
+    uint64_t now = uv_now(client->loop);
+    client->timer_at = at > 0 ? at : 1;
+    uv_timer_start(&client->timer, on_timer, at > now ? at - now : 0, 0);
+}
+
+/* ------------------------------------------------------------ response parsing */
+
+typedef enum { R_MORE, R_PAUSED, R_DONE, R_ERROR } parse_result_t;
+
+static int set_error(telex_http_call_t *call, const char *msg)
+{
+    snprintf(call->error, sizeof(call->error), "%s", msg);
+    return -1;
+}
+
+static void copy_value(char *dst, size_t cap, const char *v, size_t n)
+{
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+/* Is token (case-insensitive) one of the comma-separated items of v? */
+static int has_token(const char *v, size_t n, const char *token)
+{
+    size_t tl = strlen(token);
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t s = i;
+        while (i < n && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - s == tl && strncasecmp(v + s, token, tl) == 0)
+            return 1;
+    }
     return 0;
 }
+
+/* The last comma-separated coding of a Transfer-Encoding value is chunked. */
+static int ends_chunked(const char *v, size_t n)
+{
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return n >= 7 && strncasecmp(v + n - 7, "chunked", 7) == 0 && (n == 7 || v[n - 8] == ',' || v[n - 8] == ' ');
+}
+
+/* Parses one complete head p[0..len) (its blank line included). */
+static int parse_head(telex_http_call_t *call, const char *p, size_t len)
+{
+    if (len < 13 || memcmp(p, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)p[7]) || p[8] != ' ' ||
+        !isdigit((unsigned char)p[9]) || !isdigit((unsigned char)p[10]) || !isdigit((unsigned char)p[11]) ||
+        (p[12] != ' ' && p[12] != '\r' && p[12] != '\n'))
+        return set_error(call, "the provider did not answer with an HTTP/1.x status line");
+    int minor = p[7] - '0';
+    call->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    call->content_type[0] = '\0';
+    call->retry_after[0] = '\0';
+    int keep_alive = minor >= 1;
+    int te = 0, chunked = 0;
+    int64_t length = -1;
+    const char *end = p + len;
+    const char *line = memchr(p, '\n', len) + 1;
+    while (line < end) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        const char *le = nl;
+        if (le > line && le[-1] == '\r')
+            le--;
+        if (le == line)
+            break; /* the blank line */
+        const char *colon = memchr(line, ':', (size_t)(le - line));
+        if (colon == NULL || colon == line)
+            return set_error(call, "the provider sent a malformed response header");
+        size_t name_len = (size_t)(colon - line);
+        const char *v = colon + 1;
+        const char *ve = le;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        size_t vn = (size_t)(ve - v);
+        if (name_len == 12 && strncasecmp(line, "content-type", 12) == 0) {
+            copy_value(call->content_type, sizeof(call->content_type), v, vn);
+        } else if (name_len == 11 && strncasecmp(line, "retry-after", 11) == 0) {
+            copy_value(call->retry_after, sizeof(call->retry_after), v, vn);
+        } else if (name_len == 14 && strncasecmp(line, "content-length", 14) == 0) {
+            int64_t n = 0;
+            if (vn == 0 || vn > 18)
+                return set_error(call, "the provider sent an invalid Content-Length");
+            for (size_t i = 0; i < vn; i++) {
+                if (!isdigit((unsigned char)v[i]))
+                    return set_error(call, "the provider sent an invalid Content-Length");
+                n = n * 10 + (v[i] - '0');
+            }
+            if (length >= 0 && length != n)
+                return set_error(call, "the provider sent conflicting Content-Length headers");
+            length = n;
+        } else if (name_len == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) {
+            te = 1;
+            chunked = ends_chunked(v, vn);
+        } else if (name_len == 10 && strncasecmp(line, "connection", 10) == 0) {
+            if (has_token(v, vn, "close"))
+                keep_alive = 0;
+            else if (has_token(v, vn, "keep-alive"))
+                keep_alive = 1;
+        }
+        line = nl + 1;
+    }
+    call->keep_alive = keep_alive;
+    call->remaining = 0;
+    if (call->status < 200 || call->status == 204 || call->status == 304) {
+        call->framing = F_NONE;
+    } else if (te) {
+        call->framing = chunked ? F_CHUNKED : F_CLOSE;
+        if (!chunked)
+            call->keep_alive = 0;
+    } else if (length >= 0) {
+        call->framing = length > 0 ? F_LENGTH : F_NONE;
+        call->remaining = (uint64_t)length;
+    } else {
+        call->framing = F_CLOSE;
+        call->keep_alive = 0;
+    }
+    call->cstate = C_SIZE;
+    call->size_digits = 0;
+    return 0;
+}
+
+static void deliver(telex_http_call_t *call, const char *data, size_t len)
+{
+    if (call->cancelled || len == 0)
+        return;
+    call->in_callback = 1;
+    call->handlers.on_body(call->user, data, len);
+    call->in_callback = 0;
+}
+
+#define STOPPED(call) ((call)->paused && !(call)->cancelled)
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Consumes what it can of p[0..n); *used says how much. */
+static parse_result_t parse(telex_http_call_t *call, const char *p, size_t n, size_t *used)
+{
+    size_t i = 0;
+    while (call->phase == P_HEAD) {
+        /* find the blank line that ends the head */
+        size_t s = call->head_scanned;
+        const char *end = NULL;
+        while (s < n - i) {
+            const char *nl = memchr(p + i + s, '\n', n - i - s);
+            if (nl == NULL) {
+                s = n - i;
+                break;
+            }
+            size_t at = (size_t)(nl - (p + i));
+            /* the line that ends at `at` is empty if it is "\n" or "\r\n" at a line start */
+            if ((at >= 1 && p[i + at - 1] == '\n') || (at >= 2 && p[i + at - 1] == '\r' && p[i + at - 2] == '\n')) {
+                end = nl + 1;
+                break;
+            }
+            s = at + 1;
+        }
+        if (end == NULL) {
+            /* keep the partial line unsearched; the rest of the head is known to hold no end */
+            size_t back = s;
+            while (back > 0 && p[i + back - 1] != '\n')
+                back--;
+            call->head_scanned = back > 0 ? back - 1 : 0;
+            *used = i;
+            if (n - i > MAX_HEAD_BYTES) {
+                set_error(call, "the provider's response head is larger than 64 KiB");
+                return R_ERROR;
+            }
+            return R_MORE;
+        }
+        size_t head_len = (size_t)(end - (p + i));
+        if (head_len > MAX_HEAD_BYTES) {
+            set_error(call, "the provider's response head is larger than 64 KiB");
+            return R_ERROR;
+        }
+        if (parse_head(call, p + i, head_len) != 0) {
+            *used = i;
+            return R_ERROR;
+        }
+        i += head_len;
+        call->head_scanned = 0;
+        if (call->status == 101) {
+            set_error(call, "the provider switched protocols");
+            *used = i;
+            return R_ERROR;
+        }
+        if (call->status < 200)
+            continue; /* 100 Continue, 103 Early Hints: the final head follows */
+        call->phase = P_BODY;
+        if (!call->cancelled) {
+            call->in_callback = 1;
+            call->handlers.on_response(call->user, call->status, call->content_type, call->retry_after);
+            call->in_callback = 0;
+        }
+        if (call->framing == F_NONE) {
+            *used = i;
+            return R_DONE;
+        }
+        if (STOPPED(call)) {
+            *used = i;
+            return R_PAUSED;
+        }
+    }
+
+    while (i < n) {
+        switch (call->framing) {
+        case F_CLOSE:
+            deliver(call, p + i, n - i);
+            i = n;
+            break;
+        case F_LENGTH: {
+            size_t take = n - i < call->remaining ? n - i : (size_t)call->remaining;
+            deliver(call, p + i, take);
+            i += take;
+            call->remaining -= take;
+            if (call->remaining == 0) {
+                *used = i;
+                return R_DONE;
+            }
+            break;
+        }
+        case F_NONE:
+            *used = i;
+            return R_DONE;
+        case F_CHUNKED: {
+            char c = p[i];
+            switch (call->cstate) {
+            case C_SIZE: {
+                int v = hexval(c);
+                if (v >= 0) {
+                    if (++call->size_digits > 15) {
+                        set_error(call, "the provider sent a chunk size that is too large");
+                        *used = i;
+                        return R_ERROR;
+                    }
+                    call->remaining = call->remaining * 16 + (uint64_t)v;
+                    i++;
+                    break;
+                }
+                if (call->size_digits == 0 || (c != ';' && c != ' ' && c != '\t' && c != '\r' && c != '\n')) {
+                    set_error(call, "the provider sent a malformed chunked body");
+                    *used = i;
+                    return R_ERROR;
+                }
+                call->cstate = c == '\r' ? C_SIZE_LF : c == '\n' ? C_DATA : C_EXT;
+                i++;
+                if (call->cstate == C_DATA && call->remaining == 0)
+                    call->cstate = C_TRAILER_START;
+                break;
+            }
+            case C_EXT: {
+                const char *nl = memchr(p + i, '\n', n - i);
+                if (nl == NULL) {
+                    i = n;
+                    break;
+                }
+                i = (size_t)(nl - p) + 1;
+                call->cstate = call->remaining == 0 ? C_TRAILER_START : C_DATA;
+                break;
+            }
+            case C_SIZE_LF:
+                if (c != '\n') {
+                    set_error(call, "the provider sent a malformed chunked body");
+                    *used = i;
+                    return R_ERROR;
+                }
+                i++;
+                call->cstate = call->remaining == 0 ? C_TRAILER_START : C_DATA;
+                break;
+            case C_DATA: {
+                size_t take = n - i < call->remaining ? n - i : (size_t)call->remaining;
+                deliver(call, p + i, take);
+                i += take;
+                call->remaining -= take;
+                if (call->remaining == 0)
+                    call->cstate = C_DATA_CR;
+                if (STOPPED(call)) {
+                    *used = i;
+                    return R_PAUSED;
+                }
+                break;
+            }
+            case C_DATA_CR:
+            case C_DATA_LF:
+                if (c == '\r' && call->cstate == C_DATA_CR) {
+                    call->cstate = C_DATA_LF;
+                } else if (c == '\n') {
+                    call->cstate = C_SIZE;
+                    call->size_digits = 0;
+                    call->remaining = 0;
+                } else {
+                    set_error(call, "the provider sent a malformed chunked body");
+                    *used = i;
+                    return R_ERROR;
+                }
+                i++;
+                break;
+            case C_TRAILER_START:
+                i++;
+                if (c == '\n') {
+                    *used = i;
+                    return R_DONE;
+                }
+                call->cstate = c == '\r' ? C_TRAILER_LF : C_TRAILER;
+                break;
+            case C_TRAILER_LF:
+                if (c != '\n') {
+                    call->cstate = C_TRAILER; /* a trailer line that starts with CR: skip it */
+                    break;
+                }
+                *used = i + 1;
+                return R_DONE;
+            case C_TRAILER: {
+                const char *nl = memchr(p + i, '\n', n - i);
+                if (nl == NULL) {
+                    i = n;
+                    break;
+                }
+                i = (size_t)(nl - p) + 1;
+                call->cstate = C_TRAILER_START;
+                break;
+            }
+            }
+            break;
+        }
+        }
+        if (STOPPED(call)) {
+            *used = i;
+            return R_PAUSED;
+        }
+    }
+    *used = i;
+    return R_MORE;
+}
+
+/* Parses and delivers what the connection's input holds. */
+static void process(telex_http_call_t *call)
+{
+    conn_t *conn = call->conn;
+    h2o_socket_t *sock = conn->sock;
+    size_t used = 0;
+    call->processing = 1;
+    parse_result_t r = parse(call, sock->input->bytes, sock->input->size, &used);
+    call->processing = 0;
+    if (used > 0)
+        h2o_buffer_consume(&sock->input, used);
+    size_t left = sock->input->size;
+    release_input(sock);
+    switch (r) {
+    case R_DONE:
+        call->conn = NULL;
+        if (left == 0 && call->keep_alive && !call->writing) {
+            conn_park(conn);
+        } else {
+            conn_close(conn);
+        }
+        finish(call, NULL, 0);
+        return;
+    case R_ERROR:
+        fail(call, 0);
+        return;
+    case R_PAUSED:
+        h2o_socket_read_stop(sock);
+        return;
+    case R_MORE:
+        if (call->cancelled)
+            free_call(call); /* cancelled in a callback and the response did not end here: close */
+        return;
+    }
+}
+
+static void on_read(h2o_socket_t *sock, const char *err)
+{
+    conn_t *conn = sock->data;
+    if (conn->closing)
+        return;
+    telex_http_call_t *call = conn->call;
+    if (call == NULL) {
+        conn_close(conn); /* idle: the server closed it, or sent something unasked */
+        return;
+    }
+    if (err != NULL) {
+        if (call->phase == P_BODY && call->framing == F_CLOSE) {
+            call->conn = NULL;
+            conn_close(conn);
+            finish(call, NULL, 0); /* the body ends with the connection */
+            return;
+        }
+        if (call->phase == P_HEAD)
+            snprintf(call->error, sizeof(call->error), "%s closed the connection %s", call->origin->authority,
+                     call->got_bytes ? "in the middle of the response head" : "without answering");
+        else
+            snprintf(call->error, sizeof(call->error), "%s closed the connection before the response ended",
+                     call->origin->authority);
+        conn_failed(call);
+        return;
+    }
+    if (!call->got_bytes && sock->input->size > 0) {
+        call->got_bytes = 1;
+        if (!call->writing) {
+            free(call->request);
+            call->request = NULL;
+        }
+    }
+    process(call);
+}
+
+/* ------------------------------------------------------------ sending */
+
+static void on_written(h2o_socket_t *sock, const char *err)
+{
+    conn_t *conn = sock->data;
+    if (conn->closing)
+        return;
+    telex_http_call_t *call = conn->call;
+    if (call == NULL)
+        return;
+    call->writing = 0;
+    if (err != NULL) {
+        snprintf(call->error, sizeof(call->error), "sending the request to %s failed: %s", call->origin->authority,
+                 err);
+        conn_failed(call);
+        return;
+    }
+    if (call->got_bytes) {
+        free(call->request);
+        call->request = NULL;
+    }
+}
+
+static void send_request(telex_http_call_t *call)
+{
+    conn_t *conn = call->conn;
+    waiting_remove(call);
+    call->phase = P_HEAD;
+    call->writing = 1;
+    conn->sock->data = conn;
+    h2o_iovec_t buf = h2o_iovec_init(call->request, call->request_len);
+    h2o_socket_write(conn->sock, &buf, 1, on_written);
+    if (!call->paused)
+        h2o_socket_read_start(conn->sock, on_read);
+}
+
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    conn_t *conn = sock->data;
+    if (conn->closing)
+        return;
+    telex_http_call_t *call = conn->call;
+    if (call == NULL) {
+        conn_close(conn);
+        return;
+    }
+    if (err != NULL) {
+        snprintf(call->error, sizeof(call->error), "TLS handshake with %s failed: %s", call->origin->authority, err);
+        fail(call, 0);
+        return;
+    }
+    send_request(call);
+}
+
+static void try_address(telex_http_call_t *call);
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    conn_t *conn = req->data;
+    if (status == UV_ECANCELED || conn->closing)
+        return;
+    telex_http_call_t *call = conn->call;
+    if (status < 0) {
+        snprintf(call->error, sizeof(call->error), "cannot connect to %s: %s", call->origin->authority,
+                 uv_strerror(status));
+        conn_close(conn);
+        call->conn = NULL;
+        call->addr_index++;
+        if (call->addr_index < call->origin->n_addrs)
+            try_address(call);
+        else
+            fail(call, 0);
+        return;
+    }
+    uv_tcp_nodelay(&conn->tcp, 1);
+    conn->client->stats.connects++;
+    if ((conn->sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_conn_closed)) == NULL) {
+        set_error(call, "out of memory");
+        fail(call, 0);
+        return;
+    }
+    conn->sock->data = conn;
+    if (call->origin->tls) {
+        h2o_socket_ssl_handshake(conn->sock, call->origin->ssl_ctx, call->origin->host, on_handshake);
+        return;
+    }
+    send_request(call);
+}
+
+static void try_address(telex_http_call_t *call)
+{
+    telex_http_client_t *client = call->client;
+    origin_t *o = call->origin;
+    conn_t *conn = calloc(1, sizeof(*conn));
+    if (conn == NULL) {
+        set_error(call, "out of memory");
+        fail_later(call);
+        return;
+    }
+    if (uv_tcp_init(client->loop, &conn->tcp) != 0) {
+        free(conn);
+        set_error(call, "cannot create a socket");
+        fail_later(call);
+        return;
+    }
+    client->n_conns++;
+    conn->client = client;
+    conn->origin = o;
+    conn->call = call;
+    conn->creq.data = conn;
+    call->conn = conn;
+    int rc = uv_tcp_connect(&conn->creq, &conn->tcp, (const struct sockaddr *)&o->addrs[call->addr_index],
+                            on_connected);
+    if (rc != 0) {
+        snprintf(call->error, sizeof(call->error), "cannot connect to %s: %s", o->authority, uv_strerror(rc));
+        conn_close(conn);
+        call->conn = NULL;
+        fail_later(call);
+    }
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    resolve_t *r = (resolve_t *)req;
+    telex_http_call_t *call = r->call;
+    free(r);
+    if (call == NULL) {
+        if (res != NULL)
+            uv_freeaddrinfo(res);
+        return;
+    }
+    call->resolve = NULL;
+    origin_t *o = call->origin;
+    if (status == 0) {
+        o->n_addrs = 0;
+        for (struct addrinfo *a = res; a != NULL && o->n_addrs < MAX_ADDRS; a = a->ai_next) {
+            if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) || a->ai_addrlen > sizeof(o->addrs[0]))
+                continue;
+            memcpy(&o->addrs[o->n_addrs], a->ai_addr, a->ai_addrlen);
+            o->addrlens[o->n_addrs] = (socklen_t)a->ai_addrlen;
+            o->n_addrs++;
+        }
+        o->resolved_at = uv_now(call->client->loop);
+    }
+    if (res != NULL)
+        uv_freeaddrinfo(res);
+    if (status != 0 || o->n_addrs == 0) {
+        snprintf(call->error, sizeof(call->error), "cannot resolve %s: %s", o->host,
+                 status != 0 ? uv_strerror(status) : "no IPv4 or IPv6 address");
+        fail(call, 0);
+        return;
+    }
+    call->addr_index = 0;
+    try_address(call);
+}
+
+/* A new connection for call: resolve (or use the cached addresses), connect,
+ * handshake, send. The connect deadline covers all of it. */
+static void connect_new(telex_http_call_t *call)
+{
+    telex_http_client_t *client = call->client;
+    origin_t *o = call->origin;
+    call->phase = P_CONNECT;
+    call->addr_index = 0;
+    uint64_t now = uv_now(client->loop);
+    waiting_add(call, now + (uint64_t)call->connect_timeout_ms);
+    if (o->numeric || (o->n_addrs > 0 && now - o->resolved_at < DNS_TTL_MS)) {
+        try_address(call);
+        return;
+    }
+    resolve_t *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        set_error(call, "out of memory");
+        fail_later(call);
+        return;
+    }
+    r->call = call;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", o->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+    int rc = uv_getaddrinfo(client->loop, &r->req, on_resolved, o->host, port, &hints);
+    if (rc != 0) {
+        free(r);
+        snprintf(call->error, sizeof(call->error), "cannot resolve %s: %s", o->host, uv_strerror(rc));
+        fail_later(call);
+        return;
+    }
+    call->resolve = r;
+}
+
+/* ------------------------------------------------------------ origins */
+
+static origin_t *find_origin(telex_http_client_t *client, int tls, const char *host, size_t host_len, uint16_t port,
+                             const char *authority, size_t authority_len)
+{
+    for (origin_t *o = client->origins; o != NULL; o = o->next)
+        if (o->tls == tls && o->port == port && strlen(o->host) == host_len && memcmp(o->host, host, host_len) == 0 &&
+            strlen(o->authority) == authority_len && memcmp(o->authority, authority, authority_len) == 0)
+            return o;
+    origin_t *o = calloc(1, sizeof(*o));
+    if (o == NULL || (o->host = strndup(host, host_len)) == NULL ||
+        (o->authority = strndup(authority, authority_len)) == NULL) {
+        if (o != NULL)
+            free(o->host);
+        free(o);
+        return NULL;
+    }
+    o->tls = tls;
+    o->port = port;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&o->addrs[0];
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&o->addrs[0];
+    if (inet_pton(AF_INET, o->host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        o->addrlens[0] = sizeof(*v4);
+        o->n_addrs = 1;
+        o->numeric = 1;
+    } else if (inet_pton(AF_INET6, o->host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        o->addrlens[0] = sizeof(*v6);
+        o->n_addrs = 1;
+        o->numeric = 1;
+    }
+    o->next = client->origins;
+    client->origins = o;
+    return o;
+}
+
+/* One context per https origin: h2o 2.2 checks the chain (SSL_VERIFY_PEER)
+ * but not that the certificate names the host, so OpenSSL is told the
+ * expected name (or IP address) and fails the handshake otherwise. */
+static int origin_tls(origin_t *o)
+{
+    if (o->ssl_ctx != NULL)
+        return 0;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return -1;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_default_verify_paths(ctx); /* the system's store; SSL_CERT_FILE / SSL_CERT_DIR */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    int ok = o->numeric ? X509_VERIFY_PARAM_set1_ip_asc(param, o->host) : X509_VERIFY_PARAM_set1_host(param, o->host, 0);
+    if (ok != 1) {
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    o->ssl_ctx = ctx;
+    return 0;
+}
+
+/* ------------------------------------------------------------ the API */
 
 telex_http_client_t *telex_http_client_new(uv_loop_t *loop)
 {
@@ -198,168 +1059,150 @@ telex_http_client_t *telex_http_client_new(uv_loop_t *loop)
     if (client == NULL)
         return NULL;
     client->loop = loop;
-    client->reuse_limit = TELEX_HTTP_REUSE_LIMIT;
-    if ((client->multi = curl_multi_init()) == NULL) {
-        free(client);
-        return NULL;
-    }
+    client->idle_limit = TELEX_HTTP_IDLE_LIMIT;
+    client->idle_timeout_ms = TELEX_HTTP_IDLE_TIMEOUT_MS;
     uv_timer_init(loop, &client->timer);
     client->timer.data = client;
-    curl_multi_setopt(client->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(client->multi, CURLMOPT_SOCKETDATA, client);
-    curl_multi_setopt(client->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(client->multi, CURLMOPT_TIMERDATA, client);
+    uv_unref((uv_handle_t *)&client->timer); /* idle connections alone do not keep a loop running */
     return client;
 }
 
-void telex_http_client_set_reuse_limit(telex_http_client_t *client, size_t calls)
+void telex_http_client_set_idle_limit(telex_http_client_t *client, size_t connections)
 {
-    client->reuse_limit = calls;
+    client->idle_limit = connections;
 }
 
-static void on_client_timer_closed(uv_handle_t *handle)
+void telex_http_client_set_idle_timeout(telex_http_client_t *client, long ms)
+{
+    client->idle_timeout_ms = ms > 0 ? (uint64_t)ms : 1;
+}
+
+void telex_http_client_get_stats(const telex_http_client_t *client, telex_http_client_stats_t *out)
+{
+    *out = client->stats;
+}
+
+static void on_timer_closed(uv_handle_t *handle)
 {
     telex_http_client_t *client = handle->data;
-    curl_multi_cleanup(client->multi);
-    free(client);
+    client->timer_closed = 1;
+    maybe_free_client(client);
 }
 
 void telex_http_client_free(telex_http_client_t *client)
 {
     if (client == NULL)
         return;
-    while (client->calls != NULL)
+    client->freeing = 1;
+    while (client->calls != NULL) {
+        client->calls->cancelled = 1;
         free_call(client->calls);
+    }
+    for (origin_t *o = client->origins; o != NULL; o = o->next)
+        while (o->idle_head != NULL)
+            conn_close(o->idle_head);
     uv_timer_stop(&client->timer);
-    uv_close((uv_handle_t *)&client->timer, on_client_timer_closed);
+    uv_close((uv_handle_t *)&client->timer, on_timer_closed);
 }
 
-/* Status line and headers. curl calls this for every response, including
- * 1xx and redirects; only the final response's blank line reports. */
-static size_t header_cb(char *data, size_t size, size_t nitems, void *userp)
+/* Header names the client writes itself (framing and routing). */
+static int reserved_header(const char *h)
 {
-    telex_http_call_t *call = userp;
-    size_t len = size * nitems;
-    if (call->cancelled)
-        return len; /* doomed: let curl read on, report nothing */
-    if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
-        call->content_type[0] = '\0';
-        call->retry_after[0] = '\0';
-        const char *sp = memchr(data, ' ', len);
-        call->status = sp != NULL ? strtol(sp + 1, NULL, 10) : 0;
-        return len;
-    }
-    if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
-        if (call->status >= 200 && !call->responded) {
-            call->responded = 1;
-            call->in_callback = 1;
-            call->handlers.on_response(call->user, call->status, call->content_type, call->retry_after);
-            call->in_callback = 0;
-        }
-        return len;
-    }
-    const char *colon = memchr(data, ':', len);
-    if (colon == NULL)
-        return len;
-    size_t name_len = (size_t)(colon - data);
-    const char *value = colon + 1;
-    const char *end = data + len;
-    while (value < end && (*value == ' ' || *value == '\t'))
-        value++;
-    while (end > value && isspace((unsigned char)end[-1]))
-        end--;
-    size_t value_len = (size_t)(end - value);
-    char *dst = NULL;
-    size_t cap = 0;
-    if (name_len == 12 && strncasecmp(data, "content-type", 12) == 0) {
-        dst = call->content_type;
-        cap = sizeof(call->content_type);
-    } else if (name_len == 11 && strncasecmp(data, "retry-after", 11) == 0) {
-        dst = call->retry_after;
-        cap = sizeof(call->retry_after);
-    }
-    if (dst != NULL) {
-        if (value_len >= cap)
-            value_len = cap - 1;
-        memcpy(dst, value, value_len);
-        dst[value_len] = '\0';
-    }
-    return len;
+    static const char *const names[] = {"host:", "content-length:", "transfer-encoding:", "connection:"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strncasecmp(h, names[i], strlen(names[i])) == 0)
+            return 1;
+    return 0;
 }
 
-static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
+static char *build_request(const h2o_url_t *url, const telex_http_request_t *request, size_t *out_len)
 {
-    telex_http_call_t *call = userp;
-    size_t len = size * nmemb;
-    if (call->cancelled)
-        return len; /* doomed: discarded */
-    call->in_callback = 1;
-    if (!call->responded) { /* a body without a final header block cannot happen, but be safe */
-        call->responded = 1;
-        call->handlers.on_response(call->user, call->status, call->content_type, call->retry_after);
+    size_t len = 128 + url->path.len + url->authority.len + request->body_len;
+    for (const char *const *h = request->headers; h != NULL && *h != NULL; h++) {
+        if (strpbrk(*h, "\r\n") != NULL || strchr(*h, ':') == NULL)
+            return NULL;
+        len += strlen(*h) + 2;
     }
-    if (!call->cancelled)
-        call->handlers.on_body(call->user, data, len);
-    call->in_callback = 0;
-    return len;
+    char *buf = malloc(len);
+    if (buf == NULL)
+        return NULL;
+    const char *path = url->path.len > 0 ? url->path.base : "/";
+    int path_len = url->path.len > 0 ? (int)url->path.len : 1;
+    size_t n = (size_t)snprintf(buf, len, "%s %.*s HTTP/1.1\r\nHost: %.*s\r\n", request->body != NULL ? "POST" : "GET",
+                                path_len, path, (int)url->authority.len, url->authority.base);
+    for (const char *const *h = request->headers; h != NULL && *h != NULL; h++) {
+        if (reserved_header(*h))
+            continue;
+        size_t hl = strlen(*h);
+        memcpy(buf + n, *h, hl);
+        memcpy(buf + n + hl, "\r\n", 2);
+        n += hl + 2;
+    }
+    if (request->body != NULL)
+        n += (size_t)snprintf(buf + n, len - n, "Content-Length: %zu\r\n", request->body_len);
+    memcpy(buf + n, "\r\n", 2);
+    n += 2;
+    if (request->body != NULL) {
+        memcpy(buf + n, request->body, request->body_len);
+        n += request->body_len;
+    }
+    *out_len = n;
+    return buf;
 }
 
 telex_http_call_t *telex_http_call_start(telex_http_client_t *client, const telex_http_request_t *request,
                                          const telex_http_call_handlers_t *handlers, void *user)
 {
+    if (client->freeing || request->url == NULL)
+        return NULL;
+    h2o_url_t url;
+    if (h2o_url_parse(request->url, strlen(request->url), &url) != 0)
+        return NULL;
+    int tls = url.scheme == &H2O_URL_SCHEME_HTTPS;
+    if (!tls && url.scheme != &H2O_URL_SCHEME_HTTP)
+        return NULL;
+    const char *host = url.host.base;
+    size_t host_len = url.host.len;
+    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+        host++;
+        host_len -= 2;
+    }
+    if (host_len == 0)
+        return NULL;
     telex_http_call_t *call = calloc(1, sizeof(*call));
     if (call == NULL)
         return NULL;
-    call->client = client;
-    call->handlers = *handlers;
-    call->user = user;
-    if ((call->easy = curl_easy_init()) == NULL) {
+    if ((call->request = build_request(&url, request, &call->request_len)) == NULL ||
+        (call->origin = find_origin(client, tls, host, host_len, h2o_url_get_port(&url), url.authority.base,
+                                    url.authority.len)) == NULL ||
+        (tls && origin_tls(call->origin) != 0)) {
+        free(call->request);
         free(call);
         return NULL;
     }
-    for (const char *const *h = request->headers; h != NULL && *h != NULL; h++) {
-        struct curl_slist *next = curl_slist_append(call->headers, *h);
-        if (next == NULL)
-            goto fail;
-        call->headers = next;
-    }
-    CURL *e = call->easy;
-    curl_easy_setopt(e, CURLOPT_URL, request->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, call);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, call);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->error);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    if (client->n_calls >= client->reuse_limit) {
-        /* neither look for a connection nor keep this one: idle connections
-         * then come only from calls below the limit, so there are at most
-         * about reuse_limit of them (each holds a file descriptor) */
-        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-    }
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, request->connect_timeout_ms > 0 ? request->connect_timeout_ms : 10000L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (request->body != NULL) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)request->body_len);
-        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, request->body);
-    }
-    if (curl_multi_add_handle(client->multi, e) != CURLM_OK)
-        goto fail;
-    client->n_calls++;
+    call->client = client;
+    call->handlers = *handlers;
+    call->user = user;
+    call->connect_timeout_ms = request->connect_timeout_ms > 0 ? request->connect_timeout_ms
+                                                               : DEFAULT_CONNECT_TIMEOUT_MS;
     call->next = client->calls;
     if (client->calls != NULL)
         client->calls->prev = call;
     client->calls = call;
+
+    origin_t *o = call->origin;
+    if (o->idle_head != NULL) {
+        conn_t *conn = o->idle_head;
+        idle_unlink(conn);
+        conn->call = call;
+        call->conn = conn;
+        call->reused = 1;
+        client->stats.reuses++;
+        send_request(call);
+    } else {
+        connect_new(call);
+    }
     return call;
-fail:
-    curl_easy_cleanup(call->easy);
-    curl_slist_free_all(call->headers);
-    free(call);
-    return NULL;
 }
 
 void telex_http_call_pause(telex_http_call_t *call)
@@ -367,7 +1210,8 @@ void telex_http_call_pause(telex_http_call_t *call)
     if (call->paused || call->cancelled)
         return;
     call->paused = 1;
-    curl_easy_pause(call->easy, CURLPAUSE_RECV);
+    if (call->conn != NULL && call->conn->sock != NULL && call->phase != P_CONNECT)
+        h2o_socket_read_stop(call->conn->sock);
 }
 
 void telex_http_call_resume(telex_http_call_t *call)
@@ -375,14 +1219,11 @@ void telex_http_call_resume(telex_http_call_t *call)
     if (!call->paused || call->cancelled)
         return;
     call->paused = 0;
-    /* May deliver buffered data at once, through write_cb (which may cancel
-     * the call: it is then freed here, after curl returned). */
-    telex_http_client_t *client = call->client;
-    call->in_callback = 1;
-    curl_easy_pause(call->easy, CURLPAUSE_CONT);
-    call->in_callback = 0;
-    check_finished(client);
-    reap(client);
+    if (call->conn == NULL || call->conn->sock == NULL || call->phase == P_CONNECT)
+        return; /* send_request starts reading */
+    h2o_socket_read_start(call->conn->sock, on_read);
+    if (!call->processing && call->conn->sock->input->size > 0)
+        process(call); /* what waited in the buffer, now */
 }
 
 void telex_http_call_cancel(telex_http_call_t *call)
@@ -390,13 +1231,7 @@ void telex_http_call_cancel(telex_http_call_t *call)
     if (call == NULL || call->cancelled)
         return;
     call->cancelled = 1;
-    if (call->in_callback) {
-        /* inside one of its callbacks: reap (or check_finished, if curl
-         * completes the response meanwhile) frees it after curl returns */
-        call->doomed = 1;
-        call->doomed_next = call->client->doomed;
-        call->client->doomed = call;
-        return;
-    }
+    if (call->in_callback || call->processing)
+        return; /* process() or finish() frees it when the callback returns */
     free_call(call);
 }

@@ -1,16 +1,39 @@
 /*
- * upstream/http_client.h — outgoing HTTP requests on a worker's uv loop.
+ * upstream/http_client.h — outgoing HTTP/1.1 requests on a worker's uv loop.
  *
- * One curl multi handle per worker, driven by the worker's libuv loop
- * (curl_multi_socket_action on uv_poll_t, curl timers on a uv_timer_t): no
- * extra threads, no blocking. A call reports, in order: on_response once the
- * final response headers are in (status, Content-Type, Retry-After), then
- * on_body for each piece of the body as it arrives, then on_complete exactly
- * once — unless the call was cancelled, after which no callback runs.
+ * A lean streaming client built for one job: POST a request to a provider and
+ * hand the response body to the caller piece by piece, as it arrives, with as
+ * little work and memory per call as possible. It runs on the worker's libuv
+ * loop through h2o's socket layer (plain TCP, or TLS with certificate and host
+ * name verification against the system's trust store; SSL_CERT_FILE and
+ * SSL_CERT_DIR are honoured), parses the response head and the chunked (or
+ * Content-Length, or read-until-close) body itself, and keeps idle keep-alive
+ * connections per origin for the next call.
+ *
+ * A call reports, in order: on_response once the final response head is in
+ * (status, Content-Type, Retry-After), then on_body for each piece of the body
+ * as it arrives (pointers into the read buffer, valid during the call), then
+ * on_complete exactly once — unless the call was cancelled, after which no
+ * callback runs.
  *
  * Back-pressure: telex_http_call_pause stops reading from the upstream socket
- * (TCP flow control then slows the sender); telex_http_call_resume continues.
- * Callbacks may call pause and cancel on their own call.
+ * at once — bytes of the current read not yet delivered wait in the buffer —
+ * so TCP flow control slows the sender; telex_http_call_resume delivers what
+ * waits, synchronously, and reads on. Callbacks may pause, resume and cancel
+ * their own call.
+ *
+ * Connection reuse: a connection goes back to its origin's idle list when its
+ * response ended cleanly (framing complete, no stray bytes, no
+ * `Connection: close`, request fully written) — also when the call was
+ * cancelled from inside a callback if the end of the response was already in
+ * the same read (the relay cancels at `data: [DONE]`, which normally arrives
+ * with the terminating chunk). Idle connections are watched: one the server
+ * closes is dropped at once. If a reused connection fails before a single
+ * response byte arrives (the server closed it while the request was on its
+ * way), the request is sent once more on a new connection — the same rule as
+ * curl's and browsers'. A request the server has not answered at all cannot
+ * have been processed by a correct HTTP/1.1 server that closed the idle
+ * connection; docs/providers.md says what that means for billing.
  */
 #ifndef TELEX_UPSTREAM_HTTP_CLIENT_H
 #define TELEX_UPSTREAM_HTTP_CLIENT_H
@@ -30,35 +53,48 @@ typedef struct telex_http_call_handlers {
 } telex_http_call_handlers_t;
 
 typedef struct telex_http_request {
-    const char *url;
-    const char *const *headers; /* NULL-terminated "Name: value" strings */
-    const char *body;           /* POST body (copied), or NULL for GET */
+    const char *url;                /* http:// or https:// */
+    const char *const *headers;     /* NULL-terminated "Name: value" strings */
+    const char *body;               /* POST body (copied), or NULL for GET */
     size_t body_len;
-    long connect_timeout_ms;
+    long connect_timeout_ms;        /* name resolution + TCP + TLS; <= 0: 10 s */
 } telex_http_request_t;
 
 telex_http_client_t *telex_http_client_new(uv_loop_t *loop);
 
-/* Calls in flight above which a new call opens a fresh connection (closed
- * when it ends) rather than have curl search its cache for an idle one: the
- * search walks every connection to the host, so it costs O(calls in flight)
- * per call. Also bounds the idle connections kept to about this many. */
-#define TELEX_HTTP_REUSE_LIMIT 256
-void telex_http_client_set_reuse_limit(telex_http_client_t *client, size_t calls);
-/* Cancels every call still running, then frees the client once its handles
- * are closed (the loop must run a little longer). */
+/* Idle keep-alive connections kept per origin (scheme, host, port); a
+ * connection that would exceed it is closed instead. Default below. */
+#define TELEX_HTTP_IDLE_LIMIT 256
+void telex_http_client_set_idle_limit(telex_http_client_t *client, size_t connections);
+/* How long an idle connection is kept (milliseconds; default below: shorter
+ * than the keep-alive timeouts of common servers, so telex closes first). */
+#define TELEX_HTTP_IDLE_TIMEOUT_MS 20000
+void telex_http_client_set_idle_timeout(telex_http_client_t *client, long ms);
+
+/* Cancels every call still running, closes every connection, then frees the
+ * client once its handles are closed (the loop must run a little longer). */
 void telex_http_client_free(telex_http_client_t *client);
 
-/* Starts a call; returns NULL when out of memory or curl refuses the options. */
+/* Starts a call; returns NULL when out of memory or the request cannot be
+ * sent (a URL that is not http(s), a header with CR or LF in it). */
 telex_http_call_t *telex_http_call_start(telex_http_client_t *client, const telex_http_request_t *request,
                                          const telex_http_call_handlers_t *handlers, void *user);
 void telex_http_call_pause(telex_http_call_t *call);
 void telex_http_call_resume(telex_http_call_t *call);
 /* Stops the call: no callback runs after this. Outside the call's callbacks
- * the transfer is aborted (its connection closed) and the call freed at once.
- * From inside one of them, the call is freed as soon as curl returns: if the
- * response has completed by then (say `data: [DONE]` and the end of the
- * chunked body came in one read), the connection stays open for reuse. */
+ * the call is freed at once and its connection closed (unless its response
+ * had already ended). From inside one of them, the rest of the current read
+ * is still parsed (not delivered) so a response that ends there leaves its
+ * connection for reuse; then the call is freed. */
 void telex_http_call_cancel(telex_http_call_t *call);
+
+/* Counters for tests and benchmarks: connections opened, reused. */
+typedef struct telex_http_client_stats {
+    unsigned long long connects;
+    unsigned long long reuses;
+    unsigned long long retries;
+    size_t idle;
+} telex_http_client_stats_t;
+void telex_http_client_get_stats(const telex_http_client_t *client, telex_http_client_stats_t *out);
 
 #endif
