@@ -3,7 +3,7 @@
  *
  * One telex_gateway_t per process (config and counters shared by all
  * workers, read-only config after start) and one gateway_worker_t per
- * worker thread (its curl multi, its active chats). router.c maps paths to
+ * worker thread (its HTTP client, its active chats). router.c maps paths to
  * handlers; chat.c is /v1/chat/completions.
  */
 #ifndef TELEX_GATEWAY_GATEWAY_H

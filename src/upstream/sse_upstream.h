@@ -1,7 +1,7 @@
 /*
  * upstream/sse_upstream.h — the transport the HTTP provider adapters share
  * (openai.c for kinds openai and azure, anthropic.c): one HTTP call on the
- * worker's curl multi; a 2xx event stream whose every line must be an
+ * worker's HTTP client (http_client.h); a 2xx event stream whose every line must be an
  * event-stream field (data, event, id, retry), a comment or blank — a WHATWG
  * parser would skip anything else, but from a provider it means a broken
  * stream — parsed by libtelex within env->max_event_bytes; error bodies and
@@ -58,7 +58,7 @@ telex_sse_upstream_t *telex_sse_upstream_new(const telex_provider_ops_t *ops, co
                                              const telex_upstream_sink_t *sink, void *user, int stream);
 
 /* Sends the request (headers: NULL-terminated "Name: value" strings; body:
- * copied). 0, or -1 when out of memory or curl refuses: nothing was
+ * copied). 0, or -1 when out of memory or the request cannot be sent (http_client.h): nothing was
  * reported, and the caller frees the call with telex_sse_upstream_discard. */
 int telex_sse_upstream_send(telex_sse_upstream_t *u, const char *url, const char *const *headers, const char *body,
                             size_t body_len, double connect_timeout_seconds);
