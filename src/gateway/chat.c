@@ -50,7 +50,7 @@ typedef struct chat {
     telex_upstream_t *up;
     telex_stream_t *stream;
     telex_wakeup_t wake;  /* subscribers attached/left/advanced, DELETE */
-    uv_timer_t *deadline; /* commit timeout, then idle timeout */
+    uv_timer_t *deadline; /* commit timeout, then idle timeout (lazy: see touch_idle_deadline) */
     uv_timer_t *life;     /* grace without subscribers, then retention */
     int open;             /* timers and wakeup not yet released */
     int stream_mode;
@@ -80,6 +80,8 @@ typedef struct chat {
     double cost;
     int has_usage;
     uint64_t last_chunk_ns;
+    int idle_armed;          /* the deadline timer runs as the idle timeout */
+    uint64_t idle_from_ms;   /* uv_now() the idle timeout counts from (the last chunk) */
     char method[16];
     char path[128];
     char model_name[128];
@@ -347,9 +349,36 @@ static void end_with_error_event(chat_t *c, const char *type, const char *code, 
 
 static void on_deadline(uv_timer_t *timer);
 
-static void restart_deadline(chat_t *c, double seconds)
+static uint64_t idle_timeout_ms(chat_t *c)
 {
+    return (uint64_t)(c->gw->gateway->config->streaming.idle_timeout_seconds * 1000);
+}
+
+/* The commit timeout (a stream not yet committed). */
+static void start_commit_deadline(chat_t *c, double seconds)
+{
+    c->idle_armed = 0;
     uv_timer_start(c->deadline, on_deadline, (uint64_t)(seconds * 1000), 0);
+}
+
+/* (Re)starts the idle timeout, counting from now. */
+static void restart_idle_deadline(chat_t *c)
+{
+    c->idle_armed = 1;
+    c->idle_from_ms = uv_now(c->deadline->loop);
+    uv_timer_start(c->deadline, on_deadline, idle_timeout_ms(c), 0);
+}
+
+/* The provider sent something: the idle timeout counts from now. Lazy, as
+ * this runs for every chunk: the running timer is left alone (no timer-heap
+ * update per event) and on_deadline re-arms it for the remainder when it
+ * fires before the provider has really been silent for idle_timeout. */
+static void touch_idle_deadline(chat_t *c)
+{
+    if (c->idle_armed && uv_is_active((uv_handle_t *)c->deadline))
+        c->idle_from_ms = uv_now(c->deadline->loop);
+    else
+        restart_idle_deadline(c);
 }
 
 /* The original request becomes the first subscriber. */
@@ -401,7 +430,7 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk)
                                   (double)(now_ns - c->last_chunk_ns) / 1e9);
     }
     c->last_chunk_ns = now_ns;
-    restart_deadline(c, c->gw->gateway->config->streaming.idle_timeout_seconds);
+    touch_idle_deadline(c);
     if (chunk != NULL) {
         telex_usage_estimator_chunk(&c->est, chunk);
     } else {
@@ -527,7 +556,7 @@ static void on_failure(void *user, const telex_upstream_failure_t *f)
         /* the next provider gets its own idle_timeout (before commit, a stream's
          * deadline is still the commit timeout, which is about the client) */
         if (!c->stream_mode || c->committed)
-            restart_deadline(c, c->gw->gateway->config->streaming.idle_timeout_seconds);
+            restart_idle_deadline(c);
         start_route(c);
         return;
     }
@@ -578,13 +607,21 @@ static void on_deadline(uv_timer_t *timer)
     if (c->finished)
         return;
     const telex_streaming_config_t *s = &c->gw->gateway->config->streaming;
+    if (c->idle_armed) {
+        /* Chunks since the timer was armed moved the deadline (lazily). */
+        uint64_t limit = idle_timeout_ms(c), quiet = uv_now(timer->loop) - c->idle_from_ms;
+        if (quiet < limit) {
+            uv_timer_start(timer, on_deadline, limit - quiet, 0);
+            return;
+        }
+    }
     if (!c->committed && c->stream_mode) {
         /* commit_timeout: answer with headers now, keep waiting for data. */
         if (commit(c) != 0) {
             fail_commit(c);
             return;
         }
-        restart_deadline(c, s->idle_timeout_seconds);
+        restart_idle_deadline(c);
         return;
     }
     char msg[160];
@@ -629,7 +666,7 @@ static void on_wake(telex_wakeup_t *w)
         if (telex_log_retained(c->stream->log) < c->resume_below) {
             c->paused = 0;
             atomic_store(&c->stream->wants_acks, 0);
-            restart_deadline(c, c->gw->gateway->config->streaming.idle_timeout_seconds);
+            restart_idle_deadline(c);
             telex_upstream_resume(c->up);
         }
     }
@@ -826,7 +863,10 @@ int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *bod
 
     /* A stream commits at commit_timeout, then idles out; a plain request
      * has no commit: its provider may stay silent for idle_timeout (504). */
-    restart_deadline(c, c->stream_mode ? cfg->streaming.commit_timeout_seconds : cfg->streaming.idle_timeout_seconds);
+    if (c->stream_mode)
+        start_commit_deadline(c, cfg->streaming.commit_timeout_seconds);
+    else
+        restart_idle_deadline(c);
     start_route(c);
     return 0;
 }

@@ -31,6 +31,7 @@ typedef struct subscriber {
     int release_as_acked;
     int open; /* things that must end before free: keepalive timer, queued wakeup */
     uv_timer_t *keepalive;
+    uint64_t last_write_ms; /* uv_now() of the last write of events: silence counts from here */
     size_t prefix_len; /* bytes of `prefix` still to send before the log's */
     char prefix[40];   /* "retry: N" for a response that starts after event 1 */
 } subscriber_t;
@@ -57,7 +58,7 @@ static void on_wakeup_retired(telex_wakeup_t *w)
     maybe_free(H2O_STRUCT_FROM_MEMBER(subscriber_t, sub.wake, w));
 }
 
-static void restart_keepalive(subscriber_t *s);
+static void note_write(subscriber_t *s);
 
 static void send_final(subscriber_t *s, h2o_send_state_t state)
 {
@@ -108,7 +109,7 @@ static void pump(subscriber_t *s)
         uv_timer_stop(s->keepalive);
     } else {
         s->writing = 1;
-        restart_keepalive(s);
+        note_write(s);
     }
     h2o_send(s->req, vecs, nvecs, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
@@ -118,9 +119,21 @@ static void on_wake(telex_wakeup_t *w)
     pump(H2O_STRUCT_FROM_MEMBER(subscriber_t, sub.wake, w));
 }
 
+static uint64_t keepalive_ms(subscriber_t *s)
+{
+    return (uint64_t)(s->gw->gateway->config->streaming.keepalive_seconds * 1000);
+}
+
 static void on_keepalive(uv_timer_t *timer)
 {
     subscriber_t *s = timer->data;
+    /* Writes since the timer was armed moved the silence's start (lazily):
+     * wait for the rest of it, then keep the period from there. */
+    uint64_t period = keepalive_ms(s), quiet = uv_now(timer->loop) - s->last_write_ms;
+    if (quiet < period) {
+        uv_timer_start(timer, on_keepalive, period - quiet, period);
+        return;
+    }
     if (s->req == NULL || s->writing || s->ended)
         return;
     s->writing = 1;
@@ -129,9 +142,19 @@ static void on_keepalive(uv_timer_t *timer)
     h2o_send(s->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
 }
 
-static void restart_keepalive(subscriber_t *s)
+/* Events were written: the next keep-alive comes after keepalive_seconds
+ * of silence from now. Lazy, as this runs for every write: the repeating
+ * timer keeps running (no timer-heap update per event) and on_keepalive
+ * re-arms it for the remainder when it fires early. */
+static void note_write(subscriber_t *s)
 {
-    uint64_t ms = (uint64_t)(s->gw->gateway->config->streaming.keepalive_seconds * 1000);
+    s->last_write_ms = uv_now(s->keepalive->loop);
+}
+
+static void start_keepalive(subscriber_t *s)
+{
+    uint64_t ms = keepalive_ms(s);
+    s->last_write_ms = uv_now(s->keepalive->loop);
     if (ms > 0)
         uv_timer_start(s->keepalive, on_keepalive, ms, ms);
 }
@@ -240,7 +263,7 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
         gw->subscribers->prev = s;
     gw->subscribers = s;
     gw->n_subscribers++;
-    restart_keepalive(s);
+    start_keepalive(s);
     pump(s);
     return 0;
 }
