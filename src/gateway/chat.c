@@ -416,7 +416,10 @@ static void fail_commit(chat_t *c)
 
 /* ------------------------------------------------------------ upstream sink */
 
-static void on_chunk(void *user, const char *data, size_t len, json_t *chunk)
+/* facts: util/json_scan.h's facts about data when the adapter has scanned
+ * it (NULL: not scanned). */
+static void on_scanned_chunk(void *user, const char *data, size_t len, json_t *chunk,
+                             const telex_json_facts_t *facts)
 {
     chat_t *c = user;
     if (c->finished)
@@ -434,11 +437,14 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk)
     if (chunk != NULL) {
         telex_usage_estimator_chunk(&c->est, chunk);
     } else {
-        /* a validated chunk without usage or error: count its text */
-        telex_json_facts_t facts;
-        if (telex_json_scan_object(data, len, &facts) == 0) {
-            c->est.completion_bytes += facts.completion_bytes;
-            c->est.reasoning_bytes += facts.reasoning_bytes;
+        /* a validated chunk without usage or error: count its text (from
+         * the adapter's scan when it made one, else scanning it here) */
+        telex_json_facts_t own;
+        if (facts == NULL && telex_json_scan_object(data, len, &own) == 0)
+            facts = &own;
+        if (facts != NULL) {
+            c->est.completion_bytes += facts->completion_bytes;
+            c->est.reasoning_bytes += facts->reasoning_bytes;
         }
     }
     json_t *usage = json_object_get(chunk, "usage");
@@ -479,6 +485,11 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk)
         return;
     }
     regulate(c);
+}
+
+static void on_chunk(void *user, const char *data, size_t len, json_t *chunk)
+{
+    on_scanned_chunk(user, data, len, chunk, NULL);
 }
 
 static void on_done(void *user)
@@ -599,7 +610,7 @@ static void on_response(void *user, int status, const char *body, size_t len)
     finish(c, "ok");
 }
 
-static const telex_upstream_sink_t sink = {on_chunk, on_done, on_failure, on_response};
+static const telex_upstream_sink_t sink = {on_chunk, on_done, on_failure, on_response, on_scanned_chunk};
 
 static void on_deadline(uv_timer_t *timer)
 {

@@ -31,6 +31,7 @@
 
 #include "config/config.h"
 #include "upstream/http_client.h"
+#include "util/json_scan.h"
 
 typedef enum telex_upstream_failure_kind {
     TELEX_UPSTREAM_CONNECT,     /* could not connect (DNS, refused, TLS) */
@@ -60,6 +61,15 @@ typedef struct telex_upstream_sink {
     void (*on_done)(void *user);
     void (*on_failure)(void *user, const telex_upstream_failure_t *failure);
     void (*on_response)(void *user, int status, const char *body, size_t len);
+    /* on_chunk from an adapter that has already scanned data with
+     * telex_json_scan_object (openai.c, for every chunk): facts is the
+     * scan's result (borrowed, never NULL), so the sink does not scan the
+     * same bytes again. Optional: NULL makes such adapters call on_chunk.
+     * (One callback with a facts argument that may be NULL would be
+     * simpler; on_chunk keeps its signature while sse_upstream.c, which
+     * calls it, is being reworked.) */
+    void (*on_scanned_chunk)(void *user, const char *data, size_t len, json_t *chunk,
+                             const telex_json_facts_t *facts);
 } telex_upstream_sink_t;
 
 /* What a worker lends to every upstream call. */
