@@ -2,9 +2,16 @@
  * stream/log.c — segmented append-only event log. See log.h.
  *
  * Segments form a singly linked list from the oldest retained one to the
- * one being filled. Each is allocated with room for at least SEGMENT_SIZE
- * bytes (or the one event that is larger), and is filled up to `len`; bytes
- * below `len` are immutable. The event table holds, for every retained
+ * one being filled, and each is filled up to `len`; bytes below `len` are
+ * immutable. Sizes grow geometrically with what the log retains: a new
+ * segment is a SEGMENT_MIN, 2x, 4x ... SEGMENT_MAX allocation, the smallest
+ * that holds the retained bytes plus the new event (or exactly the one
+ * event that is larger). So a log that keeps its history (resume) grows 1,
+ * 2, 4, 8, 8 ... KiB, while a log whose reader keeps up (resume off: bytes
+ * are released as soon as they are written) stays at one 1 KiB segment,
+ * reused from its start whenever the reader has passed all of it; a larger
+ * segment that was passed entirely is freed instead, so a burst does not
+ * leave a big segment behind. The event table holds, for every retained
  * event, the position where it ends, so resuming after event n is a lookup.
  */
 #include "stream/log.h"
@@ -14,8 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SEGMENT_SIZE 8192
-
 typedef struct segment {
     struct segment *next;
     uint64_t start; /* position of data[0] */
@@ -24,13 +29,20 @@ typedef struct segment {
     char data[];
 } segment_t;
 
+/* Allocation sizes of a segment, header included. */
+#define SEGMENT_MIN 1024
+#define SEGMENT_MAX 8192
+/* Entries of the first event table (doubles as needed). */
+#define EVENTS_MIN 16
+
 struct telex_log {
     pthread_mutex_t lock;
     segment_t *head; /* oldest retained */
     segment_t *tail; /* being filled */
-    uint64_t start;  /* position of head->data[0] */
+    uint64_t start;  /* oldest retained position: head->start (end when there is no segment) */
     uint64_t end;
     size_t retained;
+    size_t segment_bytes; /* allocated for segments, headers included */
     size_t max_bytes;
     uint64_t *event_end; /* event_end[i] = end of event first_event + i */
     size_t n_events;     /* retained entries in event_end */
@@ -69,7 +81,7 @@ void telex_log_free(telex_log_t *log)
 static int remember_event(telex_log_t *log, uint64_t end)
 {
     if (log->n_events == log->events_cap) {
-        size_t cap = log->events_cap ? log->events_cap * 2 : 64;
+        size_t cap = log->events_cap ? log->events_cap * 2 : EVENTS_MIN;
         uint64_t *p = realloc(log->event_end, cap * sizeof(*p));
         if (p == NULL)
             return -ENOMEM;
@@ -78,6 +90,16 @@ static int remember_event(telex_log_t *log, uint64_t end)
     }
     log->event_end[log->n_events++] = end;
     return 0;
+}
+
+/* Room in the smallest segment allocation (SEGMENT_MIN, doubling up to
+ * SEGMENT_MAX) that holds `want` bytes. */
+static size_t segment_cap(size_t want)
+{
+    size_t alloc = SEGMENT_MIN;
+    while (alloc - sizeof(segment_t) < want && alloc < SEGMENT_MAX)
+        alloc *= 2;
+    return alloc - sizeof(segment_t);
 }
 
 int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len)
@@ -94,12 +116,15 @@ int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len)
     }
     segment_t *t = log->tail;
     if (t == NULL || t->cap - t->len < len) {
-        size_t cap = len > SEGMENT_SIZE ? len : SEGMENT_SIZE;
+        size_t cap = segment_cap(log->retained + len);
+        if (cap < len)
+            cap = len;
         segment_t *s = malloc(sizeof(*s) + cap);
         if (s == NULL) {
             rc = -ENOMEM;
             goto out;
         }
+        log->segment_bytes += sizeof(*s) + cap;
         s->next = NULL;
         s->start = log->end;
         s->len = 0;
@@ -145,6 +170,7 @@ LOCKED_GETTER(uint64_t, telex_log_end, log->end)
 LOCKED_GETTER(uint64_t, telex_log_events, log->total_events)
 LOCKED_GETTER(uint64_t, telex_log_start, log->start)
 LOCKED_GETTER(size_t, telex_log_retained, log->retained)
+LOCKED_GETTER(size_t, telex_log_allocated, sizeof(*log) + log->segment_bytes + log->events_cap * sizeof(uint64_t))
 
 int telex_log_position_after(telex_log_t *log, uint64_t seq, uint64_t *pos)
 {
@@ -198,15 +224,24 @@ void telex_log_release_before(telex_log_t *log, uint64_t pos)
         log->head = s->next;
         log->start = s->next->start;
         log->retained -= s->len;
+        log->segment_bytes -= sizeof(*s) + s->cap;
         free(s);
     }
-    /* The segment being filled is dropped only when fully passed, and then
-     * reused from its beginning. */
+    /* The segment being filled is dropped only when fully passed: a
+     * smallest one is then reused from its beginning, a larger one freed
+     * (the next append sizes a new one by what is retained then). */
     if (log->head != NULL && log->head == log->tail && log->head->start + log->head->len <= pos) {
-        log->retained -= log->head->len;
-        log->head->start += log->head->len;
-        log->head->len = 0;
-        log->start = log->head->start;
+        segment_t *s = log->head;
+        log->retained -= s->len;
+        log->start = s->start + s->len;
+        if (s->cap > segment_cap(0)) {
+            log->segment_bytes -= sizeof(*s) + s->cap;
+            free(s);
+            log->head = log->tail = NULL;
+        } else {
+            s->start = log->start;
+            s->len = 0;
+        }
     }
     /* Forget the end positions of events that are now gone entirely. */
     size_t drop = 0;

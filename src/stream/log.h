@@ -15,6 +15,9 @@
  * Memory is bounded: appends beyond `max_bytes` of retained bytes fail with
  * -ENOSPC until the owner drops segments every subscriber has passed
  * (telex_log_release_before). Dropped events can no longer be resumed from.
+ * Segments start small (1 KiB) and grow with what the log retains (up to
+ * 8 KiB, or one larger event), so a log whose reader keeps up and releases
+ * what it wrote holds about 1 KiB.
  *
  * Thread safety: all functions may be called from any thread; a mutex guards
  * the metadata (never held across I/O). Segment bytes below the end position
@@ -50,6 +53,9 @@ uint64_t telex_log_events(telex_log_t *log);
 uint64_t telex_log_start(telex_log_t *log);
 /* Bytes currently retained. */
 size_t telex_log_retained(telex_log_t *log);
+/* Bytes of memory the log holds (segments, their headers, the event table,
+ * itself; not malloc's own overhead). */
+size_t telex_log_allocated(telex_log_t *log);
 
 /* Where to send from to resume after event `seq` (0 = from the start).
  * Returns 0, -ENOENT if that event was dropped, -ERANGE if it does not

@@ -125,12 +125,42 @@ static void test_attach_races_release(void **state)
     telex_stream_unref(r.s);
 }
 
+/* Releasing behind subscribers that keep up leaves the log one small
+ * segment (1 KiB), not a large one, however long the answer; with two
+ * subscribers the slower one decides. */
+static void test_release_behind_readers_keeps_the_log_small(void **state)
+{
+    (void)state;
+    telex_stream_t *s = telex_stream_new(0);
+    telex_stream_sub_t a = {0}, b = {0};
+    assert_int_equal(telex_stream_attach_from(s, &a, 0), 0);
+    assert_int_equal(telex_stream_attach_from(s, &b, 0), 0);
+    size_t most = 0;
+    for (int i = 1; i <= 5000; i++) {
+        append_n(s, 1);
+        uint64_t end = telex_log_end(s->log);
+        atomic_store(&a.acked, end);
+        atomic_store(&b.acked, i % 4 == 0 ? end - EVENT_LEN : end); /* b lags an event now and then */
+        telex_stream_release_acked(s);
+        size_t now = telex_log_allocated(s->log);
+        if (now > most)
+            most = now;
+    }
+    assert_true(telex_log_retained(s->log) <= EVENT_LEN);
+    /* the log itself, its event table (16 entries) and at most two 1 KiB segments */
+    assert_true(most <= 256 + 16 * sizeof(uint64_t) + 2 * 1024);
+    telex_stream_detach(s, &a);
+    telex_stream_detach(s, &b);
+    telex_stream_unref(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attach_from_a_dropped_position_is_refused),
         cmocka_unit_test(test_release_keeps_what_an_attached_subscriber_needs),
         cmocka_unit_test(test_attach_races_release),
+        cmocka_unit_test(test_release_behind_readers_keeps_the_log_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

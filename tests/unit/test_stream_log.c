@@ -146,7 +146,7 @@ static void test_release_of_small_events_keeps_resume_points(void **state)
 {
     telex_log_t *log = telex_log_new(0);
     for (int i = 0; i < 1000; i++)
-        telex_log_append(log, "data: 0123456789\n\n", 18); /* 18000 bytes, 3 segments */
+        telex_log_append(log, "data: 0123456789\n\n", 18); /* 18000 bytes, 5 segments */
     uint64_t end = telex_log_end(log);
     telex_log_release_before(log, 9000);
     uint64_t start = telex_log_start(log);
@@ -182,6 +182,100 @@ static void test_finish_refuses_appends(void **state)
     telex_log_free(log);
 }
 
+/* Allocation sizes (headers included) in log.c: segments grow 1, 2, 4, 8 KiB. */
+#define SEG_MIN 1024
+#define SEG_MAX 8192
+
+static void test_segments_start_small_and_grow_geometrically(void **state)
+{
+    telex_log_t *log = telex_log_new(0);
+    size_t empty = telex_log_allocated(log);
+    telex_log_append(log, "data: 0123456789\n\n", 18);
+    /* one small segment (and the event table), not 8 KiB */
+    assert_true(telex_log_allocated(log) - empty <= SEG_MIN + 16 * sizeof(uint64_t));
+    for (int i = 1; i < 2000; i++)
+        telex_log_append(log, "data: 0123456789\n\n", 18); /* 36000 bytes kept: nothing released */
+    struct iovec v[64];
+    uint64_t to;
+    int n = telex_log_read(log, 0, v, 64, &to);
+    assert_int_equal(to, 36000);
+    /* each iovec is one segment, filled to within one event of its room */
+    size_t expect[] = {SEG_MIN, 2 * SEG_MIN, 4 * SEG_MIN, SEG_MAX, SEG_MAX};
+    for (int i = 0; i < n - 1; i++) {
+        size_t alloc = i < 5 ? expect[i] : SEG_MAX;
+        assert_true(v[i].iov_len <= alloc - 32);
+        assert_true(v[i].iov_len > alloc - 64 - 18);
+        assert_int_equal(v[i].iov_len % 18, 0);
+    }
+    assert_int_equal(n, 7); /* 1 + 2 + 4 + 3 x 8 KiB + the rest of the 36000 bytes */
+    /* everything allocated is about what is retained (segment headers and
+     * the tail's free room aside) */
+    assert_true(telex_log_allocated(log) < 36000 + SEG_MAX + 4096 * sizeof(uint64_t));
+    telex_log_free(log);
+}
+
+/* A log whose one reader writes and releases as it goes (resume off) holds
+ * one small segment, whether the reader keeps up exactly or lags by an
+ * event now and then. */
+static void test_released_as_written_stays_small(void **state)
+{
+    telex_log_t *log = telex_log_new(0);
+    static char ev[300];
+    memset(ev, 'e', sizeof(ev));
+    uint64_t acked = 0;
+    size_t most = 0;
+    for (int i = 1; i <= 10000; i++) {
+        assert_int_equal(telex_log_append(log, ev, sizeof(ev)), i);
+        /* every third event, the write in flight still holds the one before */
+        uint64_t pos = i % 3 == 0 ? telex_log_end(log) - sizeof(ev) : telex_log_end(log);
+        if (pos > acked)
+            acked = pos;
+        telex_log_release_before(log, acked);
+        size_t a = telex_log_allocated(log);
+        if (a > most)
+            most = a;
+    }
+    size_t empty_log = telex_log_allocated(log) - SEG_MIN - 16 * sizeof(uint64_t);
+    /* at most two small segments at a time, never a big one */
+    assert_true(most - empty_log <= 2 * SEG_MIN + 16 * sizeof(uint64_t));
+    telex_log_release_before(log, telex_log_end(log));
+    assert_int_equal(telex_log_retained(log), 0);
+    assert_true(telex_log_allocated(log) - empty_log <= SEG_MIN + 16 * sizeof(uint64_t));
+    telex_log_free(log);
+}
+
+/* A reader that fell behind makes the log grow to big segments; once it has
+ * caught up and released everything, the log is small again. */
+static void test_big_segments_go_once_passed(void **state)
+{
+    telex_log_t *log = telex_log_new(0);
+    size_t empty = telex_log_allocated(log);
+    static char ev[250];
+    memset(ev, 'e', sizeof(ev));
+    for (int i = 0; i < 400; i++) /* 100 KB behind */
+        telex_log_append(log, ev, sizeof(ev));
+    assert_true(telex_log_allocated(log) > 100000);
+    uint64_t end = telex_log_end(log);
+    telex_log_release_before(log, end);
+    assert_int_equal(telex_log_retained(log), 0);
+    assert_int_equal(telex_log_start(log), end);
+    /* the event table keeps its size; every segment is gone */
+    size_t table = 512 * sizeof(uint64_t);
+    assert_true(telex_log_allocated(log) <= empty + table);
+    /* the next event starts a small segment again, at the right position */
+    assert_int_equal(telex_log_append(log, "x\n\n", 3), 401);
+    assert_true(telex_log_allocated(log) <= empty + table + SEG_MIN);
+    char buf[8];
+    uint64_t to;
+    assert_int_equal(read_all(log, end, buf, sizeof(buf), &to), 3);
+    assert_memory_equal(buf, "x\n\n", 3);
+    uint64_t pos;
+    assert_int_equal(telex_log_position_after(log, 400, &pos), 0);
+    assert_int_equal(pos, end);
+    assert_int_equal(telex_log_position_after(log, 399, &pos), -ENOENT);
+    telex_log_free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +286,9 @@ int main(void)
         cmocka_unit_test(test_max_bytes_refuses_then_release_makes_room),
         cmocka_unit_test(test_release_of_small_events_keeps_resume_points),
         cmocka_unit_test(test_finish_refuses_appends),
+        cmocka_unit_test(test_segments_start_small_and_grow_geometrically),
+        cmocka_unit_test(test_released_as_written_stays_small),
+        cmocka_unit_test(test_big_segments_go_once_passed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
