@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,12 +81,17 @@ static void test_release_keeps_what_an_attached_subscriber_needs(void **state)
 typedef struct {
     telex_stream_t *s;
     telex_stream_sub_t fast;
+    atomic_int reading; /* the reader has made its first attach */
     atomic_int stop;
 } race_t;
 
 static void *producer(void *p)
 {
     race_t *r = p;
+    /* On a busy machine this thread could otherwise be done before the
+     * reader's loop starts (and the reader would never attach). */
+    while (!atomic_load(&r->reading))
+        sched_yield();
     for (int i = 0; i < 20000; i++) {
         assert_true(telex_log_append(r->s->log, EVENT, EVENT_LEN) > 0);
         atomic_store(&r->fast.acked, telex_log_end(r->s->log));
@@ -117,6 +123,7 @@ static void test_attach_races_release(void **state)
             assert_true(telex_log_read(r.s->log, from, v, 8, &to) >= 0); /* never -ENOENT */
         }
         telex_stream_detach(r.s, &sub);
+        atomic_store(&r.reading, 1);
     }
     pthread_join(t, NULL);
     assert_true(attached > 0);
