@@ -72,10 +72,11 @@ trap 'exit 130' INT TERM
 
 MOCK_PORT=$(free_port)
 NGINX_PORT=$(free_port)
+NGINX_H2_PORT=$(free_port)
 PLAIN_PORT=$(free_port)
 FULL_PORT=$(free_port)
 UP=127.0.0.1:$MOCK_PORT
-declare -A URL EXTRA PIDOF
+declare -A URL URL_H2 EXTRA PIDOF
 
 # ------------------------------------------------------------ processes
 
@@ -102,7 +103,8 @@ start_telex() { # NAME PORT CONFIG
 
 start_nginx() {
   mkdir -p "$WORK/nginx/tmp"
-  sed -e "s|@UPSTREAM@|$UP|" -e "s|@LISTEN@|127.0.0.1:$NGINX_PORT|" -e "s|@NOFILE@|$NOFILE|" \
+  sed -e "s|@UPSTREAM@|$UP|" -e "s|@LISTEN@|127.0.0.1:$NGINX_PORT|" -e "s|@LISTEN_H2@|127.0.0.1:$NGINX_H2_PORT|" \
+    -e "s|@NOFILE@|$NOFILE|" \
     "$ROOT/bench/nginx.conf" > "$WORK/nginx/nginx.conf"
   nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e stderr -g 'daemon off;' > "$WORK/nginx.log" 2>&1 &
   local pid=$!
@@ -150,6 +152,7 @@ start_gateways() {
   URL[telex-plain]=http://127.0.0.1:$PLAIN_PORT/v1/chat/completions
   URL[telex-full]=http://127.0.0.1:$FULL_PORT/v1/chat/completions
   URL[nginx]=http://127.0.0.1:$NGINX_PORT/v1/chat/completions
+  URL_H2[nginx]=http://127.0.0.1:$NGINX_H2_PORT/v1/chat/completions
   URL[pushpin]=http://127.0.0.1:7999/v1/chat/completions
   URL[pyrelay]=http://127.0.0.1:8090/v1/chat/completions
   URL[portkey]=http://127.0.0.1:8787/v1/chat/completions
@@ -338,6 +341,42 @@ for t in $TARGETS; do
   sleep 1
 done
 meta phase_b_hold_s "$(($(date +%s) - T0))"
+
+# 10,000 streams exactly, over HTTP/2: with HTTP/1.1 clients a relay needs two
+# sockets per stream and the sandbox's 20,000-file limit stops every relay
+# just short of 10,000 (above); HTTP/2 clients multiplex (h2load: 100
+# connections x 100 streams), so the gateway holds 10,000 provider sockets and
+# 100 client ones. Same answers as the hold run (12 chunks, 500 ms apart).
+# Fresh gateways, so that the memory they grow is this run's (a gateway that
+# already held 9,900 streams reuses the memory it freed).
+stop_gateways
+rm -f "$WORK"/telex-*.db*
+start_telex telex-plain "$PLAIN_PORT" telex-plain.yaml
+start_telex telex-full "$FULL_PORT" telex-full.yaml
+KEY=$(TELEX_DB=$WORK/telex-full.db "$TELEX" keys create --name bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+EXTRA[telex-full]="Authorization: Bearer $KEY"
+start_nginx
+warm_up --tokens 5 --delay-ms 10
+H2N=$([ "$QUICK" = 1 ] && echo 400 || echo 10000)
+H2C=$([ "$QUICK" = 1 ] && echo 4 || echo 100)
+printf '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}],"mock":{"tokens":12,"delay_ms":500}}' \
+  > "$WORK/h2body.json"
+for t in telex-plain telex-full nginx; do
+  available "$t" || continue
+  case $t in nginx) u=${URL_H2[nginx]}; h="authorization: Bearer sk-mock"; m=() ;;
+    *) u=${URL[$t]}; h=${EXTRA[$t]:-authorization: Bearer sk-mock}; m=(--metrics "${URL[$t]%/v1/chat/completions}/metrics") ;; esac
+  kill -0 "$MOCK_PID" 2>/dev/null || start_mock "$TOKENS" 50
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  out=$(python3 "$ROOT/bench/h2hold.py" "$u" "${PIDOF[$t]}" "$WORK/h2body.json" "$H2N" "$H2C" -H "$h" "${m[@]}" 2> "$WORK/last.err")
+  if [ -n "$out" ]; then
+    printf '{"phase":"h2hold","round":1,"target":"%s","n":%s,"load1":%s,"r":%s}\n' "$t" "$H2N" "$load" "$out" >> "$RESULTS"
+    log "h2hold $t: $out"
+  else
+    log "h2hold $t: h2hold.py printed nothing"; tail -3 "$WORK/last.err" >&2
+  fi
+  sleep 1
+done
+meta phase_b_h2hold_s "$(($(date +%s) - T0))"
 
 # The big level at 20 events/s, once per target (slow peers may not keep up:
 # the time cap ends their run, and what they managed is recorded).

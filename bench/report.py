@@ -225,6 +225,29 @@ def main():
     a, b = big_ok("telex-plain"), big_ok("telex-full")
     goal_row(f"{big:,} concurrent streams without errors (2 events/s each)", a, b, lambda r: r is not None and clean(r),
              lambda r: "–" if r is None else (f"{r['completed']:,}/{big:,} completed" + (f", {outcome(r)}" if outcome(r) else "")))
+
+    def h2(t):
+        rs = R.select("h2hold", t)
+        return rs[0]["r"] if rs else None
+
+    def h2_ok(r):
+        return r is not None and r["succeeded"] == r["n"] and r["failed"] == 0 and r["errored"] == 0 and \
+            r["timeout"] == 0 and r["status_2xx"] == r["n"]
+
+    def h2_fmt(r):
+        if r is None:
+            return "–"
+        s = f"{r['succeeded']:,}/{r['n']:,} completed"
+        if r.get("active_peak"):
+            s += f", {r['active_peak']:,} at once"
+        return s
+    if h2("telex-plain") or h2("telex-full"):
+        hn = (h2("telex-plain") or h2("telex-full"))["n"]
+        goal_row(f"{hn:,} concurrent streams without errors (HTTP/2 clients, §8)", h2("telex-plain"), h2("telex-full"),
+                 h2_ok, h2_fmt)
+        goal_row(f"≤ 16 KB per stream (at {hn:,} streams over HTTP/2, §8)",
+                 (h2("telex-plain") or {}).get("kb_per_stream"), (h2("telex-full") or {}).get("kb_per_stream"),
+                 lambda x: x is not None and x <= 16, lambda x: fmt(x, 1, " KB"))
     w("")
 
     w("The latency goals depend on how busy the machine was during the run (see the load line in §2): telex "
@@ -439,6 +462,30 @@ def main():
     w("For direct the latency columns are absolute. †: less than a second with every stream open; figures over "
       "every event.")
     w("")
+
+    # ---------------------------------------------------------------- h2hold
+    h2rows = [(t, d["r"]) for t in T for d in R.select("h2hold", t)]
+    if h2rows:
+        hn = h2rows[0][1]["n"]
+        w(f"### 8. {hn:,} concurrent streams over HTTP/2")
+        w("")
+        w(f"With HTTP/1.1 clients a relay holds two sockets per stream, and this sandbox's hard limit of "
+          f"{meta.get('nofile', 20000):,} open files per process stops every relay just short of 10,000 streams (§7). "
+          f"HTTP/2 clients multiplex: `h2load` opens {h2rows[0][1]['connections']} connections with "
+          f"{h2rows[0][1]['streams_per_connection']} concurrent streams each, so the gateway holds {hn:,} provider "
+          f"sockets and {h2rows[0][1]['connections']} client ones (nginx through its h2c listener, telex through its own). Each stream is "
+          "the hold run's answer (12 chunks, 500 ms apart); all start at once. Memory is the peak RSS during the run "
+          "minus the RSS before it; \"at once\" is the peak of telex's `telex_active_streams` gauge (sampled every "
+          "100 ms).")
+        w("")
+        w("| target | completed | failed / errored / timed out | 2xx | at once (peak) | open files (peak) | "
+          "KB/stream | seconds |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for t, r in h2rows:
+            w(f"| {NAMES[t]} | {r['succeeded']:,} | {r['failed']} / {r['errored']} / {r['timeout']} | "
+              f"{r['status_2xx']:,} | {fmt(r.get('active_peak'), 0) if r.get('active_peak') else '–'} | "
+              f"{r['fds_peak']:,} | {fmt(r['kb_per_stream'], 1)} | {fmt(r['elapsed_s'], 1)} |")
+        w("")
 
     # ---------------------------------------------------------------- charts
     charts = []
