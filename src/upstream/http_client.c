@@ -16,11 +16,13 @@
  * connected (TLS via h2o's OpenSSL layer); calls (telex_http_call_t) own at
  * most one connection at a time. One uv timer per client serves the connect
  * deadlines, failures to be reported from the loop, and the idle timeout.
+ * The response is parsed by upstream/http1_response.c, straight from the
+ * socket's input buffer.
  */
 #include "upstream/http_client.h"
+#include "upstream/http1_response.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <netdb.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,7 +36,6 @@
 #include <h2o/socket.h>
 #include <h2o/url.h>
 
-#define MAX_HEAD_BYTES 65536 /* a response head larger than this is refused */
 #define MAX_ADDRS 4          /* addresses tried per connection, in resolver order */
 #define DNS_TTL_MS 60000     /* a resolved name is reused this long */
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
@@ -91,9 +92,7 @@ struct telex_http_client {
     telex_http_client_stats_t stats;
 };
 
-enum phase { P_CONNECT, P_HEAD, P_BODY };
-enum framing { F_NONE, F_LENGTH, F_CHUNKED, F_CLOSE };
-enum chunk_state { C_SIZE, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TRAILER_START, C_TRAILER_LF, C_TRAILER };
+enum phase { P_CONNECT, P_EXCHANGE }; /* connecting; or the request sent (or being sent) and the response read */
 
 struct telex_http_call {
     telex_http_client_t *client;
@@ -110,17 +109,10 @@ struct telex_http_call {
     long connect_timeout_ms;
     int addr_index;
     enum phase phase;
-    long status;
-    size_t head_scanned; /* bytes of the head already searched for its end */
-    enum framing framing;
-    enum chunk_state cstate;
-    uint64_t remaining; /* body bytes (F_LENGTH) or chunk bytes left */
-    int size_digits;
-    unsigned waiting : 1, fail_pending : 1, writing : 1, reused : 1, retried : 1, got_bytes : 1, keep_alive : 1;
+    unsigned waiting : 1, fail_pending : 1, writing : 1, reused : 1, retried : 1, got_bytes : 1;
     unsigned in_callback : 1, cancelled : 1, paused : 1, processing : 1;
-    char content_type[128];
-    char retry_after[32];
     char error[192];
+    telex_http1_response_t response; /* the parser's state and the final head */
 };
 
 static void on_read(h2o_socket_t *sock, const char *err);
@@ -380,129 +372,10 @@ static void arm_timer(telex_http_client_t *client, uint64_t at)
 
 /* ------------------------------------------------------------ response parsing */
 
-typedef enum { R_MORE, R_PAUSED, R_DONE, R_ERROR } parse_result_t;
-
 static int set_error(telex_http_call_t *call, const char *msg)
 {
     snprintf(call->error, sizeof(call->error), "%s", msg);
     return -1;
-}
-
-static void copy_value(char *dst, size_t cap, const char *v, size_t n)
-{
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-/* Is token (case-insensitive) one of the comma-separated items of v? */
-static int has_token(const char *v, size_t n, const char *token)
-{
-    size_t tl = strlen(token);
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t s = i;
-        while (i < n && v[i] != ',')
-            i++;
-        size_t e = i;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e - s == tl && strncasecmp(v + s, token, tl) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* The last comma-separated coding of a Transfer-Encoding value is chunked. */
-static int ends_chunked(const char *v, size_t n)
-{
-    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    return n >= 7 && strncasecmp(v + n - 7, "chunked", 7) == 0 && (n == 7 || v[n - 8] == ',' || v[n - 8] == ' ');
-}
-
-/* Parses one complete head p[0..len) (its blank line included). */
-static int parse_head(telex_http_call_t *call, const char *p, size_t len)
-{
-    if (len < 13 || memcmp(p, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)p[7]) || p[8] != ' ' ||
-        !isdigit((unsigned char)p[9]) || !isdigit((unsigned char)p[10]) || !isdigit((unsigned char)p[11]) ||
-        (p[12] != ' ' && p[12] != '\r' && p[12] != '\n'))
-        return set_error(call, "the provider did not answer with an HTTP/1.x status line");
-    int minor = p[7] - '0';
-    call->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-    call->content_type[0] = '\0';
-    call->retry_after[0] = '\0';
-    int keep_alive = minor >= 1;
-    int te = 0, chunked = 0;
-    int64_t length = -1;
-    const char *end = p + len;
-    const char *line = memchr(p, '\n', len) + 1;
-    while (line < end) {
-        const char *nl = memchr(line, '\n', (size_t)(end - line));
-        const char *le = nl;
-        if (le > line && le[-1] == '\r')
-            le--;
-        if (le == line)
-            break; /* the blank line */
-        const char *colon = memchr(line, ':', (size_t)(le - line));
-        if (colon == NULL || colon == line)
-            return set_error(call, "the provider sent a malformed response header");
-        size_t name_len = (size_t)(colon - line);
-        const char *v = colon + 1;
-        const char *ve = le;
-        while (v < ve && (*v == ' ' || *v == '\t'))
-            v++;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
-        size_t vn = (size_t)(ve - v);
-        if (name_len == 12 && strncasecmp(line, "content-type", 12) == 0) {
-            copy_value(call->content_type, sizeof(call->content_type), v, vn);
-        } else if (name_len == 11 && strncasecmp(line, "retry-after", 11) == 0) {
-            copy_value(call->retry_after, sizeof(call->retry_after), v, vn);
-        } else if (name_len == 14 && strncasecmp(line, "content-length", 14) == 0) {
-            int64_t n = 0;
-            if (vn == 0 || vn > 18)
-                return set_error(call, "the provider sent an invalid Content-Length");
-            for (size_t i = 0; i < vn; i++) {
-                if (!isdigit((unsigned char)v[i]))
-                    return set_error(call, "the provider sent an invalid Content-Length");
-                n = n * 10 + (v[i] - '0');
-            }
-            if (length >= 0 && length != n)
-                return set_error(call, "the provider sent conflicting Content-Length headers");
-            length = n;
-        } else if (name_len == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) {
-            te = 1;
-            chunked = ends_chunked(v, vn);
-        } else if (name_len == 10 && strncasecmp(line, "connection", 10) == 0) {
-            if (has_token(v, vn, "close"))
-                keep_alive = 0;
-            else if (has_token(v, vn, "keep-alive"))
-                keep_alive = 1;
-        }
-        line = nl + 1;
-    }
-    call->keep_alive = keep_alive;
-    call->remaining = 0;
-    if (call->status < 200 || call->status == 204 || call->status == 304) {
-        call->framing = F_NONE;
-    } else if (te) {
-        call->framing = chunked ? F_CHUNKED : F_CLOSE;
-        if (!chunked)
-            call->keep_alive = 0;
-    } else if (length >= 0) {
-        call->framing = length > 0 ? F_LENGTH : F_NONE;
-        call->remaining = (uint64_t)length;
-    } else {
-        call->framing = F_CLOSE;
-        call->keep_alive = 0;
-    }
-    call->cstate = C_SIZE;
-    call->size_digits = 0;
-    return 0;
 }
 
 static void deliver(telex_http_call_t *call, const char *data, size_t len)
@@ -514,217 +387,29 @@ static void deliver(telex_http_call_t *call, const char *data, size_t len)
     call->in_callback = 0;
 }
 
+/* The parser stops when the call is paused; a cancelled call is parsed on
+ * (nothing delivered) to see whether its response ends in this read. */
 #define STOPPED(call) ((call)->paused && !(call)->cancelled)
 
-static int hexval(char c)
+static int on_parsed_head(void *user, const telex_http1_response_t *r)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
+    telex_http_call_t *call = user;
+    if (!call->cancelled) {
+        call->in_callback = 1;
+        call->handlers.on_response(call->user, r->status, r->content_type, r->retry_after);
+        call->in_callback = 0;
+    }
+    return STOPPED(call);
 }
 
-/* Consumes what it can of p[0..n); *used says how much. */
-static parse_result_t parse(telex_http_call_t *call, const char *p, size_t n, size_t *used)
+static int on_parsed_body(void *user, const char *data, size_t len)
 {
-    size_t i = 0;
-    while (call->phase == P_HEAD) {
-        /* find the blank line that ends the head */
-        size_t s = call->head_scanned;
-        const char *end = NULL;
-        while (s < n - i) {
-            const char *nl = memchr(p + i + s, '\n', n - i - s);
-            if (nl == NULL) {
-                s = n - i;
-                break;
-            }
-            size_t at = (size_t)(nl - (p + i));
-            /* the line that ends at `at` is empty if it is "\n" or "\r\n" at a line start */
-            if ((at >= 1 && p[i + at - 1] == '\n') || (at >= 2 && p[i + at - 1] == '\r' && p[i + at - 2] == '\n')) {
-                end = nl + 1;
-                break;
-            }
-            s = at + 1;
-        }
-        if (end == NULL) {
-            /* keep the partial line unsearched; the rest of the head is known to hold no end */
-            size_t back = s;
-            while (back > 0 && p[i + back - 1] != '\n')
-                back--;
-            call->head_scanned = back > 0 ? back - 1 : 0;
-            *used = i;
-            if (n - i > MAX_HEAD_BYTES) {
-                set_error(call, "the provider's response head is larger than 64 KiB");
-                return R_ERROR;
-            }
-            return R_MORE;
-        }
-        size_t head_len = (size_t)(end - (p + i));
-        if (head_len > MAX_HEAD_BYTES) {
-            set_error(call, "the provider's response head is larger than 64 KiB");
-            return R_ERROR;
-        }
-        if (parse_head(call, p + i, head_len) != 0) {
-            *used = i;
-            return R_ERROR;
-        }
-        i += head_len;
-        call->head_scanned = 0;
-        if (call->status == 101) {
-            set_error(call, "the provider switched protocols");
-            *used = i;
-            return R_ERROR;
-        }
-        if (call->status < 200)
-            continue; /* 100 Continue, 103 Early Hints: the final head follows */
-        call->phase = P_BODY;
-        if (!call->cancelled) {
-            call->in_callback = 1;
-            call->handlers.on_response(call->user, call->status, call->content_type, call->retry_after);
-            call->in_callback = 0;
-        }
-        if (call->framing == F_NONE) {
-            *used = i;
-            return R_DONE;
-        }
-        if (STOPPED(call)) {
-            *used = i;
-            return R_PAUSED;
-        }
-    }
-
-    while (i < n) {
-        switch (call->framing) {
-        case F_CLOSE:
-            deliver(call, p + i, n - i);
-            i = n;
-            break;
-        case F_LENGTH: {
-            size_t take = n - i < call->remaining ? n - i : (size_t)call->remaining;
-            deliver(call, p + i, take);
-            i += take;
-            call->remaining -= take;
-            if (call->remaining == 0) {
-                *used = i;
-                return R_DONE;
-            }
-            break;
-        }
-        case F_NONE:
-            *used = i;
-            return R_DONE;
-        case F_CHUNKED: {
-            char c = p[i];
-            switch (call->cstate) {
-            case C_SIZE: {
-                int v = hexval(c);
-                if (v >= 0) {
-                    if (++call->size_digits > 15) {
-                        set_error(call, "the provider sent a chunk size that is too large");
-                        *used = i;
-                        return R_ERROR;
-                    }
-                    call->remaining = call->remaining * 16 + (uint64_t)v;
-                    i++;
-                    break;
-                }
-                if (call->size_digits == 0 || (c != ';' && c != ' ' && c != '\t' && c != '\r' && c != '\n')) {
-                    set_error(call, "the provider sent a malformed chunked body");
-                    *used = i;
-                    return R_ERROR;
-                }
-                call->cstate = c == '\r' ? C_SIZE_LF : c == '\n' ? C_DATA : C_EXT;
-                i++;
-                if (call->cstate == C_DATA && call->remaining == 0)
-                    call->cstate = C_TRAILER_START;
-                break;
-            }
-            case C_EXT: {
-                const char *nl = memchr(p + i, '\n', n - i);
-                if (nl == NULL) {
-                    i = n;
-                    break;
-                }
-                i = (size_t)(nl - p) + 1;
-                call->cstate = call->remaining == 0 ? C_TRAILER_START : C_DATA;
-                break;
-            }
-            case C_SIZE_LF:
-                if (c != '\n') {
-                    set_error(call, "the provider sent a malformed chunked body");
-                    *used = i;
-                    return R_ERROR;
-                }
-                i++;
-                call->cstate = call->remaining == 0 ? C_TRAILER_START : C_DATA;
-                break;
-            case C_DATA: {
-                size_t take = n - i < call->remaining ? n - i : (size_t)call->remaining;
-                deliver(call, p + i, take);
-                i += take;
-                call->remaining -= take;
-                if (call->remaining == 0)
-                    call->cstate = C_DATA_CR;
-                if (STOPPED(call)) {
-                    *used = i;
-                    return R_PAUSED;
-                }
-                break;
-            }
-            case C_DATA_CR:
-            case C_DATA_LF:
-                if (c == '\r' && call->cstate == C_DATA_CR) {
-                    call->cstate = C_DATA_LF;
-                } else if (c == '\n') {
-                    call->cstate = C_SIZE;
-                    call->size_digits = 0;
-                    call->remaining = 0;
-                } else {
-                    set_error(call, "the provider sent a malformed chunked body");
-                    *used = i;
-                    return R_ERROR;
-                }
-                i++;
-                break;
-            case C_TRAILER_START:
-                i++;
-                if (c == '\n') {
-                    *used = i;
-                    return R_DONE;
-                }
-                call->cstate = c == '\r' ? C_TRAILER_LF : C_TRAILER;
-                break;
-            case C_TRAILER_LF:
-                if (c != '\n') {
-                    call->cstate = C_TRAILER; /* a trailer line that starts with CR: skip it */
-                    break;
-                }
-                *used = i + 1;
-                return R_DONE;
-            case C_TRAILER: {
-                const char *nl = memchr(p + i, '\n', n - i);
-                if (nl == NULL) {
-                    i = n;
-                    break;
-                }
-                i = (size_t)(nl - p) + 1;
-                call->cstate = C_TRAILER_START;
-                break;
-            }
-            }
-            break;
-        }
-        }
-        if (STOPPED(call)) {
-            *used = i;
-            return R_PAUSED;
-        }
-    }
-    *used = i;
-    return R_MORE;
+    telex_http_call_t *call = user;
+    deliver(call, data, len);
+    return STOPPED(call);
 }
+
+static const telex_http1_response_callbacks_t parse_callbacks = {on_parsed_head, on_parsed_body};
 
 /* Parses and delivers what the connection's input holds. */
 static void process(telex_http_call_t *call)
@@ -733,29 +418,31 @@ static void process(telex_http_call_t *call)
     h2o_socket_t *sock = conn->sock;
     size_t used = 0;
     call->processing = 1;
-    parse_result_t r = parse(call, sock->input->bytes, sock->input->size, &used);
+    telex_http1_result_t r = telex_http1_response_parse(&call->response, sock->input->bytes, sock->input->size, &used,
+                                                         &parse_callbacks, call);
     call->processing = 0;
     if (used > 0)
         h2o_buffer_consume(&sock->input, used);
     size_t left = sock->input->size;
     release_input(sock);
     switch (r) {
-    case R_DONE:
+    case TELEX_HTTP1_DONE:
         call->conn = NULL;
-        if (left == 0 && call->keep_alive && !call->writing) {
+        if (left == 0 && call->response.keep_alive && !call->writing) {
             conn_park(conn);
         } else {
             conn_close(conn);
         }
         finish(call, NULL, 0);
         return;
-    case R_ERROR:
+    case TELEX_HTTP1_ERROR:
+        set_error(call, call->response.error);
         fail(call, 0);
         return;
-    case R_PAUSED:
+    case TELEX_HTTP1_PAUSED:
         h2o_socket_read_stop(sock);
         return;
-    case R_MORE:
+    case TELEX_HTTP1_MORE:
         if (call->cancelled)
             free_call(call); /* cancelled in a callback and the response did not end here: close */
         return;
@@ -773,13 +460,13 @@ static void on_read(h2o_socket_t *sock, const char *err)
         return;
     }
     if (err != NULL) {
-        if (call->phase == P_BODY && call->framing == F_CLOSE) {
+        if (telex_http1_response_ends_at_close(&call->response)) {
             call->conn = NULL;
             conn_close(conn);
             finish(call, NULL, 0); /* the body ends with the connection */
             return;
         }
-        if (call->phase == P_HEAD)
+        if (call->response.phase == TELEX_HTTP1_HEAD)
             snprintf(call->error, sizeof(call->error), "%s closed the connection %s", call->origin->authority,
                      call->got_bytes ? "in the middle of the response head" : "without answering");
         else
@@ -825,7 +512,8 @@ static void send_request(telex_http_call_t *call)
 {
     conn_t *conn = call->conn;
     waiting_remove(call);
-    call->phase = P_HEAD;
+    call->phase = P_EXCHANGE;
+    telex_http1_response_init(&call->response);
     call->writing = 1;
     conn->sock->data = conn;
     h2o_iovec_t buf = h2o_iovec_init(call->request, call->request_len);
