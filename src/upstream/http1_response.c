@@ -200,11 +200,12 @@ telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, const
             s = at + 1;
         }
         if (end == NULL) {
-            /* keep the partial line unsearched; the rest of the head is known to hold no end */
-            size_t back = s;
-            while (back > 0 && p[i + back - 1] != '\n')
-                back--;
-            r->head_scanned = back > 0 ? back - 1 : 0;
+            /* What is here holds no end; the next search starts after it. (A
+             * newline found then is checked against the bytes before it,
+             * which the caller passes again.) Going back to the start of the
+             * last line instead made a head arriving in small reads cost
+             * quadratic time. */
+            r->head_scanned = n - i;
             if (n - i > TELEX_HTTP1_MAX_HEAD)
                 FAIL("the provider's response head is larger than 64 KiB", i);
             RETURN(TELEX_HTTP1_MORE, i);
