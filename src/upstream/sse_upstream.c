@@ -4,14 +4,16 @@
  *
  * The response decides the mode at its headers: a status >= 400 collects the
  * error body, a plain request collects the answer, a stream must be
- * text/event-stream and is checked line by line (check_lines) before
- * libtelex's parser sees it. Every report goes through one place (fail,
- * done, respond) that sets `finished`; the state is freed by maybe_free once
- * it is finished or cancelled, the HTTP call and the fail-soon timer are
- * gone, and no adapter frame is on the stack (`depth`).
+ * text/event-stream and is checked line by line (check_lines, which jumps
+ * to each line end with memchr) before libtelex's parser sees it. Every
+ * report goes through one place (fail, done, respond) that sets `finished`;
+ * the state is freed by maybe_free once it is finished or cancelled, the
+ * HTTP call and the fail-soon timer are gone, and no adapter frame is on the
+ * stack (`depth`).
  */
 #include "upstream/sse_upstream.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,57 +145,117 @@ static int known_field(const char *name, size_t len)
            (len == 2 && memcmp(name, "id", 2) == 0) || (len == 5 && memcmp(name, "retry", 5) == 0);
 }
 
+/* One byte of a line, past the byte order mark: 0, or -1 when this byte
+ * shows that the line is not a known field, a comment or blank. */
+static inline int line_byte(telex_sse_upstream_t *u, unsigned char ch)
+{
+    int eol = ch == '\r' || ch == '\n';
+    if (u->after_cr && ch == '\n') {
+        u->after_cr = 0;
+        return 0;
+    }
+    u->after_cr = ch == '\r';
+    switch (u->line_state) {
+    case LINE_START:
+        if (eol)
+            break;
+        if (ch == ':') {
+            u->line_state = LINE_REST;
+            break;
+        }
+        u->line_state = LINE_NAME;
+        u->name_len = 0;
+        /* fall through */
+    case LINE_NAME:
+        if (eol || ch == ':') {
+            if (!known_field(u->name, u->name_len))
+                return -1;
+            u->line_state = eol ? LINE_START : LINE_REST;
+            u->name_len = 0;
+        } else if (u->name_len == 5) {
+            return -1; /* longer than any field name */
+        } else {
+            u->name[u->name_len++] = (char)ch;
+        }
+        break;
+    default:
+        if (eol)
+            u->line_state = LINE_START;
+    }
+    return 0;
+}
+
+/* The offset of the first CR or LF at or after `from` in data[0..len), or
+ * len. *lf and *cr cache the next LF and CR found by memchr (SIZE_MAX: not
+ * looked for yet), so each byte is searched at most once per feed however
+ * many lines it holds and however rare CRs are. */
+static size_t next_eol(const char *data, size_t len, size_t from, size_t *lf, size_t *cr)
+{
+    if (*lf == SIZE_MAX || *lf < from) {
+        const char *hit = memchr(data + from, '\n', len - from);
+        *lf = hit ? (size_t)(hit - data) : len;
+    }
+    if (*cr == SIZE_MAX || *cr < from) {
+        /* nothing before the LF can matter */
+        const char *hit = memchr(data + from, '\r', *lf - from);
+        *cr = hit ? (size_t)(hit - data) : *lf;
+    }
+    return *cr < *lf ? *cr : *lf;
+}
+
 /* Follows the lines of the stream across feeds. Returns len when every line
  * so far is a known field, a comment or blank, else the offset of the byte
- * that shows a line is not (the parser gets the bytes before it). */
+ * that shows a line is not (the parser gets the bytes before it).
+ *
+ * The rules are line_byte's, one byte at a time, with two shortcuts that
+ * give the same answers: the rest of a field or comment line (after its
+ * ':') can hold anything but CR and LF, so it is skipped with memchr; and
+ * a line starting with "data:" is taken in one step. */
 static size_t check_lines(telex_sse_upstream_t *u, const char *data, size_t len)
 {
     static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
-    for (size_t i = 0; i < len; i++, u->stream_bytes++) {
+    size_t i = 0;
+    /* The first three bytes of the stream may be a byte order mark. */
+    for (; i < len && u->stream_bytes + i < 3; i++) {
         unsigned char ch = (unsigned char)data[i];
-        if (u->stream_bytes < 3 && u->bom_matched == u->stream_bytes) {
-            if (ch == bom[u->stream_bytes]) {
-                u->bom_matched++; /* a byte order mark at the start is allowed */
+        size_t at = u->stream_bytes + i;
+        if (u->bom_matched == at) {
+            if (ch == bom[at]) {
+                u->bom_matched++;
                 continue;
             }
             if (u->bom_matched > 0)
-                return i;
+                goto bad;
         }
-        int eol = ch == '\r' || ch == '\n';
-        if (u->after_cr && ch == '\n') {
-            u->after_cr = 0;
+        if (line_byte(u, ch) != 0)
+            goto bad;
+    }
+    size_t lf = SIZE_MAX, cr = SIZE_MAX;
+    while (i < len) {
+        if (u->line_state == LINE_REST && !u->after_cr) {
+            /* Bytes other than CR and LF change nothing here. */
+            i = next_eol(data, len, i, &lf, &cr);
+            if (i == len)
+                break;
+            line_byte(u, (unsigned char)data[i++]); /* an end of line: LINE_START */
             continue;
         }
-        u->after_cr = ch == '\r';
-        switch (u->line_state) {
-        case LINE_START:
-            if (eol)
-                break;
-            if (ch == ':') {
-                u->line_state = LINE_REST;
-                break;
-            }
-            u->line_state = LINE_NAME;
+        if (u->line_state == LINE_START && len - i >= 5 && memcmp(data + i, "data:", 5) == 0) {
+            u->line_state = LINE_REST;
+            u->after_cr = 0;
             u->name_len = 0;
-            /* fall through */
-        case LINE_NAME:
-            if (eol || ch == ':') {
-                if (!known_field(u->name, u->name_len))
-                    return i;
-                u->line_state = eol ? LINE_START : LINE_REST;
-                u->name_len = 0;
-            } else if (u->name_len == 5) {
-                return i; /* longer than any field name */
-            } else {
-                u->name[u->name_len++] = (char)ch;
-            }
-            break;
-        default:
-            if (eol)
-                u->line_state = LINE_START;
+            i += 5;
+            continue;
         }
+        if (line_byte(u, (unsigned char)data[i]) != 0)
+            goto bad;
+        i++;
     }
+    u->stream_bytes += len;
     return len;
+bad:
+    u->stream_bytes += i;
+    return i;
 }
 
 /* ------------------------------------------------------------ HTTP events */
