@@ -150,6 +150,239 @@ static void test_agrees_with_jansson_on_corruptions(void **state)
     assert_true(agreed > 10000);
 }
 
+/* ------------------------------------------------------------ strings, byte by byte */
+
+/* The string rules one byte at a time, as the scanner applied them before it
+ * skipped runs of plain bytes: from the opening quote at b[open], 0 with
+ * *stop at the closing quote, or -1 with *stop at the offending byte (a
+ * control byte, the backslash of a bad escape, the first byte of a bad
+ * UTF-8 sequence) or at n. */
+static int ref_string(const unsigned char *b, size_t n, size_t open, size_t *stop)
+{
+    size_t i = open + 1;
+    while (i < n) {
+        unsigned char ch = b[i];
+        if (ch == '"') {
+            *stop = i;
+            return 0;
+        }
+        if (ch < 0x20)
+            break;
+        if (ch == '\\') {
+            if (n - i < 2)
+                break;
+            unsigned char e = b[i + 1];
+            if (e == 'u') {
+                if (n - i < 6 || !strchr("0123456789abcdefABCDEF", b[i + 2]) || !b[i + 2] ||
+                    !strchr("0123456789abcdefABCDEF", b[i + 3]) || !b[i + 3] ||
+                    !strchr("0123456789abcdefABCDEF", b[i + 4]) || !b[i + 4] ||
+                    !strchr("0123456789abcdefABCDEF", b[i + 5]) || !b[i + 5])
+                    break;
+                i += 6;
+            } else if (e != 0 && strchr("\"\\/bfnrt", e) != NULL) {
+                i += 2;
+            } else {
+                break;
+            }
+        } else if (ch < 0x80) {
+            i++;
+        } else {
+            /* one scalar value in UTF-8, shortest form, not a surrogate */
+            size_t len = ch >= 0xC2 && ch <= 0xDF ? 2 : ch >= 0xE0 && ch <= 0xEF ? 3 : ch >= 0xF0 && ch <= 0xF4 ? 4 : 0;
+            if (len == 0 || n - i < len)
+                break;
+            uint32_t cp = ch & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+            size_t k;
+            for (k = 1; k < len && (b[i + k] & 0xC0) == 0x80; k++)
+                cp = (cp << 6) | (b[i + k] & 0x3F);
+            uint32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+            if (k < len || cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                break;
+            i += len;
+        }
+    }
+    *stop = i;
+    return -1;
+}
+
+typedef struct {
+    const char *bytes;
+    size_t len; /* 0: strlen */
+} snippet_t;
+
+/* What can meet the fast loop inside a string: escapes, raw control bytes,
+ * good and bad UTF-8. No raw quote (the string would end early). */
+static const snippet_t snippets[] = {
+    {"", 0}, {"\\n", 0}, {"\\\"", 0}, {"\\\\", 0}, {"\\/", 0}, {"\\b\\f\\r\\t", 0}, {"\\u00e9", 0}, {"\\uABCD", 0},
+    {"\x7f", 0}, {"\xc2\x80", 0}, {"\xc3\xa9", 0}, {"\xdf\xbf", 0}, {"\xe2\x82\xac", 0}, {"\xef\xbf\xbf", 0},
+    {"\xf0\x9f\x8e\x89", 0}, {"\xf4\x8f\xbf\xbf", 0}, {"\xc3\xa9\xe2\x82\xac\xf0\x9f\x8e\x89", 0},
+    /* bad */
+    {"\0", 1}, {"\x01", 0}, {"\x1f", 0}, {"\n", 0}, {"\t", 0}, {"\r", 0}, {"\\x", 0}, {"\\u12g4", 0}, {"\\u", 0},
+    {"\\u12", 0}, {"\\u123", 0}, {"\\", 0}, {"\\\0", 2}, {"\\\x01", 0}, {"\xff", 0}, {"\x80", 0}, {"\xbf", 0},
+    {"\xc0\xaf", 0}, {"\xc1\xbf", 0}, {"\xc2", 0}, {"\xc3\x28", 0}, {"\xe2\x82", 0}, {"\xe2\x28\xa1", 0},
+    {"\xe0\x80\x80", 0}, {"\xe0\x9f\xbf", 0}, {"\xed\xa0\x80", 0}, {"\xed\xbf\xbf", 0}, {"\xf0\x8f\xbf\xbf", 0},
+    {"\xf4\x90\x80\x80", 0}, {"\xf5\x80\x80\x80", 0}, {"\xf8\x88\x80\x80\x80", 0}, {"\xf0\x9f\x8e", 0},
+    {"\xf0\x9f\x8e\x41", 0},
+};
+
+/* Filler: plain bytes, none of them a hex digit (so a short \u stays bad). */
+static const char filler[] = "xyz-_. QWXYZ!#$%&'()*+,:;<=>?@[]^`{|}~";
+
+/* Lays out `lead` spaces, then {"content":"<string>"} (role 0) or
+ * {"<string>":1} (role 1), then `trail` spaces; or, when `cut`, only up to
+ * and including the string's body (no closing quote). The string is
+ * filler[0..at) + snippet + filler[at..len). Scans a copy of exactly that
+ * size (ASan sees any read past it) and checks the verdict, the error
+ * offset and the byte count against ref_string. */
+static void check_string_case(size_t lead, int role, size_t len, size_t at, const snippet_t *sn, int cut, size_t trail)
+{
+    static unsigned char doc[16384];
+    size_t n = 0;
+    memset(doc, ' ', lead);
+    n += lead;
+    const char *head = role == 0 ? "{\"content\":\"" : "{\"";
+    memcpy(doc + n, head, strlen(head));
+    n += strlen(head);
+    size_t open = n - 1, body = n;
+    size_t snlen = sn->len ? sn->len : strlen(sn->bytes);
+    for (size_t i = 0; i < at; i++)
+        doc[n++] = (unsigned char)filler[i % (sizeof(filler) - 1)];
+    memcpy(doc + n, sn->bytes, snlen);
+    n += snlen;
+    for (size_t i = at; i < len; i++)
+        doc[n++] = (unsigned char)filler[i % (sizeof(filler) - 1)];
+    size_t close = n;
+    if (!cut) {
+        const char *tail = role == 0 ? "\"}" : "\":1}";
+        memcpy(doc + n, tail, strlen(tail));
+        n += strlen(tail);
+        memset(doc + n, ' ', trail);
+        n += trail;
+    }
+    assert_true(n <= sizeof(doc));
+    char *copy = malloc(n ? n : 1);
+    assert_non_null(copy);
+    memcpy(copy, doc, n);
+
+    size_t stop;
+    int ref = ref_string(doc, n, open, &stop);
+    /* Nothing in the snippets ends the string early: when the reference
+     * finds a closing quote it is ours, and the document is whole. */
+    if (ref == 0)
+        assert_int_equal(stop, close);
+    telex_json_facts_t f;
+    int rc = telex_json_scan_object(copy, n, &f);
+    if (rc != ref || (rc != 0 && f.error_at != stop) || (rc == 0 && role == 0 && f.completion_bytes != close - body))
+        fail_msg("snippet %zu at %zu of %zu (lead %zu, role %d, cut %d, trail %zu): scanner %d at %zu, expected %d "
+                 "at %zu",
+                 (size_t)(sn - snippets), at, len, lead, role, cut, trail, rc, rc ? f.error_at : 0, ref,
+                 ref ? stop : 0);
+    if (!cut && trail == 0 && lead == 0) {
+        /* and jansson agrees on what is valid */
+        json_t *j = json_loadb(copy, n, 0, NULL);
+        if ((j != NULL) != (rc == 0))
+            fail_msg("jansson %s snippet %zu at %zu of %zu, role %d", j ? "accepts" : "refuses",
+                     (size_t)(sn - snippets), at, len, role);
+        json_decref(j);
+    }
+    free(copy);
+}
+
+/* Every snippet at every position of strings up to 48 bytes, with 0 to 17
+ * bytes after the object (so the 16- and 8-byte steps and the byte-wise
+ * tail each meet every case), as a value and as a key, whole or cut. */
+static void test_strings_at_every_position(void **state)
+{
+    size_t nsn = sizeof(snippets) / sizeof(snippets[0]);
+    for (size_t s = 0; s < nsn; s++)
+        for (size_t len = 0; len <= 48; len++)
+            for (size_t at = 0; at <= len; at++) {
+                for (size_t trail = 0; trail <= 17; trail++)
+                    check_string_case(0, 0, len, at, &snippets[s], 0, trail);
+                for (size_t lead = 1; lead < 4; lead++)
+                    check_string_case(lead, 0, len, at, &snippets[s], 0, 0);
+                check_string_case(0, 1, len, at, &snippets[s], 0, 0);
+                check_string_case(0, 1, len, at, &snippets[s], 0, 5);
+                check_string_case(0, 0, len, at, &snippets[s], 1, 0);
+                check_string_case(0, 1, len, at, &snippets[s], 1, 0);
+            }
+}
+
+/* Long strings: the snippet near the start, around 8/16-byte steps, and
+ * near the end. */
+static void test_long_strings(void **state)
+{
+    static const size_t lens[] = {63, 64, 65, 255, 256, 1000, 4095, 4096, 4097, 12000};
+    size_t nsn = sizeof(snippets) / sizeof(snippets[0]);
+    for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+        size_t len = lens[l];
+        for (size_t s = 0; s < nsn; s++) {
+            for (size_t at = 0; at <= len; at++) {
+                if (at > 40 && at + 40 < len && at % 97 != 0)
+                    continue;
+                check_string_case(0, 0, len, at, &snippets[s], 0, at % 18);
+                check_string_case(0, 0, len, at, &snippets[s], 1, 0);
+            }
+        }
+    }
+}
+
+/* Random strings, dense in bytes that stop the fast loop, inside a real
+ * chunk: the scanner, the byte-by-byte reference and jansson agree. */
+static void test_random_strings(void **state)
+{
+    static const unsigned char alphabet[] = {'a', 'b', ' ', 'Z', '~', 0x7f, '\\', '\\', 'n', 'u', '0', 'e', '"', 0x01,
+                                             0x1f, 0x00, 0x80, 0xbf, 0xc2, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xed, 0xa0,
+                                             0xf0, 0x9f, 0x8e, 0x89, 0xf4, 0x90, 0xff, '/', 't', 'D', '8'};
+    static const char head[] = "{\"id\":\"chatcmpl-1\",\"choices\":[{\"delta\":{\"content\":\"";
+    static const char tail[] = "\"},\"finish_reason\":null}]}";
+    uint64_t rng = 99;
+    unsigned char buf[512];
+    int good = 0;
+    for (int iter = 0; iter < 100000; iter++) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t len = (size_t)(rng >> 33) % 120;
+        int density = 1 + (int)((rng >> 20) % 16); /* one special byte in `density` */
+        size_t n = sizeof(head) - 1;
+        memcpy(buf, head, n);
+        size_t open = n - 1;
+        for (size_t i = 0; i < len; i++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            if ((int)((rng >> 40) % (unsigned)density) != 0)
+                buf[n++] = (unsigned char)filler[(rng >> 20) % (sizeof(filler) - 1)];
+            else
+                buf[n++] = alphabet[(rng >> 33) % sizeof(alphabet)];
+        }
+        size_t close = n;
+        memcpy(buf + n, tail, sizeof(tail) - 1);
+        n += sizeof(tail) - 1;
+        n -= (size_t)(rng >> 50) % 3 == 0 ? (size_t)(rng >> 52) % (n - open) : 0; /* sometimes cut short */
+        char *copy = malloc(n);
+        assert_non_null(copy);
+        memcpy(copy, buf, n);
+        size_t stop;
+        int ref = ref_string(buf, n, open, &stop);
+        telex_json_facts_t f;
+        int rc = telex_json_scan_object(copy, n, &f);
+        json_t *j = json_loadb(copy, n, 0, NULL);
+        if (ref != 0) {
+            /* the string is bad: the scanner stops where the reference does */
+            if (rc != -1 || f.error_at != stop)
+                fail_msg("iteration %d: scanner %d at %zu, reference fails at %zu", iter, rc, f.error_at, stop);
+        } else if (stop == close && n == close + sizeof(tail) - 1) {
+            if (rc != 0 || f.completion_bytes != close - open - 1)
+                fail_msg("iteration %d: scanner %d (error at %zu), expected success", iter, rc, f.error_at);
+            good++;
+        }
+        /* in every case, valid exactly when jansson says so (unless \u escapes, where jansson is stricter) */
+        if (memmem(copy, n, "\\u", 2) == NULL && (j != NULL) != (rc == 0))
+            fail_msg("iteration %d: scanner %d, jansson %s", iter, rc, j ? "accepts" : "refuses");
+        json_decref(j);
+        free(copy);
+    }
+    assert_true(good > 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +390,9 @@ int main(void)
         cmocka_unit_test(test_rejects_what_is_not_one_object),
         cmocka_unit_test(test_depth_is_bounded),
         cmocka_unit_test(test_agrees_with_jansson_on_corruptions),
+        cmocka_unit_test(test_strings_at_every_position),
+        cmocka_unit_test(test_long_strings),
+        cmocka_unit_test(test_random_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
