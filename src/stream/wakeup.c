@@ -1,6 +1,17 @@
 /*
  * stream/wakeup.c — cross-thread wake-ups over h2o's multithread queue.
  * See wakeup.h.
+ *
+ * Same-thread sends go on a local list. It is drained by a uv_check handle,
+ * which runs right after the I/O callbacks of the loop iteration in which
+ * the send was made: an event read from the provider is written to its
+ * same-thread subscribers in that same iteration, after the read callback
+ * has returned (never inside it). A send made outside the I/O phase (in a
+ * timer or close callback, or during the drain itself) would otherwise wait
+ * for the next poll to return; a uv_idle handle, started with the check
+ * handle, makes that poll not block and drains the list first if the check
+ * handle has not. Both stop once the list is empty, so an idle loop blocks
+ * in poll as usual.
  */
 #include "stream/wakeup.h"
 
@@ -11,7 +22,8 @@
 struct telex_waker {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
-    uv_idle_t idle;              /* drains `local` in the current loop iteration */
+    uv_check_t check;            /* drains `local` after this iteration's I/O callbacks */
+    uv_idle_t idle;              /* ... or before the next poll, which then does not block */
     telex_wakeup_t *local;       /* sent from the home thread itself */
 };
 
@@ -37,14 +49,13 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
     }
 }
 
-static void on_idle(uv_idle_t *idle)
+static void drain_local(telex_waker_t *k)
 {
-    telex_waker_t *k = idle->data;
     telex_wakeup_t *list = k->local;
     k->local = NULL;
-    uv_idle_stop(idle);
     /* Reverse into send order, then deliver; callbacks may send again
-     * (into a fresh k->local) safely. */
+     * (into a fresh k->local) safely: that list waits for the next check
+     * or idle run, as the handles stay started. */
     telex_wakeup_t *ordered = NULL;
     while (list != NULL) {
         telex_wakeup_t *next = list->local_next;
@@ -57,6 +68,20 @@ static void on_idle(uv_idle_t *idle)
         deliver(ordered);
         ordered = next;
     }
+    if (k->local == NULL) {
+        uv_check_stop(&k->check);
+        uv_idle_stop(&k->idle);
+    }
+}
+
+static void on_check(uv_check_t *check)
+{
+    drain_local(check->data);
+}
+
+static void on_idle(uv_idle_t *idle)
+{
+    drain_local(idle->data);
 }
 
 telex_waker_t *telex_waker_new(uv_loop_t *loop)
@@ -69,6 +94,8 @@ telex_waker_t *telex_waker_new(uv_loop_t *loop)
         return NULL;
     }
     h2o_multithread_register_receiver(k->queue, &k->receiver, on_messages);
+    uv_check_init(loop, &k->check);
+    k->check.data = k;
     uv_idle_init(loop, &k->idle);
     k->idle.data = k;
     return k;
@@ -101,9 +128,13 @@ void telex_wakeup_send(telex_wakeup_t *w)
     if (!atomic_compare_exchange_strong(&w->queued, &expected, 1))
         return; /* already on its way */
     if (current_waker == w->home) {
-        w->local_next = w->home->local;
-        w->home->local = w;
-        uv_idle_start(&w->home->idle, on_idle);
+        telex_waker_t *k = w->home;
+        if (k->local == NULL) {
+            uv_check_start(&k->check, on_check);
+            uv_idle_start(&k->idle, on_idle);
+        }
+        w->local_next = k->local;
+        k->local = w;
     } else {
         h2o_multithread_send_message(&w->home->receiver, &w->message);
     }

@@ -5,8 +5,9 @@
  * A telex_wakeup_t belongs to one worker (its home) and names a callback.
  * telex_wakeup_send() may be called from any thread and never runs the
  * callback itself: from the home thread it is queued on a local list that
- * the loop drains in the same iteration (no syscall); from another thread
- * it goes through the queue. Sends that arrive while one is queued coalesce
+ * the loop drains in the same iteration, once the I/O callbacks of that
+ * iteration have returned (no syscall); from another thread it goes
+ * through the queue. Sends that arrive while one is queued coalesce
  * into one call. No lock is held while the callback runs, and a callback is
  * never re-entered from inside another.
  *
