@@ -433,7 +433,11 @@ static void on_scanned_chunk(void *user, const char *data, size_t len, json_t *c
                                   (double)(now_ns - c->last_chunk_ns) / 1e9);
     }
     c->last_chunk_ns = now_ns;
-    touch_idle_deadline(c);
+    /* Not while telex paused the provider (regulate): a chunk still parsed
+     * from the last read must not re-arm the idle timeout that the pause
+     * stopped; resuming restarts it. */
+    if (!c->paused)
+        touch_idle_deadline(c);
     if (chunk != NULL) {
         telex_usage_estimator_chunk(&c->est, chunk);
     } else {
