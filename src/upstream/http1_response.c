@@ -73,6 +73,8 @@ static int parse_head(telex_http1_response_t *r, const char *p, size_t len)
         return set_error(r, "the provider did not answer with an HTTP/1.x status line");
     int minor = p[7] - '0';
     r->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    if (r->status < 100) /* not a status: 0xx would otherwise pass for an interim 1xx and be skipped */
+        return set_error(r, "the provider did not answer with an HTTP/1.x status line");
     r->content_type[0] = '\0';
     r->retry_after[0] = '\0';
     int keep_alive = minor >= 1;

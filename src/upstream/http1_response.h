@@ -13,8 +13,9 @@
  *    parser relies on this: it remembers how far it has already searched an
  *    incomplete head.
  *  - Heads: 1xx heads are skipped (101 is an error: the client never asks to
- *    switch protocols); on_head runs once, for the final head (status >= 200),
- *    after status, content_type, retry_after, keep_alive and framing are set.
+ *    switch protocols; a status below 100 is one too); on_head runs once,
+ *    for the final head (status >= 200), after status, content_type,
+ *    retry_after, keep_alive and framing are set.
  *  - Body: on_body gets the body bytes, de-chunked, as pointers into p (valid
  *    during the call), never empty. Framing: Transfer-Encoding whose last
  *    coding is chunked (extensions and trailers skipped; at most 15 hex
