@@ -1,21 +1,55 @@
 // tests/integration/relay_backpressure.test.js — a client that reads slower than the
-// provider writes: telex stops reading from the provider (curl pause) instead of
-// buffering without bound, and resumes when the client catches up; the answer arrives
-// complete and in order.
+// provider writes: telex stops reading from the provider instead of buffering without
+// bound, and resumes when the client catches up; the answer arrives complete and in
+// order — also when the client pauses for longer than the idle timeout and the provider
+// packs hundreds of events into each write.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 
 import { sleep } from './lib/proc.js';
 import { parseSSEText, contentOf } from './lib/sse.js';
-import { chatBody, entriesSince, lastSeq, startRelay } from './lib/relay.js';
+import { baseConfig, chatBody, entriesSince, lastSeq, startRelay, startStub } from './lib/relay.js';
+
+// A provider that writes 500 events per write, 60,000 in all, as fast as the socket takes them.
+const EVENTS = 60000;
+const chunk = (i) =>
+  `data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"w${i} "},"finish_reason":null}]}\n\n`;
+function batchy(req, res) {
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  let i = 0;
+  const pump = () => {
+    while (i < EVENTS) {
+      let s = '';
+      for (let k = 0; k < 500; k++) s += chunk(i++);
+      if (!res.write(s)) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+    res.end(
+      'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n',
+    );
+  };
+  pump();
+}
 
 let relay;
+let stub;
 before(async () => {
-  relay = await startRelay();
+  stub = await startStub(batchy);
+  relay = await startRelay({
+    config: (mockUrl) => {
+      const cfg = baseConfig(mockUrl); // streaming.idle_timeout_seconds: 1.5
+      cfg.providers.push({ name: 'batchy', kind: 'openai', base_url: `${stub.url}/v1`, api_key: 'sk-stub' });
+      cfg.models.push({ name: 'batchy', providers: [{ provider: 'batchy', model: 'b' }] });
+      return cfg;
+    },
+  });
 });
 after(async () => {
   if (relay) await relay.stop();
+  if (stub) await stub.close();
 });
 
 describe('back-pressure', () => {
@@ -67,5 +101,34 @@ describe('back-pressure', () => {
     assert.equal(contentOf(events).split(' ').length, tokens);
     const [done] = await entriesSince(relay.mock, since);
     assert.equal(done.completed, true);
+  });
+
+  test('a pause longer than the idle timeout is not an idle provider (many events per read)', async () => {
+    // telex pauses the provider in the middle of a read that holds hundreds of events; the
+    // events parsed after the pause must not count as provider activity that keeps the
+    // idle deadline going, nor must the pause itself end the answer as idle_timeout
+    const body = JSON.stringify(chatBody({}, { model: 'batchy' }));
+    const res = await new Promise((resolve, reject) => {
+      const req = http.request(`${relay.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      });
+      req.on('response', resolve);
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(res.statusCode, 200);
+    res.pause();
+    await sleep(3500); // > idle_timeout_seconds (1.5) twice over
+    const parts = [];
+    res.on('data', (d) => parts.push(d));
+    res.resume();
+    await new Promise((resolve, reject) => {
+      res.on('end', resolve);
+      res.on('error', reject);
+    });
+    const events = parseSSEText(Buffer.concat(parts).toString());
+    assert.equal(events.at(-1).data, '[DONE]', `ended with ${events.at(-1).data.slice(0, 120)}`);
+    assert.equal(events.length, EVENTS + 2);
   });
 });
