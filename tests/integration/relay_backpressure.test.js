@@ -34,6 +34,30 @@ function batchy(req, res) {
   pump();
 }
 
+// POSTs body to the relay; resolves with the response, unread.
+const post = (body) =>
+  new Promise((resolve, reject) => {
+    const req = http.request(`${relay.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    });
+    req.on('response', resolve);
+    req.on('error', reject);
+    req.end(body);
+  });
+
+// Reads a paused response to its end; resolves with its events.
+async function readAll(res) {
+  const parts = [];
+  res.on('data', (d) => parts.push(d));
+  res.resume();
+  await new Promise((resolve, reject) => {
+    res.on('end', resolve);
+    res.on('error', reject);
+  });
+  return parseSSEText(Buffer.concat(parts).toString());
+}
+
 let relay;
 let stub;
 before(async () => {
@@ -61,15 +85,7 @@ describe('back-pressure', () => {
     const tokens = 100000;
     const since = await lastSeq(relay.mock);
     const body = JSON.stringify(chatBody({ tokens, delay_ms: 0, seed: 5 }));
-    const res = await new Promise((resolve, reject) => {
-      const req = http.request(`${relay.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      });
-      req.on('response', resolve);
-      req.on('error', reject);
-      req.end(body);
-    });
+    const res = await post(body);
     assert.equal(res.statusCode, 200);
     res.pause(); // read nothing for a while
     // the provider's progress comes to a standstill, short of the end
@@ -88,14 +104,7 @@ describe('back-pressure', () => {
     const line = relay.serve.logs.find((l) => l.msg === 'request');
     assert.equal(line, undefined, 'the stream is still alive (not ended as client_too_slow)');
     // now read everything
-    const parts = [];
-    res.on('data', (d) => parts.push(d));
-    res.resume();
-    await new Promise((resolve, reject) => {
-      res.on('end', resolve);
-      res.on('error', reject);
-    });
-    const events = parseSSEText(Buffer.concat(parts).toString());
+    const events = await readAll(res);
     assert.equal(events.at(-1).data, '[DONE]');
     assert.equal(events.length, 1 + tokens + 1 + 1);
     assert.equal(contentOf(events).split(' ').length, tokens);
@@ -108,26 +117,11 @@ describe('back-pressure', () => {
     // events parsed after the pause must not count as provider activity that keeps the
     // idle deadline going, nor must the pause itself end the answer as idle_timeout
     const body = JSON.stringify(chatBody({}, { model: 'batchy' }));
-    const res = await new Promise((resolve, reject) => {
-      const req = http.request(`${relay.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      });
-      req.on('response', resolve);
-      req.on('error', reject);
-      req.end(body);
-    });
+    const res = await post(body);
     assert.equal(res.statusCode, 200);
     res.pause();
     await sleep(3500); // > idle_timeout_seconds (1.5) twice over
-    const parts = [];
-    res.on('data', (d) => parts.push(d));
-    res.resume();
-    await new Promise((resolve, reject) => {
-      res.on('end', resolve);
-      res.on('error', reject);
-    });
-    const events = parseSSEText(Buffer.concat(parts).toString());
+    const events = await readAll(res);
     assert.equal(events.at(-1).data, '[DONE]', `ended with ${events.at(-1).data.slice(0, 120)}`);
     assert.equal(events.length, EVENTS + 2);
   });
