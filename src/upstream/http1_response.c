@@ -162,6 +162,18 @@ static int hexval(char c)
         *used = (at);                                                                                                  \
         return (result);                                                                                               \
     } while (0)
+/* Hands on the next min(n, r->remaining) bytes of body at p (Content-Length
+ * bodies and chunk data alike); returns how many, counted off r->remaining. */
+static size_t counted_body(telex_http1_response_t *r, const char *p, size_t n,
+                           const telex_http1_response_callbacks_t *cb, void *user, int *stop)
+{
+    size_t take = n < r->remaining ? n : (size_t)r->remaining;
+    if (cb->on_body != NULL)
+        *stop = cb->on_body(user, p, take);
+    r->remaining -= take;
+    return take;
+}
+
 #define FAIL(msg, at)                                                                                                  \
     do {                                                                                                               \
         set_error(r, msg);                                                                                             \
@@ -239,16 +251,11 @@ telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, const
                 stop = cb->on_body(user, p + i, n - i);
             i = n;
             break;
-        case TELEX_HTTP1_LENGTH: {
-            size_t take = n - i < r->remaining ? n - i : (size_t)r->remaining;
-            if (cb->on_body != NULL)
-                stop = cb->on_body(user, p + i, take);
-            i += take;
-            r->remaining -= take;
+        case TELEX_HTTP1_LENGTH:
+            i += counted_body(r, p + i, n - i, cb, user, &stop);
             if (r->remaining == 0)
                 END(i);
             break;
-        }
         case TELEX_HTTP1_NO_BODY:
             END(i);
         case TELEX_HTTP1_CHUNKED: {
@@ -287,16 +294,11 @@ telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, const
                 i++;
                 r->cstate = r->remaining == 0 ? C_TRAILER_START : C_DATA;
                 break;
-            case C_DATA: {
-                size_t take = n - i < r->remaining ? n - i : (size_t)r->remaining;
-                if (cb->on_body != NULL)
-                    stop = cb->on_body(user, p + i, take);
-                i += take;
-                r->remaining -= take;
+            case C_DATA:
+                i += counted_body(r, p + i, n - i, cb, user, &stop);
                 if (r->remaining == 0)
                     r->cstate = C_DATA_CR;
                 break;
-            }
             case C_DATA_CR:
             case C_DATA_LF:
                 if (c == '\r' && r->cstate == C_DATA_CR) {
