@@ -418,8 +418,7 @@ static void fail_commit(chat_t *c)
 
 /* facts: util/json_scan.h's facts about data when the adapter has scanned
  * it (NULL: not scanned). */
-static void on_scanned_chunk(void *user, const char *data, size_t len, json_t *chunk,
-                             const telex_json_facts_t *facts)
+static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, const telex_json_facts_t *facts)
 {
     chat_t *c = user;
     if (c->finished)
@@ -489,11 +488,6 @@ static void on_scanned_chunk(void *user, const char *data, size_t len, json_t *c
         return;
     }
     regulate(c);
-}
-
-static void on_chunk(void *user, const char *data, size_t len, json_t *chunk)
-{
-    on_scanned_chunk(user, data, len, chunk, NULL);
 }
 
 static void on_done(void *user)
@@ -614,7 +608,7 @@ static void on_response(void *user, int status, const char *body, size_t len)
     finish(c, "ok");
 }
 
-static const telex_upstream_sink_t sink = {on_chunk, on_done, on_failure, on_response, on_scanned_chunk};
+static const telex_upstream_sink_t sink = {on_chunk, on_done, on_failure, on_response};
 
 static void on_deadline(uv_timer_t *timer)
 {

@@ -53,7 +53,7 @@ static int relay(telex_sse_upstream_t *u, anthropic_t *a)
                                     "out of memory while translating the provider's stream", NULL, 0);
             return -1;
         }
-        telex_sse_upstream_chunk(u, text, strlen(text), chunk);
+        telex_sse_upstream_chunk(u, text, strlen(text), chunk, NULL);
         free(text);
     }
     json_array_clear(a->chunks);

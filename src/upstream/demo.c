@@ -205,7 +205,7 @@ static void emit(demo_t *d, json_t *chunk)
     char *text = json_dumps(chunk, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (text != NULL) {
         d->in_callback = 1;
-        d->sink.on_chunk(d->user, text, strlen(text), chunk);
+        d->sink.on_chunk(d->user, text, strlen(text), chunk, NULL);
         d->in_callback = 0;
         free(text);
     }

@@ -27,8 +27,6 @@
 
 typedef struct {
     int finish_seen;
-    telex_upstream_sink_t sink; /* to hand each chunk's scan facts over with it */
-    void *user;
 } openai_t;
 
 static int has_finish_reason(json_t *chunk)
@@ -43,17 +41,6 @@ static int has_finish_reason(json_t *chunk)
             return 1;
     }
     return 0;
-}
-
-/* Reports a chunk with what the scan found in it (the sink need not scan
- * it again), or through on_chunk when the sink does not take facts. */
-static void report_chunk(telex_sse_upstream_t *u, openai_t *o, const char *data, size_t len, json_t *chunk,
-                         const telex_json_facts_t *facts)
-{
-    if (o->sink.on_scanned_chunk == NULL)
-        telex_sse_upstream_chunk(u, data, len, chunk);
-    else if (!telex_sse_upstream_stopped(u)) /* as telex_sse_upstream_chunk */
-        o->sink.on_scanned_chunk(o->user, data, len, chunk, facts);
 }
 
 static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
@@ -77,7 +64,7 @@ static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
     if (facts.finish)
         o->finish_seen = 1;
     if (!facts.top_error && !facts.top_usage) {
-        report_chunk(u, o, ev->data, ev->data_len, NULL, &facts);
+        telex_sse_upstream_chunk(u, ev->data, ev->data_len, NULL, &facts);
         return;
     }
     json_error_t jerr;
@@ -101,7 +88,7 @@ static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
     }
     if (has_finish_reason(chunk))
         o->finish_seen = 1;
-    report_chunk(u, o, ev->data, ev->data_len, chunk, &facts);
+    telex_sse_upstream_chunk(u, ev->data, ev->data_len, chunk, &facts);
     json_decref(chunk);
 }
 
@@ -166,8 +153,6 @@ static telex_upstream_t *openai_start(const telex_upstream_env_t *env, const tel
     openai_t *o = calloc(1, sizeof(*o));
     if (o == NULL)
         return NULL;
-    o->sink = *sink;
-    o->user = user;
     telex_sse_upstream_t *u = telex_sse_upstream_new(&telex_openai_ops, &hooks, o, env, sink, user, stream);
     if (u == NULL) {
         free(o);

@@ -57,19 +57,13 @@ typedef struct telex_upstream_sink {
      * parsed object (borrowed: valid during the call), or NULL for an
      * ordinary chunk the adapter only validated: one with no top-level
      * "usage" or "error" (util/json_scan.h tells the rest from data). */
-    void (*on_chunk)(void *user, const char *data, size_t len, json_t *chunk);
+    /* facts: what util/json_scan.h found in data when the adapter scanned it
+     * (openai.c scans every chunk), so the sink need not scan the same
+     * bytes again; NULL when the adapter built the chunk itself. */
+    void (*on_chunk)(void *user, const char *data, size_t len, json_t *chunk, const telex_json_facts_t *facts);
     void (*on_done)(void *user);
     void (*on_failure)(void *user, const telex_upstream_failure_t *failure);
     void (*on_response)(void *user, int status, const char *body, size_t len);
-    /* on_chunk from an adapter that has already scanned data with
-     * telex_json_scan_object (openai.c, for every chunk): facts is the
-     * scan's result (borrowed, never NULL), so the sink does not scan the
-     * same bytes again. Optional: NULL makes such adapters call on_chunk.
-     * (One callback with a facts argument that may be NULL would be
-     * simpler; on_chunk keeps its signature while sse_upstream.c, which
-     * calls it, is being reworked.) */
-    void (*on_scanned_chunk)(void *user, const char *data, size_t len, json_t *chunk,
-                             const telex_json_facts_t *facts);
 } telex_upstream_sink_t;
 
 /* What a worker lends to every upstream call. */

@@ -113,11 +113,12 @@ void telex_sse_upstream_done(telex_sse_upstream_t *u)
     u->sink.on_done(u->user);
 }
 
-void telex_sse_upstream_chunk(telex_sse_upstream_t *u, const char *data, size_t len, json_t *chunk)
+void telex_sse_upstream_chunk(telex_sse_upstream_t *u, const char *data, size_t len, json_t *chunk,
+                              const telex_json_facts_t *facts)
 {
     if (telex_sse_upstream_stopped(u))
         return;
-    u->sink.on_chunk(u->user, data, len, chunk);
+    u->sink.on_chunk(u->user, data, len, chunk, facts);
 }
 
 void telex_sse_upstream_respond(telex_sse_upstream_t *u, int status, const char *body, size_t len)

@@ -86,8 +86,9 @@ void *telex_sse_upstream_adapter(const telex_sse_upstream_t *u);
 /* Non-zero once something final was reported or the call was cancelled. */
 int telex_sse_upstream_stopped(const telex_sse_upstream_t *u);
 
-/* Reports (see provider.h). chunk is borrowed. */
-void telex_sse_upstream_chunk(telex_sse_upstream_t *u, const char *data, size_t len, json_t *chunk);
+/* Reports (see provider.h). chunk and facts (may be NULL) are borrowed. */
+void telex_sse_upstream_chunk(telex_sse_upstream_t *u, const char *data, size_t len, json_t *chunk,
+                              const telex_json_facts_t *facts);
 void telex_sse_upstream_done(telex_sse_upstream_t *u);
 void telex_sse_upstream_fail(telex_sse_upstream_t *u, telex_upstream_failure_kind_t kind, int status,
                              const char *message, const char *body, size_t body_len);
