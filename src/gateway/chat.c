@@ -94,6 +94,14 @@ static void on_retention_end(uv_timer_t *timer);
 
 /* ------------------------------------------------------------ lifetime */
 
+/* Drops the parsed request once no fallback can need it (it is ~1.5 KB of
+ * JSON nodes per stream for the answer's whole life otherwise). */
+static void release_request(chat_t *c)
+{
+    json_decref(c->body);
+    c->body = NULL;
+}
+
 static void free_if_done(chat_t *c)
 {
     if (--c->open > 0)
@@ -427,6 +435,7 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
     if (!c->first_event) {
         c->first_event = 1;
         c->first_event_ns = now_ns;
+        release_request(c); /* no fallback after the first event */
     } else {
         telex_metrics_inter_token(metrics_of(c), c->model_name, c->provider_name,
                                   (double)(now_ns - c->last_chunk_ns) / 1e9);
@@ -705,6 +714,9 @@ static void start_route(chat_t *c)
     }
     c->up = telex_upstream_start(&c->gw->upstream_env, route->provider, up_body, c->stream_mode, &sink, c);
     json_decref(up_body);
+    /* The parsed request is kept only for a fallback to the next route. */
+    if (c->route + 1 >= c->model->n_routes)
+        release_request(c);
     if (c->up == NULL) {
         respond_error_json(c, 500, "server_error", NULL, "could not start the upstream request");
         finish(c, "error");

@@ -24,6 +24,13 @@
 
 #define LISTEN_BACKLOG 4096
 #define SHUTDOWN_POLL_MS 50
+/* The first input buffer of this thread's sockets (h2o's default is 8 KiB).
+ * A client connection keeps its request in it while the answer streams, so
+ * it is held for the stream's whole life; 4 KiB is the least h2o reads into
+ * (it reserves 4 KiB per read) and holds any ordinary request head. Buffers
+ * grow when more is needed (big bodies, TLS records). The upstream client's
+ * sockets use it too; their buffer is released whenever it is empty. */
+#define SOCKET_INPUT_BUFFER 4096
 
 typedef struct telex_server {
     const telex_server_options_t *options;
@@ -168,6 +175,7 @@ static void on_shutdown_requested(uv_async_t *async)
 static void *worker_main(void *arg)
 {
     telex_worker_t *w = arg;
+    h2o_socket_buffer_prototype._initial_buf.capacity = SOCKET_INPUT_BUFFER;
     if (w->options->worker_start != NULL)
         w->options->worker_start(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
