@@ -40,6 +40,7 @@ typedef struct gateway_worker {
     struct subscriber *subscribers; /* streamed responses on this worker */
     size_t n_subscribers;
     size_t resumes;
+    size_t streams_peak;      /* most chats + subscribers seen since the last heap trim */
     uv_timer_t sweep;         /* probes idle HTTP/1 clients for disconnects */
     uv_timer_t shutdown_timer;
     int shutting_down;

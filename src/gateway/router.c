@@ -4,6 +4,7 @@
  * for a wrong method, 431 when the header section exceeds
  * limits.max_header_bytes, /healthz and /v1/models.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,9 +226,34 @@ static void on_deferred_answer(h2o_req_t *req, void *arg)
     telex_gateway_log_response(req, NULL, uv_hrtime());
 }
 
+/* After a burst, hands the heap pages that finished streams freed back to the
+ * system: glibc keeps them in the process otherwise, and the next burst's
+ * allocations reuse them only in part (fragments), so RSS would ratchet up to
+ * the largest burst plus its fragments. Checked on the sweep, at most once
+ * per drop of TRIM_DROP streams to half the peak; a trim takes a few ms. */
+#define TRIM_DROP 512
+static void give_back_memory(gateway_worker_t *gw)
+{
+    size_t now = gw->n_chats + gw->n_subscribers;
+    if (now >= gw->streams_peak) {
+        gw->streams_peak = now;
+        return;
+    }
+    if (gw->streams_peak - now < TRIM_DROP || now > gw->streams_peak / 2)
+        return;
+#ifdef __GLIBC__
+    uint64_t t0 = uv_hrtime();
+    malloc_trim(0);
+    telex_log_event("info", "heap trimmed", "\"streams\":%zu,\"peak\":%zu,\"ms\":%.2f", now, gw->streams_peak,
+                    (double)(uv_hrtime() - t0) / 1e6);
+#endif
+    gw->streams_peak = now;
+}
+
 static void on_sweep(uv_timer_t *timer)
 {
     telex_chat_sweep(timer->data);
+    give_back_memory(timer->data);
 }
 
 static void on_shutdown_deadline(uv_timer_t *timer)

@@ -1,6 +1,7 @@
 // tests/integration/relay_concurrency.test.js — many streams at once: 200 concurrent
 // streams all complete intact (each its own text, in order, ending with [DONE]), and
-// failing streams next to healthy ones do not disturb each other.
+// failing streams next to healthy ones do not disturb each other; after a burst ends
+// the worker trims its heap once.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -46,6 +47,28 @@ describe('concurrency', () => {
     await waitFor(() => requestLogs(relay.serve).length >= logsBefore + n, { timeoutMs: 5000 * SLACK });
     const lines = requestLogs(relay.serve).slice(logsBefore);
     assert.equal(lines.filter((l) => l.outcome === 'ok' && l.status === 200).length, n);
+  });
+
+  test('after a burst of 600 streams ends, the worker gives freed heap back (one trim)', async () => {
+    // one worker, no resume: every chat ends with its answer, so the worker's
+    // stream count falls from ~600 to 0 and the sweep trims the heap once
+    const solo = await startRelay({ config: { workers: 1, resume: { enabled: false } } });
+    try {
+      const n = 600;
+      const results = await Promise.all(
+        Array.from({ length: n }, (_, i) => postChat(solo.url, chatBody({ tokens: 10, delay_ms: 150, seed: i }), { timeoutMs: 30000 * SLACK })),
+      );
+      assert.ok(results.every((r) => r.status === 200 && r.events.at(-1)?.data === '[DONE]'));
+      const trims = () => solo.serve.logs.filter((l) => l.msg === 'heap trimmed');
+      await waitFor(() => trims().length > 0, { timeoutMs: 5000 * SLACK, message: 'a heap trimmed line' });
+      const [t] = trims();
+      assert.ok(t.peak >= 512 && t.streams <= t.peak / 2, JSON.stringify(t));
+      assert.ok(t.ms >= 0);
+      await new Promise((r) => setTimeout(r, 1200)); // two more sweeps: no second trim without a new burst
+      assert.equal(trims().length, 1);
+    } finally {
+      await solo.stop();
+    }
   });
 
   test('failing streams next to healthy ones do not disturb them', async () => {
