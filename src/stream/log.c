@@ -36,7 +36,8 @@ typedef struct segment {
 #define EVENTS_MIN 16
 
 struct telex_log {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* used only when shared */
+    int shared;
     segment_t *head; /* oldest retained */
     segment_t *tail; /* being filled */
     uint64_t start;  /* oldest retained position: head->start (end when there is no segment) */
@@ -52,12 +53,25 @@ struct telex_log {
     int finished;
 };
 
-telex_log_t *telex_log_new(size_t max_bytes)
+static inline void lock(telex_log_t *log)
+{
+    if (log->shared)
+        pthread_mutex_lock(&log->lock);
+}
+
+static inline void unlock(telex_log_t *log)
+{
+    if (log->shared)
+        pthread_mutex_unlock(&log->lock);
+}
+
+telex_log_t *telex_log_new(size_t max_bytes, int shared)
 {
     telex_log_t *log = calloc(1, sizeof(*log));
     if (log == NULL)
         return NULL;
     pthread_mutex_init(&log->lock, NULL);
+    log->shared = shared;
     log->max_bytes = max_bytes;
     log->first_event = 1;
     return log;
@@ -105,7 +119,7 @@ static size_t segment_cap(size_t want)
 int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len)
 {
     int64_t rc;
-    pthread_mutex_lock(&log->lock);
+    lock(log);
     if (log->finished) {
         rc = -EPIPE;
         goto out;
@@ -145,23 +159,23 @@ int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len)
     log->retained += len;
     rc = (int64_t)++log->total_events;
 out:
-    pthread_mutex_unlock(&log->lock);
+    unlock(log);
     return rc;
 }
 
 void telex_log_finish(telex_log_t *log)
 {
-    pthread_mutex_lock(&log->lock);
+    lock(log);
     log->finished = 1;
-    pthread_mutex_unlock(&log->lock);
+    unlock(log);
 }
 
 #define LOCKED_GETTER(type, name, expr)                                                                                \
     type name(telex_log_t *log)                                                                                        \
     {                                                                                                                  \
-        pthread_mutex_lock(&log->lock);                                                                                \
+        lock(log);                                                                                                     \
         type v = (expr);                                                                                               \
-        pthread_mutex_unlock(&log->lock);                                                                              \
+        unlock(log);                                                                                                   \
         return v;                                                                                                      \
     }
 
@@ -175,7 +189,7 @@ LOCKED_GETTER(size_t, telex_log_allocated, sizeof(*log) + log->segment_bytes + l
 int telex_log_position_after(telex_log_t *log, uint64_t seq, uint64_t *pos)
 {
     int rc = 0;
-    pthread_mutex_lock(&log->lock);
+    lock(log);
     if (seq > log->total_events) {
         rc = -ERANGE;
     } else if (seq == 0) {
@@ -188,16 +202,16 @@ int telex_log_position_after(telex_log_t *log, uint64_t seq, uint64_t *pos)
     } else {
         *pos = log->event_end[seq - log->first_event];
     }
-    pthread_mutex_unlock(&log->lock);
+    unlock(log);
     return rc;
 }
 
 int telex_log_read(telex_log_t *log, uint64_t from, struct iovec *vecs, int max, uint64_t *to)
 {
     int n = 0;
-    pthread_mutex_lock(&log->lock);
+    lock(log);
     if (from < log->start) {
-        pthread_mutex_unlock(&log->lock);
+        unlock(log);
         return -ENOENT;
     }
     uint64_t pos = from;
@@ -212,13 +226,13 @@ int telex_log_read(telex_log_t *log, uint64_t from, struct iovec *vecs, int max,
         n++;
     }
     *to = pos;
-    pthread_mutex_unlock(&log->lock);
+    unlock(log);
     return n;
 }
 
 void telex_log_release_before(telex_log_t *log, uint64_t pos)
 {
-    pthread_mutex_lock(&log->lock);
+    lock(log);
     while (log->head != NULL && log->head->start + log->head->len <= pos && log->head != log->tail) {
         segment_t *s = log->head;
         log->head = s->next;
@@ -254,5 +268,5 @@ void telex_log_release_before(telex_log_t *log, uint64_t pos)
         log->n_events -= drop;
         log->first_event += drop;
     }
-    pthread_mutex_unlock(&log->lock);
+    unlock(log);
 }

@@ -19,10 +19,13 @@
  * 8 KiB, or one larger event), so a log whose reader keeps up and releases
  * what it wrote holds about 1 KiB.
  *
- * Thread safety: all functions may be called from any thread; a mutex guards
- * the metadata (never held across I/O). Segment bytes below the end position
- * never change, so readers may use them without the lock as long as they
- * hold a reference and have not released past them.
+ * Thread safety: a shared log's functions may be called from any thread; a
+ * mutex guards the metadata (never held across I/O). Segment bytes below the
+ * end position never change, so readers may use them without the lock as
+ * long as they hold a reference and have not released past them. A log
+ * created with shared = 0 takes no lock at all: only one thread may ever
+ * touch it (a stream nobody can resume, read by the one client on the
+ * producer's own worker; that saves ~8 lock operations per event).
  */
 #ifndef TELEX_STREAM_LOG_H
 #define TELEX_STREAM_LOG_H
@@ -33,8 +36,9 @@
 
 typedef struct telex_log telex_log_t;
 
-/* max_bytes: most bytes retained at once (0 = unlimited). */
-telex_log_t *telex_log_new(size_t max_bytes);
+/* max_bytes: most bytes retained at once (0 = unlimited); shared: whether
+ * more than one thread will use the log (see above). */
+telex_log_t *telex_log_new(size_t max_bytes, int shared);
 void telex_log_free(telex_log_t *log);
 
 /* Appends one whole event (never split across segments). Returns its

@@ -30,12 +30,25 @@ uint64_t telex_monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-telex_stream_t *telex_stream_new(size_t max_log_bytes)
+static inline void lock(telex_stream_t *s)
+{
+    if (s->shared)
+        pthread_mutex_lock(&s->lock);
+}
+
+static inline void unlock(telex_stream_t *s)
+{
+    if (s->shared)
+        pthread_mutex_unlock(&s->lock);
+}
+
+telex_stream_t *telex_stream_new(size_t max_log_bytes, int shared)
 {
     telex_stream_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    if (telex_stream_id_new(s->id) != 0 || (s->log = telex_log_new(max_log_bytes)) == NULL) {
+    s->shared = shared;
+    if (telex_stream_id_new(s->id) != 0 || (s->log = telex_log_new(max_log_bytes, shared)) == NULL) {
         free(s);
         return NULL;
     }
@@ -71,30 +84,30 @@ static void link_sub(telex_stream_t *s, telex_stream_sub_t *sub)
 
 void telex_stream_attach(telex_stream_t *s, telex_stream_sub_t *sub)
 {
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     link_sub(s, sub);
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
     telex_stream_poke_producer(s);
 }
 
 int telex_stream_attach_from(telex_stream_t *s, telex_stream_sub_t *sub, uint64_t from)
 {
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     /* The log's own lock nests inside the stream's (never the other way). */
     if (from < telex_log_start(s->log)) {
-        pthread_mutex_unlock(&s->lock);
+        unlock(s);
         return -ENOENT;
     }
     atomic_store(&sub->acked, from);
     link_sub(s, sub);
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
     telex_stream_poke_producer(s);
     return 0;
 }
 
 void telex_stream_detach(telex_stream_t *s, telex_stream_sub_t *sub)
 {
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     if (sub->prev != NULL)
         sub->prev->next = sub->next;
     else
@@ -104,61 +117,61 @@ void telex_stream_detach(telex_stream_t *s, telex_stream_sub_t *sub)
     sub->prev = sub->next = NULL;
     if (--s->n_subs == 0)
         s->detached_at_ms = telex_monotonic_ms();
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
     telex_stream_poke_producer(s);
 }
 
 int telex_stream_subscribers(telex_stream_t *s, uint64_t *detached_at_ms)
 {
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     int n = s->n_subs;
     if (detached_at_ms != NULL)
         *detached_at_ms = s->detached_at_ms;
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
     return n;
 }
 
 void telex_stream_notify(telex_stream_t *s)
 {
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     /* Sends never run callbacks inline (see wakeup.h), so holding the lock
      * here cannot re-enter it. */
     for (telex_stream_sub_t *sub = s->subs; sub != NULL; sub = sub->next)
         telex_wakeup_send(&sub->wake);
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
 }
 
 void telex_stream_poke_producer(telex_stream_t *s)
 {
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     if (s->producer != NULL)
         telex_wakeup_send(s->producer);
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
 }
 
 void telex_stream_set_producer(telex_stream_t *s, telex_wakeup_t *producer)
 {
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     s->producer = producer;
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
 }
 
 uint64_t telex_stream_min_acked(telex_stream_t *s)
 {
     uint64_t min = UINT64_MAX;
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     for (telex_stream_sub_t *sub = s->subs; sub != NULL; sub = sub->next) {
         uint64_t a = atomic_load(&sub->acked);
         if (a < min)
             min = a;
     }
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
     return min;
 }
 
 static void release(telex_stream_t *s, int all_if_unattached)
 {
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     uint64_t min = UINT64_MAX;
     for (telex_stream_sub_t *sub = s->subs; sub != NULL; sub = sub->next) {
         uint64_t a = atomic_load(&sub->acked);
@@ -169,7 +182,7 @@ static void release(telex_stream_t *s, int all_if_unattached)
         min = telex_log_end(s->log);
     if (min != UINT64_MAX)
         telex_log_release_before(s->log, min);
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
 }
 
 void telex_stream_release_acked(telex_stream_t *s)
@@ -194,6 +207,8 @@ static size_t bucket_of(const char *id)
 
 int telex_registry_put(telex_stream_t *s)
 {
+    if (!s->shared)
+        return -1; /* other threads would find it: it must lock */
     entry_t *e = malloc(sizeof(*e));
     if (e == NULL)
         return -1;

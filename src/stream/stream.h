@@ -34,8 +34,9 @@ typedef struct telex_stream_sub {
 typedef struct telex_stream {
     char id[TELEX_STREAM_ID_LEN + 1];
     atomic_int refs;
+    int shared;                 /* may be used by more than one thread (see telex_stream_new) */
     telex_log_t *log;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;       /* used only when shared */
     telex_stream_sub_t *subs;
     int n_subs;
     uint64_t detached_at_ms;    /* monotonic ms when n_subs last became 0 */
@@ -45,8 +46,11 @@ typedef struct telex_stream {
     char owner[65];             /* who may resume without a token ("" = anyone with the id) */
 } telex_stream_t;
 
-/* A new stream with a fresh id and one reference. NULL when out of memory. */
-telex_stream_t *telex_stream_new(size_t max_log_bytes);
+/* A new stream with a fresh id and one reference. NULL when out of memory.
+ * shared = 0: a stream only its producer's thread will ever touch (it is
+ * never registered, so no resumer or DELETE on another worker can find it);
+ * it and its log then take no locks. telex_registry_put refuses it. */
+telex_stream_t *telex_stream_new(size_t max_log_bytes, int shared);
 void telex_stream_ref(telex_stream_t *s);
 void telex_stream_unref(telex_stream_t *s);
 

@@ -30,7 +30,7 @@ static void append_n(telex_stream_t *s, int n)
 static void test_attach_from_a_dropped_position_is_refused(void **state)
 {
     (void)state;
-    telex_stream_t *s = telex_stream_new(0);
+    telex_stream_t *s = telex_stream_new(0, 1);
     assert_non_null(s);
     telex_stream_sub_t a = {0}, late = {0};
     assert_int_equal(telex_stream_attach_from(s, &a, 0), 0);
@@ -51,7 +51,7 @@ static void test_attach_from_a_dropped_position_is_refused(void **state)
 static void test_release_keeps_what_an_attached_subscriber_needs(void **state)
 {
     (void)state;
-    telex_stream_t *s = telex_stream_new(0);
+    telex_stream_t *s = telex_stream_new(0, 1);
     telex_stream_sub_t a = {0}, b = {0};
     assert_int_equal(telex_stream_attach_from(s, &a, 0), 0);
     append_n(s, 500);
@@ -104,7 +104,7 @@ static void *producer(void *p)
 static void test_attach_races_release(void **state)
 {
     (void)state;
-    race_t r = {.s = telex_stream_new(0)};
+    race_t r = {.s = telex_stream_new(0, 1)};
     assert_int_equal(telex_stream_attach_from(r.s, &r.fast, 0), 0);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, producer, &r), 0);
@@ -138,7 +138,7 @@ static void test_attach_races_release(void **state)
 static void test_release_behind_readers_keeps_the_log_small(void **state)
 {
     (void)state;
-    telex_stream_t *s = telex_stream_new(0);
+    telex_stream_t *s = telex_stream_new(0, 1);
     telex_stream_sub_t a = {0}, b = {0};
     assert_int_equal(telex_stream_attach_from(s, &a, 0), 0);
     assert_int_equal(telex_stream_attach_from(s, &b, 0), 0);
@@ -161,6 +161,27 @@ static void test_release_behind_readers_keeps_the_log_small(void **state)
     telex_stream_unref(s);
 }
 
+/* A private stream (resume off: only its worker touches it) works the same
+ * without locks, and the registry refuses it, so no other thread can find it. */
+static void test_private_stream_is_never_registered(void **state)
+{
+    (void)state;
+    telex_stream_t *s = telex_stream_new(0, 0);
+    assert_non_null(s);
+    telex_stream_sub_t a = {0};
+    assert_int_equal(telex_stream_attach_from(s, &a, 0), 0);
+    append_n(s, 100);
+    atomic_store(&a.acked, telex_log_end(s->log));
+    telex_stream_release_acked(s);
+    assert_int_equal(telex_log_retained(s->log), 0);
+    size_t before = telex_registry_size();
+    assert_int_equal(telex_registry_put(s), -1);
+    assert_int_equal(telex_registry_size(), before);
+    assert_null(telex_registry_get(s->id));
+    telex_stream_detach(s, &a);
+    telex_stream_unref(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_release_keeps_what_an_attached_subscriber_needs),
         cmocka_unit_test(test_attach_races_release),
         cmocka_unit_test(test_release_behind_readers_keeps_the_log_small),
+        cmocka_unit_test(test_private_stream_is_never_registered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

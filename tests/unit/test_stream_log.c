@@ -1,6 +1,8 @@
 /*
  * test_stream_log.c — the append-only event log: sequence numbers, resume
- * positions, reads across segments, limits and releasing.
+ * positions, reads across segments, limits and releasing. Every test runs
+ * twice: on a shared (locking) log and on a private one (no locks), which
+ * must behave the same.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +15,12 @@
 #include <cmocka.h>
 
 #include "stream/log.h"
+
+static int shared_on = 1, shared_off = 0;
+static int shared(void **state)
+{
+    return *(int *)*state;
+}
 
 /* Concatenates what telex_log_read returns from `from` into out. */
 static size_t read_all(telex_log_t *log, uint64_t from, char *out, size_t cap, uint64_t *to)
@@ -31,7 +39,7 @@ static size_t read_all(telex_log_t *log, uint64_t from, char *out, size_t cap, u
 
 static void test_append_numbers_events_and_reads_them_back(void **state)
 {
-    telex_log_t *log = telex_log_new(0);
+    telex_log_t *log = telex_log_new(0, shared(state));
     assert_int_equal(telex_log_append(log, "a\n\n", 3), 1);
     assert_int_equal(telex_log_append(log, "bb\n\n", 4), 2);
     assert_int_equal(telex_log_append(log, "ccc\n\n", 5), 3);
@@ -51,7 +59,7 @@ static void test_append_numbers_events_and_reads_them_back(void **state)
 
 static void test_position_after_each_event(void **state)
 {
-    telex_log_t *log = telex_log_new(0);
+    telex_log_t *log = telex_log_new(0, shared(state));
     telex_log_append(log, "a\n\n", 3);
     telex_log_append(log, "bb\n\n", 4);
     uint64_t pos;
@@ -71,7 +79,7 @@ static void test_position_after_each_event(void **state)
 
 static void test_many_events_span_segments_without_moving(void **state)
 {
-    telex_log_t *log = telex_log_new(0);
+    telex_log_t *log = telex_log_new(0, shared(state));
     static char expected[200000];
     size_t total = 0;
     struct iovec first;
@@ -102,7 +110,7 @@ static void test_many_events_span_segments_without_moving(void **state)
 
 static void test_large_event_gets_its_own_segment(void **state)
 {
-    telex_log_t *log = telex_log_new(0);
+    telex_log_t *log = telex_log_new(0, shared(state));
     static char big[50000];
     memset(big, 'x', sizeof(big));
     telex_log_append(log, "a\n\n", 3);
@@ -119,7 +127,7 @@ static void test_large_event_gets_its_own_segment(void **state)
 
 static void test_max_bytes_refuses_then_release_makes_room(void **state)
 {
-    telex_log_t *log = telex_log_new(20000);
+    telex_log_t *log = telex_log_new(20000, shared(state));
     static char ev[9000];
     memset(ev, 'e', sizeof(ev));
     assert_int_equal(telex_log_append(log, ev, sizeof(ev)), 1);
@@ -144,7 +152,7 @@ static void test_max_bytes_refuses_then_release_makes_room(void **state)
 
 static void test_release_of_small_events_keeps_resume_points(void **state)
 {
-    telex_log_t *log = telex_log_new(0);
+    telex_log_t *log = telex_log_new(0, shared(state));
     for (int i = 0; i < 1000; i++)
         telex_log_append(log, "data: 0123456789\n\n", 18); /* 18000 bytes, 5 segments */
     uint64_t end = telex_log_end(log);
@@ -172,7 +180,7 @@ static void test_release_of_small_events_keeps_resume_points(void **state)
 
 static void test_finish_refuses_appends(void **state)
 {
-    telex_log_t *log = telex_log_new(0);
+    telex_log_t *log = telex_log_new(0, shared(state));
     telex_log_append(log, "a\n\n", 3);
     assert_false(telex_log_finished(log));
     telex_log_finish(log);
@@ -188,7 +196,7 @@ static void test_finish_refuses_appends(void **state)
 
 static void test_segments_start_small_and_grow_geometrically(void **state)
 {
-    telex_log_t *log = telex_log_new(0);
+    telex_log_t *log = telex_log_new(0, shared(state));
     size_t empty = telex_log_allocated(log);
     telex_log_append(log, "data: 0123456789\n\n", 18);
     /* one small segment (and the event table), not 8 KiB */
@@ -219,7 +227,7 @@ static void test_segments_start_small_and_grow_geometrically(void **state)
  * event now and then. */
 static void test_released_as_written_stays_small(void **state)
 {
-    telex_log_t *log = telex_log_new(0);
+    telex_log_t *log = telex_log_new(0, shared(state));
     static char ev[300];
     memset(ev, 'e', sizeof(ev));
     uint64_t acked = 0;
@@ -248,7 +256,7 @@ static void test_released_as_written_stays_small(void **state)
  * caught up and released everything, the log is small again. */
 static void test_big_segments_go_once_passed(void **state)
 {
-    telex_log_t *log = telex_log_new(0);
+    telex_log_t *log = telex_log_new(0, shared(state));
     size_t empty = telex_log_allocated(log);
     static char ev[250];
     memset(ev, 'e', sizeof(ev));
@@ -279,16 +287,26 @@ static void test_big_segments_go_once_passed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_numbers_events_and_reads_them_back),
-        cmocka_unit_test(test_position_after_each_event),
-        cmocka_unit_test(test_many_events_span_segments_without_moving),
-        cmocka_unit_test(test_large_event_gets_its_own_segment),
-        cmocka_unit_test(test_max_bytes_refuses_then_release_makes_room),
-        cmocka_unit_test(test_release_of_small_events_keeps_resume_points),
-        cmocka_unit_test(test_finish_refuses_appends),
-        cmocka_unit_test(test_segments_start_small_and_grow_geometrically),
-        cmocka_unit_test(test_released_as_written_stays_small),
-        cmocka_unit_test(test_big_segments_go_once_passed),
+        cmocka_unit_test_prestate(test_append_numbers_events_and_reads_them_back, &shared_on),
+        cmocka_unit_test_prestate(test_position_after_each_event, &shared_on),
+        cmocka_unit_test_prestate(test_many_events_span_segments_without_moving, &shared_on),
+        cmocka_unit_test_prestate(test_large_event_gets_its_own_segment, &shared_on),
+        cmocka_unit_test_prestate(test_max_bytes_refuses_then_release_makes_room, &shared_on),
+        cmocka_unit_test_prestate(test_release_of_small_events_keeps_resume_points, &shared_on),
+        cmocka_unit_test_prestate(test_finish_refuses_appends, &shared_on),
+        cmocka_unit_test_prestate(test_segments_start_small_and_grow_geometrically, &shared_on),
+        cmocka_unit_test_prestate(test_released_as_written_stays_small, &shared_on),
+        cmocka_unit_test_prestate(test_big_segments_go_once_passed, &shared_on),
+        cmocka_unit_test_prestate(test_append_numbers_events_and_reads_them_back, &shared_off),
+        cmocka_unit_test_prestate(test_position_after_each_event, &shared_off),
+        cmocka_unit_test_prestate(test_many_events_span_segments_without_moving, &shared_off),
+        cmocka_unit_test_prestate(test_large_event_gets_its_own_segment, &shared_off),
+        cmocka_unit_test_prestate(test_max_bytes_refuses_then_release_makes_room, &shared_off),
+        cmocka_unit_test_prestate(test_release_of_small_events_keeps_resume_points, &shared_off),
+        cmocka_unit_test_prestate(test_finish_refuses_appends, &shared_off),
+        cmocka_unit_test_prestate(test_segments_start_small_and_grow_geometrically, &shared_off),
+        cmocka_unit_test_prestate(test_released_as_written_stays_small, &shared_off),
+        cmocka_unit_test_prestate(test_big_segments_go_once_passed, &shared_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
