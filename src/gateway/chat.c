@@ -86,6 +86,7 @@ typedef struct chat {
     char path[128];
     char model_name[128];
     char provider_name[64];
+    telex_metrics_hist_t *itl; /* the inter-token histogram of (model, provider_name) */
 } chat_t;
 
 static void start_route(chat_t *c);
@@ -437,8 +438,7 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
         c->first_event_ns = now_ns;
         release_request(c); /* no fallback after the first event */
     } else {
-        telex_metrics_inter_token(metrics_of(c), c->model_name, c->provider_name,
-                                  (double)(now_ns - c->last_chunk_ns) / 1e9);
+        telex_metrics_inter_token_in(c->itl, (double)(now_ns - c->last_chunk_ns) / 1e9);
     }
     c->last_chunk_ns = now_ns;
     /* Not while telex paused the provider (regulate): a chunk still parsed
@@ -705,6 +705,7 @@ static void start_route(chat_t *c)
 {
     const telex_route_t *route = &c->model->routes[c->route];
     snprintf(c->provider_name, sizeof(c->provider_name), "%s", route->provider->name);
+    c->itl = telex_metrics_inter_token_series(metrics_of(c), c->model_name, c->provider_name);
     json_t *up_body =
         telex_chat_upstream_body(c->body, telex_route_upstream_model(route, c->model_name), c->stream_mode);
     if (up_body == NULL) {
@@ -821,7 +822,7 @@ int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *bod
     size_t plain_cap = 4 * HIGH_WATER + 2 * cfg->limits.max_event_bytes;
     chat_t *c = calloc(1, sizeof(*c));
     uv_timer_t *t1 = malloc(sizeof(uv_timer_t)), *t2 = malloc(sizeof(uv_timer_t));
-    telex_stream_t *stream = telex_stream_new(resumable ? cfg->resume.max_bytes : plain_cap);
+    telex_stream_t *stream = telex_stream_new(resumable ? cfg->resume.max_bytes : plain_cap, resumable);
     chat_t **link = c ? h2o_mem_alloc_shared(&req->pool, sizeof(chat_t *), on_req_disposed) : NULL;
     if (c == NULL || t1 == NULL || t2 == NULL || stream == NULL || link == NULL) {
         atomic_fetch_sub(&gw->gateway->active_streams, 1);

@@ -36,11 +36,11 @@ static const double itl_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 static const double dur_bounds[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
 #define NB 10
 
-typedef struct hist {
+typedef struct telex_metrics_hist {
     _Atomic uint64_t buckets[NB + 1]; /* not cumulative; [NB] = above the last bound */
     _Atomic uint64_t count;
     _Atomic uint64_t sum_us;
-} hist_t;
+} hist_t; /* = telex_metrics_hist_t */
 
 typedef struct series {
     uint8_t kind;
@@ -211,9 +211,19 @@ void telex_metrics_stream_ended(telex_metrics_t *m)
     atomic_fetch_sub_explicit(&m->active_streams, 1, memory_order_relaxed);
 }
 
+telex_metrics_hist_t *telex_metrics_inter_token_series(telex_metrics_t *m, const char *model, const char *provider)
+{
+    return &series(m, K_MP, or_none(model), or_none(provider), "")->itl;
+}
+
+void telex_metrics_inter_token_in(telex_metrics_hist_t *itl, double gap_seconds)
+{
+    observe(itl, itl_bounds, gap_seconds);
+}
+
 void telex_metrics_inter_token(telex_metrics_t *m, const char *model, const char *provider, double gap_seconds)
 {
-    observe(&series(m, K_MP, or_none(model), or_none(provider), "")->itl, itl_bounds, gap_seconds);
+    telex_metrics_inter_token_in(telex_metrics_inter_token_series(m, model, provider), gap_seconds);
 }
 
 void telex_metrics_upstream_error(telex_metrics_t *m, const char *provider, const char *kind)

@@ -28,6 +28,9 @@
  *   telex_metrics_stream_ended(m)     when it gives it back;
  *   telex_metrics_inter_token(m, model, provider, gap_s)   for every chunk
  *                                     after the first (gap since the previous one);
+ *                                     a stream looks its series up once with
+ *                                     telex_metrics_inter_token_series and then
+ *                                     calls telex_metrics_inter_token_in per chunk;
  *   telex_metrics_upstream_error(m, provider, kind)  for each upstream failure
  *                                     (kind = telex_upstream_failure_name(...));
  *   telex_metrics_fallback(m, model, failed_provider)  when it tries the next route;
@@ -72,6 +75,11 @@ void telex_metrics_request_done(telex_metrics_t *m, const telex_metrics_request_
 void telex_metrics_stream_started(telex_metrics_t *m);
 void telex_metrics_stream_ended(telex_metrics_t *m);
 void telex_metrics_inter_token(telex_metrics_t *m, const char *model, const char *provider, double gap_seconds);
+/* The inter-token histogram of (model, provider): valid as long as m (series
+ * are never removed), so the per-chunk call skips the label lookup. */
+typedef struct telex_metrics_hist telex_metrics_hist_t;
+telex_metrics_hist_t *telex_metrics_inter_token_series(telex_metrics_t *m, const char *model, const char *provider);
+void telex_metrics_inter_token_in(telex_metrics_hist_t *itl, double gap_seconds);
 void telex_metrics_upstream_error(telex_metrics_t *m, const char *provider, const char *kind);
 void telex_metrics_fallback(telex_metrics_t *m, const char *model, const char *failed_provider);
 void telex_metrics_resume(telex_metrics_t *m);

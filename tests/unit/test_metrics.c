@@ -49,8 +49,11 @@ static void test_families_after_traffic(void **state)
     telex_metrics_request_done(m, &(telex_metrics_request_t){.status = 401, .ttft_seconds = -1,
                                                              .duration_seconds = 0.001});
     telex_metrics_inter_token(m, "gpt-4o", "openai", 0.02);
-    telex_metrics_inter_token(m, "gpt-4o", "openai", 0.02);
-    telex_metrics_inter_token(m, "gpt-4o", "openai", 7);
+    /* a stream's handle, looked up once, counts into the same series */
+    telex_metrics_hist_t *itl = telex_metrics_inter_token_series(m, "gpt-4o", "openai");
+    assert_ptr_equal(itl, telex_metrics_inter_token_series(m, "gpt-4o", "openai"));
+    telex_metrics_inter_token_in(itl, 0.02);
+    telex_metrics_inter_token_in(itl, 7);
     telex_metrics_upstream_error(m, "openai", "timeout");
     telex_metrics_upstream_error(m, "openai", "timeout");
     telex_metrics_fallback(m, "gpt-4o", "openai");
