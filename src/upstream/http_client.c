@@ -66,6 +66,7 @@ struct origin {
     SSL_CTX *ssl_ctx; /* https: verifies the chain and this origin's host name */
     conn_t *idle_head, *idle_tail;
     size_t n_idle;
+    size_t n_calls; /* live calls to this origin */
     struct sockaddr_storage addrs[MAX_ADDRS];
     socklen_t addrlens[MAX_ADDRS];
     int n_addrs;
@@ -110,7 +111,8 @@ struct telex_http_call {
     int addr_index;
     enum phase phase;
     unsigned waiting : 1, fail_pending : 1, writing : 1, reused : 1, retried : 1, got_bytes : 1;
-    unsigned in_callback : 1, cancelled : 1, paused : 1, processing : 1;
+    unsigned in_callback : 1, cancelled : 1, paused : 1, processing : 1, draining : 1;
+    size_t drained; /* bytes discarded while draining */
     char error[192];
     telex_http1_response_t response; /* the parser's state and the final head */
 };
@@ -193,7 +195,8 @@ static void conn_park(conn_t *conn)
     telex_http_client_t *client = conn->client;
     origin_t *o = conn->origin;
     conn->call = NULL;
-    if (client->freeing || o->n_idle >= client->idle_limit || conn->sock == NULL) {
+    size_t keep = client->idle_limit == 0 ? 0 : client->idle_limit > o->n_calls ? client->idle_limit : o->n_calls;
+    if (client->freeing || o->n_idle >= keep || conn->sock == NULL) {
         conn_close(conn);
         return;
     }
@@ -270,6 +273,7 @@ static void free_call(telex_http_call_t *call)
         client->calls = call->next;
     if (call->next != NULL)
         call->next->prev = call->prev;
+    call->origin->n_calls--;
     free(call->request);
     free(call);
 }
@@ -336,7 +340,9 @@ again:
             continue;
         }
         waiting_remove(c);
-        if (c->fail_pending) {
+        if (c->draining) {
+            free_call(c); /* the response did not end in time: close */
+        } else if (c->fail_pending) {
             fail(c, 0);
         } else {
             snprintf(c->error, sizeof(c->error), "connecting to %s timed out after %ld ms", c->origin->authority,
@@ -411,6 +417,22 @@ static int on_parsed_body(void *user, const char *data, size_t len)
 
 static const telex_http1_response_callbacks_t parse_callbacks = {on_parsed_head, on_parsed_body};
 
+/* A drained call whose response has not ended yet: whether to read on
+ * (framing that ends by itself, limits not reached). The first time, it
+ * starts the drain deadline. */
+static int keep_draining(telex_http_call_t *call, size_t used)
+{
+    if (!call->draining || call->writing || !call->response.keep_alive ||
+        call->response.phase != TELEX_HTTP1_BODY || telex_http1_response_ends_at_close(&call->response))
+        return 0;
+    if (!call->waiting) {
+        waiting_add(call, uv_now(call->client->loop) + TELEX_HTTP_DRAIN_MS);
+        return 1;
+    }
+    call->drained += used;
+    return call->drained <= TELEX_HTTP_DRAIN_BYTES;
+}
+
 /* Parses and delivers what the connection's input holds. */
 static void process(telex_http_call_t *call)
 {
@@ -429,6 +451,8 @@ static void process(telex_http_call_t *call)
     case TELEX_HTTP1_DONE:
         call->conn = NULL;
         if (left == 0 && call->response.keep_alive && !call->writing) {
+            if (call->draining && call->waiting)
+                call->client->stats.drained++;
             conn_park(conn);
         } else {
             conn_close(conn);
@@ -443,7 +467,7 @@ static void process(telex_http_call_t *call)
         h2o_socket_read_stop(sock);
         return;
     case TELEX_HTTP1_MORE:
-        if (call->cancelled)
+        if (call->cancelled && !keep_draining(call, used))
             free_call(call); /* cancelled in a callback and the response did not end here: close */
         return;
     }
@@ -879,6 +903,7 @@ telex_http_call_t *telex_http_call_start(telex_http_client_t *client, const tele
     client->calls = call;
 
     origin_t *o = call->origin;
+    o->n_calls++;
     if (o->idle_head != NULL) {
         conn_t *conn = o->idle_head;
         idle_unlink(conn);
@@ -912,6 +937,15 @@ void telex_http_call_resume(telex_http_call_t *call)
     h2o_socket_read_start(call->conn->sock, on_read);
     if (!call->processing && call->conn->sock->input->size > 0)
         process(call); /* what waited in the buffer, now */
+}
+
+void telex_http_call_drain(telex_http_call_t *call)
+{
+    if (call == NULL || call->cancelled)
+        return;
+    if (call->in_callback || call->processing)
+        call->draining = 1;
+    telex_http_call_cancel(call);
 }
 
 void telex_http_call_cancel(telex_http_call_t *call)

@@ -62,8 +62,11 @@ typedef struct telex_http_request {
 
 telex_http_client_t *telex_http_client_new(uv_loop_t *loop);
 
-/* Idle keep-alive connections kept per origin (scheme, host, port); a
- * connection that would exceed it is closed instead. Default below. */
+/* Idle keep-alive connections kept per origin (scheme, host, port): at most
+ * this many, or as many as the origin has calls in flight if that is more (a
+ * busy origin keeps what its load will ask for again; an idle one expires
+ * after the idle timeout). A connection beyond that is closed instead.
+ * 0 disables reuse. Default below. */
 #define TELEX_HTTP_IDLE_LIMIT 256
 void telex_http_client_set_idle_limit(telex_http_client_t *client, size_t connections);
 /* How long an idle connection is kept (milliseconds; default below: shorter
@@ -87,12 +90,25 @@ void telex_http_call_resume(telex_http_call_t *call);
  * is still parsed (not delivered) so a response that ends there leaves its
  * connection for reuse; then the call is freed. */
 void telex_http_call_cancel(telex_http_call_t *call);
+/* Like cancel, for a caller that has the whole answer (the relay at
+ * `data: [DONE]`) while the response's framing has not ended yet (its
+ * terminating chunk comes in a later read): no callback runs again, but the
+ * connection reads on, discarding, to the end of the response — at most
+ * TELEX_HTTP_DRAIN_BYTES more within TELEX_HTTP_DRAIN_MS — and is then kept
+ * for reuse; past either limit it is closed. Outside the call's callbacks it
+ * is the same as cancel. Never use it to abandon an answer: closing the
+ * connection is what tells a provider to stop generating. */
+#define TELEX_HTTP_DRAIN_BYTES 65536
+#define TELEX_HTTP_DRAIN_MS 1000
+void telex_http_call_drain(telex_http_call_t *call);
 
-/* Counters for tests and benchmarks: connections opened, reused. */
+/* Counters for tests and benchmarks: connections opened, reused, requests
+ * sent again, connections kept by draining (telex_http_call_drain). */
 typedef struct telex_http_client_stats {
     unsigned long long connects;
     unsigned long long reuses;
     unsigned long long retries;
+    unsigned long long drained;
     size_t idle;
 } telex_http_client_stats_t;
 void telex_http_client_get_stats(const telex_http_client_t *client, telex_http_client_stats_t *out);

@@ -52,6 +52,7 @@ struct telex_sse_upstream {
     size_t name_len;
     char name[8];
     int finished; /* reported done/failure/response */
+    int answered; /* finished by telex_sse_upstream_done: the whole answer is in */
     int cancelled;
     int depth; /* our frames on the stack */
 };
@@ -110,6 +111,7 @@ void telex_sse_upstream_done(telex_sse_upstream_t *u)
     if (telex_sse_upstream_stopped(u))
         return;
     u->finished = 1;
+    u->answered = 1;
     u->sink.on_done(u->user);
 }
 
@@ -316,8 +318,14 @@ static void on_body(void *user, const char *data, size_t len)
                                 "the provider sent a line that is not an event-stream field", NULL, 0);
     u->depth--;
     if (u->finished && u->call != NULL) {
-        /* Done or failed: nothing more is needed from this connection. */
-        telex_http_call_cancel(u->call);
+        /* Done or failed: nothing more is needed from this connection. After
+         * the whole answer, the connection may still read the end of the
+         * response's framing, so that it can be reused; after a failure it
+         * closes (a provider stops generating when its connection closes). */
+        if (u->answered)
+            telex_http_call_drain(u->call);
+        else
+            telex_http_call_cancel(u->call);
         u->call = NULL;
     }
     maybe_free(u);

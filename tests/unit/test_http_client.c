@@ -67,6 +67,9 @@ static void close_conn(server_conn_t *c)
     } else if (!uv_is_closing((uv_handle_t *)&c->tcp)) {
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     }
+    /* after the tcp: libuv finishes closes newest first, so the timer's ends before c is freed */
+    if (c->drip.data == c && !uv_is_closing((uv_handle_t *)&c->drip))
+        uv_close((uv_handle_t *)&c->drip, NULL);
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -109,7 +112,7 @@ static void on_drip(uv_timer_t *t)
 {
     server_conn_t *c = t->data;
     if (c->drip_off >= c->drip_len) {
-        uv_close((uv_handle_t *)t, NULL); /* before the connection can close */
+        uv_timer_stop(t); /* closed with the connection; a reused one drips again */
         return;
     }
     send_bytes(c, c->drip_text + c->drip_off, 1);
@@ -153,11 +156,14 @@ static void answer(server_conn_t *c, const char *req, size_t req_len)
                      "transfer-encoding: gzip, chunked\n\n3;name=value\nabc\n0\nx-trailer: 1\n\n");
     } else if (strcmp(path, "/bytewise") == 0) {
         whole_answer(out, sizeof out);
+        free(c->drip_text);
         c->drip_text = strdup(out);
         c->drip_len = strlen(out);
         c->drip_off = 0;
-        uv_timer_init(&loop, &c->drip);
-        c->drip.data = c;
+        if (c->drip.data != c) {
+            uv_timer_init(&loop, &c->drip);
+            c->drip.data = c;
+        }
         uv_timer_start(&c->drip, on_drip, 1, 1);
     } else if (strcmp(path, "/badchunk") == 0) {
         snprintf(out, sizeof out, "%szz\r\n", head);
@@ -300,7 +306,9 @@ typedef struct {
     char error[256];
     int timed_out;
     int cancelled;
-    int cancel_at_done;  /* cancel when the body holds [DONE] */
+    int cancel_at_done;  /* cancel once the body so far holds [DONE] */
+    int drain_at_done;   /* telex_http_call_drain once the body so far holds [DONE] */
+    int drain_at_first;  /* telex_http_call_drain at the first body bytes */
     int cancel_at_first; /* cancel at the first body bytes */
     int pause_at_first;  /* pause at the first body bytes */
     int finished;
@@ -326,7 +334,11 @@ static void p_body(void *user, const char *data, size_t len)
         p->body_len += len;
         p->body[p->body_len] = '\0';
     }
-    if ((p->cancel_at_done && memmem(data, len, "[DONE]", 6) != NULL) || p->cancel_at_first) {
+    if ((p->drain_at_done && strstr(p->body, "[DONE]") != NULL) || p->drain_at_first) {
+        p->cancelled = 1;
+        p->finished = 1;
+        telex_http_call_drain(p->call);
+    } else if ((p->cancel_at_done && strstr(p->body, "[DONE]") != NULL) || p->cancel_at_first) {
         p->cancelled = 1;
         p->finished = 1;
         telex_http_call_cancel(p->call);
@@ -417,10 +429,7 @@ static void close_server(uv_handle_t *h, void *arg)
     if (h == (uv_handle_t *)&listener) {
         uv_close(h, NULL);
     } else if (h->type == UV_TCP && h->data != NULL && h == (uv_handle_t *)&((server_conn_t *)h->data)->tcp) {
-        server_conn_t *c = h->data;
-        close_conn(c); /* first: libuv finishes closes newest first, so the timer's ends before c is freed */
-        if (c->drip.data == c && !uv_is_closing((uv_handle_t *)&c->drip))
-            uv_close((uv_handle_t *)&c->drip, NULL);
+        close_conn(h->data);
     }
 }
 
@@ -603,6 +612,72 @@ static void test_cancel_before_the_end_closes_the_connection(void **state)
     telex_http_client_free(client);
 }
 
+/* [DONE] comes in one read and the terminating chunk in later ones (the
+ * server drips a byte per ms): a cancel closes the connection, a drain reads
+ * the end of the response and keeps it. */
+static void test_drain_at_done_keeps_the_connection_when_the_end_comes_later(void **state)
+{
+    (void)state;
+    telex_http_client_t *client = telex_http_client_new(&loop);
+    for (int i = 0; i < 3; i++) {
+        probe_t p = {.drain_at_done = 1};
+        run_call(client, "/bytewise", &p);
+        assert_int_equal(p.completes, 0);
+        assert_int_equal(p.after_cancel, 0);
+        /* the rest of the framing ("\r\n0\r\n\r\n") drips in over a few ms */
+        telex_http_client_stats_t st;
+        for (int k = 0; k < 2000; k++) {
+            telex_http_client_get_stats(client, &st);
+            if (st.idle == 1)
+                break;
+            uv_run(&loop, UV_RUN_ONCE);
+        }
+        assert_int_equal(st.idle, 1);
+    }
+    telex_http_client_stats_t st;
+    telex_http_client_get_stats(client, &st);
+    assert_int_equal(accepted, 1);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(st.reuses, 2);
+    assert_int_equal(st.drained, 3);
+    assert_int_equal(closed_by_client, 0);
+    /* a cancel at the same point closes instead */
+    probe_t q = {.cancel_at_done = 1};
+    run_call(client, "/bytewise", &q);
+    settle();
+    assert_int_equal(closed_by_client, 1);
+    telex_http_client_free(client);
+}
+
+/* A drained response that never ends is closed after TELEX_HTTP_DRAIN_MS. */
+static void test_drain_gives_up_on_a_response_that_does_not_end(void **state)
+{
+    (void)state;
+    telex_http_client_t *client = telex_http_client_new(&loop);
+    probe_t p = {0};
+    start_call(client, "/open", &p);
+    for (int i = 0; i < 500 && p.bodies == 0; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(p.bodies, 1);
+    uint64_t t0 = uv_now(&loop);
+    p.cancelled = 1;
+    telex_http_call_drain(p.call); /* outside a callback: a cancel */
+    settle();
+    assert_int_equal(closed_by_client, 1);
+    probe_t q = {.drain_at_first = 1};
+    start_call(client, "/open", &q);
+    for (int i = 0; i < 5000 && closed_by_client < 2; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(closed_by_client, 2);
+    assert_true(uv_now(&loop) - t0 >= TELEX_HTTP_DRAIN_MS);
+    assert_int_equal(q.after_cancel + q.completes, 0);
+    telex_http_client_stats_t st;
+    telex_http_client_get_stats(client, &st);
+    assert_int_equal(st.drained, 0);
+    assert_int_equal(st.idle, 0);
+    telex_http_client_free(client);
+}
+
 static void test_cancel_outside_callbacks(void **state)
 {
     (void)state;
@@ -640,6 +715,27 @@ static void test_idle_limit(void **state)
     assert_int_equal(accepted, 3);
     settle();
     assert_int_equal(closed_by_client, 3);
+    telex_http_client_free(client);
+}
+
+/* An origin with more calls in flight than the idle limit keeps as many
+ * connections as it has calls (they are about to be needed again). */
+static void test_idle_limit_follows_the_calls_in_flight(void **state)
+{
+    (void)state;
+    telex_http_client_t *client = telex_http_client_new(&loop);
+    telex_http_client_set_idle_limit(client, 1);
+    probe_t p[3] = {{0}};
+    for (int i = 0; i < 3; i++)
+        start_call(client, "/whole", &p[i]);
+    for (int i = 0; i < 3; i++)
+        wait_for(&p[i]);
+    assert_int_equal(accepted, 3);
+    telex_http_client_stats_t st;
+    telex_http_client_get_stats(client, &st);
+    /* the first two ended with 3 and 2 calls live: kept; the last with 1 and 2 idle: closed */
+    assert_int_equal(st.idle, 2);
+    assert_int_equal(closed_by_client, 1);
     telex_http_client_free(client);
 }
 
@@ -904,8 +1000,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_requests_that_cannot_be_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_at_done_keeps_the_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_before_the_end_closes_the_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_at_done_keeps_the_connection_when_the_end_comes_later, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_drain_gives_up_on_a_response_that_does_not_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_outside_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_limit_follows_the_calls_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_close_is_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_connection_closed_by_the_server_is_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reused_connection_dying_unanswered_is_retried_once, setup, teardown),
