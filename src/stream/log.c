@@ -6,9 +6,10 @@
  * immutable. Sizes grow geometrically with what the log retains: a new
  * segment is a SEGMENT_MIN, 2x, 4x ... SEGMENT_MAX allocation, the smallest
  * that holds the retained bytes plus the new event (or exactly the one
- * event that is larger). So a log that keeps its history (resume) grows 1,
- * 2, 4, 8, 8 ... KiB, while a log whose reader keeps up (resume off: bytes
- * are released as soon as they are written) stays at one 1 KiB segment,
+ * event that is larger). So a log that keeps its history (resume) grows 0.5,
+ * 1, 2, 4, 8, 8 ... KiB, while a log whose reader keeps up (resume off: bytes
+ * are released as soon as they are written) stays at one 512-byte segment
+ * (one or two ordinary chunks),
  * reused from its start whenever the reader has passed all of it; a larger
  * segment that was passed entirely is freed instead, so a burst does not
  * leave a big segment behind. The event table holds, for every retained
@@ -30,7 +31,7 @@ typedef struct segment {
 } segment_t;
 
 /* Allocation sizes of a segment, header included. */
-#define SEGMENT_MIN 1024
+#define SEGMENT_MIN 512
 #define SEGMENT_MAX 8192
 /* Entries of the first event table (doubles as needed). */
 #define EVENTS_MIN 16

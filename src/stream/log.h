@@ -15,9 +15,9 @@
  * Memory is bounded: appends beyond `max_bytes` of retained bytes fail with
  * -ENOSPC until the owner drops segments every subscriber has passed
  * (telex_log_release_before). Dropped events can no longer be resumed from.
- * Segments start small (1 KiB) and grow with what the log retains (up to
- * 8 KiB, or one larger event), so a log whose reader keeps up and releases
- * what it wrote holds about 1 KiB.
+ * Segments start small (512 bytes) and grow with what the log retains (up
+ * to 8 KiB, or one larger event), so a log whose reader keeps up and
+ * releases what it wrote holds about 512 bytes.
  *
  * Thread safety: a shared log's functions may be called from any thread; a
  * mutex guards the metadata (never held across I/O). Segment bytes below the
