@@ -1,8 +1,9 @@
 /*
  * gateway/router.c — maps method + path to a handler, and owns the
- * per-worker gateway state. Answers 404 for unknown paths, 405 (with Allow)
- * for a wrong method, 431 when the header section exceeds
- * limits.max_header_bytes, /healthz and /v1/models.
+ * per-worker gateway state and its 500 ms sweep (clients gone, heap trim
+ * after a burst). Answers 404 for unknown paths, 405 (with Allow) for a wrong
+ * method, 431 when the header section exceeds limits.max_header_bytes,
+ * /healthz and /v1/models.
  */
 #include <malloc.h>
 #include <stdio.h>
