@@ -29,6 +29,8 @@ typedef struct telex_gateway {
 struct chat;
 struct subscriber;
 
+#define TELEX_SWEEP_MS 500
+
 typedef struct gateway_worker {
     telex_worker_t *worker;
     telex_gateway_t *gateway;
@@ -41,7 +43,7 @@ typedef struct gateway_worker {
     size_t n_subscribers;
     size_t resumes;
     size_t streams_peak;      /* most chats + subscribers seen since the last heap trim */
-    uv_timer_t sweep;         /* probes idle HTTP/1 clients for disconnects */
+    uv_timer_t sweep;         /* every TELEX_SWEEP_MS: probes quiet HTTP/1 clients for disconnects */
     uv_timer_t shutdown_timer;
     int shutting_down;
 } gateway_worker_t;

@@ -282,7 +282,7 @@ int telex_gateway_worker_init(telex_worker_t *worker)
     gw->upstream_env.max_response_bytes = 8u << 20;
     uv_timer_init(&worker->loop, &gw->sweep);
     gw->sweep.data = gw;
-    uv_timer_start(&gw->sweep, on_sweep, 500, 500);
+    uv_timer_start(&gw->sweep, on_sweep, TELEX_SWEEP_MS, TELEX_SWEEP_MS);
     uv_unref((uv_handle_t *)&gw->sweep);
     uv_timer_init(&worker->loop, &gw->shutdown_timer);
     gw->shutdown_timer.data = gw;
