@@ -32,6 +32,7 @@ typedef struct subscriber {
     int open; /* things that must end before free: keepalive timer, queued wakeup */
     uv_timer_t *keepalive;
     uint64_t last_write_ms; /* uv_now() of the last write of events: silence counts from here */
+    uint64_t events_sent_ms; /* the same, but 0 until events were written (the sweep's skip) */
     size_t prefix_len; /* bytes of `prefix` still to send before the log's */
     char prefix[40];   /* "retry: N" for a response that starts after event 1 */
 } subscriber_t;
@@ -148,7 +149,7 @@ static void on_keepalive(uv_timer_t *timer)
  * re-arms it for the remainder when it fires early. */
 static void note_write(subscriber_t *s)
 {
-    s->last_write_ms = uv_now(s->keepalive->loop);
+    s->last_write_ms = s->events_sent_ms = uv_now(s->keepalive->loop);
 }
 
 static void start_keepalive(subscriber_t *s)
@@ -270,15 +271,16 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
 
 void telex_subscribers_sweep(gateway_worker_t *gw)
 {
-    /* Only responses that wrote nothing since the last sweep are probed (one
-     * poll(2) each): a client that left an active stream fails the next write
-     * anyway, and probing every stream cost ~1 us each, every sweep — a 10 ms
-     * stall of the worker at 10,000 streams. */
+    /* Only responses that wrote no events since the last sweep are probed
+     * (one poll(2) each): a client that left an active stream fails the next
+     * write anyway, and probing every stream cost ~1 us each, every sweep — a
+     * 10 ms stall of the worker at 10,000 streams. A response that has sent
+     * only its head (committed while the first token is awaited) is probed. */
     uint64_t now = uv_now(&gw->worker->loop);
     subscriber_t *next;
     for (subscriber_t *s = gw->subscribers; s != NULL; s = next) {
         next = s->next; /* ending the response may dispose of s at once */
-        if (s->req == NULL || s->ended || now - s->last_write_ms < TELEX_SWEEP_MS || !telex_client_has_gone(s->req))
+        if (s->req == NULL || s->ended || now - s->events_sent_ms < TELEX_SWEEP_MS || !telex_client_has_gone(s->req))
             continue;
         if (s->writing)
             s->abort_on_proceed = 1;
