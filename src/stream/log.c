@@ -9,10 +9,9 @@
  * event that is larger). So a log that keeps its history (resume) grows 0.5,
  * 1, 2, 4, 8, 8 ... KiB, while a log whose reader keeps up (resume off: bytes
  * are released as soon as they are written) stays at one 512-byte segment
- * (one or two ordinary chunks),
- * reused from its start whenever the reader has passed all of it; a larger
- * segment that was passed entirely is freed instead, so a burst does not
- * leave a big segment behind. The event table holds, for every retained
+ * (one or two ordinary chunks), reused from its start whenever the reader
+ * has passed all of it; a larger segment that was passed entirely is freed
+ * instead, so a burst does not leave a big segment behind. The event table holds, for every retained
  * event, the position where it ends, so resuming after event n is a lookup.
  */
 #include "stream/log.h"

@@ -195,7 +195,9 @@ static void conn_park(conn_t *conn)
     telex_http_client_t *client = conn->client;
     origin_t *o = conn->origin;
     conn->call = NULL;
-    size_t keep = client->idle_limit == 0 ? 0 : client->idle_limit > o->n_calls ? client->idle_limit : o->n_calls;
+    size_t keep = client->idle_limit; /* 0: no reuse at all */
+    if (keep > 0 && o->n_calls > keep)
+        keep = o->n_calls; /* a busy origin keeps what its load will ask for again */
     if (client->freeing || o->n_idle >= keep || conn->sock == NULL) {
         conn_close(conn);
         return;
@@ -451,7 +453,7 @@ static void process(telex_http_call_t *call)
     case TELEX_HTTP1_DONE:
         call->conn = NULL;
         if (left == 0 && call->response.keep_alive && !call->writing) {
-            if (call->draining && call->waiting)
+            if (call->draining && call->waiting) /* a drain started in an earlier read (keep_draining) */
                 call->client->stats.drained++;
             conn_park(conn);
         } else {
