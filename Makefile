@@ -55,12 +55,15 @@ bench: build
 
 fuzz: bootstrap
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTELEX_FUZZ=ON -DTELEX_TESTS=OFF
-	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_sse_parser fuzz_http1_response
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_sse_parser fuzz_http1_response fuzz_json_memo
 	mkdir -p $(BUILD_FUZZ)/corpus && cp tests/fuzz/corpus/* $(BUILD_FUZZ)/corpus/ 2>/dev/null || true
 	$(BUILD_FUZZ)/fuzz_sse_parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus
 	mkdir -p $(BUILD_FUZZ)/corpus_http1_response && \
 	  cp tests/fuzz/corpus_http1_response/* $(BUILD_FUZZ)/corpus_http1_response/ 2>/dev/null || true
 	$(BUILD_FUZZ)/fuzz_http1_response -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus_http1_response
+	mkdir -p $(BUILD_FUZZ)/corpus_json_memo && \
+	  cp tests/fuzz/corpus_json_memo/* $(BUILD_FUZZ)/corpus_json_memo/ 2>/dev/null || true
+	$(BUILD_FUZZ)/fuzz_json_memo -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus_json_memo
 
 install: build
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)

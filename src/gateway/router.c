@@ -18,6 +18,7 @@
 #include "gateway/presets.h"
 #include "gateway/usage.h"
 #include "http/respond.h"
+#include "stream/log.h"
 #include "util/log.h"
 
 static int path_is(h2o_req_t *req, const char *path)
@@ -236,6 +237,8 @@ static void on_deferred_answer(h2o_req_t *req, void *arg)
 static void give_back_memory(gateway_worker_t *gw)
 {
     size_t now = gw->n_chats + gw->n_subscribers;
+    if (now == 0)
+        telex_log_cache_drop(); /* an idle worker keeps no spare log segments */
     if (now >= gw->streams_peak) {
         gw->streams_peak = now;
         return;
@@ -244,6 +247,7 @@ static void give_back_memory(gateway_worker_t *gw)
         return;
 #ifdef __GLIBC__
     uint64_t t0 = uv_hrtime();
+    telex_log_cache_drop();
     malloc_trim(0);
     telex_log_event("info", "heap trimmed", "\"streams\":%zu,\"peak\":%zu,\"ms\":%.2f", now, gw->streams_peak,
                     (double)(uv_hrtime() - t0) / 1e6);

@@ -30,29 +30,41 @@ static size_t add_size(size_t a, size_t b) {
     return a > SIZE_MAX - b ? SIZE_MAX : a + b;
 }
 
-/* Calls back once per line of text[0..len): lines end at CRLF, CR or LF,
- * and text always has at least one (maybe empty) line. */
-typedef void (*line_fn)(void *ctx, const char *line, size_t len);
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
-static const char *find_byte(const char *from, const char *end, char c) {
-    const char *hit = memchr(from, c, (size_t)(end - from));
-    return hit ? hit : end;
+/* The first CR or LF in [from, end), or end: one pass over the bytes (16 at
+ * a time with SSE2), since most data has no line break at all. */
+static const char *find_break(const char *from, const char *end) {
+    const char *p = from;
+#if defined(__SSE2__)
+    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
+        if (mask != 0) return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '\r' && *p != '\n') p++;
+    return p;
 }
 
-static void for_each_line(const char *text, size_t len, line_fn fn, void *ctx) {
-    const char *pos = text, *end = text + len;
-    /* The next LF and CR at or after pos (end if none), each found once. */
-    const char *lf = find_byte(pos, end, '\n');
-    const char *cr = find_byte(pos, end, '\r');
+/* Calls back once per line of text[0..len): lines end at CRLF, CR or LF,
+ * and text always has at least one (maybe empty) line. first_break is
+ * find_break(text, text + len), which the caller has already found. */
+typedef void (*line_fn)(void *ctx, const char *line, size_t len);
+
+static void for_each_line(const char *text, size_t len, const char *first_break, line_fn fn, void *ctx) {
+    const char *pos = text, *end = text + len, *eol = first_break;
     for (;;) {
-        if (lf < pos) lf = find_byte(pos, end, '\n');
-        if (cr < pos) cr = find_byte(pos, end, '\r');
-        const char *eol = lf < cr ? lf : cr;
         fn(ctx, pos, (size_t)(eol - pos));
         if (eol == end) return;
         pos = eol + 1;
         if (*eol == '\r' && pos < end && *pos == '\n') pos++;
         /* A break at the very end is followed by one more, empty, line. */
+        eol = find_break(pos, end);
     }
 }
 
@@ -81,15 +93,19 @@ static void put_line(void *ctx, const char *line, size_t len) {
     l->size = add_size(l->size, n);
 }
 
-static size_t lines_size(const char *prefix, const char *text, size_t len) {
+static size_t lines_size(const char *prefix, const char *text, size_t len, const char *first_break) {
     struct lines l = {prefix, strlen(prefix), NULL, 0};
-    for_each_line(text, len, put_line, &l);
+    if (first_break == text + len) { /* one line: no callback, no scan */
+        put_line(&l, text, len);
+        return l.size;
+    }
+    for_each_line(text, len, first_break, put_line, &l);
     return l.size;
 }
 
-static char *write_lines(char *out, const char *prefix, const char *text, size_t len) {
+static char *write_lines(char *out, const char *prefix, const char *text, size_t len, const char *first_break) {
     struct lines l = {prefix, strlen(prefix), out, 0};
-    for_each_line(text, len, put_line, &l);
+    for_each_line(text, len, first_break, put_line, &l);
     return l.out;
 }
 
@@ -110,12 +126,19 @@ static int valid_token(const char *s, size_t len) {
     return 1;
 }
 
-size_t telex_sse_encoded_size(const telex_sse_out_event_t *ev) {
+/* The size of everything but the data lines. */
+static size_t fields_size(const telex_sse_out_event_t *ev) {
     size_t size = 1; /* the blank line */
     if (ev->type_len) size = add_size(size, add_size(sizeof("event: \n") - 1, ev->type_len));
     if (ev->id_len) size = add_size(size, add_size(sizeof("id: \n") - 1, ev->id_len));
     if (ev->retry >= 0) size = add_size(size, sizeof("retry: \n") - 1 + (size_t)digits_u64((uint64_t)ev->retry));
-    return add_size(size, lines_size("data:", ev->data ? ev->data : "", ev->data ? ev->data_len : 0));
+    return size;
+}
+
+size_t telex_sse_encoded_size(const telex_sse_out_event_t *ev) {
+    const char *data = ev->data ? ev->data : "";
+    size_t len = ev->data ? ev->data_len : 0;
+    return add_size(fields_size(ev), lines_size("data:", data, len, find_break(data, data + len)));
 }
 
 int telex_sse_encode_event(char *buf, size_t cap, const telex_sse_out_event_t *ev, size_t *written) {
@@ -124,7 +147,11 @@ int telex_sse_encode_event(char *buf, size_t cap, const telex_sse_out_event_t *e
     if (!valid_token(ev->type, ev->type_len) || !valid_token(ev->id, ev->id_len)) return TELEX_SSE_EINVAL;
     if (ev->data_len && ev->data == NULL) return TELEX_SSE_EINVAL;
 
-    size_t size = telex_sse_encoded_size(ev);
+    /* The data is scanned for line breaks once, for the size and the
+     * writing both. */
+    const char *data = ev->data ? ev->data : "";
+    const char *first_break = find_break(data, data + ev->data_len);
+    size_t size = add_size(fields_size(ev), lines_size("data:", data, ev->data_len, first_break));
     if (buf == NULL || size > cap) return TELEX_SSE_ENOSPC;
 
     char *o = buf;
@@ -146,7 +173,7 @@ int telex_sse_encode_event(char *buf, size_t cap, const telex_sse_out_event_t *e
         o += n;
         *o++ = '\n';
     }
-    o = write_lines(o, "data:", ev->data ? ev->data : "", ev->data_len);
+    o = write_lines(o, "data:", data, ev->data_len, first_break);
     *o++ = '\n';
     if (written) *written = (size_t)(o - buf);
     return TELEX_SSE_OK;
@@ -162,9 +189,10 @@ int telex_sse_encode_comment(char *buf, size_t cap, const char *text, size_t len
     if (written) *written = 0;
     if (len && text == NULL) return TELEX_SSE_EINVAL;
     if (text == NULL) text = "";
-    size_t size = lines_size(":", text, len);
+    const char *first_break = find_break(text, text + len);
+    size_t size = lines_size(":", text, len, first_break);
     if (buf == NULL || size > cap) return TELEX_SSE_ENOSPC;
-    char *o = write_lines(buf, ":", text, len);
+    char *o = write_lines(buf, ":", text, len, first_break);
     if (written) *written = (size_t)(o - buf);
     return TELEX_SSE_OK;
 }

@@ -17,7 +17,10 @@
  * (telex_log_release_before). Dropped events can no longer be resumed from.
  * Segments start small (512 bytes) and grow with what the log retains (up
  * to 8 KiB, or one larger event), so a log whose reader keeps up and
- * releases what it wrote holds about 512 bytes.
+ * releases what it wrote holds about 512 bytes. Freed segments of those
+ * standard sizes are kept in a per-thread cache (at most 256 KiB per size)
+ * for the next append on that thread; telex_log_cache_drop() empties
+ * the calling thread's cache, which happens by itself when a thread exits.
  *
  * Thread safety: a shared log's functions may be called from any thread; a
  * mutex guards the metadata (never held across I/O). Segment bytes below the
@@ -40,6 +43,12 @@ typedef struct telex_log telex_log_t;
  * more than one thread will use the log (see above). */
 telex_log_t *telex_log_new(size_t max_bytes, int shared);
 void telex_log_free(telex_log_t *log);
+
+/* Frees the calling thread's cache of free segments (see above); for a
+ * thread that will not exit before the process does (tests, main). */
+void telex_log_cache_drop(void);
+/* Bytes of free segments in the calling thread's cache. */
+size_t telex_log_cache_bytes(void);
 
 /* Appends one whole event (never split across segments). Returns its
  * sequence number (>= 1), -ENOSPC past max_bytes, -ENOMEM, or -EPIPE after

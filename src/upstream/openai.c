@@ -27,7 +27,15 @@
 
 typedef struct {
     int finish_seen;
+    telex_json_memo_t memo; /* the chunks' shared first bytes (json_scan.h) */
 } openai_t;
+
+static void openai_free(void *adapter)
+{
+    openai_t *o = adapter;
+    telex_json_memo_clear(&o->memo);
+    free(o);
+}
 
 static int has_finish_reason(json_t *chunk)
 {
@@ -52,9 +60,10 @@ static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
     }
     /* Most chunks are only validated and relayed: no tree is built unless
      * one carries usage or an error (a tree per chunk was most of telex's
-     * CPU; see docs/benchmarks.md). */
+     * CPU; see docs/benchmarks.md), and the bytes a chunk shares with the
+     * ones before it are not scanned again (the memo). */
     telex_json_facts_t facts;
-    if (telex_json_scan_object(ev->data, ev->data_len, &facts) != 0) {
+    if (telex_json_scan_object_memo(ev->data, ev->data_len, &facts, &o->memo) != 0) {
         char msg[256];
         snprintf(msg, sizeof(msg), "the provider sent a chunk that is not a JSON object (bad byte at offset %zu)",
                  facts.error_at);
@@ -105,7 +114,7 @@ static void on_eof(telex_sse_upstream_t *u)
 static const telex_sse_upstream_hooks_t hooks = {
     .on_event = on_event,
     .on_eof = on_eof,
-    .destroy = free,
+    .destroy = openai_free,
 };
 
 /* s percent-encoded as one URL path segment (RFC 3986 unreserved kept). */

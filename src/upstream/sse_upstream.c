@@ -522,16 +522,18 @@ telex_upstream_t *telex_sse_upstream_post_json(telex_sse_upstream_t *u, const te
     for (size_t i = 0; own_headers != NULL && own_headers[i] != NULL && i < MAX_OWN_HEADERS; i++)
         headers[n++] = own_headers[i];
     char extra[MAX_EXTRA_HEADERS][512];
-    for (size_t i = 0; i < provider->n_headers && i < MAX_EXTRA_HEADERS; i++) {
-        snprintf(extra[i], sizeof(extra[i]), "%s: %s", provider->headers[i].name, provider->headers[i].value);
-        headers[n++] = extra[i];
+    size_t n_extra = 0;
+    for (; n_extra < provider->n_headers && n_extra < MAX_EXTRA_HEADERS; n_extra++) {
+        snprintf(extra[n_extra], sizeof(extra[n_extra]), "%s: %s", provider->headers[n_extra].name,
+                 provider->headers[n_extra].value);
+        headers[n++] = extra[n_extra];
     }
     headers[n] = NULL;
     char *text = json_dumps(body, dump_flags);
     int rc = text != NULL ? telex_sse_upstream_send(u, url, headers, text, strlen(text), provider->timeout_seconds)
                           : -1;
     free(text);
-    explicit_bzero(extra, sizeof(extra));
+    explicit_bzero(extra, n_extra * sizeof(extra[0])); /* only what was filled: 16 KiB per request otherwise */
     if (rc != 0) {
         telex_sse_upstream_discard(u);
         return NULL;

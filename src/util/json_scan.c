@@ -12,6 +12,7 @@
  */
 #include "util/json_scan.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__SSE2__)
@@ -26,10 +27,23 @@ typedef struct {
 
 enum { KEY_OTHER, KEY_ERROR, KEY_USAGE, KEY_FINISH, KEY_COMPLETION, KEY_REASONING };
 
-static void skip_ws(cursor_t *c)
+/* Whitespace is rare in compact JSON, and every whitespace byte is <= ' ':
+ * one compare settles the common case. */
+static inline void skip_ws(cursor_t *c, telex_json_facts_t *f)
 {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+    while (c->p < c->end && *c->p <= ' ') {
+        unsigned char ch = *c->p;
+        if (ch == '\n' || ch == '\r')
+            f->line_breaks = 1;
+        else if (ch != ' ' && ch != '\t')
+            return;
         c->p++;
+    }
+}
+
+static inline int is_digit(unsigned char ch)
+{
+    return (unsigned char)(ch - '0') < 10;
 }
 
 static int hex(unsigned char ch)
@@ -186,25 +200,25 @@ static int scan_number(cursor_t *c)
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
-        while (p < e && *p >= '0' && *p <= '9')
+        while (p < e && is_digit(*p))
             p++;
     } else {
         return -1;
     }
     if (p < e && *p == '.') {
         p++;
-        if (p >= e || *p < '0' || *p > '9')
+        if (p >= e || !is_digit(*p))
             return -1;
-        while (p < e && *p >= '0' && *p <= '9')
+        while (p < e && is_digit(*p))
             p++;
     }
     if (p < e && (*p == 'e' || *p == 'E')) {
         p++;
         if (p < e && (*p == '+' || *p == '-'))
             p++;
-        if (p >= e || *p < '0' || *p > '9')
+        if (p >= e || !is_digit(*p))
             return -1;
-        while (p < e && *p >= '0' && *p <= '9')
+        while (p < e && is_digit(*p))
             p++;
     }
     c->p = p;
@@ -236,22 +250,61 @@ static int key_kind(const unsigned char *k, size_t n)
 #undef IS
 }
 
-int telex_json_scan_object(const char *s, size_t n, telex_json_facts_t *f)
+/* Keeps s[0..len) and the state after it in memo (see json_scan.h). */
+static void memo_keep(telex_json_memo_t *memo, const unsigned char *s, size_t len, const telex_json_facts_t *f,
+                      const char *stack, int depth, int key)
 {
-    memset(f, 0, sizeof(*f));
+    memo->len = 0;
+    if (len > TELEX_JSON_MEMO_MAX_PREFIX || depth > TELEX_JSON_MEMO_MAX_DEPTH)
+        return;
+    if (memo->cap < len) {
+        size_t cap = (len + 63) & ~(size_t)63; /* a little room: the next answer's id may be longer */
+        char *p = realloc(memo->prefix, cap);
+        if (p == NULL)
+            return;
+        memo->prefix = p;
+        memo->cap = (uint32_t)cap;
+    }
+    memcpy(memo->prefix, s, len);
+    memo->len = (uint32_t)len;
+    memo->facts = *f;
+    memo->depth = (uint8_t)depth;
+    memo->key = (uint8_t)key;
+    memcpy(memo->stack, stack, (size_t)depth);
+}
+
+void telex_json_memo_clear(telex_json_memo_t *memo)
+{
+    free(memo->prefix);
+    memset(memo, 0, sizeof(*memo));
+}
+
+static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_json_memo_t *memo)
+{
     cursor_t c = {(const unsigned char *)s, (const unsigned char *)s + n, (const unsigned char *)s};
     char stack[TELEX_JSON_SCAN_MAX_DEPTH]; /* '{' or '[' */
     int depth = 0;
     int key = KEY_OTHER; /* the key of the value about to be read */
 
-    skip_ws(&c);
-    if (c.p >= c.end || *c.p != '{')
-        goto fail;
+    if (memo != NULL && memo->len != 0 && n >= memo->len && memcmp(s, memo->prefix, memo->len) == 0) {
+        /* Same first bytes as the memo's chunk: same state after them. */
+        *f = memo->facts;
+        depth = memo->depth;
+        key = memo->key;
+        memcpy(stack, memo->stack, (size_t)depth);
+        c.p += memo->len;
+        memo = NULL; /* nothing new to keep */
+    } else {
+        memset(f, 0, sizeof(*f));
+        skip_ws(&c, f);
+        if (c.p >= c.end || *c.p != '{')
+            goto fail;
+    }
     /* The loop reads one value at a time; for containers it pushes and
      * continues with their first member. */
     for (;;) {
         /* --- a value --- */
-        skip_ws(&c);
+        skip_ws(&c, f);
         if (c.p >= c.end)
             goto fail;
         unsigned char ch = *c.p;
@@ -265,7 +318,7 @@ int telex_json_scan_object(const char *s, size_t n, telex_json_facts_t *f)
                 f->top_usage = 1;
             stack[depth++] = (char)ch;
             c.p++;
-            skip_ws(&c);
+            skip_ws(&c, f);
             if (c.p < c.end && *c.p == (ch == '{' ? '}' : ']')) {
                 c.p++;
                 depth--;
@@ -310,12 +363,12 @@ int telex_json_scan_object(const char *s, size_t n, telex_json_facts_t *f)
         /* --- what follows a value: ',' or the end of containers --- */
         for (;;) {
             if (depth == 0) {
-                skip_ws(&c);
+                skip_ws(&c, f);
                 if (c.p != c.end)
                     goto fail;
                 return 0;
             }
-            skip_ws(&c);
+            skip_ws(&c, f);
             if (c.p >= c.end)
                 goto fail;
             char open = stack[depth - 1];
@@ -336,7 +389,7 @@ int telex_json_scan_object(const char *s, size_t n, telex_json_facts_t *f)
         continue;
     member:
         /* --- "key": inside an object --- */
-        skip_ws(&c);
+        skip_ws(&c, f);
         if (c.p >= c.end || *c.p != '"')
             goto fail;
         {
@@ -346,12 +399,27 @@ int telex_json_scan_object(const char *s, size_t n, telex_json_facts_t *f)
                 goto fail;
             key = key_kind(k, klen);
         }
-        skip_ws(&c);
+        skip_ws(&c, f);
         if (c.p >= c.end || *c.p != ':')
             goto fail;
         c.p++;
+        if (memo != NULL && (key == KEY_COMPLETION || key == KEY_REASONING)) {
+            /* where a chunk's text begins: what comes before is kept */
+            memo_keep(memo, c.start, (size_t)(c.p - c.start), f, stack, depth, key);
+            memo = NULL;
+        }
     }
 fail:
     f->error_at = (size_t)(c.p - c.start);
     return -1;
+}
+
+int telex_json_scan_object(const char *s, size_t n, telex_json_facts_t *f)
+{
+    return scan_object(s, n, f, NULL);
+}
+
+int telex_json_scan_object_memo(const char *s, size_t n, telex_json_facts_t *f, telex_json_memo_t *memo)
+{
+    return scan_object(s, n, f, memo);
 }

@@ -1,6 +1,7 @@
 /*
  * test_json_scan.c — the allocation-free chunk scanner agrees with jansson
- * on what is a valid JSON object, and extracts the relay's facts.
+ * on what is a valid JSON object, and extracts the relay's facts; its memo
+ * of the chunks' shared head never changes an answer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,6 +54,17 @@ static void test_facts_of_real_chunks(void **state)
                      0);
     assert_int_equal(f.reasoning_bytes, 3);
     assert_int_equal(f.completion_bytes, 2 + 9); /* raw bytes between the quotes: {\"a\":1} */
+    /* line breaks: only whitespace can hold them (escaped ones are not) */
+    assert_int_equal(scan("{\"a\":\"x\\ny\\r\"}", &f), 0);
+    assert_false(f.line_breaks);
+    assert_int_equal(scan(" {\"a\" :\t1 } ", &f), 0);
+    assert_false(f.line_breaks);
+    assert_int_equal(scan("{\"a\":\n1}", &f), 0);
+    assert_true(f.line_breaks);
+    assert_int_equal(scan("{\"a\":1}\r", &f), 0);
+    assert_true(f.line_breaks);
+    assert_int_equal(scan("\n{}", &f), 0);
+    assert_true(f.line_breaks);
 }
 
 static void test_rejects_what_is_not_one_object(void **state)
@@ -383,6 +395,160 @@ static void test_random_strings(void **state)
     assert_true(good > 1000);
 }
 
+
+/* ------------------------------------------------------------ the memo */
+
+/* The memo's scan must give exactly what the plain scan gives. */
+static void check_same(const char *s, size_t n, telex_json_memo_t *memo, const char *what)
+{
+    telex_json_facts_t plain, memoed;
+    int a = telex_json_scan_object(s, n, &plain);
+    int b = telex_json_scan_object_memo(s, n, &memoed, memo);
+    if (a != b || plain.top_error != memoed.top_error || plain.top_usage != memoed.top_usage ||
+        plain.finish != memoed.finish || plain.completion_bytes != memoed.completion_bytes ||
+        plain.reasoning_bytes != memoed.reasoning_bytes || plain.line_breaks != memoed.line_breaks ||
+        (a != 0 && plain.error_at != memoed.error_at))
+        fail_msg("%s: plain %d (at %zu, completion %llu) vs memo %d (at %zu, completion %llu) on %.*s", what, a,
+                 plain.error_at, (unsigned long long)plain.completion_bytes, b, memoed.error_at,
+                 (unsigned long long)memoed.completion_bytes, (int)n, s);
+}
+
+#define CHUNK_HEAD "{\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":17,\"model\":\"m\","
+static const char *stream_chunks[] = {
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},"
+               "\"finish_reason\":null}]}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo \\\"w\\\"\"},\"finish_reason\":null}]}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\xc3\xa9\"},\"finish_reason\":null}],\"t\":1}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":42},\"finish_reason\":null}]}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}]}", /* bad: ] closes an object */
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":", /* cut right at the memo's end */
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"y\"},\"finish_reason\":null}]}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"think\"},\"finish_reason\":null}]}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"more\"},\"finish_reason\":null}]}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+               "\"{\\\"a\\\"\"}}]},\"finish_reason\":null}]}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+               "\":1}\"}}]},\"finish_reason\":null}]}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}",
+    CHUNK_HEAD "\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}",
+    "{\"error\":{\"message\":\"overloaded\",\"content\":\"x\"}}",
+    "{\"error\":{\"message\":\"overloaded\",\"content\":\"y\"},\"usage\":null}",
+    "  {\"content\":\"lead\"}  ",
+    "  {\"content\":\"lead2\"}",
+    "{\"a\":\n1,\"content\":\"x\"}",
+    "{\"a\":\n1,\"content\":\"y\"}",
+    "{\"a\":\n1,\"content\":\"z\"\r\n}",
+};
+
+static void test_memo_agrees_on_a_stream(void **state)
+{
+    telex_json_memo_t memo = {0};
+    size_t n = sizeof(stream_chunks) / sizeof(stream_chunks[0]);
+    /* in order, then every pair in both orders (each primes the other) */
+    for (size_t i = 0; i < n; i++)
+        check_same(stream_chunks[i], strlen(stream_chunks[i]), &memo, "in order");
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            check_same(stream_chunks[i], strlen(stream_chunks[i]), &memo, "first of a pair");
+            check_same(stream_chunks[j], strlen(stream_chunks[j]), &memo, "second of a pair");
+            check_same(stream_chunks[j], strlen(stream_chunks[j]), &memo, "again");
+        }
+    telex_json_memo_clear(&memo);
+    assert_null(memo.prefix);
+    assert_int_equal(memo.len, 0);
+}
+
+/* The memo is used: after one content chunk, the next scan of a chunk with
+ * the same head starts after it (a corrupted head is found by comparing,
+ * not scanning — the result is the same). */
+static void test_memo_keeps_the_head(void **state)
+{
+    telex_json_memo_t memo = {0};
+    telex_json_facts_t f;
+    const char *c1 = stream_chunks[1];
+    assert_int_equal(telex_json_scan_object_memo(c1, strlen(c1), &f, &memo), 0);
+    const char *at = strstr(c1, "\"content\":");
+    assert_non_null(at);
+    assert_int_equal(memo.len, (size_t)(at - c1) + strlen("\"content\":"));
+    assert_int_equal(memo.depth, 4); /* { [ { { */
+    /* a chunk without any content key leaves the memo as it was */
+    const char *fin = stream_chunks[13];
+    assert_int_equal(telex_json_scan_object_memo(fin, strlen(fin), &f, &memo), 0);
+    assert_true(f.finish);
+    assert_int_equal(memo.len, (size_t)(at - c1) + strlen("\"content\":"));
+    /* too deep to keep: nothing kept */
+    char deep[200] = "{\"a\":";
+    for (int i = 0; i < TELEX_JSON_MEMO_MAX_DEPTH + 1; i++)
+        strcat(deep, "[");
+    strcat(deep, "{\"content\":\"x\"}");
+    for (int i = 0; i < TELEX_JSON_MEMO_MAX_DEPTH + 1; i++)
+        strcat(deep, "]");
+    strcat(deep, "}");
+    assert_int_equal(telex_json_scan_object_memo(deep, strlen(deep), &f, &memo), 0);
+    assert_int_equal(memo.len, 0);
+    /* too long to keep */
+    char *longkey = malloc(TELEX_JSON_MEMO_MAX_PREFIX + 64);
+    assert_non_null(longkey);
+    strcpy(longkey, "{\"");
+    memset(longkey + 2, 'k', TELEX_JSON_MEMO_MAX_PREFIX);
+    strcpy(longkey + 2 + TELEX_JSON_MEMO_MAX_PREFIX, "\":1,\"content\":\"x\"}");
+    assert_int_equal(telex_json_scan_object_memo(longkey, strlen(longkey), &f, &memo), 0);
+    assert_int_equal(memo.len, 0);
+    free(longkey);
+    telex_json_memo_clear(&memo);
+}
+
+/* Random edits anywhere in a chunk (in the shared head, at the memo's edge,
+ * in the text, after it) scanned right after an unedited chunk primed the
+ * memo: the memo's answer is the plain scan's, every time. */
+static void test_memo_agrees_on_corruptions(void **state)
+{
+    static const char alphabet[] = "{}[]\",:0123456789-.eEtrufalsn \\\n\xc3\xa9";
+    uint64_t rng = 7;
+    char buf[512];
+    for (int iter = 0; iter < 40000; iter++) {
+        telex_json_memo_t memo = {0};
+        size_t pick = 1 + (size_t)iter % 4; /* content chunks 1..4 */
+        const char *seed = stream_chunks[pick];
+        size_t n = strlen(seed);
+        check_same(stream_chunks[1], strlen(stream_chunks[1]), &memo, "prime");
+        memcpy(buf, seed, n);
+        const char *edge = strstr(seed, "\"content\":") + strlen("\"content\":");
+        size_t edge_at = (size_t)(edge - seed);
+        int edits = 1 + (int)((rng >> 33) % 2);
+        for (int e = 0; e < edits; e++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            /* half the edits near the memo's edge */
+            size_t at = (rng >> 60) & 1 ? edge_at - 3 + (size_t)((rng >> 33) % 7) : (size_t)((rng >> 33) % n);
+            if (at >= n)
+                at = n - 1;
+            int op = (int)((rng >> 20) % 3);
+            char ch = alphabet[(rng >> 40) % (sizeof(alphabet) - 1)];
+            if (op == 0) {
+                buf[at] = ch;
+            } else if (op == 1 && n + 1 < sizeof(buf)) {
+                memmove(buf + at + 1, buf + at, n - at);
+                buf[at] = ch;
+                n++;
+            } else if (n > 1) {
+                memmove(buf + at, buf + at + 1, n - at - 1);
+                n--;
+            }
+        }
+        char *copy = malloc(n);
+        assert_non_null(copy);
+        memcpy(copy, buf, n);
+        check_same(copy, n, &memo, "edited");
+        check_same(copy, n, &memo, "edited, again");
+        /* and a clean chunk after it still agrees (whatever the edit left in the memo) */
+        check_same(stream_chunks[2], strlen(stream_chunks[2]), &memo, "clean after edited");
+        free(copy);
+        telex_json_memo_clear(&memo);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +559,9 @@ int main(void)
         cmocka_unit_test(test_strings_at_every_position),
         cmocka_unit_test(test_long_strings),
         cmocka_unit_test(test_random_strings),
+        cmocka_unit_test(test_memo_agrees_on_a_stream),
+        cmocka_unit_test(test_memo_keeps_the_head),
+        cmocka_unit_test(test_memo_agrees_on_corruptions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

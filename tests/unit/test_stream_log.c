@@ -2,9 +2,10 @@
  * test_stream_log.c — the append-only event log: sequence numbers, resume
  * positions, reads across segments, limits and releasing. Every test runs
  * twice: on a shared (locking) log and on a private one (no locks), which
- * must behave the same.
+ * must behave the same. Also the per-thread cache of free segments.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -284,6 +285,93 @@ static void test_big_segments_go_once_passed(void **state)
     telex_log_free(log);
 }
 
+
+/* ------------------------------------------------------------ segment cache */
+
+/* A freed log's segment waits in the thread's cache and is the next log's
+ * first segment; dropping the cache frees it. */
+static void test_freed_segments_are_reused_on_the_thread(void **state)
+{
+    telex_log_cache_drop();
+    assert_int_equal(telex_log_cache_bytes(), 0);
+    telex_log_t *a = telex_log_new(0, shared(state));
+    assert_int_equal(telex_log_append(a, "data: 1\n\n", 10), 1);
+    struct iovec v[4];
+    uint64_t to;
+    assert_int_equal(telex_log_read(a, 0, v, 4, &to), 1);
+    void *first = v[0].iov_base;
+    telex_log_free(a);
+    assert_int_equal(telex_log_cache_bytes(), SEG_MIN);
+    telex_log_t *b = telex_log_new(0, shared(state));
+    assert_int_equal(telex_log_append(b, "data: 2\n\n", 10), 1);
+    assert_int_equal(telex_log_read(b, 0, v, 4, &to), 1);
+    assert_ptr_equal(v[0].iov_base, first);
+    assert_int_equal(telex_log_cache_bytes(), 0);
+    /* a burst's bigger segments come back as the reader passes them */
+    static char ev[250];
+    memset(ev, 'e', sizeof(ev));
+    for (int i = 0; i < 40; i++) /* 10 KB: 0.5 + 1 + 2 + 4 + 8 KiB segments */
+        telex_log_append(b, ev, sizeof(ev));
+    telex_log_release_before(b, telex_log_end(b));
+    size_t cached = telex_log_cache_bytes();
+    assert_true(cached >= 512 + 1024 + 2048 + 4096);
+    telex_log_free(b);
+    telex_log_cache_drop();
+    assert_int_equal(telex_log_cache_bytes(), 0);
+}
+
+/* The cache is bounded: a thousand big logs freed leave at most 256 KiB of
+ * each size behind. */
+static void test_cache_is_bounded(void **state)
+{
+    telex_log_cache_drop();
+    static char big[5000];
+    memset(big, 'b', sizeof(big));
+    telex_log_t *logs[1000];
+    for (int i = 0; i < 1000; i++) {
+        logs[i] = telex_log_new(0, shared(state));
+        assert_non_null(logs[i]);
+        assert_int_equal(telex_log_append(logs[i], big, sizeof(big)), 1); /* one 8 KiB segment */
+    }
+    for (int i = 0; i < 1000; i++)
+        telex_log_free(logs[i]);
+    assert_int_equal(telex_log_cache_bytes(), 256 * 1024);
+    telex_log_cache_drop();
+}
+
+/* A worker thread's cache is freed when the thread exits (the ASan build's
+ * leak check fails this test otherwise). */
+static void *churn(void *arg)
+{
+    int is_shared = *(int *)arg;
+    static char ev[250];
+    memset(ev, 'e', sizeof(ev));
+    for (int i = 0; i < 50; i++) {
+        telex_log_t *log = telex_log_new(0, is_shared);
+        for (int k = 0; k < 40; k++)
+            telex_log_append(log, ev, sizeof(ev));
+        telex_log_release_before(log, telex_log_end(log) / 2);
+        telex_log_free(log);
+    }
+    return (void *)telex_log_cache_bytes();
+}
+
+static void test_thread_cache_goes_with_the_thread(void **state)
+{
+    pthread_t t;
+    void *held = NULL;
+    assert_int_equal(pthread_create(&t, NULL, churn, *state), 0);
+    assert_int_equal(pthread_join(t, &held), 0);
+    assert_true((size_t)held > 0); /* it had a cache, which the thread's exit freed */
+}
+
+static int drop_cache(void **state)
+{
+    (void)state;
+    telex_log_cache_drop(); /* the main thread does not exit before the leak check */
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +395,11 @@ int main(void)
         cmocka_unit_test_prestate(test_segments_start_small_and_grow_geometrically, &shared_off),
         cmocka_unit_test_prestate(test_released_as_written_stays_small, &shared_off),
         cmocka_unit_test_prestate(test_big_segments_go_once_passed, &shared_off),
+        cmocka_unit_test_prestate(test_freed_segments_are_reused_on_the_thread, &shared_on),
+        cmocka_unit_test_prestate(test_freed_segments_are_reused_on_the_thread, &shared_off),
+        cmocka_unit_test_prestate(test_cache_is_bounded, &shared_on),
+        cmocka_unit_test_prestate(test_thread_cache_goes_with_the_thread, &shared_on),
+        cmocka_unit_test_prestate(test_thread_cache_goes_with_the_thread, &shared_off),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, drop_cache);
 }
