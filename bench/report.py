@@ -191,7 +191,7 @@ def main():
       f"`telex mock` (2 worker threads) on loopback; one worker/process each (telex `workers: 1`, nginx "
       f"`worker_processes 1`, one uvicorn / Node process), so the comparison is core for core. "
       f"Medians of {meta.get('rounds', '?')} interleaved rounds (the order of the targets rotates every round; "
-      f"the latency levels of direct, telex and nginx get one more round; every run starts once the machine is "
+      f"the throughput and latency levels of direct, telex and nginx get one more round; every run starts once the machine is "
       f"quiet — under 15 % CPU busy — so that a peer still working off its previous run does not slow the next "
       f"target); \"added\" = the target's figure minus direct-to-mock's in the same round. "
       f"Peers: {meta.get('versions', '?')}.")

@@ -53,6 +53,7 @@ typedef struct chat {
     telex_wakeup_t wake;  /* subscribers attached/left/advanced, DELETE */
     uv_timer_t *deadline; /* commit timeout, then idle timeout (lazy: see touch_idle_deadline) */
     uv_timer_t *life;     /* grace without subscribers, then retention */
+    uv_timer_t timers[2]; /* what deadline and life point to (one allocation with the chat) */
     int open;             /* timers and wakeup not yet released */
     int stream_mode;
     int wants_usage;
@@ -122,9 +123,7 @@ static void free_if_done(chat_t *c)
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    chat_t *c = h->data;
-    free(h);
-    free_if_done(c);
+    free_if_done(h->data); /* the timer is part of the chat */
 }
 
 static void on_wake_retired(telex_wakeup_t *w)
@@ -870,15 +869,12 @@ int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *bod
     size_t path_len = req->path_normalized.len < PATH_MAX_KEPT ? req->path_normalized.len : PATH_MAX_KEPT;
     size_t model_len = strnlen(parsed.model, MODEL_NAME_MAX);
     chat_t *c = calloc(1, sizeof(*c) + method_len + 1 + path_len + 1 + model_len + 1);
-    uv_timer_t *t1 = malloc(sizeof(uv_timer_t)), *t2 = malloc(sizeof(uv_timer_t));
     telex_stream_t *stream = telex_stream_new(resumable ? cfg->resume.max_bytes : plain_cap, resumable);
     chat_t **link = c ? h2o_mem_alloc_shared(&req->pool, sizeof(chat_t *), on_req_disposed) : NULL;
-    if (c == NULL || t1 == NULL || t2 == NULL || stream == NULL || link == NULL) {
+    if (c == NULL || stream == NULL || link == NULL) {
         atomic_fetch_sub(&gw->gateway->active_streams, 1);
         telex_auth_release(svc, &grant);
         free(c);
-        free(t1);
-        free(t2);
         telex_stream_unref(stream);
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
         telex_gateway_log_response(req, parsed.model, started);
@@ -922,11 +918,11 @@ int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *bod
     name += path_len + 1;
     c->model_name = memcpy(name, parsed.model, model_len);
     c->provider_name = "";
-    c->deadline = t1;
-    c->life = t2;
-    uv_timer_init(&gw->worker->loop, t1);
-    uv_timer_init(&gw->worker->loop, t2);
-    t1->data = t2->data = c;
+    c->deadline = &c->timers[0];
+    c->life = &c->timers[1];
+    uv_timer_init(&gw->worker->loop, c->deadline);
+    uv_timer_init(&gw->worker->loop, c->life);
+    c->deadline->data = c->life->data = c;
     c->open = 3; /* two timers and the wakeup */
     telex_wakeup_init(&c->wake, gw->waker, on_wake, on_wake_retired);
     telex_stream_set_producer(stream, &c->wake);

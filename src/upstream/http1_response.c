@@ -301,6 +301,25 @@ telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, const
                 break;
             case C_DATA_CR:
             case C_DATA_LF:
+                if (r->cstate == C_DATA_CR && c == '\r') {
+                    /* The common case in one step: "\r\n<hex size>\r\n" whole in
+                     * this read. Anything else goes byte by byte below (the
+                     * result is the same either way; the fuzzer checks it). */
+                    size_t j = i + 1, digits = 0;
+                    uint64_t size = 0;
+                    if (j < n && p[j] == '\n') {
+                        int v;
+                        for (j++; j < n && digits < 15 && (v = hexval(p[j])) >= 0; j++, digits++)
+                            size = size * 16 + (uint64_t)v;
+                        if (digits > 0 && j + 1 < n && p[j] == '\r' && p[j + 1] == '\n') {
+                            r->remaining = size;
+                            r->size_digits = 0;
+                            r->cstate = size == 0 ? C_TRAILER_START : C_DATA;
+                            i = j + 2;
+                            break;
+                        }
+                    }
+                }
                 if (c == '\r' && r->cstate == C_DATA_CR) {
                     r->cstate = C_DATA_LF;
                 } else if (c == '\n') {

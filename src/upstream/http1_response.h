@@ -75,7 +75,7 @@ typedef struct telex_http1_response {
     int status;
     int keep_alive;
     telex_http1_framing_t framing;
-    char content_type[128]; /* "" when absent; longer values are cut */
+    char content_type[64]; /* "" when absent; longer values are cut (media type and a charset fit) */
     char retry_after[32];
     const char *error; /* after ERROR */
     /* internal */

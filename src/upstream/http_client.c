@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,7 +114,7 @@ struct telex_http_call {
     unsigned waiting : 1, fail_pending : 1, writing : 1, reused : 1, retried : 1, got_bytes : 1;
     unsigned in_callback : 1, cancelled : 1, paused : 1, processing : 1, draining : 1;
     size_t drained; /* bytes discarded while draining */
-    char error[192];
+    char *error;    /* why it failed (set_error), allocated only then: calls live as long as answers */
     telex_http1_response_t response; /* the parser's state and the final head */
 };
 
@@ -261,6 +262,24 @@ static void waiting_remove(telex_http_call_t *call)
     update_ref(call->client);
 }
 
+/* Sets the call's error message (formatted, at most 191 bytes kept). */
+static void set_errorf(telex_http_call_t *call, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_errorf(telex_http_call_t *call, const char *fmt, ...)
+{
+    char text[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    free(call->error);
+    call->error = strdup(text); /* NULL when out of memory: error_of says something still */
+}
+
+static const char *error_of(const telex_http_call_t *call)
+{
+    return call->error != NULL ? call->error : "the call to the provider failed (out of memory for its message)";
+}
+
 static void free_call(telex_http_call_t *call)
 {
     telex_http_client_t *client = call->client;
@@ -277,6 +296,7 @@ static void free_call(telex_http_call_t *call)
         call->next->prev = call->prev;
     call->origin->n_calls--;
     free(call->request);
+    free(call->error);
     free(call);
 }
 
@@ -298,7 +318,7 @@ static void fail(telex_http_call_t *call, int timed_out)
         conn_close(call->conn);
         call->conn = NULL;
     }
-    finish(call, call->error, timed_out);
+    finish(call, error_of(call), timed_out);
 }
 
 /* Reported from the loop, never from inside telex_http_call_start. */
@@ -347,8 +367,7 @@ again:
         } else if (c->fail_pending) {
             fail(c, 0);
         } else {
-            snprintf(c->error, sizeof(c->error), "connecting to %s timed out after %ld ms", c->origin->authority,
-                     c->connect_timeout_ms);
+            set_errorf(c, "connecting to %s timed out after %ld ms", c->origin->authority, c->connect_timeout_ms);
             fail(c, 1);
         }
         next = 0;
@@ -382,7 +401,7 @@ static void arm_timer(telex_http_client_t *client, uint64_t at)
 
 static int set_error(telex_http_call_t *call, const char *msg)
 {
-    snprintf(call->error, sizeof(call->error), "%s", msg);
+    set_errorf(call, "%s", msg);
     return -1;
 }
 
@@ -493,10 +512,10 @@ static void on_read(h2o_socket_t *sock, const char *err)
             return;
         }
         if (call->response.phase == TELEX_HTTP1_HEAD)
-            snprintf(call->error, sizeof(call->error), "%s closed the connection %s", call->origin->authority,
+            set_errorf(call, "%s closed the connection %s", call->origin->authority,
                      call->got_bytes ? "in the middle of the response head" : "without answering");
         else
-            snprintf(call->error, sizeof(call->error), "%s closed the connection before the response ended",
+            set_errorf(call, "%s closed the connection before the response ended",
                      call->origin->authority);
         conn_failed(call);
         return;
@@ -523,7 +542,7 @@ static void on_written(h2o_socket_t *sock, const char *err)
         return;
     call->writing = 0;
     if (err != NULL) {
-        snprintf(call->error, sizeof(call->error), "sending the request to %s failed: %s", call->origin->authority,
+        set_errorf(call, "sending the request to %s failed: %s", call->origin->authority,
                  err);
         conn_failed(call);
         return;
@@ -559,7 +578,7 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
         return;
     }
     if (err != NULL) {
-        snprintf(call->error, sizeof(call->error), "TLS handshake with %s failed: %s", call->origin->authority, err);
+        set_errorf(call, "TLS handshake with %s failed: %s", call->origin->authority, err);
         fail(call, 0);
         return;
     }
@@ -575,7 +594,7 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     telex_http_call_t *call = conn->call;
     if (status < 0) {
-        snprintf(call->error, sizeof(call->error), "cannot connect to %s: %s", call->origin->authority,
+        set_errorf(call, "cannot connect to %s: %s", call->origin->authority,
                  uv_strerror(status));
         conn_close(conn);
         call->conn = NULL;
@@ -626,7 +645,7 @@ static void try_address(telex_http_call_t *call)
     int rc = uv_tcp_connect(&conn->creq, &conn->tcp, (const struct sockaddr *)&o->addrs[call->addr_index],
                             on_connected);
     if (rc != 0) {
-        snprintf(call->error, sizeof(call->error), "cannot connect to %s: %s", o->authority, uv_strerror(rc));
+        set_errorf(call, "cannot connect to %s: %s", o->authority, uv_strerror(rc));
         conn_close(conn);
         call->conn = NULL;
         fail_later(call);
@@ -659,7 +678,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     if (res != NULL)
         uv_freeaddrinfo(res);
     if (status != 0 || o->n_addrs == 0) {
-        snprintf(call->error, sizeof(call->error), "cannot resolve %s: %s", o->host,
+        set_errorf(call, "cannot resolve %s: %s", o->host,
                  status != 0 ? uv_strerror(status) : "no IPv4 or IPv6 address");
         fail(call, 0);
         return;
@@ -695,7 +714,7 @@ static void connect_new(telex_http_call_t *call)
     int rc = uv_getaddrinfo(client->loop, &r->req, on_resolved, o->host, port, &hints);
     if (rc != 0) {
         free(r);
-        snprintf(call->error, sizeof(call->error), "cannot resolve %s: %s", o->host, uv_strerror(rc));
+        set_errorf(call, "cannot resolve %s: %s", o->host, uv_strerror(rc));
         fail_later(call);
         return;
     }

@@ -258,7 +258,7 @@ static void memo_keep(telex_json_memo_t *memo, const unsigned char *s, size_t le
     if (len > TELEX_JSON_MEMO_MAX_PREFIX || depth > TELEX_JSON_MEMO_MAX_DEPTH)
         return;
     if (memo->cap < len) {
-        size_t cap = (len + 63) & ~(size_t)63; /* a little room: the next answer's id may be longer */
+        size_t cap = len; /* one memo serves one answer: its chunks' heads have one length */
         char *p = realloc(memo->prefix, cap);
         if (p == NULL)
             return;
