@@ -9,6 +9,11 @@
  * bytes are, runs of bytes that need no check are skipped 16 (SSE2) or 8 at
  * a time (skip_plain); only quotes, backslashes, control bytes and UTF-8
  * sequences are looked at one by one.
+ *
+ * The memo (scan_object with a memo) is the only allocation: the state is
+ * the cursor, the container stack, the pending key and the facts so far, so
+ * saving it at a member's value (memo_keep) and restoring it for a chunk
+ * with the same leading bytes resumes the very scan a full pass would make.
  */
 #include "util/json_scan.h"
 
