@@ -108,6 +108,26 @@ static void test_depth_is_bounded(void **state)
     assert_int_equal(telex_json_scan_object(deep, n, &f), -1);
 }
 
+/* One random edit of buf[0..n) at `at` (n > 0), chosen by rng's bits:
+ * replace, insert (room permitting) or delete a byte. Returns the new length. */
+static const char edit_alphabet[] = "{}[]\",:0123456789-.eEtrufalsn \\\n\xc3\xa9";
+static size_t edit_at(char *buf, size_t n, size_t cap, size_t at, uint64_t rng)
+{
+    int op = (int)((rng >> 20) % 3);
+    char ch = edit_alphabet[(rng >> 40) % (sizeof(edit_alphabet) - 1)];
+    if (op == 0) {
+        buf[at] = ch;
+    } else if (op == 1 && n + 1 < cap) {
+        memmove(buf + at + 1, buf + at, n - at);
+        buf[at] = ch;
+        n++;
+    } else if (n > 1) {
+        memmove(buf + at, buf + at + 1, n - at - 1);
+        n--;
+    }
+    return n;
+}
+
 /* Random corruptions of real chunks: valid for the scanner exactly when
  * jansson loads a JSON object (inputs avoid \u escapes and long numbers,
  * where jansson is stricter about NUL, surrogates and integer range). */
@@ -119,7 +139,6 @@ static void test_agrees_with_jansson_on_corruptions(void **state)
         "{\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3,\"total_tokens\":5,\"x\":[true,false,"
         "null,-1.5e3]}}",
     };
-    static const char alphabet[] = "{}[]\",:0123456789-.eEtrufalsn \\\n\xc3\xa9";
     uint64_t rng = 42;
     char buf[512];
     int agreed = 0;
@@ -130,19 +149,7 @@ static void test_agrees_with_jansson_on_corruptions(void **state)
         int edits = 1 + (int)((rng >> 33) % 3);
         for (int e = 0; e < edits; e++) {
             rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-            size_t at = (size_t)((rng >> 33) % n);
-            int op = (int)((rng >> 20) % 3);
-            char ch = alphabet[(rng >> 40) % (sizeof(alphabet) - 1)];
-            if (op == 0) {
-                buf[at] = ch;
-            } else if (op == 1 && n + 1 < sizeof(buf)) {
-                memmove(buf + at + 1, buf + at, n - at);
-                buf[at] = ch;
-                n++;
-            } else if (n > 1) {
-                memmove(buf + at, buf + at + 1, n - at - 1);
-                n--;
-            }
+            n = edit_at(buf, n, sizeof(buf), (size_t)((rng >> 33) % n), rng);
         }
         if (memmem(buf, n, "\\u", 2) != NULL)
             continue;
@@ -505,7 +512,6 @@ static void test_memo_keeps_the_head(void **state)
  * memo: the memo's answer is the plain scan's, every time. */
 static void test_memo_agrees_on_corruptions(void **state)
 {
-    static const char alphabet[] = "{}[]\",:0123456789-.eEtrufalsn \\\n\xc3\xa9";
     uint64_t rng = 7;
     char buf[512];
     for (int iter = 0; iter < 40000; iter++) {
@@ -524,18 +530,7 @@ static void test_memo_agrees_on_corruptions(void **state)
             size_t at = (rng >> 60) & 1 ? edge_at - 3 + (size_t)((rng >> 33) % 7) : (size_t)((rng >> 33) % n);
             if (at >= n)
                 at = n - 1;
-            int op = (int)((rng >> 20) % 3);
-            char ch = alphabet[(rng >> 40) % (sizeof(alphabet) - 1)];
-            if (op == 0) {
-                buf[at] = ch;
-            } else if (op == 1 && n + 1 < sizeof(buf)) {
-                memmove(buf + at + 1, buf + at, n - at);
-                buf[at] = ch;
-                n++;
-            } else if (n > 1) {
-                memmove(buf + at, buf + at + 1, n - at - 1);
-                n--;
-            }
+            n = edit_at(buf, n, sizeof(buf), at, rng);
         }
         char *copy = malloc(n);
         assert_non_null(copy);
