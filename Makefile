@@ -55,7 +55,7 @@ bench: build
 
 fuzz: bootstrap
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTELEX_FUZZ=ON -DTELEX_TESTS=OFF
-	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_sse_parser fuzz_http1_response fuzz_json_memo
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_sse_parser fuzz_http1_response fuzz_json_memo fuzz_json_load
 	mkdir -p $(BUILD_FUZZ)/corpus && cp tests/fuzz/corpus/* $(BUILD_FUZZ)/corpus/ 2>/dev/null || true
 	$(BUILD_FUZZ)/fuzz_sse_parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus
 	mkdir -p $(BUILD_FUZZ)/corpus_http1_response && \
@@ -64,6 +64,9 @@ fuzz: bootstrap
 	mkdir -p $(BUILD_FUZZ)/corpus_json_memo && \
 	  cp tests/fuzz/corpus_json_memo/* $(BUILD_FUZZ)/corpus_json_memo/ 2>/dev/null || true
 	$(BUILD_FUZZ)/fuzz_json_memo -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus_json_memo
+	mkdir -p $(BUILD_FUZZ)/corpus_json_load && \
+	  cp tests/fuzz/corpus_json_load/* $(BUILD_FUZZ)/corpus_json_load/ 2>/dev/null || true
+	$(BUILD_FUZZ)/fuzz_json_load -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus_json_load
 
 install: build
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)

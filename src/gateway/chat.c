@@ -31,9 +31,11 @@
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"
-#include "gateway/usage.h"
 #include "gateway/subscriber.h"
+#include "gateway/usage.h"
 #include "http/respond.h"
+#include "util/json_dump.h"
+#include "util/json_load.h"
 #include "util/json_scan.h"
 #include "util/log.h"
 
@@ -147,6 +149,8 @@ static double ms_rounded(double ns)
 
 static void log_request(chat_t *c)
 {
+    if (!telex_log_wants("info"))
+        return; /* ~6,000 instructions per answer to build a line nobody reads */
     double now = (double)uv_hrtime();
     json_t *line = json_pack("{s:s,s:s,s:s,s:s,s:i}", "level", "info", "msg", "request", "method", c->method, "path",
                              c->path, "status", c->status);
@@ -386,7 +390,7 @@ static void end_with_error_event(chat_t *c, const char *type, const char *code, 
                                  const char *outcome)
 {
     json_t *err = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", message, "type", type, "code", code);
-    char *text = err ? json_dumps(err, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = err ? telex_json_dumps(err, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(err);
     if (text != NULL) {
         append_event(c, text, strlen(text), 0);
@@ -521,7 +525,7 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
                 return;
             json_t *copy = json_copy(chunk);
             json_object_del(copy, "usage");
-            stripped = json_dumps(copy, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            stripped = telex_json_dumps(copy, JSON_COMPACT | JSON_PRESERVE_ORDER);
             json_decref(copy);
             if (stripped != NULL) {
                 data = stripped;
@@ -587,7 +591,7 @@ static void respond_upstream_failure(chat_t *c, const telex_upstream_failure_t *
     if (f->kind == TELEX_UPSTREAM_STATUS && f->status < 500) {
         /* The provider refused the request itself (bad parameter, ...):
          * relay its status and, when it is OpenAI-shaped, its body. */
-        json_t *body = f->body ? json_loadb(f->body, f->body_len, 0, NULL) : NULL;
+        json_t *body = f->body ? telex_json_loadb(f->body, f->body_len, 0, NULL) : NULL;
         if (json_is_object(json_object_get(body, "error"))) {
             c->status = f->status;
             telex_respond(c->req, f->status, "application/json", f->body, f->body_len);
@@ -641,7 +645,7 @@ static void on_response(void *user, int status, const char *body, size_t len)
     c->status = status;
     c->first_event = 1;
     c->first_event_ns = uv_hrtime();
-    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *j = telex_json_loadb(body, len, 0, NULL);
     json_t *usage = json_object_get(j, "usage");
     char *annotated = NULL;
     telex_usage_estimator_chunk(&c->est, j);

@@ -2,6 +2,7 @@
  * gateway/chat_request.c — see chat_request.h.
  */
 #include "gateway/chat_request.h"
+#include "util/json_load.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -52,7 +53,7 @@ int telex_chat_request_parse(const char *bytes, size_t len, telex_chat_request_t
     if (len == 0)
         return bad(msg, msglen, param, NULL, "The request body is empty; send a JSON object.");
     json_error_t jerr;
-    json_t *body = json_loadb(bytes, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *body = telex_json_loadb(bytes, len, JSON_REJECT_DUPLICATES, &jerr);
     if (body == NULL) {
         snprintf(msg, msglen, "The request body is not valid JSON: %s (line %d, column %d).", jerr.text, jerr.line,
                  jerr.column);

@@ -16,6 +16,8 @@
 
 #include "http/respond.h"
 #include "util/buf.h"
+#include "util/json_dump.h"
+#include "util/json_load.h"
 
 #define MAX_CLIENT_VARIABLES 256
 
@@ -298,7 +300,7 @@ static int check_vars(const preset_t *pr, const json_t *vars, telex_api_error_t 
 
 static int check_size(const json_t *body, size_t limit, ctx_t *c, char **text_out, size_t *len_out)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = telex_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (text == NULL)
         return telex_api_error_set(c->e, 500, "server_error", NULL, NULL, "out of memory");
     size_t len = strlen(text);
@@ -511,7 +513,7 @@ char *telex_presets_expand_request(const telex_presets_t *ps, const char *path, 
         request = json_object();
     } else {
         json_error_t jerr;
-        request = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        request = telex_json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
         if (request == NULL) {
             telex_api_error_set(e, 400, "invalid_request_error", "invalid_request", NULL,
                                 "The request body is not valid JSON: %s (line %d, column %d).", jerr.text, jerr.line,
@@ -525,7 +527,7 @@ char *telex_presets_expand_request(const telex_presets_t *ps, const char *path, 
     json_decref(request);
     if (rc != 0)
         return NULL;
-    char *text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = telex_json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(out);
     if (text == NULL) {
         telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
@@ -549,7 +551,7 @@ char *telex_presets_apply_text(const telex_presets_t *ps, const json_t *body, si
         json_decref(copy);
         return NULL;
     }
-    char *text = json_dumps(copy, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = telex_json_dumps(copy, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(copy);
     if (text == NULL) {
         telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
@@ -589,7 +591,7 @@ int telex_presets_handle_list(telex_services_t *svc, h2o_req_t *req)
         return 0;
     }
     json_t *list = telex_presets_list(telex_services_presets(svc));
-    char *text = list ? json_dumps(list, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = list ? telex_json_dumps(list, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(list);
     if (text == NULL) {
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");

@@ -14,6 +14,7 @@
 #include "gateway/limits.h"
 #include "http/respond.h"
 #include "store/ledger.h"
+#include "util/json_dump.h"
 
 /* ---- usage and cost ------------------------------------------------------------- */
 
@@ -73,7 +74,7 @@ int telex_usage_annotate(json_t *obj, const telex_route_t *route, telex_usage_t 
 
 char *telex_usage_dump(const json_t *obj)
 {
-    return json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+    return telex_json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 }
 
 /* ---- estimates ------------------------------------------------------------------- */
@@ -434,7 +435,7 @@ static void usage_respond(h2o_req_t *req, void *p)
         return;
     }
     json_t *body = telex_usage_to_json(&j->q, j->rows, j->n, j->truncated);
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
+    char *text = body ? telex_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(body);
     if (text == NULL) {
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");

@@ -21,6 +21,7 @@
 
 #include "upstream/anthropic_map.h"
 #include "upstream/sse_upstream.h"
+#include "util/json_dump.h"
 
 
 typedef struct {
@@ -47,7 +48,7 @@ static int relay(telex_sse_upstream_t *u, anthropic_t *a)
     {
         if (telex_sse_upstream_stopped(u))
             break;
-        char *text = json_dumps(chunk, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *text = telex_json_dumps(chunk, JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (text == NULL) {
             telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
                                     "out of memory while translating the provider's stream", NULL, 0);
@@ -103,7 +104,7 @@ static void on_plain(telex_sse_upstream_t *u, int status, const char *body, size
     }
     json_t *answer = telex_anthropic_response(in, (int64_t)time(NULL), msg, sizeof(msg));
     json_decref(in);
-    char *text = answer != NULL ? json_dumps(answer, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = answer != NULL ? telex_json_dumps(answer, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(answer);
     if (text == NULL) {
         telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,

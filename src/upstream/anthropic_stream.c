@@ -28,6 +28,8 @@
 #include <string.h>
 
 #include "upstream/anthropic_map.h"
+#include "util/json_dump.h"
+#include "util/json_load.h"
 
 enum { BLOCK_NONE = 0, BLOCK_TEXT, BLOCK_THINKING, BLOCK_TOOL, BLOCK_OTHER };
 
@@ -248,7 +250,7 @@ static int on_block_start(ev_ctx_t *c, json_t *ev)
                       NULL);
         json_t *input = json_object_get(cb, "input");
         if (rc == TELEX_ANTHROPIC_CONTINUE && json_object_size(input) > 0) {
-            char *args = json_dumps(input, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            char *args = telex_json_dumps(input, JSON_COMPACT | JSON_PRESERVE_ORDER);
             rc = args != NULL ? emit_arguments(c, b->tool, args, strlen(args)) : oom(c);
             free(args);
         }
@@ -364,7 +366,7 @@ int telex_anthropic_stream_event(telex_anthropic_stream_t *s, const char *type, 
 {
     ev_ctx_t c = {s, out, kind, message, message_len};
     json_error_t jerr;
-    json_t *ev = json_loadb(data, data_len, 0, &jerr);
+    json_t *ev = telex_json_loadb(data, data_len, 0, &jerr);
     if (!json_is_object(ev)) {
         json_decref(ev);
         return fail(&c, TELEX_UPSTREAM_BAD_JSON, "the provider sent an event that is not a JSON object (%s)",
@@ -440,7 +442,7 @@ json_t *telex_anthropic_response(json_t *in, int64_t created, char *message, siz
             acc_len = &thinking_len;
         } else if (strcmp(type, "tool_use") == 0) {
             json_t *input = json_object_get(b, "input");
-            char *args = input != NULL ? json_dumps(input, JSON_COMPACT | JSON_PRESERVE_ORDER) : strdup("{}");
+            char *args = input != NULL ? telex_json_dumps(input, JSON_COMPACT | JSON_PRESERVE_ORDER) : strdup("{}");
             json_t *tc = json_pack("{s:s?,s:s,s:{s:s?,s:s?}}", "id", json_string_value(json_object_get(b, "id")), "type",
                                    "function", "function", "name", json_string_value(json_object_get(b, "name")),
                                    "arguments", args);
@@ -495,7 +497,7 @@ json_t *telex_anthropic_response(json_t *in, int64_t created, char *message, siz
 
 char *telex_anthropic_error_body(int status, const char *body, size_t len, size_t *out_len)
 {
-    json_t *in = json_loadb(body, len, 0, NULL);
+    json_t *in = telex_json_loadb(body, len, 0, NULL);
     json_t *e = json_object_get(in, "error");
     const char *m = json_string_value(json_object_get(e, "message"));
     const char *t = json_string_value(json_object_get(e, "type"));
@@ -507,7 +509,7 @@ char *telex_anthropic_error_body(int status, const char *body, size_t len, size_
     if (t == NULL)
         t = status == 429 ? "rate_limit_error" : status >= 500 ? "api_error" : "invalid_request_error";
     json_t *o = json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", m, "type", t, "param", "code");
-    char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = o != NULL ? telex_json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     json_decref(in);
     if (text != NULL)

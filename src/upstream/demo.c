@@ -17,6 +17,7 @@
 
 #include "upstream/provider.h"
 #include "util/buf.h"
+#include "util/json_dump.h"
 
 #define MAX_TOPICS 3
 #define ANSWER_LIMIT 16384
@@ -202,7 +203,7 @@ static size_t next_token(const demo_t *d)
 
 static void emit(demo_t *d, json_t *chunk)
 {
-    char *text = json_dumps(chunk, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = telex_json_dumps(chunk, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (text != NULL) {
         d->in_callback = 1;
         d->sink.on_chunk(d->user, text, strlen(text), chunk, NULL);
@@ -260,7 +261,7 @@ static void send_plain(demo_t *d)
     json_t *resp = json_pack("{s:s,s:s,s:i,s:s,s:[o],s:o}", "id", d->id, "object", "chat.completion", "created",
                              (json_int_t)d->created, "model", d->model, "choices", choice, "usage",
                              usage_object(d));
-    char *text = json_dumps(resp, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = telex_json_dumps(resp, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(resp);
     d->in_callback = 1;
     if (text != NULL)

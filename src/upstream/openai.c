@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "upstream/sse_upstream.h"
+#include "util/json_load.h"
 #include "util/json_scan.h"
 
 
@@ -77,7 +78,7 @@ static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
         return;
     }
     json_error_t jerr;
-    json_t *chunk = json_loadb(ev->data, ev->data_len, 0, &jerr);
+    json_t *chunk = telex_json_loadb(ev->data, ev->data_len, 0, &jerr);
     if (chunk == NULL || !json_is_object(chunk)) {
         char msg[256];
         snprintf(msg, sizeof(msg), "the provider sent a chunk that is not a JSON object (%s)",

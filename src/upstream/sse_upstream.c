@@ -20,6 +20,8 @@
 #include <strings.h>
 
 #include "util/buf.h"
+#include "util/json_dump.h"
+#include "util/json_load.h"
 
 typedef enum { MODE_WAITING, MODE_STREAM, MODE_COLLECT_ERROR, MODE_COLLECT_PLAIN } mode_t_;
 
@@ -190,8 +192,8 @@ static inline int line_byte(telex_sse_upstream_t *u, unsigned char ch)
 
 /* The offset of the first CR or LF at or after `from` in data[0..len), or
  * len. *lf and *cr cache the next LF and CR found by memchr (SIZE_MAX: not
- * looked for yet), so each byte is searched at most once per feed however
- * many lines it holds and however rare CRs are. */
+ * looked for yet), so each byte is searched at most once per feed for each
+ * of them however many lines it holds and however rare CRs are. */
 static size_t next_eol(const char *data, size_t len, size_t from, size_t *lf, size_t *cr)
 {
     if (*lf == SIZE_MAX || *lf < from) {
@@ -199,9 +201,10 @@ static size_t next_eol(const char *data, size_t len, size_t from, size_t *lf, si
         *lf = hit ? (size_t)(hit - data) : len;
     }
     if (*cr == SIZE_MAX || *cr < from) {
-        /* nothing before the LF can matter */
-        const char *hit = memchr(data + from, '\r', *lf - from);
-        *cr = hit ? (size_t)(hit - data) : *lf;
+        /* to the end of the feed: providers send no CRs, so one search
+         * per feed instead of one per line */
+        const char *hit = memchr(data + from, '\r', len - from);
+        *cr = hit ? (size_t)(hit - data) : len;
     }
     return *cr < *lf ? *cr : *lf;
 }
@@ -335,7 +338,7 @@ static void on_body(void *user, const char *data, size_t len)
  * shapes both carry error.message). */
 static void error_message(const telex_buf_t *body, long status, char *out, size_t outlen)
 {
-    json_t *j = json_loadb(body->data ? body->data : "", body->len, 0, NULL);
+    json_t *j = telex_json_loadb(body->data ? body->data : "", body->len, 0, NULL);
     const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
     if (m == NULL)
         m = json_string_value(json_object_get(j, "message"));
@@ -529,7 +532,7 @@ telex_upstream_t *telex_sse_upstream_post_json(telex_sse_upstream_t *u, const te
         headers[n++] = extra[n_extra];
     }
     headers[n] = NULL;
-    char *text = json_dumps(body, dump_flags);
+    char *text = telex_json_dumps(body, dump_flags);
     int rc = text != NULL ? telex_sse_upstream_send(u, url, headers, text, strlen(text), provider->timeout_seconds)
                           : -1;
     free(text);

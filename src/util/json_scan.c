@@ -16,6 +16,7 @@
  * with the same leading bytes resumes the very scan a full pass would make.
  */
 #include "util/json_scan.h"
+#include "util/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -54,33 +55,6 @@ static inline int is_digit(unsigned char ch)
 static int hex(unsigned char ch)
 {
     return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
-}
-
-/* One UTF-8 sequence starting at a byte >= 0x80; returns its length or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char b = p[0];
-    size_t n;
-    uint32_t min, cp;
-    if (b >= 0xC2 && b <= 0xDF) {
-        n = 2, min = 0x80, cp = b & 0x1F;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        n = 3, min = 0x800, cp = b & 0x0F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        n = 4, min = 0x10000, cp = b & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
 }
 
 /* The bytes a string's fast loop stops at: the closing quote, a backslash,
@@ -185,7 +159,7 @@ static HOT_INLINE int scan_string(cursor_t *c, const unsigned char **body, size_
                 break;
             }
         } else {
-            size_t n = utf8_len(p, end);
+            size_t n = telex_utf8_seq_len(p, end);
             if (n == 0)
                 break;
             p += n;

@@ -21,6 +21,11 @@ static int quiet_info(const char *level)
     return quiet && strcmp(level, "info") == 0;
 }
 
+int telex_log_wants(const char *level)
+{
+    return !quiet_info(level);
+}
+
 static size_t format_time(char *buf, size_t len)
 {
     struct timeval tv;

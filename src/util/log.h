@@ -19,6 +19,10 @@
 void telex_log_event(const char *level, const char *msg, const char *fields, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Whether lines of this level are written (TELEX_LOG=quiet drops "info"):
+ * a caller can skip building a line nobody will read. */
+int telex_log_wants(const char *level);
+
 /* Adds "time" (and keeps the caller's members), writes one line, and
  * releases the caller's reference to obj. */
 void telex_log_json(json_t *obj);

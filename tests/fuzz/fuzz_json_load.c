@@ -1,0 +1,71 @@
+/*
+ * fuzz_json_load.c — libFuzzer target for telex's JSON loader and writer
+ * (src/util/json_load.c, json_dump.c and the scanner under them, compiled
+ * in here), against jansson's.
+ *
+ * Input: one flag byte, then the text. Bit 0 of the flag byte selects
+ * JSON_REJECT_DUPLICATES. telex_json_loadb and json_loadb load the text
+ * (from an exact-size copy, so reads past its end are caught); they must
+ * agree: the same tree with keys in the same order, or NULL with the same
+ * error text and position. A loaded tree is then written by
+ * telex_json_dumps and json_dumps with the flag sets telex uses; the bytes
+ * must be the same.
+ *
+ * Build and run: `make fuzz FUZZ_SECONDS=N` (clang, -fsanitize=fuzzer,
+ * address,undefined; seeds in tests/fuzz/corpus_json_load/).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/util/json_dump.c"
+#include "../../src/util/json_load.c"
+#include "../../src/util/json_scan.c"
+
+#define REQUIRE(cond)                                                                                           \
+    do {                                                                                                        \
+        if (!(cond)) {                                                                                          \
+            fprintf(stderr, "fuzz_json_load: %s (line %d)\n", #cond, __LINE__);                               \
+            abort();                                                                                            \
+        }                                                                                                       \
+    } while (0)
+
+static void same_text(char *a, char *b)
+{
+    REQUIRE((a == NULL) == (b == NULL));
+    REQUIRE(a == NULL || strcmp(a, b) == 0);
+    free(a);
+    free(b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    size_t flags = (data[0] & 1) ? JSON_REJECT_DUPLICATES : 0;
+    size_t n = size - 1;
+    char *text = malloc(n ? n : 1);
+    if (text == NULL)
+        return 0;
+    memcpy(text, data + 1, n);
+    json_error_t ea, eb;
+    json_t *a = json_loadb(text, n, flags, &ea);
+    json_t *b = telex_json_loadb(text, n, flags, &eb);
+    REQUIRE((a == NULL) == (b == NULL));
+    if (a == NULL) {
+        REQUIRE(strcmp(ea.text, eb.text) == 0);
+        REQUIRE(ea.position == eb.position && ea.line == eb.line && ea.column == eb.column);
+    } else {
+        REQUIRE(json_equal(a, b));
+        same_text(json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER), json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER));
+        static const size_t dump_flags[] = {JSON_COMPACT, JSON_COMPACT | JSON_PRESERVE_ORDER,
+                                            JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)};
+        for (size_t i = 0; i < sizeof(dump_flags) / sizeof(dump_flags[0]); i++)
+            same_text(json_dumps(a, dump_flags[i]), telex_json_dumps(a, dump_flags[i]));
+    }
+    json_decref(a);
+    json_decref(b);
+    free(text);
+    return 0;
+}
