@@ -298,68 +298,64 @@ static void respond_error_json(chat_t *c, int status, const char *type, const ch
     c->inline_bytes = c->req->bytes_sent;
 }
 
-/* "id: <id>\n" (when id_len) and "data: <data>\n\n" into buf, for data the
- * caller knows to be one line (no CR or LF): what the encoder writes for
- * it, without its scan for line breaks. Returns the size, or 0 if it does
- * not fit. */
-static size_t encode_one_line(char *buf, size_t cap, const char *id, size_t id_len, const char *data, size_t len)
-{
-    size_t need = (id_len != 0 ? 4 + id_len + 1 : 0) + 6 + len + 2;
-    if (len == 0 || need > cap)
-        return 0;
-    char *o = buf;
-    if (id_len != 0) {
-        memcpy(o, "id: ", 4);
-        memcpy(o + 4, id, id_len);
-        o[4 + id_len] = '\n';
-        o += 4 + id_len + 1;
-    }
-    memcpy(o, "data: ", 6);
-    memcpy(o + 6, data, len);
-    o[6 + len] = '\n';
-    o[6 + len + 1] = '\n';
-    return need;
-}
-
 /* Appends one event (data) with the next id; the first carries retry:.
  * one_line: data is known to hold no CR or LF (a validated JSON object
  * whose whitespace has none: JSON strings cannot hold raw line breaks). */
 static int append_event(chat_t *c, const char *data, size_t len, int one_line)
 {
-    char id[TELEX_STREAM_ID_LEN + 24];
+    char idline[TELEX_STREAM_ID_LEN + 32]; /* "id: <stream id>.<seq>\n" */
+    size_t idline_len = 0;
     telex_sse_out_event_t ev = {.retry = -1, .data = data, .data_len = len};
     if (c->resumable) {
         uint64_t seq = telex_log_events(c->stream->log) + 1;
-        int idlen = snprintf(id, sizeof(id), "%s.%llu", c->stream->id, (unsigned long long)seq);
-        ev.id = id;
-        ev.id_len = (size_t)idlen;
+        idline_len = (size_t)snprintf(idline, sizeof(idline), "id: %s.%llu\n", c->stream->id,
+                                      (unsigned long long)seq);
+        ev.id = idline + 4;
+        ev.id_len = idline_len - 5;
         if (seq == 1)
             ev.retry = (int64_t)c->gw->gateway->config->resume.retry_ms;
     }
-    /* Most events fit the stack buffer: encoded in one pass; a larger one
-     * is measured and encoded into an allocation of its size. */
-    char stackbuf[4096];
-    char *buf = stackbuf;
-    size_t written = 0;
-    int rc;
-    if (one_line && ev.retry < 0 && (written = encode_one_line(buf, sizeof(stackbuf), ev.id, ev.id_len, data, len)) != 0)
-        rc = TELEX_SSE_OK;
-    else
-        rc = telex_sse_encode_event(buf, sizeof(stackbuf), &ev, &written);
-    if (rc == TELEX_SSE_ENOSPC) {
-        size_t need = telex_sse_encoded_size(&ev);
-        buf = need != SIZE_MAX ? malloc(need) : NULL;
-        rc = buf != NULL ? telex_sse_encode_event(buf, need, &ev, &written) : -1;
+    int64_t appended;
+    char *buf = NULL;
+    if (one_line && ev.retry < 0 && len != 0) {
+        /* What the encoder would write ("id: …\n", "data: …\n\n"), in
+         * pieces straight into the log: no scan for line breaks and no
+         * buffer to assemble the event in first. */
+        telex_log_piece_t pieces[4];
+        size_t n = 0;
+        if (idline_len != 0)
+            pieces[n++] = (telex_log_piece_t){idline, idline_len};
+        pieces[n++] = (telex_log_piece_t){"data: ", 6};
+        pieces[n++] = (telex_log_piece_t){data, len};
+        pieces[n++] = (telex_log_piece_t){"\n\n", 2};
+        appended = telex_log_appendv(c->stream->log, pieces, n);
+        if (appended == -ENOSPC && c->resumable) {
+            telex_stream_release_acked_or_all(c->stream);
+            appended = telex_log_appendv(c->stream->log, pieces, n);
+        }
+    } else {
+        /* Most events fit the stack buffer: encoded in one pass; a larger
+         * one is measured and encoded into an allocation of its size. */
+        char stackbuf[4096];
+        buf = stackbuf;
+        size_t written = 0;
+        int rc = telex_sse_encode_event(buf, sizeof(stackbuf), &ev, &written);
+        if (rc == TELEX_SSE_ENOSPC) {
+            size_t need = telex_sse_encoded_size(&ev);
+            buf = need != SIZE_MAX ? malloc(need) : NULL;
+            rc = buf != NULL ? telex_sse_encode_event(buf, need, &ev, &written) : -1;
+        }
+        appended = rc == 0 ? telex_log_append(c->stream->log, buf, written) : -1;
+        if (appended == -ENOSPC && c->resumable) {
+            /* Full: drop the history every subscriber has written, then retry
+             * once (the history of a live laggard is kept: then it fails). */
+            telex_stream_release_acked_or_all(c->stream);
+            appended = telex_log_append(c->stream->log, buf, written);
+        }
+        if (buf == stackbuf)
+            buf = NULL;
     }
-    int64_t appended = rc == 0 ? telex_log_append(c->stream->log, buf, written) : -1;
-    if (appended == -ENOSPC && c->resumable) {
-        /* Full: drop the history every subscriber has written, then retry
-         * once (the history of a live laggard is kept: then it fails). */
-        telex_stream_release_acked_or_all(c->stream);
-        appended = telex_log_append(c->stream->log, buf, written);
-    }
-    if (buf != stackbuf)
-        free(buf);
+    free(buf);
     if (appended < 0)
         return -1;
     c->events++;

@@ -263,7 +263,7 @@ static int scan(telex_sse_parser_t *p, const char *bytes, size_t len, size_t *co
     const char *lf = find_byte(bytes + (*no_lf < len ? *no_lf : len), end, '\n');
     const char *cr = find_byte(bytes + (*no_cr < len ? *no_cr : len), end, '\r');
     while (pos < end) {
-        if (lf < pos) lf = find_byte(pos, end, '\n');
+        if (lf < pos) lf = *pos == '\n' ? pos : find_byte(pos, end, '\n'); /* a blank line: no call */
         if (cr < pos) cr = find_byte(pos, end, '\r');
         const char *eol = lf < cr ? lf : cr;
         if (eol == end) { /* the line goes on in the next feed */

@@ -215,8 +215,11 @@ static size_t segment_cap(size_t want)
     return alloc - sizeof(segment_t);
 }
 
-int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len)
+int64_t telex_log_appendv(telex_log_t *log, const telex_log_piece_t *pieces, size_t n)
 {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += pieces[i].len;
     int64_t rc;
     lock(log);
     if (log->finished) {
@@ -252,14 +255,22 @@ int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len)
         rc = -ENOMEM;
         goto out;
     }
-    memcpy(t->data + t->len, bytes, len);
-    t->len += len;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(t->data + t->len, pieces[i].bytes, pieces[i].len);
+        t->len += pieces[i].len;
+    }
     log->end += len;
     log->retained += len;
     rc = (int64_t)++log->total_events;
 out:
     unlock(log);
     return rc;
+}
+
+int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len)
+{
+    telex_log_piece_t piece = {bytes, len};
+    return telex_log_appendv(log, &piece, 1);
 }
 
 void telex_log_finish(telex_log_t *log)

@@ -55,6 +55,14 @@ size_t telex_log_cache_bytes(void);
  * telex_log_finish. */
 int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len);
 
+/* The same for an event given in pieces (written one after the other into
+ * the segment: the caller needs no buffer to assemble it in). */
+typedef struct telex_log_piece {
+    const char *bytes;
+    size_t len;
+} telex_log_piece_t;
+int64_t telex_log_appendv(telex_log_t *log, const telex_log_piece_t *pieces, size_t n);
+
 /* Marks the end of the stream: nothing more will be appended. */
 void telex_log_finish(telex_log_t *log);
 int telex_log_finished(telex_log_t *log);

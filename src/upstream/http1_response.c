@@ -185,11 +185,16 @@ static size_t counted_body(telex_http1_response_t *r, const char *p, size_t n,
         RETURN(TELEX_HTTP1_DONE, at);                                                                                  \
     } while (0)
 
-telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, const char *p, size_t n, size_t *used,
+telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, char *p, size_t n, size_t *used,
                                                 const telex_http1_response_callbacks_t *cb, void *user)
 {
     size_t i = 0;
     int stop = 0; /* a callback asked to stop */
+    /* Chunk data not handed on yet: p[run_at, run_at + run_len). The data of
+     * chunks that follow it in this feed is moved down to its end (over the
+     * consumed framing between them), so a provider that sends each event
+     * as its own chunk costs one on_body call per read, not per event. */
+    size_t run_at = 0, run_len = 0;
     if (r->phase == TELEX_HTTP1_END)
         RETURN(TELEX_HTTP1_DONE, 0);
     if (r->phase == TELEX_HTTP1_FAILED)
@@ -294,11 +299,19 @@ telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, const
                 i++;
                 r->cstate = r->remaining == 0 ? C_TRAILER_START : C_DATA;
                 break;
-            case C_DATA:
-                i += counted_body(r, p + i, n - i, cb, user, &stop);
+            case C_DATA: {
+                size_t take = n - i < r->remaining ? n - i : (size_t)r->remaining;
+                if (run_len == 0)
+                    run_at = i;
+                else if (run_at + run_len != i)
+                    memmove(p + run_at + run_len, p + i, take);
+                run_len += take;
+                i += take;
+                r->remaining -= take;
                 if (r->remaining == 0)
                     r->cstate = C_DATA_CR;
                 break;
+            }
             case C_DATA_CR:
             case C_DATA_LF:
                 if (r->cstate == C_DATA_CR && c == '\r') {
@@ -311,14 +324,23 @@ telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, const
                         int v;
                         for (j++; j < n && digits < 15 && (v = hexval(p[j])) >= 0; j++, digits++)
                             size = size * 16 + (uint64_t)v;
-                        if (digits > 0 && j + 1 < n && p[j] == '\r' && p[j + 1] == '\n') {
+                        if (digits > 0 && size > 0 && j + 1 < n && p[j] == '\r' && p[j + 1] == '\n') {
                             r->remaining = size;
                             r->size_digits = 0;
-                            r->cstate = size == 0 ? C_TRAILER_START : C_DATA;
+                            r->cstate = C_DATA; /* its data joins the run */
                             i = j + 2;
                             break;
                         }
                     }
+                }
+                /* Anything else ends the run first: it is handed on here,
+                 * right after its last byte, as if it were delivered alone. */
+                if (run_len != 0) {
+                    if (cb->on_body != NULL)
+                        stop = cb->on_body(user, p + run_at, run_len);
+                    run_len = 0;
+                    if (stop)
+                        RETURN(TELEX_HTTP1_PAUSED, i);
                 }
                 if (c == '\r' && r->cstate == C_DATA_CR) {
                     r->cstate = C_DATA_LF;
@@ -360,5 +382,7 @@ telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, const
         if (stop)
             RETURN(TELEX_HTTP1_PAUSED, i);
     }
+    if (run_len != 0 && cb->on_body != NULL && cb->on_body(user, p + run_at, run_len))
+        RETURN(TELEX_HTTP1_PAUSED, i);
     RETURN(TELEX_HTTP1_MORE, i);
 }

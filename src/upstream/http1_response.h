@@ -17,7 +17,10 @@
  *    for the final head (status >= 200), after status, content_type,
  *    retry_after, keep_alive and framing are set.
  *  - Body: on_body gets the body bytes, de-chunked, as pointers into p (valid
- *    during the call), never empty. Framing: Transfer-Encoding whose last
+ *    during the call), never empty. The data of the chunks that follow one
+ *    another in one feed comes in one call: the parser moves it together
+ *    over the chunk framing between (p is written to, only in the bytes it
+ *    consumes). Framing: Transfer-Encoding whose last
  *    coding is chunked (extensions and trailers skipped; at most 15 hex
  *    digits of chunk size); any other Transfer-Encoding, or neither it nor
  *    Content-Length, reads until the connection closes (not keep-alive);
@@ -92,7 +95,7 @@ typedef struct telex_http1_response_callbacks {
 
 void telex_http1_response_init(telex_http1_response_t *r);
 
-telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, const char *p, size_t n, size_t *used,
+telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, char *p, size_t n, size_t *used,
                                                 const telex_http1_response_callbacks_t *cb, void *user);
 
 /* The body is being read and ends when the connection closes (a close then

@@ -9,7 +9,8 @@
  * difference:
  *
  *  1. Every call: used <= n; PAUSED only right after a callback that asked
- *     for it; on_body pieces are non-empty and lie inside the feed; on_head
+ *     for it; on_body pieces are non-empty and lie inside the feed (the
+ *     parser may write to the bytes it consumes, so each run feeds a copy); on_head
  *     runs at most once, for a final status (>= 200, not 101), before any
  *     body; DONE and ERROR leave the matching phase (and an error message)
  *     and stay, consuming nothing, when called again.
@@ -100,7 +101,7 @@ static int on_body(void *user, const char *data, size_t len)
 
 static const telex_http1_response_callbacks_t callbacks = {on_head, on_body};
 
-static telex_http1_result_t parse_once(telex_http1_response_t *r, const char *p, size_t n, size_t *used, rec_t *rec)
+static telex_http1_result_t parse_once(telex_http1_response_t *r, char *p, size_t n, size_t *used, rec_t *rec)
 {
     rec->feed = p;
     rec->feed_len = n;
@@ -154,6 +155,11 @@ static void run(const char *in, size_t len, enum mode mode, unsigned seed, int s
     size_t max_chunk = (size_t)1 << (seed % 11);
     size_t consumed = 0, avail = 0;
     telex_http1_result_t res = TELEX_HTTP1_MORE;
+    /* The parser writes to the bytes it consumes (it moves chunk data
+     * together); the fuzzer's input is read-only. */
+    char *buf = malloc(len > 0 ? len : 1);
+    REQUIRE(buf != NULL);
+    memcpy(buf, in, len);
     while (res != TELEX_HTTP1_DONE && res != TELEX_HTTP1_ERROR) {
         if (res == TELEX_HTTP1_MORE) {
             if (avail == len && avail > 0)
@@ -183,7 +189,7 @@ static void run(const char *in, size_t len, enum mode mode, unsigned seed, int s
             res = parse_once(&r, copy, n, &used, rec);
             free(copy);
         } else {
-            res = parse_once(&r, in + consumed, n, &used, rec);
+            res = parse_once(&r, buf + consumed, n, &used, rec);
         }
         consumed += used;
         if (len == 0 && res == TELEX_HTTP1_MORE)
@@ -195,9 +201,10 @@ static void run(const char *in, size_t len, enum mode mode, unsigned seed, int s
         size_t used;
         int heads = rec->heads;
         size_t body = rec->body_len;
-        REQUIRE(parse_once(&r, in + consumed, len - consumed, &used, rec) == res);
+        REQUIRE(parse_once(&r, buf + consumed, len - consumed, &used, rec) == res);
         REQUIRE(used == 0 && r.error == err && rec->heads == heads && rec->body_len == body);
     }
+    free(buf);
     rec->result = res;
     rec->error = r.error;
     rec->consumed = consumed;
@@ -226,7 +233,11 @@ static int head_end(const char *in, size_t len, size_t *end)
     telex_http1_response_init(&r);
     rec.stop = 1;
     size_t used;
-    telex_http1_result_t res = parse_once(&r, in, len, &used, &rec);
+    char *buf = malloc(len > 0 ? len : 1);
+    REQUIRE(buf != NULL);
+    memcpy(buf, in, len);
+    telex_http1_result_t res = parse_once(&r, buf, len, &used, &rec);
+    free(buf);
     if (rec.heads == 0)
         return 0;
     REQUIRE(res == TELEX_HTTP1_PAUSED || res == TELEX_HTTP1_DONE);

@@ -429,15 +429,55 @@ static void test_stop_in_on_body_then_go_on(void **state)
     telex_http1_response_init(&r);
     size_t used;
     assert_int_equal(parse_copy(&r, in, len, &used, &rec), TELEX_HTTP1_PAUSED);
-    /* stopped right after "hello": its bytes are consumed, nothing more */
-    assert_int_equal(used, head + 3 + 5);
-    assert_int_equal(rec.body_len, 5);
+    /* the two chunks of this feed come in one call; stopped right after
+     * it: their bytes and the framing between are consumed, nothing more */
+    assert_int_equal(used, head + 3 + 5 + 5 + 6);
+    assert_int_equal(rec.body_len, 11);
     assert_int_equal(rec.callbacks, 2);
     size_t more;
     assert_int_equal(parse_copy(&r, in + used, len - used, &more, &rec), TELEX_HTTP1_DONE);
     assert_int_equal(used + more, len);
     assert_int_equal(rec.body_len, 11);
     assert_memory_equal(rec.body, "hello world", 11);
+    free(rec.body);
+}
+
+/* Consecutive chunks in one feed are handed on in one call (their data moved
+ * together over the framing); a chunk cut by the end of the feed ends the
+ * call; a chunk extension, or the last chunk, ends the run too. */
+static void test_chunks_of_one_feed_come_in_one_call(void **state)
+{
+    (void)state;
+    const char *head = "HTTP/1.1 200 OK\r\n" TE "\r\n";
+    const char *body = "3\r\nabc\r\n1\r\nd\r\n10\r\nefghijklmnopqrst\r\n2;x=y\r\nuv\r\n4\r\nwxyz\r\n0\r\n\r\n";
+    char in[256];
+    snprintf(in, sizeof(in), "%s%s", head, body);
+    size_t len = strlen(in);
+    rec_t rec = {0};
+    telex_http1_response_t r;
+    telex_http1_response_init(&r);
+    size_t used;
+    assert_int_equal(parse_copy(&r, in, len, &used, &rec), TELEX_HTTP1_DONE);
+    assert_int_equal(used, len);
+    assert_int_equal(rec.body_len, 26);
+    assert_memory_equal(rec.body, "abcdefghijklmnopqrstuvwxyz", 26);
+    /* head, "abc…t" (three chunks; the extension ends the run), "uvwxyz" */
+    assert_int_equal(rec.callbacks, 3);
+
+    /* cut inside the third chunk: what is there comes in one call */
+    free(rec.body);
+    memset(&rec, 0, sizeof(rec));
+    telex_http1_response_init(&r);
+    size_t cut = strlen(head) + strlen("3\r\nabc\r\n1\r\nd\r\n10\r\nefgh");
+    assert_int_equal(parse_copy(&r, in, cut, &used, &rec), TELEX_HTTP1_MORE);
+    assert_int_equal(used, cut);
+    assert_int_equal(rec.callbacks, 2);
+    assert_int_equal(rec.body_len, 8);
+    assert_memory_equal(rec.body, "abcdefgh", 8);
+    size_t more;
+    assert_int_equal(parse_copy(&r, in + used, len - used, &more, &rec), TELEX_HTTP1_DONE);
+    assert_int_equal(rec.body_len, 26);
+    assert_memory_equal(rec.body, "abcdefghijklmnopqrstuvwxyz", 26);
     free(rec.body);
 }
 
@@ -517,7 +557,7 @@ static void test_stop_at_the_last_byte(void **state)
 static void test_null_callbacks(void **state)
 {
     (void)state;
-    const char *in = "HTTP/1.1 200 OK\r\n" TE "\r\n3\r\nabc\r\n0\r\n\r\n";
+    char in[] = "HTTP/1.1 200 OK\r\n" TE "\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
     telex_http1_response_t r;
     telex_http1_response_init(&r);
     const telex_http1_response_callbacks_t none = {NULL, NULL};
@@ -712,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_table_one_byte_at_a_time),
         cmocka_unit_test(test_table_stopping_at_every_callback),
         cmocka_unit_test(test_stop_in_on_body_then_go_on),
+        cmocka_unit_test(test_chunks_of_one_feed_come_in_one_call),
         cmocka_unit_test(test_stop_in_on_head),
         cmocka_unit_test(test_stop_at_the_last_byte),
         cmocka_unit_test(test_null_callbacks),

@@ -143,7 +143,9 @@ static void answer(server_conn_t *c, const char *req, size_t req_len)
         snprintf(out, sizeof out, "%s%zx\r\n%s\r\n", head, strlen(event), event);
         send_text(c, out);
     } else if (strcmp(path, "/three") == 0) {
-        snprintf(out, sizeof out, "%s6\r\nevent1\r\n6\r\nevent2\r\n6\r\nevent3\r\n0\r\n\r\n", head);
+        /* (the extension ends the parser's run of chunks: event1 is
+         * delivered alone, and a pause there holds the rest) */
+        snprintf(out, sizeof out, "%s6\r\nevent1\r\n6;x=y\r\nevent2\r\n6\r\nevent3\r\n0\r\n\r\n", head);
         send_text(c, out);
     } else if (strcmp(path, "/length") == 0) {
         send_text(c, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 7\r\n"

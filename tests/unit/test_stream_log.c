@@ -126,6 +126,37 @@ static void test_large_event_gets_its_own_segment(void **state)
     telex_log_free(log);
 }
 
+/* An event in pieces is the event of the pieces put together: same
+ * numbering, positions, limits and refusal after finish. */
+static void test_append_in_pieces(void **state)
+{
+    telex_log_t *log = telex_log_new(1000, shared(state));
+    telex_log_piece_t three[] = {{"data: ", 6}, {"{\"a\":1}", 7}, {"\n\n", 2}};
+    assert_int_equal(telex_log_appendv(log, three, 3), 1);
+    telex_log_piece_t one[] = {{"data: x\n\n", 9}};
+    assert_int_equal(telex_log_appendv(log, one, 1), 2);
+    telex_log_piece_t empty[] = {{"", 0}, {"id: 1\n", 6}, {"", 0}};
+    assert_int_equal(telex_log_appendv(log, empty, 3), 3);
+    assert_int_equal(telex_log_end(log), 30);
+    char buf[64];
+    uint64_t to, pos;
+    assert_int_equal(read_all(log, 0, buf, sizeof(buf), &to), 30);
+    assert_memory_equal(buf, "data: {\"a\":1}\n\ndata: x\n\nid: 1\n", 30);
+    assert_int_equal(telex_log_position_after(log, 1, &pos), 0);
+    assert_int_equal(pos, 15);
+    /* the limit counts all pieces together */
+    static char big[500];
+    memset(big, 'b', sizeof(big));
+    telex_log_piece_t two_big[] = {{big, sizeof(big)}, {big, 480}};
+    assert_int_equal(telex_log_appendv(log, two_big, 2), -ENOSPC);
+    telex_log_piece_t fits[] = {{big, sizeof(big)}, {big, 470}};
+    assert_int_equal(telex_log_appendv(log, fits, 2), 4);
+    assert_int_equal(telex_log_end(log), 1000);
+    telex_log_finish(log);
+    assert_int_equal(telex_log_appendv(log, one, 1), -EPIPE);
+    telex_log_free(log);
+}
+
 static void test_max_bytes_refuses_then_release_makes_room(void **state)
 {
     telex_log_t *log = telex_log_new(20000, shared(state));
@@ -386,6 +417,8 @@ int main(void)
         cmocka_unit_test_prestate(test_released_as_written_stays_small, &shared_on),
         cmocka_unit_test_prestate(test_big_segments_go_once_passed, &shared_on),
         cmocka_unit_test_prestate(test_append_numbers_events_and_reads_them_back, &shared_off),
+        cmocka_unit_test_prestate(test_append_in_pieces, &shared_on),
+        cmocka_unit_test_prestate(test_append_in_pieces, &shared_off),
         cmocka_unit_test_prestate(test_position_after_each_event, &shared_off),
         cmocka_unit_test_prestate(test_many_events_span_segments_without_moving, &shared_off),
         cmocka_unit_test_prestate(test_large_event_gets_its_own_segment, &shared_off),
