@@ -315,29 +315,22 @@ static int append_event(chat_t *c, const char *data, size_t len, int one_line)
         if (seq == 1)
             ev.retry = (int64_t)c->gw->gateway->config->resume.retry_ms;
     }
-    int64_t appended;
-    char *buf = NULL;
+    telex_log_piece_t pieces[4];
+    size_t n = 0;
+    char stackbuf[4096];
+    char *buf = stackbuf;
     if (one_line && ev.retry < 0 && len != 0) {
         /* What the encoder would write ("id: …\n", "data: …\n\n"), in
          * pieces straight into the log: no scan for line breaks and no
          * buffer to assemble the event in first. */
-        telex_log_piece_t pieces[4];
-        size_t n = 0;
         if (idline_len != 0)
             pieces[n++] = (telex_log_piece_t){idline, idline_len};
         pieces[n++] = (telex_log_piece_t){"data: ", 6};
         pieces[n++] = (telex_log_piece_t){data, len};
         pieces[n++] = (telex_log_piece_t){"\n\n", 2};
-        appended = telex_log_appendv(c->stream->log, pieces, n);
-        if (appended == -ENOSPC && c->resumable) {
-            telex_stream_release_acked_or_all(c->stream);
-            appended = telex_log_appendv(c->stream->log, pieces, n);
-        }
     } else {
         /* Most events fit the stack buffer: encoded in one pass; a larger
          * one is measured and encoded into an allocation of its size. */
-        char stackbuf[4096];
-        buf = stackbuf;
         size_t written = 0;
         int rc = telex_sse_encode_event(buf, sizeof(stackbuf), &ev, &written);
         if (rc == TELEX_SSE_ENOSPC) {
@@ -345,17 +338,22 @@ static int append_event(chat_t *c, const char *data, size_t len, int one_line)
             buf = need != SIZE_MAX ? malloc(need) : NULL;
             rc = buf != NULL ? telex_sse_encode_event(buf, need, &ev, &written) : -1;
         }
-        appended = rc == 0 ? telex_log_append(c->stream->log, buf, written) : -1;
-        if (appended == -ENOSPC && c->resumable) {
-            /* Full: drop the history every subscriber has written, then retry
-             * once (the history of a live laggard is kept: then it fails). */
-            telex_stream_release_acked_or_all(c->stream);
-            appended = telex_log_append(c->stream->log, buf, written);
+        if (rc != 0) {
+            if (buf != stackbuf)
+                free(buf);
+            return -1;
         }
-        if (buf == stackbuf)
-            buf = NULL;
+        pieces[n++] = (telex_log_piece_t){buf, written};
     }
-    free(buf);
+    int64_t appended = telex_log_appendv(c->stream->log, pieces, n);
+    if (appended == -ENOSPC && c->resumable) {
+        /* Full: drop the history every subscriber has written, then retry
+         * once (the history of a live laggard is kept: then it fails). */
+        telex_stream_release_acked_or_all(c->stream);
+        appended = telex_log_appendv(c->stream->log, pieces, n);
+    }
+    if (buf != stackbuf)
+        free(buf);
     if (appended < 0)
         return -1;
     c->events++;
