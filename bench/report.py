@@ -191,9 +191,9 @@ def main():
       f"`telex mock` (2 worker threads) on loopback; one worker/process each (telex `workers: 1`, nginx "
       f"`worker_processes 1`, one uvicorn / Node process), so the comparison is core for core. "
       f"Medians of {meta.get('rounds', '?')} interleaved rounds (the order of the targets rotates every round; "
-      f"the throughput and latency levels of direct, telex and nginx get one more round; every run starts once the machine is "
-      f"quiet — under 15 % CPU busy — so that a peer still working off its previous run does not slow the next "
-      f"target); \"added\" = the target's figure minus direct-to-mock's in the same round. "
+      f"the throughput and latency levels of direct, telex and nginx get one more round; a slow peer that leaves answers "
+      f"in flight is restarted, and every run starts once the machine is quiet — under 15 % CPU busy — so that no "
+      f"gateway still working off its previous run slows the next target); \"added\" = the target's figure minus direct-to-mock's in the same round. "
       f"Peers: {meta.get('versions', '?')}.")
     w("")
     w("### Goals")
