@@ -15,43 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/utf8.h"
 
 #define MAX_DEPTH 512
 
 typedef struct {
-    char *p;
-    size_t len;
-    size_t cap;
+    telex_buf_t b; /* the text so far, NUL-terminated (util/buf.h) */
     size_t flags;
     int fallback; /* give the whole tree to json_dumps */
 } out_t;
 
-static int reserve(out_t *o, size_t more)
-{
-    if (o->cap - o->len >= more)
-        return 0;
-    size_t cap = o->cap;
-    while (cap - o->len < more) {
-        if (cap > SIZE_MAX / 2)
-            return -1;
-        cap *= 2;
-    }
-    char *p = realloc(o->p, cap);
-    if (p == NULL)
-        return -1;
-    o->p = p;
-    o->cap = cap;
-    return 0;
-}
-
 static int put(out_t *o, const char *s, size_t n)
 {
-    if (reserve(o, n) != 0)
-        return -1;
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-    return 0;
+    return telex_buf_append(&o->b, s, n);
 }
 
 /* Bytes a string can carry as they are: 0x20..0x7F except '"' and '\\'. */
@@ -189,12 +166,10 @@ char *telex_json_dumps(const json_t *json, size_t flags)
     size_t allowed = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(31);
     if (!(flags & JSON_COMPACT) || (flags & ~allowed) != 0 || !(json_is_object(json) || json_is_array(json)))
         return json_dumps(json, flags);
-    out_t o = {malloc(256), 0, 256, flags, 0};
-    if (o.p == NULL)
-        return NULL;
-    if (put_value(&o, json, 0) != 0 || put(&o, "", 1) != 0) {
-        free(o.p);
+    out_t o = {{NULL, 0, 0, 0}, flags, 0};
+    if (put_value(&o, json, 0) != 0) {
+        telex_buf_free(&o.b);
         return o.fallback ? json_dumps(json, flags) : NULL;
     }
-    return o.p;
+    return o.b.data;
 }
