@@ -626,7 +626,9 @@ class ChatStream {
       return { input: joinUrl(o.baseUrl, `/v1/streams/${encodeURIComponent(this.streamId)}`), init: { method: 'GET', headers } };
     }
     // A first request, or a retry of it with Last-Event-ID (telex resumes such a POST).
+    // X-Telex-Event-Ids: telex's framing (an id on every event), which resuming needs.
     headers.set('content-type', 'application/json');
+    headers.set('x-telex-event-ids', '1');
     let path = '/v1/chat/completions';
     let body = { ...(o.body || {}) };
     if (o.preset) path = `/v1/presets/${encodeURIComponent(o.preset)}`;

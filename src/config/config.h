@@ -90,10 +90,12 @@ typedef struct telex_model {
 } telex_model_t;
 
 typedef struct telex_streaming_config {
-    double keepalive_seconds;      /* ": keepalive" after this much silence; default 15 */
+    double keepalive_seconds;      /* ": keepalive" after this much silence (telex framing); default 15 */
     double commit_timeout_seconds; /* commit headers by then at the latest; default 5 */
     double idle_timeout_seconds;   /* upstream silent this long after commit = dead; 60 */
     double shutdown_grace_seconds; /* streams may run this long after SIGTERM; 10 (>= 0) */
+    bool event_ids; /* telex framing (ids, retry:, keep-alives) on every POST stream, not only
+                       when asked for (X-Telex-Event-Ids: 1); default false */
 } telex_streaming_config_t;
 
 typedef struct telex_limits_config {

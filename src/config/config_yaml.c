@@ -438,7 +438,7 @@ static int parse_tls(ctx_t *c, const yaml_node_t *v)
 static int parse_streaming(ctx_t *c, const yaml_node_t *v)
 {
     static const char *const keys[] = {"keepalive_seconds", "commit_timeout_seconds",
-                                       "idle_timeout_seconds", "shutdown_grace_seconds"};
+                                       "idle_timeout_seconds", "shutdown_grace_seconds", "event_ids"};
     const char *P = "streaming";
     telex_streaming_config_t *s = &c->cfg->streaming;
     int rc = as_mapping(c, v, P, "keepalive_seconds:, ...");
@@ -453,6 +453,7 @@ static int parse_streaming(ctx_t *c, const yaml_node_t *v)
           &s->idle_timeout_seconds);
     FIELD(v, "shutdown_grace_seconds", P, read_double, 0, false, SECONDS_MAX,
           &s->shutdown_grace_seconds);
+    FIELD(v, "event_ids", P, read_bool, &s->event_ids);
     return 0;
 }
 

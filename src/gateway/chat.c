@@ -2,9 +2,10 @@
  * gateway/chat.c — POST /v1/chat/completions: validate, route, produce.
  *
  * A chat is the producer of one answer. It runs the upstream call on its
- * worker's thread and appends every chunk, encoded as an SSE event with an
- * id ("<stream id>.<n>"), to the answer's stream log; responses are
- * subscribers of that log (gateway/subscriber.c). Two phases:
+ * worker's thread and appends every chunk, framed as OpenAI frames it
+ * (`data: <chunk>\n\n`), to the answer's stream log; responses are
+ * subscribers of that log (gateway/subscriber.c), and those that want
+ * telex's framing add the ids ("<stream id>.<n>") as they write. Two phases:
  *   - before commit: no response yet. An upstream failure that allows it
  *     (connect error, timeout, 429, 5xx, a stream cut before its first
  *     event) falls back to the model's next route; the last failure becomes
@@ -60,6 +61,7 @@ typedef struct chat {
     int stream_mode;
     int wants_usage;
     int resumable;
+    int telex_framing; /* the original client gets telex's framing (ids when resumable, retry:, keep-alives) */
     int registered;
     int committed;
     int first_event;
@@ -298,35 +300,47 @@ static void respond_error_json(chat_t *c, int status, const char *type, const ch
     c->inline_bytes = c->req->bytes_sent;
 }
 
-/* Appends one event (data) with the next id; the first carries retry:.
+/* Appends one event (data) as `data: <data>\n\n` (subscribers that send
+ * ids add them as they write).
  * one_line: data is known to hold no CR or LF (a validated JSON object
  * whose whitespace has none: JSON strings cannot hold raw line breaks). */
+static int append_event_cut(chat_t *c, const char *data, size_t len, int one_line, size_t cut_from, size_t cut_to);
+
 static int append_event(chat_t *c, const char *data, size_t len, int one_line)
 {
-    char idline[TELEX_STREAM_ID_LEN + 32]; /* "id: <stream id>.<seq>\n" */
-    size_t idline_len = 0;
+    return append_event_cut(c, data, len, one_line, 0, 0);
+}
+
+/* The same, without the bytes data[cut_from..cut_to) (a "usage":null the
+ * client did not ask for). */
+static int append_event_cut(chat_t *c, const char *data, size_t len, int one_line, size_t cut_from, size_t cut_to)
+{
     telex_sse_out_event_t ev = {.retry = -1, .data = data, .data_len = len};
-    if (c->resumable) {
-        uint64_t seq = telex_log_events(c->stream->log) + 1;
-        idline_len = (size_t)snprintf(idline, sizeof(idline), "id: %s.%llu\n", c->stream->id,
-                                      (unsigned long long)seq);
-        ev.id = idline + 4;
-        ev.id_len = idline_len - 5;
-        if (seq == 1)
-            ev.retry = (int64_t)c->gw->gateway->config->resume.retry_ms;
-    }
     telex_log_piece_t pieces[4];
     size_t n = 0;
     char stackbuf[4096];
     char *buf = stackbuf;
-    if (one_line && ev.retry < 0 && len != 0) {
-        /* What the encoder would write ("id: …\n", "data: …\n\n"), in
-         * pieces straight into the log: no scan for line breaks and no
-         * buffer to assemble the event in first. */
-        if (idline_len != 0)
-            pieces[n++] = (telex_log_piece_t){idline, idline_len};
+    char *joined = NULL;
+    if (cut_to > cut_from && !one_line) {
+        /* rare (a chunk with line breaks in its whitespace): join the two parts */
+        joined = malloc(len - (cut_to - cut_from));
+        if (joined == NULL)
+            return -1;
+        memcpy(joined, data, cut_from);
+        memcpy(joined + cut_from, data + cut_to, len - cut_to);
+        ev.data = joined;
+        ev.data_len = len - (cut_to - cut_from);
+    }
+    if (one_line && len != 0) {
+        /* What the encoder would write, in pieces straight into the log: no
+         * scan for line breaks and no buffer to assemble the event in first. */
         pieces[n++] = (telex_log_piece_t){"data: ", 6};
-        pieces[n++] = (telex_log_piece_t){data, len};
+        if (cut_to > cut_from) {
+            pieces[n++] = (telex_log_piece_t){data, cut_from};
+            pieces[n++] = (telex_log_piece_t){data + cut_to, len - cut_to};
+        } else {
+            pieces[n++] = (telex_log_piece_t){data, len};
+        }
         pieces[n++] = (telex_log_piece_t){"\n\n", 2};
     } else {
         /* Most events fit the stack buffer: encoded in one pass; a larger
@@ -338,6 +352,7 @@ static int append_event(chat_t *c, const char *data, size_t len, int one_line)
             buf = need != SIZE_MAX ? malloc(need) : NULL;
             rc = buf != NULL ? telex_sse_encode_event(buf, need, &ev, &written) : -1;
         }
+        free(joined);
         if (rc != 0) {
             if (buf != stackbuf)
                 free(buf);
@@ -446,7 +461,10 @@ static int commit(chat_t *c)
         headers[3] = url;
     }
     h2o_req_t *req = c->req;
-    if (telex_subscriber_start(c->gw, req, c->stream, 0, !c->resumable, headers) != 0)
+    int flags = (c->resumable ? 0 : TELEX_SUB_RELEASE_AS_ACKED) |
+                (c->telex_framing ? TELEX_SUB_KEEPALIVE : 0) |
+                (c->telex_framing && c->resumable ? TELEX_SUB_EVENT_IDS : 0);
+    if (telex_subscriber_start(c->gw, req, c->stream, 0, 0, flags, headers) != 0)
         return -1;
     /* The request is the subscriber's now. */
     c->committed = 1;
@@ -532,7 +550,15 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
         fail_commit(c);
         return;
     }
-    int rc = append_event(c, data, len, stripped == NULL && facts != NULL && !facts->line_breaks);
+    /* telex asked the provider for usage; a client that did not must not
+     * see the "usage":null an OpenAI provider then puts in every chunk. */
+    size_t cut_from = 0, cut_to = 0;
+    if (!c->wants_usage && stripped == NULL && facts != NULL && facts->null_usage_to != 0) {
+        cut_from = facts->null_usage_from;
+        cut_to = facts->null_usage_to;
+    }
+    int rc = append_event_cut(c, data, len, stripped == NULL && facts != NULL && !facts->line_breaks, cut_from,
+                              cut_to);
     free(stripped);
     if (rc != 0) {
         snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
@@ -767,6 +793,17 @@ static void start_route(chat_t *c)
     }
 }
 
+/* telex's framing for this POST: X-Telex-Event-Ids: 1 / true asks for
+ * it, 0 / false declines it, and without the header streaming.event_ids
+ * decides. */
+static int wants_telex_framing(h2o_req_t *req, const telex_config_t *cfg)
+{
+    h2o_iovec_t v = telex_req_header(req, "x-telex-event-ids");
+    if (v.base == NULL)
+        return cfg->streaming.event_ids;
+    return h2o_memis(v.base, v.len, H2O_STRLIT("1")) || h2o_lcstris(v.base, v.len, H2O_STRLIT("true"));
+}
+
 int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
 {
     return telex_chat_handle_body(gw, req, req->entity.base, req->entity.len, NULL);
@@ -894,6 +931,7 @@ int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *bod
     c->stream_mode = parsed.stream;
     c->wants_usage = parsed.include_usage;
     c->resumable = resumable;
+    c->telex_framing = wants_telex_framing(req, cfg);
     c->started_ns = started;
     /* Pause the upstream when the log holds this much; resume below the
      * second figure. Without resume the log holds only what the one reader

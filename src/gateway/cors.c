@@ -10,7 +10,7 @@
 #include "http/respond.h"
 
 #define ALLOW_METHODS "GET, POST, PATCH, DELETE, OPTIONS"
-#define ALLOW_HEADERS "Authorization, Content-Type, Last-Event-ID, X-Request-Id, OpenAI-Beta"
+#define ALLOW_HEADERS "Authorization, Content-Type, Last-Event-ID, X-Request-Id, OpenAI-Beta, X-Telex-Event-Ids"
 #define EXPOSE_HEADERS "Retry-After, X-Telex-Stream-Id, X-Telex-Resume-Url, X-Request-Id"
 
 bool telex_cors_origin_allowed(const telex_config_t *cfg, const char *origin, size_t len)

@@ -2,9 +2,12 @@
  * gateway/resume.c — attaching to a streamed answer again.
  *
  *   GET /v1/streams/{id}       replays every event after Last-Event-ID
- *                              (header, or ?last_event_id=), then follows
- *                              the answer live and ends like the original;
- *                              from the first event without one.
+ *                              (header, or ?last_event_id=), or after the
+ *                              first N events (?after=N, for a client that
+ *                              only counted what it got), then follows the
+ *                              answer live and ends like the original; from
+ *                              the first event without either. Always in
+ *                              telex's framing (ids, retry:, keep-alives).
  *   POST /v1/chat/completions  with a Last-Event-ID of a known stream does
  *                              the same instead of generating again, so a
  *                              fetch-based client can simply retry.
@@ -85,7 +88,24 @@ static telex_stream_t *find_authorized(h2o_req_t *req, const char *id, const cha
     return NULL;
 }
 
-static int attach(gateway_worker_t *gw, h2o_req_t *req, const char *id, h2o_iovec_t last_event_id,
+/* Parses the decimal count of ?after=N into *seq; -1 when it is not one. */
+static int parse_count(h2o_iovec_t v, uint64_t *seq)
+{
+    if (v.len == 0 || v.len > 19)
+        return -1;
+    uint64_t n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.base[i] < '0' || v.base[i] > '9')
+            return -1;
+        n = n * 10 + (uint64_t)(v.base[i] - '0');
+    }
+    *seq = n;
+    return 0;
+}
+
+/* Attaches after event `last_event_id` (an event id; empty: see `after`)
+ * or, without one, after the `after`-th event (a count: ?after=N). */
+static int attach(gateway_worker_t *gw, h2o_req_t *req, const char *id, h2o_iovec_t last_event_id, h2o_iovec_t after,
                   const char *caller_owner)
 {
     telex_stream_t *s = find_authorized(req, id, caller_owner);
@@ -100,12 +120,19 @@ static int attach(gateway_worker_t *gw, h2o_req_t *req, const char *id, h2o_iove
                                 "Last-Event-ID is not an event of stream %s.", id);
             return 0;
         }
+    } else if (after.base != NULL && parse_count(after, &seq) != 0) {
+        telex_stream_unref(s);
+        telex_respond_error(req, 400, "invalid_request_error", "bad_after", "after",
+                            "after must be the number of events already received (0, 1, 2 ...).");
+        return 0;
     }
     int rc = telex_log_position_after(s->log, seq, &from);
     if (rc == -ERANGE) {
         telex_stream_unref(s);
-        telex_respond_error(req, 400, "invalid_request_error", "bad_last_event_id", "Last-Event-ID",
-                            "Stream %s has no event %llu yet.", id, (unsigned long long)seq);
+        int by_count = last_event_id.len == 0;
+        telex_respond_error(req, 400, "invalid_request_error", by_count ? "bad_after" : "bad_last_event_id",
+                            by_count ? "after" : "Last-Event-ID", "Stream %s has no event %llu yet.", id,
+                            (unsigned long long)seq);
         return 0;
     }
     if (rc == 0 && telex_log_finished(s->log) && from == telex_log_end(s->log) && accepts_event_stream(req)) {
@@ -117,7 +144,7 @@ static int attach(gateway_worker_t *gw, h2o_req_t *req, const char *id, h2o_iove
     }
     const char *headers[] = {"x-telex-stream-id", s->id, NULL};
     if (rc == 0) /* attaching checks the position again, atomically with the producer's releases */
-        rc = telex_subscriber_start(gw, req, s, from, 0, headers);
+        rc = telex_subscriber_start(gw, req, s, from, seq, TELEX_SUB_EVENT_IDS | TELEX_SUB_KEEPALIVE, headers);
     if (rc == -ENOENT) {
         telex_respond_error(req, 410, "invalid_request_error", "resume_position_dropped", "Last-Event-ID",
                             "The events after %llu are no longer kept (resume.max_bytes); the answer cannot be "
@@ -168,7 +195,7 @@ int telex_resume_handle(gateway_worker_t *gw, h2o_req_t *req, const char *caller
         h2o_iovec_t last = telex_req_header(req, "last-event-id");
         if (last.base == NULL)
             last = query_param(req, "last_event_id");
-        return attach(gw, req, id, last, caller_owner);
+        return attach(gw, req, id, last, query_param(req, "after"), caller_owner);
     }
     telex_stream_t *s = find_authorized(req, id, caller_owner);
     if (s == NULL)
@@ -194,6 +221,6 @@ int telex_resume_try_post(gateway_worker_t *gw, h2o_req_t *req, const char *call
     if (last.base == NULL || !gw->gateway->config->resume.enabled ||
         telex_event_id_parse(last.base, last.len, id, &seq) != 0)
         return 0; /* not a resume: generate */
-    attach(gw, req, id, last, caller_owner);
+    attach(gw, req, id, last, h2o_iovec_init(NULL, 0), caller_owner);
     return 1;
 }

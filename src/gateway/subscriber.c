@@ -14,6 +14,11 @@
 #include "http/server.h"
 
 #define MAX_VECS 32
+/* Events per write with ids: an id block and the event each, after the
+ * opening retry: block. */
+#define MAX_ID_EVENTS ((MAX_VECS - 1) / 2)
+/* "id: " <stream id> "." <seq> "\n" and, for event 1, "retry: <ms>\n" */
+#define ID_BLOCK_MAX (4 + TELEX_STREAM_ID_LEN + 1 + 20 + 1 + 7 + 20 + 1 + 1) /* and snprintf's NUL */
 
 typedef struct subscriber {
     h2o_generator_t generator; /* first: h2o hands it back */
@@ -22,19 +27,22 @@ typedef struct subscriber {
     gateway_worker_t *gw;
     h2o_req_t *req; /* NULL once h2o disposed of the request */
     telex_stream_t *stream;
-    uint64_t pos;     /* next byte of the log to send */
-    uint64_t sent_to; /* where the write in flight ends */
+    uint64_t pos;      /* next byte of the log to send */
+    uint64_t sent_to;  /* where the write in flight ends */
+    uint64_t next_seq; /* with ids: the event that starts at pos */
+    uint64_t sent_seq; /* with ids: the event that starts at sent_to */
     int started;
     int writing;
     int ended;          /* the final state was handed to h2o */
     int abort_on_proceed;
     int release_as_acked;
     int open; /* things that must end before free: keepalive timer, queued wakeup */
-    uv_timer_t *keepalive;
+    uv_timer_t *keepalive; /* with TELEX_SUB_KEEPALIVE only */
     uint64_t last_write_ms; /* uv_now() of the last write of events: silence counts from here */
     uint64_t events_sent_ms; /* the same, but 0 until events were written (the sweep's skip) */
     size_t prefix_len; /* bytes of `prefix` still to send before the log's */
-    char prefix[40];   /* "retry: N" for a response that starts after event 1 */
+    char prefix[40];   /* "retry: N" for a response with ids that starts after event 1 */
+    char *ids;         /* with ids: MAX_ID_EVENTS blocks of ID_BLOCK_MAX bytes (in the same allocation) */
 } subscriber_t;
 
 static const char keepalive_comment[] = ": keepalive\n\n";
@@ -61,11 +69,61 @@ static void on_wakeup_retired(telex_wakeup_t *w)
 
 static void note_write(subscriber_t *s);
 
+static void stop_keepalive(subscriber_t *s)
+{
+    if (s->keepalive != NULL)
+        uv_timer_stop(s->keepalive);
+}
+
 static void send_final(subscriber_t *s, h2o_send_state_t state)
 {
     s->ended = 1;
-    uv_timer_stop(s->keepalive);
+    stop_keepalive(s);
     h2o_send(s->req, NULL, 0, state);
+}
+
+/* Writes the id block of event seq into out; returns its length. */
+static size_t format_id_block(subscriber_t *s, uint64_t seq, char *out)
+{
+    char digits[20];
+    size_t nd = 0;
+    for (uint64_t v = seq; nd == 0 || v != 0; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    char *o = out;
+    memcpy(o, "id: ", 4), o += 4;
+    memcpy(o, s->stream->id, TELEX_STREAM_ID_LEN), o += TELEX_STREAM_ID_LEN;
+    *o++ = '.';
+    while (nd > 0)
+        *o++ = digits[--nd];
+    *o++ = '\n';
+    if (seq == 1)
+        o += snprintf(o, 7 + 20 + 2, "retry: %llu\n", (unsigned long long)s->gw->gateway->config->resume.retry_ms);
+    return (size_t)(o - out);
+}
+
+/* The log's bytes from pos, as iovecs after vecs[nvecs]: with ids, event by
+ * event behind their id blocks. Returns the new nvecs, or -1 when pos was
+ * dropped (cannot happen while attached: acked bytes are kept). */
+static int gather(subscriber_t *s, h2o_iovec_t *vecs, size_t nvecs, uint64_t *to)
+{
+    telex_log_t *log = s->stream->log;
+    if (s->ids == NULL) {
+        struct iovec iov[MAX_VECS - 1];
+        int n = telex_log_read(log, s->pos, iov, MAX_VECS - 1, to);
+        for (int i = 0; i < n; i++)
+            vecs[nvecs++] = h2o_iovec_init(iov[i].iov_base, iov[i].iov_len);
+        return n < 0 ? -1 : (int)nvecs;
+    }
+    struct iovec ev[MAX_ID_EVENTS];
+    int n = telex_log_read_events(log, s->pos, s->next_seq, ev, MAX_ID_EVENTS, to);
+    for (int i = 0; i < n; i++) {
+        char *block = s->ids + (size_t)i * ID_BLOCK_MAX;
+        vecs[nvecs++] = h2o_iovec_init(block, format_id_block(s, s->next_seq + (uint64_t)i, block));
+        vecs[nvecs++] = h2o_iovec_init(ev[i].iov_base, ev[i].iov_len);
+    }
+    if (n > 0)
+        s->sent_seq = s->next_seq + (uint64_t)n;
+    return n < 0 ? -1 : (int)nvecs;
 }
 
 /* Hands everything from pos to the log's end to h2o, in one write (after
@@ -75,44 +133,42 @@ static void pump(subscriber_t *s)
     if (s->req == NULL || s->writing || s->ended)
         return;
     telex_log_t *log = s->stream->log;
-    struct iovec iov[MAX_VECS - 1];
-    uint64_t to;
-    int n = telex_log_read(log, s->pos, iov, MAX_VECS - 1, &to);
-    if (n < 0) {
-        send_final(s, H2O_SEND_STATE_ERROR); /* cannot happen while attached: acked bytes are kept */
-        return;
-    }
     h2o_iovec_t vecs[MAX_VECS];
     size_t nvecs = 0;
-    if (s->prefix_len > 0 && (n > 0 || !s->started)) {
+    if (s->prefix_len > 0)
         vecs[nvecs++] = h2o_iovec_init(s->prefix, s->prefix_len);
-        s->prefix_len = 0;
+    uint64_t to;
+    int total = gather(s, vecs, nvecs, &to);
+    if (total < 0) {
+        send_final(s, H2O_SEND_STATE_ERROR);
+        return;
     }
-    if (n == 0) {
+    if ((size_t)total == nvecs) { /* no event yet */
         if (telex_log_finished(log) && s->pos == telex_log_end(log)) {
             send_final(s, H2O_SEND_STATE_FINAL);
         } else if (!s->started) {
-            /* Nothing to send yet: push the headers out now. */
+            /* Nothing to send yet: push the headers (and the prefix) out now. */
             s->started = 1;
             s->writing = 1;
             s->sent_to = s->pos;
+            s->sent_seq = s->next_seq;
+            s->prefix_len = 0;
             h2o_send(s->req, vecs, nvecs, H2O_SEND_STATE_IN_PROGRESS);
         }
         return;
     }
-    for (int i = 0; i < n; i++)
-        vecs[nvecs++] = h2o_iovec_init(iov[i].iov_base, iov[i].iov_len);
+    s->prefix_len = 0;
     int final = to == telex_log_end(log) && telex_log_finished(log);
     s->started = 1;
     s->sent_to = to;
     if (final) {
         s->ended = 1;
-        uv_timer_stop(s->keepalive);
+        stop_keepalive(s);
     } else {
         s->writing = 1;
         note_write(s);
     }
-    h2o_send(s->req, vecs, nvecs, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    h2o_send(s->req, vecs, (size_t)total, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 static void on_wake(telex_wakeup_t *w)
@@ -139,6 +195,7 @@ static void on_keepalive(uv_timer_t *timer)
         return;
     s->writing = 1;
     s->sent_to = s->pos;
+    s->sent_seq = s->next_seq;
     h2o_iovec_t buf = h2o_iovec_init(keepalive_comment, sizeof(keepalive_comment) - 1);
     h2o_send(s->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
 }
@@ -149,14 +206,14 @@ static void on_keepalive(uv_timer_t *timer)
  * re-arms it for the remainder when it fires early. */
 static void note_write(subscriber_t *s)
 {
-    s->last_write_ms = s->events_sent_ms = uv_now(s->keepalive->loop);
+    s->last_write_ms = s->events_sent_ms = uv_now(&s->gw->worker->loop);
 }
 
 static void start_keepalive(subscriber_t *s)
 {
     uint64_t ms = keepalive_ms(s);
-    s->last_write_ms = uv_now(s->keepalive->loop);
-    if (ms > 0)
+    s->last_write_ms = uv_now(&s->gw->worker->loop);
+    if (s->keepalive != NULL && ms > 0)
         uv_timer_start(s->keepalive, on_keepalive, ms, ms);
 }
 
@@ -165,6 +222,7 @@ static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
     subscriber_t *s = (subscriber_t *)generator;
     s->writing = 0;
     s->pos = s->sent_to;
+    s->next_seq = s->sent_seq;
     atomic_store(&s->sub.acked, s->pos);
     if (s->release_as_acked)
         telex_log_release_before(s->stream->log, s->pos);
@@ -198,19 +256,23 @@ static void on_req_disposed(void *p)
     if (s->next != NULL)
         s->next->prev = s->prev;
     gw->n_subscribers--;
-    uv_timer_stop(s->keepalive);
-    uv_close((uv_handle_t *)s->keepalive, on_timer_closed);
+    if (s->keepalive != NULL) {
+        uv_timer_stop(s->keepalive);
+        uv_close((uv_handle_t *)s->keepalive, on_timer_closed);
+    }
     if (telex_wakeup_retire(&s->sub.wake) == 0)
         maybe_free(s); /* no wakeup in flight: drop its share now */
 }
 
 int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t *stream, uint64_t from,
-                           int release_as_acked, const char *const *extra_headers)
+                           uint64_t after, int flags, const char *const *extra_headers)
 {
-    subscriber_t *s = calloc(1, sizeof(*s));
-    uv_timer_t *timer = malloc(sizeof(*timer));
+    int with_ids = (flags & TELEX_SUB_EVENT_IDS) != 0, with_keepalive = (flags & TELEX_SUB_KEEPALIVE) != 0;
+    size_t ids_bytes = with_ids ? (size_t)MAX_ID_EVENTS * ID_BLOCK_MAX : 0;
+    subscriber_t *s = calloc(1, sizeof(*s) + ids_bytes);
+    uv_timer_t *timer = with_keepalive ? malloc(sizeof(*timer)) : NULL;
     subscriber_t **link = s != NULL ? h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_disposed) : NULL;
-    if (s == NULL || timer == NULL || link == NULL) {
+    if (s == NULL || (with_keepalive && timer == NULL) || link == NULL) {
         if (link != NULL)
             *link = NULL; /* its destructor runs when the request is disposed of */
         free(s);
@@ -221,7 +283,10 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
     s->req = req;
     s->stream = stream;
     s->pos = from;
-    s->release_as_acked = release_as_acked;
+    s->next_seq = after + 1;
+    s->release_as_acked = (flags & TELEX_SUB_RELEASE_AS_ACKED) != 0;
+    if (with_ids)
+        s->ids = (char *)(s + 1);
     atomic_init(&s->sub.acked, from);
     /* From here on the producer may wake us (on this thread, after this
      * handler returns: never inline) and keeps every byte from `from` on. */
@@ -234,8 +299,8 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
     }
     *link = s;
     telex_stream_ref(stream);
-    s->open = 2; /* the keepalive timer, and the wakeup */
-    if (from > 0 && !release_as_acked) {
+    s->open = with_keepalive ? 2 : 1; /* the keepalive timer, and the wakeup */
+    if (with_ids && after > 0) {
         /* Only event 1 carries retry:; a client that attaches after it (an
          * EventSource on the resume URL) learns it from a field of its own.
          * A block without data dispatches no event (WHATWG: "If the data
@@ -244,9 +309,11 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
                            (unsigned long long)gw->gateway->config->resume.retry_ms);
         s->prefix_len = len > 0 && (size_t)len < sizeof(s->prefix) ? (size_t)len : 0;
     }
-    s->keepalive = timer;
-    uv_timer_init(&gw->worker->loop, timer);
-    timer->data = s;
+    if (timer != NULL) {
+        s->keepalive = timer;
+        uv_timer_init(&gw->worker->loop, timer);
+        timer->data = s;
+    }
 
     req->res.status = 200;
     req->res.reason = "OK";

@@ -7,14 +7,22 @@
  * when woken (new events) or when h2o calls proceed (the last write is
  * done) it hands every byte from its position to the end to h2o in one
  * write, pointing straight into the log's segments. So all subscribers of
- * an answer send identical bytes, and a slow one costs no memory. (One
- * exception: a resumable response that starts after the first event opens
- * with "retry: <resume.retry_ms>\n\n", a block that dispatches no event, so
- * that an EventSource attached mid-answer reconnects at the configured pace.)
+ * an answer send identical event bytes, and a slow one costs no memory.
  *
- * It fills silence with ": keepalive" comments, ends the response when the
- * log is finished and drained, and detaches from the stream when h2o
- * disposes of the request (client gone, or response complete).
+ * The log holds each event exactly as the front door's wire frames it (for
+ * Chat Completions, OpenAI's own `data: <json>\n\n`). A subscriber with
+ * telex's framing — resumers, and POSTs that opted in — writes it around
+ * them: `id: <stream id>.<n>` before every event, `retry:` in the first
+ * one (a response that starts after event 1 opens with
+ * "retry: <resume.retry_ms>\n\n" instead, a block that dispatches no
+ * event), and ": keepalive" comments in silences. Without the flags the
+ * bytes are the provider's framing only: the naive readers that split
+ * OpenAI's stream on blank lines and strip "data: " read it as they read
+ * OpenAI's.
+ *
+ * It ends the response when the log is finished and drained, and detaches
+ * from the stream when h2o disposes of the request (client gone, or
+ * response complete).
  */
 #ifndef TELEX_GATEWAY_SUBSCRIBER_H
 #define TELEX_GATEWAY_SUBSCRIBER_H
@@ -25,15 +33,27 @@
 
 struct gateway_worker;
 
+/* Flags of telex_subscriber_start. */
+enum {
+    /* Drop log bytes as soon as they are written (a non-resumable stream
+     * with one reader). */
+    TELEX_SUB_RELEASE_AS_ACKED = 1,
+    /* telex's framing: ids and retry: (see above) ... */
+    TELEX_SUB_EVENT_IDS = 2,
+    /* ... and ": keepalive" comments in silences (also without ids: a
+     * stream that cannot be resumed has none to send). */
+    TELEX_SUB_KEEPALIVE = 4,
+};
+
 /* Starts the 200 text/event-stream response on `req` (adding `extra`
  * headers given as name/value pairs, NULL-terminated) and streams the log of
- * `stream` from byte position `from`. `release_as_acked`: drop log bytes as
- * soon as they are written (a non-resumable stream with one reader).
+ * `stream` from byte position `from`, where event `after` + 1 starts (`from`
+ * is what telex_log_position_after(after) gave; 0 and 0 for the start).
  * Returns 0; -ENOENT when `from` is no longer in the log (the producer
  * dropped it: answer 410); -1 when out of memory. Nothing was sent on
  * failure. */
 int telex_subscriber_start(struct gateway_worker *gw, h2o_req_t *req, telex_stream_t *stream, uint64_t from,
-                           int release_as_acked, const char *const *extra_headers);
+                           uint64_t after, int flags, const char *const *extra_headers);
 
 /* HTTP/1 clients that left during silence (called by the worker's sweep). */
 void telex_subscribers_sweep(struct gateway_worker *gw);

@@ -340,6 +340,32 @@ int telex_log_read(telex_log_t *log, uint64_t from, struct iovec *vecs, int max,
     return n;
 }
 
+int telex_log_read_events(telex_log_t *log, uint64_t from, uint64_t seq, struct iovec *vecs, int max, uint64_t *to)
+{
+    int n = 0;
+    lock(log);
+    if (from < log->start || seq < log->first_event) {
+        unlock(log);
+        return -ENOENT;
+    }
+    uint64_t pos = from;
+    segment_t *s = log->head;
+    for (uint64_t i = seq - log->first_event; i < log->n_events && n < max; i++) {
+        while (s != NULL && s->start + s->len <= pos)
+            s = s->next;
+        if (s == NULL)
+            break;
+        uint64_t end = log->event_end[i];
+        vecs[n].iov_base = s->data + (pos - s->start);
+        vecs[n].iov_len = (size_t)(end - pos);
+        pos = end;
+        n++;
+    }
+    *to = pos;
+    unlock(log);
+    return n;
+}
+
 void telex_log_release_before(telex_log_t *log, uint64_t pos)
 {
     lock(log);

@@ -88,6 +88,14 @@ int telex_log_position_after(telex_log_t *log, uint64_t seq, uint64_t *pos);
  * nothing is new), or -ENOENT if `from` was dropped. */
 int telex_log_read(telex_log_t *log, uint64_t from, struct iovec *vecs, int max, uint64_t *to);
 
+/* The same, one iovec per event (an event is never split across segments):
+ * `from` must be where event `seq` starts (0 and 1 for the first event, or
+ * the position telex_log_position_after(seq - 1) gave). Fills at most max
+ * events and stores the position they reach in *to. Returns the number of
+ * events (0 when nothing is new), or -ENOENT if event seq was dropped. For
+ * a reader that writes something of its own before each event (an id). */
+int telex_log_read_events(telex_log_t *log, uint64_t from, uint64_t seq, struct iovec *vecs, int max, uint64_t *to);
+
 /* Drops whole segments that end at or before pos. */
 void telex_log_release_before(telex_log_t *log, uint64_t pos);
 

@@ -264,6 +264,7 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
     char stack[TELEX_JSON_SCAN_MAX_DEPTH]; /* '{' or '[' */
     int depth = 0;
     int key = KEY_OTHER; /* the key of the value about to be read */
+    const unsigned char *sep = NULL; /* the '{' or ',' before the current member */
 
     if (memo != NULL && memo->len != 0 && n >= memo->len && memcmp(s, memo->prefix, memo->len) == 0) {
         /* Same first bytes as the memo's chunk: same state after them. */
@@ -296,6 +297,7 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
             if (depth == 1 && key == KEY_USAGE)
                 f->top_usage = 1;
             stack[depth++] = (char)ch;
+            sep = c.p;
             c.p++;
             skip_ws(&c, f);
             if (c.p < c.end && *c.p == (ch == '{' ? '}' : ']')) {
@@ -330,7 +332,12 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
             if (scan_number(&c) != 0)
                 goto fail;
         }
-        if (!value_is_null) {
+        if (value_is_null && depth == 1 && key == KEY_USAGE && f->null_usage_to == 0) {
+            /* after a comma: cut from it; first member: cut up to the comma after it */
+            f->null_usage_from = (size_t)(sep - c.start) + (*sep == ',' ? 0 : 1);
+            f->null_usage_to = (size_t)(c.p - c.start);
+            f->null_usage_open = *sep != ',';
+        } else if (!value_is_null) {
             if (key == KEY_FINISH)
                 f->finish = 1;
             if (depth == 1 && key == KEY_ERROR)
@@ -351,7 +358,13 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
             if (c.p >= c.end)
                 goto fail;
             char open = stack[depth - 1];
+            if (depth == 1 && f->null_usage_open) {
+                f->null_usage_open = 0;
+                if (*c.p == ',')
+                    f->null_usage_to = (size_t)(c.p + 1 - c.start);
+            }
             if (*c.p == ',') {
+                sep = c.p;
                 c.p++;
                 if (open == '{')
                     goto member;

@@ -5,7 +5,9 @@
  * A provider streams hundreds of chunks per answer; the relay forwards each
  * one's bytes unchanged and only needs to know that it is a valid JSON
  * object, whether it carries a top-level `error` or `usage` (then, and only
- * then, it is parsed into a tree), whether any `finish_reason` is set, and
+ * then, it is parsed into a tree), where a top-level `"usage":null` is (a
+ * client that did not ask for usage must not see the one telex asked the
+ * provider for), whether any `finish_reason` is set, and
  * roughly how much text it carries (for usage estimates when a provider
  * reports none). The grammar is RFC 8259's, strings must be valid UTF-8
  * (as jansson requires), and nesting deeper than TELEX_JSON_SCAN_MAX_DEPTH
@@ -27,6 +29,10 @@ typedef struct telex_json_facts {
     uint64_t reasoning_bytes;  /* string bytes of "reasoning", "reasoning_content" */
     int line_breaks;           /* whitespace held a CR or LF (strings cannot: without
                                   this, a valid object is one line of text) */
+    size_t null_usage_from;    /* a top-level "usage":null member: the bytes to cut */
+    size_t null_usage_to;      /* [from, to) so the object stays valid without it,
+                                  with one adjacent comma (to == 0: none) */
+    int null_usage_open;       /* internal: the cut still wants the comma after it */
     size_t error_at;           /* on failure: offset of the offending byte */
 } telex_json_facts_t;
 

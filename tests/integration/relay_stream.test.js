@@ -189,13 +189,13 @@ describe('HTTP/1.1 keep-alive', () => {
   test('answers, error events and error statuses all leave the connection reusable', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const ports = new Set();
-    const post = (body, method = 'POST', path = '/v1/chat/completions') =>
+    const post = (body, method = 'POST', path = '/v1/chat/completions', extra = {}) =>
       new Promise((resolve, reject) => {
         const data = body === undefined ? '' : JSON.stringify(body);
         const req = http.request(`${relay.url}${path}`, {
           method,
           agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), ...extra },
         });
         req.on('response', (res) => {
           ports.add(res.socket.localPort);
@@ -214,7 +214,8 @@ describe('HTTP/1.1 keep-alive', () => {
       assert.match(b.text, /"code":"cut"/);
       const c = await post({ model: 'nope', messages: msgs() });
       assert.equal(c.status, 404);
-      const d = await post(chatBody({ tokens: 2, ttft_ms: 1000 })); // committed at 0.5 s, keep-alive at 0.8 s
+      // telex's framing: committed at 0.5 s, keep-alive at 0.8 s
+      const d = await post(chatBody({ tokens: 2, ttft_ms: 1000 }), 'POST', undefined, { 'x-telex-event-ids': '1' });
       assert.match(d.text, /^: keepalive\n\n[\s\S]*data: \[DONE\]\n\n$/);
       const e = await post({ ...chatBody({ tokens: 2 }), stream: false });
       assert.equal(JSON.parse(e.text).object, 'chat.completion');

@@ -7,6 +7,8 @@
 //   GET /v1/streams/{id} with a Last-Event-ID header (none for k = 0: from the start),
 //   GET /v1/streams/{id}?token=...&last_event_id=... (the resume URL, for EventSource),
 //   POST /v1/chat/completions with Last-Event-ID (a fetch client retrying; no new generation).
+// A fourth way is for a client that asked for no ids (the default, OpenAI-exact framing) and
+// only counted the chunks it got: GET the resume URL with &after=k.
 // The events the client kept plus the resumed ones must equal the whole answer (replayed from
 // the start afterwards) in ids and data, and its text the mock's own answer.
 // Then: a chain of resumes (drop every few events, until the end), and 40 answers resumed over
@@ -43,6 +45,7 @@ const HOW = {
   header: (r, k) => resumeGet(relay, r.sid, k > 0 ? { lastEventId: `${r.sid}.${k}` } : {}),
   query: (r, k) =>
     request(`${relay.url}${r.resumeUrl}&last_event_id=${r.sid}.${k}`, { headers: { accept: 'text/event-stream' } }),
+  after: (r, k) => request(`${relay.url}${r.resumeUrl}&after=${k}`, { headers: { accept: 'text/event-stream' } }),
   post: (r, k, body) =>
     request(`${relay.url}/v1/chat/completions`, {
       body,
@@ -52,13 +55,15 @@ const HOW = {
 
 async function dropAndResume(how, k, label) {
   const body = { model: 'gpt-relay', messages: msgs(`exact ${label}`), stream: true, mock: MOCK };
+  const plain = how === 'after'; // the client asked for no ids: it counts chunks
   const first = await request(`${relay.url}/v1/chat/completions`, {
     body,
-    headers: { accept: 'text/event-stream' },
+    headers: { accept: 'text/event-stream', ...(plain ? {} : { 'x-telex-event-ids': '1' }) },
     stopAfter: k,
   });
   assert.equal(first.status, 200);
   assert.ok(first.aborted || k === N, 'the client dropped the connection');
+  if (plain) assert.doesNotMatch(first.text, /^(id|retry):/m, 'no ids without X-Telex-Event-Ids');
   const sid = first.headers['x-telex-stream-id'];
   const r = { sid, resumeUrl: first.headers['x-telex-resume-url'] };
   const kept = first.events.slice(0, k);
@@ -78,14 +83,24 @@ async function dropAndResume(how, k, label) {
     assert.ok(resumed.complete, `the resumed response ended cleanly (${resumed.error})`);
     assert.equal(resumed.events.at(-1).data, '[DONE]');
   }
-  assertExact([kept, resumed.events], full.events, sid, `${how} after ${k}`);
+  if (plain) {
+    // the kept chunks had no ids; the resumed ones have theirs (k+1 .. N)
+    assertExact([full.events.slice(0, k), resumed.events], full.events, sid, `${how} after ${k}`);
+    assert.deepEqual(
+      kept.map((e) => e.data),
+      full.events.slice(0, k).map((e) => e.data),
+      'the kept chunks are the first k',
+    );
+  } else {
+    assertExact([kept, resumed.events], full.events, sid, `${how} after ${k}`);
+  }
   assert.equal(full.events.length, N);
   assert.equal(contentOfEvents(full.events), text, 'the answer is the mock answer');
   return { first, resumed, full };
 }
 
 describe('drop after k events, then resume', () => {
-  for (const how of ['header', 'query', 'post']) {
+  for (const how of ['header', 'query', 'post', 'after']) {
     for (const k of [0, 1, 21, N - 1, N]) {
       test(`${how}: dropped after ${k} event(s)`, async () => {
         await dropAndResume(how, k, `${how}-${k}`);
@@ -114,7 +129,7 @@ describe('drop after k events, then resume', () => {
     const body = { model: 'gpt-relay', messages: msgs('chain'), stream: true, mock: { tokens: 40, delay_ms: 10 } };
     const first = await request(`${relay.url}/v1/chat/completions`, {
       body,
-      headers: { accept: 'text/event-stream' },
+      headers: { accept: 'text/event-stream', 'x-telex-event-ids': '1' },
       stopAfter: 4,
     });
     const sid = first.headers['x-telex-stream-id'];
@@ -142,7 +157,7 @@ describe('across worker threads (workers: 2, a fresh connection per request)', (
       const body = { model: 'gpt-relay', messages: msgs(`threads ${i}`), stream: true, mock: { tokens: 30, delay_ms: 10 } };
       const first = await request(`${relay.url}/v1/chat/completions`, {
         body,
-        headers: { accept: 'text/event-stream' },
+        headers: { accept: 'text/event-stream', 'x-telex-event-ids': '1' },
         stopAfter: k,
       });
       assert.equal(first.status, 200);

@@ -118,6 +118,8 @@ describe('ids and headers', () => {
       '-',
       '-H',
       'content-type: application/json',
+      '-H',
+      'x-telex-event-ids: 1',
       '-d',
       JSON.stringify({ model: 'gpt-relay', messages: [{ role: 'user', content: 'h2' }], stream: true, mock: { tokens: 4 } }),
       `${relay.url}/v1/chat/completions`,

@@ -152,7 +152,8 @@ export function request(url, opts = {}) {
 
 // POSTs a streamed chat to the relay (model gpt-relay) and returns the reply with the
 // stream id and resume URL from its headers. opts: request() options plus `messages`,
-// `extra` (more body members).
+// `extra` (more body members), `eventIds` (default true: ask for telex's framing with
+// X-Telex-Event-Ids: 1; false: the default, OpenAI-exact framing without ids).
 export async function openAnswer(relay, mockKnobs, opts = {}) {
   const body = {
     model: 'gpt-relay',
@@ -164,7 +165,11 @@ export async function openAnswer(relay, mockKnobs, opts = {}) {
   const r = await request(`${relay.url}/v1/chat/completions`, {
     ...opts,
     body,
-    headers: { accept: 'text/event-stream', ...(opts.headers ?? {}) },
+    headers: {
+      accept: 'text/event-stream',
+      ...(opts.eventIds === false ? {} : { 'x-telex-event-ids': '1' }),
+      ...(opts.headers ?? {}),
+    },
   });
   r.sid = r.headers['x-telex-stream-id'] ?? null;
   r.resumeUrl = r.headers['x-telex-resume-url'] ?? null;

@@ -42,8 +42,9 @@ function newResult(t0) {
   };
 }
 
-// Reads response.body to the end (or until stopAfter(event, events) returns true, which
-// aborts via opts.controller). opts: { t0, controller, stopAfter, onEvent(event), timeoutMs }
+// Reads response.body to the end (or until stopAfter(event, events) returns true, or with
+// stopOnComment at the first comment, which aborts via opts.controller).
+// opts: { t0, controller, stopAfter, stopOnComment, onEvent(event), timeoutMs }
 export async function readSSE(response, opts = {}) {
   const t0 = opts.t0 ?? performance.now();
   const result = newResult(t0);
@@ -63,6 +64,7 @@ export async function readSSE(response, opts = {}) {
     },
     onComment(text) {
       result.comments.push(text);
+      if (opts.stopOnComment) stop = true;
     },
     onError(err) {
       result.parseErrors.push({ type: err.type, field: err.field, value: err.value, line: err.line });
