@@ -32,6 +32,7 @@
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"
+#include "gateway/secrets.h"
 #include "gateway/subscriber.h"
 #include "gateway/usage.h"
 #include "http/respond.h"
@@ -296,7 +297,9 @@ static void respond_error_json(chat_t *c, int status, const char *type, const ch
     if (c->req == NULL)
         return;
     c->status = status;
-    telex_respond_error(c->req, status, type, code, NULL, "%s", message);
+    char *masked = telex_secrets_masked_copy(c->gw->gateway->config, message, strlen(message));
+    telex_respond_error(c->req, status, type, code, NULL, "%s", masked ? masked : message);
+    free(masked);
     c->inline_bytes = c->req->bytes_sent;
 }
 
@@ -398,7 +401,10 @@ static void regulate(chat_t *c)
 static void end_with_error_event(chat_t *c, const char *type, const char *code, const char *message,
                                  const char *outcome)
 {
-    json_t *err = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", message, "type", type, "code", code);
+    /* the message may quote the provider, which may quote the key it was given */
+    char *masked = telex_secrets_masked_copy(c->gw->gateway->config, message, strlen(message));
+    json_t *err = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", masked ? masked : message, "type", type, "code", code);
+    free(masked);
     char *text = err ? telex_json_dumps(err, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(err);
     if (text != NULL) {
@@ -597,6 +603,21 @@ static int may_fall_back(const telex_upstream_failure_t *f)
     }
 }
 
+/* The provider refused the gateway's own credentials: the operator's
+ * problem, so 502 and a code that says so (a 401 would read as a bad telex
+ * key); the detail goes to the log, never the provider's text. */
+static void respond_provider_auth_failed(chat_t *c, int status)
+{
+    telex_log_event("error", "provider refused the gateway's credentials", "\"provider\":\"%s\",\"status\":%d",
+                    c->provider_name, status);
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "The provider refused the gateway's credentials (HTTP %d). This is a gateway configuration problem; "
+             "its operator has the details in the log.",
+             status);
+    respond_error_json(c, 502, "upstream_error", "provider_auth_failed", msg);
+}
+
 /* Before commit: the failure becomes the response's status and body. */
 static void respond_upstream_failure(chat_t *c, const telex_upstream_failure_t *f)
 {
@@ -608,17 +629,26 @@ static void respond_upstream_failure(chat_t *c, const telex_upstream_failure_t *
         respond_error_json(c, 429, "rate_limit_error", "upstream_rate_limited", f->message);
         return;
     }
+    if (f->kind == TELEX_UPSTREAM_STATUS && telex_provider_refused_credentials(f->status)) {
+        respond_provider_auth_failed(c, f->status);
+        return;
+    }
     if (f->kind == TELEX_UPSTREAM_STATUS && f->status < 500) {
         /* The provider refused the request itself (bad parameter, ...):
-         * relay its status and, when it is OpenAI-shaped, its body. */
+         * relay its status and, when it is OpenAI-shaped, its body (with
+         * any secret in it masked). */
         json_t *body = f->body ? telex_json_loadb(f->body, f->body_len, 0, NULL) : NULL;
-        if (json_is_object(json_object_get(body, "error"))) {
+        char *masked = json_is_object(json_object_get(body, "error"))
+                           ? telex_secrets_masked_copy(c->gw->gateway->config, f->body, f->body_len)
+                           : NULL;
+        if (masked != NULL) {
             c->status = f->status;
-            telex_respond(c->req, f->status, "application/json", f->body, f->body_len);
+            telex_respond(c->req, f->status, "application/json", masked, f->body_len);
             c->inline_bytes = f->body_len;
         } else {
             respond_error_json(c, f->status, "invalid_request_error", "upstream_rejected", f->message);
         }
+        free(masked);
         json_decref(body);
         return;
     }
@@ -662,9 +692,17 @@ static void on_response(void *user, int status, const char *body, size_t len)
     c->up = NULL;
     if (c->finished || c->req == NULL)
         return;
+    if (telex_provider_refused_credentials(status)) {
+        respond_provider_auth_failed(c, status);
+        finish(c, "upstream_error");
+        return;
+    }
     c->status = status;
     c->first_event = 1;
     c->first_event_ns = uv_hrtime();
+    char *masked = NULL;
+    if (status >= 400 && (masked = telex_secrets_masked_copy(c->gw->gateway->config, body, len)) != NULL)
+        body = masked; /* a provider's error text may echo the key it was given */
     json_t *j = telex_json_loadb(body, len, 0, NULL);
     json_t *usage = json_object_get(j, "usage");
     char *annotated = NULL;
@@ -683,6 +721,7 @@ static void on_response(void *user, int status, const char *body, size_t len)
     telex_respond(c->req, status, "application/json", body, len);
     c->inline_bytes = len;
     free(annotated);
+    free(masked);
     finish(c, "ok");
 }
 

@@ -101,17 +101,20 @@ static size_t format_id_block(subscriber_t *s, uint64_t seq, char *out)
     return (size_t)(o - out);
 }
 
-/* The log's bytes from pos, as iovecs after vecs[nvecs]: with ids, event by
- * event behind their id blocks. Returns the new nvecs, or -1 when pos was
- * dropped (cannot happen while attached: acked bytes are kept). */
+/* The next write's events from pos, as iovecs after vecs[nvecs]: without
+ * ids the one next event (see subscriber.h), with ids every pending one (up
+ * to MAX_ID_EVENTS) behind its id block. Returns the new nvecs, or -1 when
+ * pos was dropped (cannot happen while attached: acked bytes are kept). */
 static int gather(subscriber_t *s, h2o_iovec_t *vecs, size_t nvecs, uint64_t *to)
 {
     telex_log_t *log = s->stream->log;
     if (s->ids == NULL) {
-        struct iovec iov[MAX_VECS - 1];
-        int n = telex_log_read(log, s->pos, iov, MAX_VECS - 1, to);
-        for (int i = 0; i < n; i++)
-            vecs[nvecs++] = h2o_iovec_init(iov[i].iov_base, iov[i].iov_len);
+        struct iovec ev;
+        int n = telex_log_read_events(log, s->pos, s->next_seq, &ev, 1, to);
+        if (n > 0) {
+            vecs[nvecs++] = h2o_iovec_init(ev.iov_base, ev.iov_len);
+            s->sent_seq = s->next_seq + 1;
+        }
         return n < 0 ? -1 : (int)nvecs;
     }
     struct iovec ev[MAX_ID_EVENTS];
@@ -126,8 +129,8 @@ static int gather(subscriber_t *s, h2o_iovec_t *vecs, size_t nvecs, uint64_t *to
     return n < 0 ? -1 : (int)nvecs;
 }
 
-/* Hands everything from pos to the log's end to h2o, in one write (after
- * the prefix, the first time). */
+/* Hands the next write's events from pos to h2o (after the prefix, the
+ * first time); proceed brings the next. */
 static void pump(subscriber_t *s)
 {
     if (s->req == NULL || s->writing || s->ended)

@@ -5,9 +5,14 @@
  * (GET /v1/streams/{id} or a POST retried with Last-Event-ID), or a second
  * tab on the same answer. It is nothing but a position in the stream's log:
  * when woken (new events) or when h2o calls proceed (the last write is
- * done) it hands every byte from its position to the end to h2o in one
- * write, pointing straight into the log's segments. So all subscribers of
- * an answer send identical event bytes, and a slow one costs no memory.
+ * done) it hands the events from its position on to h2o, pointing straight
+ * into the log's segments. So all subscribers of an answer send identical
+ * event bytes, and a slow one costs no memory. With the provider's framing
+ * each write is one event, as a provider writes them: readers that split
+ * every network read on blank lines (seeds 001/002) then never see an event
+ * cut in two, even when a burst of events arrives at once (a write of many
+ * events reached Chromium's reader cut at ~3.7 KB). With telex's framing
+ * (clients with a spec-exact parser) one write takes every pending event.
  *
  * The log holds each event exactly as the front door's wire frames it (for
  * Chat Completions, OpenAI's own `data: <json>\n\n`). A subscriber with

@@ -60,6 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(plain.finish == memoed.finish && plain.line_breaks == memoed.line_breaks);
         REQUIRE(plain.completion_bytes == memoed.completion_bytes && plain.reasoning_bytes == memoed.reasoning_bytes);
         REQUIRE(a == 0 || plain.error_at == memoed.error_at);
+        REQUIRE(a != 0 || (plain.null_usage_from == memoed.null_usage_from && plain.null_usage_to == memoed.null_usage_to));
         seen[i] = chunk;
         seen_len[i] = len;
         if (memo.len != 0) {

@@ -542,7 +542,7 @@ describe('every Anthropic event, end to end', () => {
   test('HTTP errors in Anthropic’s shape reach the client OpenAI-shaped: 4xx relayed, 429 with Retry-After, 5xx/529 → 502', async () => {
     for (const [status, want, type] of [
       [400, 400, 'invalid_request_error'],
-      [401, 401, 'authentication_error'],
+      [401, 502, 'upstream_error'], // the provider refused the gateway's key: the operator's problem
       [404, 404, 'not_found_error'],
       [429, 429, 'rate_limit_error'],
       [500, 502, 'upstream_error'],
@@ -565,12 +565,20 @@ describe('every Anthropic event, end to end', () => {
 
   test('a body that is not an Anthropic error still becomes an OpenAI error', async () => {
     stubBehaviour = (req, res) => {
+      res.writeHead(404, { 'content-type': 'text/html' });
+      res.end('<html>not here</html>');
+    };
+    const p = await plain(relay.url, 'via-stub');
+    assert.equal(p.status, 404);
+    assert.deepEqual(p.body, { error: { message: 'the provider answered HTTP 404', type: 'invalid_request_error', param: null, code: null } });
+    // a 403 (whatever its body) is the provider refusing the gateway's credentials: 502
+    stubBehaviour = (req, res) => {
       res.writeHead(403, { 'content-type': 'text/html' });
       res.end('<html>forbidden</html>');
     };
-    const p = await plain(relay.url, 'via-stub');
-    assert.equal(p.status, 403);
-    assert.deepEqual(p.body, { error: { message: 'the provider answered HTTP 403', type: 'invalid_request_error', param: null, code: null } });
+    const f = await plain(relay.url, 'via-stub');
+    assert.equal(f.status, 502);
+    assert.equal(f.body.error.code, 'provider_auth_failed');
   });
 });
 

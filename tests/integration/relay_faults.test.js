@@ -97,9 +97,20 @@ describe('errors before the first chunk are HTTP errors', () => {
   });
 
   test('4xx from the provider → relayed as is (status and OpenAI body)', async () => {
-    for (const status of [400, 401, 404, 422]) {
+    for (const status of [400, 404, 422]) {
       const { error } = await errorResponse(chatBody({ status }), status, `mock ${status}`);
       assert.match(error.message, new RegExp(`injected HTTP status ${status}`));
+    }
+  });
+
+  test('401 / 403 from the provider (it refused the gateway key) → 502 provider_auth_failed', async () => {
+    for (const status of [401, 403]) {
+      for (const stream of [true, false]) {
+        const label = `mock ${status}, stream ${stream}`;
+        const { error } = await errorResponse(chatBody({ status }, { stream }), 502, label);
+        assert.equal(error.code, 'provider_auth_failed', label);
+        assert.equal(error.type, 'upstream_error', label);
+      }
     }
   });
 

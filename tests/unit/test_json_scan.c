@@ -67,6 +67,52 @@ static void test_facts_of_real_chunks(void **state)
     assert_true(f.line_breaks);
 }
 
+/* The cut of a top-level "usage":null leaves exactly the object without
+ * that member (jansson's view), whatever its position and spacing. */
+static void test_null_usage_cut(void **state)
+{
+    static const char *cases[] = {
+        "{\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}",
+        "{\"usage\":null,\"id\":\"c\"}",
+        "{\"usage\":null}",
+        "{ \"usage\" : null }",
+        "{\"a\":1,\"usage\":null,\"b\":2}",
+        "{\"a\":1 , \"usage\" :null , \"b\":[1,{\"usage\":null}]}",
+        "{ \"usage\":null ,\n \"b\":{\"c\":null}}",
+        "{\"x\":{\"usage\":null},\"usage\":null}",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *s = cases[i];
+        telex_json_facts_t f;
+        assert_int_equal(scan(s, &f), 0);
+        assert_true(f.null_usage_to > f.null_usage_from);
+        char cut[256];
+        size_t n = strlen(s), k = f.null_usage_from;
+        memcpy(cut, s, k);
+        memcpy(cut + k, s + f.null_usage_to, n - f.null_usage_to);
+        cut[k + n - f.null_usage_to] = '\0';
+        json_t *want = json_loads(s, 0, NULL), *got = json_loads(cut, 0, NULL);
+        assert_non_null(got);
+        json_object_del(want, "usage");
+        if (!json_equal(want, got))
+            fail_msg("case %zu: the cut gave %s", i, cut);
+        json_decref(want);
+        json_decref(got);
+        telex_json_facts_t g;
+        assert_int_equal(scan(cut, &g), 0);
+        assert_int_equal(g.null_usage_to, 0); /* nothing left to cut */
+    }
+    static const char *none[] = {
+        "{\"usage\":{\"prompt_tokens\":1}}", "{\"x\":{\"usage\":null}}", "{\"usage\":0}", "{\"usage\":\"null\"}",
+        "{\"choices\":[{\"usage\":null}]}",
+    };
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        telex_json_facts_t f;
+        assert_int_equal(scan(none[i], &f), 0);
+        assert_int_equal(f.null_usage_to, 0);
+    }
+}
+
 static void test_rejects_what_is_not_one_object(void **state)
 {
     static const char *bad[] = {
@@ -414,6 +460,7 @@ static void check_same(const char *s, size_t n, telex_json_memo_t *memo, const c
     if (a != b || plain.top_error != memoed.top_error || plain.top_usage != memoed.top_usage ||
         plain.finish != memoed.finish || plain.completion_bytes != memoed.completion_bytes ||
         plain.reasoning_bytes != memoed.reasoning_bytes || plain.line_breaks != memoed.line_breaks ||
+        (a == 0 && (plain.null_usage_from != memoed.null_usage_from || plain.null_usage_to != memoed.null_usage_to)) ||
         (a != 0 && plain.error_at != memoed.error_at))
         fail_msg("%s: plain %d (at %zu, completion %llu) vs memo %d (at %zu, completion %llu) on %.*s", what, a,
                  plain.error_at, (unsigned long long)plain.completion_bytes, b, memoed.error_at,
@@ -447,6 +494,8 @@ static const char *stream_chunks[] = {
     "{\"a\":\n1,\"content\":\"x\"}",
     "{\"a\":\n1,\"content\":\"y\"}",
     "{\"a\":\n1,\"content\":\"z\"\r\n}",
+    CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"z\"},\"finish_reason\":null}],\"usage\":null}",
+    "{\"usage\":null,\"choices\":[{\"delta\":{\"content\":\"u\"}}]}",
 };
 
 static void test_memo_agrees_on_a_stream(void **state)
@@ -548,6 +597,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_facts_of_real_chunks),
+        cmocka_unit_test(test_null_usage_cut),
         cmocka_unit_test(test_rejects_what_is_not_one_object),
         cmocka_unit_test(test_depth_is_bounded),
         cmocka_unit_test(test_agrees_with_jansson_on_corruptions),

@@ -58,6 +58,60 @@ static void test_append_numbers_events_and_reads_them_back(void **state)
     telex_log_free(log);
 }
 
+/* Event by event: each read returns whole events, one iovec each, across
+ * segments, from any event's start, at most `max`; after a release, a
+ * dropped event is -ENOENT. */
+static void test_read_events_one_by_one(void **state)
+{
+    telex_log_t *log = telex_log_new(0, shared(state));
+    char ev[64];
+    size_t total = 0;
+    for (int i = 1; i <= 300; i++) { /* ~4 KiB: several segments */
+        int len = snprintf(ev, sizeof ev, "data: event %d\n\n", i);
+        assert_int_equal(telex_log_append(log, ev, (size_t)len), i);
+        total += (size_t)len;
+    }
+    for (uint64_t seq = 1; seq <= 300; seq += 37) {
+        uint64_t from = 0, to;
+        assert_int_equal(telex_log_position_after(log, seq - 1, &from), 0);
+        uint64_t pos = from, next = seq;
+        while (next <= 300) {
+            struct iovec v[7];
+            int n = telex_log_read_events(log, pos, next, v, 7, &to);
+            assert_true(n > 0 && n <= 7);
+            for (int i = 0; i < n; i++, next++) {
+                int len = snprintf(ev, sizeof ev, "data: event %llu\n\n", (unsigned long long)next);
+                assert_int_equal(v[i].iov_len, (size_t)len);
+                assert_memory_equal(v[i].iov_base, ev, (size_t)len);
+                pos += v[i].iov_len;
+            }
+            assert_int_equal(to, pos);
+        }
+        assert_int_equal(pos, total);
+        struct iovec v[2];
+        assert_int_equal(telex_log_read_events(log, pos, next, v, 2, &to), 0); /* nothing new */
+    }
+    uint64_t half;
+    assert_int_equal(telex_log_position_after(log, 150, &half), 0);
+    telex_log_release_before(log, half);
+    struct iovec v[2];
+    uint64_t to;
+    assert_int_equal(telex_log_read_events(log, 0, 1, v, 2, &to), -ENOENT);
+    uint64_t start = telex_log_start(log), first = 0;
+    for (uint64_t seq = 0; seq <= 300; seq++) { /* the first event still kept starts at start */
+        uint64_t p;
+        if (telex_log_position_after(log, seq, &p) == 0 && p == start) {
+            first = seq + 1;
+            break;
+        }
+    }
+    assert_true(first > 1 && first <= 151);
+    assert_int_equal(telex_log_read_events(log, start, first, v, 2, &to), 2);
+    int len = snprintf(ev, sizeof ev, "data: event %llu\n\n", (unsigned long long)first);
+    assert_memory_equal(v[0].iov_base, ev, (size_t)len);
+    telex_log_free(log);
+}
+
 static void test_position_after_each_event(void **state)
 {
     telex_log_t *log = telex_log_new(0, shared(state));
@@ -420,6 +474,8 @@ int main(void)
         cmocka_unit_test_prestate(test_append_in_pieces, &shared_on),
         cmocka_unit_test_prestate(test_append_in_pieces, &shared_off),
         cmocka_unit_test_prestate(test_position_after_each_event, &shared_off),
+        cmocka_unit_test_prestate(test_read_events_one_by_one, &shared_on),
+        cmocka_unit_test_prestate(test_read_events_one_by_one, &shared_off),
         cmocka_unit_test_prestate(test_many_events_span_segments_without_moving, &shared_off),
         cmocka_unit_test_prestate(test_large_event_gets_its_own_segment, &shared_off),
         cmocka_unit_test_prestate(test_max_bytes_refuses_then_release_makes_room, &shared_off),
