@@ -84,6 +84,24 @@ describe('the openai SDK', () => {
     const want = full.events.filter((e) => e.data !== '[DONE]').map((e) => JSON.parse(e.data));
     assert.deepEqual(got, want, 'the SDK got every chunk once');
   });
+
+  test('resumes by count with client.get(..., { stream: true, query: { after: n } }) (docs/resume.md)', async () => {
+    const client = sdk(relay);
+    const { data: stream, response } = await client.chat.completions
+      .create({ model: 'gpt-relay', messages: msgs('sdk resume by count'), stream: true, mock: { tokens: 40, delay_ms: 10 } })
+      .withResponse();
+    const sid = response.headers.get('x-telex-stream-id');
+    const got = [];
+    for await (const c of stream) {
+      got.push(c);
+      if (got.length === 9) break;
+    }
+    const rest = await client.get(`/streams/${sid}`, { stream: true, query: { after: got.length } });
+    for await (const c of rest) got.push(c);
+    const full = await waitFinished(relay, sid);
+    const want = full.events.filter((e) => e.data !== '[DONE]').map((e) => JSON.parse(e.data));
+    assert.deepEqual(got, want, 'the SDK got every chunk once');
+  });
 });
 
 // Runs an EventSource until it closes itself (or the timeout); records its events and errors.
