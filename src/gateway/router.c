@@ -231,8 +231,9 @@ static void on_deferred_answer(h2o_req_t *req, void *arg)
 /* After a burst, hands the heap pages that finished streams freed back to the
  * system: glibc keeps them in the process otherwise, and the next burst's
  * allocations reuse them only in part (fragments), so RSS would ratchet up to
- * the largest burst plus its fragments. Checked on the sweep, at most once
- * per drop of TRIM_DROP streams to half the peak; a trim takes a few ms. */
+ * the largest burst plus its fragments. Checked on the sweep, once per burst:
+ * when the count has fallen by TRIM_DROP to half its peak, and not again
+ * until it has risen; a trim takes a few ms. */
 #define TRIM_DROP 512
 static void give_back_memory(gateway_worker_t *gw)
 {
@@ -240,6 +241,15 @@ static void give_back_memory(gateway_worker_t *gw)
     if (now == 0)
         telex_log_cache_drop(); /* an idle worker keeps no spare log segments */
     if (now >= gw->streams_peak) {
+        if (now > gw->streams_peak)
+            gw->trimmed = 0; /* rising again: a new burst may follow */
+        gw->streams_peak = now;
+        return;
+    }
+    if (gw->trimmed) {
+        /* Still falling after a trim: the peak follows the fall, so the rest
+         * of the same burst's end never counts as a second drop (a sweep that
+         * trimmed at 580 streams once trimmed again at 0). */
         gw->streams_peak = now;
         return;
     }
@@ -253,6 +263,7 @@ static void give_back_memory(gateway_worker_t *gw)
                     (double)(uv_hrtime() - t0) / 1e6);
 #endif
     gw->streams_peak = now;
+    gw->trimmed = 1;
 }
 
 static void on_sweep(uv_timer_t *timer)
