@@ -1,6 +1,7 @@
 /*
- * http/server.c — worker threads, SO_REUSEPORT listeners, TLS, graceful
- * shutdown. See server.h for the contract.
+ * http/server.c — worker threads, TLS, graceful shutdown. See server.h for
+ * the contract; the listening sockets (SO_REUSEPORT among the workers, never
+ * shared with another process) are http/listen.c.
  */
 #include "http/server.h"
 
@@ -20,6 +21,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "http/listen.h"
 #include "util/log.h"
 
 #define LISTEN_BACKLOG 4096
@@ -116,32 +118,6 @@ static void on_accept(uv_stream_t *listener, int status)
     uv_tcp_nodelay(conn, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_connection_closed);
     h2o_accept(&w->accept_ctx, sock);
-}
-
-/* Binds one listening socket; when port is 0, later sockets reuse the port
- * the kernel chose for the first, so all workers share one address. */
-static int open_listener(struct sockaddr_storage *addr, socklen_t len, char *err, size_t errlen)
-{
-    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    int on = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
-    if (addr->ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-    if (bind(fd, (struct sockaddr *)addr, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-        snprintf(err, errlen, "cannot listen: %s", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    struct sockaddr_storage bound;
-    socklen_t boundlen = sizeof(bound);
-    if (getsockname(fd, (struct sockaddr *)&bound, &boundlen) == 0)
-        *addr = bound;
-    return fd;
 }
 
 /* ------------------------------------------------------------- shutdown */
@@ -274,16 +250,16 @@ int telex_server_run(const telex_server_options_t *options)
     struct sockaddr_storage addr = options->listen_addr;
     s.listen_fds = calloc((size_t)n, sizeof(int));
     s.workers = calloc((size_t)n, sizeof(telex_worker_t));
-    if (s.listen_fds == NULL || s.workers == NULL)
-        return -1;
-    for (int i = 0; i < n; i++) {
-        char err[256];
-        if ((s.listen_fds[i] = open_listener(&addr, options->listen_addrlen, err, sizeof(err))) < 0) {
-            char where[80];
-            format_addr(&options->listen_addr, where, sizeof(where));
-            fprintf(stderr, "telex: %s on %s\n", err, where);
-            return -1;
-        }
+    char err[256];
+    if (s.listen_fds == NULL || s.workers == NULL) {
+        fprintf(stderr, "telex %s: out of memory\n", options->name);
+        goto fail_before_listening;
+    }
+    if (telex_listen_open(&addr, options->listen_addrlen, n, s.listen_fds, err, sizeof(err)) != 0) {
+        char where[80];
+        format_addr(&options->listen_addr, where, sizeof(where));
+        fprintf(stderr, "telex %s: cannot listen on %s: %s\n", options->name, where, err);
+        goto fail_before_listening;
     }
 
     /* Workers must not take SIGINT/SIGTERM: the main thread waits for them. */
@@ -337,4 +313,11 @@ int telex_server_run(const telex_server_options_t *options)
     abandoned[0] = s.workers;
     abandoned[1] = s.listen_fds;
     return 0;
+fail_before_listening:
+    free(s.listen_fds);
+    free(s.workers);
+    h2o_config_dispose(&s.globalconf);
+    if (s.ssl_ctx != NULL)
+        SSL_CTX_free(s.ssl_ctx);
+    return -1;
 }
