@@ -1,7 +1,7 @@
 /*
  * cli/keys.c — `telex keys create|list|show|revoke|update`: manage API keys
- * in the store (the same SQLite file `telex serve` uses: store.path of the
- * config, or TELEX_DB, or --db).
+ * in the store (the same SQLite file `telex serve` uses: --db, else
+ * TELEX_DB, else store.path of the config).
  *
  * `create` prints the new key once, alone on stdout (so
  * KEY=$(telex keys create --name ci) works) and what it did on stderr; only
@@ -50,8 +50,8 @@ static void usage(FILE *out)
             "                      30d or 2w (default never)\n"
             "  --json              machine-readable output\n"
             "  -c, --config FILE   telex.yaml whose store.path to use (default $TELEX_CONFIG)\n"
-            "      --db PATH       the database file itself (default: store.path, $TELEX_DB,\n"
-            "                      else $XDG_STATE_HOME/telex/telex.db)\n"
+            "      --db PATH       the database file itself (default: $TELEX_DB, else the\n"
+            "                      config's store.path, else $XDG_STATE_HOME/telex/telex.db)\n"
             "  -h, --help          this help\n"
             "\nSee docs/keys.md.\n");
 }
@@ -187,7 +187,10 @@ int telex_cli_open_store(const char *cmd, const char *config_path, const char *d
     const char *path = db;
     *out = NULL;
     if (path == NULL) {
-        if (telex_config_load(&cfg, telex_config_path(config_path), err, sizeof err) != 0) {
+        /* Only store.path is used: provider keys, the admin token and TLS
+         * files need not be there (telex_config_load_for). */
+        if (telex_config_load_for(&cfg, telex_config_path(config_path), TELEX_CONFIG_USE_STORE, err, sizeof err) !=
+            0) {
             fprintf(stderr, "telex %s: %s\n", cmd, err);
             return TELEX_EXIT_CONFIG;
         }
