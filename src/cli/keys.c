@@ -25,6 +25,7 @@
 #include "config/config.h"
 #include "gateway/auth.h"
 #include "store/store.h"
+#include "util/money.h"
 
 static void usage(FILE *out)
 {
@@ -166,9 +167,10 @@ static void print_key(const telex_key_row_t *k)
     if (k->revoked_at)
         printf("revoked:    %s UTC\n", revoked);
     printf("last used:  %s%s\n", used, k->last_used_at ? " UTC" : "");
+    char usd[TELEX_USD_LEN];
     if (k->budget_usd >= 0)
-        printf("budget:     $%.4f (spent $%.6f, %.1f%%)\n", k->budget_usd, k->spent_usd,
-               k->budget_usd > 0 ? 100 * k->spent_usd / k->budget_usd : 100.0);
+        printf("budget:     $%s (spent $%.6f, %.1f%%)\n", telex_format_usd(usd, sizeof usd, k->budget_usd),
+               k->spent_usd, k->budget_usd > 0 ? 100 * k->spent_usd / k->budget_usd : 100.0);
     else
         printf("budget:     none (spent $%.6f)\n", k->spent_usd);
     printf("rpm:        %s", k->rpm ? "" : "unlimited\n");
@@ -275,11 +277,11 @@ static int cmd_list(telex_store_t *s, const opts_t *o)
                "EXPIRES", "BUDGET_USD", "SPENT_USD", "RPM", "TPM", "MODELS");
         for (size_t i = 0; i < n; i++) {
             const telex_key_row_t *k = &rows[i];
-            char created[32], expires[32], budget[32], rpm[24], tpm[24], prefix[20];
+            char created[32], expires[32], budget[TELEX_USD_LEN], rpm[24], tpm[24], prefix[20];
             format_day(k->created_at, created, sizeof created, "-");
             format_day(k->expires_at, expires, sizeof expires, "never");
             if (k->budget_usd >= 0)
-                snprintf(budget, sizeof budget, "%.4f", k->budget_usd);
+                telex_format_usd(budget, sizeof budget, k->budget_usd);
             else
                 snprintf(budget, sizeof budget, "none");
             snprintf(rpm, sizeof rpm, "%lld", (long long)k->rpm);

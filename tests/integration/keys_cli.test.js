@@ -99,7 +99,7 @@ test('create prints the key once; only its SHA-256 is stored', () => {
   assert.match(show.out, /^name: +alice$/m);
   assert.match(show.out, new RegExp(`^key: +${key.slice(0, 12)}\\.\\.\\. \\(only the start is kept in clear\\)$`, 'm'));
   assert.match(show.out, /^status: +active$/m);
-  assert.match(show.out, /^budget: +\$5\.0000 \(spent \$0\.000000, 0\.0%\)$/m);
+  assert.match(show.out, /^budget: +\$5\.00 \(spent \$0\.000000, 0\.0%\)$/m);
   assert.match(show.out, /^rpm: +60 requests per minute$/m);
   assert.match(show.out, /^tpm: +10000 tokens per minute$/m);
   assert.match(show.out, /^models: +demo,gpt-4o\*,preset:summary$/m);
