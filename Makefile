@@ -1,5 +1,5 @@
 # telex — the front door. `make run` and `make test` do all set-up on a fresh
-# Debian 12 machine (as root): they bootstrap dependencies, build, then run.
+# Debian 12 machine (as root): they bootstrap what they need, build, then run.
 BUILD       ?= build
 BUILD_ASAN  ?= build-asan
 BUILD_FUZZ  ?= build-fuzz
@@ -9,26 +9,40 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN      ?= 127.0.0.1:8080
 FUZZ_SECONDS ?= 60
 
-.PHONY: all bootstrap build build-asan run test test-unit test-asan test-integration test-browser bench fuzz install clean
+.PHONY: all bootstrap build build-gateway build-asan run test test-unit test-asan test-integration test-browser bench fuzz install clean
 
 all: build
 
+# Each target installs only what it needs (scripts/bootstrap MODE): `make run`
+# and `make install` the compiler and the libraries telex links; `make test`
+# also cmocka, chromium, Node.js and the npm test tools; `make fuzz` clang;
+# `make bench` gnuplot and h2load. `make bootstrap` installs everything.
 bootstrap:
-	@scripts/bootstrap
+	@scripts/bootstrap all
 
-$(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+CONFIGURE = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-build: bootstrap $(BUILD)/CMakeCache.txt
+# The gateway and libtelex alone: no test dependency is needed or built. A
+# build directory configured earlier (with tests or not) is reused as it is.
+build-gateway:
+	@scripts/bootstrap run
+	@test -f $(BUILD)/CMakeCache.txt || $(CONFIGURE) -DTELEX_TESTS=OFF
+	cmake --build $(BUILD) -j $(JOBS) --target telex telex_static telex_shared
+
+# Everything, the unit tests included (configured with TELEX_TESTS=ON, even
+# over a build directory that `make run` configured without them).
+build:
+	@scripts/bootstrap test
+	@grep -q '^TELEX_TESTS:[A-Z]*=ON$$' $(BUILD)/CMakeCache.txt 2>/dev/null || $(CONFIGURE) -DTELEX_TESTS=ON
 	cmake --build $(BUILD) -j $(JOBS)
 
-$(BUILD_ASAN)/CMakeCache.txt:
-	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DTELEX_SANITIZE=ON
-
-build-asan: bootstrap $(BUILD_ASAN)/CMakeCache.txt
+build-asan:
+	@scripts/bootstrap test
+	@test -f $(BUILD_ASAN)/CMakeCache.txt || \
+	  cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DTELEX_SANITIZE=ON -DTELEX_TESTS=ON
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 
-run: build
+run: build-gateway
 	@echo "telex: chat page at http://$(LISTEN)/  (Ctrl-C stops)"
 	exec $(BUILD)/telex serve --listen $(LISTEN)
 
@@ -51,9 +65,11 @@ test: test-unit test-asan test-integration test-browser
 	@echo "telex: all suites passed"
 
 bench: build
+	@scripts/bootstrap bench
 	bench/run.sh $(BUILD)
 
-fuzz: bootstrap
+fuzz:
+	@scripts/bootstrap fuzz
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTELEX_FUZZ=ON -DTELEX_TESTS=OFF
 	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_sse_parser fuzz_http1_response fuzz_json_memo fuzz_json_load
 	mkdir -p $(BUILD_FUZZ)/corpus && cp tests/fuzz/corpus/* $(BUILD_FUZZ)/corpus/ 2>/dev/null || true
@@ -68,7 +84,8 @@ fuzz: bootstrap
 	  cp tests/fuzz/corpus_json_load/* $(BUILD_FUZZ)/corpus_json_load/ 2>/dev/null || true
 	$(BUILD_FUZZ)/fuzz_json_load -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus_json_load
 
-install: build
+# telex.pc is written at this step, naming $(PREFIX) (DESTDIR only stages).
+install: build-gateway
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:

@@ -21,8 +21,10 @@ int telex_cmd_keys(int argc, char **argv);
 int telex_cmd_usage(int argc, char **argv);
 
 /* keys.c: opens the store for `telex keys` / `telex usage`: --db if given,
- * else the config's store.path (config_path, else $TELEX_CONFIG, else the
- * defaults with $TELEX_DB). Returns 0, or the exit code after printing
+ * else $TELEX_DB, else the config's store.path (config_path, else
+ * $TELEX_CONFIG, else the default path). Only the store settings are
+ * required: unset provider keys or admin token do not matter
+ * (TELEX_CONFIG_USE_STORE). Returns 0, or the exit code after printing
  * "telex CMD: <why>" on stderr. */
 struct telex_store;
 int telex_cli_open_store(const char *cmd, const char *config_path, const char *db, struct telex_store **out);

@@ -1,7 +1,7 @@
 /*
  * cli/keys.c — `telex keys create|list|show|revoke|update`: manage API keys
- * in the store (the same SQLite file `telex serve` uses: store.path of the
- * config, or TELEX_DB, or --db).
+ * in the store (the same SQLite file `telex serve` uses: --db, else
+ * TELEX_DB, else store.path of the config).
  *
  * `create` prints the new key once, alone on stdout (so
  * KEY=$(telex keys create --name ci) works) and what it did on stderr; only
@@ -25,6 +25,7 @@
 #include "config/config.h"
 #include "gateway/auth.h"
 #include "store/store.h"
+#include "util/money.h"
 
 static void usage(FILE *out)
 {
@@ -50,8 +51,8 @@ static void usage(FILE *out)
             "                      30d or 2w (default never)\n"
             "  --json              machine-readable output\n"
             "  -c, --config FILE   telex.yaml whose store.path to use (default $TELEX_CONFIG)\n"
-            "      --db PATH       the database file itself (default: store.path, $TELEX_DB,\n"
-            "                      else $XDG_STATE_HOME/telex/telex.db)\n"
+            "      --db PATH       the database file itself (default: $TELEX_DB, else the\n"
+            "                      config's store.path, else $XDG_STATE_HOME/telex/telex.db)\n"
             "  -h, --help          this help\n"
             "\nSee docs/keys.md.\n");
 }
@@ -166,9 +167,10 @@ static void print_key(const telex_key_row_t *k)
     if (k->revoked_at)
         printf("revoked:    %s UTC\n", revoked);
     printf("last used:  %s%s\n", used, k->last_used_at ? " UTC" : "");
+    char usd[TELEX_USD_LEN];
     if (k->budget_usd >= 0)
-        printf("budget:     $%.4f (spent $%.6f, %.1f%%)\n", k->budget_usd, k->spent_usd,
-               k->budget_usd > 0 ? 100 * k->spent_usd / k->budget_usd : 100.0);
+        printf("budget:     $%s (spent $%.6f, %.1f%%)\n", telex_format_usd(usd, sizeof usd, k->budget_usd),
+               k->spent_usd, k->budget_usd > 0 ? 100 * k->spent_usd / k->budget_usd : 100.0);
     else
         printf("budget:     none (spent $%.6f)\n", k->spent_usd);
     printf("rpm:        %s", k->rpm ? "" : "unlimited\n");
@@ -187,7 +189,10 @@ int telex_cli_open_store(const char *cmd, const char *config_path, const char *d
     const char *path = db;
     *out = NULL;
     if (path == NULL) {
-        if (telex_config_load(&cfg, telex_config_path(config_path), err, sizeof err) != 0) {
+        /* Only store.path is used: provider keys, the admin token and TLS
+         * files need not be there (telex_config_load_for). */
+        if (telex_config_load_for(&cfg, telex_config_path(config_path), TELEX_CONFIG_USE_STORE, err, sizeof err) !=
+            0) {
             fprintf(stderr, "telex %s: %s\n", cmd, err);
             return TELEX_EXIT_CONFIG;
         }
@@ -272,11 +277,11 @@ static int cmd_list(telex_store_t *s, const opts_t *o)
                "EXPIRES", "BUDGET_USD", "SPENT_USD", "RPM", "TPM", "MODELS");
         for (size_t i = 0; i < n; i++) {
             const telex_key_row_t *k = &rows[i];
-            char created[32], expires[32], budget[32], rpm[24], tpm[24], prefix[20];
+            char created[32], expires[32], budget[TELEX_USD_LEN], rpm[24], tpm[24], prefix[20];
             format_day(k->created_at, created, sizeof created, "-");
             format_day(k->expires_at, expires, sizeof expires, "never");
             if (k->budget_usd >= 0)
-                snprintf(budget, sizeof budget, "%.4f", k->budget_usd);
+                telex_format_usd(budget, sizeof budget, k->budget_usd);
             else
                 snprintf(budget, sizeof budget, "none");
             snprintf(rpm, sizeof rpm, "%lld", (long long)k->rpm);

@@ -236,13 +236,17 @@ static bool has_ctl(const char *s)
 }
 
 /* Provider "demo" and model "demo"; with OPENAI_API_KEY or OPENAI_BASE_URL
- * in the environment, also provider "openai" and the catch-all "*" → openai. */
-static int set_builtin_routes(telex_config_t *cfg, char *err, size_t errlen)
+ * in the environment, also provider "openai" and the catch-all "*" → openai.
+ * A command that does not serve gets the same models but reads neither
+ * variable's value (no key, the default URL). */
+static int set_builtin_routes(telex_config_t *cfg, telex_config_use_t use, char *err, size_t errlen)
 {
     struct telex_config_arena *a = cfg->arena;
     const char *key = env_nonempty("OPENAI_API_KEY");
     const char *url = env_nonempty("OPENAI_BASE_URL");
     bool openai = key || url;
+    if (use != TELEX_CONFIG_USE_ALL)
+        key = url = NULL;
     size_t np = openai ? 2 : 1;
 
     telex_provider_t *p = telex_config_alloc(a, np * sizeof(*p));
@@ -322,10 +326,29 @@ int telex_config_set_listen(telex_config_t *cfg, const char *hostport, char *err
     return 0;
 }
 
-static int apply_env(telex_config_t *cfg, char *err, size_t errlen)
+static int apply_store_env(telex_config_t *cfg, char *err, size_t errlen)
+{
+    const char *v;
+    if ((v = env_nonempty("TELEX_DB"))) {
+        if (has_ctl(v)) {
+            telex_config_errf(err, errlen, "TELEX_DB: contains control characters");
+            return -EINVAL;
+        }
+        if (!(cfg->store.path = telex_config_strdup(cfg->arena, v))) {
+            telex_config_errf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Every override; a command that uses only the store applies only TELEX_DB. */
+static int apply_env(telex_config_t *cfg, telex_config_use_t use, char *err, size_t errlen)
 {
     const char *v;
     char why[256];
+    if (use != TELEX_CONFIG_USE_ALL)
+        return apply_store_env(cfg, err, errlen);
     if ((v = env_nonempty("TELEX_LISTEN"))) {
         int rc = telex_config_set_listen(cfg, v, why, sizeof why);
         if (rc < 0) {
@@ -373,16 +396,9 @@ static int apply_env(telex_config_t *cfg, char *err, size_t errlen)
                           cfg->tls_cert ? "TELEX_TLS_KEY" : "TELEX_TLS_CERT");
         return -EINVAL;
     }
-    if ((v = env_nonempty("TELEX_DB"))) {
-        if (has_ctl(v)) {
-            telex_config_errf(err, errlen, "TELEX_DB: contains control characters");
-            return -EINVAL;
-        }
-        if (!(cfg->store.path = telex_config_strdup(cfg->arena, v))) {
-            telex_config_errf(err, errlen, "out of memory");
-            return -ENOMEM;
-        }
-    }
+    int rc = apply_store_env(cfg, err, errlen);
+    if (rc < 0)
+        return rc;
     if ((v = env_nonempty("TELEX_ADMIN_TOKEN"))) {
         const char *problem = telex_config_admin_token_problem(v);
         if (problem) {
@@ -543,6 +559,12 @@ const char *telex_config_path(const char *cli_path)
 
 int telex_config_load(telex_config_t **out, const char *path, char *err, size_t errlen)
 {
+    return telex_config_load_for(out, path, TELEX_CONFIG_USE_ALL, err, errlen);
+}
+
+int telex_config_load_for(telex_config_t **out, const char *path, telex_config_use_t use, char *err,
+                          size_t errlen)
+{
     *out = NULL;
     telex_config_errf(err, errlen, "%s", "");
     telex_config_t *cfg = alloc_fails() ? NULL : calloc(1, sizeof(*cfg));
@@ -569,14 +591,14 @@ int telex_config_load(telex_config_t **out, const char *path, char *err, size_t 
         }
         if ((rc = read_file(path, &text, &len, err, errlen)) < 0)
             goto fail;
-        if ((rc = telex_config_parse_yaml(cfg, path, text, len, err, errlen)) < 0)
+        if ((rc = telex_config_parse_yaml(cfg, path, text, len, use, err, errlen)) < 0)
             goto fail;
         free(text);
         text = NULL;
     }
-    if (!cfg->providers && (rc = set_builtin_routes(cfg, err, errlen)) < 0)
+    if (!cfg->providers && (rc = set_builtin_routes(cfg, use, err, errlen)) < 0)
         goto fail;
-    if ((rc = apply_env(cfg, err, errlen)) < 0)
+    if ((rc = apply_env(cfg, use, err, errlen)) < 0)
         goto fail;
     if (!cfg->store.path && (rc = default_store_path(cfg, err, errlen)) < 0)
         goto fail;

@@ -196,6 +196,24 @@ typedef struct telex_config {
  */
 int telex_config_load(telex_config_t **out, const char *path, char *err, size_t errlen);
 
+/* What a command uses of the configuration; a command requires only that. */
+typedef enum telex_config_use {
+    /* Everything (telex serve): every api_key_env / admin_token_env variable
+     * must be set (all unset ones are named in one message), TLS files
+     * readable, every environment override valid. */
+    TELEX_CONFIG_USE_ALL = 0,
+    /* Only store.* (telex keys, telex usage): the file must still be valid,
+     * but no secret is read — api_key_env / admin_token_env variables,
+     * OPENAI_API_KEY and TELEX_ADMIN_TOKEN may be unset (api_key and
+     * admin_token stay NULL) — TLS files are not opened, and of the
+     * environment overrides only TELEX_DB is applied. */
+    TELEX_CONFIG_USE_STORE,
+} telex_config_use_t;
+
+/* telex_config_load for a command that uses only part of the config. */
+int telex_config_load_for(telex_config_t **out, const char *path, telex_config_use_t use, char *err,
+                          size_t errlen);
+
 void telex_config_free(telex_config_t *cfg);
 
 /* The config path to use: cli_path if not NULL, else $TELEX_CONFIG if set

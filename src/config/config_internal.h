@@ -31,9 +31,12 @@ const char *telex_config_suggest(const char *word, const char *const *candidates
 /* Parses `text` (YAML, `len` bytes, from file `file`) into cfg, whose fields
  * already hold the built-in defaults for the scalar settings. Sets providers
  * and models if the file defines them (both, or neither: then they keep
- * whatever cfg had). Returns 0, -EINVAL or -ENOMEM with a message in err. */
+ * whatever cfg had). `use` says what the caller needs (config.h): with
+ * TELEX_CONFIG_USE_STORE secrets are not read and TLS files not opened.
+ * Returns 0, -EINVAL or -ENOMEM with a message in err; unset secret
+ * variables are reported together, after the rest of the file is valid. */
 int telex_config_parse_yaml(telex_config_t *cfg, const char *file, const char *text,
-                            size_t len, char *err, size_t errlen);
+                            size_t len, telex_config_use_t use, char *err, size_t errlen);
 
 /* Validates a base URL (http:// or https:// with a host, no whitespace,
  * query or fragment) and returns an arena copy without trailing '/'.

@@ -26,15 +26,26 @@
 
 #include <jansson.h>
 
-enum { PATH_LEN = 256, QUOTE_LEN = 80 };
+enum { PATH_LEN = 256, QUOTE_LEN = 80, MAX_MISSING = 16 };
+
+/* A secret's environment variable that is not set: collected while the
+ * file is read, so one message can name them all. */
+typedef struct missing_var {
+    const char *var; /* an arena copy */
+    char path[PATH_LEN];
+    size_t line, column;
+} missing_var_t;
 
 typedef struct ctx {
     yaml_document_t *doc;
     const char *file;
     telex_config_t *cfg;
     struct telex_config_arena *arena;
+    telex_config_use_t use;
     char *err;
     size_t errlen;
+    missing_var_t missing[MAX_MISSING];
+    size_t n_missing; /* distinct variables; only the first MAX_MISSING are kept */
 } ctx_t;
 
 /* ---- messages ---------------------------------------------------------- */
@@ -115,6 +126,60 @@ static const char *join_list(char *out, size_t outlen, const char *const *items,
         o += (size_t)w;
     }
     return out;
+}
+
+/* Notes that the secret variable `var` (named at node `at`, key path
+ * `path`) is not set; the load fails at the end, naming every such one. */
+static void note_missing(ctx_t *c, const yaml_node_t *at, const char *path, const char *var)
+{
+    for (size_t i = 0; i < c->n_missing && i < MAX_MISSING; i++)
+        if (strcmp(c->missing[i].var, var) == 0)
+            return;
+    if (c->n_missing < MAX_MISSING) {
+        missing_var_t *m = &c->missing[c->n_missing];
+        m->var = var;
+        snprintf(m->path, sizeof m->path, "%s", path);
+        m->line = at->start_mark.line + 1;
+        m->column = at->start_mark.column + 1;
+    }
+    c->n_missing++;
+}
+
+/* The one message for every unset secret variable: the first one's place,
+ * then each variable with its key path and line, in file order (sections
+ * are not read in file order). */
+static int fail_missing(ctx_t *c)
+{
+    char q[QUOTE_LEN];
+    size_t kept = c->n_missing < MAX_MISSING ? c->n_missing : MAX_MISSING;
+    for (size_t i = 1; i < kept; i++)
+        for (size_t j = i; j > 0; j--) {
+            missing_var_t *a = &c->missing[j - 1], *b = &c->missing[j];
+            if (a->line < b->line || (a->line == b->line && a->column <= b->column))
+                break;
+            missing_var_t t = *a;
+            *a = *b;
+            *b = t;
+        }
+    const missing_var_t *m = &c->missing[0];
+    if (c->n_missing == 1) {
+        telex_config_errf(c->err, c->errlen, "%s:%zu:%zu: %s: environment variable %s is not set", c->file,
+                          m->line, m->column, m->path, quote(q, m->var));
+        return -EINVAL;
+    }
+    char list[768];
+    size_t o = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < kept && o < sizeof list; i++) {
+        int w = snprintf(list + o, sizeof list - o, "%s%s (%s, line %zu)", i ? ", " : "",
+                         quote(q, c->missing[i].var), c->missing[i].path, c->missing[i].line);
+        o = w < 0 ? sizeof list : o + (size_t)w;
+    }
+    if (o >= sizeof list)
+        memcpy(list + sizeof list - 4, "...", 4);
+    telex_config_errf(c->err, c->errlen, "%s:%zu:%zu: %zu environment variables are not set: %s%s", c->file,
+                      m->line, m->column, c->n_missing, list, c->n_missing > kept ? ", ..." : "");
+    return -EINVAL;
 }
 
 /* ---- nodes ------------------------------------------------------------- */
@@ -422,7 +487,7 @@ static int parse_tls(ctx_t *c, const yaml_node_t *v)
         path_key(p, "tls", keys[i]);
         if ((rc = read_str(c, n, p, 0, &vals[i])) < 0)
             return rc;
-        if ((rc = telex_config_check_readable(vals[i])) < 0) {
+        if (c->use == TELEX_CONFIG_USE_ALL && (rc = telex_config_check_readable(vals[i])) < 0) {
             char q[QUOTE_LEN];
             return fail(c, n, p, "cannot read %s: %s", quote(q, vals[i]), strerror(-rc));
         }
@@ -559,9 +624,13 @@ static int parse_auth(ctx_t *c, const yaml_node_t *v)
         path_key(p, P, "admin_token_env");
         if ((rc = read_str(c, env, p, 0, &var)) < 0)
             return rc;
+        if (c->use != TELEX_CONFIG_USE_ALL)
+            return 0; /* the token is not used: not read */
         const char *val = getenv(var);
-        if (!val || !*val)
-            return fail(c, env, p, "environment variable %s is not set", quote(q, var));
+        if (!val || !*val) {
+            note_missing(c, env, p, var);
+            return 0;
+        }
         if ((why = telex_config_admin_token_problem(val)))
             return fail(c, env, p, "environment variable %s: the token %s", quote(q, var), why);
         if (!(a->admin_token = telex_config_strdup(c->arena, val)))
@@ -776,9 +845,13 @@ static int parse_api_key(ctx_t *c, const yaml_node_t *item, const char *base,
     const char *var;
     if ((rc = read_str(c, env, p, 0, &var)) < 0)
         return rc;
+    if (c->use != TELEX_CONFIG_USE_ALL)
+        return 0; /* the key is not used: not read */
     const char *val = getenv(var);
-    if (!val || !*val)
-        return fail(c, env, p, "environment variable %s is not set", quote(q, var));
+    if (!val || !*val) {
+        note_missing(c, env, p, var);
+        return 0;
+    }
     for (const char *s = val; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f)
             return fail(c, env, p, "environment variable %s contains control characters",
@@ -1440,22 +1513,29 @@ static int syntax_error(ctx_t *c, const yaml_parser_t *parser, const char *text,
         }
     }
     const char *problem = parser->problem ? parser->problem : "syntax error";
+    /* libyaml's words for a tab ("found character that cannot start any
+     * token") do not say what to do about it. */
+    size_t at = parser->problem_mark.index;
+    const char *hint = parser->error != YAML_READER_ERROR && at < len && text[at] == '\t' &&
+                               !strstr(problem, "tab")
+                           ? "; the character is a tab: YAML indents with spaces only"
+                           : "";
     if (parser->context)
-        telex_config_errf(c->err, c->errlen, "%s:%zu:%zu: invalid YAML: %s (%s at line %zu)",
+        telex_config_errf(c->err, c->errlen, "%s:%zu:%zu: invalid YAML: %s (%s at line %zu)%s",
                           c->file, line, col, problem, parser->context,
-                          parser->context_mark.line + 1);
+                          parser->context_mark.line + 1, hint);
     else
-        telex_config_errf(c->err, c->errlen, "%s:%zu:%zu: invalid YAML: %s", c->file, line, col,
-                          problem);
+        telex_config_errf(c->err, c->errlen, "%s:%zu:%zu: invalid YAML: %s%s", c->file, line, col,
+                          problem, hint);
     return -EINVAL;
 }
 
 int telex_config_parse_yaml(telex_config_t *cfg, const char *file, const char *text, size_t len,
-                            char *err, size_t errlen)
+                            telex_config_use_t use, char *err, size_t errlen)
 {
     yaml_parser_t parser;
     yaml_document_t doc, extra;
-    ctx_t c = {.doc = &doc, .file = file, .cfg = cfg, .arena = cfg->arena, .err = err,
+    ctx_t c = {.doc = &doc, .file = file, .cfg = cfg, .arena = cfg->arena, .use = use, .err = err,
                .errlen = errlen};
     int rc;
     if (!yaml_parser_initialize(&parser))
@@ -1479,6 +1559,8 @@ int telex_config_parse_yaml(telex_config_t *cfg, const char *file, const char *t
             yaml_document_delete(&extra);
         }
     }
+    if (rc == 0 && c.n_missing > 0)
+        rc = fail_missing(&c);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     return rc;

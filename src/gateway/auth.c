@@ -32,6 +32,7 @@
 #include <openssl/evp.h>
 
 #include "gateway/limits.h"
+#include "util/money.h"
 
 static const char base62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -581,12 +582,15 @@ int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *mo
         grant->admitted = true;
         grant->reserved_tokens = k->limits.tpm > 0 ? est_tokens : 0;
         break;
-    case TELEX_LIMIT_BUDGET:
+    case TELEX_LIMIT_BUDGET: {
+        char spent[TELEX_USD_LEN], budget[TELEX_USD_LEN];
         rc = telex_api_error_set(e, 402, "insufficient_quota", "budget_exceeded", NULL,
-                                 "This API key has used its budget: it spent $%.4f of $%.4f. Ask an administrator "
+                                 "This API key has used its budget: it spent $%s of $%s. Ask an administrator "
                                  "to raise it (telex keys update --budget-usd).",
-                                 telex_limits_spent(limits, k->id), k->limits.budget_usd);
+                                 telex_format_usd(spent, sizeof spent, telex_limits_spent(limits, k->id)),
+                                 telex_format_usd(budget, sizeof budget, k->limits.budget_usd));
         break;
+    }
     case TELEX_LIMIT_RPM:
         rc = telex_api_error_set(e, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
                                  "Rate limit reached: this API key may make %lld requests per minute. Retry in %u "

@@ -1,6 +1,7 @@
 /*
- * http/server.c — worker threads, SO_REUSEPORT listeners, TLS, graceful
- * shutdown. See server.h for the contract.
+ * http/server.c — worker threads, TLS, graceful shutdown. See server.h for
+ * the contract; the listening sockets (SO_REUSEPORT among the workers, never
+ * shared with another process) are http/listen.c.
  */
 #include "http/server.h"
 
@@ -20,6 +21,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "http/listen.h"
 #include "util/log.h"
 
 #define LISTEN_BACKLOG 4096
@@ -50,7 +52,7 @@ typedef struct {
 static atomic_size_t open_connections;
 
 /* What telex_server_run leaves to the kernel at exit (see there). */
-static void *volatile abandoned[2];
+static void *volatile abandoned[3];
 
 size_t telex_server_connections(void)
 {
@@ -116,32 +118,6 @@ static void on_accept(uv_stream_t *listener, int status)
     uv_tcp_nodelay(conn, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_connection_closed);
     h2o_accept(&w->accept_ctx, sock);
-}
-
-/* Binds one listening socket; when port is 0, later sockets reuse the port
- * the kernel chose for the first, so all workers share one address. */
-static int open_listener(struct sockaddr_storage *addr, socklen_t len, char *err, size_t errlen)
-{
-    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    int on = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
-    if (addr->ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-    if (bind(fd, (struct sockaddr *)addr, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-        snprintf(err, errlen, "cannot listen: %s", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    struct sockaddr_storage bound;
-    socklen_t boundlen = sizeof(bound);
-    if (getsockname(fd, (struct sockaddr *)&bound, &boundlen) == 0)
-        *addr = bound;
-    return fd;
 }
 
 /* ------------------------------------------------------------- shutdown */
@@ -249,41 +225,46 @@ static void format_addr(const struct sockaddr_storage *a, char *out, size_t outl
 
 int telex_server_run(const telex_server_options_t *options)
 {
-    telex_server_t s;
-    memset(&s, 0, sizeof(s));
-    s.options = options;
+    /* On the heap, not the stack: what the workers' loops still hold at
+     * exit stays reachable from `abandoned` (see the end). */
+    telex_server_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -1;
+    s->options = options;
     int n = options->workers > 0 ? options->workers : 1;
 
     signal(SIGPIPE, SIG_IGN);
     if (options->tls_cert != NULL && options->tls_key != NULL) {
-        if ((s.ssl_ctx = create_ssl_ctx(options->tls_cert, options->tls_key)) == NULL)
+        if ((s->ssl_ctx = create_ssl_ctx(options->tls_cert, options->tls_key)) == NULL) {
+            free(s);
             return -1;
+        }
     }
 
-    h2o_config_init(&s.globalconf);
-    s.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("telex"));
-    s.globalconf.max_request_entity_size = options->max_request_body;
-    s.hostconf = h2o_config_register_host(&s.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *pathconf = h2o_config_register_path(s.hostconf, "/", 0);
+    h2o_config_init(&s->globalconf);
+    s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("telex"));
+    s->globalconf.max_request_entity_size = options->max_request_body;
+    s->hostconf = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(s->hostconf, "/", 0);
     app_handler_t *handler = (app_handler_t *)h2o_create_handler(pathconf, sizeof(*handler));
     handler->super.on_req = on_req;
-    handler->server = &s;
+    handler->server = s;
 
     /* Bind every listener before starting any thread, so a bad address
      * fails at once with a clear message. */
     struct sockaddr_storage addr = options->listen_addr;
-    s.listen_fds = calloc((size_t)n, sizeof(int));
-    s.workers = calloc((size_t)n, sizeof(telex_worker_t));
-    if (s.listen_fds == NULL || s.workers == NULL)
-        return -1;
-    for (int i = 0; i < n; i++) {
-        char err[256];
-        if ((s.listen_fds[i] = open_listener(&addr, options->listen_addrlen, err, sizeof(err))) < 0) {
-            char where[80];
-            format_addr(&options->listen_addr, where, sizeof(where));
-            fprintf(stderr, "telex: %s on %s\n", err, where);
-            return -1;
-        }
+    s->listen_fds = calloc((size_t)n, sizeof(int));
+    s->workers = calloc((size_t)n, sizeof(telex_worker_t));
+    char err[256];
+    if (s->listen_fds == NULL || s->workers == NULL) {
+        fprintf(stderr, "telex %s: out of memory\n", options->name);
+        goto fail_before_listening;
+    }
+    if (telex_listen_open(&addr, options->listen_addrlen, n, s->listen_fds, err, sizeof(err)) != 0) {
+        char where[80];
+        format_addr(&options->listen_addr, where, sizeof(where));
+        fprintf(stderr, "telex %s: cannot listen on %s: %s\n", options->name, where, err);
+        goto fail_before_listening;
     }
 
     /* Workers must not take SIGINT/SIGTERM: the main thread waits for them. */
@@ -294,7 +275,7 @@ int telex_server_run(const telex_server_options_t *options)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     for (int i = 0; i < n; i++) {
-        if (worker_setup(&s, &s.workers[i], i, s.listen_fds[i]) != 0) {
+        if (worker_setup(s, &s->workers[i], i, s->listen_fds[i]) != 0) {
             fprintf(stderr, "telex: cannot start worker %d\n", i);
             return -1;
         }
@@ -302,17 +283,17 @@ int telex_server_run(const telex_server_options_t *options)
     pthread_t *threads = calloc((size_t)n, sizeof(pthread_t));
     if (threads == NULL)
         return -1;
-    atomic_store(&s.running_workers, n);
+    atomic_store(&s->running_workers, n);
     for (int i = 0; i < n; i++)
-        pthread_create(&threads[i], NULL, worker_main, &s.workers[i]);
+        pthread_create(&threads[i], NULL, worker_main, &s->workers[i]);
 
     char where[80];
     format_addr(&addr, where, sizeof(where));
     telex_log_event("notice", "listening", "\"name\":\"%s\",\"address\":\"%s\",\"url\":\"%s://%s/\",\"workers\":%d",
-                    options->name, where, s.ssl_ctx ? "https" : "http", where, n);
+                    options->name, where, s->ssl_ctx ? "https" : "http", where, n);
 
     int shutdown_sent = 0;
-    while (atomic_load(&s.running_workers) > 0) {
+    while (atomic_load(&s->running_workers) > 0) {
         struct timespec tick = {0, 100 * 1000 * 1000};
         int sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig <= 0)
@@ -324,7 +305,7 @@ int telex_server_run(const telex_server_options_t *options)
         shutdown_sent = 1;
         telex_log_event("notice", "shutting down", "\"signal\":%d,\"grace_seconds\":%g", sig, options->shutdown_grace);
         for (int i = 0; i < n; i++)
-            uv_async_send(&s.workers[i].shutdown_async);
+            uv_async_send(&s->workers[i].shutdown_async);
     }
     for (int i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
@@ -334,7 +315,16 @@ int telex_server_run(const telex_server_options_t *options)
      * so they are left to the kernel rather than torn down one by one. They
      * stay reachable from here, so LeakSanitizer reports only what really
      * leaked (lost pointers), not this deliberate hand-over at exit. */
-    abandoned[0] = s.workers;
-    abandoned[1] = s.listen_fds;
+    abandoned[0] = s->workers;
+    abandoned[1] = s->listen_fds;
+    abandoned[2] = s; /* h2o's configuration (globalconf) lives in it */
     return 0;
+fail_before_listening:
+    free(s->listen_fds);
+    free(s->workers);
+    h2o_config_dispose(&s->globalconf);
+    if (s->ssl_ctx != NULL)
+        SSL_CTX_free(s->ssl_ctx);
+    free(s);
+    return -1;
 }

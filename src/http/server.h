@@ -4,7 +4,8 @@
  * telex_server_run() starts N worker threads. Each has its own uv loop, its
  * own h2o context and its own listening socket bound with SO_REUSEPORT to the
  * same address, so the kernel spreads connections over the workers and no
- * lock is shared on the accept path. HTTP/1.1 (keep-alive), HTTP/2 over
+ * lock is shared on the accept path. The address must be free of every
+ * other process (http/listen.h): a port held by anyone else fails the start. HTTP/1.1 (keep-alive), HTTP/2 over
  * cleartext with prior knowledge, and TLS with ALPN h2 when a certificate is
  * configured.
  *
@@ -69,8 +70,9 @@ struct telex_worker {
     void *app_worker; /* set by worker_init */
 };
 
-/* Runs until SIGINT/SIGTERM and a graceful drain. Returns 0, or -1 with a
- * message on stderr when it could not start (bind failed, bad TLS files). */
+/* Runs until SIGINT/SIGTERM and a graceful drain. Returns 0, or -1 with one
+ * line on stderr when it could not start (the address is in use by another
+ * process or cannot be bound, bad TLS files). */
 int telex_server_run(const telex_server_options_t *options);
 
 /* The worker that is handling `req`. */

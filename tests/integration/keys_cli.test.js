@@ -5,6 +5,7 @@
 //    SHA-256 (the key's bytes appear nowhere in the file or its WAL);
 //  - list/show never print a key; update and revoke change what show says;
 //  - the store is found through --db, TELEX_DB, or a config's store.path;
+//  - they need only the database: unset provider keys or admin token do not stop them;
 //  - every mistake exits with its sysexits code and one clear line: 64 usage,
 //    65 bad value or no such key, 69 a corrupted/unusable database, 78 config;
 //  - several CLIs creating keys at once all succeed (SQLite locking);
@@ -33,8 +34,11 @@ function tmpDir() {
 }
 
 // Runs telex with args; env is merged over a clean environment (no TELEX_*).
-function run(args, { env = {}, input } = {}) {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TELEX_') && k !== 'XDG_STATE_HOME'));
+// `unset` names further variables to leave out.
+function run(args, { env = {}, input, unset = [] } = {}) {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('TELEX_') && k !== 'XDG_STATE_HOME' && !unset.includes(k)),
+  );
   const r = spawnSync(BIN, args, { env: { ...base, ...env }, input, encoding: 'utf8' });
   if (r.error) throw r.error;
   return { code: r.status, out: r.stdout, err: r.stderr };
@@ -95,7 +99,7 @@ test('create prints the key once; only its SHA-256 is stored', () => {
   assert.match(show.out, /^name: +alice$/m);
   assert.match(show.out, new RegExp(`^key: +${key.slice(0, 12)}\\.\\.\\. \\(only the start is kept in clear\\)$`, 'm'));
   assert.match(show.out, /^status: +active$/m);
-  assert.match(show.out, /^budget: +\$5\.0000 \(spent \$0\.000000, 0\.0%\)$/m);
+  assert.match(show.out, /^budget: +\$5\.00 \(spent \$0\.000000, 0\.0%\)$/m);
   assert.match(show.out, /^rpm: +60 requests per minute$/m);
   assert.match(show.out, /^tpm: +10000 tokens per minute$/m);
   assert.match(show.out, /^models: +demo,gpt-4o\*,preset:summary$/m);
@@ -178,6 +182,46 @@ test('the store is found through --db, TELEX_DB or store.path', () => {
   r = run(['keys', 'create', '--name', 'x'], { env: { XDG_STATE_HOME: xdg } });
   assert.equal(r.code, 0, r.err);
   assert.ok(fs.existsSync(path.join(xdg, 'telex', 'telex.db')));
+});
+
+test('keys and usage need only the database: unset provider keys and admin token do not stop them', () => {
+  const { dir, path: p } = db();
+  const cfg = path.join(dir, 'telex.yaml');
+  fs.writeFileSync(
+    cfg,
+    'providers:\n' +
+      '  - name: openai\n    kind: openai\n    api_key_env: OPENAI_API_KEY\n' +
+      '  - name: anthropic\n    kind: anthropic\n    api_key_env: ANTHROPIC_API_KEY\n' +
+      'models:\n  - name: m\n    providers: [openai, anthropic]\n' +
+      `auth:\n  admin_token_env: TELEX_ADMIN_TOKEN\nstore:\n  path: ${p}\n` +
+      `tls:\n  cert: ${dir}/no-such-cert.pem\n  key: ${dir}/no-such-key.pem\n`,
+  );
+  const unset = ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'OPENAI_BASE_URL'];
+  let r = run(['keys', 'create', '--name', 'ops', '--config', cfg], { unset });
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out.trim(), KEY_RE);
+  r = run(['keys', 'list', '--config', cfg], { unset, env: { TELEX_LISTEN: 'nonsense', TELEX_WORKERS: 'x' } });
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^1 +ops /m);
+  r = run(['usage', '--config', cfg], { unset, env: { TELEX_CONFIG: cfg } });
+  assert.equal(r.code, 0, r.err);
+  r = run(['usage'], { unset, env: { TELEX_CONFIG: cfg } });
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^total +0 /m);
+  // without --config, the built-in defaults need no key either
+  r = run(['keys', 'list', '--db', p], { unset });
+  assert.equal(r.code, 0, r.err);
+
+  // serve uses them all: it names every unset variable in one line (and exits 78)
+  fs.writeFileSync(cfg, fs.readFileSync(cfg, 'utf8').replace(/tls:[^]*$/, ''));
+  r = run(['serve', '--config', cfg, '--listen', '127.0.0.1:0'], { unset });
+  assert.equal(r.code, 78, r.err);
+  assert.equal(
+    r.err,
+    `telex serve: ${cfg}:4:18: 3 environment variables are not set: ` +
+      '"OPENAI_API_KEY" (providers[0].api_key_env, line 4), "ANTHROPIC_API_KEY" (providers[1].api_key_env, line 7), ' +
+      '"TELEX_ADMIN_TOKEN" (auth.admin_token_env, line 12)\n',
+  );
 });
 
 test('mistakes: usage 64, values and missing keys 65', () => {

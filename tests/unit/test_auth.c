@@ -438,7 +438,7 @@ static void test_admit(void **state)
     assert_int_equal(telex_authorize(svc, h, strlen(h), "demo", NULL, 5, &g, &e), 402);
     assert_string_equal(e.type, "insufficient_quota");
     assert_string_equal(e.code, "budget_exceeded");
-    assert_string_equal(e.message, "This API key has used its budget: it spent $0.0100 of $0.0100. Ask an "
+    assert_string_equal(e.message, "This API key has used its budget: it spent $0.01 of $0.01. Ask an "
                                    "administrator to raise it (telex keys update --budget-usd).");
     /* raising the budget (another process or the admin API) lets it through */
     telex_key_row_t v;
@@ -447,6 +447,22 @@ static void test_admit(void **state)
     assert_int_equal(telex_store_key_update(telex_services_store(svc), id2, TELEX_KEY_SET_BUDGET, &v, NULL, 0), 0);
     assert_int_equal(telex_services_reload_keys(svc), 0);
     assert_int_equal(telex_authorize(svc, h, strlen(h), "demo", NULL, 5, &g, &e), 0);
+
+    /* a budget of a fraction of a cent reads as itself, not "$0.0000" */
+    char k4[64];
+    int64_t id4 = create_key("tiny", k4, NULL);
+    v.budget_usd = 0.00005;
+    assert_int_equal(telex_store_key_update(telex_services_store(svc), id4, TELEX_KEY_SET_BUDGET, &v, NULL, 0), 0);
+    assert_int_equal(telex_services_reload_keys(svc), 0);
+    bearer(h, sizeof h, k4);
+    assert_int_equal(telex_authorize(svc, h, strlen(h), "demo", NULL, 5, &g, &e), 0);
+    telex_usage_record_init(&rec, &g, "demo", "demo");
+    telex_usage_record_set(&rec, &u, 0.000062);
+    assert_int_equal(telex_usage_record(svc, &g, &rec), 0);
+    assert_int_equal(telex_authorize(svc, h, strlen(h), "demo", NULL, 5, &g, &e), 402);
+    assert_string_equal(e.message, "This API key has used its budget: it spent $0.000062 of $0.00005. Ask an "
+                                   "administrator to raise it (telex keys update --budget-usd).");
+    bearer(h, sizeof h, k2);
 
     /* tokens per minute: the reservation, then the real count */
     bearer(h, sizeof h, k3);

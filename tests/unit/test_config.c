@@ -861,6 +861,95 @@ static void test_secrets_never_in_messages(void **state)
     }
 }
 
+/* ---- what each command requires ---------------------------------------- */
+
+/* Three providers, two of them on one variable, and the admin token: every
+ * unset variable is named in one message, each once, in file order. */
+static const char secrets_yaml[] =
+    "providers:\n"
+    "  - name: a\n    kind: openai\n    api_key_env: TELEX_TEST_UNSET_A\n"
+    "  - name: b\n    kind: anthropic\n    api_key_env: TELEX_TEST_UNSET_B\n"
+    "  - name: c\n    kind: openai\n    api_key_env: TELEX_TEST_UNSET_A\n"
+    "  - name: d\n    kind: demo\n"
+    "models:\n  - name: m\n    providers: [a, b, c, d]\n"
+    "auth:\n  admin_token_env: TELEX_TEST_UNSET_C\n"
+    "store:\n  path: /tmp/from-file.db\n";
+
+static void test_unset_secrets_reported_together(void **state)
+{
+    (void)state;
+    unsetenv("TELEX_TEST_UNSET_A");
+    unsetenv("TELEX_TEST_UNSET_B");
+    unsetenv("TELEX_TEST_UNSET_C");
+    bool ok = expect_error(secrets_yaml,
+                           ":4:18: 3 environment variables are not set: "
+                           "\"TELEX_TEST_UNSET_A\" (providers[0].api_key_env, line 4), "
+                           "\"TELEX_TEST_UNSET_B\" (providers[1].api_key_env, line 7), "
+                           "\"TELEX_TEST_UNSET_C\" (auth.admin_token_env, line 17)");
+    /* Set two: the one left is reported in the usual one-variable form. */
+    setenv("TELEX_TEST_UNSET_A", "sk-a", 1);
+    setenv("TELEX_TEST_UNSET_C", "admin-token-0123456789", 1);
+    ok &= expect_error(secrets_yaml,
+                       ":7:18: providers[1].api_key_env: environment variable \"TELEX_TEST_UNSET_B\" is not set");
+    /* Another mistake in the file is reported first, whatever comes before it. */
+    unsetenv("TELEX_TEST_UNSET_A");
+    char bad[sizeof secrets_yaml + 64];
+    snprintf(bad, sizeof bad, "%sworkers: many\n", secrets_yaml);
+    ok &= expect_error(bad, ":20:10: workers: expected an integer, got \"many\"");
+    unsetenv("TELEX_TEST_UNSET_C");
+    assert_true(ok);
+}
+
+/* telex keys / telex usage use only store.*: no secret, no TLS file, no
+ * serving override may stop them; the file itself must still be valid. */
+static void test_store_use_needs_no_secrets(void **state)
+{
+    (void)state;
+    unsetenv("TELEX_TEST_UNSET_A");
+    unsetenv("TELEX_TEST_UNSET_B");
+    unsetenv("TELEX_TEST_UNSET_C");
+    char yaml[1024], err[512] = "";
+    snprintf(yaml, sizeof yaml, "%stls:\n  cert: %s/missing-cert.pem\n  key: %s/missing-key.pem\n", secrets_yaml,
+             dir, dir);
+    write_file(yaml_path, yaml);
+    setenv("TELEX_LISTEN", "nonsense", 1);
+    setenv("TELEX_WORKERS", "-3", 1);
+    setenv("TELEX_ADMIN_TOKEN", "short", 1);
+    setenv("TELEX_TLS_CERT", "/nonexistent/cert.pem", 1);
+    telex_config_t *cfg = NULL;
+    assert_int_equal(telex_config_load(&cfg, yaml_path, err, sizeof err), -EINVAL); /* serve: refused */
+    int rc = telex_config_load_for(&cfg, yaml_path, TELEX_CONFIG_USE_STORE, err, sizeof err);
+    if (rc != 0)
+        fail_msg("store use failed: %s", err);
+    assert_string_equal(cfg->store.path, "/tmp/from-file.db");
+    assert_null(cfg->providers[0].api_key);
+    assert_null(cfg->auth.admin_token);
+    telex_config_free(cfg);
+    /* TELEX_DB still overrides the file (it is what these commands use). */
+    setenv("TELEX_DB", "/tmp/from-env.db", 1);
+    assert_int_equal(telex_config_load_for(&cfg, yaml_path, TELEX_CONFIG_USE_STORE, err, sizeof err), 0);
+    assert_string_equal(cfg->store.path, "/tmp/from-env.db");
+    telex_config_free(cfg);
+    setenv("TELEX_DB", "a\nb", 1);
+    assert_int_equal(telex_config_load_for(&cfg, yaml_path, TELEX_CONFIG_USE_STORE, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "TELEX_DB: contains control characters");
+    unsetenv("TELEX_DB");
+    /* A broken file is still an error. */
+    write_file(yaml_path, "store:\n  path: [x]\n");
+    assert_int_equal(telex_config_load_for(&cfg, yaml_path, TELEX_CONFIG_USE_STORE, err, sizeof err), -EINVAL);
+    assert_null(cfg);
+    /* Built-in defaults: OPENAI_API_KEY is not read (the catch-all model is still there). */
+    setenv("OPENAI_API_KEY", "sk-with\nline-break", 1);
+    setenv("OPENAI_BASE_URL", "not a url", 1);
+    assert_int_equal(telex_config_load(&cfg, NULL, err, sizeof err), -EINVAL);
+    assert_int_equal(telex_config_load_for(&cfg, NULL, TELEX_CONFIG_USE_STORE, err, sizeof err), 0);
+    assert_non_null(cfg->catch_all);
+    assert_null(cfg->catch_all->routes[0].provider->api_key);
+    telex_config_free(cfg);
+    for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++)
+        unsetenv(env_names[i]);
+}
+
 /* ---- every mistake, with its exact message ------------------------------ */
 
 #define P "providers:\n  - name: p\n    kind: openai\n"
@@ -875,6 +964,9 @@ static const struct {
                "(while parsing a flow node at line 2)"},
     {"workers: 1\n\tlisten: x\n", ":2:1: invalid YAML: found a tab character that violates "
                                   "indentation (while scanning a plain scalar at line 1)"},
+    {"streaming:\n\tkeepalive_seconds: 5\n", ":2:1: invalid YAML: found character that cannot start any token "
+                                             "(while scanning for the next token at line 2); the character is a "
+                                             "tab: YAML indents with spaces only"},
     {"workers: \xff\n", ":1:10: invalid YAML: invalid leading UTF-8 octet"},
     {"workers: 1\n---\nworkers: 2\n", ":3:1: a second YAML document; telex.yaml holds exactly one"},
     {"- listen\n", ":1:1: the top level must be a mapping (listen:, providers:, models:, ...), "
@@ -1333,6 +1425,8 @@ int main(void)
         T(test_env_errors),
         T(test_config_path),
         T(test_secrets_never_in_messages),
+        T(test_unset_secrets_reported_together),
+        T(test_store_use_needs_no_secrets),
         T(test_error_messages),
         T(test_parse_listen),
         T(test_out_of_memory_everywhere),
