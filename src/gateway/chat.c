@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <telex/sse.h>
 
@@ -32,6 +33,8 @@
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"
+#include "gateway/responses_request.h"
+#include "gateway/responses_stream.h"
 #include "gateway/secrets.h"
 #include "gateway/subscriber.h"
 #include "gateway/usage.h"
@@ -63,6 +66,12 @@ typedef struct chat {
     int wants_usage;
     int resumable;
     int telex_framing; /* the original client gets telex's framing (ids when resumable, retry:, keep-alives) */
+    int front;                  /* TELEX_FRONT_CHAT or TELEX_FRONT_RESPONSES: the wire the client speaks */
+    telex_responses_enc_t *renc; /* Responses: the encoder of the answer's events (streamed) */
+    json_t *resp_echo;          /* Responses: the request parameters the Response object repeats */
+    json_t *resp_messages;      /* Responses: the request's messages (the conversation so far) */
+    int background;             /* Responses background: runs on with no client attached */
+    char *ignored;              /* Responses: X-Telex-Ignored (NULL: none) */
     int registered;
     int committed;
     int first_event;
@@ -122,6 +131,10 @@ static void free_if_done(chat_t *c)
         return;
     json_decref(c->body);
     json_decref(c->usage);
+    telex_responses_enc_free(c->renc);
+    json_decref(c->resp_echo);
+    json_decref(c->resp_messages);
+    free(c->ignored);
     telex_stream_unref(c->stream);
     free(c);
 }
@@ -217,6 +230,26 @@ static void record_usage(chat_t *c)
                                    .bytes_out = c->committed ? telex_log_end(c->stream->log) : c->inline_bytes});
 }
 
+/* Responses: the final Response object and the conversation it ends, kept
+ * with the stream for GET /v1/responses/{id} and previous_response_id. */
+static void keep_response_notes(chat_t *c)
+{
+    json_t *final = telex_responses_enc_final(c->renc);
+    char *text = final != NULL ? telex_json_dumps(final, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (text != NULL)
+        telex_stream_set_note(c->stream, TELEX_NOTE_RESPONSE, text);
+    json_t *said = final != NULL ? telex_responses_output_as_message(final) : NULL;
+    json_t *conversation = c->resp_messages != NULL ? json_copy(c->resp_messages) : NULL;
+    if (conversation != NULL && said != NULL && json_array_append(conversation, said) == 0) {
+        char *ctext = telex_json_dumps(conversation, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (ctext != NULL)
+            telex_stream_set_note(c->stream, TELEX_NOTE_CONVERSATION, ctext);
+    }
+    json_decref(conversation);
+    json_decref(said);
+    json_decref(final);
+}
+
 /* The answer is over (for whatever reason): no upstream, no more events. */
 static void finish(chat_t *c, const char *outcome)
 {
@@ -231,6 +264,8 @@ static void finish(chat_t *c, const char *outcome)
         atomic_fetch_sub(&c->gw->gateway->active_streams, 1);
         telex_metrics_stream_ended(metrics_of(c));
     }
+    if (c->renc != NULL && c->committed)
+        keep_response_notes(c);
     telex_log_finish(c->stream->log);
     telex_stream_notify(c->stream);
     log_request(c);
@@ -379,6 +414,30 @@ static int append_event_cut(chat_t *c, const char *data, size_t len, int one_lin
     return 0;
 }
 
+/* Appends one named event (`event: <type>` + `data: <json>`, json one line:
+ * the Responses wire). */
+static int append_typed_event(chat_t *c, const char *type, const char *json, size_t len)
+{
+    telex_log_piece_t pieces[5] = {
+        {"event: ", 7}, {type, strlen(type)}, {"\ndata: ", 7}, {json, len}, {"\n\n", 2},
+    };
+    int64_t appended = telex_log_appendv(c->stream->log, pieces, 5);
+    if (appended == -ENOSPC && c->resumable) {
+        telex_stream_release_acked_or_all(c->stream);
+        appended = telex_log_appendv(c->stream->log, pieces, 5);
+    }
+    if (appended < 0)
+        return -1;
+    c->events++;
+    telex_stream_notify(c->stream);
+    return 0;
+}
+
+static int emit_response_event(void *user, const char *type, const char *json, size_t len)
+{
+    return append_typed_event(user, type, json, len);
+}
+
 /* Back-pressure: keep the retained log under its bound by dropping what
  * every subscriber has written, and pause the upstream while a subscriber
  * lags too far behind. */
@@ -403,6 +462,12 @@ static void end_with_error_event(chat_t *c, const char *type, const char *code, 
 {
     /* the message may quote the provider, which may quote the key it was given */
     char *masked = telex_secrets_masked_copy(c->gw->gateway->config, message, strlen(message));
+    if (c->renc != NULL) { /* Responses: response.failed, never response.completed */
+        telex_responses_enc_fail(c->renc, code, masked ? masked : message);
+        free(masked);
+        finish(c, outcome);
+        return;
+    }
     json_t *err = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", masked ? masked : message, "type", type, "code", code);
     free(masked);
     char *text = err ? telex_json_dumps(err, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -454,17 +519,22 @@ static void touch_idle_deadline(chat_t *c)
 static int commit(chat_t *c)
 {
     char url[128], token[TELEX_RESUME_TOKEN_LEN + 1];
-    const char *headers[5] = {NULL};
+    const char *headers[7] = {NULL};
+    size_t h = 0;
+    if (c->ignored != NULL) {
+        headers[h++] = "x-telex-ignored";
+        headers[h++] = c->ignored;
+    }
     if (c->resumable) {
         if (telex_registry_put(c->stream) != 0)
             return -1;
         c->registered = 1;
         telex_resume_token(c->stream->id, token);
         snprintf(url, sizeof(url), "/v1/streams/%s?token=%s", c->stream->id, token);
-        headers[0] = "x-telex-stream-id";
-        headers[1] = c->stream->id;
-        headers[2] = "x-telex-resume-url";
-        headers[3] = url;
+        headers[h++] = "x-telex-stream-id";
+        headers[h++] = c->stream->id;
+        headers[h++] = "x-telex-resume-url";
+        headers[h++] = url;
     }
     h2o_req_t *req = c->req;
     int flags = (c->resumable ? 0 : TELEX_SUB_RELEASE_AS_ACKED) |
@@ -477,6 +547,15 @@ static int commit(chat_t *c)
     c->status = 200;
     *c->link = NULL;
     c->req = NULL;
+    if (c->renc != NULL) {
+        json_t *now = telex_responses_enc_response(c->renc);
+        char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(now);
+        if (text != NULL)
+            telex_stream_set_note(c->stream, TELEX_NOTE_RESPONSE, text);
+        if (telex_responses_enc_start(c->renc) != 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -487,6 +566,37 @@ static void fail_commit(chat_t *c)
 }
 
 /* ------------------------------------------------------------ upstream sink */
+
+/* Responses: the chunk goes to the encoder (usage into the final
+ * Response object) instead of the log. */
+static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *chunk)
+{
+    json_t *own = NULL;
+    if (chunk == NULL && (chunk = own = telex_json_loadb(data, len, 0, NULL)) == NULL)
+        return; /* the adapter validated it: cannot happen */
+    json_t *usage = json_object_get(chunk, "usage");
+    if (usage != NULL && !json_is_null(usage)) {
+        if (telex_usage_annotate(chunk, &c->model->routes[c->route], &c->tokens, &c->cost) == 1)
+            c->has_usage = 1;
+        json_decref(c->usage);
+        c->usage = json_incref(usage);
+        telex_responses_enc_usage(c->renc, usage);
+    }
+    int rc = 0;
+    if (!c->committed && commit(c) != 0) {
+        json_decref(own);
+        fail_commit(c);
+        return;
+    }
+    rc = telex_responses_enc_chunk(c->renc, chunk);
+    json_decref(own);
+    if (rc != 0) {
+        snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
+        end_with_error_event(c, "server_error", "log_full", "the answer outgrew resume.max_bytes", "error");
+        return;
+    }
+    regulate(c);
+}
 
 /* facts: util/json_scan.h's facts about data when the adapter has scanned
  * it (NULL: not scanned). */
@@ -525,6 +635,10 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
             c->est.completion_bytes += facts->completion_bytes;
             c->est.reasoning_bytes += facts->reasoning_bytes;
         }
+    }
+    if (c->renc != NULL) {
+        relay_as_response(c, data, len, chunk);
+        return;
     }
     json_t *usage = json_object_get(chunk, "usage");
     char *stripped = NULL;
@@ -584,8 +698,12 @@ static void on_done(void *user)
         fail_commit(c);
         return;
     }
-    static const char done[] = "[DONE]";
-    append_event(c, done, sizeof(done) - 1, 1);
+    if (c->renc != NULL) {
+        telex_responses_enc_finish(c->renc);
+    } else {
+        static const char done[] = "[DONE]";
+        append_event(c, done, sizeof(done) - 1, 1);
+    }
     finish(c, "ok");
 }
 
@@ -713,6 +831,18 @@ static void on_response(void *user, int status, const char *body, size_t len)
     }
     if (json_is_object(usage))
         c->usage = json_incref(usage);
+    if (c->front == TELEX_FRONT_RESPONSES && status < 300 && j != NULL) {
+        /* the chat.completion (cost added) as a Response object */
+        char id[TELEX_STREAM_ID_LEN + 8];
+        snprintf(id, sizeof id, "resp_%s", c->stream->id + 3);
+        char *resp = telex_responses_from_completion(j, id, c->model_name, c->resp_echo, (int64_t)time(NULL));
+        if (resp != NULL) {
+            free(annotated);
+            annotated = resp;
+        }
+        if (c->ignored != NULL)
+            telex_add_header(c->req, "x-telex-ignored", c->ignored);
+    }
     json_decref(j);
     if (annotated != NULL) {
         body = annotated;
@@ -835,7 +965,7 @@ static void start_route(chat_t *c)
 /* telex's framing for this POST: X-Telex-Event-Ids: 1 / true asks for
  * it, 0 / false declines it, and without the header streaming.event_ids
  * decides. */
-static int wants_telex_framing(h2o_req_t *req, const telex_config_t *cfg)
+int telex_wants_telex_framing(h2o_req_t *req, const telex_config_t *cfg)
 {
     h2o_iovec_t v = telex_req_header(req, "x-telex-event-ids");
     if (v.base == NULL)
@@ -845,11 +975,60 @@ static int wants_telex_framing(h2o_req_t *req, const telex_config_t *cfg)
 
 int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
 {
-    return telex_chat_handle_body(gw, req, req->entity.base, req->entity.len, NULL);
+    return telex_chat_handle_front(gw, req, req->entity.base, req->entity.len, NULL, TELEX_FRONT_CHAT);
 }
 
 int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *body_bytes, size_t body_len,
                            const char *preset)
+{
+    return telex_chat_handle_front(gw, req, body_bytes, body_len, preset, TELEX_FRONT_CHAT);
+}
+
+static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_bytes, size_t body_len,
+                      const char *preset, telex_grant_t grant, uint64_t started, int front,
+                      const telex_responses_request_t *rr);
+
+/* Responses: the client's body as a chat request (text in *chat_text);
+ * answers the request itself and returns -1 when it is not one. */
+static int translate_responses(gateway_worker_t *gw, h2o_req_t *req, const char *bytes, size_t len,
+                               const telex_grant_t *grant, telex_responses_request_t *rr, char **chat_text)
+{
+    json_error_t jerr;
+    char msg[512];
+    const char *param = NULL;
+    json_t *body = telex_json_loadb(bytes, len, 0, &jerr);
+    if (body == NULL) {
+        telex_respond_error(req, 400, "invalid_request_error", "invalid_json", NULL,
+                            "The body is not valid JSON (%s at line %d, column %d).", jerr.text, jerr.line,
+                            jerr.column);
+        return -1;
+    }
+    json_t *history = NULL;
+    const char *prev = json_string_value(json_object_get(body, "previous_response_id"));
+    if (prev != NULL && (history = telex_responses_history(prev, grant->owner)) == NULL) {
+        telex_respond_error(req, 404, "invalid_request_error", "previous_response_not_found", "previous_response_id",
+                            "Previous response with id '%.80s' not found (it never existed, is not yours, or is "
+                            "older than resume.retention_seconds).",
+                            prev);
+        json_decref(body);
+        return -1;
+    }
+    int status = telex_responses_request_parse(body, history, rr, msg, sizeof msg, &param);
+    json_decref(history);
+    json_decref(body);
+    if (status == 0 && (*chat_text = telex_json_dumps(rr->chat, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
+        status = 500;
+    if (status != 0) {
+        telex_respond_error(req, status, status == 400 ? "invalid_request_error" : "server_error",
+                            status == 400 ? "invalid_request" : NULL, param, "%s", status == 400 ? msg : "out of memory");
+        telex_responses_request_free(rr);
+        return -1;
+    }
+    return 0;
+}
+
+int telex_chat_handle_front(gateway_worker_t *gw, h2o_req_t *req, const char *body_bytes, size_t body_len,
+                            const char *preset, int front)
 {
     const telex_config_t *cfg = gw->gateway->config;
     telex_services_t *svc = gw->gateway->services;
@@ -869,6 +1048,27 @@ int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *bod
         telex_gateway_log_response(req, NULL, started);
         return 0;
     }
+    if (front != TELEX_FRONT_RESPONSES)
+        return start_chat(gw, req, body_bytes, body_len, preset, grant, started, front, NULL);
+    telex_responses_request_t rr;
+    char *chat_text = NULL;
+    if (translate_responses(gw, req, body_bytes, body_len, &grant, &rr, &chat_text) != 0) {
+        telex_gateway_log_response(req, NULL, started);
+        return 0;
+    }
+    int rc = start_chat(gw, req, chat_text, strlen(chat_text), preset, grant, started, front, &rr);
+    free(chat_text);
+    telex_responses_request_free(&rr);
+    return rc;
+}
+
+static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_bytes, size_t body_len,
+                      const char *preset, telex_grant_t grant, uint64_t started, int front,
+                      const telex_responses_request_t *rr)
+{
+    const telex_config_t *cfg = gw->gateway->config;
+    telex_services_t *svc = gw->gateway->services;
+    telex_api_error_t denial;
     telex_chat_request_t parsed;
     char msg[512];
     const char *param = NULL;
@@ -970,7 +1170,18 @@ int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *bod
     c->stream_mode = parsed.stream;
     c->wants_usage = parsed.include_usage;
     c->resumable = resumable;
-    c->telex_framing = wants_telex_framing(req, cfg);
+    c->telex_framing = telex_wants_telex_framing(req, cfg);
+    c->front = front;
+    if (rr != NULL) {
+        c->resp_echo = json_incref(rr->echo);
+        c->resp_messages = json_incref(json_object_get(parsed.body, "messages"));
+        c->ignored = rr->ignored[0] ? strdup(rr->ignored) : NULL;
+        if (c->stream_mode) {
+            char id[TELEX_STREAM_ID_LEN + 8];
+            snprintf(id, sizeof id, "resp_%s", stream->id + 3);
+            c->renc = telex_responses_enc_new(id, parsed.model, rr->echo, (int64_t)time(NULL), emit_response_event, c);
+        }
+    }
     c->started_ns = started;
     /* Pause the upstream when the log holds this much; resume below the
      * second figure. Without resume the log holds only what the one reader

@@ -17,6 +17,7 @@
 #include "gateway/services.h"
 #include "http/server.h"
 #include "upstream/http_client.h"
+#include "stream/stream.h"
 #include "stream/wakeup.h"
 #include "upstream/provider.h"
 
@@ -69,6 +70,13 @@ int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req);
 /* The same with a body that is not req->entity: POST /v1/presets/{name}
  * (preset = the name, for the key's allow-list; NULL otherwise). */
 int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *body, size_t len, const char *preset);
+/* The wire a client speaks to a chat's front door. */
+#define TELEX_FRONT_CHAT 0      /* /v1/chat/completions */
+#define TELEX_FRONT_RESPONSES 1 /* /v1/responses (gateway/responses_*.c) */
+/* Any front door: auth, validation (Responses translated to a chat request
+ * first), routing, the answer in the front door's wire. */
+int telex_chat_handle_front(gateway_worker_t *gw, h2o_req_t *req, const char *body, size_t len, const char *preset,
+                            int front);
 /* Chats whose upstream is still running. */
 size_t telex_chat_running(gateway_worker_t *gw);
 /* Checks every chat and subscriber of the worker for a client that left (HTTP/1). */
@@ -82,6 +90,26 @@ void telex_chat_end_all(gateway_worker_t *gw, const char *why);
 int telex_resume_is_streams_path(h2o_req_t *req);
 int telex_resume_handle(gateway_worker_t *gw, h2o_req_t *req, const char *caller_owner);
 int telex_resume_try_post(gateway_worker_t *gw, h2o_req_t *req, const char *caller_owner);
+/* The stream of that id if the caller may use it (its key, ?token=, or an
+ * anonymous stream), a new reference; NULL looks like unknown. */
+telex_stream_t *telex_resume_find(h2o_req_t *req, const char *stream_id, const char *caller_owner);
+/* Streams s to req from after event `after` (subscriber flags); answers
+ * 400 (naming param) past the end, 410 when dropped. Returns 0. */
+int telex_resume_attach_after(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t *s, uint64_t after, int flags,
+                              const char *param);
+/* The raw value of query parameter name, or an empty iovec. */
+h2o_iovec_t telex_query_param(h2o_req_t *req, const char *name);
+
+/* chat.c: does this request ask for telex's framing (X-Telex-Event-Ids, streaming.event_ids)? */
+int telex_wants_telex_framing(h2o_req_t *req, const telex_config_t *cfg);
+
+/* responses.c: the Responses API's own endpoints (POST /v1/responses goes
+ * to telex_chat_handle_front). */
+int telex_responses_is_path(h2o_req_t *req);
+int telex_responses_handle(gateway_worker_t *gw, h2o_req_t *req, const char *caller_owner);
+/* The conversation (chat messages, a new reference) of a stored response
+ * the caller (owner, "" when anonymous) may use; NULL when there is none. */
+json_t *telex_responses_history(const char *response_id, const char *owner);
 void telex_gateway_worker_start(telex_worker_t *worker);
 
 #endif

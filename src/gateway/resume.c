@@ -35,7 +35,7 @@
 
 /* The value of query parameter `name` (raw, not decoded: every value telex
  * issues is URL-safe), or an empty iovec. */
-static h2o_iovec_t query_param(h2o_req_t *req, const char *name)
+h2o_iovec_t telex_query_param(h2o_req_t *req, const char *name)
 {
     if (req->query_at == SIZE_MAX)
         return h2o_iovec_init(NULL, 0);
@@ -77,15 +77,47 @@ static telex_stream_t *find_authorized(h2o_req_t *req, const char *id, const cha
     telex_stream_t *s = telex_registry_get(id);
     if (s == NULL)
         return NULL;
+    if (atomic_load(&s->deleted)) {
+        telex_stream_unref(s);
+        return NULL;
+    }
     if (s->owner[0] == '\0')
         return s;
-    h2o_iovec_t token = query_param(req, "token");
+    h2o_iovec_t token = telex_query_param(req, "token");
     if (token.base != NULL && telex_resume_token_valid(id, token.base, token.len))
         return s;
     if (caller_owner != NULL && strcmp(caller_owner, s->owner) == 0)
         return s;
     telex_stream_unref(s);
     return NULL;
+}
+
+telex_stream_t *telex_resume_find(h2o_req_t *req, const char *stream_id, const char *caller_owner)
+{
+    return find_authorized(req, stream_id, caller_owner);
+}
+
+int telex_resume_attach_after(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t *s, uint64_t after, int flags,
+                              const char *param)
+{
+    uint64_t from = 0;
+    int rc = telex_log_position_after(s->log, after, &from);
+    if (rc == -ERANGE) {
+        telex_respond_error(req, 400, "invalid_request_error", "bad_position", param,
+                            "%s is past the events of this answer so far.", param);
+        return 0;
+    }
+    const char *headers[] = {"x-telex-stream-id", s->id, NULL};
+    if (rc == 0)
+        rc = telex_subscriber_start(gw, req, s, from, after, flags, headers);
+    if (rc == -ENOENT)
+        telex_respond_error(req, 410, "invalid_request_error", "resume_position_dropped", param,
+                            "The events after %llu are no longer kept (resume.max_bytes).", (unsigned long long)after);
+    else if (rc != 0)
+        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
+    else
+        gw->resumes++;
+    return 0;
 }
 
 /* Parses the decimal count of ?after=N into *seq; -1 when it is not one. */
@@ -194,8 +226,8 @@ int telex_resume_handle(gateway_worker_t *gw, h2o_req_t *req, const char *caller
     if (is_get) {
         h2o_iovec_t last = telex_req_header(req, "last-event-id");
         if (last.base == NULL)
-            last = query_param(req, "last_event_id");
-        return attach(gw, req, id, last, query_param(req, "after"), caller_owner);
+            last = telex_query_param(req, "last_event_id");
+        return attach(gw, req, id, last, telex_query_param(req, "after"), caller_owner);
     }
     telex_stream_t *s = find_authorized(req, id, caller_owner);
     if (s == NULL)

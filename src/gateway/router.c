@@ -125,6 +125,11 @@ static int route(gateway_worker_t *gw, h2o_req_t *req)
     }
     if (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions"))
         return wrong_method(req, "POST"); /* POST went to telex_chat_handle */
+    if (telex_responses_is_path(req)) {
+        char owner[64];
+        caller_owner(gw, req, owner, sizeof(owner));
+        return telex_responses_handle(gw, req, owner[0] ? owner : NULL);
+    }
     if (telex_resume_is_streams_path(req)) {
         char owner[64];
         caller_owner(gw, req, owner, sizeof(owner));
@@ -190,6 +195,8 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
         }
         return telex_chat_handle(gw, req); /* logs its own line */
     }
+    if (small_headers && method_is(req, "POST") && (path_is(req, "/v1/responses") || path_is(req, "/responses")))
+        return telex_chat_handle_front(gw, req, req->entity.base, req->entity.len, NULL, TELEX_FRONT_RESPONSES);
     const char *pname;
     size_t plen;
     if (small_headers && method_is(req, "POST") &&

@@ -68,8 +68,31 @@ void telex_stream_unref(telex_stream_t *s)
     if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     telex_log_free(s->log);
+    free(s->notes[0]);
+    free(s->notes[1]);
     pthread_mutex_destroy(&s->lock);
     free(s);
+}
+
+void telex_stream_set_note(telex_stream_t *s, int which, char *text)
+{
+    if (s->shared)
+        pthread_mutex_lock(&s->lock);
+    char *old = s->notes[which];
+    s->notes[which] = text;
+    if (s->shared)
+        pthread_mutex_unlock(&s->lock);
+    free(old);
+}
+
+char *telex_stream_copy_note(telex_stream_t *s, int which)
+{
+    if (s->shared)
+        pthread_mutex_lock(&s->lock);
+    char *copy = s->notes[which] != NULL ? strdup(s->notes[which]) : NULL;
+    if (s->shared)
+        pthread_mutex_unlock(&s->lock);
+    return copy;
 }
 
 static void link_sub(telex_stream_t *s, telex_stream_sub_t *sub)

@@ -44,7 +44,18 @@ typedef struct telex_stream {
     atomic_int cancel_requested; /* DELETE /v1/streams/{id} */
     atomic_int wants_acks;       /* the producer waits for subscribers to advance */
     char owner[65];             /* who may resume without a token ("" = anyone with the id) */
+    atomic_int deleted;          /* DELETE /v1/responses/{id}: looks unknown from now on */
+    char *notes[2];              /* texts a front door keeps with the answer (under lock; see below) */
 } telex_stream_t;
+
+/* What a front door keeps with an answer for later requests: the Responses
+ * API's Response object as it stands, and the conversation it continues
+ * (previous_response_id). */
+enum { TELEX_NOTE_RESPONSE = 0, TELEX_NOTE_CONVERSATION = 1 };
+/* Replaces note `which` with text (taken: freed with the stream). */
+void telex_stream_set_note(telex_stream_t *s, int which, char *text);
+/* A malloc'ed copy of note `which`, or NULL (none, or out of memory). */
+char *telex_stream_copy_note(telex_stream_t *s, int which);
 
 /* A new stream with a fresh id and one reference. NULL when out of memory.
  * shared = 0: a stream only its producer's thread will ever touch (it is

@@ -1,0 +1,576 @@
+/*
+ * gateway/responses_stream.c — chat chunks → Responses events. See
+ * responses_stream.h for the event sequence.
+ */
+#include "gateway/responses_stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/json_dump.h"
+
+enum { ITEM_MESSAGE, ITEM_REASONING, ITEM_FUNCTION };
+
+typedef struct item {
+    int kind;
+    char id[64];
+    /* message: its parts in the order they appeared (at most text, refusal) */
+    int text_part;    /* content index of the output_text part; -1: none */
+    int refusal_part; /* content index of the refusal part; -1: none */
+    int nparts;
+    telex_buf_t text;    /* output_text, or reasoning_text */
+    telex_buf_t refusal; /* message: refusal text */
+    /* function_call: */
+    int64_t tool_index; /* the chat tool_calls index */
+    char *call_id;
+    char *name;
+    telex_buf_t args;
+} item_t;
+
+#define MAX_ITEMS 128 /* output items of one answer (tool calls, mostly) */
+
+struct telex_responses_enc {
+    char id[64];
+    char *model;
+    json_t *echo;
+    int64_t created_at;
+    telex_responses_emit_fn emit;
+    void *user;
+    uint64_t seq;
+    item_t items[MAX_ITEMS];
+    size_t n;
+    int message;   /* index of the message item; -1 */
+    int reasoning; /* index of the reasoning item; -1 */
+    char finish[32];
+    json_t *usage; /* Responses-shaped */
+    json_t *final; /* the terminal event's Response object */
+    int stopped;   /* an emit failed: no more events */
+};
+
+/* ------------------------------------------------------------ emitting */
+
+/* Sends {"type":type,"sequence_number":n, …fields} (fields: stolen). */
+static int emit(telex_responses_enc_t *e, const char *type, json_t *fields)
+{
+    if (e->stopped || fields == NULL) {
+        json_decref(fields);
+        return -1;
+    }
+    if (e->emit == NULL) { /* building a Response object only */
+        json_decref(fields);
+        return 0;
+    }
+    json_t *ev = json_pack("{s:s,s:I}", "type", type, "sequence_number", (json_int_t)e->seq);
+    if (ev == NULL || json_object_update(ev, fields) != 0) {
+        json_decref(ev);
+        json_decref(fields);
+        e->stopped = 1;
+        return -1;
+    }
+    json_decref(fields);
+    char *text = telex_json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(ev);
+    if (text == NULL || e->emit(e->user, type, text, strlen(text)) != 0) {
+        free(text);
+        e->stopped = 1;
+        return -1;
+    }
+    free(text);
+    e->seq++;
+    return 0;
+}
+
+static json_t *buf_string(const telex_buf_t *b)
+{
+    json_t *s = json_stringn(b->data != NULL ? b->data : "", b->len);
+    return s != NULL ? s : json_string(""); /* invalid UTF-8 cannot happen: it came from JSON strings */
+}
+
+static json_t *text_part_json(const item_t *it, int with_text)
+{
+    return json_pack("{s:s,s:o,s:[],s:[]}", "type", "output_text", "text",
+                     with_text ? buf_string(&it->text) : json_string(""), "annotations", "logprobs");
+}
+
+static json_t *refusal_part_json(const item_t *it, int with_text)
+{
+    return json_pack("{s:s,s:o}", "type", "refusal", "refusal", with_text ? buf_string(&it->refusal) : json_string(""));
+}
+
+static json_t *reasoning_part_json(const item_t *it, int with_text)
+{
+    return json_pack("{s:s,s:o}", "type", "reasoning_text", "text", with_text ? buf_string(&it->text) : json_string(""));
+}
+
+/* The item as a JSON object; full: with its text so far (else as added). */
+static json_t *item_json(const item_t *it, const char *status, int full)
+{
+    if (it->kind == ITEM_MESSAGE) {
+        json_t *content = json_array();
+        for (int k = 0; full && k < it->nparts; k++)
+            json_array_append_new(content, k == it->text_part ? text_part_json(it, 1) : refusal_part_json(it, 1));
+        return json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", it->id, "type", "message", "status", status, "role",
+                         "assistant", "content", content);
+    }
+    if (it->kind == ITEM_REASONING) {
+        json_t *content = json_array();
+        if (full)
+            json_array_append_new(content, reasoning_part_json(it, 1));
+        return json_pack("{s:s,s:s,s:[],s:o}", "id", it->id, "type", "reasoning", "summary", "content", content);
+    }
+    return json_pack("{s:s,s:s,s:s,s:o,s:s,s:s}", "id", it->id, "type", "function_call", "status", status, "arguments",
+                     full ? buf_string(&it->args) : json_string(""), "call_id", it->call_id ? it->call_id : "",
+                     "name", it->name ? it->name : "");
+}
+
+/* ------------------------------------------------------------ the Response */
+
+static json_t *echoed(telex_responses_enc_t *e, const char *key, json_t *fallback)
+{
+    json_t *v = json_object_get(e->echo, key);
+    if (v != NULL) {
+        json_decref(fallback);
+        return json_incref(v);
+    }
+    return fallback;
+}
+
+static json_t *response_json(telex_responses_enc_t *e, const char *status, const char *item_status, json_t *error,
+                             json_t *incomplete)
+{
+    json_t *output = json_array();
+    for (size_t i = 0; i < e->n; i++)
+        json_array_append_new(output, item_json(&e->items[i], item_status, 1));
+    json_t *r = json_pack("{s:s,s:s,s:I,s:s}", "id", e->id, "object", "response", "created_at",
+                          (json_int_t)e->created_at, "status", status);
+    if (r == NULL) {
+        json_decref(output);
+        json_decref(error);
+        json_decref(incomplete);
+        return NULL;
+    }
+    json_object_set_new(r, "background", echoed(e, "background", json_false()));
+    json_object_set_new(r, "error", error != NULL ? error : json_null());
+    json_object_set_new(r, "incomplete_details", incomplete != NULL ? incomplete : json_null());
+    json_object_set_new(r, "instructions", echoed(e, "instructions", json_null()));
+    json_object_set_new(r, "max_output_tokens", echoed(e, "max_output_tokens", json_null()));
+    json_object_set_new(r, "metadata", echoed(e, "metadata", json_object()));
+    json_object_set_new(r, "model", json_string(e->model));
+    json_object_set_new(r, "output", output);
+    json_object_set_new(r, "parallel_tool_calls", echoed(e, "parallel_tool_calls", json_true()));
+    json_object_set_new(r, "previous_response_id", echoed(e, "previous_response_id", json_null()));
+    json_object_set_new(r, "reasoning", echoed(e, "reasoning", json_pack("{s:n,s:n}", "effort", "summary")));
+    json_object_set_new(r, "store", echoed(e, "store", json_true()));
+    json_object_set_new(r, "temperature", echoed(e, "temperature", json_null()));
+    json_object_set_new(r, "text", echoed(e, "text", json_pack("{s:{s:s}}", "format", "type", "text")));
+    json_object_set_new(r, "tool_choice", echoed(e, "tool_choice", json_string("auto")));
+    json_object_set_new(r, "tools", echoed(e, "tools", json_array()));
+    json_object_set_new(r, "top_p", echoed(e, "top_p", json_null()));
+    json_object_set_new(r, "truncation", echoed(e, "truncation", json_string("disabled")));
+    json_object_set_new(r, "usage", e->usage != NULL ? json_incref(e->usage) : json_null());
+    json_object_set_new(r, "user", echoed(e, "user", json_null()));
+    return r;
+}
+
+json_t *telex_responses_enc_response(telex_responses_enc_t *e)
+{
+    return response_json(e, "in_progress", "in_progress", NULL, NULL);
+}
+
+/* ------------------------------------------------------------ life */
+
+telex_responses_enc_t *telex_responses_enc_new(const char *response_id, const char *model, json_t *echo,
+                                               int64_t created_at, telex_responses_emit_fn emit_fn, void *user)
+{
+    telex_responses_enc_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    snprintf(e->id, sizeof e->id, "%s", response_id);
+    e->model = strdup(model);
+    e->echo = echo != NULL ? json_deep_copy(echo) : json_object();
+    if (e->model == NULL || e->echo == NULL) {
+        telex_responses_enc_free(e);
+        return NULL;
+    }
+    e->created_at = created_at;
+    e->emit = emit_fn;
+    e->user = user;
+    e->message = e->reasoning = -1;
+    return e;
+}
+
+void telex_responses_enc_free(telex_responses_enc_t *e)
+{
+    if (e == NULL)
+        return;
+    for (size_t i = 0; i < e->n; i++) {
+        telex_buf_free(&e->items[i].text);
+        telex_buf_free(&e->items[i].refusal);
+        telex_buf_free(&e->items[i].args);
+        free(e->items[i].call_id);
+        free(e->items[i].name);
+    }
+    free(e->model);
+    json_decref(e->echo);
+    json_decref(e->usage);
+    json_decref(e->final);
+    free(e);
+}
+
+int telex_responses_enc_start(telex_responses_enc_t *e)
+{
+    if (emit(e, "response.created", json_pack("{s:o}", "response", response_json(e, "in_progress", "", NULL, NULL))) != 0)
+        return -1;
+    return emit(e, "response.in_progress", json_pack("{s:o}", "response", response_json(e, "in_progress", "", NULL, NULL)));
+}
+
+/* ------------------------------------------------------------ deltas */
+
+/* A new output item of kind; emits response.output_item.added. */
+static item_t *add_item(telex_responses_enc_t *e, int kind, int *index)
+{
+    if (e->n == MAX_ITEMS)
+        return NULL;
+    item_t *it = &e->items[e->n];
+    memset(it, 0, sizeof(*it));
+    it->kind = kind;
+    it->text_part = it->refusal_part = -1;
+    static const char *const prefix[] = {"msg", "rs", "fc"};
+    /* the response id's random part keeps item ids unique across responses */
+    snprintf(it->id, sizeof it->id, "%s_%.32s_%zu", prefix[kind], e->id + (strncmp(e->id, "resp_", 5) == 0 ? 5 : 0),
+             e->n);
+    *index = (int)e->n++;
+    return it;
+}
+
+static int emit_item_added(telex_responses_enc_t *e, int index)
+{
+    return emit(e, "response.output_item.added",
+                json_pack("{s:i,s:o}", "output_index", index, "item", item_json(&e->items[index], "in_progress", 0)));
+}
+
+static int message_item(telex_responses_enc_t *e)
+{
+    if (e->message < 0) {
+        int index;
+        if (add_item(e, ITEM_MESSAGE, &index) == NULL || emit_item_added(e, index) != 0)
+            return -1;
+        e->message = index;
+    }
+    return e->message;
+}
+
+static int add_text(telex_responses_enc_t *e, const char *text, size_t len)
+{
+    int index = message_item(e);
+    if (index < 0)
+        return -1;
+    item_t *it = &e->items[index];
+    if (it->text_part < 0) {
+        it->text_part = it->nparts++;
+        if (emit(e, "response.content_part.added",
+                 json_pack("{s:s,s:i,s:i,s:o}", "item_id", it->id, "output_index", index, "content_index",
+                           it->text_part, "part", text_part_json(it, 0))) != 0)
+            return -1;
+    }
+    if (telex_buf_append(&it->text, text, len) != 0)
+        return -1;
+    return emit(e, "response.output_text.delta",
+                json_pack("{s:s,s:i,s:i,s:s%,s:[]}", "item_id", it->id, "output_index", index, "content_index",
+                          it->text_part, "delta", text, len, "logprobs"));
+}
+
+static int add_refusal(telex_responses_enc_t *e, const char *text, size_t len)
+{
+    int index = message_item(e);
+    if (index < 0)
+        return -1;
+    item_t *it = &e->items[index];
+    if (it->refusal_part < 0) {
+        it->refusal_part = it->nparts++;
+        if (emit(e, "response.content_part.added",
+                 json_pack("{s:s,s:i,s:i,s:o}", "item_id", it->id, "output_index", index, "content_index",
+                           it->refusal_part, "part", refusal_part_json(it, 0))) != 0)
+            return -1;
+    }
+    if (telex_buf_append(&it->refusal, text, len) != 0)
+        return -1;
+    return emit(e, "response.refusal.delta",
+                json_pack("{s:s,s:i,s:i,s:s%}", "item_id", it->id, "output_index", index, "content_index",
+                          it->refusal_part, "delta", text, len));
+}
+
+static int add_reasoning(telex_responses_enc_t *e, const char *text, size_t len)
+{
+    if (e->reasoning < 0) {
+        int index;
+        item_t *it = add_item(e, ITEM_REASONING, &index);
+        if (it == NULL || emit_item_added(e, index) != 0)
+            return -1;
+        e->reasoning = index;
+        if (emit(e, "response.content_part.added",
+                 json_pack("{s:s,s:i,s:i,s:o}", "item_id", it->id, "output_index", index, "content_index", 0, "part",
+                           reasoning_part_json(it, 0))) != 0)
+            return -1;
+    }
+    item_t *it = &e->items[e->reasoning];
+    if (telex_buf_append(&it->text, text, len) != 0)
+        return -1;
+    return emit(e, "response.reasoning_text.delta",
+                json_pack("{s:s,s:i,s:i,s:s%}", "item_id", it->id, "output_index", e->reasoning, "content_index", 0,
+                          "delta", text, len));
+}
+
+static int add_tool_call(telex_responses_enc_t *e, json_t *tc, size_t position)
+{
+    json_t *jindex = json_object_get(tc, "index");
+    int64_t tool_index = json_is_integer(jindex) ? (int64_t)json_integer_value(jindex) : (int64_t)position;
+    json_t *fn = json_object_get(tc, "function");
+    const char *name = json_string_value(json_object_get(fn, "name"));
+    json_t *args = json_object_get(fn, "arguments");
+    int index = -1;
+    for (size_t i = 0; i < e->n; i++)
+        if (e->items[i].kind == ITEM_FUNCTION && e->items[i].tool_index == tool_index)
+            index = (int)i;
+    if (index < 0) {
+        item_t *it = add_item(e, ITEM_FUNCTION, &index);
+        if (it == NULL)
+            return -1;
+        it->tool_index = tool_index;
+        const char *id = json_string_value(json_object_get(tc, "id"));
+        char made[48];
+        if (id == NULL) {
+            snprintf(made, sizeof made, "call_%.32s_%d", e->id + 5, index);
+            id = made;
+        }
+        it->call_id = strdup(id);
+        it->name = strdup(name != NULL ? name : "");
+        if (it->call_id == NULL || it->name == NULL || emit_item_added(e, index) != 0)
+            return -1;
+    } else if (name != NULL && e->items[index].name[0] == '\0') {
+        char *n = strdup(name); /* a provider that names the call after its first delta */
+        if (n == NULL)
+            return -1;
+        free(e->items[index].name);
+        e->items[index].name = n;
+    }
+    size_t len = json_string_length(args);
+    if (!json_is_string(args) || len == 0)
+        return 0;
+    item_t *it = &e->items[index];
+    if (telex_buf_append(&it->args, json_string_value(args), len) != 0)
+        return -1;
+    return emit(e, "response.function_call_arguments.delta",
+                json_pack("{s:s,s:i,s:s%}", "item_id", it->id, "output_index", index, "delta", json_string_value(args),
+                          len));
+}
+
+int telex_responses_enc_chunk(telex_responses_enc_t *e, json_t *chunk)
+{
+    json_t *choices = json_object_get(chunk, "choices");
+    json_t *choice = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(choices, i, c)
+    {
+        json_t *idx = json_object_get(c, "index");
+        if (idx == NULL || (json_is_integer(idx) && json_integer_value(idx) == 0)) {
+            choice = c;
+            break;
+        }
+    }
+    if (choice == NULL)
+        return 0;
+    json_t *delta = json_object_get(choice, "delta");
+    json_t *reasoning = json_object_get(delta, "reasoning_content");
+    if (!json_is_string(reasoning))
+        reasoning = json_object_get(delta, "reasoning");
+    if (json_is_string(reasoning) && json_string_length(reasoning) > 0 &&
+        add_reasoning(e, json_string_value(reasoning), json_string_length(reasoning)) != 0)
+        return -1;
+    json_t *content = json_object_get(delta, "content");
+    if (json_is_string(content) && json_string_length(content) > 0 &&
+        add_text(e, json_string_value(content), json_string_length(content)) != 0)
+        return -1;
+    json_t *refusal = json_object_get(delta, "refusal");
+    if (json_is_string(refusal) && json_string_length(refusal) > 0 &&
+        add_refusal(e, json_string_value(refusal), json_string_length(refusal)) != 0)
+        return -1;
+    json_t *calls = json_object_get(delta, "tool_calls");
+    json_array_foreach(calls, i, c)
+    {
+        if (add_tool_call(e, c, i) != 0)
+            return -1;
+    }
+    const char *finish = json_string_value(json_object_get(choice, "finish_reason"));
+    if (finish != NULL)
+        snprintf(e->finish, sizeof e->finish, "%s", finish);
+    return e->stopped ? -1 : 0;
+}
+
+void telex_responses_enc_usage(telex_responses_enc_t *e, json_t *usage)
+{
+    if (!json_is_object(usage))
+        return;
+    json_int_t in = json_integer_value(json_object_get(usage, "prompt_tokens"));
+    json_int_t out = json_integer_value(json_object_get(usage, "completion_tokens"));
+    json_int_t cached = json_integer_value(json_object_get(json_object_get(usage, "prompt_tokens_details"), "cached_tokens"));
+    json_int_t reasoning =
+        json_integer_value(json_object_get(json_object_get(usage, "completion_tokens_details"), "reasoning_tokens"));
+    json_t *u = json_pack("{s:I,s:{s:I},s:I,s:{s:I},s:I}", "input_tokens", in, "input_tokens_details", "cached_tokens",
+                          cached, "output_tokens", out, "output_tokens_details", "reasoning_tokens", reasoning,
+                          "total_tokens", in + out);
+    json_t *cost = json_object_get(usage, "cost_usd");
+    if (u != NULL && cost != NULL)
+        json_object_set(u, "cost_usd", cost);
+    json_decref(e->usage);
+    e->usage = u;
+}
+
+/* ------------------------------------------------------------ the end */
+
+static int close_item(telex_responses_enc_t *e, int index, const char *status)
+{
+    item_t *it = &e->items[index];
+    if (it->kind == ITEM_MESSAGE) {
+        for (int k = 0; k < it->nparts; k++) {
+            int text = k == it->text_part;
+            json_t *done = text ? json_pack("{s:s,s:i,s:i,s:o,s:[]}", "item_id", it->id, "output_index", index,
+                                            "content_index", k, "text", buf_string(&it->text), "logprobs")
+                                : json_pack("{s:s,s:i,s:i,s:o}", "item_id", it->id, "output_index", index,
+                                            "content_index", k, "refusal", buf_string(&it->refusal));
+            if (emit(e, text ? "response.output_text.done" : "response.refusal.done", done) != 0 ||
+                emit(e, "response.content_part.done",
+                     json_pack("{s:s,s:i,s:i,s:o}", "item_id", it->id, "output_index", index, "content_index", k,
+                               "part", text ? text_part_json(it, 1) : refusal_part_json(it, 1))) != 0)
+                return -1;
+        }
+    } else if (it->kind == ITEM_REASONING) {
+        if (emit(e, "response.reasoning_text.done",
+                 json_pack("{s:s,s:i,s:i,s:o}", "item_id", it->id, "output_index", index, "content_index", 0, "text",
+                           buf_string(&it->text))) != 0 ||
+            emit(e, "response.content_part.done",
+                 json_pack("{s:s,s:i,s:i,s:o}", "item_id", it->id, "output_index", index, "content_index", 0, "part",
+                           reasoning_part_json(it, 1))) != 0)
+            return -1;
+    } else if (emit(e, "response.function_call_arguments.done",
+                    json_pack("{s:s,s:i,s:s,s:o}", "item_id", it->id, "output_index", index, "name", it->name,
+                              "arguments", buf_string(&it->args))) != 0) {
+        return -1;
+    }
+    return emit(e, "response.output_item.done",
+                json_pack("{s:i,s:o}", "output_index", index, "item", item_json(it, status, 1)));
+}
+
+int telex_responses_enc_finish(telex_responses_enc_t *e)
+{
+    const char *reason = NULL;
+    if (strcmp(e->finish, "length") == 0)
+        reason = "max_output_tokens";
+    else if (strcmp(e->finish, "content_filter") == 0)
+        reason = "content_filter";
+    const char *item_status = reason != NULL ? "incomplete" : "completed";
+    for (size_t i = 0; i < e->n; i++)
+        if (close_item(e, (int)i, item_status) != 0)
+            return -1;
+    json_decref(e->final);
+    e->final = reason != NULL ? response_json(e, "incomplete", item_status, NULL, json_pack("{s:s}", "reason", reason))
+                              : response_json(e, "completed", item_status, NULL, NULL);
+    return emit(e, reason != NULL ? "response.incomplete" : "response.completed",
+                json_pack("{s:O}", "response", e->final));
+}
+
+int telex_responses_enc_fail(telex_responses_enc_t *e, const char *code, const char *message)
+{
+    json_decref(e->final);
+    e->final = response_json(e, strcmp(code, "cancelled") == 0 ? "cancelled" : "failed", "incomplete",
+                             json_pack("{s:s,s:s}", "code", code, "message", message), NULL);
+    return emit(e, "response.failed", json_pack("{s:O}", "response", e->final));
+}
+
+json_t *telex_responses_enc_final(telex_responses_enc_t *e)
+{
+    return e->final != NULL ? json_incref(e->final) : telex_responses_enc_response(e);
+}
+
+json_t *telex_responses_output_as_message(json_t *response)
+{
+    json_t *msg = json_pack("{s:s,s:n}", "role", "assistant", "content");
+    json_t *calls = json_array();
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (msg == NULL || calls == NULL || f == NULL) {
+        json_decref(msg);
+        json_decref(calls);
+        if (f != NULL)
+            fclose(f);
+        free(text);
+        return NULL;
+    }
+    size_t i, k;
+    json_t *item, *part;
+    json_array_foreach(json_object_get(response, "output"), i, item)
+    {
+        const char *type = json_string_value(json_object_get(item, "type"));
+        if (type != NULL && strcmp(type, "message") == 0) {
+            json_array_foreach(json_object_get(item, "content"), k, part)
+            {
+                const char *t = json_string_value(json_object_get(part, "text"));
+                if (t != NULL)
+                    fputs(t, f);
+            }
+        } else if (type != NULL && strcmp(type, "function_call") == 0) {
+            json_array_append_new(calls, json_pack("{s:O,s:s,s:{s:O,s:O}}", "id", json_object_get(item, "call_id"),
+                                                   "type", "function", "function", "name",
+                                                   json_object_get(item, "name"), "arguments",
+                                                   json_object_get(item, "arguments")));
+        }
+    }
+    fclose(f);
+    if (len > 0)
+        json_object_set_new(msg, "content", json_stringn(text, len));
+    free(text);
+    if (json_array_size(calls) > 0)
+        json_object_set(msg, "tool_calls", calls);
+    json_decref(calls);
+    return msg;
+}
+
+/* ------------------------------------------------------------ whole answers */
+
+char *telex_responses_from_completion(json_t *completion, const char *response_id, const char *model, json_t *echo,
+                                      int64_t created_at)
+{
+    telex_responses_enc_t *e = telex_responses_enc_new(response_id, model, echo, created_at, NULL, NULL);
+    if (e == NULL)
+        return NULL;
+    json_t *choice = json_array_get(json_object_get(completion, "choices"), 0);
+    json_t *message = json_deep_copy(json_object_get(choice, "message"));
+    json_t *calls = json_object_get(message, "tool_calls");
+    size_t i;
+    json_t *c;
+    json_array_foreach(calls, i, c)
+    {
+        if (json_object_get(c, "index") == NULL)
+            json_object_set_new(c, "index", json_integer((json_int_t)i));
+    }
+    json_t *chunk = json_pack("{s:[{s:i,s:o,s:O}]}", "choices", "index", 0, "delta", message ? message : json_object(),
+                              "finish_reason", json_object_get(choice, "finish_reason"));
+    char *text = NULL;
+    if (chunk != NULL && telex_responses_enc_chunk(e, chunk) == 0) {
+        telex_responses_enc_usage(e, json_object_get(completion, "usage"));
+        const char *reason = strcmp(e->finish, "length") == 0           ? "max_output_tokens"
+                             : strcmp(e->finish, "content_filter") == 0 ? "content_filter"
+                                                                        : NULL;
+        json_t *r = response_json(e, reason ? "incomplete" : "completed", reason ? "incomplete" : "completed", NULL,
+                                  reason ? json_pack("{s:s}", "reason", reason) : NULL);
+        text = r != NULL ? telex_json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(r);
+    }
+    json_decref(chunk);
+    telex_responses_enc_free(e);
+    return text;
+}
