@@ -71,6 +71,7 @@ typedef struct chat {
     json_t *resp_echo;          /* Responses: the request parameters the Response object repeats */
     json_t *resp_messages;      /* Responses: the request's messages (the conversation so far) */
     int background;             /* Responses background: runs on with no client attached */
+    int client_streams;         /* the client asked for a stream (background runs one regardless) */
     char *ignored;              /* Responses: X-Telex-Ignored (NULL: none) */
     int registered;
     int committed;
@@ -540,8 +541,22 @@ static int commit(chat_t *c)
     int flags = (c->resumable ? 0 : TELEX_SUB_RELEASE_AS_ACKED) |
                 (c->telex_framing ? TELEX_SUB_KEEPALIVE : 0) |
                 (c->telex_framing && c->resumable ? TELEX_SUB_EVENT_IDS : 0);
-    if (telex_subscriber_start(c->gw, req, c->stream, 0, 0, flags, headers) != 0)
+    if (c->background && !c->client_streams) {
+        /* Responses background: the client gets the Response object now and
+         * comes back for it (GET /v1/responses/{id}); nobody reads the log. */
+        json_t *now = telex_responses_enc_response(c->renc);
+        char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(now);
+        if (text == NULL)
+            return -1;
+        for (size_t i = 0; i < h; i += 2)
+            telex_add_header(req, headers[i], headers[i + 1]);
+        telex_respond(req, 200, "application/json", text, strlen(text));
+        c->inline_bytes = strlen(text);
+        free(text);
+    } else if (telex_subscriber_start(c->gw, req, c->stream, 0, 0, flags, headers) != 0) {
         return -1;
+    }
     /* The request is the subscriber's now. */
     c->committed = 1;
     c->status = 200;
@@ -928,7 +943,9 @@ static void on_wake(telex_wakeup_t *w)
     }
     if (!c->committed)
         return;
-    if (telex_stream_subscribers(c->stream, NULL) == 0) {
+    if (c->background) {
+        /* runs to its end with or without readers (cancel or DELETE stop it) */
+    } else if (telex_stream_subscribers(c->stream, NULL) == 0) {
         double grace = c->resumable ? c->gw->gateway->config->resume.grace_seconds : 0;
         if (!uv_is_active((uv_handle_t *)c->life))
             uv_timer_start(c->life, on_grace_over, (uint64_t)(grace * 1000), 0);
@@ -1014,6 +1031,11 @@ static int translate_responses(gateway_worker_t *gw, h2o_req_t *req, const char 
         return -1;
     }
     int status = telex_responses_request_parse(body, history, rr, msg, sizeof msg, &param);
+    if (status == 0 && rr->background && !gw->gateway->config->resume.enabled) {
+        status = 400;
+        param = "background";
+        snprintf(msg, sizeof msg, "background needs resume.enabled: this gateway keeps no answers.");
+    }
     json_decref(history);
     json_decref(body);
     if (status == 0 && (*chat_text = telex_json_dumps(rr->chat, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
@@ -1137,7 +1159,8 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         return 0;
     }
 
-    int resumable = cfg->resume.enabled && parsed.stream;
+    int background = rr != NULL && rr->background;
+    int resumable = cfg->resume.enabled && (parsed.stream || background);
     size_t plain_cap = 4 * HIGH_WATER + 2 * cfg->limits.max_event_bytes;
     size_t method_len = req->method.len < METHOD_MAX ? req->method.len : METHOD_MAX;
     size_t path_len = req->path_normalized.len < PATH_MAX_KEPT ? req->path_normalized.len : PATH_MAX_KEPT;
@@ -1167,7 +1190,9 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     c->body = parsed.body;
     c->model = model;
     c->stream = stream;
-    c->stream_mode = parsed.stream;
+    c->stream_mode = parsed.stream || background; /* background streams from the provider into the log */
+    c->client_streams = parsed.stream;
+    c->background = background;
     c->wants_usage = parsed.include_usage;
     c->resumable = resumable;
     c->telex_framing = telex_wants_telex_framing(req, cfg);
@@ -1225,6 +1250,13 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     else
         restart_idle_deadline(c);
     start_route(c);
+    if (c->background && !c->client_streams && !c->finished) {
+        /* background: answer with the Response object now, generate on */
+        if (commit(c) != 0)
+            fail_commit(c);
+        else
+            restart_idle_deadline(c);
+    }
     return 0;
 }
 

@@ -366,6 +366,22 @@ describe('resume, retrieve, cancel, delete, previous_response_id', () => {
     await assert.rejects(client.responses.retrieve(id), (e) => e.status === 404);
   });
 
+  test('background: the Response object at once, the answer generated on without a client', async () => {
+    const mock = { tokens: 15, delay_ms: 30 };
+    const want = (await directText(relay.mock, mock, msgs('in the background'))).text;
+    const started = await client.responses.create({ model: 'gpt-relay', input: 'in the background', background: true, mock });
+    assert.equal(started.status, 'in_progress');
+    assert.equal(started.background, true);
+    assert.deepEqual(started.output, []);
+    // the events so far and then live, from another request
+    const events = await collect(await client.responses.retrieve(started.id, { stream: true }));
+    assertSequence(events);
+    assert.equal(events.at(-1).type, 'response.completed');
+    const done = await client.responses.retrieve(started.id);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.output_text, want);
+  });
+
   test('previous_response_id: the next turn carries the conversation so far', async () => {
     const first = await collect(
       await client.responses.create({ model: 'gpt-relay', input: 'turn one', stream: true, mock: { tokens: 4 } }),
