@@ -33,6 +33,8 @@
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"
+#include "gateway/messages_request.h"
+#include "gateway/messages_stream.h"
 #include "gateway/responses_request.h"
 #include "gateway/responses_stream.h"
 #include "gateway/secrets.h"
@@ -68,6 +70,7 @@ typedef struct chat {
     int telex_framing; /* the original client gets telex's framing (ids when resumable, retry:, keep-alives) */
     int front;                  /* TELEX_FRONT_CHAT or TELEX_FRONT_RESPONSES: the wire the client speaks */
     telex_responses_enc_t *renc; /* Responses: the encoder of the answer's events (streamed) */
+    telex_messages_enc_t *menc;  /* Messages: the encoder of the answer's events (streamed) */
     json_t *resp_echo;          /* Responses: the request parameters the Response object repeats */
     json_t *resp_messages;      /* Responses: the request's messages (the conversation so far) */
     int background;             /* Responses background: runs on with no client attached */
@@ -133,6 +136,7 @@ static void free_if_done(chat_t *c)
     json_decref(c->body);
     json_decref(c->usage);
     telex_responses_enc_free(c->renc);
+    telex_messages_enc_free(c->menc);
     json_decref(c->resp_echo);
     json_decref(c->resp_messages);
     free(c->ignored);
@@ -469,6 +473,13 @@ static void end_with_error_event(chat_t *c, const char *type, const char *code, 
         finish(c, outcome);
         return;
     }
+    if (c->menc != NULL) { /* Messages: event: error, never message_stop */
+        telex_messages_enc_fail(c->menc, strcmp(code, "shutting_down") == 0 ? "overloaded_error" : "api_error",
+                                masked ? masked : message);
+        free(masked);
+        finish(c, outcome);
+        return;
+    }
     json_t *err = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", masked ? masked : message, "type", type, "code", code);
     free(masked);
     char *text = err ? telex_json_dumps(err, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -571,6 +582,8 @@ static int commit(chat_t *c)
         if (telex_responses_enc_start(c->renc) != 0)
             return -1;
     }
+    if (c->menc != NULL && telex_messages_enc_start(c->menc) != 0)
+        return -1;
     return 0;
 }
 
@@ -582,8 +595,8 @@ static void fail_commit(chat_t *c)
 
 /* ------------------------------------------------------------ upstream sink */
 
-/* Responses: the chunk goes to the encoder (usage into the final
- * Response object) instead of the log. */
+/* Responses and Messages: the chunk goes to the front door's encoder
+ * (usage into its final event) instead of the log. */
 static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *chunk)
 {
     json_t *own = NULL;
@@ -595,7 +608,10 @@ static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *c
             c->has_usage = 1;
         json_decref(c->usage);
         c->usage = json_incref(usage);
-        telex_responses_enc_usage(c->renc, usage);
+        if (c->renc != NULL)
+            telex_responses_enc_usage(c->renc, usage);
+        else
+            telex_messages_enc_usage(c->menc, usage);
     }
     int rc = 0;
     if (!c->committed && commit(c) != 0) {
@@ -603,7 +619,7 @@ static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *c
         fail_commit(c);
         return;
     }
-    rc = telex_responses_enc_chunk(c->renc, chunk);
+    rc = c->renc != NULL ? telex_responses_enc_chunk(c->renc, chunk) : telex_messages_enc_chunk(c->menc, chunk);
     json_decref(own);
     if (rc != 0) {
         snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
@@ -651,7 +667,7 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
             c->est.reasoning_bytes += facts->reasoning_bytes;
         }
     }
-    if (c->renc != NULL) {
+    if (c->renc != NULL || c->menc != NULL) {
         relay_as_response(c, data, len, chunk);
         return;
     }
@@ -715,6 +731,8 @@ static void on_done(void *user)
     }
     if (c->renc != NULL) {
         telex_responses_enc_finish(c->renc);
+    } else if (c->menc != NULL) {
+        telex_messages_enc_finish(c->menc);
     } else {
         static const char done[] = "[DONE]";
         append_event(c, done, sizeof(done) - 1, 1);
@@ -774,7 +792,13 @@ static void respond_upstream_failure(chat_t *c, const telex_upstream_failure_t *
         char *masked = json_is_object(json_object_get(body, "error"))
                            ? telex_secrets_masked_copy(c->gw->gateway->config, f->body, f->body_len)
                            : NULL;
-        if (masked != NULL) {
+        if (masked != NULL && c->front == TELEX_FRONT_MESSAGES) {
+            /* the provider's message, in Anthropic's error shape */
+            json_t *mj = telex_json_loadb(masked, f->body_len, 0, NULL);
+            const char *m = json_string_value(json_object_get(json_object_get(mj, "error"), "message"));
+            respond_error_json(c, f->status, "invalid_request_error", "upstream_rejected", m != NULL ? m : f->message);
+            json_decref(mj);
+        } else if (masked != NULL) {
             c->status = f->status;
             telex_respond(c->req, f->status, "application/json", masked, f->body_len);
             c->inline_bytes = f->body_len;
@@ -846,6 +870,28 @@ static void on_response(void *user, int status, const char *body, size_t len)
     }
     if (json_is_object(usage))
         c->usage = json_incref(usage);
+    if (c->front == TELEX_FRONT_MESSAGES && status < 300 && j != NULL) {
+        char id[TELEX_STREAM_ID_LEN + 8];
+        snprintf(id, sizeof id, "msg_%s", c->stream->id + 3);
+        char *msg = telex_messages_from_completion(j, id, c->model_name);
+        if (msg != NULL) {
+            free(annotated);
+            annotated = msg;
+        }
+        if (c->ignored != NULL)
+            telex_add_header(c->req, "x-telex-ignored", c->ignored);
+    } else if (c->front == TELEX_FRONT_MESSAGES && status >= 400) {
+        /* an OpenAI-shaped provider error, in Anthropic's shape */
+        const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        char copy[400];
+        snprintf(copy, sizeof copy, "%s", m != NULL ? m : "the provider refused the request");
+        json_decref(j);
+        free(annotated);
+        free(masked);
+        respond_error_json(c, status, "invalid_request_error", NULL, copy);
+        finish(c, "ok");
+        return;
+    }
     if (c->front == TELEX_FRONT_RESPONSES && status < 300 && j != NULL) {
         /* the chat.completion (cost added) as a Response object */
         char id[TELEX_STREAM_ID_LEN + 8];
@@ -1049,6 +1095,31 @@ static int translate_responses(gateway_worker_t *gw, h2o_req_t *req, const char 
     return 0;
 }
 
+/* Messages: the client's body as a chat request; answers the request
+ * itself and returns -1 when it is not one. */
+static int translate_messages(h2o_req_t *req, const char *bytes, size_t len, telex_messages_request_t *mr,
+                              char **chat_text)
+{
+    json_error_t jerr;
+    char msg[512];
+    json_t *body = telex_json_loadb(bytes, len, 0, &jerr);
+    if (body == NULL) {
+        telex_respond_error(req, 400, "invalid_request_error", NULL, NULL, "The body is not valid JSON (%s).", jerr.text);
+        return -1;
+    }
+    int status = telex_messages_request_parse(body, mr, msg, sizeof msg);
+    json_decref(body);
+    if (status == 0 && (*chat_text = telex_json_dumps(mr->chat, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
+        status = 500;
+    if (status != 0) {
+        telex_respond_error(req, status, "invalid_request_error", NULL, NULL, "%s",
+                            status == 400 ? msg : "out of memory");
+        telex_messages_request_free(mr);
+        return -1;
+    }
+    return 0;
+}
+
 int telex_chat_handle_front(gateway_worker_t *gw, h2o_req_t *req, const char *body_bytes, size_t body_len,
                             const char *preset, int front)
 {
@@ -1058,6 +1129,15 @@ int telex_chat_handle_front(gateway_worker_t *gw, h2o_req_t *req, const char *bo
     telex_grant_t grant;
     telex_api_error_t denial;
     h2o_iovec_t authz = telex_req_header(req, "authorization");
+    char bearer[256];
+    if (authz.base == NULL && front == TELEX_FRONT_MESSAGES) {
+        /* Anthropic's clients send the key as x-api-key */
+        h2o_iovec_t key = telex_req_header(req, "x-api-key");
+        if (key.base != NULL && key.len < sizeof(bearer) - 8) {
+            int n = snprintf(bearer, sizeof bearer, "Bearer %.*s", (int)key.len, key.base);
+            authz = h2o_iovec_init(bearer, (size_t)n);
+        }
+    }
     if (telex_auth_authenticate(svc, authz.base, authz.len, &grant, &denial) != 0) {
         telex_api_error_respond(req, &denial);
         telex_gateway_log_response(req, NULL, started);
@@ -1069,6 +1149,20 @@ int telex_chat_handle_front(gateway_worker_t *gw, h2o_req_t *req, const char *bo
                             (unsigned long long)cfg->limits.max_body_bytes);
         telex_gateway_log_response(req, NULL, started);
         return 0;
+    }
+    if (front == TELEX_FRONT_MESSAGES) {
+        telex_messages_request_t mr;
+        char *chat_text = NULL;
+        if (translate_messages(req, body_bytes, body_len, &mr, &chat_text) != 0) {
+            telex_gateway_log_response(req, NULL, started);
+            return 0;
+        }
+        telex_responses_request_t carrier = {0}; /* what start_chat takes from a translated request */
+        snprintf(carrier.ignored, sizeof carrier.ignored, "%s", mr.ignored);
+        int rc = start_chat(gw, req, chat_text, strlen(chat_text), preset, grant, started, front, &carrier);
+        free(chat_text);
+        telex_messages_request_free(&mr);
+        return rc;
     }
     if (front != TELEX_FRONT_RESPONSES)
         return start_chat(gw, req, body_bytes, body_len, preset, grant, started, front, NULL);
@@ -1197,7 +1291,15 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     c->resumable = resumable;
     c->telex_framing = telex_wants_telex_framing(req, cfg);
     c->front = front;
-    if (rr != NULL) {
+    if (rr != NULL && front == TELEX_FRONT_MESSAGES) {
+        c->ignored = rr->ignored[0] ? strdup(rr->ignored) : NULL;
+        if (c->stream_mode) {
+            char id[TELEX_STREAM_ID_LEN + 8];
+            snprintf(id, sizeof id, "msg_%s", stream->id + 3);
+            c->menc = telex_messages_enc_new(id, parsed.model, (int64_t)telex_usage_estimate_request_tokens(parsed.body),
+                                             emit_response_event, c);
+        }
+    } else if (rr != NULL) {
         c->resp_echo = json_incref(rr->echo);
         c->resp_messages = json_incref(json_object_get(parsed.body, "messages"));
         c->ignored = rr->ignored[0] ? strdup(rr->ignored) : NULL;

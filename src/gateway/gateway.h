@@ -73,6 +73,7 @@ int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *bod
 /* The wire a client speaks to a chat's front door. */
 #define TELEX_FRONT_CHAT 0      /* /v1/chat/completions */
 #define TELEX_FRONT_RESPONSES 1 /* /v1/responses (gateway/responses_*.c) */
+#define TELEX_FRONT_MESSAGES 2  /* /v1/messages (gateway/messages_*.c) */
 /* Any front door: auth, validation (Responses translated to a chat request
  * first), routing, the answer in the front door's wire. */
 int telex_chat_handle_front(gateway_worker_t *gw, h2o_req_t *req, const char *body, size_t len, const char *preset,
@@ -102,6 +103,9 @@ h2o_iovec_t telex_query_param(h2o_req_t *req, const char *name);
 
 /* chat.c: does this request ask for telex's framing (X-Telex-Event-Ids, streaming.event_ids)? */
 int telex_wants_telex_framing(h2o_req_t *req, const telex_config_t *cfg);
+
+/* messages.c: POST /v1/messages/count_tokens (an estimate). */
+int telex_messages_count_tokens(gateway_worker_t *gw, h2o_req_t *req);
 
 /* responses.c: the Responses API's own endpoints (POST /v1/responses goes
  * to telex_chat_handle_front). */

@@ -125,6 +125,10 @@ static int route(gateway_worker_t *gw, h2o_req_t *req)
     }
     if (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions"))
         return wrong_method(req, "POST"); /* POST went to telex_chat_handle */
+    if (path_is(req, "/v1/messages/count_tokens"))
+        return telex_messages_count_tokens(gw, req);
+    if (path_is(req, "/v1/messages"))
+        return wrong_method(req, "POST");
     if (telex_responses_is_path(req)) {
         char owner[64];
         caller_owner(gw, req, owner, sizeof(owner));
@@ -197,6 +201,8 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
     }
     if (small_headers && method_is(req, "POST") && (path_is(req, "/v1/responses") || path_is(req, "/responses")))
         return telex_chat_handle_front(gw, req, req->entity.base, req->entity.len, NULL, TELEX_FRONT_RESPONSES);
+    if (small_headers && method_is(req, "POST") && path_is(req, "/v1/messages"))
+        return telex_chat_handle_front(gw, req, req->entity.base, req->entity.len, NULL, TELEX_FRONT_MESSAGES);
     const char *pname;
     size_t plen;
     if (small_headers && method_is(req, "POST") &&

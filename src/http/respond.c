@@ -71,6 +71,42 @@ void telex_respond(h2o_req_t *req, int status, const char *content_type, const c
     h2o_send_inline(req, copy, len);
 }
 
+/* Anthropic's error type for a status (its API's own table). */
+static const char *anthropic_error_type(int status)
+{
+    switch (status) {
+    case 400:
+    case 405:
+    case 410:
+    case 422:
+        return "invalid_request_error";
+    case 401:
+        return "authentication_error";
+    case 402:
+        return "billing_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+    case 431:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 503:
+    case 529:
+        return "overloaded_error";
+    default:
+        return status < 500 ? "invalid_request_error" : "api_error";
+    }
+}
+
+int telex_req_speaks_anthropic(h2o_req_t *req)
+{
+    h2o_iovec_t p = req->path_normalized;
+    return p.len >= 12 && memcmp(p.base, "/v1/messages", 12) == 0 && (p.len == 12 || p.base[12] == '/');
+}
+
 void telex_respond_error(h2o_req_t *req, int status, const char *type, const char *code, const char *param,
                          const char *message_fmt, ...)
 {
@@ -79,8 +115,12 @@ void telex_respond_error(h2o_req_t *req, int status, const char *type, const cha
     va_start(ap, message_fmt);
     vsnprintf(message, sizeof(message), message_fmt, ap);
     va_end(ap);
-    json_t *err = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", message, "type", type, "param",
-                            param ? json_string(param) : json_null(), "code", code ? json_string(code) : json_null());
+    json_t *err = telex_req_speaks_anthropic(req)
+                      ? json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", anthropic_error_type(status),
+                                  "message", message)
+                      : json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", message, "type", type, "param",
+                                  param ? json_string(param) : json_null(), "code",
+                                  code ? json_string(code) : json_null());
     char *text = err ? json_dumps(err, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(err);
     if (text == NULL) {

@@ -2,8 +2,10 @@
  * http/respond.h — small helpers for complete (non-streamed) responses.
  *
  * Errors are OpenAI-shaped: {"error":{"message","type","param","code"}},
- * Content-Type application/json. The message is user-facing text; it must
- * never contain a secret.
+ * Content-Type application/json — except on the Anthropic front door
+ * (/v1/messages…), where they have Anthropic's shape:
+ * {"type":"error","error":{"type","message"}} with its error type for the
+ * status. The message is user-facing text; it must never contain a secret.
  */
 #ifndef TELEX_HTTP_RESPOND_H
 #define TELEX_HTTP_RESPOND_H
@@ -13,6 +15,9 @@
 /* param and code may be NULL (sent as null). */
 void telex_respond_error(h2o_req_t *req, int status, const char *type, const char *code, const char *param,
                          const char *message_fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* Is req on the Anthropic front door (/v1/messages, /v1/messages/…)? */
+int telex_req_speaks_anthropic(h2o_req_t *req);
 
 /* Sends `body` (copied) with the given status and Content-Type. */
 void telex_respond(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
