@@ -12,9 +12,13 @@
 // headers and GET /v1/streams/{id} serve the Messages stream again.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 
+import { TELEX_BIN } from './lib/proc.js';
 import { startProviders } from './lib/providers.js';
+import { SANITIZER_ENV, startRelay, tmpDir } from './lib/relay.js';
 import { request } from './lib/resume.js';
 
 let relay;
@@ -216,5 +220,40 @@ describe('front-door behaviour', () => {
     for await (const part of result.textStream) text += part;
     assert.equal(text, mockText);
     assert.ok((await result.usage).outputTokens > 0);
+  });
+
+  test('keys: x-api-key or Bearer; a wrong key is 401 authentication_error, usage counted for the key', async () => {
+    const db = path.join(tmpDir(), 'telex.db');
+    const made = spawnSync(TELEX_BIN, ['keys', 'create', '--name', 'claude-user'], {
+      env: { ...process.env, TELEX_DB: db, ...SANITIZER_ENV },
+      encoding: 'utf8',
+    });
+    assert.equal(made.status, 0, made.stderr);
+    const key = made.stdout.trim();
+    const keyed = await startRelay({ env: { TELEX_DB: db }, mock: relay.mock });
+    try {
+      const body = { model: 'gpt-relay', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }], mock: { text: 'yes' } };
+      const ask = (headers) =>
+        fetch(`${keyed.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+      let res = await ask({ 'x-api-key': key, 'anthropic-version': '2023-06-01' });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal((await res.json()).content[0].text, 'yes');
+      res = await ask({ authorization: `Bearer ${key}` });
+      assert.equal(res.status, 200);
+      for (const headers of [{}, { 'x-api-key': 'tlx_wrong' }]) {
+        res = await ask(headers);
+        assert.equal(res.status, 401);
+        const j = await res.json();
+        assert.equal(j.type, 'error');
+        assert.equal(j.error.type, 'authentication_error');
+      }
+      const client = new Anthropic({ baseURL: keyed.url, apiKey: key, maxRetries: 0 });
+      const m = await client.messages.create({ model: 'gpt-relay', max_tokens: 20, messages: [{ role: 'user', content: 'sdk' }] });
+      assert.equal(m.type, 'message');
+      const line = await keyed.serve.waitForLog((l) => l.msg === 'request' && l.path === '/v1/messages' && l.status === 200);
+      assert.equal(line.outcome, 'ok');
+    } finally {
+      await keyed.stop();
+    }
   });
 });
