@@ -91,8 +91,19 @@ static json_t *image_part(ctx_t *c, json_t *block, size_t m, size_t i)
 static void add_message(ctx_t *c, json_t *msgs, json_t *m, size_t mi)
 {
     const char *role = json_string_value(json_object_get(m, "role"));
-    if (role == NULL || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
-        bad(c, "messages.%zu.role: must be \"user\" or \"assistant\".", mi);
+    if (role == NULL ||
+        (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0 && strcmp(role, "system") != 0)) {
+        bad(c, "messages.%zu.role: must be \"user\", \"assistant\" or \"system\".", mi);
+        return;
+    }
+    if (strcmp(role, "system") == 0) { /* what Claude Code sends mid-conversation */
+        char *text = joined_text(json_object_get(m, "content"));
+        if (text == NULL) {
+            bad(c, "messages.%zu.content: must be a string or text blocks.", mi);
+            return;
+        }
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", text));
+        free(text);
         return;
     }
     int assistant = role[0] == 'a';
@@ -307,11 +318,34 @@ int telex_messages_request_parse(json_t *body, telex_messages_request_t *out, ch
         else
             json_object_set(chat, "stop", stops);
     }
-    static const char *const same[] = {"temperature", "top_p", "top_k", "thinking", "service_tier"};
+    static const char *const same[] = {"temperature", "top_p", "top_k", "service_tier"};
     for (size_t k = 0; k < sizeof same / sizeof same[0]; k++) {
         json_t *v = json_object_get(body, same[k]);
         if (v != NULL && !json_is_null(v))
             json_object_set(chat, same[k], v);
+    }
+    /* extended thinking with a budget is passed on (an Anthropic provider takes
+     * it; another refuses it with its own 400); adaptive or disabled thinking
+     * is the model's own business: left out and named */
+    json_t *thinking = json_object_get(body, "thinking");
+    const char *ttype = json_string_value(json_object_get(thinking, "type"));
+    if (ttype != NULL && strcmp(ttype, "enabled") == 0)
+        json_object_set(chat, "thinking", thinking);
+    else if (thinking != NULL && !json_is_null(thinking))
+        ignore(&c, "thinking");
+    /* every other member this gateway does not map is named, never dropped silently */
+    static const char *const known[] = {"model", "messages", "system", "max_tokens", "stream", "tools",
+                                        "tool_choice", "stop_sequences", "temperature", "top_p", "top_k",
+                                        "service_tier", "thinking", "metadata", "mock"};
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value)
+    {
+        int found = 0;
+        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+            found |= strcmp(key, known[k]) == 0;
+        if (!found && !json_is_null(value))
+            ignore(&c, key);
     }
     json_t *user = json_object_get(json_object_get(body, "metadata"), "user_id");
     if (json_is_string(user))
