@@ -142,7 +142,7 @@ describe('front-door behaviour', () => {
     const cases = [
       [{ model: 'via-openai', messages: [{ role: 'user', content: 'x' }] }, 400, 'invalid_request_error', /max_tokens/],
       [{ model: 'via-openai', max_tokens: 5, messages: [] }, 400, 'invalid_request_error', /messages/],
-      [{ model: 'via-openai', max_tokens: 5, messages: [{ role: 'system', content: 'x' }] }, 400, 'invalid_request_error', /role/],
+      [{ model: 'via-openai', max_tokens: 5, messages: [{ role: 'wizard', content: 'x' }] }, 400, 'invalid_request_error', /role/],
       [{ model: 'via-openai', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'document', source: {} }] }] }, 400, 'invalid_request_error', /document/],
     ];
     for (const [body, status, type, msg] of cases) {
