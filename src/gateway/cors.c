@@ -10,8 +10,10 @@
 #include "http/respond.h"
 
 #define ALLOW_METHODS "GET, POST, PATCH, DELETE, OPTIONS"
-#define ALLOW_HEADERS "Authorization, Content-Type, Last-Event-ID, X-Request-Id, OpenAI-Beta, X-Telex-Event-Ids"
-#define EXPOSE_HEADERS "Retry-After, X-Telex-Stream-Id, X-Telex-Resume-Url, X-Request-Id"
+#define ALLOW_HEADERS                                                                                                  \
+    "Authorization, Content-Type, Last-Event-ID, X-Request-Id, OpenAI-Beta, X-Telex-Event-Ids, X-Api-Key, "              \
+    "Anthropic-Version, Anthropic-Beta, Anthropic-Dangerous-Direct-Browser-Access"
+#define EXPOSE_HEADERS "Retry-After, X-Telex-Stream-Id, X-Telex-Resume-Url, X-Request-Id, X-Telex-Ignored"
 
 bool telex_cors_origin_allowed(const telex_config_t *cfg, const char *origin, size_t len)
 {
