@@ -13,8 +13,8 @@
  * (a chunk, relayed untouched: tool-call deltas, reasoning_content and
  * refusal pass as they are) or the literal [DONE]. An object with a non-null
  * "error" is the provider's error event. A provider that ends the stream
- * without [DONE] still completes the answer if a chunk carried a
- * finish_reason; otherwise the answer was cut. Plain answers and error
+ * without [DONE] still completes the answer if every choice (the request's
+ * n) got its top-level finish_reason; otherwise the answer was cut. Plain answers and error
  * bodies are relayed as they are.
  */
 #include <stdio.h>
@@ -26,8 +26,13 @@
 #include "util/json_scan.h"
 
 
+#define MAX_CHOICES 128 /* choices whose finish is tracked (n beyond it: finish_seen never set) */
+
 typedef struct {
-    int finish_seen;
+    int finish_seen; /* every choice (n of them) has finished */
+    int n_choices;   /* the request's n (1 by default) */
+    int n_finished;
+    unsigned char finished[MAX_CHOICES];
     telex_json_memo_t memo; /* the chunks' shared first bytes (json_scan.h) */
 } openai_t;
 
@@ -38,7 +43,10 @@ static void openai_free(void *adapter)
     free(o);
 }
 
-static int has_finish_reason(json_t *chunk)
+/* Marks the choices this chunk finishes: a top-level "finish_reason" of a
+ * choice (one nested deeper, e.g. inside logprobs, is not the choice's).
+ * The answer is complete when all n choices have finished. */
+static void note_finishes(openai_t *o, json_t *chunk)
 {
     json_t *choices = json_object_get(chunk, "choices");
     size_t i;
@@ -46,10 +54,17 @@ static int has_finish_reason(json_t *chunk)
     json_array_foreach(choices, i, choice)
     {
         json_t *fr = json_object_get(choice, "finish_reason");
-        if (fr != NULL && !json_is_null(fr))
-            return 1;
+        if (fr == NULL || json_is_null(fr))
+            continue;
+        json_t *jindex = json_object_get(choice, "index");
+        json_int_t index = json_is_integer(jindex) ? json_integer_value(jindex) : (json_int_t)i;
+        if (index >= 0 && index < MAX_CHOICES && !o->finished[index]) {
+            o->finished[index] = 1;
+            o->n_finished++;
+        }
     }
-    return 0;
+    if (o->n_finished >= o->n_choices)
+        o->finish_seen = 1;
 }
 
 static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
@@ -71,8 +86,12 @@ static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
         telex_sse_upstream_fail(u, TELEX_UPSTREAM_BAD_JSON, 0, msg, NULL, 0);
         return;
     }
-    if (facts.finish)
-        o->finish_seen = 1;
+    if (facts.finish && !facts.top_error && !facts.top_usage) {
+        /* rare (once per choice): parse it to see which choices it finishes */
+        json_t *chunk = telex_json_loadb(ev->data, ev->data_len, 0, NULL);
+        note_finishes(o, chunk);
+        json_decref(chunk);
+    }
     if (!facts.top_error && !facts.top_usage) {
         telex_sse_upstream_chunk(u, ev->data, ev->data_len, NULL, &facts);
         return;
@@ -96,8 +115,7 @@ static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
         json_decref(chunk);
         return;
     }
-    if (has_finish_reason(chunk))
-        o->finish_seen = 1;
+    note_finishes(o, chunk);
     telex_sse_upstream_chunk(u, ev->data, ev->data_len, chunk, &facts);
     json_decref(chunk);
 }
@@ -163,6 +181,11 @@ static telex_upstream_t *openai_start(const telex_upstream_env_t *env, const tel
     openai_t *o = calloc(1, sizeof(*o));
     if (o == NULL)
         return NULL;
+    json_t *n = json_object_get(body, "n");
+    o->n_choices = json_is_integer(n) && json_integer_value(n) > 1 ? (int)(json_integer_value(n) > MAX_CHOICES + 1
+                                                                                ? MAX_CHOICES + 1
+                                                                                : json_integer_value(n))
+                                                                  : 1;
     telex_sse_upstream_t *u = telex_sse_upstream_new(&telex_openai_ops, &hooks, o, env, sink, user, stream);
     if (u == NULL) {
         free(o);
