@@ -24,7 +24,6 @@ typedef struct telex_gateway {
     const telex_config_t *config;
     atomic_size_t active_streams; /* upstream requests running, all workers */
     telex_services_t *services;   /* keys, presets, accounting, metrics */
-    struct telex_models *models;  /* GET /v1/models' cache; created by the first worker (models.h) */
 } telex_gateway_t;
 
 struct chat;

@@ -2,7 +2,7 @@
  * gateway/models.c — GET /v1/models: configured models merged with the
  * lists of the providers the catch-all reaches, cached. See models.h.
  *
- * Shape: one telex_models_t per process (the sources — providers of "*"
+ * Shape: one telex_models_t per process and configuration (the sources — providers of "*"
  * routes that can list their models — with their last good list, and the
  * merged answer's text, all behind one mutex that is never held across
  * I/O), and one telex_models_worker_t per worker (its fetches in flight and
@@ -39,6 +39,7 @@ typedef struct telex_models {
     size_t n_sources;
     char *text; /* the answer, rebuilt when a list changes */
     size_t len;
+    struct telex_models *next; /* the process's other caches (one per configuration) */
 } telex_models_t;
 
 typedef struct waiter {
@@ -163,15 +164,23 @@ static telex_models_t *shared_new(const telex_config_t *cfg)
     return s;
 }
 
+/* The caches of the process, one per configuration (a process serves one;
+ * unit tests may load several). Reachable from here until exit: the workers
+ * are abandoned at exit, not torn down (http/server.c), and so is this. */
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+static telex_models_t *caches;
 
 telex_models_worker_t *telex_models_worker_new(gateway_worker_t *gw)
 {
-    telex_gateway_t *g = gw->gateway;
+    const telex_config_t *cfg = gw->gateway->config;
     pthread_mutex_lock(&create_lock);
-    if (g->models == NULL)
-        g->models = shared_new(g->config);
-    telex_models_t *s = g->models;
+    telex_models_t *s = caches;
+    while (s != NULL && s->cfg != cfg)
+        s = s->next;
+    if (s == NULL && (s = shared_new(cfg)) != NULL) {
+        s->next = caches;
+        caches = s;
+    }
     pthread_mutex_unlock(&create_lock);
     if (s == NULL)
         return NULL;

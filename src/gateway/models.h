@@ -34,12 +34,11 @@
 #define TELEX_MODELS_RETRY_MS (30 * 1000)
 #define TELEX_MODELS_FETCH_TIMEOUT_MS 10000
 
-struct telex_gateway;
 struct gateway_worker;
 typedef struct telex_models_worker telex_models_worker_t;
 
-/* The worker's part; the process-wide cache is created by the first
- * worker and hung on the gateway. NULL when out of memory. */
+/* The worker's part; the process-wide cache of the gateway's
+ * configuration is created by the first worker. NULL when out of memory. */
 telex_models_worker_t *telex_models_worker_new(struct gateway_worker *gw);
 
 /* Answers GET/HEAD /v1/models. Returns TELEX_HANDLED (answered and to be
