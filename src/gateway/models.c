@@ -237,10 +237,12 @@ static void on_waiter_disposed(void *p)
 static void answer_waiters(telex_models_worker_t *mw)
 {
     while (mw->waiters != NULL) {
-        waiter_t *w = mw->waiters;
+        waiter_t *w = mw->waiters; /* lives in the request's pool: read it before answering */
+        h2o_req_t *req = w->req;
+        uint64_t started_ns = w->started_ns;
         unlink_waiter(w);
-        respond(mw, w->req);
-        telex_gateway_log_response(w->req, NULL, w->started_ns);
+        respond(mw, req);
+        telex_gateway_log_response(req, NULL, started_ns);
     }
 }
 

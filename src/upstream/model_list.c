@@ -289,11 +289,9 @@ telex_model_list_fetch_t *telex_model_list_fetch(uv_loop_t *loop, telex_http_cli
             .connect_timeout_ms = (long)(provider->timeout_seconds * 1000),
         };
         static const telex_http_call_handlers_t handlers = {on_response, on_body, on_complete};
-        f->call = telex_http_call_start(http, &req, &handlers, f);
-        if (f->reported)
-            f->call = NULL;
+        f->call = telex_http_call_start(http, &req, &handlers, f); /* reports from the loop, never from here */
     }
-    if (f->call == NULL && !f->reported)
+    if (f->call == NULL)
         snprintf(f->error, sizeof f->error, "%s", oom || url == NULL ? "out of memory" : "cannot start the request");
     for (size_t i = 0; i < n_owned; i++) {
         if (owned[i] != NULL) {
@@ -302,8 +300,7 @@ telex_model_list_fetch_t *telex_model_list_fetch(uv_loop_t *loop, telex_http_cli
         }
     }
     free(url);
-    if (!f->reported) /* the client reports from the loop; this guards against a change of that */
-        uv_timer_start(&f->timer, on_timer, f->call != NULL ? (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) : 0, 0);
+    uv_timer_start(&f->timer, on_timer, f->call != NULL ? (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) : 0, 0);
     return f;
 }
 
