@@ -303,16 +303,3 @@ telex_model_list_fetch_t *telex_model_list_fetch(uv_loop_t *loop, telex_http_cli
     uv_timer_start(&f->timer, on_timer, f->call != NULL ? (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) : 0, 0);
     return f;
 }
-
-void telex_model_list_fetch_cancel(telex_model_list_fetch_t *f)
-{
-    if (f == NULL || f->reported)
-        return;
-    f->reported = 1;
-    if (f->call != NULL) {
-        telex_http_call_cancel(f->call);
-        f->call = NULL;
-    }
-    uv_timer_stop(&f->timer);
-    uv_close((uv_handle_t *)&f->timer, on_closed);
-}
