@@ -1,7 +1,8 @@
 /*
  * app.js — the telex chat page (served by `telex serve` at /).
  *
- * A conversation of several turns with the gateway's models (GET /v1/models) and presets
+ * A conversation of several turns with the gateway's models (GET /v1/models; "Other…" in the
+ * menu takes any name, for a gateway whose catch-all serves models it cannot list) and presets
  * (GET /v1/presets, when the gateway has them), answers streamed token by token through
  * telex.js with a cursor, a Stop button that aborts the request and cancels the stream on the
  * server, token counts and cost under each answer, and an API-key field (kept in localStorage)
@@ -16,6 +17,8 @@ import { TelexConnectionError, TelexHTTPError, TelexStreamError, streamChat } fr
 const $ = (sel) => document.querySelector(sel);
 const els = {
   model: $('#model'),
+  modelName: $('#model-name'),
+  modelIds: $('#model-ids'),
   presetField: $('#preset-field'),
   preset: $('#preset'),
   presetVars: $('#preset-vars'),
@@ -37,6 +40,7 @@ const els = {
 
 const KEY_STORE = 'telex.apiKey';
 const MODEL_STORE = 'telex.model';
+const MODEL_NAME_STORE = 'telex.modelName';
 const PRESET_STORE = 'telex.preset';
 const PRESET_VARS_STORE = 'telex.presetVariables';
 const SESSION_STORE = 'telex.conversation';
@@ -63,7 +67,9 @@ const apiKey = () => load(localStorage, KEY_STORE) || '';
 
 /*
  * turns: [{ role: 'user'|'assistant', content, status: 'done'|'streaming'|'stopped'|'error',
- *           meta?, error?: {title, detail}, model?, streamId?, resumeUrl? }]
+ *           meta?, error?: {title, detail}, model?, streamId?, resumeUrl?,
+ *           startedAt? (Date.now() when the question was sent: kept across a reload, so the
+ *           footer shows the answer's whole time), resumes? (resumes so far, reloads included) }]
  */
 const state = {
   turns: [],
@@ -619,7 +625,10 @@ function requestMessages(uptoIndex) {
 async function consume(turn, chat, li) {
   state.active = { turn, chat, li };
   setBusy(true);
-  const started = performance.now();
+  // Wall-clock time, not performance.now(): after a reload the answer started on another page.
+  if (typeof turn.startedAt !== 'number') turn.startedAt = Date.now();
+  const started = turn.startedAt;
+  const resumedBefore = turn.resumes || 0;
   let pending = 0;
   const flush = () => {
     cancelAnimationFrame(pending);
@@ -639,17 +648,18 @@ async function consume(turn, chat, li) {
   try {
     for await (const delta of chat) {
       turn.content += delta;
+      turn.resumes = resumedBefore + chat.resumes;
       schedule();
       saveSessionSoon();
     }
     const done = await chat.done;
     turn.status = 'done';
-    turn.meta = { model: done.model || turn.model, usage: done.usage, finishReason: done.finishReason, seconds: (performance.now() - started) / 1000, resumes: done.resumes };
+    turn.meta = { model: done.model || turn.model, usage: done.usage, finishReason: done.finishReason, seconds: (Date.now() - started) / 1000, resumes: resumedBefore + done.resumes };
     setStatus('');
   } catch (err) {
     if (err && err.name === 'AbortError') {
       turn.status = 'stopped';
-      turn.meta = { model: turn.model, seconds: (performance.now() - started) / 1000 };
+      turn.meta = { model: turn.model, seconds: (Date.now() - started) / 1000 };
     } else {
       turn.status = 'error';
       turn.error = describe(err);
@@ -659,6 +669,8 @@ async function consume(turn, chat, li) {
   } finally {
     turn.streamId = undefined;
     turn.resumeUrl = undefined;
+    turn.startedAt = undefined;
+    turn.resumes = undefined;
     state.active = null;
     cancelAnimationFrame(pending);
     updateTurn(li, turn);
@@ -671,7 +683,7 @@ async function consume(turn, chat, li) {
 function startAnswer(turn, li) {
   const index = state.turns.indexOf(turn);
   const preset = els.preset.value;
-  const model = preset ? `preset:${preset}` : els.model.value;
+  const model = preset ? `preset:${preset}` : chosenModel();
   turn.model = preset ? '' : model;
   turn.preset = preset || undefined;
   const body = { model, messages: requestMessages(index) };
@@ -694,8 +706,9 @@ function startAnswer(turn, li) {
 function send() {
   const text = els.prompt.value.trim();
   if (!text || state.active) return;
-  if (!els.model.value && !els.preset.value) {
-    setStatus('No model to ask: the gateway listed none.', 'error');
+  if (!chosenModel() && !els.preset.value) {
+    setStatus(els.model.value === OTHER ? 'Type the name of a model to ask.' : 'No model to ask: the gateway listed none.', 'error');
+    if (!els.modelName.hidden) els.modelName.focus();
     return;
   }
   els.prompt.value = '';
@@ -738,6 +751,7 @@ function reattach() {
     saveSession();
     return;
   }
+  turn.resumes = (turn.resumes || 0) + 1; // the reload is a resume too; startedAt stays the question's
   const chat = streamChat({ apiKey: apiKey(), streamId: turn.streamId, resumeUrl: turn.resumeUrl });
   consume(turn, chat, li); // replays from the first event: the exact answer, nothing twice
 }
@@ -757,23 +771,45 @@ async function getJSON(path) {
   return res.json();
 }
 
+// The menu: the gateway's models, then "Other…", which shows a field for any model name (with
+// the listed ones as suggestions). The choice and the typed name are kept in localStorage.
+const OTHER = '\u2026other';
+
+function chosenModel() {
+  return els.model.value === OTHER ? els.modelName.value.trim() : els.model.value;
+}
+
+function modelChanged() {
+  els.modelName.hidden = els.model.value !== OTHER || els.model.options.length === 0;
+  els.modelName.disabled = els.model.disabled;
+}
+
 async function loadModels() {
+  let ids = [];
   try {
     const list = await getJSON('/v1/models');
-    const ids = (Array.isArray(list.data) ? list.data : []).map((m) => m && m.id).filter((id) => typeof id === 'string');
-    const saved = load(localStorage, MODEL_STORE);
-    els.model.replaceChildren(...ids.map((id) => el('option', '', id)));
-    for (const o of els.model.options) o.value = o.textContent;
-    if (saved && ids.includes(saved)) els.model.value = saved;
-    els.model.disabled = ids.length === 0 || Boolean(els.preset.value);
-    if (ids.length === 0) setStatus('The gateway lists no models.', 'error');
+    ids = (Array.isArray(list.data) ? list.data : []).map((m) => m && m.id).filter((id) => typeof id === 'string');
+    if (ids.length === 0) setStatus('The gateway lists no models: choose Other… and type the name of one.');
     else if (els.status.dataset.kind === 'error') setStatus('');
   } catch (err) {
     if (err.status === 401) {
       showKeyPanel(true);
       setStatus('This gateway needs an API key to list its models.', 'error');
-    } else setStatus('Could not load the list of models from the gateway.', 'error');
+      return;
+    }
+    setStatus('Could not load the list of models from the gateway: choose Other… and type a model name.', 'error');
   }
+  const other = el('option', '', 'Other…');
+  other.value = OTHER;
+  els.model.replaceChildren(...ids.map((id) => el('option', '', id)), other);
+  for (const o of els.model.options) if (o !== other) o.value = o.textContent;
+  els.modelIds.replaceChildren(...ids.map((id) => Object.assign(el('option'), { value: id })));
+  const saved = load(localStorage, MODEL_STORE);
+  if (!els.modelName.value) els.modelName.value = load(localStorage, MODEL_NAME_STORE) || '';
+  if (saved && (ids.includes(saved) || saved === OTHER)) els.model.value = saved;
+  else if (ids.length === 0) els.model.value = OTHER;
+  els.model.disabled = Boolean(els.preset.value);
+  modelChanged();
 }
 
 // name -> { name, model, description, variables: [names], defaults: {name: value} }
@@ -820,6 +856,7 @@ async function loadPresets() {
 function presetChanged() {
   const p = presets.get(els.preset.value);
   els.model.disabled = Boolean(p) || els.model.options.length === 0;
+  modelChanged();
   els.preset.title = p ? p.description || `model ${p.model}` : '';
   const names = p ? p.variables.filter((v) => v !== 'content') : [];
   let saved = {};
@@ -914,7 +951,12 @@ function wire() {
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && state.active && e.target !== els.prompt) stop();
   });
-  els.model.addEventListener('change', () => save(localStorage, MODEL_STORE, els.model.value));
+  els.model.addEventListener('change', () => {
+    save(localStorage, MODEL_STORE, els.model.value);
+    modelChanged();
+    if (els.model.value === OTHER) els.modelName.focus();
+  });
+  els.modelName.addEventListener('input', () => save(localStorage, MODEL_NAME_STORE, els.modelName.value.trim()));
   els.preset.addEventListener('change', () => {
     save(localStorage, PRESET_STORE, els.preset.value);
     presetChanged();

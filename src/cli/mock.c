@@ -43,6 +43,7 @@ static void usage(FILE *out)
             "  --ttft-ms MS        time to first chunk (default 0)\n"
             "  --stall-ms MS       how long a stall_after fault lasts (default 600000)\n"
             "  --journal N         requests kept for /mock/requests (default %d, 0 = none)\n"
+            "  --models ID,ID...   the model ids GET /v1/models lists (default mock)\n"
             "  --format FORMAT     answer every request in this format: openai or anthropic\n"
             "                      (default: the path decides; /v1/messages is anthropic)\n"
             "  -h, --help          this help\n",
@@ -171,6 +172,8 @@ int telex_cmd_mock(int argc, char **argv)
             bad = parse_number(value, 0, TELEX_MOCK_MAX_DELAY_MS, &v), defaults.stall_ms = v;
         else if (strcmp(name, "--journal") == 0)
             bad = parse_number(value, 0, 1000000, &v), defaults.journal_size = (size_t)v;
+        else if (strcmp(name, "--models") == 0)
+            defaults.models = value;
         else if (strcmp(name, "--format") == 0) {
             bad = strcmp(value, "openai") != 0 && strcmp(value, "anthropic") != 0;
             defaults.format = strcmp(value, "anthropic") == 0 ? TELEX_MOCK_FORMAT_ANTHROPIC : TELEX_MOCK_FORMAT_OPENAI;

@@ -29,6 +29,7 @@ typedef struct telex_gateway {
 
 struct chat;
 struct subscriber;
+struct telex_models_worker;
 
 #define TELEX_SWEEP_MS 500
 
@@ -38,6 +39,7 @@ typedef struct gateway_worker {
     telex_http_client_t *http;
     telex_upstream_env_t upstream_env;
     telex_waker_t *waker;     /* cross-thread wake-ups to this worker */
+    struct telex_models_worker *models; /* GET /v1/models: this worker's fetches and waiting requests */
     struct chat *chats;       /* producers on this worker: running, or kept for resume */
     size_t n_chats;
     struct subscriber *subscribers; /* streamed responses on this worker */

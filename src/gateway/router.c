@@ -3,7 +3,7 @@
  * per-worker gateway state and its 500 ms sweep (clients gone, heap trim
  * after a burst). Answers 404 for unknown paths, 405 (with Allow) for a wrong
  * method, 431 when the header section exceeds limits.max_header_bytes,
- * /healthz and /v1/models.
+ * /healthz; GET /v1/models is models.c.
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 #include "gateway/cors.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
+#include "gateway/models.h"
 #include "gateway/presets.h"
 #include "gateway/usage.h"
 #include "http/respond.h"
@@ -46,28 +47,6 @@ static int wrong_method(h2o_req_t *req, const char *allow)
     telex_respond_error(req, 405, "invalid_request_error", "method_not_allowed", NULL,
                         "Method %.*s is not allowed on %.*s; use %s.", (int)req->method.len, req->method.base,
                         (int)req->path_normalized.len, req->path_normalized.base, allow);
-    return 0;
-}
-
-static int handle_models(gateway_worker_t *gw, h2o_req_t *req)
-{
-    const telex_config_t *cfg = gw->gateway->config;
-    json_t *data = json_array();
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        if (cfg->models[i].catch_all)
-            continue;
-        json_array_append_new(data, json_pack("{s:s,s:s,s:i,s:s}", "id", cfg->models[i].name, "object", "model",
-                                              "created", 0, "owned_by", cfg->models[i].routes[0].provider->name));
-    }
-    json_t *list = json_pack("{s:s,s:o}", "object", "list", "data", data);
-    char *text = json_dumps(list, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(list);
-    if (text == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return 0;
-    }
-    telex_respond(req, 200, "application/json", text, strlen(text));
-    free(text);
     return 0;
 }
 
@@ -114,7 +93,7 @@ static void caller_owner(gateway_worker_t *gw, h2o_req_t *req, char *out, size_t
         snprintf(out, len, "%s", grant.owner);
 }
 
-static int route(gateway_worker_t *gw, h2o_req_t *req)
+static int route(gateway_worker_t *gw, h2o_req_t *req, uint64_t started)
 {
     const telex_config_t *cfg = gw->gateway->config;
     if (header_section_size(req) > cfg->limits.max_header_bytes) {
@@ -160,7 +139,7 @@ static int route(gateway_worker_t *gw, h2o_req_t *req)
     if (path_is(req, "/v1/models") || path_is(req, "/models")) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             return wrong_method(req, "GET");
-        return handle_models(gw, req);
+        return telex_models_handle(gw->models, req, started); /* TELEX_DEFERRED passes up */
     }
     if (path_is(req, "/healthz")) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
@@ -228,9 +207,9 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
         free(body);
         return rc;
     }
-    int rc = route(gw, req);
+    int rc = route(gw, req, started);
     if (rc == TELEX_DEFERRED)
-        return 0; /* answered off the loop; logged by on_deferred_answer */
+        return 0; /* answered later; logged by on_deferred_answer or models.c */
     telex_gateway_log_response(req, NULL, started);
     return rc;
 }
@@ -299,7 +278,7 @@ int telex_gateway_worker_init(telex_worker_t *worker)
     gw->gateway = worker->options->app;
     telex_services_set_deferred_hook(gw->gateway->services, on_deferred_answer, NULL); /* same for every worker */
     if ((gw->http = telex_http_client_new(&worker->loop)) == NULL ||
-        (gw->waker = telex_waker_new(&worker->loop)) == NULL) {
+        (gw->waker = telex_waker_new(&worker->loop)) == NULL || (gw->models = telex_models_worker_new(gw)) == NULL) {
         free(gw);
         return -1;
     }
@@ -329,6 +308,7 @@ void telex_gateway_on_shutdown(telex_worker_t *worker)
 {
     gateway_worker_t *gw = worker->app_worker;
     gw->shutting_down = 1;
+    telex_models_worker_shutdown(gw->models);
     double grace = gw->gateway->config->streaming.shutdown_grace_seconds;
     uv_timer_start(&gw->shutdown_timer, on_shutdown_deadline, (uint64_t)(grace * 1000), 0);
 }

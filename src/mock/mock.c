@@ -712,11 +712,37 @@ static void handle_chat(telex_mock_worker_t *w, h2o_req_t *req, int dialect, con
     telex_mock_exchange_start(w, req, &spec);
 }
 
+/* GET /v1/models: the ids of --models, in OpenAI's list shape, or in
+ * Anthropic's when the request has an anthropic-version header (or the
+ * mock answers everything as anthropic). */
 static void handle_models(telex_mock_t *m, uint64_t seq, h2o_req_t *req)
 {
-    static const char body[] = "{\"object\":\"list\",\"data\":[{\"id\":\"mock\",\"object\":\"model\","
-                               "\"created\":1700000000,\"owned_by\":\"telex-mock\"}]}";
-    reply_json(req, 200, "OK", body, sizeof(body) - 1);
+    int anthropic = m->defaults.format == TELEX_MOCK_FORMAT_ANTHROPIC ||
+                    h2o_find_header_by_str(&req->headers, H2O_STRLIT("anthropic-version"), -1) != -1;
+    json_t *data = json_array();
+    const char *p = m->defaults.models;
+    while (data != NULL && p != NULL && *p != '\0') {
+        size_t n = strcspn(p, ",");
+        json_t *item = n == 0 ? NULL
+                       : anthropic ? json_pack("{s:s,s:s%,s:s%,s:s}", "type", "model", "id", p, n, "display_name", p, n,
+                                               "created_at", "2023-11-14T22:13:20Z")
+                                   : json_pack("{s:s%,s:s,s:i,s:s}", "id", p, n, "object", "model", "created",
+                                               1700000000, "owned_by", "telex-mock");
+        json_array_append_new(data, item);
+        p += n + (p[n] == ',');
+    }
+    json_t *root = anthropic ? json_pack("{s:O,s:b}", "data", data, "has_more", 0)
+                             : json_pack("{s:s,s:O}", "object", "list", "data", data);
+    json_decref(data);
+    char *text = root != NULL ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    if (text == NULL) {
+        reject(m, seq, req, 500, "mock: out of memory", NULL);
+        return;
+    }
+    /* h2o_send_inline copies the body into the request's pool */
+    reply_json(req, 200, "OK", text, strlen(text));
+    free(text);
     journal_done(m, seq, 200);
 }
 
@@ -869,6 +895,7 @@ void telex_mock_defaults_init(telex_mock_defaults_t *d)
     d->ttft_ms = 0;
     d->stall_ms = 600000;
     d->journal_size = TELEX_MOCK_DEFAULT_JOURNAL;
+    d->models = "mock";
 }
 
 telex_mock_t *telex_mock_create(const telex_mock_defaults_t *defaults)

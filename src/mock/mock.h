@@ -44,12 +44,13 @@ typedef struct telex_mock_defaults {
     int64_t ttft_ms;      /* from request to the first chunk (or error) */
     int64_t stall_ms;     /* how long a stall lasts before the stream resumes */
     size_t journal_size;  /* requests kept for /mock/requests; 0 = none */
+    const char *models;   /* GET /v1/models lists these ids (comma-separated; borrowed) */
 } telex_mock_defaults_t;
 
 typedef struct telex_mock telex_mock_t;
 
 /* The documented defaults: format by path, 20 tokens, 20 ms apart, ttft 0,
- * stall 10 min, journal of 1000 requests. */
+ * stall 10 min, journal of 1000 requests, models "mock". */
 void telex_mock_defaults_init(telex_mock_defaults_t *defaults);
 
 /* Shared state for all workers. NULL when out of memory. */

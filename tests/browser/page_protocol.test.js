@@ -163,7 +163,7 @@ test('presets: the picker lists /v1/presets; a preset is sent as model "preset:N
   const page = await open(gw);
   await page.waitForSelector('#preset-field:not([hidden])');
   assert.deepEqual(await page.locator('#preset option').allTextContents(), ['None', 'summary', 'translate-fr']);
-  assert.deepEqual(await page.locator('#model option').allTextContents(), ['fast', 'smart']);
+  assert.deepEqual(await page.locator('#model option').allTextContents(), ['fast', 'smart', 'Other…']);
   assert.equal(await page.locator('#preset-vars').isHidden(), true);
   await page.selectOption('#model', 'smart');
   await page.selectOption('#preset', 'summary');

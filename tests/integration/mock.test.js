@@ -10,7 +10,7 @@
 //    malformed_after, invalid_json_after, oversize_after, no_done);
 //  - /mock/requests: bodies, redacted secrets, progress, client_gone within 1 s
 //    during a stall, a delay and the time to first token (HTTP/1 and HTTP/2);
-//  - non-streamed answers, /v1/models, /healthz, the Azure path, bad input;
+//  - non-streamed answers, /v1/models (also --models and Anthropic's shape), /healthz, the Azure path, bad input;
 //  - hundreds of concurrent streams, SIGTERM with streams in flight, flags.
 import test, { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -469,6 +469,30 @@ describe('other endpoints and shapes', () => {
     assert.equal(o.object, 'list');
     assert.deepEqual(o.data.map((m) => m.id), ['mock']);
     assert.equal(o.data[0].object, 'model');
+  });
+
+  test('--models: GET /v1/models lists those ids; Anthropic\'s shape when asked with anthropic-version', async () => {
+    const m = await startMockChecked(['--models', 'gpt-a,claude-b']);
+    try {
+      const o = await (await fetch(`${m.url}/v1/models`)).json();
+      assert.deepEqual(o, {
+        object: 'list',
+        data: [
+          { id: 'gpt-a', object: 'model', created: 1700000000, owned_by: 'telex-mock' },
+          { id: 'claude-b', object: 'model', created: 1700000000, owned_by: 'telex-mock' },
+        ],
+      });
+      const a = await (await fetch(`${m.url}/v1/models?limit=1000`, { headers: { 'anthropic-version': '2023-06-01' } })).json();
+      assert.deepEqual(a, {
+        data: [
+          { type: 'model', id: 'gpt-a', display_name: 'gpt-a', created_at: '2023-11-14T22:13:20Z' },
+          { type: 'model', id: 'claude-b', display_name: 'claude-b', created_at: '2023-11-14T22:13:20Z' },
+        ],
+        has_more: false,
+      });
+    } finally {
+      await stopChecked(m);
+    }
   });
 
   test('the Azure path answers the same, model from the deployment', async () => {
