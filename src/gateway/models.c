@@ -16,11 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "gateway/gateway.h"
 #include "http/respond.h"
+#include "util/json_load.h"
 #include "util/log.h"
 
 typedef struct source {
@@ -199,6 +201,37 @@ telex_models_worker_t *telex_models_worker_new(gateway_worker_t *gw)
 
 /* --------------------------------------------------------------- answers */
 
+/* The OpenAI list text as Anthropic's model list (for a caller that sends
+ * anthropic-version: Anthropic's SDKs and Claude Code); malloc'ed, or NULL. */
+static char *anthropic_list(const char *text, size_t len, size_t *out_len)
+{
+    json_t *list = telex_json_loadb(text, len, 0, NULL);
+    json_t *data = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(list, "data"), i, m)
+    {
+        time_t created = (time_t)json_integer_value(json_object_get(m, "created"));
+        struct tm tm;
+        char when[32];
+        gmtime_r(&created, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json_t *id = json_object_get(m, "id");
+        json_array_append_new(data, json_pack("{s:s,s:O,s:O,s:s}", "type", "model", "id", id, "display_name", id,
+                                              "created_at", when));
+    }
+    size_t n = json_array_size(data);
+    json_t *root = json_pack("{s:o,s:b,s:O,s:O}", "data", data, "has_more", 0, "first_id",
+                             n ? json_object_get(json_array_get(data, 0), "id") : json_null(), "last_id",
+                             n ? json_object_get(json_array_get(data, n - 1), "id") : json_null());
+    json_decref(list);
+    char *out = root != NULL ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    if (out != NULL)
+        *out_len = strlen(out);
+    return out;
+}
+
 static void respond(telex_models_worker_t *mw, h2o_req_t *req)
 {
     telex_models_t *s = mw->shared;
@@ -211,6 +244,15 @@ static void respond(telex_models_worker_t *mw, h2o_req_t *req)
     if (copy == NULL) {
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
         return;
+    }
+    if (telex_req_header(req, "anthropic-version").base != NULL) {
+        size_t alen = 0;
+        char *a = anthropic_list(copy, len, &alen);
+        if (a != NULL) {
+            free(copy);
+            copy = a;
+            len = alen;
+        }
     }
     telex_respond(req, 200, "application/json", copy, len);
     free(copy);

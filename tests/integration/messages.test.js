@@ -167,6 +167,16 @@ describe('front-door behaviour', () => {
     );
   });
 
+  test('GET /v1/models in Anthropic shape with anthropic-version (the SDK lists them)', async () => {
+    const page = await sdk({}).models.list();
+    const ids = page.data.map((m) => m.id);
+    assert.ok(ids.includes('via-claude') && ids.includes('via-openai'), ids.join(','));
+    assert.equal(page.data[0].type, 'model');
+    assert.match(page.data[0].created_at, /^\d{4}-\d\d-\d\dT/);
+    const openaiShape = await (await fetch(`${relay.url}/v1/models`)).json();
+    assert.equal(openaiShape.object, 'list');
+  });
+
   test('countTokens: telex estimate, marked', async () => {
     const res = await fetch(`${relay.url}/v1/messages/count_tokens`, {
       method: 'POST',
