@@ -37,7 +37,8 @@ function sdk(mock, opts = {}) {
     baseURL: relay.url,
     apiKey: 'unused',
     maxRetries: 0,
-    fetch: (url, init) => fetch(url, { ...init, body: JSON.stringify({ ...JSON.parse(init.body), mock }) }),
+    fetch: (url, init) =>
+      fetch(url, init.body ? { ...init, body: JSON.stringify({ ...JSON.parse(init.body), mock }) } : init),
     ...opts,
   });
 }
