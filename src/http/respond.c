@@ -2,6 +2,7 @@
  * http/respond.c — complete responses and OpenAI-style errors. See respond.h.
  */
 #include "http/respond.h"
+#include "util/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -115,6 +116,16 @@ void telex_respond_error(h2o_req_t *req, int status, const char *type, const cha
     va_start(ap, message_fmt);
     vsnprintf(message, sizeof(message), message_fmt, ap);
     va_end(ap);
+    /* a message may quote what the client sent (a path, a name): bytes that
+     * are not UTF-8 become '?' (JSON cannot carry them; "/%ff" was a 500) */
+    unsigned char *p = (unsigned char *)message, *end = p + strlen(message);
+    while (p < end) {
+        size_t n = *p < 0x80 ? 1 : telex_utf8_seq_len(p, end);
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
     json_t *err = telex_req_speaks_anthropic(req)
                       ? json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", anthropic_error_type(status),
                                   "message", message)

@@ -135,6 +135,8 @@ describe('routing errors', () => {
       ['GET', '/v1/nope'],
       ['POST', '/v1/chat/completion'],
       ['POST', '/v2/chat/completions'],
+      ['GET', '/%ff'], // a path that is not UTF-8 was a 500: its bytes are quoted as '?'
+      ['GET', '/v1/%c3%28x'],
     ]) {
       const { error } = await expectError({ method, path, body: method === 'POST' ? JSON.stringify(good) : undefined }, 404, path);
       assert.equal(error.type, 'invalid_request_error');
