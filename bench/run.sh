@@ -18,6 +18,9 @@ SSE_S=$(($(date +%s) - START))
 # The cost of resumable streams (memory per stream, replay time): bench/resume.sh.
 "$ROOT/bench/resume.sh" "$BUILD" "$WORK/resume.md"
 
+# What each front door costs per event (chat, chat with ids, Responses, Messages).
+TELEX_BIN="$(cd "$BUILD" && pwd)/telex" node "$ROOT/bench/frontdoors_bench.mjs" "$WORK/frontdoors.md" >/dev/null
+
 # The relays side by side (bench/relay.sh measures, bench/report.py writes
 # the tables and the docs/benchmarks-*.png charts).
 "$ROOT/bench/relay.sh" "$BUILD" "$WORK/relay.jsonl"
@@ -42,6 +45,8 @@ if [ -n "${BENCH_KEEP:-}" ]; then cp "$WORK/relay.jsonl" "$BENCH_KEEP"; fi
   cat "$WORK/sse_parse.md"
   echo
   cat "$WORK/resume.md"
+  echo
+  cat "$WORK/frontdoors.md"
   echo
   echo "---"
   echo "\`make bench\` took $(( $(date +%s) - START )) s (SSE parser ${SSE_S} s)."
