@@ -4,6 +4,8 @@
  */
 #include "gateway/messages_request.h"
 
+#include "gateway/answer_model.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,28 +44,6 @@ static void ignore(ctx_t *c, const char *name)
     memcpy(list + n, name, len + 1);
 }
 
-/* The text of tool_result content: a string, or its text blocks joined. */
-static char *joined_text(json_t *content)
-{
-    if (json_is_string(content))
-        return strdup(json_string_value(content));
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (f == NULL)
-        return NULL;
-    size_t i;
-    json_t *b;
-    json_array_foreach(content, i, b)
-    {
-        const char *t = json_string_value(json_object_get(b, "text"));
-        if (t != NULL)
-            fputs(t, f);
-    }
-    fclose(f);
-    return text;
-}
-
 static json_t *image_part(ctx_t *c, json_t *block, size_t m, size_t i)
 {
     json_t *source = json_object_get(block, "source");
@@ -97,7 +77,7 @@ static void add_message(ctx_t *c, json_t *msgs, json_t *m, size_t mi)
         return;
     }
     if (strcmp(role, "system") == 0) { /* what Claude Code sends mid-conversation */
-        char *text = joined_text(json_object_get(m, "content"));
+        char *text = telex_answer_joined_text(json_object_get(m, "content"));
         if (text == NULL) {
             bad(c, "messages.%zu.content: must be a string or text blocks.", mi);
             return;
@@ -147,7 +127,7 @@ static void add_message(ctx_t *c, json_t *msgs, json_t *m, size_t mi)
             free(args);
         } else if (strcmp(type, "tool_result") == 0 && !assistant) {
             const char *id = json_string_value(json_object_get(b, "tool_use_id"));
-            char *text = joined_text(json_object_get(b, "content"));
+            char *text = telex_answer_joined_text(json_object_get(b, "content"));
             if (id == NULL || text == NULL) {
                 bad(c, "messages.%zu.content.%zu: tool_result needs tool_use_id.", mi, i);
             } else {
@@ -173,7 +153,7 @@ static void add_message(ctx_t *c, json_t *msgs, json_t *m, size_t mi)
     if (!c->failed && (json_array_size(parts) > 0 || json_array_size(calls) > 0)) {
         json_t *msg = json_pack("{s:s}", "role", role);
         if (assistant) {
-            char *text = joined_text(parts);
+            char *text = telex_answer_joined_text(parts);
             json_object_set_new(msg, "content", text != NULL && text[0] ? json_string(text) : json_null());
             free(text);
             if (json_array_size(calls) > 0)
@@ -290,7 +270,7 @@ int telex_messages_request_parse(json_t *body, telex_messages_request_t *out, ch
     if (json_is_string(system)) {
         json_array_append_new(msgs, json_pack("{s:s,s:O}", "role", "system", "content", system));
     } else if (json_is_array(system)) {
-        char *text = joined_text(system);
+        char *text = telex_answer_joined_text(system);
         if (text != NULL)
             json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", text));
         free(text);

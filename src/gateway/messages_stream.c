@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/answer_model.h"
 #include "util/buf.h"
 #include "util/json_dump.h"
 
@@ -169,23 +170,13 @@ static int delta(telex_messages_enc_t *e, const char *type, const char *field, c
 
 int telex_messages_enc_chunk(telex_messages_enc_t *e, json_t *chunk)
 {
-    json_t *choice = NULL, *c;
+    json_t *choice = telex_answer_choice0(chunk), *c;
     size_t i;
-    json_array_foreach(json_object_get(chunk, "choices"), i, c)
-    {
-        json_t *idx = json_object_get(c, "index");
-        if (idx == NULL || (json_is_integer(idx) && json_integer_value(idx) == 0)) {
-            choice = c;
-            break;
-        }
-    }
     if (choice == NULL)
         return 0;
     json_t *d = json_object_get(choice, "delta");
-    json_t *reasoning = json_object_get(d, "reasoning_content");
-    if (!json_is_string(reasoning))
-        reasoning = json_object_get(d, "reasoning");
-    if (json_is_string(reasoning) && json_string_length(reasoning) > 0) {
+    json_t *reasoning = telex_answer_reasoning(d);
+    if (reasoning != NULL && json_string_length(reasoning) > 0) {
         if (e->open != BLOCK_THINKING &&
             open_block(e, BLOCK_THINKING, -1, json_pack("{s:s,s:s,s:s}", "type", "thinking", "thinking", "", "signature", "")) != 0)
             return -1;
@@ -274,17 +265,7 @@ char *telex_messages_from_completion(json_t *completion, const char *message_id,
     telex_messages_enc_t *e = telex_messages_enc_new(message_id, model, 0, NULL, NULL);
     if (e == NULL)
         return NULL;
-    json_t *choice = json_array_get(json_object_get(completion, "choices"), 0);
-    json_t *message = json_deep_copy(json_object_get(choice, "message"));
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(message, "tool_calls"), i, c)
-    {
-        if (json_object_get(c, "index") == NULL)
-            json_object_set_new(c, "index", json_integer((json_int_t)i));
-    }
-    json_t *chunk = json_pack("{s:[{s:i,s:o,s:O}]}", "choices", "index", 0, "delta", message ? message : json_object(),
-                              "finish_reason", json_object_get(choice, "finish_reason"));
+    json_t *chunk = telex_answer_completion_as_chunk(completion);
     char *text = NULL;
     if (chunk != NULL && telex_messages_enc_chunk(e, chunk) == 0 && close_block(e) == 0) {
         telex_messages_enc_usage(e, json_object_get(completion, "usage"));

@@ -4,8 +4,11 @@
  */
 #include "gateway/responses_request.h"
 
+#include "gateway/answer_model.h"
+
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct ctx {
@@ -100,11 +103,7 @@ static json_t *message_content(ctx_t *c, json_t *content, int assistant)
     }
     if (assistant) {
         /* an assistant turn's text parts read as one string everywhere */
-        char *joined = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&joined, &len);
-        json_array_foreach(parts, i, part) fputs(json_string_value(json_object_get(part, "text")), f);
-        fclose(f);
+        char *joined = telex_answer_joined_text(parts);
         json_t *s = json_string(joined != NULL ? joined : "");
         free(joined);
         json_decref(parts);
@@ -144,18 +143,7 @@ static json_t *tool_output(json_t *output)
     if (json_is_string(output))
         return json_incref(output);
     if (json_is_array(output)) {
-        char *joined = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&joined, &len);
-        size_t i;
-        json_t *part;
-        json_array_foreach(output, i, part)
-        {
-            const char *t = json_string_value(json_object_get(part, "text"));
-            if (t != NULL)
-                fputs(t, f);
-        }
-        fclose(f);
+        char *joined = telex_answer_joined_text(output);
         json_t *s = json_string(joined != NULL ? joined : "");
         free(joined);
         return s;

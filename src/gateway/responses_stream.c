@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/answer_model.h"
 #include "util/buf.h"
 #include "util/json_dump.h"
 
@@ -369,25 +370,14 @@ static int add_tool_call(telex_responses_enc_t *e, json_t *tc, size_t position)
 
 int telex_responses_enc_chunk(telex_responses_enc_t *e, json_t *chunk)
 {
-    json_t *choices = json_object_get(chunk, "choices");
-    json_t *choice = NULL;
+    json_t *choice = telex_answer_choice0(chunk);
     size_t i;
     json_t *c;
-    json_array_foreach(choices, i, c)
-    {
-        json_t *idx = json_object_get(c, "index");
-        if (idx == NULL || (json_is_integer(idx) && json_integer_value(idx) == 0)) {
-            choice = c;
-            break;
-        }
-    }
     if (choice == NULL)
         return 0;
     json_t *delta = json_object_get(choice, "delta");
-    json_t *reasoning = json_object_get(delta, "reasoning_content");
-    if (!json_is_string(reasoning))
-        reasoning = json_object_get(delta, "reasoning");
-    if (json_is_string(reasoning) && json_string_length(reasoning) > 0 &&
+    json_t *reasoning = telex_answer_reasoning(delta);
+    if (reasoning != NULL && json_string_length(reasoning) > 0 &&
         add_reasoning(e, json_string_value(reasoning), json_string_length(reasoning)) != 0)
         return -1;
     json_t *content = json_object_get(delta, "content");
@@ -547,18 +537,7 @@ char *telex_responses_from_completion(json_t *completion, const char *response_i
     telex_responses_enc_t *e = telex_responses_enc_new(response_id, model, echo, created_at, NULL, NULL);
     if (e == NULL)
         return NULL;
-    json_t *choice = json_array_get(json_object_get(completion, "choices"), 0);
-    json_t *message = json_deep_copy(json_object_get(choice, "message"));
-    json_t *calls = json_object_get(message, "tool_calls");
-    size_t i;
-    json_t *c;
-    json_array_foreach(calls, i, c)
-    {
-        if (json_object_get(c, "index") == NULL)
-            json_object_set_new(c, "index", json_integer((json_int_t)i));
-    }
-    json_t *chunk = json_pack("{s:[{s:i,s:o,s:O}]}", "choices", "index", 0, "delta", message ? message : json_object(),
-                              "finish_reason", json_object_get(choice, "finish_reason"));
+    json_t *chunk = telex_answer_completion_as_chunk(completion);
     char *text = NULL;
     if (chunk != NULL && telex_responses_enc_chunk(e, chunk) == 0) {
         telex_responses_enc_usage(e, json_object_get(completion, "usage"));

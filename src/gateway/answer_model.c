@@ -1,0 +1,69 @@
+/*
+ * gateway/answer_model.c — shared readings of the chat chunk. See
+ * answer_model.h.
+ */
+#include "gateway/answer_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_t *telex_answer_choice0(json_t *chunk)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(chunk, "choices"), i, c)
+    {
+        json_t *idx = json_object_get(c, "index");
+        if (idx == NULL || (json_is_integer(idx) && json_integer_value(idx) == 0))
+            return c;
+    }
+    return NULL;
+}
+
+json_t *telex_answer_reasoning(json_t *delta)
+{
+    json_t *r = json_object_get(delta, "reasoning_content");
+    if (!json_is_string(r))
+        r = json_object_get(delta, "reasoning");
+    return json_is_string(r) ? r : NULL;
+}
+
+json_t *telex_answer_completion_as_chunk(json_t *completion)
+{
+    json_t *choice = json_array_get(json_object_get(completion, "choices"), 0);
+    json_t *message = json_deep_copy(json_object_get(choice, "message"));
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(message, "tool_calls"), i, c)
+    {
+        if (json_object_get(c, "index") == NULL)
+            json_object_set_new(c, "index", json_integer((json_int_t)i));
+    }
+    return json_pack("{s:[{s:i,s:o,s:O}]}", "choices", "index", 0, "delta", message ? message : json_object(),
+                     "finish_reason", json_object_get(choice, "finish_reason"));
+}
+
+char *telex_answer_joined_text(json_t *parts)
+{
+    if (json_is_string(parts))
+        return strdup(json_string_value(parts));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        return NULL;
+    size_t i;
+    json_t *p;
+    json_array_foreach(parts, i, p)
+    {
+        const char *t = json_string_value(json_object_get(p, "text"));
+        if (t != NULL)
+            fputs(t, f);
+    }
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}

@@ -1,0 +1,28 @@
+/*
+ * gateway/answer_model.h — small shared readings of telex's answer model,
+ * the OpenAI Chat Completions chunk every provider adapter produces, for
+ * the front doors that translate it (gateway/responses_*.c,
+ * gateway/messages_*.c).
+ */
+#ifndef TELEX_GATEWAY_ANSWER_MODEL_H
+#define TELEX_GATEWAY_ANSWER_MODEL_H
+
+#include <jansson.h>
+
+/* The chunk's choice 0 (the one whose index is 0, or that has none), or
+ * NULL: the translated front doors have no n. Borrowed. */
+json_t *telex_answer_choice0(json_t *chunk);
+
+/* The reasoning text of a delta (reasoning_content, or reasoning), or NULL. */
+json_t *telex_answer_reasoning(json_t *delta);
+
+/* A whole chat.completion as one chunk: choice 0's message as its delta
+ * (tool calls given their index), its finish_reason. A new reference; NULL
+ * when out of memory. */
+json_t *telex_answer_completion_as_chunk(json_t *completion);
+
+/* The "text" members of an array of parts (or a string itself) joined, as
+ * a malloc'ed string; NULL when out of memory. */
+char *telex_answer_joined_text(json_t *parts);
+
+#endif
