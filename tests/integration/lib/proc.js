@@ -10,13 +10,22 @@
 // Exports:
 //   TELEX_BIN                                   path of the binary ($TELEX_BIN or build/telex)
 //   SANITIZED                                   true when $TELEX_SANITIZED is set (ASan build: be lenient on timing)
+//   SLACK                                       timing tolerance multiplier: 3 under ASan, else 1
+//   LATE_MS                                     how late a busy machine may make a promised deadline (below)
 //   startProcess(args, opts?) -> Promise<Proc>  spawn TELEX_BIN args, wait for "listening"
 //   startMock(args?, opts?)   -> Promise<Proc>  `telex mock --listen 127.0.0.1:0 ...args`
 //   startServe(args?, opts?)  -> Promise<Proc>  `telex serve --listen 127.0.0.1:0 ...args`
 //   stopProcess(proc, opts?)  -> Promise<{code, signal}>
 //   freePort(host?)           -> Promise<number> a port that was free a moment ago
 //   waitFor(fn, opts?)        -> Promise<value>  poll fn() until it returns a truthy value
+//   within(promise, ms, what) -> Promise<value>  the promise's value, or a rejection after ms
 //   sleep(ms)                 -> Promise<void>
+//
+// Timing in tests (docs/testing.md, "Timing"): wait for the event itself (a log line, the
+// mock's journal, a response, an exit, waitFor on a condition), never for a fixed time. A
+// deadline that telex promises ("within one second") is asserted as `< promise + LATE_MS`,
+// and the test arranges that the wrong behaviour (never, at a timeout of 10 s or more) would
+// take clearly longer than that, so the assertion keeps its meaning on a loaded machine.
 //
 // Proc: { child, pid, address, host, port, url, logs, stderr(), waitForLog(pred, opts?), exited }
 //   url      'http://127.0.0.1:PORT' (no trailing slash; IPv6 hosts in brackets)
@@ -40,6 +49,12 @@ function freshDbPath() {
 
 export const TELEX_BIN = process.env.TELEX_BIN ?? 'build/telex';
 export const SANITIZED = Boolean(process.env.TELEX_SANITIZED);
+// Timing tolerance multiplier: ASan makes telex several times slower.
+export const SLACK = SANITIZED ? 3 : 1;
+// What a busy 2-core machine (a parallel build, a second test run, Chromium) may add to a
+// deadline: timers and sweeps firing late, processes waiting for a CPU. Generous on purpose:
+// a test that needs a tighter bound is measuring speed, which is `make bench`'s business.
+export const LATE_MS = 2000 * SLACK;
 
 const live = new Set();
 process.on('exit', () => {
@@ -55,8 +70,9 @@ process.on('exit', () => {
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Polls fn (sync or async) every intervalMs until it returns a truthy value,
-// which is returned; rejects with `message` (or the last error fn threw) after timeoutMs.
-export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 25, message = 'condition' } = {}) {
+// which is returned; rejects with `message` (or the last error fn threw) after timeoutMs
+// (generous by default: it only bounds how long a failing test takes).
+export async function waitFor(fn, { timeoutMs = 10000 * SLACK, intervalMs = 25, message = 'condition' } = {}) {
   const deadline = Date.now() + timeoutMs;
   let lastError;
   for (;;) {
@@ -73,6 +89,16 @@ export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 25, message =
     }
     await sleep(intervalMs);
   }
+}
+
+// Resolves with the promise's value, or rejects when it has not settled after ms
+// ("resolves at once" in a test: the alternative is never, or a timeout far longer than ms).
+export function within(promise, ms, what = 'the promise') {
+  let timer;
+  const late = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 // Spawns TELEX_BIN (or opts.bin) with args and resolves when it logs "listening".
