@@ -617,7 +617,9 @@ describe('/mock/requests', () => {
 
   test('in flight entries show progress; DELETE clears; since filters', async () => {
     const since = await lastSeq(mock.url);
-    const pending = collectSSE(`${mock.url}/v1/chat/completions`, { body: chat({ tokens: 3, stall_after: 1 }), timeoutMs: 800 });
+    // the client stays until the entry has been seen in flight (not for a fixed 800 ms)
+    const leave = new AbortController();
+    const pending = collectSSE(`${mock.url}/v1/chat/completions`, { body: chat({ tokens: 3, stall_after: 1 }), signal: leave.signal });
     const e = await waitFor(async () => {
       const x = (await journal(mock.url, since)).requests[0];
       return x?.outcome === 'stalled' && x;
@@ -625,6 +627,7 @@ describe('/mock/requests', () => {
     assert.equal(e.completed, false);
     assert.equal(e.content_events, 1);
     assert.equal(e.ended_ms, null);
+    leave.abort();
     await pending;
     const del = await fetch(`${mock.url}/mock/requests`, { method: 'DELETE' });
     assert.equal(del.status, 200);
