@@ -4,6 +4,9 @@
 // logs {"msg":"listening","address":"HOST:PORT","url":...}. startProcess() spawns
 // a command, collects its stderr as parsed log lines, and resolves once that
 // line appears (so `--listen 127.0.0.1:0` gives a free port with no race).
+// stderr goes to a temp file that is read from here, not to a pipe: telex writes its
+// log lines with blocking write(2) on the worker threads, and a test process too busy
+// to read a pipe (hundreds of streams on a loaded machine) would stall telex itself.
 // stopProcess() ends it by PID (SIGTERM, then SIGKILL after a timeout). Any
 // process still running when the test process exits is killed by PID.
 //
@@ -33,6 +36,7 @@
 //   exited   a Promise of {code, signal} that settles when the process ends
 import { spawn } from 'node:child_process';
 import net from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,6 +45,15 @@ const dbDirs = [];
 process.on('exit', () => {
   for (const d of dbDirs) fs.rmSync(d, { recursive: true, force: true });
 });
+let logDir = null;
+let logCount = 0;
+function freshLogFile() {
+  if (logDir === null) {
+    logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telex-stderr-'));
+    dbDirs.push(logDir);
+  }
+  return path.join(logDir, `${++logCount}.log`);
+}
 function freshDbPath() {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'telex-db-'));
   dbDirs.push(d);
@@ -114,19 +127,42 @@ export function startProcess(args, opts = {}) {
   // Every process gets its own key/usage database unless the test names one,
   // so no test (and no developer's own ~/.local/state/telex) leaks into another.
   if (env.TELEX_DB === undefined && opts.env?.TELEX_DB === undefined) env.TELEX_DB = freshDbPath();
-  const child = spawn(bin, args, {
-    env: { ...env, ...(opts.env ?? {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // stderr: a file (see the top), read with positional reads as it grows
+  const fd = fs.openSync(freshLogFile(), 'a+');
+  let child;
+  try {
+    child = spawn(bin, args, {
+      env: { ...env, ...(opts.env ?? {}) },
+      stdio: ['ignore', 'pipe', fd],
+    });
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
   const logs = [];
   const waiters = [];
   let text = '';
   let partial = '';
+  let readAt = 0;
+  let open = true;
+  const decoder = new StringDecoder('utf8');
+  const chunk = Buffer.alloc(65536);
+  // Reads what the process wrote since the last look; every complete line becomes a log entry.
+  function drain() {
+    if (!open) return;
+    for (;;) {
+      const n = fs.readSync(fd, chunk, 0, chunk.length, readAt);
+      if (n <= 0) break;
+      readAt += n;
+      feed(decoder.write(chunk.subarray(0, n)));
+    }
+  }
+  const poller = setInterval(drain, 10);
+  poller.unref();
   child.stdout.resume();
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    text += chunk;
-    partial += chunk;
+  function feed(data) {
+    text += data;
+    partial += data;
     let nl;
     while ((nl = partial.indexOf('\n')) >= 0) {
       const line = partial.slice(0, nl);
@@ -140,24 +176,42 @@ export function startProcess(args, opts = {}) {
       logs.push(entry);
       for (const w of [...waiters]) w.check(entry);
     }
-  });
+  }
   const exited = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       live.delete(child.pid);
+      drain(); // everything it wrote is in the file by now
+      clearInterval(poller);
+      open = false;
+      fs.closeSync(fd);
       resolve({ code, signal });
       for (const w of [...waiters]) w.exit(code, signal);
     });
+  });
+  child.on('error', () => {
+    if (!open) return;
+    clearInterval(poller);
+    open = false;
+    fs.closeSync(fd);
   });
   if (child.pid !== undefined) live.add(child.pid);
 
   const proc = {
     child,
     pid: child.pid,
-    logs,
+    // (both read what the process wrote up to now first)
+    get logs() {
+      drain();
+      return logs;
+    },
     exited,
-    stderr: () => text,
+    stderr: () => {
+      drain();
+      return text;
+    },
     // Resolves with the first log line (past or future) for which pred(line) is true.
     waitForLog(pred, { timeoutMs: t = timeoutMs } = {}) {
+      drain();
       const found = logs.find(pred);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
