@@ -16,6 +16,11 @@
 //  - reload mid-answer resumes with the exact text (skipped until the gateway has resumable
 //    streams: it is detected by the X-Telex-Stream-Id response header)
 //
+// Timing: what the page shows is recorded in the page as it changes (a MutationObserver set up
+// before the question is sent), and the tests wait for page states, not for fixed times. The
+// reload and phone tests use "demo-slow" (10 tokens/s, ~10 s answers), so that "mid-answer"
+// still holds however long the browser takes to look.
+//
 // Run: TELEX_BIN=/abs/path/telex node --test --test-concurrency=1 tests/browser/
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,6 +50,9 @@ before(async () => {
       '  - name: demo',
       '    kind: demo',
       '    tokens_per_second: 50',
+      '  - name: demo-slow',
+      '    kind: demo',
+      '    tokens_per_second: 10',
       '  - name: mock',
       '    kind: openai',
       `    base_url: ${mock.url}/v1`,
@@ -56,6 +64,8 @@ before(async () => {
       '      - provider: mock',
       '        input_price_per_mtok: 1',
       '        output_price_per_mtok: 2',
+      '  - name: demo-slow',
+      '    providers: [demo-slow]',
       'presets:',
       '  - name: explain',
       '    model: gpt-test',
@@ -105,6 +115,16 @@ const waitState = (page, states, timeout = 20000 * SLACK) =>
   page.waitForFunction((s) => s.includes(document.querySelector('.msg.assistant:last-child')?.dataset.state), states, { timeout });
 const sessionTurns = (page) => page.evaluate(() => JSON.parse(sessionStorage.getItem('telex.conversation')).turns);
 const journal = async () => (await (await fetch(`${mock.url}/mock/requests`)).json()).requests;
+// Waits until the last answer is streaming with more than `chars` characters of text.
+const streamingPast = (page, chars, timeout = 20000 * SLACK) =>
+  page.waitForFunction(
+    (n) => {
+      const a = document.querySelector('.msg.assistant:last-child');
+      return a?.dataset.state === 'streaming' && (a.querySelector('.content')?.textContent.length ?? 0) > n;
+    },
+    chars,
+    { timeout },
+  );
 
 async function nonStreamed(messages, model = 'demo') {
   const r = await fetch(`${serve.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model, messages }) });
@@ -114,31 +134,37 @@ async function nonStreamed(messages, model = 'demo') {
 test('typewriter: the answer grows token by token with a cursor, then shows token counts', async () => {
   const page = await openPage();
   const question = 'How do server-sent events work?';
+  // every change of the conversation, recorded in the page as it happens (not sampled from here,
+  // which a busy machine would make too slow to see the answer grow)
+  await page.evaluate(() => {
+    window.__samples = [];
+    const record = () => {
+      const a = document.querySelector('.msg.assistant:last-child');
+      if (!a) return;
+      window.__samples.push({
+        len: a.querySelector('.content')?.textContent.length ?? 0,
+        state: a.dataset.state,
+        cursors: a.querySelectorAll('.cursor').length,
+        stopVisible: document.querySelector('#stop').checkVisibility(),
+      });
+    };
+    new MutationObserver(record).observe(document.querySelector('#messages'), {
+      subtree: true,
+      childList: true,
+      characterData: true,
+      attributes: true,
+    });
+  });
   await ask(page, question, 'demo');
-  const content = lastAnswer(page).locator('.content');
-  const samples = [];
-  let shot = false;
-  for (let i = 0; i < 400; i++) {
-    const [len, state, cursors, stopVisible] = await Promise.all([
-      content.evaluate((n) => n.textContent.length),
-      answerState(page),
-      lastAnswer(page).locator('.cursor').count(),
-      page.locator('#stop').isVisible(),
-    ]);
-    samples.push({ len, state, cursors, stopVisible });
-    if (state !== 'streaming') break;
-    if (!shot && len > 150) {
-      shot = true;
-      await page.screenshot({ path: outputPath('chat-mid-answer.png') });
-    }
-    await page.waitForTimeout(100);
-  }
+  await streamingPast(page, 150); // the screenshot is taken mid-answer
+  await page.screenshot({ path: outputPath('chat-mid-answer.png') });
+  await waitState(page, ['done']);
+  const samples = await page.evaluate(() => window.__samples);
   const streaming = samples.filter((s) => s.state === 'streaming');
   const lengths = [...new Set(streaming.map((s) => s.len))];
   assert.ok(lengths.length >= 5, `the text grew over several samples before completing: ${lengths}`);
   for (let i = 1; i < streaming.length; i++) assert.ok(streaming[i].len >= streaming[i - 1].len - 4, 'never shrinks (beyond markdown markers)');
   assert.ok(streaming.every((s) => s.cursors === 1 && s.stopVisible), 'a cursor and a Stop button while streaming');
-  assert.ok(shot, 'a screenshot was taken mid-answer');
   assert.equal(samples.at(-1).state, 'done');
   assert.equal(await lastAnswer(page).locator('.cursor').count(), 0, 'no cursor after the answer');
   assert.equal(await page.locator('#send').isVisible(), true);
@@ -194,8 +220,9 @@ test('Stop: the answer stops growing and the upstream (telex mock) sees the clie
   const content = lastAnswer(page).locator('.content');
   await waitFor(async () => (await content.textContent()).length > 40, { timeoutMs: 10000 * SLACK, message: 'some text' });
   await page.click('#stop');
-  await waitState(page, ['stopped'], 3000 * SLACK);
+  await waitState(page, ['stopped']);
   const a = await content.textContent();
+  // a negative (nothing more arrives), so it waits; a slower machine cannot make text appear
   await page.waitForTimeout(400);
   const b = await content.textContent();
   assert.equal(b, a, 'no more text after Stop');
@@ -237,7 +264,9 @@ test('an answer with <img onerror> and <script> is shown as text and runs nothin
     '<script>window.__pwned=5</script>\n    <img src=x onerror="window.__pwned=6">\n\tindented',
     'code keeps its whitespace',
   );
-  await page.waitForTimeout(200); // an onerror would have fired by now
+  // a negative (nothing ran): there is no element that could run anything (above); this only
+  // leaves a stray handler time to fire
+  await page.waitForTimeout(200);
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
   assert.equal((await sessionTurns(page))[1].content, evil);
   await page.close();
@@ -391,8 +420,9 @@ test('phone width: everything fits without sideways scrolling', async () => {
   await page.setViewportSize({ width: 375, height: 740 });
   await page.goto(serve.url);
   await page.waitForSelector('#model option', { state: 'attached' });
-  await ask(page, 'Explain caching with a list', 'demo');
-  await page.waitForTimeout(1200);
+  // a slow answer: still streaming (Stop shown) while the layout is checked below
+  await ask(page, 'Explain caching with a list', 'demo-slow');
+  await streamingPast(page, 120);
   const { scrollWidth, clientWidth } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth }));
   assert.ok(scrollWidth <= clientWidth, `page ${scrollWidth}px wide in a ${clientWidth}px viewport`);
   for (const sel of ['#prompt', '#stop', '#model', '#new-chat']) {
@@ -414,15 +444,13 @@ test('reload mid-answer resumes with the exact text (real gateway)', async (t) =
   if (!resumable) return t.skip('gateway has no resumable streams yet (issue 4)');
   const page = await openPage();
   const question = 'Tell me everything about reconnecting streams';
-  await ask(page, question, 'demo');
-  const content = lastAnswer(page).locator('.content');
-  await waitFor(async () => (await content.textContent()).length > 60, { timeoutMs: 10000 * SLACK, message: 'some text' });
-  assert.equal(await answerState(page), 'streaming');
+  await ask(page, question, 'demo-slow'); // ~10 s: the reload lands mid-answer
+  await streamingPast(page, 60);
   await page.reload();
-  await waitState(page, ['done', 'error']);
+  await waitState(page, ['done', 'error'], 60000 * SLACK);
   assert.equal(await answerState(page), 'done', await lastAnswer(page).locator('.error').textContent());
   const turns = await sessionTurns(page);
   assert.equal(turns.length, 2);
-  assert.equal(turns[1].content, await nonStreamed([{ role: 'user', content: question }]));
+  assert.equal(turns[1].content, await nonStreamed([{ role: 'user', content: question }], 'demo-slow'));
   await page.close();
 });

@@ -3,6 +3,9 @@
 // which speaks that protocol: reload mid-answer reattaches by stream id and shows the exact
 // answer; Stop DELETEs the stream; the API-key field after a 401, kept in localStorage; the
 // preset picker from /v1/presets; cost_usd after the answer.
+//
+// "Mid-answer" is made to last: the fake gateway holds its answers after a few tokens
+// (holdAfter) until the test releases them, instead of racing a timer.
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -40,12 +43,12 @@ async function ask(page, text) {
 }
 
 test('reload mid-answer reattaches by stream id and shows the exact answer', async (t) => {
-  const gw = await startFakeGateway({ answer: () => LONG, delayMs: 25 });
+  const gw = await startFakeGateway({ answer: () => LONG, delayMs: 25, holdAfter: 12 });
   t.after(() => gw.close());
   const page = await open(gw);
   await ask(page, 'What happens on reload?');
   const content = lastAnswer(page).locator('.content');
-  await waitFor(async () => (await content.textContent()).length > 40, { timeoutMs: 10000, message: 'some text' });
+  await waitFor(async () => (await content.textContent()).length > 40, { message: 'some text' });
   const saved = await turns(page);
   assert.equal(saved[1].status, 'streaming');
   assert.match(saved[1].streamId, /^st_fake\d+$/, 'the stream id is in sessionStorage');
@@ -53,6 +56,11 @@ test('reload mid-answer reattaches by stream id and shows the exact answer', asy
   assert.equal(await state(page), 'streaming');
 
   await page.reload();
+  // the rest of the answer once the reloaded page has reattached
+  await waitFor(() => gw.requests.some((r) => r.method === 'GET' && r.path === `/v1/streams/${streamId}`), {
+    message: 'the reattach',
+  });
+  gw.release();
   await waitState(page, ['done', 'error']);
   assert.equal(await state(page), 'done', await lastAnswer(page).locator('.error').textContent());
   const after = await turns(page);
@@ -78,11 +86,11 @@ test('reload mid-answer reattaches by stream id and shows the exact answer', asy
 });
 
 test('reload when the stream has expired (204): a clear error, no repeat', async (t) => {
-  const gw = await startFakeGateway({ answer: () => LONG, delayMs: 30 });
+  const gw = await startFakeGateway({ answer: () => LONG, delayMs: 30, holdAfter: 3 }); // never ends
   t.after(() => gw.close());
   const page = await open(gw);
   await ask(page, 'x');
-  await waitFor(async () => (await turns(page))[1]?.streamId, { timeoutMs: 5000, message: 'stream id' });
+  await waitFor(async () => (await turns(page))[1]?.streamId, { message: 'stream id' });
   gw.streams.clear(); // the gateway forgot it
   await page.reload();
   await waitState(page, ['error']);
@@ -96,10 +104,10 @@ test('Stop cancels the stream on the server (DELETE /v1/streams/{id})', async (t
   t.after(() => gw.close());
   const page = await open(gw);
   await ask(page, 'long');
-  await waitFor(async () => (await lastAnswer(page).locator('.content').textContent()).length > 30, { timeoutMs: 10000, message: 'text' });
+  await waitFor(async () => (await lastAnswer(page).locator('.content').textContent()).length > 30, { message: 'text' });
   await page.keyboard.press('Escape');
   await waitState(page, ['stopped']);
-  const del = await waitFor(() => gw.requests.find((r) => r.method === 'DELETE'), { timeoutMs: 3000, message: 'DELETE' });
+  const del = await waitFor(() => gw.requests.find((r) => r.method === 'DELETE'), { message: 'DELETE' });
   const [stream] = gw.streams.values();
   assert.equal(del.path, `/v1/streams/${stream.id}`);
   assert.equal(stream.cancelled, true);

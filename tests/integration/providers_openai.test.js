@@ -115,9 +115,7 @@ describe('usage details', () => {
     });
     const want = (3 * PRICES.input_price_per_mtok + 4 * PRICES.cached_input_price_per_mtok + 8 * PRICES.output_price_per_mtok) / 1e6;
     assert.ok(Math.abs(cost - want) < 1e-12, `cost ${cost} vs ${want}`);
-    await relay.serve.waitForLog((l) => l.msg === 'request' && l.model === 'via-openai' && l.usage?.completion_tokens_details?.reasoning_tokens === 3, {
-      timeoutMs: 3000 * SLACK,
-    });
+    await relay.serve.waitForLog((l) => l.msg === 'request' && l.model === 'via-openai' && l.usage?.completion_tokens_details?.reasoning_tokens === 3, { timeoutMs: 10000 * SLACK });
     const delta = {};
     for (const t of ['prompt', 'completion', 'cached', 'reasoning']) delta[t] = (await metric(relay.url, 'telex_tokens_total', labels(t))) - before[t];
     assert.deepEqual(delta, { prompt: 7, completion: 8, cached: 4, reasoning: 3 });

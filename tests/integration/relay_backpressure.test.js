@@ -7,9 +7,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 
-import { sleep } from './lib/proc.js';
+import { sleep, waitFor } from './lib/proc.js';
 import { parseSSEText, contentOf } from './lib/sse.js';
-import { baseConfig, chatBody, entriesSince, lastSeq, startRelay, startStub } from './lib/relay.js';
+import { SLACK, baseConfig, chatBody, entriesSince, lastSeq, startRelay, startStub } from './lib/relay.js';
 
 // A provider that writes 500 events per write, 60,000 in all, as fast as the socket takes them.
 const EVENTS = 60000;
@@ -88,17 +88,20 @@ describe('back-pressure', () => {
     const res = await post(body);
     assert.equal(res.statusCode, 200);
     res.pause(); // read nothing for a while
-    // the provider's progress comes to a standstill, short of the end
+    // the provider's progress comes to a standstill, short of the end: no new chunk between two
+    // looks 250 ms apart (a machine too busy to send one in 250 ms can only end this early, short
+    // of the end all the same)
     let prev = -1;
-    let entry;
-    for (let i = 0; i < 40; i++) {
-      await sleep(250);
-      [entry] = await entriesSince(relay.mock, since);
-      if (entry.content_events === prev) break;
-      prev = entry.content_events;
-    }
+    const entry = await waitFor(
+      async () => {
+        const [e] = await entriesSince(relay.mock, since);
+        const still = e.content_events === prev;
+        prev = e.content_events;
+        return still && e;
+      },
+      { intervalMs: 250, timeoutMs: 30000 * SLACK, message: 'the provider to stop sending' },
+    );
     t.diagnostic(`the provider stopped after ${entry.content_events} of ${tokens} chunks`);
-    assert.equal(entry.content_events, prev, 'the provider stopped sending while the client did not read');
     assert.ok(entry.content_events < tokens, `paused short of the end (${entry.content_events} of ${tokens})`);
     assert.equal(entry.completed, false);
     const line = relay.serve.logs.find((l) => l.msg === 'request');
@@ -120,7 +123,9 @@ describe('back-pressure', () => {
     const res = await post(body);
     assert.equal(res.statusCode, 200);
     res.pause();
-    await sleep(3500); // > idle_timeout_seconds (1.5) twice over
+    // Proves a negative (the pause is not taken for an idle provider), so it has to wait: more
+    // than idle_timeout_seconds (1.5) twice over; a slower machine only waits longer.
+    await sleep(3500);
     const events = await readAll(res);
     assert.equal(events.at(-1).data, '[DONE]', `ended with ${events.at(-1).data.slice(0, 120)}`);
     assert.equal(events.length, EVENTS + 2);

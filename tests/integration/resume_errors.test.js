@@ -14,7 +14,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { sleep, waitFor } from './lib/proc.js';
+import { waitFor } from './lib/proc.js';
 import { SLACK, entriesSince, lastSeq, msgs, startRelay, waitEntry } from './lib/relay.js';
 import {
   assertExact,
@@ -30,8 +30,11 @@ import {
 } from './lib/resume.js';
 
 let relay;
+// Finished answers are kept for 2 s: long enough to replay one a few times on a busy machine,
+// short enough to watch one expire.
+const RETENTION_MS = 2000 * SLACK;
 before(async () => {
-  relay = await startRelay({ config: resumeConfig({ resume: { retention_seconds: 0.5 * SLACK } }) });
+  relay = await startRelay({ config: resumeConfig({ resume: { retention_seconds: RETENTION_MS / 1000 } }) });
 });
 after(async () => {
   if (relay) await relay.stop();
@@ -73,7 +76,11 @@ describe('a finished answer, kept for resume.retention_seconds', () => {
     }
     const tail = await resumeGet(relay, r.sid, { lastEventId: `${r.sid}.5` });
     assert.deepEqual(withoutRetry(tail.events), withoutRetry(r.events.slice(5)));
-    await sleep(700 * SLACK);
+    await waitFor(async () => (await resumeGet(relay, r.sid)).status === 204, {
+      timeoutMs: RETENTION_MS + 10000 * SLACK,
+      intervalMs: 100,
+      message: 'the answer to expire',
+    });
     await assertGone(r.sid, 'expired');
   });
 
@@ -158,8 +165,9 @@ describe('resume.max_bytes', () => {
       mock: relay.mock,
       config: resumeConfig({
         limits: { max_event_bytes: 16384 },
-        resume: { max_bytes: 524288, grace_seconds: 3 * SLACK, retention_seconds: 30 },
-        // the mock stalls for 1.2 s on purpose: longer than that is no idle provider
+        // a grace long enough to come back in after the burst has filled the log, on a busy machine
+        resume: { max_bytes: 524288, grace_seconds: 6 * SLACK, retention_seconds: 30 },
+        // the mock stalls for 2 s on purpose: longer than that is no idle provider
         streaming: { idle_timeout_seconds: 30 },
       }),
     });
@@ -194,9 +202,10 @@ describe('resume.max_bytes', () => {
   });
 
   // The client leaves during a stall of the mock (so telex has noticed before the burst that
-  // follows: bytes a dead socket's buffers swallowed would count as written, see docs/resume.md),
-  // then the mock sends 50,000 chunks (~13 MB) as fast as it can, far more than the log may hold.
-  const BURST = { tokens: 50000, delay_ms: 0, stall_after: 10, stall_ms: 1200 };
+  // follows: bytes a dead socket's buffers swallowed would count as written, see docs/resume.md;
+  // telex's sweep looks every 500 ms, the stall leaves it 2 s), then the mock sends 50,000
+  // chunks (~13 MB) as fast as it can, far more than the log may hold.
+  const BURST = { tokens: 50000, delay_ms: 0, stall_after: 10, stall_ms: 2000 };
 
   test('with no subscriber the producer pauses instead of dropping; a resume gets the exact rest', async () => {
     const messages = msgs('paused while away');
@@ -213,7 +222,7 @@ describe('resume.max_bytes', () => {
         prev = e.content_events;
         return same ? e : null;
       },
-      { timeoutMs: 8000 * SLACK, intervalMs: 250, message: 'the upstream to stall' },
+      { timeoutMs: 20000 * SLACK, intervalMs: 250, message: 'the upstream to stall' },
     );
     assert.ok(stalled.content_events < 45000, `paused after ${stalled.content_events} of 50000 chunks`);
     assert.equal(stalled.completed, false);
@@ -242,7 +251,7 @@ describe('resume.max_bytes', () => {
       relay.mock,
       since,
       (e) => e.client_gone && e.body?.messages?.[0]?.content === messages[0].content,
-      { timeoutMs: 10000 * SLACK },
+      { timeoutMs: 30000 * SLACK },
     );
     assert.ok(gone.content_events < 45000);
     const replay = await waitFinished(big, first.sid);

@@ -1,7 +1,7 @@
 // tests/integration/resume_grace.test.js — what happens to an answer whose clients left, and
 // cancelling one on purpose.
 //
-//  - grace (resume.grace_seconds: 1): the original client leaves and nothing attaches → the
+//  - grace (resume.grace_seconds: 3): the original client leaves and nothing attaches → the
 //    provider keeps streaming for the grace, then the mock sees the cancel (not before); the
 //    kept answer ends with an `abandoned` error event and no [DONE];
 //  - a client that attaches within the grace keeps the answer going to the end; when it leaves
@@ -12,20 +12,28 @@
 //    during the grace cancels at once;
 //  - resume.enabled: false — the plain relay: immediate cancel, no id lines, no X-Telex headers,
 //    /v1/streams/{id} is 404, and a POST with Last-Event-ID is a new request.
+//
+// Timing: "not before the grace" is a lower bound (it holds however slow the machine); "at once"
+// and "soon after the grace" get LATE_MS of margin, and the wrong behaviour (cancelling only
+// at the end of the grace, or never) is arranged to be later than that. What happens during the
+// grace is started by events (the answer going on without its client, a subscriber attached),
+// not by sleeping a fraction of the grace.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { sleep, waitFor } from './lib/proc.js';
-import { SLACK, entriesSince, lastSeq, msgs, requestLogs, startRelay, waitEntry } from './lib/relay.js';
+import { waitFor } from './lib/proc.js';
+import { LATE_MS, entriesSince, lastSeq, msgs, requestLogs, startRelay, waitEntry } from './lib/relay.js';
 import { assertExact, eventIds, openAnswer, request, resumeConfig, resumeGet, waitFinished } from './lib/resume.js';
 
-const GRACE_MS = 1000;
+const GRACE_MS = 3000;
 let relay;
+let top; // the file's relay, also where the other describe blocks find the mock
 before(async () => {
   relay = await startRelay({
     // a long commit timeout: a client that leaves before its first token is noticed before commit
-    config: resumeConfig({ resume: { grace_seconds: GRACE_MS / 1000 }, streaming: { commit_timeout_seconds: 3 } }),
+    config: resumeConfig({ resume: { grace_seconds: GRACE_MS / 1000 }, streaming: { commit_timeout_seconds: 20 } }),
   });
+  top = relay;
 });
 after(async () => {
   if (relay) await relay.stop();
@@ -35,23 +43,28 @@ after(async () => {
 async function entryOf(since, content) {
   return (await entriesSince(relay.mock, since)).find((e) => e.body?.messages?.[0]?.content === content);
 }
+// Waits until the mock has sent more than `n` content chunks of that request: the answer goes on
+// past what its client read, so telex has seen the client leave (its writes fail) and the grace runs.
+const goesOnPast = (since, content, n) =>
+  waitFor(async () => {
+    const e = await entryOf(since, content);
+    return e?.content_events > n && e;
+  }, { message: `${content}: the answer going on past ${n} chunks` });
 
 describe('grace after the last client left', () => {
   test('nothing attaches: the upstream runs for grace_seconds, then is cancelled', async (t) => {
     const since = await lastSeq(relay.mock);
-    const first = await openAnswer(relay, { tokens: 300, delay_ms: 20 }, { messages: msgs('left alone'), stopAfter: 5 });
+    // 1000 chunks, 20 s: far longer than the grace
+    const first = await openAnswer(relay, { tokens: 1000, delay_ms: 20 }, { messages: msgs('left alone'), stopAfter: 5 });
     const leftAt = Date.now();
-    // Still streaming well into the grace.
-    await sleep(GRACE_MS * 0.6);
-    const midway = await entryOf(since, 'left alone');
-    assert.equal(midway.client_gone, false, 'not cancelled during the grace');
-    assert.ok(midway.content_events > 20, `still streaming: ${midway.content_events} chunks`);
-    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone, { timeoutMs: 5000 * SLACK });
+    // Still streaming into the grace (and not cancelled before its end: the lower bound below).
+    await goesOnPast(since, 'left alone', 20);
+    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone, { timeoutMs: GRACE_MS + 10000 });
     const after = gone.gone_at_ms - leftAt;
     t.diagnostic(`cancelled ${after} ms after the client left (grace ${GRACE_MS} ms)`);
     assert.ok(after >= GRACE_MS - 50, `not before the grace: ${after} ms`);
-    assert.ok(after < GRACE_MS + 1000 * SLACK, `soon after the grace: ${after} ms`);
-    assert.ok(gone.content_events < 300);
+    assert.ok(after < GRACE_MS + LATE_MS, `soon after the grace: ${after} ms`);
+    assert.ok(gone.content_events > 20 && gone.content_events < 1000, `${gone.content_events} chunks`);
     // What was generated is kept; it ends with the abandoned error event, no [DONE].
     const kept = await waitFinished(relay, first.sid);
     const err = JSON.parse(kept.events.at(-1).data).error;
@@ -70,7 +83,8 @@ describe('grace after the last client left', () => {
   test('a client that attaches within the grace keeps the answer going to the end', async () => {
     const since = await lastSeq(relay.mock);
     const first = await openAnswer(relay, { tokens: 100, delay_ms: 20 }, { messages: msgs('come back'), stopAfter: 5 });
-    await sleep(GRACE_MS * 0.5);
+    // the answer goes on without a client (the grace runs); come back well within it
+    await goesOnPast(since, 'come back', 10);
     const rest = await resumeGet(relay, first.sid, { lastEventId: `${first.sid}.5` });
     assert.equal(rest.status, 200);
     assert.equal(rest.events.at(-1).data, '[DONE]');
@@ -84,46 +98,69 @@ describe('grace after the last client left', () => {
 
   test('when the one who came back leaves too, the grace starts again from then', async (t) => {
     const since = await lastSeq(relay.mock);
-    const first = await openAnswer(relay, { tokens: 400, delay_ms: 20 }, { messages: msgs('twice'), stopAfter: 3 });
-    await sleep(GRACE_MS * 0.7);
-    await resumeGet(relay, first.sid, { lastEventId: `${first.sid}.3`, stopAfter: 20 });
+    const first = await openAnswer(relay, { tokens: 1000, delay_ms: 20 }, { messages: msgs('twice'), stopAfter: 3 });
+    const firstLeftAt = Date.now();
+    await goesOnPast(since, 'twice', 5);
+    // The second client stays for 60 live events: at least 60 x 10 ms (the mock never sends two
+    // chunks less than delay/2 apart), about 1.2 s. A grace that still ran from the first
+    // client would then end that much earlier than one that starts again when it leaves.
+    let live = 0;
+    await resumeGet(relay, first.sid, {
+      lastEventId: `${first.sid}.3`,
+      stopAfter: () => ++live > 60 + 10, // (the first few are the replay of what was already there)
+    });
     const secondLeftAt = Date.now();
-    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone, { timeoutMs: 5000 * SLACK });
+    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone, { timeoutMs: GRACE_MS + 10000 });
     const after = gone.gone_at_ms - secondLeftAt;
-    t.diagnostic(`cancelled ${after} ms after the second client left`);
+    t.diagnostic(`cancelled ${after} ms after the second client left, ${gone.gone_at_ms - firstLeftAt} ms after the first`);
     assert.ok(after >= GRACE_MS - 50, `a fresh grace: ${after} ms`);
-    assert.ok(after < GRACE_MS + 1000 * SLACK);
+    assert.ok(after < GRACE_MS + LATE_MS);
   });
 
   test('a client that leaves before commit cancels at once (no stream id was given out)', async () => {
     const since = await lastSeq(relay.mock);
+    // the client leaves once its request has reached the mock (commit would come after 20 s)
     const r = await request(`${relay.url}/v1/chat/completions`, {
-      body: { model: 'gpt-relay', messages: msgs('before commit'), stream: true, mock: { ttft_ms: 10000 } },
-      timeoutMs: 200,
+      body: { model: 'gpt-relay', messages: msgs('before commit'), stream: true, mock: { ttft_ms: 60000 } },
+      leaveWhen: waitEntry(relay.mock, since),
     });
     const leftAt = Date.now();
     assert.equal(r.status, 0, 'no response yet');
-    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone, { timeoutMs: 6000 * SLACK });
-    // at once: within the 500 ms disconnect sweep, long before commit (3 s) + grace (1 s)
-    assert.ok(gone.gone_at_ms - leftAt < Math.min(1000 * SLACK, 2500), `${gone.gone_at_ms - leftAt} ms`);
+    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone);
+    // at once: within the 500 ms disconnect sweep (docs/api.md: within one second), long before
+    // commit (20 s) + grace (3 s)
+    assert.ok(gone.gone_at_ms - leftAt < 1000 + LATE_MS, `${gone.gone_at_ms - leftAt} ms`);
   });
 });
 
 describe('DELETE /v1/streams/{id}', () => {
+  // A grace of 30 s here: a DELETE that did not cancel at once would be seen far too late.
+  let relay;
+  before(async () => {
+    relay = await startRelay({ mock: top.mock, config: resumeConfig({ resume: { grace_seconds: 30 } }) });
+  });
+  after(async () => {
+    if (relay) await relay.stop();
+  });
+
   test('every subscriber gets a final cancelled event and no [DONE]; the mock sees the cancel', async () => {
     const since = await lastSeq(relay.mock);
     let sid;
     let deleted;
+    // 1000 chunks, 20 s: running to its end would take far longer than the deadline below
     const started = new Promise((resolve) => {
       deleted = openAnswer(
         relay,
-        { tokens: 300, delay_ms: 20 },
+        { tokens: 1000, delay_ms: 20 },
         { messages: msgs('delete me'), onEvent: (e, evs) => evs.length === 3 && resolve(e.id.split('.')[0]) },
       );
     });
     sid = await started;
-    const other = resumeGet(relay, sid);
-    await sleep(200);
+    // a second subscriber, attached (it has its first event) before the DELETE
+    let other;
+    await new Promise((resolve) => {
+      other = resumeGet(relay, sid, { onEvent: resolve });
+    });
     const del = await request(`${relay.url}/v1/streams/${sid}`, { method: 'DELETE' });
     const deletedAt = Date.now();
     assert.equal(del.status, 200, del.text);
@@ -137,9 +174,9 @@ describe('DELETE /v1/streams/{id}', () => {
       assert.ok(r.events.every((e) => e.data !== '[DONE]'));
     }
     assert.ok(attached.raw.equals(orig.raw), 'both saw the same events');
-    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone, { timeoutMs: 4000 * SLACK });
-    assert.ok(gone.gone_at_ms - deletedAt < 1000 * SLACK, `cancelled ${gone.gone_at_ms - deletedAt} ms after DELETE`);
-    assert.ok(gone.content_events < 300);
+    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone);
+    assert.ok(gone.gone_at_ms - deletedAt < 1000 + LATE_MS, `cancelled ${gone.gone_at_ms - deletedAt} ms after DELETE`);
+    assert.ok(gone.content_events < 1000);
     // The cancelled answer stays resumable (for the retention) and ends the same way.
     const replay = await resumeGet(relay, sid);
     assert.ok(replay.raw.equals(orig.raw));
@@ -164,13 +201,14 @@ describe('DELETE /v1/streams/{id}', () => {
 
   test('DELETE during the grace (no subscriber) cancels at once', async () => {
     const since = await lastSeq(relay.mock);
-    const first = await openAnswer(relay, { tokens: 300, delay_ms: 20 }, { messages: msgs('delete alone'), stopAfter: 3 });
-    await sleep(200);
+    const first = await openAnswer(relay, { tokens: 1000, delay_ms: 20 }, { messages: msgs('delete alone'), stopAfter: 3 });
+    await goesOnPast(since, 'delete alone', 5); // in the grace: nobody attached, the answer goes on
     const del = await request(`${relay.url}/v1/streams/${first.sid}`, { method: 'DELETE' });
     const deletedAt = Date.now();
     assert.equal(JSON.parse(del.text).status, 'cancelled');
-    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone, { timeoutMs: 4000 * SLACK });
-    assert.ok(gone.gone_at_ms - deletedAt < GRACE_MS * 0.8 * SLACK, `${gone.gone_at_ms - deletedAt} ms`);
+    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone);
+    // at once, not when the grace (30 s) would have ended
+    assert.ok(gone.gone_at_ms - deletedAt < 1000 + LATE_MS, `${gone.gone_at_ms - deletedAt} ms`);
     const kept = await waitFinished(relay, first.sid);
     assert.equal(JSON.parse(kept.events.at(-1).data).error.code, 'cancelled');
   });
@@ -198,10 +236,11 @@ describe('resume.enabled: false', () => {
 
   test('a client that leaves cancels the upstream at once (no grace)', async () => {
     const since = await lastSeq(relay.mock);
-    await openAnswer(plain, { tokens: 300, delay_ms: 20 }, { messages: msgs('plain leave'), stopAfter: 3 });
+    // grace_seconds is 5 but resume is off: no grace; the answer (20 s) does not run to its end
+    await openAnswer(plain, { tokens: 1000, delay_ms: 20 }, { messages: msgs('plain leave'), stopAfter: 3 });
     const leftAt = Date.now();
-    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone, { timeoutMs: 4000 * SLACK });
-    assert.ok(gone.gone_at_ms - leftAt < 1000 * SLACK, `${gone.gone_at_ms - leftAt} ms`);
+    const gone = await waitEntry(relay.mock, since, (e) => e.client_gone);
+    assert.ok(gone.gone_at_ms - leftAt < 1000 + LATE_MS, `${gone.gone_at_ms - leftAt} ms`);
   });
 
   test('/v1/streams/{id} is 404 (204 for event-stream clients); POST with Last-Event-ID generates', async () => {

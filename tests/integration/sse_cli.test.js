@@ -148,10 +148,11 @@ test('decode: events appear on stdout while the input is still open (live stream
   const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
   child.stdin.write('data: first\n\n');
   const firstLine = await new Promise((resolve, reject) => {
+    // (the wrong behaviour is no output until stdin closes, i.e. never here)
     const timer = setTimeout(() => {
       child.kill();
-      reject(new Error('no output within 5 s while stdin is open'));
-    }, 5000);
+      reject(new Error('no output within 20 s while stdin is open'));
+    }, 20000);
     let got = '';
     child.stdout.on('data', (chunk) => {
       got += chunk;

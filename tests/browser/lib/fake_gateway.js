@@ -15,9 +15,11 @@
 //   DELETE /v1/streams/{id}                       cancel: a final error event "cancelled"
 //   401 for a missing/wrong key when `apiKey` is set; the usage chunk carries cost_usd.
 //
-// startFakeGateway({ answer(body) -> string, delayMs, apiKey, presets, models, costUsd })
-//   -> Promise<{ url, requests, streams, close() }>
+// startFakeGateway({ answer(body) -> string, delayMs, apiKey, presets, models, costUsd, holdAfter })
+//   -> Promise<{ url, requests, streams, release(), close() }>
 //   requests: [{ method, path, headers, body }]; streams: Map id -> { id, events, done, cancelled, subscribers }
+//   holdAfter: N — every answer stops after N content tokens (still streaming, connections open)
+//   until release() lets them all go on: "mid-answer" for as long as a test needs.
 import http from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -32,9 +34,12 @@ export async function startFakeGateway({
   presets = [],
   models = ['fake-model'],
   costUsd = 0.00042,
+  holdAfter = null,
 } = {}) {
   const requests = [];
   const streams = new Map();
+  const all = new Set(); // every stream ever made (a test may clear `streams`)
+  let held = holdAfter !== null;
   let next = 1;
   const sockets = new Set();
 
@@ -65,7 +70,12 @@ export async function startFakeGateway({
     const base = { id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created: 1, model: body.model };
     append(stream, JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] }));
     let k = 0;
-    stream.timer = setInterval(() => {
+    const tick = () => {
+      if (held && k >= holdAfter) {
+        clearInterval(stream.timer);
+        stream.held = true;
+        return;
+      }
       if (k < tokens.length) {
         append(stream, JSON.stringify({ ...base, choices: [{ index: 0, delta: { content: tokens[k++] }, finish_reason: null }] }));
         return;
@@ -75,8 +85,15 @@ export async function startFakeGateway({
       append(stream, JSON.stringify({ ...base, choices: [], usage }));
       append(stream, '[DONE]');
       finish(stream);
-    }, delayMs);
+    };
+    stream.resume = () => {
+      if (!stream.held) return;
+      stream.held = false;
+      stream.timer = setInterval(tick, delayMs);
+    };
+    stream.timer = setInterval(tick, delayMs);
     streams.set(id, stream);
+    all.add(stream);
     return stream;
   }
 
@@ -155,8 +172,12 @@ export async function startFakeGateway({
     url: `http://127.0.0.1:${server.address().port}`,
     requests,
     streams,
+    release() {
+      held = false;
+      for (const st of all) if (!st.cancelled) st.resume();
+    },
     close() {
-      for (const st of streams.values()) clearInterval(st.timer);
+      for (const st of all) clearInterval(st.timer);
       for (const s of sockets) s.destroy();
       return new Promise((r) => server.close(r));
     },

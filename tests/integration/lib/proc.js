@@ -4,19 +4,31 @@
 // logs {"msg":"listening","address":"HOST:PORT","url":...}. startProcess() spawns
 // a command, collects its stderr as parsed log lines, and resolves once that
 // line appears (so `--listen 127.0.0.1:0` gives a free port with no race).
+// stderr goes to a temp file that is read from here, not to a pipe: telex writes its
+// log lines with blocking write(2) on the worker threads, and a test process too busy
+// to read a pipe (hundreds of streams on a loaded machine) would stall telex itself.
 // stopProcess() ends it by PID (SIGTERM, then SIGKILL after a timeout). Any
 // process still running when the test process exits is killed by PID.
 //
 // Exports:
 //   TELEX_BIN                                   path of the binary ($TELEX_BIN or build/telex)
 //   SANITIZED                                   true when $TELEX_SANITIZED is set (ASan build: be lenient on timing)
+//   SLACK                                       timing tolerance multiplier: 3 under ASan, else 1
+//   LATE_MS                                     how late a busy machine may make a promised deadline (below)
 //   startProcess(args, opts?) -> Promise<Proc>  spawn TELEX_BIN args, wait for "listening"
 //   startMock(args?, opts?)   -> Promise<Proc>  `telex mock --listen 127.0.0.1:0 ...args`
 //   startServe(args?, opts?)  -> Promise<Proc>  `telex serve --listen 127.0.0.1:0 ...args`
 //   stopProcess(proc, opts?)  -> Promise<{code, signal}>
 //   freePort(host?)           -> Promise<number> a port that was free a moment ago
 //   waitFor(fn, opts?)        -> Promise<value>  poll fn() until it returns a truthy value
+//   within(promise, ms, what) -> Promise<value>  the promise's value, or a rejection after ms
 //   sleep(ms)                 -> Promise<void>
+//
+// Timing in tests (docs/testing.md, "Timing"): wait for the event itself (a log line, the
+// mock's journal, a response, an exit, waitFor on a condition), never for a fixed time. A
+// deadline that telex promises ("within one second") is asserted as `< promise + LATE_MS`,
+// and the test arranges that the wrong behaviour (never, at a timeout of 10 s or more) would
+// take clearly longer than that, so the assertion keeps its meaning on a loaded machine.
 //
 // Proc: { child, pid, address, host, port, url, logs, stderr(), waitForLog(pred, opts?), exited }
 //   url      'http://127.0.0.1:PORT' (no trailing slash; IPv6 hosts in brackets)
@@ -24,6 +36,7 @@
 //   exited   a Promise of {code, signal} that settles when the process ends
 import { spawn } from 'node:child_process';
 import net from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +45,15 @@ const dbDirs = [];
 process.on('exit', () => {
   for (const d of dbDirs) fs.rmSync(d, { recursive: true, force: true });
 });
+let logDir = null;
+let logCount = 0;
+function freshLogFile() {
+  if (logDir === null) {
+    logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telex-stderr-'));
+    dbDirs.push(logDir);
+  }
+  return path.join(logDir, `${++logCount}.log`);
+}
 function freshDbPath() {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'telex-db-'));
   dbDirs.push(d);
@@ -40,6 +62,12 @@ function freshDbPath() {
 
 export const TELEX_BIN = process.env.TELEX_BIN ?? 'build/telex';
 export const SANITIZED = Boolean(process.env.TELEX_SANITIZED);
+// Timing tolerance multiplier: ASan makes telex several times slower.
+export const SLACK = SANITIZED ? 3 : 1;
+// What a busy 2-core machine (a parallel build, a second test run, Chromium) may add to a
+// deadline: timers and sweeps firing late, processes waiting for a CPU. Generous on purpose:
+// a test that needs a tighter bound is measuring speed, which is `make bench`'s business.
+export const LATE_MS = 2000 * SLACK;
 
 const live = new Set();
 process.on('exit', () => {
@@ -55,8 +83,9 @@ process.on('exit', () => {
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Polls fn (sync or async) every intervalMs until it returns a truthy value,
-// which is returned; rejects with `message` (or the last error fn threw) after timeoutMs.
-export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 25, message = 'condition' } = {}) {
+// which is returned; rejects with `message` (or the last error fn threw) after timeoutMs
+// (generous by default: it only bounds how long a failing test takes).
+export async function waitFor(fn, { timeoutMs = 10000 * SLACK, intervalMs = 25, message = 'condition' } = {}) {
   const deadline = Date.now() + timeoutMs;
   let lastError;
   for (;;) {
@@ -75,6 +104,16 @@ export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 25, message =
   }
 }
 
+// Resolves with the promise's value, or rejects when it has not settled after ms
+// ("resolves at once" in a test: the alternative is never, or a timeout far longer than ms).
+export function within(promise, ms, what = 'the promise') {
+  let timer;
+  const late = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 // Spawns TELEX_BIN (or opts.bin) with args and resolves when it logs "listening".
 // opts: { bin, env (merged over process.env, minus TELEX_LOG=quiet), timeoutMs (default 10000 / 30000 sanitized),
 //         readyMsg (default 'listening'), waitReady (default true) }
@@ -88,19 +127,42 @@ export function startProcess(args, opts = {}) {
   // Every process gets its own key/usage database unless the test names one,
   // so no test (and no developer's own ~/.local/state/telex) leaks into another.
   if (env.TELEX_DB === undefined && opts.env?.TELEX_DB === undefined) env.TELEX_DB = freshDbPath();
-  const child = spawn(bin, args, {
-    env: { ...env, ...(opts.env ?? {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // stderr: a file (see the top), read with positional reads as it grows
+  const fd = fs.openSync(freshLogFile(), 'a+');
+  let child;
+  try {
+    child = spawn(bin, args, {
+      env: { ...env, ...(opts.env ?? {}) },
+      stdio: ['ignore', 'pipe', fd],
+    });
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
   const logs = [];
   const waiters = [];
   let text = '';
   let partial = '';
+  let readAt = 0;
+  let open = true;
+  const decoder = new StringDecoder('utf8');
+  const chunk = Buffer.alloc(65536);
+  // Reads what the process wrote since the last look; every complete line becomes a log entry.
+  function drain() {
+    if (!open) return;
+    for (;;) {
+      const n = fs.readSync(fd, chunk, 0, chunk.length, readAt);
+      if (n <= 0) break;
+      readAt += n;
+      feed(decoder.write(chunk.subarray(0, n)));
+    }
+  }
+  const poller = setInterval(drain, 10);
+  poller.unref();
   child.stdout.resume();
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    text += chunk;
-    partial += chunk;
+  function feed(data) {
+    text += data;
+    partial += data;
     let nl;
     while ((nl = partial.indexOf('\n')) >= 0) {
       const line = partial.slice(0, nl);
@@ -114,24 +176,42 @@ export function startProcess(args, opts = {}) {
       logs.push(entry);
       for (const w of [...waiters]) w.check(entry);
     }
-  });
+  }
   const exited = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       live.delete(child.pid);
+      drain(); // everything it wrote is in the file by now
+      clearInterval(poller);
+      open = false;
+      fs.closeSync(fd);
       resolve({ code, signal });
       for (const w of [...waiters]) w.exit(code, signal);
     });
+  });
+  child.on('error', () => {
+    if (!open) return;
+    clearInterval(poller);
+    open = false;
+    fs.closeSync(fd);
   });
   if (child.pid !== undefined) live.add(child.pid);
 
   const proc = {
     child,
     pid: child.pid,
-    logs,
+    // (both read what the process wrote up to now first)
+    get logs() {
+      drain();
+      return logs;
+    },
     exited,
-    stderr: () => text,
+    stderr: () => {
+      drain();
+      return text;
+    },
     // Resolves with the first log line (past or future) for which pred(line) is true.
     waitForLog(pred, { timeoutMs: t = timeoutMs } = {}) {
+      drain();
       const found = logs.find(pred);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {

@@ -50,6 +50,7 @@ export function resumeConfig(patch = {}) {
 
 // opts: { method, headers, body (object -> JSON), stopAfter (number of events, or fn(event, events)),
 //         stopOnHeaders (drop the connection as soon as the headers are in; also stopAfter: 0),
+//         leaveWhen (a promise: drop the connection when it settles, whatever has arrived),
 //         timeoutMs, onEvent(event, events) }
 export function request(url, opts = {}) {
   const { method = opts.body !== undefined ? 'POST' : 'GET', timeoutMs = 30000 } = opts;
@@ -113,6 +114,15 @@ export function request(url, opts = {}) {
       if (!reply.aborted && !reply.error) reply.error = err;
       finish();
     });
+    if (opts.leaveWhen) {
+      const leave = () => {
+        if (settled) return;
+        reply.aborted = true;
+        req.destroy();
+        finish();
+      };
+      Promise.resolve(opts.leaveWhen).then(leave, leave);
+    }
     req.on('response', (res) => {
       reply.status = res.statusCode;
       reply.headers = res.headers;

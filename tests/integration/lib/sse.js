@@ -44,7 +44,7 @@ function newResult(t0) {
 
 // Reads response.body to the end (or until stopAfter(event, events) returns true, or with
 // stopOnComment at the first comment, which aborts via opts.controller).
-// opts: { t0, controller, stopAfter, stopOnComment, onEvent(event), timeoutMs }
+// opts: { t0, controller, stopAfter, stopOnComment, onEvent(event), onComment(text), timeoutMs }
 export async function readSSE(response, opts = {}) {
   const t0 = opts.t0 ?? performance.now();
   const result = newResult(t0);
@@ -64,6 +64,7 @@ export async function readSSE(response, opts = {}) {
     },
     onComment(text) {
       result.comments.push(text);
+      if (opts.onComment) opts.onComment(text);
       if (opts.stopOnComment) stop = true;
     },
     onError(err) {
@@ -108,7 +109,9 @@ export async function readSSE(response, opts = {}) {
 
 // Sends a request and collects the event stream.
 // opts: { method (default POST when body is given, else GET), body (object -> JSON, or string),
-//         headers, stopAfter(event, events) -> bool, onEvent(event), timeoutMs (default 60000) }
+//         headers, stopAfter(event, events) -> bool, onEvent(event), onComment(text),
+//         signal (an AbortSignal: the client leaves when it aborts; the Result has aborted true),
+//         timeoutMs (default 60000) }
 // When fetch itself fails (e.g. the connection closed before any response), the Result has
 // status 0 and `error` set.
 export async function collectSSE(url, opts = {}) {
@@ -123,6 +126,15 @@ export async function collectSSE(url, opts = {}) {
   const timeoutMs = opts.timeoutMs ?? 60000;
   let response;
   const timer = setTimeout(() => controller.abort(), timeoutMs);
+  let leftOnPurpose = false;
+  if (opts.signal) {
+    const leave = () => {
+      leftOnPurpose = true;
+      controller.abort();
+    };
+    if (opts.signal.aborted) leave();
+    else opts.signal.addEventListener('abort', leave, { once: true });
+  }
   try {
     response = await fetch(url, {
       method: opts.method ?? (body !== undefined ? 'POST' : 'GET'),
@@ -134,11 +146,17 @@ export async function collectSSE(url, opts = {}) {
     clearTimeout(timer);
     const r = newResult(t0);
     r.error = err;
+    r.aborted = leftOnPurpose;
     r.endAt = performance.now() - t0;
     return r;
   }
   clearTimeout(timer);
-  return readSSE(response, { ...opts, t0, controller, timeoutMs });
+  const r = await readSSE(response, { ...opts, t0, controller, timeoutMs });
+  if (leftOnPurpose && !r.aborted) {
+    r.aborted = true;
+    r.error = null;
+  }
+  return r;
 }
 
 export const postChat = (baseUrl, body, opts = {}) =>
