@@ -52,6 +52,7 @@ function collectInPage(page, url, { closeOnDone = false, timeoutMs = 20000 * SLA
         es.onopen = () => out.opens++;
         es.onmessage = (m) => {
           out.events.push({ id: m.lastEventId, data: m.data });
+          (window.__ids ??= []).push(m.lastEventId); // for a test that acts once an event is in
           if (m.data === '[DONE]') {
             out.doneAt = performance.now();
             if (closeOnDone) {
@@ -109,15 +110,20 @@ test('native EventSource attaches mid-answer via the resume URL and gets exactly
 
 // A TCP proxy in front of the gateway that, once, cuts the connection carrying an event stream
 // right after the HTTP/1.1 chunk that holds the event with id `cutAfterId`: it forwards the
-// bytes up to the end of that chunk and not one more, then destroys both sides. (Cutting inside
-// a chunk would make Chromium drop the partial chunk's data when the close comes with it; one
+// bytes up to the end of that chunk and not one more (what follows is held back), and destroys
+// both sides when the test calls cut() — once the page has the last event forwarded: Chromium
+// drops body data it has received but not yet handed to the page when the connection fails
+// right behind it (then it reconnects without Last-Event-ID and replays everything). One
 // chunk may hold several events — more often on a loaded machine, and a replay of a finished
 // answer comes in one piece — so `cutAtId()` tells the id of the last event forwarded, which is
-// where the browser must resume.) Records every request head.
+// where the browser must resume. Records every request head.
 function startCuttingProxy(target, cutAfterId) {
   const heads = [];
   let cut = false;
   let cutAtId = null;
+  let cutNow = null; // destroys the held connection
+  let reached; // resolves when the cut point was forwarded
+  const atCutPoint = new Promise((resolve) => (reached = resolve));
   const sockets = new Set();
   const server = net.createServer((client) => {
     const upstream = net.connect(target.port, target.host);
@@ -150,10 +156,12 @@ function startCuttingProxy(target, cutAfterId) {
       cut = cutHere = true;
       const forwarded = seen.slice(0, chunkEnd + 2);
       cutAtId = [...forwarded.matchAll(/^id: (\S+)$/gm)].at(-1)[1];
-      client.end(d.subarray(0, chunkEnd + 2 - before), () => {
+      client.write(d.subarray(0, chunkEnd + 2 - before));
+      cutNow = () => {
         client.destroy();
         upstream.destroy();
-      });
+      };
+      reached(cutAtId);
     });
     client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
@@ -167,6 +175,8 @@ function startCuttingProxy(target, cutAfterId) {
         heads,
         wasCut: () => cut,
         cutAtId: () => cutAtId,
+        atCutPoint, // -> the id of the last event forwarded before the cut
+        cut: () => cutNow?.(),
         close: () =>
           new Promise((r) => {
             for (const s of sockets) s.destroy();
@@ -182,7 +192,12 @@ test('a connection cut mid-answer: Chromium reconnects with Last-Event-ID, every
   const proxy = await startCuttingProxy(relay.serve, `${first.sid}.15`);
   const page = await pageOn(proxy.url);
   try {
-    const seen = await collectInPage(page, first.resumeUrl, { closeOnDone: true });
+    const collecting = collectInPage(page, first.resumeUrl, { closeOnDone: true });
+    // cut once the page has the last event the proxy let through
+    const lastForwarded = await proxy.atCutPoint;
+    await page.waitForFunction((id) => window.__ids?.includes(id), lastForwarded, { timeout: 20000 * SLACK });
+    proxy.cut();
+    const seen = await collecting;
     assert.ok(proxy.wasCut(), 'the proxy cut the stream');
     assert.equal(seen.timedOut, false, `${seen.events.length} events`);
     const full = await waitFinished(relay, first.sid);

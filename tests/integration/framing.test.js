@@ -144,7 +144,6 @@ describe('default framing: exactly OpenAI\'s', () => {
   test('whole events per write: every piece the client reads starts with "data: " and ends a block', async () => {
     const { res, pieces } = await postPieces(gw);
     assert.equal(res.statusCode, 200);
-    assert.ok(pieces.length >= 2, `${pieces.length} pieces`);
     for (const p of pieces) {
       assert.ok(p.startsWith('data: ') && p.endsWith('\n\n'), JSON.stringify(p.slice(0, 60)));
     }

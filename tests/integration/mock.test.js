@@ -259,8 +259,10 @@ describe('streamed answer', () => {
     // below delay/2; the last is due 4 delays after the first (lateness does not accumulate).
     const sent = sentMs(content);
     for (const g of diffs(sent)) assert.ok(g >= 50 - 5, `content gaps ${diffs(sent).map((x) => x.toFixed(1))}`);
+    // a late first content chunk shortens the span by its lateness, which the gap rule bounds
+    // by delay/2 (seen under load: the first content chunk 14 ms late, span 386 ms)
     const span = sent[4] - sent[0];
-    assert.ok(span >= 4 * 100 - 5 && span < 4 * 100 + LATE_MS, `span ${span}`);
+    assert.ok(span >= 4 * 100 - 50 - 5 && span < 4 * 100 + LATE_MS, `span ${span}`);
     assert.ok(r.endAt >= 700, `whole stream ${r.endAt}`);
   });
 
