@@ -70,6 +70,7 @@ telex_messages_enc_t *telex_messages_enc_new(const char *message_id, const char 
         telex_messages_enc_free(e);
         return NULL;
     }
+    e->args.limit = 16u << 20; /* one tool call's arguments; past it the answer ends (log_full) */
     e->input_estimate = input_estimate;
     e->emit = emit_fn;
     e->user = user;
@@ -148,7 +149,9 @@ static int open_block(telex_messages_enc_t *e, int kind, int64_t tool, json_t *b
 static int delta(telex_messages_enc_t *e, const char *type, const char *field, const char *text, size_t len)
 {
     json_t *block = json_array_get(e->content, (size_t)e->index);
-    if (e->open == BLOCK_TEXT || e->open == BLOCK_THINKING) {
+    if (e->emit != NULL) {
+        /* streaming: the events carry the text; nothing to keep */
+    } else if (e->open == BLOCK_TEXT || e->open == BLOCK_THINKING) {
         const char *key = e->open == BLOCK_TEXT ? "text" : "thinking";
         const char *old = json_string_value(json_object_get(block, key));
         size_t n = strlen(old);

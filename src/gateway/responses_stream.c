@@ -31,6 +31,7 @@ typedef struct item {
 } item_t;
 
 #define MAX_ITEMS 128 /* output items of one answer (tool calls, mostly) */
+#define MAX_ITEM_BYTES (16u << 20) /* text of one item; past it the answer ends (log_full) */
 
 struct telex_responses_enc {
     char id[64];
@@ -236,6 +237,8 @@ static item_t *add_item(telex_responses_enc_t *e, int kind, int *index)
         return NULL;
     item_t *it = &e->items[e->n];
     memset(it, 0, sizeof(*it));
+    /* an item's text is kept for its .done events: bounded like an answer */
+    it->text.limit = it->refusal.limit = it->args.limit = MAX_ITEM_BYTES;
     it->kind = kind;
     it->text_part = it->refusal_part = -1;
     static const char *const prefix[] = {"msg", "rs", "fc"};
