@@ -67,3 +67,18 @@ char *telex_answer_joined_text(json_t *parts)
     }
     return text;
 }
+
+void telex_ignored_add(char *list, size_t cap, const char *name)
+{
+    size_t n = strlen(list), len = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += len)
+        if ((p == list || p[-1] == ' ') && (p[len] == ',' || p[len] == '\0'))
+            return;
+    if (n + len + 3 >= cap)
+        return;
+    if (n > 0) {
+        memcpy(list + n, ", ", 2);
+        n += 2;
+    }
+    memcpy(list + n, name, len + 1);
+}

@@ -7,6 +7,8 @@
 #ifndef TELEX_GATEWAY_ANSWER_MODEL_H
 #define TELEX_GATEWAY_ANSWER_MODEL_H
 
+#include <stddef.h>
+
 #include <jansson.h>
 
 /* The chunk's choice 0 (the one whose index is 0, or that has none), or
@@ -24,5 +26,9 @@ json_t *telex_answer_completion_as_chunk(json_t *completion);
 /* The "text" members of an array of parts (or a string itself) joined, as
  * a malloc'ed string; NULL when out of memory. */
 char *telex_answer_joined_text(json_t *parts);
+
+/* Adds name to a comma-separated list (X-Telex-Ignored) of capacity cap,
+ * once; a name that does not fit is left out. */
+void telex_ignored_add(char *list, size_t cap, const char *name);
 
 #endif

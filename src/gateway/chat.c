@@ -1128,16 +1128,9 @@ int telex_chat_handle_front(gateway_worker_t *gw, h2o_req_t *req, const char *bo
     uint64_t started = uv_hrtime();
     telex_grant_t grant;
     telex_api_error_t denial;
-    h2o_iovec_t authz = telex_req_header(req, "authorization");
-    char bearer[256];
-    if (authz.base == NULL && front == TELEX_FRONT_MESSAGES) {
-        /* Anthropic's clients send the key as x-api-key */
-        h2o_iovec_t key = telex_req_header(req, "x-api-key");
-        if (key.base != NULL && key.len < sizeof(bearer) - 8) {
-            int n = snprintf(bearer, sizeof bearer, "Bearer %.*s", (int)key.len, key.base);
-            authz = h2o_iovec_init(bearer, (size_t)n);
-        }
-    }
+    char bearer[256]; /* Anthropic's clients send the key as x-api-key */
+    h2o_iovec_t authz = front == TELEX_FRONT_MESSAGES ? telex_anthropic_authorization(req, bearer, sizeof bearer)
+                                                     : telex_req_header(req, "authorization");
     if (telex_auth_authenticate(svc, authz.base, authz.len, &grant, &denial) != 0) {
         telex_api_error_respond(req, &denial);
         telex_gateway_log_response(req, NULL, started);

@@ -106,7 +106,10 @@ h2o_iovec_t telex_query_param(h2o_req_t *req, const char *name);
 /* chat.c: does this request ask for telex's framing (X-Telex-Event-Ids, streaming.event_ids)? */
 int telex_wants_telex_framing(h2o_req_t *req, const telex_config_t *cfg);
 
-/* messages.c: POST /v1/messages/count_tokens (an estimate). */
+/* messages.c: POST /v1/messages/count_tokens (an estimate); the
+ * Authorization to check for an Anthropic client (its x-api-key as a
+ * Bearer token when it sent no Authorization; buf holds it). */
+h2o_iovec_t telex_anthropic_authorization(h2o_req_t *req, char *buf, size_t cap);
 int telex_messages_count_tokens(gateway_worker_t *gw, h2o_req_t *req);
 
 /* responses.c: the Responses API's own endpoints (POST /v1/responses goes

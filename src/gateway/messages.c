@@ -20,6 +20,17 @@
 #include "http/respond.h"
 #include "util/json_load.h"
 
+h2o_iovec_t telex_anthropic_authorization(h2o_req_t *req, char *buf, size_t cap)
+{
+    h2o_iovec_t authz = telex_req_header(req, "authorization");
+    h2o_iovec_t key = telex_req_header(req, "x-api-key");
+    if (authz.base == NULL && key.base != NULL && key.len + 8 < cap) {
+        int n = snprintf(buf, cap, "Bearer %.*s", (int)key.len, key.base);
+        authz = h2o_iovec_init(buf, (size_t)n);
+    }
+    return authz;
+}
+
 int telex_messages_count_tokens(gateway_worker_t *gw, h2o_req_t *req)
 {
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
@@ -27,13 +38,8 @@ int telex_messages_count_tokens(gateway_worker_t *gw, h2o_req_t *req)
         telex_respond_error(req, 405, "invalid_request_error", NULL, NULL, "Use POST here.");
         return 0;
     }
-    h2o_iovec_t authz = telex_req_header(req, "authorization");
     char bearer[256];
-    h2o_iovec_t key = telex_req_header(req, "x-api-key");
-    if (authz.base == NULL && key.base != NULL && key.len < sizeof(bearer) - 8) {
-        int n = snprintf(bearer, sizeof bearer, "Bearer %.*s", (int)key.len, key.base);
-        authz = h2o_iovec_init(bearer, (size_t)n);
-    }
+    h2o_iovec_t authz = telex_anthropic_authorization(req, bearer, sizeof bearer);
     telex_grant_t grant;
     telex_api_error_t denial;
     if (telex_auth_authenticate(gw->gateway->services, authz.base, authz.len, &grant, &denial) != 0) {

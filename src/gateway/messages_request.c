@@ -31,17 +31,7 @@ __attribute__((format(printf, 2, 3))) static void bad(ctx_t *c, const char *fmt,
 
 static void ignore(ctx_t *c, const char *name)
 {
-    char *list = c->out->ignored;
-    if (strstr(list, name) != NULL)
-        return;
-    size_t n = strlen(list), len = strlen(name);
-    if (n + len + 3 >= sizeof(c->out->ignored))
-        return;
-    if (n > 0) {
-        memcpy(list + n, ", ", 2);
-        n += 2;
-    }
-    memcpy(list + n, name, len + 1);
+    telex_ignored_add(c->out->ignored, sizeof(c->out->ignored), name);
 }
 
 static json_t *image_part(ctx_t *c, json_t *block, size_t m, size_t i)

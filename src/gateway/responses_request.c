@@ -35,18 +35,7 @@ __attribute__((format(printf, 3, 4))) static int bad(ctx_t *c, const char *param
 /* Adds name to the X-Telex-Ignored list (once). */
 static void ignore(ctx_t *c, const char *name)
 {
-    char *list = c->out->ignored;
-    size_t n = strlen(list), len = strlen(name);
-    for (const char *p = list; (p = strstr(p, name)) != NULL; p += len)
-        if ((p == list || p[-1] == ' ') && (p[len] == ',' || p[len] == '\0'))
-            return;
-    if (n + len + 3 >= sizeof(c->out->ignored))
-        return;
-    if (n > 0) {
-        memcpy(list + n, ", ", 2);
-        n += 2;
-    }
-    memcpy(list + n, name, len + 1);
+    telex_ignored_add(c->out->ignored, sizeof(c->out->ignored), name);
 }
 
 static json_t *text_part(const char *text)
