@@ -217,6 +217,8 @@ int telex_key_join_models(const char *const *items, size_t n, char *out, size_t 
     out[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         const char *p = items[i];
+        if (strspn(p, " ") == strlen(p)) /* "" would read as "every model" */
+            return errf(err, errlen, "an empty model name (leave the list out, or use null or all, for every model)");
         while (*p) {
             const char *end = strchr(p, ',');
             size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -224,7 +226,9 @@ int telex_key_join_models(const char *const *items, size_t n, char *out, size_t 
                 p++, len--;
             while (len > 0 && p[len - 1] == ' ')
                 len--;
-            if (len > 0) {
+            if (len == 0) /* "" would read as "every model" */
+                return errf(err, errlen, "an empty model name (leave the list out, or use null or all, for every model)");
+            {
                 if (len > 128)
                     return errf(err, errlen, "a model name is at most 128 characters");
                 for (size_t k = 0; k < len; k++)

@@ -118,9 +118,13 @@ static long write_some(telex_ledger_t *l)
     pthread_mutex_lock(&l->lock);
     if (rc < 0) {
         l->failed_batches++;
-        if (!l->failing)
-            telex_log_event("warn", "ledger write failed; will retry", "\"rows\":%zu,\"error\":\"%s\"", n,
-                            rc == -EBUSY ? "database locked" : rc == -ENOMEM ? "out of memory" : "I/O error");
+        if (!l->failing) {
+            /* the store's message names the database and what failed (never a key) */
+            json_t *line = json_pack("{s:s,s:s,s:I,s:s}", "level", "warn", "msg", "ledger write failed; will retry",
+                                     "rows", (json_int_t)n, "error", err);
+            if (line != NULL)
+                telex_log_json(line);
+        }
         l->failing = true;
         return -1;
     }

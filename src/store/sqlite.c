@@ -1,6 +1,6 @@
 /*
- * store/sqlite.c — store.h on SQLite: opening and checking the file,
- * migrations, keys, the ledger and usage totals.
+ * store/sqlite.c — the SQLite backend (backend.h): opening and checking
+ * the file, migrations, keys, presets, the ledger and usage totals.
  *
  * The schema is a list of migrations; migrations[i] takes user_version i to
  * i + 1 inside one IMMEDIATE transaction, so a crash mid-migration leaves
@@ -8,7 +8,7 @@
  * WAL with synchronous=NORMAL: a crash of telex loses nothing committed; a
  * power cut may lose the last transactions (the ledger flushes often).
  */
-#include "store/store.h"
+#include "store/backend.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -26,15 +26,18 @@
 #define APPLICATION_ID 0x544c5831 /* "TLX1" */
 #define BUSY_TIMEOUT_MS 5000
 
-struct telex_store {
+typedef struct sq_store {
+    struct telex_store base; /* first: a telex_store_t * is a sq_store_t * */
     sqlite3 *db;
     pthread_mutex_t lock;
-    char *path;
+    const char *path; /* base.path */
     /* the ledger's two statements, prepared at the first batch and kept
      * (preparing them was ~110,000 instructions per batch) */
     sqlite3_stmt *ledger_insert;
     sqlite3_stmt *ledger_spend;
-};
+} sq_store_t;
+
+#define SQ(s) ((sq_store_t *)(s))
 
 static const char *const migrations[] = {
     /* 0 -> 1: keys and the ledger */
@@ -71,33 +74,22 @@ static const char *const migrations[] = {
     "  outcome TEXT NOT NULL);"
     "CREATE INDEX ledger_ts ON ledger(ts_ms);"
     "CREATE INDEX ledger_key_ts ON ledger(key_id, ts_ms);",
+    /* 1 -> 2: presets stored through the admin API / `telex presets` */
+    "CREATE TABLE presets ("
+    "  name TEXT PRIMARY KEY,"
+    "  body TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == TELEX_STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-int64_t telex_store_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#define errf telex_store_errf
 
 /* A negative errno for an SQLite result code, with a message. */
-static int sql_fail(telex_store_t *s, int rc, const char *what, char *err, size_t errlen)
+static int sql_fail(sq_store_t *s, int rc, const char *what, char *err, size_t errlen)
 {
     int primary = rc & 0xff;
     const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
@@ -121,6 +113,13 @@ static int sql_fail(telex_store_t *s, int rc, const char *what, char *err, size_
              msg);
         return -EIO;
     }
+    if (primary == SQLITE_ERROR && strncmp(msg, "no such table", 13) == 0) {
+        errf(err, errlen,
+             "%s: %s: %s: the database was changed outside telex (a table was renamed or dropped); restore it "
+             "from a backup",
+             s->path, what, msg);
+        return -EIO;
+    }
     errf(err, errlen, "%s: %s: %s", s->path, what, msg);
     return -EIO;
 }
@@ -142,7 +141,7 @@ static uint64_t col_u64(sqlite3_stmt *st, int i)
 }
 
 /* Runs a statement that returns one integer (a pragma); *out = that value. */
-static int query_int(telex_store_t *s, const char *sql, int64_t *out, char *err, size_t errlen)
+static int query_int(sq_store_t *s, const char *sql, int64_t *out, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
@@ -160,7 +159,7 @@ static int query_int(telex_store_t *s, const char *sql, int64_t *out, char *err,
     return rc == SQLITE_OK ? 0 : sql_fail(s, rc, "reading the database", err, errlen);
 }
 
-static int exec(telex_store_t *s, const char *sql, const char *what, char *err, size_t errlen)
+static int exec(sq_store_t *s, const char *sql, const char *what, char *err, size_t errlen)
 {
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? 0 : sql_fail(s, rc, what, err, errlen);
@@ -210,7 +209,7 @@ static int make_parents(const char *path, char *err, size_t errlen)
 
 /* ---- open ------------------------------------------------------------------ */
 
-static int check_identity(telex_store_t *s, int64_t *version, char *err, size_t errlen)
+static int check_identity(sq_store_t *s, int64_t *version, char *err, size_t errlen)
 {
     int64_t app = 0, tables = 0;
     int rc;
@@ -240,7 +239,7 @@ static int check_identity(telex_store_t *s, int64_t *version, char *err, size_t 
     return 0;
 }
 
-static int quick_check(telex_store_t *s, char *err, size_t errlen)
+static int quick_check(sq_store_t *s, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL);
@@ -258,7 +257,36 @@ static int quick_check(telex_store_t *s, char *err, size_t errlen)
     return rc == SQLITE_OK ? 0 : sql_fail(s, rc, "checking the database", err, errlen);
 }
 
-static int migrate(telex_store_t *s, int64_t version, char *err, size_t errlen)
+/* Every table the schema version promises is there (someone may have renamed
+ * or dropped one with the sqlite3 shell). */
+static int check_tables(sq_store_t *s, int64_t version, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        int64_t since;
+    } tables[] = {{"keys", 1}, {"ledger", 1}, {"presets", 2}};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        if (version < tables[i].since)
+            continue;
+        char sql[128];
+        int64_t n = 0;
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '%s'",
+                 tables[i].name);
+        int rc = query_int(s, sql, &n, err, errlen);
+        if (rc < 0)
+            return rc;
+        if (n == 0) {
+            errf(err, errlen,
+                 "%s: the table \"%s\" is missing (schema version %lld has it): the database was changed outside "
+                 "telex; restore it from a backup",
+                 s->path, tables[i].name, (long long)version);
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
+static int migrate(sq_store_t *s, int64_t version, char *err, size_t errlen)
 {
     int rc;
     while (version < TELEX_STORE_SCHEMA_VERSION) {
@@ -291,13 +319,12 @@ rollback:
     return rc;
 }
 
-int telex_store_open(telex_store_t **out, const char *path, char *err, size_t errlen)
+static void sq_close(telex_store_t *base);
+static const telex_store_ops_t sq_ops;
+
+int telex_store_sqlite_open(telex_store_t **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;
-    if (path == NULL || *path == '\0') {
-        errf(err, errlen, "store: no database path");
-        return -EINVAL;
-    }
     int rc = make_parents(path, err, errlen);
     if (rc < 0)
         return rc;
@@ -306,12 +333,23 @@ int telex_store_open(telex_store_t **out, const char *path, char *err, size_t er
         errf(err, errlen, "%s: is a directory; store.path must name a file", path);
         return -EISDIR;
     }
-    telex_store_t *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->path = strdup(path)) == NULL) {
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+        /* SQLite would take it for a new database: an open gateway with no
+         * keys. A database that became empty was truncated or replaced. */
+        errf(err, errlen,
+             "%s: the file is empty (0 bytes), not a telex database; restore it from a backup, or remove it to "
+             "start a new database",
+             path);
+        return -EINVAL;
+    }
+    sq_store_t *s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->base.path = strdup(path)) == NULL) {
         free(s);
         errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
+    s->base.ops = &sq_ops;
+    s->path = s->base.path;
     pthread_mutex_init(&s->lock, NULL);
     int src = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
@@ -348,33 +386,26 @@ int telex_store_open(telex_store_t **out, const char *path, char *err, size_t er
     }
     if ((rc = exec(s, "PRAGMA synchronous=NORMAL", "configuring", err, errlen)) < 0)
         goto fail;
-    if (version > 0 && (rc = quick_check(s, err, errlen)) < 0)
+    if (version > 0 && ((rc = quick_check(s, err, errlen)) < 0 || (rc = check_tables(s, version, err, errlen)) < 0))
         goto fail;
     if ((rc = migrate(s, version, err, errlen)) < 0)
         goto fail;
-    *out = s;
+    *out = &s->base;
     return 0;
 fail:
-    telex_store_close(s);
+    telex_store_close(&s->base);
     return rc;
 }
 
-void telex_store_close(telex_store_t *s)
+static void sq_close(telex_store_t *base)
 {
-    if (s == NULL)
-        return;
+    sq_store_t *s = SQ(base);
     sqlite3_finalize(s->ledger_insert);
     sqlite3_finalize(s->ledger_spend);
     if (s->db != NULL)
         sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->lock);
-    free(s->path);
     free(s);
-}
-
-const char *telex_store_path(const telex_store_t *s)
-{
-    return s->path;
 }
 
 /* ---- keys ------------------------------------------------------------------ */
@@ -419,28 +450,10 @@ static void bind_budget(sqlite3_stmt *st, int i, double v)
         sqlite3_bind_double(st, i, v);
 }
 
-static int key_fields_valid(const telex_key_row_t *k, unsigned set, char *err, size_t errlen)
+static int sq_key_insert(telex_store_t *base, telex_key_row_t *k, char *err, size_t errlen)
 {
-    if ((set & TELEX_KEY_SET_NAME) && (k->name[0] == '\0' || strlen(k->name) > TELEX_KEY_NAME_MAX)) {
-        errf(err, errlen, "a key name must be 1 to %d bytes", TELEX_KEY_NAME_MAX);
-        return -EINVAL;
-    }
-    if ((set & TELEX_KEY_SET_RPM) && k->rpm < 0) {
-        errf(err, errlen, "rpm must be 0 (unlimited) or more");
-        return -EINVAL;
-    }
-    if ((set & TELEX_KEY_SET_TPM) && k->tpm < 0) {
-        errf(err, errlen, "tpm must be 0 (unlimited) or more");
-        return -EINVAL;
-    }
-    return 0;
-}
-
-int telex_store_key_insert(telex_store_t *s, telex_key_row_t *k, char *err, size_t errlen)
-{
-    int rc = key_fields_valid(k, TELEX_KEY_SET_NAME | TELEX_KEY_SET_RPM | TELEX_KEY_SET_TPM, err, errlen);
-    if (rc < 0)
-        return rc;
+    sq_store_t *s = SQ(base);
+    int rc;
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = NULL;
     int src = sqlite3_prepare_v2(s->db,
@@ -476,7 +489,7 @@ int telex_store_key_insert(telex_store_t *s, telex_key_row_t *k, char *err, size
 }
 
 /* Runs a key SELECT with one bound value (int64 id or text); first row. */
-static int key_select(telex_store_t *s, const char *sql, int64_t id, const char *text, telex_key_row_t *out,
+static int key_select(sq_store_t *s, const char *sql, int64_t id, const char *text, telex_key_row_t *out,
                       char *err, size_t errlen)
 {
     pthread_mutex_lock(&s->lock);
@@ -506,29 +519,25 @@ static int key_select(telex_store_t *s, const char *sql, int64_t id, const char 
     return rc;
 }
 
-int telex_store_key_get(telex_store_t *s, int64_t id, telex_key_row_t *out, char *err, size_t errlen)
+static int sq_key_get(telex_store_t *base, int64_t id, telex_key_row_t *out, char *err, size_t errlen)
 {
+    sq_store_t *s = SQ(base);
     return key_select(s, "SELECT " KEY_COLUMNS " FROM keys WHERE id = ?", id, NULL, out, err, errlen);
 }
 
-int telex_store_key_find(telex_store_t *s, const char *id_or_name, telex_key_row_t *out, char *err,
-                         size_t errlen)
+static int sq_key_find_name(telex_store_t *base, const char *p, telex_key_row_t *out, char *err,
+                            size_t errlen)
 {
-    const char *p = id_or_name;
-    if (*p >= '1' && *p <= '9' && strspn(p, "0123456789") == strlen(p) && strlen(p) <= 18)
-        return telex_store_key_get(s, strtoll(p, NULL, 10), out, err, errlen);
-    if (strlen(p) > TELEX_KEY_NAME_MAX) {
-        errf(err, errlen, "no key named \"%.64s...\"", p);
-        return -ENOENT;
-    }
+    sq_store_t *s = SQ(base);
     return key_select(s,
                       "SELECT " KEY_COLUMNS " FROM keys WHERE name = ? "
                       "ORDER BY revoked_at IS NOT NULL, id DESC LIMIT 1",
                       0, p, out, err, errlen);
 }
 
-int telex_store_key_list(telex_store_t *s, telex_key_row_t **rows, size_t *n, char *err, size_t errlen)
+static int sq_key_list(telex_store_t *base, telex_key_row_t **rows, size_t *n, char *err, size_t errlen)
 {
+    sq_store_t *s = SQ(base);
     *rows = NULL;
     *n = 0;
     pthread_mutex_lock(&s->lock);
@@ -562,12 +571,11 @@ int telex_store_key_list(telex_store_t *s, telex_key_row_t **rows, size_t *n, ch
     return rc;
 }
 
-int telex_store_key_update(telex_store_t *s, int64_t id, unsigned set, const telex_key_row_t *v, char *err,
+static int sq_key_update(telex_store_t *base, int64_t id, unsigned set, const telex_key_row_t *v, char *err,
                            size_t errlen)
 {
-    int rc = key_fields_valid(v, set, err, errlen);
-    if (rc < 0)
-        return rc;
+    sq_store_t *s = SQ(base);
+    int rc = 0;
     /* A fixed statement: each column is either rebound or kept. */
     static const char sql[] = "UPDATE keys SET "
                               "name = CASE WHEN ?1 THEN ?2 ELSE name END, "
@@ -612,8 +620,9 @@ int telex_store_key_update(telex_store_t *s, int64_t id, unsigned set, const tel
     return rc;
 }
 
-int telex_store_key_revoke(telex_store_t *s, int64_t id, int64_t now, char *err, size_t errlen)
+static int sq_key_revoke(telex_store_t *base, int64_t id, int64_t now, char *err, size_t errlen)
 {
+    sq_store_t *s = SQ(base);
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = NULL;
     int rc = 0, src = sqlite3_prepare_v2(s->db, "UPDATE keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
@@ -636,8 +645,9 @@ int telex_store_key_revoke(telex_store_t *s, int64_t id, int64_t now, char *err,
     return rc;
 }
 
-int telex_store_key_count_active(telex_store_t *s, size_t *n, char *err, size_t errlen)
+static int sq_key_count_active(telex_store_t *base, size_t *n, char *err, size_t errlen)
 {
+    sq_store_t *s = SQ(base);
     int64_t v = 0;
     pthread_mutex_lock(&s->lock);
     int rc = query_int(s, "SELECT count(*) FROM keys WHERE revoked_at IS NULL", &v, err, errlen);
@@ -646,8 +656,9 @@ int telex_store_key_count_active(telex_store_t *s, size_t *n, char *err, size_t 
     return rc;
 }
 
-int telex_store_data_version(telex_store_t *s, int64_t *out, char *err, size_t errlen)
+static int sq_data_version(telex_store_t *base, int64_t *out, char *err, size_t errlen)
 {
+    sq_store_t *s = SQ(base);
     pthread_mutex_lock(&s->lock);
     int rc = query_int(s, "PRAGMA data_version", out, err, errlen);
     pthread_mutex_unlock(&s->lock);
@@ -656,14 +667,10 @@ int telex_store_data_version(telex_store_t *s, int64_t *out, char *err, size_t e
 
 /* ---- ledger ------------------------------------------------------------------ */
 
-static int64_t clamp_i64(uint64_t v)
-{
-    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
-}
-
-int telex_store_ledger_append(telex_store_t *s, const telex_usage_record_t *rows, size_t n, char *err,
+static int sq_ledger_append(telex_store_t *base, const telex_usage_record_t *rows, size_t n, char *err,
                               size_t errlen)
 {
+    sq_store_t *s = SQ(base);
     if (n == 0)
         return 0;
     pthread_mutex_lock(&s->lock);
@@ -692,10 +699,10 @@ int telex_store_ledger_append(telex_store_t *s, const telex_usage_record_t *rows
         bind_opt_i64(ins, 2, r->key_id);
         sqlite3_bind_text(ins, 3, r->model, (int)strnlen(r->model, sizeof r->model), SQLITE_TRANSIENT);
         sqlite3_bind_text(ins, 4, r->provider, (int)strnlen(r->provider, sizeof r->provider), SQLITE_TRANSIENT);
-        sqlite3_bind_int64(ins, 5, clamp_i64(r->prompt_tokens));
-        sqlite3_bind_int64(ins, 6, clamp_i64(r->completion_tokens));
-        sqlite3_bind_int64(ins, 7, clamp_i64(r->cached_tokens));
-        sqlite3_bind_int64(ins, 8, clamp_i64(r->reasoning_tokens));
+        sqlite3_bind_int64(ins, 5, telex_store_tokens(r->prompt_tokens));
+        sqlite3_bind_int64(ins, 6, telex_store_tokens(r->completion_tokens));
+        sqlite3_bind_int64(ins, 7, telex_store_tokens(r->cached_tokens));
+        sqlite3_bind_int64(ins, 8, telex_store_tokens(r->reasoning_tokens));
         sqlite3_bind_int(ins, 9, r->estimated ? 1 : 0);
         sqlite3_bind_double(ins, 10, r->cost_usd >= 0 ? r->cost_usd : 0);
         if (r->ttft_ms >= 0)
@@ -734,9 +741,10 @@ out:
     return rc;
 }
 
-int telex_store_usage(telex_store_t *s, const telex_usage_query_t *q, telex_usage_row_t **rows, size_t *n,
+static int sq_usage(telex_store_t *base, const telex_usage_query_t *q, telex_usage_row_t **rows, size_t *n,
                       int *truncated, char *err, size_t errlen)
 {
+    sq_store_t *s = SQ(base);
     static const char *const group_cols[] = {
         [TELEX_USAGE_GROUP_NONE] = "NULL",
         [TELEX_USAGE_GROUP_KEY] = "l.key_id",
@@ -746,20 +754,21 @@ int telex_store_usage(telex_store_t *s, const telex_usage_query_t *q, telex_usag
     *rows = NULL;
     *n = 0;
     *truncated = 0;
-    if ((unsigned)q->group > TELEX_USAGE_GROUP_DAY) {
-        errf(err, errlen, "unknown grouping");
-        return -EINVAL;
-    }
     const char *g = group_cols[q->group];
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "SELECT %s AS g, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), "
-             "sum(reasoning_tokens), sum(estimated), sum(outcome <> 'ok'), total(cost_usd), "
+             /* each row counts at most TELEX_USAGE_TOKENS_MAX tokens (rows
+              * written before telex clamped them may hold more): a sum of
+              * 64-bit integers then needs 9 billion rows to overflow */
+             "SELECT %s AS g, count(*), sum(min(max(prompt_tokens, 0), %llu)), "
+             "sum(min(max(completion_tokens, 0), %llu)), sum(min(max(cached_tokens, 0), %llu)), "
+             "sum(min(max(reasoning_tokens, 0), %llu)), sum(estimated), sum(outcome <> 'ok'), total(cost_usd), "
              "(SELECT name FROM keys k WHERE k.id = l.key_id) "
              "FROM ledger l WHERE l.ts_ms >= ?1 AND l.ts_ms < ?2 "
              "AND (?3 < 0 OR (?3 = 0 AND l.key_id IS NULL) OR l.key_id = ?3) "
              "GROUP BY g ORDER BY g LIMIT %d",
-             g, TELEX_USAGE_MAX_ROWS + 1);
+             g, TELEX_USAGE_TOKENS_MAX, TELEX_USAGE_TOKENS_MAX, TELEX_USAGE_TOKENS_MAX, TELEX_USAGE_TOKENS_MAX,
+             TELEX_USAGE_MAX_ROWS + 1);
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = NULL;
     size_t cap = 0;
@@ -824,3 +833,154 @@ int telex_store_usage(telex_store_t *s, const telex_usage_query_t *q, telex_usag
     }
     return rc;
 }
+
+/* ---- presets ------------------------------------------------------------------ */
+
+static int sq_preset_put(telex_store_t *base, const char *name, const char *body, int create, char *err,
+                         size_t errlen)
+{
+    sq_store_t *s = SQ(base);
+    int64_t now = telex_store_now_ms() / 1000;
+    const char *sql = create ? "INSERT INTO presets (name, body, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)"
+                             : "UPDATE presets SET body = ?2, updated_at = ?3 WHERE name = ?1";
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, body, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 3, now);
+        src = sqlite3_step(st);
+    }
+    if (src == SQLITE_DONE) {
+        if (!create && sqlite3_changes(s->db) == 0) {
+            errf(err, errlen, "no stored preset named \"%s\"", name);
+            rc = -ENOENT;
+        }
+    } else if ((src & 0xff) == SQLITE_CONSTRAINT) {
+        errf(err, errlen, "a stored preset is already named \"%s\"", name);
+        rc = -EEXIST;
+    } else {
+        rc = sql_fail(s, src, create ? "storing a preset" : "updating a preset", err, errlen);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* Fills a preset row from columns name, body, created_at, updated_at. */
+static int read_preset(sqlite3_stmt *st, telex_preset_row_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    copy_text(p->name, sizeof p->name, sqlite3_column_text(st, 0));
+    const unsigned char *b = sqlite3_column_text(st, 1);
+    p->body = strdup(b ? (const char *)b : "{}");
+    p->created_at = sqlite3_column_int64(st, 2);
+    p->updated_at = sqlite3_column_int64(st, 3);
+    return p->body ? 0 : -ENOMEM;
+}
+
+static int sq_preset_get(telex_store_t *base, const char *name, telex_preset_row_t *out, char *err, size_t errlen)
+{
+    sq_store_t *s = SQ(base);
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src = sqlite3_prepare_v2(s->db, "SELECT name, body, created_at, updated_at FROM presets WHERE name = ?",
+                                         -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+        src = sqlite3_step(st);
+    }
+    if (src == SQLITE_ROW) {
+        if ((rc = read_preset(st, out)) < 0)
+            errf(err, errlen, "out of memory");
+    } else if (src == SQLITE_DONE) {
+        errf(err, errlen, "no stored preset named \"%s\"", name);
+        rc = -ENOENT;
+    } else {
+        rc = sql_fail(s, src, "reading presets", err, errlen);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int sq_preset_list(telex_store_t *base, telex_preset_row_t **rows, size_t *n, char *err, size_t errlen)
+{
+    sq_store_t *s = SQ(base);
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    int rc = 0, src = sqlite3_prepare_v2(s->db, "SELECT name, body, created_at, updated_at FROM presets ORDER BY name",
+                                         -1, &st, NULL);
+    while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        src = SQLITE_OK;
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            telex_preset_row_t *grown = realloc(*rows, ncap * sizeof(**rows));
+            if (grown == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            *rows = grown;
+            cap = ncap;
+        }
+        if ((rc = read_preset(st, &(*rows)[*n])) < 0)
+            break;
+        (*n)++;
+    }
+    if (rc == -ENOMEM)
+        errf(err, errlen, "out of memory");
+    else if (src != SQLITE_DONE)
+        rc = sql_fail(s, src, "listing presets", err, errlen);
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->lock);
+    if (rc < 0) {
+        telex_store_preset_rows_free(*rows, *n);
+        *rows = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+static int sq_preset_delete(telex_store_t *base, const char *name, char *err, size_t errlen)
+{
+    sq_store_t *s = SQ(base);
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src = sqlite3_prepare_v2(s->db, "DELETE FROM presets WHERE name = ?", -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+        src = sqlite3_step(st);
+    }
+    if (src == SQLITE_DONE) {
+        if (sqlite3_changes(s->db) == 0) {
+            errf(err, errlen, "no stored preset named \"%s\"", name);
+            rc = -ENOENT;
+        }
+    } else {
+        rc = sql_fail(s, src, "deleting a preset", err, errlen);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static const telex_store_ops_t sq_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .key_insert = sq_key_insert,
+    .key_get = sq_key_get,
+    .key_find_name = sq_key_find_name,
+    .key_list = sq_key_list,
+    .key_update = sq_key_update,
+    .key_revoke = sq_key_revoke,
+    .key_count_active = sq_key_count_active,
+    .data_version = sq_data_version,
+    .ledger_append = sq_ledger_append,
+    .usage = sq_usage,
+    .preset_put = sq_preset_put,
+    .preset_get = sq_preset_get,
+    .preset_list = sq_preset_list,
+    .preset_delete = sq_preset_delete,
+};

@@ -1,13 +1,24 @@
 /*
- * store/store.h — telex's persistent state in one SQLite file: API keys and
- * the usage ledger.
+ * store/store.h — telex's persistent state: API keys, stored presets and
+ * the usage ledger, in one SQLite file (one node) or in a PostgreSQL
+ * database (several nodes share it).
  *
- * telex_store_open creates the file (and missing parent directories, 0700)
+ * The backend is chosen by what telex_store_open is given: a
+ * `postgresql://` or `postgres://` URL is PostgreSQL (store/postgres.c),
+ * anything else is a file path for SQLite (store/sqlite.c). Both behave the
+ * same through this API, with the same messages.
+ *
+ * For SQLite, telex_store_open creates the file (and missing parent directories, 0700)
  * on first use, switches it to WAL, checks it (a file that is not SQLite, a
  * corrupted one, another program's database, one written by a newer telex,
  * or one telex cannot write all fail here with one clear line) and brings
  * the schema up to date with versioned migrations (PRAGMA user_version,
- * application_id "TLX1").
+ * application_id "TLX1"). A zero-length file is refused (it is not a
+ * database telex made; an empty file where one was expected means it was
+ * truncated). For PostgreSQL it connects (connect_timeout 5 s unless the
+ * URL says otherwise; statement_timeout 30 s), and applies the same
+ * versioned migrations (table telex_schema), refusing a schema newer than
+ * this binary.
  *
  * One connection per telex_store_t, guarded by an internal mutex: every
  * function may be called from any thread, but each runs SQL and may wait on
@@ -19,8 +30,10 @@
  *
  * Errors: functions return 0 or a negative errno and write one line to
  * err/errlen: -ENOENT (no such key), -EEXIST (an active key has that name),
- * -EBUSY (the database stayed locked), -EIO (anything else SQLite said),
- * -EINVAL (bad argument), -ENOMEM. Messages name the file, never a key.
+ * -EBUSY (the database stayed locked), -EIO (anything else the database
+ * said, or PostgreSQL cannot be reached),
+ * -EINVAL (bad argument), -ENOMEM. Messages name the file (or the URL
+ * without its password), never a key.
  */
 #ifndef TELEX_STORE_STORE_H
 #define TELEX_STORE_STORE_H
@@ -30,7 +43,7 @@
 
 typedef struct telex_store telex_store_t;
 
-#define TELEX_STORE_SCHEMA_VERSION 1
+#define TELEX_STORE_SCHEMA_VERSION 2 /* 1: keys, ledger; 2: presets */
 #define TELEX_KEY_NAME_MAX 64      /* bytes of a key's name */
 #define TELEX_KEY_MODELS_MAX 1024  /* bytes of a key's model allow-list */
 #define TELEX_KEY_PREFIX_LEN 12    /* "tlx_" + 8 characters, shown in listings */
@@ -96,6 +109,11 @@ typedef struct telex_usage_query {
 
 #define TELEX_USAGE_MAX_ROWS 10000 /* more groups than this: truncated */
 
+/* The most tokens one ledger row may hold in a count (one answer): larger
+ * (absurd) provider reports are clamped to this before they are stored, and
+ * usage totals count at most this per row, so sums cannot overflow. */
+#define TELEX_USAGE_TOKENS_MAX 1000000000ULL
+
 typedef struct telex_usage_row {
     /* the group: */
     int64_t key_id;             /* GROUP_KEY: 0 = anonymous */
@@ -140,7 +158,9 @@ int telex_store_key_revoke(telex_store_t *store, int64_t id, int64_t now, char *
 /* Number of keys not revoked. */
 int telex_store_key_count_active(telex_store_t *store, size_t *n, char *err, size_t errlen);
 
-/* Changes whenever another connection (another process) commits. */
+/* Changes whenever another connection (another process, another node)
+ * changed keys or presets (SQLite: PRAGMA data_version, any commit;
+ * PostgreSQL: a NOTIFY sent by the keys/presets triggers). Cheap: poll it. */
 int telex_store_data_version(telex_store_t *store, int64_t *out, char *err, size_t errlen);
 
 /* Appends n ledger rows in one transaction, adding each row's cost to its
@@ -152,6 +172,36 @@ int telex_store_ledger_append(telex_store_t *store, const telex_usage_record_t *
  * TELEX_USAGE_MAX_ROWS groups exist. */
 int telex_store_usage(telex_store_t *store, const telex_usage_query_t *q, telex_usage_row_t **rows, size_t *n,
                       int *truncated, char *err, size_t errlen);
+
+/* ---- presets (the admin API's /admin/presets, `telex presets`) ---------- */
+
+#define TELEX_PRESET_NAME_MAX 64
+#define TELEX_PRESET_BODY_MAX 65536 /* bytes of a preset's JSON text */
+
+typedef struct telex_preset_row {
+    char name[TELEX_PRESET_NAME_MAX + 1];
+    char *body;                 /* a JSON object, as in telex.yaml; malloc'ed */
+    int64_t created_at;         /* unix seconds */
+    int64_t updated_at;
+} telex_preset_row_t;
+
+/* Stores body (JSON text) under name. create: -EEXIST if one exists;
+ * otherwise (replace) -ENOENT if none does. */
+int telex_store_preset_put(telex_store_t *store, const char *name, const char *body, int create, char *err,
+                           size_t errlen);
+/* out->body is malloc'ed (telex_store_preset_rows_free(out, 1) or free it). */
+int telex_store_preset_get(telex_store_t *store, const char *name, telex_preset_row_t *out, char *err,
+                           size_t errlen);
+/* Every stored preset, by name; *rows NULL when there are none. */
+int telex_store_preset_list(telex_store_t *store, telex_preset_row_t **rows, size_t *n, char *err, size_t errlen);
+int telex_store_preset_delete(telex_store_t *store, const char *name, char *err, size_t errlen);
+/* Frees the bodies and the array. */
+void telex_store_preset_rows_free(telex_preset_row_t *rows, size_t n);
+
+/* "sqlite" or "postgresql". */
+const char *telex_store_backend(const telex_store_t *store);
+/* 1 if path is a PostgreSQL URL. */
+int telex_store_is_url(const char *path);
 
 /* Milliseconds since the epoch (CLOCK_REALTIME). */
 int64_t telex_store_now_ms(void);

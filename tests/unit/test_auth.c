@@ -187,6 +187,12 @@ static void test_validation_helpers(void **state)
     assert_int_equal(telex_key_join_models(many, 2, out, sizeof out, err, sizeof err), -EINVAL);
     assert_int_equal(telex_key_join_models(NULL, 0, out, sizeof out, err, sizeof err), 0);
     assert_string_equal(out, "");
+    /* an empty name is refused, never read as "every model" (issue 18) */
+    const char *empty[][1] = {{""}, {"  "}, {"a,,b"}};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(telex_key_join_models(empty[i], 1, out, sizeof out, err, sizeof err), -EINVAL);
+        assert_string_equal(err, "an empty model name (leave the list out, or use null or all, for every model)");
+    }
 
     assert_int_equal(telex_key_check_budget(0, err, sizeof err), 0);
     assert_int_equal(telex_key_check_budget(-1, err, sizeof err), -EINVAL);

@@ -1,6 +1,10 @@
 /*
- * tests/unit/test_store.c — the SQLite store and the write-behind ledger,
- * on real database files in a fresh mkdtemp directory: creation, WAL,
+ * tests/unit/test_store.c — the store and the write-behind ledger. With
+ * TELEX_TEST_PG_URL unset: SQLite, on real database files in a fresh
+ * mkdtemp directory. With TELEX_TEST_PG_URL=postgresql://user@host:port
+ * (tests/unit/with_postgres.sh starts a throwaway server and sets it): the
+ * same tests, minus those about files, against PostgreSQL, each in a fresh
+ * database. Covered: creation, WAL,
  * migrations, every kind of bad file failing with a clear line, keys,
  * ledger rows and usage totals, and a ledger writer that never loses a row
  * on a clean stop (many threads, retries after a failing batch) and drops
@@ -21,13 +25,36 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "store/ledger.h"
 #include "store/store.h"
 
 static char dir[64];
-static char db_path[160];
+static char db_path[300];
+static const char *pg_base; /* TELEX_TEST_PG_URL: PostgreSQL mode */
+static char pg_db[64];
+
+/* Runs sql on the server's "postgres" database (creating/dropping ours). */
+static int pg_admin(const char *sql)
+{
+    char url[300];
+    snprintf(url, sizeof url, "%s/postgres", pg_base);
+    PGconn *c = PQconnectdb(url);
+    int ok = PQstatus(c) == CONNECTION_OK;
+    if (ok) {
+        PGresult *r = PQexec(c, sql);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
+        PQclear(r);
+    } else {
+        fprintf(stderr, "%s: %s", url, PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
 
 static int setup(void **state)
 {
@@ -35,6 +62,14 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/telex-store-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
+    if (pg_base != NULL) {
+        static int counter;
+        snprintf(pg_db, sizeof pg_db, "telex_test_%d_%d", (int)getpid(), ++counter);
+        snprintf(db_path, sizeof db_path, "%s/%s", pg_base, pg_db);
+        char sql[128];
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", pg_db);
+        return pg_admin(sql);
+    }
     snprintf(db_path, sizeof db_path, "%s/state/telex.db", dir);
     return 0;
 }
@@ -43,9 +78,21 @@ static int teardown(void **state)
 {
     (void)state;
     char cmd[200];
+    if (pg_base != NULL) {
+        snprintf(cmd, sizeof cmd, "DROP DATABASE %s WITH (FORCE)", pg_db);
+        if (pg_admin(cmd) != 0)
+            return -1;
+    }
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
 }
+
+/* Tests about files: SQLite only. */
+#define SQLITE_ONLY()                                                                                                \
+    do {                                                                                                             \
+        if (pg_base != NULL)                                                                                         \
+            skip();                                                                                                  \
+    } while (0)
 
 static telex_store_t *open_ok(const char *path)
 {
@@ -69,8 +116,36 @@ static void open_fails(const char *path, int want_rc, const char *want)
     assert_non_null(strstr(err, path)); /* the message names the file */
 }
 
+static int64_t pg_int(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("%s: %s", url, PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    int64_t v = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+static void pg_exec(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("%s: %s", url, PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
+
 static int64_t sql_int(const char *path, const char *sql)
 {
+    if (pg_base != NULL)
+        return pg_int(path, sql);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *st = NULL;
@@ -83,6 +158,10 @@ static int64_t sql_int(const char *path, const char *sql)
 
 static void sql_exec(const char *path, const char *sql)
 {
+    if (pg_base != NULL) {
+        pg_exec(path, sql);
+        return;
+    }
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     char *msg = NULL;
@@ -135,6 +214,7 @@ static telex_usage_record_t rec(int64_t key_id, const char *model, int64_t ts_ms
 static void test_creates_file_dirs_wal_and_schema(void **state)
 {
     (void)state;
+    SQLITE_ONLY();
     telex_store_t *s = open_ok(db_path);
     assert_string_equal(telex_store_path(s), db_path);
     struct stat st;
@@ -163,6 +243,7 @@ static void test_creates_file_dirs_wal_and_schema(void **state)
 static void test_garbage_file_is_refused(void **state)
 {
     (void)state;
+    SQLITE_ONLY();
     char path[200];
     snprintf(path, sizeof path, "%s/garbage.db", dir);
     char junk[4096];
@@ -175,6 +256,7 @@ static void test_garbage_file_is_refused(void **state)
 static void test_corrupted_pages_are_refused(void **state)
 {
     (void)state;
+    SQLITE_ONLY();
     telex_store_t *s = open_ok(db_path);
     telex_usage_record_t rows[500];
     for (int i = 0; i < 500; i++)
@@ -197,6 +279,16 @@ static void test_foreign_and_newer_databases_are_refused(void **state)
 {
     (void)state;
     char path[200];
+    if (pg_base != NULL) {
+        sql_exec(db_path, "CREATE TABLE keys (id INTEGER PRIMARY KEY, title TEXT)");
+        open_fails(db_path, -EINVAL, "not a telex database (it holds a table named keys or ledger that telex did not create)");
+        sql_exec(db_path, "DROP TABLE keys");
+        telex_store_t *s = open_ok(db_path);
+        telex_store_close(s);
+        sql_exec(db_path, "UPDATE telex_schema SET version = 99");
+        open_fails(db_path, -EINVAL, "schema version 99, written by a newer telex (this one knows up to 2); upgrade telex");
+        return;
+    }
     snprintf(path, sizeof path, "%s/other.db", dir);
     sql_exec(path, "CREATE TABLE photos (id INTEGER PRIMARY KEY, title TEXT)");
     open_fails(path, -EINVAL, "not a telex database (it holds tables telex did not create)");
@@ -208,12 +300,13 @@ static void test_foreign_and_newer_databases_are_refused(void **state)
     telex_store_t *s = open_ok(db_path);
     telex_store_close(s);
     sql_exec(db_path, "PRAGMA user_version = 99");
-    open_fails(db_path, -EINVAL, "schema version 99, written by a newer telex (this one knows up to 1); upgrade telex");
+    open_fails(db_path, -EINVAL, "schema version 99, written by a newer telex (this one knows up to 2); upgrade telex");
 }
 
 static void test_unusable_paths_are_refused(void **state)
 {
     (void)state;
+    SQLITE_ONLY();
     char path[200];
     /* a directory */
     snprintf(path, sizeof path, "%s", dir);
@@ -589,7 +682,8 @@ static void test_two_connections_share_the_file(void **state)
 {
     (void)state;
     /* stop(NULL) is a no-op; two connections (two processes: serve and the
-     * CLI) write the same file and notice each other's commits */
+     * CLI, or two nodes) write the same database and notice each other's
+     * key changes */
     assert_int_equal(telex_ledger_stop(NULL), 0);
     telex_store_t *s1 = open_ok(db_path), *s2 = open_ok(db_path);
     telex_usage_record_t r = rec(0, "m", 1700000000000, 1, 1, 0);
@@ -598,15 +692,133 @@ static void test_two_connections_share_the_file(void **state)
     int64_t v1 = 0, v2 = 0;
     assert_int_equal(telex_store_data_version(s1, &v1, NULL, 0), 0);
     assert_int_equal(telex_store_ledger_append(s2, &r, 1, NULL, 0), 0);
-    assert_int_equal(telex_store_data_version(s1, &v2, NULL, 0), 0);
+    telex_key_row_t k = key("dave", 4);
+    assert_int_equal(telex_store_key_insert(s2, &k, NULL, 0), 0);
+    /* PostgreSQL delivers the notification asynchronously: poll (bounded) */
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(telex_store_data_version(s1, &v2, NULL, 0), 0);
+        if (v1 != v2)
+            break;
+        usleep(10000);
+    }
     assert_true(v1 != v2); /* s1 notices s2's commit */
     telex_store_close(s1);
     telex_store_close(s2);
     assert_int_equal(sql_int(db_path, "SELECT count(*) FROM ledger"), 3);
 }
 
+/* ---- item 9 of issue 18, presets, absurd token counts --------------------------- */
+
+static void test_empty_file_is_refused(void **state)
+{
+    (void)state;
+    SQLITE_ONLY();
+    char parent[200];
+    snprintf(parent, sizeof parent, "%s/state", dir);
+    mkdir(parent, 0700);
+    int fd = open(db_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    open_fails(db_path, -EINVAL, "the file is empty (0 bytes), not a telex database");
+    struct stat st;
+    assert_int_equal(stat(db_path, &st), 0);
+    assert_int_equal(st.st_size, 0); /* left as it was */
+}
+
+static void test_missing_table_is_named(void **state)
+{
+    (void)state;
+    telex_store_t *s = open_ok(db_path);
+    char err[512];
+    sql_exec(db_path, "ALTER TABLE ledger RENAME TO ledger_old");
+    telex_usage_record_t r = rec(0, "m", 1700000000000, 1, 1, 0);
+    assert_int_equal(telex_store_ledger_append(s, &r, 1, err, sizeof err), -EIO);
+    if (strstr(err, "the database was changed outside telex") == NULL || strstr(err, "ledger") == NULL)
+        fail_msg("unexpected message: %s", err);
+    telex_store_close(s);
+    open_fails(db_path, -EIO, "the table \"ledger\" is missing (schema version 2 has it)");
+}
+
+static void test_absurd_token_counts_do_not_break_totals(void **state)
+{
+    (void)state;
+    telex_store_t *s = open_ok(db_path);
+    char err[512];
+    telex_usage_record_t rows[3] = {
+        rec(0, "m", 1700000000000, UINT64_MAX, 5, 0),
+        rec(0, "m", 1700000000001, (uint64_t)INT64_MAX, (uint64_t)INT64_MAX, 0),
+        rec(0, "m", 1700000000002, 7, 3, 0),
+    };
+    assert_int_equal(telex_store_ledger_append(s, rows, 3, err, sizeof err), 0);
+    /* clamped when stored */
+    assert_int_equal(sql_int(db_path, "SELECT max(prompt_tokens) FROM ledger"), (int64_t)TELEX_USAGE_TOKENS_MAX);
+    /* rows stored before the clamp (or by hand) still sum without overflow */
+    sql_exec(db_path, "INSERT INTO ledger (ts_ms, model, provider, prompt_tokens, completion_tokens, cached_tokens, "
+                      "reasoning_tokens, estimated, cost_usd, duration_ms, status, outcome) VALUES "
+                      "(1700000000003, 'm', '', 9223372036854775807, 9223372036854775807, 0, 0, 0, 0, 1, 200, 'ok'),"
+                      "(1700000000004, 'm', '', 9223372036854775807, -5, 0, 0, 0, 0, 1, 200, 'ok')");
+    telex_usage_row_t *u = NULL;
+    size_t n = 0;
+    int trunc = 0;
+    telex_usage_query_t q = {.from_ms = 0, .to_ms = 1800000000000, .group = TELEX_USAGE_GROUP_MODEL, .key_id = -1};
+    assert_int_equal(telex_store_usage(s, &q, &u, &n, &trunc, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(u[0].requests, 5);
+    assert_int_equal(u[0].prompt_tokens, 4 * TELEX_USAGE_TOKENS_MAX + 7);
+    assert_int_equal(u[0].completion_tokens, 2 * TELEX_USAGE_TOKENS_MAX + 5 + 3);
+    free(u);
+    telex_store_close(s);
+}
+
+static void test_presets(void **state)
+{
+    (void)state;
+    telex_store_t *s = open_ok(db_path);
+    char err[512];
+    telex_preset_row_t p;
+    assert_int_equal(telex_store_preset_get(s, "fast", &p, err, sizeof err), -ENOENT);
+    assert_string_equal(err, "no stored preset named \"fast\"");
+    assert_int_equal(telex_store_preset_put(s, "fast", "{\"model\":\"demo\"}", 1, err, sizeof err), 0);
+    assert_int_equal(telex_store_preset_put(s, "fast", "{}", 1, err, sizeof err), -EEXIST);
+    assert_string_equal(err, "a stored preset is already named \"fast\"");
+    assert_int_equal(telex_store_preset_put(s, "slow", "{}", 0, err, sizeof err), -ENOENT);
+    assert_int_equal(telex_store_preset_put(s, "", "{}", 1, err, sizeof err), -EINVAL);
+    assert_int_equal(telex_store_preset_put(s, "alpha", "{\"model\":\"x\"}", 1, err, sizeof err), 0);
+    assert_int_equal(telex_store_preset_get(s, "fast", &p, err, sizeof err), 0);
+    assert_string_equal(p.name, "fast");
+    assert_string_equal(p.body, "{\"model\":\"demo\"}");
+    assert_true(p.created_at > 1700000000 && p.updated_at == p.created_at);
+    free(p.body);
+    assert_int_equal(telex_store_preset_put(s, "fast", "{\"model\":\"other\"}", 0, err, sizeof err), 0);
+    telex_preset_row_t *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(telex_store_preset_list(s, &rows, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].name, "alpha");
+    assert_string_equal(rows[1].body, "{\"model\":\"other\"}");
+    telex_store_preset_rows_free(rows, n);
+    /* another connection sees preset changes */
+    telex_store_t *s2 = open_ok(db_path);
+    int64_t v1 = 0, v2 = 0;
+    assert_int_equal(telex_store_data_version(s2, &v1, NULL, 0), 0);
+    assert_int_equal(telex_store_preset_delete(s, "alpha", err, sizeof err), 0);
+    assert_int_equal(telex_store_preset_delete(s, "alpha", err, sizeof err), -ENOENT);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(telex_store_data_version(s2, &v2, NULL, 0), 0);
+        if (v1 != v2)
+            break;
+        usleep(10000);
+    }
+    assert_true(v1 != v2);
+    telex_store_close(s2);
+    telex_store_close(s);
+}
+
 int main(void)
 {
+    pg_base = getenv("TELEX_TEST_PG_URL");
+    if (pg_base != NULL && *pg_base == '\0')
+        pg_base = NULL;
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_creates_file_dirs_wal_and_schema),
@@ -621,6 +833,10 @@ int main(void)
         T(test_ledger_retries_a_failing_batch),
         T(test_ledger_drops_only_beyond_max_pending),
         T(test_two_connections_share_the_file),
+        T(test_empty_file_is_refused),
+        T(test_missing_table_is_named),
+        T(test_absurd_token_counts_do_not_break_totals),
+        T(test_presets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
