@@ -5,8 +5,11 @@
  *
  * `create` prints the new key once, alone on stdout (so
  * KEY=$(telex keys create --name ci) works) and what it did on stderr; only
- * its SHA-256 is stored. Nothing else ever prints a key. A running server
- * notices changes within about a second. Exit codes as in commands.h: 64
+ * its SHA-256 is stored. Nothing else ever prints a key. Running servers
+ * notice changes within a second (they poll 5 times a second; with
+ * PostgreSQL every node is notified); `revoke` waits that second before it
+ * says requests now get 401. The database may be a file or a
+ * postgresql:// URL (store/store.h). Exit codes as in commands.h: 64
  * usage, 65 bad value or no such key, 69 the database cannot be used,
  * 78 bad configuration.
  */
@@ -26,6 +29,10 @@
 #include "gateway/auth.h"
 #include "store/store.h"
 #include "util/money.h"
+
+/* How long `revoke` waits before saying the key is refused: servers poll
+ * every 200 ms (gateway/services.c), a reload takes milliseconds. */
+#define REVOKE_SETTLE_MS 1000
 
 static void usage(FILE *out)
 {
@@ -337,6 +344,11 @@ static int cmd_on_key(telex_store_t *s, const char *cmd, const char *ref, const 
             fprintf(stderr, "telex keys revoke: %s\n", err);
             return store_exit(rc);
         }
+        /* Running servers (this machine's or, with PostgreSQL, every node)
+         * look for key changes 5 times a second and reload at once: by the
+         * end of this wait the message below is true. */
+        struct timespec wait = {REVOKE_SETTLE_MS / 1000, (REVOKE_SETTLE_MS % 1000) * 1000000L};
+        nanosleep(&wait, NULL);
         fprintf(stderr, "telex keys: revoked key %lld \"%s\"; requests with it now get 401\n", (long long)row.id,
                 row.name);
         return TELEX_EXIT_OK;

@@ -119,6 +119,9 @@ typedef struct telex_store_config {
     const char *path; /* never NULL after load; see docs/configuration.md for the default */
     double flush_interval_seconds; /* ledger write-behind interval; 0.25 */
     uint64_t max_pending;          /* ledger rows queued at most; 100000 */
+    const char *spill_path;        /* ledger rows the database cannot take yet; NULL: path + ".spill"
+                                      (SQLite) or $XDG_STATE_HOME/telex/ledger.spill (PostgreSQL) */
+    uint64_t spill_max_bytes;      /* the spill file's bound; 0 = 1 GiB */
 } telex_store_config_t;
 
 typedef struct telex_auth_config {

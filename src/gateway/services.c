@@ -113,8 +113,9 @@ static void on_tick(void *arg)
 
 static void log_store(const telex_services_t *svc, size_t active, bool anonymous)
 {
-    json_t *line = json_pack("{s:s,s:s,s:s,s:I,s:b}", "level", "info", "msg", "store opened", "path",
-                             svc->cfg->store.path, "api_keys", (json_int_t)active, "anonymous", anonymous);
+    json_t *line = json_pack("{s:s,s:s,s:s,s:s,s:I,s:b}", "level", "info", "msg", "store opened", "path",
+                             telex_store_path(svc->store), "backend", telex_store_backend(svc->store), "api_keys",
+                             (json_int_t)active, "anonymous", anonymous);
     if (line != NULL)
         telex_log_json(line);
 }
@@ -144,7 +145,7 @@ int telex_services_open(telex_services_t **out, const telex_config_t *cfg, const
     if ((rc = telex_store_open(&svc->store, cfg->store.path, err, errlen)) != 0)
         goto fail;
     if ((rc = telex_services_reload_keys(svc)) != 0) {
-        snprintf(err, errlen, "%s: cannot read the API keys", cfg->store.path);
+        snprintf(err, errlen, "%s: cannot read the API keys", telex_store_path(svc->store));
         goto fail;
     }
     size_t active = telex_keyset_active(svc->keyset);
@@ -158,12 +159,21 @@ int telex_services_open(telex_services_t **out, const telex_config_t *cfg, const
         goto fail;
     }
     if (!(options && options->no_ledger_thread)) {
+        char spill[4096];
+        if (cfg->store.spill_path == NULL &&
+            telex_store_default_spill_path(cfg->store.path, spill, sizeof spill) != 0) {
+            snprintf(err, errlen, "store.path is too long to derive store.spill_path from it; set store.spill_path");
+            rc = -ENAMETOOLONG;
+            goto fail;
+        }
         telex_ledger_options_t lo = {
             .flush_interval_seconds = cfg->store.flush_interval_seconds,
             .max_pending = (size_t)cfg->store.max_pending,
-            .tick_seconds = 1,
+            .tick_seconds = 0.2, /* key and preset changes from elsewhere: well within 1 s */
             .on_tick = on_tick,
             .tick_arg = svc,
+            .spill_path = cfg->store.spill_path ? cfg->store.spill_path : spill,
+            .spill_max_bytes = cfg->store.spill_max_bytes,
         };
         if ((rc = telex_ledger_start(&svc->ledger, svc->store, &lo, err, errlen)) != 0)
             goto fail;

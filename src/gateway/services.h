@@ -20,8 +20,10 @@
  * allow_anonymous).
  *
  * Keys created or changed by another process (`telex keys ...` next to a
- * running server) take effect within about a second: the ledger thread
- * watches the database and reloads the keys when it changed. Changes made
+ * running server, another node sharing a PostgreSQL store) take effect
+ * within a second: a thread of the ledger polls the store's data version
+ * 5 times a second (SQLite: PRAGMA data_version; PostgreSQL: NOTIFYs from
+ * the keys/presets triggers) and reloads the keys when it changed. Changes made
  * through the admin API take effect at once.
  *
  * Integration (the relay's side, in a few lines each) is described in

@@ -15,15 +15,26 @@
 #include "http/respond.h"
 #include "store/ledger.h"
 #include "util/json_dump.h"
+#include "util/log.h"
 
 /* ---- usage and cost ------------------------------------------------------------- */
 
-static bool get_count(const json_t *obj, const char *key, uint64_t *out)
+/* A count a provider reported: negative (or not an integer) is absent;
+ * beyond TELEX_USAGE_TOKENS_MAX (no answer is that long: a provider bug,
+ * or INT64_MAX) it is clamped and remembered in *absurd, so neither costs,
+ * budgets nor the ledger's sums take it. */
+static bool get_count(const json_t *obj, const char *key, uint64_t *out, uint64_t *absurd)
 {
     const json_t *v = json_object_get(obj, key);
     if (!json_is_integer(v) || json_integer_value(v) < 0)
         return false;
-    *out = (uint64_t)json_integer_value(v);
+    uint64_t n = (uint64_t)json_integer_value(v);
+    if (n > TELEX_USAGE_TOKENS_MAX) {
+        if (n > *absurd)
+            *absurd = n;
+        n = TELEX_USAGE_TOKENS_MAX;
+    }
+    *out = n;
     return true;
 }
 
@@ -32,17 +43,18 @@ int telex_usage_parse(const json_t *usage, telex_usage_t *out)
     memset(out, 0, sizeof(*out));
     if (!json_is_object(usage))
         return -1;
-    bool p = get_count(usage, "prompt_tokens", &out->prompt_tokens);
-    bool c = get_count(usage, "completion_tokens", &out->completion_tokens);
+    uint64_t *a = &out->absurd;
+    bool p = get_count(usage, "prompt_tokens", &out->prompt_tokens, a);
+    bool c = get_count(usage, "completion_tokens", &out->completion_tokens, a);
     if (!p && !c) {
         /* Anthropic-style names, from providers that pass them through */
-        p = get_count(usage, "input_tokens", &out->prompt_tokens);
-        c = get_count(usage, "output_tokens", &out->completion_tokens);
+        p = get_count(usage, "input_tokens", &out->prompt_tokens, a);
+        c = get_count(usage, "output_tokens", &out->completion_tokens, a);
         if (!p && !c)
             return -1;
     }
-    get_count(json_object_get(usage, "prompt_tokens_details"), "cached_tokens", &out->cached_tokens);
-    get_count(json_object_get(usage, "completion_tokens_details"), "reasoning_tokens", &out->reasoning_tokens);
+    get_count(json_object_get(usage, "prompt_tokens_details"), "cached_tokens", &out->cached_tokens, a);
+    get_count(json_object_get(usage, "completion_tokens_details"), "reasoning_tokens", &out->reasoning_tokens, a);
     if (out->cached_tokens > out->prompt_tokens)
         out->cached_tokens = out->prompt_tokens;
     if (out->reasoning_tokens > out->completion_tokens)
@@ -174,6 +186,14 @@ void telex_usage_record_set(telex_usage_record_t *rec, const telex_usage_t *u, d
     rec->reasoning_tokens = u->reasoning_tokens;
     rec->estimated = u->estimated ? 1 : 0;
     rec->cost_usd = cost_usd;
+    if (u->absurd > 0) {
+        json_t *line = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "level", "warn", "msg",
+                                 "provider reported an absurd token count; clamped before the ledger", "model",
+                                 rec->model, "provider", rec->provider, "reported", (json_int_t)(u->absurd > INT64_MAX ? INT64_MAX : u->absurd),
+                                 "clamped_to", (json_int_t)TELEX_USAGE_TOKENS_MAX);
+        if (line != NULL)
+            telex_log_json(line);
+    }
 }
 
 int telex_usage_record(telex_services_t *svc, const telex_grant_t *grant, const telex_usage_record_t *rec)
@@ -339,13 +359,25 @@ static void format_ms(int64_t ms, char *buf, size_t n)
         snprintf(buf, n, "%lld", (long long)(ms / 1000));
 }
 
+/* Totals are unsigned and saturate (PostgreSQL sums are numeric); JSON
+ * integers are signed 64-bit. */
+static json_int_t ji(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a + b < a ? UINT64_MAX : a + b;
+}
+
 static json_t *counters(const telex_usage_row_t *r)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "requests", (json_int_t)r->requests, "prompt_tokens",
-                     (json_int_t)r->prompt_tokens, "completion_tokens", (json_int_t)r->completion_tokens,
-                     "cached_tokens", (json_int_t)r->cached_tokens, "reasoning_tokens", (json_int_t)r->reasoning_tokens,
-                     "total_tokens", (json_int_t)(r->prompt_tokens + r->completion_tokens), "estimated_requests",
-                     (json_int_t)r->estimated_requests, "failed_requests", (json_int_t)r->failed_requests, "cost_usd",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "requests", ji(r->requests), "prompt_tokens",
+                     ji(r->prompt_tokens), "completion_tokens", ji(r->completion_tokens), "cached_tokens",
+                     ji(r->cached_tokens), "reasoning_tokens", ji(r->reasoning_tokens), "total_tokens",
+                     ji(add_sat(r->prompt_tokens, r->completion_tokens)), "estimated_requests",
+                     ji(r->estimated_requests), "failed_requests", ji(r->failed_requests), "cost_usd",
                      round(r->cost_usd * 1e10) / 1e10);
 }
 
@@ -386,10 +418,10 @@ json_t *telex_usage_to_json(const telex_usage_query_t *q, const telex_usage_row_
             return NULL;
         }
         total.requests += r->requests;
-        total.prompt_tokens += r->prompt_tokens;
-        total.completion_tokens += r->completion_tokens;
-        total.cached_tokens += r->cached_tokens;
-        total.reasoning_tokens += r->reasoning_tokens;
+        total.prompt_tokens = add_sat(total.prompt_tokens, r->prompt_tokens);
+        total.completion_tokens = add_sat(total.completion_tokens, r->completion_tokens);
+        total.cached_tokens = add_sat(total.cached_tokens, r->cached_tokens);
+        total.reasoning_tokens = add_sat(total.reasoning_tokens, r->reasoning_tokens);
         total.estimated_requests += r->estimated_requests;
         total.failed_requests += r->failed_requests;
         total.cost_usd += r->cost_usd;

@@ -68,6 +68,9 @@ typedef struct telex_usage {
     uint64_t cached_tokens;    /* part of prompt_tokens */
     uint64_t reasoning_tokens; /* part of completion_tokens */
     bool estimated;
+    uint64_t absurd;           /* the largest count the provider reported
+                                  above TELEX_USAGE_TOKENS_MAX (clamped to
+                                  it); 0 = none. Logged with the ledger row. */
 } telex_usage_t;
 
 /* From an OpenAI usage object. Returns 0, or -1 when usage is not an

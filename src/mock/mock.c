@@ -284,6 +284,8 @@ static int parse_mock_object(json_t *mock, telex_mock_spec_t *spec, asks_t *a, b
             r = get_int(v, param, 64, MAX_OVERSIZE, &spec->oversize_bytes, b);
         else if (strcmp(key, "cached_tokens") == 0)
             r = get_int(v, param, 0, INT64_MAX / 4, &spec->cached_tokens, b);
+        else if (strcmp(key, "prompt_tokens") == 0) /* a provider that reports absurd counts */
+            r = get_int(v, param, 0, INT64_MAX, &spec->prompt_tokens_override, b);
         else if (strcmp(key, "seed") == 0) {
             r = get_int(v, param, INT64_MIN, INT64_MAX, &a->seed, b);
             a->has_seed = 1;
@@ -595,6 +597,7 @@ static int build_spec(telex_mock_t *m, json_t *body, uint64_t seq, int dialect, 
     spec->stall_ms = m->defaults.stall_ms;
     spec->retry_after = -1;
     spec->usage = 1;
+    spec->prompt_tokens_override = -1;
     for (int f = 0; f < TELEX_MOCK_FAULT_COUNT; f++)
         spec->fault_at[f] = -1;
     asks_t a = {.tokens = m->defaults.tokens, .format = -1};
@@ -666,7 +669,7 @@ static int build_spec(telex_mock_t *m, json_t *body, uint64_t seq, int dialect, 
     for (int f = 0; f < TELEX_MOCK_FAULT_COUNT; f++) /* "after more chunks than there are" = after the last */
         if (spec->fault_at[f] > units)
             spec->fault_at[f] = units;
-    spec->prompt_tokens = words > 0 ? words : 1;
+    spec->prompt_tokens = spec->prompt_tokens_override >= 0 ? spec->prompt_tokens_override : words > 0 ? words : 1;
     spec->created = (int64_t)time(NULL);
     spec->model = model != NULL ? strdup(json_string_value(model)) : strndup(deployment, deployment_len);
     if (spec->model == NULL)

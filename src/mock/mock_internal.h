@@ -96,6 +96,7 @@ typedef struct telex_mock_spec {
     int64_t fault_at[TELEX_MOCK_FAULT_COUNT]; /* -1 = off; else content count */
     int64_t oversize_bytes;
     int64_t prompt_tokens;
+    int64_t prompt_tokens_override; /* the "prompt_tokens" knob; -1 = count the words */
     int64_t cached_tokens; /* of prompt_tokens, <= it */
     int64_t created;
     char *model;         /* NUL-terminated, valid UTF-8 */

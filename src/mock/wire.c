@@ -161,7 +161,7 @@ static void w_openai_usage(telex_mock_wire_t *w)
     int64_t p, c, u;
     usage_numbers(w->spec, &p, &c, &u);
     w_fmt(w, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld", (long long)p, (long long)u,
-          (long long)(p + u));
+          (long long)(p > INT64_MAX - u ? INT64_MAX : p + u));
     if (c > 0)
         w_fmt(w, ",\"prompt_tokens_details\":{\"cached_tokens\":%lld}", (long long)c);
     if (w->spec->thinking.count > 0)

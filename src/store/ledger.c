@@ -2,10 +2,14 @@
  * store/ledger.c — the write-behind ledger: a queue of fixed-size blocks
  * filled by event loops, drained by one writer thread. See ledger.h.
  *
- * Only the writer removes rows, and only after they are committed: it
- * copies the oldest rows out under the lock, writes them without it, then
- * drops them from the queue. A failed transaction therefore leaves the
- * queue as it was, and the next attempt writes the same rows again.
+ * Only the writer removes rows, and only after they are committed (or
+ * safely in the spill file): it copies the oldest rows out under the lock,
+ * writes them without it, then drops them from the queue. A failed
+ * transaction therefore leaves the queue as it was, and the next attempt
+ * writes the same rows again. While the database fails and spill_after
+ * rows wait, the writer moves the queue to the spill file (store/spill.h);
+ * when a write succeeds again it replays the file first, oldest first.
+ * The tick callback has its own thread.
  */
 #include "store/ledger.h"
 
@@ -17,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/spill.h"
 #include "util/log.h"
 
 #define BLOCK_ROWS 256
@@ -48,6 +53,17 @@ struct telex_ledger {
     bool stopping;
     bool failing; /* the last batch failed */
     telex_usage_record_t *batch;
+    /* the spill file (NULL: none); only the writer thread touches it,
+     * spill_pending mirrors its count under the lock for stats/flush */
+    telex_spill_t *spill;
+    size_t spill_after;     /* failing and this many rows queued: spill them */
+    uint64_t spill_pending; /* rows in the spill file not yet written */
+    uint64_t spilled_total; /* rows ever spilled */
+    bool spill_failing;
+    /* the tick runs on its own thread: a slow batch never delays it */
+    pthread_t ticker;
+    bool has_ticker;
+    pthread_cond_t tick_wake;
 };
 
 static void deadline_after(struct timespec *ts, double seconds)
@@ -56,13 +72,6 @@ static void deadline_after(struct timespec *ts, double seconds)
     long long ns = ts->tv_nsec + (long long)(seconds * 1e9);
     ts->tv_sec += (time_t)(ns / 1000000000LL);
     ts->tv_nsec = (long)(ns % 1000000000LL);
-}
-
-static double mono_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Copies up to max of the oldest rows into out (under the lock). */
@@ -136,23 +145,117 @@ static long write_some(telex_ledger_t *l)
     return (long)n;
 }
 
+/* Moves every queued row to the spill file (under the lock; the file
+ * write happens without it). Returns rows moved, or -1. */
+static long spill_queue(telex_ledger_t *l)
+{
+    long moved = 0;
+    while (l->pending > 0) {
+        size_t n = peek(l, l->batch, l->opt.batch_max);
+        pthread_mutex_unlock(&l->lock);
+        char err[512];
+        int rc = telex_spill_append(l->spill, l->batch, n, err, sizeof err);
+        pthread_mutex_lock(&l->lock);
+        if (rc < 0) {
+            if (!l->spill_failing) {
+                json_t *line = json_pack("{s:s,s:s,s:I,s:s}", "level", "error", "msg",
+                                         "cannot spill ledger rows to the local file", "rows", (json_int_t)l->pending,
+                                         "error", err);
+                if (line != NULL)
+                    telex_log_json(line);
+            }
+            l->spill_failing = true;
+            return moved > 0 ? moved : -1;
+        }
+        if (l->spill_pending == 0 && moved == 0) {
+            json_t *line = json_pack("{s:s,s:s,s:s}", "level", "warn", "msg",
+                                     "the database cannot take ledger rows; spilling them to a local file until it can",
+                                     "spill_path", telex_spill_path(l->spill));
+            if (line != NULL)
+                telex_log_json(line);
+        }
+        l->spill_failing = false;
+        l->spill_pending += n;
+        l->spilled_total += n;
+        pop(l, n);
+        moved += (long)n;
+    }
+    pthread_cond_broadcast(&l->written);
+    return moved;
+}
+
+/* Writes one batch of spilled rows to the database. Returns rows
+ * written, 0 when none wait, -1 on failure. */
+static long replay_some(telex_ledger_t *l)
+{
+    if (l->spill == NULL || l->spill_pending == 0)
+        return 0;
+    pthread_mutex_unlock(&l->lock);
+    char err[512] = "";
+    long done = -1;
+    size_t n = telex_spill_peek(l->spill, l->batch, l->opt.batch_max, err, sizeof err);
+    int rc = n > 0 ? telex_store_ledger_append(l->store, l->batch, n, err, sizeof err) : -EIO;
+    if (rc == 0 && telex_spill_consume(l->spill, n, err, sizeof err) == 0)
+        done = (long)n;
+    uint64_t left = telex_spill_pending(l->spill);
+    pthread_mutex_lock(&l->lock);
+    if (done < 0) {
+        l->failed_batches++;
+        if (!l->failing) {
+            json_t *line = json_pack("{s:s,s:s,s:I,s:s}", "level", "warn", "msg",
+                                     "writing spilled ledger rows failed; will retry", "rows", (json_int_t)left,
+                                     "error", err);
+            if (line != NULL)
+                telex_log_json(line);
+        }
+        l->failing = true;
+        return -1;
+    }
+    l->failing = false;
+    l->spill_pending = left;
+    if (left == 0)
+        telex_log_event("info", "spilled ledger rows written; the spill file is empty", NULL);
+    pthread_cond_broadcast(&l->written);
+    return done;
+}
+
+static void *ticker_main(void *arg)
+{
+    telex_ledger_t *l = arg;
+    pthread_mutex_lock(&l->lock);
+    while (!l->stopping) {
+        struct timespec ts;
+        deadline_after(&ts, l->opt.tick_seconds);
+        while (!l->stopping && pthread_cond_timedwait(&l->tick_wake, &l->lock, &ts) != ETIMEDOUT) {
+        }
+        if (l->stopping)
+            break;
+        pthread_mutex_unlock(&l->lock);
+        l->opt.on_tick(l->opt.tick_arg);
+        pthread_mutex_lock(&l->lock);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return NULL;
+}
+
 static void *writer_main(void *arg)
 {
     telex_ledger_t *l = arg;
-    double next_tick = l->opt.on_tick ? mono_seconds() + l->opt.tick_seconds : 0;
     pthread_mutex_lock(&l->lock);
     while (!l->stopping) {
-        /* Write everything queued, batch by batch; stop early on failure. */
-        while (l->pending > 0 && !l->stopping) {
+        /* Spilled rows first (they are older), then the queue, batch by
+         * batch; stop early on failure. */
+        while (l->spill_pending > 0 && !l->stopping) {
+            if (replay_some(l) < 0)
+                break;
+        }
+        while (l->spill_pending == 0 && l->pending > 0 && !l->stopping) {
             if (write_some(l) < 0)
                 break;
         }
-        if (l->opt.on_tick && mono_seconds() >= next_tick) {
-            pthread_mutex_unlock(&l->lock);
-            l->opt.on_tick(l->opt.tick_arg);
-            pthread_mutex_lock(&l->lock);
-            next_tick = mono_seconds() + l->opt.tick_seconds;
-        }
+        /* The database is failing: past the bound, rows go to the file. */
+        if (l->failing && l->spill != NULL && l->pending >= l->spill_after)
+            spill_queue(l);
         if (l->stopping)
             break;
         if (l->pending >= l->opt.batch_max && !l->failing)
@@ -160,26 +263,33 @@ static void *writer_main(void *arg)
         if (l->flush_wanted > l->written_seq && l->pending > 0 && !l->failing)
             continue;
         double wait = l->failing ? 1.0 : l->opt.flush_interval_seconds;
-        if (l->opt.on_tick) {
-            double until_tick = next_tick - mono_seconds();
-            if (until_tick < wait)
-                wait = until_tick > 0 ? until_tick : 0;
-        }
         struct timespec ts;
         deadline_after(&ts, wait);
         pthread_cond_timedwait(&l->wake, &l->lock, &ts);
         /* after the wait: flush whatever arrived (the interval has passed,
          * or enough rows are waiting, or someone asked) */
     }
-    /* Stopping: write the rest, retrying a failing batch a few times. */
+    /* Stopping: write the rest, retrying a failing batch a few times; what
+     * still cannot be written goes to the spill file. */
     int attempts = 0;
-    while (l->pending > 0 && attempts < STOP_ATTEMPTS) {
-        if (write_some(l) < 0) {
+    l->failing = false;
+    while ((l->pending > 0 || l->spill_pending > 0) && attempts < STOP_ATTEMPTS) {
+        long r = l->spill_pending > 0 ? replay_some(l) : write_some(l);
+        if (r < 0) {
+            if (l->spill != NULL)
+                break; /* the rows are safe in the file: no need to wait */
             attempts++;
             struct timespec ts;
             deadline_after(&ts, 0.5);
             pthread_cond_timedwait(&l->wake, &l->lock, &ts);
         }
+    }
+    if (l->pending > 0 && l->spill != NULL) {
+        uint64_t before = l->pending;
+        spill_queue(l);
+        if (l->pending < before)
+            telex_log_event("warn", "ledger rows spilled at shutdown; they are written at the next start",
+                            "\"rows\":%llu", (unsigned long long)(before - l->pending));
     }
     pthread_mutex_unlock(&l->lock);
     return NULL;
@@ -203,7 +313,22 @@ int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_l
         l->opt.max_pending = 100000;
     if (!(l->opt.tick_seconds > 0))
         l->opt.tick_seconds = 1;
+    /* far below max_pending: the queue keeps room for what arrives while
+     * the writer is spilling */
+    l->spill_after = l->opt.max_pending / 10 > 0 ? l->opt.max_pending / 10 : 1;
+    if (l->opt.spill_path != NULL) {
+        int src = telex_spill_open(&l->spill, l->opt.spill_path, l->opt.spill_max_bytes, err, errlen);
+        if (src < 0) {
+            free(l);
+            return src;
+        }
+        l->spill_pending = telex_spill_pending(l->spill);
+        if (l->spill_pending > 0)
+            telex_log_event("notice", "ledger rows from an earlier run wait in the spill file; writing them",
+                            "\"rows\":%llu", (unsigned long long)l->spill_pending);
+    }
     if ((l->batch = malloc(l->opt.batch_max * sizeof(*l->batch))) == NULL) {
+        telex_spill_close(l->spill);
         free(l);
         goto oom;
     }
@@ -212,6 +337,7 @@ int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_l
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&l->wake, &ca);
     pthread_cond_init(&l->written, &ca);
+    pthread_cond_init(&l->tick_wake, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&l->lock, NULL);
     /* The writer never takes a signal: SIGINT/SIGTERM belong to the thread
@@ -220,8 +346,21 @@ int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_l
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = pthread_create(&l->thread, NULL, writer_main, l);
+    if (rc == 0 && l->opt.on_tick != NULL) {
+        rc = pthread_create(&l->ticker, NULL, ticker_main, l);
+        if (rc != 0) {
+            pthread_mutex_lock(&l->lock);
+            l->stopping = true;
+            pthread_cond_signal(&l->wake);
+            pthread_mutex_unlock(&l->lock);
+            pthread_join(l->thread, NULL);
+        }
+        l->has_ticker = rc == 0;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
+        telex_spill_close(l->spill);
+        pthread_cond_destroy(&l->tick_wake);
         pthread_cond_destroy(&l->wake);
         pthread_cond_destroy(&l->written);
         pthread_mutex_destroy(&l->lock);
@@ -273,7 +412,7 @@ int telex_ledger_append(telex_ledger_t *l, const telex_usage_record_t *row)
             b->rows[b->tail++] = *row;
             l->pending++;
             l->appended_seq++;
-            if (l->pending == l->opt.batch_max)
+            if (l->pending == l->opt.batch_max || (l->failing && l->pending == l->spill_after))
                 pthread_cond_signal(&l->wake);
         }
     }
@@ -297,9 +436,9 @@ int telex_ledger_flush(telex_ledger_t *l, double timeout_seconds)
         l->flush_wanted = target;
     pthread_cond_signal(&l->wake);
     int rc = 0;
-    while (l->written_seq < target) {
+    while (l->written_seq < target || l->spill_pending > 0) {
         if (pthread_cond_timedwait(&l->written, &l->lock, &ts) == ETIMEDOUT) {
-            rc = l->written_seq < target ? -EIO : 0;
+            rc = l->written_seq < target || l->spill_pending > 0 ? -EIO : 0;
             break;
         }
     }
@@ -315,6 +454,8 @@ void telex_ledger_stats(telex_ledger_t *l, telex_ledger_stats_t *out)
     out->dropped = l->dropped;
     out->failed_batches = l->failed_batches;
     out->pending = l->pending;
+    out->spilled = l->spill_pending;
+    out->spilled_total = l->spilled_total;
     pthread_mutex_unlock(&l->lock);
 }
 
@@ -325,7 +466,10 @@ uint64_t telex_ledger_stop(telex_ledger_t *l)
     pthread_mutex_lock(&l->lock);
     l->stopping = true;
     pthread_cond_signal(&l->wake);
+    pthread_cond_signal(&l->tick_wake);
     pthread_mutex_unlock(&l->lock);
+    if (l->has_ticker)
+        pthread_join(l->ticker, NULL);
     pthread_join(l->thread, NULL);
     uint64_t lost = l->pending;
     if (lost > 0)
@@ -341,6 +485,8 @@ uint64_t telex_ledger_stop(telex_ledger_t *l)
         l->free_blocks = b->next;
         free(b);
     }
+    telex_spill_close(l->spill);
+    pthread_cond_destroy(&l->tick_wake);
     pthread_cond_destroy(&l->wake);
     pthread_cond_destroy(&l->written);
     pthread_mutex_destroy(&l->lock);

@@ -35,6 +35,8 @@ typedef struct telex_ledger_options {
     double tick_seconds;           /* 0 = default 1 (when on_tick is set) */
     void (*on_tick)(void *arg);    /* NULL = none */
     void *tick_arg;
+    const char *spill_path;        /* NULL = no spill file */
+    uint64_t spill_max_bytes;      /* 0 = 1 GiB */
 } telex_ledger_options_t;
 
 typedef struct telex_ledger_stats {
@@ -42,11 +44,15 @@ typedef struct telex_ledger_stats {
     uint64_t written;        /* rows committed to the database */
     uint64_t dropped;        /* rows refused: queue full or out of memory */
     uint64_t failed_batches; /* transactions that failed (and were retried) */
-    uint64_t pending;        /* rows waiting */
+    uint64_t pending;        /* rows waiting in memory */
+    uint64_t spilled;        /* rows waiting in the spill file */
+    uint64_t spilled_total;  /* rows ever moved to the spill file */
 } telex_ledger_stats_t;
 
 /* Starts the writer thread on an open store (which must outlive it).
- * Returns 0, or -ENOMEM / -EAGAIN with a message. */
+ * Returns 0, or -ENOMEM / -EAGAIN with a message, or the spill file's
+ * error (-EBUSY: another process has it; -EINVAL: not a spill file of this
+ * build; -EIO). */
 int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_ledger_options_t *options,
                        char *err, size_t errlen);
 
@@ -55,7 +61,8 @@ int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_l
  * -ESHUTDOWN after telex_ledger_stop began. */
 int telex_ledger_append(telex_ledger_t *ledger, const telex_usage_record_t *row);
 
-/* Waits until every row appended before the call is committed. Returns 0,
+/* Waits until every row appended before the call is committed (and the
+ * spill file is empty). Returns 0,
  * or -EIO if the writer could not write them within timeout_seconds. Never
  * call on an event loop thread. */
 int telex_ledger_flush(telex_ledger_t *ledger, double timeout_seconds);

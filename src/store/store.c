@@ -39,6 +39,23 @@ int telex_store_is_url(const char *path)
     return path != NULL && (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0);
 }
 
+int telex_store_default_spill_path(const char *db_path, char *out, size_t cap)
+{
+    int n;
+    if (!telex_store_is_url(db_path)) {
+        n = snprintf(out, cap, "%s.spill", db_path);
+    } else {
+        const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+        if (xdg != NULL && xdg[0] == '/')
+            n = snprintf(out, cap, "%s/telex/ledger.spill", xdg);
+        else if (home != NULL && home[0] == '/')
+            n = snprintf(out, cap, "%s/.local/state/telex/ledger.spill", strcmp(home, "/") == 0 ? "" : home);
+        else
+            n = snprintf(out, cap, "ledger.spill");
+    }
+    return n > 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
+}
+
 int telex_store_open(telex_store_t **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;

@@ -202,6 +202,11 @@ void telex_store_preset_rows_free(telex_preset_row_t *rows, size_t n);
 const char *telex_store_backend(const telex_store_t *store);
 /* 1 if path is a PostgreSQL URL. */
 int telex_store_is_url(const char *path);
+/* Where the ledger spills rows when store.spill_path is not set: the
+ * SQLite file's path + ".spill", or for PostgreSQL
+ * $XDG_STATE_HOME/telex/ledger.spill (else ~/.local/state/telex/...).
+ * Returns 0 or -ENAMETOOLONG. */
+int telex_store_default_spill_path(const char *db_path, char *out, size_t cap);
 
 /* Milliseconds since the epoch (CLOCK_REALTIME). */
 int64_t telex_store_now_ms(void);

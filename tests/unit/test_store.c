@@ -630,32 +630,16 @@ static void test_ledger_retries_a_failing_batch(void **state)
     assert_int_equal(sql_int(db_path, "SELECT count(*) FROM ledger"), 50);
 }
 
-static sem_t tick_entered, tick_release;
-static int tick_blocks;
-
-static void blocking_tick(void *arg)
-{
-    (void)arg;
-    if (__atomic_load_n(&tick_blocks, __ATOMIC_SEQ_CST)) {
-        __atomic_store_n(&tick_blocks, 0, __ATOMIC_SEQ_CST);
-        sem_post(&tick_entered);
-        sem_wait(&tick_release);
-    }
-}
-
 static void test_ledger_drops_only_beyond_max_pending(void **state)
 {
     (void)state;
     telex_store_t *s = open_ok(db_path);
-    sem_init(&tick_entered, 0, 0);
-    sem_init(&tick_release, 0, 0);
-    tick_blocks = 1;
+    /* every write fails (the table is renamed away): nothing drains */
+    sql_exec(db_path, "ALTER TABLE ledger RENAME TO ledger_away");
     telex_ledger_t *l = NULL;
     char err[256];
-    telex_ledger_options_t opt = {.flush_interval_seconds = 0.01, .max_pending = 300, .tick_seconds = 0.01,
-                                  .on_tick = blocking_tick};
+    telex_ledger_options_t opt = {.flush_interval_seconds = 0.01, .max_pending = 300};
     assert_int_equal(telex_ledger_start(&l, s, &opt, err, sizeof err), 0);
-    sem_wait(&tick_entered); /* the writer is stuck: nothing drains */
     int accepted = 0, refused = 0;
     for (int i = 0; i < 310; i++) {
         telex_usage_record_t r = rec(0, "m", 1700000000000 + i, 1, 1, 0);
@@ -670,12 +654,101 @@ static void test_ledger_drops_only_beyond_max_pending(void **state)
     telex_ledger_stats_t st;
     telex_ledger_stats(l, &st);
     assert_int_equal(st.dropped, 10);
-    sem_post(&tick_release);
+    sql_exec(db_path, "ALTER TABLE ledger_away RENAME TO ledger");
     assert_int_equal(telex_ledger_stop(l), 0);
     telex_store_close(s);
     assert_int_equal(sql_int(db_path, "SELECT count(*) FROM ledger"), 300);
-    sem_destroy(&tick_entered);
-    sem_destroy(&tick_release);
+}
+
+/* Appends, waiting out a full queue (the writer spills it; this loop
+ * appends far faster than any gateway, so it does fill it). */
+static void append_patiently(telex_ledger_t *l, const telex_usage_record_t *r)
+{
+    for (int tries = 0; tries < 20000; tries++) {
+        int rc = telex_ledger_append(l, r);
+        if (rc == 0)
+            return;
+        assert_int_equal(rc, -ENOSPC);
+        usleep(1000);
+    }
+    fail_msg("the ledger queue stayed full for 20 s");
+}
+
+static void test_ledger_spills_while_the_database_fails(void **state)
+{
+    (void)state;
+    char spill[200];
+    snprintf(spill, sizeof spill, "%s/spill/ledger.spill", dir);
+    telex_store_t *s = open_ok(db_path);
+    sql_exec(db_path, "ALTER TABLE ledger RENAME TO ledger_away");
+    telex_ledger_t *l = NULL;
+    char err[256];
+    telex_ledger_options_t opt = {.flush_interval_seconds = 0.01, .batch_max = 50, .max_pending = 1000,
+                                  .spill_path = spill};
+    assert_int_equal(telex_ledger_start(&l, s, &opt, err, sizeof err), 0);
+    /* a second process may not share the file */
+    telex_ledger_t *l2 = NULL;
+    assert_int_equal(telex_ledger_start(&l2, s, &opt, err, sizeof err), -EBUSY);
+    assert_non_null(strstr(err, "in use by another telex process"));
+    for (int i = 0; i < 5000; i++) {
+        telex_usage_record_t r = rec(0, "m", 1700000000000 + i, 1, 1, 0);
+        append_patiently(l, &r);
+    }
+    telex_ledger_stats_t st;
+    telex_ledger_stats(l, &st);
+    assert_true(st.spilled_total > 0); /* 5000 rows never fit in 1000 */
+    assert_int_equal(telex_ledger_flush(l, 0.2), -EIO);
+    sql_exec(db_path, "ALTER TABLE ledger_away RENAME TO ledger");
+    assert_int_equal(telex_ledger_flush(l, 20), 0);
+    telex_ledger_stats(l, &st);
+    assert_int_equal(st.spilled, 0);
+    assert_int_equal(telex_ledger_stop(l), 0);
+    telex_store_close(s);
+    assert_int_equal(sql_int(db_path, "SELECT count(*) FROM ledger"), 5000);
+    assert_int_equal(sql_int(db_path, "SELECT count(DISTINCT ts_ms) FROM ledger"), 5000);
+    struct stat fst;
+    assert_int_equal(stat(spill, &fst), 0);
+    assert_int_equal(fst.st_size, 32); /* replayed: only the header is left */
+}
+
+static void test_ledger_spill_survives_a_restart(void **state)
+{
+    (void)state;
+    char spill[200];
+    snprintf(spill, sizeof spill, "%s/ledger.spill", dir);
+    telex_store_t *s = open_ok(db_path);
+    sql_exec(db_path, "ALTER TABLE ledger RENAME TO ledger_away");
+    telex_ledger_t *l = NULL;
+    char err[256];
+    telex_ledger_options_t opt = {.flush_interval_seconds = 0.01, .spill_path = spill};
+    assert_int_equal(telex_ledger_start(&l, s, &opt, err, sizeof err), 0);
+    for (int i = 0; i < 300; i++) {
+        telex_usage_record_t r = rec(0, "m", 1700000000000 + i, 2, 3, 0);
+        assert_int_equal(telex_ledger_append(l, &r), 0);
+    }
+    /* stop while the database fails: nothing lost, the rows are in the file */
+    assert_int_equal(telex_ledger_stop(l), 0);
+    struct stat fst;
+    assert_int_equal(stat(spill, &fst), 0);
+    assert_int_equal(fst.st_size, 32 + 300 * sizeof(telex_usage_record_t));
+    /* a torn record at the end (a crash mid-append) is cut off */
+    write_bytes(spill, "torn", 4, fst.st_size);
+    sql_exec(db_path, "ALTER TABLE ledger_away RENAME TO ledger");
+    assert_int_equal(telex_ledger_start(&l, s, &opt, err, sizeof err), 0);
+    assert_int_equal(telex_ledger_flush(l, 20), 0);
+    assert_int_equal(telex_ledger_stop(l), 0);
+    telex_store_close(s);
+    assert_int_equal(sql_int(db_path, "SELECT count(*) FROM ledger"), 300);
+    assert_int_equal(sql_int(db_path, "SELECT sum(completion_tokens) FROM ledger"), 900);
+    /* a file that is not a spill file is refused, never misread */
+    char other[200];
+    snprintf(other, sizeof other, "%s/not-a-spill", dir);
+    write_bytes(other, "0123456789abcdef0123456789abcdef0123", 36, 0);
+    opt.spill_path = other;
+    s = open_ok(db_path);
+    assert_int_equal(telex_ledger_start(&l, s, &opt, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "not a telex ledger spill file"));
+    telex_store_close(s);
 }
 
 static void test_two_connections_share_the_file(void **state)
@@ -832,6 +905,8 @@ int main(void)
         T(test_ledger_flush_and_stats),
         T(test_ledger_retries_a_failing_batch),
         T(test_ledger_drops_only_beyond_max_pending),
+        T(test_ledger_spills_while_the_database_fails),
+        T(test_ledger_spill_survives_a_restart),
         T(test_two_connections_share_the_file),
         T(test_empty_file_is_refused),
         T(test_missing_table_is_named),
