@@ -19,6 +19,7 @@ int telex_cmd_serve(int argc, char **argv);
 int telex_cmd_mock(int argc, char **argv);
 int telex_cmd_keys(int argc, char **argv);
 int telex_cmd_usage(int argc, char **argv);
+int telex_cmd_presets(int argc, char **argv);
 
 /* keys.c: opens the store for `telex keys` / `telex usage`: --db if given,
  * else $TELEX_DB, else the config's store.path (config_path, else

@@ -18,6 +18,7 @@ static const command_t commands[] = {
     {"sse", telex_cmd_sse, "decode or encode an SSE event stream (stdin to stdout)"},
     {"keys", telex_cmd_keys, "create, list, show, revoke and update API keys"},
     {"usage", telex_cmd_usage, "print token and cost totals from the usage ledger"},
+    {"presets", telex_cmd_presets, "create, list, show, update and delete presets kept in the store"},
 };
 
 static void print_usage(FILE *out)

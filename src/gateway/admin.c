@@ -1,5 +1,6 @@
 /*
- * gateway/admin.c — /admin/keys on the store. See admin.h.
+ * gateway/admin.c — /admin/keys on the store (and the door to
+ * /admin/presets, gateway/presets_store.c). See admin.h.
  *
  * The HTTP side checks the admin token on the event loop (a hash compare),
  * copies what the call needs (method, path, body) and runs
@@ -17,6 +18,7 @@
 
 #include "gateway/auth.h"
 #include "gateway/limits.h"
+#include "gateway/presets_store.h"
 #include "http/respond.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -249,11 +251,18 @@ int telex_admin_execute(telex_services_t *svc, const char *method, const char *p
     size_t plen = strlen(path);
     while (plen > 1 && path[plen - 1] == '/')
         plen--;
-    static const char keys[] = "/admin/keys";
+    static const char keys[] = "/admin/keys", presets[] = "/admin/presets";
+    if (plen >= sizeof presets - 1 && memcmp(path, presets, sizeof presets - 1) == 0 &&
+        (plen == sizeof presets - 1 || path[sizeof presets - 1] == '/')) {
+        if (body_len > MAX_ADMIN_BODY)
+            return telex_api_error_set(e, 413, "invalid_request_error", "request_too_large", NULL,
+                                       "The body is larger than %u bytes.", MAX_ADMIN_BODY);
+        return telex_admin_presets_execute(svc, method, path, body, body_len, out, e, allow);
+    }
     if (plen < sizeof keys - 1 || memcmp(path, keys, sizeof keys - 1) != 0 ||
         (plen > sizeof keys - 1 && path[sizeof keys - 1] != '/'))
         return telex_api_error_set(e, 404, "invalid_request_error", "not_found", NULL,
-                                   "Unknown admin path. The admin API is /admin/keys; see docs/keys.md.");
+                                   "Unknown admin path. The admin API is /admin/keys and /admin/presets; see docs/keys.md.");
     if (body_len > MAX_ADMIN_BODY)
         return telex_api_error_set(e, 413, "invalid_request_error", "request_too_large", NULL,
                                    "The body is larger than %u bytes.", MAX_ADMIN_BODY);

@@ -45,6 +45,8 @@ typedef struct preset {
 struct telex_presets {
     preset_t *p;
     size_t n;
+    telex_preset_t *owned_list; /* telex_presets_new_from: freed with the set */
+    json_t *owned_json;         /* ... holding the strings the list points into */
 };
 
 /* ---- compiling ------------------------------------------------------------------ */
@@ -126,22 +128,34 @@ void telex_presets_free(telex_presets_t *ps)
         free(pr->vars);
     }
     free(ps->p);
+    free(ps->owned_list);
+    json_decref(ps->owned_json);
     free(ps);
 }
 
 int telex_presets_new(telex_presets_t **out, const telex_config_t *cfg, char *err, size_t errlen)
 {
+    return telex_presets_new_from(out, cfg->presets, cfg->n_presets, NULL, NULL, err, errlen);
+}
+
+int telex_presets_new_from(telex_presets_t **out, const telex_preset_t *list, size_t n, telex_preset_t *owned_list,
+                           json_t *owned_json, char *err, size_t errlen)
+{
     *out = NULL;
     telex_presets_t *ps = calloc(1, sizeof(*ps));
-    if (ps == NULL || (cfg->n_presets && (ps->p = calloc(cfg->n_presets, sizeof(*ps->p))) == NULL)) {
+    if (ps == NULL || (n && (ps->p = calloc(n, sizeof(*ps->p))) == NULL)) {
         free(ps);
+        free(owned_list);
+        json_decref(owned_json);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    ps->n = cfg->n_presets;
+    ps->owned_list = owned_list;
+    ps->owned_json = owned_json;
+    ps->n = n;
     for (size_t i = 0; i < ps->n; i++) {
         preset_t *pr = &ps->p[i];
-        const telex_preset_t *c = &cfg->presets[i];
+        const telex_preset_t *c = &list[i];
         pr->cfg = c;
         pr->has_system = c->system != NULL;
         int rc = 0;

@@ -46,7 +46,9 @@
  *   GET /v1/presets → telex_presets_handle_list(svc, req)
  *
  * presets = telex_services_presets(svc). Everything here is read-only after
- * telex_presets_new and safe from any thread.
+ * telex_presets_new and safe from any thread. A set is replaced (not
+ * changed) when stored presets change (gateway/presets_store.h); a set a
+ * caller got stays valid for at least 10 s after it was replaced.
  */
 #ifndef TELEX_GATEWAY_PRESETS_H
 #define TELEX_GATEWAY_PRESETS_H
@@ -64,6 +66,12 @@ typedef struct telex_presets telex_presets_t;
 
 /* Compiles cfg's presets. Returns 0, or -EINVAL/-ENOMEM with a message. */
 int telex_presets_new(telex_presets_t **out, const telex_config_t *cfg, char *err, size_t errlen);
+/* Compiles a list of presets (strings must outlive the set). owned_list
+ * and owned_json (either may be NULL) become the set's: freed with it,
+ * also on failure — the stored presets (gateway/presets_store.h) live
+ * there. */
+int telex_presets_new_from(telex_presets_t **out, const telex_preset_t *list, size_t n, telex_preset_t *owned_list,
+                           json_t *owned_json, char *err, size_t errlen);
 void telex_presets_free(telex_presets_t *p);
 size_t telex_presets_count(const telex_presets_t *p);
 

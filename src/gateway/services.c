@@ -18,6 +18,7 @@
 #include "gateway/limits.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"
+#include "gateway/presets_store.h"
 #include "http/respond.h"
 #include "store/ledger.h"
 #include "store/store.h"
@@ -30,7 +31,7 @@ struct telex_services {
     telex_keyset_t *keyset;
     telex_limits_t *limits;
     telex_metrics_t *metrics;
-    telex_presets_t *presets;
+    telex_presets_live_t *presets; /* the file's and the store's */
     bool loopback;
     bool allow_anonymous;
     void (*deferred_hook)(h2o_req_t *req, void *arg);
@@ -65,7 +66,12 @@ telex_metrics_t *telex_services_metrics(telex_services_t *svc)
 }
 const telex_presets_t *telex_services_presets(const telex_services_t *svc)
 {
-    return svc->presets;
+    return telex_presets_live_get(svc->presets);
+}
+
+int telex_services_reload_presets(telex_services_t *svc)
+{
+    return telex_presets_live_reload(svc->presets, svc->store);
 }
 telex_ledger_t *telex_services_ledger(telex_services_t *svc)
 {
@@ -104,8 +110,10 @@ static void on_tick(void *arg)
     if (!changed)
         return;
     int rc = telex_services_reload_keys(svc);
+    if (rc == 0)
+        rc = telex_services_reload_presets(svc);
     if (rc != 0 && !svc->reload_failing)
-        telex_log_event("warn", "cannot reload API keys; keeping the previous set", NULL);
+        telex_log_event("warn", "cannot reload API keys and presets; keeping the previous sets", NULL);
     else if (rc == 0)
         telex_log_event("info", "API keys reloaded", "\"active\":%zu", telex_keyset_active(svc->keyset));
     svc->reload_failing = rc != 0;
@@ -140,9 +148,9 @@ int telex_services_open(telex_services_t **out, const telex_config_t *cfg, const
         rc = -ENOMEM;
         goto fail;
     }
-    if ((rc = telex_presets_new(&svc->presets, cfg, err, errlen)) != 0)
-        goto fail;
     if ((rc = telex_store_open(&svc->store, cfg->store.path, err, errlen)) != 0)
+        goto fail;
+    if ((rc = telex_presets_live_new(&svc->presets, cfg, svc->store, err, errlen)) != 0)
         goto fail;
     if ((rc = telex_services_reload_keys(svc)) != 0) {
         snprintf(err, errlen, "%s: cannot read the API keys", telex_store_path(svc->store));
@@ -198,7 +206,7 @@ unsigned long long telex_services_close(telex_services_t *svc)
     }
     if (atomic_load(&jobs_in_work) == 0)
         telex_store_close(svc->store);
-    telex_presets_free(svc->presets);
+    telex_presets_live_free(svc->presets);
     telex_metrics_free(svc->metrics);
     telex_keyset_free(svc->keyset);
     telex_limits_free(svc->limits);

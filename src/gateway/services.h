@@ -77,6 +77,8 @@ struct telex_ledger *telex_services_ledger(telex_services_t *svc); /* NULL with 
 /* Reloads the keys from the store now (after a change through this
  * process's store). Not on an event loop. Returns 0 or a negative errno. */
 int telex_services_reload_keys(telex_services_t *svc);
+/* The same for the stored presets (gateway/presets_store.h). */
+int telex_services_reload_presets(telex_services_t *svc);
 
 /* May a request without a key be served right now? */
 bool telex_services_anonymous_allowed(telex_services_t *svc);

@@ -1,0 +1,622 @@
+/*
+ * gateway/presets_store.c — stored presets: checking, the live set, and
+ * /admin/presets. See presets_store.h.
+ */
+#include "gateway/presets_store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/services.h"
+#include "util/log.h"
+
+#define RETIRE_SECONDS 10
+#define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+
+/* ---- checking ---------------------------------------------------------------------- */
+
+static int fail(char *param, size_t plen, const char *p, char *msg, size_t mlen, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static int fail(char *param, size_t plen, const char *p, char *msg, size_t mlen, const char *fmt, ...)
+{
+    snprintf(param, plen, "%s", p);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, mlen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static bool name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool valid_preset_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > TELEX_PRESET_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!name_char(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+static bool valid_var_name(const char *a, size_t n)
+{
+    if (n == 0 || n > 64 || (a[0] >= '0' && a[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!name_char(a[i]) && a[i] != '_')
+            return false;
+    return true;
+}
+
+/* The {{placeholders}} of t: well formed. */
+static int check_template(const char *field, const char *t, char *param, size_t plen, char *msg, size_t mlen)
+{
+    for (const char *p = strstr(t, "{{"); p; p = strstr(p, "{{")) {
+        const char *close = strstr(p + 2, "}}");
+        if (!close)
+            return fail(param, plen, field, msg, mlen, "unterminated placeholder \"%.40s\" (close it with }}).", p);
+        const char *a = p + 2, *b = close;
+        while (a < b && *a == ' ')
+            a++;
+        while (b > a && b[-1] == ' ')
+            b--;
+        if (!valid_var_name(a, (size_t)(b - a)))
+            return fail(param, plen, field, msg, mlen,
+                        "invalid placeholder \"%.40s\": a placeholder is {{name}}, name made of letters, digits and _.",
+                        p);
+        p = close + 2;
+    }
+    return 0;
+}
+
+static int check_parameters(const json_t *params, char *param, size_t plen, char *msg, size_t mlen)
+{
+    static const struct {
+        const char *name;
+        int integer;
+        double min, max;
+    } nums[] = {{"max_tokens", 1, 1, 1e9},       {"max_completion_tokens", 1, 1, 1e9},
+                {"n", 1, 1, 128},                {"temperature", 0, 0, 2},
+                {"top_p", 0, 0, 1},              {"presence_penalty", 0, -2, 2},
+                {"frequency_penalty", 0, -2, 2}, {"seed", 1, -9.2e18, 9.2e18}};
+    const char *k;
+    json_t *v;
+    char p[96];
+    json_object_foreach((json_t *)params, k, v)
+    {
+        snprintf(p, sizeof p, "parameters.%.64s", k);
+        if (!strcmp(k, "model"))
+            return fail(param, plen, p, msg, mlen, "model is set by the preset's own \"model\".");
+        if (!strcmp(k, "messages"))
+            return fail(param, plen, p, msg, mlen, "messages are built from the preset's system and template.");
+        for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+            if (strcmp(nums[i].name, k) != 0)
+                continue;
+            if (nums[i].integer ? !json_is_integer(v) : !json_is_number(v))
+                return fail(param, plen, p, msg, mlen, "expected %s.", nums[i].integer ? "an integer" : "a number");
+            double x = json_number_value(v);
+            if (x < nums[i].min || x > nums[i].max)
+                return fail(param, plen, p, msg, mlen, "must be from %g to %g.", nums[i].min, nums[i].max);
+        }
+        if (!strcmp(k, "stream") && !json_is_boolean(v))
+            return fail(param, plen, p, msg, mlen, "expected true or false.");
+    }
+    return 0;
+}
+
+int telex_preset_check(const telex_config_t *cfg, const json_t *in, char **canonical, char *param, size_t plen,
+                       char *msg, size_t mlen)
+{
+    *canonical = NULL;
+    if (!json_is_object(in))
+        return fail(param, plen, "", msg, mlen,
+                    "A preset is a JSON object: {\"name\", \"model\", \"system\"?, \"template\"?, \"parameters\"?, "
+                    "\"variables\"?, \"description\"?}.");
+    static const char *const known[] = {"name", "model", "description", "system", "template", "parameters", "variables"};
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)in, k, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0] && !ok; i++)
+            ok = strcmp(k, known[i]) == 0;
+        if (!ok)
+            return fail(param, plen, k, msg, mlen,
+                        "Unknown field '%.64s' (known: name, model, description, system, template, parameters, "
+                        "variables).",
+                        k);
+    }
+    const json_t *name = json_object_get(in, "name");
+    if (!json_is_string(name))
+        return fail(param, plen, "name", msg, mlen, "name is required: a string.");
+    if (!valid_preset_name(json_string_value(name)))
+        return fail(param, plen, "name", msg, mlen, "A preset name is 1 to 64 letters, digits, '.', '_' or '-'.");
+    const json_t *model = json_object_get(in, "model");
+    if (!json_is_string(model) || json_string_length(model) == 0 || json_string_length(model) > 256)
+        return fail(param, plen, "model", msg, mlen, "model is required: the model the preset asks for.");
+    const char *m = json_string_value(model);
+    if (strncmp(m, "preset:", 7) == 0)
+        return fail(param, plen, "model", msg, mlen, "A preset cannot use another preset.");
+    if (cfg != NULL && cfg->n_models > 0 && telex_config_find_model(cfg, m) == NULL)
+        return fail(param, plen, "model", msg, mlen, "Unknown model \"%.64s\": this gateway does not serve it.", m);
+    static const char *const texts[] = {"description", "system", "template"};
+    for (int i = 0; i < 3; i++) {
+        const json_t *t = json_object_get(in, texts[i]);
+        if (t == NULL || json_is_null(t))
+            continue;
+        if (!json_is_string(t))
+            return fail(param, plen, texts[i], msg, mlen, "%s must be a string.", texts[i]);
+        if (i > 0) {
+            int rc = check_template(texts[i], json_string_value(t), param, plen, msg, mlen);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    const json_t *params = json_object_get(in, "parameters");
+    if (params != NULL && !json_is_null(params)) {
+        if (!json_is_object(params))
+            return fail(param, plen, "parameters", msg, mlen, "parameters must be an object of request parameters.");
+        int rc = check_parameters(params, param, plen, msg, mlen);
+        if (rc < 0)
+            return rc;
+    }
+    const json_t *vars = json_object_get(in, "variables");
+    if (vars != NULL && !json_is_null(vars)) {
+        if (!json_is_object(vars))
+            return fail(param, plen, "variables", msg, mlen, "variables must be an object of strings.");
+        json_object_foreach((json_t *)vars, k, v)
+        {
+            char p[96];
+            snprintf(p, sizeof p, "variables.%.64s", k);
+            if (!valid_var_name(k, strlen(k)))
+                return fail(param, plen, p, msg, mlen, "A variable name is made of letters, digits and _.");
+            if (!json_is_string(v))
+                return fail(param, plen, p, msg, mlen, "expected a string.");
+        }
+    }
+    /* the canonical form: known fields in a fixed order, nulls left out */
+    json_t *out = json_object();
+    for (size_t i = 0; out != NULL && i < sizeof known / sizeof known[0]; i++) {
+        json_t *x = json_object_get(in, known[i]);
+        if (x != NULL && !json_is_null(x))
+            json_object_set(out, known[i], x);
+    }
+    *canonical = out ? json_dumps(out, DUMP_FLAGS) : NULL;
+    json_decref(out);
+    if (*canonical == NULL)
+        return fail(param, plen, "", msg, mlen, "out of memory");
+    if (strlen(*canonical) > TELEX_PRESET_BODY_MAX) {
+        free(*canonical);
+        *canonical = NULL;
+        return fail(param, plen, "", msg, mlen, "A preset is at most %d bytes of JSON.", TELEX_PRESET_BODY_MAX);
+    }
+    return 0;
+}
+
+/* ---- the live set ---------------------------------------------------------------------- */
+
+typedef struct retired {
+    struct retired *next;
+    telex_presets_t *set;
+    time_t at;
+} retired_t;
+
+struct telex_presets_live {
+    const telex_config_t *cfg;
+    _Atomic(telex_presets_t *) cur;
+    pthread_mutex_t lock; /* rebuilds, the retired list, shadow_logged */
+    retired_t *retired;
+    json_t *shadow_logged; /* names already logged as shadowed */
+};
+
+static bool in_config(const telex_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_presets; i++)
+        if (strcmp(cfg->presets[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static const char *opt_str(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* Builds a set: the file's presets, then the stored ones it does not
+ * shadow and whose model this config serves. Under live->lock. */
+static int build(telex_presets_live_t *live, const telex_preset_row_t *rows, size_t n, telex_presets_t **out, char *err,
+                 size_t errlen)
+{
+    const telex_config_t *cfg = live->cfg;
+    telex_preset_t *list = calloc(cfg->n_presets + n + 1, sizeof(*list));
+    json_t *bodies = json_array();
+    if (list == NULL || bodies == NULL) {
+        free(list);
+        json_decref(bodies);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < cfg->n_presets; i++)
+        list[k++] = cfg->presets[i];
+    for (size_t i = 0; i < n; i++) {
+        if (in_config(cfg, rows[i].name)) {
+            if (json_object_get(live->shadow_logged, rows[i].name) == NULL) {
+                json_object_set_new(live->shadow_logged, rows[i].name, json_true());
+                json_t *line = json_pack("{s:s,s:s,s:s}", "level", "notice", "msg",
+                                         "a preset in telex.yaml overrides the stored preset of the same name",
+                                         "preset", rows[i].name);
+                if (line != NULL)
+                    telex_log_json(line);
+            }
+            continue;
+        }
+        json_t *j = json_loads(rows[i].body, 0, NULL);
+        char *canon = NULL, param[96], msg[256];
+        if (j == NULL || telex_preset_check(cfg, j, &canon, param, sizeof param, msg, sizeof msg) != 0 ||
+            strcmp(opt_str(j, "name"), rows[i].name) != 0) {
+            json_t *line = json_pack("{s:s,s:s,s:s,s:s}", "level", "warn", "msg",
+                                     "stored preset not served (this gateway cannot use it)", "preset", rows[i].name,
+                                     "error", j ? msg : "not JSON");
+            if (line != NULL)
+                telex_log_json(line);
+            json_decref(j);
+            free(canon);
+            continue;
+        }
+        free(canon);
+        json_array_append_new(bodies, j); /* keeps the strings alive */
+        telex_preset_t *p = &list[k++];
+        p->name = opt_str(j, "name");
+        p->model = opt_str(j, "model");
+        p->description = opt_str(j, "description");
+        p->system = opt_str(j, "system");
+        p->template = opt_str(j, "template");
+        const json_t *params = json_object_get(j, "parameters"), *vars = json_object_get(j, "variables");
+        char *ptext = params ? json_dumps(params, DUMP_FLAGS) : NULL;
+        char *vtext = vars ? json_dumps(vars, DUMP_FLAGS) : NULL;
+        /* the texts live in the bodies array too */
+        json_t *holder = json_pack("{s:s,s:s}", "p", ptext ? ptext : "{}", "v", vtext ? vtext : "{}");
+        free(ptext);
+        free(vtext);
+        if (holder == NULL) {
+            k--;
+            continue;
+        }
+        json_array_append_new(bodies, holder);
+        p->parameters = opt_str(holder, "p");
+        p->variables = opt_str(holder, "v");
+    }
+    return telex_presets_new_from(out, list, k, list, bodies, err, errlen);
+}
+
+static int load_rows(telex_store_t *store, telex_preset_row_t **rows, size_t *n, char *err, size_t errlen)
+{
+    *rows = NULL;
+    *n = 0;
+    return store ? telex_store_preset_list(store, rows, n, err, errlen) : 0;
+}
+
+int telex_presets_live_new(telex_presets_live_t **out, const telex_config_t *cfg, telex_store_t *store, char *err,
+                           size_t errlen)
+{
+    *out = NULL;
+    telex_presets_live_t *live = calloc(1, sizeof(*live));
+    if (live == NULL || (live->shadow_logged = json_object()) == NULL) {
+        free(live);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    live->cfg = cfg;
+    pthread_mutex_init(&live->lock, NULL);
+    telex_preset_row_t *rows;
+    size_t n;
+    telex_presets_t *set = NULL;
+    int rc = load_rows(store, &rows, &n, err, errlen);
+    if (rc == 0) {
+        rc = build(live, rows, n, &set, err, errlen);
+        telex_store_preset_rows_free(rows, n);
+    }
+    if (rc != 0) {
+        telex_presets_live_free(live);
+        return rc;
+    }
+    atomic_store(&live->cur, set);
+    *out = live;
+    return 0;
+}
+
+const telex_presets_t *telex_presets_live_get(telex_presets_live_t *live)
+{
+    return atomic_load(&live->cur);
+}
+
+int telex_presets_live_reload(telex_presets_live_t *live, telex_store_t *store)
+{
+    char err[512];
+    telex_preset_row_t *rows;
+    size_t n;
+    int rc = load_rows(store, &rows, &n, err, sizeof err);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&live->lock);
+    telex_presets_t *set = NULL;
+    rc = build(live, rows, n, &set, err, sizeof err);
+    telex_store_preset_rows_free(rows, n);
+    if (rc == 0) {
+        retired_t *r = malloc(sizeof(*r));
+        telex_presets_t *old = atomic_exchange(&live->cur, set);
+        time_t now = time(NULL);
+        if (r != NULL) {
+            *r = (retired_t){live->retired, old, now};
+            live->retired = r;
+        } /* else: leak the old set rather than free it under a reader */
+        /* free what was replaced long enough ago */
+        for (retired_t **pp = &live->retired; *pp != NULL;) {
+            retired_t *x = *pp;
+            if (now - x->at >= RETIRE_SECONDS) {
+                *pp = x->next;
+                telex_presets_free(x->set);
+                free(x);
+            } else {
+                pp = &x->next;
+            }
+        }
+    }
+    pthread_mutex_unlock(&live->lock);
+    return rc;
+}
+
+void telex_presets_live_free(telex_presets_live_t *live)
+{
+    if (live == NULL)
+        return;
+    telex_presets_free(atomic_load(&live->cur));
+    while (live->retired != NULL) {
+        retired_t *x = live->retired;
+        live->retired = x->next;
+        telex_presets_free(x->set);
+        free(x);
+    }
+    json_decref(live->shadow_logged);
+    pthread_mutex_destroy(&live->lock);
+    free(live);
+}
+
+/* ---- /admin/presets ----------------------------------------------------------------------- */
+
+static int store_error(telex_api_error_t *e, int rc, const char *msg)
+{
+    if (rc == -ENOENT)
+        return telex_api_error_set(e, 404, "invalid_request_error", "preset_not_found", NULL, "%s.", msg);
+    if (rc == -EEXIST)
+        return telex_api_error_set(e, 409, "invalid_request_error", "name_taken", "name", "%s.", msg);
+    if (rc == -EINVAL)
+        return telex_api_error_set(e, 400, "invalid_request_error", "invalid_request", NULL, "%s.", msg);
+    if (rc == -EBUSY) {
+        telex_api_error_set(e, 503, "server_error", "store_busy", NULL, "The database is busy; retry shortly.");
+        e->retry_after = 1;
+        return 503;
+    }
+    return telex_api_error_set(e, 500, "server_error", "store_error", NULL, "The database failed: %s", msg);
+}
+
+static json_t *config_preset_json(const telex_preset_t *p)
+{
+    json_t *o = json_pack("{s:s,s:s}", "name", p->name, "model", p->model);
+    if (o == NULL)
+        return NULL;
+    if (p->description)
+        json_object_set_new(o, "description", json_string(p->description));
+    if (p->system)
+        json_object_set_new(o, "system", json_string(p->system));
+    if (p->template)
+        json_object_set_new(o, "template", json_string(p->template));
+    json_object_set_new(o, "parameters", json_loads(p->parameters ? p->parameters : "{}", 0, NULL));
+    json_object_set_new(o, "variables", json_loads(p->variables ? p->variables : "{}", 0, NULL));
+    json_object_set_new(o, "source", json_string("config"));
+    return o;
+}
+
+static json_t *stored_json(const telex_config_t *cfg, const telex_preset_row_t *row)
+{
+    json_t *o = json_loads(row->body, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_pack("{s:s}", "name", row->name);
+        if (o == NULL)
+            return NULL;
+    }
+    json_object_set_new(o, "source", json_string("store"));
+    json_object_set_new(o, "created_at", json_integer(row->created_at));
+    json_object_set_new(o, "updated_at", json_integer(row->updated_at));
+    if (in_config(cfg, row->name))
+        json_object_set_new(o, "shadowed", json_true());
+    return o;
+}
+
+static const telex_preset_t *config_preset(const telex_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_presets; i++)
+        if (strcmp(cfg->presets[i].name, name) == 0)
+            return &cfg->presets[i];
+    return NULL;
+}
+
+static int oom(telex_api_error_t *e)
+{
+    return telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+}
+
+/* Checks and stores body (create or replace); *out the stored preset. */
+static int put(telex_services_t *svc, json_t *body, int create, json_t **out, telex_api_error_t *e)
+{
+    const telex_config_t *cfg = telex_services_config(svc);
+    char *canon = NULL, param[96], msg[300], err[512];
+    if (telex_preset_check(cfg, body, &canon, param, sizeof param, msg, sizeof msg) != 0)
+        return telex_api_error_set(e, 400, "invalid_request_error", "invalid_preset", param[0] ? param : NULL, "%s",
+                                   msg);
+    const char *name = json_string_value(json_object_get(body, "name"));
+    if (create && config_preset(cfg, name) != NULL) {
+        free(canon);
+        return telex_api_error_set(e, 409, "invalid_request_error", "name_taken", "name",
+                                   "telex.yaml already has a preset named \"%s\" (it would win over a stored one).",
+                                   name);
+    }
+    telex_store_t *store = telex_services_store(svc);
+    int rc = telex_store_preset_put(store, name, canon, create, err, sizeof err);
+    free(canon);
+    if (rc != 0)
+        return store_error(e, rc, err);
+    telex_services_reload_presets(svc);
+    telex_preset_row_t row;
+    if ((rc = telex_store_preset_get(store, name, &row, err, sizeof err)) != 0)
+        return store_error(e, rc, err);
+    *out = stored_json(cfg, &row);
+    free(row.body);
+    return *out ? (create ? 201 : 200) : oom(e);
+}
+
+static int one(telex_services_t *svc, const char *method, const char *name, const char *body, size_t body_len,
+               json_t **out, telex_api_error_t *e, const char **allow)
+{
+    const telex_config_t *cfg = telex_services_config(svc);
+    telex_store_t *store = telex_services_store(svc);
+    const telex_preset_t *file = config_preset(cfg, name);
+    char err[512];
+    telex_preset_row_t row;
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+        if (file != NULL) {
+            *out = config_preset_json(file);
+            return *out ? 200 : oom(e);
+        }
+        int rc = telex_store_preset_get(store, name, &row, err, sizeof err);
+        if (rc != 0)
+            return store_error(e, rc, err);
+        *out = stored_json(cfg, &row);
+        free(row.body);
+        return *out ? 200 : oom(e);
+    }
+    bool patch = strcmp(method, "PATCH") == 0, del = strcmp(method, "DELETE") == 0;
+    if (!patch && !del) {
+        *allow = "GET, PATCH, DELETE";
+        return telex_api_error_set(e, 405, "invalid_request_error", "method_not_allowed", NULL,
+                                   "Use GET, PATCH or DELETE on /admin/presets/{name}.");
+    }
+    if (file != NULL) {
+        int rc = telex_store_preset_get(store, name, &row, err, sizeof err);
+        if (rc == 0)
+            free(row.body);
+        if (rc != 0 || !del)
+            return telex_api_error_set(e, 409, "invalid_request_error", "preset_in_config", NULL,
+                                       "The preset \"%s\" is defined in telex.yaml; change it there.", name);
+        /* DELETE of a shadowed stored preset: allowed (it removes the store's) */
+    }
+    if (del) {
+        int rc = telex_store_preset_delete(store, name, err, sizeof err);
+        if (rc != 0)
+            return store_error(e, rc, err);
+        telex_services_reload_presets(svc);
+        *out = json_pack("{s:s,s:b}", "name", name, "deleted", 1);
+        return *out ? 200 : oom(e);
+    }
+    json_error_t jerr;
+    json_t *changes = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(changes)) {
+        json_decref(changes);
+        return telex_api_error_set(e, 400, "invalid_request_error", "invalid_request", NULL,
+                                   "The body is not a JSON object of the fields to change.");
+    }
+    const json_t *newname = json_object_get(changes, "name");
+    if (newname != NULL && !(json_is_string(newname) && strcmp(json_string_value(newname), name) == 0)) {
+        json_decref(changes);
+        return telex_api_error_set(e, 400, "invalid_request_error", "invalid_preset", "name",
+                                   "A preset's name cannot change; create one with the new name and delete this one.");
+    }
+    int rc = telex_store_preset_get(store, name, &row, err, sizeof err);
+    if (rc != 0) {
+        json_decref(changes);
+        return store_error(e, rc, err);
+    }
+    json_t *merged = json_loads(row.body, 0, NULL);
+    free(row.body);
+    if (!json_is_object(merged))
+        merged = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(changes, k, v)
+    {
+        if (json_is_null(v))
+            json_object_del(merged, k);
+        else
+            json_object_set(merged, k, v);
+    }
+    json_decref(changes);
+    rc = put(svc, merged, 0, out, e);
+    json_decref(merged);
+    return rc;
+}
+
+int telex_admin_presets_execute(telex_services_t *svc, const char *method, const char *path, const char *body,
+                                size_t body_len, json_t **out, telex_api_error_t *e, const char **allow)
+{
+    static const char base[] = "/admin/presets";
+    size_t plen = strlen(path);
+    while (plen > 1 && path[plen - 1] == '/')
+        plen--;
+    if (plen > sizeof base - 1) {
+        char name[TELEX_PRESET_NAME_MAX + 1];
+        size_t nlen = plen - sizeof base;
+        const char *seg = path + sizeof base;
+        if (nlen == 0 || nlen > TELEX_PRESET_NAME_MAX || memchr(seg, '/', nlen) != NULL)
+            return telex_api_error_set(e, 404, "invalid_request_error", "preset_not_found", NULL, "No such preset.");
+        memcpy(name, seg, nlen);
+        name[nlen] = '\0';
+        if (!valid_preset_name(name))
+            return telex_api_error_set(e, 404, "invalid_request_error", "preset_not_found", NULL, "No such preset.");
+        return one(svc, method, name, body, body_len, out, e, allow);
+    }
+    const telex_config_t *cfg = telex_services_config(svc);
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+        char err[512];
+        telex_preset_row_t *rows = NULL;
+        size_t n = 0;
+        int rc = telex_store_preset_list(telex_services_store(svc), &rows, &n, err, sizeof err);
+        if (rc != 0)
+            return store_error(e, rc, err);
+        json_t *data = json_array();
+        for (size_t i = 0; data && i < cfg->n_presets; i++)
+            json_array_append_new(data, config_preset_json(&cfg->presets[i]));
+        for (size_t i = 0; data && i < n; i++)
+            json_array_append_new(data, stored_json(cfg, &rows[i]));
+        telex_store_preset_rows_free(rows, n);
+        *out = data ? json_pack("{s:s,s:o}", "object", "list", "data", data) : NULL;
+        return *out ? 200 : oom(e);
+    }
+    if (strcmp(method, "POST") == 0) {
+        json_error_t jerr;
+        json_t *j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (j == NULL)
+            return telex_api_error_set(e, 400, "invalid_request_error", "invalid_request", NULL,
+                                       "The body is not valid JSON: send a preset as in telex.yaml.");
+        int rc = put(svc, j, 1, out, e);
+        json_decref(j);
+        return rc;
+    }
+    *allow = "GET, POST";
+    return telex_api_error_set(e, 405, "invalid_request_error", "method_not_allowed", NULL,
+                               "Use GET or POST on /admin/presets.");
+}
