@@ -215,6 +215,7 @@ static void set_scalar_defaults(telex_config_t *cfg)
         .path = NULL, /* set after the file and the environment: default_store_path */
         .flush_interval_seconds = 0.25,
         .max_pending = 100000,
+        .ledger = true,
     };
     cfg->auth = (telex_auth_config_t){.admin_token = NULL, .allow_anonymous = false};
     cfg->cors = (telex_cors_config_t){.origins = NULL, .n_origins = 0, .max_age_seconds = 600};

@@ -122,6 +122,7 @@ typedef struct telex_store_config {
     const char *spill_path;        /* ledger rows the database cannot take yet; NULL: path + ".spill"
                                       (SQLite) or $XDG_STATE_HOME/telex/ledger.spill (PostgreSQL) */
     uint64_t spill_max_bytes;      /* the spill file's bound; 0 = 1 GiB */
+    bool ledger;                   /* write a usage row per request; true */
 } telex_store_config_t;
 
 typedef struct telex_auth_config {

@@ -568,7 +568,7 @@ static int parse_resume(ctx_t *c, const yaml_node_t *v)
 static int parse_store(ctx_t *c, const yaml_node_t *v)
 {
     static const char *const keys[] = {"path", "flush_interval_seconds", "max_pending", "spill_path",
-                                       "spill_max_bytes"};
+                                       "spill_max_bytes", "ledger"};
     const char *P = "store";
     telex_store_config_t *s = &c->cfg->store;
     int rc = as_mapping(c, v, P, "path:, ...");
@@ -581,6 +581,7 @@ static int parse_store(ctx_t *c, const yaml_node_t *v)
     FIELD(v, "max_pending", P, read_uint, 1, COUNT_MAX, &s->max_pending);
     FIELD(v, "spill_path", P, read_str, 0, &s->spill_path);
     FIELD(v, "spill_max_bytes", P, read_uint, 4096, UINT64_C(1) << 40, &s->spill_max_bytes);
+    FIELD(v, "ledger", P, read_bool, &s->ledger);
     return 0;
 }
 

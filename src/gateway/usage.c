@@ -201,6 +201,8 @@ int telex_usage_record(telex_services_t *svc, const telex_grant_t *grant, const 
     if (grant != NULL && grant->key_id > 0)
         telex_limits_settle(telex_services_limits(svc), grant->key_id, grant->reserved_tokens,
                             rec->prompt_tokens + rec->completion_tokens, rec->cost_usd);
+    if (!telex_services_config(svc)->store.ledger)
+        return 0; /* store.ledger: false — no usage rows (budgets still count in memory) */
     telex_ledger_t *ledger = telex_services_ledger(svc);
     if (ledger != NULL)
         return telex_ledger_append(ledger, rec);
