@@ -211,7 +211,8 @@ static int pg_fail(pg_store_t *s, pg_conn_t *c, PGresult *r, const char *what, c
 {
     char line[400];
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    const char *msg = r ? PQresultErrorMessage(r) : NULL;
+    /* the primary message: one sentence, without the statement's text */
+    const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     if (msg == NULL || *msg == '\0')
         msg = c->conn ? PQerrorMessage(c->conn) : "no connection";
     one_line(msg, line, sizeof line);
