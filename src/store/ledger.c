@@ -6,10 +6,11 @@
  * safely in the spill file): it copies the oldest rows out under the lock,
  * writes them without it, then drops them from the queue. A failed
  * transaction therefore leaves the queue as it was, and the next attempt
- * writes the same rows again. While the database fails and spill_after
- * rows wait, the writer moves the queue to the spill file (store/spill.h);
- * when a write succeeds again it replays the file first, oldest first.
- * The tick callback has its own thread.
+ * writes the same rows again. While the database fails or is too slow and
+ * spill_after rows wait, the spiller thread takes the rows after the
+ * writer's batch off the queue (a copy under the lock) and appends them to
+ * the spill file (store/spill.h); when a write succeeds again the writer
+ * replays the file first. The tick callback has its own thread.
  */
 #include "store/ledger.h"
 
@@ -53,9 +54,18 @@ struct telex_ledger {
     bool stopping;
     bool failing; /* the last batch failed */
     telex_usage_record_t *batch;
-    /* the spill file (NULL: none); only the writer thread touches it,
-     * spill_pending mirrors its count under the lock for stats/flush */
+    /* the spill file (NULL: none), used by the writer (replay, and at
+     * stop) and the spiller thread under spill_lock (taken after lock is
+     * released, never while holding it); spill_pending mirrors its count
+     * under lock for stats/flush */
     telex_spill_t *spill;
+    pthread_mutex_t spill_lock;
+    pthread_t spiller;
+    bool has_spiller, spiller_done;
+    pthread_cond_t spill_wake;
+    size_t inflight;        /* rows the writer copied and is writing now */
+    double busy_since;      /* when the writer's current database call began; 0 = idle */
+    uint64_t detached;      /* rows taken off the queue by the spiller, not yet in the file */
     size_t spill_after;     /* failing and this many rows queued: spill them */
     uint64_t spill_pending; /* rows in the spill file not yet written */
     uint64_t spilled_total; /* rows ever spilled */
@@ -72,6 +82,96 @@ static void deadline_after(struct timespec *ts, double seconds)
     long long ns = ts->tv_nsec + (long long)(seconds * 1e9);
     ts->tv_sec += (time_t)(ns / 1000000000LL);
     ts->tv_nsec = (long)(ns % 1000000000LL);
+}
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void recycle(telex_ledger_t *l, block_t *b)
+{
+    if (l->n_free < FREE_BLOCKS_KEPT) {
+        b->next = l->free_blocks;
+        l->free_blocks = b;
+        l->n_free++;
+    } else {
+        free(b);
+    }
+}
+
+/* Takes every row after the first `keep` off the queue into out (room for
+ * pending - keep rows), under the lock. The writer only removes rows from
+ * the head, at most the `inflight` it copied, so keep = inflight leaves it
+ * its rows. Returns the rows taken. */
+static size_t detach_tail(telex_ledger_t *l, size_t keep, telex_usage_record_t *out)
+{
+    size_t seen = 0, n = 0;
+    block_t *prev = NULL, *b = l->first;
+    while (b != NULL && seen + (b->tail - b->head) <= keep) {
+        seen += b->tail - b->head;
+        prev = b;
+        b = b->next;
+    }
+    if (b == NULL)
+        return 0;
+    size_t skip = keep - seen; /* rows of b that stay */
+    size_t from = b->head + skip;
+    for (block_t *x = b; x != NULL;) {
+        size_t k = x->tail - from;
+        memcpy(out + n, x->rows + from, k * sizeof(*out));
+        n += k;
+        block_t *next = x->next;
+        if (x != b)
+            recycle(l, x);
+        x = next;
+        if (x != NULL)
+            from = x->head;
+    }
+    b->tail = b->head + skip;
+    b->next = NULL;
+    if (skip == 0) {
+        if (prev != NULL)
+            prev->next = NULL;
+        else
+            l->first = NULL;
+        l->last = prev;
+        recycle(l, b);
+    } else {
+        l->last = b;
+    }
+    l->pending -= n;
+    return n;
+}
+
+/* Puts rows back at the tail (under the lock), whatever max_pending says:
+ * they were accepted before. Returns how many could not be (out of memory). */
+static size_t requeue(telex_ledger_t *l, const telex_usage_record_t *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        block_t *b = l->last;
+        if (b == NULL || b->tail == BLOCK_ROWS) {
+            if (l->free_blocks != NULL) {
+                b = l->free_blocks;
+                l->free_blocks = b->next;
+                l->n_free--;
+            } else if ((b = malloc(sizeof(*b))) == NULL) {
+                return n - i;
+            }
+            b->next = NULL;
+            b->head = b->tail = 0;
+            if (l->last != NULL)
+                l->last->next = b;
+            else
+                l->first = b;
+            l->last = b;
+        }
+        b->rows[b->tail++] = rows[i];
+        l->pending++;
+    }
+    return 0;
 }
 
 /* Copies up to max of the oldest rows into out (under the lock). */
@@ -104,13 +204,7 @@ static void pop(telex_ledger_t *l, size_t n)
             l->first = b->next;
             if (l->first == NULL)
                 l->last = NULL;
-            if (l->n_free < FREE_BLOCKS_KEPT) {
-                b->next = l->free_blocks;
-                l->free_blocks = b;
-                l->n_free++;
-            } else {
-                free(b);
-            }
+            recycle(l, b);
         }
     }
 }
@@ -121,10 +215,14 @@ static long write_some(telex_ledger_t *l)
     size_t n = peek(l, l->batch, l->opt.batch_max);
     if (n == 0)
         return 0;
+    l->inflight = n;
+    l->busy_since = mono_seconds();
     pthread_mutex_unlock(&l->lock);
     char err[512];
     int rc = telex_store_ledger_append(l->store, l->batch, n, err, sizeof err);
     pthread_mutex_lock(&l->lock);
+    l->inflight = 0;
+    l->busy_since = 0;
     if (rc < 0) {
         l->failed_batches++;
         if (!l->failing) {
@@ -154,7 +252,9 @@ static long spill_queue(telex_ledger_t *l)
         size_t n = peek(l, l->batch, l->opt.batch_max);
         pthread_mutex_unlock(&l->lock);
         char err[512];
+        pthread_mutex_lock(&l->spill_lock);
         int rc = telex_spill_append(l->spill, l->batch, n, err, sizeof err);
+        pthread_mutex_unlock(&l->spill_lock);
         pthread_mutex_lock(&l->lock);
         if (rc < 0) {
             if (!l->spill_failing) {
@@ -190,15 +290,22 @@ static long replay_some(telex_ledger_t *l)
 {
     if (l->spill == NULL || l->spill_pending == 0)
         return 0;
+    l->busy_since = mono_seconds();
     pthread_mutex_unlock(&l->lock);
     char err[512] = "";
     long done = -1;
+    pthread_mutex_lock(&l->spill_lock);
     size_t n = telex_spill_peek(l->spill, l->batch, l->opt.batch_max, err, sizeof err);
+    pthread_mutex_unlock(&l->spill_lock);
     int rc = n > 0 ? telex_store_ledger_append(l->store, l->batch, n, err, sizeof err) : -EIO;
+    pthread_mutex_lock(&l->spill_lock);
+    /* rows appended meanwhile went after these: consume marks exactly these */
     if (rc == 0 && telex_spill_consume(l->spill, n, err, sizeof err) == 0)
         done = (long)n;
     uint64_t left = telex_spill_pending(l->spill);
+    pthread_mutex_unlock(&l->spill_lock);
     pthread_mutex_lock(&l->lock);
+    l->busy_since = 0;
     if (done < 0) {
         l->failed_batches++;
         if (!l->failing) {
@@ -217,6 +324,89 @@ static long replay_some(telex_ledger_t *l)
         telex_log_event("info", "spilled ledger rows written; the spill file is empty", NULL);
     pthread_cond_broadcast(&l->written);
     return done;
+}
+
+/* The spiller: while the database fails, or is too slow (the writer has
+ * been in one call for a second — PostgreSQL may hold it up to
+ * statement_timeout — or is in one while half the queue is used), and
+ * spill_after rows wait beyond the writer's batch, it moves them to the
+ * spill file — so a slow database never fills the queue. */
+static void *spiller_main(void *arg)
+{
+    telex_ledger_t *l = arg;
+    pthread_mutex_lock(&l->lock);
+    while (!l->stopping) {
+        /* a write stuck for a second, or one under way while half the queue
+         * is used: the database does not keep up */
+        bool stuck = l->busy_since > 0 &&
+                     (mono_seconds() - l->busy_since >= 1.0 || l->pending >= l->opt.max_pending / 2);
+        if (!(l->failing || stuck) || l->pending <= l->inflight || l->pending - l->inflight < l->spill_after) {
+            struct timespec ts;
+            deadline_after(&ts, 0.25);
+            pthread_cond_timedwait(&l->spill_wake, &l->lock, &ts);
+            continue; /* (stopping is checked by the loop) */
+        }
+        size_t k = l->pending - l->inflight;
+        telex_usage_record_t *rows = malloc(k * sizeof(*rows));
+        if (rows == NULL)
+            continue;
+        k = detach_tail(l, l->inflight, rows);
+        l->detached += k;
+        bool first = l->spill_pending == 0;
+        pthread_mutex_unlock(&l->lock);
+        char err[512] = "";
+        int rc = 0;
+        size_t in_file = 0;
+        pthread_mutex_lock(&l->spill_lock);
+        while (in_file < k && rc == 0) {
+            size_t chunk = k - in_file < l->opt.batch_max ? k - in_file : l->opt.batch_max;
+            if ((rc = telex_spill_append(l->spill, rows + in_file, chunk, err, sizeof err)) == 0)
+                in_file += chunk;
+        }
+        pthread_mutex_unlock(&l->spill_lock);
+        if (rc != 0) {
+            /* what is in the file counts as spilled; the rest goes back */
+            pthread_mutex_lock(&l->lock);
+            l->detached -= k;
+            l->spill_pending += in_file;
+            l->spilled_total += in_file;
+            l->written_seq += in_file;
+            size_t lost = requeue(l, rows + in_file, k - in_file);
+            l->dropped += lost;
+            l->written_seq += lost;
+            if (!l->spill_failing) {
+                json_t *line = json_pack("{s:s,s:s,s:I,s:s}", "level", "error", "msg",
+                                         "cannot spill ledger rows to the local file", "rows",
+                                         (json_int_t)(k - in_file), "error", err);
+                if (line != NULL)
+                    telex_log_json(line);
+            }
+            l->spill_failing = true;
+            free(rows);
+            pthread_cond_broadcast(&l->written);
+            continue;
+        }
+        if (first) {
+            json_t *line = json_pack("{s:s,s:s,s:s,s:s}", "level", "warn", "msg",
+                                     "the database cannot take ledger rows; spilling them to a local file until it can",
+                                     "why", stuck ? "writes are too slow" : "writes fail",
+                                     "spill_path", telex_spill_path(l->spill));
+            if (line != NULL)
+                telex_log_json(line);
+        }
+        pthread_mutex_lock(&l->lock);
+        l->detached -= k;
+        l->spill_pending += k;
+        l->spilled_total += k;
+        l->written_seq += k; /* off the queue: counted like written */
+        l->spill_failing = false;
+        free(rows);
+        pthread_cond_broadcast(&l->written);
+    }
+    l->spiller_done = true;
+    pthread_cond_broadcast(&l->written);
+    pthread_mutex_unlock(&l->lock);
+    return NULL;
 }
 
 static void *ticker_main(void *arg)
@@ -253,9 +443,8 @@ static void *writer_main(void *arg)
             if (write_some(l) < 0)
                 break;
         }
-        /* The database is failing: past the bound, rows go to the file. */
-        if (l->failing && l->spill != NULL && l->pending >= l->spill_after)
-            spill_queue(l);
+        /* (past the bound while failing, the spiller thread moves rows to
+         * the spill file) */
         if (l->stopping)
             break;
         if (l->pending >= l->opt.batch_max && !l->failing)
@@ -272,6 +461,8 @@ static void *writer_main(void *arg)
     /* Stopping: write the rest, retrying a failing batch a few times; what
      * still cannot be written goes to the spill file. */
     int attempts = 0;
+    while (l->has_spiller && !l->spiller_done) /* its rows are back or in the file */
+        pthread_cond_wait(&l->written, &l->lock);
     l->failing = false;
     while ((l->pending > 0 || l->spill_pending > 0) && attempts < STOP_ATTEMPTS) {
         long r = l->spill_pending > 0 ? replay_some(l) : write_some(l);
@@ -338,6 +529,8 @@ int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_l
     pthread_cond_init(&l->wake, &ca);
     pthread_cond_init(&l->written, &ca);
     pthread_cond_init(&l->tick_wake, &ca);
+    pthread_cond_init(&l->spill_wake, &ca);
+    pthread_mutex_init(&l->spill_lock, NULL);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&l->lock, NULL);
     /* The writer never takes a signal: SIGINT/SIGTERM belong to the thread
@@ -357,9 +550,25 @@ int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_l
         }
         l->has_ticker = rc == 0;
     }
+    if (rc == 0 && l->spill != NULL) {
+        rc = pthread_create(&l->spiller, NULL, spiller_main, l);
+        if (rc != 0) {
+            pthread_mutex_lock(&l->lock);
+            l->stopping = true;
+            pthread_cond_signal(&l->wake);
+            pthread_cond_signal(&l->tick_wake);
+            pthread_mutex_unlock(&l->lock);
+            if (l->has_ticker)
+                pthread_join(l->ticker, NULL);
+            pthread_join(l->thread, NULL);
+        }
+        l->has_spiller = rc == 0;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         telex_spill_close(l->spill);
+        pthread_cond_destroy(&l->spill_wake);
+        pthread_mutex_destroy(&l->spill_lock);
         pthread_cond_destroy(&l->tick_wake);
         pthread_cond_destroy(&l->wake);
         pthread_cond_destroy(&l->written);
@@ -412,8 +621,10 @@ int telex_ledger_append(telex_ledger_t *l, const telex_usage_record_t *row)
             b->rows[b->tail++] = *row;
             l->pending++;
             l->appended_seq++;
-            if (l->pending == l->opt.batch_max || (l->failing && l->pending == l->spill_after))
+            if (l->pending == l->opt.batch_max)
                 pthread_cond_signal(&l->wake);
+            if ((l->pending == l->spill_after || l->pending == l->opt.max_pending / 2) && l->spill != NULL)
+                pthread_cond_signal(&l->spill_wake);
         }
     }
     bool first_drop = false;
@@ -436,9 +647,9 @@ int telex_ledger_flush(telex_ledger_t *l, double timeout_seconds)
         l->flush_wanted = target;
     pthread_cond_signal(&l->wake);
     int rc = 0;
-    while (l->written_seq < target || l->spill_pending > 0) {
+    while (l->written_seq < target || l->spill_pending > 0 || l->detached > 0) {
         if (pthread_cond_timedwait(&l->written, &l->lock, &ts) == ETIMEDOUT) {
-            rc = l->written_seq < target || l->spill_pending > 0 ? -EIO : 0;
+            rc = l->written_seq < target || l->spill_pending > 0 || l->detached > 0 ? -EIO : 0;
             break;
         }
     }
@@ -467,9 +678,12 @@ uint64_t telex_ledger_stop(telex_ledger_t *l)
     l->stopping = true;
     pthread_cond_signal(&l->wake);
     pthread_cond_signal(&l->tick_wake);
+    pthread_cond_signal(&l->spill_wake);
     pthread_mutex_unlock(&l->lock);
     if (l->has_ticker)
         pthread_join(l->ticker, NULL);
+    if (l->has_spiller)
+        pthread_join(l->spiller, NULL);
     pthread_join(l->thread, NULL);
     uint64_t lost = l->pending;
     if (lost > 0)
@@ -486,6 +700,8 @@ uint64_t telex_ledger_stop(telex_ledger_t *l)
         free(b);
     }
     telex_spill_close(l->spill);
+    pthread_cond_destroy(&l->spill_wake);
+    pthread_mutex_destroy(&l->spill_lock);
     pthread_cond_destroy(&l->tick_wake);
     pthread_cond_destroy(&l->wake);
     pthread_cond_destroy(&l->written);

@@ -1,22 +1,34 @@
 /*
  * store/ledger.h — the write-behind usage ledger: event loops hand rows to
- * it without waiting; one writer thread batches them into SQLite.
+ * it without waiting; one writer thread batches them into the store
+ * (SQLite or PostgreSQL).
  *
  * telex_ledger_append copies a row into an in-memory queue under a mutex
  * held only for the copy (no I/O, no waiting on the writer), so it is safe
  * on any event loop thread. The writer thread wakes every
  * flush_interval_seconds (or as soon as batch_max rows wait) and writes up
  * to batch_max rows per transaction. A batch that fails (the database
- * stayed locked, the disk is full) stays queued and is retried; rows are
- * only dropped — counted, and logged — when more than max_pending wait,
- * i.e. when the disk has been failing for a long time.
+ * stayed locked or is down, the disk is full) stays queued and is retried.
+ *
+ * With a spill file (spill_path), a spiller thread moves the queued rows
+ * (all but the batch being written) to the file (store/spill.h) once
+ * max_pending / 10 wait while the database fails or is too slow (one write
+ * has taken a second, or one is under way while half the queue is used);
+ * the writer writes them to the database when it takes writes again —
+ * also after a restart: rows found in the file at start are written first.
+ * Rows are only dropped — counted, and logged — when more than max_pending
+ * wait in memory (no spill file, or arrivals outrun the spill file) or the
+ * spill file cannot take them (full: spill_max_bytes, or its own disk
+ * failing).
  *
  * telex_ledger_stop writes everything still queued (retrying a failing
- * batch a few times) before it returns: graceful shutdown loses nothing.
+ * batch a few times; with a spill file, spilling at once what the database
+ * does not take) before it returns: graceful shutdown loses nothing.
  *
- * The writer thread also runs an optional tick callback (every
- * tick_seconds) — the services use it to notice key changes made by other
- * processes. The callback runs on the writer thread and may use the store.
+ * An optional tick callback runs every tick_seconds on a thread of its own
+ * (a slow ledger batch never delays it) — the services use it to notice
+ * key and preset changes made by other processes and nodes. It may use the
+ * store.
  */
 #ifndef TELEX_STORE_LEDGER_H
 #define TELEX_STORE_LEDGER_H

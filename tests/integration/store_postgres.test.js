@@ -8,13 +8,15 @@
 //  - a key revoked through one node's admin API is refused by the other within 1 s;
 //  - PostgreSQL stopped for several seconds under load, then started again: every
 //    request that completed has its row afterwards (rows spilled to a local file);
+//  - the ledger table locked by another session for seconds (PostgreSQL slow) under
+//    load with a small queue: nothing dropped, every row there afterwards;
 //  - telex stopped while rows are spilled and PostgreSQL is down, then both started
 //    again: the rows are written;
 //  - a provider reporting prompt_tokens 9223372036854775807: the row is clamped and
 //    logged, GET /v1/usage and `telex usage` keep working (PostgreSQL and SQLite).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -136,7 +138,7 @@ describe('PostgreSQL: two nodes share keys and the ledger', () => {
       // the bound is 1 s; LATE_MS covers a machine too loaded to schedule us
       assert.ok(refusedAt - revokedAt <= 1000 + LATE_MS, `refused after ${refusedAt - revokedAt} ms`);
       t.diagnostic(`node b refused the key ${refusedAt - revokedAt} ms after node a revoked it`);
-      assert.match(b.stderr(), /"msg":"API keys reloaded"/);
+      await waitFor(() => /"msg":"API keys reloaded"/.test(b.stderr()), { message: 'the reload log line' });
     } finally {
       await stopChecked(a);
       await stopChecked(b);
@@ -183,6 +185,40 @@ describe('PostgreSQL down: nothing lost', () => {
     assert.equal(total.prompt_tokens, ok * 11);
     assert.equal(total.completion_tokens, completion);
     assert.match(a.stderr(), /"msg":"spilled ledger rows written; the spill file is empty"/);
+  });
+
+  test('slow (the ledger table locked for seconds) under load: nothing dropped, every row there afterwards', async (t) => {
+    if (skip) return t.skip(skip);
+    const db = await pg.createDatabase('slow');
+    const key = createKey(db, 'slowpoke');
+    // a small queue (2,000 rows; about two seconds of this load) so that it must spill
+    const a = await node(db, { store: { max_pending: 2000 } });
+    let ok = 0;
+    let stop = false;
+    const load = (async () => {
+      while (!stop) if ((await ask(a.url, key, { prompt: 3, tokens: 1 })).status === 200) ok++;
+    })();
+    // another session holds the table: the writer's INSERT waits (up to statement_timeout)
+    const locker = spawn('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-d', 'slow', '-q'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    try {
+      await waitFor(() => ok >= 20, { message: 'answers before the lock' });
+      locker.stdin.write('BEGIN; LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE;\n');
+      const atLock = ok;
+      await waitFor(() => /"why":"writes are too slow"/.test(a.stderr()), { timeoutMs: 30000, message: 'the spill of a stuck write' });
+      await waitFor(() => ok >= atLock + 3000, { timeoutMs: 60000, message: '3,000 answers while the table is locked' });
+      locker.stdin.write('COMMIT;\n');
+      locker.stdin.end();
+      await waitFor(() => /spilled ledger rows written; the spill file is empty/.test(a.stderr()), { timeoutMs: 40000, message: 'the replay' });
+    } finally {
+      stop = true;
+      await load;
+      locker.kill();
+      await stopChecked(a);
+    }
+    assert.doesNotMatch(a.stderr(), /rows are being dropped/);
+    const total = usageTotals(db);
+    assert.equal(total.requests, ok);
+    assert.equal(total.prompt_tokens, ok * 3);
   });
 
   test('telex restarted while rows are spilled: they are written at the next start', async (t) => {

@@ -711,6 +711,71 @@ static void test_ledger_spills_while_the_database_fails(void **state)
     assert_int_equal(fst.st_size, 32); /* replayed: only the header is left */
 }
 
+/* Another connection holds the ledger table (SQLite: a write lock, so our
+ * INSERT waits its 5 s busy timeout; PostgreSQL: LOCK TABLE, so it waits
+ * until the lock goes): the database is "slow". */
+typedef struct {
+    sqlite3 *db;
+    PGconn *pg;
+} holder_t;
+
+static holder_t hold_ledger(void)
+{
+    holder_t h = {NULL, NULL};
+    if (pg_base != NULL) {
+        h.pg = PQconnectdb(db_path);
+        assert_int_equal(PQstatus(h.pg), CONNECTION_OK);
+        PQclear(PQexec(h.pg, "BEGIN"));
+        PGresult *r = PQexec(h.pg, "LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE");
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+    } else {
+        assert_int_equal(sqlite3_open(db_path, &h.db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(h.db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    }
+    return h;
+}
+
+static void release_ledger(holder_t *h)
+{
+    if (h->pg != NULL) {
+        PQclear(PQexec(h->pg, "COMMIT"));
+        PQfinish(h->pg);
+    } else {
+        sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close(h->db);
+    }
+}
+
+static void test_ledger_spills_while_the_database_is_slow(void **state)
+{
+    (void)state;
+    char spill[200];
+    snprintf(spill, sizeof spill, "%s/slow.spill", dir);
+    telex_store_t *s = open_ok(db_path);
+    telex_ledger_t *l = NULL;
+    char err[256];
+    telex_ledger_options_t opt = {.flush_interval_seconds = 0.01, .batch_max = 20, .max_pending = 100,
+                                  .spill_path = spill};
+    assert_int_equal(telex_ledger_start(&l, s, &opt, err, sizeof err), 0);
+    holder_t h = hold_ledger();
+    /* the writer gets stuck in its first batch; while it is, 300 more rows
+     * arrive: far more than max_pending, none may be dropped */
+    for (int i = 0; i < 400; i++) {
+        telex_usage_record_t r = rec(0, "m", 1700000000000 + i, 1, 1, 0);
+        append_patiently(l, &r);
+    }
+    telex_ledger_stats_t st;
+    telex_ledger_stats(l, &st);
+    assert_true(st.spilled_total >= 200);
+    release_ledger(&h);
+    assert_int_equal(telex_ledger_flush(l, 30), 0);
+    assert_int_equal(telex_ledger_stop(l), 0);
+    telex_store_close(s);
+    assert_int_equal(sql_int(db_path, "SELECT count(*) FROM ledger"), 400);
+    assert_int_equal(sql_int(db_path, "SELECT count(DISTINCT ts_ms) FROM ledger"), 400);
+}
+
 static void test_ledger_spill_survives_a_restart(void **state)
 {
     (void)state;
@@ -907,6 +972,7 @@ int main(void)
         T(test_ledger_drops_only_beyond_max_pending),
         T(test_ledger_spills_while_the_database_fails),
         T(test_ledger_spill_survives_a_restart),
+        T(test_ledger_spills_while_the_database_is_slow),
         T(test_two_connections_share_the_file),
         T(test_empty_file_is_refused),
         T(test_missing_table_is_named),
