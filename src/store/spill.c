@@ -17,13 +17,14 @@
 #define MAGIC "TLXSPIL1"
 #define HEADER_SIZE 32
 #define DEFAULT_MAX_BYTES (UINT64_C(1) << 30)
+#define RESERVE_BYTES (UINT64_C(16) << 20) /* allocated at open: spilling works on a full disk */
 
 typedef struct header {
     char magic[8];
     uint32_t record_size;
     uint32_t version;
-    uint64_t done; /* rows replayed */
-    uint64_t reserved;
+    uint64_t done;  /* rows replayed */
+    uint64_t total; /* rows appended (records beyond are not data) */
 } header_t;
 _Static_assert(sizeof(header_t) == HEADER_SIZE, "header layout");
 
@@ -31,6 +32,7 @@ struct telex_spill {
     int fd;
     char *path;
     uint64_t max_bytes;
+    uint64_t reserve; /* bytes kept allocated */
     uint64_t total; /* records in the file */
     uint64_t done;  /* of which replayed */
 };
@@ -50,8 +52,9 @@ static int write_header(telex_spill_t *s, char *err, size_t errlen)
     memset(&h, 0, sizeof h);
     memcpy(h.magic, MAGIC, 8);
     h.record_size = (uint32_t)REC;
-    h.version = 1;
+    h.version = 2;
     h.done = s->done;
+    h.total = s->total;
     if (pwrite(s->fd, &h, sizeof h, 0) != (ssize_t)sizeof h || fdatasync(s->fd) != 0)
         return sys_fail(s, "writing the header", err, errlen);
     return 0;
@@ -126,7 +129,7 @@ int telex_spill_open(telex_spill_t **out, const char *path, uint64_t max_bytes, 
             rc = -EINVAL;
             goto fail;
         }
-        if (h.record_size != REC || h.version != 1) {
+        if (h.record_size != REC || h.version != 2) {
             telex_store_errf(err, errlen,
                              "%s: the ledger spill file was written by a different telex build (records of %u "
                              "bytes, this one writes %zu); replay it with that build, or move it away",
@@ -134,15 +137,16 @@ int telex_spill_open(telex_spill_t **out, const char *path, uint64_t max_bytes, 
             rc = -EINVAL;
             goto fail;
         }
-        s->total = ((uint64_t)st.st_size - HEADER_SIZE) / REC;
+        /* the header counts what was synced; a torn append after it is not data */
+        uint64_t in_file = ((uint64_t)st.st_size - HEADER_SIZE) / REC;
+        s->total = h.total <= in_file ? h.total : in_file;
         s->done = h.done <= s->total ? h.done : s->total;
-        /* a torn record at the end (a crash mid-append) was never counted */
-        if ((uint64_t)st.st_size != HEADER_SIZE + s->total * REC &&
-            ftruncate(s->fd, (off_t)(HEADER_SIZE + s->total * REC)) != 0) {
-            rc = sys_fail(s, "cutting a torn record", err, errlen);
-            goto fail;
-        }
     }
+    /* Keep room allocated, so that rows can be spilled when the disk is full
+     * (SQLite's disk, often the same one). Best effort. */
+    s->reserve = s->max_bytes < RESERVE_BYTES ? s->max_bytes : RESERVE_BYTES;
+    if (fstat(s->fd, &st) == 0 && (uint64_t)st.st_size < s->reserve)
+        (void)!posix_fallocate(s->fd, 0, (off_t)s->reserve);
     *out = s;
     return 0;
 fail:
@@ -187,21 +191,20 @@ int telex_spill_append(telex_spill_t *s, const telex_usage_record_t *rows, size_
     while (left > 0) {
         ssize_t w = pwrite(s->fd, p, left, at);
         if (w <= 0) {
-            int rc = sys_fail(s, "writing ledger rows", err, errlen);
-            (void)!ftruncate(s->fd, (off_t)end); /* nothing of this append counts */
-            return rc;
+            return sys_fail(s, "writing ledger rows", err, errlen); /* not counted: the header is unchanged */
         }
         p += w;
         left -= (size_t)w;
         at += w;
     }
-    if (fdatasync(s->fd) != 0) {
-        int rc = sys_fail(s, "syncing ledger rows", err, errlen);
-        (void)!ftruncate(s->fd, (off_t)end);
-        return rc;
-    }
+    if (fdatasync(s->fd) != 0)
+        return sys_fail(s, "syncing ledger rows", err, errlen);
+    /* the rows count once the header says so */
     s->total += n;
-    return 0;
+    int rc = write_header(s, err, errlen);
+    if (rc < 0)
+        s->total -= n;
+    return rc;
 }
 
 size_t telex_spill_peek(telex_spill_t *s, telex_usage_record_t *out, size_t max, char *err, size_t errlen)
@@ -224,15 +227,14 @@ int telex_spill_consume(telex_spill_t *s, size_t n, char *err, size_t errlen)
     if (s->done > s->total)
         s->done = s->total;
     if (s->done == s->total) {
-        /* all replayed: back to an empty file (header first: a crash in
-         * between leaves done == total, i.e. nothing to replay) */
-        int rc = write_header(s, err, errlen);
-        if (rc < 0)
-            return rc;
-        if (ftruncate(s->fd, HEADER_SIZE) != 0)
-            return sys_fail(s, "emptying the ledger spill file", err, errlen);
+        /* all replayed: empty again (one header write), the file back to
+         * its reserve if it grew beyond */
         s->total = s->done = 0;
-        return write_header(s, err, errlen);
+        int rc = write_header(s, err, errlen);
+        struct stat st;
+        if (rc == 0 && fstat(s->fd, &st) == 0 && (uint64_t)st.st_size > s->reserve)
+            (void)!ftruncate(s->fd, (off_t)s->reserve);
+        return rc;
     }
     return write_header(s, err, errlen);
 }

@@ -4,10 +4,13 @@
  * the ledger writer (store/ledger.c) and replayed by it when the database
  * is back, also after a restart of telex.
  *
- * Layout: a 32-byte header ("TLXSPIL1", the record size, the number of
- * rows already replayed), then fixed-size telex_usage_record_t records.
- * Every append is fdatasync'ed before it counts; a torn record at the end
- * (a crash mid-append) is cut off at open. The file is locked (flock) for
+ * Layout: a 32-byte header ("TLXSPIL1", the record size, the rows
+ * replayed, the rows appended), then fixed-size telex_usage_record_t
+ * records. An append is synced, then the header's count (synced again):
+ * rows count only once the header says so, and a torn append (a crash
+ * mid-way) is not data. 16 MiB (or spill_max_bytes if smaller) stay
+ * allocated, so that rows can still be spilled when the disk fills up —
+ * SQLite's disk is often the same one. The file is locked (flock) for
  * as long as it is open: two telex processes never share one. A file
  * written by a build with another record layout is refused, never misread.
  *

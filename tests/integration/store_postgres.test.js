@@ -12,6 +12,8 @@
 //    load with a small queue: nothing dropped, every row there afterwards;
 //  - telex stopped while rows are spilled and PostgreSQL is down, then both started
 //    again: the rows are written;
+//  - SQLite on a full disk (a small tmpfs, filled): rows spilled at SIGTERM into the
+//    spill file's reserved room, written at the next start;
 //  - a provider reporting prompt_tokens 9223372036854775807: the row is clamped and
 //    logged, GET /v1/usage and `telex usage` keep working (PostgreSQL and SQLite).
 import { after, before, describe, test } from 'node:test';
@@ -246,7 +248,62 @@ describe('PostgreSQL down: nothing lost', () => {
     assert.equal(total.requests, 31);
     assert.equal(total.prompt_tokens, 31 * 5);
     assert.equal(total.completion_tokens, 31 * 2);
-    assert.equal(fs.statSync(spill).size, 32, 'the spill file is back to its header');
+    // the header's counts (rows replayed, rows appended) say the file is empty again
+    const header = fs.readFileSync(spill).subarray(0, 32);
+    assert.equal(header.subarray(0, 8).toString(), 'TLXSPIL1');
+    assert.equal(header.readBigUInt64LE(24), 0n);
+  });
+});
+
+describe('SQLite on a full disk: nothing lost', () => {
+  // A small tmpfs holds the database and the spill file; a filler file takes every free
+  // byte; SIGTERM then has rows the database cannot take. Needs root (mount).
+  test('rows queued when the disk is full are spilled at SIGTERM and written at the next start', async (t) => {
+    const mnt = fs.mkdtempSync(path.join(tmpDir(), 'full-'));
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mnt], { encoding: 'utf8' });
+    if (m.status !== 0) return t.skip(`cannot mount a tmpfs: ${m.stderr.trim()}`);
+    try {
+      const db = path.join(mnt, 'telex.db');
+      const key = createKey(db, 'full');
+      let a = await node(db, { store: { spill_path: path.join(mnt, 'telex.db.spill') } });
+      const config = JSON.parse(fs.readFileSync(a.configFile, 'utf8'));
+      const dir = a.dir;
+      assert.equal((await ask(a.url, key, { prompt: 4, tokens: 1 })).status, 200);
+      await waitFor(() => usageTotals(db).requests === 1, { message: 'the first row' });
+      // fill the disk
+      const filler = path.join(mnt, 'filler');
+      const fd = fs.openSync(filler, 'w');
+      const chunk = Buffer.alloc(1 << 20, 1);
+      try {
+        for (;;) fs.writeSync(fd, chunk);
+      } catch (e) {
+        assert.equal(e.code, 'ENOSPC');
+      }
+      try {
+        for (;;) fs.writeSync(fd, chunk.subarray(0, 4096));
+      } catch (e) {
+        assert.equal(e.code, 'ENOSPC');
+      }
+      fs.closeSync(fd);
+      for (let i = 0; i < 299; i++) assert.equal((await ask(a.url, key, { prompt: 4, tokens: 1 })).status, 200);
+      await stopChecked(a);
+      assert.match(a.stderr(), /"msg":"ledger write failed; will retry".*(full|disk)/i);
+      assert.match(a.stderr(), /"msg":"ledger rows spilled at shutdown; they are written at the next start"/);
+      assert.doesNotMatch(a.stderr(), /could not be written at shutdown|rows are being dropped/);
+      fs.rmSync(filler);
+      a = await startGateway(config, { dir, env: { TELEX_DB: db, TELEX_ADMIN_TOKEN: ADMIN } });
+      try {
+        await waitFor(() => /spilled ledger rows written/.test(a.stderr()), { message: 'the replay' });
+      } finally {
+        await stopChecked(a);
+      }
+      const total = usageTotals(db);
+      assert.equal(total.requests, 300);
+      assert.equal(total.prompt_tokens, 1200);
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+      fs.rmSync(mnt, { recursive: true, force: true });
+    }
   });
 });
 
