@@ -451,6 +451,9 @@ static void metrics_work(void *p)
         put(&o, "# HELP telex_ledger_rows_pending Usage rows waiting to be written.\n"
                 "# TYPE telex_ledger_rows_pending gauge\ntelex_ledger_rows_pending %" PRIu64 "\n",
             st.pending);
+        put(&o, "# HELP telex_ledger_rows_spilled Usage rows waiting in the spill file for the database.\n"
+                "# TYPE telex_ledger_rows_spilled gauge\ntelex_ledger_rows_spilled %" PRIu64 "\n",
+            st.spilled);
     }
     put(&o, "# HELP telex_api_keys_active API keys not revoked.\n# TYPE telex_api_keys_active gauge\n"
             "telex_api_keys_active %zu\n",

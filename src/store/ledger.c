@@ -66,6 +66,7 @@ struct telex_ledger {
     size_t inflight;        /* rows the writer copied and is writing now */
     double busy_since;      /* when the writer's current database call began; 0 = idle */
     uint64_t detached;      /* rows taken off the queue by the spiller, not yet in the file */
+    uint64_t committed;     /* rows committed to the database (from the queue or the file) */
     size_t spill_after;     /* failing and this many rows queued: spill them */
     uint64_t spill_pending; /* rows in the spill file not yet written */
     uint64_t spilled_total; /* rows ever spilled */
@@ -239,6 +240,7 @@ static long write_some(telex_ledger_t *l)
         telex_log_event("info", "ledger writes recovered", "\"rows\":%zu", n);
     l->failing = false;
     pop(l, n);
+    l->committed += n;
     pthread_cond_broadcast(&l->written);
     return (long)n;
 }
@@ -320,6 +322,7 @@ static long replay_some(telex_ledger_t *l)
     }
     l->failing = false;
     l->spill_pending = left;
+    l->committed += (uint64_t)done;
     if (left == 0)
         telex_log_event("info", "spilled ledger rows written; the spill file is empty", NULL);
     pthread_cond_broadcast(&l->written);
@@ -661,7 +664,7 @@ void telex_ledger_stats(telex_ledger_t *l, telex_ledger_stats_t *out)
 {
     pthread_mutex_lock(&l->lock);
     out->appended = l->appended_seq;
-    out->written = l->written_seq;
+    out->written = l->committed;
     out->dropped = l->dropped;
     out->failed_batches = l->failed_batches;
     out->pending = l->pending;
