@@ -7,7 +7,7 @@
 #   bench/ledger.sh [BUILD_DIR] [OUT.jsonl]      (default build, /tmp/telex-ledger-bench.jsonl)
 #
 # One telex worker per gateway, the same `telex mock` (2 workers) behind all three,
-# short answers (1 token, no delay) so that requests/s, not streaming, is measured;
+# short answers (BENCH_TOKENS, default 1, no delay) so that requests/s, not streaming, is measured;
 # BENCH_SECONDS per measurement (default 15, 3 s warm-up not counted), BENCH_ROUNDS
 # rounds (default 3) in rotating order; prints the median answers/s of each and the
 # ratios to "off". Every answer writes a row (except "off"); the rows are counted
@@ -24,6 +24,7 @@ LOADGEN=$BUILD/loadgen
 SECONDS_EACH=${BENCH_SECONDS:-15}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONC=${BENCH_CONCURRENCY:-32}
+TOKENS=${BENCH_TOKENS:-1}
 dir=$(mktemp -d /tmp/telex-ledger-bench-XXXXXX)
 pids=()
 cleanup() {
@@ -78,7 +79,7 @@ order=(pg sqlite off)
 for r in $(seq 1 "$ROUNDS"); do
   for target in "${order[@]}"; do
     pidvar="pid_$target"
-    "$LOADGEN" "${url[$target]}" -c "$CONC" -n 0 -d $((SECONDS_EACH + 3)) -w 3 --tokens 1 -p "${!pidvar}" \
+    "$LOADGEN" "${url[$target]}" -c "$CONC" -n 0 -d $((SECONDS_EACH + 3)) -w 3 --tokens "$TOKENS" -p "${!pidvar}" \
       -l "ledger-$target" 2>/dev/null | sed "s/^{/{\"round\":$r,/" >>"$OUT"
   done
   order=("${order[@]:1}" "${order[0]}") # rotate: no target always runs first
