@@ -17,7 +17,7 @@
 #define MAGIC "TLXSPIL1"
 #define HEADER_SIZE 32
 #define DEFAULT_MAX_BYTES (UINT64_C(1) << 30)
-#define RESERVE_BYTES (UINT64_C(16) << 20) /* allocated at open: spilling works on a full disk */
+#define RESERVE_BYTES (UINT64_C(8) << 20) /* allocated at open: spilling works on a full disk */
 
 typedef struct header {
     char magic[8];

@@ -8,7 +8,7 @@
  * replayed, the rows appended), then fixed-size telex_usage_record_t
  * records. An append is synced, then the header's count (synced again):
  * rows count only once the header says so, and a torn append (a crash
- * mid-way) is not data. 16 MiB (or spill_max_bytes if smaller) stay
+ * mid-way) is not data. 8 MiB (or spill_max_bytes if smaller) stay
  * allocated, so that rows can still be spilled when the disk fills up —
  * SQLite's disk is often the same one. The file is locked (flock) for
  * as long as it is open: two telex processes never share one. A file
