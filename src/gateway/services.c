@@ -39,6 +39,7 @@ struct telex_services {
     pthread_mutex_t reload_lock; /* one key reload at a time */
     int64_t data_version;        /* under reload_lock */
     bool reload_failing;
+    bool poll_failing; /* the last data-version poll failed (on_tick's thread only) */
 };
 
 /* Jobs whose work() may still be using the store: close waits for them. */
@@ -102,8 +103,21 @@ static void on_tick(void *arg)
 {
     telex_services_t *svc = arg;
     int64_t v = 0;
-    if (telex_store_data_version(svc->store, &v, NULL, 0) != 0)
+    char err[512];
+    if (telex_store_data_version(svc->store, &v, err, sizeof err) != 0) {
+        if (!svc->poll_failing) { /* once per outage; the message never names a key or a password */
+            json_t *line = json_pack("{s:s,s:s,s:s}", "level", "warn", "msg",
+                                     "cannot reach the store; serving with the keys and presets last loaded",
+                                     "error", err);
+            if (line != NULL)
+                telex_log_json(line);
+        }
+        svc->poll_failing = true;
         return;
+    }
+    if (svc->poll_failing)
+        telex_log_event("notice", "the store is reachable again", NULL);
+    svc->poll_failing = false;
     pthread_mutex_lock(&svc->reload_lock);
     bool changed = v != svc->data_version;
     pthread_mutex_unlock(&svc->reload_lock);

@@ -175,8 +175,10 @@ describe('PostgreSQL down: nothing lost', () => {
       // keep serving with the keys already known while the database is down
       await waitFor(() => ok >= atStop + 400 && Date.now() - outageStart >= 3000, { timeoutMs: 60000, message: '400 answers during the outage' });
       await waitFor(() => /spilling them to a local file/.test(a.stderr()), { message: 'the spill' });
+      await waitFor(() => /"msg":"cannot reach the store; serving with the keys and presets last loaded"/.test(a.stderr()), { message: 'the outage noticed' });
       await pg.start();
       await waitFor(() => ok >= atStop + 500, { message: 'answers after the outage' });
+      await waitFor(() => /"msg":"the store is reachable again"/.test(a.stderr()), { message: 'the recovery noticed' });
     } finally {
       stop = true;
       await load;
