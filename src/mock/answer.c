@@ -154,29 +154,3 @@ char *telex_mock_answer_join(const telex_mock_answer_t *a, size_t *len)
     *len = n;
     return out;
 }
-
-size_t telex_mock_json_escape(char *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"': out[n++] = '\\'; out[n++] = '"'; break;
-        case '\\': out[n++] = '\\'; out[n++] = '\\'; break;
-        case '\n': out[n++] = '\\'; out[n++] = 'n'; break;
-        case '\r': out[n++] = '\\'; out[n++] = 'r'; break;
-        case '\t': out[n++] = '\\'; out[n++] = 't'; break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                memcpy(out + n, "\\u00", 4);
-                out[n + 4] = hex[c >> 4];
-                out[n + 5] = hex[c & 15];
-                n += 6;
-            } else {
-                out[n++] = (char)c;
-            }
-        }
-    }
-    return n;
-}

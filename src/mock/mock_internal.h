@@ -49,9 +49,6 @@ const char *telex_mock_answer_token(const telex_mock_answer_t *a, size_t i, char
 /* The whole answer as a malloc'd NUL-terminated string, or NULL (OOM). */
 char *telex_mock_answer_join(const telex_mock_answer_t *a, size_t *len);
 
-/* Writes s as JSON string content (no quotes) into out, which must hold
- * 6 * len bytes; returns the bytes written. s must be valid UTF-8. */
-size_t telex_mock_json_escape(char *out, const char *s, size_t len);
 /* FNV-1a, for seeds. */
 uint64_t telex_mock_hash(uint64_t h, const void *data, size_t len);
 #define TELEX_MOCK_HASH_INIT 0xcbf29ce484222325ULL

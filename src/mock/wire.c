@@ -24,6 +24,7 @@
  * thinking units (OpenAI's completion_tokens_details.reasoning_tokens).
  */
 #include "mock/mock_internal.h"
+#include "util/json_dump.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -92,11 +93,18 @@ static void w_str(telex_mock_wire_t *w, const char *s)
     w_raw(w, s, strlen(s));
 }
 
-/* JSON string content; the buffer is sized for 6 bytes per input byte. */
+/* JSON string content (util/json_dump.h); the buffer is sized for 6 bytes
+ * per input byte. */
+static size_t escape(char *out, const char *s, size_t len)
+{
+    size_t pos = 0;
+    return telex_json_escape(out, s, len, &pos, len, TELEX_JSON_ESCAPE_REPLACE);
+}
+
 static void w_esc(telex_mock_wire_t *w, const char *s, size_t len)
 {
     if (w->n + 6 * len <= w->cap)
-        w->n += telex_mock_json_escape(w->buf + w->n, s, len);
+        w->n += escape(w->buf + w->n, s, len);
 }
 
 __attribute__((format(printf, 2, 3))) static void w_fmt(telex_mock_wire_t *w, const char *fmt, ...)
@@ -183,7 +191,7 @@ static char *make_prefix(const telex_mock_spec_t *spec, size_t *len)
                      "\"model\":\"",
                      (unsigned long long)spec->seq, (long long)spec->created);
     size_t m = (size_t)n;
-    m += telex_mock_json_escape(p + m, spec->model, ml);
+    m += escape(p + m, spec->model, ml);
     static const char rest[] = "\",\"system_fingerprint\":\"fp_mock\",\"choices\":[";
     memcpy(p + m, rest, sizeof(rest) - 1);
     m += sizeof(rest) - 1;
