@@ -46,7 +46,7 @@ struct telex_mock_exchange {
     h2o_req_t *req; /* NULL once h2o has disposed of the request */
     telex_mock_spec_t spec;
     telex_mock_progress_t progress;
-    telex_mock_exchange_t *prev, *next;
+    h2o_linklist_t link; /* in telex_mock_worker_t.exchanges */
     int phase;
     int pending_write; /* h2o_send issued, proceed not yet called */
     int ended;         /* final / error state sent, or request gone */
@@ -85,12 +85,7 @@ static void on_timer_closed(uv_handle_t *handle)
 {
     telex_mock_exchange_t *x = handle->data;
     telex_mock_worker_t *w = x->w;
-    if (x->prev != NULL)
-        x->prev->next = x->next;
-    else
-        w->first = x->next;
-    if (x->next != NULL)
-        x->next->prev = x->prev;
+    h2o_linklist_unlink(&x->link);
     w->active--;
     telex_mock_wire_free(&x->wire);
     free(x->segs);
@@ -499,10 +494,7 @@ void telex_mock_exchange_start(telex_mock_worker_t *w, h2o_req_t *req, telex_moc
     x->due = uv_now(w->loop) + (uint64_t)x->spec.ttft_ms;
     uv_timer_init(w->loop, &x->timer);
     x->timer.data = x;
-    x->next = w->first;
-    if (w->first != NULL)
-        w->first->prev = x;
-    w->first = x;
+    h2o_linklist_insert(w->exchanges.next, &x->link); /* first */
     w->active++;
     telex_mock_exchange_t **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_request_disposed);
     *ref = x;
@@ -527,7 +519,9 @@ static void on_shutdown_tick(uv_timer_t *timer)
 void telex_mock_exchange_shutdown(telex_mock_worker_t *w)
 {
     w->shutting_down = 1;
-    for (telex_mock_exchange_t *x = w->first; x != NULL; x = x->next)
+    for (h2o_linklist_t *l = w->exchanges.next; l != &w->exchanges; l = l->next) {
+        telex_mock_exchange_t *x = H2O_STRUCT_FROM_MEMBER(telex_mock_exchange_t, link, l);
         if (x->req != NULL && !x->ended)
             uv_timer_start(&x->timer, on_shutdown_tick, 0, 0);
+    }
 }

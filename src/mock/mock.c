@@ -862,6 +862,7 @@ static int worker_init(telex_worker_t *worker)
         return -1;
     w->mock = worker->options->app;
     w->loop = &worker->loop;
+    h2o_linklist_init_anchor(&w->exchanges);
     worker->app_worker = w;
     return 0;
 }

@@ -152,7 +152,7 @@ typedef struct telex_mock_worker {
     uv_loop_t *loop;
     int shutting_down;
     size_t active;                /* exchanges not yet freed */
-    telex_mock_exchange_t *first; /* list of exchanges in flight */
+    h2o_linklist_t exchanges;     /* of telex_mock_exchange_t.link: in flight, newest first */
 } telex_mock_worker_t;
 
 /* Takes ownership of *spec (also on failure). Answers the request:
