@@ -1066,6 +1066,10 @@ static const struct {
      "(e.g. https://api.openai.com/v1)"},
     {P "    base_url: https://\n" M,
      ":4:15: providers[0].base_url: has no host (e.g. https://api.openai.com/v1)"},
+    {P "    base_url: https://x:99999/v1\n" M,
+     ":4:15: providers[0].base_url: has a bad host or port (e.g. https://api.openai.com/v1)"},
+    {P "    base_url: \"https://[::1/v1\"\n" M,
+     ":4:15: providers[0].base_url: has a bad host or port (e.g. https://api.openai.com/v1)"},
     {P "    base_url: https://x/v1?a=b\n" M,
      ":4:15: providers[0].base_url: must not contain a query (?) or fragment (#) "
      "(e.g. https://api.openai.com/v1)"},
