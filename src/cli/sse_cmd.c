@@ -44,6 +44,7 @@
 
 #include "cli/commands.h"
 #include "telex/sse.h"
+#include "util/alloc.h"
 #include "util/buf.h"
 #include "util/json_dump.h"
 
@@ -263,10 +264,10 @@ static int decode_run(size_t chunk_size, size_t max_event_size, bool stats_only)
     decoder_t d = {.stats_only = stats_only};
     const telex_sse_callbacks_t callbacks = {on_event, on_retry, on_comment};
     size_t read_cap = chunk_size > READ_BUFFER_SIZE ? chunk_size : READ_BUFFER_SIZE;
-    char *in = malloc(read_cap);
-    d.scratch = malloc(TELEX_JSON_ESCAPE_BOUND(ESCAPE_STEP));
+    char *in = telex_xmalloc(read_cap);
+    d.scratch = telex_xmalloc(TELEX_JSON_ESCAPE_BOUND(ESCAPE_STEP));
     telex_sse_parser_t *parser = telex_sse_parser_new(max_event_size, &callbacks, &d);
-    if (!in || !d.scratch || !parser) {
+    if (!parser) { /* libtelex reports out of memory; the command says so (exit 70) */
         fputs("telex sse decode: out of memory\n", stderr);
         free(in);
         free(d.scratch);
@@ -394,7 +395,7 @@ static int cmd_decode(int argc, char **argv)
 
 /* ---------------------------------------------------------------- encode */
 
-enum { LINE_OK = 1, LINE_EOF = 0, LINE_TOO_LONG = -1, LINE_READ_ERROR = -2, LINE_NOMEM = -3 };
+enum { LINE_OK = 1, LINE_EOF = 0, LINE_TOO_LONG = -1, LINE_READ_ERROR = -2 };
 
 /* Bytes stdin's buffer holds already (gnulib's freadahead): none means the
  * next getc may block, so pending output is flushed first. */
@@ -423,8 +424,8 @@ static int read_line(telex_buf_t *line, size_t max_line)
             return LINE_OK;
         if (line->len == max_line)
             return LINE_TOO_LONG;
-        if (line->len + 1 >= line->cap && telex_buf_reserve(line, 1) != 0)
-            return LINE_NOMEM;
+        if (line->len + 1 >= line->cap)
+            telex_buf_reserve(line, 1); /* no limit: cannot fail; max_line bounds it */
         line->data[line->len++] = (char)c;
         line->data[line->len] = '\0';
     }
@@ -488,10 +489,7 @@ static int write_record(encoder_t *e, size_t bound, encode_fn encode, const void
 {
     size_t written = 0;
     e->record.len = 0;
-    if (telex_buf_reserve(&e->record, bound) != 0) {
-        fputs("telex sse encode: out of memory\n", stderr);
-        return TELEX_EXIT_SOFTWARE;
-    }
+    telex_buf_reserve(&e->record, bound); /* no limit: cannot fail (util/buf.h) */
     int err = encode(e->record.data, bound, arg, &written);
     if (err != TELEX_SSE_OK) {
         fprintf(stderr, "telex sse encode: line %zu: %s\n", e->line_no, telex_sse_strerror(err));
@@ -517,19 +515,14 @@ static int encode_comment_fn(char *buf, size_t cap, const void *arg, size_t *wri
     return telex_sse_encode_comment(buf, cap, c->text, c->len, written);
 }
 
-static int remember_id(encoder_t *e, const char *id, size_t len)
+static void remember_id(encoder_t *e, const char *id, size_t len)
 {
-    char *copy = malloc(len + 1);
-    if (!copy) {
-        fputs("telex sse encode: out of memory\n", stderr);
-        return TELEX_EXIT_SOFTWARE;
-    }
+    char *copy = telex_xmalloc(len + 1);
     memcpy(copy, id, len);
     copy[len] = '\0';
     free(e->last_id);
     e->last_id = copy;
     e->last_id_len = len;
-    return TELEX_EXIT_OK;
 }
 
 static int encode_object(encoder_t *e, json_t *obj)
@@ -595,9 +588,7 @@ static int encode_object(encoder_t *e, json_t *obj)
     if (has_id) {
         if (has_line_break_or_nul(id, id_len))
             return encode_error(e, "\"id\" must not contain CR, LF or NUL");
-        int status = remember_id(e, id, id_len);
-        if (status != TELEX_EXIT_OK)
-            return status;
+        remember_id(e, id, id_len);
         if (id_len == 0) /* the encoder omits empty ids; an empty id line resets the last event id */
             out_literal("id\n");
         else {
@@ -633,9 +624,6 @@ static int encode_run(void)
         } else if (r == LINE_READ_ERROR) {
             fprintf(stderr, "telex sse encode: cannot read stdin: %s\n", strerror(errno));
             status = EXIT_IOERR;
-        } else if (r == LINE_NOMEM) {
-            fputs("telex sse encode: out of memory\n", stderr);
-            status = TELEX_EXIT_SOFTWARE;
         } else if (!is_blank(line.data, line.len)) {
             json_error_t jerr;
             json_t *obj = json_loadb(line.data, line.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);

@@ -24,6 +24,7 @@
  * thinking units (OpenAI's completion_tokens_details.reasoning_tokens).
  */
 #include "mock/mock_internal.h"
+#include "util/alloc.h"
 #include "util/json_dump.h"
 
 #include <stdarg.h>
@@ -43,9 +44,7 @@ int64_t telex_mock_spec_units(const telex_mock_spec_t *spec)
 
 telex_mock_segment_t *telex_mock_wire_segments(const telex_mock_spec_t *spec, size_t *n)
 {
-    telex_mock_segment_t *s = calloc(2 + spec->n_tools, sizeof(*s));
-    if (s == NULL)
-        return NULL;
+    telex_mock_segment_t *s = telex_xcalloc(2 + spec->n_tools, sizeof(*s));
     size_t k = 0;
     if (spec->thinking.count > 0)
         s[k++] = (telex_mock_segment_t){TELEX_MOCK_SEG_THINKING, 0, spec->thinking.count};
@@ -183,9 +182,7 @@ static char *make_prefix(const telex_mock_spec_t *spec, size_t *len)
 {
     size_t ml = strlen(spec->model);
     size_t cap = 200 + 6 * ml;
-    char *p = malloc(cap);
-    if (p == NULL)
-        return NULL;
+    char *p = telex_xmalloc(cap);
     int n = snprintf(p, cap,
                      "data: {\"id\":\"chatcmpl-mock-%llu\",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
                      "\"model\":\"",
@@ -199,7 +196,7 @@ static char *make_prefix(const telex_mock_spec_t *spec, size_t *len)
     return p;
 }
 
-int telex_mock_wire_init(telex_mock_wire_t *w, const telex_mock_spec_t *spec)
+void telex_mock_wire_init(telex_mock_wire_t *w, const telex_mock_spec_t *spec)
 {
     memset(w, 0, sizeof(*w));
     w->spec = spec;
@@ -215,11 +212,9 @@ int telex_mock_wire_init(telex_mock_wire_t *w, const telex_mock_spec_t *spec)
             names = l;
     }
     size_t fr = spec->finish_reason != NULL ? strlen(spec->finish_reason) : 0;
-    if ((w->prefix = make_prefix(spec, &w->prefix_len)) == NULL)
-        return -1;
+    w->prefix = make_prefix(spec, &w->prefix_len);
     w->cap = 1024 + w->prefix_len + 6 * (strlen(spec->model) + piece + names + fr);
-    w->buf = malloc(w->cap);
-    return w->buf != NULL ? 0 : -1;
+    w->buf = telex_xmalloc(w->cap);
 }
 
 void telex_mock_wire_free(telex_mock_wire_t *w)
@@ -412,7 +407,7 @@ static json_t *joined(const telex_mock_answer_t *a)
 {
     size_t len = 0;
     char *text = telex_mock_answer_join(a, &len);
-    json_t *s = text != NULL ? json_stringn(text, len) : NULL;
+    json_t *s = json_stringn(text, len);
     free(text);
     return s;
 }

@@ -129,7 +129,7 @@ size_t telex_json_escape(char *dst, const char *str, size_t n, size_t *pos, size
  * most TELEX_JSON_ESCAPE_BOUND(ESCAPE_STEP) at a time. */
 #define ESCAPE_STEP 4096
 
-/* 0; -1 out of memory; -2 the string is not UTF-8. */
+/* 0; -2 the string is not UTF-8 (out of memory ends the process: util/alloc.h). */
 static int put_string(out_t *o, const char *str, size_t len)
 {
     if (put(o, "\"", 1) != 0)
