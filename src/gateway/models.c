@@ -20,6 +20,8 @@
 
 #include <jansson.h>
 
+#include "gateway/apierror.h"
+#include "gateway/auth.h"
 #include "gateway/gateway.h"
 #include "http/respond.h"
 #include "util/json_load.h"
@@ -351,6 +353,16 @@ static void start_fetch(telex_models_worker_t *mw, size_t i)
 
 int telex_models_handle(telex_models_worker_t *mw, h2o_req_t *req, uint64_t started_ns)
 {
+    /* Once a key exists every request needs one (docs/configuration.md),
+     * this one too, as OpenAI's; an Anthropic client sends x-api-key. */
+    char bearer[256];
+    h2o_iovec_t authz = telex_anthropic_authorization(req, bearer, sizeof bearer);
+    telex_grant_t grant;
+    telex_api_error_t denial;
+    if (telex_auth_authenticate(mw->gw->gateway->services, authz.base, authz.len, &grant, &denial) != 0) {
+        telex_api_error_respond(req, &denial);
+        return TELEX_HANDLED;
+    }
     telex_models_t *s = mw->shared;
     int wait = 0;
     if (!mw->gw->shutting_down) {
