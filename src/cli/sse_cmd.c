@@ -18,8 +18,10 @@
  * `\u0000` is allowed in data and comments.
  *
  * Exit codes (cli/commands.h): 0 ok, 64 bad command line, 65 bad input
- * (parse error, bad JSON, bad field), 70 out of memory / internal error,
- * 74 (sysexits EX_IOERR) when reading stdin or writing stdout fails.
+ * (parse error, bad JSON, bad field), 70 internal error (decode: the parser
+ * out of memory), 74 (sysexits EX_IOERR) when reading stdin or writing
+ * stdout fails. Any other allocation that fails ends the process
+ * (util/alloc.h; docs/architecture.md, "Errors and out of memory").
  *
  * Output is stdio's stdout, fully buffered (1 MiB); it is flushed before
  * every read that may block, so live streams are decoded/encoded without
@@ -113,8 +115,8 @@ static const char encode_help[] =
     "  -h, --help              this help\n"
     "\n"
     "exit: 0 end of input, 64 bad command line, 65 bad input (the message on\n"
-    "stderr gives the line number and what is wrong), 70 out of memory,\n"
-    "74 read/write error.\n";
+    "stderr gives the line number and what is wrong), 70 internal error,\n"
+    "74 read/write error. Out of memory ends the command (abort).\n";
 
 static void print_sse_usage(FILE *out)
 {
