@@ -52,6 +52,7 @@ struct h2_session {
     unsigned in_recv : 1; /* mem_recv on the stack: sending waits for it */
     unsigned writing : 1;
     unsigned closing : 1;
+    uint32_t goaway_sent; /* the error code of a GOAWAY telex sent (nghttp2 found a protocol error) */
 };
 
 static int flush(h2_session_t *s);
@@ -507,6 +508,15 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t stream
     return 0;
 }
 
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
+{
+    (void)ng;
+    h2_session_t *s = user;
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR)
+        s->goaway_sent = frame->goaway.error_code;
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *ng, int32_t stream_id, uint32_t error_code, void *user)
 {
     h2_session_t *s = user;
@@ -662,6 +672,7 @@ void h2_session_start(conn_t *conn, telex_http_call_t *call)
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
         nghttp2_option_set_no_auto_window_update(opt, 1);
         nghttp2_option_set_peer_max_concurrent_streams(opt, ASSUMED_STREAMS);
         ok = nghttp2_session_client_new2(&s->ng, cbs, s, opt) == 0;
@@ -712,6 +723,15 @@ static void session_close(h2_session_t *s, const char *error)
     s->closing = 1;
     origin_t *o = s->origin;
     telex_http_client_t *client = s->client;
+    char why[192];
+    if (error == NULL && !s->ready) {
+        snprintf(why, sizeof(why), "%s did not answer in HTTP/2 (no SETTINGS frame)", o->authority);
+        error = why;
+    } else if (error == NULL && s->goaway_sent != 0) {
+        snprintf(why, sizeof(why), "HTTP/2 protocol error with %s (%s)", o->authority,
+                 nghttp2_http2_strerror(s->goaway_sent));
+        error = why;
+    }
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
