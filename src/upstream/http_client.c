@@ -583,7 +583,8 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
         return;
     }
     if (err != NULL) {
-        call_set_errorf(call, "TLS handshake with %s failed: %s", call->origin->authority, err);
+        call_set_errorf(call, "TLS handshake with %s failed: %s%s", call->origin->authority, err,
+                        call->origin->http2 == TELEX_HTTP2_ON ? " (http2 is on: only h2 was offered in ALPN)" : "");
         call_fail(call, 0);
         return;
     }
