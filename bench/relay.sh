@@ -474,12 +474,17 @@ if [ "$QUICK" = 1 ]; then H2UP_N=1000; fi
 meta h2up_n "$H2UP_N"
 stop_gateways
 H2UP_PORT=$(free_port)
-if start_telex telex-plain-h2 "$H2UP_PORT" telex-plain-h2.yaml && start_nginx; then
+if start_telex telex-plain-h2 "$H2UP_PORT" telex-plain-h2.yaml; then
   URL[telex-plain-h2]=http://127.0.0.1:$H2UP_PORT/v1/chat/completions
+  URL[nginx]=http://127.0.0.1:$NGINX_PORT/v1/chat/completions
+  start_nginx || log "nginx is not available: the h2up phase runs without it"
   kill -0 "$MOCK_PID" 2>/dev/null || start_mock "$TOKENS" 50
-  "$LOADGEN" "${URL[telex-plain-h2]}" -H "authorization: Bearer sk-mock" -c 4 -n 8 -d 10 --tokens 5 --delay-ms 10 > /dev/null 2>&1
-  "$LOADGEN" "${URL[nginx]}" -H "authorization: Bearer sk-mock" -c 4 -n 8 -d 10 --tokens 5 --delay-ms 10 > /dev/null 2>&1
+  for t in telex-plain-h2 nginx; do
+    available "$t" || continue
+    "$LOADGEN" "${URL[$t]}" -H "authorization: Bearer sk-mock" -c 4 -n 8 -d 10 --tokens 5 --delay-ms 10 > /dev/null 2>&1
+  done
   for t in direct telex-plain-h2 nginx; do
+    available "$t" || continue
     n=$H2UP_N
     [ "$t" = nginx ] && n=$BIG
     kill -0 "$MOCK_PID" 2>/dev/null || start_mock "$TOKENS" 50

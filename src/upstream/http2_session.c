@@ -34,6 +34,10 @@
 
 #define ASSUMED_STREAMS 100           /* per connection, until the server's SETTINGS are in */
 #define CONNECTION_WINDOW (16u << 20) /* the connection's receive window: bytes in flight, never held */
+/* An idle session is closed after this long (or the client's idle timeout if
+ * shorter): below common servers' HTTP/2 idle timeouts (h2o: 10 s), so that
+ * telex closes first rather than start a stream as the server closes. */
+#define SESSION_IDLE_MS 5000
 
 struct h2_session {
     h2_session_t *prev, *next; /* origin->sessions */
@@ -52,6 +56,7 @@ struct h2_session {
     unsigned in_recv : 1; /* mem_recv on the stack: sending waits for it */
     unsigned writing : 1;
     unsigned closing : 1;
+    unsigned was_idle : 1; /* carried no stream at some point since it was ready */
     uint32_t goaway_sent; /* the error code of a GOAWAY telex sent (nghttp2 found a protocol error) */
 };
 
@@ -184,6 +189,11 @@ int h2_origin_wants(const origin_t *o)
     }
 }
 
+static uint64_t idle_ms(const telex_http_client_t *client)
+{
+    return client->idle_timeout_ms < SESSION_IDLE_MS ? client->idle_timeout_ms : SESSION_IDLE_MS;
+}
+
 static void wait_unlink(telex_http_call_t *call)
 {
     origin_t *o = call->origin;
@@ -236,8 +246,9 @@ static void stream_unlink(telex_http_call_t *call)
     call->sess = NULL;
     call->stream_id = 0;
     if (--s->n_streams == 0) {
+        s->was_idle = 1;
         s->idle_since = uv_now(s->client->loop);
-        client_arm_timer(s->client, s->idle_since + s->client->idle_timeout_ms);
+        client_arm_timer(s->client, s->idle_since + idle_ms(s->client));
     }
 }
 
@@ -279,6 +290,7 @@ static void submit(h2_session_t *s, telex_http_call_t *call)
     }
     call->sess = s;
     call->stream_id = id;
+    call->reused = s->was_idle;
     call->sprev = NULL;
     call->snext = s->streams;
     if (s->streams != NULL)
@@ -561,6 +573,11 @@ static void on_written(h2o_socket_t *sock, const char *err)
     h2_session_t *s = conn->h2;
     s->writing = 0;
     s->wlen = 0;
+    if (s->wcap > 16384) { /* a burst's buffer is not kept by a quiet connection */
+        free(s->wbuf);
+        s->wbuf = NULL;
+        s->wcap = 0;
+    }
     if (err != NULL) {
         char msg[160];
         snprintf(msg, sizeof(msg), "sending to %s failed: %s", s->origin->authority, err);
@@ -746,6 +763,16 @@ static void session_close(h2_session_t *s, const char *error)
         telex_http_call_t *call = s->streams;
         nghttp2_session_set_stream_user_data(s->ng, call->stream_id, NULL);
         stream_unlink(call);
+        if (call->reused && !call->got_bytes && !call->retried && !client->freeing) {
+            /* HTTP/1.1's rule: a kept connection that broke before any response
+             * byte was most likely closed by the server as the stream went out */
+            call->retried = 1;
+            client->stats.retries++;
+            call_set_state(call, CALL_H2_WAITING);
+            call_timer_start(call, uv_now(client->loop) + (uint64_t)call->connect_timeout_ms);
+            h2_place(call);
+            continue;
+        }
         call_set_errorf(call, "%s", error != NULL ? error : "the HTTP/2 connection closed");
         call_fail(call, 0);
     }
@@ -797,7 +824,7 @@ uint64_t h2_sweep_idle(telex_http_client_t *client, uint64_t now)
         while (s != NULL) {
             h2_session_t *following = s->next;
             if (s->n_streams == 0 && s->ready && !s->in_recv) {
-                uint64_t at = s->idle_since + client->idle_timeout_ms;
+                uint64_t at = s->idle_since + idle_ms(client);
                 if (at <= now)
                     session_close(s, NULL);
                 else if (next == 0 || at < next)

@@ -15,6 +15,7 @@
  *      │  │  ▼         ▼
  *      │  │ H2_WAITING ◄── EXCHANGE (HTTP/2 stream refused unprocessed: placed again)
  *      │  └─ EXCHANGE (HTTP/1.1: a reused connection died unanswered: sent again)
+ *      (and EXCHANGE ──► H2_WAITING when a reused HTTP/2 session died before the stream's answer)
  *      └──► FAIL_PENDING ──► (freed from the loop)
  *
  *   CONNECTING   resolving, connecting, TLS handshake on a connection of its own
@@ -149,7 +150,7 @@ struct telex_http_call {
     /* not life cycle: */
     unsigned want_h2 : 1;     /* to be carried on HTTP/2 (the origin's mode, or ALPN) */
     unsigned writing : 1;     /* HTTP/1.1: the request write is in flight */
-    unsigned reused : 1;      /* HTTP/1.1: on a kept connection */
+    unsigned reused : 1;      /* on a kept connection (HTTP/1.1), on a session that had been idle (HTTP/2) */
     unsigned retried : 1;     /* sent once more already */
     unsigned got_bytes : 1;   /* a response byte arrived */
     unsigned in_callback : 1; /* one of its callbacks is on the stack */

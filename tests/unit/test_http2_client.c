@@ -7,7 +7,8 @@
  * on, the paused one stops at its window and resumes in order), GOAWAY mid-
  * stream (streams at or below its last id end normally, those above are sent
  * again on a new connection), a connection lost mid-stream (only unfinished
- * streams fail), a server allowing 2 streams (more connections, never more
+ * streams fail; a stream on a reused idle session that the server drops
+ * unanswered is sent again), a server allowing 2 streams (more connections, never more
  * streams than allowed), one lowering its limit mid-connection, a server that
  * does not speak HTTP/2, and the request's header fields.
  */
@@ -60,6 +61,7 @@ static sconn_t *conns[16];
 static sstream_t streams[MAX_STREAMS];
 static int n_streams;
 static uint32_t server_max_streams; /* 0: no limit sent */
+static int close_on_request;        /* the next request's connection is closed unanswered */
 static int answer_at_once;          /* respond with the whole "/whole" answer as soon as a request is in */
 static int raw_http1;               /* the listener answers like an HTTP/1.1 server */
 
@@ -108,6 +110,7 @@ static ssize_t srv_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t le
 }
 
 static sconn_t *conn_of_stream(const sstream_t *s);
+static void srv_close(sconn_t *c);
 
 /* Queues body bytes on a stream (the head goes out with the first); end: the last. */
 static void srv_send(sstream_t *s, const char *text, size_t len, int end)
@@ -149,6 +152,11 @@ static int srv_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, voi
     sconn_t *c = user;
     if (f->hd.type != NGHTTP2_HEADERS || n_streams >= MAX_STREAMS)
         return 0;
+    if (close_on_request) {
+        close_on_request = 0;
+        srv_close(c); /* like a server closing an idle connection as the request arrives */
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     sstream_t *s = &streams[n_streams];
     memset(s, 0, sizeof(*s));
     s->id = f->hd.stream_id;
@@ -414,6 +422,7 @@ static void setup_server(void)
     n_streams = 0;
     memset(conns, 0, sizeof(conns));
     server_max_streams = 0;
+    close_on_request = 0;
     answer_at_once = 0;
     raw_http1 = 0;
 }
@@ -653,6 +662,28 @@ static void test_connection_lost(void **state)
     teardown_server(client);
 }
 
+static void test_reused_session_closed_unanswered(void **state)
+{
+    (void)state;
+    setup_server();
+    answer_at_once = 1;
+    telex_http_client_t *client = telex_http_client_new(&loop);
+    static probe_t a, b;
+    start(client, &a, "/whole", TELEX_HTTP2_ON);
+    run_until(completed, &a);
+    assert_string_equal(a.error, "");
+    /* the session is idle now; the server drops it as the next stream arrives */
+    close_on_request = 1;
+    start(client, &b, "/whole", TELEX_HTTP2_ON);
+    run_until(completed, &b);
+    assert_string_equal(b.error, ""); /* sent once more, on a new connection */
+    assert_int_equal(accepted, 2);
+    telex_http_client_stats_t st;
+    telex_http_client_get_stats(client, &st);
+    assert_int_equal(st.retries, 1);
+    teardown_server(client);
+}
+
 static void test_server_allows_two_streams(void **state)
 {
     (void)state;
@@ -778,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_flow_control_paused_stream),
         cmocka_unit_test(test_goaway_mid_stream),
         cmocka_unit_test(test_connection_lost),
+        cmocka_unit_test(test_reused_session_closed_unanswered),
         cmocka_unit_test(test_server_allows_two_streams),
         cmocka_unit_test(test_server_lowers_limit),
         cmocka_unit_test(test_not_http2),
