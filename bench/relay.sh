@@ -477,7 +477,11 @@ H2UP_PORT=$(free_port)
 if start_telex telex-plain-h2 "$H2UP_PORT" telex-plain-h2.yaml; then
   URL[telex-plain-h2]=http://127.0.0.1:$H2UP_PORT/v1/chat/completions
   URL[nginx]=http://127.0.0.1:$NGINX_PORT/v1/chat/completions
-  start_nginx || log "nginx is not available: the h2up phase runs without it"
+  URL[direct]=http://$UP/v1/chat/completions
+  if ! command -v nginx > /dev/null || ! start_nginx; then
+    unset "PIDOF[nginx]"
+    log "nginx is not available: the h2up phase runs without it"
+  fi
   kill -0 "$MOCK_PID" 2>/dev/null || start_mock "$TOKENS" 50
   for t in telex-plain-h2 nginx; do
     available "$t" || continue

@@ -165,7 +165,7 @@ def main():
     results_path, out_path, docs = sys.argv[1:4]
     runs, meta, rss_base = load(results_path)
     R = Results(runs)
-    T = R.targets()
+    T = [t for t in R.targets() if t != "telex-plain-h2"]  # the HTTP/2-upstream telex is in §9 only
     big = meta.get("big", 9900)
     levels = sorted({d["n"] for d in runs if d["phase"] == "latency"})
     md = []
@@ -491,7 +491,7 @@ def main():
         w("")
 
     # ---------------------------------------------------------------- h2up
-    h2up = [(t, d) for t in T for d in R.select("h2up", t)]
+    h2up = [(t, d) for t in ("direct", "telex-plain-h2", "nginx") for d in R.select("h2up", t)]
     if h2up:
         hn = meta.get("h2up_n", 0)
         w(f"### 9. {hn:,} streams with HTTP/1.1 clients: HTTP/2 to the provider")
@@ -520,7 +520,9 @@ def main():
                 b = lat("latency_window_ms", field)(base) if base else None
                 return None if b is None else v - b
             p = r.get("proc") or {}
-            kb = (rss_at(r) - p["rss_base_kb"]) * 1024 / n / 1000 if t != "direct" and rss_at(r) and p.get("rss_base_kb") else None
+            # only with every stream open at once (a steady window): else the RSS is not n streams'
+            kb = (p["rss_window_kb"] - p["rss_base_kb"]) * 1024 / n / 1000 \
+                if t != "direct" and p.get("rss_window_kb") and p.get("rss_base_kb") and not short_window(r) else None
             mark = "†" if short_window(r) else ""
             note = "" if t == "direct" or base else " (no direct run at this count: absolute)"
             w(f"| {NAMES[t]} | {n:,} | {r['completed']:,} | {r['errors']:,}{' (' + kinds + ')' if kinds else ''} | "
