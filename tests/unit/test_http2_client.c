@@ -10,7 +10,7 @@
  * streams fail; a stream on a reused idle session that the server drops
  * unanswered is sent again), a server allowing 2 streams (more connections, never more
  * streams than allowed), one lowering its limit mid-connection, a server that
- * does not speak HTTP/2, and the request's header fields.
+ * does not speak HTTP/2, and the request's header fields (POST with a body, GET without).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,6 +34,8 @@ typedef struct sstream {
     int32_t id;
     char path[64];
     char auth[64];
+    char method[8];
+    int content_length; /* a content-length field came */
     char body[256];
     size_t body_len;
     char *out; /* response body queued, not yet taken by nghttp2 */
@@ -180,6 +182,10 @@ static int srv_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint
         snprintf(s->path, sizeof(s->path), "%.*s", (int)valuelen, value);
     if (namelen == 13 && memcmp(name, "authorization", 13) == 0)
         snprintf(s->auth, sizeof(s->auth), "%.*s", (int)valuelen, value);
+    if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+        snprintf(s->method, sizeof(s->method), "%.*s", (int)valuelen, value);
+    if (namelen == 14 && memcmp(name, "content-length", 14) == 0)
+        s->content_length = 1;
     return 0;
 }
 
@@ -340,6 +346,8 @@ static void p_on_complete(void *user, const char *error, int timed_out)
 
 static const telex_http_call_handlers_t handlers = {p_on_response, p_on_body, p_on_complete};
 
+static int use_get; /* start() sends a GET (no body) */
+
 static telex_http_call_t *start(telex_http_client_t *client, probe_t *p, const char *path, telex_http2_mode_t mode)
 {
     char url[128];
@@ -347,6 +355,10 @@ static telex_http_call_t *start(telex_http_client_t *client, probe_t *p, const c
     static const char *const hdrs[] = {"Content-Type: application/json", "Authorization: Bearer k-123", NULL};
     telex_http_request_t req = {
         .url = url, .headers = hdrs, .body = "{\"q\":1}", .body_len = 7, .connect_timeout_ms = 5000, .http2 = mode};
+    if (use_get) {
+        req.body = NULL;
+        req.body_len = 0;
+    }
     memset(p, 0, offsetof(probe_t, body));
     p->len = 0;
     p->completed = 0;
@@ -478,6 +490,17 @@ static void test_multiplexed(void **state)
     assert_string_equal(streams[0].auth, "Bearer k-123");
     assert_int_equal(streams[0].body_len, 7);
     assert_memory_equal(streams[0].body, "{\"q\":1}", 7);
+    assert_string_equal(streams[0].method, "POST");
+    assert_true(streams[0].content_length);
+    /* a GET (as GET /models is sent): no body, no content-length */
+    use_get = 1;
+    start(client, &p[0], "/whole", TELEX_HTTP2_ON);
+    use_get = 0;
+    run_until(completed, &p[0]);
+    assert_string_equal(p[0].error, "");
+    assert_string_equal(streams[20].method, "GET");
+    assert_false(streams[20].content_length);
+    assert_int_equal(streams[20].body_len, 0);
     /* a later call takes the same connection */
     start(client, &p[0], "/whole", TELEX_HTTP2_ON);
     run_until(completed, &p[0]);
@@ -486,7 +509,7 @@ static void test_multiplexed(void **state)
     telex_http_client_stats_t st;
     telex_http_client_get_stats(client, &st);
     assert_int_equal(st.h2_sessions, 1);
-    assert_int_equal(st.h2_streams, 21);
+    assert_int_equal(st.h2_streams, 22);
     assert_int_equal(st.h2_open, 1);
     teardown_server(client);
 }
