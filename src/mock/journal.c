@@ -176,6 +176,7 @@ static char *fixed_part(h2o_req_t *req, json_t *body)
     json_object_set_new(o, "method", lossy_string(req->method.base, req->method.len));
     json_object_set_new(o, "path", lossy_string(req->path.base, req->path.len));
     json_object_set_new(o, "authority", lossy_string(req->authority.base, req->authority.len));
+    json_object_set_new(o, "http", json_string(req->version >= 0x200 ? "2" : req->version == 0x100 ? "1.0" : "1.1"));
     json_t *h = headers_json(req);
     if (h == NULL) {
         json_decref(o);
