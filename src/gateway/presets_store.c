@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "gateway/services.h"
+#include "util/alloc.h"
 #include "util/log.h"
 
 #define RETIRE_SECONDS 10
@@ -241,11 +242,10 @@ static int build(telex_presets_live_t *live, const telex_preset_row_t *rows, siz
                  size_t errlen)
 {
     const telex_config_t *cfg = live->cfg;
-    telex_preset_t *list = calloc(cfg->n_presets + n + 1, sizeof(*list));
+    telex_preset_t *list = telex_xcalloc(cfg->n_presets + n + 1, sizeof(*list));
     json_t *bodies = json_array();
-    if (list == NULL || bodies == NULL) {
+    if (bodies == NULL) { /* jansson: memory */
         free(list);
-        json_decref(bodies);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
@@ -314,8 +314,8 @@ int telex_presets_live_new(telex_presets_live_t **out, const telex_config_t *cfg
                            size_t errlen)
 {
     *out = NULL;
-    telex_presets_live_t *live = calloc(1, sizeof(*live));
-    if (live == NULL || (live->shadow_logged = json_object()) == NULL) {
+    telex_presets_live_t *live = telex_xcalloc(1, sizeof(*live));
+    if ((live->shadow_logged = json_object()) == NULL) { /* jansson: memory */
         free(live);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
@@ -357,13 +357,11 @@ int telex_presets_live_reload(telex_presets_live_t *live, telex_store_t *store)
     rc = build(live, rows, n, &set, err, sizeof err);
     telex_store_preset_rows_free(rows, n);
     if (rc == 0) {
-        retired_t *r = malloc(sizeof(*r));
+        retired_t *r = telex_xmalloc(sizeof(*r));
         telex_presets_t *old = atomic_exchange(&live->cur, set);
         time_t now = time(NULL);
-        if (r != NULL) {
-            *r = (retired_t){live->retired, old, now};
-            live->retired = r;
-        } /* else: leak the old set rather than free it under a reader */
+        *r = (retired_t){live->retired, old, now};
+        live->retired = r;
         /* free what was replaced long enough ago */
         for (retired_t **pp = &live->retired; *pp != NULL;) {
             retired_t *x = *pp;

@@ -30,6 +30,8 @@
 
 #include <libpq-fe.h>
 
+#include "util/alloc.h"
+
 #define ADVISORY_LOCK 0x544c5831 /* "TLX1" */
 #define errf telex_store_errf
 
@@ -117,9 +119,7 @@ static const char *one_line(const char *msg, char *buf, size_t cap)
 /* The URL without its password (user:PASSWORD@ and password=...). */
 static char *redact(const char *url)
 {
-    char *out = strdup(url);
-    if (out == NULL)
-        return NULL;
+    char *out = telex_xstrdup(url);
     char *scheme = strstr(out, "://");
     if (scheme != NULL) {
         char *auth = scheme + 3;
@@ -158,10 +158,8 @@ static int conn_open(pg_store_t *s, pg_conn_t *c, char *err, size_t errlen)
         c->conn = NULL;
     }
     c->conn = PQconnectdbParams(keys, vals, 1);
-    if (c->conn == NULL) {
-        errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    if (c->conn == NULL) /* libpq could not allocate its connection object */
+        telex_out_of_memory(sizeof(void *));
     if (PQstatus(c->conn) != CONNECTION_OK) {
         char line[400];
         errf(err, errlen, "%s: cannot connect to PostgreSQL: %s", s->base.path,
@@ -364,15 +362,9 @@ static const telex_store_ops_t pg_ops;
 int telex_store_postgres_open(telex_store_t **out, const char *url, char *err, size_t errlen)
 {
     *out = NULL;
-    pg_store_t *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->url = strdup(url)) == NULL || (s->base.path = redact(url)) == NULL) {
-        if (s != NULL) {
-            free(s->url);
-            free(s);
-        }
-        errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    pg_store_t *s = telex_xcalloc(1, sizeof(*s));
+    s->url = telex_xstrdup(url);
+    s->base.path = redact(url);
     s->base.ops = &pg_ops;
     pthread_mutex_init(&s->main.lock, NULL);
     pthread_mutex_init(&s->ledger.lock, NULL);
@@ -545,14 +537,11 @@ static int pg_key_list(telex_store_t *base, telex_key_row_t **rows, size_t *n, c
     PGresult *r = PQexec(s->main.conn, "SELECT " KEY_COLUMNS " FROM keys ORDER BY id");
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         int count = PQntuples(r);
-        if (count > 0 && (*rows = calloc((size_t)count, sizeof(**rows))) == NULL) {
-            errf(err, errlen, "out of memory");
-            rc = -ENOMEM;
-        }
-        for (int i = 0; rc == 0 && i < count; i++)
+        if (count > 0)
+            *rows = telex_xcalloc((size_t)count, sizeof(**rows));
+        for (int i = 0; i < count; i++)
             read_key(r, i, &(*rows)[i]);
-        if (rc == 0)
-            *n = (size_t)count;
+        *n = (size_t)count;
     } else {
         rc = pg_fail(s, &s->main, r, "listing keys", err, errlen);
     }
@@ -679,16 +668,11 @@ static int insert_rows(pg_store_t *s, const telex_usage_record_t *rows, size_t n
 {
     /* text of every parameter, 64 bytes each except the model (128),
      * provider (64) and outcome (24), which point into the rows */
-    char(*num)[32] = malloc(n * 11 * sizeof(*num));
-    const char **vals = malloc(n * LEDGER_COLS * sizeof(*vals));
+    char(*num)[32] = telex_xmalloc(n * 11 * sizeof(*num));
+    const char **vals = telex_xmalloc(n * LEDGER_COLS * sizeof(*vals));
     size_t sqlcap = 200 + n * (LEDGER_COLS * 8 + 4);
-    char *sql = malloc(sqlcap);
+    char *sql = telex_xmalloc(sqlcap);
     int rc = 0;
-    if (num == NULL || vals == NULL || sql == NULL) {
-        errf(err, errlen, "out of memory");
-        rc = -ENOMEM;
-        goto out;
-    }
     size_t o = (size_t)snprintf(sql, sqlcap,
                                 "INSERT INTO ledger (ts_ms, key_id, model, provider, prompt_tokens, "
                                 "completion_tokens, cached_tokens, reasoning_tokens, estimated, cost_usd, ttft_ms, "
@@ -731,7 +715,6 @@ static int insert_rows(pg_store_t *s, const telex_usage_record_t *rows, size_t n
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         rc = pg_fail(s, &s->ledger, res, "writing the ledger", err, errlen);
     PQclear(res);
-out:
     free(num);
     free(vals);
     free(sql);
@@ -743,14 +726,8 @@ static int pg_ledger_append(telex_store_t *base, const telex_usage_record_t *row
 {
     pg_store_t *s = PG(base);
     /* the fixed-size strings of a row may fill their array: terminate copies */
-    telex_usage_record_t *copy = malloc(n * sizeof(*copy));
-    spend_t *sp = malloc(n * sizeof(*sp));
-    if (copy == NULL || sp == NULL) {
-        free(copy);
-        free(sp);
-        errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    telex_usage_record_t *copy = telex_xmalloc(n * sizeof(*copy));
+    spend_t *sp = telex_xmalloc(n * sizeof(*sp));
     int64_t now = telex_store_now_ms();
     size_t nsp = 0;
     for (size_t i = 0; i < n; i++) {
@@ -849,11 +826,8 @@ static int pg_usage(telex_store_t *base, const telex_usage_query_t *q, telex_usa
         *truncated = 1;
         count = TELEX_USAGE_MAX_ROWS;
     }
-    if (count > 0 && (*rows = calloc((size_t)count, sizeof(**rows))) == NULL) {
-        errf(err, errlen, "out of memory");
-        rc = -ENOMEM;
-        goto out;
-    }
+    if (count > 0)
+        *rows = telex_xcalloc((size_t)count, sizeof(**rows));
     for (int i = 0; i < count; i++) {
         telex_usage_row_t *u = &(*rows)[(*n)++];
         switch (q->group) {
@@ -917,17 +891,14 @@ static int pg_preset_put(telex_store_t *base, const char *name, const char *body
     return rc;
 }
 
-static int read_presets(PGresult *r, telex_preset_row_t *out, int count)
+static void read_presets(PGresult *r, telex_preset_row_t *out, int count)
 {
     for (int i = 0; i < count; i++) {
         col_text(r, i, 0, out[i].name, sizeof out[i].name);
-        out[i].body = strdup(PQgetvalue(r, i, 1));
+        out[i].body = telex_xstrdup(PQgetvalue(r, i, 1));
         out[i].created_at = col_i64(r, i, 2);
         out[i].updated_at = col_i64(r, i, 3);
-        if (out[i].body == NULL)
-            return -ENOMEM;
     }
-    return 0;
 }
 
 static int pg_preset_get(telex_store_t *base, const char *name, telex_preset_row_t *out, char *err, size_t errlen)
@@ -943,11 +914,8 @@ static int pg_preset_get(telex_store_t *base, const char *name, telex_preset_row
     } else if (PQntuples(r) == 0) {
         errf(err, errlen, "no stored preset named \"%s\"", name);
         rc = -ENOENT;
-    } else if (read_presets(r, out, 1) < 0) {
-        free(out->body);
-        out->body = NULL;
-        errf(err, errlen, "out of memory");
-        rc = -ENOMEM;
+    } else {
+        read_presets(r, out, 1);
     }
     PQclear(r);
     conn_put(&s->main);
@@ -965,14 +933,9 @@ static int pg_preset_list(telex_store_t *base, telex_preset_row_t **rows, size_t
         rc = pg_fail(s, &s->main, r, "listing presets", err, errlen);
     } else if (PQntuples(r) > 0) {
         int count = PQntuples(r);
-        if ((*rows = calloc((size_t)count, sizeof(**rows))) == NULL || read_presets(r, *rows, count) < 0) {
-            telex_store_preset_rows_free(*rows, (size_t)count);
-            *rows = NULL;
-            errf(err, errlen, "out of memory");
-            rc = -ENOMEM;
-        } else {
-            *n = (size_t)count;
-        }
+        *rows = telex_xcalloc((size_t)count, sizeof(**rows));
+        read_presets(r, *rows, count);
+        *n = (size_t)count;
     }
     PQclear(r);
     conn_put(&s->main);

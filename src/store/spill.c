@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "store/backend.h"
+#include "util/alloc.h"
 
 #define MAGIC "TLXSPIL1"
 #define HEADER_SIZE 32
@@ -63,9 +64,7 @@ static int write_header(telex_spill_t *s, char *err, size_t errlen)
 /* mkdir -p of path's parent (0700). */
 static void make_parents(const char *path)
 {
-    char *dir = strdup(path);
-    if (dir == NULL)
-        return;
+    char *dir = telex_xstrdup(path);
     for (char *p = dir + 1; *p; p++) {
         if (*p != '/')
             continue;
@@ -79,12 +78,8 @@ static void make_parents(const char *path)
 int telex_spill_open(telex_spill_t **out, const char *path, uint64_t max_bytes, char *err, size_t errlen)
 {
     *out = NULL;
-    telex_spill_t *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->path = strdup(path)) == NULL) {
-        free(s);
-        telex_store_errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    telex_spill_t *s = telex_xcalloc(1, sizeof(*s));
+    s->path = telex_xstrdup(path);
     s->max_bytes = max_bytes ? max_bytes : DEFAULT_MAX_BYTES;
     make_parents(path);
     int rc;
