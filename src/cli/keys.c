@@ -58,7 +58,7 @@ static void usage(FILE *out)
             "                      30d or 2w (default never)\n"
             "  --json              machine-readable output\n"
             "  -c, --config FILE   telex.yaml whose store.path to use (default $TELEX_CONFIG)\n"
-            "      --db PATH       the database file itself (default: $TELEX_DB, else the\n"
+            "      --db PATH|URL   the database file or postgresql:// URL (default: $TELEX_DB, else the\n"
             "                      config's store.path, else $XDG_STATE_HOME/telex/telex.db)\n"
             "  -h, --help          this help\n"
             "\nSee docs/keys.md.\n");

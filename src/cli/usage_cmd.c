@@ -32,7 +32,7 @@ static void usage(FILE *out)
                  "  --key ID|NAME      only this key's requests\n"
                  "  --json             the JSON of GET /v1/usage\n"
                  "  -c, --config FILE  telex.yaml whose store.path to use (default $TELEX_CONFIG)\n"
-                 "      --db PATH      the database file itself\n"
+                 "      --db PATH|URL  the database: a file, or a postgresql:// URL\n"
                  "  -h, --help         this help\n"
                  "\nSee docs/accounting.md.\n");
 }
