@@ -128,6 +128,13 @@ int telex_cmd_serve(int argc, char **argv)
          * configured limit and the cap telex answers 413 with a JSON error. */
         .max_request_body = 2 * cfg->limits.max_body_bytes + 65536,
         .max_connections = cfg->limits.max_connections,
+        .body_timeout_ms = (uint64_t)(cfg->limits.body_timeout_seconds * 1000),
+        .guard = {.max_body_bytes = cfg->limits.max_body_bytes,
+                  .max_bodies_bytes = cfg->limits.max_buffered_body_bytes,
+                  .max_conns_per_client = cfg->limits.max_connections_per_client,
+                  .max_unfinished_per_client = cfg->limits.max_unfinished_requests_per_client,
+                  .header_timeout_ms = (uint64_t)(cfg->limits.header_timeout_seconds * 1000),
+                  .on_head = telex_gateway_on_head},
         .shutdown_grace = cfg->streaming.shutdown_grace_seconds,
         .name = "serve",
         .on_request = telex_gateway_on_request,

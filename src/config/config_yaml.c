@@ -528,7 +528,10 @@ static int parse_streaming(ctx_t *c, const yaml_node_t *v)
 static int parse_limits(ctx_t *c, const yaml_node_t *v)
 {
     static const char *const keys[] = {"max_body_bytes", "max_header_bytes", "max_connections",
-                                       "max_concurrent_streams", "max_event_bytes"};
+                                       "max_concurrent_streams", "max_event_bytes",
+                                       "max_buffered_body_bytes", "max_connections_per_client",
+                                       "max_unfinished_requests_per_client", "header_timeout_seconds",
+                                       "body_timeout_seconds"};
     const char *P = "limits";
     telex_limits_config_t *l = &c->cfg->limits;
     int rc = as_mapping(c, v, P, "max_body_bytes:, ...");
@@ -541,6 +544,12 @@ static int parse_limits(ctx_t *c, const yaml_node_t *v)
     FIELD(v, "max_connections", P, read_uint, 1, COUNT_MAX, &l->max_connections);
     FIELD(v, "max_concurrent_streams", P, read_uint, 1, COUNT_MAX, &l->max_concurrent_streams);
     FIELD(v, "max_event_bytes", P, read_bytes, 1, BYTES_MAX, &l->max_event_bytes);
+    FIELD(v, "max_buffered_body_bytes", P, read_bytes, 1, BYTES_MAX, &l->max_buffered_body_bytes);
+    FIELD(v, "max_connections_per_client", P, read_uint, 1, COUNT_MAX, &l->max_connections_per_client);
+    FIELD(v, "max_unfinished_requests_per_client", P, read_uint, 1, COUNT_MAX,
+          &l->max_unfinished_requests_per_client);
+    FIELD(v, "header_timeout_seconds", P, read_double, 0, true, 3600, &l->header_timeout_seconds);
+    FIELD(v, "body_timeout_seconds", P, read_double, 0, true, 3600, &l->body_timeout_seconds);
     return 0;
 }
 
