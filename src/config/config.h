@@ -136,6 +136,10 @@ typedef struct telex_cors_config {
     const char *const *origins; /* "https://app.example.com" (scheme://host[:port]) or "*" */
     size_t n_origins;           /* 0 = no cross-origin access (the default) */
     double max_age_seconds;     /* how long browsers may cache a preflight; 600 */
+    /* Host names (no port) an anonymous gateway answers to besides IP literals
+     * and localhost (DNS rebinding; docs/security.md); none by default */
+    const char *const *hosts;
+    size_t n_hosts;
 } telex_cors_config_t;
 
 typedef struct telex_metrics_config {

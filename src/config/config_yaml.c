@@ -672,9 +672,39 @@ static const char *origin_problem(const char *o)
     return NULL;
 }
 
+/* cors.hosts: host names, [A-Za-z0-9.-], no port */
+static int parse_cors_hosts(ctx_t *c, const yaml_node_t *list)
+{
+    char p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN];
+    int rc;
+    if (!list || is_null(list))
+        return 0;
+    path_key(p, "cors", "hosts");
+    if (list->type != YAML_SEQUENCE_NODE)
+        return fail(c, list, p, "expected a list of host names (- telex.example.com), got %s", describe(d, list));
+    size_t n = n_items(list);
+    const char **h = n ? telex_config_alloc(c->arena, n * sizeof(*h)) : NULL;
+    if (n && !h)
+        return oom(c);
+    for (size_t i = 0; i < n; i++) {
+        char ip[PATH_LEN];
+        yaml_node_t *item = node_at(c, list->data.sequence.items.start[i]);
+        path_index(ip, p, i);
+        if ((rc = read_str(c, item, ip, 0, &h[i])) < 0)
+            return rc;
+        size_t len = strlen(h[i]);
+        if (len == 0 || len > 253 || strspn(h[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-") != len)
+            return fail(c, item, ip, "%s must be a host name without scheme or port (letters, digits, '.', '-')",
+                        quote(q, h[i]));
+    }
+    c->cfg->cors.hosts = h;
+    c->cfg->cors.n_hosts = n;
+    return 0;
+}
+
 static int parse_cors(ctx_t *c, const yaml_node_t *v)
 {
-    static const char *const keys[] = {"origins", "max_age_seconds"};
+    static const char *const keys[] = {"origins", "max_age_seconds", "hosts"};
     const char *P = "cors";
     char p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN];
     telex_cors_config_t *cors = &c->cfg->cors;
@@ -684,6 +714,8 @@ static int parse_cors(ctx_t *c, const yaml_node_t *v)
     if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
         return rc;
     FIELD(v, "max_age_seconds", P, read_double, 0, false, 86400, &cors->max_age_seconds);
+    if ((rc = parse_cors_hosts(c, get(c, v, "hosts"))) < 0)
+        return rc;
     yaml_node_t *list = get(c, v, "origins");
     if (!list || is_null(list))
         return 0;

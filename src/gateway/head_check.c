@@ -1,7 +1,8 @@
 /*
  * gateway/head_check.c — the gateway's verdict on a request head before h2o
  * reads its body (http/guard.h calls it): authentication when keys exist,
- * the body size limit, the bodies-in-flight budget. Nothing here reads the
+ * the cross-site checks when there are none (cors.h), the body size limit,
+ * the bodies-in-flight budget. Nothing here reads the
  * body; the handlers repeat every check on the complete request.
  */
 #include <stdio.h>
@@ -38,7 +39,13 @@ int telex_gateway_on_head(telex_worker_t *worker, const telex_head_t *head, tele
     telex_services_t *svc = gw->gateway->services;
     char msg[400];
 
-    if (!telex_services_anonymous_allowed(svc)) {
+    if (telex_services_anonymous_allowed(svc)) {
+        const char *code;
+        int status = telex_cors_check_anonymous(cfg, telex_head_header(head, "host"), telex_head_header(head, "origin"),
+                                                telex_head_header(head, "content-type"), true, &code, msg, sizeof msg);
+        if (status != 0)
+            return verdict(v, head, status, "invalid_request_error", code, 0, msg);
+    } else {
         /* the body of an unknown caller is never read */
         h2o_iovec_t authz = telex_head_header(head, "authorization");
         h2o_iovec_t xkey = telex_head_header(head, "x-api-key");

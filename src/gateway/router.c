@@ -166,6 +166,19 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
         telex_gateway_log_response(req, NULL, started);
         return 0;
     }
+    if (telex_services_anonymous_allowed(gw->gateway->services)) {
+        /* no keys: no other web page may use the gateway through a browser */
+        char msg[400];
+        const char *code;
+        bool has_body = req->entity.len > 0 && !method_is(req, "GET") && !method_is(req, "HEAD");
+        int status = telex_cors_check_anonymous(cfg, req->authority, telex_req_header(req, "origin"),
+                                                telex_req_header(req, "content-type"), has_body, &code, msg, sizeof msg);
+        if (status != 0) {
+            telex_respond_error(req, status, "invalid_request_error", code, NULL, "%s", msg);
+            telex_gateway_log_response(req, NULL, started);
+            return 0;
+        }
+    }
     int small_headers = header_section_size(req) <= cfg->limits.max_header_bytes;
     if (small_headers && method_is(req, "POST") &&
         (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions"))) {
