@@ -143,7 +143,8 @@ typedef struct telex_cors_config {
 } telex_cors_config_t;
 
 typedef struct telex_metrics_config {
-    bool require_admin; /* GET /metrics needs the admin token; false */
+    bool require_admin; /* GET /metrics needs the admin token (or token) even without keys; false */
+    const char *token;  /* a token for GET /metrics besides the admin token (scrapers); NULL. SECRET */
 } telex_metrics_config_t;
 
 /* A named request template (POST /v1/presets/{name}, "model": "preset:NAME"). */

@@ -747,14 +747,44 @@ static int parse_cors(ctx_t *c, const yaml_node_t *v)
 
 static int parse_metrics(ctx_t *c, const yaml_node_t *v)
 {
-    static const char *const keys[] = {"require_admin"};
+    static const char *const keys[] = {"require_admin", "token", "token_env"};
     const char *P = "metrics";
+    char p[PATH_LEN], q[QUOTE_LEN];
     int rc = as_mapping(c, v, P, "require_admin:");
     if (rc <= 0)
         return rc;
     if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
         return rc;
     FIELD(v, "require_admin", P, read_bool, &c->cfg->metrics.require_admin);
+    yaml_node_t *lit = get(c, v, "token"), *env = get(c, v, "token_env");
+    const char *why;
+    if (lit && env) {
+        path_key(p, P, "token_env");
+        return fail(c, get_key(c, v, "token_env"), p, "give token or token_env, not both");
+    }
+    if (lit) {
+        path_key(p, P, "token");
+        if ((rc = read_str(c, lit, p, 0, &c->cfg->metrics.token)) < 0)
+            return rc;
+        if ((why = telex_config_admin_token_problem(c->cfg->metrics.token)))
+            return fail(c, lit, p, "%s", why);
+    } else if (env) {
+        const char *var;
+        path_key(p, P, "token_env");
+        if ((rc = read_str(c, env, p, 0, &var)) < 0)
+            return rc;
+        if (c->use != TELEX_CONFIG_USE_ALL)
+            return 0;
+        const char *val = getenv(var);
+        if (!val || !*val) {
+            note_missing(c, env, p, var);
+            return 0;
+        }
+        if ((why = telex_config_admin_token_problem(val)))
+            return fail(c, env, p, "environment variable %s: the token %s", quote(q, var), why);
+        if (!(c->cfg->metrics.token = telex_config_strdup(c->arena, val)))
+            return oom(c);
+    }
     return 0;
 }
 

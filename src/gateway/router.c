@@ -93,6 +93,20 @@ static void caller_owner(gateway_worker_t *gw, h2o_req_t *req, char *out, size_t
         snprintf(out, len, "%s", grant.owner);
 }
 
+/* While keys exist, lists (models, presets) are for callers with a key (or
+ * the admin token): otherwise answers 401 and returns false. */
+static bool caller_known(telex_services_t *svc, h2o_req_t *req)
+{
+    telex_grant_t grant;
+    telex_api_error_t e;
+    h2o_iovec_t authz = telex_req_header(req, "authorization");
+    if (telex_auth_is_admin(svc, authz.base, authz.len) ||
+        telex_auth_authenticate(svc, authz.base, authz.len, &grant, &e) == 0)
+        return true;
+    telex_api_error_respond(req, &e);
+    return false;
+}
+
 static int route(gateway_worker_t *gw, h2o_req_t *req, uint64_t started)
 {
     const telex_config_t *cfg = gw->gateway->config;
@@ -130,6 +144,8 @@ static int route(gateway_worker_t *gw, h2o_req_t *req, uint64_t started)
         return telex_usage_handle(svc, req);
     if (path_is(req, "/metrics"))
         return telex_metrics_handle(svc, req);
+    if ((path_is(req, "/v1/presets") || path_is(req, "/presets")) && !caller_known(svc, req))
+        return 0; /* 401 sent */
     if (path_is(req, "/v1/presets") || path_is(req, "/presets"))
         return telex_presets_handle_list(svc, req);
     const char *pname;
@@ -139,6 +155,8 @@ static int route(gateway_worker_t *gw, h2o_req_t *req, uint64_t started)
     if (path_is(req, "/v1/models") || path_is(req, "/models")) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             return wrong_method(req, "GET");
+        if (!caller_known(svc, req))
+            return 0; /* 401 sent */
         return telex_models_handle(gw->models, req, started); /* TELEX_DEFERRED passes up */
     }
     if (path_is(req, "/healthz")) {
@@ -166,8 +184,9 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
         telex_gateway_log_response(req, NULL, started);
         return 0;
     }
-    if (telex_services_anonymous_allowed(gw->gateway->services)) {
-        /* no keys: no other web page may use the gateway through a browser */
+    if (telex_services_anonymous_allowed(gw->gateway->services) && !path_is(req, "/healthz")) {
+        /* no keys: no other web page may use the gateway through a browser
+         * (/healthz tells nothing and load balancers' probes send any Host) */
         char msg[400];
         const char *code;
         bool has_body = req->entity.len > 0 && !method_is(req, "GET") && !method_is(req, "HEAD");

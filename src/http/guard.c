@@ -254,13 +254,23 @@ static telex_guard_conn_t *conn_of_stream(uv_stream_t *stream)
     return (void *)c == (void *)stream ? c : NULL;
 }
 
+/* Is h2o reading a request on c, and writing nothing? (It stops reading to
+ * dispatch a request or to answer one itself: 400, 413, 417, 100 Continue;
+ * then the connection is h2o's business.) */
+static int h2o_is_reading(telex_guard_conn_t *c)
+{
+    h2o_socket_t *sock = c->tcp.data;
+    return c->h2o_read != NULL && !uv_is_closing((uv_handle_t *)&c->tcp) && sock != NULL && sock->_cb.read != NULL &&
+           sock->_cb.write == NULL;
+}
+
 /* Makes h2o close the connection: its read callback gets end-of-file. Only
- * while h2o is reading a request (phases HEAD, BODY, or refusing one). */
+ * while h2o_is_reading (else nothing happens; a later sweep tries again). */
 static void close_now(telex_guard_conn_t *c)
 {
-    c->phase = PH_REFUSING;
-    if (c->h2o_read == NULL || uv_is_closing((uv_handle_t *)&c->tcp))
+    if (!h2o_is_reading(c))
         return;
+    c->phase = PH_REFUSING;
     uv_buf_t none = uv_buf_init(NULL, 0);
     c->h2o_read((uv_stream_t *)&c->tcp, UV_EOF, &none);
 }
@@ -307,19 +317,18 @@ static void refuse(telex_guard_conn_t *c, int status, unsigned retry_after, cons
     h2o_socket_t *sock = c->tcp.data;
     budget_release(c);
     set_unfinished(c, 0);
-    c->phase = PH_REFUSING;
     atomic_fetch_add(&refused, 1);
+    if (!h2o_is_reading(c))
+        return; /* not reachable: inspect checks first */
+    c->phase = PH_REFUSING;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    if (sock->_cb.write != NULL) {
-        close_now(c); /* h2o is writing (100 Continue): no room for an answer */
-        return;
-    }
     char ra[40] = "";
     if (retry_after > 0)
         snprintf(ra, sizeof ra, "Retry-After: %u\r\n", retry_after);
     size_t blen = strlen(body);
     size_t cap = blen + 256;
     if ((c->reply = malloc(cap)) == NULL) {
+        c->phase = PH_BODY;
         close_now(c);
         return;
     }
@@ -421,6 +430,8 @@ static void inspect(telex_guard_conn_t *c)
     h2o_socket_t *sock = c->tcp.data;
     if (c->phase != PH_HEAD && c->phase != PH_BODY)
         return;
+    if (!h2o_is_reading(c))
+        return; /* h2o has dispatched the request or answers it itself */
     if (c->h1conn == NULL) { /* TLS: the protocol is known once application data flows */
         if (sock->input->size == 0)
             return;
