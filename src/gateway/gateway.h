@@ -45,7 +45,7 @@ typedef struct gateway_worker {
     struct subscriber *subscribers; /* streamed responses on this worker */
     size_t n_subscribers;
     size_t resumes;
-    size_t streams_peak;      /* most chats + subscribers seen since the last heap trim */
+    size_t streams_peak;      /* most chats + subscribers + connections seen since the last heap trim */
     int trimmed;              /* a trim happened and the count has not risen since */
     uv_timer_t sweep;         /* every TELEX_SWEEP_MS: probes quiet HTTP/1 clients for disconnects */
     uv_timer_t shutdown_timer;

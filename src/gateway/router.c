@@ -261,9 +261,12 @@ static void on_deferred_answer(h2o_req_t *req, void *arg)
 #define TRIM_DROP 512
 static void give_back_memory(gateway_worker_t *gw)
 {
-    size_t now = gw->n_chats + gw->n_subscribers;
-    if (now == 0)
+    size_t streams = gw->n_chats + gw->n_subscribers;
+    if (streams == 0)
         telex_log_cache_drop(); /* an idle worker keeps no spare log segments */
+    /* open connections count too: a burst of connections that sent bodies
+     * (or a flood refused by http/guard) leaves freed buffers the same way */
+    size_t now = streams + gw->worker->connections;
     if (now >= gw->streams_peak) {
         if (now > gw->streams_peak)
             gw->trimmed = 0; /* rising again: a new burst may follow */
@@ -283,8 +286,8 @@ static void give_back_memory(gateway_worker_t *gw)
     uint64_t t0 = uv_hrtime();
     telex_log_cache_drop();
     malloc_trim(0);
-    telex_log_event("info", "heap trimmed", "\"streams\":%zu,\"peak\":%zu,\"ms\":%.2f", now, gw->streams_peak,
-                    (double)(uv_hrtime() - t0) / 1e6);
+    telex_log_event("info", "heap trimmed", "\"streams\":%zu,\"connections\":%zu,\"peak\":%zu,\"ms\":%.2f", streams,
+                    gw->worker->connections, gw->streams_peak, (double)(uv_hrtime() - t0) / 1e6);
 #endif
     gw->streams_peak = now;
     gw->trimmed = 1;

@@ -23,7 +23,6 @@
 #include "http/guard.h"
 
 #include <dlfcn.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -632,10 +631,6 @@ int telex_guard_on_dispatch(h2o_req_t *req)
     return 0;
 }
 
-/* After a burst of connections, gives the heap pages back (as router.c does
- * for streams): when the worker's connections fell by TRIM_DROP to half
- * their peak. */
-#define TRIM_DROP 512
 void telex_guard_sweep(telex_worker_t *w, uint64_t now_ms)
 {
     for (telex_guard_conn_t *c = w->guard_conns, *next; c != NULL; c = next) {
@@ -647,19 +642,5 @@ void telex_guard_sweep(telex_worker_t *w, uint64_t now_ms)
             uv_read_stop((uv_stream_t *)&c->tcp);
             close_now(c);
         }
-    }
-    size_t now = w->connections;
-    if (now >= w->connections_peak) {
-        w->connections_peak = now;
-        return;
-    }
-    if (w->connections_peak - now >= TRIM_DROP && now <= w->connections_peak / 2) {
-#ifdef __GLIBC__
-        uint64_t t0 = uv_hrtime();
-        malloc_trim(0);
-        telex_log_event("info", "heap trimmed", "\"connections\":%zu,\"peak\":%zu,\"ms\":%.2f", now,
-                        w->connections_peak, (double)(uv_hrtime() - t0) / 1e6);
-#endif
-        w->connections_peak = now;
     }
 }

@@ -74,7 +74,7 @@ struct telex_worker {
     void *app_worker; /* set by worker_init */
     uv_timer_t guard_timer;              /* telex_guard_sweep, once a second */
     struct telex_guard_conn *guard_conns; /* this worker's open connections (guard.c) */
-    size_t connections, connections_peak;
+    size_t connections;                  /* open on this worker (the heap trim counts them) */
 };
 
 /* Runs until SIGINT/SIGTERM and a graceful drain. Returns 0, or -1 with one
