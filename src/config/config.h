@@ -106,8 +106,8 @@ typedef struct telex_limits_config {
     uint64_t max_event_bytes;        /* one upstream SSE event; default 1 MiB */
     /* before a request's body is read (http/guard.h; docs/security.md) */
     uint64_t max_buffered_body_bytes;    /* all request bodies being received together; 64 MiB */
-    uint64_t max_connections_per_client; /* open connections per client address (/64 for IPv6); 256 */
-    uint64_t max_unfinished_requests_per_client; /* partial heads + bodies arriving, per address; 64 */
+    uint64_t max_connections_per_client; /* open connections per client address (/64 for IPv6); 1024 */
+    uint64_t max_unfinished_requests_per_client; /* partial heads + bodies arriving, per address; 256 */
     double header_timeout_seconds;       /* a complete request head within this; 10 */
     double body_timeout_seconds;         /* head + body within this (h2o's request timeout); 60 */
 } telex_limits_config_t;
