@@ -93,8 +93,9 @@ static void caller_owner(gateway_worker_t *gw, h2o_req_t *req, char *out, size_t
         snprintf(out, len, "%s", grant.owner);
 }
 
-/* While keys exist, lists (models, presets) are for callers with a key (or
- * the admin token): otherwise answers 401 and returns false. */
+/* While keys exist, GET /v1/models is for callers with a key (or the admin
+ * token; presets.c checks its list the same way): otherwise answers 401 and
+ * returns false. */
 static bool caller_known(telex_services_t *svc, h2o_req_t *req)
 {
     telex_grant_t grant;
@@ -144,8 +145,6 @@ static int route(gateway_worker_t *gw, h2o_req_t *req, uint64_t started)
         return telex_usage_handle(svc, req);
     if (path_is(req, "/metrics"))
         return telex_metrics_handle(svc, req);
-    if ((path_is(req, "/v1/presets") || path_is(req, "/presets")) && !caller_known(svc, req))
-        return 0; /* 401 sent */
     if (path_is(req, "/v1/presets") || path_is(req, "/presets"))
         return telex_presets_handle_list(svc, req);
     const char *pname;
