@@ -124,9 +124,11 @@ int telex_cmd_serve(int argc, char **argv)
         .workers = cfg->workers,
         .tls_cert = cfg->tls_cert,
         .tls_key = cfg->tls_key,
-        /* h2o buffers request bodies up to this hard cap; between the
-         * configured limit and the cap telex answers 413 with a JSON error. */
-        .max_request_body = 2 * cfg->limits.max_body_bytes + 65536,
+        /* h2o buffers request bodies up to this hard cap. An HTTP/1 body
+         * over the limit gets telex's JSON 413 from http/guard at its head
+         * (Content-Length) or as it grows (chunked); the cap bounds what an
+         * HTTP/2 stream, which the guard cannot see, may buffer. */
+        .max_request_body = cfg->limits.max_body_bytes + 65536,
         .max_connections = cfg->limits.max_connections,
         .body_timeout_ms = (uint64_t)(cfg->limits.body_timeout_seconds * 1000),
         .guard = {.max_body_bytes = cfg->limits.max_body_bytes,

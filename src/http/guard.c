@@ -424,47 +424,48 @@ static void set_h2(telex_guard_conn_t *c)
     c->phase = PH_H2;
 }
 
-static void inspect(telex_guard_conn_t *c)
+/* Looks at the first `avail` bytes of the socket's input (a request head
+ * and what came of its body). Returns 1 when it refused the request. */
+static int inspect(telex_guard_conn_t *c, size_t avail)
 {
     h2o_socket_t *sock = c->tcp.data;
     if (c->phase != PH_HEAD && c->phase != PH_BODY)
-        return;
+        return 0;
     if (!h2o_is_reading(c))
-        return; /* h2o has dispatched the request or answers it itself */
+        return 0; /* h2o has dispatched the request or answers it itself */
     if (c->h1conn == NULL) { /* TLS: the protocol is known once application data flows */
-        if (sock->input->size == 0)
-            return;
+        if (avail == 0)
+            return 0;
         h2o_iovec_t alpn = h2o_socket_ssl_get_selected_protocol(sock);
         if (alpn.len == 2 && memcmp(alpn.base, "h2", 2) == 0) {
             set_h2(c);
-            return;
+            return 0;
         }
         c->h1conn = sock->data;
     } else if (sock->data != c->h1conn) {
         set_h2(c); /* Upgrade: h2c */
-        return;
+        return 0;
     }
-    h2o_buffer_t *in = sock->input;
-    if (in->size == 0)
-        return;
+    if (avail == 0)
+        return 0;
     if (set_unfinished(c, 1) != 0) {
         refuse_plain(c, 429, 1, "too_many_unfinished_requests",
                      "This client address has too many unfinished requests; finish or close some first.");
-        return;
+        return 1;
     }
     parsed_t p;
-    int r = parse_head(in->bytes, in->size, &p);
+    int r = parse_head(sock->input->bytes, avail, &p);
     if (r < 0)
-        return; /* incomplete; or invalid and h2o answers 400 itself */
+        return 0; /* incomplete; or invalid and h2o answers 400 itself */
     if (!p.has_body || p.h2o_answers)
-        return;
+        return 0;
     if (p.smuggling) {
         refuse_plain(c, 400, 0, "ambiguous_request_length",
                      "The request has both Content-Length and Transfer-Encoding, or two different "
                      "Content-Lengths (RFC 9112 section 6.3).");
-        return;
+        return 1;
     }
-    size_t body = in->size - (size_t)r;
+    size_t body = avail - (size_t)r;
     p.head.body_received = body;
     int ask = 0;
     if (c->phase == PH_HEAD) {
@@ -483,16 +484,16 @@ static void inspect(telex_guard_conn_t *c)
             p.head.over_budget = true;
         ask = p.head.over_budget || body > opts.max_body_bytes;
     }
-    if (!ask || opts.on_head == NULL) {
-        if (p.head.over_budget)
-            refuse_plain(c, 503, 1, "overloaded", "The gateway is receiving too many request bodies; retry shortly.");
-        return;
-    }
     telex_head_verdict_t v = {0};
-    if (opts.on_head(c->worker, &p.head, &v) != 0)
+    if (ask && opts.on_head != NULL && opts.on_head(c->worker, &p.head, &v) != 0) {
         refuse(c, v.status, v.retry_after, v.body);
-    else if (p.head.over_budget)
+        return 1;
+    }
+    if (p.head.over_budget) {
         refuse_plain(c, 503, 1, "overloaded", "The gateway is receiving too many request bodies; retry shortly.");
+        return 1;
+    }
+    return 0;
 }
 
 static void guard_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -506,10 +507,17 @@ static void guard_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
         if (have >= sizeof preface - 1 && memcmp(sock->input->bytes, preface, sizeof preface - 1) == 0)
             c->phase = PH_H2;
     }
+    h2o_socket_t *sock = stream->data;
+    if (nread > 0 && !c->tls && c->phase == PH_HEAD && buf->base == sock->input->bytes + sock->input->size) {
+        /* cleartext: decide on a complete head before h2o sees it, so h2o's
+         * own answers (a plain 413 over its cap) never come first */
+        if (inspect(c, sock->input->size + (size_t)nread))
+            return; /* refused: h2o never sees these bytes */
+    }
     c->h2o_read(stream, nread, buf);
     if (nread < 0 || uv_is_closing((uv_handle_t *)stream))
         return;
-    inspect(c);
+    inspect(c, ((h2o_socket_t *)stream->data)->input->size);
 }
 
 /* libuv's uv_read_start, seen first by everyone (see the top of the file). */
