@@ -72,9 +72,18 @@ struct telex_guard_conn {
     uint64_t reserved; /* bytes taken from the global budget */
     uint64_t since_ms; /* when the current head began to be awaited */
     uint64_t requests;
+    unsigned read_starts; /* uv_read_start calls seen */
     client_t *client;
     char *reply; /* a refusal being written */
     telex_guard_conn_t *prev, *next;
+    /* HTTP/2: the request bodies h2o is receiving, from the frames it reads */
+    h2o_socket_cb h2_read; /* h2o's socket read callback, called from guard_h2_read */
+    size_t h2_skip;        /* bytes at the start of the input already counted */
+    struct h2_pending {
+        uint32_t stream;
+        uint64_t bytes;
+    } *h2_streams;
+    size_t h2_n, h2_cap;
 };
 
 static telex_guard_options_t opts;
@@ -424,6 +433,119 @@ static void set_h2(telex_guard_conn_t *c)
     c->phase = PH_H2;
 }
 
+/* ---- HTTP/2: what h2o buffers, counted from the frames ------------------
+ *
+ * h2o's HTTP/2 read callback consumes every complete frame in the socket's
+ * input. Wrapped (guard_h2_read), the complete frames are counted before it
+ * does: DATA adds to its stream's pending body, END_STREAM or RST_STREAM ends
+ * it. The sum is this connection's share of the bodies-in-flight budget; a
+ * connection that would go over it is closed (h2o 2.2 gives no way to answer
+ * a stream before its body is complete). The frames of the read that
+ * started the connection are processed by h2o before the wrapper exists and
+ * are not counted (at most one read). */
+
+static struct h2_pending *h2_stream(telex_guard_conn_t *c, uint32_t id, int create)
+{
+    for (size_t i = 0; i < c->h2_n; i++)
+        if (c->h2_streams[i].stream == id)
+            return &c->h2_streams[i];
+    if (!create)
+        return NULL;
+    if (c->h2_n == c->h2_cap) {
+        size_t cap = c->h2_cap ? c->h2_cap * 2 : 8;
+        struct h2_pending *n = realloc(c->h2_streams, cap * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        c->h2_streams = n;
+        c->h2_cap = cap;
+    }
+    c->h2_streams[c->h2_n] = (struct h2_pending){.stream = id, .bytes = 0};
+    return &c->h2_streams[c->h2_n++];
+}
+
+static void h2_end(telex_guard_conn_t *c, uint32_t id, uint64_t *total)
+{
+    struct h2_pending *p = h2_stream(c, id, 0);
+    if (p == NULL)
+        return;
+    *total -= p->bytes;
+    *p = c->h2_streams[--c->h2_n];
+}
+
+/* Counts the complete frames in buf[c->h2_skip, len). Returns the offset
+ * after the last complete frame; *total is the connection's pending body. */
+static size_t h2_count(telex_guard_conn_t *c, const uint8_t *buf, size_t len, uint64_t *total)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    size_t at = c->h2_skip;
+    if (at == 0 && len >= sizeof preface - 1 && memcmp(buf, preface, sizeof preface - 1) == 0)
+        at = sizeof preface - 1;
+    while (len - at >= 9) {
+        size_t flen = ((size_t)buf[at] << 16) | ((size_t)buf[at + 1] << 8) | buf[at + 2];
+        if (len - at - 9 < flen)
+            break;
+        uint8_t type = buf[at + 3], flags = buf[at + 4];
+        uint32_t id = (((uint32_t)buf[at + 5] & 0x7f) << 24) | ((uint32_t)buf[at + 6] << 16) |
+                      ((uint32_t)buf[at + 7] << 8) | buf[at + 8];
+        if (type == 0x0 /* DATA */ && id != 0) {
+            if (flags & 0x1) { /* END_STREAM: the body is complete, the handler takes over */
+                h2_end(c, id, total);
+            } else {
+                struct h2_pending *p = h2_stream(c, id, 1);
+                if (p != NULL) {
+                    p->bytes += flen;
+                    *total += flen;
+                }
+            }
+        } else if (type == 0x3 /* RST_STREAM */) {
+            h2_end(c, id, total);
+        }
+        at += 9 + flen;
+    }
+    return at;
+}
+
+static void guard_h2_read(h2o_socket_t *sock, const char *err)
+{
+    telex_guard_conn_t *c = conn_of_fd(h2o_socket_get_fd(sock));
+    if (c == NULL || c->tcp.data != sock || c->h2_read == NULL)
+        return; /* cannot happen: installed only with h2_read set */
+    h2o_socket_cb h2o_cb = c->h2_read;
+    if (err != NULL) {
+        h2o_cb(sock, err);
+        return;
+    }
+    size_t before = sock->input->size;
+    uint64_t total = c->reserved;
+    size_t counted = h2_count(c, (const uint8_t *)sock->input->bytes, before, &total);
+    if (total > c->reserved) {
+        if (budget_take(total - c->reserved) != 0) {
+            atomic_fetch_add(&refused, 1);
+            h2o_cb(sock, h2o_socket_error_closed); /* over the budget: h2o closes the connection */
+            return;
+        }
+    } else if (total < c->reserved) {
+        atomic_fetch_sub(&in_flight, c->reserved - total);
+    }
+    c->reserved = total;
+    h2o_cb(sock, NULL);
+    /* h2o consumed whole frames from the start; what it left of the
+     * counted ones is skipped next time */
+    size_t consumed = before - (sock->input != NULL ? sock->input->size : 0);
+    c->h2_skip = counted > consumed ? counted - consumed : 0;
+}
+
+/* Called when h2o (re)starts reading an HTTP/2 connection: wraps its
+ * socket read callback. */
+static void h2_wrap(telex_guard_conn_t *c)
+{
+    h2o_socket_t *sock = c->tcp.data;
+    if (sock == NULL || sock->_cb.read == NULL || sock->_cb.read == guard_h2_read)
+        return;
+    c->h2_read = sock->_cb.read;
+    sock->_cb.read = guard_h2_read;
+}
+
 /* Looks at the first `avail` bytes of the socket's input (a request head
  * and what came of its body). Returns 1 when it refused the request. */
 static int inspect(telex_guard_conn_t *c, size_t avail)
@@ -529,6 +651,17 @@ int uv_read_start(uv_stream_t *stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb)
     telex_guard_conn_t *c = read_cb != guard_on_read ? conn_of_stream(stream) : NULL;
     if (c != NULL) {
         c->h2o_read = read_cb;
+        if (c->phase != PH_H2 && c->tls && c->h1conn == NULL && c->read_starts++ > 0) {
+            /* Not the first start: that one begins the TLS handshake, before
+             * h2o has created the SSL object (asking it for ALPN would crash) */
+            h2o_socket_t *sock = stream->data;
+            h2o_iovec_t alpn = sock != NULL && sock->ssl != NULL ? h2o_socket_ssl_get_selected_protocol(sock)
+                                                                 : h2o_iovec_init(NULL, 0);
+            if (alpn.len == 2 && memcmp(alpn.base, "h2", 2) == 0)
+                set_h2(c); /* the handshake chose h2: h2o starts reading HTTP/2 now */
+        }
+        if (c->phase == PH_H2)
+            h2_wrap(c);
         if (c->phase == PH_DISPATCHED) { /* the previous response is done: a new head */
             c->phase = PH_HEAD;
             c->since_ms = uv_now(stream->loop);
@@ -607,6 +740,7 @@ void telex_guard_closed(telex_guard_conn_t *c)
         w->connections--;
     }
     free(c->reply);
+    free(c->h2_streams);
     free(c);
 }
 

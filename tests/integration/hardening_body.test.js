@@ -162,3 +162,44 @@ describe('the attack from the issue', () => {
     assert.ok(peak - before < 40 * 1024, `RSS grew by ${peak - before} KiB`);
   });
 });
+
+describe('HTTP/2: bodies being received count against the same budget', () => {
+  test('a connection whose unfinished bodies would overflow it is closed; memory stays flat', async () => {
+    const http2 = await import('node:http2');
+    const pid = relay.serve.pid;
+    const before = rssKiB(pid);
+    const session = http2.connect(relay.url);
+    session.on('error', () => {});
+    const closed = new Promise((r) => session.once('close', r));
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const streams = [];
+    for (let i = 0; i < 40; i++) {
+      const s = session.request({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' });
+      s.on('error', () => {});
+      streams.push(s);
+      // 40 × 512 KiB = 20 MiB, far over the 1.5 MiB budget; never ended
+      (async () => {
+        for (let k = 0; k < 8 && !s.destroyed && !session.destroyed; k++)
+          await new Promise((r) => s.write(chunk, r));
+      })();
+    }
+    await closed;
+    assert.ok(rssKiB(pid) - before < 40 * 1024, `RSS grew by ${rssKiB(pid) - before} KiB`);
+    // the budget came back with the connection: an authenticated request over HTTP/2 runs
+    const again = http2.connect(relay.url);
+    const body = JSON.stringify(chatBody({ tokens: 1 }, { stream: false }));
+    const status = await new Promise((resolve, reject) => {
+      const s = again.request({
+        ':method': 'POST',
+        ':path': '/v1/chat/completions',
+        'content-type': 'application/json',
+        authorization: `Bearer ${key}`,
+      });
+      s.on('response', (h) => resolve(h[':status']));
+      s.on('error', reject);
+      s.end(body);
+    });
+    again.close();
+    assert.equal(status, 200);
+  });
+});
