@@ -28,11 +28,15 @@
  * the body in the same read (a small request), the request reaches the
  * handler as usual and telex_guard_on_dispatch runs the smuggling check.
  *
- * HTTP/2: h2o 2.2 keeps an h2 stream's partial body in private structures
- * (its http2_internal.h needs a khash.h that is not installed), so the guard
- * cannot see it; an h2 stream's body is bounded by h2o's per-stream cap
- * (max_request_body) and h2o's 100 streams per connection, and connections
- * by the per-client limit. docs/architecture.md has the reasoning.
+ * HTTP/2: h2o's socket read callback of an h2 connection is wrapped too;
+ * the complete frames are counted before h2o consumes them (DATA adds to its
+ * stream's pending body; END_STREAM or RST_STREAM ends it), so h2 bodies
+ * being received count against the same global budget, and a connection
+ * that would overflow it is closed. What the guard cannot do for h2 is
+ * decide on a stream's headers before its body: they are HPACK-compressed
+ * (stateful, decoded only by h2o) and h2o 2.2 keeps streams in private
+ * structures (its http2_internal.h needs a khash.h that is not installed).
+ * docs/architecture.md has the reasoning.
  */
 #ifndef TELEX_HTTP_GUARD_H
 #define TELEX_HTTP_GUARD_H
