@@ -23,7 +23,9 @@
 #include "gateway/apierror.h"
 #include "gateway/auth.h"
 #include "gateway/limits.h"
+#include "http/guard.h"
 #include "http/respond.h"
+#include "http/server.h"
 #include "store/ledger.h"
 
 #define SLOTS 4096
@@ -463,6 +465,16 @@ int telex_metrics_render(telex_metrics_t *m, telex_buf_t *b)
     put(&o, "# HELP telex_resumes_total Streams resumed by a client (Last-Event-ID).\n"
             "# TYPE telex_resumes_total counter\n");
     put(&o, "telex_resumes_total %" PRIu64 "\n", atomic_load_explicit(&m->resumes, memory_order_relaxed));
+    put(&o, "# HELP telex_connections_open Client connections open now.\n# TYPE telex_connections_open gauge\n"
+            "telex_connections_open %zu\n",
+        telex_server_connections());
+    put(&o, "# HELP telex_request_body_bytes_in_flight Request bodies being received now (limits.max_buffered_body_bytes).\n"
+            "# TYPE telex_request_body_bytes_in_flight gauge\ntelex_request_body_bytes_in_flight %" PRIu64 "\n",
+        telex_guard_bodies_bytes());
+    put(&o, "# HELP telex_guard_refusals_total Requests refused before their body was read, and connections closed "
+            "by the per-client limits or the header timeout.\n# TYPE telex_guard_refusals_total counter\n"
+            "telex_guard_refusals_total %" PRIu64 "\n",
+        telex_guard_refused());
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         put(&o, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help, families[f].name,
             families[f].type);

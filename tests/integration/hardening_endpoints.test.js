@@ -54,7 +54,11 @@ describe('with keys', () => {
     for (const token of [ADMIN, SCRAPER]) {
       const r = await fetch(`${relay.url}/metrics`, { headers: bearer(token) });
       assert.equal(r.status, 200);
-      assert.match(await r.text(), /^telex_active_streams /m);
+      const text = await r.text();
+      assert.match(text, /^telex_active_streams /m);
+      assert.match(text, /^telex_connections_open \d+$/m);
+      assert.match(text, /^telex_request_body_bytes_in_flight \d+$/m);
+      assert.match(text, /^telex_guard_refusals_total \d+$/m);
     }
   });
 

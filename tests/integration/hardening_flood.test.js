@@ -110,3 +110,19 @@ test('the header timeout is shorter than the body timeout', async () => {
   assert.equal(slowBody.data().length, 0);
   slowBody.destroy();
 });
+
+test('after a burst of connections ends, the worker gives freed heap back', async () => {
+  // 700 idle connections on one worker, closed by the gateway's header timeout (1 s): they are
+  // open for at least a second, so the 500 ms sweep sees the peak before the fall
+  const solo = await startRelay({ config: { workers: 1, limits: { header_timeout_seconds: 1 } } });
+  try {
+    const conns = await Promise.all(Array.from({ length: 700 }, () => connect(solo.url)));
+    await Promise.all(conns.map((c) => c.closed));
+    const trims = () => solo.serve.logs.filter((l) => l.msg === 'heap trimmed' && l.connections !== undefined);
+    await waitFor(() => trims().length > 0, { message: 'a heap trimmed line after the connections closed' });
+    const [t] = trims();
+    assert.ok(t.peak >= 700 && t.connections + t.streams <= t.peak / 2, JSON.stringify(t));
+  } finally {
+    await solo.stop();
+  }
+});
