@@ -364,7 +364,7 @@ typedef struct {
     telex_head_header_t headers[H2O_MAX_HEADERS];
     int smuggling;      /* CL + TE, or Content-Lengths that differ */
     int h2o_answers;    /* h2o refuses it itself (bad CL, unknown TE, over its cap) */
-    int has_body;
+    int has_body;       /* chunked, a Content-Length above 0, or ambiguous framing */
 } parsed_t;
 
 static size_t parse_size(const char *s, size_t n)
@@ -419,7 +419,7 @@ static int parse_head(const char *buf, size_t len, parsed_t *p)
     }
     if (te && n_cl > 0)
         p->smuggling = 1;
-    p->has_body = te || n_cl > 0;
+    p->has_body = te || (n_cl > 0 && cl != 0 && cl != SIZE_MAX) || p->smuggling;
     p->head.content_length = te ? SIZE_MAX : cl;
     return r;
 }

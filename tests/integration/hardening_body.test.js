@@ -77,6 +77,14 @@ describe('with keys, a body is read only after the head authenticates', () => {
     await c.closed;
   });
 
+  test('no body is no body: Content-Length: 0 without a key still reaches /healthz', async () => {
+    const c = await connect(relay.url);
+    await c.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n');
+    const r = await c.response();
+    assert.equal(r.status, 200, r.body);
+    c.destroy();
+  });
+
   test('a valid key: the body is read and the request runs', async () => {
     const body = JSON.stringify(chatBody({ tokens: 2 }, { stream: false }));
     const c = await connect(relay.url);
