@@ -118,3 +118,25 @@ describe('still served', () => {
     assert.equal(r.status, 200, r.body);
   });
 });
+
+test('cors.hosts takes host names only, and the new limits are checked like the others', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const { TELEX_BIN } = await import('./lib/proc.js');
+  const { tmpDir } = await import('./lib/relay.js');
+  const dir = tmpDir();
+  for (const [yaml, word] of [
+    ['cors:\n  hosts: ["http://telex.example"]\n', 'cors.hosts'],
+    ['cors:\n  hosts: ["telex.example:8080"]\n', 'cors.hosts'],
+    ['limits:\n  header_timeout_seconds: 0\n', 'header_timeout_seconds'],
+    ['limits:\n  max_connections_per_client: 0\n', 'max_connections_per_client'],
+    ['metrics:\n  token: short\n', 'metrics.token'],
+  ]) {
+    const file = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(file, yaml);
+    const r = spawnSync(TELEX_BIN, ['serve', '--config', file, '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: 20000 });
+    assert.notEqual(r.status, 0, yaml);
+    assert.match(r.stderr, new RegExp(word.replace('.', '\\.')), r.stderr);
+  }
+});
