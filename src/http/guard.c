@@ -118,6 +118,12 @@ int telex_guard_init(const telex_guard_options_t *options)
     opts = *options;
     if (table != NULL)
         return 0;
+    /* The guard sees reads only if libh2o's calls to uv_read_start reach
+     * ours (a dynamically linked libuv; the executable's symbol first). */
+    if (dlsym(RTLD_DEFAULT, "uv_read_start") != (void *)uv_read_start)
+        telex_log_event("error", "connection guard inactive",
+                        "\"why\":\"uv_read_start does not resolve to telex's wrapper (libuv linked statically?): "
+                        "request heads are not checked before their bodies are read\"");
     struct rlimit rl;
     size_t n = 65536;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > n)
@@ -718,6 +724,10 @@ void telex_guard_accepted(telex_guard_conn_t *c)
 {
     if (!c->tls)
         c->h1conn = ((h2o_socket_t *)c->tcp.data)->data;
+    static atomic_int warned;
+    if (c->h2o_read == NULL && c->client != NULL && !atomic_exchange(&warned, 1))
+        telex_log_event("error", "connection guard inactive",
+                        "\"why\":\"h2o started reading a connection without telex's uv_read_start\"");
 }
 
 void telex_guard_closed(telex_guard_conn_t *c)
