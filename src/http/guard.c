@@ -483,7 +483,7 @@ static void h2_end(telex_guard_conn_t *c, uint32_t id, uint64_t *total)
 static size_t h2_count(telex_guard_conn_t *c, const uint8_t *buf, size_t len, uint64_t *total)
 {
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    size_t at = c->h2_skip;
+    size_t at = c->h2_skip <= len ? c->h2_skip : len;
     if (at == 0 && len >= sizeof preface - 1 && memcmp(buf, preface, sizeof preface - 1) == 0)
         at = sizeof preface - 1;
     while (len - at >= 9) {

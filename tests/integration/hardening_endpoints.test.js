@@ -72,6 +72,10 @@ describe('with keys', () => {
       assert.equal(ok.status, 200, p);
       assert.equal((await ok.json()).object, 'list');
     }
+    // Anthropic's SDKs list models with x-api-key
+    const anthropic = await fetch(`${relay.url}/v1/models`, { headers: { 'x-api-key': key, 'anthropic-version': '2023-06-01' } });
+    assert.equal(anthropic.status, 200);
+    await anthropic.text();
   });
 
   test('invented model names do not grow the metrics: one _other_ label', async () => {
