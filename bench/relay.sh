@@ -17,9 +17,12 @@
 #      per-event latency at 100 and 1,000 streams (memory, CPU), the largest
 #      stream count telex sustains under 10 ms p99 added latency, and the
 #      "10k" level (the most this sandbox's fd limit allows, see NOTE_FD).
+#   h2up  telex with http2: on to the mock holds up to 19,000 streams from
+#      HTTP/1.1 clients (one socket per stream); nginx at its best beside it.
 #
 # Environment: BENCH_ROUNDS (default 2), BENCH_QUICK=1 (tiny sizes, to test
-# the script), BENCH_TARGETS (subset, space-separated), PEERS_RUN.
+# the script), BENCH_TARGETS (subset, space-separated), PEERS_RUN,
+# BENCH_ONLY=h2up (only the last phase: HTTP/2 to the provider, §9).
 set -uo pipefail
 BUILD=$(cd "${1:?usage: relay.sh BUILD_DIR RESULTS.jsonl}" && pwd)
 RESULTS=${2:?usage: relay.sh BUILD_DIR RESULTS.jsonl}
@@ -258,7 +261,7 @@ meta() { printf '{"phase":"meta","%s":%s}\n' "$1" "$2" >> "$RESULTS"; }
 # ------------------------------------------------------------ run
 
 [ -x "$LOADGEN" ] || { log "$LOADGEN not built"; exit 1; }
-if [ -n "$PEERS" ]; then
+if [ -n "$PEERS" ] && [ "${BENCH_ONLY:-}" != h2up ]; then
   "$PEERS/peers.sh" install > "$WORK/install.log" 2>&1 || { log "peers.sh install failed"; tail -5 "$WORK/install.log" >&2; }
 fi
 : > "$RESULTS"
@@ -270,6 +273,9 @@ meta versions "$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' \
   "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), pushpin $(pushpin --version 2>/dev/null | head -1 | awk '{print $NF}'), python3 $(/usr/bin/python3 -c 'import platform; print(platform.python_version())') + starlette $(/usr/bin/python3 -c 'import starlette; print(starlette.__version__)' 2>/dev/null) + uvicorn $(/usr/bin/python3 -c 'import uvicorn; print(uvicorn.__version__)' 2>/dev/null) + httpx $(/usr/bin/python3 -c 'import httpx; print(httpx.__version__)' 2>/dev/null), node $(node --version), portkey $(node -p 'require(process.argv[1]).version' "$PEERS_RUN/portkey/node_modules/@portkey-ai/gateway/package.json" 2>/dev/null), nullplatform $(node -p 'require(process.argv[1]).version' "$PEERS_RUN/nullplatform/node_modules/@nullplatform/llm-gateway/package.json" 2>/dev/null)")"
 T0=$(date +%s)
 
+if [ "${BENCH_ONLY:-}" = h2up ]; then # just the HTTP/2-upstream phase at the end (§9)
+  start_mock "$TOKENS" 50
+else
 log "phase A: 200-chunk answers (mock on $UP)"
 start_mock 200 0
 start_gateways
@@ -449,6 +455,54 @@ for t in $TARGETS; do
   measure big 1 "$t" "$BIG" -c "$BIG" -r 4000 --tokens "$TOKENS" --delay-ms 50 \
     -d "$(python3 -c "print($span + $BIG / 4000 + 8)")"
   sleep 1
+done
+meta phase_b_big_s "$(($(date +%s) - T0))"
+fi # BENCH_ONLY
+
+# HTTP/2 to the provider (bench/telex-plain-h2.yaml: http2: on, h2c with prior
+# knowledge to the mock): telex carries up to the mock's
+# SETTINGS_MAX_CONCURRENT_STREAMS (h2o: 100) streams on each provider
+# connection, so with HTTP/1.1 clients one process holds H2UP_N streams within
+# the file limit — one socket per stream, plus one per 100 — where every relay
+# with HTTP/1.1 upstreams stops at BIG. nginx cannot proxy to an HTTP/2
+# upstream: its best is BIG, measured in this phase beside it; direct is the
+# mock under the same H2UP_N streams. Same answers as the hold run (12 chunks,
+# 500 ms apart). A fresh telex, so that the memory it grows is this run's.
+H2UP_N=$((NOFILE - 1000))
+if [ "$H2UP_N" -gt 19000 ]; then H2UP_N=19000; fi
+if [ "$QUICK" = 1 ]; then H2UP_N=1000; fi
+meta h2up_n "$H2UP_N"
+stop_gateways
+H2UP_PORT=$(free_port)
+if start_telex telex-plain-h2 "$H2UP_PORT" telex-plain-h2.yaml; then
+  URL[telex-plain-h2]=http://127.0.0.1:$H2UP_PORT/v1/chat/completions
+  URL[nginx]=http://127.0.0.1:$NGINX_PORT/v1/chat/completions
+  URL[direct]=http://$UP/v1/chat/completions
+  if ! command -v nginx > /dev/null || ! start_nginx; then
+    unset "PIDOF[nginx]"
+    log "nginx is not available: the h2up phase runs without it"
+  fi
+  kill -0 "$MOCK_PID" 2>/dev/null || start_mock "$TOKENS" 50
+  for t in telex-plain-h2 nginx; do
+    available "$t" || continue
+    "$LOADGEN" "${URL[$t]}" -H "authorization: Bearer sk-mock" -c 4 -n 8 -d 10 --tokens 5 --delay-ms 10 > /dev/null 2>&1
+  done
+  for t in direct telex-plain-h2 nginx; do
+    available "$t" || continue
+    n=$H2UP_N
+    [ "$t" = nginx ] && n=$BIG
+    kill -0 "$MOCK_PID" 2>/dev/null || start_mock "$TOKENS" 50
+    measure h2up 1 "$t" "$n" -c "$n" -r 4000 --tokens 12 --delay-ms 500 \
+      -d "$(python3 -c "print(6 + $n / 4000 + 8)")"
+    sleep 1
+  done
+  conns=$(ss -Htn "dport = :$MOCK_PORT" 2>/dev/null | wc -l)
+  meta h2up_mock_conns_after "$conns"
+fi
+for t in telex-plain-h2 nginx; do
+  p=${PIDOF[$t]:-}
+  [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+  unset "PIDOF[$t]"
 done
 meta total_s "$(($(date +%s) - T0))"
 log "done in $(($(date +%s) - T0)) s"

@@ -22,6 +22,7 @@ NAMES = {
     "direct": "direct (no relay)",
     "telex-plain": "**telex**, plain relay",
     "telex-full": "**telex**, resume + accounting",
+    "telex-plain-h2": "**telex**, plain relay, HTTP/2 to the provider",
     "nginx": "nginx (proxy_buffering off)",
     "pushpin": "pushpin",
     "pyrelay": "Python Starlette relay (seeds)",
@@ -30,7 +31,8 @@ NAMES = {
 }
 ORDER = list(NAMES)
 SHORT = {
-    "direct": "direct", "telex-plain": "telex", "telex-full": "telex+resume+acct", "nginx": "nginx",
+    "direct": "direct", "telex-plain": "telex", "telex-full": "telex+resume+acct", "telex-plain-h2": "telex (h2 up)",
+    "nginx": "nginx",
     "pushpin": "pushpin", "pyrelay": "pyrelay", "portkey": "portkey", "nullplatform": "nullplatform",
 }
 
@@ -163,7 +165,7 @@ def main():
     results_path, out_path, docs = sys.argv[1:4]
     runs, meta, rss_base = load(results_path)
     R = Results(runs)
-    T = R.targets()
+    T = [t for t in R.targets() if t != "telex-plain-h2"]  # the HTTP/2-upstream telex is in §9 only
     big = meta.get("big", 9900)
     levels = sorted({d["n"] for d in runs if d["phase"] == "latency"})
     md = []
@@ -486,6 +488,47 @@ def main():
             w(f"| {NAMES[t]} | {r['succeeded']:,} | {r['failed']} / {r['errored']} / {r['timeout']} | "
               f"{r['status_2xx']:,} | {fmt(r.get('active_peak'), 0) if r.get('active_peak') else '–'} | "
               f"{r['fds_peak']:,} | {fmt(r['kb_per_stream'], 1)} | {fmt(r['elapsed_s'], 1)} |")
+        w("")
+
+    # ---------------------------------------------------------------- h2up
+    h2up = [(t, d) for t in ("direct", "telex-plain-h2", "nginx") for d in R.select("h2up", t)]
+    if h2up:
+        hn = meta.get("h2up_n", 0)
+        w(f"### 9. {hn:,} streams with HTTP/1.1 clients: HTTP/2 to the provider")
+        w("")
+        w(f"telex with `http2: on` to the mock (`bench/telex-plain-h2.yaml`, h2c with prior knowledge) carries up to the "
+          f"mock's `SETTINGS_MAX_CONCURRENT_STREAMS` (100) streams on each provider connection, so one process holds "
+          f"{hn:,} streams from HTTP/1.1 clients within the {meta.get('nofile', 20000):,}-file limit: one socket per "
+          f"stream plus one per hundred. nginx cannot proxy to an HTTP/2 upstream; its best is {big:,} streams (two "
+          f"sockets each), measured in the same phase. Each stream is the hold run's answer (12 chunks, 500 ms apart, "
+          f"2 events/s), started at 4,000 per second; \"added\" is against direct at {hn:,} streams. KB/stream is the "
+          f"RSS in the steady window minus the RSS before the run, over the streams. Provider connections left open "
+          f"after the phase: {meta.get('h2up_mock_conns_after', '–')}.")
+        w("")
+        w("| target | streams | completed | errors | unfinished | p50 added (ms) | p99 added (ms) | TTFB p99 (ms) | "
+          "KB/stream | CPU µs/event |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        direct = {d["n"]: d["r"] for t, d in h2up if t == "direct"}
+        for t, d in h2up:
+            r, n = d["r"], d["n"]
+            kinds = ", ".join(f"{k} {v}" for k, v in r["error_kinds"].items())
+            base = direct.get(n) if t != "direct" else None
+            def added(field):
+                v = lat("latency_window_ms", field)(r)
+                if t == "direct" or v is None:
+                    return v
+                b = lat("latency_window_ms", field)(base) if base else None
+                return None if b is None else v - b
+            p = r.get("proc") or {}
+            # only with every stream open at once (a steady window): else the RSS is not n streams'
+            kb = (p["rss_window_kb"] - p["rss_base_kb"]) * 1024 / n / 1000 \
+                if t != "direct" and p.get("rss_window_kb") and p.get("rss_base_kb") and not short_window(r) else None
+            mark = "†" if short_window(r) else ""
+            note = "" if t == "direct" or base else " (no direct run at this count: absolute)"
+            w(f"| {NAMES[t]} | {n:,} | {r['completed']:,} | {r['errors']:,}{' (' + kinds + ')' if kinds else ''} | "
+              f"{r['unfinished']:,} | {fmt(added('p50'), 3)}{mark}{note} | {fmt(added('p99'), 3)}{mark} | "
+              f"{fmt((r.get('ttfb_ms') or {}).get('p99'), 3)} | {fmt(kb, 1) if kb is not None else '–'} | "
+              f"{fmt(p.get('cpu_us_per_event'), 1) if t != 'direct' else '–'} |")
         w("")
 
     # ---------------------------------------------------------------- charts

@@ -200,10 +200,6 @@ int telex_cmd_mock(int argc, char **argv)
     options.shutdown_grace = 1.0;
 
     telex_mock_t *mock = telex_mock_create(&defaults);
-    if (mock == NULL) {
-        fprintf(stderr, "telex mock: out of memory\n");
-        return TELEX_EXIT_SOFTWARE;
-    }
     telex_mock_server_options(mock, &options);
     int r = telex_server_run(&options);
     telex_mock_destroy(mock);

@@ -105,7 +105,8 @@ int telex_cmd_serve(int argc, char **argv)
     }
 
     if (telex_ids_init() != 0) {
-        fprintf(stderr, "telex serve: no randomness from the kernel for stream ids\n");
+        fprintf(stderr, "telex serve: cannot set up stream ids (no randomness from the kernel, or "
+                        "TELEX_RESUME_SECRET could not be hashed)\n");
         telex_config_free(cfg);
         return TELEX_EXIT_SOFTWARE;
     }

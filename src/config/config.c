@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <h2o.h>
+
 /* ---- allocation, with fault injection for tests ------------------------ */
 
 static long fail_countdown = -1; /* < 0: never fail */
@@ -158,8 +160,11 @@ char *telex_config_base_url(struct telex_config_arena *a, const char *url, const
             return NULL;
         }
     }
-    if (url[skip] == '\0' || url[skip] == '/') {
-        *why = "has no host";
+    /* The HTTP client parses base URL + path with h2o_url_parse: whatever
+     * passes here, it can parse. */
+    h2o_url_t parsed;
+    if (h2o_url_parse(url, strlen(url), &parsed) != 0) {
+        *why = url[skip] == '\0' || url[skip] == '/' ? "has no host" : "has a bad host or port";
         return NULL;
     }
     size_t n = strlen(url);

@@ -57,6 +57,9 @@ typedef struct telex_provider {
      * x-api-key; azure: api-key. SECRET: never log */
     const char *api_key;
     double timeout_seconds; /* connect timeout, > 0 */
+    /* http2: auto (0: HTTP/2 when TLS's ALPN chooses it), on (HTTP/2 only; prior
+     * knowledge on http://), off (HTTP/1.1 only). Same values as telex_http2_mode_t. */
+    int http2;
     const telex_header_t *headers; /* extra request headers, in file order */
     size_t n_headers;
     /* anthropic: */

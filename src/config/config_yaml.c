@@ -798,12 +798,14 @@ static int parse_metrics(ctx_t *c, const yaml_node_t *v)
 static const char *const provider_keys[] = {"name",        "kind",            "base_url",
                                             "endpoint",    "api_key",         "api_key_env",
                                             "timeout_seconds", "headers",     "anthropic_version",
-                                            "max_tokens",  "api_version",     "tokens_per_second"};
+                                            "max_tokens",  "api_version",     "tokens_per_second",
+                                            "http2"};
 static const unsigned provider_key_kinds[] = {
     ALL_KINDS,  ALL_KINDS,  KIND(TELEX_PROVIDER_OPENAI) | KIND(TELEX_PROVIDER_ANTHROPIC),
     KIND(TELEX_PROVIDER_AZURE), HTTP_KINDS, HTTP_KINDS,
     HTTP_KINDS, HTTP_KINDS, KIND(TELEX_PROVIDER_ANTHROPIC),
-    KIND(TELEX_PROVIDER_ANTHROPIC), KIND(TELEX_PROVIDER_AZURE), KIND(TELEX_PROVIDER_DEMO)};
+    KIND(TELEX_PROVIDER_ANTHROPIC), KIND(TELEX_PROVIDER_AZURE), KIND(TELEX_PROVIDER_DEMO),
+    HTTP_KINDS};
 _Static_assert(sizeof provider_keys / sizeof provider_keys[0] ==
                    sizeof provider_key_kinds / sizeof provider_key_kinds[0],
                "one kinds mask per provider key");
@@ -1023,6 +1025,26 @@ static int parse_provider(ctx_t *c, const yaml_node_t *seq, size_t i, telex_prov
             return rc;
         if (!(prov->base_url = telex_config_base_url(c->arena, s, &why)))
             return why ? fail(c, url, p, "%s (e.g. %s)", why, example) : oom(c);
+    }
+    yaml_node_t *h2 = get(c, item, "http2");
+    if (h2) { /* auto | on | off (a YAML bool is taken as on/off) */
+        static const char *const modes[] = {"auto", "on", "off"};
+        const char *hs;
+        path_key(p, base, "http2");
+        if (h2->type != YAML_SCALAR_NODE || is_null(h2))
+            return fail(c, h2, p, "expected auto, on or off");
+        hs = sval(h2);
+        int m = -1;
+        for (int k = 0; k < 3; k++)
+            if (strcmp(hs, modes[k]) == 0)
+                m = k;
+        if (m < 0 && (!strcmp(hs, "true") || !strcmp(hs, "yes")))
+            m = 1;
+        if (m < 0 && (!strcmp(hs, "false") || !strcmp(hs, "no")))
+            m = 2;
+        if (m < 0)
+            return fail(c, h2, p, "expected auto, on or off, got %s", quote(q, hs));
+        prov->http2 = m;
     }
     if ((rc = parse_api_key(c, item, base, prov)) < 0)
         return rc;

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "http/respond.h"
+#include "util/utf8.h"
 
 int telex_api_error_set(telex_api_error_t *e, int status, const char *type, const char *code, const char *param,
                         const char *fmt, ...)
@@ -48,24 +49,6 @@ void telex_api_error_respond(h2o_req_t *req, const telex_api_error_t *e)
                         "%s", e->message);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t len = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : 0;
-    if (len == 0 || len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if (len == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0)))
-        return 0; /* overlong, surrogate */
-    if (len == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90)))
-        return 0;
-    return len;
-}
-
 const char *telex_api_safe_text(char *buf, size_t cap, const char *s, size_t len)
 {
     size_t o = 0, i = 0;
@@ -73,7 +56,7 @@ const char *telex_api_safe_text(char *buf, size_t cap, const char *s, size_t len
         return buf;
     while (i < len) {
         const unsigned char *p = (const unsigned char *)s + i;
-        size_t n = utf8_len(p, len - i);
+        size_t n = p[0] < 0x80 ? 1 : telex_utf8_seq_len(p, p + (len - i));
         size_t out = n ? n : 1;
         if (o + out + 4 > cap) {
             if (cap >= 4) {

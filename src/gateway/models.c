@@ -20,6 +20,8 @@
 
 #include <jansson.h>
 
+#include "gateway/apierror.h"
+#include "gateway/auth.h"
 #include "gateway/gateway.h"
 #include "http/respond.h"
 #include "util/json_load.h"
@@ -45,11 +47,10 @@ typedef struct telex_models {
 } telex_models_t;
 
 typedef struct waiter {
-    struct waiter *prev, *next;
+    h2o_linklist_t link; /* in waiters, until answered or gone */
     struct telex_models_worker *mw;
     h2o_req_t *req;
     uint64_t started_ns;
-    int linked;
 } waiter_t;
 
 typedef struct fetch_ref {
@@ -63,7 +64,7 @@ struct telex_models_worker {
     gateway_worker_t *gw;
     telex_model_list_fetch_t **fetching; /* per source: this worker's fetch in flight */
     size_t n_fetching;
-    waiter_t *waiters;
+    h2o_linklist_t waiters; /* of waiter_t.link, newest first */
 };
 
 static uint64_t now_ms(void)
@@ -192,6 +193,7 @@ telex_models_worker_t *telex_models_worker_new(gateway_worker_t *gw)
     mw->shared = s;
     mw->gw = gw;
     mw->n_fetching = s->n_sources;
+    h2o_linklist_init_anchor(&mw->waiters);
     if (s->n_sources > 0 && (mw->fetching = calloc(s->n_sources, sizeof *mw->fetching)) == NULL) {
         free(mw);
         return NULL;
@@ -260,15 +262,8 @@ static void respond(telex_models_worker_t *mw, h2o_req_t *req)
 
 static void unlink_waiter(waiter_t *w)
 {
-    if (!w->linked)
-        return;
-    w->linked = 0;
-    if (w->prev != NULL)
-        w->prev->next = w->next;
-    else
-        w->mw->waiters = w->next;
-    if (w->next != NULL)
-        w->next->prev = w->prev;
+    if (h2o_linklist_is_linked(&w->link))
+        h2o_linklist_unlink(&w->link);
 }
 
 static void on_waiter_disposed(void *p)
@@ -278,8 +273,9 @@ static void on_waiter_disposed(void *p)
 
 static void answer_waiters(telex_models_worker_t *mw)
 {
-    while (mw->waiters != NULL) {
-        waiter_t *w = mw->waiters; /* lives in the request's pool: read it before answering */
+    while (!h2o_linklist_is_empty(&mw->waiters)) {
+        /* lives in the request's pool: read it before answering */
+        waiter_t *w = H2O_STRUCT_FROM_MEMBER(waiter_t, link, mw->waiters.next);
         h2o_req_t *req = w->req;
         uint64_t started_ns = w->started_ns;
         unlink_waiter(w);
@@ -357,6 +353,16 @@ static void start_fetch(telex_models_worker_t *mw, size_t i)
 
 int telex_models_handle(telex_models_worker_t *mw, h2o_req_t *req, uint64_t started_ns)
 {
+    /* Once a key exists every request needs one (docs/configuration.md),
+     * this one too, as OpenAI's; an Anthropic client sends x-api-key. */
+    char bearer[256];
+    h2o_iovec_t authz = telex_anthropic_authorization(req, bearer, sizeof bearer);
+    telex_grant_t grant;
+    telex_api_error_t denial;
+    if (telex_auth_authenticate(mw->gw->gateway->services, authz.base, authz.len, &grant, &denial) != 0) {
+        telex_api_error_respond(req, &denial);
+        return TELEX_HANDLED;
+    }
     telex_models_t *s = mw->shared;
     int wait = 0;
     if (!mw->gw->shutting_down) {
@@ -384,10 +390,8 @@ int telex_models_handle(telex_models_worker_t *mw, h2o_req_t *req, uint64_t star
         return TELEX_HANDLED;
     }
     waiter_t *w = h2o_mem_alloc_shared(&req->pool, sizeof *w, on_waiter_disposed);
-    *w = (waiter_t){.mw = mw, .req = req, .started_ns = started_ns, .linked = 1, .next = mw->waiters};
-    if (mw->waiters != NULL)
-        mw->waiters->prev = w;
-    mw->waiters = w;
+    *w = (waiter_t){.mw = mw, .req = req, .started_ns = started_ns};
+    h2o_linklist_insert(mw->waiters.next, &w->link); /* first */
     return TELEX_DEFERRED;
 }
 

@@ -93,22 +93,6 @@ static void caller_owner(gateway_worker_t *gw, h2o_req_t *req, char *out, size_t
         snprintf(out, len, "%s", grant.owner);
 }
 
-/* While keys exist, GET /v1/models is for callers with a key (Bearer, or
- * x-api-key as Anthropic's SDKs send it) or the admin token (presets.c
- * checks its list the same way): otherwise answers 401 and returns false. */
-static bool caller_known(telex_services_t *svc, h2o_req_t *req)
-{
-    telex_grant_t grant;
-    telex_api_error_t e;
-    char bearer[256];
-    h2o_iovec_t authz = telex_anthropic_authorization(req, bearer, sizeof bearer);
-    if (telex_auth_is_admin(svc, authz.base, authz.len) ||
-        telex_auth_authenticate(svc, authz.base, authz.len, &grant, &e) == 0)
-        return true;
-    telex_api_error_respond(req, &e);
-    return false;
-}
-
 static int route(gateway_worker_t *gw, h2o_req_t *req, uint64_t started)
 {
     const telex_config_t *cfg = gw->gateway->config;
@@ -155,8 +139,6 @@ static int route(gateway_worker_t *gw, h2o_req_t *req, uint64_t started)
     if (path_is(req, "/v1/models") || path_is(req, "/models")) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             return wrong_method(req, "GET");
-        if (!caller_known(svc, req))
-            return 0; /* 401 sent */
         return telex_models_handle(gw->models, req, started); /* TELEX_DEFERRED passes up */
     }
     if (path_is(req, "/healthz")) {

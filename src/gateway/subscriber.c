@@ -343,9 +343,10 @@ void telex_subscribers_sweep(gateway_worker_t *gw)
 {
     /* Only responses that wrote no events since the last sweep are probed
      * (one poll(2) each): a client that left an active stream fails the next
-     * write anyway, and probing every stream cost ~1 us each, every sweep — a
-     * 10 ms stall of the worker at 10,000 streams. A response that has sent
-     * only its head (committed while the first token is awaited) is probed. */
+     * write anyway, and probing every stream, every sweep, stalls the worker
+     * in proportion to its streams (bench/findings.md has the measured
+     * cost). A response that has sent only its head (committed while the
+     * first token is awaited) is probed. */
     uint64_t now = uv_now(&gw->worker->loop);
     subscriber_t *next;
     for (subscriber_t *s = gw->subscribers; s != NULL; s = next) {

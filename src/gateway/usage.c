@@ -14,6 +14,7 @@
 #include "gateway/limits.h"
 #include "http/respond.h"
 #include "store/ledger.h"
+#include "util/hex.h"
 #include "util/json_dump.h"
 
 /* ---- usage and cost ------------------------------------------------------------- */
@@ -221,17 +222,6 @@ int telex_usage_parse_time(const char *s, size_t len, bool end_of_day, int64_t *
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes %XX and '+' of a query value into out (cap bytes). -1 if bad. */
 static int url_decode(const char *s, size_t len, char *out, size_t cap)
 {
@@ -243,7 +233,7 @@ static int url_decode(const char *s, size_t len, char *out, size_t cap)
         } else if (ch == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = telex_hexval(s[i + 1]), lo = telex_hexval(s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             ch = (char)(hi * 16 + lo);

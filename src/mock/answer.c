@@ -13,6 +13,7 @@
  * sequences are never split.
  */
 #include "mock/mock_internal.h"
+#include "util/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,7 @@ static int is_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-int telex_mock_answer_from_text(telex_mock_answer_t *a, const char *text, size_t len)
+void telex_mock_answer_from_text(telex_mock_answer_t *a, const char *text, size_t len)
 {
     memset(a, 0, sizeof(*a));
     size_t n = 0;
@@ -70,12 +71,8 @@ int telex_mock_answer_from_text(telex_mock_answer_t *a, const char *text, size_t
             n++;
     if (n == 0 && len > 0)
         n = 1; /* whitespace only: one token */
-    a->text = malloc(len + 1);
-    a->offsets = malloc((n + 1) * sizeof(size_t));
-    if (a->text == NULL || a->offsets == NULL) {
-        telex_mock_answer_free(a);
-        return -1;
-    }
+    a->text = telex_xmalloc(len + 1);
+    a->offsets = telex_xmalloc((n + 1) * sizeof(size_t));
     memcpy(a->text, text, len);
     a->text[len] = '\0';
     a->count = n;
@@ -95,7 +92,6 @@ int telex_mock_answer_from_text(telex_mock_answer_t *a, const char *text, size_t
     for (size_t i = 0; i < n; i++)
         if (a->offsets[i + 1] - a->offsets[i] > a->max_raw_len)
             a->max_raw_len = a->offsets[i + 1] - a->offsets[i];
-    return 0;
 }
 
 void telex_mock_answer_free(telex_mock_answer_t *a)
@@ -131,17 +127,13 @@ char *telex_mock_answer_join(const telex_mock_answer_t *a, size_t *len)
 {
     if (a->text != NULL) {
         size_t n = a->offsets[a->count];
-        char *out = malloc(n + 1);
-        if (out != NULL) {
-            memcpy(out, a->text, n + 1);
-            *len = n;
-        }
+        char *out = telex_xmalloc(n + 1);
+        memcpy(out, a->text, n + 1);
+        *len = n;
         return out;
     }
     size_t cap = a->count * (a->max_raw_len) + 1;
-    char *out = malloc(cap);
-    if (out == NULL)
-        return NULL;
+    char *out = telex_xmalloc(cap);
     size_t n = 0;
     char scratch[MAX_WORD + 3];
     for (size_t i = 0; i < a->count; i++) {
@@ -153,30 +145,4 @@ char *telex_mock_answer_join(const telex_mock_answer_t *a, size_t *len)
     out[n] = '\0';
     *len = n;
     return out;
-}
-
-size_t telex_mock_json_escape(char *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"': out[n++] = '\\'; out[n++] = '"'; break;
-        case '\\': out[n++] = '\\'; out[n++] = '\\'; break;
-        case '\n': out[n++] = '\\'; out[n++] = 'n'; break;
-        case '\r': out[n++] = '\\'; out[n++] = 'r'; break;
-        case '\t': out[n++] = '\\'; out[n++] = 't'; break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                memcpy(out + n, "\\u00", 4);
-                out[n + 4] = hex[c >> 4];
-                out[n + 5] = hex[c & 15];
-                n += 6;
-            } else {
-                out[n++] = (char)c;
-            }
-        }
-    }
-    return n;
 }

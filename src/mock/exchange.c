@@ -27,6 +27,7 @@
  * write errors arrive through h2o.
  */
 #include "mock/mock_internal.h"
+#include "util/alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,7 @@ struct telex_mock_exchange {
     h2o_req_t *req; /* NULL once h2o has disposed of the request */
     telex_mock_spec_t spec;
     telex_mock_progress_t progress;
-    telex_mock_exchange_t *prev, *next;
+    h2o_linklist_t link; /* in telex_mock_worker_t.exchanges */
     int phase;
     int pending_write; /* h2o_send issued, proceed not yet called */
     int ended;         /* final / error state sent, or request gone */
@@ -85,12 +86,7 @@ static void on_timer_closed(uv_handle_t *handle)
 {
     telex_mock_exchange_t *x = handle->data;
     telex_mock_worker_t *w = x->w;
-    if (x->prev != NULL)
-        x->prev->next = x->next;
-    else
-        w->first = x->next;
-    if (x->next != NULL)
-        x->next->prev = x->prev;
+    h2o_linklist_unlink(&x->link);
     w->active--;
     telex_mock_wire_free(&x->wire);
     free(x->segs);
@@ -202,20 +198,18 @@ static void send_event(telex_mock_exchange_t *x, size_t len)
 static const char malformed_event[] = "\xff\xfe\xc3\x28 mock: malformed event-stream line\n\n";
 static const char invalid_json_event[] = "data: {not json\n\n";
 
-static int send_oversize(telex_mock_exchange_t *x)
+static void send_oversize(telex_mock_exchange_t *x)
 {
     size_t total = (size_t)(x->spec.oversize_bytes > 0 ? x->spec.oversize_bytes : DEFAULT_OVERSIZE);
     static const char head[] = "data: {\"mock_padding\":\"";
     static const char tail[] = "\"}\n\n";
     if (total < sizeof(head) + sizeof(tail))
         total = sizeof(head) + sizeof(tail);
-    if ((x->big = malloc(total)) == NULL)
-        return -1;
+    x->big = telex_xmalloc(total);
     memcpy(x->big, head, sizeof(head) - 1);
     memset(x->big + sizeof(head) - 1, 'x', total - (sizeof(head) - 1) - (sizeof(tail) - 1));
     memcpy(x->big + total - (sizeof(tail) - 1), tail, sizeof(tail) - 1);
     send_bytes(x, x->big, total, H2O_SEND_STATE_IN_PROGRESS);
-    return 0;
 }
 
 /* ------------------------------------------------------------- phases */
@@ -237,10 +231,7 @@ static int apply_fault(telex_mock_exchange_t *x, uint64_t now)
             send_bytes(x, invalid_json_event, sizeof(invalid_json_event) - 1, H2O_SEND_STATE_IN_PROGRESS);
             return 1;
         case TELEX_MOCK_FAULT_OVERSIZE:
-            if (send_oversize(x) != 0) {
-                cut(x, "out_of_memory");
-                return -1;
-            }
+            send_oversize(x);
             return 1;
         case TELEX_MOCK_FAULT_ERROR:
             finish(x, "error_event", 1);
@@ -471,24 +462,13 @@ static void step(telex_mock_exchange_t *x)
 
 void telex_mock_exchange_start(telex_mock_worker_t *w, h2o_req_t *req, telex_mock_spec_t *spec)
 {
-    telex_mock_exchange_t *x = calloc(1, sizeof(*x));
-    if (x == NULL) {
-        telex_mock_spec_free(spec);
-        telex_mock_reply_error(req, 500, "mock: out of memory", "server_error", NULL, NULL, -1);
-        return;
-    }
+    telex_mock_exchange_t *x = telex_xcalloc(1, sizeof(*x));
     x->spec = *spec;
     memset(spec, 0, sizeof(*spec));
     x->req = req;
     x->units = telex_mock_spec_units(&x->spec);
-    if (telex_mock_wire_init(&x->wire, &x->spec) != 0 ||
-        (x->segs = telex_mock_wire_segments(&x->spec, &x->n_segs)) == NULL) {
-        reply_error(x, 500, "mock: out of memory", -1);
-        telex_mock_wire_free(&x->wire);
-        telex_mock_spec_free(&x->spec);
-        free(x);
-        return;
-    }
+    telex_mock_wire_init(&x->wire, &x->spec);
+    x->segs = telex_mock_wire_segments(&x->spec, &x->n_segs);
     x->w = w;
     x->req = req;
     x->generator.proceed = on_proceed;
@@ -499,10 +479,7 @@ void telex_mock_exchange_start(telex_mock_worker_t *w, h2o_req_t *req, telex_moc
     x->due = uv_now(w->loop) + (uint64_t)x->spec.ttft_ms;
     uv_timer_init(w->loop, &x->timer);
     x->timer.data = x;
-    x->next = w->first;
-    if (w->first != NULL)
-        w->first->prev = x;
-    w->first = x;
+    h2o_linklist_insert(w->exchanges.next, &x->link); /* first */
     w->active++;
     telex_mock_exchange_t **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_request_disposed);
     *ref = x;
@@ -527,7 +504,9 @@ static void on_shutdown_tick(uv_timer_t *timer)
 void telex_mock_exchange_shutdown(telex_mock_worker_t *w)
 {
     w->shutting_down = 1;
-    for (telex_mock_exchange_t *x = w->first; x != NULL; x = x->next)
+    for (h2o_linklist_t *l = w->exchanges.next; l != &w->exchanges; l = l->next) {
+        telex_mock_exchange_t *x = H2O_STRUCT_FROM_MEMBER(telex_mock_exchange_t, link, l);
         if (x->req != NULL && !x->ended)
             uv_timer_start(&x->timer, on_shutdown_tick, 0, 0);
+    }
 }

@@ -13,6 +13,7 @@
  * "[redacted]" — so a test can see that a key was sent, never which.
  */
 #include "mock/mock_internal.h"
+#include "util/alloc.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,14 +47,10 @@ int64_t telex_mock_unix_ms(void)
 
 telex_mock_journal_t *telex_mock_journal_new(size_t capacity)
 {
-    telex_mock_journal_t *j = calloc(1, sizeof(*j));
-    if (j == NULL)
-        return NULL;
+    telex_mock_journal_t *j = telex_xcalloc(1, sizeof(*j));
     j->capacity = capacity;
-    if (capacity > 0 && (j->slots = calloc(capacity, sizeof(slot_t))) == NULL) {
-        free(j);
-        return NULL;
-    }
+    if (capacity > 0)
+        j->slots = telex_xcalloc(capacity, sizeof(slot_t));
     pthread_mutex_init(&j->lock, NULL);
     atomic_init(&j->next_seq, 1);
     return j;
@@ -91,9 +88,7 @@ static json_t *lossy_string(const char *s, size_t len)
     json_t *v = json_stringn(s, len);
     if (v != NULL)
         return v;
-    char *copy = malloc(len + 1);
-    if (copy == NULL)
-        return NULL;
+    char *copy = telex_xmalloc(len + 1);
     for (size_t i = 0; i < len; i++)
         copy[i] = (unsigned char)s[i] >= 0x80 || s[i] == '\0' ? '?' : s[i];
     v = json_stringn(copy, len);
@@ -153,11 +148,7 @@ static json_t *headers_json(h2o_req_t *req)
         if (prev != NULL && !is_secret(h->name) && json_is_string(prev)) {
             /* repeated header: join with ", " as HTTP does */
             size_t pl = json_string_length(prev), vl = json_string_length(v);
-            char *joined = malloc(pl + 2 + vl);
-            if (joined == NULL) {
-                json_decref(v);
-                goto fail;
-            }
+            char *joined = telex_xmalloc(pl + 2 + vl);
             memcpy(joined, json_string_value(prev), pl);
             memcpy(joined + pl, ", ", 2);
             memcpy(joined + pl + 2, json_string_value(v), vl);
@@ -185,6 +176,7 @@ static char *fixed_part(h2o_req_t *req, json_t *body)
     json_object_set_new(o, "method", lossy_string(req->method.base, req->method.len));
     json_object_set_new(o, "path", lossy_string(req->path.base, req->path.len));
     json_object_set_new(o, "authority", lossy_string(req->authority.base, req->authority.len));
+    json_object_set_new(o, "http", json_string(req->version >= 0x200 ? "2" : req->version == 0x100 ? "1.0" : "1.1"));
     json_t *h = headers_json(req);
     if (h == NULL) {
         json_decref(o);
@@ -253,23 +245,15 @@ void telex_mock_journal_update(telex_mock_journal_t *j, uint64_t seq, const tele
 typedef struct {
     char *buf;
     size_t len, cap;
-    int failed;
 } strbuf_t;
 
 static void sb_append(strbuf_t *b, const char *s, size_t n)
 {
-    if (b->failed)
-        return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1)
             cap *= 2;
-        char *p = realloc(b->buf, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->buf = p;
+        b->buf = telex_xrealloc(b->buf, cap);
         b->cap = cap;
     }
     memcpy(b->buf + b->len, s, n);
@@ -321,10 +305,6 @@ char *telex_mock_journal_dump(telex_mock_journal_t *j, uint64_t since, size_t *l
     char tail[64];
     int n = snprintf(tail, sizeof(tail), "],\"total\":%llu}", (unsigned long long)(next - 1));
     sb_append(&b, tail, (size_t)n);
-    if (b.failed) {
-        free(b.buf);
-        return NULL;
-    }
     *len = b.len;
     return b.buf;
 }

@@ -9,6 +9,7 @@
  * mock.h for the contract and docs/mock.md for the reference.
  */
 #include "mock/mock_internal.h"
+#include "util/alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -308,8 +309,8 @@ static int parse_mock_object(json_t *mock, telex_mock_spec_t *spec, asks_t *a, b
             size_t len;
             if ((r = get_string(v, param, &fr, &len, b)) == 0 && (len == 0 || len > 64))
                 r = bad(b, param, "mock: %s must be 1 to 64 characters", param);
-            if (r == 0 && (spec->finish_reason = strndup(fr, len)) == NULL)
-                r = bad(b, "", "mock: %s", "out of memory");
+            if (r == 0)
+                spec->finish_reason = telex_xstrndup(fr, len);
         } else if (strcmp(key, "format") == 0) {
             const char *f = json_string_value(v);
             if (f != NULL && strcmp(f, "openai") == 0)
@@ -531,12 +532,11 @@ static int check_anthropic(json_t *body, int64_t *words, bad_t *b)
 /* ---- the spec ---- */
 
 /* Splits a tool's arguments into fragments of about TELEX_MOCK_TOOL_FRAGMENT
- * bytes, never inside a UTF-8 sequence. 0 or -1 (OOM). */
-static int fragment(telex_mock_tool_t *t)
+ * bytes, never inside a UTF-8 sequence. */
+static void fragment(telex_mock_tool_t *t)
 {
     size_t max = t->len / TELEX_MOCK_TOOL_FRAGMENT + 2;
-    if ((t->frag = malloc((max + 1) * sizeof(size_t))) == NULL)
-        return -1;
+    t->frag = telex_xmalloc((max + 1) * sizeof(size_t));
     size_t n = 0, at = 0;
     t->frag[0] = 0;
     while (at < t->len) {
@@ -549,7 +549,6 @@ static int fragment(telex_mock_tool_t *t)
         at = next;
     }
     t->n_frag = n;
-    return 0;
 }
 
 static int build_tools(telex_mock_spec_t *spec, json_t *calls, bad_t *b)
@@ -557,8 +556,7 @@ static int build_tools(telex_mock_spec_t *spec, json_t *calls, bad_t *b)
     size_t n = json_array_size(calls);
     if (n == 0)
         return 0;
-    if ((spec->tools = calloc(n, sizeof(*spec->tools))) == NULL)
-        return bad(b, "", "mock: %s", "out of memory");
+    spec->tools = telex_xcalloc(n, sizeof(*spec->tools));
     spec->n_tools = n;
     for (size_t i = 0; i < n; i++) {
         json_t *tc = json_array_get(calls, i), *args = json_object_get(tc, "arguments");
@@ -567,16 +565,15 @@ static int build_tools(telex_mock_spec_t *spec, json_t *calls, bad_t *b)
         char gen[64];
         snprintf(gen, sizeof(gen), "%s_mock_%llu_%zu", spec->format == TELEX_MOCK_FORMAT_ANTHROPIC ? "toolu" : "call",
                  (unsigned long long)spec->seq, i);
-        t->id = strdup(id != NULL ? id : gen);
-        t->name = strdup(json_string_value(json_object_get(tc, "name")));
-        t->arguments = json_is_string(args)  ? strndup(json_string_value(args), json_string_length(args))
+        t->id = telex_xstrdup(id != NULL ? id : gen);
+        t->name = telex_xstrdup(json_string_value(json_object_get(tc, "name")));
+        t->arguments = json_is_string(args)  ? telex_xstrndup(json_string_value(args), json_string_length(args))
                        : json_is_object(args) ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER)
-                                              : strdup("{}");
-        if (t->id == NULL || t->name == NULL || t->arguments == NULL)
+                                              : telex_xstrdup("{}");
+        if (t->arguments == NULL) /* jansson's own allocation */
             return bad(b, "", "mock: %s", "out of memory");
         t->len = strlen(t->arguments);
-        if (fragment(t) != 0)
-            return bad(b, "", "mock: %s", "out of memory");
+        fragment(t);
     }
     return 0;
 }
@@ -653,13 +650,12 @@ static int build_spec(telex_mock_t *m, json_t *body, uint64_t seq, int dialect, 
         free(dump);
     }
     if (a.text != NULL) {
-        if (telex_mock_answer_from_text(&spec->answer, a.text, a.text_len) != 0)
-            return bad(b, "", "mock: %s", "out of memory");
+        telex_mock_answer_from_text(&spec->answer, a.text, a.text_len);
     } else {
         telex_mock_answer_generate(&spec->answer, s, (size_t)a.tokens);
     }
-    if (a.thinking != NULL && telex_mock_answer_from_text(&spec->thinking, a.thinking, a.thinking_len) != 0)
-        return bad(b, "", "mock: %s", "out of memory");
+    if (a.thinking != NULL)
+        telex_mock_answer_from_text(&spec->thinking, a.thinking, a.thinking_len);
     if (build_tools(spec, a.tool_calls, b) != 0)
         return -1;
     int64_t units = telex_mock_spec_units(spec);
@@ -668,9 +664,7 @@ static int build_spec(telex_mock_t *m, json_t *body, uint64_t seq, int dialect, 
             spec->fault_at[f] = units;
     spec->prompt_tokens = words > 0 ? words : 1;
     spec->created = (int64_t)time(NULL);
-    spec->model = model != NULL ? strdup(json_string_value(model)) : strndup(deployment, deployment_len);
-    if (spec->model == NULL)
-        return bad(b, "", "mock: %s", "out of memory");
+    spec->model = model != NULL ? telex_xstrdup(json_string_value(model)) : telex_xstrndup(deployment, deployment_len);
     return 0;
 }
 
@@ -778,10 +772,6 @@ static void handle_journal(telex_mock_t *m, h2o_req_t *req)
     }
     size_t len = 0;
     char *dump = telex_mock_journal_dump(m->journal, query_since(req), &len);
-    if (dump == NULL) {
-        telex_mock_reply_error(req, 500, "mock: out of memory", "server_error", NULL, NULL, -1);
-        return;
-    }
     reply_json(req, 200, "OK", dump, len);
     free(dump);
 }
@@ -857,11 +847,10 @@ static int on_request(telex_worker_t *worker, h2o_req_t *req)
 
 static int worker_init(telex_worker_t *worker)
 {
-    telex_mock_worker_t *w = calloc(1, sizeof(*w));
-    if (w == NULL)
-        return -1;
+    telex_mock_worker_t *w = telex_xcalloc(1, sizeof(*w));
     w->mock = worker->options->app;
     w->loop = &worker->loop;
+    h2o_linklist_init_anchor(&w->exchanges);
     worker->app_worker = w;
     return 0;
 }
@@ -900,14 +889,9 @@ void telex_mock_defaults_init(telex_mock_defaults_t *d)
 
 telex_mock_t *telex_mock_create(const telex_mock_defaults_t *defaults)
 {
-    telex_mock_t *m = calloc(1, sizeof(*m));
-    if (m == NULL)
-        return NULL;
+    telex_mock_t *m = telex_xcalloc(1, sizeof(*m));
     m->defaults = *defaults;
-    if ((m->journal = telex_mock_journal_new(defaults->journal_size)) == NULL) {
-        free(m);
-        return NULL;
-    }
+    m->journal = telex_mock_journal_new(defaults->journal_size);
     return m;
 }
 

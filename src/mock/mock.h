@@ -53,7 +53,7 @@ typedef struct telex_mock telex_mock_t;
  * stall 10 min, journal of 1000 requests, models "mock". */
 void telex_mock_defaults_init(telex_mock_defaults_t *defaults);
 
-/* Shared state for all workers. NULL when out of memory. */
+/* Shared state for all workers (out of memory ends the process). */
 telex_mock_t *telex_mock_create(const telex_mock_defaults_t *defaults);
 void telex_mock_destroy(telex_mock_t *mock);
 

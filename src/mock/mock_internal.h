@@ -40,18 +40,14 @@ typedef struct telex_mock_answer {
 } telex_mock_answer_t;
 
 void telex_mock_answer_generate(telex_mock_answer_t *a, uint64_t seed, size_t count);
-/* 0, or -1 when out of memory. */
-int telex_mock_answer_from_text(telex_mock_answer_t *a, const char *text, size_t len);
+void telex_mock_answer_from_text(telex_mock_answer_t *a, const char *text, size_t len);
 void telex_mock_answer_free(telex_mock_answer_t *a);
 /* Raw bytes of token i (valid while `a` lives, or in scratch, which must
  * hold max_raw_len + 1 bytes). */
 const char *telex_mock_answer_token(const telex_mock_answer_t *a, size_t i, char *scratch, size_t *len);
-/* The whole answer as a malloc'd NUL-terminated string, or NULL (OOM). */
+/* The whole answer as a malloc'd NUL-terminated string. */
 char *telex_mock_answer_join(const telex_mock_answer_t *a, size_t *len);
 
-/* Writes s as JSON string content (no quotes) into out, which must hold
- * 6 * len bytes; returns the bytes written. s must be valid UTF-8. */
-size_t telex_mock_json_escape(char *out, const char *s, size_t len);
 /* FNV-1a, for seeds. */
 uint64_t telex_mock_hash(uint64_t h, const void *data, size_t len);
 #define TELEX_MOCK_HASH_INIT 0xcbf29ce484222325ULL
@@ -136,7 +132,7 @@ void telex_mock_journal_free(telex_mock_journal_t *j);
 uint64_t telex_mock_journal_add(telex_mock_journal_t *j, h2o_req_t *req, json_t *body);
 void telex_mock_journal_update(telex_mock_journal_t *j, uint64_t seq, const telex_mock_progress_t *p);
 /* {"requests":[...], "total":N} of entries with seq > since, oldest first;
- * malloc'd, NULL when out of memory. */
+ * malloc'd. */
 char *telex_mock_journal_dump(telex_mock_journal_t *j, uint64_t since, size_t *len);
 void telex_mock_journal_clear(telex_mock_journal_t *j);
 int64_t telex_mock_unix_ms(void);
@@ -155,7 +151,7 @@ typedef struct telex_mock_worker {
     uv_loop_t *loop;
     int shutting_down;
     size_t active;                /* exchanges not yet freed */
-    telex_mock_exchange_t *first; /* list of exchanges in flight */
+    h2o_linklist_t exchanges;     /* of telex_mock_exchange_t.link: in flight, newest first */
 } telex_mock_worker_t;
 
 /* Takes ownership of *spec (also on failure). Answers the request:
@@ -196,10 +192,10 @@ typedef struct telex_mock_wire {
     size_t prefix_len;
 } telex_mock_wire_t;
 
-/* 0, or -1 when out of memory (free with telex_mock_wire_free). */
-int telex_mock_wire_init(telex_mock_wire_t *w, const telex_mock_spec_t *spec);
+/* Sizes the buffer for the longest event (free with telex_mock_wire_free). */
+void telex_mock_wire_init(telex_mock_wire_t *w, const telex_mock_spec_t *spec);
 void telex_mock_wire_free(telex_mock_wire_t *w);
-/* The segments of the answer (malloc'd, *n set), or NULL (OOM). */
+/* The segments of the answer (malloc'd, *n set). */
 telex_mock_segment_t *telex_mock_wire_segments(const telex_mock_spec_t *spec, size_t *n);
 size_t telex_mock_wire_open(telex_mock_wire_t *w);  /* role chunk / message_start */
 size_t telex_mock_wire_ping(telex_mock_wire_t *w);  /* Anthropic only */

@@ -24,6 +24,8 @@
  * thinking units (OpenAI's completion_tokens_details.reasoning_tokens).
  */
 #include "mock/mock_internal.h"
+#include "util/alloc.h"
+#include "util/json_dump.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,9 +44,7 @@ int64_t telex_mock_spec_units(const telex_mock_spec_t *spec)
 
 telex_mock_segment_t *telex_mock_wire_segments(const telex_mock_spec_t *spec, size_t *n)
 {
-    telex_mock_segment_t *s = calloc(2 + spec->n_tools, sizeof(*s));
-    if (s == NULL)
-        return NULL;
+    telex_mock_segment_t *s = telex_xcalloc(2 + spec->n_tools, sizeof(*s));
     size_t k = 0;
     if (spec->thinking.count > 0)
         s[k++] = (telex_mock_segment_t){TELEX_MOCK_SEG_THINKING, 0, spec->thinking.count};
@@ -92,11 +92,18 @@ static void w_str(telex_mock_wire_t *w, const char *s)
     w_raw(w, s, strlen(s));
 }
 
-/* JSON string content; the buffer is sized for 6 bytes per input byte. */
+/* JSON string content (util/json_dump.h); the buffer is sized for 6 bytes
+ * per input byte. */
+static size_t escape(char *out, const char *s, size_t len)
+{
+    size_t pos = 0;
+    return telex_json_escape(out, s, len, &pos, len, TELEX_JSON_ESCAPE_REPLACE);
+}
+
 static void w_esc(telex_mock_wire_t *w, const char *s, size_t len)
 {
     if (w->n + 6 * len <= w->cap)
-        w->n += telex_mock_json_escape(w->buf + w->n, s, len);
+        w->n += escape(w->buf + w->n, s, len);
 }
 
 __attribute__((format(printf, 2, 3))) static void w_fmt(telex_mock_wire_t *w, const char *fmt, ...)
@@ -175,15 +182,13 @@ static char *make_prefix(const telex_mock_spec_t *spec, size_t *len)
 {
     size_t ml = strlen(spec->model);
     size_t cap = 200 + 6 * ml;
-    char *p = malloc(cap);
-    if (p == NULL)
-        return NULL;
+    char *p = telex_xmalloc(cap);
     int n = snprintf(p, cap,
                      "data: {\"id\":\"chatcmpl-mock-%llu\",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
                      "\"model\":\"",
                      (unsigned long long)spec->seq, (long long)spec->created);
     size_t m = (size_t)n;
-    m += telex_mock_json_escape(p + m, spec->model, ml);
+    m += escape(p + m, spec->model, ml);
     static const char rest[] = "\",\"system_fingerprint\":\"fp_mock\",\"choices\":[";
     memcpy(p + m, rest, sizeof(rest) - 1);
     m += sizeof(rest) - 1;
@@ -191,7 +196,7 @@ static char *make_prefix(const telex_mock_spec_t *spec, size_t *len)
     return p;
 }
 
-int telex_mock_wire_init(telex_mock_wire_t *w, const telex_mock_spec_t *spec)
+void telex_mock_wire_init(telex_mock_wire_t *w, const telex_mock_spec_t *spec)
 {
     memset(w, 0, sizeof(*w));
     w->spec = spec;
@@ -207,11 +212,9 @@ int telex_mock_wire_init(telex_mock_wire_t *w, const telex_mock_spec_t *spec)
             names = l;
     }
     size_t fr = spec->finish_reason != NULL ? strlen(spec->finish_reason) : 0;
-    if ((w->prefix = make_prefix(spec, &w->prefix_len)) == NULL)
-        return -1;
+    w->prefix = make_prefix(spec, &w->prefix_len);
     w->cap = 1024 + w->prefix_len + 6 * (strlen(spec->model) + piece + names + fr);
-    w->buf = malloc(w->cap);
-    return w->buf != NULL ? 0 : -1;
+    w->buf = telex_xmalloc(w->cap);
 }
 
 void telex_mock_wire_free(telex_mock_wire_t *w)
@@ -404,7 +407,7 @@ static json_t *joined(const telex_mock_answer_t *a)
 {
     size_t len = 0;
     char *text = telex_mock_answer_join(a, &len);
-    json_t *s = text != NULL ? json_stringn(text, len) : NULL;
+    json_t *s = json_stringn(text, len);
     free(text);
     return s;
 }

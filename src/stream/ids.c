@@ -11,26 +11,22 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+#include <h2o.h>
+
 static unsigned char secret[32];
 static size_t secret_len;
 
+/* base64url without padding (RFC 4648 section 5), as h2o writes it with
+ * url_encoded set: 16 bytes make 22 characters, 32 make 43. */
 static void encode_b64url(const unsigned char *in, size_t n, char *out)
 {
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc = (acc << 8) | in[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out[o++] = b64url[(acc >> bits) & 63];
-        }
-    }
-    if (bits > 0)
-        out[o++] = b64url[(acc << (6 - bits)) & 63];
-    out[o] = '\0';
+    h2o_base64_encode(out, in, n, 1);
+}
+
+/* The alphabet encode_b64url writes. */
+static int is_b64url(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
 int telex_ids_init(void)
@@ -39,7 +35,8 @@ int telex_ids_init(void)
     if (env != NULL && env[0] != '\0') {
         /* Any length works as an HMAC key; hash it down to a fixed size. */
         unsigned int len = 0;
-        EVP_Digest(env, strlen(env), secret, &len, EVP_sha256(), NULL);
+        if (EVP_Digest(env, strlen(env), secret, &len, EVP_sha256(), NULL) != 1 || len != sizeof(secret))
+            return -1;
         secret_len = len;
         return 0;
     }
@@ -64,7 +61,7 @@ int telex_stream_id_valid(const char *s, size_t len)
     if (len != TELEX_STREAM_ID_LEN || memcmp(s, "st_", 3) != 0)
         return 0;
     for (size_t i = 3; i < len; i++)
-        if (strchr(b64url, s[i]) == NULL || s[i] == '\0')
+        if (!is_b64url(s[i]))
             return 0;
     return 1;
 }
@@ -88,19 +85,24 @@ int telex_event_id_parse(const char *s, size_t len, char *stream_id_out, uint64_
     return 0;
 }
 
-void telex_resume_token(const char *stream_id, char *out)
+int telex_resume_token(const char *stream_id, char *out)
 {
     unsigned char mac[32];
     unsigned int len = 0;
-    HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)stream_id, strlen(stream_id), mac, &len);
-    encode_b64url(mac, 32, out);
+    if (HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)stream_id, strlen(stream_id), mac, &len) ==
+            NULL ||
+        len != sizeof(mac)) {
+        out[0] = '\0'; /* no token: nothing can attach with it */
+        return -1;
+    }
+    encode_b64url(mac, sizeof(mac), out);
+    return 0;
 }
 
 int telex_resume_token_valid(const char *stream_id, const char *token, size_t len)
 {
     char expected[TELEX_RESUME_TOKEN_LEN + 1];
-    if (len != TELEX_RESUME_TOKEN_LEN)
+    if (len != TELEX_RESUME_TOKEN_LEN || telex_resume_token(stream_id, expected) != 0)
         return 0;
-    telex_resume_token(stream_id, expected);
     return CRYPTO_memcmp(expected, token, TELEX_RESUME_TOKEN_LEN) == 0;
 }

@@ -18,7 +18,8 @@
 #define TELEX_STREAM_ID_LEN 25 /* "st_" + 22 */
 #define TELEX_RESUME_TOKEN_LEN 43
 
-/* Call once before threads start. Returns 0, or -1 if no randomness. */
+/* Call once before threads start. Returns 0, or -1 if there is no
+ * randomness or TELEX_RESUME_SECRET cannot be hashed. */
 int telex_ids_init(void);
 
 /* Writes a new id and its NUL into out[TELEX_STREAM_ID_LEN + 1]. */
@@ -30,8 +31,10 @@ int telex_stream_id_valid(const char *s, size_t len);
 /* Parses "<stream id>.<n>" (n decimal, may be 0). Returns 0 or -1. */
 int telex_event_id_parse(const char *s, size_t len, char *stream_id_out, uint64_t *seq);
 
-/* Token for a stream id, NUL-terminated, into out[TELEX_RESUME_TOKEN_LEN + 1]. */
-void telex_resume_token(const char *stream_id, char *out);
+/* Token for a stream id, NUL-terminated, into out[TELEX_RESUME_TOKEN_LEN + 1].
+ * Returns 0, or -1 when OpenSSL cannot compute the HMAC; out is then "" (a
+ * token no check accepts). */
+int telex_resume_token(const char *stream_id, char *out);
 /* Constant-time check of a presented token. */
 int telex_resume_token_valid(const char *stream_id, const char *token, size_t len);
 

@@ -48,6 +48,7 @@ telex_stream_t *telex_stream_new(size_t max_log_bytes, int shared)
     if (s == NULL)
         return NULL;
     s->shared = shared;
+    h2o_linklist_init_anchor(&s->subs);
     if (telex_stream_id_new(s->id) != 0 || (s->log = telex_log_new(max_log_bytes, shared)) == NULL) {
         free(s);
         return NULL;
@@ -97,12 +98,13 @@ char *telex_stream_copy_note(telex_stream_t *s, int which)
 
 static void link_sub(telex_stream_t *s, telex_stream_sub_t *sub)
 {
-    sub->prev = NULL;
-    sub->next = s->subs;
-    if (s->subs != NULL)
-        s->subs->prev = sub;
-    s->subs = sub;
+    h2o_linklist_insert(s->subs.next, &sub->link); /* first */
     s->n_subs++;
+}
+
+static telex_stream_sub_t *sub_of(h2o_linklist_t *l)
+{
+    return H2O_STRUCT_FROM_MEMBER(telex_stream_sub_t, link, l);
 }
 
 void telex_stream_attach(telex_stream_t *s, telex_stream_sub_t *sub)
@@ -131,13 +133,7 @@ int telex_stream_attach_from(telex_stream_t *s, telex_stream_sub_t *sub, uint64_
 void telex_stream_detach(telex_stream_t *s, telex_stream_sub_t *sub)
 {
     lock(s);
-    if (sub->prev != NULL)
-        sub->prev->next = sub->next;
-    else
-        s->subs = sub->next;
-    if (sub->next != NULL)
-        sub->next->prev = sub->prev;
-    sub->prev = sub->next = NULL;
+    h2o_linklist_unlink(&sub->link);
     if (--s->n_subs == 0)
         s->detached_at_ms = telex_monotonic_ms();
     unlock(s);
@@ -159,8 +155,8 @@ void telex_stream_notify(telex_stream_t *s)
     lock(s);
     /* Sends never run callbacks inline (see wakeup.h), so holding the lock
      * here cannot re-enter it. */
-    for (telex_stream_sub_t *sub = s->subs; sub != NULL; sub = sub->next)
-        telex_wakeup_send(&sub->wake);
+    for (h2o_linklist_t *l = s->subs.next; l != &s->subs; l = l->next)
+        telex_wakeup_send(&sub_of(l)->wake);
     unlock(s);
 }
 
@@ -183,8 +179,8 @@ uint64_t telex_stream_min_acked(telex_stream_t *s)
 {
     uint64_t min = UINT64_MAX;
     lock(s);
-    for (telex_stream_sub_t *sub = s->subs; sub != NULL; sub = sub->next) {
-        uint64_t a = atomic_load(&sub->acked);
+    for (h2o_linklist_t *l = s->subs.next; l != &s->subs; l = l->next) {
+        uint64_t a = atomic_load(&sub_of(l)->acked);
         if (a < min)
             min = a;
     }
@@ -196,8 +192,8 @@ static void release(telex_stream_t *s, int all_if_unattached)
 {
     lock(s);
     uint64_t min = UINT64_MAX;
-    for (telex_stream_sub_t *sub = s->subs; sub != NULL; sub = sub->next) {
-        uint64_t a = atomic_load(&sub->acked);
+    for (h2o_linklist_t *l = s->subs.next; l != &s->subs; l = l->next) {
+        uint64_t a = atomic_load(&sub_of(l)->acked);
         if (a < min)
             min = a;
     }

@@ -21,12 +21,14 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include <h2o/linklist.h>
+
 #include "stream/ids.h"
 #include "stream/log.h"
 #include "stream/wakeup.h"
 
 typedef struct telex_stream_sub {
-    struct telex_stream_sub *prev, *next;
+    h2o_linklist_t link;   /* in telex_stream_t.subs */
     telex_wakeup_t wake;   /* on the subscriber's worker: "the log has more" */
     _Atomic uint64_t acked; /* the socket writer is done with bytes below this */
 } telex_stream_sub_t;
@@ -37,7 +39,7 @@ typedef struct telex_stream {
     int shared;                 /* may be used by more than one thread (see telex_stream_new) */
     telex_log_t *log;
     pthread_mutex_t lock;       /* used only when shared */
-    telex_stream_sub_t *subs;
+    h2o_linklist_t subs;        /* of telex_stream_sub_t.link, newest first */
     int n_subs;
     uint64_t detached_at_ms;    /* monotonic ms when n_subs last became 0 */
     telex_wakeup_t *producer;   /* NULL once the producer is gone */

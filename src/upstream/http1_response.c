@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/hex.h"
+
 enum chunk_state { C_SIZE, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TRAILER_START, C_TRAILER_LF, C_TRAILER };
 
 void telex_http1_response_init(telex_http1_response_t *r)
@@ -147,16 +149,6 @@ static int parse_head(telex_http1_response_t *r, const char *p, size_t len)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 #define RETURN(result, at)                                                                                             \
     do {                                                                                                               \
         *used = (at);                                                                                                  \
@@ -267,7 +259,7 @@ telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, char 
             char c = p[i];
             switch (r->cstate) {
             case C_SIZE: {
-                int v = hexval(c);
+                int v = telex_hexval(c);
                 if (v >= 0) {
                     if (++r->size_digits > 15)
                         FAIL("the provider sent a chunk size that is too large", i);
@@ -322,7 +314,7 @@ telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, char 
                     uint64_t size = 0;
                     if (j < n && p[j] == '\n') {
                         int v;
-                        for (j++; j < n && digits < 15 && (v = hexval(p[j])) >= 0; j++, digits++)
+                        for (j++; j < n && digits < 15 && (v = telex_hexval(p[j])) >= 0; j++, digits++)
                             size = size * 16 + (uint64_t)v;
                         if (digits > 0 && size > 0 && j + 1 < n && p[j] == '\r' && p[j + 1] == '\n') {
                             r->remaining = size;

@@ -1,5 +1,7 @@
 /*
- * upstream/http_client.c — a lean streaming HTTP/1.1 client. See http_client.h.
+ * upstream/http_client.c — a lean streaming HTTP client: origins, calls,
+ * connecting, and HTTP/1.1. HTTP/2 sessions are in http2_session.c; the
+ * shared state and the call's states are in http_client_internal.h.
  *
  * Why not libcurl (which telex used first; bench/findings.md has the
  * profiles): a relayed event cost a curl_multi_socket_action dispatch, a
@@ -11,18 +13,20 @@
  * as it is empty, an idle connection is popped from a list, and a read is
  * one read(2) handed to the parser and the caller without copying.
  *
- * Shape: origins (scheme, host, port) own an idle list and a small address
- * cache; connections (conn_t) wrap a uv_tcp_t in an h2o socket once
- * connected (TLS via h2o's OpenSSL layer); calls (telex_http_call_t) own at
- * most one connection at a time. One uv timer per client serves the connect
- * deadlines, failures to be reported from the loop, and the idle timeout.
- * The response is parsed by upstream/http1_response.c, straight from the
- * socket's input buffer.
+ * Shape: origins (scheme, host, port, HTTP/2 mode) own an idle list, their
+ * HTTP/2 sessions and a small address cache; connections (conn_t) wrap a
+ * uv_tcp_t in an h2o socket once connected (TLS via h2o's OpenSSL layer);
+ * an HTTP/1.1 call owns at most one connection at a time. A call's deadline
+ * (connecting, a failure to report from the loop, draining) is a uv timer of
+ * its own, allocated only while it runs — libuv's timer heap orders them —
+ * and one uv timer per client expires idle connections and sessions. The
+ * HTTP/1.1 response is parsed by upstream/http1_response.c, straight from
+ * the socket's input buffer.
  */
-#include "upstream/http_client.h"
-#include "upstream/http1_response.h"
+#include "upstream/http_client_internal.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -37,96 +41,38 @@
 #include <h2o/socket.h>
 #include <h2o/url.h>
 
-#define MAX_ADDRS 4          /* addresses tried per connection, in resolver order */
 #define DNS_TTL_MS 60000     /* a resolved name is reused this long */
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
 
-typedef struct origin origin_t;
-typedef struct conn conn_t;
-
-struct conn {
-    uv_tcp_t tcp;       /* owned by sock once connected */
-    uv_connect_t creq;
-    h2o_socket_t *sock; /* NULL while connecting */
-    telex_http_client_t *client;
-    origin_t *origin;
-    telex_http_call_t *call; /* the call using it; NULL when idle */
-    conn_t *prev, *next;     /* the origin's idle list, most recent first */
-    uint64_t idle_since;
-    int idle;
-    int closing;
-};
-
-struct origin {
-    origin_t *next;
-    int tls;
-    uint16_t port;
-    int numeric; /* the host is an IP literal: no resolution */
-    char *host;      /* for resolution, SNI and certificate checks */
-    char *authority; /* the Host header */
-    SSL_CTX *ssl_ctx; /* https: verifies the chain and this origin's host name */
-    conn_t *idle_head, *idle_tail;
-    size_t n_idle;
-    size_t n_calls; /* live calls to this origin */
-    struct sockaddr_storage addrs[MAX_ADDRS];
-    socklen_t addrlens[MAX_ADDRS];
-    int n_addrs;
-    uint64_t resolved_at;
-};
-
-typedef struct resolve {
-    uv_getaddrinfo_t req;
-    telex_http_call_t *call; /* NULL once the call no longer waits */
-} resolve_t;
-
-struct telex_http_client {
-    uv_loop_t *loop;
-    origin_t *origins;
-    telex_http_call_t *calls;      /* every live call */
-    telex_http_call_t *waiting;    /* calls with a deadline: connecting, or a failure to report */
-    uv_timer_t timer;
-    uint64_t timer_at; /* when the timer fires; 0 when stopped */
-    size_t idle_limit;
-    uint64_t idle_timeout_ms;
-    size_t n_conns; /* allocated, not yet freed */
-    int freeing;
-    int timer_closed;
-    telex_http_client_stats_t stats;
-};
-
-enum phase { P_CONNECT, P_EXCHANGE }; /* connecting; or the request sent (or being sent) and the response read */
-
-struct telex_http_call {
-    telex_http_client_t *client;
-    telex_http_call_t *prev, *next;   /* client->calls */
-    telex_http_call_t *wprev, *wnext; /* client->waiting */
-    telex_http_call_handlers_t handlers;
-    void *user;
-    origin_t *origin;
-    conn_t *conn;
-    resolve_t *resolve;
-    char *request; /* kept until a response byte arrives and the write is done (for one re-send) */
-    size_t request_len;
-    uint64_t deadline;
-    long connect_timeout_ms;
-    int addr_index;
-    enum phase phase;
-    unsigned waiting : 1, fail_pending : 1, writing : 1, reused : 1, retried : 1, got_bytes : 1;
-    unsigned in_callback : 1, cancelled : 1, paused : 1, processing : 1, draining : 1;
-    size_t drained; /* bytes discarded while draining */
-    char *error;    /* why it failed (set_error), allocated only then: calls live as long as answers */
-    telex_http1_response_t response; /* the parser's state and the final head */
-};
-
 static void on_read(h2o_socket_t *sock, const char *err);
-static void connect_new(telex_http_call_t *call);
-static void arm_timer(telex_http_client_t *client, uint64_t at);
+
+/* ------------------------------------------------------------ states */
+
+/* The transitions of http_client_internal.h's diagram; bit `to` of row `from`. */
+#define T(s) (1u << (s))
+static const unsigned allowed[] __attribute__((unused)) = {
+    [CALL_CONNECTING] = T(CALL_EXCHANGE) | T(CALL_H2_WAITING) | T(CALL_FAIL_PENDING) | T(CALL_CANCELLED) |
+                        T(CALL_CONNECTING),
+    [CALL_H2_WAITING] = T(CALL_EXCHANGE) | T(CALL_CONNECTING) | T(CALL_FAIL_PENDING) | T(CALL_CANCELLED),
+    [CALL_EXCHANGE] = T(CALL_CONNECTING) | T(CALL_H2_WAITING) | T(CALL_FAIL_PENDING) | T(CALL_DRAINING) |
+                      T(CALL_CANCELLED),
+    [CALL_FAIL_PENDING] = T(CALL_CANCELLED),
+    [CALL_DRAINING] = 0,
+    [CALL_CANCELLED] = 0,
+};
+#undef T
+
+void call_set_state(telex_http_call_t *call, call_state_t to)
+{
+    assert((allowed[call->state] & (1u << to)) != 0 && "illegal telex_http_call_t state transition");
+    call->state = to;
+}
 
 /* ------------------------------------------------------------ connections */
 
 static void maybe_free_client(telex_http_client_t *client)
 {
-    if (!client->freeing || !client->timer_closed || client->n_conns > 0)
+    if (!client->freeing || !client->timer_closed || client->n_conns > 0 || client->n_timers > 0)
         return;
     origin_t *o = client->origins;
     while (o != NULL) {
@@ -167,7 +113,7 @@ static void idle_unlink(conn_t *conn)
     conn->client->stats.idle--;
 }
 
-static void conn_close(conn_t *conn)
+void conn_close(conn_t *conn)
 {
     if (conn->closing)
         return;
@@ -183,7 +129,7 @@ static void conn_close(conn_t *conn)
 
 /* The socket's input buffer back to h2o's recycler when it is empty: an idle
  * or quiet connection then holds no buffer at all. */
-static void release_input(h2o_socket_t *sock)
+void conn_release_input(h2o_socket_t *sock)
 {
     if (sock->input->size == 0 && sock->input->bytes != NULL) {
         h2o_buffer_dispose(&sock->input);
@@ -203,7 +149,7 @@ static void conn_park(conn_t *conn)
         conn_close(conn);
         return;
     }
-    release_input(conn->sock);
+    conn_release_input(conn->sock);
     conn->idle = 1;
     conn->idle_since = uv_now(client->loop);
     conn->prev = NULL;
@@ -217,54 +163,13 @@ static void conn_park(conn_t *conn)
     client->stats.idle++;
     conn->sock->data = conn;
     h2o_socket_read_start(conn->sock, on_read); /* a close by the server is seen at once */
-    arm_timer(client, conn->idle_since + client->idle_timeout_ms);
+    client_arm_timer(client, conn->idle_since + client->idle_timeout_ms);
 }
 
 /* ------------------------------------------------------------ calls: life cycle */
 
-/* The timer keeps the loop running only while a call waits on it (idle
- * connections alone must not). */
-static void update_ref(telex_http_client_t *client)
-{
-    if (client->waiting != NULL)
-        uv_ref((uv_handle_t *)&client->timer);
-    else
-        uv_unref((uv_handle_t *)&client->timer);
-}
-
-static void waiting_add(telex_http_call_t *call, uint64_t deadline)
-{
-    telex_http_client_t *client = call->client;
-    call->deadline = deadline;
-    if (!call->waiting) {
-        call->waiting = 1;
-        call->wprev = NULL;
-        call->wnext = client->waiting;
-        if (client->waiting != NULL)
-            client->waiting->wprev = call;
-        client->waiting = call;
-    }
-    update_ref(client);
-    arm_timer(client, deadline);
-}
-
-static void waiting_remove(telex_http_call_t *call)
-{
-    if (!call->waiting)
-        return;
-    if (call->wprev != NULL)
-        call->wprev->wnext = call->wnext;
-    else
-        call->client->waiting = call->wnext;
-    if (call->wnext != NULL)
-        call->wnext->wprev = call->wprev;
-    call->waiting = 0;
-    update_ref(call->client);
-}
-
 /* Sets the call's error message (formatted, at most 191 bytes kept). */
-static void set_errorf(telex_http_call_t *call, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_errorf(telex_http_call_t *call, const char *fmt, ...)
+void call_set_errorf(telex_http_call_t *call, const char *fmt, ...)
 {
     char text[192];
     va_list ap;
@@ -272,60 +177,138 @@ static void set_errorf(telex_http_call_t *call, const char *fmt, ...)
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     free(call->error);
-    call->error = strdup(text); /* NULL when out of memory: error_of says something still */
+    call->error = strdup(text); /* NULL when out of memory: call_error says something still */
 }
 
-static const char *error_of(const telex_http_call_t *call)
+const char *call_error(const telex_http_call_t *call)
 {
     return call->error != NULL ? call->error : "the call to the provider failed (out of memory for its message)";
 }
 
-static void free_call(telex_http_call_t *call)
+static void on_call_timer_closed(uv_handle_t *h)
+{
+    telex_http_client_t *client = h->data;
+    free(h);
+    client->n_timers--;
+    maybe_free_client(client);
+}
+
+void call_timer_stop(telex_http_call_t *call)
+{
+    if (call->timer == NULL)
+        return;
+    call->timer->data = call->client;
+    uv_close((uv_handle_t *)call->timer, on_call_timer_closed);
+    call->timer = NULL;
+}
+
+void call_free(telex_http_call_t *call)
 {
     telex_http_client_t *client = call->client;
-    waiting_remove(call);
+    origin_t *o = call->origin;
+    call_timer_stop(call);
     if (call->resolve != NULL)
         call->resolve->call = NULL;
-    if (call->conn != NULL)
+    int opening_h2 = call->opening;
+    if (opening_h2) {
+        call->opening = 0;
+        o->h2_connecting--;
+    }
+    h2_call_detach(call, 1); /* its stream reset, or off the waiting list */
+    if (call->conn != NULL) {
         conn_close(call->conn);
+        call->conn = NULL;
+    }
     if (call->prev != NULL)
         call->prev->next = call->next;
     else
         client->calls = call->next;
     if (call->next != NULL)
         call->next->prev = call->prev;
-    call->origin->n_calls--;
+    o->n_calls--;
+    h2_call_free_request(call);
     free(call->request);
+    free(call->held);
     free(call->error);
     free(call);
+    if (opening_h2) /* the calls waiting for its connection need another */
+        h2_connect_failed(o, NULL, 0);
 }
 
 /* Reports the end of a call (error NULL: success) unless it was cancelled,
  * then frees it. The connection, if any, is parked or closed by the caller
  * beforehand (a connection still attached is closed). */
-static void finish(telex_http_call_t *call, const char *error, int timed_out)
+void call_finish(telex_http_call_t *call, const char *error, int timed_out)
 {
-    if (!call->cancelled) {
+    if (!call_cancelled(call)) {
         call->in_callback = 1; /* a cancel from on_complete must not free twice */
         call->handlers.on_complete(call->user, error, timed_out);
     }
-    free_call(call);
+    call_free(call);
 }
 
-static void fail(telex_http_call_t *call, int timed_out)
+void call_fail(telex_http_call_t *call, int timed_out)
 {
     if (call->conn != NULL) {
         conn_close(call->conn);
         call->conn = NULL;
     }
-    finish(call, error_of(call), timed_out);
+    origin_t *o = call->origin;
+    int opening_h2 = call->opening;
+    char *copy = opening_h2 ? strdup(call_error(call)) : NULL;
+    if (opening_h2) {
+        o->h2_connecting--;
+        call->opening = 0; /* call_free must not count it again */
+    }
+    call_finish(call, call_error(call), timed_out);
+    if (opening_h2) /* the same failure for every call that waited for this connection */
+        h2_connect_failed(o, copy != NULL ? copy : "cannot connect to the provider", timed_out);
+    free(copy);
+}
+
+static void on_call_timer(uv_timer_t *timer)
+{
+    telex_http_call_t *call = timer->data;
+    call_timer_stop(call);
+    switch (call->state) {
+    case CALL_DRAINING:
+        call_free(call); /* the response did not end in time: close */
+        return;
+    case CALL_FAIL_PENDING:
+        call_fail(call, 0);
+        return;
+    case CALL_CONNECTING:
+    case CALL_H2_WAITING:
+        call_set_errorf(call, "connecting to %s timed out after %ld ms", call->origin->authority,
+                        call->connect_timeout_ms);
+        if (call->state == CALL_H2_WAITING)
+            h2_call_detach(call, 0);
+        call_fail(call, 1);
+        return;
+    default:
+        return;
+    }
+}
+
+void call_timer_start(telex_http_call_t *call, uint64_t at)
+{
+    telex_http_client_t *client = call->client;
+    if (call->timer == NULL) {
+        if ((call->timer = malloc(sizeof(*call->timer))) == NULL)
+            return; /* out of memory: no deadline (the connection's own errors still end it) */
+        uv_timer_init(client->loop, call->timer);
+        client->n_timers++;
+    }
+    call->timer->data = call;
+    uint64_t now = uv_now(client->loop);
+    uv_timer_start(call->timer, on_call_timer, at > now ? at - now : 0, 0);
 }
 
 /* Reported from the loop, never from inside telex_http_call_start. */
 static void fail_later(telex_http_call_t *call)
 {
-    call->fail_pending = 1;
-    waiting_add(call, uv_now(call->client->loop));
+    call_set_state(call, CALL_FAIL_PENDING); /* an opening call stays counted: its failure fails the waiting ones */
+    call_timer_start(call, uv_now(call->client->loop));
 }
 
 /* A connection broke. A reused one that broke before any response byte was
@@ -333,46 +316,27 @@ static void fail_later(telex_http_call_t *call)
  * once, on a new connection. */
 static void conn_failed(telex_http_call_t *call)
 {
-    if (call->reused && !call->got_bytes && !call->retried && !call->cancelled) {
+    if (call->reused && !call->got_bytes && !call->retried && call->state == CALL_EXCHANGE) {
         conn_close(call->conn);
         call->conn = NULL;
         call->retried = 1;
         call->reused = 0;
         call->writing = 0;
         call->client->stats.retries++;
-        connect_new(call);
+        call_connect_new(call);
         return;
     }
-    fail(call, 0);
+    call_fail(call, 0);
 }
 
-/* ------------------------------------------------------------ the timer */
+/* ------------------------------------------------------------ the idle timer */
 
 static void on_timer(uv_timer_t *timer)
 {
     telex_http_client_t *client = timer->data;
     client->timer_at = 0;
     uint64_t now = uv_now(client->loop);
-    uint64_t next = 0;
-again:
-    for (telex_http_call_t *c = client->waiting; c != NULL; c = c->wnext) {
-        if (c->deadline > now) {
-            if (next == 0 || c->deadline < next)
-                next = c->deadline;
-            continue;
-        }
-        waiting_remove(c);
-        if (c->draining) {
-            free_call(c); /* the response did not end in time: close */
-        } else if (c->fail_pending) {
-            fail(c, 0);
-        } else {
-            set_errorf(c, "connecting to %s timed out after %ld ms", c->origin->authority, c->connect_timeout_ms);
-            fail(c, 1);
-        }
-        next = 0;
-        goto again; /* on_complete may have started or cancelled other calls */
-    }
+    uint64_t next = h2_sweep_idle(client, now);
     for (origin_t *o = client->origins; o != NULL; o = o->next) {
         while (o->idle_tail != NULL && o->idle_tail->idle_since + client->idle_timeout_ms <= now)
             conn_close(o->idle_tail);
@@ -383,10 +347,10 @@ again:
         }
     }
     if (next != 0)
-        arm_timer(client, next);
+        client_arm_timer(client, next);
 }
 
-static void arm_timer(telex_http_client_t *client, uint64_t at)
+void client_arm_timer(telex_http_client_t *client, uint64_t at)
 {
     if (client->freeing)
         return;
@@ -397,17 +361,17 @@ static void arm_timer(telex_http_client_t *client, uint64_t at)
     uv_timer_start(&client->timer, on_timer, at > now ? at - now : 0, 0);
 }
 
-/* ------------------------------------------------------------ response parsing */
+/* ------------------------------------------------------------ HTTP/1.1 response parsing */
 
 static int set_error(telex_http_call_t *call, const char *msg)
 {
-    set_errorf(call, "%s", msg);
+    call_set_errorf(call, "%s", msg);
     return -1;
 }
 
 static void deliver(telex_http_call_t *call, const char *data, size_t len)
 {
-    if (call->cancelled || len == 0)
+    if (call_cancelled(call) || len == 0)
         return;
     call->in_callback = 1;
     call->handlers.on_body(call->user, data, len);
@@ -416,12 +380,12 @@ static void deliver(telex_http_call_t *call, const char *data, size_t len)
 
 /* The parser stops when the call is paused; a cancelled call is parsed on
  * (nothing delivered) to see whether its response ends in this read. */
-#define STOPPED(call) ((call)->paused && !(call)->cancelled)
+#define STOPPED(call) ((call)->paused && !call_cancelled(call))
 
 static int on_parsed_head(void *user, const telex_http1_response_t *r)
 {
     telex_http_call_t *call = user;
-    if (!call->cancelled) {
+    if (!call_cancelled(call)) {
         call->in_callback = 1;
         call->handlers.on_response(call->user, r->status, r->content_type, r->retry_after);
         call->in_callback = 0;
@@ -443,12 +407,12 @@ static const telex_http1_response_callbacks_t parse_callbacks = {on_parsed_head,
  * starts the drain deadline. */
 static int keep_draining(telex_http_call_t *call, size_t used)
 {
-    if (!call->draining || call->writing || !call->response.keep_alive ||
+    if (call->state != CALL_DRAINING || call->writing || !call->response.keep_alive ||
         call->response.phase != TELEX_HTTP1_BODY || telex_http1_response_ends_at_close(&call->response))
         return 0;
-    if (!call->waiting) {
-        waiting_add(call, uv_now(call->client->loop) + TELEX_HTTP_DRAIN_MS);
-        return 1;
+    if (call->timer == NULL) {
+        call_timer_start(call, uv_now(call->client->loop) + TELEX_HTTP_DRAIN_MS);
+        return call->timer != NULL;
     }
     call->drained += used;
     return call->drained <= TELEX_HTTP_DRAIN_BYTES;
@@ -467,29 +431,29 @@ static void process(telex_http_call_t *call)
     if (used > 0)
         h2o_buffer_consume(&sock->input, used);
     size_t left = sock->input->size;
-    release_input(sock);
+    conn_release_input(sock);
     switch (r) {
     case TELEX_HTTP1_DONE:
         call->conn = NULL;
         if (left == 0 && call->response.keep_alive && !call->writing) {
-            if (call->draining && call->waiting) /* a drain started in an earlier read (keep_draining) */
+            if (call->state == CALL_DRAINING && call->timer != NULL) /* a drain started in an earlier read */
                 call->client->stats.drained++;
             conn_park(conn);
         } else {
             conn_close(conn);
         }
-        finish(call, NULL, 0);
+        call_finish(call, NULL, 0);
         return;
     case TELEX_HTTP1_ERROR:
         set_error(call, call->response.error);
-        fail(call, 0);
+        call_fail(call, 0);
         return;
     case TELEX_HTTP1_PAUSED:
         h2o_socket_read_stop(sock);
         return;
     case TELEX_HTTP1_MORE:
-        if (call->cancelled && !keep_draining(call, used))
-            free_call(call); /* cancelled in a callback and the response did not end here: close */
+        if (call_cancelled(call) && !keep_draining(call, used))
+            call_free(call); /* cancelled in a callback and the response did not end here: close */
         return;
     }
 }
@@ -499,6 +463,10 @@ static void on_read(h2o_socket_t *sock, const char *err)
     conn_t *conn = sock->data;
     if (conn->closing)
         return;
+    if (conn->h2 != NULL) {
+        h2_on_read(conn, err);
+        return;
+    }
     telex_http_call_t *call = conn->call;
     if (call == NULL) {
         conn_close(conn); /* idle: the server closed it, or sent something unasked */
@@ -508,15 +476,14 @@ static void on_read(h2o_socket_t *sock, const char *err)
         if (telex_http1_response_ends_at_close(&call->response)) {
             call->conn = NULL;
             conn_close(conn);
-            finish(call, NULL, 0); /* the body ends with the connection */
+            call_finish(call, NULL, 0); /* the body ends with the connection */
             return;
         }
         if (call->response.phase == TELEX_HTTP1_HEAD)
-            set_errorf(call, "%s closed the connection %s", call->origin->authority,
-                     call->got_bytes ? "in the middle of the response head" : "without answering");
+            call_set_errorf(call, "%s closed the connection %s", call->origin->authority,
+                            call->got_bytes ? "in the middle of the response head" : "without answering");
         else
-            set_errorf(call, "%s closed the connection before the response ended",
-                     call->origin->authority);
+            call_set_errorf(call, "%s closed the connection before the response ended", call->origin->authority);
         conn_failed(call);
         return;
     }
@@ -530,7 +497,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
     process(call);
 }
 
-/* ------------------------------------------------------------ sending */
+/* ------------------------------------------------------------ HTTP/1.1 sending */
 
 static void on_written(h2o_socket_t *sock, const char *err)
 {
@@ -542,8 +509,7 @@ static void on_written(h2o_socket_t *sock, const char *err)
         return;
     call->writing = 0;
     if (err != NULL) {
-        set_errorf(call, "sending the request to %s failed: %s", call->origin->authority,
-                 err);
+        call_set_errorf(call, "sending the request to %s failed: %s", call->origin->authority, err);
         conn_failed(call);
         return;
     }
@@ -556,8 +522,8 @@ static void on_written(h2o_socket_t *sock, const char *err)
 static void send_request(telex_http_call_t *call)
 {
     conn_t *conn = call->conn;
-    waiting_remove(call);
-    call->phase = P_EXCHANGE;
+    call_timer_stop(call);
+    call_set_state(call, CALL_EXCHANGE);
     telex_http1_response_init(&call->response);
     call->writing = 1;
     conn->sock->data = conn;
@@ -565,6 +531,45 @@ static void send_request(telex_http_call_t *call)
     h2o_socket_write(conn->sock, &buf, 1, on_written);
     if (!call->paused)
         h2o_socket_read_start(conn->sock, on_read);
+}
+
+/* The connection is up (TLS done): HTTP/2 or HTTP/1.1 on it. */
+static void connected(telex_http_call_t *call)
+{
+    origin_t *o = call->origin;
+    if (!call->want_h2) {
+        send_request(call);
+        return;
+    }
+    if (o->tls) {
+        h2o_iovec_t alpn = h2o_socket_ssl_get_selected_protocol(call->conn->sock);
+        int h2 = alpn.len == 2 && memcmp(alpn.base, "h2", 2) == 0;
+        if (!h2 && o->http2 == TELEX_HTTP2_ON) {
+            call_set_errorf(call, "%s did not choose HTTP/2 in ALPN (the provider's http2 is on)", o->authority);
+            call_fail(call, 0); /* and every call waiting for this connection */
+            return;
+        }
+        if (!h2) {
+            o->h2_connecting--;
+            call->opening = 0;
+            call->want_h2 = 0;
+            h2_call_free_request(call);
+            o->h2_known = 0;
+            h2_origin_fell_back(o);
+            if (call->request == NULL) { /* prepared for HTTP/2 only: it had been chosen before */
+                call_set_errorf(call, "%s no longer chooses HTTP/2 in ALPN", o->authority);
+                call_fail(call, 0);
+                return;
+            }
+            send_request(call); /* this connection speaks HTTP/1.1: the call goes first */
+            return;
+        }
+        o->h2_known = 1;
+    }
+    conn_t *conn = call->conn;
+    call->conn = NULL;
+    conn->call = NULL;
+    h2_session_start(conn, call);
 }
 
 static void on_handshake(h2o_socket_t *sock, const char *err)
@@ -578,11 +583,12 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
         return;
     }
     if (err != NULL) {
-        set_errorf(call, "TLS handshake with %s failed: %s", call->origin->authority, err);
-        fail(call, 0);
+        call_set_errorf(call, "TLS handshake with %s failed: %s%s", call->origin->authority, err,
+                        call->origin->http2 == TELEX_HTTP2_ON ? " (http2 is on: only h2 was offered in ALPN)" : "");
+        call_fail(call, 0);
         return;
     }
-    send_request(call);
+    connected(call);
 }
 
 static void try_address(telex_http_call_t *call);
@@ -594,22 +600,21 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     telex_http_call_t *call = conn->call;
     if (status < 0) {
-        set_errorf(call, "cannot connect to %s: %s", call->origin->authority,
-                 uv_strerror(status));
+        call_set_errorf(call, "cannot connect to %s: %s", call->origin->authority, uv_strerror(status));
         conn_close(conn);
         call->conn = NULL;
         call->addr_index++;
         if (call->addr_index < call->origin->n_addrs)
             try_address(call);
         else
-            fail(call, 0);
+            call_fail(call, 0);
         return;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
     conn->client->stats.connects++;
     if ((conn->sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_conn_closed)) == NULL) {
         set_error(call, "out of memory");
-        fail(call, 0);
+        call_fail(call, 0);
         return;
     }
     conn->sock->data = conn;
@@ -617,9 +622,8 @@ static void on_connected(uv_connect_t *req, int status)
         h2o_socket_ssl_handshake(conn->sock, call->origin->ssl_ctx, call->origin->host, on_handshake);
         return;
     }
-    send_request(call);
+    connected(call);
 }
-
 static void try_address(telex_http_call_t *call)
 {
     telex_http_client_t *client = call->client;
@@ -645,7 +649,7 @@ static void try_address(telex_http_call_t *call)
     int rc = uv_tcp_connect(&conn->creq, &conn->tcp, (const struct sockaddr *)&o->addrs[call->addr_index],
                             on_connected);
     if (rc != 0) {
-        set_errorf(call, "cannot connect to %s: %s", o->authority, uv_strerror(rc));
+        call_set_errorf(call, "cannot connect to %s: %s", o->authority, uv_strerror(rc));
         conn_close(conn);
         call->conn = NULL;
         fail_later(call);
@@ -678,9 +682,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     if (res != NULL)
         uv_freeaddrinfo(res);
     if (status != 0 || o->n_addrs == 0) {
-        set_errorf(call, "cannot resolve %s: %s", o->host,
+        call_set_errorf(call, "cannot resolve %s: %s", o->host,
                  status != 0 ? uv_strerror(status) : "no IPv4 or IPv6 address");
-        fail(call, 0);
+        call_fail(call, 0);
         return;
     }
     call->addr_index = 0;
@@ -689,14 +693,18 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 /* A new connection for call: resolve (or use the cached addresses), connect,
  * handshake, send. The connect deadline covers all of it. */
-static void connect_new(telex_http_call_t *call)
+void call_connect_new(telex_http_call_t *call)
 {
     telex_http_client_t *client = call->client;
     origin_t *o = call->origin;
-    call->phase = P_CONNECT;
+    call_set_state(call, CALL_CONNECTING);
+    if (call->want_h2 && !call->opening) {
+        call->opening = 1;
+        o->h2_connecting++;
+    }
     call->addr_index = 0;
     uint64_t now = uv_now(client->loop);
-    waiting_add(call, now + (uint64_t)call->connect_timeout_ms);
+    call_timer_start(call, now + (uint64_t)call->connect_timeout_ms);
     if (o->numeric || (o->n_addrs > 0 && now - o->resolved_at < DNS_TTL_MS)) {
         try_address(call);
         return;
@@ -714,7 +722,7 @@ static void connect_new(telex_http_call_t *call)
     int rc = uv_getaddrinfo(client->loop, &r->req, on_resolved, o->host, port, &hints);
     if (rc != 0) {
         free(r);
-        set_errorf(call, "cannot resolve %s: %s", o->host, uv_strerror(rc));
+        call_set_errorf(call, "cannot resolve %s: %s", o->host, uv_strerror(rc));
         fail_later(call);
         return;
     }
@@ -724,10 +732,10 @@ static void connect_new(telex_http_call_t *call)
 /* ------------------------------------------------------------ origins */
 
 static origin_t *find_origin(telex_http_client_t *client, int tls, const char *host, size_t host_len, uint16_t port,
-                             const char *authority, size_t authority_len)
+                             const char *authority, size_t authority_len, telex_http2_mode_t http2)
 {
     for (origin_t *o = client->origins; o != NULL; o = o->next)
-        if (o->tls == tls && o->port == port && strlen(o->host) == host_len && memcmp(o->host, host, host_len) == 0 &&
+        if (o->tls == tls && o->port == port && o->http2 == http2 && strlen(o->host) == host_len && memcmp(o->host, host, host_len) == 0 &&
             strlen(o->authority) == authority_len && memcmp(o->authority, authority, authority_len) == 0)
             return o;
     origin_t *o = calloc(1, sizeof(*o));
@@ -740,6 +748,8 @@ static origin_t *find_origin(telex_http_client_t *client, int tls, const char *h
     }
     o->tls = tls;
     o->port = port;
+    o->http2 = http2;
+    o->h2_known = -1;
     struct sockaddr_in *v4 = (struct sockaddr_in *)&o->addrs[0];
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&o->addrs[0];
     if (inet_pton(AF_INET, o->host, &v4->sin_addr) == 1) {
@@ -776,6 +786,12 @@ static int origin_tls(origin_t *o)
     X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     int ok = o->numeric ? X509_VERIFY_PARAM_set1_ip_asc(param, o->host) : X509_VERIFY_PARAM_set1_host(param, o->host, 0);
+    /* ALPN: h2 first when HTTP/2 may be used; only h2 when it must */
+    static const unsigned char alpn_auto[] = "\x02h2\x08http/1.1", alpn_on[] = "\x02h2";
+    if (ok == 1 && o->http2 == TELEX_HTTP2_AUTO)
+        ok = SSL_CTX_set_alpn_protos(ctx, alpn_auto, sizeof(alpn_auto) - 1) == 0;
+    else if (ok == 1 && o->http2 == TELEX_HTTP2_ON)
+        ok = SSL_CTX_set_alpn_protos(ctx, alpn_on, sizeof(alpn_on) - 1) == 0;
     if (ok != 1) {
         SSL_CTX_free(ctx);
         return -1;
@@ -796,7 +812,7 @@ telex_http_client_t *telex_http_client_new(uv_loop_t *loop)
     client->idle_timeout_ms = TELEX_HTTP_IDLE_TIMEOUT_MS;
     uv_timer_init(loop, &client->timer);
     client->timer.data = client;
-    uv_unref((uv_handle_t *)&client->timer); /* idle connections alone do not keep a loop running */
+    uv_unref((uv_handle_t *)&client->timer); /* idle connections alone do not keep a loop running (calls' own timers do) */
     return client;
 }
 
@@ -827,13 +843,13 @@ void telex_http_client_free(telex_http_client_t *client)
     if (client == NULL)
         return;
     client->freeing = 1;
-    while (client->calls != NULL) {
-        client->calls->cancelled = 1;
-        free_call(client->calls);
-    }
-    for (origin_t *o = client->origins; o != NULL; o = o->next)
+    while (client->calls != NULL)
+        call_free(client->calls); /* nothing reported */
+    for (origin_t *o = client->origins; o != NULL; o = o->next) {
         while (o->idle_head != NULL)
             conn_close(o->idle_head);
+        h2_close_all(o);
+    }
     uv_timer_stop(&client->timer);
     uv_close((uv_handle_t *)&client->timer, on_timer_closed);
 }
@@ -902,13 +918,27 @@ telex_http_call_t *telex_http_call_start(telex_http_client_t *client, const tele
     }
     if (host_len == 0)
         return NULL;
+    telex_http2_mode_t mode = request->http2;
+    if (mode != TELEX_HTTP2_ON && mode != TELEX_HTTP2_OFF)
+        mode = TELEX_HTTP2_AUTO;
     telex_http_call_t *call = calloc(1, sizeof(*call));
     if (call == NULL)
         return NULL;
-    if ((call->request = build_request(&url, request, &call->request_len)) == NULL ||
-        (call->origin = find_origin(client, tls, host, host_len, h2o_url_get_port(&url), url.authority.base,
-                                    url.authority.len)) == NULL ||
-        (tls && origin_tls(call->origin) != 0)) {
+    origin_t *o = find_origin(client, tls, host, host_len, h2o_url_get_port(&url), url.authority.base,
+                              url.authority.len, mode);
+    if (o == NULL || (tls && origin_tls(o) != 0)) {
+        free(call);
+        return NULL;
+    }
+    call->origin = o;
+    call->want_h2 = h2_origin_wants(o);
+    /* HTTP/1.1's request text unless HTTP/2 is certain; HTTP/2's fields unless HTTP/1.1 is */
+    int h1_possible = !call->want_h2 || (mode == TELEX_HTTP2_AUTO && o->h2_known < 0);
+    const char *method = request->body != NULL ? "POST" : "GET";
+    if ((h1_possible && (call->request = build_request(&url, request, &call->request_len)) == NULL) ||
+        (call->want_h2 && h2_prepare(call, method, url.path.base, url.path.len, request->headers, request->body,
+                                     request->body_len) != 0)) {
+        h2_call_free_request(call);
         free(call->request);
         free(call);
         return NULL;
@@ -916,44 +946,65 @@ telex_http_call_t *telex_http_call_start(telex_http_client_t *client, const tele
     call->client = client;
     call->handlers = *handlers;
     call->user = user;
+    call->state = CALL_CONNECTING;
     call->connect_timeout_ms = request->connect_timeout_ms > 0 ? request->connect_timeout_ms
                                                                : DEFAULT_CONNECT_TIMEOUT_MS;
     call->next = client->calls;
     if (client->calls != NULL)
         client->calls->prev = call;
     client->calls = call;
-
-    origin_t *o = call->origin;
     o->n_calls++;
+    if (call->want_h2) {
+        call_timer_start(call, uv_now(client->loop) + (uint64_t)call->connect_timeout_ms);
+        h2_place(call);
+    } else {
+        call_start_http1(call);
+    }
+    return call;
+}
+
+void call_start_http1(telex_http_call_t *call)
+{
+    origin_t *o = call->origin;
     if (o->idle_head != NULL) {
         conn_t *conn = o->idle_head;
         idle_unlink(conn);
         conn->call = call;
         call->conn = conn;
         call->reused = 1;
-        client->stats.reuses++;
+        call->client->stats.reuses++;
         send_request(call);
     } else {
-        connect_new(call);
+        call_connect_new(call);
     }
-    return call;
+}
+
+static int reading_h1(const telex_http_call_t *call)
+{
+    return call->sess == NULL && call->state == CALL_EXCHANGE && call->conn != NULL && call->conn->sock != NULL;
 }
 
 void telex_http_call_pause(telex_http_call_t *call)
 {
-    if (call->paused || call->cancelled)
+    if (call->paused || call_cancelled(call))
         return;
     call->paused = 1;
-    if (call->conn != NULL && call->conn->sock != NULL && call->phase != P_CONNECT)
+    if (call->sess != NULL)
+        h2_call_pause(call);
+    else if (reading_h1(call))
         h2o_socket_read_stop(call->conn->sock);
 }
 
 void telex_http_call_resume(telex_http_call_t *call)
 {
-    if (!call->paused || call->cancelled)
+    if (!call->paused || call_cancelled(call))
         return;
     call->paused = 0;
-    if (call->conn == NULL || call->conn->sock == NULL || call->phase == P_CONNECT)
+    if (call->sess != NULL || call->h2_ended) {
+        h2_call_resume(call);
+        return;
+    }
+    if (!reading_h1(call))
         return; /* send_request starts reading */
     h2o_socket_read_start(call->conn->sock, on_read);
     if (!call->processing && call->conn->sock->input->size > 0)
@@ -962,19 +1013,28 @@ void telex_http_call_resume(telex_http_call_t *call)
 
 void telex_http_call_drain(telex_http_call_t *call)
 {
-    if (call == NULL || call->cancelled)
+    if (call == NULL || call_cancelled(call))
         return;
-    if (call->in_callback || call->processing)
-        call->draining = 1;
+    if ((call->in_callback || call->processing) && call->state == CALL_EXCHANGE && call->sess == NULL) {
+        call_set_state(call, CALL_DRAINING); /* process() reads on to the end of the response */
+        return;
+    }
+    if (call->sess != NULL) {
+        h2_call_detach(call, 0); /* the answer is in: RST_STREAM NO_ERROR, the connection stays */
+        call->client->stats.drained++;
+    }
     telex_http_call_cancel(call);
 }
 
 void telex_http_call_cancel(telex_http_call_t *call)
 {
-    if (call == NULL || call->cancelled)
+    if (call == NULL || call_cancelled(call))
         return;
-    call->cancelled = 1;
-    if (call->in_callback || call->processing)
-        return; /* process() or finish() frees it when the callback returns */
-    free_call(call);
+    if (call->in_callback || call->processing) {
+        if (call->sess != NULL)
+            h2_call_detach(call, 1); /* RST_STREAM CANCEL now: nothing more is read for it */
+        call_set_state(call, CALL_CANCELLED); /* freed when the callback returns */
+        return;
+    }
+    call_free(call); /* from any state: freed now, nothing reported */
 }

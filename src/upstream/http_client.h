@@ -1,5 +1,5 @@
 /*
- * upstream/http_client.h — outgoing HTTP/1.1 requests on a worker's uv loop.
+ * upstream/http_client.h — outgoing HTTP/1.1 and HTTP/2 requests on a worker's uv loop.
  *
  * A lean streaming client built for one job: POST a request to a provider and
  * hand the response body to the caller piece by piece, as it arrives, with as
@@ -34,6 +34,19 @@
  * curl's and browsers'. A request the server has not answered at all cannot
  * have been processed by a correct HTTP/1.1 server that closed the idle
  * connection; docs/providers.md says what that means for billing.
+ *
+ * HTTP/2 (telex_http2_mode_t, per request; http2_session.c on libnghttp2):
+ * calls to one origin share connections, as many streams on each as the
+ * server's SETTINGS_MAX_CONCURRENT_STREAMS allows, then more connections.
+ * The callbacks and their order are the same. Pause holds the stream's
+ * DATA (at most its flow-control window, TELEX_HTTP2_STREAM_WINDOW) and
+ * gives the window back only as resume delivers it, so a paused call stops
+ * its own stream and never the connection; cancel (and drain) reset the
+ * stream (RST_STREAM) and keep the connection. A stream the server refused
+ * unprocessed (REFUSED_STREAM, or above a GOAWAY's last stream id) is sent
+ * once more on another connection; a connection that breaks or a GOAWAY
+ * fails only the streams that had not ended. https negotiates the protocol
+ * with ALPN; plain http with mode ON speaks HTTP/2 at once (prior knowledge).
  */
 #ifndef TELEX_UPSTREAM_HTTP_CLIENT_H
 #define TELEX_UPSTREAM_HTTP_CLIENT_H
@@ -52,12 +65,25 @@ typedef struct telex_http_call_handlers {
     void (*on_complete)(void *user, const char *error, int timed_out);
 } telex_http_call_handlers_t;
 
+/* AUTO: HTTP/2 on https when the server chooses it in ALPN (else HTTP/1.1),
+ * HTTP/1.1 on plain http. ON: HTTP/2 only (ALPN h2 on https, prior knowledge
+ * on http). OFF: HTTP/1.1 only. */
+typedef enum telex_http2_mode {
+    TELEX_HTTP2_AUTO = 0,
+    TELEX_HTTP2_ON,
+    TELEX_HTTP2_OFF,
+} telex_http2_mode_t;
+
+/* The receive window of one HTTP/2 stream: what a paused call may hold. */
+#define TELEX_HTTP2_STREAM_WINDOW 65535
+
 typedef struct telex_http_request {
     const char *url;                /* http:// or https:// */
     const char *const *headers;     /* NULL-terminated "Name: value" strings */
     const char *body;               /* POST body (copied), or NULL for GET */
     size_t body_len;
     long connect_timeout_ms;        /* name resolution + TCP + TLS; <= 0: 10 s */
+    telex_http2_mode_t http2;
 } telex_http_request_t;
 
 telex_http_client_t *telex_http_client_new(uv_loop_t *loop);
@@ -103,13 +129,20 @@ void telex_http_call_cancel(telex_http_call_t *call);
 void telex_http_call_drain(telex_http_call_t *call);
 
 /* Counters for tests and benchmarks: connections opened, reused, requests
- * sent again, connections kept by draining (telex_http_call_drain). */
+ * sent again, connections kept by draining (telex_http_call_drain); HTTP/2
+ * sessions opened, streams started, streams reset by telex (cancel, drain),
+ * streams placed again after the server refused them. */
 typedef struct telex_http_client_stats {
     unsigned long long connects;
     unsigned long long reuses;
     unsigned long long retries;
     unsigned long long drained;
     size_t idle;
+    unsigned long long h2_sessions;
+    unsigned long long h2_streams;
+    unsigned long long h2_resets;
+    unsigned long long h2_refused;
+    size_t h2_open; /* sessions open now */
 } telex_http_client_stats_t;
 void telex_http_client_get_stats(const telex_http_client_t *client, telex_http_client_stats_t *out);
 

@@ -287,6 +287,7 @@ telex_model_list_fetch_t *telex_model_list_fetch(uv_loop_t *loop, telex_http_cli
             .url = url,
             .headers = headers,
             .connect_timeout_ms = (long)(provider->timeout_seconds * 1000),
+            .http2 = (telex_http2_mode_t)provider->http2,
         };
         static const telex_http_call_handlers_t handlers = {on_response, on_body, on_complete};
         f->call = telex_http_call_start(http, &req, &handlers, f); /* reports from the loop, never from here */

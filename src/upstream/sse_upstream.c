@@ -43,6 +43,7 @@ struct telex_sse_upstream {
     int soon_status;
     char *soon_message;
     int stream;
+    int http2; /* the provider's http2 (telex_http2_mode_t) */
     mode_t_ mode;
     long status;
     char retry_after[32];
@@ -444,6 +445,7 @@ int telex_sse_upstream_send(telex_sse_upstream_t *u, const char *url, const char
         .body = body,
         .body_len = body_len,
         .connect_timeout_ms = (long)(connect_timeout_seconds * 1000),
+        .http2 = (telex_http2_mode_t)u->http2,
     };
     telex_http_call_handlers_t handlers = {on_response, on_body, on_complete};
     u->call = telex_http_call_start(u->http, &req, &handlers, u);
@@ -532,6 +534,7 @@ telex_upstream_t *telex_sse_upstream_post_json(telex_sse_upstream_t *u, const te
         headers[n++] = extra[n_extra];
     }
     headers[n] = NULL;
+    u->http2 = provider->http2;
     char *text = telex_json_dumps(body, dump_flags);
     int rc = text != NULL ? telex_sse_upstream_send(u, url, headers, text, strlen(text), provider->timeout_seconds)
                           : -1;

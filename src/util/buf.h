@@ -3,13 +3,16 @@
  *
  * telex_buf_append fails (returns -1) instead of growing past `limit`, so
  * every buffer that input can grow is bounded by construction. The bytes
- * are always followed by a NUL (not counted in len) for convenience.
+ * are always followed by a NUL (not counted in len) for convenience. Out of
+ * memory ends the process (util/alloc.h): -1 always means the limit.
  */
 #ifndef TELEX_UTIL_BUF_H
 #define TELEX_UTIL_BUF_H
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/alloc.h"
 
 typedef struct telex_buf {
     char *data;
@@ -28,10 +31,7 @@ static inline int telex_buf_reserve(telex_buf_t *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (p == NULL)
-        return -1;
-    b->data = p;
+    b->data = telex_xrealloc(b->data, cap);
     b->cap = cap;
     return 0;
 }

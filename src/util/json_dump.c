@@ -10,6 +10,7 @@
  */
 #include "util/json_dump.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,54 +32,117 @@ static int put(out_t *o, const char *s, size_t n)
     return telex_buf_append(&o->b, s, n);
 }
 
-/* Bytes a string can carry as they are: 0x20..0x7F except '"' and '\\'. */
+/* A byte that can be copied into a JSON string as is: 0x20..0x7F other
+ * than '"' and '\\'. */
 static inline int plain(unsigned char c)
 {
     return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
 
-/* 0; -1 out of memory; -2 the string is not UTF-8. */
-static int put_string(out_t *o, const char *str, size_t len)
+#define BYTES_ONES UINT64_C(0x0101010101010101)
+#define BYTES_HIGHS UINT64_C(0x8080808080808080)
+
+/* SWAR over 8 bytes: a mask with the high bit set in every byte of w that
+ * is not plain (high bit set, below 0x20, '"' or '\\'). Bytes above the
+ * lowest flagged one may be flagged wrongly (borrows), so only "is it zero"
+ * and "which byte is the lowest flagged" are meaningful. */
+static inline uint64_t word_special_mask(uint64_t w)
+{
+    uint64_t below_space = (w - BYTES_ONES * 0x20) & ~w;
+    uint64_t q = w ^ (BYTES_ONES * '"');
+    uint64_t is_quote = (q - BYTES_ONES) & ~q;
+    uint64_t b = w ^ (BYTES_ONES * '\\');
+    uint64_t is_backslash = (b - BYTES_ONES) & ~b;
+    return (w | below_space | is_quote | is_backslash) & BYTES_HIGHS;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define WORD_FIRST_SPECIAL(mask) ((size_t)__builtin_ctzll(mask) / 8) /* index of the lowest flagged byte */
+#else
+#define WORD_FIRST_SPECIAL(mask) ((void)(mask), (size_t)0) /* big endian: go byte by byte */
+#endif
+
+size_t telex_json_escape(char *dst, const char *str, size_t n, size_t *pos, size_t stop, int flags)
 {
     static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *s = (const unsigned char *)str, *end = s + len;
+    const unsigned char *s = (const unsigned char *)str;
+    char *d = dst;
+    size_t i = *pos;
+    if (stop > n)
+        stop = n;
+    while (i < stop) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            uint64_t special = word_special_mask(w);
+            size_t run = special ? WORD_FIRST_SPECIAL(special) : 8;
+            memcpy(d, &w, 8); /* the bytes after `run` are overwritten below */
+            d += run;
+            i += run;
+            if (run == 8)
+                continue;
+        }
+        unsigned char c = s[i];
+        if (plain(c)) {
+            *d++ = (char)c;
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            ptrdiff_t len = telex_utf8_check(s + i, s + n);
+            if (len > 0) {
+                memcpy(d, s + i, (size_t)len);
+                d += len;
+                i += (size_t)len;
+            } else if (flags & TELEX_JSON_ESCAPE_REPLACE) {
+                memcpy(d, "\xEF\xBF\xBD", 3); /* U+FFFD */
+                d += 3;
+                i += (size_t)-len;
+            } else {
+                *pos = i;
+                return TELEX_JSON_ESCAPE_BAD_UTF8;
+            }
+            continue;
+        }
+        d[0] = '\\';
+        switch (c) {
+        case '"': d[1] = '"'; d += 2; break;
+        case '\\': d[1] = '\\'; d += 2; break;
+        case '\b': d[1] = 'b'; d += 2; break;
+        case '\f': d[1] = 'f'; d += 2; break;
+        case '\n': d[1] = 'n'; d += 2; break;
+        case '\r': d[1] = 'r'; d += 2; break;
+        case '\t': d[1] = 't'; d += 2; break;
+        default:
+            memcpy(d + 1, "u00", 3);
+            d[4] = hex[c >> 4];
+            d[5] = hex[c & 15];
+            d += 6;
+        }
+        i++;
+    }
+    *pos = i;
+    return (size_t)(d - dst);
+}
+
+/* Input bytes escaped per step into the output buffer, which grows by at
+ * most TELEX_JSON_ESCAPE_BOUND(ESCAPE_STEP) at a time. */
+#define ESCAPE_STEP 4096
+
+/* 0; -2 the string is not UTF-8 (out of memory ends the process: util/alloc.h). */
+static int put_string(out_t *o, const char *str, size_t len)
+{
     if (put(o, "\"", 1) != 0)
         return -1;
-    while (s < end) {
-        const unsigned char *run = s;
-        while (s < end && plain(*s))
-            s++;
-        while (s < end && *s >= 0x80) {
-            size_t n = telex_utf8_seq_len(s, end);
-            if (n == 0)
-                return -2; /* not UTF-8 */
-            s += n;
-            while (s < end && plain(*s))
-                s++;
-        }
-        if (s > run && put(o, (const char *)run, (size_t)(s - run)) != 0)
+    size_t pos = 0;
+    while (pos < len) {
+        size_t left = len - pos, step = left < ESCAPE_STEP ? left : ESCAPE_STEP;
+        if (telex_buf_reserve(&o->b, step == left ? 6 * step : TELEX_JSON_ESCAPE_BOUND(step)) != 0)
             return -1;
-        if (s == end)
-            break;
-        char esc[6] = {'\\', 0, '0', '0', 0, 0};
-        size_t n = 2;
-        switch (*s) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            esc[1] = 'u';
-            esc[4] = hex[*s >> 4];
-            esc[5] = hex[*s & 15];
-            n = 6;
-        }
-        if (put(o, esc, n) != 0)
-            return -1;
-        s++;
+        size_t n = telex_json_escape(o->b.data + o->b.len, str, len, &pos, pos + step, 0);
+        if (n == TELEX_JSON_ESCAPE_BAD_UTF8)
+            return -2; /* not UTF-8 */
+        o->b.len += n;
     }
     return put(o, "\"", 1);
 }

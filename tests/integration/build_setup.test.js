@@ -56,8 +56,8 @@ function bootstrap(mode) {
   };
 }
 
-const GATEWAY = ['gcc', 'make', 'cmake', 'pkg-config', 'libh2o-dev', 'libuv1-dev', 'libjansson-dev', 'libcyaml-dev',
-  'libsqlite3-dev', 'libssl-dev', 'zlib1g-dev'];
+const GATEWAY = ['gcc', 'make', 'cmake', 'pkg-config', 'libh2o-dev', 'libuv1-dev', 'libjansson-dev', 'libyaml-dev',
+  'libsqlite3-dev', 'libssl-dev', 'libnghttp2-dev'];
 const TESTS = ['libcmocka-dev', 'libcurl4-openssl-dev', 'curl', 'chromium'];
 const OTHERS = ['clang', 'libclang-rt-14-dev', 'gnuplot-nox', 'nghttp2-client'];
 

@@ -64,6 +64,8 @@ describe('concurrency', () => {
       await waitFor(() => trims().length > 0, { timeoutMs: 5000 * SLACK, message: 'a heap trimmed line' });
       const [t] = trims();
       assert.ok(t.peak >= 512 && t.streams <= t.peak / 2, JSON.stringify(t));
+      // the line carries the trim's duration as a number (a missing or garbled field fails)
+      assert.ok(typeof t.ms === 'number' && Number.isFinite(t.ms) && t.ms >= 0, JSON.stringify(t));
       // no second trim without a new burst: the only way to see nothing more happen is to wait a
       // while (two more sweeps); the count keeps falling meanwhile, which must not trim again
       await new Promise((r) => setTimeout(r, 1200));

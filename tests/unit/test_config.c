@@ -477,6 +477,25 @@ static void test_full_file(void **state)
 
 /* ---- anthropic and azure ------------------------------------------------- */
 
+/* The values are telex_http2_mode_t's (upstream/http_client.h): auto 0, on 1, off 2. */
+static void test_provider_http2(void **state)
+{
+    (void)state;
+    telex_config_t *cfg = load_ok("providers:\n"
+                                  "  - {name: a, kind: openai}\n"
+                                  "  - {name: b, kind: openai, http2: on}\n"
+                                  "  - {name: c, kind: anthropic, http2: off}\n"
+                                  "  - {name: d, kind: azure, endpoint: https://r.openai.azure.com, http2: auto}\n"
+                                  "  - {name: e, kind: openai, http2: true}\n"
+                                  "  - {name: f, kind: openai, http2: false}\n"
+                                  "models:\n  - {name: m, providers: [a]}\n");
+    assert_int_equal(cfg->n_providers, 6);
+    static const int want[] = {0, 1, 2, 0, 1, 2};
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(cfg->providers[i].http2, want[i]);
+    telex_config_free(cfg);
+}
+
 static void test_anthropic_and_azure_providers(void **state)
 {
     (void)state;
@@ -1061,11 +1080,20 @@ static const struct {
      ":4:5: providers[0].tokens_per_second: not used by kind openai (only by: demo)"},
     {"providers:\n  - name: p\n    kind: demo\n    base_url: http://x\n" M,
      ":4:5: providers[0].base_url: not used by kind demo (only by: openai, anthropic)"},
+    /* http2 */
+    {P "    http2: maybe\n" M, ":4:12: providers[0].http2: expected auto, on or off, got \"maybe\""},
+    {P "    http2: [on]\n" M, ":4:12: providers[0].http2: expected auto, on or off"},
+    {"providers:\n  - name: p\n    kind: demo\n    http2: on\n" M,
+     ":4:5: providers[0].http2: not used by kind demo (only by: openai, anthropic, azure)"},
     {P "    base_url: ftp://example.com\n" M,
      ":4:15: providers[0].base_url: must start with http:// or https:// "
      "(e.g. https://api.openai.com/v1)"},
     {P "    base_url: https://\n" M,
      ":4:15: providers[0].base_url: has no host (e.g. https://api.openai.com/v1)"},
+    {P "    base_url: https://x:99999/v1\n" M,
+     ":4:15: providers[0].base_url: has a bad host or port (e.g. https://api.openai.com/v1)"},
+    {P "    base_url: \"https://[::1/v1\"\n" M,
+     ":4:15: providers[0].base_url: has a bad host or port (e.g. https://api.openai.com/v1)"},
     {P "    base_url: https://x/v1?a=b\n" M,
      ":4:15: providers[0].base_url: must not contain a query (?) or fragment (#) "
      "(e.g. https://api.openai.com/v1)"},
@@ -1434,6 +1462,7 @@ int main(void)
         T(test_store_path_defaults_and_env),
         T(test_admin_token_never_in_messages),
         T(test_loopback_addresses),
+        T(test_provider_http2),
         T(test_anthropic_and_azure_providers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,9 @@
 /*
  * tests/unit/test_gateway_http.c — the HTTP handlers (admin API, GET
  * /v1/usage, GET /metrics, GET /v1/presets, CORS) over a real socket: a
- * real telex HTTP server (http/server.c, h2o on libuv) whose on_request
- * dispatches to them the way router.c will, a real database in a mkdtemp
+ * real telex HTTP server (http/server.c, h2o on libuv) with telex's own
+ * router (gateway/router.c: telex_gateway_on_request and the worker
+ * callbacks, as `telex serve` sets them up), a real database in a mkdtemp
  * directory, and libcurl as the client. Store work runs on libuv's thread
  * pool; the answers arrive back on the event loop.
  */
@@ -30,6 +31,7 @@
 #include "gateway/admin.h"
 #include "gateway/auth.h"
 #include "gateway/cors.h"
+#include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"
 #include "gateway/services.h"
@@ -37,6 +39,7 @@
 #include "http/respond.h"
 #include "http/server.h"
 #include "store/ledger.h"
+#include "stream/ids.h"
 
 #define ADMIN "adm-0123456789abcdef"
 
@@ -44,6 +47,7 @@ static char dir[64], base_url[64];
 static telex_config_t *cfg;
 static telex_services_t *svc;
 static telex_server_options_t so;
+static telex_gateway_t gateway;
 static pthread_t server_thread;
 
 static int path_is(h2o_req_t *req, const char *p)
@@ -51,36 +55,36 @@ static int path_is(h2o_req_t *req, const char *p)
     return h2o_memis(req->path_normalized.base, req->path_normalized.len, p, strlen(p));
 }
 
-static atomic_int answered_now, answered_later; /* request log lines the router would write */
+static atomic_int answered_now, answered_later; /* the router's request log lines */
 
+/* The deferred-answer hook: the router's own (its request log line, by
+ * telex_gateway_log_response), counted. */
 static void on_deferred(h2o_req_t *req, void *arg)
 {
     assert_ptr_equal(arg, &answered_later);
     assert_true(req->res.status >= 200); /* called after the answer was sent */
     atomic_fetch_add(&answered_later, 1);
+    telex_gateway_log_response(req, NULL, uv_hrtime());
 }
 
-/* What router.c will do with these handlers. h2o must always get 0 back:
- * non-zero would mean "not handled" to it. */
+/* The router's worker setup, then the counting hook in place of the
+ * router's (each worker sets the router's first, so the last one set is
+ * always this one). */
+static int worker_init(telex_worker_t *w)
+{
+    int rc = telex_gateway_worker_init(w);
+    telex_services_set_deferred_hook(svc, on_deferred, &answered_later);
+    return rc;
+}
+
+/* The router answers; a request it answered at once (a status is set when
+ * it returns) is counted, but not setup's readiness probes. */
 static int on_request(telex_worker_t *w, h2o_req_t *req)
 {
-    (void)w;
-    int rc = TELEX_HANDLED;
-    if (telex_cors_handle(cfg, req) == 0)
-        rc = TELEX_HANDLED;
-    else if (req->path_normalized.len >= 6 && memcmp(req->path_normalized.base, "/admin", 6) == 0)
-        rc = telex_admin_handle(svc, req);
-    else if (path_is(req, "/v1/usage"))
-        rc = telex_usage_handle(svc, req);
-    else if (path_is(req, "/metrics"))
-        rc = telex_metrics_handle(svc, req);
-    else if (path_is(req, "/v1/presets"))
-        rc = telex_presets_handle_list(svc, req);
-    else
-        telex_respond_error(req, 404, "invalid_request_error", "not_found", NULL, "Unknown path.");
-    if (rc == TELEX_HANDLED && !path_is(req, "/healthz")) /* not setup's readiness probes */
+    int rc = telex_gateway_on_request(w, req);
+    if (req->res.status != 0 && !path_is(req, "/healthz"))
         atomic_fetch_add(&answered_now, 1);
-    return 0;
+    return rc;
 }
 
 static void *run_server(void *arg)
@@ -223,12 +227,12 @@ static int setup(void **state)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    if (telex_config_load(&cfg, path, err, sizeof err) != 0 ||
+    if (telex_ids_init() != 0 || telex_config_load(&cfg, path, err, sizeof err) != 0 ||
         telex_services_open(&svc, cfg, &(telex_services_options_t){0}, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
-    telex_services_set_deferred_hook(svc, on_deferred, &answered_later);
+    gateway = (telex_gateway_t){.config = cfg, .services = svc};
     snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", port);
     so = (telex_server_options_t){
         .listen_addr = cfg->listen_addr,
@@ -239,6 +243,12 @@ static int setup(void **state)
         .shutdown_grace = 1,
         .name = "test",
         .on_request = on_request,
+        .worker_init = worker_init,
+        .worker_start = telex_gateway_worker_start,
+        .worker_dispose = telex_gateway_worker_dispose,
+        .on_shutdown = telex_gateway_on_shutdown,
+        .is_idle = telex_gateway_is_idle,
+        .app = &gateway,
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_create(&server_thread, NULL, run_server, NULL);

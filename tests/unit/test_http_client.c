@@ -377,6 +377,18 @@ static void start_call(telex_http_client_t *client, const char *path, probe_t *p
     start_url(client, url, p, 2000);
 }
 
+/* Runs the loop one iteration at a time until cond holds, at most
+ * RUN_UNTIL_MOST iterations (each waits for an event, so a condition that
+ * never comes true ends in the assert after it, not a hang); evaluates to
+ * cond. */
+#define RUN_UNTIL_MOST 5000
+#define run_until(cond)                                                                                                \
+    ({                                                                                                                 \
+        for (int run_i_ = 0; run_i_ < RUN_UNTIL_MOST && !(cond); run_i_++)                                             \
+            uv_run(&loop, UV_RUN_ONCE);                                                                                \
+        (cond);                                                                                                        \
+    })
+
 static void settle(void)
 {
     for (int i = 0; i < 20; i++)
@@ -385,9 +397,7 @@ static void settle(void)
 
 static void wait_for(probe_t *p)
 {
-    for (int i = 0; i < 5000 && !p->finished; i++)
-        uv_run(&loop, UV_RUN_ONCE);
-    assert_true(p->finished);
+    assert_true(run_until(p->finished));
     settle();
 }
 
@@ -628,12 +638,7 @@ static void test_drain_at_done_keeps_the_connection_when_the_end_comes_later(voi
         assert_int_equal(p.after_cancel, 0);
         /* the rest of the framing ("\r\n0\r\n\r\n") drips in over a few ms */
         telex_http_client_stats_t st;
-        for (int k = 0; k < 2000; k++) {
-            telex_http_client_get_stats(client, &st);
-            if (st.idle == 1)
-                break;
-            uv_run(&loop, UV_RUN_ONCE);
-        }
+        run_until((telex_http_client_get_stats(client, &st), st.idle == 1));
         assert_int_equal(st.idle, 1);
     }
     telex_http_client_stats_t st;
@@ -658,8 +663,7 @@ static void test_drain_gives_up_on_a_response_that_does_not_end(void **state)
     telex_http_client_t *client = telex_http_client_new(&loop);
     probe_t p = {0};
     start_call(client, "/open", &p);
-    for (int i = 0; i < 500 && p.bodies == 0; i++)
-        uv_run(&loop, UV_RUN_ONCE);
+    run_until(p.bodies > 0);
     assert_int_equal(p.bodies, 1);
     uint64_t t0 = uv_now(&loop);
     p.cancelled = 1;
@@ -668,8 +672,7 @@ static void test_drain_gives_up_on_a_response_that_does_not_end(void **state)
     assert_int_equal(closed_by_client, 1);
     probe_t q = {.drain_at_first = 1};
     start_call(client, "/open", &q);
-    for (int i = 0; i < 5000 && closed_by_client < 2; i++)
-        uv_run(&loop, UV_RUN_ONCE);
+    run_until(closed_by_client >= 2);
     assert_int_equal(closed_by_client, 2);
     assert_true(uv_now(&loop) - t0 >= TELEX_HTTP_DRAIN_MS);
     assert_int_equal(q.after_cancel + q.completes, 0);
@@ -686,8 +689,7 @@ static void test_cancel_outside_callbacks(void **state)
     telex_http_client_t *client = telex_http_client_new(&loop);
     probe_t p = {0};
     start_call(client, "/open", &p);
-    for (int i = 0; i < 500 && p.bodies == 0; i++)
-        uv_run(&loop, UV_RUN_ONCE);
+    run_until(p.bodies > 0);
     assert_int_equal(p.bodies, 1);
     p.cancelled = 1;
     telex_http_call_cancel(p.call);
@@ -811,8 +813,7 @@ static void test_pause_holds_the_rest_until_resume(void **state)
     telex_http_client_t *client = telex_http_client_new(&loop);
     probe_t p = {.pause_at_first = 1};
     start_call(client, "/three", &p);
-    for (int i = 0; i < 500 && p.bodies == 0; i++)
-        uv_run(&loop, UV_RUN_ONCE);
+    run_until(p.bodies > 0);
     settle();
     assert_int_equal(p.bodies, 1);
     assert_string_equal(p.body, "event1");

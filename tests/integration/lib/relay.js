@@ -24,6 +24,7 @@
 //   curl(args, opts?)              -> Promise<{code, out, err}> (curl -sS ...args)
 //   startStub(handler)             -> a node:http upstream on 127.0.0.1 {url, requests, close()}
 //   tmpDir(prefix)                 -> a fresh temp directory (removed at exit)
+//   UPSTREAM_HTTP2, useHttp2(config, mockUrl)  TELEX_UPSTREAM_HTTP2=1: providers at the mock use http2: on
 //
 // Models in baseConfig (all with the mock as upstream):
 //   gpt-relay     → mock, upstream name "upstream-relay"
@@ -136,10 +137,24 @@ export async function startGateway(config, opts = {}) {
   return serve;
 }
 
+// TELEX_UPSTREAM_HTTP2=1: the providers that point at the mock (h2o, which speaks h2c) or at
+// the dead port are configured with `http2: on` (HTTP/2 with prior knowledge), unless a test set
+// http2 itself; stubs (node:http, HTTP/1.1 only) stay as they are. relay_http2_upstream.test.js
+// runs the key relay suites this way.
+export const UPSTREAM_HTTP2 = process.env.TELEX_UPSTREAM_HTTP2 === '1';
+export function useHttp2(config, mockUrl) {
+  for (const p of config.providers ?? [])
+    if (p.http2 === undefined && typeof p.base_url === 'string' &&
+        (p.base_url.startsWith(mockUrl) || p.base_url.startsWith('http://127.0.0.1:1/')))
+      p.http2 = 'on';
+  return config;
+}
+
 export async function startRelay(opts = {}) {
   const mock = opts.mock ?? (await startMock(opts.mockArgs ?? [], { env: SANITIZER_ENV }));
   const dir = tmpDir();
   const config = typeof opts.config === 'function' ? opts.config(mock.url) : baseConfig(mock.url, opts.config);
+  if (UPSTREAM_HTTP2) useHttp2(config, mock.url);
   let serve;
   try {
     serve = await startGateway(config, { dir, serveArgs: opts.serveArgs, env: opts.env });
