@@ -6,8 +6,8 @@
  * the socket's input buffer before it calls any handler; a handler cannot see
  * a request whose body is still arriving. The guard sits on the socket's
  * read path instead (every libuv read of an accepted connection passes
- * through it, see guard.c for how) and, after each read h2o has processed,
- * looks at the request head h2o is reading a body for:
+ * through it, see guard.c for how) and looks at the request head whose body
+ * h2o is about to read:
  *
  *   - request smuggling: both Content-Length and Transfer-Encoding, or two
  *     different Content-Lengths → 400 and close (RFC 9112 §6.3);
@@ -23,10 +23,12 @@
  *     closed (h2o's own timeout, set to the longer body timeout, still bounds
  *     head + body).
  *
- * A refused request gets a complete JSON response with Connection: close and
- * the connection is closed; its body is never read. When h2o has completed
- * the body in the same read (a small request), the request reaches the
- * handler as usual and telex_guard_on_dispatch runs the smuggling check.
+ * On cleartext connections the head is looked at before h2o sees the read;
+ * over TLS, after h2o has decrypted it. A refused request gets a complete
+ * JSON response with Connection: close and the connection is closed; its
+ * body is never read. When h2o has completed the body in the same read (a
+ * small request over TLS), the request reaches the handler as usual and
+ * telex_guard_on_dispatch runs the smuggling check.
  *
  * HTTP/2: h2o's socket read callback of an h2 connection is wrapped too;
  * the complete frames are counted before h2o consumes them (DATA adds to its
