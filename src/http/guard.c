@@ -7,8 +7,10 @@
  * the executable's symbol comes first in the dynamic linker's lookup, for
  * libh2o's calls too, and ours forwards to libuv's (dlsym RTLD_NEXT). For an
  * accepted client stream it remembers h2o's callback and installs
- * guard_on_read, which calls h2o's and then looks at what h2o has parsed (the
- * plaintext in the h2o socket's input buffer, so TLS is covered too). Streams
+ * guard_on_read, which looks at the request head in the h2o socket's input
+ * buffer — on cleartext before h2o's callback sees the new bytes (they are
+ * already in the buffer, just not counted), over TLS after it (decryption
+ * happens inside it) — and calls h2o's unless it refused the request. Streams
  * are recognised through a table indexed by file descriptor; every other
  * stream (the upstream client's) passes through untouched.
  *
