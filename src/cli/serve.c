@@ -125,10 +125,19 @@ int telex_cmd_serve(int argc, char **argv)
         .workers = cfg->workers,
         .tls_cert = cfg->tls_cert,
         .tls_key = cfg->tls_key,
-        /* h2o buffers request bodies up to this hard cap; between the
-         * configured limit and the cap telex answers 413 with a JSON error. */
-        .max_request_body = 2 * cfg->limits.max_body_bytes + 65536,
+        /* h2o buffers request bodies up to this hard cap. An HTTP/1 body
+         * over the limit gets telex's JSON 413 from http/guard at its head
+         * (Content-Length) or as it grows (chunked); the cap bounds what an
+         * HTTP/2 stream, which the guard cannot see, may buffer. */
+        .max_request_body = cfg->limits.max_body_bytes + 65536,
         .max_connections = cfg->limits.max_connections,
+        .body_timeout_ms = (uint64_t)(cfg->limits.body_timeout_seconds * 1000),
+        .guard = {.max_body_bytes = cfg->limits.max_body_bytes,
+                  .max_bodies_bytes = cfg->limits.max_buffered_body_bytes,
+                  .max_conns_per_client = cfg->limits.max_connections_per_client,
+                  .max_unfinished_per_client = cfg->limits.max_unfinished_requests_per_client,
+                  .header_timeout_ms = (uint64_t)(cfg->limits.header_timeout_seconds * 1000),
+                  .on_head = telex_gateway_on_head},
         .shutdown_grace = cfg->streaming.shutdown_grace_seconds,
         .name = "serve",
         .on_request = telex_gateway_on_request,

@@ -208,6 +208,11 @@ static void set_scalar_defaults(telex_config_t *cfg)
         .max_connections = 10000,
         .max_concurrent_streams = 10000,
         .max_event_bytes = 1u << 20,
+        .max_buffered_body_bytes = 64u << 20,
+        .max_connections_per_client = 1024,
+        .max_unfinished_requests_per_client = 256,
+        .header_timeout_seconds = 10,
+        .body_timeout_seconds = 60,
     };
     cfg->resume = (telex_resume_config_t){
         .enabled = true,

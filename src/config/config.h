@@ -107,6 +107,12 @@ typedef struct telex_limits_config {
     uint64_t max_connections;        /* open client connections; default 10000 */
     uint64_t max_concurrent_streams; /* running upstream requests; default 10000 */
     uint64_t max_event_bytes;        /* one upstream SSE event; default 1 MiB */
+    /* before a request's body is read (http/guard.h; docs/security.md) */
+    uint64_t max_buffered_body_bytes;    /* all request bodies being received together; 64 MiB */
+    uint64_t max_connections_per_client; /* open connections per client address (/64 for IPv6); 1024 */
+    uint64_t max_unfinished_requests_per_client; /* partial heads + bodies arriving, per address; 256 */
+    double header_timeout_seconds;       /* a complete request head within this; 10 */
+    double body_timeout_seconds;         /* head + body within this (h2o's request timeout); 60 */
 } telex_limits_config_t;
 
 typedef struct telex_resume_config {
@@ -137,10 +143,15 @@ typedef struct telex_cors_config {
     const char *const *origins; /* "https://app.example.com" (scheme://host[:port]) or "*" */
     size_t n_origins;           /* 0 = no cross-origin access (the default) */
     double max_age_seconds;     /* how long browsers may cache a preflight; 600 */
+    /* Host names (no port) an anonymous gateway answers to besides IP literals
+     * and localhost (DNS rebinding; docs/security.md); none by default */
+    const char *const *hosts;
+    size_t n_hosts;
 } telex_cors_config_t;
 
 typedef struct telex_metrics_config {
-    bool require_admin; /* GET /metrics needs the admin token; false */
+    bool require_admin; /* GET /metrics needs the admin token (or token) even without keys; false */
+    const char *token;  /* a token for GET /metrics besides the admin token (scrapers); NULL. SECRET */
 } telex_metrics_config_t;
 
 /* A named request template (POST /v1/presets/{name}, "model": "preset:NAME"). */

@@ -528,7 +528,10 @@ static int parse_streaming(ctx_t *c, const yaml_node_t *v)
 static int parse_limits(ctx_t *c, const yaml_node_t *v)
 {
     static const char *const keys[] = {"max_body_bytes", "max_header_bytes", "max_connections",
-                                       "max_concurrent_streams", "max_event_bytes"};
+                                       "max_concurrent_streams", "max_event_bytes",
+                                       "max_buffered_body_bytes", "max_connections_per_client",
+                                       "max_unfinished_requests_per_client", "header_timeout_seconds",
+                                       "body_timeout_seconds"};
     const char *P = "limits";
     telex_limits_config_t *l = &c->cfg->limits;
     int rc = as_mapping(c, v, P, "max_body_bytes:, ...");
@@ -541,6 +544,12 @@ static int parse_limits(ctx_t *c, const yaml_node_t *v)
     FIELD(v, "max_connections", P, read_uint, 1, COUNT_MAX, &l->max_connections);
     FIELD(v, "max_concurrent_streams", P, read_uint, 1, COUNT_MAX, &l->max_concurrent_streams);
     FIELD(v, "max_event_bytes", P, read_bytes, 1, BYTES_MAX, &l->max_event_bytes);
+    FIELD(v, "max_buffered_body_bytes", P, read_bytes, 1, BYTES_MAX, &l->max_buffered_body_bytes);
+    FIELD(v, "max_connections_per_client", P, read_uint, 1, COUNT_MAX, &l->max_connections_per_client);
+    FIELD(v, "max_unfinished_requests_per_client", P, read_uint, 1, COUNT_MAX,
+          &l->max_unfinished_requests_per_client);
+    FIELD(v, "header_timeout_seconds", P, read_double, 0, true, 3600, &l->header_timeout_seconds);
+    FIELD(v, "body_timeout_seconds", P, read_double, 0, true, 3600, &l->body_timeout_seconds);
     return 0;
 }
 
@@ -667,9 +676,39 @@ static const char *origin_problem(const char *o)
     return NULL;
 }
 
+/* cors.hosts: host names, [A-Za-z0-9.-], no port */
+static int parse_cors_hosts(ctx_t *c, const yaml_node_t *list)
+{
+    char p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN];
+    int rc;
+    if (!list || is_null(list))
+        return 0;
+    path_key(p, "cors", "hosts");
+    if (list->type != YAML_SEQUENCE_NODE)
+        return fail(c, list, p, "expected a list of host names (- telex.example.com), got %s", describe(d, list));
+    size_t n = n_items(list);
+    const char **h = n ? telex_config_alloc(c->arena, n * sizeof(*h)) : NULL;
+    if (n && !h)
+        return oom(c);
+    for (size_t i = 0; i < n; i++) {
+        char ip[PATH_LEN];
+        yaml_node_t *item = node_at(c, list->data.sequence.items.start[i]);
+        path_index(ip, p, i);
+        if ((rc = read_str(c, item, ip, 0, &h[i])) < 0)
+            return rc;
+        size_t len = strlen(h[i]);
+        if (len == 0 || len > 253 || strspn(h[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-") != len)
+            return fail(c, item, ip, "%s must be a host name without scheme or port (letters, digits, '.', '-')",
+                        quote(q, h[i]));
+    }
+    c->cfg->cors.hosts = h;
+    c->cfg->cors.n_hosts = n;
+    return 0;
+}
+
 static int parse_cors(ctx_t *c, const yaml_node_t *v)
 {
-    static const char *const keys[] = {"origins", "max_age_seconds"};
+    static const char *const keys[] = {"origins", "max_age_seconds", "hosts"};
     const char *P = "cors";
     char p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN];
     telex_cors_config_t *cors = &c->cfg->cors;
@@ -679,6 +718,8 @@ static int parse_cors(ctx_t *c, const yaml_node_t *v)
     if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
         return rc;
     FIELD(v, "max_age_seconds", P, read_double, 0, false, 86400, &cors->max_age_seconds);
+    if ((rc = parse_cors_hosts(c, get(c, v, "hosts"))) < 0)
+        return rc;
     yaml_node_t *list = get(c, v, "origins");
     if (!list || is_null(list))
         return 0;
@@ -710,14 +751,44 @@ static int parse_cors(ctx_t *c, const yaml_node_t *v)
 
 static int parse_metrics(ctx_t *c, const yaml_node_t *v)
 {
-    static const char *const keys[] = {"require_admin"};
+    static const char *const keys[] = {"require_admin", "token", "token_env"};
     const char *P = "metrics";
+    char p[PATH_LEN], q[QUOTE_LEN];
     int rc = as_mapping(c, v, P, "require_admin:");
     if (rc <= 0)
         return rc;
     if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
         return rc;
     FIELD(v, "require_admin", P, read_bool, &c->cfg->metrics.require_admin);
+    yaml_node_t *lit = get(c, v, "token"), *env = get(c, v, "token_env");
+    const char *why;
+    if (lit && env) {
+        path_key(p, P, "token_env");
+        return fail(c, get_key(c, v, "token_env"), p, "give token or token_env, not both");
+    }
+    if (lit) {
+        path_key(p, P, "token");
+        if ((rc = read_str(c, lit, p, 0, &c->cfg->metrics.token)) < 0)
+            return rc;
+        if ((why = telex_config_admin_token_problem(c->cfg->metrics.token)))
+            return fail(c, lit, p, "%s", why);
+    } else if (env) {
+        const char *var;
+        path_key(p, P, "token_env");
+        if ((rc = read_str(c, env, p, 0, &var)) < 0)
+            return rc;
+        if (c->use != TELEX_CONFIG_USE_ALL)
+            return 0;
+        const char *val = getenv(var);
+        if (!val || !*val) {
+            note_missing(c, env, p, var);
+            return 0;
+        }
+        if ((why = telex_config_admin_token_problem(val)))
+            return fail(c, env, p, "environment variable %s: the token %s", quote(q, var), why);
+        if (!(c->cfg->metrics.token = telex_config_strdup(c->arena, val)))
+            return oom(c);
+    }
     return 0;
 }
 

@@ -36,4 +36,18 @@ int telex_cors_handle(const telex_config_t *cfg, h2o_req_t *req);
 /* Is this Origin header value allowed? (exact, ASCII case-insensitive, or "*") */
 bool telex_cors_origin_allowed(const telex_config_t *cfg, const char *origin, size_t len);
 
+/* The cross-site checks of a gateway that runs without keys (anonymous
+ * access; a keyed gateway needs none: a page cannot know a key), against
+ * pages that would use it from the user's browser:
+ *   - Host must be an IP literal, localhost, or one of cors.hosts (DNS
+ *     rebinding: a page's own domain pointed at 127.0.0.1) → 403 host_not_allowed;
+ *   - an Origin must be in cors.origins or be the gateway's own origin
+ *     (http or https + the Host) → 403 cross_origin_not_allowed;
+ *   - a browser's body (an Origin is present) must be Content-Type
+ *     application/json (no "simple" text/plain or form POST) → 415.
+ * Empty iovecs for absent headers. Returns 0, or the status with *code and a
+ * message in msg. */
+int telex_cors_check_anonymous(const telex_config_t *cfg, h2o_iovec_t host, h2o_iovec_t origin,
+                               h2o_iovec_t content_type, bool has_body, const char **code, char *msg, size_t cap);
+
 #endif

@@ -45,7 +45,7 @@ typedef struct gateway_worker {
     struct subscriber *subscribers; /* streamed responses on this worker */
     size_t n_subscribers;
     size_t resumes;
-    size_t streams_peak;      /* most chats + subscribers seen since the last heap trim */
+    size_t streams_peak;      /* most chats + subscribers + connections seen since the last heap trim */
     int trimmed;              /* a trim happened and the count has not risen since */
     uv_timer_t sweep;         /* every TELEX_SWEEP_MS: probes quiet HTTP/1 clients for disconnects */
     uv_timer_t shutdown_timer;
@@ -58,6 +58,11 @@ int telex_gateway_worker_init(telex_worker_t *worker);
 void telex_gateway_worker_dispose(telex_worker_t *worker);
 void telex_gateway_on_shutdown(telex_worker_t *worker);
 int telex_gateway_is_idle(telex_worker_t *worker);
+/* http/guard's on_head (head_check.c): a request head whose body has not
+ * been read yet — 401 without a valid key (when keys exist), 413 over
+ * limits.max_body_bytes, 503 over the bodies-in-flight budget, and the
+ * cross-site checks of an anonymous gateway (cors.c). */
+int telex_gateway_on_head(telex_worker_t *worker, const telex_head_t *head, telex_head_verdict_t *v);
 
 /* router.c: writes the `request` log line of a response telex answered in one
  * piece itself (anything but a relayed chat, which chat.c logs when it ends).

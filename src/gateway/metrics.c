@@ -18,16 +18,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "gateway/apierror.h"
 #include "gateway/auth.h"
 #include "gateway/limits.h"
+#include "http/guard.h"
 #include "http/respond.h"
+#include "http/server.h"
 #include "store/ledger.h"
 
 #define SLOTS 4096
 #define MAX_SERIES 2048
 #define LABEL_MAX 96
 #define OTHER "_other_"
+/* Model names that are not configured (served through the catch-all "*"
+ * model) keep their own label for the first this many; later ones, and any
+ * name a request failed with (an invented name: 404), are counted as OTHER,
+ * so clients cannot grow the label set. */
+#define CATCH_ALL_LABELS 64
 
 enum kind { K_REQUESTS, K_MP, K_ERRORS, K_FALLBACKS };
 
@@ -60,6 +69,9 @@ struct telex_metrics {
     series_t *other[4]; /* per kind, for overflow */
     _Atomic int64_t active_streams;
     _Atomic uint64_t resumes;
+    const telex_config_t *cfg; /* for model_label; NULL = names as given */
+    char *seen[CATCH_ALL_LABELS]; /* names served through the catch-all "*" model */
+    size_t n_seen;
 };
 
 telex_metrics_t *telex_metrics_new(void)
@@ -88,6 +100,8 @@ void telex_metrics_free(telex_metrics_t *m)
         free(atomic_load(&m->slots[i]));
     for (int k = 0; k < 4; k++)
         free(m->other[k]);
+    for (size_t i = 0; i < m->n_seen; i++)
+        free(m->seen[i]);
     pthread_mutex_destroy(&m->insert_lock);
     free(m);
 }
@@ -178,15 +192,49 @@ static const char *or_none(const char *s)
     return s != NULL && *s ? s : "none";
 }
 
+void telex_metrics_set_config(telex_metrics_t *m, const telex_config_t *cfg)
+{
+    m->cfg = cfg;
+}
+
+/* The label for a model name a client sent (see CATCH_ALL_LABELS). */
+static const char *model_label(telex_metrics_t *m, const char *model, bool served)
+{
+    if (model == NULL || *model == '\0' || m->cfg == NULL)
+        return model;
+    const telex_config_t *cfg = m->cfg;
+    for (size_t i = 0; i < cfg->n_models; i++)
+        if (strcmp(cfg->models[i].name, "*") != 0 && strcmp(cfg->models[i].name, model) == 0)
+            return model;
+    if (strncmp(model, "preset:", 7) == 0)
+        for (size_t i = 0; i < cfg->n_presets; i++)
+            if (strcmp(cfg->presets[i].name, model + 7) == 0)
+                return model;
+    const char *label = OTHER;
+    pthread_mutex_lock(&m->insert_lock);
+    size_t i;
+    for (i = 0; i < m->n_seen; i++)
+        if (strcmp(m->seen[i], model) == 0)
+            break;
+    if (i < m->n_seen)
+        label = m->seen[i];
+    else if (served && cfg->catch_all != NULL && m->n_seen < CATCH_ALL_LABELS &&
+             (m->seen[m->n_seen] = strndup(model, LABEL_MAX - 1)) != NULL)
+        label = m->seen[m->n_seen++];
+    pthread_mutex_unlock(&m->insert_lock);
+    return label;
+}
+
 /* ---- hooks ------------------------------------------------------------------ */
 
 void telex_metrics_request_done(telex_metrics_t *m, const telex_metrics_request_t *r)
 {
     char status[8];
     snprintf(status, sizeof status, "%d", r->status >= 100 && r->status <= 999 ? r->status : 0);
-    series_t *rs = series(m, K_REQUESTS, status, or_none(r->model), or_none(r->provider));
+    const char *model = model_label(m, r->model, r->status < 400);
+    series_t *rs = series(m, K_REQUESTS, status, or_none(model), or_none(r->provider));
     atomic_fetch_add_explicit(&rs->count, 1, memory_order_relaxed);
-    series_t *s = series(m, K_MP, or_none(r->model), or_none(r->provider), "");
+    series_t *s = series(m, K_MP, or_none(model), or_none(r->provider), "");
     if (r->ttft_seconds >= 0)
         observe(&s->ttft, ttft_bounds, r->ttft_seconds);
     if (r->duration_seconds >= 0)
@@ -213,7 +261,7 @@ void telex_metrics_stream_ended(telex_metrics_t *m)
 
 telex_metrics_hist_t *telex_metrics_inter_token_series(telex_metrics_t *m, const char *model, const char *provider)
 {
-    return &series(m, K_MP, or_none(model), or_none(provider), "")->itl;
+    return &series(m, K_MP, or_none(model_label(m, model, true)), or_none(provider), "")->itl;
 }
 
 void telex_metrics_inter_token_in(telex_metrics_hist_t *itl, double gap_seconds)
@@ -234,7 +282,7 @@ void telex_metrics_upstream_error(telex_metrics_t *m, const char *provider, cons
 
 void telex_metrics_fallback(telex_metrics_t *m, const char *model, const char *failed_provider)
 {
-    atomic_fetch_add_explicit(&series(m, K_FALLBACKS, or_none(model), or_none(failed_provider), "")->count, 1,
+    atomic_fetch_add_explicit(&series(m, K_FALLBACKS, or_none(model_label(m, model, true)), or_none(failed_provider), "")->count, 1,
                               memory_order_relaxed);
 }
 
@@ -417,6 +465,16 @@ int telex_metrics_render(telex_metrics_t *m, telex_buf_t *b)
     put(&o, "# HELP telex_resumes_total Streams resumed by a client (Last-Event-ID).\n"
             "# TYPE telex_resumes_total counter\n");
     put(&o, "telex_resumes_total %" PRIu64 "\n", atomic_load_explicit(&m->resumes, memory_order_relaxed));
+    put(&o, "# HELP telex_connections_open Client connections open now.\n# TYPE telex_connections_open gauge\n"
+            "telex_connections_open %zu\n",
+        telex_server_connections());
+    put(&o, "# HELP telex_request_body_bytes_in_flight Request bodies being received now (limits.max_buffered_body_bytes).\n"
+            "# TYPE telex_request_body_bytes_in_flight gauge\ntelex_request_body_bytes_in_flight %" PRIu64 "\n",
+        telex_guard_bodies_bytes());
+    put(&o, "# HELP telex_guard_refusals_total Requests refused before their body was read, and connections closed "
+            "by the per-client limits or the header timeout.\n# TYPE telex_guard_refusals_total counter\n"
+            "telex_guard_refusals_total %" PRIu64 "\n",
+        telex_guard_refused());
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         put(&o, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help, families[f].name,
             families[f].type);
@@ -488,12 +546,18 @@ int telex_metrics_handle(telex_services_t *svc, h2o_req_t *req)
         telex_respond_error(req, 405, "invalid_request_error", "method_not_allowed", NULL, "Use GET on /metrics.");
         return 0;
     }
-    if (telex_services_config(svc)->metrics.require_admin) {
+    const telex_config_t *cfg = telex_services_config(svc);
+    if (cfg->metrics.require_admin || !telex_services_anonymous_allowed(svc)) {
+        /* with keys, the gateway's traffic is no one else's business */
         h2o_iovec_t authz = telex_req_header(req, "authorization");
-        if (!telex_auth_is_admin(svc, authz.base, authz.len)) {
+        size_t tlen = 0;
+        const char *token = telex_auth_bearer(authz.base, authz.len, &tlen);
+        bool scraper = cfg->metrics.token != NULL && token != NULL && tlen == strlen(cfg->metrics.token) &&
+                       CRYPTO_memcmp(token, cfg->metrics.token, tlen) == 0;
+        if (!scraper && !telex_auth_is_admin(svc, authz.base, authz.len)) {
             telex_respond_error(req, 401, "invalid_request_error", "invalid_admin_token", NULL,
-                                "GET /metrics needs the admin token (metrics.require_admin): send "
-                                "`Authorization: Bearer <admin token>`.");
+                                "GET /metrics needs the admin token or metrics.token while keys exist (or with "
+                                "metrics.require_admin): send `Authorization: Bearer <token>`.");
             return 0;
         }
     }

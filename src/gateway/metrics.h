@@ -70,6 +70,10 @@ typedef struct telex_metrics_request {
 /* NULL when out of memory. */
 telex_metrics_t *telex_metrics_new(void);
 void telex_metrics_free(telex_metrics_t *m);
+/* Model labels are bounded by the configuration: a configured model or
+ * preset keeps its name, the first 64 names served through the catch-all
+ * keep theirs, anything else is counted as "_other_". Before any hook. */
+void telex_metrics_set_config(telex_metrics_t *m, const telex_config_t *cfg);
 
 void telex_metrics_request_done(telex_metrics_t *m, const telex_metrics_request_t *r);
 void telex_metrics_stream_started(telex_metrics_t *m);

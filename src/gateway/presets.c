@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/auth.h"
 #include "http/respond.h"
 #include "util/buf.h"
 #include "util/json_dump.h"
@@ -602,6 +603,15 @@ int telex_presets_handle_list(telex_services_t *svc, h2o_req_t *req)
         telex_add_header(req, "allow", "GET");
         telex_respond_error(req, 405, "invalid_request_error", "method_not_allowed", NULL,
                             "Use GET on /v1/presets (POST /v1/presets/{name} runs one).");
+        return 0;
+    }
+    /* while keys exist, the list is for callers with a key (or the admin token) */
+    h2o_iovec_t authz = telex_req_header(req, "authorization");
+    telex_grant_t grant;
+    telex_api_error_t e;
+    if (!telex_auth_is_admin(svc, authz.base, authz.len) &&
+        telex_auth_authenticate(svc, authz.base, authz.len, &grant, &e) != 0) {
+        telex_api_error_respond(req, &e);
         return 0;
     }
     json_t *list = telex_presets_list(telex_services_presets(svc));

@@ -166,6 +166,20 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
         telex_gateway_log_response(req, NULL, started);
         return 0;
     }
+    if (telex_services_anonymous_allowed(gw->gateway->services) && !path_is(req, "/healthz")) {
+        /* no keys: no other web page may use the gateway through a browser
+         * (/healthz tells nothing and load balancers' probes send any Host) */
+        char msg[400];
+        const char *code;
+        bool has_body = req->entity.len > 0 && !method_is(req, "GET") && !method_is(req, "HEAD");
+        int status = telex_cors_check_anonymous(cfg, req->authority, telex_req_header(req, "origin"),
+                                                telex_req_header(req, "content-type"), has_body, &code, msg, sizeof msg);
+        if (status != 0) {
+            telex_respond_error(req, status, "invalid_request_error", code, NULL, "%s", msg);
+            telex_gateway_log_response(req, NULL, started);
+            return 0;
+        }
+    }
     int small_headers = header_section_size(req) <= cfg->limits.max_header_bytes;
     if (small_headers && method_is(req, "POST") &&
         (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions"))) {
@@ -229,9 +243,12 @@ static void on_deferred_answer(h2o_req_t *req, void *arg)
 #define TRIM_DROP 512
 static void give_back_memory(gateway_worker_t *gw)
 {
-    size_t now = gw->n_chats + gw->n_subscribers;
-    if (now == 0)
+    size_t streams = gw->n_chats + gw->n_subscribers;
+    if (streams == 0)
         telex_log_cache_drop(); /* an idle worker keeps no spare log segments */
+    /* open connections count too: a burst of connections that sent bodies
+     * (or a flood refused by http/guard) leaves freed buffers the same way */
+    size_t now = streams + gw->worker->connections;
     if (now >= gw->streams_peak) {
         if (now > gw->streams_peak)
             gw->trimmed = 0; /* rising again: a new burst may follow */
@@ -251,8 +268,8 @@ static void give_back_memory(gateway_worker_t *gw)
     uint64_t t0 = uv_hrtime();
     telex_log_cache_drop();
     malloc_trim(0);
-    telex_log_event("info", "heap trimmed", "\"streams\":%zu,\"peak\":%zu,\"ms\":%.2f", now, gw->streams_peak,
-                    (double)(uv_hrtime() - t0) / 1e6);
+    telex_log_event("info", "heap trimmed", "\"streams\":%zu,\"connections\":%zu,\"peak\":%zu,\"ms\":%.2f", streams,
+                    gw->worker->connections, gw->streams_peak, (double)(uv_hrtime() - t0) / 1e6);
 #endif
     gw->streams_peak = now;
     gw->trimmed = 1;

@@ -162,6 +162,7 @@ int telex_services_open(telex_services_t **out, const telex_config_t *cfg, const
         rc = -ENOMEM;
         goto fail;
     }
+    telex_metrics_set_config(svc->metrics, cfg); /* bounded model labels */
     if ((rc = telex_store_open(&svc->store, cfg->store.path, err, errlen)) != 0)
         goto fail;
     if ((rc = telex_presets_live_new(&svc->presets, cfg, svc->store, err, errlen)) != 0)

@@ -108,14 +108,11 @@ int telex_req_speaks_anthropic(h2o_req_t *req)
     return p.len >= 12 && memcmp(p.base, "/v1/messages", 12) == 0 && (p.len == 12 || p.base[12] == '/');
 }
 
-void telex_respond_error(h2o_req_t *req, int status, const char *type, const char *code, const char *param,
-                         const char *message_fmt, ...)
+char *telex_error_body(int anthropic, int status, const char *type, const char *code, const char *param,
+                       const char *message_in)
 {
     char message[1024];
-    va_list ap;
-    va_start(ap, message_fmt);
-    vsnprintf(message, sizeof(message), message_fmt, ap);
-    va_end(ap);
+    snprintf(message, sizeof message, "%s", message_in);
     /* a message may quote what the client sent (a path, a name): bytes that
      * are not UTF-8 become '?' (JSON cannot carry them; "/%ff" was a 500) */
     unsigned char *p = (unsigned char *)message, *end = p + strlen(message);
@@ -126,14 +123,25 @@ void telex_respond_error(h2o_req_t *req, int status, const char *type, const cha
         else
             p += n;
     }
-    json_t *err = telex_req_speaks_anthropic(req)
-                      ? json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", anthropic_error_type(status),
-                                  "message", message)
-                      : json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", message, "type", type, "param",
-                                  param ? json_string(param) : json_null(), "code",
-                                  code ? json_string(code) : json_null());
+    json_t *err = anthropic ? json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
+                                        anthropic_error_type(status), "message", message)
+                            : json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", message, "type", type, "param",
+                                        param ? json_string(param) : json_null(), "code",
+                                        code ? json_string(code) : json_null());
     char *text = err ? json_dumps(err, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(err);
+    return text;
+}
+
+void telex_respond_error(h2o_req_t *req, int status, const char *type, const char *code, const char *param,
+                         const char *message_fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, message_fmt);
+    vsnprintf(message, sizeof(message), message_fmt, ap);
+    va_end(ap);
+    char *text = telex_error_body(telex_req_speaks_anthropic(req), status, type, code, param, message);
     if (text == NULL) {
         static const char fallback[] = "{\"error\":{\"message\":\"internal error\",\"type\":\"server_error\"}}";
         telex_respond(req, 500, "application/json", fallback, sizeof(fallback) - 1);

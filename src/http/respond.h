@@ -16,6 +16,12 @@
 void telex_respond_error(h2o_req_t *req, int status, const char *type, const char *code, const char *param,
                          const char *message_fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/* The JSON text of an error (malloc'd, or NULL out of memory): OpenAI's
+ * shape, or Anthropic's when `anthropic`; bytes of message that are not
+ * UTF-8 become '?'. */
+char *telex_error_body(int anthropic, int status, const char *type, const char *code, const char *param,
+                       const char *message);
+
 /* Is req on the Anthropic front door (/v1/messages, /v1/messages/…)? */
 int telex_req_speaks_anthropic(h2o_req_t *req);
 

@@ -80,6 +80,8 @@ int telex_client_has_gone(h2o_req_t *req)
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     app_handler_t *handler = (app_handler_t *)self;
+    if (telex_guard_on_dispatch(req) != 0)
+        return 0; /* answered: a smuggling attempt */
     return handler->server->options->on_request(telex_worker_of(req), req);
 }
 
@@ -87,7 +89,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 static void on_connection_closed(uv_handle_t *handle)
 {
-    free(handle);
+    telex_guard_closed((telex_guard_conn_t *)handle);
     atomic_fetch_sub(&open_connections, 1);
 }
 
@@ -101,9 +103,10 @@ static void on_accept(uv_stream_t *listener, int status)
     telex_worker_t *w = listener->data;
     if (status != 0)
         return;
-    uv_tcp_t *conn = malloc(sizeof(*conn));
-    if (conn == NULL)
+    telex_guard_conn_t *record = telex_guard_new(w);
+    if (record == NULL)
         return;
+    uv_tcp_t *conn = (uv_tcp_t *)record; /* its first member */
     uv_tcp_init(listener->loop, conn);
     if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
         uv_close((uv_handle_t *)conn, on_close_free);
@@ -115,9 +118,21 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     atomic_fetch_add(&open_connections, 1);
+    if (telex_guard_admit(record, w->accept_ctx.ssl_ctx != NULL) != 0) {
+        /* too many connections from this client address */
+        uv_close((uv_handle_t *)conn, on_connection_closed);
+        return;
+    }
     uv_tcp_nodelay(conn, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_connection_closed);
     h2o_accept(&w->accept_ctx, sock);
+    telex_guard_accepted(record);
+}
+
+static void on_guard_timer(uv_timer_t *timer)
+{
+    telex_worker_t *w = timer->data;
+    telex_guard_sweep(w, uv_now(&w->loop));
 }
 
 /* ------------------------------------------------------------- shutdown */
@@ -178,6 +193,10 @@ static int worker_setup(telex_server_t *s, telex_worker_t *w, int index, int fd)
         return -1;
     uv_timer_init(&w->loop, &w->shutdown_timer);
     w->shutdown_timer.data = w;
+    uv_timer_init(&w->loop, &w->guard_timer);
+    w->guard_timer.data = w;
+    uv_timer_start(&w->guard_timer, on_guard_timer, 1000, 1000);
+    uv_unref((uv_handle_t *)&w->guard_timer);
     uv_async_init(&w->loop, &w->shutdown_async, on_shutdown_requested);
     w->shutdown_async.data = w;
     if (s->options->worker_init != NULL && s->options->worker_init(w) != 0)
@@ -244,6 +263,12 @@ int telex_server_run(const telex_server_options_t *options)
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("telex"));
     s->globalconf.max_request_entity_size = options->max_request_body;
+    if (options->body_timeout_ms != 0)
+        s->globalconf.http1.req_timeout = options->body_timeout_ms;
+    if (telex_guard_init(&options->guard) != 0) {
+        free(s);
+        return -1;
+    }
     s->hostconf = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(s->hostconf, "/", 0);
     app_handler_t *handler = (app_handler_t *)h2o_create_handler(pathconf, sizeof(*handler));

@@ -27,6 +27,8 @@
 #include <h2o.h>
 #include <uv.h>
 
+#include "http/guard.h"
+
 typedef struct telex_worker telex_worker_t;
 
 typedef struct telex_server_options {
@@ -37,6 +39,8 @@ typedef struct telex_server_options {
     const char *tls_key;
     size_t max_request_body;     /* h2o's hard cap on a buffered request body */
     size_t max_connections;      /* across all workers; 0 = unlimited */
+    uint64_t body_timeout_ms;    /* h2o's request timeout (head + body; idle keep-alive); 0 = h2o's 10 s */
+    telex_guard_options_t guard; /* http/guard.h: limits before a body is read */
     double shutdown_grace;       /* seconds */
     const char *name;            /* for log lines: "serve" / "mock" */
 
@@ -68,6 +72,9 @@ struct telex_worker {
     const telex_server_options_t *options;
     struct telex_server *server;
     void *app_worker; /* set by worker_init */
+    uv_timer_t guard_timer;              /* telex_guard_sweep, once a second */
+    struct telex_guard_conn *guard_conns; /* this worker's open connections (guard.c) */
+    size_t connections;                  /* open on this worker (the heap trim counts them) */
 };
 
 /* Runs until SIGINT/SIGTERM and a graceful drain. Returns 0, or -1 with one

@@ -85,7 +85,8 @@ before(async () => {
       return c;
     },
   });
-  const m = await fetch(`${relay.url}/metrics`);
+  // while keys exist, /metrics needs the admin token (issue 18)
+  const m = await fetch(`${relay.url}/metrics`, { headers: auth(ADMIN) });
   wired = m.status === 200;
 });
 after(async () => {
@@ -255,7 +256,8 @@ describe('presets', () => {
     assert.equal(e.code, 'preset_too_large');
     e = await errorOf(await post(`${relay.url}/v1/presets/summary`, { content: 'x' }), 401);
     assert.deepEqual(await entriesSince(relay.mock, seq), []);
-    const list = await (await fetch(`${relay.url}/v1/presets`)).json();
+    assert.equal((await fetch(`${relay.url}/v1/presets`)).status, 401, 'the list needs a key while keys exist');
+    const list = await (await fetch(`${relay.url}/v1/presets`, { headers: auth(alice) })).json();
     assert.deepEqual(list.data.map((p) => p.id), ['summary', 'echo3']);
   });
 });
@@ -289,7 +291,9 @@ describe('usage, metrics, CORS', () => {
 
   test('GET /metrics after that traffic', async (t) => {
     if (skipUnlessWired(t)) return;
-    const text = await (await fetch(`${relay.url}/metrics`)).text();
+    assert.equal((await fetch(`${relay.url}/metrics`)).status, 401, 'not without the admin token while keys exist');
+    assert.equal((await fetch(`${relay.url}/metrics`, { headers: auth(alice) })).status, 401, 'nor with an API key');
+    const text = await (await fetch(`${relay.url}/metrics`, { headers: auth(ADMIN) })).text();
     for (const re of [
       /^telex_requests_total\{status="200",model="gpt-relay",provider="mock"\} \d+$/m,
       /^telex_requests_total\{status="401",model="none",provider="none"\} \d+$/m,

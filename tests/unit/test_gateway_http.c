@@ -447,7 +447,12 @@ static void test_metrics_presets_cors(void **state)
     telex_metrics_request_done(telex_services_metrics(svc),
                                &(telex_metrics_request_t){.status = 200, .model = "demo", .provider = "demo",
                                                           .ttft_seconds = 0.1, .duration_seconds = 1});
+    /* keys exist: /metrics and the lists are not for anonymous callers (issue 18) */
     resp_t *r = http("GET", "/metrics", NULL, NULL, NULL);
+    assert_int_equal(r->status, 401);
+    r = http("GET", "/v1/presets", NULL, NULL, NULL);
+    assert_int_equal(r->status, 401);
+    r = http("GET", "/metrics", ADMIN, NULL, NULL);
     assert_int_equal(r->status, 200);
     assert_non_null(strstr(r->headers, "content-type: text/plain; version=0.0.4; charset=utf-8"));
     assert_non_null(strstr(r->body, "telex_requests_total{status=\"200\",model=\"demo\",provider=\"demo\"} 1\n"));
@@ -455,7 +460,7 @@ static void test_metrics_presets_cors(void **state)
     assert_non_null(strstr(r->body, "telex_ledger_rows_written_total 2\n"));
     assert_non_null(strstr(r->body, "telex_ledger_rows_dropped_total 0\n"));
 
-    r = http("GET", "/v1/presets", NULL, NULL, NULL);
+    r = http("GET", "/v1/presets", ADMIN, NULL, NULL);
     assert_int_equal(r->status, 200);
     assert_string_equal(r->body, "{\"object\":\"list\",\"data\":[{\"id\":\"joke\",\"object\":\"preset\",\"model\":"
                                  "\"demo\",\"description\":\"A joke\",\"variables\":[\"topic\"],\"defaults\":{}}]}");
@@ -469,7 +474,7 @@ static void test_metrics_presets_cors(void **state)
     assert_non_null(strstr(r->headers, "access-control-max-age: 120"));
     assert_non_null(strstr(r->headers, "vary: origin"));
     assert_null(strstr(r->headers, "access-control-allow-credentials"));
-    r = http("GET", "/v1/presets", NULL, NULL, "https://app.example.com");
+    r = http("GET", "/v1/presets", ADMIN, NULL, "https://app.example.com");
     assert_int_equal(r->status, 200);
     assert_non_null(strstr(r->headers, "access-control-allow-origin: https://app.example.com"));
     assert_non_null(strstr(r->headers, "access-control-expose-headers: retry-after"));
@@ -477,7 +482,7 @@ static void test_metrics_presets_cors(void **state)
     r = http("OPTIONS", "/v1/chat/completions", NULL, NULL, "https://evil.example");
     assert_int_equal(r->status, 403);
     assert_null(strstr(r->headers, "access-control-allow-origin"));
-    r = http("GET", "/v1/presets", NULL, NULL, "https://evil.example");
+    r = http("GET", "/v1/presets", ADMIN, NULL, "https://evil.example");
     assert_int_equal(r->status, 200);
     assert_null(strstr(r->headers, "access-control-allow-origin"));
 }
