@@ -28,6 +28,7 @@
 
 #include <telex/sse.h>
 
+#include "cluster/cluster.h"
 #include "gateway/auth.h"
 #include "gateway/chat_request.h"
 #include "gateway/gateway.h"
@@ -541,6 +542,7 @@ static int commit(chat_t *c)
         if (telex_registry_put(c->stream) != 0)
             return -1;
         c->registered = 1;
+        telex_cluster_publish(c->stream, c->front); /* cluster mode: every event to Redis too */
         telex_resume_token(c->stream->id, token);
         snprintf(url, sizeof(url), "/v1/streams/%s?token=%s", c->stream->id, token);
         headers[h++] = "x-telex-stream-id";
