@@ -554,6 +554,7 @@ int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *mo
 {
     grant->admitted = false;
     grant->reserved_tokens = 0;
+    grant->reserved_usd = 0;
     if (grant->key_id == 0) {
         grant->admitted = true;
         return 0;
@@ -577,10 +578,12 @@ int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *mo
     }
     unsigned retry = 0;
     telex_limits_t *limits = telex_services_limits(svc);
-    switch (telex_limits_admit(limits, k->id, &k->limits, est_tokens, telex_limits_now_ms(), &retry)) {
+    double est_usd = k->limits.budget_usd >= 0 && grant->estimate_usd > 0 ? grant->estimate_usd : 0;
+    switch (telex_limits_admit_cost(limits, k->id, &k->limits, est_tokens, est_usd, telex_limits_now_ms(), &retry)) {
     case TELEX_LIMIT_OK:
         grant->admitted = true;
         grant->reserved_tokens = k->limits.tpm > 0 ? est_tokens : 0;
+        grant->reserved_usd = est_usd;
         break;
     case TELEX_LIMIT_BUDGET: {
         char spent[TELEX_USD_LEN], budget[TELEX_USD_LEN];
@@ -612,9 +615,11 @@ out:
 
 void telex_auth_release(telex_services_t *svc, telex_grant_t *grant)
 {
-    if (grant->key_id > 0 && grant->reserved_tokens > 0)
-        telex_limits_settle(telex_services_limits(svc), grant->key_id, grant->reserved_tokens, 0, 0);
+    if (grant->key_id > 0 && (grant->reserved_tokens > 0 || grant->reserved_usd > 0))
+        telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, grant->reserved_tokens, 0,
+                                 grant->reserved_usd, 0);
     grant->reserved_tokens = 0;
+    grant->reserved_usd = 0;
     grant->admitted = false;
 }
 

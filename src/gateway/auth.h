@@ -104,6 +104,8 @@ typedef struct telex_grant {
     int64_t key_id;           /* 0 = anonymous */
     char owner[32];           /* stream owner for resume: "key:<id>", "" anonymous */
     uint64_t reserved_tokens; /* reserved by telex_auth_admit; settled by telex_usage_record */
+    double estimate_usd;      /* set by the caller before telex_auth_admit: the request's estimated cost */
+    double reserved_usd;      /* reserved against the budget by telex_auth_admit; settled likewise */
     bool admitted;            /* telex_auth_admit passed */
 } telex_grant_t;
 
