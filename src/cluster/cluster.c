@@ -148,6 +148,7 @@ static void on_ctl(telex_rconn_t *rc, redisReply *reply, void *priv)
         }
     } else if (n >= 2 && strcmp(verb, "keys") == 0 && strcmp(node, telex_cluster_g.node) != 0 &&
                telex_cluster_g.reload_keys != NULL) {
+        telex_log_event("info", "cluster: keys changed on another node; reloading", NULL);
         uv_work_t *w = malloc(sizeof *w);
         if (w != NULL && uv_queue_work(cw->loop, w, reload_work, reload_done) != 0)
             free(w);

@@ -46,6 +46,9 @@ struct telex_cluster_worker {
     struct pub *pubs;
     struct mirror *mirrors;
     h2o_req_t *reentering; /* a held request being handled again */
+    h2o_req_t *verdict_for; /* limits.c: the request whose Redis verdict is below */
+    int verdict;
+    unsigned verdict_retry;
     int (*redispatch)(void *ctx, h2o_req_t *req);
     void *ctx;
 };

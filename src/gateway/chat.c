@@ -31,6 +31,7 @@
 #include "cluster/cluster.h"
 #include "gateway/auth.h"
 #include "gateway/chat_request.h"
+#include "gateway/cluster_admit.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"
@@ -1222,6 +1223,10 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     }
     uint64_t est_prompt = telex_usage_estimate_request_tokens(parsed.body);
     grant.estimate_usd = telex_usage_estimate_cost(parsed.body, model, est_prompt); /* reserved against a budget */
+    if (telex_cluster_admit_hold(svc, req, &grant, est_prompt)) { /* cluster mode: Redis decides; handled again */
+        json_decref(parsed.body);
+        return 0;
+    }
     if (telex_auth_admit(svc, &grant, parsed.model, preset_name[0] ? preset_name : NULL, est_prompt, &denial) != 0) {
         telex_api_error_respond(req, &denial);
         telex_gateway_log_response(req, parsed.model, started);

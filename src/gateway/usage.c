@@ -3,6 +3,7 @@
  * GET /v1/usage. See usage.h.
  */
 #include "gateway/usage.h"
+#include "cluster/limits.h"
 
 #include <errno.h>
 #include <math.h>
@@ -200,9 +201,16 @@ void telex_usage_record_set(telex_usage_record_t *rec, const telex_usage_t *u, d
 
 int telex_usage_record(telex_services_t *svc, const telex_grant_t *grant, const telex_usage_record_t *rec)
 {
-    if (grant != NULL && grant->key_id > 0)
+    if (grant != NULL && grant->key_id > 0 && grant->cluster_decided) {
+        /* cluster mode: Redis holds the reservation; the local count follows the spend (for when Redis is away) */
+        telex_cluster_settle(grant->key_id, grant->reserved_tokens, rec->prompt_tokens + rec->completion_tokens,
+                             grant->reserved_usd, rec->cost_usd);
+        telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, 0,
+                                 rec->prompt_tokens + rec->completion_tokens, 0, rec->cost_usd);
+    } else if (grant != NULL && grant->key_id > 0) {
         telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, grant->reserved_tokens,
                                  rec->prompt_tokens + rec->completion_tokens, grant->reserved_usd, rec->cost_usd);
+    }
     telex_ledger_t *ledger = telex_services_ledger(svc);
     if (ledger != NULL)
         return telex_ledger_append(ledger, rec);
