@@ -25,6 +25,8 @@
 #define STREAM_MAXLEN 100000
 /* A mirror nobody reads is dropped after this. */
 #define MIRROR_LINGER_MS 3000
+/* A live mirror whose node cannot reach Redis this long ends with an error event. */
+#define MIRROR_REDIS_GRACE_MS 10000
 #define CTL_CHANNEL "telex:ctl"
 
 struct pub;
@@ -43,6 +45,7 @@ struct telex_cluster_worker {
     int xread_stale; /* the live set changed while an XREAD was waiting */
     uv_timer_t tick;
     uint64_t last_heartbeat_ms;
+    uint64_t redis_down_since; /* uv_now() when cmd or blk went down (0: up) */
     struct pub *pubs;
     struct mirror *mirrors;
     h2o_req_t *reentering; /* a held request being handled again */

@@ -25,7 +25,9 @@
  * longer than the heartbeat's TTL, so a restarted Redis is not mistaken
  * for a dead node), the mirror reads what Redis still has, then ends with
  * an error event (code node_lost) in the front door's wire — never [DONE].
- * A gap in the entries (Redis lost some) ends it the same way (events_lost).
+ * A gap in the entries (Redis lost some) ends it the same way (events_lost),
+ * and so does Redis staying unreachable from this node for 10 s
+ * (cluster_unavailable): a reader is never left waiting without bound.
  * A mirror nobody has read for 3 s is dropped; a later request builds it
  * again. Mirrors hold their whole answer (up to resume.max_bytes, like a
  * producer's log).
@@ -512,6 +514,10 @@ static void on_exists(telex_rconn_t *rc, redisReply *reply, void *priv)
 void cluster_mirrors_tick(telex_cluster_worker_t *cw)
 {
     uint64_t now = uv_now(cw->loop);
+    if (telex_rconn_is_up(cw->cmd) && telex_rconn_is_up(cw->blk))
+        cw->redis_down_since = 0;
+    else if (cw->redis_down_since == 0)
+        cw->redis_down_since = now;
     for (mirror_t *m = cw->mirrors, *next; m != NULL; m = next) {
         next = m->next;
         if (!m->registered)
@@ -522,6 +528,12 @@ void cluster_mirrors_tick(telex_cluster_worker_t *cw)
             m->unread_since_ms = now;
         } else if (now - m->unread_since_ms >= MIRROR_LINGER_MS) {
             mirror_drop(m);
+            continue;
+        }
+        if (m->state == M_LIVE && cw->redis_down_since != 0 && now - cw->redis_down_since >= MIRROR_REDIS_GRACE_MS) {
+            /* the rest of the answer cannot reach this node: end rather than wait without bound */
+            end_with_error(m, "cluster_unavailable",
+                           "this gateway node lost its connection to the cluster; retry to reach the answer");
             continue;
         }
         if (m->state == M_LIVE && !m->checking && now - m->last_check_ms >= 1000) {
