@@ -125,7 +125,7 @@ export async function startCluster(opts = {}) {
       }
     }
     await stopProcess(mock);
-    if (!opts.redis) await redis.stop();
+    if (!opts.redis) await cluster.redis.stop(); // (a test may have restarted it: the current one)
     if (errors.length) throw errors[0];
   };
   return cluster;
