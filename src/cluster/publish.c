@@ -15,7 +15,8 @@
  *
  * Keys: telex:s:{id}:e (the stream; MAXLEN ~ 100000 entries), telex:s:{id}:m
  * (node, owner, front door). While the answer runs both expire
- * retention + 60 s after the last batch (a dead producer's keys go away);
+ * retention + 60 s after the TTL was last renewed (every 10 s while events
+ * flow; a dead producer's keys go away);
  * at the end, retention_seconds after it.
  *
  * Redis down: the tap stops holding the log (it acknowledges everything,
@@ -49,6 +50,7 @@ typedef struct pub {
     int gone; /* freed when its wakeup is retired */
     uint64_t pos, seq; /* the next event to publish: its position and number */
     uint64_t finished_ms; /* uv_now() when the answer ended while Redis was away */
+    uint64_t expire_set_ms; /* uv_now() when the live TTL was last renewed */
     char key_e[KEY_MAX], key_m[KEY_MAX];
 } pub_t;
 
@@ -173,9 +175,15 @@ static void pub_flush(pub_t *p)
     }
     if (sent > 0) {
         atomic_fetch_add(&telex_cluster_g.published, (uint64_t)sent);
-        char ttl[16];
-        snprintf(ttl, sizeof ttl, "%u", live_ttl_ms());
-        telex_rconn_cmdf(cw->cmd, NULL, NULL, "PEXPIRE %s %s", p->key_e, ttl);
+        /* the live TTL (retention + 60 s) is renewed every 10 s, not per batch */
+        uint64_t now = uv_now(cw->loop);
+        if (p->expire_set_ms == 0 || now - p->expire_set_ms >= 10000) {
+            char ttl[16];
+            snprintf(ttl, sizeof ttl, "%u", live_ttl_ms());
+            telex_rconn_cmdf(cw->cmd, NULL, NULL, "PEXPIRE %s %s", p->key_e, ttl);
+            telex_rconn_cmdf(cw->cmd, NULL, NULL, "PEXPIRE %s %s", p->key_m, ttl);
+            p->expire_set_ms = now;
+        }
     }
     atomic_store(&p->tap.acked, p->pos);
     if (lost) {
@@ -217,6 +225,7 @@ static void on_resync(telex_rconn_t *rc, redisReply *reply, void *priv)
     uint64_t pos;
     p->state = P_STREAMING;
     p->meta_sent = 0; /* Redis may have lost it */
+    p->expire_set_ms = 0;
     if (telex_log_position_after(p->stream->log, last, &pos) != 0) {
         /* the events after `last` are no longer kept here (or Redis has more than we do) */
         p->seq = last + 1;

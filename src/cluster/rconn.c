@@ -55,6 +55,7 @@ struct telex_rconn {
     unsigned backoff;
     uint64_t up_since;
     uint64_t last_activity;
+    uint64_t last_ping; /* a PING goes out every second while no reply is awaited */
     req_t *head, *tail;
     size_t pending;
     sub_t sub; /* at most one subscription, renewed on every connection */
@@ -268,12 +269,12 @@ static void on_tick(uv_timer_t *t)
     case ST_UP:
         if (rc->head != NULL && now >= rc->head->deadline) {
             go_down(rc, "a command timed out", 1);
-        } else if (rc->head == NULL && !rc->has_sub && now - rc->last_activity >= PING_IDLE_MS) {
+        } else if (rc->head == NULL && !rc->has_sub && now - rc->last_ping >= PING_IDLE_MS) {
             /* (not on a subscribed connection: hiredis 0.14 cannot match
              * a PING's reply there; a lost one is seen as a closed socket) */
             const char *argv[1] = {"PING"};
             size_t len[1] = {4};
-            rc->last_activity = now;
+            rc->last_ping = now;
             send_argv(rc, on_ping, NULL, 0, 1, argv, len);
         }
         break;
@@ -326,6 +327,12 @@ int telex_rconn_cmd(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned e
 {
     if (rc == NULL || rc->state != ST_UP)
         return -1;
+    if (cb == NULL) {
+        /* Fire and forget (XADD, PEXPIRE ...: one per event): no entry in the
+         * FIFO of deadlines, which only callers waiting for a reply need; a
+         * stuck connection is still found by those and by the idle PING. */
+        return redisAsyncCommandArgv(rc->ac, NULL, NULL, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
+    }
     return send_argv(rc, cb, priv, extra_ms, argc, argv, argvlen);
 }
 

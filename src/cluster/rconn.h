@@ -10,8 +10,9 @@
  * the reply did not come within timeout_ms (+ extra_ms given per command,
  * for XREAD BLOCK). A command that times out takes the connection down
  * (Redis or the network is stuck): every pending callback gets NULL and the
- * connection is made again, with a back-off of 250 ms to 2 s. While up and
- * idle, a PING each second notices a Redis that stopped answering.
+ * connection is made again, with a back-off of 250 ms to 2 s. While no
+ * reply is awaited, a PING each second notices a Redis that stopped
+ * answering (so fire-and-forget commands, cb NULL, are covered too).
  * on_up runs after each (re)connection (AUTH and SELECT done); on_down once
  * per loss. For pub/sub, telex_rconn_subscribe sends SUBSCRIBE whose
  * callback runs per message (and with NULL when the connection is lost).
