@@ -280,6 +280,8 @@ void telex_cluster_worker_start(telex_cluster_worker_t *cw)
 /* ------------------------------------------------------------ the router's hook */
 
 #define STREAMS_PREFIX "/v1/streams/"
+#define RESPONSES_PREFIX "/v1/responses/resp_"
+#define RESP_ID_LEN (TELEX_STREAM_ID_LEN - 3) /* the part after resp_ */
 
 int telex_cluster_intercept(h2o_req_t *req)
 {
@@ -302,6 +304,17 @@ int telex_cluster_intercept(h2o_req_t *req)
         uint64_t seq;
         if (i < 0 || telex_event_id_parse(req->headers.entries[i].value.base, req->headers.entries[i].value.len, id,
                                           &seq) != 0)
+            return 0;
+    } else if (p.len >= sizeof(RESPONSES_PREFIX) - 1 + RESP_ID_LEN &&
+               memcmp(p.base, RESPONSES_PREFIX, sizeof(RESPONSES_PREFIX) - 1) == 0 &&
+               (p.len == sizeof(RESPONSES_PREFIX) - 1 + RESP_ID_LEN ||
+                h2o_memis(p.base + sizeof(RESPONSES_PREFIX) - 1 + RESP_ID_LEN,
+                          p.len - (sizeof(RESPONSES_PREFIX) - 1 + RESP_ID_LEN), H2O_STRLIT("/cancel")))) {
+        /* GET/DELETE /v1/responses/resp_X, POST .../cancel: the stream st_X */
+        memcpy(id, "st_", 3);
+        memcpy(id + 3, p.base + sizeof(RESPONSES_PREFIX) - 1, TELEX_STREAM_ID_LEN - 3);
+        id[TELEX_STREAM_ID_LEN] = '\0';
+        if (!telex_stream_id_valid(id, TELEX_STREAM_ID_LEN))
             return 0;
     } else {
         return 0;

@@ -226,6 +226,10 @@ static size_t take_entries(mirror_t *m, redisReply *entries)
             }
             appended++;
         } else if (strcmp(k->str, "end") == 0) {
+            redisReply *f = e->element[1];
+            if (f->elements >= 4 && f->element[2]->type == REDIS_REPLY_STRING &&
+                strcmp(f->element[2]->str, "resp") == 0 && f->element[3]->type == REDIS_REPLY_STRING)
+                telex_stream_set_note(m->stream, TELEX_NOTE_RESPONSE, strdup(f->element[3]->str));
             if (strcmp(v->str, "done") == 0) {
                 telex_log_finish(m->stream->log);
                 m->state = M_ENDED;
@@ -355,6 +359,9 @@ static void on_meta(telex_rconn_t *rc, redisReply *reply, void *priv)
         return;
     }
     memcpy(m->stream->id, m->id, sizeof m->id);
+    const char *resp = field(reply, "resp"); /* Responses: the Response object when the answer started */
+    if (resp != NULL)
+        telex_stream_set_note(m->stream, TELEX_NOTE_RESPONSE, strdup(resp));
     snprintf(m->stream->owner, sizeof m->stream->owner, "%s", owner);
     snprintf(m->node, sizeof m->node, "%s", node);
     m->front = atoi(front);

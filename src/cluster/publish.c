@@ -11,7 +11,9 @@
  * on another node knows every event's number. Fields: d = the event's
  * bytes exactly as the log holds them (subscribers add ids themselves);
  * the last entry has `end` = done (the answer ended, whatever way the log
- * says) or lost (events could not be published: see below).
+ * says) or lost (events could not be published: see below), and for a
+ * Responses answer `resp` = its final Response object (the meta hash has
+ * the object as it stood when the answer started).
  *
  * Keys: telex:s:{id}:e (the stream; MAXLEN ~ 100000 entries), telex:s:{id}:m
  * (node, owner, front door). While the answer runs both expire
@@ -103,11 +105,16 @@ static int xadd_end(pub_t *p, const char *how)
     char id[32], maxlen[16];
     snprintf(id, sizeof id, "0-%llu", (unsigned long long)p->seq);
     snprintf(maxlen, sizeof maxlen, "%d", STREAM_MAXLEN);
-    const char *argv[] = {"XADD", p->key_e, "MAXLEN", "~", maxlen, id, "end", how};
-    size_t len[8];
-    for (int i = 0; i < 8; i++)
+    /* Responses: the final Response object travels with the end (GET /v1/responses/{id} elsewhere) */
+    char *note = telex_stream_copy_note(p->stream, TELEX_NOTE_RESPONSE);
+    const char *argv[] = {"XADD", p->key_e, "MAXLEN", "~", maxlen, id, "end", how, "resp", note};
+    int argc = note != NULL ? 10 : 8;
+    size_t len[10];
+    for (int i = 0; i < argc; i++)
         len[i] = strlen(argv[i]);
-    if (telex_rconn_cmd(p->cw->cmd, NULL, NULL, 0, 8, argv, len) != 0)
+    int rc = telex_rconn_cmd(p->cw->cmd, NULL, NULL, 0, argc, argv, len);
+    free(note);
+    if (rc != 0)
         return -1;
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%u", end_ttl_ms());
@@ -137,11 +144,15 @@ static void pub_flush(pub_t *p)
         char front[4], ttl[16];
         snprintf(front, sizeof front, "%d", p->front);
         snprintf(ttl, sizeof ttl, "%u", live_ttl_ms());
-        const char *argv[] = {"HSET", p->key_m, "node", telex_cluster_g.node, "owner", p->stream->owner, "front", front};
-        size_t len[8];
-        for (int i = 0; i < 8; i++)
+        char *note = telex_stream_copy_note(p->stream, TELEX_NOTE_RESPONSE); /* Responses: the object so far */
+        const char *argv[] = {"HSET", p->key_m, "node", telex_cluster_g.node, "owner", p->stream->owner, "front", front,
+                              "resp", note};
+        int argc = note != NULL ? 10 : 8;
+        size_t len[10];
+        for (int i = 0; i < argc; i++)
             len[i] = strlen(argv[i]);
-        telex_rconn_cmd(cw->cmd, NULL, NULL, 0, 8, argv, len);
+        telex_rconn_cmd(cw->cmd, NULL, NULL, 0, argc, argv, len);
+        free(note);
         telex_rconn_cmdf(cw->cmd, NULL, NULL, "PEXPIRE %s %s", p->key_m, ttl);
         p->meta_sent = 1;
     }
@@ -188,12 +199,22 @@ static void pub_flush(pub_t *p)
     atomic_store(&p->tap.acked, p->pos);
     if (lost) {
         telex_log_event("warn", "cluster: events of a stream could not be published (no longer kept)", NULL);
-        if (xadd_end(p, "lost") == 0)
+        if (xadd_end(p, "lost") == 0) {
             pub_unlink_free(p);
+        } else {
+            p->state = P_WAIT_REDIS; /* the resync writes the end once Redis is back */
+            give_up_holding(p);
+        }
         return;
     }
-    if (telex_log_finished(log) && p->pos == telex_log_end(log) && xadd_end(p, "done") == 0)
-        pub_unlink_free(p);
+    if (telex_log_finished(log) && p->pos == telex_log_end(log)) {
+        if (xadd_end(p, "done") == 0) {
+            pub_unlink_free(p);
+        } else {
+            p->state = P_WAIT_REDIS;
+            give_up_holding(p);
+        }
+    }
 }
 
 /* XREVRANGE's answer after a reconnection: the last entry Redis has. */

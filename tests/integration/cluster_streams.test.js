@@ -17,6 +17,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import OpenAI from 'openai';
+
 import { LATE_MS, startServe, waitFor } from './lib/proc.js';
 import { msgs, waitEntry, lastSeq } from './lib/relay.js';
 import { assertExact, openAnswer, request, resumeGet, waitFinished } from './lib/resume.js';
@@ -121,6 +123,46 @@ describe('resume and follow across nodes', () => {
     // B's view of it ends the same way, byte for byte
     const onB = await resumeGet(B, first.sid);
     assert.ok(onB.raw.equals(replay.raw));
+  });
+});
+
+describe('the Responses API across nodes', () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ nodes: 2 });
+  });
+  after(async () => {
+    if (c) await c.stop();
+  });
+
+  const collect = async (stream) => {
+    const events = [];
+    for await (const ev of stream) events.push(ev);
+    return events;
+  };
+
+  test('created on A, retrieved with starting_after and as an object on B', async () => {
+    const [A, B] = c.nodes;
+    const onA = new OpenAI({ baseURL: `${A.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const onB = new OpenAI({ baseURL: `${B.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const mock = { tokens: 30, delay_ms: 15 };
+    const first = await onA.responses.create({ model: 'gpt-relay', input: 'across nodes', stream: true, mock });
+    const got = [];
+    for await (const ev of first) {
+      got.push(ev);
+      if (got.length === 9) break; // the client leaves mid-answer
+    }
+    const id = got[0].response.id;
+    const rest = await collect(await onB.responses.retrieve(id, { stream: true, starting_after: got.at(-1).sequence_number }));
+    const all = [...got, ...rest];
+    assert.deepEqual(all.map((e) => e.sequence_number), all.map((_, i) => i), 'no gap, nothing twice');
+    assert.equal(all.at(-1).type, 'response.completed');
+    const whole = await collect(await onA.responses.retrieve(id, { stream: true }));
+    assert.deepEqual(all, whole, 'the part kept on A and the part resumed on B are the whole answer');
+    const objA = await onA.responses.retrieve(id);
+    const objB = await onB.responses.retrieve(id);
+    assert.equal(objB.status, 'completed');
+    assert.deepEqual(objB, objA, 'the same Response object on both nodes');
   });
 });
 
