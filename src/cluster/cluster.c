@@ -174,6 +174,8 @@ static void heartbeat(telex_cluster_worker_t *cw)
         cw->last_heartbeat_ms = uv_now(cw->loop);
 }
 
+static void check_held(telex_cluster_worker_t *cw);
+
 static void on_tick(uv_timer_t *t)
 {
     telex_cluster_worker_t *cw = t->data;
@@ -186,6 +188,8 @@ static void on_tick(uv_timer_t *t)
     }
     cluster_pubs_tick(cw);
     cluster_mirrors_tick(cw);
+    if (cw->held != NULL)
+        check_held(cw);
 }
 
 static void on_cmd_up(telex_rconn_t *rc, void *user)
@@ -283,10 +287,125 @@ void telex_cluster_worker_start(telex_cluster_worker_t *cw)
 #define RESPONSES_PREFIX "/v1/responses/resp_"
 #define RESP_ID_LEN (TELEX_STREAM_ID_LEN - 3) /* the part after resp_ */
 
+/* The raw value of query parameter name (empty iovec: none). */
+static h2o_iovec_t query_param(h2o_req_t *req, const char *name)
+{
+    if (req->query_at == SIZE_MAX)
+        return h2o_iovec_init(NULL, 0);
+    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t n = strlen(name);
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - q) > n && memcmp(q, name, n) == 0 && q[n] == '=')
+            return h2o_iovec_init(q + n + 1, (size_t)(stop - q - (ptrdiff_t)n - 1));
+        q = stop + 1;
+    }
+    return h2o_iovec_init(NULL, 0);
+}
+
+static int parse_count(h2o_iovec_t v, uint64_t *out)
+{
+    if (v.base == NULL || v.len == 0 || v.len > 18)
+        return -1;
+    uint64_t n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.base[i] < '0' || v.base[i] > '9')
+            return -1;
+        n = n * 10 + (uint64_t)(v.base[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+/* How many events of the stream the request says its client already has
+ * (Last-Event-ID, ?last_event_id=, ?after=N, ?starting_after=N); 0 when none. */
+static uint64_t events_had(h2o_req_t *req)
+{
+    char other[TELEX_STREAM_ID_LEN + 1];
+    uint64_t seq = 0;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
+    h2o_iovec_t v = i >= 0 ? req->headers.entries[i].value : query_param(req, "last_event_id");
+    if (v.base != NULL && telex_event_id_parse(v.base, v.len, other, &seq) == 0)
+        return seq;
+    if (parse_count(query_param(req, "after"), &seq) == 0)
+        return seq;
+    if (parse_count(query_param(req, "starting_after"), &seq) == 0)
+        return seq + 1; /* sequence numbers count from 0 */
+    return 0;
+}
+
+/* A request for a mirrored stream that names an event the mirror does not
+ * have yet (its client got it from the producer a moment ago): held until
+ * the mirror has it, it ends, or HOLD_MAX_MS passed; then handled again. */
+typedef struct held {
+    struct held *next;
+    h2o_req_t *req; /* NULL once h2o disposed of it */
+    struct held **link;
+    telex_stream_t *stream;
+    uint64_t events;
+    uint64_t until_ms;
+} held_t;
+
+#define HOLD_MAX_MS 5000
+
+static void on_held_disposed(void *p)
+{
+    held_t *h = *(held_t **)p;
+    if (h != NULL)
+        h->req = NULL;
+}
+
+static int hold_for_events(telex_cluster_worker_t *cw, h2o_req_t *req, telex_stream_t *s, uint64_t events)
+{
+    held_t *h = calloc(1, sizeof *h);
+    held_t **link = h != NULL ? h2o_mem_alloc_shared(&req->pool, sizeof *link, on_held_disposed) : NULL;
+    if (link == NULL) {
+        free(h);
+        return 0;
+    }
+    *link = h;
+    h->link = link;
+    h->req = req;
+    telex_stream_ref(s);
+    h->stream = s;
+    h->events = events;
+    h->until_ms = uv_now(cw->loop) + HOLD_MAX_MS;
+    h->next = cw->held;
+    cw->held = h;
+    return 1;
+}
+
+static void check_held(telex_cluster_worker_t *cw)
+{
+    uint64_t now = uv_now(cw->loop);
+    for (held_t **pp = &cw->held; *pp != NULL;) {
+        held_t *h = *pp;
+        int ready = h->req == NULL || telex_log_finished(h->stream->log) ||
+                    telex_log_events(h->stream->log) >= h->events || now >= h->until_ms;
+        if (!ready) {
+            pp = &h->next;
+            continue;
+        }
+        *pp = h->next;
+        if (h->req != NULL) {
+            h2o_req_t *req = h->req;
+            *h->link = NULL;
+            cw->held_once = req;
+            cw->reentering = req;
+            cw->redispatch(cw->ctx, req);
+            cw->reentering = NULL;
+            cw->held_once = NULL;
+        }
+        telex_stream_unref(h->stream);
+        free(h);
+    }
+}
+
 int telex_cluster_intercept(h2o_req_t *req)
 {
     telex_cluster_worker_t *cw = telex_cluster_current;
-    if (cw == NULL || cw->reentering == req)
+    if (cw == NULL || cw->held_once == req)
         return 0;
     char id[TELEX_STREAM_ID_LEN + 1];
     h2o_iovec_t p = req->path_normalized;
@@ -320,10 +439,15 @@ int telex_cluster_intercept(h2o_req_t *req)
         return 0;
     }
     telex_stream_t *s = telex_registry_get(id);
-    if (s != NULL) {
+    if (s != NULL) { /* produced or mirrored here */
+        uint64_t had = s->mirrored ? events_had(req) : 0;
+        int held = had > 0 && !telex_log_finished(s->log) && telex_log_events(s->log) < had &&
+                   hold_for_events(cw, req, s, had);
         telex_stream_unref(s);
-        return 0; /* produced or mirrored here */
+        return held;
     }
+    if (cw->reentering == req)
+        return 0; /* Redis said there is no such stream */
     if (!telex_rconn_is_up(cw->cmd))
         return 0; /* Redis away: answer from what this node has */
     return cluster_mirror_request(cw, req, id);

@@ -32,6 +32,7 @@
 struct pub;
 struct mirror;
 struct waiter;
+struct held;
 
 struct telex_cluster_worker {
     uv_loop_t *loop;
@@ -49,6 +50,8 @@ struct telex_cluster_worker {
     struct pub *pubs;
     struct mirror *mirrors;
     h2o_req_t *reentering; /* a held request being handled again */
+    h2o_req_t *held_once;  /* the same, after waiting for its mirror to catch up (not held again) */
+    struct held *held;     /* requests waiting for their mirror to catch up (cluster.c) */
     h2o_req_t *verdict_for; /* limits.c: the request whose Redis verdict is below */
     int verdict;
     unsigned verdict_retry;

@@ -359,6 +359,7 @@ static void on_meta(telex_rconn_t *rc, redisReply *reply, void *priv)
         return;
     }
     memcpy(m->stream->id, m->id, sizeof m->id);
+    m->stream->mirrored = 1;
     const char *resp = field(reply, "resp"); /* Responses: the Response object when the answer started */
     if (resp != NULL)
         telex_stream_set_note(m->stream, TELEX_NOTE_RESPONSE, strdup(resp));

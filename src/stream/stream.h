@@ -48,6 +48,7 @@ typedef struct telex_stream {
     char *notes[2];              /* texts a front door keeps with the answer (under lock; see below) */
     telex_stream_sub_t *tap;     /* a reader that is not a response (cluster/publish.c): woken by notify,
                                     its acked position kept like a subscriber's, not counted in n_subs */
+    int mirrored;                /* a copy of another node's stream (cluster/mirror.c) */
 } telex_stream_t;
 
 /* What a front door keeps with an answer for later requests: the Responses
