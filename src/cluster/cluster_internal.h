@@ -55,6 +55,7 @@ struct telex_cluster_worker {
     h2o_req_t *verdict_for; /* limits.c: the request whose Redis verdict is below */
     int verdict;
     unsigned verdict_retry;
+    uint64_t verdict_reservation;
     int (*redispatch)(void *ctx, h2o_req_t *req);
     void *ctx;
 };

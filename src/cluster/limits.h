@@ -12,6 +12,9 @@
  * request is admitted only while spend + reserved cost < budget (it
  * reserves its estimated cost). One script checks and takes everything or
  * nothing, so N nodes admitting at once cannot pass a limit between them.
+ * Reservations are kept per request (telex:k:{id}:r, field node:n), so the
+ * budget held by a node that died mid-request is freed as soon as its
+ * heartbeat key expires.
  *
  * The spend starts, the first time a key is seen by Redis, from the
  * admitting node's own count (its database); after that Redis' count is
@@ -40,14 +43,18 @@ enum {
 };
 
 /* rpm, tpm: 0 = unlimited; budget_usd < 0 = none. local_spent seeds the
- * key's spend in Redis the first time. *retry_after_s for RPM/TPM. */
+ * key's spend in Redis the first time. *retry_after_s for RPM/TPM;
+ * *reservation names the request's budget reservation (for settling). */
 int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm, double budget_usd,
-                        uint64_t est_tokens, double est_usd, double local_spent, unsigned *retry_after_s);
+                        uint64_t est_tokens, double est_usd, double local_spent, unsigned *retry_after_s,
+                        uint64_t *reservation);
 
 /* The end of a request the cluster admitted: its real tokens and cost
- * replace the reservations (fire and forget; any thread may call it, it
- * does nothing off a worker or while Redis is away). */
-void telex_cluster_settle(int64_t key_id, uint64_t reserved_tokens, uint64_t used_tokens, double reserved_usd,
+ * replace the reservations (fire and forget; call it on the worker that
+ * admitted it; it does nothing elsewhere or while Redis is away). A
+ * reservation never settled (its node died) is dropped by the next
+ * admission of that key once the node's heartbeat key is gone. */
+void telex_cluster_settle(int64_t key_id, uint64_t reservation, uint64_t reserved_tokens, uint64_t used_tokens,
                           double cost_usd);
 
 /* The scripts' text (for tests and docs). */

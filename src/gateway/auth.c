@@ -618,8 +618,8 @@ int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *mo
     }
 out:
     if (rc != 0 && grant->cluster_decided && grant->cluster_verdict == TELEX_LIMIT_OK) /* give Redis' reservation back */
-        telex_cluster_settle(grant->key_id, k != NULL && k->limits.tpm > 0 ? est_tokens : 0, 0,
-                             k != NULL && k->limits.budget_usd >= 0 ? grant->estimate_usd : 0, 0);
+        telex_cluster_settle(grant->key_id, grant->cluster_reservation, k != NULL && k->limits.tpm > 0 ? est_tokens : 0,
+                             0, 0);
     snap_unref(s);
     return rc;
 }
@@ -638,7 +638,7 @@ int telex_auth_key_limits(telex_services_t *svc, int64_t key_id, telex_key_limit
 void telex_auth_release(telex_services_t *svc, telex_grant_t *grant)
 {
     if (grant->key_id > 0 && grant->cluster_decided && grant->admitted)
-        telex_cluster_settle(grant->key_id, grant->reserved_tokens, 0, grant->reserved_usd, 0);
+        telex_cluster_settle(grant->key_id, grant->cluster_reservation, grant->reserved_tokens, 0, 0);
     else if (grant->key_id > 0 && (grant->reserved_tokens > 0 || grant->reserved_usd > 0))
         telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, grant->reserved_tokens, 0,
                                  grant->reserved_usd, 0);

@@ -109,6 +109,7 @@ typedef struct telex_grant {
     bool cluster_decided;     /* cluster mode: Redis decided the limits (gateway/cluster_admit.c) */
     int cluster_verdict;      /* its telex_limit_verdict_t */
     unsigned cluster_retry;   /* its Retry-After */
+    uint64_t cluster_reservation; /* its budget reservation, settled with the request */
     bool admitted;            /* telex_auth_admit passed */
 } telex_grant_t;
 

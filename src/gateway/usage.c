@@ -203,8 +203,8 @@ int telex_usage_record(telex_services_t *svc, const telex_grant_t *grant, const 
 {
     if (grant != NULL && grant->key_id > 0 && grant->cluster_decided) {
         /* cluster mode: Redis holds the reservation; the local count follows the spend (for when Redis is away) */
-        telex_cluster_settle(grant->key_id, grant->reserved_tokens, rec->prompt_tokens + rec->completion_tokens,
-                             grant->reserved_usd, rec->cost_usd);
+        telex_cluster_settle(grant->key_id, grant->cluster_reservation, grant->reserved_tokens,
+                             rec->prompt_tokens + rec->completion_tokens, rec->cost_usd);
         telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, 0,
                                  rec->prompt_tokens + rec->completion_tokens, 0, rec->cost_usd);
     } else if (grant != NULL && grant->key_id > 0) {

@@ -5,7 +5,9 @@
 //   - a $0.05 budget, 200 concurrent requests spread over both nodes: overshoot at most one
 //     answer's worth (each node alone would let its share through);
 //   - a key revoked through node A's admin API is refused by node B within a second, and B
-//     says it reloaded because of the announcement (not only its database watch).
+//     says it reloaded because of the announcement (not only its database watch);
+//   - a node killed mid-request does not hold the key's budget reservation: once its heartbeat
+//     expires, the other node admits the key again.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -83,5 +85,45 @@ describe('limits across nodes', () => {
     assert.equal(status, 401);
     assert.ok(took < 1000 + LATE_MS, `refused on B after ${took.toFixed(0)} ms`);
     await B.waitForLog((l) => l.msg === 'cluster: keys changed on another node; reloading');
+  });
+});
+
+describe('a dead node does not hold the budget', () => {
+  let c;
+  let key;
+  before(async () => {
+    const dbPath = path.join(tmpDir(), 'telex.db');
+    key = createKey(dbPath, 'reserved', ['--budget-usd', String(BUDGET)]);
+    c = await startCluster({
+      nodes: 2,
+      dbPath,
+      config: { models: [{ name: 'gpt-priced', providers: [{ provider: 'mock', model: 'priced', ...PRICES }] }] },
+    });
+  });
+  after(async () => {
+    if (c) await c.stop();
+  });
+
+  test('kill -9 of the node running a request that reserved the whole budget', async () => {
+    const [A, B] = c.nodes;
+    const auth = { authorization: `Bearer ${key}` };
+    // max_tokens 100 at $2000/M: a $0.2 reservation, more than the whole $0.05 budget
+    const big = { model: 'gpt-priced', messages: msgs('hold it'), stream: true, max_tokens: 100, mock: { tokens: 2000, delay_ms: 20 } };
+    let started;
+    const running = new Promise((resolve) => (started = resolve));
+    const held = postChat(A.url, big, { headers: auth, onEvent: () => started() });
+    await running;
+    const small = { ...big, max_tokens: 1, mock: { tokens: 1 } };
+    assert.equal((await postChat(B.url, small, { headers: auth })).status, 402, 'the reservation holds the budget');
+    process.kill(A.pid, 'SIGKILL');
+    await held;
+    const t0 = performance.now();
+    let status = 402;
+    while (status === 402 && performance.now() - t0 < 15000) {
+      status = (await postChat(B.url, small, { headers: auth })).status;
+      if (status === 402) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(status, 200, 'admitted again once the dead node\'s heartbeat expired');
+    assert.ok(performance.now() - t0 < 2000 + LATE_MS + 1000, 'within about the heartbeat TTL');
   });
 });
