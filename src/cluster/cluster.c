@@ -281,6 +281,13 @@ void telex_cluster_worker_start(telex_cluster_worker_t *cw)
     }
 }
 
+int telex_cluster_worker_idle(telex_cluster_worker_t *cw)
+{
+    if (cw == NULL || !telex_rconn_is_up(cw->cmd))
+        return 1;
+    return cw->pubs == NULL && telex_rconn_flushed(cw->cmd);
+}
+
 /* ------------------------------------------------------------ the router's hook */
 
 #define STREAMS_PREFIX "/v1/streams/"

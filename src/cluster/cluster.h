@@ -65,6 +65,11 @@ telex_cluster_worker_t *telex_cluster_worker_new(uv_loop_t *loop, telex_waker_t 
 /* On the worker's thread, before its loop runs: connects. */
 void telex_cluster_worker_start(telex_cluster_worker_t *cw);
 
+/* Shutdown: 1 when the worker has nothing left to hand to Redis (every
+ * publisher has written its stream's end, and the bytes left the process),
+ * or Redis is away. NULL (single node) is idle. */
+int telex_cluster_worker_idle(telex_cluster_worker_t *cw);
+
 /* The producer's hook (on its worker, when a resumable stream commits). */
 void telex_cluster_publish(telex_stream_t *stream, int front);
 

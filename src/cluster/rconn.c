@@ -16,6 +16,7 @@
 
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
+#include <hiredis/sds.h>
 
 #include "util/log.h"
 
@@ -320,6 +321,11 @@ uint64_t telex_rconn_up_since(const telex_rconn_t *rc)
 size_t telex_rconn_pending(const telex_rconn_t *rc)
 {
     return rc->pending;
+}
+
+int telex_rconn_flushed(const telex_rconn_t *rc)
+{
+    return rc == NULL || rc->state != ST_UP || rc->ac == NULL || sdslen(rc->ac->c.obuf) == 0;
 }
 
 int telex_rconn_cmd(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms, int argc, const char **argv,

@@ -47,6 +47,9 @@ int telex_rconn_is_up(const telex_rconn_t *rc);
 uint64_t telex_rconn_up_since(const telex_rconn_t *rc);
 /* Commands sent and not answered yet. */
 size_t telex_rconn_pending(const telex_rconn_t *rc);
+/* 1 when everything given to the connection has been written to its
+ * socket (or the connection is down: nothing more will be). */
+int telex_rconn_flushed(const telex_rconn_t *rc);
 
 int telex_rconn_cmd(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms, int argc, const char **argv,
                     const size_t *argvlen);

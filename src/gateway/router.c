@@ -328,7 +328,8 @@ void telex_gateway_on_shutdown(telex_worker_t *worker)
 int telex_gateway_is_idle(telex_worker_t *worker)
 {
     gateway_worker_t *gw = worker->app_worker;
-    return telex_chat_running(gw) == 0 && gw->n_subscribers == 0;
+    return telex_chat_running(gw) == 0 && gw->n_subscribers == 0 &&
+           telex_cluster_worker_idle(gw->cluster); /* cluster mode: the last events reached Redis */
 }
 
 void telex_gateway_worker_start(telex_worker_t *worker)

@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 
 import OpenAI from 'openai';
 
-import { LATE_MS, startServe, waitFor } from './lib/proc.js';
+import { LATE_MS, startServe, stopProcess, waitFor } from './lib/proc.js';
 import { msgs, waitEntry, lastSeq } from './lib/relay.js';
 import { assertExact, openAnswer, request, resumeGet, waitFinished } from './lib/resume.js';
 import { SECRET, startCluster, startRedis } from './lib/cluster.js';
@@ -244,6 +244,38 @@ describe('losing the producer or Redis', () => {
       B.logs.some((x) => x.msg === 'redis unavailable') && B.logs.some((x) => x.msg === 'redis connected'),
       'the outage and the recovery are logged',
     );
+  });
+});
+
+describe('stopping the producer', () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ nodes: 2 });
+  });
+  after(async () => {
+    if (c) await c.stop();
+  });
+
+  test('SIGTERM of the producer: a reader on another node gets its shutting_down event, not node_lost', async () => {
+    const [A, B] = c.nodes;
+    const first = await openAnswer({ url: A.url }, { tokens: 2000, delay_ms: 20 }, {
+      messages: msgs('producer stops'),
+      stopAfter: 1,
+    });
+    let stopping;
+    const r = resumeGet(B, first.sid, {
+      timeoutMs: 60000,
+      onEvent: (e, all) => {
+        if (all.length === 10) stopping = stopProcess(A);
+      },
+    });
+    const got = await r;
+    const exit = await stopping;
+    assert.equal(exit.code, 0);
+    assert.ok(got.complete);
+    const last = JSON.parse(got.events.at(-1).data);
+    assert.equal(last.error.code, 'shutting_down', 'the producer\'s own last event reached the other node');
+    got.events.forEach((e, i) => assert.equal(e.id, `${first.sid}.${i + 1}`));
   });
 });
 
