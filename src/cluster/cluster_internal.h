@@ -44,6 +44,7 @@ struct telex_cluster_worker {
     long long blk_client_id; /* CLIENT ID of blk (-1: unknown) */
     int xread_inflight;
     int xread_stale; /* the live set changed while an XREAD was waiting */
+    int unblocking;  /* a CLIENT UNBLOCK is on its way */
     uv_timer_t tick;
     uint64_t last_heartbeat_ms;
     uint64_t redis_down_since; /* uv_now() when cmd or blk went down (0: up) */
