@@ -263,6 +263,8 @@ telex_cluster_worker_t *telex_cluster_worker_new(uv_loop_t *loop, telex_waker_t 
     }
     uv_timer_init(loop, &cw->tick);
     cw->tick.data = cw;
+    uv_timer_init(loop, &cw->batch_timer);
+    cw->batch_timer.data = cw;
     return cw;
 }
 

@@ -17,6 +17,8 @@
 /* The heartbeat is refreshed this often and lives this long. */
 #define HEARTBEAT_EVERY_MS 500
 #define HEARTBEAT_TTL_MS 2000
+/* A worker's woken streams are appended to Redis together this long after the first. */
+#define PUBLISH_BATCH_MS 2
 /* XREAD BLOCK's wait; a new mirror interrupts it (CLIENT UNBLOCK). */
 #define XREAD_BLOCK_MS 2000
 /* Entries per XRANGE page and per XREAD. */
@@ -49,6 +51,8 @@ struct telex_cluster_worker {
     uint64_t last_heartbeat_ms;
     uint64_t redis_down_since; /* uv_now() when cmd or blk went down (0: up) */
     struct pub *pubs;
+    struct pub *dirty;      /* publishers woken since the last batch (publish.c) */
+    uv_timer_t batch_timer; /* sends that batch */
     struct mirror *mirrors;
     h2o_req_t *reentering; /* a held request being handled again */
     h2o_req_t *held_once;  /* the same, after waiting for its mirror to catch up (not held again) */
@@ -86,6 +90,7 @@ void cluster_key_node(char *out, const char *node);
 /* publish.c */
 void cluster_pubs_on_up(telex_cluster_worker_t *cw);
 void cluster_pubs_tick(telex_cluster_worker_t *cw);
+void cluster_pubs_on_batch(uv_timer_t *t);
 
 /* mirror.c */
 int cluster_mirror_request(telex_cluster_worker_t *cw, h2o_req_t *req, const char *id);
