@@ -18,6 +18,9 @@ SSE_S=$(($(date +%s) - START))
 # The cost of resumable streams (memory per stream, replay time): bench/resume.sh.
 "$ROOT/bench/resume.sh" "$BUILD" "$WORK/resume.md"
 
+# Cluster mode on vs off (Redis), side by side: bench/cluster.sh.
+"$ROOT/bench/cluster.sh" "$BUILD" "$WORK/cluster.md"
+
 # What each front door costs per event (chat, chat with ids, Responses, Messages).
 TELEX_BIN="$(cd "$BUILD" && pwd)/telex" node "$ROOT/bench/frontdoors_bench.mjs" "$WORK/frontdoors.md" >/dev/null
 
@@ -47,6 +50,8 @@ if [ -n "${BENCH_KEEP:-}" ]; then cp "$WORK/relay.jsonl" "$BENCH_KEEP"; fi
   cat "$WORK/resume.md"
   echo
   cat "$WORK/frontdoors.md"
+  echo
+  cat "$WORK/cluster.md"
   echo
   echo "---"
   echo "\`make bench\` took $(( $(date +%s) - START )) s (SSE parser ${SSE_S} s)."

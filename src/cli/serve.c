@@ -10,11 +10,18 @@
 
 
 #include "cli/commands.h"
+#include "cluster/cluster.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "stream/ids.h"
 #include "util/log.h"
+
+/* cluster mode: another node changed key rows (on libuv's thread pool) */
+static void reload_keys(void *services)
+{
+    telex_services_reload_keys(services);
+}
 
 static void usage(FILE *out)
 {
@@ -35,7 +42,8 @@ static void usage(FILE *out)
             "  -h, --help            this help\n"
             "\n"
             "Environment: TELEX_CONFIG, TELEX_LISTEN, TELEX_WORKERS, TELEX_TLS_CERT, TELEX_TLS_KEY,\n"
-            "OPENAI_API_KEY, OPENAI_BASE_URL, TELEX_LOG=quiet. See docs/configuration.md.\n"
+            "OPENAI_API_KEY, OPENAI_BASE_URL, TELEX_LOG=quiet, TELEX_REDIS_URL (cluster mode, with\n"
+            "TELEX_RESUME_SECRET). See docs/configuration.md.\n"
             "Logs are JSON lines on stderr. SIGINT/SIGTERM stop gracefully.\n",
             TELEX_CONFIG_DEFAULT_LISTEN);
 }
@@ -117,6 +125,12 @@ int telex_cmd_serve(int argc, char **argv)
         fprintf(stderr, "telex serve: %s\n", err);
         telex_config_free(cfg);
         return src == -EPERM ? TELEX_EXIT_CONFIG : TELEX_EXIT_UNAVAILABLE;
+    }
+    if (telex_cluster_configure(cfg, reload_keys, services, err, sizeof(err)) != 0) {
+        fprintf(stderr, "telex serve: %s\n", err);
+        telex_services_close(services);
+        telex_config_free(cfg);
+        return TELEX_EXIT_CONFIG;
     }
     telex_gateway_t gateway = {.config = cfg, .services = services};
     telex_server_options_t so = {

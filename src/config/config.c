@@ -410,6 +410,16 @@ static int apply_env(telex_config_t *cfg, telex_config_use_t use, char *err, siz
     int rc = apply_store_env(cfg, err, errlen);
     if (rc < 0)
         return rc;
+    if ((v = env_nonempty("TELEX_REDIS_URL"))) {
+        if (has_ctl(v)) {
+            telex_config_errf(err, errlen, "TELEX_REDIS_URL: contains control characters");
+            return -EINVAL;
+        }
+        if (!(cfg->cluster.redis_url = telex_config_strdup(cfg->arena, v))) {
+            telex_config_errf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+    }
     if ((v = env_nonempty("TELEX_ADMIN_TOKEN"))) {
         const char *problem = telex_config_admin_token_problem(v);
         if (problem) {

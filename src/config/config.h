@@ -123,6 +123,13 @@ typedef struct telex_resume_config {
     uint64_t retry_ms;        /* SSE "retry:" sent to clients; 3000 (>= 0) */
 } telex_resume_config_t;
 
+/* Cluster mode (src/cluster): several nodes share streams, limits and key
+ * changes through Redis. NULL redis_url = a single node (the default). The
+ * URL is checked when the server starts (cluster/redis_url.h). */
+typedef struct telex_cluster_config {
+    const char *redis_url; /* cluster.redis_url or TELEX_REDIS_URL (which wins) */
+} telex_cluster_config_t;
+
 /* The SQLite file of keys and the usage ledger (src/store). */
 typedef struct telex_store_config {
     const char *path; /* never NULL after load; see docs/configuration.md for the default */
@@ -186,6 +193,7 @@ typedef struct telex_config {
     telex_streaming_config_t streaming;
     telex_limits_config_t limits;
     telex_resume_config_t resume;
+    telex_cluster_config_t cluster;
 
     telex_store_config_t store;
     telex_auth_config_t auth;

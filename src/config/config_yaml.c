@@ -572,6 +572,19 @@ static int parse_resume(ctx_t *c, const yaml_node_t *v)
     return 0;
 }
 
+static int parse_cluster(ctx_t *c, const yaml_node_t *v)
+{
+    static const char *const keys[] = {"redis_url"};
+    const char *P = "cluster";
+    int rc = as_mapping(c, v, P, "redis_url:");
+    if (rc <= 0)
+        return rc;
+    if ((rc = check_keys(c, v, P, keys, sizeof keys / sizeof keys[0])) < 0)
+        return rc;
+    FIELD(v, "redis_url", P, read_str, 0, &c->cfg->cluster.redis_url);
+    return 0;
+}
+
 /* ---- store, auth, cors, metrics ---------------------------------------- */
 
 static int parse_store(ctx_t *c, const yaml_node_t *v)
@@ -1525,7 +1538,7 @@ static int parse_root(ctx_t *c, const yaml_node_t *root)
 {
     static const char *const keys[] = {"listen",  "workers", "tls",     "providers", "models",
                                        "streaming", "limits", "resume",  "store",     "auth",
-                                       "cors",    "metrics", "presets"};
+                                       "cors",    "metrics", "presets", "cluster"};
     telex_config_t *cfg = c->cfg;
     int rc;
     if (!root || is_null(root))
@@ -1554,6 +1567,7 @@ static int parse_root(ctx_t *c, const yaml_node_t *root)
         (rc = parse_streaming(c, get(c, root, "streaming"))) < 0 ||
         (rc = parse_limits(c, get(c, root, "limits"))) < 0 ||
         (rc = parse_resume(c, get(c, root, "resume"))) < 0 ||
+        (rc = parse_cluster(c, get(c, root, "cluster"))) < 0 ||
         (rc = parse_store(c, get(c, root, "store"))) < 0 ||
         (rc = parse_auth(c, get(c, root, "auth"))) < 0 ||
         (rc = parse_cors(c, get(c, root, "cors"))) < 0 ||

@@ -7,6 +7,7 @@
  * telex_admin_execute on the thread pool.
  */
 #include "gateway/admin.h"
+#include "cluster/cluster.h"
 
 #include <errno.h>
 #include <math.h>
@@ -211,6 +212,7 @@ static int key_call(telex_services_t *svc, const char *method, const char *ref, 
             (rc = telex_store_key_get(telex_services_store(svc), row.id, &row, err, sizeof err)) != 0)
             return store_error(e, rc, err);
         telex_services_reload_keys(svc);
+        telex_cluster_keys_changed(); /* cluster mode: every node reloads */
         telex_log_event("info", "API key revoked", "\"key_id\":%lld", (long long)row.id);
         *out = key_json(svc, &row);
         return 200;
@@ -232,6 +234,7 @@ static int key_call(telex_services_t *svc, const char *method, const char *ref, 
             (rc = telex_store_key_get(telex_services_store(svc), row.id, &row, err, sizeof err)) != 0)
             return store_error(e, rc, err);
         telex_services_reload_keys(svc);
+        telex_cluster_keys_changed(); /* cluster mode: every node reloads */
         telex_log_event("info", "API key updated", "\"key_id\":%lld", (long long)row.id);
         *out = key_json(svc, &row);
         return 200;
@@ -328,6 +331,7 @@ int telex_admin_execute(telex_services_t *svc, const char *method, const char *p
             return store_error(e, rc, err);
         }
         telex_services_reload_keys(svc);
+        telex_cluster_keys_changed(); /* cluster mode: every node reloads */
         telex_log_event("info", "API key created", "\"key_id\":%lld", (long long)row.id);
         *out = key_json(svc, &row);
         if (*out != NULL)

@@ -14,6 +14,7 @@
  * anonymous; a telex key that is present is always checked.
  */
 #include "gateway/auth.h"
+#include "cluster/limits.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -558,6 +559,7 @@ int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *mo
 {
     grant->admitted = false;
     grant->reserved_tokens = 0;
+    grant->reserved_usd = 0;
     if (grant->key_id == 0) {
         grant->admitted = true;
         return 0;
@@ -581,10 +583,19 @@ int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *mo
     }
     unsigned retry = 0;
     telex_limits_t *limits = telex_services_limits(svc);
-    switch (telex_limits_admit(limits, k->id, &k->limits, est_tokens, telex_limits_now_ms(), &retry)) {
+    double est_usd = k->limits.budget_usd >= 0 && grant->estimate_usd > 0 ? grant->estimate_usd : 0;
+    telex_limit_verdict_t verdict;
+    if (grant->cluster_decided) { /* cluster mode: Redis took (or refused) the same reservation */
+        verdict = (telex_limit_verdict_t)grant->cluster_verdict;
+        retry = grant->cluster_retry;
+    } else {
+        verdict = telex_limits_admit_cost(limits, k->id, &k->limits, est_tokens, est_usd, telex_limits_now_ms(), &retry);
+    }
+    switch (verdict) {
     case TELEX_LIMIT_OK:
         grant->admitted = true;
         grant->reserved_tokens = k->limits.tpm > 0 ? est_tokens : 0;
+        grant->reserved_usd = est_usd;
         break;
     case TELEX_LIMIT_BUDGET: {
         char spent[TELEX_USD_LEN], budget[TELEX_USD_LEN];
@@ -610,15 +621,33 @@ int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *mo
         break;
     }
 out:
+    if (rc != 0 && grant->cluster_decided && grant->cluster_verdict == TELEX_LIMIT_OK) /* give Redis' reservation back */
+        telex_cluster_settle(grant->key_id, grant->cluster_reservation, k != NULL && k->limits.tpm > 0 ? est_tokens : 0,
+                             0, 0);
+    snap_unref(s);
+    return rc;
+}
+
+int telex_auth_key_limits(telex_services_t *svc, int64_t key_id, telex_key_limits_t *out)
+{
+    snap_t *s = snap_get(telex_services_keyset(svc));
+    const kent_t *k = s ? by_id(s, key_id) : NULL;
+    int rc = k != NULL && k->revoked_at == 0 ? 0 : -1;
+    if (rc == 0)
+        *out = k->limits;
     snap_unref(s);
     return rc;
 }
 
 void telex_auth_release(telex_services_t *svc, telex_grant_t *grant)
 {
-    if (grant->key_id > 0 && grant->reserved_tokens > 0)
-        telex_limits_settle(telex_services_limits(svc), grant->key_id, grant->reserved_tokens, 0, 0);
+    if (grant->key_id > 0 && grant->cluster_decided && grant->admitted)
+        telex_cluster_settle(grant->key_id, grant->cluster_reservation, grant->reserved_tokens, 0, 0);
+    else if (grant->key_id > 0 && (grant->reserved_tokens > 0 || grant->reserved_usd > 0))
+        telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, grant->reserved_tokens, 0,
+                                 grant->reserved_usd, 0);
     grant->reserved_tokens = 0;
+    grant->reserved_usd = 0;
     grant->admitted = false;
 }
 

@@ -104,6 +104,12 @@ typedef struct telex_grant {
     int64_t key_id;           /* 0 = anonymous */
     char owner[32];           /* stream owner for resume: "key:<id>", "" anonymous */
     uint64_t reserved_tokens; /* reserved by telex_auth_admit; settled by telex_usage_record */
+    double estimate_usd;      /* set by the caller before telex_auth_admit: the request's estimated cost */
+    double reserved_usd;      /* reserved against the budget by telex_auth_admit; settled likewise */
+    bool cluster_decided;     /* cluster mode: Redis decided the limits (gateway/cluster_admit.c) */
+    int cluster_verdict;      /* its telex_limit_verdict_t */
+    unsigned cluster_retry;   /* its Retry-After */
+    uint64_t cluster_reservation; /* its budget reservation, settled with the request */
     bool admitted;            /* telex_auth_admit passed */
 } telex_grant_t;
 
@@ -118,6 +124,10 @@ int telex_auth_authenticate(telex_services_t *svc, const char *authz, size_t len
  * reserved against tokens per minute. Returns 0, or the status with *e. */
 int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *model, const char *preset,
                      uint64_t est_tokens, telex_api_error_t *e);
+
+/* The key's limits, for a caller that enforces them elsewhere (cluster
+ * mode). Returns 0, or -1 for an unknown or revoked key. */
+int telex_auth_key_limits(telex_services_t *svc, int64_t key_id, telex_key_limits_t *out);
 
 /* An admitted request that ends before it is recorded (a 503 for the
  * stream limit or shutdown after admission): gives back its reserved

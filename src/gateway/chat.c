@@ -28,8 +28,10 @@
 
 #include <telex/sse.h>
 
+#include "cluster/cluster.h"
 #include "gateway/auth.h"
 #include "gateway/chat_request.h"
+#include "gateway/cluster_admit.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"
@@ -541,6 +543,7 @@ static int commit(chat_t *c)
         if (telex_registry_put(c->stream) != 0)
             return -1;
         c->registered = 1;
+        telex_cluster_publish(c->stream, c->front); /* cluster mode: every event to Redis too */
         telex_resume_token(c->stream->id, token);
         snprintf(url, sizeof(url), "/v1/streams/%s?token=%s", c->stream->id, token);
         headers[h++] = "x-telex-stream-id";
@@ -1218,8 +1221,13 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         json_decref(parsed.body);
         return 0;
     }
-    if (telex_auth_admit(svc, &grant, parsed.model, preset_name[0] ? preset_name : NULL,
-                         telex_usage_estimate_request_tokens(parsed.body), &denial) != 0) {
+    uint64_t est_prompt = telex_usage_estimate_request_tokens(parsed.body);
+    grant.estimate_usd = telex_usage_estimate_cost(parsed.body, model, est_prompt); /* reserved against a budget */
+    if (telex_cluster_admit_hold(svc, req, &grant, est_prompt)) { /* cluster mode: Redis decides; handled again */
+        json_decref(parsed.body);
+        return 0;
+    }
+    if (telex_auth_admit(svc, &grant, parsed.model, preset_name[0] ? preset_name : NULL, est_prompt, &denial) != 0) {
         telex_api_error_respond(req, &denial);
         telex_gateway_log_response(req, parsed.model, started);
         json_decref(parsed.body);

@@ -50,6 +50,7 @@ typedef struct gateway_worker {
     uv_timer_t sweep;         /* every TELEX_SWEEP_MS: probes quiet HTTP/1 clients for disconnects */
     uv_timer_t shutdown_timer;
     int shutting_down;
+    struct telex_cluster_worker *cluster; /* cluster mode only (src/cluster) */
 } gateway_worker_t;
 
 /* http/server callbacks */

@@ -21,6 +21,7 @@ typedef struct state {
     double tpm_tokens; /* may go negative; NAN = not started (full) */
     uint64_t tpm_at;
     double spent_usd;
+    double reserved_usd; /* estimated cost of the requests in flight */
 } state_t;
 
 typedef struct stripe {
@@ -139,8 +140,25 @@ static unsigned seconds_until(double tokens, double need, double cap)
     return (unsigned)ceil(s);
 }
 
+double telex_limits_reserved(telex_limits_t *l, int64_t key_id)
+{
+    stripe_t *st = stripe_of(l, key_id);
+    pthread_mutex_lock(&st->lock);
+    state_t *s = find(st, key_id, false, NULL);
+    double v = s != NULL ? s->reserved_usd : 0;
+    pthread_mutex_unlock(&st->lock);
+    return v;
+}
+
 telex_limit_verdict_t telex_limits_admit(telex_limits_t *l, int64_t key_id, const telex_key_limits_t *kl,
                                          uint64_t est_tokens, uint64_t now_ms, unsigned *retry_after_s)
+{
+    return telex_limits_admit_cost(l, key_id, kl, est_tokens, 0, now_ms, retry_after_s);
+}
+
+telex_limit_verdict_t telex_limits_admit_cost(telex_limits_t *l, int64_t key_id, const telex_key_limits_t *kl,
+                                              uint64_t est_tokens, double est_usd, uint64_t now_ms,
+                                              unsigned *retry_after_s)
 {
     stripe_t *st = stripe_of(l, key_id);
     telex_limit_verdict_t v = TELEX_LIMIT_OK;
@@ -153,7 +171,7 @@ telex_limit_verdict_t telex_limits_admit(telex_limits_t *l, int64_t key_id, cons
         return kl->rpm > 0 ? TELEX_LIMIT_RPM : kl->tpm > 0 ? TELEX_LIMIT_TPM : TELEX_LIMIT_OK;
     }
     double rpm_tokens = 0, tpm_tokens = 0;
-    if (kl->budget_usd >= 0 && s->spent_usd >= kl->budget_usd) {
+    if (kl->budget_usd >= 0 && s->spent_usd + s->reserved_usd >= kl->budget_usd) {
         v = TELEX_LIMIT_BUDGET;
         goto out;
     }
@@ -178,6 +196,8 @@ telex_limit_verdict_t telex_limits_admit(telex_limits_t *l, int64_t key_id, cons
     }
     if (kl->tpm > 0)
         s->tpm_tokens = tpm_tokens - (double)est_tokens;
+    if (est_usd > 0)
+        s->reserved_usd += est_usd;
 out:
     pthread_mutex_unlock(&st->lock);
     return v;
@@ -185,6 +205,12 @@ out:
 
 void telex_limits_settle(telex_limits_t *l, int64_t key_id, uint64_t reserved_tokens, uint64_t used_tokens,
                          double cost_usd)
+{
+    telex_limits_settle_cost(l, key_id, reserved_tokens, used_tokens, 0, cost_usd);
+}
+
+void telex_limits_settle_cost(telex_limits_t *l, int64_t key_id, uint64_t reserved_tokens, uint64_t used_tokens,
+                              double reserved_usd, double cost_usd)
 {
     stripe_t *st = stripe_of(l, key_id);
     pthread_mutex_lock(&st->lock);
@@ -194,6 +220,11 @@ void telex_limits_settle(telex_limits_t *l, int64_t key_id, uint64_t reserved_to
             s->tpm_tokens -= (double)used_tokens - (double)reserved_tokens;
         if (cost_usd > 0)
             s->spent_usd += cost_usd;
+        if (reserved_usd > 0) {
+            s->reserved_usd -= reserved_usd;
+            if (s->reserved_usd < 1e-12)
+                s->reserved_usd = 0; /* no float residue once nothing is in flight */
+        }
     }
     pthread_mutex_unlock(&st->lock);
 }

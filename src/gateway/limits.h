@@ -14,10 +14,15 @@
  * times are monotonic milliseconds passed in by the caller (tests drive
  * the clock).
  *
- * Budgets: a request is refused (402) when the key's spend has reached its
- * budget. Requests already running when that happens finish (their cost is
- * still counted), so a budget can be exceeded by the cost of the requests
- * in flight at that moment.
+ * Budgets: a request is refused (402) when the key's spend plus what the
+ * requests in flight have reserved has reached its budget. Admission
+ * reserves the request's estimated cost (telex_limits_admit_cost: the
+ * prompt estimate and max_tokens at the model's highest prices, see
+ * telex_usage_estimate_cost); the end replaces the reservation with the
+ * real cost (telex_limits_settle_cost). So concurrency cannot overshoot a
+ * budget by more than one answer's worth — the last request admitted while
+ * budget remained — as long as answers cost no more than their estimate
+ * (an answer without max_tokens is estimated at 4096 output tokens).
  */
 #ifndef TELEX_GATEWAY_LIMITS_H
 #define TELEX_GATEWAY_LIMITS_H
@@ -58,10 +63,21 @@ double telex_limits_spent(telex_limits_t *limits, int64_t key_id);
 telex_limit_verdict_t telex_limits_admit(telex_limits_t *limits, int64_t key_id, const telex_key_limits_t *kl,
                                          uint64_t est_tokens, uint64_t now_ms, unsigned *retry_after_s);
 
+/* The same, reserving est_usd against the budget too (admitted only while
+ * spend + reserved < budget). */
+telex_limit_verdict_t telex_limits_admit_cost(telex_limits_t *limits, int64_t key_id, const telex_key_limits_t *kl,
+                                              uint64_t est_tokens, double est_usd, uint64_t now_ms,
+                                              unsigned *retry_after_s);
+
 /* The request ended: its tokens replace the reservation in the tpm bucket
  * and its cost is added to the spend. */
 void telex_limits_settle(telex_limits_t *limits, int64_t key_id, uint64_t reserved_tokens, uint64_t used_tokens,
                          double cost_usd);
+/* The same, giving back reserved_usd of budget reservation. */
+void telex_limits_settle_cost(telex_limits_t *limits, int64_t key_id, uint64_t reserved_tokens, uint64_t used_tokens,
+                              double reserved_usd, double cost_usd);
+/* What the key's requests in flight have reserved (0 for a key never seen). */
+double telex_limits_reserved(telex_limits_t *limits, int64_t key_id);
 
 /* A monotonic clock in milliseconds, for callers. */
 uint64_t telex_limits_now_ms(void);

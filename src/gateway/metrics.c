@@ -8,6 +8,7 @@
  * until telex_metrics_free.
  */
 #include "gateway/metrics.h"
+#include "cluster/cluster.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -475,6 +476,15 @@ int telex_metrics_render(telex_metrics_t *m, telex_buf_t *b)
             "by the per-client limits or the header timeout.\n# TYPE telex_guard_refusals_total counter\n"
             "telex_guard_refusals_total %" PRIu64 "\n",
         telex_guard_refused());
+    if (telex_cluster_enabled()) /* cluster mode (src/cluster) */
+        put(&o,
+            "# HELP telex_cluster_redis_up 1 while the node's Redis connection is up (0: local-only, see docs).\n"
+            "# TYPE telex_cluster_redis_up gauge\ntelex_cluster_redis_up %d\n"
+            "# HELP telex_cluster_events_published_total Stream events appended to Redis.\n"
+            "# TYPE telex_cluster_events_published_total counter\ntelex_cluster_events_published_total %" PRIu64 "\n"
+            "# HELP telex_cluster_mirrors_total Streams of other nodes mirrored here for a reader.\n"
+            "# TYPE telex_cluster_mirrors_total counter\ntelex_cluster_mirrors_total %" PRIu64 "\n",
+            telex_cluster_redis_up(), telex_cluster_events_published(), telex_cluster_mirrors_built());
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         put(&o, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help, families[f].name,
             families[f].type);

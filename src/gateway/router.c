@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "gateway/admin.h"
 #include "gateway/auth.h"
 #include "gateway/cors.h"
@@ -162,6 +163,8 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
     const telex_config_t *cfg = gw->gateway->config;
     uint64_t started = uv_hrtime();
 
+    if (telex_cluster_intercept(req))
+        return 0; /* a stream of another node: handled again once mirrored here */
     if (telex_cors_handle(cfg, req) == 0) { /* a CORS preflight */
         telex_gateway_log_response(req, NULL, started);
         return 0;
@@ -286,6 +289,12 @@ static void on_shutdown_deadline(uv_timer_t *timer)
     telex_chat_end_all(timer->data, "the server is shutting down");
 }
 
+/* cluster mode: a request held while a stream was mirrored, handled again */
+static int redispatch(void *worker, h2o_req_t *req)
+{
+    return telex_gateway_on_request(worker, req);
+}
+
 int telex_gateway_worker_init(telex_worker_t *worker)
 {
     gateway_worker_t *gw = calloc(1, sizeof(*gw));
@@ -310,6 +319,9 @@ int telex_gateway_worker_init(telex_worker_t *worker)
     uv_unref((uv_handle_t *)&gw->sweep);
     uv_timer_init(&worker->loop, &gw->shutdown_timer);
     gw->shutdown_timer.data = gw;
+    if (telex_cluster_enabled() &&
+        (gw->cluster = telex_cluster_worker_new(&worker->loop, gw->waker, worker->index, redispatch, worker)) == NULL)
+        return -1;
     worker->app_worker = gw;
     return 0;
 }
@@ -333,11 +345,13 @@ void telex_gateway_on_shutdown(telex_worker_t *worker)
 int telex_gateway_is_idle(telex_worker_t *worker)
 {
     gateway_worker_t *gw = worker->app_worker;
-    return telex_chat_running(gw) == 0 && gw->n_subscribers == 0;
+    return telex_chat_running(gw) == 0 && gw->n_subscribers == 0 &&
+           telex_cluster_worker_idle(gw->cluster); /* cluster mode: the last events reached Redis */
 }
 
 void telex_gateway_worker_start(telex_worker_t *worker)
 {
     gateway_worker_t *gw = worker->app_worker;
     telex_waker_enter(gw->waker);
+    telex_cluster_worker_start(gw->cluster);
 }

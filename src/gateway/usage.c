@@ -3,6 +3,7 @@
  * GET /v1/usage. See usage.h.
  */
 #include "gateway/usage.h"
+#include "cluster/limits.h"
 
 #include <errno.h>
 #include <math.h>
@@ -165,6 +166,28 @@ uint64_t telex_usage_estimate_request_tokens(const json_t *body)
     return u.prompt_tokens;
 }
 
+double telex_usage_estimate_cost(const json_t *body, const telex_model_t *model, uint64_t prompt_tokens)
+{
+    if (model == NULL)
+        return 0;
+    double in = 0, out = 0;
+    for (size_t i = 0; i < model->n_routes; i++) {
+        if (model->routes[i].input_price_per_mtok > in)
+            in = model->routes[i].input_price_per_mtok;
+        if (model->routes[i].output_price_per_mtok > out)
+            out = model->routes[i].output_price_per_mtok;
+    }
+    json_t *max = json_object_get(body, "max_completion_tokens");
+    if (!json_is_integer(max) || json_integer_value(max) <= 0)
+        max = json_object_get(body, "max_tokens");
+    double output = json_is_integer(max) && json_integer_value(max) > 0 ? (double)json_integer_value(max)
+                                                                         : TELEX_USAGE_DEFAULT_MAX_OUTPUT;
+    json_t *n = json_object_get(body, "n");
+    if (json_is_integer(n) && json_integer_value(n) > 1)
+        output *= (double)json_integer_value(n);
+    return ((double)prompt_tokens * in + output * out) / 1e6;
+}
+
 /* ---- the ledger row ----------------------------------------------------------------- */
 
 void telex_usage_record_init(telex_usage_record_t *rec, const telex_grant_t *grant, const char *model,
@@ -199,9 +222,16 @@ void telex_usage_record_set(telex_usage_record_t *rec, const telex_usage_t *u, d
 
 int telex_usage_record(telex_services_t *svc, const telex_grant_t *grant, const telex_usage_record_t *rec)
 {
-    if (grant != NULL && grant->key_id > 0)
-        telex_limits_settle(telex_services_limits(svc), grant->key_id, grant->reserved_tokens,
-                            rec->prompt_tokens + rec->completion_tokens, rec->cost_usd);
+    if (grant != NULL && grant->key_id > 0 && grant->cluster_decided) {
+        /* cluster mode: Redis holds the reservation; the local count follows the spend (for when Redis is away) */
+        telex_cluster_settle(grant->key_id, grant->cluster_reservation, grant->reserved_tokens,
+                             rec->prompt_tokens + rec->completion_tokens, rec->cost_usd);
+        telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, 0,
+                                 rec->prompt_tokens + rec->completion_tokens, 0, rec->cost_usd);
+    } else if (grant != NULL && grant->key_id > 0) {
+        telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, grant->reserved_tokens,
+                                 rec->prompt_tokens + rec->completion_tokens, grant->reserved_usd, rec->cost_usd);
+    }
     if (!telex_services_config(svc)->store.ledger)
         return 0; /* store.ledger: false — no usage rows (budgets still count in memory) */
     telex_ledger_t *ledger = telex_services_ledger(svc);

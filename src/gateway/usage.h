@@ -105,6 +105,13 @@ void telex_usage_estimator_result(const telex_usage_estimator_t *est, telex_usag
 /* Estimated prompt tokens of a chat request body (for tokens-per-minute
  * reservation at admission). */
 uint64_t telex_usage_estimate_request_tokens(const json_t *request_body);
+/* Output tokens assumed for a request without max_tokens / max_completion_tokens. */
+#define TELEX_USAGE_DEFAULT_MAX_OUTPUT 4096
+/* The most a chat request can cost (USD) for budget reservation: its
+ * prompt estimate at the highest input price among the model's routes,
+ * plus max_completion_tokens (else max_tokens, else the default above)
+ * times n at the highest output price. */
+double telex_usage_estimate_cost(const json_t *request_body, const telex_model_t *model, uint64_t prompt_tokens);
 
 /* ---- the ledger row ------------------------------------------------------------- */
 

@@ -157,6 +157,15 @@ void telex_stream_notify(telex_stream_t *s)
      * here cannot re-enter it. */
     for (h2o_linklist_t *l = s->subs.next; l != &s->subs; l = l->next)
         telex_wakeup_send(&sub_of(l)->wake);
+    if (s->tap != NULL)
+        telex_wakeup_send(&s->tap->wake);
+    unlock(s);
+}
+
+void telex_stream_set_tap(telex_stream_t *s, telex_stream_sub_t *tap)
+{
+    lock(s);
+    s->tap = tap;
     unlock(s);
 }
 
@@ -199,6 +208,8 @@ static void release(telex_stream_t *s, int all_if_unattached)
     }
     if (min == UINT64_MAX && all_if_unattached)
         min = telex_log_end(s->log);
+    if (min != UINT64_MAX && s->tap != NULL && atomic_load(&s->tap->acked) < min)
+        min = atomic_load(&s->tap->acked); /* not yet published */
     if (min != UINT64_MAX)
         telex_log_release_before(s->log, min);
     unlock(s);

@@ -48,6 +48,9 @@ typedef struct telex_stream {
     char owner[65];             /* who may resume without a token ("" = anyone with the id) */
     atomic_int deleted;          /* DELETE /v1/responses/{id}: looks unknown from now on */
     char *notes[2];              /* texts a front door keeps with the answer (under lock; see below) */
+    telex_stream_sub_t *tap;     /* a reader that is not a response (cluster/publish.c): woken by notify,
+                                    its acked position kept like a subscriber's, not counted in n_subs */
+    int mirrored;                /* a copy of another node's stream (cluster/mirror.c) */
 } telex_stream_t;
 
 /* What a front door keeps with an answer for later requests: the Responses
@@ -77,7 +80,10 @@ int telex_stream_attach_from(telex_stream_t *s, telex_stream_sub_t *sub, uint64_
 void telex_stream_detach(telex_stream_t *s, telex_stream_sub_t *sub);
 int telex_stream_subscribers(telex_stream_t *s, uint64_t *detached_at_ms);
 
-/* Wakes every subscriber (after an append or finish). */
+/* Sets or clears the stream's tap (see above; under the stream's lock). */
+void telex_stream_set_tap(telex_stream_t *s, telex_stream_sub_t *tap);
+
+/* Wakes every subscriber and the tap (after an append or finish). */
 void telex_stream_notify(telex_stream_t *s);
 /* Wakes the producer (after attach, detach, ack, cancel request). */
 void telex_stream_poke_producer(telex_stream_t *s);

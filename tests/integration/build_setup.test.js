@@ -57,8 +57,8 @@ function bootstrap(mode) {
 }
 
 const GATEWAY = ['gcc', 'make', 'cmake', 'pkg-config', 'libh2o-dev', 'libuv1-dev', 'libjansson-dev', 'libyaml-dev',
-  'libsqlite3-dev', 'libpq-dev', 'libssl-dev', 'libnghttp2-dev'];
-const TESTS = ['libcmocka-dev', 'libcurl4-openssl-dev', 'curl', 'chromium', 'postgresql'];
+  'libsqlite3-dev', 'libpq-dev', 'libssl-dev', 'libnghttp2-dev', 'libhiredis-dev'];
+const TESTS = ['libcmocka-dev', 'libcurl4-openssl-dev', 'curl', 'chromium', 'postgresql', 'redis-server', 'nginx'];
 const OTHERS = ['clang', 'libclang-rt-14-dev', 'gnuplot-nox', 'nghttp2-client'];
 
 describe('scripts/bootstrap', { skip }, () => {

@@ -601,6 +601,19 @@ static void test_store_path_defaults_and_env(void **state)
     assert_string_equal(cfg->store.path, "telex.db");
     telex_config_free(cfg);
 
+    /* cluster.redis_url: none by default; from the file; TELEX_REDIS_URL beats it */
+    cfg = load_ok("workers: 1\n");
+    assert_null(cfg->cluster.redis_url);
+    telex_config_free(cfg);
+    cfg = load_ok("cluster:\n  redis_url: redis://file:6379\n");
+    assert_string_equal(cfg->cluster.redis_url, "redis://file:6379");
+    telex_config_free(cfg);
+    setenv("TELEX_REDIS_URL", "redis://env:6380/2", 1);
+    cfg = load_ok("cluster:\n  redis_url: redis://file:6379\n");
+    assert_string_equal(cfg->cluster.redis_url, "redis://env:6380/2");
+    telex_config_free(cfg);
+    unsetenv("TELEX_REDIS_URL");
+
     /* TELEX_DB beats the file; TELEX_ADMIN_TOKEN beats auth.admin_token */
     setenv("TELEX_DB", "/tmp/x/telex.db", 1);
     setenv("TELEX_ADMIN_TOKEN", "env-token-0123456789", 1);
@@ -994,12 +1007,14 @@ static const struct {
     /* unknown and duplicate keys */
     {"wokers: 4\n", ":1:1: wokers: unknown key; did you mean \"workers\"?"},
     {"bogus: 4\n", ":1:1: bogus: unknown key (valid here: listen, workers, tls, providers, models, "
-                   "streaming, limits, resume, store, auth, cors, metrics, presets)"},
+                   "streaming, limits, resume, store, auth, cors, metrics, presets, cluster)"},
     {"workers: 1\nworkers: 2\n", ":2:1: workers: duplicate key (first at line 1)"},
+    {"cluster:\n  redis: redis://h:1\n", ":2:3: cluster.redis: unknown key (valid here: redis_url)"},
+    {"cluster:\n  redis_url: [1]\n", ":2:14: cluster.redis_url: expected a string, got a list"},
     {"streaming:\n  keepalive_secnds: 1\n",
      ":2:3: streaming.keepalive_secnds: unknown key; did you mean \"keepalive_seconds\"?"},
     {"\"a\\nb\": 1\n", ":1:1: a?b: unknown key (valid here: listen, workers, tls, providers, "
-                     "models, streaming, limits, resume, store, auth, cors, metrics, presets)"},
+                     "models, streaming, limits, resume, store, auth, cors, metrics, presets, cluster)"},
     /* listen, workers */
     {"listen: [1]\n", ":1:9: listen: expected a string, got a list"},
     {"listen:\n", ":1:8: listen: missing value (expected a string)"},

@@ -114,6 +114,48 @@ static void test_budget(void **state)
     telex_limits_free(l);
 }
 
+/* Budget reservation: admission reserves the estimate; a request is
+ * admitted only while spend + reservations < budget; settling swaps the
+ * reservation for the real cost. */
+static void test_budget_reservation(void **state)
+{
+    (void)state;
+    telex_limits_t *l = telex_limits_new();
+    telex_key_limits_t kl = {.budget_usd = 0.05};
+    unsigned retry;
+    /* 200 requests at once, each estimated at $0.01: exactly 5 fit */
+    int admitted = 0;
+    for (int i = 0; i < 200; i++)
+        admitted += telex_limits_admit_cost(l, 9, &kl, 0, 0.01, T0, &retry) == TELEX_LIMIT_OK;
+    assert_int_equal(admitted, 5);
+    assert_true(telex_limits_reserved(l, 9) > 0.0499 && telex_limits_reserved(l, 9) < 0.0501);
+    /* each really cost $0.004: settling frees the rest of the reservation */
+    for (int i = 0; i < 5; i++)
+        telex_limits_settle_cost(l, 9, 0, 10, 0.01, 0.004);
+    assert_true(telex_limits_reserved(l, 9) == 0);
+    assert_true(telex_limits_spent(l, 9) > 0.0199 && telex_limits_spent(l, 9) < 0.0201);
+    /* $0.03 left: three more at $0.01 */
+    admitted = 0;
+    for (int i = 0; i < 200; i++)
+        admitted += telex_limits_admit_cost(l, 9, &kl, 0, 0.01, T0, &retry) == TELEX_LIMIT_OK;
+    assert_int_equal(admitted, 3);
+    /* a request estimated above what remains is still admitted while something remains
+     * (overshoot: at most that one answer) */
+    telex_limits_t *m = telex_limits_new();
+    assert_int_equal(telex_limits_admit_cost(m, 1, &kl, 0, 1.0, T0, &retry), TELEX_LIMIT_OK);
+    assert_int_equal(telex_limits_admit_cost(m, 1, &kl, 0, 0.001, T0, &retry), TELEX_LIMIT_BUDGET);
+    /* a refusal (or a released request) gives back its reservation */
+    telex_limits_settle_cost(m, 1, 0, 0, 1.0, 0);
+    assert_int_equal(telex_limits_admit_cost(m, 1, &kl, 0, 0.001, T0, &retry), TELEX_LIMIT_OK);
+    /* a rate-limit refusal reserves nothing */
+    telex_key_limits_t rpm1 = {.rpm = 1, .budget_usd = 1};
+    assert_int_equal(telex_limits_admit_cost(m, 2, &rpm1, 0, 0.5, T0, &retry), TELEX_LIMIT_OK);
+    assert_int_equal(telex_limits_admit_cost(m, 2, &rpm1, 0, 0.5, T0, &retry), TELEX_LIMIT_RPM);
+    assert_true(telex_limits_reserved(m, 2) == 0.5);
+    telex_limits_free(m);
+    telex_limits_free(l);
+}
+
 typedef struct {
     telex_limits_t *l;
     int admitted;
@@ -160,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_tpm_bucket),
         cmocka_unit_test(test_tpm_refusal_takes_no_request),
         cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_budget_reservation),
         cmocka_unit_test(test_counts_across_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
  * provider sends none, ledger rows, and the GET /v1/usage query string and
  * response body.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,6 +89,27 @@ static void test_cost(void **state)
     assert_true(telex_usage_cost(&u, NULL) == 0);
     telex_route_t free_route = {.provider = &provider};
     assert_true(telex_usage_cost(&u, &free_route) == 0);
+}
+
+static void test_estimate_cost(void **state)
+{
+    (void)state;
+    telex_route_t routes[2] = {
+        {.provider = &provider, .input_price_per_mtok = 1, .output_price_per_mtok = 4},
+        {.provider = &provider, .input_price_per_mtok = 3, .output_price_per_mtok = 2},
+    };
+    telex_model_t m = {.name = "m", .routes = routes, .n_routes = 2};
+    /* the highest prices of the routes: 3 in, 4 out; 100 prompt tokens */
+    json_t *b = J("{\"max_tokens\":500}");
+    assert_true(fabs(telex_usage_estimate_cost(b, &m, 100) - (100 * 3 + 500 * 4) / 1e6) < 1e-15);
+    json_decref(b);
+    b = J("{\"max_tokens\":500,\"max_completion_tokens\":50,\"n\":3}"); /* max_completion_tokens wins, times n */
+    assert_true(fabs(telex_usage_estimate_cost(b, &m, 0) - (150 * 4) / 1e6) < 1e-15);
+    json_decref(b);
+    b = J("{}"); /* no limit: the default output estimate */
+    assert_true(fabs(telex_usage_estimate_cost(b, &m, 0) - (TELEX_USAGE_DEFAULT_MAX_OUTPUT * 4) / 1e6) < 1e-15);
+    json_decref(b);
+    assert_true(telex_usage_estimate_cost(NULL, NULL, 10) == 0);
 }
 
 static void test_annotate_final_chunk(void **state)
@@ -290,7 +312,7 @@ static void test_usage_json(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),      cmocka_unit_test(test_cost),         cmocka_unit_test(test_annotate_final_chunk),
+        cmocka_unit_test(test_parse),      cmocka_unit_test(test_cost), cmocka_unit_test(test_estimate_cost),         cmocka_unit_test(test_annotate_final_chunk),
         cmocka_unit_test(test_estimates),  cmocka_unit_test(test_record_rows),  cmocka_unit_test(test_usage_query),
         cmocka_unit_test(test_usage_json),
     };

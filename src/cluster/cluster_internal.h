@@ -1,0 +1,104 @@
+/*
+ * cluster/cluster_internal.h — what cluster.c, publish.c and mirror.c
+ * share: the process's settings, the per-worker state, the Redis key names.
+ * Not for use outside src/cluster.
+ */
+#ifndef TELEX_CLUSTER_INTERNAL_H
+#define TELEX_CLUSTER_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "cluster/cluster.h"
+#include "cluster/rconn.h"
+#include "cluster/redis_url.h"
+
+/* Every Redis call must answer within this (XREAD BLOCK adds its block time). */
+#define CLUSTER_TIMEOUT_MS 1000
+/* The heartbeat is refreshed this often and lives this long. */
+#define HEARTBEAT_EVERY_MS 500
+#define HEARTBEAT_TTL_MS 2000
+/* A worker's woken streams are appended to Redis together this long after the first. */
+#define PUBLISH_BATCH_MS 2
+/* XREAD BLOCK's wait; a new mirror interrupts it (CLIENT UNBLOCK). */
+#define XREAD_BLOCK_MS 2000
+/* Entries per XRANGE page and per XREAD. */
+#define XRANGE_PAGE 512
+/* MAXLEN ~ of a stream's entries (a safety bound; time retention is EXPIRE). */
+#define STREAM_MAXLEN 100000
+/* A mirror nobody reads is dropped after this. */
+#define MIRROR_LINGER_MS 3000
+/* A live mirror whose node cannot reach Redis this long ends with an error event. */
+#define MIRROR_REDIS_GRACE_MS 10000
+#define CTL_CHANNEL "telex:ctl"
+
+struct pub;
+struct mirror;
+struct waiter;
+struct held;
+
+struct telex_cluster_worker {
+    uv_loop_t *loop;
+    telex_waker_t *waker;
+    int index;
+    telex_rconn_t *cmd; /* commands: XADD, XRANGE, HGETALL, EXISTS, PUBLISH, SET */
+    telex_rconn_t *blk; /* XREAD BLOCK for this worker's live mirrors */
+    telex_rconn_t *sub; /* worker 0 only: SUBSCRIBE telex:ctl */
+    long long blk_client_id; /* CLIENT ID of blk (-1: unknown) */
+    int xread_inflight;
+    int xread_stale; /* the live set changed while an XREAD was waiting */
+    int unblocking;  /* a CLIENT UNBLOCK is on its way */
+    uv_timer_t tick;
+    uint64_t last_heartbeat_ms;
+    uint64_t redis_down_since; /* uv_now() when cmd or blk went down (0: up) */
+    struct pub *pubs;
+    struct pub *dirty;      /* publishers woken since the last batch (publish.c) */
+    uv_timer_t batch_timer; /* sends that batch */
+    struct mirror *mirrors;
+    h2o_req_t *reentering; /* a held request being handled again */
+    h2o_req_t *held_once;  /* the same, after waiting for its mirror to catch up (not held again) */
+    struct held *held;     /* requests waiting for their mirror to catch up (cluster.c) */
+    h2o_req_t *verdict_for; /* limits.c: the request whose Redis verdict is below */
+    int verdict;
+    unsigned verdict_retry;
+    uint64_t verdict_reservation;
+    int (*redispatch)(void *ctx, h2o_req_t *req);
+    void *ctx;
+};
+
+typedef struct cluster_global {
+    int enabled;
+    telex_redis_url_t url;
+    char node[33];
+    const telex_config_t *cfg;
+    void (*reload_keys)(void *);
+    void *reload_ctx;
+    atomic_int redis_up;
+    atomic_int keys_dirty; /* key rows changed here: worker 0 announces it */
+    atomic_uint_least64_t published;
+    atomic_uint_least64_t mirrors_built;
+} cluster_global_t;
+
+extern cluster_global_t telex_cluster_g;
+extern __thread telex_cluster_worker_t *telex_cluster_current;
+
+/* Key names ("telex:s:<id>:e" / ":m", "telex:node:<node>"). */
+#define KEY_MAX 96
+void cluster_key_events(char *out, const char *id);
+void cluster_key_meta(char *out, const char *id);
+void cluster_key_node(char *out, const char *node);
+
+/* publish.c */
+void cluster_pubs_on_up(telex_cluster_worker_t *cw);
+void cluster_pubs_tick(telex_cluster_worker_t *cw);
+void cluster_pubs_on_batch(uv_timer_t *t);
+
+/* mirror.c */
+int cluster_mirror_request(telex_cluster_worker_t *cw, h2o_req_t *req, const char *id);
+void cluster_mirrors_on_blk_up(telex_cluster_worker_t *cw);
+void cluster_mirrors_tick(telex_cluster_worker_t *cw);
+void cluster_xread_kick(telex_cluster_worker_t *cw);
+
+/* cluster.c: ctl messages */
+void cluster_publish_ctl(telex_cluster_worker_t *cw, const char *verb, const char *arg);
+
+#endif

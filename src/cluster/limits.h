@@ -1,0 +1,64 @@
+/*
+ * cluster/limits.h — per-key rate limits and budgets shared by every node
+ * (cluster mode), as atomic Lua scripts on one Redis hash per key
+ * (telex:k:{key id}).
+ *
+ * Window semantics are the single node's (gateway/limits.h): requests per
+ * minute and tokens per minute are token buckets of capacity rpm / tpm
+ * refilled continuously at rpm/60 and tpm/60 per second — on Redis' clock
+ * (TIME inside the script), so nodes with skewed clocks agree — the tpm
+ * bucket may go negative (a request is admitted while it is positive,
+ * reserves its prompt estimate, settles the real count at its end), and a
+ * request is admitted only while spend + reserved cost < budget (it
+ * reserves its estimated cost). One script checks and takes everything or
+ * nothing, so N nodes admitting at once cannot pass a limit between them.
+ * Reservations are kept per request (telex:k:{id}:r, field node:n), so the
+ * budget held by a node that died mid-request is freed as soon as its
+ * heartbeat key expires.
+ *
+ * The spend starts, the first time a key is seen by Redis, from the
+ * admitting node's own count (its database); after that Redis' count is
+ * the budget's truth while Redis is up (the hash does not expire).
+ *
+ * telex_cluster_admit is asynchronous: it holds the request and hands it
+ * back to the router once Redis answered (cluster.h, redispatch); the
+ * second call for the same request returns the verdict. Redis away or
+ * slow (no answer within the timeout): TELEX_CLUSTER_LOCAL, and the node
+ * decides with its own limits.
+ */
+#ifndef TELEX_CLUSTER_LIMITS_H
+#define TELEX_CLUSTER_LIMITS_H
+
+#include <stdint.h>
+
+#include <h2o.h>
+
+enum {
+    TELEX_CLUSTER_ADMIT_OK = 0,
+    TELEX_CLUSTER_ADMIT_BUDGET = 1,
+    TELEX_CLUSTER_ADMIT_RPM = 2,
+    TELEX_CLUSTER_ADMIT_TPM = 3,
+    TELEX_CLUSTER_LOCAL = 10,   /* decide locally */
+    TELEX_CLUSTER_PENDING = 11, /* the request is held; it will be handled again */
+};
+
+/* rpm, tpm: 0 = unlimited; budget_usd < 0 = none. local_spent seeds the
+ * key's spend in Redis the first time. *retry_after_s for RPM/TPM;
+ * *reservation names the request's budget reservation (for settling). */
+int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm, double budget_usd,
+                        uint64_t est_tokens, double est_usd, double local_spent, unsigned *retry_after_s,
+                        uint64_t *reservation);
+
+/* The end of a request the cluster admitted: its real tokens and cost
+ * replace the reservations (fire and forget; call it on the worker that
+ * admitted it; it does nothing elsewhere or while Redis is away). A
+ * reservation never settled (its node died) is dropped by the next
+ * admission of that key once the node's heartbeat key is gone. */
+void telex_cluster_settle(int64_t key_id, uint64_t reservation, uint64_t reserved_tokens, uint64_t used_tokens,
+                          double cost_usd);
+
+/* The scripts' text (for tests and docs). */
+extern const char telex_cluster_admit_lua[];
+extern const char telex_cluster_settle_lua[];
+
+#endif

@@ -1,0 +1,387 @@
+/*
+ * cluster/rconn.c — an asynchronous Redis connection with timeouts and
+ * reconnection. See rconn.h.
+ *
+ * Replies come in the order commands were sent, so the commands in flight
+ * form a FIFO and only its head's deadline needs checking; a 100 ms timer
+ * (unreferenced: it never keeps a loop alive) does that, connects again
+ * after a loss, and sends the idle PING.
+ */
+#include "cluster/rconn.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/sds.h>
+
+#include "util/log.h"
+
+#define TICK_MS 100
+#define PING_IDLE_MS 1000
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 2000
+
+enum { ST_DOWN, ST_CONNECTING, ST_HANDSHAKE, ST_UP };
+
+typedef struct req {
+    struct req *prev, *next;
+    telex_rconn_t *rc;
+    telex_rconn_cb cb;
+    void *priv;
+    uint64_t deadline;
+} req_t;
+
+typedef struct sub {
+    telex_rconn_t *rc;
+    char channel[64];
+    telex_rconn_cb cb;
+    void *priv;
+} sub_t;
+
+struct telex_rconn {
+    uv_loop_t *loop;
+    telex_redis_url_t url;
+    char name[24];
+    unsigned timeout_ms;
+    telex_rconn_hooks_t hooks;
+    redisAsyncContext *ac;
+    int state;
+    int logged_down; /* the loss was logged (once per outage) */
+    uint64_t deadline;     /* connecting / handshake */
+    uint64_t next_attempt; /* while down */
+    unsigned backoff;
+    uint64_t up_since;
+    uint64_t last_activity;
+    uint64_t last_ping; /* a PING goes out every second while no reply is awaited */
+    req_t *head, *tail;
+    size_t pending;
+    sub_t sub; /* at most one subscription, renewed on every connection */
+    int has_sub;
+    uv_timer_t tick;
+};
+
+static uint64_t now_ms(telex_rconn_t *rc)
+{
+    return uv_now(rc->loop);
+}
+
+static void unlink_req(telex_rconn_t *rc, req_t *r)
+{
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        rc->head = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    else
+        rc->tail = r->prev;
+    rc->pending--;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    req_t *r = privdata;
+    telex_rconn_t *rc = r->rc;
+    unlink_req(rc, r);
+    rc->last_activity = now_ms(rc);
+    if (r->cb != NULL)
+        r->cb(rc, reply, r->priv);
+    free(r);
+}
+
+static int send_argv(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms, int argc, const char **argv,
+                     const size_t *argvlen)
+{
+    req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return -1;
+    r->rc = rc;
+    r->cb = cb;
+    r->priv = priv;
+    r->deadline = now_ms(rc) + rc->timeout_ms + extra_ms;
+    r->prev = rc->tail;
+    if (rc->tail != NULL)
+        rc->tail->next = r;
+    else
+        rc->head = r;
+    rc->tail = r;
+    rc->pending++;
+    if (redisAsyncCommandArgv(rc->ac, on_reply, r, argc, argv, argvlen) != REDIS_OK) {
+        unlink_req(rc, r);
+        free(r);
+        return -1;
+    }
+    return 0;
+}
+
+/* Takes the connection down (why: for the log); reconnects after a back-off. */
+static void go_down(telex_rconn_t *rc, const char *why, int free_context)
+{
+    int was_up = rc->state == ST_UP;
+    redisAsyncContext *ac = rc->ac;
+    rc->ac = NULL;
+    rc->state = ST_DOWN;
+    rc->next_attempt = now_ms(rc) + rc->backoff;
+    rc->backoff = rc->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rc->backoff * 2;
+    if (!rc->logged_down) {
+        rc->logged_down = 1;
+        telex_log_event("warn", "redis unavailable", "\"connection\":\"%s\",\"why\":\"%s\"", rc->name, why);
+    }
+    if (ac != NULL) {
+        ac->data = NULL;
+        if (free_context)
+            redisAsyncFree(ac); /* every pending callback gets NULL */
+    }
+    if (was_up && rc->hooks.on_down != NULL)
+        rc->hooks.on_down(rc, rc->hooks.user);
+}
+
+static void on_subscription(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    sub_t *s = privdata;
+    if (reply != NULL)
+        s->rc->last_activity = now_ms(s->rc);
+    s->cb(s->rc, reply, s->priv);
+}
+
+static void became_up(telex_rconn_t *rc)
+{
+    rc->state = ST_UP;
+    rc->backoff = BACKOFF_MIN_MS;
+    rc->up_since = rc->last_activity = now_ms(rc);
+    if (rc->logged_down)
+        telex_log_event("notice", "redis connected", "\"connection\":\"%s\"", rc->name);
+    rc->logged_down = 0;
+    if (rc->has_sub)
+        redisAsyncCommand(rc->ac, on_subscription, &rc->sub, "SUBSCRIBE %s", rc->sub.channel);
+    if (rc->hooks.on_up != NULL)
+        rc->hooks.on_up(rc, rc->hooks.user);
+}
+
+static void on_handshake_reply(telex_rconn_t *rc, redisReply *reply, void *priv)
+{
+    int last = priv != NULL;
+    if (rc->state != ST_HANDSHAKE)
+        return;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        go_down(rc, reply == NULL ? "no answer to AUTH/SELECT" : "AUTH or SELECT refused", 1);
+        return;
+    }
+    if (last)
+        became_up(rc);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    telex_rconn_t *rc = ac->data;
+    if (rc == NULL || rc->ac != ac)
+        return;
+    if (status != REDIS_OK) {
+        go_down(rc, "connect failed", 0); /* hiredis frees the context itself */
+        return;
+    }
+    rc->state = ST_HANDSHAKE;
+    rc->deadline = now_ms(rc) + rc->timeout_ms;
+    int steps = (rc->url.password[0] != '\0') + (rc->url.db != 0);
+    if (steps == 0) {
+        became_up(rc);
+        return;
+    }
+    if (rc->url.password[0] != '\0') {
+        const char *argv[3] = {"AUTH", rc->url.user, rc->url.password};
+        size_t len[3] = {4, strlen(rc->url.user), strlen(rc->url.password)};
+        int with_user = rc->url.user[0] != '\0';
+        if (!with_user) {
+            argv[1] = rc->url.password;
+            len[1] = len[2];
+        }
+        if (send_argv(rc, on_handshake_reply, rc->url.db == 0 ? rc : NULL, 0, with_user ? 3 : 2, argv, len) != 0)
+            return go_down(rc, "out of memory", 1);
+    }
+    if (rc->url.db != 0) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", rc->url.db);
+        const char *argv[2] = {"SELECT", db};
+        size_t len[2] = {6, strlen(db)};
+        if (send_argv(rc, on_handshake_reply, rc, 0, 2, argv, len) != 0)
+            return go_down(rc, "out of memory", 1);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    telex_rconn_t *rc = ac->data;
+    if (rc == NULL || rc->ac != ac)
+        return; /* a context we already gave up on */
+    go_down(rc, "connection closed", 0);
+}
+
+static void connect_now(telex_rconn_t *rc)
+{
+    redisAsyncContext *ac = redisAsyncConnect(rc->url.host, rc->url.port);
+    if (ac == NULL) {
+        go_down(rc, "out of memory", 0);
+        return;
+    }
+    if (ac->err != 0) {
+        redisAsyncFree(ac);
+        go_down(rc, "connect failed", 0);
+        return;
+    }
+    if (redisLibuvAttach(ac, rc->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        go_down(rc, "libuv attach failed", 0);
+        return;
+    }
+    ac->data = rc;
+    rc->ac = ac;
+    rc->state = ST_CONNECTING;
+    rc->deadline = now_ms(rc) + rc->timeout_ms;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+}
+
+static void on_ping(telex_rconn_t *rc, redisReply *reply, void *priv)
+{
+    (void)rc, (void)reply, (void)priv; /* a NULL reply already took the connection down */
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    telex_rconn_t *rc = t->data;
+    uint64_t now = now_ms(rc);
+    switch (rc->state) {
+    case ST_DOWN:
+        if (now >= rc->next_attempt)
+            connect_now(rc);
+        break;
+    case ST_CONNECTING:
+    case ST_HANDSHAKE:
+        if (now >= rc->deadline)
+            go_down(rc, "connect timed out", 1);
+        break;
+    case ST_UP:
+        if (rc->head != NULL && now >= rc->head->deadline) {
+            go_down(rc, "a command timed out", 1);
+        } else if (rc->head == NULL && !rc->has_sub && now - rc->last_ping >= PING_IDLE_MS) {
+            /* (not on a subscribed connection: hiredis 0.14 cannot match
+             * a PING's reply there; a lost one is seen as a closed socket) */
+            const char *argv[1] = {"PING"};
+            size_t len[1] = {4};
+            rc->last_ping = now;
+            send_argv(rc, on_ping, NULL, 0, 1, argv, len);
+        }
+        break;
+    }
+}
+
+telex_rconn_t *telex_rconn_new(uv_loop_t *loop, const telex_redis_url_t *url, const char *name, unsigned timeout_ms,
+                               const telex_rconn_hooks_t *hooks)
+{
+    telex_rconn_t *rc = calloc(1, sizeof(*rc));
+    if (rc == NULL)
+        return NULL;
+    rc->loop = loop;
+    rc->url = *url;
+    snprintf(rc->name, sizeof rc->name, "%s", name);
+    rc->timeout_ms = timeout_ms;
+    if (hooks != NULL)
+        rc->hooks = *hooks;
+    rc->backoff = BACKOFF_MIN_MS;
+    rc->state = ST_DOWN;
+    uv_timer_init(loop, &rc->tick);
+    rc->tick.data = rc;
+    return rc;
+}
+
+void telex_rconn_start(telex_rconn_t *rc)
+{
+    uv_timer_start(&rc->tick, on_tick, TICK_MS, TICK_MS);
+    uv_unref((uv_handle_t *)&rc->tick);
+    connect_now(rc);
+}
+
+int telex_rconn_is_up(const telex_rconn_t *rc)
+{
+    return rc != NULL && rc->state == ST_UP;
+}
+
+uint64_t telex_rconn_up_since(const telex_rconn_t *rc)
+{
+    return rc->up_since;
+}
+
+size_t telex_rconn_pending(const telex_rconn_t *rc)
+{
+    return rc->pending;
+}
+
+int telex_rconn_flushed(const telex_rconn_t *rc)
+{
+    return rc == NULL || rc->state != ST_UP || rc->ac == NULL || sdslen(rc->ac->c.obuf) == 0;
+}
+
+int telex_rconn_cmd(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms, int argc, const char **argv,
+                    const size_t *argvlen)
+{
+    if (rc == NULL || rc->state != ST_UP)
+        return -1;
+    if (cb == NULL) {
+        /* Fire and forget (XADD, PEXPIRE ...: one per event): no entry in the
+         * FIFO of deadlines, which only callers waiting for a reply need; a
+         * stuck connection is still found by those and by the idle PING. */
+        return redisAsyncCommandArgv(rc->ac, NULL, NULL, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
+    }
+    return send_argv(rc, cb, priv, extra_ms, argc, argv, argvlen);
+}
+
+int telex_rconn_cmdf(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, const char *fmt, ...)
+{
+    if (rc == NULL || rc->state != ST_UP)
+        return -1;
+    req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return -1;
+    r->rc = rc;
+    r->cb = cb;
+    r->priv = priv;
+    r->deadline = now_ms(rc) + rc->timeout_ms;
+    r->prev = rc->tail;
+    if (rc->tail != NULL)
+        rc->tail->next = r;
+    else
+        rc->head = r;
+    rc->tail = r;
+    rc->pending++;
+    va_list ap;
+    va_start(ap, fmt);
+    int ok = redisvAsyncCommand(rc->ac, on_reply, r, fmt, ap);
+    va_end(ap);
+    if (ok != REDIS_OK) {
+        unlink_req(rc, r);
+        free(r);
+        return -1;
+    }
+    return 0;
+}
+
+int telex_rconn_subscribe(telex_rconn_t *rc, const char *channel, telex_rconn_cb cb, void *priv)
+{
+    if (rc->has_sub || strlen(channel) >= sizeof rc->sub.channel)
+        return -1;
+    rc->sub.rc = rc;
+    snprintf(rc->sub.channel, sizeof rc->sub.channel, "%s", channel);
+    rc->sub.cb = cb;
+    rc->sub.priv = priv;
+    rc->has_sub = 1;
+    if (rc->state == ST_UP)
+        redisAsyncCommand(rc->ac, on_subscription, &rc->sub, "SUBSCRIBE %s", rc->sub.channel);
+    return 0;
+}

@@ -1,0 +1,129 @@
+// tests/integration/cluster_limits.test.js — cluster mode (issue 19): limits, budgets and
+// revocation hold across nodes. Two real telex nodes share one redis-server and one SQLite
+// file (the key rows); the limits live in Redis (atomic Lua scripts, cluster/limits.c).
+//   - a key with rpm 3, requests alternating between the nodes: exactly 3 served, then 429;
+//   - a $0.05 budget, 200 concurrent requests spread over both nodes: overshoot at most one
+//     answer's worth (each node alone would let its share through);
+//   - a key revoked through node A's admin API is refused by node B within a second, and B
+//     says it reloaded because of the announcement (not only its database watch);
+//   - a node killed mid-request does not hold the key's budget reservation: once its heartbeat
+//     expires, the other node admits the key again.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+
+import { LATE_MS } from './lib/proc.js';
+import { postChat } from './lib/sse.js';
+import { msgs, tmpDir } from './lib/relay.js';
+import { startCluster } from './lib/cluster.js';
+import { BUDGET, PRICES, burst, createKey } from './lib/budget.js';
+
+const ADMIN = 'admin-token-0123456789-SECRET';
+
+describe('limits across nodes', () => {
+  let c;
+  let keys;
+  before(async () => {
+    const dbPath = path.join(tmpDir(), 'telex.db');
+    keys = {
+      rpm3: createKey(dbPath, 'rpm3', ['--rpm', '3']),
+      budget: createKey(dbPath, 'budget', ['--budget-usd', String(BUDGET)]),
+      doomed: createKey(dbPath, 'doomed'),
+    };
+    c = await startCluster({
+      nodes: 2,
+      dbPath,
+      env: { TELEX_ADMIN_TOKEN: ADMIN },
+      config: {
+        store: { flush_interval_seconds: 0.05 },
+        models: [
+          { name: 'gpt-relay', providers: [{ provider: 'mock', model: 'upstream-relay' }] },
+          { name: 'gpt-priced', providers: [{ provider: 'mock', model: 'priced', ...PRICES }] },
+        ],
+      },
+    });
+  });
+  after(async () => {
+    if (c) await c.stop();
+  });
+
+  const chat = (node, key) =>
+    postChat(node.url, { model: 'gpt-relay', messages: msgs('limits'), stream: true, mock: { tokens: 2 } }, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+
+  test('rpm 3 across two nodes serves exactly 3', async () => {
+    const statuses = [];
+    for (let i = 0; i < 8; i++) statuses.push((await chat(c.nodes[i % 2], keys.rpm3)).status);
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429, 429, 429, 429]);
+    // at once, too: nobody else gets through
+    const more = await Promise.all(c.nodes.map((n) => chat(n, keys.rpm3)));
+    assert.deepEqual(more.map((r) => r.status), [429, 429]);
+    assert.ok(Number(more[0].headers.get('retry-after')) >= 1);
+  });
+
+  test('a $0.05 budget under 200 concurrent requests over two nodes: overshoot at most one answer', async () => {
+    const { ok, refused, spent, maxAnswer } = await burst(c.nodes.map((n) => n.url), keys.budget, 200);
+    assert.equal(ok + refused, 200);
+    assert.ok(ok >= 1 && refused >= 150, `${ok} served, ${refused} refused`);
+    assert.ok(spent <= BUDGET + maxAnswer + 1e-9, `spent $${spent} on $${BUDGET} (one answer: $${maxAnswer})`);
+  });
+
+  test('a key revoked on node A is refused on node B within a second', async () => {
+    const [A, B] = c.nodes;
+    assert.equal((await chat(B, keys.doomed)).status, 200);
+    const list = await (await fetch(`${A.url}/admin/keys/doomed`, { headers: { authorization: `Bearer ${ADMIN}` } })).json();
+    const del = await fetch(`${A.url}/admin/keys/${list.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    assert.equal(del.status, 200);
+    const t0 = performance.now();
+    let status = 200;
+    while (status === 200 && performance.now() - t0 < 10000) status = (await chat(B, keys.doomed)).status;
+    const took = performance.now() - t0;
+    assert.equal(status, 401);
+    assert.ok(took < 1000 + LATE_MS, `refused on B after ${took.toFixed(0)} ms`);
+    await B.waitForLog((l) => l.msg === 'cluster: keys changed on another node; reloading');
+  });
+});
+
+describe('a dead node does not hold the budget', () => {
+  let c;
+  let key;
+  before(async () => {
+    const dbPath = path.join(tmpDir(), 'telex.db');
+    key = createKey(dbPath, 'reserved', ['--budget-usd', String(BUDGET)]);
+    c = await startCluster({
+      nodes: 2,
+      dbPath,
+      config: { models: [{ name: 'gpt-priced', providers: [{ provider: 'mock', model: 'priced', ...PRICES }] }] },
+    });
+  });
+  after(async () => {
+    if (c) await c.stop();
+  });
+
+  test('kill -9 of the node running a request that reserved the whole budget', async () => {
+    const [A, B] = c.nodes;
+    const auth = { authorization: `Bearer ${key}` };
+    // max_tokens 100 at $2000/M: a $0.2 reservation, more than the whole $0.05 budget
+    const big = { model: 'gpt-priced', messages: msgs('hold it'), stream: true, max_tokens: 100, mock: { tokens: 2000, delay_ms: 20 } };
+    let started;
+    const running = new Promise((resolve) => (started = resolve));
+    const held = postChat(A.url, big, { headers: auth, onEvent: () => started() });
+    await running;
+    const small = { ...big, max_tokens: 1, mock: { tokens: 1 } };
+    assert.equal((await postChat(B.url, small, { headers: auth })).status, 402, 'the reservation holds the budget');
+    process.kill(A.pid, 'SIGKILL');
+    await held;
+    const t0 = performance.now();
+    let status = 402;
+    while (status === 402 && performance.now() - t0 < 15000) {
+      status = (await postChat(B.url, small, { headers: auth })).status;
+      if (status === 402) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(status, 200, 'admitted again once the dead node\'s heartbeat expired');
+    assert.ok(performance.now() - t0 < 2000 + LATE_MS + 1000, 'within about the heartbeat TTL');
+  });
+});

@@ -1,0 +1,132 @@
+// tests/integration/lib/cluster.js — a real redis-server and two or three real telex nodes
+// sharing it (cluster mode), with one `telex mock` as their upstream, for the
+// tests/integration/cluster_*.test.js suites.
+//
+// Exports:
+//   REDIS_BIN                         redis-server ($REDIS_SERVER or Debian's /usr/bin/redis-server)
+//   SECRET                            the TELEX_RESUME_SECRET every node shares
+//   startRedis(port?)                 -> {port, url, proc, stop(), kill()}: redis-server on 127.0.0.1 (a free
+//                                        port unless given), no persistence; resolves once it accepts connections
+//   startCluster(opts?)               -> {mock, redis, nodes: [serve Proc], config, stop()}
+//       opts: { nodes (2), config (patch over baseConfig + resumeConfig), env (more env for every node),
+//               dbPath (one SQLite file for every node; default one each), redis (reuse one) }
+//   startNode(cluster, opts?)         -> one more node like the others (opts.env)
+//   waitRedisUp(node)                 -> resolves when the node's /metrics says telex_cluster_redis_up 1
+import { spawn } from 'node:child_process';
+
+import { freePort, stopProcess, waitFor, SLACK } from './proc.js';
+import { baseConfig, startGateway, stopChecked, tmpDir } from './relay.js';
+import { startMock } from './proc.js';
+import { resumeConfig } from './resume.js';
+
+export const REDIS_BIN = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
+export const SECRET = 'cluster-test-secret-0123456789abcdef';
+
+const live = new Set();
+process.on('exit', () => {
+  for (const pid of live) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+export async function startRedis(port) {
+  port = port ?? (await freePort());
+  const dir = tmpDir('telex-redis-');
+  const child = spawn(
+    REDIS_BIN,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  live.add(child.pid);
+  let out = '';
+  const exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      live.delete(child.pid);
+      resolve({ code, signal });
+    }),
+  );
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${out}`)), 10000 * SLACK);
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (/Ready to accept connections/.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', () => reject(new Error(`redis-server exited:\n${out}`)));
+  });
+  child.stdout.resume();
+  child.stderr.resume();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    pid: child.pid,
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+function nodeEnv(cluster, extra = {}) {
+  const env = { TELEX_REDIS_URL: cluster.redis.url, TELEX_RESUME_SECRET: SECRET, ...(cluster.env ?? {}), ...extra };
+  if (cluster.dbPath) env.TELEX_DB = cluster.dbPath;
+  return env;
+}
+
+export async function startNode(cluster, opts = {}) {
+  const node = await startGateway(cluster.config, { env: nodeEnv(cluster, opts.env) });
+  cluster.nodes.push(node);
+  return node;
+}
+
+export async function waitRedisUp(node) {
+  await waitFor(
+    async () => {
+      const r = await fetch(`${node.url}/metrics`);
+      return /telex_cluster_redis_up 1/.test(await r.text());
+    },
+    { message: 'the node connected to redis' },
+  );
+}
+
+export async function startCluster(opts = {}) {
+  const mock = await startMock([]);
+  const redis = opts.redis ?? (await startRedis());
+  const config = baseConfig(mock.url, resumeConfig(opts.config ?? {}));
+  const cluster = { mock, redis, config, nodes: [], env: opts.env, dbPath: opts.dbPath };
+  try {
+    for (let i = 0; i < (opts.nodes ?? 2); i++) await startNode(cluster);
+    for (const n of cluster.nodes) await waitRedisUp(n);
+  } catch (e) {
+    for (const n of cluster.nodes) await stopProcess(n);
+    await stopProcess(mock);
+    if (!opts.redis) await redis.stop();
+    throw e;
+  }
+  cluster.stop = async () => {
+    const errors = [];
+    for (const n of cluster.nodes) {
+      if (n.child.exitCode !== null || n.child.signalCode !== null) continue; // killed by the test
+      try {
+        await stopChecked(n);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    await stopProcess(mock);
+    if (!opts.redis) await cluster.redis.stop(); // (a test may have restarted it: the current one)
+    if (errors.length) throw errors[0];
+  };
+  return cluster;
+}
