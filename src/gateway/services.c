@@ -197,6 +197,7 @@ int telex_services_open(telex_services_t **out, const telex_config_t *cfg, const
             .tick_arg = svc,
             .spill_path = cfg->store.spill_path ? cfg->store.spill_path : spill,
             .spill_max_bytes = cfg->store.spill_max_bytes,
+            .spill_path_default = cfg->store.spill_path == NULL,
         };
         if ((rc = telex_ledger_start(&svc->ledger, svc->store, &lo, err, errlen)) != 0)
             goto fail;

@@ -512,6 +512,12 @@ int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_l
     l->spill_after = l->opt.max_pending / 10 > 0 ? l->opt.max_pending / 10 : 1;
     if (l->opt.spill_path != NULL) {
         int src = telex_spill_open(&l->spill, l->opt.spill_path, l->opt.spill_max_bytes, err, errlen);
+        for (int slot = 1; src == -EBUSY && l->opt.spill_path_default && slot < 16; slot++) {
+            char alt[4096];
+            if (snprintf(alt, sizeof alt, "%s.%d", l->opt.spill_path, slot) >= (int)sizeof alt)
+                break;
+            src = telex_spill_open(&l->spill, alt, l->opt.spill_max_bytes, err, errlen);
+        }
         if (src < 0) {
             free(l);
             return src;

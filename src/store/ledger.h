@@ -33,6 +33,7 @@
 #ifndef TELEX_STORE_LEDGER_H
 #define TELEX_STORE_LEDGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,10 @@ typedef struct telex_ledger_options {
     void (*on_tick)(void *arg);    /* NULL = none */
     void *tick_arg;
     const char *spill_path;        /* NULL = no spill file */
+    /* The path is telex's default (not configured): when another process
+     * holds it, take the first free of spill_path.1 … .15 instead, so nodes
+     * sharing one database file each get their own spill file. */
+    bool spill_path_default;
     uint64_t spill_max_bytes;      /* 0 = 1 GiB */
 } telex_ledger_options_t;
 

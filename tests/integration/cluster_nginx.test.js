@@ -14,7 +14,7 @@ import path from 'node:path';
 import { freePort, SLACK, waitFor } from './lib/proc.js';
 import { msgs, tmpDir } from './lib/relay.js';
 import { assertExact, openAnswer, resumeGet } from './lib/resume.js';
-import { startCluster } from './lib/cluster.js';
+import { metricsText, startCluster } from './lib/cluster.js';
 
 const NGINX = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
 
@@ -46,6 +46,7 @@ http {
             proxy_pass http://telex;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
             proxy_buffering off;
             proxy_request_buffering off;
             proxy_cache off;
@@ -95,7 +96,7 @@ test('through nginx round robin: drop and resume until the end, exact; replays i
   assert.ok(again.raw.equals(full.raw), 'both nodes replay the same bytes');
   // both nodes answered resumes: the node without the answer built a mirror
   const mirrors = await Promise.all(
-    c.nodes.map(async (n) => /telex_cluster_mirrors_total (\d+)/.exec(await (await fetch(`${n.url}/metrics`)).text())[1]),
+    c.nodes.map(async (n) => /telex_cluster_mirrors_total (\d+)/.exec(await metricsText(n))[1]),
   );
   assert.ok(mirrors.some((m) => Number(m) > 0), `a node mirrored the answer (${mirrors})`);
 });

@@ -22,7 +22,7 @@ import OpenAI from 'openai';
 import { LATE_MS, startServe, stopProcess, waitFor } from './lib/proc.js';
 import { msgs, waitEntry, lastSeq } from './lib/relay.js';
 import { assertExact, openAnswer, request, resumeGet, waitFinished } from './lib/resume.js';
-import { SECRET, startCluster, startRedis } from './lib/cluster.js';
+import { SECRET, metricsText, startCluster, startRedis } from './lib/cluster.js';
 
 const N = 43; // role, 40 content chunks, finish, [DONE]
 const MOCK = { tokens: 40, delay_ms: 15 };
@@ -228,7 +228,7 @@ describe('losing the producer or Redis', () => {
       },
     });
     await redisDown;
-    await waitFor(async () => /telex_cluster_redis_up 0/.test(await (await fetch(`${B.url}/metrics`)).text()), {
+    await waitFor(async () => /telex_cluster_redis_up 0/.test(await metricsText(B)), {
       message: '/metrics shows Redis down',
     });
     const restarted = await startRedis(c.redis.port);
@@ -270,6 +270,7 @@ describe('stopping the producer', () => {
       },
     });
     const got = await r;
+    assert.ok(stopping, `the reader on B ended before its 10th event: status ${got.status}, ${got.events?.length} events, last ${JSON.stringify(got.events?.at(-1))}`);
     const exit = await stopping;
     assert.equal(exit.code, 0);
     assert.ok(got.complete);
@@ -302,7 +303,7 @@ describe('start-up', () => {
       });
       assert.equal(r.status, 200);
       assert.equal(r.events.at(-1).data, '[DONE]');
-      assert.match(await (await fetch(`${p.url}/metrics`)).text(), /telex_cluster_redis_up 0/);
+      assert.match(await metricsText(p), /telex_cluster_redis_up 0/);
     } finally {
       const { stopProcess } = await import('./lib/proc.js');
       await stopProcess(p);

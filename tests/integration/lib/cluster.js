@@ -21,6 +21,13 @@ import { resumeConfig } from './resume.js';
 
 export const REDIS_BIN = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
 export const SECRET = 'cluster-test-secret-0123456789abcdef';
+// /metrics needs a token while keys exist (issue 18): every node gets this one.
+export const METRICS_TOKEN = 'cluster-metrics-token-0123456789';
+
+/** The text of a node's GET /metrics. */
+export async function metricsText(node) {
+  return (await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+}
 
 const live = new Set();
 process.on('exit', () => {
@@ -93,8 +100,7 @@ export async function startNode(cluster, opts = {}) {
 export async function waitRedisUp(node) {
   await waitFor(
     async () => {
-      const r = await fetch(`${node.url}/metrics`);
-      return /telex_cluster_redis_up 1/.test(await r.text());
+      return /telex_cluster_redis_up 1/.test(await metricsText(node));
     },
     { message: 'the node connected to redis' },
   );
@@ -103,7 +109,7 @@ export async function waitRedisUp(node) {
 export async function startCluster(opts = {}) {
   const mock = await startMock([]);
   const redis = opts.redis ?? (await startRedis());
-  const config = baseConfig(mock.url, resumeConfig(opts.config ?? {}));
+  const config = baseConfig(mock.url, resumeConfig({ metrics: { token: METRICS_TOKEN }, ...(opts.config ?? {}) }));
   const cluster = { mock, redis, config, nodes: [], env: opts.env, dbPath: opts.dbPath };
   try {
     for (let i = 0; i < (opts.nodes ?? 2); i++) await startNode(cluster);
