@@ -9,7 +9,7 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN      ?= 127.0.0.1:8080
 FUZZ_SECONDS ?= 60
 
-.PHONY: all bootstrap build build-gateway build-asan run test test-unit test-asan test-integration test-browser bench fuzz install clean
+.PHONY: all bootstrap build build-gateway build-asan run test test-unit test-asan test-integration test-browser bench fuzz soak install clean
 
 all: build
 
@@ -83,6 +83,14 @@ fuzz:
 	mkdir -p $(BUILD_FUZZ)/corpus_json_load && \
 	  cp tests/fuzz/corpus_json_load/* $(BUILD_FUZZ)/corpus_json_load/ 2>/dev/null || true
 	$(BUILD_FUZZ)/fuzz_json_load -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus_json_load
+
+# A long run of 1,000 streams with drops, resumes, cancels and upstream faults;
+# fails if RSS, descriptors or the stream gauges grow without bound
+# (tests/soak/soak.mjs; not part of `make test`).
+SOAK_SECONDS ?= 300
+SOAK_STREAMS ?= 1000
+soak: build
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_STREAMS=$(SOAK_STREAMS) TELEX_BIN=$(CURDIR)/$(BUILD)/telex node tests/soak/soak.mjs
 
 # telex.pc is written at this step, naming $(PREFIX) (DESTDIR only stages).
 install: build-gateway
