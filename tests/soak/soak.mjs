@@ -63,8 +63,31 @@ const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
 
 const rssOf = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
 const fdsOf = () => fs.readdirSync(`/proc/${pid}/fd`).length;
+// A fresh connection each time (a kept-alive one may be closed by the server just as it is
+// reused); a failed look is retried, three failures end the run.
+const metricsText = () =>
+  new Promise((resolve, reject) => {
+    const req = http.get(`${relay.url}/metrics`, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`/metrics: ${res.statusCode}`))));
+      res.on('error', reject);
+    });
+    req.setTimeout(30000, () => req.destroy(new Error('/metrics: no answer within 30 s')));
+    req.on('error', reject);
+  });
 async function gauges() {
-  const text = await (await fetch(`${relay.url}/metrics`)).text();
+  let text;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      text = await metricsText();
+      break;
+    } catch (e) {
+      if (attempt === 3) throw e;
+      log(`soak: /metrics failed (${e.message}), again`);
+    }
+  }
   const g = (name) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
   return { active: g('telex_active_streams'), logBytes: g('telex_stream_log_bytes') };
 }
