@@ -34,7 +34,8 @@
  *
  * Build and run: `make fuzz FUZZ_SECONDS=N` (clang; seeds in
  * tests/fuzz/corpus_request/; run with -detect_leaks=0: the server's
- * threads hold memory across inputs by design).
+ * threads hold memory across inputs by design). FUZZ_REQUEST_SHOW=1 prints
+ * what each input got back (to look at one: fuzz_request FILE).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -191,6 +192,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             got += (size_t)n;
     }
     close(fd);
+    if (getenv("FUZZ_REQUEST_SHOW") != NULL) /* to look at what one input gets */
+        fprintf(stderr, "--- %zu bytes back:\n%.*s\n---\n", got, (int)(got < 4096 ? got : 4096), answer);
     /* 2. HTTP/1.x responses */
     if (got > 0) {
         REQUIRE(got >= 12 && memcmp(answer, "HTTP/1.", 7) == 0);

@@ -57,9 +57,15 @@ const relay = await startRelay({
     limits: { max_connections: 20000, max_concurrent_streams: 20000 },
   },
   mockArgs: ['--workers', '2'],
+  env: { TELEX_LOG: 'quiet' }, // no line per request: an hour of them is GBs
 });
 const pid = relay.serve.pid;
-const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+// Kept-alive connections: a run opens hundreds of thousands of requests, and a new
+// connection each would leave the machine's ephemeral ports in TIME_WAIT.
+// Idle ones are closed after 4 s, before h2o closes them (10 s), and a request that fails on
+// a reused connection before any answer is sent again once on a new one (the usual race of
+// keep-alive: the server closed the idle connection as the request went out).
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256, timeout: 4000 });
 
 const rssOf = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
 const fdsOf = () => fs.readdirSync(`/proc/${pid}/fd`).length;
@@ -95,10 +101,20 @@ async function gauges() {
 // One HTTP exchange read as an event stream. how: { readEvents (stop after N events),
 // stallMs (read nothing this long, then drop), cancelAfter (events, then DELETE) }.
 // Resolves { status, sid, lastId, events, ended: 'done'|'error'|'eof'|'dropped'|'failed' }.
-function exchange(method, url, body, headers, how = {}) {
+async function exchange(method, url, body, headers, how = {}) {
+  const r = await exchangeOnce(method, url, body, headers, how);
+  if (r.ended === 'failed' && r.status === 0 && r.reused) return exchangeOnce(method, url, body, headers, how, false);
+  return r;
+}
+
+function exchangeOnce(method, url, body, headers, how = {}, reuse = true) {
   return new Promise((resolve) => {
     const out = { status: 0, sid: null, lastId: null, events: 0, ended: 'failed' };
-    const req = http.request(url, { method, agent, headers: { accept: 'text/event-stream', ...headers } });
+    const req = http.request(url, {
+      method,
+      agent: reuse ? agent : false,
+      headers: { accept: 'text/event-stream', ...headers },
+    });
     const timer = setTimeout(() => {
       out.ended = 'timeout';
       req.destroy();
@@ -109,7 +125,11 @@ function exchange(method, url, body, headers, how = {}) {
       clearTimeout(timer);
       resolve(out);
     };
-    req.on('error', () => finish('failed'));
+    req.on('error', (e) => {
+      out.error = e.code ?? e.message;
+      out.reused = req.reusedSocket;
+      finish('failed');
+    });
     req.on('response', (res) => {
       out.status = res.statusCode;
       out.sid = res.headers['x-telex-stream-id'] ?? null;
@@ -169,9 +189,15 @@ const faults = [
 ];
 const counts = { streams: 0, done: 0, error: 0, eof: 0, dropped: 0, failed: 0, timeout: 0, resumed: 0, broken: 0 };
 const problems = [];
+const problem = (text) => {
+  if (problems.length < 20) {
+    problems.push(text);
+    log('soak: broken stream:', text);
+  }
+};
 
 async function oneStream() {
-  const mock = { tokens: between(20, 200), delay_ms: between(10, 60), ...pick(faults) };
+  const mock = { tokens: between(50, 300), delay_ms: between(20, 80), ...pick(faults) };
   const body = JSON.stringify({ model: 'gpt-relay', messages: [{ role: 'user', content: 'soak' }], stream: true, mock });
   const headers = { 'content-type': 'application/json', 'x-telex-event-ids': '1' };
   const scenario = pick(['read', 'read', 'drop_resume', 'drop_resume', 'cancel', 'stall', 'drop']);
@@ -188,7 +214,7 @@ async function oneStream() {
   counts[r.ended] = (counts[r.ended] ?? 0) + 1;
   if (r.ended === 'failed' || r.ended === 'timeout') {
     counts.broken++;
-    if (problems.length < 20) problems.push(`${scenario} ${JSON.stringify(mock)}: ${r.ended} (status ${r.status})`);
+    problem(`${scenario} ${JSON.stringify(mock)}: ${r.ended} (status ${r.status}, ${r.error ?? ''})`);
   }
   if (scenario === 'drop_resume' && r.sid && r.status === 200) {
     const rr = await exchange('GET', `${relay.url}/v1/streams/${r.sid}`, undefined, r.lastId ? { 'last-event-id': r.lastId } : {});
@@ -196,7 +222,7 @@ async function oneStream() {
     // a resume within the grace ends with [DONE] or an error event (abandoned, a fault)
     if (rr.status === 200 && rr.ended !== 'done' && rr.ended !== 'error') {
       counts.broken++;
-      if (problems.length < 20) problems.push(`resume ${JSON.stringify(mock)}: ${rr.ended}`);
+      problem(`resume ${JSON.stringify(mock)}: ${rr.ended} (status ${rr.status}, ${rr.error ?? ''})`);
     }
   }
 }
