@@ -1018,6 +1018,21 @@ static void on_grace_over(uv_timer_t *timer)
                          "every client left and none came back within resume.grace_seconds", "client_gone");
 }
 
+/* Lets a paused provider go on when must_pause no longer holds. */
+static void unpause_if_possible(chat_t *c)
+{
+    if (!c->paused || c->up == NULL)
+        return;
+    if (c->resumable && (telex_log_retained(c->stream->log) >= c->resume_below || over_budget(c)))
+        telex_stream_release_acked(c->stream);
+    if (may_go_on(c)) {
+        c->paused = 0;
+        atomic_store(&c->stream->wants_acks, 0);
+        restart_idle_deadline(c);
+        telex_upstream_resume(c->up);
+    }
+}
+
 /* Subscribers attached, left or advanced; or a DELETE arrived. */
 static void on_wake(telex_wakeup_t *w)
 {
@@ -1030,16 +1045,7 @@ static void on_wake(telex_wakeup_t *w)
                              "cancelled");
         return;
     }
-    if (c->paused && c->up != NULL) {
-        if (c->resumable && (telex_log_retained(c->stream->log) >= c->resume_below || over_budget(c)))
-            telex_stream_release_acked(c->stream);
-        if (may_go_on(c)) {
-            c->paused = 0;
-            atomic_store(&c->stream->wants_acks, 0);
-            restart_idle_deadline(c);
-            telex_upstream_resume(c->up);
-        }
-    }
+    unpause_if_possible(c);
     if (!c->committed)
         return;
     if (c->background) {
@@ -1432,6 +1438,14 @@ void telex_chat_sweep(gateway_worker_t *gw)
         if (c->finished && c->resumable && c->committed && telex_stream_subscribers(c->stream, NULL) == 0 &&
             telex_log_retained(c->stream->log) > 0)
             telex_stream_release_acked_or_all(c->stream);
+    }
+    /* A provider paused for the budget with nobody to wake it (a stream in
+     * its grace period, a background response nobody follows) goes on once
+     * the budget allows it. */
+    if (gw->gateway->config->resume.max_total_bytes != 0) {
+        for (chat_t *c = gw->chats; c != NULL; c = c->next)
+            if (c->paused && !c->finished)
+                unpause_if_possible(c);
     }
     telex_subscribers_sweep(gw);
 }
