@@ -490,6 +490,25 @@ static int may_go_on(chat_t *c)
     return lag <= LOW_WATER / 2 || !over_budget(c);
 }
 
+/* Over the global budget of logs: the ended answers on this worker that
+ * nobody is reading lose their history, oldest first (a later resume gets
+ * 410 resume_position_dropped), until the total is back under it. Returns
+ * whether the total is still over the budget. */
+static int evict_ended(gateway_worker_t *gw)
+{
+    chat_t *last = gw->chats;
+    while (last != NULL && last->next != NULL)
+        last = last->next;
+    for (chat_t *c = last; c != NULL; c = c->prev) {
+        if (!over_budget(c))
+            return 0;
+        if (c->finished && c->resumable && c->committed && telex_stream_subscribers(c->stream, NULL) == 0 &&
+            telex_log_retained(c->stream->log) > 0)
+            telex_stream_release_acked_or_all(c->stream);
+    }
+    return gw->chats != NULL && over_budget(gw->chats);
+}
+
 /* Back-pressure: keep the retained log under its bound by dropping what
  * every subscriber has written, and pause the upstream while a subscriber
  * lags too far behind (must_pause). */
@@ -501,11 +520,18 @@ static void regulate(chat_t *c)
     /* the readers' lag (a lock) is looked at every LAG_STEP bytes */
     if (!full && !tight && (!c->resumable || retained < c->lag_check_at))
         return;
-    /* the history every reader has been sent goes only when the log is
-     * near its own bound or the global budget is spent */
-    if (c->resumable && (full || tight))
-        telex_stream_release_acked(c->stream);
-    c->lag_check_at = telex_log_retained(log) + LAG_STEP;
+    /* Every LAG_STEP bytes (or when the log is near its own bound): over the
+     * global budget, ended answers nobody reads lose their history first
+     * (evict_ended walks the worker's streams); then, near its bound or still
+     * over the budget, this log drops the history every reader has been
+     * sent. In between, only the cheap checks of must_pause. */
+    if (full || retained >= c->lag_check_at) {
+        if (tight)
+            tight = evict_ended(c->gw);
+        if (c->resumable && (full || tight))
+            telex_stream_release_acked(c->stream);
+        c->lag_check_at = telex_log_retained(log) + LAG_STEP;
+    }
     if (!c->paused && c->up != NULL && must_pause(c)) {
         c->paused = 1;
         atomic_store(&c->stream->wants_acks, 1);
@@ -1023,7 +1049,10 @@ static void unpause_if_possible(chat_t *c)
 {
     if (!c->paused || c->up == NULL)
         return;
-    if (c->resumable && (telex_log_retained(c->stream->log) >= c->resume_below || over_budget(c)))
+    int tight = over_budget(c);
+    if (tight)
+        tight = evict_ended(c->gw); /* ended answers nobody reads lose their history first */
+    if (c->resumable && (telex_log_retained(c->stream->log) >= c->resume_below || tight))
         telex_stream_release_acked(c->stream);
     if (may_go_on(c)) {
         c->paused = 0;
@@ -1428,17 +1457,8 @@ void telex_chat_sweep(gateway_worker_t *gw)
         c->status = 499;
         telex_respond_error(req, 499, "invalid_request_error", "client_closed", NULL, "the client closed the request");
     }
-    /* Over the global budget of logs: the ended answers nobody is reading
-     * lose their history, oldest first (a later resume gets 410
-     * resume_position_dropped), until the total is back under it. */
-    chat_t *last = gw->chats;
-    while (last != NULL && last->next != NULL)
-        last = last->next;
-    for (chat_t *c = last; c != NULL && over_budget(c); c = c->prev) {
-        if (c->finished && c->resumable && c->committed && telex_stream_subscribers(c->stream, NULL) == 0 &&
-            telex_log_retained(c->stream->log) > 0)
-            telex_stream_release_acked_or_all(c->stream);
-    }
+    if (gw->chats != NULL && over_budget(gw->chats))
+        evict_ended(gw);
     /* A provider paused for the budget with nobody to wake it (a stream in
      * its grace period, a background response nobody follows) goes on once
      * the budget allows it. */

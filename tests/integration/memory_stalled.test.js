@@ -32,6 +32,7 @@ const post = (url, body) =>
   new Promise((resolve, reject) => {
     const req = http.request(`${url}/v1/chat/completions`, {
       method: 'POST',
+      agent: false, // a connection of its own, closed at the end: the reader detaches then
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
     });
     req.on('response', (res) => {
@@ -103,5 +104,54 @@ describe('stalled readers', { skip: SANITIZED && 'RSS under ASan measures the sa
     assert.equal(first.at(-1).data, '[DONE]');
     assert.equal(contentOf(first).split(' ').length, 100000);
     for (const res of stalled.slice(1)) res.destroy();
+  });
+});
+
+describe('the global budget and ended answers', () => {
+  const BUDGET = 2 * MiB;
+  let r2;
+  before(async () => {
+    r2 = await startRelay({ config: { workers: 1, resume: { max_total_bytes: BUDGET, retention_seconds: 300 } } }); // one worker: one sweep, oldest first
+  });
+  after(async () => {
+    if (r2) await r2.stop();
+  });
+
+  const gauge = async () =>
+    Number(/^telex_stream_log_bytes (\d+)/m.exec(await (await fetch(`${r2.url}/metrics`)).text())[1]);
+  const replayStatus = (sid) =>
+    new Promise((resolve, reject) => {
+      http
+        .get(`${r2.url}/v1/streams/${sid}`, { headers: { accept: 'text/event-stream' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode));
+        })
+        .on('error', reject);
+    });
+
+  test('ended answers nobody reads lose their history, oldest first, until the logs fit', async (t) => {
+    // five answers of ~450 KB each, read to their end: 2.2 MB of history, over the 2 MiB budget
+    const sids = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await post(r2.url, JSON.stringify(chatBody({ tokens: 3000, delay_ms: 0, seed: i })));
+      sids.push(res.headers['x-telex-stream-id']);
+      const events = await readAll(res);
+      assert.equal(events.at(-1).data, '[DONE]');
+    }
+    // the workers' sweep (every 500 ms) brings the total back under the budget
+    const total = await waitFor(async () => {
+      const g = await gauge();
+      return g <= BUDGET && g;
+    }, { message: 'the logs to fit the budget' });
+    t.diagnostic(`logs hold ${total} bytes (budget ${BUDGET})`);
+    // the oldest lost its history (410); the newest is still whole
+    // oldest first: some 410s (history dropped), then 200s; the newest is whole
+    const statuses = [];
+    for (const sid of sids) statuses.push(await replayStatus(sid));
+    t.diagnostic(`replays: ${JSON.stringify(statuses)}`);
+    assert.equal(statuses[0], 410);
+    assert.equal(statuses.at(-1), 200);
+    const firstWhole = statuses.indexOf(200);
+    assert.ok(statuses.slice(firstWhole).every((s) => s === 200), 'no older answer kept over a newer one');
   });
 });
