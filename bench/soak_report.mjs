@@ -62,8 +62,9 @@ if (summary) {
     `Verdict: **${verdict}**. RSS: largest sample of the first third ${(summary.rss_first_third_max / MiB).toFixed(1)} MiB, ` +
       `of the last third ${(summary.rss_last_third_max / MiB).toFixed(1)} MiB (allowed: 20 % + 32 MiB more); descriptors ` +
       `${summary.fds_first_third_max} → ${summary.fds_last_third_max} (10 % + 32); stream logs at most ` +
-      `${(summary.log_bytes_max / MiB).toFixed(1)} MiB. After the load: descriptors back to ${summary.fds_baseline} + 8 and ` +
-      `the active-stream gauge to 0, the logs to 0 after the retention; RSS ${(summary.rss_after / MiB).toFixed(1)} MiB.`,
+      `${(summary.log_bytes_max / MiB).toFixed(1)} MiB. After the load (last row): descriptors ${rows.at(-1).fds} ` +
+      `(baseline ${summary.fds_baseline}), active streams ${rows.at(-1).active}, stream logs ${rows.at(-1).logBytes} bytes, ` +
+      `RSS ${(summary.rss_after / MiB).toFixed(1)} MiB.`,
   );
   out.push(
     `Streams: ${c.streams} (ended with [DONE] ${c.done}, with an error event ${c.error}, other ends ${c.eof}, ` +
