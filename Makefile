@@ -9,7 +9,7 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN      ?= 127.0.0.1:8080
 FUZZ_SECONDS ?= 60
 
-.PHONY: all bootstrap build build-gateway build-asan run test test-unit test-asan test-integration test-browser bench fuzz install clean
+.PHONY: all bootstrap build build-gateway build-asan run test test-unit test-asan test-integration test-browser bench fuzz soak install clean
 
 all: build
 
@@ -68,21 +68,31 @@ bench: build
 	@scripts/bootstrap bench
 	bench/run.sh $(BUILD)
 
+# Every libFuzzer target (tests/fuzz/fuzz_*.c) for FUZZ_SECONDS each, one
+# after the other, from its seeds in tests/fuzz/corpus_<name>/ (fuzz_sse_parser:
+# tests/fuzz/corpus/); new inputs go to $(BUILD_FUZZ)/corpus_<name>/.
+# fuzz_request runs a whole gateway in the fuzzer's process (leak checks off:
+# its threads keep memory across inputs by design).
+FUZZERS = sse_parser http1_response json_memo json_load anthropic_stream provider_stream request
 fuzz:
 	@scripts/bootstrap fuzz
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTELEX_FUZZ=ON -DTELEX_TESTS=OFF
-	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_sse_parser fuzz_http1_response fuzz_json_memo fuzz_json_load
-	mkdir -p $(BUILD_FUZZ)/corpus && cp tests/fuzz/corpus/* $(BUILD_FUZZ)/corpus/ 2>/dev/null || true
-	$(BUILD_FUZZ)/fuzz_sse_parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus
-	mkdir -p $(BUILD_FUZZ)/corpus_http1_response && \
-	  cp tests/fuzz/corpus_http1_response/* $(BUILD_FUZZ)/corpus_http1_response/ 2>/dev/null || true
-	$(BUILD_FUZZ)/fuzz_http1_response -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus_http1_response
-	mkdir -p $(BUILD_FUZZ)/corpus_json_memo && \
-	  cp tests/fuzz/corpus_json_memo/* $(BUILD_FUZZ)/corpus_json_memo/ 2>/dev/null || true
-	$(BUILD_FUZZ)/fuzz_json_memo -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus_json_memo
-	mkdir -p $(BUILD_FUZZ)/corpus_json_load && \
-	  cp tests/fuzz/corpus_json_load/* $(BUILD_FUZZ)/corpus_json_load/ 2>/dev/null || true
-	$(BUILD_FUZZ)/fuzz_json_load -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_FUZZ)/corpus_json_load
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZERS))
+	@set -e; for f in $(FUZZERS); do \
+	  seeds=tests/fuzz/corpus_$$f; [ $$f = sse_parser ] && seeds=tests/fuzz/corpus; \
+	  mkdir -p $(BUILD_FUZZ)/corpus_$$f; cp $$seeds/* $(BUILD_FUZZ)/corpus_$$f/ 2>/dev/null || true; \
+	  extra=; [ $$f = request ] && extra=-detect_leaks=0; \
+	  echo "fuzz: fuzz_$$f for $(FUZZ_SECONDS) s"; \
+	  $(BUILD_FUZZ)/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $$extra $(BUILD_FUZZ)/corpus_$$f; \
+	done
+
+# A long run of 1,000 streams with drops, resumes, cancels and upstream faults;
+# fails if RSS, descriptors or the stream gauges grow without bound
+# (tests/soak/soak.mjs; not part of `make test`).
+SOAK_SECONDS ?= 300
+SOAK_STREAMS ?= 1000
+soak: build
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_STREAMS=$(SOAK_STREAMS) TELEX_BIN=$(CURDIR)/$(BUILD)/telex node tests/soak/soak.mjs
 
 # telex.pc is written at this step, naming $(PREFIX) (DESTDIR only stages).
 install: build-gateway

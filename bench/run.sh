@@ -21,6 +21,9 @@ SSE_S=$(($(date +%s) - START))
 # Cluster mode on vs off (Redis), side by side: bench/cluster.sh.
 "$ROOT/bench/cluster.sh" "$BUILD" "$WORK/cluster.md"
 
+# What a client that never reads costs (resume on, a small global budget, resume off).
+TELEX_BIN="$(cd "$BUILD" && pwd)/telex" node "$ROOT/bench/stalled_bench.mjs" "$WORK/stalled.md" >/dev/null
+
 # What each front door costs per event (chat, chat with ids, Responses, Messages).
 TELEX_BIN="$(cd "$BUILD" && pwd)/telex" node "$ROOT/bench/frontdoors_bench.mjs" "$WORK/frontdoors.md" >/dev/null
 
@@ -48,6 +51,10 @@ if [ -n "${BENCH_KEEP:-}" ]; then cp "$WORK/relay.jsonl" "$BENCH_KEEP"; fi
   cat "$WORK/sse_parse.md"
   echo
   cat "$WORK/resume.md"
+  echo
+  cat "$WORK/stalled.md"
+  echo
+  cat "$ROOT/bench/soak.md"
   echo
   cat "$WORK/frontdoors.md"
   echo

@@ -93,9 +93,9 @@ export function createParser(callbacks = {}) {
   const { onEvent, onRetry, onComment } = callbacks;
   let decoder = new TextDecoder('utf-8');
   let started = false; // some text of this stream has been seen (for the BOM of string input)
-  let buf = ''; // decoded text not yet handled: a partial line (or more, after a callback threw)
+  let parts = []; // decoded text not yet handled: the pieces of a partial line (or more, after a callback threw)
   let skipLF = false; // the previous chunk ended with CR: an LF starting the next one is part of it
-  let unhandled = false; // a callback threw during the last feed; buf may hold complete lines
+  let unhandled = false; // a callback threw during the last feed; parts may hold complete lines
   let data = '';
   let eventType = '';
   let lastEventId = typeof callbacks.lastEventId === 'string' ? callbacks.lastEventId : '';
@@ -164,42 +164,58 @@ export function createParser(callbacks = {}) {
       skipLF = false;
       if (text.charCodeAt(0) === LF) text = text.slice(1);
     }
-    const scanFrom = unhandled ? 0 : buf.length;
+    // The unfinished line so far is kept as its pieces and joined once, when its end arrives:
+    // appending every piece to one string and searching that string again made a long line fed
+    // in small pieces cost the square of its length. Only the new text is searched.
+    let head = false; // parts hold the start of the first line in text
+    if (parts.length > 0) {
+      if (unhandled) {
+        text = parts.join('') + text; // after a callback threw: whole lines may be waiting
+        parts = [];
+      } else {
+        head = true;
+      }
+    }
     unhandled = false;
-    buf += text;
     let pos = 0;
     let complete = true;
-    let cr = buf.indexOf('\r', scanFrom);
-    let lf = buf.indexOf('\n', scanFrom);
+    let cr = text.indexOf('\r');
+    let lf = text.indexOf('\n');
     try {
       for (;;) {
-        if (cr !== -1 && cr < pos) cr = buf.indexOf('\r', pos);
-        if (lf !== -1 && lf < pos) lf = buf.indexOf('\n', pos);
+        if (cr !== -1 && cr < pos) cr = text.indexOf('\r', pos);
+        if (lf !== -1 && lf < pos) lf = text.indexOf('\n', pos);
         let end;
         if (cr === -1) end = lf;
         else if (lf === -1) end = cr;
         else end = cr < lf ? cr : lf;
         if (end === -1) break;
-        const text = buf.slice(pos, end);
+        let lineText = text.slice(pos, end);
+        if (head) {
+          parts.push(lineText);
+          lineText = parts.join('');
+          parts = [];
+          head = false;
+        }
         pos = end + 1;
-        if (buf.charCodeAt(end) === CR) {
-          if (pos === buf.length) skipLF = true;
-          else if (buf.charCodeAt(pos) === LF) pos++;
+        if (text.charCodeAt(end) === CR) {
+          if (pos === text.length) skipLF = true;
+          else if (text.charCodeAt(pos) === LF) pos++;
         }
         complete = false;
-        line(text);
+        line(lineText);
         complete = true;
       }
     } finally {
-      if (!complete) unhandled = true; // a callback threw: buf may still hold whole lines
-      buf = pos === 0 ? buf : buf.slice(pos);
+      if (!complete) unhandled = true; // a callback threw: the rest may still hold whole lines
+      if (pos < text.length) parts.push(pos === 0 ? text : text.slice(pos));
     }
   }
 
   function reset() {
     decoder = new TextDecoder('utf-8');
     started = false;
-    buf = '';
+    parts = [];
     skipLF = false;
     unhandled = false;
     data = '';

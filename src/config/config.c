@@ -220,6 +220,7 @@ static void set_scalar_defaults(telex_config_t *cfg)
         .max_bytes = 8u << 20,
         .grace_seconds = 10,
         .retry_ms = 3000,
+        .max_total_bytes = 256u << 20,
     };
     cfg->store = (telex_store_config_t){
         .path = NULL, /* set after the file and the environment: default_store_path */

@@ -121,6 +121,7 @@ typedef struct telex_resume_config {
     uint64_t max_bytes;       /* per-stream log cap; default 8 MiB */
     double grace_seconds;     /* keep upstream running after the client left; 10 (>= 0) */
     uint64_t retry_ms;        /* SSE "retry:" sent to clients; 3000 (>= 0) */
+    uint64_t max_total_bytes; /* all streams' logs together; 256 MiB (0 = no global bound) */
 } telex_resume_config_t;
 
 /* Cluster mode (src/cluster): several nodes share streams, limits and key

@@ -556,7 +556,7 @@ static int parse_limits(ctx_t *c, const yaml_node_t *v)
 static int parse_resume(ctx_t *c, const yaml_node_t *v)
 {
     static const char *const keys[] = {"enabled", "retention_seconds", "max_bytes",
-                                       "grace_seconds", "retry_ms"};
+                                       "grace_seconds", "retry_ms", "max_total_bytes"};
     const char *P = "resume";
     telex_resume_config_t *r = &c->cfg->resume;
     int rc = as_mapping(c, v, P, "enabled:, ...");
@@ -569,6 +569,7 @@ static int parse_resume(ctx_t *c, const yaml_node_t *v)
     FIELD(v, "max_bytes", P, read_bytes, 1, BYTES_MAX, &r->max_bytes);
     FIELD(v, "grace_seconds", P, read_double, 0, false, SECONDS_MAX, &r->grace_seconds);
     FIELD(v, "retry_ms", P, read_uint, 0, 86400000, &r->retry_ms);
+    FIELD(v, "max_total_bytes", P, read_bytes, 0, BYTES_MAX, &r->max_total_bytes);
     return 0;
 }
 

@@ -50,6 +50,7 @@
 
 #define HIGH_WATER (256u * 1024)
 #define LOW_WATER (64u * 1024)
+#define LAG_STEP (16u * 1024)
 
 typedef struct chat {
     struct chat *prev, *next;
@@ -90,6 +91,7 @@ typedef struct chat {
     char error_kind[24];
     size_t pause_above; /* retained log bytes */
     size_t resume_below;
+    size_t lag_check_at; /* retained log bytes at which regulate looks at the readers' lag */
     uint64_t started_ns;
     uint64_t first_event_ns;
     size_t events;
@@ -445,17 +447,94 @@ static int emit_response_event(void *user, const char *type, const char *json, s
     return append_typed_event(user, type, json, len);
 }
 
+/* The process-wide budget of all streams' logs (resume.max_total_bytes,
+ * docs/memory.md): over it, streams drop the history their readers have been
+ * sent and pause their providers once a reader lags LOW_WATER behind. */
+static int over_budget(chat_t *c)
+{
+    uint64_t budget = c->gw->gateway->config->resume.max_total_bytes;
+    return budget != 0 && telex_log_total_bytes() > budget;
+}
+
+/* Bytes of the log the slowest attached reader has not been sent yet
+ * (UINT64_MAX when nobody is attached). */
+static uint64_t unsent(chat_t *c)
+{
+    uint64_t acked = telex_stream_min_acked(c->stream);
+    uint64_t end = telex_log_end(c->stream->log);
+    if (acked == UINT64_MAX)
+        return UINT64_MAX;
+    return acked < end ? end - acked : 0;
+}
+
+/* Whether the provider must wait: the log is near its own bound; a live
+ * reader lags HIGH_WATER behind (with resume too: a reader that stops
+ * reading costs ~HIGH_WATER, not resume.max_bytes); or the global budget is
+ * spent and this stream's readers lag LOW_WATER (or nobody reads it). */
+static int must_pause(chat_t *c)
+{
+    if (telex_log_retained(c->stream->log) > c->pause_above)
+        return 1;
+    uint64_t lag = unsent(c);
+    if (c->resumable && lag != UINT64_MAX && lag > HIGH_WATER)
+        return 1;
+    return lag > LOW_WATER && over_budget(c);
+}
+
+/* The other side of must_pause, with hysteresis. */
+static int may_go_on(chat_t *c)
+{
+    if (telex_log_retained(c->stream->log) >= c->resume_below)
+        return 0;
+    uint64_t lag = unsent(c);
+    if (c->resumable && lag != UINT64_MAX && lag >= LOW_WATER)
+        return 0;
+    return lag <= LOW_WATER / 2 || !over_budget(c);
+}
+
+/* Over the global budget of logs: the ended answers on this worker that
+ * nobody is reading lose their history, oldest first (a later resume gets
+ * 410 resume_position_dropped), until the total is back under it. Returns
+ * whether the total is still over the budget. */
+static int evict_ended(gateway_worker_t *gw)
+{
+    chat_t *last = gw->chats;
+    while (last != NULL && last->next != NULL)
+        last = last->next;
+    for (chat_t *c = last; c != NULL; c = c->prev) {
+        if (!over_budget(c))
+            return 0;
+        if (c->finished && c->resumable && c->committed && telex_stream_subscribers(c->stream, NULL) == 0 &&
+            telex_log_retained(c->stream->log) > 0)
+            telex_stream_release_acked_or_all(c->stream);
+    }
+    return gw->chats != NULL && over_budget(gw->chats);
+}
+
 /* Back-pressure: keep the retained log under its bound by dropping what
  * every subscriber has written, and pause the upstream while a subscriber
- * lags too far behind. */
+ * lags too far behind (must_pause). */
 static void regulate(chat_t *c)
 {
     telex_log_t *log = c->stream->log;
-    if (telex_log_retained(log) <= c->pause_above)
+    size_t retained = telex_log_retained(log);
+    int full = retained > c->pause_above, tight = over_budget(c);
+    /* the readers' lag (a lock) is looked at every LAG_STEP bytes */
+    if (!full && !tight && (!c->resumable || retained < c->lag_check_at))
         return;
-    if (c->resumable)
-        telex_stream_release_acked(c->stream);
-    if (telex_log_retained(log) > c->pause_above && !c->paused && c->up != NULL) {
+    /* Every LAG_STEP bytes (or when the log is near its own bound): over the
+     * global budget, ended answers nobody reads lose their history first
+     * (evict_ended walks the worker's streams); then, near its bound or still
+     * over the budget, this log drops the history every reader has been
+     * sent. In between, only the cheap checks of must_pause. */
+    if (full || retained >= c->lag_check_at) {
+        if (tight)
+            tight = evict_ended(c->gw);
+        if (c->resumable && (full || tight))
+            telex_stream_release_acked(c->stream);
+        c->lag_check_at = telex_log_retained(log) + LAG_STEP;
+    }
+    if (!c->paused && c->up != NULL && must_pause(c)) {
         c->paused = 1;
         atomic_store(&c->stream->wants_acks, 1);
         telex_upstream_pause(c->up);
@@ -968,6 +1047,24 @@ static void on_grace_over(uv_timer_t *timer)
                          "every client left and none came back within resume.grace_seconds", "client_gone");
 }
 
+/* Lets a paused provider go on when must_pause no longer holds. */
+static void unpause_if_possible(chat_t *c)
+{
+    if (!c->paused || c->up == NULL)
+        return;
+    int tight = over_budget(c);
+    if (tight)
+        tight = evict_ended(c->gw); /* ended answers nobody reads lose their history first */
+    if (c->resumable && (telex_log_retained(c->stream->log) >= c->resume_below || tight))
+        telex_stream_release_acked(c->stream);
+    if (may_go_on(c)) {
+        c->paused = 0;
+        atomic_store(&c->stream->wants_acks, 0);
+        restart_idle_deadline(c);
+        telex_upstream_resume(c->up);
+    }
+}
+
 /* Subscribers attached, left or advanced; or a DELETE arrived. */
 static void on_wake(telex_wakeup_t *w)
 {
@@ -980,16 +1077,7 @@ static void on_wake(telex_wakeup_t *w)
                              "cancelled");
         return;
     }
-    if (c->paused && c->up != NULL) {
-        if (c->resumable)
-            telex_stream_release_acked(c->stream);
-        if (telex_log_retained(c->stream->log) < c->resume_below) {
-            c->paused = 0;
-            atomic_store(&c->stream->wants_acks, 0);
-            restart_idle_deadline(c);
-            telex_upstream_resume(c->up);
-        }
-    }
+    unpause_if_possible(c);
     if (!c->committed)
         return;
     if (c->background) {
@@ -1376,6 +1464,16 @@ void telex_chat_sweep(gateway_worker_t *gw)
         finish(c, "client_gone");
         c->status = 499;
         telex_respond_error(req, 499, "invalid_request_error", "client_closed", NULL, "the client closed the request");
+    }
+    if (gw->chats != NULL && over_budget(gw->chats))
+        evict_ended(gw);
+    /* A provider paused for the budget with nobody to wake it (a stream in
+     * its grace period, a background response nobody follows) goes on once
+     * the budget allows it. */
+    if (gw->gateway->config->resume.max_total_bytes != 0) {
+        for (chat_t *c = gw->chats; c != NULL; c = c->next)
+            if (c->paused && !c->finished)
+                unpause_if_possible(c);
     }
     telex_subscribers_sweep(gw);
 }

@@ -28,6 +28,7 @@
 #include "http/respond.h"
 #include "http/server.h"
 #include "store/ledger.h"
+#include "stream/log.h"
 
 #define SLOTS 4096
 #define MAX_SERIES 2048
@@ -463,6 +464,9 @@ int telex_metrics_render(telex_metrics_t *m, telex_buf_t *b)
     out_t o = {b, 0};
     put(&o, "# HELP telex_active_streams Upstream requests running now.\n# TYPE telex_active_streams gauge\n");
     put(&o, "telex_active_streams %" PRId64 "\n", atomic_load_explicit(&m->active_streams, memory_order_relaxed));
+    put(&o, "# HELP telex_stream_log_bytes Bytes all stream logs hold (resume.max_total_bytes bounds it).\n"
+            "# TYPE telex_stream_log_bytes gauge\ntelex_stream_log_bytes %zu\n",
+        telex_log_total_bytes());
     put(&o, "# HELP telex_resumes_total Streams resumed by a client (Last-Event-ID).\n"
             "# TYPE telex_resumes_total counter\n");
     put(&o, "telex_resumes_total %" PRIu64 "\n", atomic_load_explicit(&m->resumes, memory_order_relaxed));

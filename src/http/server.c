@@ -325,6 +325,7 @@ int telex_server_run(const telex_server_options_t *options)
             continue;
         if (shutdown_sent) {
             telex_log_event("warn", "second signal, exiting now", "\"signal\":%d", sig);
+            telex_log_flush(500);
             _exit(130);
         }
         shutdown_sent = 1;

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,21 +89,34 @@ static int cache_class(size_t bytes)
     return -1;
 }
 
+/* Bytes of segments held by all logs of the process (headers included; not
+ * the thread caches): what the gateway's global budget is checked against. */
+static _Atomic size_t total_bytes;
+
+size_t telex_log_total_bytes(void)
+{
+    return atomic_load_explicit(&total_bytes, memory_order_relaxed);
+}
+
 static segment_t *segment_alloc(size_t cap)
 {
     int k = cache_class(sizeof(segment_t) + cap);
+    segment_t *s;
     if (k >= 0 && cache.free[k] != NULL) {
-        segment_t *s = cache.free[k];
+        s = cache.free[k];
         cache.free[k] = s->next;
         cache.count[k]--;
-        return s;
+    } else if ((s = malloc(sizeof(segment_t) + cap)) == NULL) {
+        return NULL;
     }
-    return malloc(sizeof(segment_t) + cap);
+    atomic_fetch_add_explicit(&total_bytes, sizeof(segment_t) + cap, memory_order_relaxed);
+    return s;
 }
 
 static void segment_free(segment_t *s)
 {
     size_t bytes = sizeof(*s) + s->cap;
+    atomic_fetch_sub_explicit(&total_bytes, bytes, memory_order_relaxed);
     int k = cache_class(bytes);
     if (k < 0 || (cache.count[k] + 1) * bytes > CACHE_BYTES_PER_CLASS) {
         free(s);

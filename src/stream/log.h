@@ -72,6 +72,10 @@ uint64_t telex_log_end(telex_log_t *log);
 uint64_t telex_log_events(telex_log_t *log);
 /* Oldest retained position (0 until something is released). */
 uint64_t telex_log_start(telex_log_t *log);
+/* Bytes of segments all logs of the process hold together (headers
+ * included, thread caches not): for a process-wide budget. */
+size_t telex_log_total_bytes(void);
+
 /* Bytes currently retained. */
 size_t telex_log_retained(telex_log_t *log);
 /* Bytes of memory the log holds (segments, their headers, the event table,

@@ -83,7 +83,7 @@ void telex_anthropic_stream_free(telex_anthropic_stream_t *s);
 /* One SSE event (type: the `event:` field, "message" when none; data: its
  * data). Appends the chunks it becomes (zero or more objects) to `out`.
  * Returns TELEX_ANTHROPIC_CONTINUE, _DONE (message_stop; the usage chunk,
- * choices: [], was appended) or _FAILED with *kind (BAD_JSON: data is not a
+ * choices: [], was appended when the stream carried usage) or _FAILED with *kind (BAD_JSON: data is not a
  * JSON object; PROTOCOL: not a valid event; ERROR_EVENT: an `error` event)
  * and message. */
 int telex_anthropic_stream_event(telex_anthropic_stream_t *s, const char *type, size_t type_len, const char *data,

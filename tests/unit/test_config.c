@@ -162,6 +162,7 @@ static void test_defaults_without_file(void **state)
     assert_int_equal(cfg->resume.max_bytes, 8 << 20);
     assert_true(cfg->resume.grace_seconds == 10);
     assert_int_equal(cfg->resume.retry_ms, 3000);
+    assert_int_equal(cfg->resume.max_total_bytes, 256 << 20);
     telex_config_free(cfg);
 }
 
@@ -325,6 +326,7 @@ static const char full_yaml[] =
     "  max_bytes: 1MB\n"
     "  grace_seconds: 0.5\n"
     "  retry_ms: 0\n"
+    "  max_total_bytes: 64MiB\n"
     "store:\n"
     "  path: /var/lib/telex/t.db\n"
     "  flush_interval_seconds: 0.5\n"
@@ -444,6 +446,7 @@ static void test_full_file(void **state)
     assert_int_equal(cfg->resume.max_bytes, 1000000);
     assert_true(cfg->resume.grace_seconds == 0.5);
     assert_int_equal(cfg->resume.retry_ms, 0);
+    assert_int_equal(cfg->resume.max_total_bytes, 64 << 20);
 
     assert_true(m->routes[0].cached_input_price_per_mtok == 2.5); /* defaults to the input price */
     assert_string_equal(cfg->store.path, "/var/lib/telex/t.db");

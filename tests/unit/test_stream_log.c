@@ -308,6 +308,28 @@ static void test_segments_start_small_and_grow_geometrically(void **state)
     telex_log_free(log);
 }
 
+/* The process-wide total counts every log's segments, and gives them back
+ * when they are released or the log is freed. */
+static void test_total_bytes_counts_every_log(void **state)
+{
+    size_t before = telex_log_total_bytes();
+    telex_log_t *a = telex_log_new(0, shared(state)), *b = telex_log_new(0, shared(state));
+    static char ev[1000];
+    memset(ev, 'e', sizeof(ev));
+    for (int i = 0; i < 100; i++) {
+        telex_log_append(a, ev, sizeof(ev));
+        telex_log_append(b, ev, sizeof(ev));
+    }
+    size_t both = telex_log_total_bytes() - before;
+    assert_true(both >= 2 * 100 * sizeof(ev));
+    assert_true(both <= 2 * (100 * sizeof(ev) + 2 * SEG_MAX));
+    telex_log_release_before(a, telex_log_end(a));
+    assert_true(telex_log_total_bytes() - before <= both / 2 + SEG_MAX);
+    telex_log_free(a);
+    telex_log_free(b);
+    assert_int_equal(telex_log_total_bytes(), before);
+}
+
 /* A log whose one reader writes and releases as it goes (resume off) holds
  * one small segment, whether the reader keeps up exactly or lags by an
  * event now and then. */
@@ -487,6 +509,8 @@ int main(void)
         cmocka_unit_test_prestate(test_freed_segments_are_reused_on_the_thread, &shared_on),
         cmocka_unit_test_prestate(test_freed_segments_are_reused_on_the_thread, &shared_off),
         cmocka_unit_test_prestate(test_cache_is_bounded, &shared_on),
+        cmocka_unit_test_prestate(test_total_bytes_counts_every_log, &shared_on),
+        cmocka_unit_test_prestate(test_total_bytes_counts_every_log, &shared_off),
         cmocka_unit_test_prestate(test_thread_cache_goes_with_the_thread, &shared_on),
         cmocka_unit_test_prestate(test_thread_cache_goes_with_the_thread, &shared_off),
     };
