@@ -73,6 +73,24 @@ int telex_cluster_worker_idle(telex_cluster_worker_t *cw);
 /* The producer's hook (on its worker, when a resumable stream commits). */
 void telex_cluster_publish(telex_stream_t *stream, int front);
 
+/* Registration (cluster/register.c): the producer announces a resumable
+ * stream in Redis (its meta hash: node, owner, front door) when it creates
+ * it, so that the stream id is never handed to a client before every node
+ * can find the stream. Returns NULL when there is nothing to wait for
+ * (single node, not shared, or Redis away: local-only, counted); else a
+ * handle whose on_settled(ctx) runs once on the worker's thread when Redis
+ * acknowledged the registration or the call failed / timed out
+ * (CLUSTER_TIMEOUT_MS). telex_cluster_reg_settled says whether that
+ * happened; telex_cluster_reg_end gives the handle back (no callback after
+ * it; drop = 1: the stream never reached a client, its keys are deleted). */
+typedef struct telex_cluster_reg telex_cluster_reg_t;
+telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front, void (*on_settled)(void *ctx),
+                                            void *ctx);
+int telex_cluster_reg_settled(const telex_cluster_reg_t *reg);
+void telex_cluster_reg_end(telex_cluster_reg_t *reg, int drop);
+/* Streams whose registration Redis did not acknowledge in time (/metrics). */
+uint64_t telex_cluster_registrations_failed(void);
+
 /* The router's hook, first thing for every request: 1 when the request
  * was taken (it names a stream this node does not have; it is handled
  * again once a mirror exists or Redis said there is none), 0 to go on. */

@@ -76,6 +76,7 @@ typedef struct cluster_global {
     atomic_int keys_dirty; /* key rows changed here: worker 0 announces it */
     atomic_uint_least64_t published;
     atomic_uint_least64_t mirrors_built;
+    atomic_uint_least64_t reg_failed; /* registrations not acknowledged: served local-only (register.c) */
 } cluster_global_t;
 
 extern cluster_global_t telex_cluster_g;

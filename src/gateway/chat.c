@@ -80,6 +80,8 @@ typedef struct chat {
     int client_streams;         /* the client asked for a stream (background runs one regardless) */
     char *ignored;              /* Responses: X-Telex-Ignored (NULL: none) */
     int registered;
+    telex_cluster_reg_t *reg; /* cluster mode: the stream's registration in Redis (NULL: none to wait for) */
+    h2o_req_t *held_req;      /* committed, handed to its subscriber once Redis knows the stream (reg) */
     int committed;
     int first_event;
     int finished;
@@ -121,6 +123,7 @@ typedef struct chat {
 
 static void start_route(chat_t *c);
 static void release(chat_t *c);
+static void hand_over_held(chat_t *c);
 static void on_retention_end(uv_timer_t *timer);
 
 /* ------------------------------------------------------------ lifetime */
@@ -306,6 +309,10 @@ static void release(chat_t *c)
         *c->link = NULL; /* the request outlives us: its disposal must not reach us */
         c->req = NULL;
     }
+    if (c->held_req != NULL) /* Redis never answered: the client gets what there is now */
+        hand_over_held(c);
+    telex_cluster_reg_end(c->reg, !c->committed);
+    c->reg = NULL;
     if (c->registered)
         telex_registry_remove(c->stream);
     telex_stream_set_producer(c->stream, NULL);
@@ -330,6 +337,7 @@ static void on_req_disposed(void *p)
     if (c == NULL)
         return; /* handed to a subscriber at commit */
     c->req = NULL;
+    c->held_req = NULL; /* committed, but the client left before Redis knew the stream */
     if (!c->finished)
         finish(c, "client_gone");
 }
@@ -608,8 +616,9 @@ static void touch_idle_deadline(chat_t *c)
         restart_idle_deadline(c);
 }
 
-/* The original request becomes the first subscriber. */
-static int commit(chat_t *c)
+/* The request gets its response: headers (the stream id among them) and
+ * the log from position 0 as its first subscriber. */
+static int hand_over(chat_t *c, h2o_req_t *req)
 {
     char url[128], token[TELEX_RESUME_TOKEN_LEN + 1];
     const char *headers[7] = {NULL};
@@ -619,10 +628,6 @@ static int commit(chat_t *c)
         headers[h++] = c->ignored;
     }
     if (c->resumable) {
-        if (telex_registry_put(c->stream) != 0)
-            return -1;
-        c->registered = 1;
-        telex_cluster_publish(c->stream, c->front); /* cluster mode: every event to Redis too */
         telex_resume_token(c->stream->id, token);
         snprintf(url, sizeof(url), "/v1/streams/%s?token=%s", c->stream->id, token);
         headers[h++] = "x-telex-stream-id";
@@ -630,7 +635,6 @@ static int commit(chat_t *c)
         headers[h++] = "x-telex-resume-url";
         headers[h++] = url;
     }
-    h2o_req_t *req = c->req;
     int flags = (c->resumable ? 0 : TELEX_SUB_RELEASE_AS_ACKED) |
                 (c->telex_framing ? TELEX_SUB_KEEPALIVE : 0) |
                 (c->telex_framing && c->resumable ? TELEX_SUB_EVENT_IDS : 0);
@@ -650,10 +654,52 @@ static int commit(chat_t *c)
     } else if (telex_subscriber_start(c->gw, req, c->stream, 0, 0, flags, headers) != 0) {
         return -1;
     }
-    /* The request is the subscriber's now. */
+    return 0;
+}
+
+/* A commit held for the stream's registration in Redis: the client gets
+ * its response now (the log holds every event since). */
+static void hand_over_held(chat_t *c)
+{
+    h2o_req_t *req = c->held_req;
+    c->held_req = NULL;
+    *c->link = NULL; /* the request is the subscriber's now */
+    if (hand_over(c, req) != 0) {
+        c->status = 500;
+        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
+        if (!c->finished)
+            finish(c, "error");
+    }
+}
+
+static void on_registered(void *ctx)
+{
+    chat_t *c = ctx;
+    if (c->held_req != NULL)
+        hand_over_held(c);
+}
+
+/* The original request becomes the first subscriber. In cluster mode not
+ * before Redis knows the stream (cluster/register.c): until then the
+ * request waits in held_req while the answer goes on into the log. */
+static int commit(chat_t *c)
+{
+    if (c->resumable) {
+        if (telex_registry_put(c->stream) != 0)
+            return -1;
+        c->registered = 1;
+        telex_cluster_publish(c->stream, c->front); /* cluster mode: every event to Redis too */
+    }
+    h2o_req_t *req = c->req;
+    if (!telex_cluster_reg_settled(c->reg)) {
+        c->held_req = req; /* c->link stays: its disposal clears held_req */
+    } else {
+        if (hand_over(c, req) != 0)
+            return -1;
+        *c->link = NULL; /* the request is the subscriber's now */
+    }
     c->committed = 1;
     c->status = 200;
-    *c->link = NULL;
     c->req = NULL;
     if (c->renc != NULL) {
         json_t *now = telex_responses_enc_response(c->renc);
@@ -1440,6 +1486,8 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         start_commit_deadline(c, cfg->streaming.commit_timeout_seconds);
     else
         restart_idle_deadline(c);
+    if (resumable) /* cluster mode: Redis learns of the stream while the provider prepares its answer */
+        c->reg = telex_cluster_register(stream, front, on_registered, c);
     start_route(c);
     if (c->background && !c->client_streams && !c->finished) {
         /* background: answer with the Response object now, generate on */

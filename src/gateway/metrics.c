@@ -487,8 +487,13 @@ int telex_metrics_render(telex_metrics_t *m, telex_buf_t *b)
             "# HELP telex_cluster_events_published_total Stream events appended to Redis.\n"
             "# TYPE telex_cluster_events_published_total counter\ntelex_cluster_events_published_total %" PRIu64 "\n"
             "# HELP telex_cluster_mirrors_total Streams of other nodes mirrored here for a reader.\n"
-            "# TYPE telex_cluster_mirrors_total counter\ntelex_cluster_mirrors_total %" PRIu64 "\n",
-            telex_cluster_redis_up(), telex_cluster_events_published(), telex_cluster_mirrors_built());
+            "# TYPE telex_cluster_mirrors_total counter\ntelex_cluster_mirrors_total %" PRIu64 "\n"
+            "# HELP telex_cluster_registrations_failed_total Streams handed to their client before Redis "
+            "acknowledged them (Redis down or slower than its timeout).\n"
+            "# TYPE telex_cluster_registrations_failed_total counter\ntelex_cluster_registrations_failed_total %" PRIu64
+            "\n",
+            telex_cluster_redis_up(), telex_cluster_events_published(), telex_cluster_mirrors_built(),
+            telex_cluster_registrations_failed());
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         put(&o, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help, families[f].name,
             families[f].type);

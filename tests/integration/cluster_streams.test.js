@@ -13,6 +13,10 @@
 //   - Redis killed and restarted mid-stream: the producer's own client is served throughout
 //     (local-only), /metrics says Redis is down, and the reader on B still gets the whole
 //     answer byte for byte once Redis is back;
+//   - a stream id reaches no client before Redis knows the stream: 50 fresh streams resumed on
+//     B the moment their first event arrives from A, 10 with a slow first event resumed from
+//     the start as soon as the headers arrive, each continued exactly; kill -9 of a producer whose
+//     provider went silent after its first event: node_lost on B, bounded;
 //   - start-up refusals: rediss://, a bad URL, no TELEX_RESUME_SECRET.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -277,6 +281,110 @@ describe('stopping the producer', () => {
     const last = JSON.parse(got.events.at(-1).data);
     assert.equal(last.error.code, 'shutting_down', 'the producer\'s own last event reached the other node');
     got.events.forEach((e, i) => assert.equal(e.id, `${first.sid}.${i + 1}`));
+  });
+});
+
+describe('a stream id reaches no client before Redis knows the stream', () => {
+  // The producer registers the stream in Redis when it creates it and holds the response's
+  // headers (X-Telex-Stream-Id) until Redis acknowledged that; events are appended in
+  // batches later.
+  let c;
+  let A;
+  let B;
+  before(async () => {
+    c = await startCluster({
+      nodes: 2,
+      // idle_timeout 30 s: the provider that goes silent (last test) is not cut before the kill
+      config: { resume: { grace_seconds: 30 }, streaming: { idle_timeout_seconds: 30 } },
+    });
+    [A, B] = c.nodes;
+  });
+  after(async () => {
+    if (c) await c.stop();
+  });
+
+  const SHORT = { tokens: 5, delay_ms: 5 }; // role, 5 chunks, finish, [DONE]
+
+  test('resumed on B the moment its first event arrives from A: 50 fresh streams, each continued exactly', async () => {
+    const failures = [];
+    for (let i = 0; i < 50; i++) {
+      let resumed;
+      const first = await openAnswer({ url: A.url }, SHORT, {
+        messages: msgs(`race ${i}`),
+        stopAfter: 1,
+        onEvent: (e, all) => {
+          // no await between A's first event and B's request
+          if (all.length === 1) resumed = resumeGet(B, e.id.split('.')[0], { lastEventId: e.id, timeoutMs: 30000 });
+        },
+      });
+      assert.equal(first.status, 200);
+      assert.ok(resumed, 'the first event had an id');
+      const r = await resumed;
+      if (r.status !== 200 || !r.complete || r.events.at(-1)?.data !== '[DONE]') {
+        failures.push(`#${i}: status ${r.status}, ${r.events.length} events`);
+        continue;
+      }
+      const full = await waitFinished({ url: A.url }, first.sid);
+      assert.equal(full.events.length, 8);
+      assertExact([first.events.slice(0, 1), r.events], full.events, first.sid, `race ${i}`);
+    }
+    assert.deepEqual(failures, [], `${failures.length} of 50 resumes on B failed`);
+  });
+
+  test('a slow first event (ttft 400 ms): resumed on B from the start as soon as the headers arrive, 10 streams', async () => {
+    const failures = [];
+    for (let i = 0; i < 10; i++) {
+      const first = await openAnswer({ url: A.url }, { ...SHORT, ttft_ms: 400 }, {
+        messages: msgs(`slow first ${i}`),
+        stopOnHeaders: true,
+      });
+      assert.equal(first.status, 200);
+      assert.ok(first.sid);
+      const r = await resumeGet(B, first.sid, { timeoutMs: 30000 });
+      if (r.status !== 200 || !r.complete) {
+        failures.push(`#${i}: status ${r.status}, ${r.events.length} events`);
+        continue;
+      }
+      const full = await waitFinished({ url: A.url }, first.sid);
+      assert.equal(full.events.length, 8);
+      assertExact([r.events], full.events, first.sid, `slow first ${i}`);
+    }
+    assert.deepEqual(failures, [], `${failures.length} of 10 resumes on B failed`);
+  });
+
+  test('kill -9 of a producer whose provider went silent after its first event: node_lost on B, no hang', async () => {
+    const before = Number(/telex_cluster_mirrors_total (\d+)/.exec(await metricsText(B))[1]);
+    // the opening events, then nothing: B is asked the moment the client has the stream id and
+    // its first event, so B's mirror is typically built from the registration alone
+    let onB;
+    const first = await openAnswer({ url: A.url }, { tokens: 5, delay_ms: 600000 }, {
+      messages: msgs('silent after one event'),
+      stopAfter: 1,
+      onEvent: (e, all) => {
+        if (all.length === 1) onB = resumeGet(B, e.id.split('.')[0], { timeoutMs: 60000 });
+      },
+    });
+    assert.equal(first.status, 200);
+    const sid = first.sid;
+    assert.ok(onB);
+    await waitFor(async () => Number(/telex_cluster_mirrors_total (\d+)/.exec(await metricsText(B))[1]) > before, {
+      message: 'B mirrored the stream',
+    });
+    const killedAt = performance.now();
+    process.kill(A.pid, 'SIGKILL');
+    const r = await onB;
+    const endedAfter = performance.now() - killedAt;
+    await A.exited;
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.complete, `the reader's response ended (${r.error})`);
+    // the role chunk and the first token (the mock's delay comes after it), then the loss
+    assert.ok(r.events.length >= 2, JSON.stringify(r.events));
+    r.events.forEach((e, i) => assert.equal(e.id, `${sid}.${i + 1}`, 'consecutive ids, nothing missing'));
+    assert.equal(r.events[0].data, first.events[0].data);
+    for (const e of r.events.slice(0, -1)) assert.equal(JSON.parse(e.data).object, 'chat.completion.chunk');
+    assert.equal(JSON.parse(r.events.at(-1).data).error.code, 'node_lost');
+    assert.ok(!r.events.some((e) => e.data === '[DONE]'), 'never a fake [DONE]');
+    assert.ok(endedAfter < 3000 + LATE_MS, `ended ${endedAfter.toFixed(0)} ms after the kill`);
   });
 });
 

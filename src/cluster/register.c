@@ -1,0 +1,114 @@
+/*
+ * cluster/register.c — a resumable stream is known to Redis before its id
+ * reaches any client.
+ *
+ * The producer registers the stream when it creates it: HSET of its meta
+ * hash telex:s:{id}:m (node, owner, front door) and a PEXPIRE with the live
+ * TTL (retention + 60 s, the publisher renews it), on the worker's `cmd`
+ * connection — the same pipelined connection the publisher's XADDs use
+ * later, so Redis applies the registration before any event. The chat
+ * holds its commit (response headers with X-Telex-Stream-Id, first event)
+ * until the PEXPIRE's reply arrived, which is usually long before the
+ * provider's first event. Another node that is asked for the stream from
+ * its first event on then finds the meta and builds a mirror (possibly
+ * still empty), whose lagging-reader hold waits for the events the client
+ * says it has.
+ *
+ * Redis away at creation, or the reply not within CLUSTER_TIMEOUT_MS (the
+ * connection's own timeout): the commit goes on without waiting
+ * (local-only, as a stream produced while Redis is down), counted in
+ * reg_failed and logged. A stream that ends before it commits (it never
+ * reached a client) has its registration deleted.
+ */
+#include "cluster/cluster_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+struct telex_cluster_reg {
+    void (*on_settled)(void *ctx);
+    void *ctx;
+    int settled;
+    int ended; /* the chat gave the handle back: freed when the reply arrives */
+    char key_m[KEY_MAX];
+};
+
+static void count_failed(const char *why)
+{
+    atomic_fetch_add(&telex_cluster_g.reg_failed, 1);
+    telex_log_event("warn", "cluster: stream not registered in Redis in time; served from this node until published",
+                    "\"why\":\"%s\"", why);
+}
+
+static void on_registered(telex_rconn_t *rc, redisReply *reply, void *priv)
+{
+    (void)rc;
+    telex_cluster_reg_t *r = priv;
+    r->settled = 1;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        count_failed(reply == NULL ? "redis_timeout_or_down" : "redis_error");
+    if (r->ended) {
+        free(r);
+        return;
+    }
+    r->on_settled(r->ctx);
+}
+
+telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front, void (*on_settled)(void *ctx),
+                                            void *ctx)
+{
+    telex_cluster_worker_t *cw = telex_cluster_current;
+    if (!telex_cluster_g.enabled || cw == NULL || !stream->shared)
+        return NULL;
+    if (!telex_rconn_is_up(cw->cmd)) {
+        count_failed("redis_down");
+        return NULL;
+    }
+    telex_cluster_reg_t *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->on_settled = on_settled;
+    r->ctx = ctx;
+    char *key = r->key_m, f[4], ttl[16];
+    cluster_key_meta(key, stream->id);
+    snprintf(f, sizeof f, "%d", front);
+    snprintf(ttl, sizeof ttl, "%u", (unsigned)((telex_cluster_g.cfg->resume.retention_seconds + 60) * 1000));
+    const char *argv[] = {"HSET", key, "node", telex_cluster_g.node, "owner", stream->owner, "front", f};
+    size_t len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = strlen(argv[i]);
+    if (telex_rconn_cmd(cw->cmd, NULL, NULL, 0, 8, argv, len) != 0 ||
+        telex_rconn_cmdf(cw->cmd, on_registered, r, "PEXPIRE %s %s", key, ttl) != 0) {
+        /* the connection went down between the two: on_registered never runs */
+        free(r);
+        count_failed("redis_down");
+        return NULL;
+    }
+    return r;
+}
+
+int telex_cluster_reg_settled(const telex_cluster_reg_t *reg)
+{
+    return reg == NULL || reg->settled;
+}
+
+void telex_cluster_reg_end(telex_cluster_reg_t *reg, int drop)
+{
+    if (reg == NULL)
+        return;
+    telex_cluster_worker_t *cw = telex_cluster_current;
+    if (drop && cw != NULL) /* never handed to a client: nobody can ask for it */
+        telex_rconn_cmdf(cw->cmd, NULL, NULL, "DEL %s", reg->key_m);
+    if (reg->settled)
+        free(reg);
+    else
+        reg->ended = 1;
+}
+
+uint64_t telex_cluster_registrations_failed(void)
+{
+    return atomic_load(&telex_cluster_g.reg_failed);
+}
