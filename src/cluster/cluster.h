@@ -4,6 +4,10 @@
  *
  * Contract. Without cluster.redis_url / TELEX_REDIS_URL nothing here runs
  * and every function is a cheap no-op. With it:
+ *   - a resumable stream is registered in Redis when it is created, and its
+ *     id reaches the client only once Redis acknowledged that (bounded by
+ *     the call timeout), so every node can resume it from the first event
+ *     (cluster/register.c);
  *   - the producer of a resumable stream keeps serving its own subscribers
  *     from memory and appends every event to the Redis Stream
  *     telex:s:{id}:e (cluster/publish.c);

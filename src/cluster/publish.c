@@ -21,7 +21,8 @@
  * the object as it stood when the answer started).
  *
  * Keys: telex:s:{id}:e (the stream; MAXLEN ~ 100000 entries), telex:s:{id}:m
- * (node, owner, front door). While the answer runs both expire
+ * (node, owner, front door; first written by register.c when the stream is
+ * created, written again here with the Responses object, and after a resync). While the answer runs both expire
  * retention + 60 s after the TTL was last renewed (every 10 s while events
  * flow; a dead producer's keys go away);
  * at the end, retention_seconds after it.
