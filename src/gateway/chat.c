@@ -82,6 +82,7 @@ typedef struct chat {
     int registered;
     telex_cluster_reg_t *reg; /* cluster mode: the stream's registration in Redis (NULL: none to wait for) */
     h2o_req_t *held_req;      /* committed, handed to its subscriber once Redis knows the stream (reg) */
+    char *held_body;          /* Responses background: the object to answer held_req with */
     int committed;
     int first_event;
     int finished;
@@ -147,6 +148,7 @@ static void free_if_done(chat_t *c)
     json_decref(c->resp_echo);
     json_decref(c->resp_messages);
     free(c->ignored);
+    free(c->held_body);
     telex_stream_unref(c->stream);
     free(c);
 }
@@ -338,6 +340,8 @@ static void on_req_disposed(void *p)
         return; /* handed to a subscriber at commit */
     c->req = NULL;
     c->held_req = NULL; /* committed, but the client left before Redis knew the stream */
+    free(c->held_body);
+    c->held_body = NULL;
     if (!c->finished)
         finish(c, "client_gone");
 }
@@ -641,9 +645,13 @@ static int hand_over(chat_t *c, h2o_req_t *req)
     if (c->background && !c->client_streams) {
         /* Responses background: the client gets the Response object now and
          * comes back for it (GET /v1/responses/{id}); nobody reads the log. */
-        json_t *now = telex_responses_enc_response(c->renc);
-        char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(now);
+        char *text = c->held_body; /* the object as it stood at commit (held for Redis) */
+        c->held_body = NULL;
+        if (text == NULL) {
+            json_t *now = telex_responses_enc_response(c->renc);
+            text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+            json_decref(now);
+        }
         if (text == NULL)
             return -1;
         for (size_t i = 0; i < h; i += 2)
@@ -693,6 +701,16 @@ static int commit(chat_t *c)
     h2o_req_t *req = c->req;
     if (!telex_cluster_reg_settled(c->reg)) {
         c->held_req = req; /* c->link stays: its disposal clears held_req */
+        if (c->background && !c->client_streams) {
+            /* the Response object the client gets is the one of now, as without the wait */
+            json_t *now = telex_responses_enc_response(c->renc);
+            c->held_body = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+            json_decref(now);
+            if (c->held_body == NULL) {
+                c->held_req = NULL;
+                return -1;
+            }
+        }
     } else {
         if (hand_over(c, req) != 0)
             return -1;
