@@ -3,7 +3,8 @@
  * reaches any client.
  *
  * The producer registers the stream when it creates it: HSET of its meta
- * hash telex:s:{id}:m (node, owner, front door) and a PEXPIRE with the live
+ * hash telex:s:{id}:m (node, owner, front door; for the Responses API the
+ * Response object as it starts, the stream's note) and a PEXPIRE with the live
  * TTL (retention + 60 s, the publisher renews it), on the worker's `cmd`
  * connection — the same pipelined connection the publisher's XADDs use
  * later, so Redis applies the registration before any event. The chat
@@ -76,11 +77,15 @@ telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front, v
     cluster_key_meta(key, stream->id);
     snprintf(f, sizeof f, "%d", front);
     snprintf(ttl, sizeof ttl, "%u", (unsigned)((telex_cluster_g.cfg->resume.retention_seconds + 60) * 1000));
-    const char *argv[] = {"HSET", key, "node", telex_cluster_g.node, "owner", stream->owner, "front", f};
-    size_t len[8];
-    for (int i = 0; i < 8; i++)
+    char *note = telex_stream_copy_note(stream, TELEX_NOTE_RESPONSE); /* Responses: the object as it starts */
+    const char *argv[] = {"HSET", key, "node", telex_cluster_g.node, "owner", stream->owner, "front", f, "resp", note};
+    int argc = note != NULL ? 10 : 8;
+    size_t len[10];
+    for (int i = 0; i < argc; i++)
         len[i] = strlen(argv[i]);
-    if (telex_rconn_cmd(cw->cmd, NULL, NULL, 0, 8, argv, len) != 0 ||
+    int sent = telex_rconn_cmd(cw->cmd, NULL, NULL, 0, argc, argv, len);
+    free(note);
+    if (sent != 0 ||
         telex_rconn_cmdf(cw->cmd, on_registered, r, "PEXPIRE %s %s", key, ttl) != 0) {
         /* the connection went down between the two: on_registered never runs */
         free(r);

@@ -1504,8 +1504,18 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         start_commit_deadline(c, cfg->streaming.commit_timeout_seconds);
     else
         restart_idle_deadline(c);
-    if (resumable) /* cluster mode: Redis learns of the stream while the provider prepares its answer */
+    if (resumable && telex_cluster_enabled()) {
+        /* cluster mode: Redis learns of the stream while the provider prepares its answer
+         * (Responses: with the object as it starts, which commit sets again) */
+        if (c->renc != NULL) {
+            json_t *now = telex_responses_enc_response(c->renc);
+            char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+            json_decref(now);
+            if (text != NULL)
+                telex_stream_set_note(stream, TELEX_NOTE_RESPONSE, text);
+        }
         c->reg = telex_cluster_register(stream, front, on_registered, c);
+    }
     start_route(c);
     if (c->background && !c->client_streams && !c->finished) {
         /* background: answer with the Response object now, generate on */

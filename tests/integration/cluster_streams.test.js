@@ -15,7 +15,8 @@
 //     answer byte for byte once Redis is back;
 //   - a stream id reaches no client before Redis knows the stream: 50 fresh streams resumed on
 //     B the moment their first event arrives from A, 10 with a slow first event resumed from
-//     the start as soon as the headers arrive, each continued exactly; kill -9 of a producer whose
+//     the start as soon as the headers arrive, each continued exactly; 10 background Responses
+//     retrieved on B at once; kill -9 of a producer whose
 //     provider went silent after its first event: node_lost on B, bounded;
 //   - start-up refusals: rediss://, a bad URL, no TELEX_RESUME_SECRET.
 import { after, before, describe, test } from 'node:test';
@@ -350,6 +351,23 @@ describe('a stream id reaches no client before Redis knows the stream', () => {
       assertExact([r.events], full.events, first.sid, `slow first ${i}`);
     }
     assert.deepEqual(failures, [], `${failures.length} of 10 resumes on B failed`);
+  });
+
+  test('a background Response created on A is retrievable on B at once, 10 times', async () => {
+    const onA = new OpenAI({ baseURL: `${A.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const onB = new OpenAI({ baseURL: `${B.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    for (let i = 0; i < 10; i++) {
+      const created = await onA.responses.create({ model: 'gpt-relay', input: `bg ${i}`, background: true, mock: SHORT });
+      assert.equal(created.status, 'in_progress');
+      assert.deepEqual(created.output, [], 'the object as it stood at commit');
+      const early = await onB.responses.retrieve(created.id); // no wait between the two
+      assert.equal(early.id, created.id);
+      let done;
+      await waitFor(async () => (done = await onB.responses.retrieve(created.id)).status === 'completed', {
+        message: `background response ${i} completed on B`,
+      });
+      assert.deepEqual(done, await onA.responses.retrieve(created.id), 'the same Response object on both nodes');
+    }
   });
 
   test('kill -9 of a producer whose provider went silent after its first event: node_lost on B, no hang', async () => {
