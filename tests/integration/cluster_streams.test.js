@@ -16,7 +16,8 @@
 //   - a stream id reaches no client before Redis knows the stream: 50 fresh streams resumed on
 //     B the moment their first event arrives from A, 10 with a slow first event resumed from
 //     the start as soon as the headers arrive, each continued exactly; 10 background Responses
-//     retrieved on B at once; kill -9 of a producer whose
+//     retrieved on B at once; Redis stuck (SIGSTOP): the response is held at most the call
+//     timeout, then served local-only and counted; kill -9 of a producer whose
 //     provider went silent after its first event: node_lost on B, bounded;
 //   - start-up refusals: rediss://, a bad URL, no TELEX_RESUME_SECRET.
 import { after, before, describe, test } from 'node:test';
@@ -27,7 +28,7 @@ import OpenAI from 'openai';
 import { LATE_MS, startServe, stopProcess, waitFor } from './lib/proc.js';
 import { msgs, waitEntry, lastSeq } from './lib/relay.js';
 import { assertExact, openAnswer, request, resumeGet, waitFinished } from './lib/resume.js';
-import { SECRET, metricsText, startCluster, startRedis } from './lib/cluster.js';
+import { SECRET, metricsText, startCluster, startRedis, waitRedisUp } from './lib/cluster.js';
 
 const N = 43; // role, 40 content chunks, finish, [DONE]
 const MOCK = { tokens: 40, delay_ms: 15 };
@@ -368,6 +369,30 @@ describe('a stream id reaches no client before Redis knows the stream', () => {
       });
       assert.deepEqual(done, await onA.responses.retrieve(created.id), 'the same Response object on both nodes');
     }
+  });
+
+  test('Redis stuck (SIGSTOP): the response is held at most the call timeout, then served local-only and counted', async () => {
+    const failed = async () => Number(/telex_cluster_registrations_failed_total (\d+)/.exec(await metricsText(A))[1]);
+    const before = await failed();
+    process.kill(c.redis.pid, 'SIGSTOP');
+    let r;
+    let took;
+    try {
+      const t0 = performance.now();
+      r = await openAnswer({ url: A.url }, SHORT, { messages: msgs('redis stuck') });
+      took = performance.now() - t0;
+    } finally {
+      process.kill(c.redis.pid, 'SIGCONT');
+    }
+    assert.equal(r.status, 200);
+    assert.ok(r.complete, `the answer ended (${r.error})`);
+    assert.equal(r.events.length, 8);
+    assert.equal(r.events.at(-1).data, '[DONE]');
+    // the Redis call timeout is 1 s; the answer itself takes ~50 ms
+    assert.ok(took < 1000 + 500 + LATE_MS, `answered in ${took.toFixed(0)} ms`);
+    assert.ok((await failed()) > before, 'counted in telex_cluster_registrations_failed_total');
+    await waitRedisUp(A);
+    await waitRedisUp(B);
   });
 
   test('kill -9 of a producer whose provider went silent after its first event: node_lost on B, no hang', async () => {
