@@ -1078,7 +1078,12 @@ static void on_wake(telex_wakeup_t *w)
         return;
     }
     unpause_if_possible(c);
-    if (!c->committed)
+    /* Resuming the provider parses what waited in its read buffer at once:
+     * that may end the answer (finish arms the retention timer on c->life),
+     * and the grace logic below must not stop or replace that timer, or
+     * the ended stream stays registered with its log for good (the soak's
+     * 15,872 bytes that outlived retention). */
+    if (c->finished || !c->committed)
         return;
     if (c->background) {
         /* runs to its end with or without readers (cancel or DELETE stop it) */
