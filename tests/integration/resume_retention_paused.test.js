@@ -14,7 +14,9 @@
 //      that followed used to stop the retention timer finish() had just armed, so the ended
 //      stream stayed registered, with its log, for good.
 // The check: the resumer gets the whole answer, then the stream is gone (404) and the logs'
-// gauge is back to 0 within retention + LATE_MS.
+// gauge is back to 0 within retention + LATE_MS — by its own retention timer: the worker's
+// sweep now re-arms a lost one (and logs an error; debug builds assert), which must not be
+// what happened here.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -159,4 +161,7 @@ test('an answer that ends as a resumer un-pauses its provider expires after rete
     timeoutMs: LATE_MS,
     message: 'telex_stream_log_bytes back to 0',
   });
+  // by its own timer, not by the sweep's safety net (which logs this when it has to step in)
+  const netted = gw.logs.filter((l) => l.msg === 'an ended stream lost its retention timer');
+  assert.deepEqual(netted, [], "the retention timer ran on its own (the sweep's net did not step in)");
 });
