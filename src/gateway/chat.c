@@ -19,6 +19,7 @@
  * resume.grace_seconds (0 without resume), then is cancelled. A finished
  * stream stays resumable for resume.retention_seconds.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1142,7 +1143,12 @@ static void on_wake(telex_wakeup_t *w)
         return;
     }
     unpause_if_possible(c);
-    if (!c->committed)
+    /* Resuming the provider parses what waited in its read buffer at once:
+     * that may end the answer (finish arms the retention timer on c->life),
+     * and the grace logic below must not stop or replace that timer, or
+     * the ended stream stays registered with its log for good (the soak's
+     * 15,872 bytes that outlived retention). */
+    if (c->finished || !c->committed)
         return;
     if (c->background) {
         /* runs to its end with or without readers (cancel or DELETE stop it) */
@@ -1534,6 +1540,18 @@ void telex_chat_sweep(gateway_worker_t *gw)
     chat_t *next;
     for (chat_t *c = gw->chats; c != NULL; c = next) {
         next = c->next;
+        if (c->finished && !uv_is_active((uv_handle_t *)c->life)) {
+            /* An ended chat still on the list is waiting for its retention
+             * (finish released every other one): without the timer it would
+             * hold its stream and log for good. A bug (debug builds stop
+             * here); release builds say so and arm the retention again. */
+            assert(!"an ended stream lost its retention timer");
+            telex_log_event("error", "an ended stream lost its retention timer", "\"stream_id\":\"%s\"",
+                            c->stream->id);
+            uv_timer_start(c->life, on_retention_end,
+                           (uint64_t)(gw->gateway->config->resume.retention_seconds * 1000), 0);
+            continue;
+        }
         if (c->finished || c->req == NULL || !telex_client_has_gone(c->req))
             continue;
         h2o_req_t *req = c->req;
