@@ -136,7 +136,7 @@ echo "$line" >> "$RESULTS"
 echo "$line" >&2
 
 python3 - "$RESULTS" "$N" "$TOKENS" "$(getconf CLK_TCK)" > "$OUT" <<'EOF'
-import json, statistics, sys, datetime
+import json, os, statistics, sys, datetime
 rows = [json.loads(l) for l in open(sys.argv[1])]
 n, tokens, hz = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 lat = [r for r in rows if r["bench"] == "cluster_latency"]
@@ -160,9 +160,9 @@ med = statistics.median
 p = print
 p("## Cluster mode")
 p()
-p(f"`bench/cluster.sh BUILD_DIR OUT.md`, {datetime.date.today()}, loopback, measured while other work was")
-p("loading the 2-core machine (six helpers building and testing): read the ratios, not the absolute")
-p(f"numbers. One `telex mock`, one redis-server, gateways with 1 worker and resume on. {n:,} streams of")
+p(f"`bench/cluster.sh BUILD_DIR OUT.md`, {datetime.date.today()}, loopback, load average {os.getloadavg()[0]:.1f} at the")
+p("end (a shared 2-core machine: read the ratios, not the absolute")
+p(f"numbers). One `telex mock`, one redis-server, gateways with 1 worker and resume on. {n:,} streams of")
 p(f"{tokens} events at 20 events/s through the mock directly, a single node (`off`) and a node with")
 p(f"cluster mode on (`on`: every event also appended to a Redis Stream), interleaved, {len(rounds)} round(s), medians:")
 p()
