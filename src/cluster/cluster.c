@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "http/respond.h"
 #include "stream/ids.h"
 #include "util/log.h"
 
@@ -296,23 +297,6 @@ int telex_cluster_worker_idle(telex_cluster_worker_t *cw)
 #define RESPONSES_PREFIX "/v1/responses/resp_"
 #define RESP_ID_LEN (TELEX_STREAM_ID_LEN - 3) /* the part after resp_ */
 
-/* The raw value of query parameter name (empty iovec: none). */
-static h2o_iovec_t query_param(h2o_req_t *req, const char *name)
-{
-    if (req->query_at == SIZE_MAX)
-        return h2o_iovec_init(NULL, 0);
-    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    size_t n = strlen(name);
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - q) > n && memcmp(q, name, n) == 0 && q[n] == '=')
-            return h2o_iovec_init(q + n + 1, (size_t)(stop - q - (ptrdiff_t)n - 1));
-        q = stop + 1;
-    }
-    return h2o_iovec_init(NULL, 0);
-}
-
 static int parse_count(h2o_iovec_t v, uint64_t *out)
 {
     if (v.base == NULL || v.len == 0 || v.len > 18)
@@ -334,12 +318,12 @@ static uint64_t events_had(h2o_req_t *req)
     char other[TELEX_STREAM_ID_LEN + 1];
     uint64_t seq = 0;
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
-    h2o_iovec_t v = i >= 0 ? req->headers.entries[i].value : query_param(req, "last_event_id");
+    h2o_iovec_t v = i >= 0 ? req->headers.entries[i].value : telex_query_param(req, "last_event_id");
     if (v.base != NULL && telex_event_id_parse(v.base, v.len, other, &seq) == 0)
         return seq;
-    if (parse_count(query_param(req, "after"), &seq) == 0)
+    if (parse_count(telex_query_param(req, "after"), &seq) == 0)
         return seq;
-    if (parse_count(query_param(req, "starting_after"), &seq) == 0)
+    if (parse_count(telex_query_param(req, "starting_after"), &seq) == 0)
         return seq + 1; /* sequence numbers count from 0 */
     return 0;
 }

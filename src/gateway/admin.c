@@ -26,10 +26,10 @@
 
 #define MAX_ADMIN_BODY (64u << 10)
 
-static int store_error(telex_api_error_t *e, int rc, const char *msg)
+int telex_admin_store_error(telex_api_error_t *e, int rc, const char *msg, const char *not_found_code)
 {
     if (rc == -ENOENT)
-        return telex_api_error_set(e, 404, "invalid_request_error", "key_not_found", NULL, "%s.", msg);
+        return telex_api_error_set(e, 404, "invalid_request_error", not_found_code, NULL, "%s.", msg);
     if (rc == -EEXIST)
         return telex_api_error_set(e, 409, "invalid_request_error", "name_taken", "name", "%s.", msg);
     if (rc == -EINVAL)
@@ -40,6 +40,11 @@ static int store_error(telex_api_error_t *e, int rc, const char *msg)
         return 503;
     }
     return telex_api_error_set(e, 500, "server_error", "store_error", NULL, "The database failed: %s", msg);
+}
+
+static int store_error(telex_api_error_t *e, int rc, const char *msg)
+{
+    return telex_admin_store_error(e, rc, msg, "key_not_found");
 }
 
 static int bad(telex_api_error_t *e, const char *param, const char *msg)

@@ -50,4 +50,9 @@ int telex_admin_handle(telex_services_t *svc, h2o_req_t *req);
 int telex_admin_execute(telex_services_t *svc, const char *method, const char *path, const char *body,
                         size_t body_len, json_t **out, telex_api_error_t *e, const char **allow);
 
+/* A store error (store.h's -ENOENT, -EEXIST, -EINVAL, -EBUSY, other) as the
+ * admin API's answer in *e: 404 not_found_code, 409 name_taken, 400, 503 +
+ * Retry-After, 500. msg is the store's line. Returns the status. */
+int telex_admin_store_error(telex_api_error_t *e, int rc, const char *msg, const char *not_found_code);
+
 #endif

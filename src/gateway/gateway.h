@@ -106,8 +106,6 @@ telex_stream_t *telex_resume_find(h2o_req_t *req, const char *stream_id, const c
  * 400 (naming param) past the end, 410 when dropped. Returns 0. */
 int telex_resume_attach_after(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t *s, uint64_t after, int flags,
                               const char *param);
-/* The raw value of query parameter name, or an empty iovec. */
-h2o_iovec_t telex_query_param(h2o_req_t *req, const char *name);
 
 /* chat.c: does this request ask for telex's framing (X-Telex-Event-Ids, streaming.event_ids)? */
 int telex_wants_telex_framing(h2o_req_t *req, const telex_config_t *cfg);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gateway/admin.h"
 #include "gateway/services.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -398,18 +399,7 @@ void telex_presets_live_free(telex_presets_live_t *live)
 
 static int store_error(telex_api_error_t *e, int rc, const char *msg)
 {
-    if (rc == -ENOENT)
-        return telex_api_error_set(e, 404, "invalid_request_error", "preset_not_found", NULL, "%s.", msg);
-    if (rc == -EEXIST)
-        return telex_api_error_set(e, 409, "invalid_request_error", "name_taken", "name", "%s.", msg);
-    if (rc == -EINVAL)
-        return telex_api_error_set(e, 400, "invalid_request_error", "invalid_request", NULL, "%s.", msg);
-    if (rc == -EBUSY) {
-        telex_api_error_set(e, 503, "server_error", "store_busy", NULL, "The database is busy; retry shortly.");
-        e->retry_after = 1;
-        return 503;
-    }
-    return telex_api_error_set(e, 500, "server_error", "store_error", NULL, "The database failed: %s", msg);
+    return telex_admin_store_error(e, rc, msg, "preset_not_found");
 }
 
 static json_t *config_preset_json(const telex_preset_t *p)

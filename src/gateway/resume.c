@@ -33,24 +33,6 @@
 
 #define PREFIX "/v1/streams/"
 
-/* The value of query parameter `name` (raw, not decoded: every value telex
- * issues is URL-safe), or an empty iovec. */
-h2o_iovec_t telex_query_param(h2o_req_t *req, const char *name)
-{
-    if (req->query_at == SIZE_MAX)
-        return h2o_iovec_init(NULL, 0);
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    size_t n = strlen(name);
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - p) > n && memcmp(p, name, n) == 0 && p[n] == '=')
-            return h2o_iovec_init(p + n + 1, (size_t)(stop - p - (ptrdiff_t)n - 1));
-        p = stop + 1;
-    }
-    return h2o_iovec_init(NULL, 0);
-}
-
 static int accepts_event_stream(h2o_req_t *req)
 {
     h2o_iovec_t accept = telex_req_header(req, "accept");

@@ -34,6 +34,10 @@ void telex_add_header(h2o_req_t *req, const char *name, const char *value);
 /* The value of request header `name` (lower-case), or an empty iovec. */
 h2o_iovec_t telex_req_header(h2o_req_t *req, const char *name);
 
+/* The value of query parameter `name` (raw, not decoded: every value telex
+ * issues is URL-safe), or an empty iovec. */
+h2o_iovec_t telex_query_param(h2o_req_t *req, const char *name);
+
 /* The HTTP reason phrase for a status. */
 const char *telex_reason(int status);
 
