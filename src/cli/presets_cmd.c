@@ -204,19 +204,8 @@ static int cmd_update(telex_store_t *s, const telex_config_t *cfg, const char *n
         json_decref(changes);
         return fail(store_exit(rc), "update", "%s", err);
     }
-    json_t *merged = json_loads(row.body, 0, NULL);
+    json_t *merged = telex_preset_merge(row.body, changes);
     free(row.body);
-    if (!json_is_object(merged))
-        merged = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach(changes, k, v)
-    {
-        if (json_is_null(v))
-            json_object_del(merged, k);
-        else
-            json_object_set(merged, k, v);
-    }
     json_decref(changes);
     rc = store_preset(s, cfg, "update", merged, 0);
     json_decref(merged);

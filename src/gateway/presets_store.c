@@ -21,6 +21,25 @@
 #define RETIRE_SECONDS 10
 #define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
 
+json_t *telex_preset_merge(const char *stored_body, const json_t *changes)
+{
+    json_t *merged = json_loads(stored_body, 0, NULL);
+    if (!json_is_object(merged)) {
+        json_decref(merged);
+        merged = json_object();
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)changes, k, v)
+    {
+        if (json_is_null(v))
+            json_object_del(merged, k);
+        else
+            json_object_set(merged, k, v);
+    }
+    return merged;
+}
+
 /* ---- checking ---------------------------------------------------------------------- */
 
 static int fail(char *param, size_t plen, const char *p, char *msg, size_t mlen, const char *fmt, ...)
@@ -539,19 +558,8 @@ static int one(telex_services_t *svc, const char *method, const char *name, cons
         json_decref(changes);
         return store_error(e, rc, err);
     }
-    json_t *merged = json_loads(row.body, 0, NULL);
+    json_t *merged = telex_preset_merge(row.body, changes);
     free(row.body);
-    if (!json_is_object(merged))
-        merged = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach(changes, k, v)
-    {
-        if (json_is_null(v))
-            json_object_del(merged, k);
-        else
-            json_object_set(merged, k, v);
-    }
     json_decref(changes);
     rc = put(svc, merged, 0, out, e);
     json_decref(merged);

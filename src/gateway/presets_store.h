@@ -48,6 +48,11 @@
 #include "gateway/presets.h"
 #include "store/store.h"
 
+/* A stored preset (its JSON body) with a PATCH applied: each member of
+ * changes replaces the stored one, a null removes it. A body that is not
+ * an object counts as {}. Returns a new reference. */
+json_t *telex_preset_merge(const char *stored_body, const json_t *changes);
+
 /* Checks a preset's JSON. cfg (may be NULL: the model is then not checked
  * against it) is the gateway's config. On success *canonical is the JSON
  * text to store (malloc'ed) and 0 is returned; otherwise -EINVAL with
