@@ -53,13 +53,20 @@ test-asan: build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure
 
+# node:test, one file at a time. No test may take over 4 minutes (the slowest takes
+# about 40 s under ASan), and no run over 30: a hang fails by name instead of eating
+# CI's time. The timing reporter ends each run with the slowest files and the failures.
+NODE_TEST = timeout --kill-after=30 1800 node --test --test-concurrency=1 --test-timeout=240000 \
+  --test-reporter=tap --test-reporter-destination=stdout \
+  --test-reporter=./tests/timing_reporter.mjs --test-reporter-destination=stdout
+
 test-integration: build build-asan
-	TELEX_BIN=$(CURDIR)/$(BUILD)/telex node --test --test-concurrency=1 tests/integration/
-	TELEX_BIN=$(CURDIR)/$(BUILD_ASAN)/telex TELEX_SANITIZED=1 node --test --test-concurrency=1 tests/integration/
+	TELEX_BIN=$(CURDIR)/$(BUILD)/telex $(NODE_TEST) tests/integration/
+	TELEX_BIN=$(CURDIR)/$(BUILD_ASAN)/telex TELEX_SANITIZED=1 $(NODE_TEST) tests/integration/
 
 test-browser: build
 	@if ls tests/browser/*.test.js >/dev/null 2>&1; then \
-	  TELEX_BIN=$(CURDIR)/$(BUILD)/telex node --test --test-concurrency=1 tests/browser/; fi
+	  TELEX_BIN=$(CURDIR)/$(BUILD)/telex $(NODE_TEST) tests/browser/; fi
 
 test: test-unit test-asan test-integration test-browser
 	@echo "telex: all suites passed"

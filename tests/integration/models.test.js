@@ -141,6 +141,10 @@ describe('a provider that fails does not fail /v1/models', () => {
     procs.push(serve);
     assert.deepEqual((await models(serve.url)).map((m) => m.id), ['demo']);
     assert.deepEqual((await models(serve.url)).map((m) => m.id), ['demo']);
+    // log lines reach stderr through telex's log writer thread: wait for the first,
+    // and for the answer's own request line, written after any second warning would be
+    await serve.waitForLog((l) => l.msg === 'models fetch failed');
+    await waitFor(() => serve.logs.filter((l) => l.msg === 'request' && l.path === '/v1/models').length === 2, { message: 'both request lines' });
     const warnings = serve.logs.filter((l) => l.msg === 'models fetch failed');
     assert.equal(warnings.length, 1, 'the failure is remembered: no second attempt right away');
     assert.equal(warnings[0].level, 'warn');
@@ -165,7 +169,7 @@ describe('a provider that fails does not fail /v1/models', () => {
     assert.deepEqual((await models(serve.url)).map((m) => m.id), ['named']);
     assert.equal(stub.requests.length, 1);
     assert.equal(stub.requests[0].headers.authorization, `Bearer ${API_KEY}`);
-    const w = serve.logs.find((l) => l.msg === 'models fetch failed');
+    const w = await serve.waitForLog((l) => l.msg === 'models fetch failed'); // written by the log thread
     assert.equal(w.provider, 'wrongkey');
     assert.match(w.error, /HTTP 401/);
     assert.ok(!serve.stderr().includes(API_KEY));

@@ -23,6 +23,7 @@
 //   waitFor(fn, opts?)        -> Promise<value>  poll fn() until it returns a truthy value
 //   within(promise, ms, what) -> Promise<value>  the promise's value, or a rejection after ms
 //   sleep(ms)                 -> Promise<void>
+//   atFileEnd(fn)             -> remove()        fn closes a leftover if the file does not exit (below)
 //
 // Timing in tests (docs/testing.md, "Timing"): wait for the event itself (a log line, the
 // mock's journal, a response, an exit, waitFor on a condition), never for a fixed time. A
@@ -70,7 +71,7 @@ export const SLACK = SANITIZED ? 3 : 1;
 export const LATE_MS = 2000 * SLACK;
 
 const live = new Set();
-process.on('exit', () => {
+function killLive() {
   for (const pid of live) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -78,7 +79,44 @@ process.on('exit', () => {
       /* already gone */
     }
   }
-});
+}
+process.on('exit', killLive);
+
+// A test that fails before it stops what it started (a telex process, a stub server)
+// leaves a handle that keeps its file's process alive, and `node --test` then waits for
+// that file forever (CI's 90 minutes ran out that way once). So, under `node --test`,
+// once its tests are done a file gets LEAK_GRACE_MS (its own after hooks included) to
+// exit by itself; if it has not, it names what is still open, kills the processes it
+// started, and exits 1: the file fails by name instead of hanging. (The timer is
+// unref'd: a file that exits normally never waits for it.) atFileEnd(fn) adds a closer
+// for such leftovers.
+const LEAK_GRACE_MS = 120000;
+const closers = new Set();
+export function atFileEnd(fn) {
+  closers.add(fn);
+  return () => closers.delete(fn);
+}
+if (process.env.NODE_TEST_CONTEXT) {
+  const { after } = await import('node:test');
+  after(() => {
+    setTimeout(() => {
+      const open = process
+        ._getActiveHandles()
+        .map((h) => h?.constructor?.name ?? typeof h)
+        .join(', ');
+      process.stderr.write(`test file still running ${LEAK_GRACE_MS} ms after its tests ended; open: ${open}; processes: ${[...live].join(' ') || 'none'}\n`);
+      for (const fn of closers) {
+        try {
+          fn();
+        } catch {
+          /* closing anyway */
+        }
+      }
+      killLive();
+      process.exit(1);
+    }, LEAK_GRACE_MS).unref();
+  });
+}
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -37,7 +37,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { LATE_MS, SANITIZED, SLACK, startMock, startServe, stopProcess, waitFor } from './proc.js';
+import { LATE_MS, SANITIZED, SLACK, atFileEnd, startMock, startServe, stopProcess, waitFor } from './proc.js';
 
 export { LATE_MS, SLACK };
 export const API_KEY = 'sk-relay-test-SECRET-0123456789';
@@ -235,12 +235,17 @@ export function startStub(handler) {
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address();
+      const forget = atFileEnd(() => {
+        for (const s of sockets) s.destroy();
+        server.close();
+      });
       resolve({
         url: `http://127.0.0.1:${port}`,
         port,
         requests,
         close: () =>
           new Promise((r) => {
+            forget();
             for (const s of sockets) s.destroy();
             server.close(() => r());
           }),
