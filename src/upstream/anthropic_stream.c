@@ -439,7 +439,8 @@ json_t *telex_anthropic_response(json_t *in, int64_t created, char *message, siz
             acc_len = &thinking_len;
         } else if (strcmp(type, "tool_use") == 0) {
             json_t *input = json_object_get(b, "input");
-            char *args = input != NULL ? telex_json_dumps(input, JSON_COMPACT | JSON_PRESERVE_ORDER) : telex_xstrdup("{}");
+            char *args =
+                input != NULL ? telex_json_dumps(input, JSON_COMPACT | JSON_PRESERVE_ORDER) : telex_xstrdup("{}");
             json_t *tc = json_pack("{s:s?,s:s,s:{s:s?,s:s?}}", "id", json_string_value(json_object_get(b, "id")), "type",
                                    "function", "function", "name", json_string_value(json_object_get(b, "name")),
                                    "arguments", args);
