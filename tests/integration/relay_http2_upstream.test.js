@@ -19,7 +19,7 @@ import {
   baseConfig, chatBody, entriesSince, lastSeq, requestLogs, startGateway, startRelay, stopChecked, tmpDir, useHttp2,
   waitEntry,
 } from './lib/relay.js';
-import { waitFor } from './lib/proc.js';
+import { SYNC_TIMEOUT_MS, waitFor } from './lib/proc.js';
 
 const chat = (relay, body, opts = {}) => collectSSE(`${relay.url}/v1/chat/completions`, { body, ...opts });
 
@@ -86,7 +86,7 @@ describe('h2c with prior knowledge to telex mock', () => {
   });
 });
 
-const haveOpenssl = spawnSync('openssl', ['version'], { encoding: 'utf8' }).status === 0;
+const haveOpenssl = spawnSync('openssl', ['version'], { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS }).status === 0;
 
 describe('TLS: ALPN h2, and the fall back to HTTP/1.1', { skip: haveOpenssl ? false : 'no openssl CLI for a test certificate' }, () => {
   let relay, edge, h1only, dir, cert, key;
@@ -101,7 +101,7 @@ describe('TLS: ALPN h2, and the fall back to HTTP/1.1', { skip: haveOpenssl ? fa
         'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
         '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
       ],
-      { encoding: 'utf8' },
+      { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS },
     );
     assert.equal(gen.status, 0, `openssl req: ${gen.stderr}`);
     // The provider: a telex gateway on TLS (h2o: ALPN h2), relaying to the mock.
