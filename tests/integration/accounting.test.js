@@ -349,8 +349,11 @@ describe('the secure default', () => {
     const serve = await startServe(['--listen', '0.0.0.0:0', '--allow-anonymous'], { env: { TELEX_DB: empty, ...SANITIZER_ENV } });
     await stopProcess(serve);
     const local = await startServe([], { env: { TELEX_DB: empty, ...SANITIZER_ENV } }); // loopback: fine
-    const m = await (await fetch(`${local.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'demo', messages: msgs(), stream: false }) })).status;
-    assert.equal(m, 200, 'anonymous on loopback without keys');
-    await stopChecked(local);
+    try {
+      const m = await (await fetch(`${local.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'demo', messages: msgs(), stream: false }) })).status;
+      assert.equal(m, 200, 'anonymous on loopback without keys');
+    } finally {
+      await stopChecked(local);
+    }
   });
 });

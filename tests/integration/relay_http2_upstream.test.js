@@ -121,9 +121,12 @@ describe('TLS: ALPN h2, and the fall back to HTTP/1.1', { skip: haveOpenssl ? fa
     await new Promise((resolve) => h1only.listen(0, '127.0.0.1', resolve));
   });
   after(async () => {
-    if (edge) await stopChecked(edge);
-    if (h1only) await new Promise((resolve) => h1only.close(resolve));
-    if (relay) await relay.stop();
+    try {
+      if (edge) await stopChecked(edge);
+    } finally {
+      if (h1only) await new Promise((resolve) => h1only.close(resolve));
+      if (relay) await relay.stop();
+    }
   });
 
   // A telex whose one model goes to `base_url` with the given http2 mode, trusting the test certificate.
@@ -185,15 +188,18 @@ describe('TLS: ALPN h2, and the fall back to HTTP/1.1', { skip: haveOpenssl ? fa
 const SUITES = ['relay_stream', 'relay_disconnect', 'relay_backpressure', 'relay_faults', 'relay_fallback', 'relay_errors'];
 
 describe('relay suites with http2: on', () => {
-  test(SUITES.join(', '), { timeout: 600000 }, async () => {
+  test(SUITES.join(', '), { timeout: 600000 }, async (t) => {
     const here = path.dirname(fileURLToPath(import.meta.url));
     const files = SUITES.map((s) => path.join(here, `${s}.test.js`));
     const env = { ...process.env, TELEX_UPSTREAM_HTTP2: '1' };
     delete env.NODE_TEST_CONTEXT; // a test runner of its own, not a child of this one
-    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=tap', ...files], {
+    // a test that hangs in there fails by name (--test-timeout, as in the Makefile); if this
+    // test times out first, the runner goes too (SIGTERM: it ends its files, they their telex)
+    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=240000', '--test-reporter=tap', ...files], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    t.signal.addEventListener('abort', () => child.kill('SIGTERM'));
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));

@@ -72,8 +72,11 @@ before(async () => {
   );
 });
 after(async () => {
-  if (gw) await stopChecked(gw);
-  if (stub) stub.close();
+  try {
+    if (gw) await stopChecked(gw);
+  } finally {
+    if (stub) stub.close();
+  }
 });
 
 const base = () => `http://127.0.0.1:${gw.port}`;
