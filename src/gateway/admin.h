@@ -18,34 +18,24 @@
  *   DELETE /admin/keys/{id|name}       revoke (the row stays for the ledger)
  *   POST   /admin/keys/{id|name}/revoke   the same
  *
- * Changes take effect at once for this server. The store work runs on
- * libuv's thread pool, never on the event loop.
- *
- * Integration — router.c, before the other routes:
- *     if (path is "/admin" or starts with "/admin/") {
- *         if (telex_admin_handle(svc, req) == TELEX_DEFERRED)
- *             return 0;   // answered later; the deferred hook logs it
- *         ...log the response as usual; return 0;   // never return 1 to h2o
- *     }
+ * Changes take effect at once for this server. This file is the calls
+ * themselves, on the services' store, with no HTTP: endpoints.c checks the
+ * admin token on the event loop and runs telex_admin_execute on libuv's
+ * thread pool (off_loop.h), never on the event loop.
  */
 #ifndef TELEX_GATEWAY_ADMIN_H
 #define TELEX_GATEWAY_ADMIN_H
 
 #include <stddef.h>
 
-#include <h2o.h>
 #include <jansson.h>
 
 #include "gateway/apierror.h"
 #include "gateway/services.h"
 
-/* Answers any request under /admin. Returns TELEX_HANDLED, or
- * TELEX_DEFERRED when the answer follows from the thread pool (services.h). */
-int telex_admin_handle(telex_services_t *svc, h2o_req_t *req);
-
-/* The API without HTTP, for tests: runs one call (method, path as
- * "/admin/...", body) against the store. Blocks on SQLite: not on an event
- * loop. Returns the HTTP status; *out is the response body (or NULL when
+/* The API without HTTP (endpoints.c's work on the thread pool; tests):
+ * runs one call (method, path as "/admin/...", body) against the store.
+ * Blocks on the database: not on an event loop. Returns the HTTP status; *out is the response body (or NULL when
  * the status is an error, then *e is set). *allow is set for 405. */
 int telex_admin_execute(telex_services_t *svc, const char *method, const char *path, const char *body,
                         size_t body_len, json_t **out, telex_api_error_t *e, const char **allow);
