@@ -17,7 +17,6 @@
 
 #include "gateway/auth.h"
 #include "gateway/limits.h"
-#include "gateway/presets_store.h"
 #include "store/store.h"
 #include "util/log.h"
 

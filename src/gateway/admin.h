@@ -1,5 +1,6 @@
 /*
- * gateway/admin.h — the HTTP admin API for API keys, under /admin/.
+ * gateway/admin.h — the admin API, under /admin/: API keys (admin.c) and
+ * stored presets (admin_presets.c).
  *
  * Authorised by the admin token only (auth.admin_token /
  * auth.admin_token_env / TELEX_ADMIN_TOKEN), sent as `Authorization:
@@ -17,6 +18,22 @@
  *                                      rpm, tpm, models ([] = all), expires ("never")
  *   DELETE /admin/keys/{id|name}       revoke (the row stays for the ledger)
  *   POST   /admin/keys/{id|name}/revoke   the same
+ *
+ * and the presets kept in the store (gateway/presets_store.h has their
+ * rules; admin_presets.c):
+ *
+ *   GET    /admin/presets            every preset: {"object":"list","data":[...]}
+ *                                    each with "source": "config" | "store"
+ *                                    (and "shadowed": true for a stored one
+ *                                    the file overrides)
+ *   POST   /admin/presets            body = a preset → 201 the stored preset
+ *                                    (409 name_taken if one is stored, or
+ *                                    the file has one of that name)
+ *   GET    /admin/presets/NAME       one preset (404 preset_not_found)
+ *   PATCH  /admin/presets/NAME       the fields to change (null removes
+ *                                    description, system, template, parameters
+ *                                    or variables); "name" may not change
+ *   DELETE /admin/presets/NAME       → 200 {"name","deleted":true}
  *
  * Changes take effect at once for this server. This file is the calls
  * themselves, on the services' store, with no HTTP: endpoints.c checks the
@@ -44,5 +61,10 @@ int telex_admin_execute(telex_services_t *svc, const char *method, const char *p
  * admin API's answer in *e: 404 not_found_code, 409 name_taken, 400, 503 +
  * Retry-After, 500. msg is the store's line. Returns the status. */
 int telex_admin_store_error(telex_api_error_t *e, int rc, const char *msg, const char *not_found_code);
+
+/* /admin/presets[/NAME] (admin_presets.c): as telex_admin_execute, which
+ * hands such paths to it after the body size check. */
+int telex_admin_presets_execute(telex_services_t *svc, const char *method, const char *path, const char *body,
+                                size_t body_len, json_t **out, telex_api_error_t *e, const char **allow);
 
 #endif
