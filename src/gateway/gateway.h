@@ -14,7 +14,6 @@
 #include <h2o.h>
 
 #include "config/config.h"
-#include "gateway/off_loop.h"
 #include "gateway/services.h"
 #include "http/server.h"
 #include "upstream/http_client.h"

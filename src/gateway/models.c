@@ -24,6 +24,7 @@
 #include "gateway/access_log.h"
 #include "gateway/auth.h"
 #include "gateway/gateway.h"
+#include "gateway/off_loop.h"
 #include "http/respond.h"
 #include "util/json_load.h"
 #include "util/log.h"
