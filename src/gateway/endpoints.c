@@ -39,6 +39,18 @@ static bool refused_unless_get(h2o_req_t *req, const char *msg)
     return true;
 }
 
+/* Queues the job's store work (off_loop.h). When it cannot be queued, frees
+ * the job and answers 500 "could not queue <what>". */
+static int defer(h2o_req_t *req, void *job, void (*work)(void *job), void (*respond)(h2o_req_t *req, void *job),
+                 void (*free_job)(void *job), const char *what)
+{
+    if (telex_off_loop(req, job, work, respond, free_job) == 0)
+        return TELEX_DEFERRED;
+    free_job(job);
+    telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue %s", what);
+    return TELEX_HANDLED;
+}
+
 /* ---- /admin ------------------------------------------------------------------------ */
 
 typedef struct admin_job {
@@ -117,12 +129,7 @@ int telex_endpoint_admin(telex_services_t *svc, h2o_req_t *req)
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
         return TELEX_HANDLED;
     }
-    if (telex_off_loop(req, j, admin_work, admin_respond, admin_free) != 0) {
-        admin_free(j);
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue the admin call");
-        return TELEX_HANDLED;
-    }
-    return TELEX_DEFERRED;
+    return defer(req, j, admin_work, admin_respond, admin_free, "the admin call");
 }
 
 /* ---- GET /v1/usage -------------------------------------------------------------------- */
@@ -206,12 +213,7 @@ int telex_endpoint_usage(telex_services_t *svc, h2o_req_t *req)
         }
         j->q.key_id = scope;
     }
-    if (telex_off_loop(req, j, usage_work, usage_respond, usage_free) != 0) {
-        free(j);
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue the usage query");
-        return TELEX_HANDLED;
-    }
-    return TELEX_DEFERRED;
+    return defer(req, j, usage_work, usage_respond, usage_free, "the usage query");
 }
 
 /* ---- GET /metrics ------------------------------------------------------------------ */
@@ -281,12 +283,7 @@ int telex_endpoint_metrics(telex_services_t *svc, h2o_req_t *req)
     j->ledger = telex_services_ledger(svc);
     j->keyset = telex_services_keyset(svc);
     j->buf.limit = 64u << 20;
-    if (telex_off_loop(req, j, metrics_work, metrics_respond, metrics_free) != 0) {
-        free(j);
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue the metrics");
-        return TELEX_HANDLED;
-    }
-    return TELEX_DEFERRED;
+    return defer(req, j, metrics_work, metrics_respond, metrics_free, "the metrics");
 }
 
 /* ---- GET /v1/presets ------------------------------------------------------------------- */
