@@ -191,48 +191,6 @@ const char *telex_provider_kind_name(telex_provider_kind_t kind)
     return kind_names[kind];
 }
 
-/* ---- defaults ---------------------------------------------------------- */
-
-static void set_scalar_defaults(telex_config_t *cfg)
-{
-    cfg->workers = 0;
-    cfg->streaming = (telex_streaming_config_t){
-        .keepalive_seconds = 15,
-        .commit_timeout_seconds = 5,
-        .idle_timeout_seconds = 60,
-        .shutdown_grace_seconds = 10,
-    };
-    cfg->limits = (telex_limits_config_t){
-        .max_body_bytes = 1u << 20,
-        .max_header_bytes = 16u << 10,
-        .max_connections = 10000,
-        .max_concurrent_streams = 10000,
-        .max_event_bytes = 1u << 20,
-        .max_buffered_body_bytes = 64u << 20,
-        .max_connections_per_client = 1024,
-        .max_unfinished_requests_per_client = 256,
-        .header_timeout_seconds = 10,
-        .body_timeout_seconds = 60,
-    };
-    cfg->resume = (telex_resume_config_t){
-        .enabled = true,
-        .retention_seconds = 300,
-        .max_bytes = 8u << 20,
-        .grace_seconds = 10,
-        .retry_ms = 3000,
-        .max_total_bytes = 256u << 20,
-    };
-    cfg->store = (telex_store_config_t){
-        .path = NULL, /* set after the file and the environment: default_store_path */
-        .flush_interval_seconds = 0.25,
-        .max_pending = 100000,
-        .ledger = true,
-    };
-    cfg->auth = (telex_auth_config_t){.admin_token = NULL, .allow_anonymous = false};
-    cfg->cors = (telex_cors_config_t){.origins = NULL, .n_origins = 0, .max_age_seconds = 600};
-    cfg->metrics = (telex_metrics_config_t){.require_admin = false};
-}
-
 static const char *env_nonempty(const char *name)
 {
     const char *v = getenv(name);
@@ -600,7 +558,7 @@ int telex_config_load_for(telex_config_t **out, const char *path, telex_config_u
         return -ENOMEM;
     }
     cfg->arena = arena;
-    set_scalar_defaults(cfg);
+    telex_config_set_defaults(cfg);
     if ((rc = telex_config_set_listen(cfg, TELEX_CONFIG_DEFAULT_LISTEN, err, errlen)) < 0)
         goto fail;
 

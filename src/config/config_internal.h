@@ -2,8 +2,9 @@
  * config/config_internal.h — shared between the files of src/config only.
  *
  * The arena owns every byte of a telex_config_t: allocations are linked in a
- * list and freed together. config_yaml.c fills a config from YAML text;
- * config.c does defaults, the environment, lookups and the public API.
+ * list and freed together. config_yaml.c fills a config from YAML text
+ * (with config_read.c, config_sections.c, config_presets.c); config.c does
+ * the environment, lookups and the public API.
  */
 #ifndef TELEX_CONFIG_INTERNAL_H
 #define TELEX_CONFIG_INTERNAL_H
@@ -27,6 +28,10 @@ void telex_config_errf(char *err, size_t errlen, const char *fmt, ...)
 /* The candidate closest to `word` when it is plausibly a typo of it
  * (edit distance <= 2 and less than the word's length), else NULL. */
 const char *telex_config_suggest(const char *word, const char *const *candidates, size_t n);
+
+/* The built-in defaults of every setting the sections' tables describe
+ * (config_sections.c); everything else starts zeroed. */
+void telex_config_set_defaults(telex_config_t *cfg);
 
 /* Parses `text` (YAML, `len` bytes, from file `file`) into cfg, whose fields
  * already hold the built-in defaults for the scalar settings. Sets providers

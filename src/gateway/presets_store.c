@@ -18,6 +18,7 @@
 #include "util/log.h"
 
 #define RETIRE_SECONDS 10
+_Static_assert(TELEX_PRESET_NAME_MAX == TELEX_PRESET_RULES_NAME_MAX, "one preset name length");
 #define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
 
 json_t *telex_preset_merge(const char *stored_body, const json_t *changes)
@@ -54,66 +55,28 @@ static int fail(char *param, size_t plen, const char *p, char *msg, size_t mlen,
     return -EINVAL;
 }
 
-static bool name_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-bool telex_preset_name_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > TELEX_PRESET_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!name_char(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
-            return false;
-    return true;
-}
-
-static bool valid_var_name(const char *a, size_t n)
-{
-    if (n == 0 || n > 64 || (a[0] >= '0' && a[0] <= '9'))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!name_char(a[i]) && a[i] != '_')
-            return false;
-    return true;
-}
-
 /* The {{placeholders}} of t: well formed. */
 static int check_template(const char *field, const char *t, char *param, size_t plen, char *msg, size_t mlen)
 {
-    for (const char *p = strstr(t, "{{"); p; p = strstr(p, "{{")) {
-        const char *close = strstr(p + 2, "}}");
-        if (!close)
-            return fail(param, plen, field, msg, mlen, "unterminated placeholder \"%.40s\" (close it with }}).", p);
-        const char *a = p + 2, *b = close;
-        while (a < b && *a == ' ')
-            a++;
-        while (b > a && b[-1] == ' ')
-            b--;
-        if (!valid_var_name(a, (size_t)(b - a)))
-            return fail(param, plen, field, msg, mlen,
-                        "invalid placeholder \"%.40s\": a placeholder is {{name}}, name made of letters, digits and _.",
-                        p);
-        p = close + 2;
+    const char *p = NULL;
+    switch (telex_preset_template_problem(t, &p)) {
+    case TELEX_TEMPLATE_UNTERMINATED:
+        return fail(param, plen, field, msg, mlen, "unterminated placeholder \"%.40s\" (close it with }}).", p);
+    case TELEX_TEMPLATE_BAD_NAME:
+        return fail(param, plen, field, msg, mlen,
+                    "invalid placeholder \"%.40s\": a placeholder is {{name}}, name made of letters, digits and _.",
+                    p);
+    case TELEX_TEMPLATE_OK:
+        break;
     }
     return 0;
 }
 
 static int check_parameters(const json_t *params, char *param, size_t plen, char *msg, size_t mlen)
 {
-    static const struct {
-        const char *name;
-        int integer;
-        double min, max;
-    } nums[] = {{"max_tokens", 1, 1, 1e9},       {"max_completion_tokens", 1, 1, 1e9},
-                {"n", 1, 1, 128},                {"temperature", 0, 0, 2},
-                {"top_p", 0, 0, 1},              {"presence_penalty", 0, -2, 2},
-                {"frequency_penalty", 0, -2, 2}, {"seed", 1, -9.2e18, 9.2e18}};
     const char *k;
     json_t *v;
-    char p[96];
+    char p[96], buf[64];
     json_object_foreach((json_t *)params, k, v)
     {
         snprintf(p, sizeof p, "parameters.%.64s", k);
@@ -121,17 +84,9 @@ static int check_parameters(const json_t *params, char *param, size_t plen, char
             return fail(param, plen, p, msg, mlen, "model is set by the preset's own \"model\".");
         if (!strcmp(k, "messages"))
             return fail(param, plen, p, msg, mlen, "messages are built from the preset's system and template.");
-        for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
-            if (strcmp(nums[i].name, k) != 0)
-                continue;
-            if (nums[i].integer ? !json_is_integer(v) : !json_is_number(v))
-                return fail(param, plen, p, msg, mlen, "expected %s.", nums[i].integer ? "an integer" : "a number");
-            double x = json_number_value(v);
-            if (x < nums[i].min || x > nums[i].max)
-                return fail(param, plen, p, msg, mlen, "must be from %g to %g.", nums[i].min, nums[i].max);
-        }
-        if (!strcmp(k, "stream") && !json_is_boolean(v))
-            return fail(param, plen, p, msg, mlen, "expected true or false.");
+        const char *why = telex_preset_parameter_problem(k, v, buf, sizeof buf);
+        if (why)
+            return fail(param, plen, p, msg, mlen, "%s.", why);
     }
     return 0;
 }
@@ -200,7 +155,7 @@ int telex_preset_check(const telex_config_t *cfg, const json_t *in, char **canon
         {
             char p[96];
             snprintf(p, sizeof p, "variables.%.64s", k);
-            if (!valid_var_name(k, strlen(k)))
+            if (!telex_preset_var_name_valid(k, strlen(k)))
                 return fail(param, plen, p, msg, mlen, "A variable name is made of letters, digits and _.");
             if (!json_is_string(v))
                 return fail(param, plen, p, msg, mlen, "expected a string.");

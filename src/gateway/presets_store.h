@@ -33,13 +33,10 @@
 #include <jansson.h>
 
 #include "config/config.h"
+#include "config/preset_rules.h" /* telex_preset_name_valid & co.: the checks telex.yaml's presets pass too */
 #include "gateway/apierror.h"
 #include "gateway/presets.h"
 #include "store/store.h"
-
-/* Is s a preset name: 1 to TELEX_PRESET_NAME_MAX letters, digits, '.',
- * '_' or '-'? */
-bool telex_preset_name_valid(const char *s);
 
 /* A stored preset (its JSON body) with a PATCH applied: each member of
  * changes replaces the stored one, a null removes it. A body that is not
