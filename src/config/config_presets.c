@@ -33,7 +33,7 @@ static int check_template(ctx_t *c, const yaml_node_t *at, const char *path, con
     if (problem == TELEX_TEMPLATE_UNTERMINATED)
         return cy_fail(c, at, path, "unterminated placeholder %s (close it with }})", cy_quote(q, snippet));
     return cy_fail(c, at, path, "invalid placeholder %s: a placeholder is {{name}}, name made of letters, digits and _",
-                cy_quote(q, snippet));
+                   cy_quote(q, snippet));
 }
 
 /* A YAML node as JSON: plain scalars that read as numbers, booleans or null
@@ -177,28 +177,20 @@ static int parse_preset(ctx_t *c, const yaml_node_t *seq, size_t i, telex_preset
 {
     static const char *const keys[] = {"name",     "model",      "description", "system",
                                        "template", "parameters", "variables"};
-    char base[PATH_LEN], p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN];
-    yaml_node_t *item = cy_node_at(c, seq->data.sequence.items.start[i]);
+    static const cy_named_list_t list_of = {"presets", "preset", "name:, model:, system:, template:, ...", keys,
+                                            sizeof keys / sizeof keys[0]};
+    char base[PATH_LEN], p[PATH_LEN], q[QUOTE_LEN];
+    yaml_node_t *item, *name;
     int rc;
-    cy_path_index(base, "presets", i);
-    if (item->type != YAML_MAPPING_NODE)
-        return cy_fail(c, item, base, "expected a mapping (name:, model:, system:, template:, ...), got %s",
-                    cy_describe(d, item));
-    if ((rc = cy_check_keys(c, item, base, keys, sizeof keys / sizeof keys[0])) < 0)
+    /* (a duplicate is found before a bad name is: an earlier item with the
+     * same name had that bad name, and failed first) */
+    if ((rc = cy_named_item(c, seq, i, &list_of, base, &item, &name, &pr->name)) < 0)
         return rc;
-    yaml_node_t *name = cy_get(c, item, "name");
-    if (!name)
-        return cy_fail(c, item, base, "missing required key \"name\"");
-    cy_path_key(p, base, "name");
-    if ((rc = cy_read_str(c, name, p, 0, &pr->name)) < 0)
-        return rc;
-    if (!telex_preset_name_valid(pr->name))
+    if (!telex_preset_name_valid(pr->name)) {
+        cy_path_key(p, base, "name");
         return cy_fail(c, name, p, "%s: a preset name is 1 to 64 letters, digits, '.', '_' or '-'",
-                    cy_quote(q, pr->name));
-    const yaml_node_t *first = cy_earlier_name(c, seq, i, pr->name);
-    if (first)
-        return cy_fail(c, name, p, "duplicate preset name %s (first at line %zu)", cy_quote(q, pr->name),
-                    first->start_mark.line + 1);
+                       cy_quote(q, pr->name));
+    }
     yaml_node_t *model = cy_get(c, item, "model");
     if (!model)
         return cy_fail(c, item, base, "missing required key \"model\" (the model the preset asks for)");

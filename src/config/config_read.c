@@ -207,7 +207,7 @@ int cy_check_keys(ctx_t *c, const yaml_node_t *map, const char *path,
             yaml_node_t *k2 = cy_node_at(c, p2->key);
             if (strcmp(cy_sval(k2), cy_sval(k)) == 0)
                 return cy_fail(c, k, kp, "duplicate key (first at line %zu)",
-                            k2->start_mark.line + 1);
+                               k2->start_mark.line + 1);
         }
         bool known = false;
         for (size_t i = 0; i < nkeys && !known; i++)
@@ -217,7 +217,7 @@ int cy_check_keys(ctx_t *c, const yaml_node_t *map, const char *path,
             if (s)
                 return cy_fail(c, k, kp, "unknown key; did you mean %s?", cy_quote(q, s));
             return cy_fail(c, k, kp, "unknown key (valid here: %s)",
-                        cy_join_list(list, sizeof list, keys, nkeys));
+                           cy_join_list(list, sizeof list, keys, nkeys));
         }
     }
     return 0;
@@ -305,7 +305,7 @@ static int plain_text(ctx_t *c, const yaml_node_t *v, const char *path, const ch
         return cy_fail(c, v, path, "expected %s, got %s", what, cy_describe(d, v));
     if (v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return cy_fail(c, v, path, "expected %s, got the quoted string %s (remove the quotes)", what,
-                    cy_quote(d, cy_sval(v)));
+                       cy_quote(d, cy_sval(v)));
     *text = cy_sval(v);
     return 0;
 }
@@ -326,7 +326,7 @@ int cy_read_double(ctx_t *c, const yaml_node_t *v, const char *path, double min,
         return cy_fail(c, v, path, "expected a number, got %s", cy_quote(d, t));
     if (min_exclusive ? !(x > min) : !(x >= min))
         return cy_fail(c, v, path, "must be %s %.10g, got %s",
-                    min_exclusive ? "greater than" : "at least", min, t);
+                       min_exclusive ? "greater than" : "at least", min, t);
     if (x > max)
         return cy_fail(c, v, path, "must be at most %.10g, got %s", max, t);
     *out = x;
@@ -384,8 +384,8 @@ int cy_read_bytes(ctx_t *c, const yaml_node_t *v, const char *path, uint64_t min
         if (t[0] == '-')
             return cy_fail(c, v, path, "must be at least %" PRIu64 ", got %s", min, t);
         return cy_fail(c, v, path,
-                    "expected a size in bytes (e.g. 1048576, 1MiB, 512KiB), got %s",
-                    cy_quote(d, t));
+                       "expected a size in bytes (e.g. 1048576, 1MiB, 512KiB), got %s",
+                       cy_quote(d, t));
     }
     errno = 0;
     unsigned long long x = strtoull(t, NULL, 10);
@@ -415,9 +415,26 @@ int cy_read_bool(ctx_t *c, const yaml_node_t *v, const char *path, bool *out)
 }
 
 
-/* Which provider in seq[0..i) is called `name`; its name node, or NULL. */
-const yaml_node_t *cy_earlier_name(ctx_t *c, const yaml_node_t *seq, size_t i,
-                                       const char *name)
+
+int cy_secret_env(ctx_t *c, const yaml_node_t *env, const char *path, const char **var, const char **val)
+{
+    int rc = cy_read_str(c, env, path, 0, var);
+    if (rc < 0)
+        return rc;
+    if (c->use != TELEX_CONFIG_USE_ALL)
+        return 0; /* the secret is not used: not read */
+    *val = getenv(*var);
+    if (!*val || !**val) {
+        cy_note_missing(c, env, path, *var);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- lists of named mappings ------------------------------------------ */
+
+/* Which item of seq[0..i) has name: `name`; its name node, or NULL. */
+static const yaml_node_t *earlier_name(ctx_t *c, const yaml_node_t *seq, size_t i, const char *name)
 {
     for (size_t j = 0; j < i; j++) {
         yaml_node_t *item = cy_node_at(c, seq->data.sequence.items.start[j]);
@@ -426,6 +443,29 @@ const yaml_node_t *cy_earlier_name(ctx_t *c, const yaml_node_t *seq, size_t i,
             return n;
     }
     return NULL;
+}
+
+int cy_named_item(ctx_t *c, const yaml_node_t *seq, size_t i, const cy_named_list_t *l, char base[PATH_LEN],
+                  yaml_node_t **item, yaml_node_t **name_node, const char **name)
+{
+    char p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN];
+    int rc;
+    *item = cy_node_at(c, seq->data.sequence.items.start[i]);
+    cy_path_index(base, l->list, i);
+    if ((*item)->type != YAML_MAPPING_NODE)
+        return cy_fail(c, *item, base, "expected a mapping (%s), got %s", l->hint, cy_describe(d, *item));
+    if ((rc = cy_check_keys(c, *item, base, l->keys, l->n_keys)) < 0)
+        return rc;
+    if (!(*name_node = cy_get(c, *item, "name")))
+        return cy_fail(c, *item, base, "missing required key \"name\"");
+    cy_path_key(p, base, "name");
+    if ((rc = cy_read_str(c, *name_node, p, 0, name)) < 0)
+        return rc;
+    const yaml_node_t *first = earlier_name(c, seq, i, *name);
+    if (first)
+        return cy_fail(c, *name_node, p, "duplicate %s name %s (first at line %zu)", l->what, cy_quote(q, *name),
+                       first->start_mark.line + 1);
+    return 0;
 }
 
 /* ---- tables of scalar keys --------------------------------------------- */
@@ -450,7 +490,7 @@ static int read_key(ctx_t *c, const yaml_node_t *v, const char *path, const conf
 }
 
 int cy_read_keys(ctx_t *c, const yaml_node_t *map, const char *path, const config_key_t *keys, size_t n,
-              void *obj)
+                 void *obj)
 {
     const char *names[KEY_TABLE_MAX] = {NULL};
     int rc;

@@ -79,8 +79,21 @@ yaml_node_t *cy_get(ctx_t *c, const yaml_node_t *map, const char *key);
 yaml_node_t *cy_get_key(ctx_t *c, const yaml_node_t *map, const char *key);
 /* 1 when v is a mapping, 0 when absent or null (= not configured), <0 error. */
 int cy_as_mapping(ctx_t *c, const yaml_node_t *v, const char *path, const char *hint);
-/* Which item of seq[0..i) has name: `name`; its name node, or NULL. */
-const yaml_node_t *cy_earlier_name(ctx_t *c, const yaml_node_t *seq, size_t i, const char *name);
+
+/* A list of named mappings: providers, models, presets. */
+typedef struct cy_named_list {
+    const char *list; /* its key: "providers" */
+    const char *what; /* "provider", as in "duplicate provider name" */
+    const char *hint; /* as in "expected a mapping (HINT), got ..." */
+    const char *const *keys; /* the keys an item may have */
+    size_t n_keys;
+} cy_named_list_t;
+
+/* Item i of seq, the list l: a mapping of l's keys only, with a name: that
+ * no item before it has. Sets base ("providers[i]"), *item, *name_node and
+ * *name (an arena copy). */
+int cy_named_item(ctx_t *c, const yaml_node_t *seq, size_t i, const cy_named_list_t *l, char base[PATH_LEN],
+                  yaml_node_t **item, yaml_node_t **name_node, const char **name);
 
 /* ---- typed scalars ----------------------------------------------------- */
 
@@ -96,21 +109,26 @@ enum { STR_ALLOW_EMPTY = 1, STR_MULTILINE = 2 };
 int cy_read_str(ctx_t *c, const yaml_node_t *v, const char *path, unsigned flags, const char **out);
 /* A plain number in [min, max] (or (min, max] with min_exclusive). */
 int cy_read_double(ctx_t *c, const yaml_node_t *v, const char *path, double min, bool min_exclusive, double max,
-                double *out);
+                   double *out);
 int cy_read_uint(ctx_t *c, const yaml_node_t *v, const char *path, uint64_t min, uint64_t max, uint64_t *out);
 /* A byte count: an integer, optionally followed by B, KB, MB, GB (powers of
  * 1000) or KiB, MiB, GiB (powers of 1024), e.g. 1048576, 1MiB, "512 KiB". */
 int cy_read_bytes(ctx_t *c, const yaml_node_t *v, const char *path, uint64_t min, uint64_t max, uint64_t *out);
 int cy_read_bool(ctx_t *c, const yaml_node_t *v, const char *path, bool *out);
+/* The secret in the environment variable whose name is the string at env
+ * (path): 1 and *var, *val (not copied) when it is set; 0 when the command
+ * does not use secrets, or when it is not set (noted with cy_note_missing:
+ * the load fails at the end, naming all of them). */
+int cy_secret_env(ctx_t *c, const yaml_node_t *env, const char *path, const char **var, const char **val);
 
 /* Reads `key` of `map` (path base.key) with reader(c, node, path, ...) when
  * the key is there; absent keeps the default. Returns from the caller on error. */
 #define FIELD(map, key, base, reader, ...)                                                       \
     do {                                                                                         \
-        yaml_node_t *v_ = cy_get(c, (map), (key));                                                  \
+        yaml_node_t *v_ = cy_get(c, (map), (key));                                               \
         if (v_) {                                                                                \
             char p_[PATH_LEN];                                                                   \
-            cy_path_key(p_, (base), (key));                                                         \
+            cy_path_key(p_, (base), (key));                                                      \
             int rc_ = reader(c, v_, p_, __VA_ARGS__);                                            \
             if (rc_ < 0)                                                                         \
                 return rc_;                                                                      \
@@ -149,7 +167,7 @@ typedef struct config_key {
  * present key whose type is not KEY_OTHER into (char *)obj + offset, in
  * table order. The table's order is the "valid here:" list's order. */
 int cy_read_keys(ctx_t *c, const yaml_node_t *map, const char *path, const config_key_t *keys, size_t n,
-              void *obj);
+                 void *obj);
 
 /* Writes every table's default (KEY_STRING: NULL; KEY_OTHER: untouched). */
 void cy_set_key_defaults(const config_key_t *keys, size_t n, void *obj);

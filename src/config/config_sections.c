@@ -138,17 +138,10 @@ static int read_token(ctx_t *c, const yaml_node_t *v, const char *section, const
         if ((why = telex_config_admin_token_problem(*out)))
             return cy_fail(c, lit, p, "%s", why);
     } else if (env) {
-        const char *var;
+        const char *var, *val;
         cy_path_key(p, section, env_key);
-        if ((rc = cy_read_str(c, env, p, 0, &var)) < 0)
+        if ((rc = cy_secret_env(c, env, p, &var, &val)) <= 0)
             return rc;
-        if (c->use != TELEX_CONFIG_USE_ALL)
-            return 0; /* the token is not used: not read */
-        const char *val = getenv(var);
-        if (!val || !*val) {
-            cy_note_missing(c, env, p, var);
-            return 0;
-        }
         if ((why = telex_config_admin_token_problem(val)))
             return cy_fail(c, env, p, "environment variable %s: the token %s", cy_quote(q, var), why);
         if (!(*out = telex_config_strdup(c->arena, val)))

@@ -50,7 +50,7 @@ static int parse_tls(ctx_t *c, const yaml_node_t *v)
     }
     if (!vals[0] != !vals[1])
         return cy_fail(c, v, "tls", "%s is set but %s is not (give both, or neither)",
-                    vals[0] ? "cert" : "key", vals[0] ? "key" : "cert");
+                       vals[0] ? "cert" : "key", vals[0] ? "key" : "cert");
     c->cfg->tls_cert = vals[0];
     c->cfg->tls_key = vals[1];
     return 0;
@@ -108,7 +108,7 @@ static int parse_headers(ctx_t *c, const yaml_node_t *v, const char *base,
     cy_path_key(path, base, "headers");
     if (v && !cy_is_null(v) && v->type != YAML_MAPPING_NODE) /* not cy_describe(): may hold a key */
         return cy_fail(c, v, path, "expected a mapping (Header-Name: value), got %s",
-                    v->type == YAML_SEQUENCE_NODE ? "a list" : "a string");
+                       v->type == YAML_SEQUENCE_NODE ? "a list" : "a string");
     int rc = cy_as_mapping(c, v, path, "Header-Name: value");
     if (rc <= 0)
         return rc;
@@ -137,13 +137,13 @@ static int parse_headers(ctx_t *c, const yaml_node_t *v, const char *base,
                 return cy_fail(c, k, hp, "telex sets this header itself; it cannot be configured");
         if (api_key_node && strcasecmp(name, auth) == 0)
             return cy_fail(c, k, hp, "conflicts with api_key/api_key_env (which sends %s%s); use one or the other",
-                        auth, prov->kind == TELEX_PROVIDER_OPENAI ? ": Bearer" : "");
+                           auth, prov->kind == TELEX_PROVIDER_OPENAI ? ": Bearer" : "");
         if (prov->kind == TELEX_PROVIDER_ANTHROPIC && strcasecmp(name, "anthropic-version") == 0)
             return cy_fail(c, k, hp, "set by the provider's anthropic_version key");
         if (!(h[i].name = telex_config_strdup(c->arena, name)))
             return cy_oom(c);
         if ((rc = cy_read_str(c, cy_node_at(c, p->value), hp, STR_ALLOW_EMPTY,
-                           &h[i].value)) < 0)
+                              &h[i].value)) < 0)
             return rc;
     }
     prov->headers = h;
@@ -162,7 +162,7 @@ static int parse_api_key(ctx_t *c, const yaml_node_t *item, const char *base,
     if (lit && env) {
         cy_path_key(p, base, "api_key_env");
         return cy_fail(c, cy_get_key(c, item, "api_key_env"), p,
-                    "give api_key or api_key_env, not both");
+                       "give api_key or api_key_env, not both");
     }
     if (lit) {
         cy_path_key(p, base, "api_key");
@@ -171,20 +171,13 @@ static int parse_api_key(ctx_t *c, const yaml_node_t *item, const char *base,
     if (!env)
         return 0;
     cy_path_key(p, base, "api_key_env");
-    const char *var;
-    if ((rc = cy_read_str(c, env, p, 0, &var)) < 0)
+    const char *var, *val;
+    if ((rc = cy_secret_env(c, env, p, &var, &val)) <= 0)
         return rc;
-    if (c->use != TELEX_CONFIG_USE_ALL)
-        return 0; /* the key is not used: not read */
-    const char *val = getenv(var);
-    if (!val || !*val) {
-        cy_note_missing(c, env, p, var);
-        return 0;
-    }
     for (const char *s = val; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f)
             return cy_fail(c, env, p, "environment variable %s contains control characters",
-                        cy_quote(q, var));
+                           cy_quote(q, var));
     if (!(prov->api_key = telex_config_strdup(c->arena, val)))
         return cy_oom(c);
     return 0;
@@ -192,26 +185,13 @@ static int parse_api_key(ctx_t *c, const yaml_node_t *item, const char *base,
 
 static int parse_provider(ctx_t *c, const yaml_node_t *seq, size_t i, telex_provider_t *prov)
 {
-    char base[PATH_LEN], p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN], list[256];
-    yaml_node_t *item = cy_node_at(c, seq->data.sequence.items.start[i]);
+    static const cy_named_list_t list_of = {"providers", "provider", "name:, kind:, ...", provider_keys,
+                                            N_PROVIDER_KEYS};
+    char base[PATH_LEN], p[PATH_LEN], q[QUOTE_LEN], list[256];
+    yaml_node_t *item, *name;
     int rc;
-    cy_path_index(base, "providers", i);
-    if (item->type != YAML_MAPPING_NODE)
-        return cy_fail(c, item, base, "expected a mapping (name:, kind:, ...), got %s",
-                    cy_describe(d, item));
-    if ((rc = cy_check_keys(c, item, base, provider_keys, N_PROVIDER_KEYS)) < 0)
+    if ((rc = cy_named_item(c, seq, i, &list_of, base, &item, &name, &prov->name)) < 0)
         return rc;
-
-    yaml_node_t *name = cy_get(c, item, "name");
-    if (!name)
-        return cy_fail(c, item, base, "missing required key \"name\"");
-    cy_path_key(p, base, "name");
-    if ((rc = cy_read_str(c, name, p, 0, &prov->name)) < 0)
-        return rc;
-    const yaml_node_t *first = cy_earlier_name(c, seq, i, prov->name);
-    if (first)
-        return cy_fail(c, name, p, "duplicate provider name %s (first at line %zu)",
-                    cy_quote(q, prov->name), first->start_mark.line + 1);
 
     const char *kinds[TELEX_PROVIDER_KIND_COUNT];
     for (int k = 0; k < TELEX_PROVIDER_KIND_COUNT; k++)
@@ -219,7 +199,7 @@ static int parse_provider(ctx_t *c, const yaml_node_t *seq, size_t i, telex_prov
     yaml_node_t *kind = cy_get(c, item, "kind");
     if (!kind)
         return cy_fail(c, item, base, "missing required key \"kind\" (one of: %s)",
-                    cy_join_list(list, sizeof list, kinds, TELEX_PROVIDER_KIND_COUNT));
+                       cy_join_list(list, sizeof list, kinds, TELEX_PROVIDER_KIND_COUNT));
     cy_path_key(p, base, "kind");
     const char *ks;
     if ((rc = cy_read_str(c, kind, p, 0, &ks)) < 0)
@@ -232,9 +212,9 @@ static int parse_provider(ctx_t *c, const yaml_node_t *seq, size_t i, telex_prov
         const char *s = telex_config_suggest(ks, kinds, TELEX_PROVIDER_KIND_COUNT);
         if (s)
             return cy_fail(c, kind, p, "unknown provider kind %s; did you mean \"%s\"?",
-                        cy_quote(q, ks), s);
+                           cy_quote(q, ks), s);
         return cy_fail(c, kind, p, "unknown provider kind %s (known kinds: %s)", cy_quote(q, ks),
-                    cy_join_list(list, sizeof list, kinds, TELEX_PROVIDER_KIND_COUNT));
+                       cy_join_list(list, sizeof list, kinds, TELEX_PROVIDER_KIND_COUNT));
     }
     prov->kind = (telex_provider_kind_t)kix;
 
@@ -252,7 +232,7 @@ static int parse_provider(ctx_t *c, const yaml_node_t *seq, size_t i, telex_prov
                 if (provider_key_kinds[j] & KIND(kk))
                     valid_for[nv++] = kinds[kk];
             return cy_fail(c, k, p, "not used by kind %s (only by: %s)", kinds[kix],
-                        cy_join_list(list, sizeof list, valid_for, nv));
+                           cy_join_list(list, sizeof list, valid_for, nv));
         }
     }
 
@@ -325,7 +305,7 @@ static int parse_provider(ctx_t *c, const yaml_node_t *seq, size_t i, telex_prov
             if (strspn(prov->api_version, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
                 strlen(prov->api_version))
                 return cy_fail(c, av, p, "%s is not an API version (e.g. %s or 2025-01-01-preview)",
-                            cy_quote(q, prov->api_version), TELEX_CONFIG_AZURE_API_VERSION);
+                               cy_quote(q, prov->api_version), TELEX_CONFIG_AZURE_API_VERSION);
         }
     }
     return 0;
@@ -336,7 +316,7 @@ static int parse_providers(ctx_t *c, const yaml_node_t *v, telex_provider_t **ou
     char d[QUOTE_LEN];
     if (v->type != YAML_SEQUENCE_NODE)
         return cy_fail(c, v, "providers", "expected a list of providers (- name: ...), got %s",
-                    cy_describe(d, v));
+                       cy_describe(d, v));
     *n = cy_n_items(v);
     if (*n == 0)
         return cy_fail(c, v, "providers", "the list is empty; define at least one provider");
@@ -382,7 +362,7 @@ static int parse_route(ctx_t *c, const yaml_node_t *item, const char *base,
         cy_path_key(p, base, "provider");
     } else {
         return cy_fail(c, item, base, "expected a provider name or a mapping (provider:, model:), got %s",
-                    cy_describe(d, item));
+                       cy_describe(d, item));
     }
     const char *pname;
     if ((rc = cy_read_str(c, pv, p, 0, &pname)) < 0)
@@ -393,7 +373,7 @@ static int parse_route(ctx_t *c, const yaml_node_t *item, const char *base,
         if (s)
             return cy_fail(c, pv, p, "unknown provider %s; did you mean \"%s\"?", cy_quote(q, pname), s);
         return cy_fail(c, pv, p, "unknown provider %s (defined providers: %s)", cy_quote(q, pname),
-                    cy_join_list(list, sizeof list, provider_names, c->cfg->n_providers));
+                       cy_join_list(list, sizeof list, provider_names, c->cfg->n_providers));
     }
     r->model = model->catch_all ? NULL : model->name;
     if (item->type == YAML_MAPPING_NODE) {
@@ -411,12 +391,12 @@ static int parse_route(ctx_t *c, const yaml_node_t *item, const char *base,
         if (mn) {
             cy_path_key(p, base, "model");
             return cy_fail(c, mn, p, "%s is not an Azure deployment name (letters, digits, '.', '_' and '-')",
-                        cy_quote(q, r->model));
+                           cy_quote(q, r->model));
         }
         return cy_fail(c, item, base,
-                    "the model name %s would be the Azure deployment name, which allows only letters, "
-                    "digits, '.', '_' and '-'; give the deployment with model:",
-                    cy_quote(q, r->model));
+                       "the model name %s would be the Azure deployment name, which allows only letters, "
+                       "digits, '.', '_' and '-'; give the deployment with model:",
+                       cy_quote(q, r->model));
     }
     return 0;
 }
@@ -425,25 +405,12 @@ static int parse_model(ctx_t *c, const yaml_node_t *seq, size_t i,
                        const char *const *provider_names, telex_model_t *m)
 {
     static const char *const keys[] = {"name", "providers"};
-    char base[PATH_LEN], p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN];
-    yaml_node_t *item = cy_node_at(c, seq->data.sequence.items.start[i]);
+    static const cy_named_list_t list_of = {"models", "model", "name:, providers:", keys, 2};
+    char base[PATH_LEN], p[PATH_LEN], d[QUOTE_LEN];
+    yaml_node_t *item, *name;
     int rc;
-    cy_path_index(base, "models", i);
-    if (item->type != YAML_MAPPING_NODE)
-        return cy_fail(c, item, base, "expected a mapping (name:, providers:), got %s",
-                    cy_describe(d, item));
-    if ((rc = cy_check_keys(c, item, base, keys, 2)) < 0)
+    if ((rc = cy_named_item(c, seq, i, &list_of, base, &item, &name, &m->name)) < 0)
         return rc;
-    yaml_node_t *name = cy_get(c, item, "name");
-    if (!name)
-        return cy_fail(c, item, base, "missing required key \"name\"");
-    cy_path_key(p, base, "name");
-    if ((rc = cy_read_str(c, name, p, 0, &m->name)) < 0)
-        return rc;
-    const yaml_node_t *first = cy_earlier_name(c, seq, i, m->name);
-    if (first)
-        return cy_fail(c, name, p, "duplicate model name %s (first at line %zu)", cy_quote(q, m->name),
-                    first->start_mark.line + 1);
     m->catch_all = strcmp(m->name, "*") == 0;
 
     yaml_node_t *routes = cy_get(c, item, "providers");
@@ -453,7 +420,7 @@ static int parse_model(ctx_t *c, const yaml_node_t *seq, size_t i,
                                    "serve this model, in fallback order)");
     if (routes->type != YAML_SEQUENCE_NODE)
         return cy_fail(c, routes, p, "expected a list (- provider: ...), got %s",
-                    cy_describe(d, routes));
+                       cy_describe(d, routes));
     size_t n = cy_n_items(routes);
     if (n == 0)
         return cy_fail(c, routes, p, "the list is empty; give at least one provider");
@@ -477,7 +444,7 @@ static int parse_models(ctx_t *c, const yaml_node_t *v, telex_model_t **out, siz
     char d[QUOTE_LEN];
     if (v->type != YAML_SEQUENCE_NODE)
         return cy_fail(c, v, "models", "expected a list of models (- name: ...), got %s",
-                    cy_describe(d, v));
+                       cy_describe(d, v));
     *n = cy_n_items(v);
     if (*n == 0)
         return cy_fail(c, v, "models", "the list is empty; define at least one model");
@@ -537,13 +504,13 @@ static int parse_root(ctx_t *c, const yaml_node_t *root)
         mv = NULL;
     if (pv && !mv)
         return cy_fail(c, cy_get_key(c, root, "providers"), "providers",
-                    "given without models: a file that defines providers must define the "
-                    "models they serve");
+                       "given without models: a file that defines providers must define the "
+                       "models they serve");
     if (mv && !pv)
         return cy_fail(c, cy_get_key(c, root, "models"), "models",
-                    "given without providers: a file that defines models must define the "
-                    "providers they use (the built-in demo provider is: - name: demo, "
-                    "kind: demo)");
+                       "given without providers: a file that defines models must define the "
+                       "providers they use (the built-in demo provider is: - name: demo, "
+                       "kind: demo)");
     if (pv) {
         telex_provider_t *providers = NULL;
         telex_model_t *models = NULL;
