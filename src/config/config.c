@@ -296,20 +296,33 @@ int telex_config_set_listen(telex_config_t *cfg, const char *hostport, char *err
     return 0;
 }
 
-static int apply_store_env(telex_config_t *cfg, char *err, size_t errlen)
+static const char *ctl_problem(const char *v)
 {
-    const char *v;
-    if ((v = env_nonempty("TELEX_DB"))) {
-        if (has_ctl(v)) {
-            telex_config_errf(err, errlen, "TELEX_DB: contains control characters");
-            return -EINVAL;
-        }
-        if (!(cfg->store.path = telex_config_strdup(cfg->arena, v))) {
-            telex_config_errf(err, errlen, "out of memory");
-            return -ENOMEM;
-        }
+    return has_ctl(v) ? "contains control characters" : NULL;
+}
+
+/* The variable `name`, when set, replaces *slot (an arena copy) unless
+ * problem(value) says why not: "NAME: LEADwhy". */
+static int env_string(telex_config_t *cfg, const char *name, const char *(*problem)(const char *),
+                      const char *lead, const char **slot, char *err, size_t errlen)
+{
+    const char *v = env_nonempty(name), *why;
+    if (!v)
+        return 0;
+    if ((why = problem(v))) {
+        telex_config_errf(err, errlen, "%s: %s%s", name, lead, why);
+        return -EINVAL;
+    }
+    if (!(*slot = telex_config_strdup(cfg->arena, v))) {
+        telex_config_errf(err, errlen, "out of memory");
+        return -ENOMEM;
     }
     return 0;
+}
+
+static int apply_store_env(telex_config_t *cfg, char *err, size_t errlen)
+{
+    return env_string(cfg, "TELEX_DB", ctl_problem, "", &cfg->store.path, err, errlen);
 }
 
 /* Every override; a command that uses only the store applies only TELEX_DB. */
@@ -366,31 +379,12 @@ static int apply_env(telex_config_t *cfg, telex_config_use_t use, char *err, siz
                           cfg->tls_cert ? "TELEX_TLS_KEY" : "TELEX_TLS_CERT");
         return -EINVAL;
     }
-    int rc = apply_store_env(cfg, err, errlen);
-    if (rc < 0)
+    int rc;
+    if ((rc = apply_store_env(cfg, err, errlen)) < 0 ||
+        (rc = env_string(cfg, "TELEX_REDIS_URL", ctl_problem, "", &cfg->cluster.redis_url, err, errlen)) < 0)
         return rc;
-    if ((v = env_nonempty("TELEX_REDIS_URL"))) {
-        if (has_ctl(v)) {
-            telex_config_errf(err, errlen, "TELEX_REDIS_URL: contains control characters");
-            return -EINVAL;
-        }
-        if (!(cfg->cluster.redis_url = telex_config_strdup(cfg->arena, v))) {
-            telex_config_errf(err, errlen, "out of memory");
-            return -ENOMEM;
-        }
-    }
-    if ((v = env_nonempty("TELEX_ADMIN_TOKEN"))) {
-        const char *problem = telex_config_admin_token_problem(v);
-        if (problem) {
-            telex_config_errf(err, errlen, "TELEX_ADMIN_TOKEN: the token %s", problem);
-            return -EINVAL;
-        }
-        if (!(cfg->auth.admin_token = telex_config_strdup(cfg->arena, v))) {
-            telex_config_errf(err, errlen, "out of memory");
-            return -ENOMEM;
-        }
-    }
-    return 0;
+    return env_string(cfg, "TELEX_ADMIN_TOKEN", telex_config_admin_token_problem, "the token ",
+                      &cfg->auth.admin_token, err, errlen);
 }
 
 /* $XDG_STATE_HOME/telex/telex.db, else $HOME/.local/state/telex/telex.db,
