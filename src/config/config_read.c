@@ -479,7 +479,7 @@ static int read_key(ctx_t *c, const yaml_node_t *v, const char *path, const conf
         return cy_read_uint(c, v, path, (uint64_t)k->min, (uint64_t)k->max, (uint64_t *)field);
     case KEY_BYTES:
         return cy_read_bytes(c, v, path, (uint64_t)k->min, (uint64_t)k->max, (uint64_t *)field);
-    case KEY_SECONDS:
+    case KEY_DOUBLE:
         return cy_read_double(c, v, path, k->min, k->min_exclusive, k->max, (double *)field);
     case KEY_STRING:
         return cy_read_str(c, v, path, 0, (const char **)field);
@@ -489,27 +489,37 @@ static int read_key(ctx_t *c, const yaml_node_t *v, const char *path, const conf
     return 0;
 }
 
-int cy_read_keys(ctx_t *c, const yaml_node_t *map, const char *path, const config_key_t *keys, size_t n,
-                 void *obj)
+int cy_check_key_table(ctx_t *c, const yaml_node_t *map, const char *path, const config_key_t *keys, size_t n)
 {
     const char *names[KEY_TABLE_MAX] = {NULL};
-    int rc;
     if (n > KEY_TABLE_MAX)
-        n = KEY_TABLE_MAX; /* config_sections.c asserts that no table is longer */
+        n = KEY_TABLE_MAX; /* the tables assert that none is longer */
     for (size_t i = 0; i < n; i++)
         names[i] = keys[i].name;
-    if ((rc = cy_check_keys(c, map, path, names, n)) < 0)
-        return rc;
+    return cy_check_keys(c, map, path, names, n);
+}
+
+int cy_read_key_values(ctx_t *c, const yaml_node_t *map, const char *path, const config_key_t *keys, size_t n,
+                       void *obj)
+{
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *v = keys[i].type == KEY_OTHER ? NULL : cy_get(c, map, keys[i].name);
         char p[PATH_LEN];
         if (!v)
             continue;
         cy_path_key(p, path, keys[i].name);
-        if ((rc = read_key(c, v, p, &keys[i], (char *)obj + keys[i].offset)) < 0)
+        int rc = read_key(c, v, p, &keys[i], (char *)obj + keys[i].offset);
+        if (rc < 0)
             return rc;
     }
     return 0;
+}
+
+int cy_read_keys(ctx_t *c, const yaml_node_t *map, const char *path, const config_key_t *keys, size_t n,
+                 void *obj)
+{
+    int rc = cy_check_key_table(c, map, path, keys, n);
+    return rc < 0 ? rc : cy_read_key_values(c, map, path, keys, n, obj);
 }
 
 void cy_set_key_defaults(const config_key_t *keys, size_t n, void *obj)
@@ -524,7 +534,7 @@ void cy_set_key_defaults(const config_key_t *keys, size_t n, void *obj)
         case KEY_BYTES:
             *(uint64_t *)field = keys[i].def.u;
             break;
-        case KEY_SECONDS:
+        case KEY_DOUBLE:
             *(double *)field = keys[i].def.d;
             break;
         case KEY_STRING:

@@ -141,7 +141,7 @@ typedef enum config_key_type {
     KEY_BOOL,    /* bool; true/True/TRUE, false/False/FALSE */
     KEY_UINT,    /* uint64_t in [min, max] */
     KEY_BYTES,   /* uint64_t, a byte count with an optional unit, in [min, max] */
-    KEY_SECONDS, /* double in [min, max], or (min, max] with min_exclusive */
+    KEY_DOUBLE,  /* double (seconds, prices) in [min, max], or (min, max] with min_exclusive */
     KEY_STRING,  /* const char *, not empty, one line */
     KEY_OTHER,   /* a key of the section read by the section's own code */
 } config_key_type_t;
@@ -152,7 +152,7 @@ typedef struct config_key {
     config_key_type_t type;
     size_t offset;      /* of the field in the struct the table describes */
     double min, max;    /* bounds; KEY_UINT/KEY_BYTES: whole numbers below 2^53 */
-    bool min_exclusive; /* KEY_SECONDS: must be greater than min */
+    bool min_exclusive; /* KEY_DOUBLE: must be greater than min */
     union {
         bool b;
         uint64_t u;
@@ -163,9 +163,15 @@ typedef struct config_key {
 
 #define KEY_TABLE_MAX 16 /* keys in one table at most */
 
-/* Checks the keys of `map` (path `path`) against the table and reads every
- * present key whose type is not KEY_OTHER into (char *)obj + offset, in
- * table order. The table's order is the "valid here:" list's order. */
+/* Every key of `map` (path `path`) is one of the table's: cy_check_keys
+ * with the table's names, in its order (the "valid here:" list's). */
+int cy_check_key_table(ctx_t *c, const yaml_node_t *map, const char *path, const config_key_t *keys, size_t n);
+/* Reads every key of the table that `map` has and whose type is not
+ * KEY_OTHER into (char *)obj + offset, in table order; absent keys keep
+ * what obj has. */
+int cy_read_key_values(ctx_t *c, const yaml_node_t *map, const char *path, const config_key_t *keys, size_t n,
+                       void *obj);
+/* Both, one after the other. */
 int cy_read_keys(ctx_t *c, const yaml_node_t *map, const char *path, const config_key_t *keys, size_t n,
                  void *obj);
 

@@ -16,7 +16,7 @@
 
 /* Rows of a table over telex_config_t: FIELD is a member path, e.g. limits.max_body_bytes. */
 #define SECONDS_KEY(NAME, FIELD, MIN, EXCLUSIVE, MAX, DEF, DOC)                                   \
-    {NAME, KEY_SECONDS, offsetof(telex_config_t, FIELD), MIN, MAX, EXCLUSIVE, {.d = DEF}, DOC}
+    {NAME, KEY_DOUBLE, offsetof(telex_config_t, FIELD), MIN, MAX, EXCLUSIVE, {.d = DEF}, DOC}
 #define UINT_KEY(NAME, FIELD, MIN, MAX, DEF, DOC)                                                 \
     {NAME, KEY_UINT, offsetof(telex_config_t, FIELD), (double)(MIN), (double)(MAX), false, {.u = DEF}, DOC}
 #define BYTES_KEY(NAME, FIELD, MIN, MAX, DEF, DOC)                                                \

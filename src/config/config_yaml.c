@@ -19,6 +19,7 @@
 #include "config/config_read.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,12 +343,25 @@ static bool valid_deployment(const char *s)
            strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
+#define PRICE_KEY(NAME, FIELD, DOC)                                                                     \
+    {NAME, KEY_DOUBLE, offsetof(telex_route_t, FIELD), 0, 1e6, false, {.d = 0}, DOC}
+
+/* A route's keys, read into its telex_route_t. */
+static const config_key_t route_keys[] = {
+    {"provider", KEY_OTHER, 0, 0, 0, false, {.u = 0}, "the provider's name"},
+    {"model", KEY_STRING, offsetof(telex_route_t, model), 0, 0, false, {.u = 0},
+     "the upstream model (the Azure deployment); default: the model's own name"},
+    PRICE_KEY("input_price_per_mtok", input_price_per_mtok, "USD per million input tokens"),
+    PRICE_KEY("output_price_per_mtok", output_price_per_mtok, "USD per million output tokens"),
+    PRICE_KEY("cached_input_price_per_mtok", cached_input_price_per_mtok,
+              "USD per million cached prompt tokens; default: input_price_per_mtok"),
+};
+#define N_ROUTE_KEYS (sizeof route_keys / sizeof route_keys[0])
+
 static int parse_route(ctx_t *c, const yaml_node_t *item, const char *base,
                        const telex_model_t *model, const char *const *provider_names,
                        telex_route_t *r)
 {
-    static const char *const keys[] = {"provider", "model", "input_price_per_mtok",
-                                       "output_price_per_mtok", "cached_input_price_per_mtok"};
     char p[PATH_LEN], q[QUOTE_LEN], d[QUOTE_LEN], list[256];
     const yaml_node_t *pv;
     int rc;
@@ -355,7 +369,7 @@ static int parse_route(ctx_t *c, const yaml_node_t *item, const char *base,
         pv = item;
         snprintf(p, sizeof p, "%s", base);
     } else if (item->type == YAML_MAPPING_NODE) {
-        if ((rc = cy_check_keys(c, item, base, keys, sizeof keys / sizeof keys[0])) < 0)
+        if ((rc = cy_check_key_table(c, item, base, route_keys, N_ROUTE_KEYS)) < 0)
             return rc;
         if (!(pv = cy_get(c, item, "provider")))
             return cy_fail(c, item, base, "missing required key \"provider\"");
@@ -377,14 +391,10 @@ static int parse_route(ctx_t *c, const yaml_node_t *item, const char *base,
     }
     r->model = model->catch_all ? NULL : model->name;
     if (item->type == YAML_MAPPING_NODE) {
-        FIELD(item, "model", base, cy_read_str, 0, &r->model);
-        FIELD(item, "input_price_per_mtok", base, cy_read_double, 0, false, 1e6,
-              &r->input_price_per_mtok);
-        FIELD(item, "output_price_per_mtok", base, cy_read_double, 0, false, 1e6,
-              &r->output_price_per_mtok);
-        r->cached_input_price_per_mtok = r->input_price_per_mtok;
-        FIELD(item, "cached_input_price_per_mtok", base, cy_read_double, 0, false, 1e6,
-              &r->cached_input_price_per_mtok);
+        if ((rc = cy_read_key_values(c, item, base, route_keys, N_ROUTE_KEYS, r)) < 0)
+            return rc;
+        if (!cy_get(c, item, "cached_input_price_per_mtok"))
+            r->cached_input_price_per_mtok = r->input_price_per_mtok;
     }
     if (r->provider->kind == TELEX_PROVIDER_AZURE && r->model != NULL && !valid_deployment(r->model)) {
         yaml_node_t *mn = item->type == YAML_MAPPING_NODE ? cy_get(c, item, "model") : NULL;
