@@ -163,6 +163,19 @@ static void test_defaults_without_file(void **state)
     assert_true(cfg->resume.grace_seconds == 10);
     assert_int_equal(cfg->resume.retry_ms, 3000);
     assert_int_equal(cfg->resume.max_total_bytes, 256 << 20);
+    /* the rest of the defaults in config_sections.c's tables */
+    assert_int_equal(cfg->workers, 0);
+    assert_false(cfg->streaming.event_ids);
+    assert_int_equal(cfg->limits.max_buffered_body_bytes, 64 << 20);
+    assert_int_equal(cfg->limits.max_connections_per_client, 1024);
+    assert_int_equal(cfg->limits.max_unfinished_requests_per_client, 256);
+    assert_true(cfg->limits.header_timeout_seconds == 10);
+    assert_true(cfg->limits.body_timeout_seconds == 60);
+    assert_null(cfg->cluster.redis_url);
+    assert_null(cfg->store.spill_path);
+    assert_int_equal(cfg->store.spill_max_bytes, 0);
+    assert_true(cfg->store.ledger);
+    assert_null(cfg->metrics.token);
     telex_config_free(cfg);
 }
 
