@@ -232,6 +232,8 @@ int telex_usage_record(telex_services_t *svc, const telex_grant_t *grant, const 
         telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, grant->reserved_tokens,
                                  rec->prompt_tokens + rec->completion_tokens, grant->reserved_usd, rec->cost_usd);
     }
+    if (grant != NULL)
+        telex_auth_release_slot(svc, grant); /* the request's concurrency slot (its Redis lease went with the settle) */
     if (!telex_services_config(svc)->store.ledger)
         return 0; /* store.ledger: false — no usage rows (budgets still count in memory) */
     telex_ledger_t *ledger = telex_services_ledger(svc);
