@@ -298,15 +298,14 @@ json_t *telex_key_to_json(const telex_key_row_t *k, double spent, int64_t now)
     const char *status = k->revoked_at ? "revoked" : (k->expires_at && k->expires_at <= now) ? "expired" : "active";
     double s = spent > k->spent_usd ? spent : k->spent_usd;
     json_t *name = json_string(k->name);
-    json_t *o = json_pack("{s:I,s:s,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:f,s:I,s:I,s:o}", "id", (json_int_t)k->id, "object",
+    json_t *o = json_pack("{s:I,s:s,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:f,s:I,s:I,s:I,s:o}", "id", (json_int_t)k->id, "object",
                           "api_key", "name", name ? name : json_string("?"), "prefix", k->prefix, "status", status,
                           "created_at", time_or_null(k->created_at), "expires_at", time_or_null(k->expires_at),
                           "revoked_at", time_or_null(k->revoked_at), "last_used_at", time_or_null(k->last_used_at),
                           "budget_usd", k->budget_usd >= 0 ? json_real(k->budget_usd) : json_null(), "spent_usd",
-                          round(s * 1e10) / 1e10, "rpm", (json_int_t)k->rpm, "tpm", (json_int_t)k->tpm, "models",
+                          round(s * 1e10) / 1e10, "rpm", (json_int_t)k->rpm, "tpm", (json_int_t)k->tpm, "max_concurrent",
+                          (json_int_t)k->max_concurrent, "models",
                           models ? models : json_array());
-    if (o != NULL)
-        json_object_set_new(o, "max_concurrent", json_integer((json_int_t)k->max_concurrent));
     return o;
 }
 
