@@ -10,7 +10,8 @@
 //     expires, the other node admits the key again;
 //   - a key with max_concurrent 2 serves exactly 2 at once across both nodes (leases in Redis),
 //     a slot freed on one node is usable on the other; leases are refreshed while their requests
-//     run past the lease TTL, and those of a node killed while it held both slots lapse within it.
+//     run past the lease TTL, and those of a node killed while it held both slots lapse within it;
+//     with Redis away a node falls back to its own count (which includes what Redis admitted).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -261,5 +262,24 @@ describe('max_concurrent across nodes', () => {
     assert.equal((await short(B)).status, 429);
     for (const h of two) h.leave();
     await Promise.all(two.map((h) => h.done));
+  });
+
+  test('Redis away: the node falls back to its own count, which includes what Redis admitted', async () => {
+    const B = c.nodes[1];
+    await idle();
+    const first = hold(B); // admitted by Redis
+    await first.started;
+    await c.redis.stop();
+    await waitFor(async () => /^telex_cluster_redis_up 0$/m.test(await metricsText(B)), { message: 'redis down seen' });
+    const second = hold(B); // admitted by the node's own count: 1 of 2 running
+    await second.started;
+    const r = await short(B);
+    assert.equal(r.status, 429, 'the node counts the request Redis admitted too');
+    assert.equal(JSON.parse(r.raw.toString()).error.code, 'concurrency_limit_exceeded');
+    first.leave();
+    await first.done;
+    await freed(B);
+    second.leave();
+    await second.done;
   });
 });
