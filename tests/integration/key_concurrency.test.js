@@ -109,7 +109,7 @@ async function assertSlots(key, n, what) {
 }
 
 describe('enforcement on one node', () => {
-  test('exactly 2 run at once; the third gets 429 at once, before any upstream call', async () => {
+  test('exactly 2 run at once; the third gets 429 at once, before any upstream call', async (t) => {
     const a = hold(keys.two);
     const b = hold(keys.two);
     await Promise.all([a.started, b.started]);
@@ -122,6 +122,7 @@ describe('enforcement on one node', () => {
     assert.equal(err.type, 'rate_limit_error');
     assert.match(err.message, /2 requests running at once/);
     assert.ok(r.endAt < LATE_MS, `refused at once (${r.endAt.toFixed(0)} ms)`);
+    t.diagnostic(`the third was refused in ${r.endAt.toFixed(1)} ms`);
     assert.equal(await lastSeq(relay.mock), seq, 'the refused request never reached the provider');
     // another key is not affected
     assert.equal((await short(keys.free)).status, 200);
