@@ -1,10 +1,16 @@
 /*
  * cli/main.c — `telex`: dispatches to one subcommand per file in src/cli/.
+ * Before any subcommand runs, jansson allocates through util/alloc.h, so in
+ * the telex process a json_* constructor never fails for lack of memory
+ * (docs/architecture.md, "Errors and out of memory").
  */
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli/commands.h"
+#include "util/alloc.h"
 
 typedef struct {
     const char *name;
@@ -34,6 +40,9 @@ static void print_usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* out of memory inside jansson ends the process, as everywhere else in
+     * it; a NULL from json_pack, json_string... then means bad input only */
+    json_set_alloc_funcs(telex_xmalloc, free);
     if (argc < 2) {
         print_usage(stderr);
         return TELEX_EXIT_USAGE;

@@ -1,10 +1,8 @@
 /*
- * gateway/admin.c — /admin/keys on the store (and the door to
- * /admin/presets, gateway/presets_store.c). See admin.h.
- *
- * The HTTP side checks the admin token on the event loop (a hash compare),
- * copies what the call needs (method, path, body) and runs
- * telex_admin_execute on the thread pool.
+ * gateway/admin.c — the admin API's calls without HTTP: /admin/keys on the
+ * store, and the door to /admin/presets (gateway/presets_store.c). See
+ * admin.h. The HTTP side (the admin token, the thread pool) is
+ * endpoints.c.
  */
 #include "gateway/admin.h"
 #include "cluster/cluster.h"
@@ -19,8 +17,6 @@
 
 #include "gateway/auth.h"
 #include "gateway/limits.h"
-#include "gateway/presets_store.h"
-#include "http/respond.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -350,90 +346,4 @@ int telex_admin_execute(telex_services_t *svc, const char *method, const char *p
     *allow = "GET, POST";
     return telex_api_error_set(e, 405, "invalid_request_error", "method_not_allowed", NULL,
                                "Use GET or POST on /admin/keys.");
-}
-
-/* ---- HTTP ------------------------------------------------------------------------- */
-
-typedef struct admin_job {
-    telex_services_t *svc;
-    char method[16];
-    char *path;
-    char *body;
-    size_t body_len;
-    int status;
-    json_t *out;
-    const char *allow;
-    telex_api_error_t e;
-} admin_job_t;
-
-static void admin_work(void *p)
-{
-    admin_job_t *j = p;
-    j->status = telex_admin_execute(j->svc, j->method, j->path, j->body, j->body_len, &j->out, &j->e, &j->allow);
-}
-
-static void admin_respond(h2o_req_t *req, void *p)
-{
-    admin_job_t *j = p;
-    if (j->out == NULL) {
-        if (j->allow != NULL)
-            telex_add_header(req, "allow", j->allow);
-        telex_api_error_respond(req, &j->e);
-        return;
-    }
-    char *text = json_dumps(j->out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
-    if (text == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return;
-    }
-    telex_respond(req, j->status, "application/json", text, strlen(text));
-    memset(text, 0, strlen(text)); /* may hold a new key */
-    free(text);
-}
-
-static void admin_free(void *p)
-{
-    admin_job_t *j = p;
-    json_decref(j->out);
-    free(j->path);
-    free(j->body);
-    free(j);
-}
-
-int telex_admin_handle(telex_services_t *svc, h2o_req_t *req)
-{
-    if (telex_services_config(svc)->auth.admin_token == NULL) {
-        telex_respond_error(req, 403, "invalid_request_error", "admin_disabled", NULL,
-                            "The admin API is off: set auth.admin_token_env (or TELEX_ADMIN_TOKEN) to enable it.");
-        return 0;
-    }
-    h2o_iovec_t authz = telex_req_header(req, "authorization");
-    if (!telex_auth_is_admin(svc, authz.base, authz.len)) {
-        telex_respond_error(req, 401, "invalid_request_error", "invalid_admin_token", NULL,
-                            "The admin API needs `Authorization: Bearer <admin token>`.");
-        return 0;
-    }
-    admin_job_t *j = calloc(1, sizeof(*j));
-    size_t mlen = req->method.len < sizeof j->method ? req->method.len : sizeof j->method - 1;
-    if (j != NULL) {
-        j->svc = svc;
-        memcpy(j->method, req->method.base, mlen);
-        j->path = strndup(req->path_normalized.base, req->path_normalized.len);
-        j->body_len = req->entity.len;
-        j->body = malloc(req->entity.len + 1);
-        if (j->body != NULL && req->entity.len)
-            memcpy(j->body, req->entity.base, req->entity.len);
-    }
-    if (j == NULL || j->path == NULL || j->body == NULL) {
-        if (j != NULL)
-            admin_free(j);
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return 0;
-    }
-    if (telex_services_off_loop(svc, req, j, admin_work, admin_respond, admin_free) != 0) {
-        admin_free(j);
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue the admin call");
-        return TELEX_HANDLED;
-    }
-    return TELEX_DEFERRED;
 }

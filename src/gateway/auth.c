@@ -659,16 +659,12 @@ void telex_auth_release(telex_services_t *svc, telex_grant_t *grant)
     else if (grant->key_id > 0 && (grant->reserved_tokens > 0 || grant->reserved_usd > 0))
         telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, grant->reserved_tokens, 0,
                                  grant->reserved_usd, 0);
-    telex_auth_release_slot(svc, grant);
+    if (grant->key_id > 0 && grant->holds_slot)
+        telex_limits_release_slot(telex_services_limits(svc), grant->key_id);
+    grant->holds_slot = false;
     grant->reserved_tokens = 0;
     grant->reserved_usd = 0;
     grant->admitted = false;
-}
-
-void telex_auth_release_slot(telex_services_t *svc, const telex_grant_t *grant)
-{
-    if (grant->key_id > 0 && grant->holds_slot)
-        telex_limits_release_slot(telex_services_limits(svc), grant->key_id);
 }
 
 int telex_authorize(telex_services_t *svc, const char *authz, size_t len, const char *model, const char *preset,

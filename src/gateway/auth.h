@@ -133,13 +133,9 @@ int telex_auth_key_limits(telex_services_t *svc, int64_t key_id, telex_key_limit
 
 /* An admitted request that ends before it is recorded (a 503 for the
  * stream limit or shutdown after admission): gives back its reserved
- * tokens. Not needed after telex_usage_record, which settles them. */
+ * tokens and its in-flight slot. Not needed after telex_usage_record, which
+ * settles them (exactly one of the two runs, once, per admitted request). */
 void telex_auth_release(telex_services_t *svc, telex_grant_t *grant);
-
-/* The end of an admitted request's accounting gives back its in-flight
- * slot: telex_usage_record and telex_auth_release call this (exactly one
- * of them runs, once, per admitted request). */
-void telex_auth_release_slot(telex_services_t *svc, const telex_grant_t *grant);
 
 /* Both steps. */
 int telex_authorize(telex_services_t *svc, const char *authz, size_t len, const char *model, const char *preset,

@@ -30,6 +30,7 @@
 #include <telex/sse.h>
 
 #include "cluster/cluster.h"
+#include "gateway/access_log.h"
 #include "gateway/auth.h"
 #include "gateway/chat_request.h"
 #include "gateway/cluster_admit.h"
@@ -1294,21 +1295,21 @@ int telex_chat_handle_front(gateway_worker_t *gw, h2o_req_t *req, const char *bo
                                                      : telex_req_header(req, "authorization");
     if (telex_auth_authenticate(svc, authz.base, authz.len, &grant, &denial) != 0) {
         telex_api_error_respond(req, &denial);
-        telex_gateway_log_response(req, NULL, started);
+        telex_access_log(req, NULL, started);
         return 0;
     }
     if (body_len > cfg->limits.max_body_bytes) {
         telex_respond_error(req, 413, "invalid_request_error", "request_too_large", NULL,
                             "The request body is %zu bytes; the limit is %llu.", body_len,
                             (unsigned long long)cfg->limits.max_body_bytes);
-        telex_gateway_log_response(req, NULL, started);
+        telex_access_log(req, NULL, started);
         return 0;
     }
     if (front == TELEX_FRONT_MESSAGES) {
         telex_messages_request_t mr;
         char *chat_text = NULL;
         if (translate_messages(req, body_bytes, body_len, &mr, &chat_text) != 0) {
-            telex_gateway_log_response(req, NULL, started);
+            telex_access_log(req, NULL, started);
             return 0;
         }
         telex_responses_request_t carrier = {0}; /* what start_chat takes from a translated request */
@@ -1323,7 +1324,7 @@ int telex_chat_handle_front(gateway_worker_t *gw, h2o_req_t *req, const char *bo
     telex_responses_request_t rr;
     char *chat_text = NULL;
     if (translate_responses(gw, req, body_bytes, body_len, &grant, &rr, &chat_text) != 0) {
-        telex_gateway_log_response(req, NULL, started);
+        telex_access_log(req, NULL, started);
         return 0;
     }
     int rc = start_chat(gw, req, chat_text, strlen(chat_text), preset, grant, started, front, &rr);
@@ -1346,7 +1347,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     if (status != 0) {
         telex_respond_error(req, status, "invalid_request_error", status == 400 ? "invalid_request" : NULL, param,
                             "%s", msg);
-        telex_gateway_log_response(req, NULL, started);
+        telex_access_log(req, NULL, started);
         return 0;
     }
     char preset_name[72] = "";
@@ -1366,7 +1367,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         }
         if (expanded == NULL || status != 0) {
             telex_api_error_respond(req, &denial);
-            telex_gateway_log_response(req, NULL, started);
+            telex_access_log(req, NULL, started);
             return 0;
         }
     }
@@ -1375,7 +1376,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         telex_respond_error(req, 404, "invalid_request_error", "model_not_found", "model",
                             "The model '%.100s' does not exist on this gateway. GET /v1/models lists the models.",
                             parsed.model);
-        telex_gateway_log_response(req, parsed.model, started);
+        telex_access_log(req, parsed.model, started);
         json_decref(parsed.body);
         return 0;
     }
@@ -1387,7 +1388,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     }
     if (telex_auth_admit(svc, &grant, parsed.model, preset_name[0] ? preset_name : NULL, est_prompt, &denial) != 0) {
         telex_api_error_respond(req, &denial);
-        telex_gateway_log_response(req, parsed.model, started);
+        telex_access_log(req, parsed.model, started);
         json_decref(parsed.body);
         return 0;
     }
@@ -1395,7 +1396,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         telex_auth_release(svc, &grant);
         telex_add_header(req, "retry-after", "1");
         telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The gateway is shutting down.");
-        telex_gateway_log_response(req, parsed.model, started);
+        telex_access_log(req, parsed.model, started);
         json_decref(parsed.body);
         return 0;
     }
@@ -1407,7 +1408,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         telex_respond_error(req, 503, "server_error", "too_many_streams", NULL,
                             "The gateway is at its limit of %llu concurrent streams; retry shortly.",
                             (unsigned long long)cfg->limits.max_concurrent_streams);
-        telex_gateway_log_response(req, parsed.model, started);
+        telex_access_log(req, parsed.model, started);
         json_decref(parsed.body);
         return 0;
     }
@@ -1427,7 +1428,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         free(c);
         telex_stream_unref(stream);
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        telex_gateway_log_response(req, parsed.model, started);
+        telex_access_log(req, parsed.model, started);
         json_decref(parsed.body);
         return 0;
     }

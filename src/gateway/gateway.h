@@ -65,11 +65,6 @@ int telex_gateway_is_idle(telex_worker_t *worker);
  * cross-site checks of an anonymous gateway (cors.c). */
 int telex_gateway_on_head(telex_worker_t *worker, const telex_head_t *head, telex_head_verdict_t *v);
 
-/* router.c: writes the `request` log line of a response telex answered in one
- * piece itself (anything but a relayed chat, which chat.c logs when it ends).
- * Call right after responding; model may be NULL. */
-void telex_gateway_log_response(h2o_req_t *req, const char *model, uint64_t started_ns);
-
 /* static_files.c: GET of an embedded web/ file; -1 when there is none. */
 int telex_static_handle(h2o_req_t *req);
 

@@ -1,6 +1,7 @@
 /*
  * gateway/metrics.c — atomic counters in a lock-free series table, and
- * their Prometheus rendering. See metrics.h.
+ * their Prometheus rendering (GET /metrics itself is endpoints.c). See
+ * metrics.h.
  *
  * A series is published into its slot with a release store after it is
  * fully built; readers load slots with acquire and never see a half-made
@@ -19,13 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "gateway/apierror.h"
-#include "gateway/auth.h"
-#include "gateway/limits.h"
 #include "http/guard.h"
-#include "http/respond.h"
 #include "http/server.h"
 #include "store/ledger.h"
 #include "stream/log.h"
@@ -502,95 +498,25 @@ int telex_metrics_render(telex_metrics_t *m, telex_buf_t *b)
     return o.failed ? -1 : 0;
 }
 
-/* ---- GET /metrics ------------------------------------------------------------------ */
-
-typedef struct metrics_job {
-    telex_services_t *svc;
-    telex_buf_t buf;
-    int rc;
-} metrics_job_t;
-
-static void metrics_work(void *p)
+int telex_metrics_render_services(telex_buf_t *b, const telex_ledger_stats_t *ledger, size_t api_keys_active)
 {
-    metrics_job_t *j = p;
-    out_t o = {&j->buf, 0};
-    j->rc = telex_metrics_render(telex_services_metrics(j->svc), &j->buf);
-    telex_ledger_t *ledger = telex_services_ledger(j->svc);
+    out_t o = {b, 0};
     if (ledger != NULL) {
-        telex_ledger_stats_t st;
-        telex_ledger_stats(ledger, &st);
         put(&o, "# HELP telex_ledger_rows_written_total Usage rows committed to the database.\n"
                 "# TYPE telex_ledger_rows_written_total counter\ntelex_ledger_rows_written_total %" PRIu64 "\n",
-            st.written);
+            ledger->written);
         put(&o, "# HELP telex_ledger_rows_dropped_total Usage rows lost because the ledger queue was full.\n"
                 "# TYPE telex_ledger_rows_dropped_total counter\ntelex_ledger_rows_dropped_total %" PRIu64 "\n",
-            st.dropped);
+            ledger->dropped);
         put(&o, "# HELP telex_ledger_rows_pending Usage rows waiting to be written.\n"
                 "# TYPE telex_ledger_rows_pending gauge\ntelex_ledger_rows_pending %" PRIu64 "\n",
-            st.pending);
+            ledger->pending);
         put(&o, "# HELP telex_ledger_rows_spilled Usage rows waiting in the spill file for the database.\n"
                 "# TYPE telex_ledger_rows_spilled gauge\ntelex_ledger_rows_spilled %" PRIu64 "\n",
-            st.spilled);
+            ledger->spilled);
     }
     put(&o, "# HELP telex_api_keys_active API keys not revoked.\n# TYPE telex_api_keys_active gauge\n"
             "telex_api_keys_active %zu\n",
-        telex_keyset_active(telex_services_keyset(j->svc)));
-    if (o.failed)
-        j->rc = -1;
-}
-
-static void metrics_respond(h2o_req_t *req, void *p)
-{
-    metrics_job_t *j = p;
-    if (j->rc != 0) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "the metrics do not fit in memory");
-        return;
-    }
-    telex_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", j->buf.data ? j->buf.data : "",
-                  j->buf.len);
-}
-
-static void metrics_free(void *p)
-{
-    metrics_job_t *j = p;
-    telex_buf_free(&j->buf);
-    free(j);
-}
-
-int telex_metrics_handle(telex_services_t *svc, h2o_req_t *req)
-{
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
-        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        telex_add_header(req, "allow", "GET");
-        telex_respond_error(req, 405, "invalid_request_error", "method_not_allowed", NULL, "Use GET on /metrics.");
-        return 0;
-    }
-    const telex_config_t *cfg = telex_services_config(svc);
-    if (cfg->metrics.require_admin || !telex_services_anonymous_allowed(svc)) {
-        /* with keys, the gateway's traffic is no one else's business */
-        h2o_iovec_t authz = telex_req_header(req, "authorization");
-        size_t tlen = 0;
-        const char *token = telex_auth_bearer(authz.base, authz.len, &tlen);
-        bool scraper = cfg->metrics.token != NULL && token != NULL && tlen == strlen(cfg->metrics.token) &&
-                       CRYPTO_memcmp(token, cfg->metrics.token, tlen) == 0;
-        if (!scraper && !telex_auth_is_admin(svc, authz.base, authz.len)) {
-            telex_respond_error(req, 401, "invalid_request_error", "invalid_admin_token", NULL,
-                                "GET /metrics needs the admin token or metrics.token while keys exist (or with "
-                                "metrics.require_admin): send `Authorization: Bearer <token>`.");
-            return 0;
-        }
-    }
-    metrics_job_t *j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return 0;
-    }
-    j->svc = svc;
-    j->buf.limit = 64u << 20;
-    if (telex_services_off_loop(svc, req, j, metrics_work, metrics_respond, metrics_free) != 0) {
-        free(j);
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue the metrics");
-        return TELEX_HANDLED;
-    }
-    return TELEX_DEFERRED;
+        api_keys_active);
+    return o.failed ? -1 : 0;
 }

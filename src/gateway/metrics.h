@@ -1,6 +1,8 @@
 /*
  * gateway/metrics.h — Prometheus metrics, counted lock-free from every
- * worker thread, served as text by GET /metrics.
+ * worker thread, rendered as text for GET /metrics (served by
+ * endpoints.c). A plain library: it takes the metrics handle, and the
+ * config for its label bounds; it knows nothing of the services or HTTP.
  *
  * Counters are relaxed atomics in series found through a lock-free
  * open-addressing table (a mutex is taken only to add a new series, once
@@ -20,8 +22,9 @@
  *   telex_upstream_errors_total{provider,kind}           counter
  *   telex_fallbacks_total{model,provider}                counter (provider: the route that failed)
  *   telex_resumes_total                                  counter
- * and, added by the handler from the services: telex_ledger_rows_written_total,
- * telex_ledger_rows_dropped_total, telex_ledger_rows_pending, telex_api_keys_active.
+ * and, from the services' ledger and key set (telex_metrics_render_services):
+ * telex_ledger_rows_written_total, telex_ledger_rows_dropped_total,
+ * telex_ledger_rows_pending, telex_ledger_rows_spilled, telex_api_keys_active.
  *
  * Integration — the relay calls:
  *   telex_metrics_stream_started(m)   when a request takes a stream slot,
@@ -46,10 +49,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <h2o.h>
-
-#include "gateway/services.h"
+#include "config/config.h"
 #include "util/buf.h"
+
+struct telex_ledger_stats;
 
 typedef struct telex_metrics telex_metrics_t;
 
@@ -92,9 +95,9 @@ void telex_metrics_resume(telex_metrics_t *m);
  * or -1 when out's limit or memory ran out. */
 int telex_metrics_render(telex_metrics_t *m, telex_buf_t *out);
 
-/* Answers GET/HEAD /metrics (405 otherwise; 401 without the admin token
- * when metrics.require_admin). Returns TELEX_HANDLED, or TELEX_DEFERRED
- * when the answer follows from the thread pool (services.h). */
-int telex_metrics_handle(telex_services_t *svc, h2o_req_t *req);
+/* Appends the services' gauges: the ledger's rows (ledger NULL: none, as
+ * without a ledger thread) and the active API keys. Returns 0, or -1 when
+ * out's limit or memory ran out. */
+int telex_metrics_render_services(telex_buf_t *out, const struct telex_ledger_stats *ledger, size_t api_keys_active);
 
 #endif

@@ -21,8 +21,10 @@
 #include <jansson.h>
 
 #include "gateway/apierror.h"
+#include "gateway/access_log.h"
 #include "gateway/auth.h"
 #include "gateway/gateway.h"
+#include "gateway/off_loop.h"
 #include "http/respond.h"
 #include "util/json_load.h"
 #include "util/log.h"
@@ -280,7 +282,7 @@ static void answer_waiters(telex_models_worker_t *mw)
         uint64_t started_ns = w->started_ns;
         unlink_waiter(w);
         respond(mw, req);
-        telex_gateway_log_response(req, NULL, started_ns);
+        telex_access_log(req, NULL, started_ns);
     }
 }
 

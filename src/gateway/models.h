@@ -41,7 +41,7 @@ typedef struct telex_models_worker telex_models_worker_t;
  * configuration is created by the first worker. NULL when out of memory. */
 telex_models_worker_t *telex_models_worker_new(struct gateway_worker *gw);
 
-/* Answers GET/HEAD /v1/models. Returns TELEX_HANDLED (answered and to be
+/* Answers GET/HEAD /v1/models. Returns TELEX_HANDLED (off_loop.h: answered and to be
  * logged by the caller) or TELEX_DEFERRED (answered later, when the
  * providers' lists are in, and logged here; started_ns is for that line). */
 int telex_models_handle(telex_models_worker_t *mw, h2o_req_t *req, uint64_t started_ns);

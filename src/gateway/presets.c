@@ -1,6 +1,6 @@
 /*
- * gateway/presets.c — compiled templates and their expansion. See
- * presets.h.
+ * gateway/presets.c — compiled templates, their expansion, and the list
+ * GET /v1/presets shows (its handler is endpoints.c). See presets.h.
  *
  * A template compiles to segments (literal text or a variable name)
  * pointing into the config's strings, so expansion is one pass that
@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/auth.h"
-#include "http/respond.h"
 #include "util/buf.h"
 #include "util/json_dump.h"
 #include "util/json_load.h"
@@ -594,34 +592,4 @@ json_t *telex_presets_list(const telex_presets_t *ps)
         }
     }
     return data ? json_pack("{s:s,s:o}", "object", "list", "data", data) : NULL;
-}
-
-int telex_presets_handle_list(telex_services_t *svc, h2o_req_t *req)
-{
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
-        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        telex_add_header(req, "allow", "GET");
-        telex_respond_error(req, 405, "invalid_request_error", "method_not_allowed", NULL,
-                            "Use GET on /v1/presets (POST /v1/presets/{name} runs one).");
-        return 0;
-    }
-    /* while keys exist, the list is for callers with a key (or the admin token) */
-    h2o_iovec_t authz = telex_req_header(req, "authorization");
-    telex_grant_t grant;
-    telex_api_error_t e;
-    if (!telex_auth_is_admin(svc, authz.base, authz.len) &&
-        telex_auth_authenticate(svc, authz.base, authz.len, &grant, &e) != 0) {
-        telex_api_error_respond(req, &e);
-        return 0;
-    }
-    json_t *list = telex_presets_list(telex_services_presets(svc));
-    char *text = list ? telex_json_dumps(list, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(list);
-    if (text == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return 0;
-    }
-    telex_respond(req, 200, "application/json", text, strlen(text));
-    free(text);
-    return 0;
 }

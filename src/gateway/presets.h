@@ -43,9 +43,10 @@
  *                            cfg->limits.max_body_bytes, &n, &e);
  *           ... on NULL respond e; else json_decref(parsed.body) and parse (body, n) again
  *       }
- *   GET /v1/presets → telex_presets_handle_list(svc, req)
+ *   GET /v1/presets → endpoints.c, from telex_presets_list
  *
- * presets = telex_services_presets(svc). Everything here is read-only after
+ * presets = telex_services_presets(svc): this file takes the set only, never
+ * the services, and knows nothing of HTTP. Everything here is read-only after
  * telex_presets_new and safe from any thread. A set is replaced (not
  * changed) when stored presets change (gateway/presets_store.h); a set a
  * caller got stays valid for at least 10 s after it was replaced.
@@ -55,12 +56,10 @@
 
 #include <stddef.h>
 
-#include <h2o.h>
 #include <jansson.h>
 
 #include "config/config.h"
 #include "gateway/apierror.h"
-#include "gateway/services.h"
 
 typedef struct telex_presets telex_presets_t;
 
@@ -104,8 +103,5 @@ int telex_presets_name_from_path(const char *path, size_t len, const char **name
 /* {"object":"list","data":[{"id","object":"preset","model","description",
  * "variables":[...],"defaults":{...}}]} — names, not prompts. */
 json_t *telex_presets_list(const telex_presets_t *p);
-
-/* GET/HEAD /v1/presets (405 otherwise). Returns 0. */
-int telex_presets_handle_list(telex_services_t *svc, h2o_req_t *req);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * gateway/presets_store.h — presets kept in the store (both backends) next
- * to those of telex.yaml: checking one, the live set the gateway serves,
- * and the admin API /admin/presets.
+ * to those of telex.yaml: checking one, merging a change, and the live set
+ * the gateway serves. A library under the services: it takes the config
+ * and the store, never the services.
  *
  * A stored preset is the JSON of a telex.yaml preset: {"name", "model",
  * "description"?, "system"?, "template"?, "parameters"? {...},
@@ -20,20 +21,8 @@
  * lock; a replaced set is freed 10 s later (expansion is synchronous, on
  * the caller's thread: no reader holds one that long).
  *
- *   GET    /admin/presets            every preset: {"object":"list","data":[...]}
- *                                    each with "source": "config" | "store"
- *                                    (and "shadowed": true for a stored one
- *                                    the file overrides)
- *   POST   /admin/presets            body = a preset → 201 the stored preset
- *                                    (409 name_taken if one is stored, or
- *                                    the file has one of that name)
- *   GET    /admin/presets/NAME       one preset (404 preset_not_found)
- *   PATCH  /admin/presets/NAME       the fields to change (null removes
- *                                    description, system, template, parameters
- *                                    or variables); "name" may not change
- *   DELETE /admin/presets/NAME       → 200 {"name","deleted":true}
- *
- * Store work runs on the thread pool (admin.c), never on an event loop.
+ * The admin API on stored presets (/admin/presets) is admin_presets.c,
+ * declared in admin.h.
  */
 #ifndef TELEX_GATEWAY_PRESETS_STORE_H
 #define TELEX_GATEWAY_PRESETS_STORE_H
@@ -47,6 +36,10 @@
 #include "gateway/apierror.h"
 #include "gateway/presets.h"
 #include "store/store.h"
+
+/* Is s a preset name: 1 to TELEX_PRESET_NAME_MAX letters, digits, '.',
+ * '_' or '-'? */
+bool telex_preset_name_valid(const char *s);
 
 /* A stored preset (its JSON body) with a PATCH applied: each member of
  * changes replaces the stored one, a null removes it. A body that is not
@@ -72,10 +65,5 @@ const telex_presets_t *telex_presets_live_get(telex_presets_live_t *live);
  * Thread-safe (one rebuild at a time). Returns 0 or a negative errno. */
 int telex_presets_live_reload(telex_presets_live_t *live, telex_store_t *store);
 void telex_presets_live_free(telex_presets_live_t *live);
-
-/* /admin/presets[/NAME]: as telex_admin_execute (admin.h). */
-struct telex_services;
-int telex_admin_presets_execute(struct telex_services *svc, const char *method, const char *path, const char *body,
-                                size_t body_len, json_t **out, telex_api_error_t *e, const char **allow);
 
 #endif

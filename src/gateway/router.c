@@ -3,7 +3,9 @@
  * per-worker gateway state and its 500 ms sweep (clients gone, heap trim
  * after a burst). Answers 404 for unknown paths, 405 (with Allow) for a wrong
  * method, 431 when the header section exceeds limits.max_header_bytes,
- * /healthz; GET /v1/models is models.c.
+ * /healthz; GET /v1/models is models.c, the services' endpoints (/admin,
+ * /v1/usage, /metrics, /v1/presets) are endpoints.c, and the `request`
+ * line of what it answers itself is access_log.c.
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -11,14 +13,14 @@
 #include <string.h>
 
 #include "cluster/cluster.h"
-#include "gateway/admin.h"
+#include "gateway/access_log.h"
 #include "gateway/auth.h"
 #include "gateway/cors.h"
+#include "gateway/endpoints.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "gateway/models.h"
 #include "gateway/presets.h"
-#include "gateway/usage.h"
 #include "http/respond.h"
 #include "stream/log.h"
 #include "util/log.h"
@@ -49,37 +51,6 @@ static int wrong_method(h2o_req_t *req, const char *allow)
                         "Method %.*s is not allowed on %.*s; use %s.", (int)req->method.len, req->method.base,
                         (int)req->path_normalized.len, req->path_normalized.base, allow);
     return 0;
-}
-
-void telex_gateway_log_response(h2o_req_t *req, const char *model, uint64_t started_ns)
-{
-    json_t *line = json_pack("{s:s,s:s}", "level", "info", "msg", "request");
-    if (line == NULL)
-        return;
-    /* json_stringn refuses invalid UTF-8 (a client can send any bytes) */
-    json_t *method = json_stringn(req->method.base, req->method.len > 32 ? 32 : req->method.len);
-    json_t *path = json_stringn(req->path_normalized.base, req->path_normalized.len > 200 ? 200 : req->path_normalized.len);
-    json_object_set_new(line, "method", method != NULL ? method : json_string("?"));
-    json_object_set_new(line, "path", path != NULL ? path : json_string("?"));
-    json_object_set_new(line, "status", json_integer(req->res.status));
-    json_object_set_new(line, "model", model != NULL ? json_string(model) : json_null());
-    json_object_set_new(line, "provider", json_null());
-    json_object_set_new(line, "stream", json_false());
-    json_object_set_new(line, "ttft_ms", json_null());
-    double us = (double)((uv_hrtime() - started_ns) / 1000);
-    json_object_set_new(line, "duration_ms", json_real(us / 1e3));
-    json_object_set_new(line, "events", json_integer(0));
-    json_object_set_new(line, "bytes", json_integer((json_int_t)req->bytes_sent));
-    json_object_set_new(line, "fallbacks", json_integer(0));
-    json_object_set_new(line, "outcome", json_string(req->res.status < 400 ? "ok" : "rejected"));
-    telex_log_json(line);
-    gateway_worker_t *gw = telex_worker_of(req)->app_worker;
-    telex_metrics_request_done(telex_services_metrics(gw->gateway->services),
-                               &(telex_metrics_request_t){.status = req->res.status,
-                                                          .model = model,
-                                                          .ttft_seconds = -1,
-                                                          .duration_seconds = us / 1e6,
-                                                          .bytes_out = req->bytes_sent});
 }
 
 /* The caller's stream-owner identity for resume checks: "" when anonymous
@@ -126,13 +97,13 @@ static int route(gateway_worker_t *gw, h2o_req_t *req, uint64_t started)
     telex_services_t *svc = gw->gateway->services;
     if (req->path_normalized.len >= 6 && memcmp(req->path_normalized.base, "/admin", 6) == 0 &&
         (req->path_normalized.len == 6 || req->path_normalized.base[6] == '/'))
-        return telex_admin_handle(svc, req); /* TELEX_DEFERRED passes up */
+        return telex_endpoint_admin(svc, req); /* TELEX_DEFERRED passes up */
     if (path_is(req, "/v1/usage"))
-        return telex_usage_handle(svc, req);
+        return telex_endpoint_usage(svc, req);
     if (path_is(req, "/metrics"))
-        return telex_metrics_handle(svc, req);
+        return telex_endpoint_metrics(svc, req);
     if (path_is(req, "/v1/presets") || path_is(req, "/presets"))
-        return telex_presets_handle_list(svc, req);
+        return telex_endpoint_presets(svc, req);
     const char *pname;
     size_t plen;
     if (telex_presets_name_from_path(req->path_normalized.base, req->path_normalized.len, &pname, &plen) == 0)
@@ -166,7 +137,7 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
     if (telex_cluster_intercept(req))
         return 0; /* a stream of another node: handled again once mirrored here */
     if (telex_cors_handle(cfg, req) == 0) { /* a CORS preflight */
-        telex_gateway_log_response(req, NULL, started);
+        telex_access_log(req, NULL, started);
         return 0;
     }
     if (telex_services_anonymous_allowed(gw->gateway->services) && !path_is(req, "/healthz")) {
@@ -179,7 +150,7 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
                                                 telex_req_header(req, "content-type"), has_body, &code, msg, sizeof msg);
         if (status != 0) {
             telex_respond_error(req, status, "invalid_request_error", code, NULL, "%s", msg);
-            telex_gateway_log_response(req, NULL, started);
+            telex_access_log(req, NULL, started);
             return 0;
         }
     }
@@ -190,7 +161,7 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
         caller_owner(gw, req, owner, sizeof(owner));
         if (telex_resume_try_post(gw, req, owner[0] ? owner : NULL)) {
             telex_metrics_resume(telex_services_metrics(gw->gateway->services));
-            telex_gateway_log_response(req, NULL, started);
+            telex_access_log(req, NULL, started);
             return 0;
         }
         return telex_chat_handle(gw, req); /* logs its own line */
@@ -215,7 +186,7 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
                                                 req->entity.base, req->entity.len, cfg->limits.max_body_bytes, &n, &e);
         if (body == NULL) {
             telex_api_error_respond(req, &e);
-            telex_gateway_log_response(req, NULL, started);
+            telex_access_log(req, NULL, started);
             return 0;
         }
         char name[72];
@@ -226,15 +197,9 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
     }
     int rc = route(gw, req, started);
     if (rc == TELEX_DEFERRED)
-        return 0; /* answered later; logged by on_deferred_answer or models.c */
-    telex_gateway_log_response(req, NULL, started);
+        return 0; /* answered later; logged by off_loop.c or models.c */
+    telex_access_log(req, NULL, started);
     return rc;
-}
-
-static void on_deferred_answer(h2o_req_t *req, void *arg)
-{
-    (void)arg;
-    telex_gateway_log_response(req, NULL, uv_hrtime());
 }
 
 /* After a burst, hands the heap pages that finished streams freed back to the
@@ -302,7 +267,6 @@ int telex_gateway_worker_init(telex_worker_t *worker)
         return -1;
     gw->worker = worker;
     gw->gateway = worker->options->app;
-    telex_services_set_deferred_hook(gw->gateway->services, on_deferred_answer, NULL); /* same for every worker */
     if ((gw->http = telex_http_client_new(&worker->loop)) == NULL ||
         (gw->waker = telex_waker_new(&worker->loop)) == NULL || (gw->models = telex_models_worker_new(gw)) == NULL) {
         free(gw);

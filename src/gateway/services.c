@@ -1,6 +1,7 @@
 /*
- * gateway/services.c — creation, the key-reload tick, shutdown, and the
- * off-loop job helper. See services.h.
+ * gateway/services.c — creation, the key-reload tick, shutdown, the
+ * count of store jobs running off the loop, and where a request's ledger
+ * row goes. See services.h.
  */
 #include "gateway/services.h"
 
@@ -12,14 +13,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <uv.h>
-
 #include "gateway/auth.h"
 #include "gateway/limits.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"
 #include "gateway/presets_store.h"
-#include "http/respond.h"
+#include "gateway/usage.h"
 #include "store/ledger.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -34,8 +33,6 @@ struct telex_services {
     telex_presets_live_t *presets; /* the file's and the store's */
     bool loopback;
     bool allow_anonymous;
-    void (*deferred_hook)(h2o_req_t *req, void *arg);
-    void *deferred_arg;
     pthread_mutex_t reload_lock; /* one key reload at a time */
     int64_t data_version;        /* under reload_lock */
     bool reload_failing;
@@ -231,79 +228,25 @@ unsigned long long telex_services_close(telex_services_t *svc)
     return lost;
 }
 
-/* ---- off-loop jobs ------------------------------------------------------------ */
+/* ---- usage rows and store jobs ------------------------------------------------------ */
 
-void telex_services_set_deferred_hook(telex_services_t *svc, void (*hook)(h2o_req_t *req, void *arg), void *arg)
+int telex_usage_record(telex_services_t *svc, const telex_grant_t *grant, const telex_usage_record_t *rec)
 {
-    svc->deferred_hook = hook;
-    svc->deferred_arg = arg;
+    telex_usage_settle(svc->limits, grant, rec);
+    if (!svc->cfg->store.ledger)
+        return 0; /* store.ledger: false — no usage rows (budgets still count in memory) */
+    if (svc->ledger != NULL)
+        return telex_ledger_append(svc->ledger, rec);
+    char err[256];
+    return telex_store_ledger_append(svc->store, rec, 1, err, sizeof err);
 }
 
-typedef struct off_loop {
-    uv_work_t work;
-    telex_services_t *svc;
-    h2o_req_t *req;          /* NULL once h2o disposed of the request */
-    struct off_loop **link;  /* in the request's pool; cleared when done */
-    void *job;
-    void (*fn)(void *job);
-    void (*respond)(h2o_req_t *req, void *job);
-    void (*free_job)(void *job);
-} off_loop_t;
-
-static void on_req_disposed(void *p)
+void telex_services_job_begin(void)
 {
-    off_loop_t *o = *(off_loop_t **)p;
-    if (o != NULL)
-        o->req = NULL;
-}
-
-static void work_cb(uv_work_t *w)
-{
-    off_loop_t *o = w->data;
-    o->fn(o->job);
-    atomic_fetch_sub(&jobs_in_work, 1);
-}
-
-static void after_work_cb(uv_work_t *w, int status)
-{
-    off_loop_t *o = w->data;
-    if (o->req != NULL) {
-        *o->link = NULL;
-        h2o_req_t *req = o->req;
-        o->req = NULL;
-        if (status == 0)
-            o->respond(req, o->job);
-        else
-            telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The request was cancelled.");
-        if (o->svc->deferred_hook != NULL)
-            o->svc->deferred_hook(req, o->svc->deferred_arg);
-    }
-    o->free_job(o->job);
-    free(o);
-}
-
-int telex_services_off_loop(telex_services_t *svc, h2o_req_t *req, void *job, void (*work)(void *job),
-                            void (*respond)(h2o_req_t *req, void *job), void (*free_job)(void *job))
-{
-    off_loop_t *o = calloc(1, sizeof(*o));
-    if (o == NULL)
-        return -1;
-    o->svc = svc;
-    off_loop_t **link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_disposed);
-    *link = o;
-    o->req = req;
-    o->link = link;
-    o->job = job;
-    o->fn = work;
-    o->respond = respond;
-    o->free_job = free_job;
-    o->work.data = o;
     atomic_fetch_add(&jobs_in_work, 1);
-    if (uv_queue_work(req->conn->ctx->loop, &o->work, work_cb, after_work_cb) != 0) {
-        atomic_fetch_sub(&jobs_in_work, 1);
-        *link = NULL;
-        free(o);
-        return -1;
-    }
-    return 0;
+}
+
+void telex_services_job_end(void)
+{
+    atomic_fetch_sub(&jobs_in_work, 1);
 }

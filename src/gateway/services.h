@@ -26,20 +26,24 @@
  * the keys/presets triggers) and reloads the keys when it changed. Changes made
  * through the admin API take effect at once.
  *
- * Integration (the relay's side, in a few lines each) is described in
- * auth.h, usage.h, metrics.h, presets.h, admin.h and cors.h. Handlers that
- * read or write the store (admin, /v1/usage, /metrics) answer from the
- * loop after work on libuv's thread pool and return TELEX_DEFERRED; the
- * router then must not log the request itself (h2o must still get 0): set
- * telex_services_set_deferred_hook once, and log there.
+ * Layering. The services sit above the libraries they create and wire
+ * together — the key set (auth.h), limits.h, metrics.h, the live preset
+ * set (presets_store.h), the store and its ledger — and below everything
+ * that speaks HTTP: the endpoints (endpoints.h: /admin, /v1/usage,
+ * /metrics, /v1/presets), the relay (chat.c) and the router. Nothing here
+ * knows about requests; store work for a request goes through off_loop.h,
+ * which tells the services a job is using the store
+ * (telex_services_job_begin/end) so close waits for it. One edge still
+ * points back: auth.c holds both the key set (below the services) and the
+ * relay's checks (telex_auth_authenticate/admit/release/is_admin), which
+ * take the services for the key set, the limits, the admin token and the
+ * anonymous rule; splitting auth.c is left to when its key limits settle.
  */
 #ifndef TELEX_GATEWAY_SERVICES_H
 #define TELEX_GATEWAY_SERVICES_H
 
 #include <stdbool.h>
 #include <stddef.h>
-
-#include <h2o.h>
 
 #include "config/config.h"
 
@@ -50,6 +54,8 @@ struct telex_metrics;
 struct telex_presets;
 struct telex_store;
 struct telex_ledger;
+struct telex_grant;
+struct telex_usage_record;
 
 typedef struct telex_services_options {
     bool allow_anonymous; /* --allow-anonymous (or'ed with auth.allow_anonymous) */
@@ -83,25 +89,19 @@ int telex_services_reload_presets(telex_services_t *svc);
 /* May a request without a key be served right now? */
 bool telex_services_anonymous_allowed(telex_services_t *svc);
 
-/* What a handler returns (admin, usage, metrics): answered now, or the
- * answer comes later, from the loop, after store work on the thread pool. */
-#define TELEX_HANDLED 0
-#define TELEX_DEFERRED 1
+/* Queues a request's ledger row (never blocks) and settles the key's
+ * reservation and spend in the limits (usage.h: telex_usage_settle).
+ * store.ledger: false writes no row (budgets still count in memory);
+ * without the ledger thread (no_ledger_thread) the row is written to the
+ * store at once. Returns 0, or a negative errno when the ledger refused
+ * the row (queue full: it is counted and logged). The relay calls it once
+ * per admitted request (usage.h has the whole sequence). */
+int telex_usage_record(telex_services_t *svc, const struct telex_grant *grant, const struct telex_usage_record *rec);
 
-/* Called on the request's worker thread right after a deferred answer was
- * sent (the router writes its request log line and counts metrics there).
- * Set once, before serving. */
-void telex_services_set_deferred_hook(telex_services_t *svc, void (*hook)(h2o_req_t *req, void *arg), void *arg);
-
-/*
- * Off-loop jobs for handlers that need the store: work(job) runs on a
- * thread of libuv's pool (it may block on SQLite), then respond(req, job)
- * runs back on the request's worker thread — unless the client left
- * meanwhile — then the deferred hook, and finally free_job(job). Returns
- * 0, or -1 when the job could not be queued (then nothing ran and nothing
- * was freed).
- */
-int telex_services_off_loop(telex_services_t *svc, h2o_req_t *req, void *job, void (*work)(void *job),
-                            void (*respond)(h2o_req_t *req, void *job), void (*free_job)(void *job));
+/* A store user running off the event loop (off_loop.c) starts and ends:
+ * telex_services_close waits (up to 5 s) until none runs before it closes
+ * the store. Process-wide, safe from any thread. */
+void telex_services_job_begin(void);
+void telex_services_job_end(void);
 
 #endif

@@ -1,11 +1,10 @@
 /*
- * gateway/usage.c — usage parsing, cost, estimates, ledger rows and
- * GET /v1/usage. See usage.h.
+ * gateway/usage.c — usage parsing, cost, estimates, ledger rows, settling
+ * a key's reservation, and the /v1/usage query and its JSON. See usage.h.
  */
 #include "gateway/usage.h"
 #include "cluster/limits.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +12,6 @@
 #include <time.h>
 
 #include "gateway/limits.h"
-#include "http/respond.h"
-#include "store/ledger.h"
 #include "util/hex.h"
 #include "util/json_dump.h"
 #include "util/log.h"
@@ -220,30 +217,23 @@ void telex_usage_record_set(telex_usage_record_t *rec, const telex_usage_t *u, d
     }
 }
 
-int telex_usage_record(telex_services_t *svc, const telex_grant_t *grant, const telex_usage_record_t *rec)
+void telex_usage_settle(telex_limits_t *limits, const telex_grant_t *grant, const telex_usage_record_t *rec)
 {
     if (grant != NULL && grant->key_id > 0 && grant->cluster_decided) {
         /* cluster mode: Redis holds the reservation; the local count follows the spend (for when Redis is away) */
         telex_cluster_settle(grant->key_id, grant->cluster_reservation, grant->reserved_tokens,
                              rec->prompt_tokens + rec->completion_tokens, rec->cost_usd);
-        telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, 0,
-                                 rec->prompt_tokens + rec->completion_tokens, 0, rec->cost_usd);
+        telex_limits_settle_cost(limits, grant->key_id, 0, rec->prompt_tokens + rec->completion_tokens, 0,
+                                 rec->cost_usd);
     } else if (grant != NULL && grant->key_id > 0) {
-        telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, grant->reserved_tokens,
+        telex_limits_settle_cost(limits, grant->key_id, grant->reserved_tokens,
                                  rec->prompt_tokens + rec->completion_tokens, grant->reserved_usd, rec->cost_usd);
     }
-    if (grant != NULL)
-        telex_auth_release_slot(svc, grant); /* the request's concurrency slot (its Redis lease went with the settle) */
-    if (!telex_services_config(svc)->store.ledger)
-        return 0; /* store.ledger: false — no usage rows (budgets still count in memory) */
-    telex_ledger_t *ledger = telex_services_ledger(svc);
-    if (ledger != NULL)
-        return telex_ledger_append(ledger, rec);
-    char err[256];
-    return telex_store_ledger_append(telex_services_store(svc), rec, 1, err, sizeof err);
+    if (grant != NULL && grant->key_id > 0 && grant->holds_slot)
+        telex_limits_release_slot(limits, grant->key_id); /* its concurrency slot (the Redis lease went with the settle) */
 }
 
-/* ---- GET /v1/usage -------------------------------------------------------------------- */
+/* ---- the /v1/usage query and answer -------------------------------------------------------------------- */
 
 int telex_usage_parse_time(const char *s, size_t len, bool end_of_day, int64_t *ms_out)
 {
@@ -463,97 +453,4 @@ json_t *telex_usage_to_json(const telex_usage_query_t *q, const telex_usage_row_
     if (q->key_id >= 0)
         json_object_set_new(out, "key_id", q->key_id > 0 ? json_integer(q->key_id) : json_null());
     return out;
-}
-
-typedef struct usage_job {
-    telex_services_t *svc;
-    telex_usage_query_t q;
-    telex_usage_row_t *rows;
-    size_t n;
-    int truncated;
-    int rc;
-    char err[256];
-} usage_job_t;
-
-static void usage_work(void *p)
-{
-    usage_job_t *j = p;
-    j->rc = telex_store_usage(telex_services_store(j->svc), &j->q, &j->rows, &j->n, &j->truncated, j->err,
-                              sizeof j->err);
-}
-
-static void usage_respond(h2o_req_t *req, void *p)
-{
-    usage_job_t *j = p;
-    if (j->rc < 0) {
-        telex_respond_error(req, j->rc == -EBUSY ? 503 : 500, "server_error", "store_unavailable", NULL,
-                            "The usage ledger cannot be read right now; retry shortly.");
-        return;
-    }
-    json_t *body = telex_usage_to_json(&j->q, j->rows, j->n, j->truncated);
-    char *text = body ? telex_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
-    json_decref(body);
-    if (text == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return;
-    }
-    telex_respond(req, 200, "application/json", text, strlen(text));
-    free(text);
-}
-
-static void usage_free(void *p)
-{
-    usage_job_t *j = p;
-    free(j->rows);
-    free(j);
-}
-
-int telex_usage_handle(telex_services_t *svc, h2o_req_t *req)
-{
-    telex_api_error_t e;
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
-        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        telex_add_header(req, "allow", "GET");
-        telex_respond_error(req, 405, "invalid_request_error", "method_not_allowed", NULL,
-                            "Use GET on /v1/usage.");
-        return 0;
-    }
-    h2o_iovec_t authz = telex_req_header(req, "authorization");
-    int64_t scope = -1; /* admin: everything */
-    if (!telex_auth_is_admin(svc, authz.base, authz.len)) {
-        telex_grant_t grant;
-        if (telex_auth_authenticate(svc, authz.base, authz.len, &grant, &e) != 0) {
-            telex_api_error_respond(req, &e);
-            return 0;
-        }
-        scope = grant.key_id; /* 0 = anonymous */
-    }
-    usage_job_t *j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return 0;
-    }
-    j->svc = svc;
-    const char *qs = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
-    size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
-    if (telex_usage_parse_query(qs, qlen, telex_store_now_ms(), &j->q, &e) != 0) {
-        free(j);
-        telex_api_error_respond(req, &e);
-        return 0;
-    }
-    if (scope >= 0) {
-        if (j->q.key_id >= 0 && j->q.key_id != scope) {
-            free(j);
-            telex_respond_error(req, 403, "invalid_request_error", "forbidden", "key",
-                                "An API key may only read its own usage; the admin token reads every key's.");
-            return 0;
-        }
-        j->q.key_id = scope;
-    }
-    if (telex_services_off_loop(svc, req, j, usage_work, usage_respond, usage_free) != 0) {
-        free(j);
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "could not queue the usage query");
-        return TELEX_HANDLED;
-    }
-    return TELEX_DEFERRED;
 }

@@ -1,6 +1,9 @@
 /*
  * gateway/usage.h — tokens and cost of each request, the ledger row it
- * leaves, and GET /v1/usage.
+ * leaves, settling a key's reservation, and the /v1/usage query (its
+ * parameters and its JSON; the HTTP handler is endpoints.c). A plain
+ * library: it takes the limits and the rows it works on, never the
+ * services.
  *
  * Tokens come from the provider's usage object (prompt_tokens,
  * completion_tokens, prompt_tokens_details.cached_tokens,
@@ -36,7 +39,8 @@
  *       telex_usage_record_set(&rec, &c->usage, c->cost);
  *       rec.ttft_ms = ...; rec.duration_ms = ...; rec.status = ...;
  *       snprintf(rec.outcome, sizeof rec.outcome, "%s", outcome);
- *       telex_usage_record(svc, &grant, &rec);   // never blocks
+ *       telex_usage_record(svc, &grant, &rec);   // never blocks (services.h:
+ *                                                // telex_usage_settle, then the ledger)
  *
  * Requests refused before admission (401/402/403/429/400/404) leave no
  * ledger row; metrics count them.
@@ -53,13 +57,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <h2o.h>
 #include <jansson.h>
 
 #include "config/config.h"
 #include "gateway/apierror.h"
 #include "gateway/auth.h"
-#include "gateway/services.h"
+#include "gateway/limits.h"
 #include "store/store.h"
 
 typedef struct telex_usage {
@@ -121,16 +124,13 @@ void telex_usage_record_init(telex_usage_record_t *rec, const telex_grant_t *gra
                              const char *provider);
 void telex_usage_record_set(telex_usage_record_t *rec, const telex_usage_t *u, double cost_usd);
 
-/* Queues the row for the ledger (never blocks) and settles the key's
- * tokens-per-minute reservation and spend. Returns 0, or a negative errno
- * when the ledger refused the row (queue full: it is counted and logged). */
-int telex_usage_record(telex_services_t *svc, const telex_grant_t *grant, const telex_usage_record_t *rec);
+/* Settles the key's tokens-per-minute and budget reservation of grant
+ * (NULL or anonymous: nothing) against what rec used: in limits, and in
+ * Redis when the cluster decided the admission; gives back the request's
+ * in-flight slot (its concurrency lease in Redis goes with the settle). */
+void telex_usage_settle(telex_limits_t *limits, const telex_grant_t *grant, const telex_usage_record_t *rec);
 
-/* ---- GET /v1/usage ----------------------------------------------------------------- */
-
-/* Answers GET/HEAD /v1/usage (405 otherwise). Returns TELEX_HANDLED, or
- * TELEX_DEFERRED when the answer follows from the thread pool. */
-int telex_usage_handle(telex_services_t *svc, h2o_req_t *req);
+/* ---- the /v1/usage query ---------------------------------------------------------- */
 
 /* The query string (without '?') → *q (key_id = -1 unless key= is given).
  * Returns 0, or 400 with *e. */

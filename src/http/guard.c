@@ -37,6 +37,7 @@
 
 #include "http/respond.h"
 #include "http/server.h"
+#include "util/alloc.h"
 #include "util/log.h"
 
 /* picohttpparser (inside libh2o); struct phr_header has this layout. */
@@ -115,11 +116,11 @@ h2o_iovec_t telex_head_header(const telex_head_t *head, const char *name)
     return h2o_iovec_init(NULL, 0);
 }
 
-int telex_guard_init(const telex_guard_options_t *options)
+void telex_guard_init(const telex_guard_options_t *options)
 {
     opts = *options;
     if (table != NULL)
-        return 0;
+        return;
     /* The guard sees reads only if libh2o's calls to uv_read_start reach
      * ours (a dynamically linked libuv; the executable's symbol first). */
     if (dlsym(RTLD_DEFAULT, "uv_read_start") != (void *)uv_read_start)
@@ -133,11 +134,8 @@ int telex_guard_init(const telex_guard_options_t *options)
     if (n > (1u << 22))
         n = 1u << 22;
     /* untouched pages of the table are never resident */
-    table = calloc(n, sizeof(*table));
-    if (table == NULL)
-        return -1;
+    table = telex_xcalloc(n, sizeof(*table));
     table_len = n;
-    return 0;
 }
 
 /* ------------------------------------------------------------ budget */
@@ -197,14 +195,15 @@ static client_t *client_enter(const uint8_t key[16])
     for (cl = *b; cl != NULL; cl = cl->next)
         if (memcmp(cl->key, key, 16) == 0)
             break;
-    if (cl == NULL && (cl = calloc(1, sizeof(*cl))) != NULL) {
+    if (cl == NULL) {
+        cl = telex_xcalloc(1, sizeof(*cl));
         memcpy(cl->key, key, 16);
         cl->next = *b;
         *b = cl;
     }
-    if (cl != NULL && opts.max_conns_per_client != 0 && cl->conns >= opts.max_conns_per_client)
+    if (opts.max_conns_per_client != 0 && cl->conns >= opts.max_conns_per_client)
         cl = NULL;
-    else if (cl != NULL)
+    else
         cl->conns++;
     pthread_mutex_unlock(&clients_lock);
     return cl;
@@ -343,11 +342,7 @@ static void refuse(telex_guard_conn_t *c, int status, unsigned retry_after, cons
         snprintf(ra, sizeof ra, "Retry-After: %u\r\n", retry_after);
     size_t blen = strlen(body);
     size_t cap = blen + 256;
-    if ((c->reply = malloc(cap)) == NULL) {
-        c->phase = PH_BODY;
-        close_now(c);
-        return;
-    }
+    c->reply = telex_xmalloc(cap);
     int n = snprintf(c->reply, cap,
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
@@ -360,8 +355,8 @@ static void refuse_plain(telex_guard_conn_t *c, int status, unsigned retry_after
                          const char *message)
 {
     const char *type = status >= 500 ? "server_error" : status == 429 ? "rate_limit_error" : "invalid_request_error";
-    char *body = telex_error_body(0, status, type, code, NULL, message);
-    refuse(c, status, retry_after, body != NULL ? body : "{}");
+    char *body = telex_error_body(0, status, type, code, NULL, message); /* never NULL: no param, code a literal */
+    refuse(c, status, retry_after, body);
     free(body);
 }
 
@@ -461,10 +456,7 @@ static struct h2_pending *h2_stream(telex_guard_conn_t *c, uint32_t id, int crea
         return NULL;
     if (c->h2_n == c->h2_cap) {
         size_t cap = c->h2_cap ? c->h2_cap * 2 : 8;
-        struct h2_pending *n = realloc(c->h2_streams, cap * sizeof(*n));
-        if (n == NULL)
-            return NULL;
-        c->h2_streams = n;
+        c->h2_streams = telex_xrealloc(c->h2_streams, cap * sizeof(*c->h2_streams));
         c->h2_cap = cap;
     }
     c->h2_streams[c->h2_n] = (struct h2_pending){.stream = id, .bytes = 0};
@@ -500,10 +492,8 @@ static size_t h2_count(telex_guard_conn_t *c, const uint8_t *buf, size_t len, ui
                 h2_end(c, id, total);
             } else {
                 struct h2_pending *p = h2_stream(c, id, 1);
-                if (p != NULL) {
-                    p->bytes += flen;
-                    *total += flen;
-                }
+                p->bytes += flen;
+                *total += flen;
             }
         } else if (type == 0x3 /* RST_STREAM */) {
             h2_end(c, id, total);
@@ -685,11 +675,9 @@ int uv_read_start(uv_stream_t *stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb)
 
 telex_guard_conn_t *telex_guard_new(telex_worker_t *worker)
 {
-    telex_guard_conn_t *c = calloc(1, sizeof(*c));
-    if (c != NULL) {
-        c->worker = worker;
-        c->fd = -1;
-    }
+    telex_guard_conn_t *c = telex_xcalloc(1, sizeof(*c));
+    c->worker = worker;
+    c->fd = -1;
     return c;
 }
 

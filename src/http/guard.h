@@ -93,12 +93,12 @@ typedef struct telex_guard_options {
 
 typedef struct telex_guard_conn telex_guard_conn_t;
 
-/* Once, before any worker starts. Returns 0 or -1 (out of memory). */
-int telex_guard_init(const telex_guard_options_t *options);
+/* Once, before any worker starts. */
+void telex_guard_init(const telex_guard_options_t *options);
 
 /* A record for a connection about to be accepted: its first member is the
  * uv_tcp_t to init, accept and hand to h2o_uv_socket_create; free() it if
- * it is never admitted. NULL when out of memory. */
+ * it is never admitted. Never NULL. */
 telex_guard_conn_t *telex_guard_new(telex_worker_t *worker);
 /* After uv_accept: takes a connection slot of the client's address and
  * registers the stream. Returns 0, or -1 when the client has too many

@@ -16,9 +16,10 @@
 void telex_respond_error(h2o_req_t *req, int status, const char *type, const char *code, const char *param,
                          const char *message_fmt, ...) __attribute__((format(printf, 6, 7)));
 
-/* The JSON text of an error (malloc'd, or NULL out of memory): OpenAI's
- * shape, or Anthropic's when `anthropic`; bytes of message that are not
- * UTF-8 become '?'. */
+/* The JSON text of an error (malloc'd): OpenAI's shape, or Anthropic's when
+ * `anthropic`; bytes of message that are not UTF-8 become '?'. NULL only
+ * when type, code or param is not UTF-8 (jansson refuses it); out of memory
+ * ends the process (cli/main.c gives jansson util/alloc.h's allocator). */
 char *telex_error_body(int anthropic, int status, const char *type, const char *code, const char *param,
                        const char *message);
 

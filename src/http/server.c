@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "http/listen.h"
+#include "util/alloc.h"
 #include "util/log.h"
 
 #define LISTEN_BACKLOG 4096
@@ -104,8 +105,6 @@ static void on_accept(uv_stream_t *listener, int status)
     if (status != 0)
         return;
     telex_guard_conn_t *record = telex_guard_new(w);
-    if (record == NULL)
-        return;
     uv_tcp_t *conn = (uv_tcp_t *)record; /* its first member */
     uv_tcp_init(listener->loop, conn);
     if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
@@ -246,9 +245,7 @@ int telex_server_run(const telex_server_options_t *options)
 {
     /* On the heap, not the stack: what the workers' loops still hold at
      * exit stays reachable from `abandoned` (see the end). */
-    telex_server_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return -1;
+    telex_server_t *s = telex_xcalloc(1, sizeof(*s));
     s->options = options;
     int n = options->workers > 0 ? options->workers : 1;
 
@@ -265,10 +262,7 @@ int telex_server_run(const telex_server_options_t *options)
     s->globalconf.max_request_entity_size = options->max_request_body;
     if (options->body_timeout_ms != 0)
         s->globalconf.http1.req_timeout = options->body_timeout_ms;
-    if (telex_guard_init(&options->guard) != 0) {
-        free(s);
-        return -1;
-    }
+    telex_guard_init(&options->guard);
     s->hostconf = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(s->hostconf, "/", 0);
     app_handler_t *handler = (app_handler_t *)h2o_create_handler(pathconf, sizeof(*handler));
@@ -278,13 +272,9 @@ int telex_server_run(const telex_server_options_t *options)
     /* Bind every listener before starting any thread, so a bad address
      * fails at once with a clear message. */
     struct sockaddr_storage addr = options->listen_addr;
-    s->listen_fds = calloc((size_t)n, sizeof(int));
-    s->workers = calloc((size_t)n, sizeof(telex_worker_t));
+    s->listen_fds = telex_xcalloc((size_t)n, sizeof(int));
+    s->workers = telex_xcalloc((size_t)n, sizeof(telex_worker_t));
     char err[256];
-    if (s->listen_fds == NULL || s->workers == NULL) {
-        fprintf(stderr, "telex %s: out of memory\n", options->name);
-        goto fail_before_listening;
-    }
     if (telex_listen_open(&addr, options->listen_addrlen, n, s->listen_fds, err, sizeof(err)) != 0) {
         char where[80];
         format_addr(&options->listen_addr, where, sizeof(where));
@@ -305,9 +295,7 @@ int telex_server_run(const telex_server_options_t *options)
             return -1;
         }
     }
-    pthread_t *threads = calloc((size_t)n, sizeof(pthread_t));
-    if (threads == NULL)
-        return -1;
+    pthread_t *threads = telex_xcalloc((size_t)n, sizeof(pthread_t));
     atomic_store(&s->running_workers, n);
     for (int i = 0; i < n; i++)
         pthread_create(&threads[i], NULL, worker_main, &s->workers[i]);

@@ -21,6 +21,7 @@
 
 #include "upstream/anthropic_map.h"
 #include "upstream/sse_upstream.h"
+#include "util/alloc.h"
 #include "util/json_dump.h"
 
 
@@ -124,30 +125,25 @@ static const telex_sse_upstream_hooks_t hooks = {
     .destroy = destroy,
 };
 
-/* A request Anthropic cannot take: a 400 with an OpenAI error body, soon. */
+/* A request Anthropic cannot take: a 400 with an OpenAI error body, soon.
+ * -1 when the body cannot be written (anthropic_map.h). */
 static int refuse(telex_sse_upstream_t *u, const telex_anthropic_request_error_t *err)
 {
     char *body = telex_anthropic_request_error_body(err);
     if (body == NULL)
         return -1;
-    int rc = telex_sse_upstream_fail_soon(u, TELEX_UPSTREAM_STATUS, 400, err->message, body, strlen(body));
+    telex_sse_upstream_fail_soon(u, TELEX_UPSTREAM_STATUS, 400, err->message, body, strlen(body));
     free(body);
-    return rc;
+    return 0;
 }
 
 static telex_upstream_t *anthropic_start(const telex_upstream_env_t *env, const telex_provider_t *provider,
                                          json_t *body, int stream, const telex_upstream_sink_t *sink, void *user)
 {
-    anthropic_t *a = calloc(1, sizeof(*a));
-    if (a == NULL)
-        return NULL;
+    anthropic_t *a = telex_xcalloc(1, sizeof(*a));
     telex_anthropic_stream_init(&a->stream, (int64_t)time(NULL));
-    telex_sse_upstream_t *u = NULL;
-    if ((a->chunks = json_array()) == NULL ||
-        (u = telex_sse_upstream_new(&telex_anthropic_ops, &hooks, a, env, sink, user, stream)) == NULL) {
-        destroy(a);
-        return NULL;
-    }
+    a->chunks = json_array(); /* jansson aborts on out of memory in telex (cli/main.c) */
+    telex_sse_upstream_t *u = telex_sse_upstream_new(&telex_anthropic_ops, &hooks, a, env, sink, user, stream);
     telex_anthropic_request_error_t err;
     json_t *req = telex_anthropic_request(body, provider->max_tokens > 0 ? provider->max_tokens : 4096, stream, &err);
     if (req == NULL) {

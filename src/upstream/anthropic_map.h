@@ -11,6 +11,12 @@
  *    (anthropic_stream.c): a plain Messages answer → `chat.completion`; an
  *    Anthropic error body → OpenAI's error shape.
  * docs/providers.md lists every mapping and what does not map.
+ *
+ * A jansson call that fails (NULL) is a failure of the translation, never a
+ * crash: tests/unit/test_anthropic.c fails every jansson allocation in turn.
+ * In the telex process jansson aborts on out of memory instead (cli/main.c),
+ * so there only bad input reaches these paths (a provider's id or model cut
+ * inside a UTF-8 sequence, say). Other allocations abort (util/alloc.h).
  */
 #ifndef TELEX_UPSTREAM_ANTHROPIC_MAP_H
 #define TELEX_UPSTREAM_ANTHROPIC_MAP_H
@@ -43,7 +49,8 @@ typedef struct telex_anthropic_request_error {
 json_t *telex_anthropic_request(json_t *in, uint64_t default_max_tokens, int stream,
                                 telex_anthropic_request_error_t *err);
 
-/* err as an OpenAI error body (malloc'd, NUL-terminated), or NULL (OOM). */
+/* err as an OpenAI error body (malloc'd, NUL-terminated), or NULL when
+ * jansson fails (out of memory; a message or param not UTF-8). */
 char *telex_anthropic_request_error_body(const telex_anthropic_request_error_t *err);
 
 /* ------------------------------------------------------------- stream */
@@ -100,12 +107,12 @@ const char *telex_anthropic_finish_reason(const char *stop_reason);
 /* ------------------------------------------------------------- plain */
 
 /* A Messages answer (parsed, borrowed) → a new `chat.completion` object, or
- * NULL with a message when it is not one (or out of memory). */
+ * NULL with a message when it is not one (or jansson failed). */
 json_t *telex_anthropic_response(json_t *answer, int64_t created, char *message, size_t message_len);
 
 /* An Anthropic error body ({"type":"error","error":{"type","message"}}) or
  * any other → {"error":{"message","type","param":null,"code":null}}
- * (malloc'd, *out_len set), or NULL when out of memory. */
+ * (malloc'd, *out_len set), or NULL when jansson fails. */
 char *telex_anthropic_error_body(int status, const char *body, size_t len, size_t *out_len);
 
 #endif

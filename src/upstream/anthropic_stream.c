@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "upstream/anthropic_map.h"
+#include "util/alloc.h"
 #include "util/json_dump.h"
 #include "util/json_load.h"
 
@@ -181,11 +182,7 @@ static telex_anthropic_block_t *block_of(ev_ctx_t *c, json_t *ev, const char *ty
     size_t i = (size_t)json_integer_value(index);
     if (i >= s->n_blocks) {
         size_t n = i + 1 > 2 * s->n_blocks ? i + 1 : 2 * s->n_blocks;
-        telex_anthropic_block_t *b = realloc(s->blocks, n * sizeof(*b));
-        if (b == NULL) {
-            oom(c);
-            return NULL;
-        }
+        telex_anthropic_block_t *b = telex_xrealloc(s->blocks, n * sizeof(*b));
         memset(b + s->n_blocks, 0, (n - s->n_blocks) * sizeof(*b));
         s->blocks = b;
         s->n_blocks = n;
@@ -442,7 +439,8 @@ json_t *telex_anthropic_response(json_t *in, int64_t created, char *message, siz
             acc_len = &thinking_len;
         } else if (strcmp(type, "tool_use") == 0) {
             json_t *input = json_object_get(b, "input");
-            char *args = input != NULL ? telex_json_dumps(input, JSON_COMPACT | JSON_PRESERVE_ORDER) : strdup("{}");
+            char *args =
+                input != NULL ? telex_json_dumps(input, JSON_COMPACT | JSON_PRESERVE_ORDER) : telex_xstrdup("{}");
             json_t *tc = json_pack("{s:s?,s:s,s:{s:s?,s:s?}}", "id", json_string_value(json_object_get(b, "id")), "type",
                                    "function", "function", "name", json_string_value(json_object_get(b, "name")),
                                    "arguments", args);
@@ -456,14 +454,11 @@ json_t *telex_anthropic_response(json_t *in, int64_t created, char *message, siz
         }
         if (acc != NULL && json_is_string(t)) {
             size_t n = json_string_length(t);
-            char *grown = realloc(*acc, *acc_len + n + 1);
-            ok = grown != NULL;
-            if (ok) {
-                memcpy(grown + *acc_len, json_string_value(t), n);
-                *acc_len += n;
-                grown[*acc_len] = '\0';
-                *acc = grown;
-            }
+            char *grown = telex_xrealloc(*acc, *acc_len + n + 1);
+            memcpy(grown + *acc_len, json_string_value(t), n);
+            *acc_len += n;
+            grown[*acc_len] = '\0';
+            *acc = grown;
         }
     }
     if (ok) {

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "upstream/provider.h"
+#include "util/alloc.h"
 #include "util/buf.h"
 #include "util/json_dump.h"
 
@@ -317,11 +318,8 @@ static void on_tick(uv_timer_t *timer)
 static telex_upstream_t *demo_start(const telex_upstream_env_t *env, const telex_provider_t *provider, json_t *body,
                                     int stream, const telex_upstream_sink_t *sink, void *user)
 {
-    demo_t *d = calloc(1, sizeof(*d));
-    if (d == NULL || (d->timer = malloc(sizeof(*d->timer))) == NULL) {
-        free(d);
-        return NULL;
-    }
+    demo_t *d = telex_xcalloc(1, sizeof(*d));
+    d->timer = telex_xmalloc(sizeof(*d->timer));
     d->base.ops = &telex_demo_ops;
     d->sink = *sink;
     d->user = user;

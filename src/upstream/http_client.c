@@ -24,6 +24,7 @@
  * the socket's input buffer.
  */
 #include "upstream/http_client_internal.h"
+#include "util/alloc.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -177,12 +178,12 @@ void call_set_errorf(telex_http_call_t *call, const char *fmt, ...)
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     free(call->error);
-    call->error = strdup(text); /* NULL when out of memory: call_error says something still */
+    call->error = telex_xstrdup(text);
 }
 
 const char *call_error(const telex_http_call_t *call)
 {
-    return call->error != NULL ? call->error : "the call to the provider failed (out of memory for its message)";
+    return call->error != NULL ? call->error : "the call to the provider failed";
 }
 
 static void on_call_timer_closed(uv_handle_t *h)
@@ -255,14 +256,14 @@ void call_fail(telex_http_call_t *call, int timed_out)
     }
     origin_t *o = call->origin;
     int opening_h2 = call->opening;
-    char *copy = opening_h2 ? strdup(call_error(call)) : NULL;
+    char *copy = opening_h2 ? telex_xstrdup(call_error(call)) : NULL;
     if (opening_h2) {
         o->h2_connecting--;
         call->opening = 0; /* call_free must not count it again */
     }
     call_finish(call, call_error(call), timed_out);
     if (opening_h2) /* the same failure for every call that waited for this connection */
-        h2_connect_failed(o, copy != NULL ? copy : "cannot connect to the provider", timed_out);
+        h2_connect_failed(o, copy, timed_out);
     free(copy);
 }
 
@@ -294,8 +295,7 @@ void call_timer_start(telex_http_call_t *call, uint64_t at)
 {
     telex_http_client_t *client = call->client;
     if (call->timer == NULL) {
-        if ((call->timer = malloc(sizeof(*call->timer))) == NULL)
-            return; /* out of memory: no deadline (the connection's own errors still end it) */
+        call->timer = telex_xmalloc(sizeof(*call->timer));
         uv_timer_init(client->loop, call->timer);
         client->n_timers++;
     }
@@ -628,12 +628,7 @@ static void try_address(telex_http_call_t *call)
 {
     telex_http_client_t *client = call->client;
     origin_t *o = call->origin;
-    conn_t *conn = calloc(1, sizeof(*conn));
-    if (conn == NULL) {
-        set_error(call, "out of memory");
-        fail_later(call);
-        return;
-    }
+    conn_t *conn = telex_xcalloc(1, sizeof(*conn));
     if (uv_tcp_init(client->loop, &conn->tcp) != 0) {
         free(conn);
         set_error(call, "cannot create a socket");
@@ -709,12 +704,7 @@ void call_connect_new(telex_http_call_t *call)
         try_address(call);
         return;
     }
-    resolve_t *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        set_error(call, "out of memory");
-        fail_later(call);
-        return;
-    }
+    resolve_t *r = telex_xcalloc(1, sizeof(*r));
     r->call = call;
     char port[8];
     snprintf(port, sizeof(port), "%u", o->port);
@@ -738,14 +728,9 @@ static origin_t *find_origin(telex_http_client_t *client, int tls, const char *h
         if (o->tls == tls && o->port == port && o->http2 == http2 && strlen(o->host) == host_len && memcmp(o->host, host, host_len) == 0 &&
             strlen(o->authority) == authority_len && memcmp(o->authority, authority, authority_len) == 0)
             return o;
-    origin_t *o = calloc(1, sizeof(*o));
-    if (o == NULL || (o->host = strndup(host, host_len)) == NULL ||
-        (o->authority = strndup(authority, authority_len)) == NULL) {
-        if (o != NULL)
-            free(o->host);
-        free(o);
-        return NULL;
-    }
+    origin_t *o = telex_xcalloc(1, sizeof(*o));
+    o->host = telex_xstrndup(host, host_len);
+    o->authority = telex_xstrndup(authority, authority_len);
     o->tls = tls;
     o->port = port;
     o->http2 = http2;
@@ -804,9 +789,7 @@ static int origin_tls(origin_t *o)
 
 telex_http_client_t *telex_http_client_new(uv_loop_t *loop)
 {
-    telex_http_client_t *client = calloc(1, sizeof(*client));
-    if (client == NULL)
-        return NULL;
+    telex_http_client_t *client = telex_xcalloc(1, sizeof(*client));
     client->loop = loop;
     client->idle_limit = TELEX_HTTP_IDLE_LIMIT;
     client->idle_timeout_ms = TELEX_HTTP_IDLE_TIMEOUT_MS;
@@ -864,6 +847,7 @@ static int reserved_header(const char *h)
     return 0;
 }
 
+/* The HTTP/1.1 request text; NULL for a header that is not one "Name: value" line. */
 static char *build_request(const h2o_url_t *url, const telex_http_request_t *request, size_t *out_len)
 {
     size_t len = 128 + url->path.len + url->authority.len + request->body_len;
@@ -872,9 +856,7 @@ static char *build_request(const h2o_url_t *url, const telex_http_request_t *req
             return NULL;
         len += strlen(*h) + 2;
     }
-    char *buf = malloc(len);
-    if (buf == NULL)
-        return NULL;
+    char *buf = telex_xmalloc(len);
     const char *path = url->path.len > 0 ? url->path.base : "/";
     int path_len = url->path.len > 0 ? (int)url->path.len : 1;
     size_t n = (size_t)snprintf(buf, len, "%s %.*s HTTP/1.1\r\nHost: %.*s\r\n", request->body != NULL ? "POST" : "GET",
@@ -921,12 +903,10 @@ telex_http_call_t *telex_http_call_start(telex_http_client_t *client, const tele
     telex_http2_mode_t mode = request->http2;
     if (mode != TELEX_HTTP2_ON && mode != TELEX_HTTP2_OFF)
         mode = TELEX_HTTP2_AUTO;
-    telex_http_call_t *call = calloc(1, sizeof(*call));
-    if (call == NULL)
-        return NULL;
+    telex_http_call_t *call = telex_xcalloc(1, sizeof(*call));
     origin_t *o = find_origin(client, tls, host, host_len, h2o_url_get_port(&url), url.authority.base,
                               url.authority.len, mode);
-    if (o == NULL || (tls && origin_tls(o) != 0)) {
+    if (tls && origin_tls(o) != 0) {
         free(call);
         return NULL;
     }

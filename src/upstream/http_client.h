@@ -86,6 +86,7 @@ typedef struct telex_http_request {
     telex_http2_mode_t http2;
 } telex_http_request_t;
 
+/* Never NULL (out of memory ends the process). */
 telex_http_client_t *telex_http_client_new(uv_loop_t *loop);
 
 /* Idle keep-alive connections kept per origin (scheme, host, port): at most
@@ -104,8 +105,9 @@ void telex_http_client_set_idle_timeout(telex_http_client_t *client, long ms);
  * client once its handles are closed (the loop must run a little longer). */
 void telex_http_client_free(telex_http_client_t *client);
 
-/* Starts a call; returns NULL when out of memory or the request cannot be
- * sent (a URL that is not http(s), a header with CR or LF in it). */
+/* Starts a call; returns NULL when the request cannot be sent (a URL that
+ * is not http(s), a header with CR or LF in it, no TLS context for the
+ * origin). Out of memory ends the process (util/alloc.h). */
 telex_http_call_t *telex_http_call_start(telex_http_client_t *client, const telex_http_request_t *request,
                                          const telex_http_call_handlers_t *handlers, void *user);
 void telex_http_call_pause(telex_http_call_t *call);

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "util/alloc.h"
 #include "util/json_load.h"
 
 int telex_model_list_supported(const telex_provider_t *provider)
@@ -80,11 +81,8 @@ int telex_model_list_parse(telex_provider_kind_t kind, const char *body, size_t 
     size_t cap = json_array_size(data);
     if (cap > TELEX_MODEL_LIST_MAX_MODELS)
         cap = TELEX_MODEL_LIST_MAX_MODELS;
-    if (cap > 0 && (out->items = calloc(cap, sizeof *out->items)) == NULL) {
-        snprintf(err, errlen, "out of memory");
-        json_decref(root);
-        return -1;
-    }
+    if (cap > 0)
+        out->items = telex_xcalloc(cap, sizeof *out->items);
     /* The same id twice is rare and lists are short, but an answer of
      * thousands of ids would make the check quadratic: only the last 64
      * entries are compared beyond 512 (providers list each id once). */
@@ -107,17 +105,9 @@ int telex_model_list_parse(telex_provider_kind_t kind, const char *body, size_t 
         else if (json_is_integer(json_object_get(m, "created")) && json_integer_value(json_object_get(m, "created")) > 0)
             created = json_integer_value(json_object_get(m, "created"));
         telex_model_info_t *info = &out->items[out->n];
-        info->id = strdup(id);
-        info->owned_by = strdup(own != NULL && own[0] != '\0' ? own : owner != NULL ? owner : "");
+        info->id = telex_xstrdup(id);
+        info->owned_by = telex_xstrdup(own != NULL && own[0] != '\0' ? own : owner != NULL ? owner : "");
         info->created = created;
-        if (info->id == NULL || info->owned_by == NULL) {
-            free(info->id);
-            free(info->owned_by);
-            telex_model_list_free(out);
-            snprintf(err, errlen, "out of memory");
-            json_decref(root);
-            return -1;
-        }
         out->n++;
     }
     json_decref(root);
@@ -158,11 +148,9 @@ static void finish(telex_model_list_fetch_t *f)
     uv_timer_stop(&f->timer);
     telex_model_list_t *list = NULL;
     if (f->error[0] == '\0') {
-        list = malloc(sizeof *list);
-        if (list == NULL)
-            snprintf(f->error, sizeof f->error, "out of memory");
-        else if (telex_model_list_parse(f->provider->kind, f->body, f->len, f->provider->name, list, f->error,
-                                        sizeof f->error) != 0) {
+        list = telex_xmalloc(sizeof *list);
+        if (telex_model_list_parse(f->provider->kind, f->body, f->len, f->provider->name, list, f->error,
+                                   sizeof f->error) != 0) {
             free(list);
             list = NULL;
         }
@@ -197,13 +185,7 @@ static void on_body(void *user, const char *data, size_t len)
         size_t cap = f->cap ? f->cap : 16384;
         while (cap < f->len + len)
             cap *= 2;
-        char *p = realloc(f->body, cap);
-        if (p == NULL) {
-            snprintf(f->error, sizeof f->error, "out of memory");
-            finish(f);
-            return;
-        }
-        f->body = p;
+        f->body = telex_xrealloc(f->body, cap);
         f->cap = cap;
     }
     memcpy(f->body + f->len, data, len);
@@ -232,13 +214,12 @@ static void on_timer(uv_timer_t *t)
     finish(f);
 }
 
-/* Writes "Name: prefixvalue" into a new string; NULL when out of memory. */
+/* Writes "Name: prefixvalue" into a new string. */
 static char *header(const char *name, const char *prefix, const char *value)
 {
     size_t n = strlen(name) + strlen(prefix) + strlen(value) + 3;
-    char *h = malloc(n);
-    if (h != NULL)
-        snprintf(h, n, "%s: %s%s", name, prefix, value);
+    char *h = telex_xmalloc(n);
+    snprintf(h, n, "%s: %s%s", name, prefix, value);
     return h;
 }
 
@@ -250,9 +231,7 @@ telex_model_list_fetch_t *telex_model_list_fetch(uv_loop_t *loop, telex_http_cli
 {
     if (!telex_model_list_supported(provider) || provider->base_url == NULL)
         return NULL;
-    telex_model_list_fetch_t *f = calloc(1, sizeof *f);
-    if (f == NULL)
-        return NULL;
+    telex_model_list_fetch_t *f = telex_xcalloc(1, sizeof *f);
     f->provider = provider;
     f->cb = cb;
     f->user = user;
@@ -274,31 +253,23 @@ telex_model_list_fetch_t *telex_model_list_fetch(uv_loop_t *loop, telex_http_cli
     for (size_t i = 0; i < provider->n_headers && i < MAX_HEADERS; i++)
         headers[n++] = owned[n_owned++] = header(provider->headers[i].name, "", provider->headers[i].value);
     headers[n] = NULL;
-    int oom = 0;
-    for (size_t i = 0; i < n; i++)
-        oom |= headers[i] == NULL;
 
     size_t ul = strlen(provider->base_url) + 32;
-    char *url = malloc(ul);
-    if (url != NULL)
-        snprintf(url, ul, "%s%s", provider->base_url, anthropic ? "/v1/models?limit=1000" : "/models");
-    if (!oom && url != NULL) {
-        telex_http_request_t req = {
-            .url = url,
-            .headers = headers,
-            .connect_timeout_ms = (long)(provider->timeout_seconds * 1000),
-            .http2 = (telex_http2_mode_t)provider->http2,
-        };
-        static const telex_http_call_handlers_t handlers = {on_response, on_body, on_complete};
-        f->call = telex_http_call_start(http, &req, &handlers, f); /* reports from the loop, never from here */
-    }
+    char *url = telex_xmalloc(ul);
+    snprintf(url, ul, "%s%s", provider->base_url, anthropic ? "/v1/models?limit=1000" : "/models");
+    telex_http_request_t req = {
+        .url = url,
+        .headers = headers,
+        .connect_timeout_ms = (long)(provider->timeout_seconds * 1000),
+        .http2 = (telex_http2_mode_t)provider->http2,
+    };
+    static const telex_http_call_handlers_t handlers = {on_response, on_body, on_complete};
+    f->call = telex_http_call_start(http, &req, &handlers, f); /* reports from the loop, never from here */
     if (f->call == NULL)
-        snprintf(f->error, sizeof f->error, "%s", oom || url == NULL ? "out of memory" : "cannot start the request");
+        snprintf(f->error, sizeof f->error, "cannot start the request");
     for (size_t i = 0; i < n_owned; i++) {
-        if (owned[i] != NULL) {
-            explicit_bzero(owned[i], strlen(owned[i])); /* may hold the key */
-            free(owned[i]);
-        }
+        explicit_bzero(owned[i], strlen(owned[i])); /* may hold the key */
+        free(owned[i]);
     }
     free(url);
     uv_timer_start(&f->timer, on_timer, f->call != NULL ? (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) : 0, 0);

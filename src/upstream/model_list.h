@@ -70,7 +70,7 @@ typedef void (*telex_model_list_cb)(void *user, telex_model_list_t *list, const 
 typedef struct telex_model_list_fetch telex_model_list_fetch_t;
 
 /* Starts GET of the provider's list. Returns NULL when the kind is not
- * listable or memory is short (then cb never runs); otherwise cb runs
+ * listable or has no base URL (then cb never runs); otherwise cb runs
  * exactly once, and the fetch frees itself after it. */
 telex_model_list_fetch_t *telex_model_list_fetch(uv_loop_t *loop, telex_http_client_t *http,
                                                  const telex_provider_t *provider, long timeout_ms,

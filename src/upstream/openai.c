@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "upstream/sse_upstream.h"
+#include "util/alloc.h"
 #include "util/json_load.h"
 #include "util/json_scan.h"
 
@@ -178,19 +179,13 @@ static void endpoint_of(const telex_provider_t *provider, json_t *body, char *ur
 static telex_upstream_t *openai_start(const telex_upstream_env_t *env, const telex_provider_t *provider,
                                       json_t *body, int stream, const telex_upstream_sink_t *sink, void *user)
 {
-    openai_t *o = calloc(1, sizeof(*o));
-    if (o == NULL)
-        return NULL;
+    openai_t *o = telex_xcalloc(1, sizeof(*o));
     json_t *n = json_object_get(body, "n");
     o->n_choices = json_is_integer(n) && json_integer_value(n) > 1 ? (int)(json_integer_value(n) > MAX_CHOICES + 1
                                                                                 ? MAX_CHOICES + 1
                                                                                 : json_integer_value(n))
                                                                   : 1;
     telex_sse_upstream_t *u = telex_sse_upstream_new(&telex_openai_ops, &hooks, o, env, sink, user, stream);
-    if (u == NULL) {
-        free(o);
-        return NULL;
-    }
     char url[2048], key[1024];
     endpoint_of(provider, body, url, sizeof(url), key, sizeof(key));
     const char *own[] = {key[0] != '\0' ? key : NULL, NULL};

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/alloc.h"
 #include "util/buf.h"
 #include "util/json_dump.h"
 #include "util/json_load.h"
@@ -314,9 +315,8 @@ static void on_body(void *user, const char *data, size_t len)
     if (rc == TELEX_SSE_ETOOBIG)
         telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
                                 "the provider sent an event larger than limits.max_event_bytes", NULL, 0);
-    else if (rc == TELEX_SSE_ENOMEM)
-        telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0, "out of memory while parsing the provider's stream",
-                                NULL, 0);
+    else if (rc == TELEX_SSE_ENOMEM) /* libtelex returns it; in this process out of memory ends it */
+        telex_out_of_memory(0);
     else if (good < len)
         telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
                                 "the provider sent a line that is not an event-stream field", NULL, 0);
@@ -416,9 +416,7 @@ telex_sse_upstream_t *telex_sse_upstream_new(const telex_provider_ops_t *ops, co
                                              void *adapter, const telex_upstream_env_t *env,
                                              const telex_upstream_sink_t *sink, void *user, int stream)
 {
-    telex_sse_upstream_t *u = calloc(1, sizeof(*u));
-    if (u == NULL)
-        return NULL;
+    telex_sse_upstream_t *u = telex_xcalloc(1, sizeof(*u));
     u->base.ops = ops;
     u->hooks = hooks;
     u->sink = *sink;
@@ -428,10 +426,10 @@ telex_sse_upstream_t *telex_sse_upstream_new(const telex_provider_ops_t *ops, co
     u->stream = stream;
     u->body.limit = env->max_response_bytes;
     telex_sse_callbacks_t cb = {.on_event = on_sse_event};
-    if ((u->parser = telex_sse_parser_new(env->max_event_bytes, &cb, u)) == NULL) {
-        free(u);
-        return NULL;
-    }
+    /* libtelex returns its out of memory (NULL); in this process that ends it
+     * (the size is libtelex's own, unknown here: 0) */
+    if ((u->parser = telex_sse_parser_new(env->max_event_bytes, &cb, u)) == NULL)
+        telex_out_of_memory(0);
     u->adapter = adapter;
     return u;
 }
@@ -452,23 +450,19 @@ int telex_sse_upstream_send(telex_sse_upstream_t *u, const char *url, const char
     return u->call != NULL ? 0 : -1;
 }
 
-int telex_sse_upstream_fail_soon(telex_sse_upstream_t *u, telex_upstream_failure_kind_t kind, int status,
-                                 const char *message, const char *body, size_t body_len)
+void telex_sse_upstream_fail_soon(telex_sse_upstream_t *u, telex_upstream_failure_kind_t kind, int status,
+                                  const char *message, const char *body, size_t body_len)
 {
-    u->soon = malloc(sizeof(*u->soon));
-    u->soon_message = strdup(message);
-    u->body.limit = 0;
-    if (u->soon == NULL || u->soon_message == NULL || (body != NULL && telex_buf_append(&u->body, body, body_len) != 0)) {
-        free(u->soon);
-        u->soon = NULL;
-        return -1;
-    }
+    u->soon = telex_xmalloc(sizeof(*u->soon));
+    u->soon_message = telex_xstrdup(message);
+    u->body.limit = 0; /* no limit: the append cannot fail */
+    if (body != NULL)
+        telex_buf_append(&u->body, body, body_len);
     u->soon_kind = kind;
     u->soon_status = status;
     uv_timer_init(u->loop, u->soon);
     u->soon->data = u;
     uv_timer_start(u->soon, on_soon, 0, 0);
-    return 0;
 }
 
 void telex_sse_upstream_discard(telex_sse_upstream_t *u)

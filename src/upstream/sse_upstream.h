@@ -51,14 +51,14 @@ typedef struct telex_sse_upstream_hooks {
 
 /* A new call, not yet started. ops are the adapter's (their pause, resume
  * and cancel must be the functions below); hooks and sink are copied or
- * borrowed for the call's life (hooks: static storage). NULL when out of
- * memory; `adapter` is then not destroyed. */
+ * borrowed for the call's life (hooks: static storage). Never NULL (out of
+ * memory ends the process, util/alloc.h). */
 telex_sse_upstream_t *telex_sse_upstream_new(const telex_provider_ops_t *ops, const telex_sse_upstream_hooks_t *hooks,
                                              void *adapter, const telex_upstream_env_t *env,
                                              const telex_upstream_sink_t *sink, void *user, int stream);
 
 /* Sends the request (headers: NULL-terminated "Name: value" strings; body:
- * copied). 0, or -1 when out of memory or the request cannot be sent (http_client.h): nothing was
+ * copied). 0, or -1 when the request cannot be sent (http_client.h): nothing was
  * reported, and the caller frees the call with telex_sse_upstream_discard. */
 int telex_sse_upstream_send(telex_sse_upstream_t *u, const char *url, const char *const *headers, const char *body,
                             size_t body_len, double connect_timeout_seconds);
@@ -68,15 +68,16 @@ int telex_sse_upstream_send(telex_sse_upstream_t *u, const char *url, const char
  * (NULL-terminated; may hold its key), then the provider's configured extra
  * headers; body serialised with json_dumps(dump_flags). Every buffer holding
  * a configured header is wiped afterwards (the caller wipes its own). Returns
- * the upstream, or NULL after discarding it when out of memory. */
+ * the upstream, or NULL after discarding it when the body cannot be
+ * serialised (a string that is not UTF-8) or the request cannot be sent. */
 telex_upstream_t *telex_sse_upstream_post_json(telex_sse_upstream_t *u, const telex_provider_t *provider,
                                                const char *url, const char *const *own_headers, json_t *body,
                                                size_t dump_flags);
 
 /* Instead of sending: reports this failure on the next loop iteration
- * (body may be NULL; both copied). 0, or -1 when out of memory (discard). */
-int telex_sse_upstream_fail_soon(telex_sse_upstream_t *u, telex_upstream_failure_kind_t kind, int status,
-                                 const char *message, const char *body, size_t body_len);
+ * (body may be NULL; both copied). */
+void telex_sse_upstream_fail_soon(telex_sse_upstream_t *u, telex_upstream_failure_kind_t kind, int status,
+                                  const char *message, const char *body, size_t body_len);
 
 /* Frees a call that was neither sent nor failed soon (destroys the adapter). */
 void telex_sse_upstream_discard(telex_sse_upstream_t *u);

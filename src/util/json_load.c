@@ -27,6 +27,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "util/alloc.h"
 #include "util/json_scan.h"
 
 typedef struct {
@@ -112,11 +113,8 @@ static int string_at(builder_t *b, const char **out, size_t *len)
         b->p = q + 1;
         return 0;
     }
-    if (b->tmp == NULL) {
-        b->tmp = malloc(b->tmp_cap);
-        if (b->tmp == NULL)
-            return -1;
-    }
+    if (b->tmp == NULL)
+        b->tmp = telex_xmalloc(b->tmp_cap);
     char *start = b->tmp + b->tmp_used, *o = start;
     for (;;) {
         memcpy(o, s, (size_t)(q - s));

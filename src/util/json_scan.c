@@ -16,6 +16,8 @@
  * with the same leading bytes resumes the very scan a full pass would make.
  */
 #include "util/json_scan.h"
+
+#include "util/alloc.h"
 #include "util/utf8.h"
 
 #include <stdlib.h>
@@ -238,10 +240,7 @@ static void memo_keep(telex_json_memo_t *memo, const unsigned char *s, size_t le
         return;
     if (memo->cap < len) {
         size_t cap = len; /* one memo serves one answer: its chunks' heads have one length */
-        char *p = realloc(memo->prefix, cap);
-        if (p == NULL)
-            return;
-        memo->prefix = p;
+        memo->prefix = telex_xrealloc(memo->prefix, cap);
         memo->cap = (uint32_t)cap;
     }
     memcpy(memo->prefix, s, len);

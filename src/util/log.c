@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/alloc.h"
+
 static int quiet_info(const char *level)
 {
     static int quiet = -1;
@@ -127,8 +129,7 @@ static void flush_at_exit(void)
 
 static void writer_start(void)
 {
-    if ((ring = malloc(QUEUE_BYTES)) == NULL)
-        return;
+    ring = telex_xmalloc(QUEUE_BYTES);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -246,11 +247,7 @@ void telex_log_json(json_t *obj)
     if (text == NULL)
         return;
     size_t len = strlen(text);
-    char *line = realloc(text, len + 2);
-    if (line == NULL) {
-        free(text);
-        return;
-    }
+    char *line = telex_xrealloc(text, len + 2);
     line[len] = '\n';
     write_line(line, len + 1);
     free(line);

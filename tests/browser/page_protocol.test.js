@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { SANITIZED, TELEX_BIN, startMock, startServe, stopProcess, waitFor } from '../integration/lib/proc.js';
+import { SANITIZED, SYNC_TIMEOUT_MS, TELEX_BIN, startMock, startServe, stopProcess, waitFor } from '../integration/lib/proc.js';
 import { launch, outputPath } from './lib/browser.js';
 
 const SLACK = SANITIZED ? 3 : 1;
@@ -65,7 +65,7 @@ async function startTelex(t, { models = [{ name: 'fake-model', input: 0, output:
   writeFileSync(cfg, lines.join('\n') + '\n');
   let apiKey = null;
   if (key) {
-    const r = spawnSync(TELEX_BIN, ['keys', 'create', '--name', 'page'], { env: { ...process.env, TELEX_DB: db }, encoding: 'utf8' });
+    const r = spawnSync(TELEX_BIN, ['keys', 'create', '--name', 'page'], { env: { ...process.env, TELEX_DB: db }, encoding: 'utf8', timeout: SYNC_TIMEOUT_MS });
     assert.equal(r.status, 0, r.stderr);
     apiKey = r.stdout.trim();
   }

@@ -14,7 +14,7 @@ import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 
-import { SANITIZED } from '../integration/lib/proc.js';
+import { SANITIZED, waitFor } from '../integration/lib/proc.js';
 import { startRelay } from '../integration/lib/relay.js';
 import { eventIds, openAnswer, resumeConfig, waitFinished } from '../integration/lib/resume.js';
 import { launch } from './lib/browser.js';
@@ -98,7 +98,11 @@ test('native EventSource attaches mid-answer via the resume URL and gets exactly
     // One stream, then the reconnect after [DONE] got 204: CONNECTING, then CLOSED.
     assert.equal(seen.opens, 1);
     assert.deepEqual(seen.errors, [0, 2]);
-    const gets = relay.serve.logs.filter((l) => l.msg === 'request' && l.path === `/v1/streams/${first.sid}`);
+    // the lines of the attach, the reconnect and waitFinished's replay (written by telex's log thread)
+    const gets = await waitFor(() => {
+      const g = relay.serve.logs.filter((l) => l.msg === 'request' && l.path === `/v1/streams/${first.sid}`);
+      return g.length >= 3 && g;
+    }, { message: 'the three GET log lines' });
     assert.deepEqual(
       gets.map((l) => l.status).slice(0, 2),
       [200, 204],

@@ -19,15 +19,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
-import { TELEX_BIN, sleep, startServe, stopProcess, waitFor } from './lib/proc.js';
+import { SYNC_TIMEOUT_MS, TELEX_BIN, sleep, startServe, stopProcess, waitFor } from './lib/proc.js';
 import { chunksOf, collectSSE, postChat } from './lib/sse.js';
-import { SANITIZER_ENV, SLACK, baseConfig, entriesSince, lastSeq, msgs, startRelay, stopChecked, tmpDir } from './lib/relay.js';
+import { SANITIZER_ENV, SLACK, baseConfig, entriesSince, lastSeq, logBarrier, msgs, startRelay, stopChecked, tmpDir } from './lib/relay.js';
 
 const ADMIN = 'admin-token-0123456789-SECRET';
 const KEY_RE = /^tlx_[0-9A-Za-z]{43}$/;
 
 function cli(args, dbPath) {
-  const r = spawnSync(TELEX_BIN, args, { env: { ...process.env, TELEX_DB: dbPath, ...SANITIZER_ENV }, encoding: 'utf8' });
+  const r = spawnSync(TELEX_BIN, args, { env: { ...process.env, TELEX_DB: dbPath, ...SANITIZER_ENV }, encoding: 'utf8', timeout: SYNC_TIMEOUT_MS });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -180,6 +180,7 @@ describe('keys', () => {
     assert.equal(chat.status, 200);
     const list = await (await fetch(`${relay.url}/admin/keys`, { headers: auth(ADMIN) })).text();
     assert.ok(!list.includes(created.key), 'listings never show a key');
+    await logBarrier(relay.serve); // every line of these requests is on stderr
     assert.ok(!relay.serve.stderr().includes(created.key), 'logs never show a key');
     assert.ok(!relay.serve.stderr().includes(ADMIN), 'logs never show the admin token');
     assert.ok(!relay.serve.stderr().includes(alice), 'logs never show a key');
@@ -348,8 +349,11 @@ describe('the secure default', () => {
     const serve = await startServe(['--listen', '0.0.0.0:0', '--allow-anonymous'], { env: { TELEX_DB: empty, ...SANITIZER_ENV } });
     await stopProcess(serve);
     const local = await startServe([], { env: { TELEX_DB: empty, ...SANITIZER_ENV } }); // loopback: fine
-    const m = await (await fetch(`${local.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'demo', messages: msgs(), stream: false }) })).status;
-    assert.equal(m, 200, 'anonymous on loopback without keys');
-    await stopChecked(local);
+    try {
+      const m = await (await fetch(`${local.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'demo', messages: msgs(), stream: false }) })).status;
+      assert.equal(m, 200, 'anonymous on loopback without keys');
+    } finally {
+      await stopChecked(local);
+    }
   });
 });

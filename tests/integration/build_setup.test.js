@@ -22,7 +22,9 @@ const skip = SANITIZED && 'runs with the plain build only';
 
 function run(cmd, args, opts = {}) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MAKEFLAGS|MFLAGS|MAKELEVEL)$/.test(k)));
-  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts, env: { ...env, ...(opts.env ?? {}) } });
+  // (bounded: a hung child would block this process, where --test-timeout cannot fire;
+  // generous: CMake configures on a machine that may be busy)
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 600000, ...opts, env: { ...env, ...(opts.env ?? {}) } });
   if (r.error) throw r.error;
   return r;
 }

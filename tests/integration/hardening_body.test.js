@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { TELEX_BIN, waitFor } from './lib/proc.js';
+import { SYNC_TIMEOUT_MS, TELEX_BIN, waitFor } from './lib/proc.js';
 import { SANITIZER_ENV, chatBody, startRelay, tmpDir } from './lib/relay.js';
 import { connect } from './lib/raw_http.js';
 
@@ -20,6 +20,7 @@ function createKey(dbPath, name) {
   const r = spawnSync(TELEX_BIN, ['keys', 'create', '--name', name], {
     env: { ...process.env, TELEX_DB: dbPath, ...SANITIZER_ENV },
     encoding: 'utf8',
+    timeout: SYNC_TIMEOUT_MS,
   });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.trim();

@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
-import { TELEX_BIN } from './lib/proc.js';
+import { SYNC_TIMEOUT_MS, TELEX_BIN } from './lib/proc.js';
 import { SANITIZER_ENV, baseConfig, chatBody, startRelay, tmpDir } from './lib/relay.js';
 
 function createKey(dbPath, name) {
   const r = spawnSync(TELEX_BIN, ['keys', 'create', '--name', name], {
     env: { ...process.env, TELEX_DB: dbPath, ...SANITIZER_ENV },
     encoding: 'utf8',
+    timeout: SYNC_TIMEOUT_MS,
   });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.trim();

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
-import { LATE_MS, TELEX_BIN, waitFor } from './lib/proc.js';
+import { LATE_MS, SYNC_TIMEOUT_MS, TELEX_BIN, waitFor } from './lib/proc.js';
 import { SANITIZER_ENV, chatBody, startRelay, tmpDir } from './lib/relay.js';
 import { postChat, contentOf } from './lib/sse.js';
 import { connect } from './lib/raw_http.js';
@@ -24,6 +24,7 @@ function createKey(dbPath, name) {
   const r = spawnSync(TELEX_BIN, ['keys', 'create', '--name', name], {
     env: { ...process.env, TELEX_DB: dbPath, ...SANITIZER_ENV },
     encoding: 'utf8',
+    timeout: SYNC_TIMEOUT_MS,
   });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.trim();

@@ -30,7 +30,9 @@ function docBlocks() {
 function sh(script, cwd, env) {
   // A make run inside `make test` must not look for the outer make's jobserver.
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MAKEFLAGS|MFLAGS|MAKELEVEL)$/.test(k)));
-  const r = spawnSync('bash', ['-euo', 'pipefail', '-c', script], { cwd, env: { ...base, ...env }, encoding: 'utf8' });
+  // (bounded: a hung child would block this process, where --test-timeout cannot fire;
+  // generous: `make install` may have to build libtelex first)
+  const r = spawnSync('bash', ['-euo', 'pipefail', '-c', script], { cwd, env: { ...base, ...env }, encoding: 'utf8', timeout: 900000 });
   if (r.error) throw r.error;
   return r;
 }

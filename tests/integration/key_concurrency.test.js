@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
-import { LATE_MS, TELEX_BIN, waitFor } from './lib/proc.js';
+import { LATE_MS, SYNC_TIMEOUT_MS, TELEX_BIN, waitFor } from './lib/proc.js';
 import { postChat } from './lib/sse.js';
 import { SANITIZER_ENV, baseConfig, lastSeq, msgs, startRelay, tmpDir } from './lib/relay.js';
 import { createKey } from './lib/budget.js';
@@ -189,7 +189,7 @@ describe('enforcement on one node', () => {
 });
 
 const CLI_ENV = () => ({ ...process.env, TELEX_DB: dbPath, ...SANITIZER_ENV });
-const cli = (args) => spawnSync(TELEX_BIN, ['keys', ...args], { env: CLI_ENV(), encoding: 'utf8' });
+const cli = (args) => spawnSync(TELEX_BIN, ['keys', ...args], { env: CLI_ENV(), encoding: 'utf8', timeout: SYNC_TIMEOUT_MS });
 
 describe('setting and showing max_concurrent', () => {
   test('telex keys create/update --max-concurrent, list and show', () => {

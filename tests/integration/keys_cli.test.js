@@ -20,6 +20,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { SYNC_TIMEOUT_MS } from './lib/proc.js';
+
 const BIN = process.env.TELEX_BIN ?? 'build/telex';
 const KEY_RE = /^tlx_[0-9A-Za-z]{43}$/;
 
@@ -39,7 +41,7 @@ function run(args, { env = {}, input, unset = [] } = {}) {
   const base = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith('TELEX_') && k !== 'XDG_STATE_HOME' && !unset.includes(k)),
   );
-  const r = spawnSync(BIN, args, { env: { ...base, ...env }, input, encoding: 'utf8' });
+  const r = spawnSync(BIN, args, { env: { ...base, ...env }, input, encoding: 'utf8', timeout: SYNC_TIMEOUT_MS });
   if (r.error) throw r.error;
   return { code: r.status, out: r.stdout, err: r.stderr };
 }

@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 
-import { TELEX_BIN } from './lib/proc.js';
+import { SYNC_TIMEOUT_MS, TELEX_BIN } from './lib/proc.js';
 import { startProviders } from './lib/providers.js';
 import { SANITIZER_ENV, startRelay, tmpDir } from './lib/relay.js';
 import { request } from './lib/resume.js';
@@ -238,6 +238,7 @@ describe('front-door behaviour', () => {
     const made = spawnSync(TELEX_BIN, ['keys', 'create', '--name', 'claude-user'], {
       env: { ...process.env, TELEX_DB: db, ...SANITIZER_ENV },
       encoding: 'utf8',
+      timeout: SYNC_TIMEOUT_MS,
     });
     assert.equal(made.status, 0, made.stderr);
     const key = made.stdout.trim();

@@ -19,7 +19,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-import { LATE_MS, SANITIZED, TELEX_BIN, startMock, startProcess, stopProcess, waitFor } from './lib/proc.js';
+import { LATE_MS, SANITIZED, SYNC_TIMEOUT_MS, TELEX_BIN, startMock, startProcess, stopProcess, waitFor } from './lib/proc.js';
 import { chunksOf, collectSSE, contentOf, parseSSEText, postChat } from './lib/sse.js';
 
 // Timing: the pacing is checked on the mock's own clock (`stamp`: mock_sent_ns) or from the
@@ -89,7 +89,7 @@ describe('process', () => {
   });
 
   test('--help describes every flag; bad flags exit 64', () => {
-    const help = spawnSync(TELEX_BIN, ['mock', '--help'], { encoding: 'utf8' });
+    const help = spawnSync(TELEX_BIN, ['mock', '--help'], { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS });
     assert.equal(help.status, 0);
     for (const flag of ['--listen', '--workers', '--tokens', '--delay-ms', '--ttft-ms', '--stall-ms', '--journal', '--format'])
       assert.match(help.stdout, new RegExp(flag));
@@ -478,7 +478,7 @@ describe('client going away', () => {
     const r = spawnSync(
       'curl',
       ['-sS', '-N', '-m', '1', '--http2-prior-knowledge', `${mock.url}/v1/chat/completions`, '-d', JSON.stringify(chat({ stall_after: 1 }))],
-      { encoding: 'utf8' },
+      { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS },
     );
     assert.equal(r.status, 28, 'curl timed out');
     const e = await waitFor(async () => {

@@ -14,7 +14,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startMock, startServe, stopProcess, waitFor } from './lib/proc.js';
-import { API_KEY, SANITIZER_ENV, entriesSince, startGateway, startStub, stopChecked } from './lib/relay.js';
+import { API_KEY, SANITIZER_ENV, entriesSince, logBarrier, startGateway, startStub, stopChecked } from './lib/relay.js';
 
 const ANTHROPIC_KEY = 'sk-ant-models-SECRET-0123456789';
 const procs = [];
@@ -86,6 +86,7 @@ describe('the catch-all’s providers are listed', () => {
     assert.equal(a.path, '/v1/models?limit=1000');
     assert.equal(a.headers['x-api-key'], '[redacted]');
     assert.equal(a.headers['anthropic-version'], '2023-06-01');
+    await logBarrier(serve); // the fetches' lines are on stderr (written by the log thread)
     const fetched = serve.logs.filter((l) => l.msg === 'models fetched');
     assert.deepEqual(fetched.map((l) => [l.provider, l.models]).sort(), [['anth', 2], ['oa', 3]]);
     assert.ok(!serve.stderr().includes(API_KEY) && !serve.stderr().includes(ANTHROPIC_KEY), 'no key in the logs');

@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { LATE_MS, TELEX_BIN, startMock, stopProcess, waitFor } from './lib/proc.js';
+import { LATE_MS, SYNC_TIMEOUT_MS, TELEX_BIN, startMock, stopProcess, waitFor } from './lib/proc.js';
 import { SANITIZER_ENV, baseConfig, entriesSince, lastSeq, msgs, startGateway, stopChecked, tmpDir } from './lib/relay.js';
 import { skipReason, startPostgres } from './lib/postgres.js';
 
@@ -26,7 +26,7 @@ const pgSkip = skipReason();
 const auth = (key) => ({ authorization: `Bearer ${key}` });
 
 function cli(args, db) {
-  const r = spawnSync(TELEX_BIN, args, { env: { ...process.env, TELEX_DB: db, ...SANITIZER_ENV }, encoding: 'utf8' });
+  const r = spawnSync(TELEX_BIN, args, { env: { ...process.env, TELEX_DB: db, ...SANITIZER_ENV }, encoding: 'utf8', timeout: SYNC_TIMEOUT_MS });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 

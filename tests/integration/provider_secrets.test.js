@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { baseConfig, startGateway, startStub, stopChecked } from './lib/relay.js';
+import { baseConfig, logBarrier, startGateway, startStub, stopChecked } from './lib/relay.js';
 import { postChat } from './lib/sse.js';
 
 const KEY = 'sk-provider-SECRET-abcdefghijklmnop0123';
@@ -68,6 +68,7 @@ describe('the provider refuses the gateway credentials', () => {
         noSecret(text);
         const line = await gw.waitForLog((l) => l.msg === "provider refused the gateway's credentials" && l.status === status);
         assert.equal(line.provider, 'stubbed');
+        await logBarrier(gw); // the request's own line too
         noSecret(gw.stderr());
       });
     }

@@ -56,12 +56,14 @@ before(async () => {
   });
 });
 after(async () => {
-  if (relay) {
-    const stderr = relay.serve.stderr();
-    await relay.stop();
+  try {
+    if (relay) await relay.stop();
+  } finally {
+    if (stub) await stub.close();
+    // read once it has exited: every line it logged is on stderr by then
+    const stderr = relay?.serve.stderr() ?? '';
     for (const key of [ANT_KEY, AZ_KEY, API_KEY]) assert.ok(!stderr.includes(key), 'a provider key reached the log');
   }
-  if (stub) await stub.close();
 });
 
 const usageOf = (a) => {

@@ -9,7 +9,7 @@ import http from 'node:http';
 
 import { sleep, waitFor } from './lib/proc.js';
 import { parseSSEText, contentOf } from './lib/sse.js';
-import { SLACK, baseConfig, chatBody, entriesSince, lastSeq, startRelay, startStub } from './lib/relay.js';
+import { SLACK, baseConfig, chatBody, entriesSince, lastSeq, logBarrier, startRelay, startStub } from './lib/relay.js';
 
 // A provider that writes 500 events per write, 60,000 in all, as fast as the socket takes them.
 const EVENTS = 60000;
@@ -104,7 +104,8 @@ describe('back-pressure', () => {
     t.diagnostic(`the provider stopped after ${entry.content_events} of ${tokens} chunks`);
     assert.ok(entry.content_events < tokens, `paused short of the end (${entry.content_events} of ${tokens})`);
     assert.equal(entry.completed, false);
-    const line = relay.serve.logs.find((l) => l.msg === 'request');
+    await logBarrier(relay.serve); // a line logged by now is on stderr
+    const line = relay.serve.logs.find((l) => l.msg === 'request' && l.path === '/v1/chat/completions');
     assert.equal(line, undefined, 'the stream is still alive (not ended as client_too_slow)');
     // now read everything
     const events = await readAll(res);

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 
 import { collectSSE } from './lib/sse.js';
-import { LATE_MS, SLACK, chatBody, curl, lastSeq, requestLogs, startRelay, waitEntry } from './lib/relay.js';
+import { LATE_MS, SLACK, chatBody, curl, lastSeq, logBarrier, requestLogs, startRelay, waitEntry } from './lib/relay.js';
 import { waitFor } from './lib/proc.js';
 
 let relay;
@@ -100,6 +100,7 @@ describe('HTTP/1.1 client leaves', () => {
     await waitFor(() => requestLogs(relay.serve).filter((l) => l.outcome === 'client_gone').length >= 4, {
       message: 'four client_gone log lines',
     });
+    await logBarrier(relay.serve); // and no fifth on its way
     const gone = requestLogs(relay.serve).filter((l) => l.outcome === 'client_gone');
     assert.equal(gone.length, 4);
     for (const l of gone) assert.equal(l.model, 'gpt-relay');

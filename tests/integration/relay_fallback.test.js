@@ -8,8 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 
+import { SYNC_TIMEOUT_MS } from './lib/proc.js';
 import { contentOf, postChat } from './lib/sse.js';
-import { LATE_MS, baseConfig, chatBody, entriesSince, lastSeq, requestLogs, startRelay, startStub } from './lib/relay.js';
+import { LATE_MS, baseConfig, chatBody, entriesSince, lastSeq, logBarrier, requestLogs, startRelay, startStub } from './lib/relay.js';
 
 let relay;
 let stub;
@@ -33,7 +34,7 @@ for i in range(8):
 print(port, flush=True)
 time.sleep(600)
 `;
-const havePython = spawnSync('python3', ['-c', 'pass']).status === 0;
+const havePython = spawnSync('python3', ['-c', 'pass'], { timeout: SYNC_TIMEOUT_MS }).status === 0;
 
 async function startBlackhole() {
   const child = spawn('python3', ['-c', BLACKHOLE_PY], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -261,6 +262,7 @@ describe('after the first chunk, never', () => {
     const line = await chatLine('gpt-cut');
     assert.equal(line.fallbacks, 0);
     assert.equal(line.outcome, 'upstream_error');
+    await logBarrier(relay.serve); // a second line would be on stderr by now
     assert.equal(requestLogs(relay.serve).filter((l) => l.model === 'gpt-cut').length, 1);
   });
 });

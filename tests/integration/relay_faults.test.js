@@ -150,7 +150,9 @@ describe('errors before the first chunk are HTTP errors', () => {
       const tried = (await entriesSince(relay.mock, since)).map((e) => e.body.model).filter((m, i, a) => m !== a[i - 1]);
       assert.deepEqual(tried, ['first-try', 'second-try'].slice(0, calls), `${label}: the routes tried`);
     }
-    const line = requestLogs(relay.serve).findLast((l) => l.model === 'gpt-twice' && l.status === 429);
+    const line = await waitFor(() => requestLogs(relay.serve).findLast((l) => l.model === 'gpt-twice' && l.status === 429), {
+      message: 'the 429 request line', // written by telex's log thread
+    });
     assert.equal(line.fallbacks, 1);
   });
 });

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import http2 from 'node:http2';
 import path from 'node:path';
 
+import { SYNC_TIMEOUT_MS } from './lib/proc.js';
 import { contentOf, parseSSEText, postChat } from './lib/sse.js';
 import { baseConfig, chatBody, curl, entriesSince, lastSeq, startGateway, startRelay, stopChecked, tmpDir } from './lib/relay.js';
 
@@ -125,7 +126,7 @@ describe('cleartext HTTP/2 (prior knowledge)', () => {
   });
 });
 
-const haveOpenssl = spawnSync('openssl', ['version'], { encoding: 'utf8' }).status === 0;
+const haveOpenssl = spawnSync('openssl', ['version'], { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS }).status === 0;
 
 describe('TLS with ALPN h2', { skip: haveOpenssl ? false : 'the openssl CLI is not installed: cannot make a test certificate' }, () => {
   let tls;
@@ -139,7 +140,7 @@ describe('TLS with ALPN h2', { skip: haveOpenssl ? false : 'the openssl CLI is n
         'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
         '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
       ],
-      { encoding: 'utf8' },
+      { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS },
     );
     assert.equal(gen.status, 0, `openssl req: ${gen.stderr}`);
     tls = await startGateway(baseConfig(relay.mock.url, { tls: { cert, key } }), { dir });

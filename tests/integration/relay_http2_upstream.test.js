@@ -19,7 +19,7 @@ import {
   baseConfig, chatBody, entriesSince, lastSeq, requestLogs, startGateway, startRelay, stopChecked, tmpDir, useHttp2,
   waitEntry,
 } from './lib/relay.js';
-import { waitFor } from './lib/proc.js';
+import { SYNC_TIMEOUT_MS, waitFor } from './lib/proc.js';
 
 const chat = (relay, body, opts = {}) => collectSSE(`${relay.url}/v1/chat/completions`, { body, ...opts });
 
@@ -86,7 +86,7 @@ describe('h2c with prior knowledge to telex mock', () => {
   });
 });
 
-const haveOpenssl = spawnSync('openssl', ['version'], { encoding: 'utf8' }).status === 0;
+const haveOpenssl = spawnSync('openssl', ['version'], { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS }).status === 0;
 
 describe('TLS: ALPN h2, and the fall back to HTTP/1.1', { skip: haveOpenssl ? false : 'no openssl CLI for a test certificate' }, () => {
   let relay, edge, h1only, dir, cert, key;
@@ -101,7 +101,7 @@ describe('TLS: ALPN h2, and the fall back to HTTP/1.1', { skip: haveOpenssl ? fa
         'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
         '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
       ],
-      { encoding: 'utf8' },
+      { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS },
     );
     assert.equal(gen.status, 0, `openssl req: ${gen.stderr}`);
     // The provider: a telex gateway on TLS (h2o: ALPN h2), relaying to the mock.
@@ -121,9 +121,12 @@ describe('TLS: ALPN h2, and the fall back to HTTP/1.1', { skip: haveOpenssl ? fa
     await new Promise((resolve) => h1only.listen(0, '127.0.0.1', resolve));
   });
   after(async () => {
-    if (edge) await stopChecked(edge);
-    if (h1only) await new Promise((resolve) => h1only.close(resolve));
-    if (relay) await relay.stop();
+    try {
+      if (edge) await stopChecked(edge);
+    } finally {
+      if (h1only) await new Promise((resolve) => h1only.close(resolve));
+      if (relay) await relay.stop();
+    }
   });
 
   // A telex whose one model goes to `base_url` with the given http2 mode, trusting the test certificate.
@@ -185,15 +188,18 @@ describe('TLS: ALPN h2, and the fall back to HTTP/1.1', { skip: haveOpenssl ? fa
 const SUITES = ['relay_stream', 'relay_disconnect', 'relay_backpressure', 'relay_faults', 'relay_fallback', 'relay_errors'];
 
 describe('relay suites with http2: on', () => {
-  test(SUITES.join(', '), { timeout: 600000 }, async () => {
+  test(SUITES.join(', '), { timeout: 600000 }, async (t) => {
     const here = path.dirname(fileURLToPath(import.meta.url));
     const files = SUITES.map((s) => path.join(here, `${s}.test.js`));
     const env = { ...process.env, TELEX_UPSTREAM_HTTP2: '1' };
     delete env.NODE_TEST_CONTEXT; // a test runner of its own, not a child of this one
-    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=tap', ...files], {
+    // a test that hangs in there fails by name (--test-timeout, as in the Makefile); if this
+    // test times out first, the runner goes too (SIGTERM: it ends its files, they their telex)
+    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=240000', '--test-reporter=tap', ...files], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    t.signal.addEventListener('abort', () => child.kill('SIGTERM'));
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));

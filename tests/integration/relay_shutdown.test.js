@@ -20,14 +20,20 @@ import {
 } from './lib/relay.js';
 
 let mock;
+const gateways = []; // each test stops its own by signal; these are stopped too if it failed first
 before(async () => {
   mock = await startMock([], { env: SANITIZER_ENV });
 });
 after(async () => {
+  for (const g of gateways) await stopProcess(g);
   if (mock) await stopProcess(mock);
 });
 
-const gateway = (patch) => startGateway(baseConfig(mock.url, patch));
+const gateway = async (patch) => {
+  const g = await startGateway(baseConfig(mock.url, patch));
+  gateways.push(g);
+  return g;
+};
 
 // Waits until the mock has the stream in flight (so SIGTERM lands mid-answer).
 const inFlight = (since, pred = (e) => e.events > 0) => waitEntry(mock, since, pred, { message: 'stream in flight' });

@@ -25,6 +25,7 @@ import {
   chatBody,
   entriesSince,
   lastSeq,
+  logBarrier,
   msgs,
   requestLogs,
   startGateway,
@@ -188,8 +189,10 @@ describe('streamed answer', () => {
     const no = await postChat(relay.url, chatBody({ tokens: 3 }, { stream_options: { include_usage: false } }));
     assert.equal(chunksOf(no.events).length, 5);
 
-    // telex still learnt the usage: it is in the request log line
-    const logs = requestLogs(relay.serve);
+    // telex still learnt the usage: it is in the request log line (the last chat's, once
+    // every line logged so far is on stderr)
+    await logBarrier(relay.serve);
+    const logs = requestLogs(relay.serve).filter((l) => l.path === '/v1/chat/completions');
     assert.deepEqual(usageWithoutCost(logs.at(-1).usage), { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 });
   });
 });
@@ -355,6 +358,7 @@ describe('request log', () => {
     // make sure both keys were used (the dead provider's on a fallback)
     const r = await postChat(relay.url, chatBody({ tokens: 1 }, { model: 'gpt-fallback' }));
     assert.equal(r.error, null);
+    await logBarrier(relay.serve); // every line of that request is on stderr
     const text = relay.serve.stderr();
     assert.ok(text.length > 0);
     assert.ok(!text.includes(API_KEY), 'the mock provider key leaked into the log');
@@ -390,6 +394,7 @@ describe('without a config file', () => {
       const [e] = await entriesSince(relay.mock, since);
       assert.equal(e.body.model, 'any-model-name', 'sent under the name the client asked for');
       assert.equal(e.headers.authorization, 'Bearer [redacted]');
+      await logBarrier(serve); // every line of these requests is on stderr
       assert.ok(!serve.stderr().includes(API_KEY));
     } finally {
       await stopChecked(serve);

@@ -23,7 +23,7 @@ import http from 'node:http';
 import net from 'node:net';
 
 import { LATE_MS, waitFor } from './lib/proc.js';
-import { baseConfig, startGateway, stopChecked } from './lib/relay.js';
+import { baseConfig, logBarrier, startGateway, stopChecked } from './lib/relay.js';
 import { parseSSEText } from './lib/sse.js';
 
 const RETENTION = 1;
@@ -72,8 +72,11 @@ before(async () => {
   );
 });
 after(async () => {
-  if (gw) await stopChecked(gw);
-  if (stub) stub.close();
+  try {
+    if (gw) await stopChecked(gw);
+  } finally {
+    if (stub) stub.close();
+  }
 });
 
 const base = () => `http://127.0.0.1:${gw.port}`;
@@ -162,6 +165,7 @@ test('an answer that ends as a resumer un-pauses its provider expires after rete
     message: 'telex_stream_log_bytes back to 0',
   });
   // by its own timer, not by the sweep's safety net (which logs this when it has to step in)
+  await logBarrier(gw); // a line logged by now is on stderr
   const netted = gw.logs.filter((l) => l.msg === 'an ended stream lost its retention timer');
   assert.deepEqual(netted, [], "the retention timer ran on its own (the sweep's net did not step in)");
 });

@@ -13,11 +13,13 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 
+import { SYNC_TIMEOUT_MS } from './lib/proc.js';
+
 const BIN = process.env.TELEX_BIN ?? 'build/telex';
 const CHUNK_SIZES = [1, 2, 7, 65536];
 
 function run(args, input = '') {
-  const r = spawnSync(BIN, args, { input, maxBuffer: 512 << 20 });
+  const r = spawnSync(BIN, args, { input, maxBuffer: 512 << 20, timeout: SYNC_TIMEOUT_MS });
   // EPIPE: the command exited (e.g. on a parse error) before reading all of stdin.
   if (r.error && !(r.error.code === 'EPIPE' && r.status !== null)) throw r.error;
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr.toString() };

@@ -24,7 +24,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { LATE_MS, TELEX_BIN, startMock, stopProcess, waitFor } from './lib/proc.js';
+import { LATE_MS, SYNC_TIMEOUT_MS, TELEX_BIN, startMock, stopProcess, waitFor } from './lib/proc.js';
 import { SANITIZER_ENV, baseConfig, msgs, startGateway, stopChecked, tmpDir } from './lib/relay.js';
 import { postChat } from './lib/sse.js';
 import { skipReason, startPostgres } from './lib/postgres.js';
@@ -33,7 +33,7 @@ const ADMIN = 'admin-token-0123456789-SECRET';
 const skip = skipReason();
 
 function cli(args, db) {
-  const r = spawnSync(TELEX_BIN, args, { env: { ...process.env, TELEX_DB: db, ...SANITIZER_ENV }, encoding: 'utf8' });
+  const r = spawnSync(TELEX_BIN, args, { env: { ...process.env, TELEX_DB: db, ...SANITIZER_ENV }, encoding: 'utf8', timeout: SYNC_TIMEOUT_MS });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -300,7 +300,7 @@ describe('SQLite on a full disk: nothing lost', () => {
   // byte; SIGTERM then has rows the database cannot take. Needs root (mount).
   test('rows queued when the disk is full are spilled at SIGTERM and written at the next start', async (t) => {
     const mnt = fs.mkdtempSync(path.join(tmpDir(), 'full-'));
-    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mnt], { encoding: 'utf8' });
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mnt], { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS });
     if (m.status !== 0) return t.skip(`cannot mount a tmpfs: ${m.stderr.trim()}`);
     try {
       const db = path.join(mnt, 'telex.db');
@@ -341,7 +341,7 @@ describe('SQLite on a full disk: nothing lost', () => {
       assert.equal(total.requests, 300);
       assert.equal(total.prompt_tokens, 1200);
     } finally {
-      spawnSync('umount', ['-l', mnt]);
+      spawnSync('umount', ['-l', mnt], { timeout: SYNC_TIMEOUT_MS });
       fs.rmSync(mnt, { recursive: true, force: true });
     }
   });

@@ -28,11 +28,13 @@
 #include <jansson.h>
 
 #include "config/config.h"
+#include "gateway/access_log.h"
 #include "gateway/admin.h"
 #include "gateway/auth.h"
 #include "gateway/cors.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
+#include "gateway/off_loop.h"
 #include "gateway/presets.h"
 #include "gateway/services.h"
 #include "gateway/usage.h"
@@ -57,23 +59,22 @@ static int path_is(h2o_req_t *req, const char *p)
 
 static atomic_int answered_now, answered_later; /* the router's request log lines */
 
-/* The deferred-answer hook: the router's own (its request log line, by
- * telex_gateway_log_response), counted. */
+/* The deferred-answer hook: what off_loop.c does by default (the request's
+ * access-log line, telex_access_log), counted. */
 static void on_deferred(h2o_req_t *req, void *arg)
 {
     assert_ptr_equal(arg, &answered_later);
     assert_true(req->res.status >= 200); /* called after the answer was sent */
     atomic_fetch_add(&answered_later, 1);
-    telex_gateway_log_response(req, NULL, uv_hrtime());
+    telex_access_log(req, NULL, uv_hrtime());
 }
 
 /* The router's worker setup, then the counting hook in place of the
- * router's (each worker sets the router's first, so the last one set is
- * always this one). */
+ * access log that off_loop.c writes after a deferred answer. */
 static int worker_init(telex_worker_t *w)
 {
     int rc = telex_gateway_worker_init(w);
-    telex_services_set_deferred_hook(svc, on_deferred, &answered_later);
+    telex_off_loop_set_answered_hook(on_deferred, &answered_later);
     return rc;
 }
 

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 
-import { TELEX_BIN } from './proc.js';
+import { SYNC_TIMEOUT_MS, TELEX_BIN } from './proc.js';
 import { postChat } from './sse.js';
 import { SANITIZER_ENV, baseConfig, msgs } from './relay.js';
 
@@ -21,6 +21,7 @@ export function createKey(dbPath, name, extra = []) {
   const r = spawnSync(TELEX_BIN, ['keys', 'create', '--name', name, ...extra], {
     env: { ...process.env, TELEX_DB: dbPath, ...SANITIZER_ENV },
     encoding: 'utf8',
+    timeout: SYNC_TIMEOUT_MS,
   });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.trim();

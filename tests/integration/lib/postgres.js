@@ -8,15 +8,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { SLACK, freePort, waitFor } from './proc.js';
+import { SLACK, SYNC_TIMEOUT_MS, freePort, waitFor } from './proc.js';
 
 const PGBIN = process.env.PGBIN ?? '/usr/lib/postgresql/15/bin';
 const isRoot = process.getuid?.() === 0;
 
 function pgUser() {
-  const r = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
+  const r = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS });
   if (r.status !== 0) return null;
-  const g = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
+  const g = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS });
   return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
 
@@ -32,7 +32,7 @@ function asPg(user) {
 }
 
 function pgReady(port) {
-  return spawnSync('pg_isready', ['-q', '-h', '127.0.0.1', '-p', String(port)]).status === 0;
+  return spawnSync('pg_isready', ['-q', '-h', '127.0.0.1', '-p', String(port)], { timeout: SYNC_TIMEOUT_MS }).status === 0;
 }
 
 export async function startPostgres() {
@@ -43,6 +43,7 @@ export async function startPostgres() {
   const init = spawnSync(path.join(PGBIN, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8'], {
     ...asPg(user),
     encoding: 'utf8',
+    timeout: SYNC_TIMEOUT_MS,
   });
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}${init.stdout}`);
   const port = await freePort();
@@ -82,7 +83,7 @@ export async function startPostgres() {
     },
     // psql with one statement; returns stdout (unaligned, tuples only).
     sql(statement, db = 'postgres') {
-      const r = spawnSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', db, '-Atc', statement], { encoding: 'utf8' });
+      const r = spawnSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', db, '-Atc', statement], { encoding: 'utf8', timeout: SYNC_TIMEOUT_MS });
       if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
       return r.stdout.trim();
     },

@@ -15,6 +15,9 @@
 //   SANITIZED                                   true when $TELEX_SANITIZED is set (ASan build: be lenient on timing)
 //   SLACK                                       timing tolerance multiplier: 3 under ASan, else 1
 //   LATE_MS                                     how late a busy machine may make a promised deadline (below)
+//   SYNC_TIMEOUT_MS                             `timeout` for spawnSync/execFileSync in tests: a synchronous
+//                                               child that hangs blocks the test process, and --test-timeout
+//                                               cannot fire (120 s, 3x under ASan)
 //   startProcess(args, opts?) -> Promise<Proc>  spawn TELEX_BIN args, wait for "listening"
 //   startMock(args?, opts?)   -> Promise<Proc>  `telex mock --listen 127.0.0.1:0 ...args`
 //   startServe(args?, opts?)  -> Promise<Proc>  `telex serve --listen 127.0.0.1:0 ...args`
@@ -69,6 +72,9 @@ export const SLACK = SANITIZED ? 3 : 1;
 // deadline: timers and sweeps firing late, processes waiting for a CPU. Generous on purpose:
 // a test that needs a tighter bound is measuring speed, which is `make bench`'s business.
 export const LATE_MS = 2000 * SLACK;
+// A spawnSync that hangs would freeze the whole test file (no timer runs, not even
+// --test-timeout's): every synchronous child in tests gets this much, then is killed.
+export const SYNC_TIMEOUT_MS = 120000 * SLACK;
 
 const live = new Set();
 function killLive() {

@@ -21,6 +21,13 @@
 //   entriesSince(mock, since)      -> the requests the mock saw since that counter
 //   waitEntry(mock, since, pred, opts?) -> the first entry since `since` matching pred
 //   requestLogs(serve)             -> the serve's `request` log lines so far
+//   logBarrier(serve)              -> resolves once every line the serve logged before the call is
+//                                  in serve.logs (lines reach stderr through telex's log writer
+//                                  thread, a moment after the response): before asserting that a
+//                                  line is absent, that there are exactly N, or that no key leaked.
+//                                  It asks for an unknown path (404) and waits for that request's
+//                                  own `request` line, queued after them all; a test that counts
+//                                  request lines afterwards must leave that one out.
 //   curl(args, opts?)              -> Promise<{code, out, err}> (curl -sS ...args)
 //   startStub(handler)             -> a node:http upstream on 127.0.0.1 {url, requests, close()}
 //   tmpDir(prefix)                 -> a fresh temp directory (removed at exit)
@@ -196,6 +203,15 @@ export function waitEntry(mock, since, pred = () => true, opts = {}) {
 }
 
 export const requestLogs = (serve) => serve.logs.filter((l) => l.msg === 'request');
+
+const BARRIER_PATH = `/log-barrier-${process.pid}-`;
+let barriers = 0;
+export async function logBarrier(serve) {
+  const p = `${BARRIER_PATH}${++barriers}`;
+  const r = await fetch(`${serve.url}${p}`);
+  await r.arrayBuffer();
+  return serve.waitForLog((l) => l.msg === 'request' && l.path === p);
+}
 
 export function curl(args, opts = {}) {
   return new Promise((resolve) => {
