@@ -12,7 +12,7 @@
 //
 // Requests are held open by the mock's long answers (many tokens, paced by delay_ms) and end
 // when the test makes them end (the client leaves, or a DELETE); nothing waits a fixed time.
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -60,6 +60,7 @@ const short = (key, mock = { tokens: 2 }, model = 'gpt-relay') =>
 
 // A request held open: `started` resolves with its stream id at its first event; leave() makes
 // the client go away; `done` resolves when the response is over.
+const live = new Set(); // held requests not over yet: a failed test leaves them, afterEach ends them
 function hold(key) {
   const ac = new AbortController();
   let started;
@@ -77,10 +78,13 @@ function hold(key) {
       started(e.id.split('.')[0]);
     },
   });
+  const h = { started: first, done, leave: () => ac.abort() };
+  live.add(h);
   done.then((r) => {
+    live.delete(h);
     if (!running) refused(new Error(`not admitted: ${r.status} ${r.raw.toString().slice(0, 300)}`));
   });
-  return { started: first, done, leave: () => ac.abort() };
+  return h;
 }
 
 // Waits until no request runs on the gateway (telex_active_streams drops in the same call that
@@ -94,6 +98,16 @@ async function idle() {
     { message: 'no request running' },
   );
 }
+
+// After a test that failed half-way: end what it held, and say what the gateway saw last.
+afterEach(async (t) => {
+  if (live.size === 0) return;
+  const lines = relay.serve.logs.filter((l) => l.msg === 'request' && l.path === '/v1/chat/completions');
+  t.diagnostic(`${live.size} held request(s) left; the last ones: ${JSON.stringify(lines.slice(-6).map((l) => [l.status, l.outcome, l.duration_ms]))}`);
+  for (const h of live) h.leave();
+  await Promise.all([...live].map((h) => h.done));
+  await idle();
+});
 
 // Waits until the key has a free slot again (a short request of it is served), then checks it
 // has exactly n: n held requests start, the next is refused; leaves them all.
