@@ -109,12 +109,22 @@ afterEach(async (t) => {
   await idle();
 });
 
-// Waits until the key has a free slot again (a short request of it is served), then checks it
-// has exactly n: n held requests start, the next is refused; leaves them all.
+// Waits until the key has all n slots again (n held requests start together; clients that left
+// are noticed by the gateway a moment later), then checks it has exactly n: the next is
+// refused; leaves them all.
 async function assertSlots(key, n, what) {
-  await waitFor(async () => (await short(key)).status === 200, { message: `a slot of the key back after ${what}` });
-  const held = Array.from({ length: n }, () => hold(key));
-  await Promise.all(held.map((h) => h.started));
+  let held;
+  await waitFor(
+    async () => {
+      held = Array.from({ length: n }, () => hold(key));
+      const ok = await Promise.all(held.map((h) => h.started.then(() => true, () => false)));
+      if (ok.every(Boolean)) return true;
+      for (const h of held) h.leave();
+      await Promise.all(held.map((h) => h.done));
+      return false;
+    },
+    { message: `the key's ${n} slot(s) back after ${what}` },
+  );
   const refused = await short(key);
   assert.equal(refused.status, 429, `after ${what}: ${n} slot(s) and no more (${refused.raw.toString().slice(0, 300)})`);
   for (const h of held) h.leave();
