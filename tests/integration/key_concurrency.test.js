@@ -204,9 +204,9 @@ describe('enforcement on one node', () => {
     for (const [what, mock, model] of failures) {
       const r = await short(keys.one, mock, model);
       assert.notEqual(r.status, 429, `${what}: served, not refused`);
-      // the next one must be admitted: the failed one gave its slot back when it ended
-      const next = await short(keys.one);
-      assert.equal(next.status, 200, `after ${what}: ${next.status} ${next.raw.toString().slice(0, 300)}`);
+      // the next one is admitted: the failed one gave its slot back when its accounting ended (an
+      // error answered before any event may reach the client a moment before that)
+      await waitFor(async () => (await short(keys.one)).status === 200, { message: `the slot back after ${what}` });
     }
     await assertSlots(keys.one, 1, 'provider failures');
   });
