@@ -38,12 +38,13 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: telex keys create --name NAME [--budget-usd X] [--rpm N] [--tpm N]\n"
-            "                         [--models a,b] [--expires WHEN] [--json]\n"
+            "                         [--max-concurrent N] [--models a,b] [--expires WHEN] [--json]\n"
             "       telex keys list [--json]\n"
             "       telex keys show ID|NAME [--json]\n"
             "       telex keys revoke ID|NAME\n"
             "       telex keys update ID|NAME [--name NAME] [--budget-usd X|none] [--rpm N]\n"
-            "                         [--tpm N] [--models a,b|all] [--expires WHEN|never]\n"
+            "                         [--tpm N] [--max-concurrent N] [--models a,b|all]\n"
+            "                         [--expires WHEN|never]\n"
             "\n"
             "Manages the API keys clients send as `Authorization: Bearer tlx_...`.\n"
             "`create` prints the key once; telex keeps only its SHA-256.\n"
@@ -52,6 +53,7 @@ static void usage(FILE *out)
             "  --budget-usd X      lifetime spend limit in US dollars; then 402 (default none)\n"
             "  --rpm N             requests per minute; then 429 (default 0 = unlimited)\n"
             "  --tpm N             tokens per minute; then 429 (default 0 = unlimited)\n"
+            "  --max-concurrent N  requests running at once; then 429 (default 0 = unlimited)\n"
             "  --models a,b        models the key may use: names, prefixes ending in *,\n"
             "                      preset:NAME (default all)\n"
             "  --expires WHEN      2026-01-31 (00:00 UTC), 2026-01-31T12:00:00Z, 90m, 12h,\n"
@@ -64,11 +66,11 @@ static void usage(FILE *out)
             "\nSee docs/keys.md.\n");
 }
 
-enum { OPT_NAME = 256, OPT_BUDGET, OPT_RPM, OPT_TPM, OPT_MODELS, OPT_EXPIRES, OPT_JSON, OPT_DB };
+enum { OPT_NAME = 256, OPT_BUDGET, OPT_RPM, OPT_TPM, OPT_MAX_CONCURRENT, OPT_MODELS, OPT_EXPIRES, OPT_JSON, OPT_DB };
 
 typedef struct opts {
     const char *config, *db;
-    const char *name, *budget, *rpm, *tpm, *models, *expires;
+    const char *name, *budget, *rpm, *tpm, *max_concurrent, *models, *expires;
     int json;
 } opts_t;
 
@@ -106,19 +108,20 @@ static int apply_flags(const opts_t *o, telex_key_row_t *row, unsigned *set)
         }
         *set |= TELEX_KEY_SET_BUDGET;
     }
-    const char *rates[2] = {o->rpm, o->tpm};
-    for (int i = 0; i < 2; i++) {
+    const char *rates[3] = {o->rpm, o->tpm, o->max_concurrent};
+    static const char *const flags[3] = {"--rpm", "--tpm", "--max-concurrent"};
+    int64_t *fields[3] = {&row->rpm, &row->tpm, &row->max_concurrent};
+    static const unsigned bits[3] = {TELEX_KEY_SET_RPM, TELEX_KEY_SET_TPM, TELEX_KEY_SET_MAX_CONCURRENT};
+    for (int i = 0; i < 3; i++) {
         if (!rates[i])
             continue;
         char *end;
+        errno = 0;
         long long v = strtoll(rates[i], &end, 10);
-        if (*rates[i] == '\0' || *end != '\0' || telex_key_check_rate(v, i ? "--tpm" : "--rpm", err, sizeof err))
-            return fail_value(i ? "--tpm" : "--rpm", "expected a whole number from 0 (unlimited) to 1000000000");
-        if (i == 0)
-            row->rpm = v;
-        else
-            row->tpm = v;
-        *set |= i ? TELEX_KEY_SET_TPM : TELEX_KEY_SET_RPM;
+        if (*rates[i] == '\0' || *end != '\0' || errno != 0 || telex_key_check_rate(v, flags[i], err, sizeof err))
+            return fail_value(flags[i], "expected a whole number from 0 (unlimited) to 1000000000");
+        *fields[i] = v;
+        *set |= bits[i];
     }
     if (o->models) {
         const char *items[1] = {o->models};
@@ -186,6 +189,9 @@ static void print_key(const telex_key_row_t *k)
     printf("tpm:        %s", k->tpm ? "" : "unlimited\n");
     if (k->tpm)
         printf("%lld tokens per minute\n", (long long)k->tpm);
+    printf("concurrent: %s", k->max_concurrent ? "" : "unlimited\n");
+    if (k->max_concurrent)
+        printf("%lld requests at once\n", (long long)k->max_concurrent);
     printf("models:     %s\n", k->models[0] ? k->models : "all");
 }
 
@@ -236,6 +242,7 @@ static int cmd_create(telex_store_t *s, const opts_t *o)
     row.budget_usd = fields.budget_usd;
     row.rpm = fields.rpm;
     row.tpm = fields.tpm;
+    row.max_concurrent = fields.max_concurrent;
     row.expires_at = fields.expires_at;
     memcpy(row.models, fields.models, sizeof row.models);
     if ((rc = telex_store_key_insert(s, &row, err, sizeof err)) != 0) {
@@ -280,11 +287,11 @@ static int cmd_list(telex_store_t *s, const opts_t *o)
     } else if (n == 0) {
         printf("No API keys. Create one with: telex keys create --name NAME\n");
     } else {
-        printf("%-5s %-20s %-15s %-8s %-16s %-16s %12s %12s %7s %9s  %s\n", "ID", "NAME", "KEY", "STATUS", "CREATED",
-               "EXPIRES", "BUDGET_USD", "SPENT_USD", "RPM", "TPM", "MODELS");
+        printf("%-5s %-20s %-15s %-8s %-16s %-16s %12s %12s %7s %9s %10s  %s\n", "ID", "NAME", "KEY", "STATUS",
+               "CREATED", "EXPIRES", "BUDGET_USD", "SPENT_USD", "RPM", "TPM", "CONCURRENT", "MODELS");
         for (size_t i = 0; i < n; i++) {
             const telex_key_row_t *k = &rows[i];
-            char created[32], expires[32], budget[TELEX_USD_LEN], rpm[24], tpm[24], prefix[20];
+            char created[32], expires[32], budget[TELEX_USD_LEN], rpm[24], tpm[24], conc[24], prefix[20];
             format_day(k->created_at, created, sizeof created, "-");
             format_day(k->expires_at, expires, sizeof expires, "never");
             if (k->budget_usd >= 0)
@@ -293,10 +300,11 @@ static int cmd_list(telex_store_t *s, const opts_t *o)
                 snprintf(budget, sizeof budget, "none");
             snprintf(rpm, sizeof rpm, "%lld", (long long)k->rpm);
             snprintf(tpm, sizeof tpm, "%lld", (long long)k->tpm);
+            snprintf(conc, sizeof conc, "%lld", (long long)k->max_concurrent);
             snprintf(prefix, sizeof prefix, "%s...", k->prefix);
-            printf("%-5lld %-20s %-15s %-8s %-16s %-16s %12s %12.6f %7s %9s  %s\n", (long long)k->id, k->name, prefix,
-                   status_of(k, now), created, expires, budget, k->spent_usd, k->rpm ? rpm : "-", k->tpm ? tpm : "-",
-                   k->models[0] ? k->models : "all");
+            printf("%-5lld %-20s %-15s %-8s %-16s %-16s %12s %12.6f %7s %9s %10s  %s\n", (long long)k->id, k->name,
+                   prefix, status_of(k, now), created, expires, budget, k->spent_usd, k->rpm ? rpm : "-",
+                   k->tpm ? tpm : "-", k->max_concurrent ? conc : "-", k->models[0] ? k->models : "all");
         }
     }
     free(rows);
@@ -359,8 +367,8 @@ static int cmd_on_key(telex_store_t *s, const char *cmd, const char *ref, const 
     if ((rc = apply_flags(o, &values, &set)) != 0)
         return rc;
     if (set == 0) {
-        fprintf(stderr, "telex keys update: nothing to change (give --name, --budget-usd, --rpm, --tpm, --models or "
-                        "--expires)\n");
+        fprintf(stderr, "telex keys update: nothing to change (give --name, --budget-usd, --rpm, --tpm, "
+                        "--max-concurrent, --models or --expires)\n");
         return TELEX_EXIT_USAGE;
     }
     if ((rc = telex_store_key_update(s, row.id, set, &values, err, sizeof err)) != 0 ||
@@ -377,6 +385,7 @@ int telex_cmd_keys(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},  {"db", required_argument, NULL, OPT_DB},
         {"name", required_argument, NULL, OPT_NAME}, {"budget-usd", required_argument, NULL, OPT_BUDGET},
         {"rpm", required_argument, NULL, OPT_RPM},   {"tpm", required_argument, NULL, OPT_TPM},
+        {"max-concurrent", required_argument, NULL, OPT_MAX_CONCURRENT},
         {"models", required_argument, NULL, OPT_MODELS}, {"expires", required_argument, NULL, OPT_EXPIRES},
         {"json", no_argument, NULL, OPT_JSON},       {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -411,6 +420,7 @@ int telex_cmd_keys(int argc, char **argv)
         case OPT_BUDGET: o.budget = optarg; break;
         case OPT_RPM: o.rpm = optarg; break;
         case OPT_TPM: o.tpm = optarg; break;
+        case OPT_MAX_CONCURRENT: o.max_concurrent = optarg; break;
         case OPT_MODELS: o.models = optarg; break;
         case OPT_EXPIRES: o.expires = optarg; break;
         case OPT_JSON: o.json = 1; break;
@@ -432,10 +442,10 @@ int telex_cmd_keys(int argc, char **argv)
             fprintf(stderr, "telex keys %s: unexpected argument '%s'\n", cmd, argv[optind + (needs_ref ? 1 : 0)]);
         return TELEX_EXIT_USAGE;
     }
-    bool values = o.name || o.budget || o.rpm || o.tpm || o.models || o.expires;
+    bool values = o.name || o.budget || o.rpm || o.tpm || o.max_concurrent || o.models || o.expires;
     if (values && strcmp(cmd, "create") != 0 && strcmp(cmd, "update") != 0) {
-        fprintf(stderr, "telex keys %s: --name, --budget-usd, --rpm, --tpm, --models and --expires are for create "
-                        "and update\n",
+        fprintf(stderr, "telex keys %s: --name, --budget-usd, --rpm, --tpm, --max-concurrent, --models and --expires "
+                        "are for create and update\n",
                 cmd);
         return TELEX_EXIT_USAGE;
     }

@@ -189,6 +189,7 @@ static void on_tick(uv_timer_t *t)
     }
     cluster_pubs_tick(cw);
     cluster_mirrors_tick(cw);
+    cluster_leases_tick(cw);
     if (cw->held != NULL)
         check_held(cw);
 }

@@ -61,6 +61,9 @@ struct telex_cluster_worker {
     int verdict;
     unsigned verdict_retry;
     uint64_t verdict_reservation;
+    struct cluster_lease *leases; /* limits.c: concurrency leases of this worker's requests in flight */
+    size_t n_leases;
+    uint64_t last_lease_refresh_ms;
     int (*redispatch)(void *ctx, h2o_req_t *req);
     void *ctx;
 };
@@ -98,6 +101,9 @@ int cluster_mirror_request(telex_cluster_worker_t *cw, h2o_req_t *req, const cha
 void cluster_mirrors_on_blk_up(telex_cluster_worker_t *cw);
 void cluster_mirrors_tick(telex_cluster_worker_t *cw);
 void cluster_xread_kick(telex_cluster_worker_t *cw);
+
+/* limits.c: refreshes this worker's concurrency leases (every tick; sends at most once per refresh period) */
+void cluster_leases_tick(telex_cluster_worker_t *cw);
 
 /* cluster.c: ctl messages */
 void cluster_publish_ctl(telex_cluster_worker_t *cw, const char *verb, const char *arg);

@@ -11,10 +11,13 @@
 #include "util/log.h"
 
 /* KEYS[1] = telex:k:<id> (buckets and spend), KEYS[2] = telex:k:<id>:r (the budget
- * reservations of requests in flight: field "<node>:<n>" = USD); ARGV = rpm, tpm, budget (-1:
- * none), est_tokens, est_usd, seed_spent, the reservation's field. Reservations of a node whose
- * heartbeat key is gone are dropped (a node that died mid-request does not hold the budget).
- * Returns {verdict, retry_after_s}: 0 ok, 1 budget, 2 rpm, 3 tpm. */
+ * reservations of requests in flight: field "<node>:<n>" = USD), KEYS[3] = telex:k:<id>:c (the
+ * concurrency leases of requests in flight: sorted set, member "<node>:<n>", score = the lease's
+ * expiry in Redis ms); ARGV = rpm, tpm, budget (-1: none), est_tokens, est_usd, seed_spent, the
+ * reservation's field (also the lease's member), max_concurrent (0: none), the lease's TTL in ms.
+ * Reservations of a node whose heartbeat key is gone are dropped (a node that died mid-request
+ * does not hold the budget); expired leases are dropped before the leases are counted.
+ * Returns {verdict, retry_after_s}: 0 ok, 1 budget, 2 rpm, 3 tpm, 4 concurrency. */
 const char telex_cluster_admit_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -43,6 +46,11 @@ const char telex_cluster_admit_lua[] =
     "end\n"
     "redis.call('HSET', KEYS[1], 'sp', tostring(sp))\n"
     "if budget >= 0 and sp + rs >= budget then return {1, 0} end\n"
+    "local conc, lease_ms = tonumber(ARGV[8]), tonumber(ARGV[9])\n"
+    "if conc > 0 then\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)\n"
+    "  if redis.call('ZCARD', KEYS[3]) >= conc then return {4, 1} end\n"
+    "end\n"
     "local tt, rt\n"
     "if tpm > 0 then\n"
     "  tt = refill(tonumber(h[3]), tonumber(h[4]), tpm)\n"
@@ -57,21 +65,135 @@ const char telex_cluster_admit_lua[] =
     "end\n"
     "if tpm > 0 then redis.call('HSET', KEYS[1], 'tt', tostring(tt - est_t)) end\n"
     "if est_usd > 0 then redis.call('HSET', KEYS[2], ARGV[7], tostring(est_usd)) end\n"
+    "if conc > 0 then\n"
+    "  redis.call('ZADD', KEYS[3], now + lease_ms, ARGV[7])\n"
+    "  redis.call('PEXPIRE', KEYS[3], lease_ms)\n"
+    "end\n"
     "return {0, 0}\n";
 
-/* KEYS[1], KEYS[2] as above; ARGV = reserved_tokens, used_tokens, cost_usd, the reservation's field. */
+/* KEYS[1], KEYS[2], KEYS[3] as above; ARGV = reserved_tokens, used_tokens, cost_usd, the reservation's
+ * field (and lease member). */
 const char telex_cluster_settle_lua[] =
     "local tt = redis.call('HGET', KEYS[1], 'tt')\n"
     "if tt then redis.call('HSET', KEYS[1], 'tt', tostring(tonumber(tt) + tonumber(ARGV[1]) - tonumber(ARGV[2]))) end\n"
     "local sp = tonumber(redis.call('HGET', KEYS[1], 'sp')) or 0\n"
     "redis.call('HSET', KEYS[1], 'sp', tostring(sp + tonumber(ARGV[3])))\n"
     "redis.call('HDEL', KEYS[2], ARGV[4])\n"
+    "redis.call('ZREM', KEYS[3], ARGV[4])\n"
     "return 1\n";
+
+/* KEYS = the leases' sorted sets, ARGV[1] = the TTL in ms, ARGV[i + 1] = the member in KEYS[i]: every
+ * lease of this worker's requests in flight moves its expiry to now + TTL (a lease dropped while Redis
+ * was away, or by a restarted Redis, is added again). */
+const char telex_cluster_lease_refresh_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local ttl = tonumber(ARGV[1])\n"
+    "for i = 1, #KEYS do\n"
+    "  redis.call('ZADD', KEYS[i], now + ttl, ARGV[i + 1])\n"
+    "  redis.call('PEXPIRE', KEYS[i], ttl)\n"
+    "end\n"
+    "return #KEYS\n";
 
 static atomic_uint_least64_t reservations; /* this node's reservation numbers */
 
+/* A concurrency lease of a request in flight on this worker (refreshed by cluster_leases_tick). */
+typedef struct cluster_lease {
+    struct cluster_lease *next;
+    int64_t key_id;
+    uint64_t reservation;
+} lease_t;
+
+static void lease_key(char *out, int64_t key_id)
+{
+    snprintf(out, KEY_MAX, "telex:k:%lld:c", (long long)key_id);
+}
+
+static void lease_member(char *out, size_t cap, uint64_t reservation)
+{
+    snprintf(out, cap, "%s:%llu", telex_cluster_g.node, (unsigned long long)reservation);
+}
+
+/* Out of memory: the lease is not refreshed and lapses after its TTL (the request still runs). */
+static void lease_add(telex_cluster_worker_t *cw, int64_t key_id, uint64_t reservation)
+{
+    lease_t *l = malloc(sizeof *l);
+    if (l == NULL) {
+        telex_log_event("warn", "cluster: out of memory keeping a concurrency lease; it lapses after its TTL", NULL);
+        return;
+    }
+    l->key_id = key_id;
+    l->reservation = reservation;
+    l->next = cw->leases;
+    cw->leases = l;
+    cw->n_leases++;
+}
+
+static void lease_drop(telex_cluster_worker_t *cw, int64_t key_id, uint64_t reservation)
+{
+    for (lease_t **p = &cw->leases; *p != NULL; p = &(*p)->next) {
+        if ((*p)->key_id == key_id && (*p)->reservation == reservation) {
+            lease_t *l = *p;
+            *p = l->next;
+            free(l);
+            cw->n_leases--;
+            return;
+        }
+    }
+}
+
+#define LEASES_PER_CALL 256
+
+void cluster_leases_tick(telex_cluster_worker_t *cw)
+{
+    uint64_t now = uv_now(cw->loop);
+    if (cw->leases == NULL || now - cw->last_lease_refresh_ms < TELEX_CLUSTER_LEASE_REFRESH_MS ||
+        !telex_rconn_is_up(cw->cmd))
+        return;
+    typedef struct {
+        char keys[LEASES_PER_CALL][KEY_MAX], members[LEASES_PER_CALL][64];
+        const char *argv[4 + 2 * LEASES_PER_CALL];
+        size_t len[4 + 2 * LEASES_PER_CALL];
+    } batch_t;
+    batch_t *b = malloc(sizeof *b); /* ~50 KB: not on a worker's stack */
+    if (b == NULL)
+        return; /* the next tick tries again */
+    cw->last_lease_refresh_ms = now;
+    char (*keys)[KEY_MAX] = b->keys, (*members)[64] = b->members;
+    const char **argv = b->argv;
+    size_t *len = b->len;
+    char nkeys[16], ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", TELEX_CLUSTER_LEASE_TTL_MS);
+    lease_t *l = cw->leases;
+    while (l != NULL) {
+        int n = 0;
+        for (; l != NULL && n < LEASES_PER_CALL; l = l->next, n++) {
+            lease_key(keys[n], l->key_id);
+            lease_member(members[n], sizeof members[n], l->reservation);
+        }
+        snprintf(nkeys, sizeof nkeys, "%d", n);
+        int argc = 0;
+        argv[argc++] = "EVAL";
+        argv[argc++] = telex_cluster_lease_refresh_lua;
+        argv[argc++] = nkeys;
+        for (int i = 0; i < n; i++)
+            argv[argc++] = keys[i];
+        argv[argc++] = ttl;
+        for (int i = 0; i < n; i++)
+            argv[argc++] = members[i];
+        for (int i = 0; i < argc; i++)
+            len[i] = strlen(argv[i]);
+        if (telex_rconn_cmd(cw->cmd, NULL, NULL, 0, argc, argv, len) != 0)
+            break; /* Redis away: the next refresh tries again */
+    }
+    free(b);
+}
+
 typedef struct hold {
     telex_cluster_worker_t *cw;
+    int64_t key_id;
+    int leased; /* max_concurrent > 0: an admitted request holds a lease */
+    uint64_t est_tokens;
     uint64_t reservation;
     h2o_req_t *req; /* NULL once h2o disposed of it */
     struct hold **link;
@@ -98,6 +220,12 @@ static void on_admit(telex_rconn_t *rc, redisReply *reply, void *priv)
     } else if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         telex_log_event("warn", "cluster: the limits script failed; deciding locally", NULL);
     }
+    if (verdict == TELEX_CLUSTER_ADMIT_OK && h->leased)
+        lease_add(cw, h->key_id, h->reservation);
+    if (h->req == NULL && verdict == TELEX_CLUSTER_ADMIT_OK) {
+        /* the client left while Redis decided: give back what the script took (on cw's thread) */
+        telex_cluster_settle(h->key_id, h->reservation, h->est_tokens, 0, 0);
+    }
     if (h->req != NULL) {
         h2o_req_t *req = h->req;
         *h->link = NULL;
@@ -114,8 +242,8 @@ static void on_admit(telex_rconn_t *rc, redisReply *reply, void *priv)
 }
 
 int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm, double budget_usd,
-                        uint64_t est_tokens, double est_usd, double local_spent, unsigned *retry_after_s,
-                        uint64_t *reservation)
+                        int64_t max_concurrent, uint64_t est_tokens, double est_usd, double local_spent,
+                        unsigned *retry_after_s, uint64_t *reservation)
 {
     telex_cluster_worker_t *cw = telex_cluster_current;
     *retry_after_s = 0;
@@ -141,21 +269,28 @@ int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm
     h->cw = cw;
     h->req = req;
     h->reservation = atomic_fetch_add(&reservations, 1) + 1;
-    char key[KEY_MAX], rkey[KEY_MAX], a[7][64];
+    h->key_id = key_id;
+    h->leased = max_concurrent > 0;
+    h->est_tokens = est_tokens;
+    char key[KEY_MAX], rkey[KEY_MAX], ckey[KEY_MAX], a[9][64];
     snprintf(key, sizeof key, "telex:k:%lld", (long long)key_id);
     snprintf(rkey, sizeof rkey, "telex:k:%lld:r", (long long)key_id);
-    snprintf(a[6], sizeof a[6], "%s:%llu", telex_cluster_g.node, (unsigned long long)h->reservation);
+    lease_key(ckey, key_id);
+    lease_member(a[6], sizeof a[6], h->reservation);
+    snprintf(a[7], sizeof a[7], "%lld", (long long)(max_concurrent > 0 ? max_concurrent : 0));
+    snprintf(a[8], sizeof a[8], "%d", TELEX_CLUSTER_LEASE_TTL_MS);
     snprintf(a[0], sizeof a[0], "%lld", (long long)(rpm > 0 ? rpm : 0));
     snprintf(a[1], sizeof a[1], "%lld", (long long)(tpm > 0 ? tpm : 0));
     snprintf(a[2], sizeof a[2], "%.17g", budget_usd);
     snprintf(a[3], sizeof a[3], "%llu", (unsigned long long)est_tokens);
     snprintf(a[4], sizeof a[4], "%.17g", est_usd > 0 ? est_usd : 0);
     snprintf(a[5], sizeof a[5], "%.17g", local_spent > 0 ? local_spent : 0);
-    const char *argv[] = {"EVAL", telex_cluster_admit_lua, "2", key, rkey, a[0], a[1], a[2], a[3], a[4], a[5], a[6]};
-    size_t len[12];
-    for (int i = 0; i < 12; i++)
+    const char *argv[] = {"EVAL", telex_cluster_admit_lua, "3",  key,  rkey, ckey, a[0], a[1],
+                          a[2],   a[3],                    a[4], a[5], a[6], a[7], a[8]};
+    size_t len[15];
+    for (int i = 0; i < 15; i++)
         len[i] = strlen(argv[i]);
-    if (telex_rconn_cmd(cw->cmd, on_admit, h, 0, 12, argv, len) != 0) {
+    if (telex_rconn_cmd(cw->cmd, on_admit, h, 0, 15, argv, len) != 0) {
         *link = NULL;
         free(h);
         return TELEX_CLUSTER_LOCAL;
@@ -169,17 +304,19 @@ void telex_cluster_settle(int64_t key_id, uint64_t reservation, uint64_t reserve
     telex_cluster_worker_t *cw = telex_cluster_current;
     if (!telex_cluster_g.enabled || cw == NULL || key_id <= 0)
         return;
-    char key[KEY_MAX], rkey[KEY_MAX], a[4][64];
+    lease_drop(cw, key_id, reservation); /* before the ZREM: a refresh cannot add it back */
+    char key[KEY_MAX], rkey[KEY_MAX], ckey[KEY_MAX], a[4][64];
     snprintf(key, sizeof key, "telex:k:%lld", (long long)key_id);
     snprintf(rkey, sizeof rkey, "telex:k:%lld:r", (long long)key_id);
+    lease_key(ckey, key_id);
     snprintf(a[0], sizeof a[0], "%llu", (unsigned long long)reserved_tokens);
     snprintf(a[1], sizeof a[1], "%llu", (unsigned long long)used_tokens);
     snprintf(a[2], sizeof a[2], "%.17g", cost_usd > 0 ? cost_usd : 0);
-    snprintf(a[3], sizeof a[3], "%s:%llu", telex_cluster_g.node, (unsigned long long)reservation);
-    const char *argv[] = {"EVAL", telex_cluster_settle_lua, "2", key, rkey, a[0], a[1], a[2], a[3]};
-    size_t len[9];
-    for (int i = 0; i < 9; i++)
+    lease_member(a[3], sizeof a[3], reservation);
+    const char *argv[] = {"EVAL", telex_cluster_settle_lua, "3", key, rkey, ckey, a[0], a[1], a[2], a[3]};
+    size_t len[10];
+    for (int i = 0; i < 10; i++)
         len[i] = strlen(argv[i]);
-    if (telex_rconn_cmd(cw->cmd, NULL, NULL, 0, 9, argv, len) != 0)
+    if (telex_rconn_cmd(cw->cmd, NULL, NULL, 0, 10, argv, len) != 0)
         telex_log_event("warn", "cluster: a request's cost could not be settled in Redis (unavailable)", NULL);
 }

@@ -16,6 +16,16 @@
  * budget held by a node that died mid-request is freed as soon as its
  * heartbeat key expires.
  *
+ * Concurrency (a key's max_concurrent): each admitted request of such a
+ * key holds a lease in the sorted set telex:k:{id}:c (member node:n, score
+ * = the lease's expiry on Redis' clock, TELEX_CLUSTER_LEASE_TTL_MS ahead).
+ * The admitting worker refreshes its leases every
+ * TELEX_CLUSTER_LEASE_REFRESH_MS, with its ticks (the heartbeat's timer);
+ * the settle at the request's end removes the lease. The admission script
+ * drops expired leases, then counts, then adds — atomically — so the
+ * leases of a node that died (or lost Redis for longer than the TTL) lapse
+ * within the TTL instead of holding the key's slots forever.
+ *
  * The spend starts, the first time a key is seen by Redis, from the
  * admitting node's own count (its database); after that Redis' count is
  * the budget's truth while Redis is up (the hash does not expire).
@@ -38,19 +48,24 @@ enum {
     TELEX_CLUSTER_ADMIT_BUDGET = 1,
     TELEX_CLUSTER_ADMIT_RPM = 2,
     TELEX_CLUSTER_ADMIT_TPM = 3,
+    TELEX_CLUSTER_ADMIT_CONCURRENCY = 4,
     TELEX_CLUSTER_LOCAL = 10,   /* decide locally */
     TELEX_CLUSTER_PENDING = 11, /* the request is held; it will be handled again */
 };
 
-/* rpm, tpm: 0 = unlimited; budget_usd < 0 = none. local_spent seeds the
+/* A concurrency lease lives this long unless refreshed; it is refreshed this often. */
+#define TELEX_CLUSTER_LEASE_TTL_MS 5000
+#define TELEX_CLUSTER_LEASE_REFRESH_MS 1000
+
+/* rpm, tpm, max_concurrent: 0 = unlimited; budget_usd < 0 = none. local_spent seeds the
  * key's spend in Redis the first time. *retry_after_s for RPM/TPM;
  * *reservation names the request's budget reservation (for settling). */
 int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm, double budget_usd,
-                        uint64_t est_tokens, double est_usd, double local_spent, unsigned *retry_after_s,
-                        uint64_t *reservation);
+                        int64_t max_concurrent, uint64_t est_tokens, double est_usd, double local_spent,
+                        unsigned *retry_after_s, uint64_t *reservation);
 
 /* The end of a request the cluster admitted: its real tokens and cost
- * replace the reservations (fire and forget; call it on the worker that
+ * replace the reservations and its concurrency lease is removed (fire and forget; call it on the worker that
  * admitted it; it does nothing elsewhere or while Redis is away). A
  * reservation never settled (its node died) is dropped by the next
  * admission of that key once the node's heartbeat key is gone. */
@@ -60,5 +75,6 @@ void telex_cluster_settle(int64_t key_id, uint64_t reservation, uint64_t reserve
 /* The scripts' text (for tests and docs). */
 extern const char telex_cluster_admit_lua[];
 extern const char telex_cluster_settle_lua[];
+extern const char telex_cluster_lease_refresh_lua[];
 
 #endif

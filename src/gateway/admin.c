@@ -52,7 +52,7 @@ static int bad(telex_api_error_t *e, const char *param, const char *msg)
  * TELEX_KEY_SET_* bits of the fields present. Returns 0 or 400. */
 static int read_fields(const json_t *body, bool create, telex_key_row_t *row, unsigned *set, telex_api_error_t *e)
 {
-    static const char *const known[] = {"name", "budget_usd", "rpm", "tpm", "models", "expires"};
+    static const char *const known[] = {"name", "budget_usd", "rpm", "tpm", "max_concurrent", "models", "expires"};
     char err[256];
     const char *k;
     json_t *v;
@@ -68,7 +68,8 @@ static int read_fields(const json_t *body, bool create, telex_key_row_t *row, un
             char safe[64];
             telex_api_safe_text(safe, sizeof safe, k, strlen(k));
             return telex_api_error_set(e, 400, "invalid_request_error", "invalid_request", NULL,
-                                       "Unknown field '%s' (known: name, budget_usd, rpm, tpm, models, expires).",
+                                       "Unknown field '%s' (known: name, budget_usd, rpm, tpm, max_concurrent, models, "
+                                       "expires).",
                                        safe);
         }
     }
@@ -94,19 +95,18 @@ static int read_fields(const json_t *body, bool create, telex_key_row_t *row, un
         }
         *set |= TELEX_KEY_SET_BUDGET;
     }
-    static const char *const rates[2] = {"rpm", "tpm"};
-    for (int i = 0; i < 2; i++) {
+    static const char *const rates[3] = {"rpm", "tpm", "max_concurrent"};
+    int64_t *rate_fields[3] = {&row->rpm, &row->tpm, &row->max_concurrent};
+    static const unsigned rate_bits[3] = {TELEX_KEY_SET_RPM, TELEX_KEY_SET_TPM, TELEX_KEY_SET_MAX_CONCURRENT};
+    for (int i = 0; i < 3; i++) {
         json_t *r = json_object_get(body, rates[i]);
         if (r == NULL)
             continue;
         long long n = json_is_null(r) ? 0 : json_is_integer(r) ? (long long)json_integer_value(r) : -1;
         if (telex_key_check_rate(n, rates[i], err, sizeof err) != 0)
             return bad(e, rates[i], err);
-        if (i == 0)
-            row->rpm = n;
-        else
-            row->tpm = n;
-        *set |= i == 0 ? TELEX_KEY_SET_RPM : TELEX_KEY_SET_TPM;
+        *rate_fields[i] = n;
+        *set |= rate_bits[i];
     }
     json_t *models = json_object_get(body, "models");
     if (models != NULL) {
@@ -325,6 +325,7 @@ int telex_admin_execute(telex_services_t *svc, const char *method, const char *p
         row.budget_usd = fields.budget_usd;
         row.rpm = fields.rpm;
         row.tpm = fields.tpm;
+        row.max_concurrent = fields.max_concurrent;
         row.expires_at = fields.expires_at;
         memcpy(row.models, fields.models, sizeof row.models);
         if ((rc = telex_store_key_insert(telex_services_store(svc), &row, err, sizeof err)) != 0) {

@@ -298,12 +298,13 @@ json_t *telex_key_to_json(const telex_key_row_t *k, double spent, int64_t now)
     const char *status = k->revoked_at ? "revoked" : (k->expires_at && k->expires_at <= now) ? "expired" : "active";
     double s = spent > k->spent_usd ? spent : k->spent_usd;
     json_t *name = json_string(k->name);
-    json_t *o = json_pack("{s:I,s:s,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:f,s:I,s:I,s:o}", "id", (json_int_t)k->id, "object",
+    json_t *o = json_pack("{s:I,s:s,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:f,s:I,s:I,s:I,s:o}", "id", (json_int_t)k->id, "object",
                           "api_key", "name", name ? name : json_string("?"), "prefix", k->prefix, "status", status,
                           "created_at", time_or_null(k->created_at), "expires_at", time_or_null(k->expires_at),
                           "revoked_at", time_or_null(k->revoked_at), "last_used_at", time_or_null(k->last_used_at),
                           "budget_usd", k->budget_usd >= 0 ? json_real(k->budget_usd) : json_null(), "spent_usd",
-                          round(s * 1e10) / 1e10, "rpm", (json_int_t)k->rpm, "tpm", (json_int_t)k->tpm, "models",
+                          round(s * 1e10) / 1e10, "rpm", (json_int_t)k->rpm, "tpm", (json_int_t)k->tpm, "max_concurrent",
+                          (json_int_t)k->max_concurrent, "models",
                           models ? models : json_array());
     return o;
 }
@@ -417,6 +418,7 @@ int telex_keyset_load(telex_keyset_t *ks, telex_store_t *store, telex_limits_t *
         k->limits.rpm = rows[i].rpm;
         k->limits.tpm = rows[i].tpm;
         k->limits.budget_usd = rows[i].budget_usd;
+        k->limits.max_concurrent = rows[i].max_concurrent;
         memcpy(k->models, rows[i].models, sizeof k->models);
         if (k->revoked_at == 0)
             s->active++;
@@ -560,6 +562,7 @@ int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *mo
     grant->admitted = false;
     grant->reserved_tokens = 0;
     grant->reserved_usd = 0;
+    grant->holds_slot = false;
     if (grant->key_id == 0) {
         grant->admitted = true;
         return 0;
@@ -596,6 +599,8 @@ int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *mo
         grant->admitted = true;
         grant->reserved_tokens = k->limits.tpm > 0 ? est_tokens : 0;
         grant->reserved_usd = est_usd;
+        /* the node's in-flight count: taken by telex_limits_admit_cost, or here when Redis decided */
+        grant->holds_slot = !grant->cluster_decided || telex_limits_hold_slot(limits, k->id) == 0;
         break;
     case TELEX_LIMIT_BUDGET: {
         char spent[TELEX_USD_LEN], budget[TELEX_USD_LEN];
@@ -619,6 +624,13 @@ int telex_auth_admit(telex_services_t *svc, telex_grant_t *grant, const char *mo
                                  (long long)k->limits.tpm, retry);
         e->retry_after = retry;
         break;
+    case TELEX_LIMIT_CONCURRENCY:
+        rc = telex_api_error_set(e, 429, "rate_limit_error", "concurrency_limit_exceeded", NULL,
+                                 "Concurrency limit reached: this API key may have %lld requests running at once. "
+                                 "Retry when one of them has ended.",
+                                 (long long)k->limits.max_concurrent);
+        e->retry_after = retry > 0 ? retry : 1;
+        break;
     }
 out:
     if (rc != 0 && grant->cluster_decided && grant->cluster_verdict == TELEX_LIMIT_OK) /* give Redis' reservation back */
@@ -641,11 +653,15 @@ int telex_auth_key_limits(telex_services_t *svc, int64_t key_id, telex_key_limit
 
 void telex_auth_release(telex_services_t *svc, telex_grant_t *grant)
 {
+    /* the Redis lease goes with the settle below (cluster/limits.c) */
     if (grant->key_id > 0 && grant->cluster_decided && grant->admitted)
         telex_cluster_settle(grant->key_id, grant->cluster_reservation, grant->reserved_tokens, 0, 0);
     else if (grant->key_id > 0 && (grant->reserved_tokens > 0 || grant->reserved_usd > 0))
         telex_limits_settle_cost(telex_services_limits(svc), grant->key_id, grant->reserved_tokens, 0,
                                  grant->reserved_usd, 0);
+    if (grant->key_id > 0 && grant->holds_slot)
+        telex_limits_release_slot(telex_services_limits(svc), grant->key_id);
+    grant->holds_slot = false;
     grant->reserved_tokens = 0;
     grant->reserved_usd = 0;
     grant->admitted = false;

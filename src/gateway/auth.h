@@ -30,7 +30,8 @@
  * telex_authorize does both steps in one call. Every denial is an
  * OpenAI-style error: 401 invalid_api_key / missing_api_key / key_revoked /
  * key_expired, 403 model_not_allowed, 402 budget_exceeded (type
- * insufficient_quota), 429 rate_limit_exceeded with Retry-After. No key,
+ * insufficient_quota), 429 rate_limit_exceeded with Retry-After, 429
+ * concurrency_limit_exceeded (the key's max_concurrent) with Retry-After: 1. No key,
  * token or hash ever appears in a message or a log line.
  */
 #ifndef TELEX_GATEWAY_AUTH_H
@@ -111,6 +112,7 @@ typedef struct telex_grant {
     unsigned cluster_retry;   /* its Retry-After */
     uint64_t cluster_reservation; /* its budget reservation, settled with the request */
     bool admitted;            /* telex_auth_admit passed */
+    bool holds_slot;          /* holds one of the key's in-flight slots on this node (gateway/limits.h) */
 } telex_grant_t;
 
 /* Step 1: who is calling. authz is the Authorization header value (may be
@@ -131,7 +133,8 @@ int telex_auth_key_limits(telex_services_t *svc, int64_t key_id, telex_key_limit
 
 /* An admitted request that ends before it is recorded (a 503 for the
  * stream limit or shutdown after admission): gives back its reserved
- * tokens. Not needed after telex_usage_record, which settles them. */
+ * tokens and its in-flight slot. Not needed after telex_usage_record, which
+ * settles them (exactly one of the two runs, once, per admitted request). */
 void telex_auth_release(telex_services_t *svc, telex_grant_t *grant);
 
 /* Both steps. */

@@ -15,17 +15,17 @@ int telex_cluster_admit_hold(telex_services_t *svc, h2o_req_t *req, telex_grant_
     telex_key_limits_t kl;
     if (telex_auth_key_limits(svc, grant->key_id, &kl) != 0)
         return 0; /* unknown or revoked: telex_auth_admit says so */
-    if (kl.rpm <= 0 && kl.tpm <= 0 && kl.budget_usd < 0)
+    if (kl.rpm <= 0 && kl.tpm <= 0 && kl.budget_usd < 0 && kl.max_concurrent <= 0)
         return 0;
     unsigned retry = 0;
     uint64_t reservation = 0;
     double est_usd = kl.budget_usd >= 0 ? grant->estimate_usd : 0;
-    int v = telex_cluster_admit(req, grant->key_id, kl.rpm, kl.tpm, kl.budget_usd, kl.tpm > 0 ? est_tokens : 0,
-                                est_usd, telex_limits_spent(telex_services_limits(svc), grant->key_id), &retry,
+    int v = telex_cluster_admit(req, grant->key_id, kl.rpm, kl.tpm, kl.budget_usd, kl.max_concurrent,
+                                kl.tpm > 0 ? est_tokens : 0, est_usd, telex_limits_spent(telex_services_limits(svc), grant->key_id), &retry,
                                 &reservation);
     if (v == TELEX_CLUSTER_PENDING)
         return 1;
-    if (v != TELEX_CLUSTER_LOCAL && v >= TELEX_CLUSTER_ADMIT_OK && v <= TELEX_CLUSTER_ADMIT_TPM) {
+    if (v != TELEX_CLUSTER_LOCAL && v >= TELEX_CLUSTER_ADMIT_OK && v <= TELEX_CLUSTER_ADMIT_CONCURRENCY) {
         grant->cluster_decided = true;
         grant->cluster_verdict = v;
         grant->cluster_retry = retry;

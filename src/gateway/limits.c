@@ -22,6 +22,7 @@ typedef struct state {
     uint64_t tpm_at;
     double spent_usd;
     double reserved_usd; /* estimated cost of the requests in flight */
+    int64_t in_flight;   /* admitted requests not yet ended (this node) */
 } state_t;
 
 typedef struct stripe {
@@ -168,11 +169,19 @@ telex_limit_verdict_t telex_limits_admit_cost(telex_limits_t *l, int64_t key_id,
     if (s == NULL) { /* out of memory: do not let it become a way around limits */
         pthread_mutex_unlock(&st->lock);
         *retry_after_s = 1;
-        return kl->rpm > 0 ? TELEX_LIMIT_RPM : kl->tpm > 0 ? TELEX_LIMIT_TPM : TELEX_LIMIT_OK;
+        return kl->rpm > 0            ? TELEX_LIMIT_RPM
+               : kl->tpm > 0          ? TELEX_LIMIT_TPM
+               : kl->max_concurrent > 0 ? TELEX_LIMIT_CONCURRENCY
+                                      : TELEX_LIMIT_OK;
     }
     double rpm_tokens = 0, tpm_tokens = 0;
     if (kl->budget_usd >= 0 && s->spent_usd + s->reserved_usd >= kl->budget_usd) {
         v = TELEX_LIMIT_BUDGET;
+        goto out;
+    }
+    if (kl->max_concurrent > 0 && s->in_flight >= kl->max_concurrent) {
+        v = TELEX_LIMIT_CONCURRENCY;
+        *retry_after_s = 1;
         goto out;
     }
     if (kl->tpm > 0) {
@@ -198,6 +207,7 @@ telex_limit_verdict_t telex_limits_admit_cost(telex_limits_t *l, int64_t key_id,
         s->tpm_tokens = tpm_tokens - (double)est_tokens;
     if (est_usd > 0)
         s->reserved_usd += est_usd;
+    s->in_flight++;
 out:
     pthread_mutex_unlock(&st->lock);
     return v;
@@ -227,4 +237,35 @@ void telex_limits_settle_cost(telex_limits_t *l, int64_t key_id, uint64_t reserv
         }
     }
     pthread_mutex_unlock(&st->lock);
+}
+
+int telex_limits_hold_slot(telex_limits_t *l, int64_t key_id)
+{
+    stripe_t *st = stripe_of(l, key_id);
+    pthread_mutex_lock(&st->lock);
+    state_t *s = find(st, key_id, true, NULL);
+    if (s != NULL)
+        s->in_flight++;
+    pthread_mutex_unlock(&st->lock);
+    return s != NULL ? 0 : -ENOMEM;
+}
+
+void telex_limits_release_slot(telex_limits_t *l, int64_t key_id)
+{
+    stripe_t *st = stripe_of(l, key_id);
+    pthread_mutex_lock(&st->lock);
+    state_t *s = find(st, key_id, false, NULL);
+    if (s != NULL && s->in_flight > 0)
+        s->in_flight--;
+    pthread_mutex_unlock(&st->lock);
+}
+
+int64_t telex_limits_in_flight(telex_limits_t *l, int64_t key_id)
+{
+    stripe_t *st = stripe_of(l, key_id);
+    pthread_mutex_lock(&st->lock);
+    state_t *s = find(st, key_id, false, NULL);
+    int64_t v = s != NULL ? s->in_flight : 0;
+    pthread_mutex_unlock(&st->lock);
+    return v;
 }

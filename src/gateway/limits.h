@@ -7,7 +7,9 @@
  * (capacity tpm, refilled at tpm/60 per second, which may go negative:
  * a request is admitted while the bucket is positive, reserves its
  * estimated prompt tokens, and settles the real count when it ends) and
- * the key's lifetime spend in USD.
+ * the key's lifetime spend in USD, and how many of its requests are
+ * running on this node (in flight: taken at admission, given back once
+ * when the request ends).
  *
  * States live in a hash table of 256 stripes, each with its own mutex,
  * held only for a few arithmetic operations — never across I/O. All
@@ -23,6 +25,11 @@
  * budget by more than one answer's worth — the last request admitted while
  * budget remained — as long as answers cost no more than their estimate
  * (an answer without max_tokens is estimated at 4096 output tokens).
+ *
+ * Concurrency: every admitted request of a key holds one in-flight slot
+ * until telex_limits_release_slot (whatever the key's max_concurrent, so
+ * a limit set while requests run counts them); a key with max_concurrent
+ * > 0 is refused (429) while max_concurrent of its requests hold slots.
  */
 #ifndef TELEX_GATEWAY_LIMITS_H
 #define TELEX_GATEWAY_LIMITS_H
@@ -36,6 +43,7 @@ typedef enum telex_limit_verdict {
     TELEX_LIMIT_BUDGET, /* 402: spend >= budget */
     TELEX_LIMIT_RPM,    /* 429: requests per minute */
     TELEX_LIMIT_TPM,    /* 429: tokens per minute */
+    TELEX_LIMIT_CONCURRENCY, /* 429: requests running at once */
 } telex_limit_verdict_t;
 
 /* What a key allows (from its row). 0 / negative = unlimited. */
@@ -43,6 +51,7 @@ typedef struct telex_key_limits {
     int64_t rpm;
     int64_t tpm;
     double budget_usd; /* < 0 = no budget */
+    int64_t max_concurrent; /* requests running at once */
 } telex_key_limits_t;
 
 /* NULL when out of memory. */
@@ -57,9 +66,10 @@ int telex_limits_seed_spend(telex_limits_t *limits, int64_t key_id, double spent
 /* The key's spend (0 for a key never seen). */
 double telex_limits_spent(telex_limits_t *limits, int64_t key_id);
 
-/* Admission: checks budget, then tpm, then rpm; takes nothing unless all
- * pass, then takes one request and reserves est_tokens. On a 429 verdict
- * *retry_after_s is how long until the request would pass (>= 1). */
+/* Admission: checks budget, then concurrency, then tpm, then rpm; takes
+ * nothing unless all pass, then takes one request, one in-flight slot and
+ * reserves est_tokens. On a 429 verdict *retry_after_s is how long until
+ * the request would pass (>= 1; 1 for concurrency: a slot may free any time). */
 telex_limit_verdict_t telex_limits_admit(telex_limits_t *limits, int64_t key_id, const telex_key_limits_t *kl,
                                          uint64_t est_tokens, uint64_t now_ms, unsigned *retry_after_s);
 
@@ -78,6 +88,14 @@ void telex_limits_settle_cost(telex_limits_t *limits, int64_t key_id, uint64_t r
                               double reserved_usd, double cost_usd);
 /* What the key's requests in flight have reserved (0 for a key never seen). */
 double telex_limits_reserved(telex_limits_t *limits, int64_t key_id);
+
+/* An in-flight slot taken without a check (cluster mode: Redis decided;
+ * the node's count follows, for when Redis is away). Returns 0 or -ENOMEM. */
+int telex_limits_hold_slot(telex_limits_t *limits, int64_t key_id);
+/* Gives back the slot an admitted request held (once, when it ends). */
+void telex_limits_release_slot(telex_limits_t *limits, int64_t key_id);
+/* The key's requests in flight on this node (0 for a key never seen). */
+int64_t telex_limits_in_flight(telex_limits_t *limits, int64_t key_id);
 
 /* A monotonic clock in milliseconds, for callers. */
 uint64_t telex_limits_now_ms(void);

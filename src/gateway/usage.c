@@ -229,6 +229,8 @@ void telex_usage_settle(telex_limits_t *limits, const telex_grant_t *grant, cons
         telex_limits_settle_cost(limits, grant->key_id, grant->reserved_tokens,
                                  rec->prompt_tokens + rec->completion_tokens, grant->reserved_usd, rec->cost_usd);
     }
+    if (grant != NULL && grant->key_id > 0 && grant->holds_slot)
+        telex_limits_release_slot(limits, grant->key_id); /* its concurrency slot (the Redis lease went with the settle) */
 }
 
 /* ---- the /v1/usage query and answer -------------------------------------------------------------------- */

@@ -126,7 +126,8 @@ void telex_usage_record_set(telex_usage_record_t *rec, const telex_usage_t *u, d
 
 /* Settles the key's tokens-per-minute and budget reservation of grant
  * (NULL or anonymous: nothing) against what rec used: in limits, and in
- * Redis when the cluster decided the admission. */
+ * Redis when the cluster decided the admission; gives back the request's
+ * in-flight slot (its concurrency lease in Redis goes with the settle). */
 void telex_usage_settle(telex_limits_t *limits, const telex_grant_t *grant, const telex_usage_record_t *rec);
 
 /* ---- the /v1/usage query ---------------------------------------------------------- */

@@ -97,6 +97,13 @@ static const char *const migrations[] = {
     "  updated_at BIGINT NOT NULL);"
     "CREATE TRIGGER presets_changed AFTER INSERT OR UPDATE OR DELETE ON presets "
     "FOR EACH STATEMENT EXECUTE FUNCTION telex_notify_change();",
+    /* 2 -> 3: how many requests a key may have running at once (0 = unlimited); the trigger that tells
+     * the nodes a key changed watches the new column too */
+    "ALTER TABLE keys ADD COLUMN max_concurrent BIGINT NOT NULL DEFAULT 0;"
+    "DROP TRIGGER keys_changed ON keys;"
+    "CREATE TRIGGER keys_changed AFTER INSERT OR DELETE OR UPDATE OF name, hash, expires_at, revoked_at, "
+    "budget_usd, rpm, tpm, models, max_concurrent ON keys FOR EACH STATEMENT EXECUTE FUNCTION "
+    "telex_notify_change();",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == TELEX_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -401,7 +408,7 @@ static void pg_close(telex_store_t *base)
 
 #define KEY_COLUMNS                                                                                              \
     "id, name, prefix, encode(hash, 'hex'), created_at, expires_at, revoked_at, last_used_at, budget_usd, rpm, " \
-    "tpm, models, spent_usd"
+    "tpm, models, spent_usd, max_concurrent"
 
 static int hexval(char c)
 {
@@ -427,6 +434,7 @@ static void read_key(PGresult *r, int i, telex_key_row_t *k)
     k->tpm = col_i64(r, i, 10);
     col_text(r, i, 11, k->models, sizeof k->models);
     k->spent_usd = col_double(r, i, 12);
+    k->max_concurrent = col_i64(r, i, 13);
 }
 
 /* Text parameters: NULL for 0 (optional times) / a negative budget. */
@@ -459,19 +467,20 @@ static int pg_key_insert(telex_store_t *base, telex_key_row_t *k, char *err, siz
     int rc = conn_get(s, &s->main, err, errlen);
     if (rc < 0)
         return rc;
-    char hex[2 * TELEX_KEY_HASH_LEN + 3], created[24], expires[24], bud[40], rpm[24], tpm[24];
+    char hex[2 * TELEX_KEY_HASH_LEN + 3], created[24], expires[24], bud[40], rpm[24], tpm[24], conc[24];
     strcpy(hex, "\\x");
     for (int i = 0; i < TELEX_KEY_HASH_LEN; i++)
         snprintf(hex + 2 + 2 * i, 3, "%02x", k->hash[i]);
     snprintf(created, sizeof created, "%" PRId64, k->created_at);
     snprintf(rpm, sizeof rpm, "%" PRId64, k->rpm);
     snprintf(tpm, sizeof tpm, "%" PRId64, k->tpm);
+    snprintf(conc, sizeof conc, "%" PRId64, k->max_concurrent);
     const char *v[] = {k->name, k->prefix, hex, created, opt_i64(expires, sizeof expires, k->expires_at),
-                       budget(bud, sizeof bud, k->budget_usd), rpm, tpm, k->models};
+                       budget(bud, sizeof bud, k->budget_usd), rpm, tpm, k->models, conc};
     PGresult *r = run(&s->main,
-                      "INSERT INTO keys (name, prefix, hash, created_at, expires_at, budget_usd, rpm, tpm, models) "
-                      "VALUES ($1, $2, $3::bytea, $4, $5, $6, $7, $8, $9) RETURNING id",
-                      9, v);
+                      "INSERT INTO keys (name, prefix, hash, created_at, expires_at, budget_usd, rpm, tpm, models, "
+                      "max_concurrent) VALUES ($1, $2, $3::bytea, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                      10, v);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         k->id = col_i64(r, 0, 0);
         k->revoked_at = k->last_used_at = 0;
@@ -557,25 +566,28 @@ static int pg_key_update(telex_store_t *base, int64_t id, unsigned set, const te
     int rc = conn_get(s, &s->main, err, errlen);
     if (rc < 0)
         return rc;
-    char b[6][4], bud[40], rpm[24], tpm[24], exp[24], idbuf[24];
-    unsigned bits[6] = {TELEX_KEY_SET_NAME,   TELEX_KEY_SET_BUDGET, TELEX_KEY_SET_RPM,
-                        TELEX_KEY_SET_TPM,    TELEX_KEY_SET_MODELS, TELEX_KEY_SET_EXPIRES};
-    for (int i = 0; i < 6; i++)
+    char b[7][4], bud[40], rpm[24], tpm[24], exp[24], idbuf[24], conc[24];
+    unsigned bits[7] = {TELEX_KEY_SET_NAME,   TELEX_KEY_SET_BUDGET, TELEX_KEY_SET_RPM,
+                        TELEX_KEY_SET_TPM,    TELEX_KEY_SET_MODELS, TELEX_KEY_SET_EXPIRES,
+                        TELEX_KEY_SET_MAX_CONCURRENT};
+    for (int i = 0; i < 7; i++)
         snprintf(b[i], sizeof b[i], "%s", (set & bits[i]) ? "t" : "f");
     snprintf(rpm, sizeof rpm, "%" PRId64, v->rpm);
     snprintf(tpm, sizeof tpm, "%" PRId64, v->tpm);
     snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    snprintf(conc, sizeof conc, "%" PRId64, v->max_concurrent);
     const char *p[] = {b[0], v->name, b[1], budget(bud, sizeof bud, v->budget_usd), b[2], rpm, b[3], tpm, b[4],
-                       v->models, b[5], opt_i64(exp, sizeof exp, v->expires_at), idbuf};
+                       v->models, b[5], opt_i64(exp, sizeof exp, v->expires_at), idbuf, b[6], conc};
     static const char sql[] = "UPDATE keys SET "
                               "name = CASE WHEN $1::bool THEN $2::text ELSE name END, "
                               "budget_usd = CASE WHEN $3::bool THEN $4::float8 ELSE budget_usd END, "
                               "rpm = CASE WHEN $5::bool THEN $6::bigint ELSE rpm END, "
                               "tpm = CASE WHEN $7::bool THEN $8::bigint ELSE tpm END, "
                               "models = CASE WHEN $9::bool THEN $10::text ELSE models END, "
-                              "expires_at = CASE WHEN $11::bool THEN $12::bigint ELSE expires_at END "
+                              "expires_at = CASE WHEN $11::bool THEN $12::bigint ELSE expires_at END, "
+                              "max_concurrent = CASE WHEN $14::bool THEN $15::bigint ELSE max_concurrent END "
                               "WHERE id = $13::bigint";
-    PGresult *r = PQexecParams(s->main.conn, sql, 13, NULL, p, NULL, NULL, 0);
+    PGresult *r = PQexecParams(s->main.conn, sql, 15, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_COMMAND_OK) {
         if (strcmp(PQcmdTuples(r), "0") == 0) {
             errf(err, errlen, "no key with id %lld", (long long)id);

@@ -80,6 +80,8 @@ static const char *const migrations[] = {
     "  body TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL);",
+    /* 2 -> 3: how many requests a key may have running at once (0 = unlimited) */
+    "ALTER TABLE keys ADD COLUMN max_concurrent INTEGER NOT NULL DEFAULT 0;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == TELEX_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -412,7 +414,7 @@ static void sq_close(telex_store_t *base)
 
 #define KEY_COLUMNS                                                                                              \
     "id, name, prefix, hash, created_at, expires_at, revoked_at, last_used_at, budget_usd, rpm, tpm, models, "   \
-    "spent_usd"
+    "spent_usd, max_concurrent"
 
 static void read_key(sqlite3_stmt *st, telex_key_row_t *k)
 {
@@ -432,6 +434,7 @@ static void read_key(sqlite3_stmt *st, telex_key_row_t *k)
     k->tpm = sqlite3_column_int64(st, 10);
     copy_text(k->models, sizeof k->models, sqlite3_column_text(st, 11));
     k->spent_usd = sqlite3_column_double(st, 12);
+    k->max_concurrent = sqlite3_column_int64(st, 13);
 }
 
 static void bind_opt_i64(sqlite3_stmt *st, int i, int64_t v)
@@ -458,7 +461,7 @@ static int sq_key_insert(telex_store_t *base, telex_key_row_t *k, char *err, siz
     sqlite3_stmt *st = NULL;
     int src = sqlite3_prepare_v2(s->db,
                                  "INSERT INTO keys (name, prefix, hash, created_at, expires_at, budget_usd, rpm, tpm, "
-                                 "models) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 "models, max_concurrent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  -1, &st, NULL);
     if (src == SQLITE_OK) {
         sqlite3_bind_text(st, 1, k->name, -1, SQLITE_TRANSIENT);
@@ -470,6 +473,7 @@ static int sq_key_insert(telex_store_t *base, telex_key_row_t *k, char *err, siz
         sqlite3_bind_int64(st, 7, k->rpm);
         sqlite3_bind_int64(st, 8, k->tpm);
         sqlite3_bind_text(st, 9, k->models, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 10, k->max_concurrent);
         src = sqlite3_step(st);
     }
     if (src == SQLITE_DONE) {
@@ -583,7 +587,8 @@ static int sq_key_update(telex_store_t *base, int64_t id, unsigned set, const te
                               "rpm = CASE WHEN ?5 THEN ?6 ELSE rpm END, "
                               "tpm = CASE WHEN ?7 THEN ?8 ELSE tpm END, "
                               "models = CASE WHEN ?9 THEN ?10 ELSE models END, "
-                              "expires_at = CASE WHEN ?11 THEN ?12 ELSE expires_at END "
+                              "expires_at = CASE WHEN ?11 THEN ?12 ELSE expires_at END, "
+                              "max_concurrent = CASE WHEN ?14 THEN ?15 ELSE max_concurrent END "
                               "WHERE id = ?13";
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = NULL;
@@ -602,6 +607,8 @@ static int sq_key_update(telex_store_t *base, int64_t id, unsigned set, const te
         sqlite3_bind_int(st, 11, (set & TELEX_KEY_SET_EXPIRES) != 0);
         bind_opt_i64(st, 12, v->expires_at);
         sqlite3_bind_int64(st, 13, id);
+        sqlite3_bind_int(st, 14, (set & TELEX_KEY_SET_MAX_CONCURRENT) != 0);
+        sqlite3_bind_int64(st, 15, v->max_concurrent);
         src = sqlite3_step(st);
     }
     if (src == SQLITE_DONE) {

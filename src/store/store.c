@@ -103,12 +103,17 @@ static int key_fields_valid(const telex_key_row_t *k, unsigned set, char *err, s
         telex_store_errf(err, errlen, "tpm must be 0 (unlimited) or more");
         return -EINVAL;
     }
+    if ((set & TELEX_KEY_SET_MAX_CONCURRENT) && k->max_concurrent < 0) {
+        telex_store_errf(err, errlen, "max_concurrent must be 0 (unlimited) or more");
+        return -EINVAL;
+    }
     return 0;
 }
 
 int telex_store_key_insert(telex_store_t *s, telex_key_row_t *row, char *err, size_t errlen)
 {
-    int rc = key_fields_valid(row, TELEX_KEY_SET_NAME | TELEX_KEY_SET_RPM | TELEX_KEY_SET_TPM, err, errlen);
+    int rc = key_fields_valid(row, TELEX_KEY_SET_NAME | TELEX_KEY_SET_RPM | TELEX_KEY_SET_TPM | TELEX_KEY_SET_MAX_CONCURRENT,
+                              err, errlen);
     return rc < 0 ? rc : s->ops->key_insert(s, row, err, errlen);
 }
 

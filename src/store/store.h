@@ -43,7 +43,7 @@
 
 typedef struct telex_store telex_store_t;
 
-#define TELEX_STORE_SCHEMA_VERSION 2 /* 1: keys, ledger; 2: presets */
+#define TELEX_STORE_SCHEMA_VERSION 3 /* 1: keys, ledger; 2: presets; 3: keys.max_concurrent */
 #define TELEX_KEY_NAME_MAX 64      /* bytes of a key's name */
 #define TELEX_KEY_MODELS_MAX 1024  /* bytes of a key's model allow-list */
 #define TELEX_KEY_PREFIX_LEN 12    /* "tlx_" + 8 characters, shown in listings */
@@ -61,6 +61,7 @@ typedef struct telex_key_row {
     double budget_usd;                        /* < 0 = no budget */
     int64_t rpm;                              /* requests per minute; 0 = unlimited */
     int64_t tpm;                              /* tokens per minute; 0 = unlimited */
+    int64_t max_concurrent;                   /* requests running at once; 0 = unlimited */
     char models[TELEX_KEY_MODELS_MAX + 1];    /* "a,b,gpt-4o*"; "" = every model */
     double spent_usd;                         /* lifetime spend (ledger rows written) */
 } telex_key_row_t;
@@ -73,6 +74,7 @@ enum {
     TELEX_KEY_SET_TPM = 1 << 3,
     TELEX_KEY_SET_MODELS = 1 << 4,
     TELEX_KEY_SET_EXPIRES = 1 << 5,
+    TELEX_KEY_SET_MAX_CONCURRENT = 1 << 6,
 };
 
 /* One ledger row: one request that passed admission. */
@@ -139,7 +141,7 @@ void telex_store_close(telex_store_t *store);
 const char *telex_store_path(const telex_store_t *store);
 
 /* Inserts a key: row->name, prefix, hash, created_at, expires_at,
- * budget_usd, rpm, tpm and models are used; on success row->id is set. */
+ * budget_usd, rpm, tpm, max_concurrent and models are used; on success row->id is set. */
 int telex_store_key_insert(telex_store_t *store, telex_key_row_t *row, char *err, size_t errlen);
 /* The key with this id (active or not). -ENOENT if none. */
 int telex_store_key_get(telex_store_t *store, int64_t id, telex_key_row_t *out, char *err, size_t errlen);

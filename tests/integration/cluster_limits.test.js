@@ -7,15 +7,19 @@
 //   - a key revoked through node A's admin API is refused by node B within a second, and B
 //     says it reloaded because of the announcement (not only its database watch);
 //   - a node killed mid-request does not hold the key's budget reservation: once its heartbeat
-//     expires, the other node admits the key again.
+//     expires, the other node admits the key again;
+//   - a key with max_concurrent 2 serves exactly 2 at once across both nodes (leases in Redis),
+//     a slot freed on one node is usable on the other; leases are refreshed while their requests
+//     run past the lease TTL, and those of a node killed while it held both slots lapse within it;
+//     with Redis away a node falls back to its own count (which includes what Redis admitted).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 
-import { LATE_MS } from './lib/proc.js';
+import { LATE_MS, waitFor } from './lib/proc.js';
 import { postChat } from './lib/sse.js';
 import { msgs, tmpDir } from './lib/relay.js';
-import { startCluster } from './lib/cluster.js';
+import { metricsText, startCluster } from './lib/cluster.js';
 import { BUDGET, PRICES, burst, createKey } from './lib/budget.js';
 
 const ADMIN = 'admin-token-0123456789-SECRET';
@@ -125,5 +129,159 @@ describe('a dead node does not hold the budget', () => {
     }
     assert.equal(status, 200, 'admitted again once the dead node\'s heartbeat expired');
     assert.ok(performance.now() - t0 < 2000 + LATE_MS + 1000, 'within about the heartbeat TTL');
+  });
+});
+
+describe('max_concurrent across nodes', () => {
+  let c;
+  let key;
+  before(async () => {
+    const dbPath = path.join(tmpDir(), 'telex.db');
+    key = createKey(dbPath, 'conc2', ['--max-concurrent', '2']);
+    // grace 0: a stream whose client left stops at once (and gives its slot back)
+    c = await startCluster({ nodes: 2, dbPath, config: { resume: { grace_seconds: 0 } } });
+  });
+  after(async () => {
+    if (c) await c.stop();
+  });
+
+  const auth = () => ({ authorization: `Bearer ${key}` });
+  const short = (node) =>
+    postChat(node.url, { model: 'gpt-relay', messages: msgs('conc'), stream: true, mock: { tokens: 2 } }, { headers: auth() });
+  // a request held open until leave(); `started` resolves at its first event, rejects when refused
+  function hold(node, { until } = {}) {
+    const ac = new AbortController();
+    let running = false;
+    let reached;
+    const late = new Promise((resolve) => (reached = resolve));
+    let ok;
+    let no;
+    const started = new Promise((resolve, reject) => {
+      ok = resolve;
+      no = reject;
+    });
+    const done = postChat(
+      node.url,
+      { model: 'gpt-relay', messages: msgs('conc'), stream: true, mock: { tokens: 100000, delay_ms: 50 } },
+      {
+        headers: auth(),
+        signal: ac.signal,
+        onEvent: (e) => {
+          running = true;
+          ok();
+          if (until !== undefined && e.t >= until) reached();
+        },
+      },
+    );
+    done.then((r) => {
+      if (!running) no(Object.assign(new Error(`refused: ${r.status}`), { status: r.status, result: r }));
+    });
+    return { started, done, late, leave: () => ac.abort() };
+  }
+  const freed = (node) => waitFor(async () => (await short(node)).status === 200, { message: 'a slot free again' });
+  // no request running on the live nodes (a request's end removes its lease in the same call)
+  const idle = () =>
+    waitFor(
+      async () => {
+        for (const n of c.nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null))
+          if (!/^telex_active_streams 0$/m.test(await metricsText(n))) return false;
+        return true;
+      },
+      { message: 'no request running' },
+    );
+
+  test('max_concurrent 2 across two nodes serves exactly 2 at once', async () => {
+    const [A, B] = c.nodes;
+    // 12 at once, 6 on each node: exactly 2 run, the others are refused with 429
+    const held = Array.from({ length: 12 }, (_, i) => hold(c.nodes[i % 2]));
+    const outcomes = await Promise.all(held.map((h) => h.started.then(() => 200, (e) => e.status)));
+    assert.equal(outcomes.filter((s) => s === 200).length, 2, outcomes.join(','));
+    assert.equal(outcomes.filter((s) => s === 429).length, 10, outcomes.join(','));
+    const refused = await short(A);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get('retry-after'), '1');
+    assert.equal(JSON.parse(refused.raw.toString()).error.code, 'concurrency_limit_exceeded');
+    assert.equal((await short(B)).status, 429);
+    for (const h of held) h.leave();
+    await Promise.all(held.map((h) => h.done));
+    await idle();
+    // one running on each node: a third is refused on either; one ending on A frees a slot for B
+    const a = hold(A);
+    const b = hold(B);
+    await Promise.all([a.started, b.started]);
+    assert.equal((await short(A)).status, 429);
+    assert.equal((await short(B)).status, 429);
+    a.leave();
+    await a.done;
+    await freed(B);
+    const b2 = hold(B);
+    await b2.started;
+    assert.equal((await short(A)).status, 429, 'two running on B: A refuses');
+    b.leave();
+    b2.leave();
+    await Promise.all([b.done, b2.done]);
+    await idle();
+  });
+
+  test('leases outlive their TTL while their requests run; those of a killed node lapse within it', async (t) => {
+    const [A, B] = c.nodes;
+    await idle();
+    // the first runs past the lease TTL (5 s) by 2 s: its node refreshes both leases meanwhile
+    const held = [hold(A, { until: 7000 }), hold(A)];
+    await Promise.all(held.map((h) => h.started));
+    assert.equal((await short(B)).status, 429, 'A holds both slots');
+    await held[0].late;
+    assert.equal((await short(B)).status, 429, 'still both, 7 s on: the leases were refreshed');
+    process.kill(A.pid, 'SIGKILL');
+    await Promise.all(held.map((h) => h.done));
+    const t0 = performance.now();
+    let status = 429;
+    while (status === 429 && performance.now() - t0 < 20000) {
+      status = (await short(B)).status;
+      if (status === 429) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(status, 200, 'admitted again once the dead node\'s leases expired');
+    const firstFree = performance.now() - t0;
+    // both slots: A's two workers refresh their leases each on its own second, so the second
+    // lease may lapse up to a second after the first
+    let two;
+    await waitFor(
+      async () => {
+        two = [hold(B), hold(B)];
+        const ok = await Promise.all(two.map((h) => h.started.then(() => true, () => false)));
+        if (ok.every(Boolean)) return true;
+        for (const h of two) h.leave();
+        await Promise.all(two.map((h) => h.done));
+        await idle();
+        return false;
+      },
+      { message: 'both slots free', intervalMs: 100 },
+    );
+    const took = performance.now() - t0;
+    t.diagnostic(`both slots free ${took.toFixed(0)} ms after the kill (first one after ${firstFree.toFixed(0)} ms)`);
+    assert.ok(took < 5000 + 1000 + LATE_MS + 1000, `within about the lease TTL (5 s): ${took.toFixed(0)} ms`);
+    // and the limit still holds with the node that is left
+    assert.equal((await short(B)).status, 429);
+    for (const h of two) h.leave();
+    await Promise.all(two.map((h) => h.done));
+  });
+
+  test('Redis away: the node falls back to its own count, which includes what Redis admitted', async () => {
+    const B = c.nodes[1];
+    await idle();
+    const first = hold(B); // admitted by Redis
+    await first.started;
+    await c.redis.stop();
+    await waitFor(async () => /^telex_cluster_redis_up 0$/m.test(await metricsText(B)), { message: 'redis down seen' });
+    const second = hold(B); // admitted by the node's own count: 1 of 2 running
+    await second.started;
+    const r = await short(B);
+    assert.equal(r.status, 429, 'the node counts the request Redis admitted too');
+    assert.equal(JSON.parse(r.raw.toString()).error.code, 'concurrency_limit_exceeded');
+    first.leave();
+    await first.done;
+    await freed(B);
+    second.leave();
+    await second.done;
   });
 });

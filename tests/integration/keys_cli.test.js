@@ -113,7 +113,7 @@ test('create prints the key once; only its SHA-256 is stored', () => {
 
   const json = JSON.parse(run(['keys', 'list', '--json', '--db', p]).out);
   assert.equal(json.length, 1);
-  assert.deepEqual(Object.keys(json[0]), ['id', 'object', 'name', 'prefix', 'status', 'created_at', 'expires_at', 'revoked_at', 'last_used_at', 'budget_usd', 'spent_usd', 'rpm', 'tpm', 'models']);
+  assert.deepEqual(Object.keys(json[0]), ['id', 'object', 'name', 'prefix', 'status', 'created_at', 'expires_at', 'revoked_at', 'last_used_at', 'budget_usd', 'spent_usd', 'rpm', 'tpm', 'max_concurrent', 'models']);
   assert.equal(json[0].prefix, key.slice(0, 12));
   assert.deepEqual(json[0].models, ['demo', 'gpt-4o*', 'preset:summary']);
   assert.equal(json[0].budget_usd, 5);

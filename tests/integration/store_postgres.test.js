@@ -6,6 +6,8 @@
 //  - two nodes on one database: a key created with the CLI works on both; the ledger
 //    holds every request of both with the exact token counts the upstream reported;
 //  - a key revoked through one node's admin API is refused by the other within 1 s;
+//  - a key's max_concurrent set with the CLI reaches both nodes (the change trigger watches the
+//    column added by schema version 3); without Redis each node counts its own requests;
 //  - PostgreSQL stopped for several seconds under load, then started again: every
 //    request that completed has its row afterwards (rows spilled to a local file);
 //  - the ledger table locked by another session for seconds (PostgreSQL slow) under
@@ -24,6 +26,7 @@ import path from 'node:path';
 
 import { LATE_MS, SYNC_TIMEOUT_MS, TELEX_BIN, startMock, stopProcess, waitFor } from './lib/proc.js';
 import { SANITIZER_ENV, baseConfig, msgs, startGateway, stopChecked, tmpDir } from './lib/relay.js';
+import { postChat } from './lib/sse.js';
 import { skipReason, startPostgres } from './lib/postgres.js';
 
 const ADMIN = 'admin-token-0123456789-SECRET';
@@ -85,6 +88,41 @@ async function node(db, extra = {}) {
 }
 
 describe('PostgreSQL: two nodes share keys and the ledger', () => {
+  test('max_concurrent set with the CLI reaches both nodes; each counts its own requests', async (t) => {
+    if (skip) return t.skip(skip);
+    const db = await pg.createDatabase('concurrency');
+    const key = createKey(db, 'conc');
+    const a = await node(db);
+    const b = await node(db);
+    const leave = new AbortController();
+    let held;
+    try {
+      // one request running on b
+      await new Promise((resolve, reject) => {
+        held = postChat(
+          b.url,
+          { model: 'gpt-relay', messages: msgs(), stream: true, mock: { tokens: 100000, delay_ms: 50 } },
+          { headers: auth(key), signal: leave.signal, onEvent: resolve },
+        );
+        held.then((r) => reject(new Error(`the held request ended: ${r.status}`)));
+      });
+      const r = cli(['keys', 'update', 'conc', '--max-concurrent', '1'], db);
+      assert.equal(r.code, 0, r.err);
+      await waitFor(async () => (await ask(b.url, key)).status === 429, { message: 'b applies the new limit' });
+      const refused = await ask(b.url, key);
+      assert.equal(refused.status, 429);
+      assert.equal(JSON.parse(refused.body).error.code, 'concurrency_limit_exceeded');
+      // a has nothing running for the key (no Redis: each node its own count)
+      await waitFor(() => /"msg":"API keys reloaded"/.test(a.stderr()), { message: 'a reloaded' });
+      assert.equal((await ask(a.url, key)).status, 200);
+    } finally {
+      leave.abort();
+      await held;
+      await stopChecked(a);
+      await stopChecked(b);
+    }
+  });
+
   test('a key created with the CLI works on both; the ledger adds up both nodes exactly', async (t) => {
     if (skip) return t.skip(skip);
     const db = await pg.createDatabase('two_nodes');

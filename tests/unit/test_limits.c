@@ -2,7 +2,8 @@
  * tests/unit/test_limits.c — per-key budgets and rate limits on a driven
  * clock: the requests-per-minute bucket (burst, refill, Retry-After), the
  * tokens-per-minute bucket (reservation, settling, overdraft), budgets,
- * spend seeding, and exact counts when many threads admit at once.
+ * spend seeding, requests in flight (max_concurrent), and exact counts
+ * when many threads admit at once.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -195,6 +196,93 @@ static void test_counts_across_threads(void **state)
     telex_limits_free(l);
 }
 
+static void test_concurrency(void **state)
+{
+    (void)state;
+    telex_limits_t *l = telex_limits_new();
+    telex_key_limits_t kl = {.rpm = 0, .tpm = 0, .budget_usd = -1, .max_concurrent = 2};
+    unsigned retry = 0;
+    assert_int_equal(telex_limits_admit(l, 5, &kl, 0, T0, &retry), TELEX_LIMIT_OK);
+    assert_int_equal(telex_limits_admit(l, 5, &kl, 0, T0, &retry), TELEX_LIMIT_OK);
+    assert_int_equal(telex_limits_in_flight(l, 5), 2);
+    assert_int_equal(telex_limits_admit(l, 5, &kl, 0, T0, &retry), TELEX_LIMIT_CONCURRENCY);
+    assert_int_equal(retry, 1);
+    assert_int_equal(telex_limits_in_flight(l, 5), 2); /* a refusal takes no slot */
+    /* another key is not affected */
+    assert_int_equal(telex_limits_admit(l, 6, &kl, 0, T0, &retry), TELEX_LIMIT_OK);
+    /* one ends: one more may start, at the same instant */
+    telex_limits_release_slot(l, 5);
+    assert_int_equal(telex_limits_in_flight(l, 5), 1);
+    assert_int_equal(telex_limits_admit(l, 5, &kl, 0, T0, &retry), TELEX_LIMIT_OK);
+    assert_int_equal(telex_limits_admit(l, 5, &kl, 0, T0, &retry), TELEX_LIMIT_CONCURRENCY);
+    /* a concurrency refusal takes no request from the rpm bucket */
+    telex_key_limits_t both = {.rpm = 1, .tpm = 0, .budget_usd = -1, .max_concurrent = 1};
+    assert_int_equal(telex_limits_admit(l, 7, &both, 0, T0, &retry), TELEX_LIMIT_OK);
+    telex_limits_release_slot(l, 7);
+    assert_int_equal(telex_limits_admit(l, 7, &both, 0, T0, &retry), TELEX_LIMIT_RPM);
+    assert_int_equal(telex_limits_in_flight(l, 7), 0); /* an rpm refusal takes no slot either */
+    assert_int_equal(telex_limits_admit(l, 7, &both, 0, T0 + 60000, &retry), TELEX_LIMIT_OK);
+    assert_int_equal(telex_limits_admit(l, 7, &both, 0, T0 + 120000, &retry), TELEX_LIMIT_CONCURRENCY);
+    /* slots are counted without a limit too, so a limit set later sees the requests already running */
+    telex_key_limits_t none = {.rpm = 0, .tpm = 0, .budget_usd = -1, .max_concurrent = 0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(telex_limits_admit(l, 8, &none, 0, T0, &retry), TELEX_LIMIT_OK);
+    telex_key_limits_t now2 = {.rpm = 0, .tpm = 0, .budget_usd = -1, .max_concurrent = 2};
+    assert_int_equal(telex_limits_admit(l, 8, &now2, 0, T0, &retry), TELEX_LIMIT_CONCURRENCY);
+    /* held without a check (cluster mode), released never below zero */
+    assert_int_equal(telex_limits_hold_slot(l, 9), 0);
+    assert_int_equal(telex_limits_in_flight(l, 9), 1);
+    telex_limits_release_slot(l, 9);
+    telex_limits_release_slot(l, 9);
+    assert_int_equal(telex_limits_in_flight(l, 9), 0);
+    telex_limits_release_slot(l, 1234); /* a key never seen */
+    assert_int_equal(telex_limits_in_flight(l, 1234), 0);
+    telex_limits_free(l);
+}
+
+typedef struct conc_worker {
+    telex_limits_t *l;
+    int admitted, max_seen;
+} conc_worker_t;
+
+static void *hold_and_release(void *arg)
+{
+    conc_worker_t *w = arg;
+    telex_key_limits_t kl = {.rpm = 0, .tpm = 0, .budget_usd = -1, .max_concurrent = 3};
+    for (int i = 0; i < 2000; i++) {
+        unsigned retry;
+        if (telex_limits_admit(w->l, 77, &kl, 0, T0, &retry) == TELEX_LIMIT_OK) {
+            w->admitted++;
+            int64_t n = telex_limits_in_flight(w->l, 77);
+            if (n > w->max_seen)
+                w->max_seen = (int)n;
+            telex_limits_release_slot(w->l, 77);
+        }
+    }
+    return NULL;
+}
+
+static void test_concurrency_across_threads(void **state)
+{
+    (void)state;
+    telex_limits_t *l = telex_limits_new();
+    pthread_t th[8];
+    conc_worker_t w[8];
+    for (int i = 0; i < 8; i++) {
+        w[i] = (conc_worker_t){l, 0, 0};
+        pthread_create(&th[i], NULL, hold_and_release, &w[i]);
+    }
+    int total = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        total += w[i].admitted;
+        assert_true(w[i].max_seen <= 3); /* never more than the limit at once */
+    }
+    assert_true(total > 0);
+    assert_int_equal(telex_limits_in_flight(l, 77), 0); /* every slot came back */
+    telex_limits_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +292,8 @@ int main(void)
         cmocka_unit_test(test_budget),
         cmocka_unit_test(test_budget_reservation),
         cmocka_unit_test(test_counts_across_threads),
+        cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_concurrency_across_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

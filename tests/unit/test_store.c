@@ -288,7 +288,7 @@ static void test_foreign_and_newer_databases_are_refused(void **state)
         telex_store_t *s = open_ok(db_path);
         telex_store_close(s);
         sql_exec(db_path, "UPDATE telex_schema SET version = 99");
-        open_fails(db_path, -EINVAL, "schema version 99, written by a newer telex (this one knows up to 2); upgrade telex");
+        open_fails(db_path, -EINVAL, "schema version 99, written by a newer telex (this one knows up to 3); upgrade telex");
         return;
     }
     snprintf(path, sizeof path, "%s/other.db", dir);
@@ -302,7 +302,7 @@ static void test_foreign_and_newer_databases_are_refused(void **state)
     telex_store_t *s = open_ok(db_path);
     telex_store_close(s);
     sql_exec(db_path, "PRAGMA user_version = 99");
-    open_fails(db_path, -EINVAL, "schema version 99, written by a newer telex (this one knows up to 2); upgrade telex");
+    open_fails(db_path, -EINVAL, "schema version 99, written by a newer telex (this one knows up to 3); upgrade telex");
 }
 
 static void test_unusable_paths_are_refused(void **state)
@@ -346,6 +346,7 @@ static void test_keys(void **state)
     a.budget_usd = 5;
     a.rpm = 60;
     a.tpm = 1000;
+    a.max_concurrent = 4;
     snprintf(a.models, sizeof a.models, "gpt-4o,demo");
     a.expires_at = 1900000000;
     assert_int_equal(telex_store_key_insert(s, &a, err, sizeof err), 0);
@@ -366,11 +367,13 @@ static void test_keys(void **state)
     assert_true(out.budget_usd == 5);
     assert_int_equal(out.rpm, 60);
     assert_int_equal(out.tpm, 1000);
+    assert_int_equal(out.max_concurrent, 4);
     assert_int_equal(out.expires_at, 1900000000);
     assert_int_equal(out.revoked_at, 0);
     assert_int_equal(telex_store_key_get(s, b.id, &out, err, sizeof err), 0);
     assert_true(out.budget_usd < 0);
     assert_int_equal(out.expires_at, 0);
+    assert_int_equal(out.max_concurrent, 0); /* the default: unlimited */
 
     assert_int_equal(telex_store_key_find(s, "bob", &out, err, sizeof err), 0);
     assert_int_equal(out.id, b.id);
@@ -413,6 +416,12 @@ static void test_keys(void **state)
     assert_string_equal(out.name, "bob");
     assert_true(out.budget_usd == 12.5);
     assert_int_equal(out.rpm, 7);
+    assert_int_equal(out.max_concurrent, 0); /* not named: kept */
+    v.max_concurrent = 3;
+    assert_int_equal(telex_store_key_update(s, b.id, TELEX_KEY_SET_MAX_CONCURRENT, &v, err, sizeof err), 0);
+    assert_int_equal(telex_store_key_get(s, b.id, &out, err, sizeof err), 0);
+    assert_int_equal(out.max_concurrent, 3);
+    assert_int_equal(out.rpm, 7);
     v.budget_usd = -1; /* clear */
     v.expires_at = 2000000000;
     snprintf(v.models, sizeof v.models, "x*");
@@ -425,6 +434,11 @@ static void test_keys(void **state)
     assert_int_equal(telex_store_key_update(s, 999, TELEX_KEY_SET_RPM, &v, err, sizeof err), -ENOENT);
     v.rpm = -1;
     assert_int_equal(telex_store_key_update(s, b.id, TELEX_KEY_SET_RPM, &v, err, sizeof err), -EINVAL);
+    v.max_concurrent = -2;
+    assert_int_equal(telex_store_key_update(s, b.id, TELEX_KEY_SET_MAX_CONCURRENT, &v, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "max_concurrent must be 0 (unlimited) or more");
+    assert_int_equal(telex_store_key_get(s, b.id, &out, err, sizeof err), 0);
+    assert_int_equal(out.max_concurrent, 3); /* unchanged */
     /* renaming onto an active name */
     telex_key_row_t c = key("carol", 9);
     assert_int_equal(telex_store_key_insert(s, &c, err, sizeof err), 0);
@@ -881,7 +895,7 @@ static void test_missing_table_is_named(void **state)
     if (strstr(err, "the database was changed outside telex") == NULL || strstr(err, "ledger") == NULL)
         fail_msg("unexpected message: %s", err);
     telex_store_close(s);
-    open_fails(db_path, -EIO, "the table \"ledger\" is missing (schema version 2 has it)");
+    open_fails(db_path, -EIO, "the table \"ledger\" is missing (schema version 3 has it)");
 }
 
 static void test_absurd_token_counts_do_not_break_totals(void **state)
@@ -915,6 +929,12 @@ static void test_absurd_token_counts_do_not_break_totals(void **state)
     telex_store_close(s);
 }
 
+/* PostgreSQL: the keys table as versions 1 and 2 had it (no max_concurrent; the trigger without it). */
+#define PG_KEYS_AT_V2                                                                                             \
+    "DROP TRIGGER keys_changed ON keys; ALTER TABLE keys DROP COLUMN max_concurrent; "                           \
+    "CREATE TRIGGER keys_changed AFTER INSERT OR DELETE OR UPDATE OF name, hash, expires_at, revoked_at, "        \
+    "budget_usd, rpm, tpm, models ON keys FOR EACH STATEMENT EXECUTE FUNCTION telex_notify_change(); "
+
 static void test_version_1_is_migrated(void **state)
 {
     (void)state;
@@ -926,15 +946,46 @@ static void test_version_1_is_migrated(void **state)
     assert_int_equal(telex_store_key_insert(s, &k, err, sizeof err), 0);
     telex_store_close(s);
     if (pg_base != NULL)
-        sql_exec(db_path, "DROP TABLE presets; UPDATE telex_schema SET version = 1");
+        sql_exec(db_path, "DROP TABLE presets; " PG_KEYS_AT_V2 "UPDATE telex_schema SET version = 1");
     else
-        sql_exec(db_path, "DROP TABLE presets; PRAGMA user_version = 1");
+        sql_exec(db_path, "DROP TABLE presets; ALTER TABLE keys DROP COLUMN max_concurrent; PRAGMA user_version = 1");
     s = open_ok(db_path);
     assert_int_equal(telex_store_preset_put(s, "p", "{}", 1, err, sizeof err), 0);
     telex_key_row_t out;
     assert_int_equal(telex_store_key_find(s, "old", &out, err, sizeof err), 0);
     telex_store_close(s);
-    assert_int_equal(sql_int(db_path, pg_base ? "SELECT version FROM telex_schema" : "PRAGMA user_version"), 2);
+    assert_int_equal(sql_int(db_path, pg_base ? "SELECT version FROM telex_schema" : "PRAGMA user_version"), 3);
+}
+
+static void test_version_2_is_migrated(void **state)
+{
+    (void)state;
+    /* a database of version 2 (no keys.max_concurrent): opening adds the column, every key unlimited,
+     * keeping the rest of the row; the new column is then written and read */
+    telex_store_t *s = open_ok(db_path);
+    char err[512];
+    telex_key_row_t k = key("old2", 8);
+    k.rpm = 11;
+    assert_int_equal(telex_store_key_insert(s, &k, err, sizeof err), 0);
+    telex_store_close(s);
+    if (pg_base != NULL)
+        sql_exec(db_path, PG_KEYS_AT_V2 "UPDATE telex_schema SET version = 2");
+    else
+        sql_exec(db_path, "ALTER TABLE keys DROP COLUMN max_concurrent; PRAGMA user_version = 2");
+    s = open_ok(db_path);
+    telex_key_row_t out;
+    assert_int_equal(telex_store_key_find(s, "old2", &out, err, sizeof err), 0);
+    assert_int_equal(out.rpm, 11);
+    assert_int_equal(out.max_concurrent, 0);
+    telex_key_row_t v;
+    memset(&v, 0, sizeof v);
+    v.max_concurrent = 5;
+    assert_int_equal(telex_store_key_update(s, out.id, TELEX_KEY_SET_MAX_CONCURRENT, &v, err, sizeof err), 0);
+    assert_int_equal(telex_store_key_get(s, out.id, &out, err, sizeof err), 0);
+    assert_int_equal(out.max_concurrent, 5);
+    telex_store_close(s);
+    assert_int_equal(sql_int(db_path, pg_base ? "SELECT version FROM telex_schema" : "PRAGMA user_version"), 3);
+    assert_int_equal(sql_int(db_path, "SELECT max_concurrent FROM keys WHERE name = 'old2'"), 5);
 }
 
 static void test_presets(void **state)
@@ -1007,6 +1058,7 @@ int main(void)
         T(test_missing_table_is_named),
         T(test_absurd_token_counts_do_not_break_totals),
         T(test_version_1_is_migrated),
+        T(test_version_2_is_migrated),
         T(test_presets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
