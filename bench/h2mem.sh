@@ -9,7 +9,9 @@
 # HTTP/1.1 clients (bench/loadgen, started at 4,000/s) each holding an answer of 24 chunks 500 ms
 # apart (12 s; all N open at once). Prints one JSON line per binary: loadgen's result, the 1-min
 # load average at the start, and kb_per_stream = (RSS in the steady window - RSS before) / N
-# (kB = 1,000 bytes), as bench/report.py computes it.
+# (kB = 1,000 bytes), as bench/report.py computes it. H2MEM_TOKENS and H2MEM_RATE change the
+# answer's length (chunks, 500 ms apart) and the ramp-up rate: every stream is open at once when
+# N / RATE plus the connects' delays stays under TOKENS / 2 seconds.
 set -euo pipefail
 N=$1 CONF=$2
 shift 2
@@ -39,8 +41,9 @@ for bin in "$@"; do
   url=http://127.0.0.1:$port/v1/chat/completions
   "$LOADGEN" "$url" -H "authorization: Bearer sk-mock" -c 20 -n 40 --tokens 5 --delay-ms 10 > /dev/null 2>&1
   load=$(cut -d' ' -f1 /proc/loadavg)
-  out=$("$LOADGEN" "$url" -H "authorization: Bearer sk-mock" -c "$N" -r 4000 --tokens 24 --delay-ms 500 \
-    -d "$(python3 -c "print(int(12 + $N / 4000 + 10))")" -p "$pid" -l "$bin" 2> "$WORK/run$i.err")
+  tokens=${H2MEM_TOKENS:-24} rate=${H2MEM_RATE:-4000}
+  out=$("$LOADGEN" "$url" -H "authorization: Bearer sk-mock" -c "$N" -r "$rate" --tokens "$tokens" --delay-ms 500 \
+    -d "$(python3 -c "print(int($tokens / 2 + $N / $rate + 30))")" -p "$pid" -l "$bin" 2> "$WORK/run$i.err")
   kill "$pid"
   wait "$pid" 2> /dev/null || true
   python3 - "$out" "$N" "$load" "$CONF" << 'EOF'
@@ -51,6 +54,8 @@ print(json.dumps({"telex": r["label"], "config": sys.argv[4], "streams": n, "loa
                   "completed": r["completed"], "errors": r["errors"], "unfinished": r["unfinished"],
                   "rss_base_kb": p.get("rss_base_kb"), "rss_window_kb": rss,
                   "kb_per_stream": round((rss - p["rss_base_kb"]) * 1024 / n / 1000, 2) if rss else None,
-                  "cpu_us_per_event": p.get("cpu_us_per_event")}))
+                  "cpu_us_per_event": p.get("cpu_us_per_event"),
+                  "connect_ms_max": (r.get("connect_ms") or {}).get("max"), "ttfb_ms_max": (r.get("ttfb_ms") or {}).get("max"),
+                  "duration_ms_min": (r.get("duration_ms") or {}).get("min"), "elapsed_s": r["elapsed_s"]}))
 EOF
 done
