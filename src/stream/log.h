@@ -8,6 +8,10 @@
  * pointers into the log straight to the socket writer, and a slow reader
  * costs no memory beyond the log itself.
  *
+ * A read finds its start from a cursor (the segment where that reader's
+ * previous read ended, see telex_log_cursor_t) rather than from the oldest
+ * segment, so it costs the same however much history the log keeps.
+ *
  * Positions are byte offsets from the start of the stream (they keep
  * counting when old segments are dropped). Event n (1-based) ends at
  * telex_log_event_end(n); resuming after event n means sending from there.
