@@ -31,6 +31,7 @@ typedef struct subscriber {
     uint64_t sent_to;  /* where the write in flight ends */
     uint64_t next_seq; /* with ids: the event that starts at pos */
     uint64_t sent_seq; /* with ids: the event that starts at sent_to */
+    telex_log_cursor_t cursor; /* the log segment the last read ended in */
     int started;
     int writing;
     int ended;          /* the final state was handed to h2o */
@@ -110,7 +111,7 @@ static int gather(subscriber_t *s, h2o_iovec_t *vecs, size_t nvecs, uint64_t *to
     telex_log_t *log = s->stream->log;
     if (s->ids == NULL) {
         struct iovec ev;
-        int n = telex_log_read_events(log, s->pos, s->next_seq, &ev, 1, to);
+        int n = telex_log_read_events_at(log, &s->cursor, s->pos, s->next_seq, &ev, 1, to);
         if (n > 0) {
             vecs[nvecs++] = h2o_iovec_init(ev.iov_base, ev.iov_len);
             s->sent_seq = s->next_seq + 1;
@@ -118,7 +119,7 @@ static int gather(subscriber_t *s, h2o_iovec_t *vecs, size_t nvecs, uint64_t *to
         return n < 0 ? -1 : (int)nvecs;
     }
     struct iovec ev[MAX_ID_EVENTS];
-    int n = telex_log_read_events(log, s->pos, s->next_seq, ev, MAX_ID_EVENTS, to);
+    int n = telex_log_read_events_at(log, &s->cursor, s->pos, s->next_seq, ev, MAX_ID_EVENTS, to);
     for (int i = 0; i < n; i++) {
         char *block = s->ids + (size_t)i * ID_BLOCK_MAX;
         vecs[nvecs++] = h2o_iovec_init(block, format_id_block(s, s->next_seq + (uint64_t)i, block));

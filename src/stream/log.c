@@ -14,6 +14,18 @@
  * instead (into the thread's segment cache, below), so a burst does not
  * leave a big segment behind. The event table holds, for every retained
  * event, the position where it ends, so resuming after event n is a lookup.
+ *
+ * Finding the segment that holds a read's start position: a read starts
+ * from a cursor (the reader's own, or the log's `hint` for readers without
+ * one) that names the segment the previous read ended in, and walks on
+ * from there — O(1) per read at any length of history, where a walk from
+ * the head cost O(segments) per event. A cursor holds a pointer and the
+ * segment's serial number; serials of the retained segments are always
+ * head->serial ... tail->serial without gaps (segments are added at the
+ * tail and dropped from the head), so a cursor whose serial is in that
+ * range points at a live segment, and one outside it (its segment was
+ * dropped, its memory perhaps reused by another segment) is never
+ * dereferenced: the walk starts from the head instead.
  */
 #include "stream/log.h"
 
@@ -25,7 +37,8 @@
 
 typedef struct segment {
     struct segment *next;
-    uint64_t start; /* position of data[0] */
+    uint64_t serial; /* 1, 2, 3 ... in the order the log added them */
+    uint64_t start;  /* position of data[0] */
     size_t len;
     size_t cap;
     char data[];
@@ -153,6 +166,8 @@ struct telex_log {
     int shared;
     segment_t *head; /* oldest retained */
     segment_t *tail; /* being filled */
+    uint64_t next_serial;
+    telex_log_cursor_t hint; /* for reads without a cursor of their own */
     uint64_t start;  /* oldest retained position: head->start (end when there is no segment) */
     uint64_t end;
     size_t retained;
@@ -256,6 +271,7 @@ int64_t telex_log_appendv(telex_log_t *log, const telex_log_piece_t *pieces, siz
         }
         log->segment_bytes += sizeof(*s) + cap;
         s->next = NULL;
+        s->serial = ++log->next_serial;
         s->start = log->end;
         s->len = 0;
         s->cap = cap;
@@ -330,6 +346,34 @@ int telex_log_position_after(telex_log_t *log, uint64_t seq, uint64_t *pos)
     return rc;
 }
 
+static __thread size_t walked; /* telex_log_segments_walked */
+
+size_t telex_log_segments_walked(void)
+{
+    return walked;
+}
+
+/* The segment to start a read at `pos` from: the cursor's when it is still
+ * retained and does not start past pos, else the head. Called locked. */
+static segment_t *walk_start(telex_log_t *log, const telex_log_cursor_t *c, uint64_t pos)
+{
+    segment_t *h = log->head;
+    if (h != NULL && c->serial >= h->serial && c->serial <= log->tail->serial) {
+        segment_t *s = c->segment;
+        if (s->start <= pos)
+            return s;
+    }
+    return h;
+}
+
+static void remember(telex_log_cursor_t *c, segment_t *s)
+{
+    if (s != NULL) {
+        c->segment = s;
+        c->serial = s->serial;
+    }
+}
+
 int telex_log_read(telex_log_t *log, uint64_t from, struct iovec *vecs, int max, uint64_t *to)
 {
     int n = 0;
@@ -339,22 +383,30 @@ int telex_log_read(telex_log_t *log, uint64_t from, struct iovec *vecs, int max,
         return -ENOENT;
     }
     uint64_t pos = from;
-    for (segment_t *s = log->head; s != NULL && n < max; s = s->next) {
+    segment_t *last = NULL;
+    size_t steps = 0;
+    for (segment_t *s = walk_start(log, &log->hint, pos); s != NULL && n < max; s = s->next) {
         uint64_t seg_end = s->start + s->len;
-        if (seg_end <= pos)
+        last = s;
+        if (seg_end <= pos) {
+            steps++;
             continue;
+        }
         size_t off = (size_t)(pos - s->start);
         vecs[n].iov_base = s->data + off;
         vecs[n].iov_len = s->len - off;
         pos = seg_end;
         n++;
     }
+    remember(&log->hint, last);
+    walked += steps;
     *to = pos;
     unlock(log);
     return n;
 }
 
-int telex_log_read_events(telex_log_t *log, uint64_t from, uint64_t seq, struct iovec *vecs, int max, uint64_t *to)
+int telex_log_read_events_at(telex_log_t *log, telex_log_cursor_t *cursor, uint64_t from, uint64_t seq,
+                             struct iovec *vecs, int max, uint64_t *to)
 {
     int n = 0;
     lock(log);
@@ -362,11 +414,16 @@ int telex_log_read_events(telex_log_t *log, uint64_t from, uint64_t seq, struct 
         unlock(log);
         return -ENOENT;
     }
+    if (cursor == NULL)
+        cursor = &log->hint;
     uint64_t pos = from;
-    segment_t *s = log->head;
+    segment_t *s = walk_start(log, cursor, pos);
+    size_t steps = 0;
     for (uint64_t i = seq - log->first_event; i < log->n_events && n < max; i++) {
-        while (s != NULL && s->start + s->len <= pos)
+        while (s != NULL && s->start + s->len <= pos) {
             s = s->next;
+            steps++;
+        }
         if (s == NULL)
             break;
         uint64_t end = log->event_end[i];
@@ -375,9 +432,16 @@ int telex_log_read_events(telex_log_t *log, uint64_t from, uint64_t seq, struct 
         pos = end;
         n++;
     }
+    remember(cursor, s);
+    walked += steps;
     *to = pos;
     unlock(log);
     return n;
+}
+
+int telex_log_read_events(telex_log_t *log, uint64_t from, uint64_t seq, struct iovec *vecs, int max, uint64_t *to)
+{
+    return telex_log_read_events_at(log, NULL, from, seq, vecs, max, to);
 }
 
 void telex_log_release_before(telex_log_t *log, uint64_t pos)

@@ -8,6 +8,10 @@
  * pointers into the log straight to the socket writer, and a slow reader
  * costs no memory beyond the log itself.
  *
+ * A read finds its start from a cursor (the segment where that reader's
+ * previous read ended, see telex_log_cursor_t) rather than from the oldest
+ * segment, so it costs the same however much history the log keeps.
+ *
  * Positions are byte offsets from the start of the stream (they keep
  * counting when old segments are dropped). Event n (1-based) ends at
  * telex_log_event_end(n); resuming after event n means sending from there.
@@ -99,6 +103,32 @@ int telex_log_read(telex_log_t *log, uint64_t from, struct iovec *vecs, int max,
  * events (0 when nothing is new), or -ENOENT if event seq was dropped. For
  * a reader that writes something of its own before each event (an id). */
 int telex_log_read_events(telex_log_t *log, uint64_t from, uint64_t seq, struct iovec *vecs, int max, uint64_t *to);
+
+/* A reader's memory of the segment its last read ended in, so that its next
+ * read starts there instead of walking the log from its oldest segment
+ * (which made every read cost O(retained segments): quadratic in a long
+ * answer kept for resume). Zero-initialise it; it belongs to one reader
+ * (one position) of one log, is only touched inside the log's calls (under the lock of
+ * a shared log), and stays safe when the segment it names is dropped (by
+ * telex_log_release_before, e.g. under the global history budget): such a
+ * cursor is recognised by its serial number and never dereferenced, and
+ * the read walks from the oldest segment once. Reads without a cursor
+ * (the two calls above) use one kept in the log, which serves a single
+ * reader well and several at different positions correctly. */
+typedef struct telex_log_cursor {
+    void *segment;
+    uint64_t serial; /* 0: none */
+} telex_log_cursor_t;
+
+/* telex_log_read_events reading from and updating *cursor (NULL: the log's
+ * own). Same arguments and results. */
+int telex_log_read_events_at(telex_log_t *log, telex_log_cursor_t *cursor, uint64_t from, uint64_t seq,
+                             struct iovec *vecs, int max, uint64_t *to);
+
+/* Segments the calling thread's reads have stepped past to reach their
+ * start position, in all (for tests: a read from a cursor steps past at
+ * most the segments appended since that reader's last read). */
+size_t telex_log_segments_walked(void);
 
 /* Drops whole segments that end at or before pos. */
 void telex_log_release_before(telex_log_t *log, uint64_t pos);

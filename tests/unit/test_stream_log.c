@@ -2,7 +2,9 @@
  * test_stream_log.c — the append-only event log: sequence numbers, resume
  * positions, reads across segments, limits and releasing. Every test runs
  * twice: on a shared (locking) log and on a private one (no locks), which
- * must behave the same. Also the per-thread cache of free segments.
+ * must behave the same. Also the per-thread cache of free segments, and
+ * readers' cursors (reads that do not walk the history, and stay safe when
+ * the segment a cursor names is dropped).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -472,6 +474,160 @@ static void test_thread_cache_goes_with_the_thread(void **state)
     assert_true((size_t)held > 0); /* it had a cache, which the thread's exit freed */
 }
 
+/* Appends event seq: "data: event <seq> " + pad bytes + a blank line. */
+static void append_numbered(telex_log_t *log, uint64_t seq, size_t pad)
+{
+    char ev[16384];
+    int len = snprintf(ev, 64, "data: event %llu ", (unsigned long long)seq);
+    assert_true(pad + (size_t)len + 2 <= sizeof ev);
+    memset(ev + len, 'p', pad);
+    memcpy(ev + len + pad, "\n\n", 2);
+    assert_int_equal(telex_log_append(log, ev, (size_t)len + pad + 2), (int64_t)seq);
+}
+
+/* Expects event seq's text (see append_numbered) in v. */
+static void expect_numbered(const struct iovec *v, uint64_t seq, size_t pad)
+{
+    char head[64];
+    int len = snprintf(head, sizeof head, "data: event %llu ", (unsigned long long)seq);
+    assert_int_equal(v->iov_len, (size_t)len + pad + 2);
+    assert_memory_equal(v->iov_base, head, (size_t)len);
+    const char *b = v->iov_base;
+    for (size_t i = 0; i < pad; i++)
+        assert_int_equal(b[len + i], 'p');
+    assert_memory_equal(b + len + pad, "\n\n", 2);
+}
+
+/* A live reader of a long answer kept whole for resume (nothing released):
+ * one event appended, one read, 3,000 times, ~100 segments. With its
+ * cursor each read starts in the segment the last one ended in, so all the
+ * reads together step past each segment about once; walking from the head
+ * every time stepped past ~150,000. A second reader on the log's own cursor
+ * (no cursor argument), catching up from event 1 while the first reads on,
+ * and a cursor reused for an earlier position, read the same bytes. */
+static void test_cursor_reads_walk_no_history(void **state)
+{
+    telex_log_t *log = telex_log_new(0, shared(state));
+    telex_log_cursor_t live = {0};
+    uint64_t pos = 0, to;
+    size_t before = telex_log_segments_walked();
+    for (uint64_t seq = 1; seq <= 3000; seq++) {
+        append_numbered(log, seq, 230);
+        struct iovec v[2];
+        assert_int_equal(telex_log_read_events_at(log, &live, pos, seq, v, 2, &to), 1);
+        expect_numbered(&v[0], seq, 230);
+        pos = to;
+    }
+    struct iovec seg[256];
+    int segments = telex_log_read(log, 0, seg, 256, &to);
+    assert_true(segments > 90);
+    size_t walked = telex_log_segments_walked() - before;
+    assert_true(walked <= (size_t)segments + 1);
+
+    /* the log's own cursor, for a reader behind the live one */
+    uint64_t behind = 0, next = 1, live_seq = 3000;
+    while (next <= 3000) {
+        struct iovec v[7];
+        int want = 3001 - next < 7 ? (int)(3001 - next) : 7;
+        int n = telex_log_read_events(log, behind, next, v, want, &to);
+        assert_true(n > 0);
+        for (int i = 0; i < n; i++)
+            expect_numbered(&v[i], next + (uint64_t)i, 230);
+        next += (uint64_t)n;
+        behind = to;
+        append_numbered(log, ++live_seq, 230); /* the live reader's answer goes on */
+        struct iovec w[2];
+        assert_int_equal(telex_log_read_events_at(log, &live, pos, live_seq, w, 2, &to), 1);
+        expect_numbered(&w[0], live_seq, 230);
+        pos = to;
+    }
+    uint64_t at3000;
+    assert_int_equal(telex_log_position_after(log, 3000, &at3000), 0);
+    assert_int_equal(behind, at3000);
+
+    /* a cursor past the position asked for: read from the head instead */
+    uint64_t mid;
+    assert_int_equal(telex_log_position_after(log, 1499, &mid), 0);
+    struct iovec v[3];
+    assert_int_equal(telex_log_read_events_at(log, &live, mid, 1500, v, 3, &to), 3);
+    for (int i = 0; i < 3; i++)
+        expect_numbered(&v[i], 1500 + (uint64_t)i, 230);
+    telex_log_free(log);
+}
+
+/* The global history budget (resume.max_total_bytes) makes the gateway drop
+ * what every reader has passed, while a reader's cursor names a segment it
+ * drops. The cursor must never be followed: not into a segment freed to
+ * malloc (the ASan build would report the read), not into one whose memory
+ * the thread's cache gave to another log since. The reader then reads on
+ * from its position; a position dropped too is -ENOENT. */
+static void test_cursor_into_segments_dropped_by_the_budget(void **state)
+{
+    telex_log_cache_drop();
+    telex_log_t *log = telex_log_new(0, shared(state));
+    telex_log_cursor_t c = {0};
+    struct iovec v[8];
+    uint64_t pos = 0, to;
+    /* a 10 KB event: a segment of its own, freed to malloc when dropped */
+    append_numbered(log, 1, 10000);
+    append_numbered(log, 2, 100);
+    assert_int_equal(telex_log_read_events_at(log, &c, pos, 1, v, 1, &to), 1);
+    expect_numbered(&v[0], 1, 10000);
+    pos = to; /* the cursor names event 1's segment, which ends here */
+    size_t total = telex_log_total_bytes();
+    size_t budget = total - 1; /* over the budget: drop what the reader passed, as chat.c does */
+    while (telex_log_total_bytes() > budget && telex_log_start(log) < pos)
+        telex_log_release_before(log, pos);
+    assert_int_equal(telex_log_start(log), pos);
+    assert_true(telex_log_total_bytes() < total - 10000);
+    assert_int_equal(telex_log_read_events_at(log, &c, pos, 2, v, 8, &to), 1);
+    expect_numbered(&v[0], 2, 100);
+    pos = to;
+
+    /* cached sizes: standard segments, dropped and handed to another log */
+    for (uint64_t seq = 3; seq <= 150; seq++)
+        append_numbered(log, seq, 150);
+    struct iovec seg[64];
+    int segments = telex_log_read(log, pos, seg, 64, &to);
+    assert_true(segments >= 3);
+    uint64_t seg2_end = pos + seg[0].iov_len + seg[1].iov_len; /* reads start at pos, in seg[0] */
+    /* read event by event up to the end of the second segment */
+    uint64_t next = 3;
+    while (pos < seg2_end) {
+        assert_int_equal(telex_log_read_events_at(log, &c, pos, next, v, 1, &to), 1);
+        expect_numbered(&v[0], next, 150);
+        next++;
+        pos = to;
+    }
+    assert_int_equal(pos, seg2_end);
+    telex_log_release_before(log, pos); /* into the thread's cache */
+    assert_int_equal(telex_log_start(log), pos);
+    telex_log_t *other = telex_log_new(0, shared(state));
+    for (uint64_t seq = 1; seq <= 40; seq++) /* takes those segments from the cache */
+        append_numbered(other, seq, 150);
+    for (uint64_t seq = 151; seq <= 170; seq++)
+        append_numbered(log, seq, 150);
+    while (next <= 170) {
+        int n = telex_log_read_events_at(log, &c, pos, next, v, 8, &to);
+        assert_true(n > 0);
+        for (int i = 0; i < n; i++)
+            expect_numbered(&v[i], next + (uint64_t)i, 150);
+        next += (uint64_t)n;
+        pos = to;
+    }
+
+    /* the position itself dropped (budget on an unattached stream) */
+    uint64_t at159;
+    assert_int_equal(telex_log_position_after(log, 159, &at159), 0);
+    telex_log_release_before(log, telex_log_end(log));
+    telex_log_cursor_t kept = c;
+    assert_int_equal(telex_log_read_events_at(log, &c, at159, 160, v, 8, &to), -ENOENT);
+    assert_memory_equal(&c, &kept, sizeof c);
+    telex_log_free(other);
+    telex_log_free(log);
+    telex_log_cache_drop();
+}
+
 static int drop_cache(void **state)
 {
     (void)state;
@@ -513,6 +669,10 @@ int main(void)
         cmocka_unit_test_prestate(test_total_bytes_counts_every_log, &shared_off),
         cmocka_unit_test_prestate(test_thread_cache_goes_with_the_thread, &shared_on),
         cmocka_unit_test_prestate(test_thread_cache_goes_with_the_thread, &shared_off),
+        cmocka_unit_test_prestate(test_cursor_reads_walk_no_history, &shared_on),
+        cmocka_unit_test_prestate(test_cursor_reads_walk_no_history, &shared_off),
+        cmocka_unit_test_prestate(test_cursor_into_segments_dropped_by_the_budget, &shared_on),
+        cmocka_unit_test_prestate(test_cursor_into_segments_dropped_by_the_budget, &shared_off),
     };
     return cmocka_run_group_tests(tests, NULL, drop_cache);
 }
