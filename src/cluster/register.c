@@ -92,6 +92,7 @@ telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front, v
         count_failed("redis_down");
         return NULL;
     }
+    telex_rconn_flush(cw->cmd); /* now, not after the rest of this loop turn */
     return r;
 }
 
