@@ -3,7 +3,8 @@
  * (a loopback socket this test answers by hand): a command waits in
  * hiredis' buffer until the loop polls, telex_rconn_flush puts it on the
  * socket at once without running a callback, and the reply still reaches
- * its callback through the loop afterwards.
+ * its callback through the loop afterwards; replies beyond hiredis' 16 KiB
+ * per read all reach their callbacks in one loop turn.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -68,32 +69,53 @@ static int pong_all(int fd, const char *buf)
     return k;
 }
 
-static void test_flush_writes_at_once(void **state)
+/* Answers any idle PING the connection sent so far, until none waits. */
+static void settle(telex_rconn_t *r, int sfd)
 {
-    (void)state;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(lfd >= 0);
+    char buf[512];
+    for (;;) {
+        size_t n = drain(sfd, buf, sizeof buf);
+        if (n > 0)
+            pong_all(sfd, buf);
+        else if (telex_rconn_pending(r) == 0)
+            break;
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+}
+
+/* A fake Redis on loopback and a connection to it (up); returns the
+ * server's side of the connection, *lfd its listener. */
+static int connect_fake(telex_rconn_t **out, int *lfd)
+{
+    *lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(*lfd >= 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof sa;
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(lfd, 4), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
-
-    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(bind(*lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(*lfd, 4), 0);
+    assert_int_equal(getsockname(*lfd, (struct sockaddr *)&sa, &sl), 0);
     telex_redis_url_t url = {.port = ntohs(sa.sin_port)};
     snprintf(url.host, sizeof url.host, "127.0.0.1");
     telex_rconn_hooks_t hooks = {on_up, NULL, NULL};
-    rc = telex_rconn_new(&loop, &url, "test", 5000, &hooks);
-    assert_non_null(rc);
-    telex_rconn_flush(rc); /* not connected yet: nothing to do, nothing breaks */
-    telex_rconn_start(rc);
-    int sfd = accept(lfd, NULL, NULL); /* the kernel completed the handshake */
+    up = 0;
+    *out = telex_rconn_new(&loop, &url, "test", 5000, &hooks);
+    assert_non_null(*out);
+    telex_rconn_flush(*out); /* not connected yet: nothing to do, nothing breaks */
+    telex_rconn_start(*out);
+    int sfd = accept(*lfd, NULL, NULL); /* the kernel completed the handshake */
     assert_true(sfd >= 0);
     while (!up)
         uv_run(&loop, UV_RUN_ONCE);
+    return sfd;
+}
+
+static void test_flush_writes_at_once(void **state)
+{
+    (void)state;
+    int lfd, sfd = connect_fake(&rc, &lfd);
 
     char buf[512];
-    drain(sfd, buf, sizeof buf); /* (an idle PING, if the loop ran long enough to send one) */
+    settle(rc, sfd); /* (an idle PING, if the loop ran long enough to send one) */
     const char *argv[] = {"ECHO", "hello"};
     size_t len[] = {4, 5};
     assert_int_equal(telex_rconn_cmd(rc, on_echo, NULL, 0, 2, argv, len), 0);
@@ -134,10 +156,51 @@ static void test_flush_writes_at_once(void **state)
     close(lfd);
 }
 
+#define MANY 3000 /* 33 KB of replies: more than two of hiredis' 16 KiB reads */
+static telex_rconn_t *rc_many;
+static int many;
+
+static void on_many(telex_rconn_t *r, redisReply *reply, void *priv)
+{
+    (void)r, (void)priv;
+    if (reply != NULL && reply->type == REDIS_REPLY_STRING && strcmp(reply->str, "hello") == 0)
+        many++;
+}
+
+static void test_replies_read_in_one_turn(void **state)
+{
+    (void)state;
+    int lfd, sfd = connect_fake(&rc_many, &lfd);
+    char buf[8192];
+    settle(rc_many, sfd);
+    const char *argv[] = {"ECHO", "hello"};
+    size_t len[] = {4, 5};
+    for (int i = 0; i < MANY; i++)
+        assert_int_equal(telex_rconn_cmd(rc_many, on_many, NULL, 0, 2, argv, len), 0);
+    telex_rconn_flush(rc_many);
+    size_t got = 0, want = (size_t)MANY * (sizeof ECHO_CMD - 1);
+    while (got < want) { /* every command (after any idle PING) */
+        uv_run(&loop, UV_RUN_NOWAIT);
+        got += drain(sfd, buf, sizeof buf);
+    }
+    static char replies_buf[MANY * 11];
+    for (int i = 0; i < MANY; i++)
+        memcpy(replies_buf + i * 11, "$5\r\nhello\r\n", 11);
+    assert_int_equal(send(sfd, replies_buf, sizeof replies_buf, 0), (ssize_t)sizeof replies_buf);
+    assert_int_equal(many, 0);
+    uv_run(&loop, UV_RUN_ONCE); /* one readiness of the socket */
+    assert_int_equal(many, MANY);
+    close(sfd);
+    close(lfd);
+}
+
 int main(void)
 {
+    if (uv_loop_init(&loop) != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flush_writes_at_once),
+        cmocka_unit_test(test_replies_read_in_one_turn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
