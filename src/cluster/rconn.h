@@ -15,9 +15,7 @@
  * answering (so fire-and-forget commands, cb NULL, are covered too).
  * on_up runs after each (re)connection (AUTH and SELECT done); on_down once
  * per loss. Commands are written when the loop next polls the socket (one
- * write for everything given meanwhile), or at once with telex_rconn_flush;
- * each time the socket is readable every reply it holds is read (up to
- * 64 reads of 16 KiB), not one read per loop turn.
+ * write for everything given meanwhile), or at once with telex_rconn_flush.
  * For pub/sub, telex_rconn_subscribe sends SUBSCRIBE whose
  * callback runs per message (and with NULL when the connection is lost).
  */
