@@ -5,9 +5,7 @@
  * Replies come in the order commands were sent, so the commands in flight
  * form a FIFO and only its head's deadline needs checking; a 100 ms timer
  * (unreferenced: it never keeps a loop alive) does that, connects again
- * after a loss, and sends the idle PING. hiredis is driven by its libuv
- * adapter's logic, copied below with one change: it reads every reply the
- * socket holds, not 16 KiB per loop turn.
+ * after a loss, and sends the idle PING.
  */
 #include "cluster/rconn.h"
 
@@ -16,8 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/ioctl.h>
-
+#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/sds.h>
 
@@ -27,8 +24,6 @@
 #define PING_IDLE_MS 1000
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 2000
-/* Reads of the socket per readiness (hiredis reads 16 KiB per call) */
-#define READS_PER_POLL 64
 
 enum { ST_DOWN, ST_CONNECTING, ST_HANDSHAKE, ST_UP };
 
@@ -68,112 +63,6 @@ struct telex_rconn {
     int has_sub;
     uv_timer_t tick;
 };
-
-/* ------------------------------------------------------------ libuv adapter
- *
- * hiredis' own libuv adapter (adapters/libuv.h), except for reading: it
- * calls redisAsyncHandleRead once per readiness, and hiredis reads at most
- * 16 KiB per call, so replies were taken at 16 KiB per loop turn. When the
- * turns grew long (1,000 streams on one worker, a contended CPU) the
- * replies to the appends (~13 bytes each, 20,000/s) piled up in the socket
- * faster than that, and a registration's reply waited behind them for
- * hundreds of ms (measured: 90-130 KB unread on telex's side, 200 KB unsent
- * on Redis', bench/findings.md "Cluster mode"). Here a readiness reads on
- * while the socket has bytes, up to READS_PER_POLL reads. */
-typedef struct uv_events {
-    redisAsyncContext *context; /* NULL once hiredis let go of it */
-    uv_poll_t handle;
-    int events;
-} uv_events_t;
-
-static void ev_poll(uv_poll_t *handle, int status, int events)
-{
-    uv_events_t *p = handle->data;
-    if (status != 0)
-        return;
-    if (p->context != NULL && (events & UV_READABLE)) {
-        for (int i = 0; i < READS_PER_POLL && p->context != NULL; i++) {
-            int avail = 0;
-            if (i > 0 && (ioctl(p->context->c.fd, FIONREAD, &avail) != 0 || avail <= 0))
-                break;
-            redisAsyncHandleRead(p->context); /* (may end the context: p->context is NULL then) */
-        }
-    }
-    if (p->context != NULL && (events & UV_WRITABLE))
-        redisAsyncHandleWrite(p->context);
-}
-
-static void ev_update(uv_events_t *p)
-{
-    if (p->events != 0)
-        uv_poll_start(&p->handle, p->events, ev_poll);
-    else
-        uv_poll_stop(&p->handle);
-}
-
-static void ev_add_read(void *priv)
-{
-    uv_events_t *p = priv;
-    p->events |= UV_READABLE;
-    ev_update(p);
-}
-
-static void ev_del_read(void *priv)
-{
-    uv_events_t *p = priv;
-    p->events &= ~UV_READABLE;
-    ev_update(p);
-}
-
-static void ev_add_write(void *priv)
-{
-    uv_events_t *p = priv;
-    p->events |= UV_WRITABLE;
-    ev_update(p);
-}
-
-static void ev_del_write(void *priv)
-{
-    uv_events_t *p = priv;
-    p->events &= ~UV_WRITABLE;
-    ev_update(p);
-}
-
-static void ev_closed(uv_handle_t *handle)
-{
-    free(handle->data);
-}
-
-static void ev_cleanup(void *priv)
-{
-    uv_events_t *p = priv;
-    p->context = NULL;
-    uv_close((uv_handle_t *)&p->handle, ev_closed);
-}
-
-static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
-{
-    if (ac->ev.data != NULL)
-        return REDIS_ERR;
-    uv_events_t *p = calloc(1, sizeof *p);
-    if (p == NULL)
-        return REDIS_ERR;
-    if (uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
-        free(p);
-        return REDIS_ERR;
-    }
-    p->handle.data = p;
-    p->context = ac;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
-    ac->ev.data = p;
-    return REDIS_OK;
-}
-
-/* ------------------------------------------------------------ connection */
 
 static uint64_t now_ms(telex_rconn_t *rc)
 {
@@ -346,7 +235,7 @@ static void connect_now(telex_rconn_t *rc)
         go_down(rc, "connect failed", 0);
         return;
     }
-    if (ev_attach(ac, rc->loop) != REDIS_OK) {
+    if (redisLibuvAttach(ac, rc->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         go_down(rc, "libuv attach failed", 0);
         return;
