@@ -3,8 +3,7 @@
  * (a loopback socket this test answers by hand): a command waits in
  * hiredis' buffer until the loop polls, telex_rconn_flush puts it on the
  * socket at once without running a callback, and the reply still reaches
- * its callback through the loop afterwards; replies beyond hiredis' 16 KiB
- * per read all reach their callbacks in one loop turn.
+ * its callback through the loop afterwards.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -156,51 +155,12 @@ static void test_flush_writes_at_once(void **state)
     close(lfd);
 }
 
-#define MANY 3000 /* 33 KB of replies: more than two of hiredis' 16 KiB reads */
-static telex_rconn_t *rc_many;
-static int many;
-
-static void on_many(telex_rconn_t *r, redisReply *reply, void *priv)
-{
-    (void)r, (void)priv;
-    if (reply != NULL && reply->type == REDIS_REPLY_STRING && strcmp(reply->str, "hello") == 0)
-        many++;
-}
-
-static void test_replies_read_in_one_turn(void **state)
-{
-    (void)state;
-    int lfd, sfd = connect_fake(&rc_many, &lfd);
-    char buf[8192];
-    settle(rc_many, sfd);
-    const char *argv[] = {"ECHO", "hello"};
-    size_t len[] = {4, 5};
-    for (int i = 0; i < MANY; i++)
-        assert_int_equal(telex_rconn_cmd(rc_many, on_many, NULL, 0, 2, argv, len), 0);
-    telex_rconn_flush(rc_many);
-    size_t got = 0, want = (size_t)MANY * (sizeof ECHO_CMD - 1);
-    while (got < want) { /* every command (after any idle PING) */
-        uv_run(&loop, UV_RUN_NOWAIT);
-        got += drain(sfd, buf, sizeof buf);
-    }
-    static char replies_buf[MANY * 11];
-    for (int i = 0; i < MANY; i++)
-        memcpy(replies_buf + i * 11, "$5\r\nhello\r\n", 11);
-    assert_int_equal(send(sfd, replies_buf, sizeof replies_buf, 0), (ssize_t)sizeof replies_buf);
-    assert_int_equal(many, 0);
-    uv_run(&loop, UV_RUN_ONCE); /* one readiness of the socket */
-    assert_int_equal(many, MANY);
-    close(sfd);
-    close(lfd);
-}
-
 int main(void)
 {
     if (uv_loop_init(&loop) != 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flush_writes_at_once),
-        cmocka_unit_test(test_replies_read_in_one_turn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
