@@ -9,9 +9,12 @@
 # stopped by PID on exit.
 #   1. Latency and CPU: bench/loadgen opens N streams x 20 events/s through direct (the
 #      mock), `off` and `on`, interleaved, ROUNDS times: p99 added per-event latency
-#      (gateway minus direct in the same round) and the gateway's CPU per event; Redis'
-#      CPU during the `on` runs and its memory per stream (used_memory growth while the
-#      finished streams are still retained, per stream).
+#      (gateway minus direct in the same round), reported three ways: every event of the
+#      steady window; each answer's first event (in cluster mode it waits for the
+#      stream's registration in Redis) with the time to first byte; the later events
+#      (the relay and the Redis tap); and the gateway's CPU per event; Redis' CPU during
+#      the `on` runs and its memory per stream (used_memory growth while the finished
+#      streams are still retained, per stream).
 #   2. Throughput: `on` and `on2` both produce as fast as the mock sends (no delay); the
 #      events per second Redis took (telex_cluster_events_published_total of both nodes
 #      over the wall time) and Redis' CPU meanwhile.
@@ -19,7 +22,9 @@
 #
 # Environment: CLUSTER_BENCH_STREAMS (1000), CLUSTER_BENCH_TOKENS (100: 5 s answers),
 # CLUSTER_BENCH_ROUNDS (2), CLUSTER_BENCH_QUICK=1 (tiny sizes, to test the script),
-# REDIS_SERVER (/usr/bin/redis-server).
+# CLUSTER_BENCH_THROUGHPUT=0 (skip part 2), CLUSTER_BENCH_BEFORE=PATH (another telex
+# binary, run as a fourth gateway `before` with cluster mode on, interleaved with the
+# others: a change's effect measured side by side), REDIS_SERVER (/usr/bin/redis-server).
 set -euo pipefail
 BUILD=$(cd "${1:?usage: cluster.sh BUILD_DIR OUT.md}" && pwd)
 OUT=${2:?usage: cluster.sh BUILD_DIR OUT.md}
@@ -29,6 +34,8 @@ REDIS=${REDIS_SERVER:-/usr/bin/redis-server}
 N=${CLUSTER_BENCH_STREAMS:-1000}
 TOKENS=${CLUSTER_BENCH_TOKENS:-100}
 ROUNDS=${CLUSTER_BENCH_ROUNDS:-2}
+THROUGHPUT=${CLUSTER_BENCH_THROUGHPUT:-1}
+BEFORE=${CLUSTER_BENCH_BEFORE:-}
 TP_STREAMS=200
 TP_TOKENS=1000
 if [ "${CLUSTER_BENCH_QUICK:-0}" = 1 ]; then N=50; TOKENS=20; ROUNDS=1; TP_STREAMS=20; TP_TOKENS=200; fi
@@ -82,19 +89,25 @@ limits: {max_connections: 50000, max_concurrent_streams: 50000}
 resume: {enabled: true, retention_seconds: 5}
 EOF
 declare -A URL PID
-start_gateway() { # NAME [env...]
-  local name=$1; shift
-  env TELEX_DB="$WORK/$name.db" TELEX_LOG=quiet "$@" "$TELEX" serve --config "$WORK/telex.yaml" \
+start_gateway() { # NAME BINARY [env...]
+  local name=$1 bin=$2; shift 2
+  env TELEX_DB="$WORK/$name.db" TELEX_LOG=quiet "$@" "$bin" serve --config "$WORK/telex.yaml" \
     --listen 127.0.0.1:0 > "$WORK/$name.log" 2>&1 &
   PID[$name]=$!
   PIDS+=($!)
   URL[$name]="http://$(wait_listening "$WORK/$name.log")"
 }
-start_gateway off
-start_gateway on TELEX_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" TELEX_RESUME_SECRET=bench-secret-0123456789
-start_gateway on2 TELEX_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" TELEX_RESUME_SECRET=bench-secret-0123456789
+CLUSTER_ENV=(TELEX_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" TELEX_RESUME_SECRET=bench-secret-0123456789)
+TARGETS=(direct off on)
+start_gateway off "$TELEX"
+start_gateway on "$TELEX" "${CLUSTER_ENV[@]}"
+start_gateway on2 "$TELEX" "${CLUSTER_ENV[@]}"
+if [ -n "$BEFORE" ]; then
+  start_gateway before "$BEFORE" "${CLUSTER_ENV[@]}"
+  TARGETS+=(before)
+fi
 URL[direct]="http://$MOCK"
-for t in off on on2; do # warm up
+for t in "${!PID[@]}"; do # warm up
   "$LOADGEN" "${URL[$t]}/v1/chat/completions" -c 4 -n 8 --tokens 5 --delay-ms 5 > /dev/null 2>&1 || true
 done
 sleep 6 # the warm-up's streams leave Redis (retention 5 s)
@@ -102,7 +115,7 @@ sleep 6 # the warm-up's streams leave Redis (retention 5 s)
 RESULTS=$WORK/results.jsonl
 span=$(python3 -c "print($TOKENS / 20 + $N / 2000 + 10)")
 for round in $(seq "$ROUNDS"); do
-  for t in direct off on; do
+  for t in "${TARGETS[@]}"; do
     args=(-c "$N" -r 2000 --tokens "$TOKENS" --delay-ms 50 -d "$span" -l "$t")
     [ "$t" != direct ] && args+=(-p "${PID[$t]}")
     mem0=$(used_memory); rc0=$(cpu_ticks "$REDIS_PID")
@@ -117,6 +130,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # Throughput: both cluster nodes produce as fast as the mock sends.
+if [ "$THROUGHPUT" = 1 ]; then
 p0=$(( $(published "${URL[on]}") + $(published "${URL[on2]}") ))
 rc0=$(cpu_ticks "$REDIS_PID")
 t0=$(date +%s.%N)
@@ -134,6 +148,7 @@ line=$(printf '{"bench":"cluster_throughput","events":%s,"seconds":%s,"redis_cpu
   "$((p1 - p0))" "$(python3 -c "print($t1 - $t0)")" "$((rc1 - rc0))" "$(getconf CLK_TCK)")
 echo "$line" >> "$RESULTS"
 echo "$line" >&2
+fi
 
 python3 - "$RESULTS" "$N" "$TOKENS" "$(getconf CLK_TCK)" > "$OUT" <<'EOF'
 import json, os, statistics, sys, datetime
@@ -141,42 +156,73 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 n, tokens, hz = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 lat = [r for r in rows if r["bench"] == "cluster_latency"]
 rounds = sorted({r["round"] for r in lat})
+targets = [t for t in ("off", "on", "before") if any(r["target"] == t for r in lat)]
 def get(t, rnd):
     return next(r for r in lat if r["target"] == t and r["round"] == rnd)
-added = {t: [] for t in ("off", "on")}
-cpu = {t: [] for t in ("off", "on")}
+def dist(r, name, q):
+    d = r["r"].get(name)
+    return d[q] if d else float("nan")
+# per target and round: the gateway's figure minus direct's in the same round (ms)
+added = {t: [] for t in targets}                      # every event of the steady window, p99
+first = {t: {"p50": [], "p99": []} for t in targets}  # each answer's first event
+later = {t: {"p50": [], "p99": []} for t in targets}  # the later events
+ttfb = {t: {"p50": [], "p99": []} for t in targets}   # request written -> first response byte
+cpu = {t: [] for t in targets}
 for rnd in rounds:
-    d = get("direct", rnd)["r"]["latency_window_ms"]["p99"]
-    for t in added:
-        r = get(t, rnd)["r"]
-        added[t].append(r["latency_window_ms"]["p99"] - d)
-        cpu[t].append(r["proc"]["cpu_us_per_event"])
+    d = get("direct", rnd)
+    for t in targets:
+        r = get(t, rnd)
+        added[t].append(dist(r, "latency_window_ms", "p99") - dist(d, "latency_window_ms", "p99"))
+        for q in ("p50", "p99"):
+            first[t][q].append(dist(r, "first_event_latency_ms", q) - dist(d, "first_event_latency_ms", q))
+            later[t][q].append(dist(r, "later_event_latency_ms", q) - dist(d, "later_event_latency_ms", q))
+            ttfb[t][q].append(dist(r, "ttfb_ms", q) - dist(d, "ttfb_ms", q))
+        cpu[t].append(r["r"]["proc"]["cpu_us_per_event"])
 on_runs = [get("on", rnd) for rnd in rounds]
 redis_us_per_event = statistics.median(
     r["redis_cpu_ticks"] / hz * 1e6 / max(1, r["r"]["events"]) for r in on_runs)
 redis_bytes_per_stream = statistics.median(r["redis_mem_delta"] / n for r in on_runs)
-tp = next(r for r in rows if r["bench"] == "cluster_throughput")
+tp = next((r for r in rows if r["bench"] == "cluster_throughput"), None)
 med = statistics.median
 p = print
+def ratio(a, b):
+    return f"×{a / b:.2f}" if b > 0 else "×n/a"
+names = {"off": "cluster off", "on": "cluster on", "before": "cluster on, `before` binary"}
 p("## Cluster mode")
 p()
 p(f"`bench/cluster.sh BUILD_DIR OUT.md`, {datetime.date.today()}, loopback, load average {os.getloadavg()[0]:.1f} at the")
 p("end (a shared 2-core machine: read the ratios, not the absolute")
 p(f"numbers). One `telex mock`, one redis-server, gateways with 1 worker and resume on. {n:,} streams of")
 p(f"{tokens} events at 20 events/s through the mock directly, a single node (`off`) and a node with")
-p(f"cluster mode on (`on`: every event also appended to a Redis Stream), interleaved, {len(rounds)} round(s), medians:")
+p(f"cluster mode on (`on`: every event also appended to a Redis Stream), interleaved, {len(rounds)} round(s), medians.")
+p("Latency added = the gateway's figure minus the mock's own (direct) in the same round. Each answer's first")
+p("event (in cluster mode Redis must have acknowledged the stream's registration before it) and the time to")
+p("first byte are reported apart from the later events:")
 p()
-p("| | p99 added latency per event | gateway CPU per event |")
-p("|---|---|---|")
-for t, name in (("off", "cluster off"), ("on", "cluster on")):
-    p(f"| {name} | {med(added[t]):.2f} ms | {med(cpu[t]):.1f} µs |")
-ratio = med(cpu["on"]) / med(cpu["off"]) if med(cpu["off"]) > 0 else float("nan")
+p("| | first event added, p50 / p99 | time to first byte added, p50 / p99 | later events added, p50 / p99 | p99 added, all events (steady window) | gateway CPU per event |")
+p("|---|---|---|---|---|---|")
+for t in targets:
+    p(f"| {names[t]} | {med(first[t]['p50']):.2f} / {med(first[t]['p99']):.2f} ms | {med(ttfb[t]['p50']):.2f} / {med(ttfb[t]['p99']):.2f} ms"
+      f" | {med(later[t]['p50']):.2f} / {med(later[t]['p99']):.2f} ms | {med(added[t]):.2f} ms | {med(cpu[t]):.1f} µs |")
 p()
-p(f"Cluster on vs off: p99 added latency {med(added['on']) - med(added['off']):+.2f} ms (goal: ≤ 1 ms more), CPU per")
-p(f"event ×{ratio:.2f} (goal: ≤ 1.25×). Redis during the `on` runs: {redis_us_per_event:.1f} µs of CPU per event,")
+def vs(what, q):
+    a, b = med(what["on"][q]), med(what["off"][q])
+    return f"{a - b:+.2f} ms ({ratio(a, b)})"
+p(f"Cluster on vs off (added latency on minus off, and on/off): first event p99 {vs(first, 'p99')}, p50 {vs(first, 'p50')};")
+p(f"time to first byte p99 {vs(ttfb, 'p99')}, p50 {vs(ttfb, 'p50')}; later events p99 {vs(later, 'p99')};")
+p(f"p99 over all events of the steady window {med(added['on']) - med(added['off']):+.2f} ms (goal: ≤ 1 ms more); CPU per")
+p(f"event {ratio(med(cpu['on']), med(cpu['off']))} (goal: ≤ 1.25×). Each round (on minus off): first event p99 "
+  + ", ".join(f"{a - b:+.1f}" for a, b in zip(first["on"]["p99"], first["off"]["p99"]))
+  + " ms; later events p99 " + ", ".join(f"{a - b:+.1f}" for a, b in zip(later["on"]["p99"], later["off"]["p99"])) + " ms.")
+if "before" in targets:
+    p(f"`before` (CLUSTER_BENCH_BEFORE) → `on`: first event added p99 {med(first['before']['p99']):.2f} → {med(first['on']['p99']):.2f} ms"
+      f" (p50 {med(first['before']['p50']):.2f} → {med(first['on']['p50']):.2f}), time to first byte added p99"
+      f" {med(ttfb['before']['p99']):.2f} → {med(ttfb['on']['p99']):.2f} ms, CPU per event {med(cpu['before']):.1f} → {med(cpu['on']):.1f} µs.")
+p(f"Redis during the `on` runs: {redis_us_per_event:.1f} µs of CPU per event,")
 p(f"{redis_bytes_per_stream/1024:.1f} KiB of memory per stream of {tokens} events (still retained just after the run).")
-p(f"Two cluster nodes producing as fast as the mock sends: one Redis took {tp['events']/tp['seconds']:,.0f} events/s")
-p(f"({tp['events']:,} events in {tp['seconds']:.1f} s; Redis CPU {tp['redis_cpu_ticks']/hz/tp['seconds']*100:.0f} % of a core) — there the gateways and")
-p("the mock, not Redis, were the limit on 2 cores.")
+if tp is not None:
+    p(f"Two cluster nodes producing as fast as the mock sends: one Redis took {tp['events']/tp['seconds']:,.0f} events/s")
+    p(f"({tp['events']:,} events in {tp['seconds']:.1f} s; Redis CPU {tp['redis_cpu_ticks']/hz/tp['seconds']*100:.0f} % of a core) — there the gateways and")
+    p("the mock, not Redis, were the limit on 2 cores.")
 EOF
 cat "$OUT"

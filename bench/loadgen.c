@@ -4,7 +4,8 @@
  * Opens C concurrent HTTP/1.1 streaming POSTs (started at a target rate),
  * reads each answer as an event stream with libtelex's parser, and records:
  *   - per-event latency: receive time (CLOCK_MONOTONIC) minus the chunk's
- *     "mock_sent_ns" (the send stamp `telex mock` adds with mock.stamp);
+ *     "mock_sent_ns" (the send stamp `telex mock` adds with mock.stamp), also
+ *     split into each answer's first stamped event and the later ones;
  *   - time to first byte (request written -> first response byte), connect time;
  *   - completions (a 2xx event stream that ended cleanly after `data: [DONE]`)
  *     and errors by kind.
@@ -87,6 +88,7 @@ static const char *const error_names[E_COUNT] = {"connect", "http_status", "not_
 typedef struct {
     uint64_t recv_ns;
     int64_t lat_ns;
+    int first; /* the stream's first stamped event */
 } sample_t;
 
 typedef struct {
@@ -119,6 +121,7 @@ typedef struct conn {
     telex_sse_parser_t *parser;
     int saw_done;
     int sse_failed;
+    int stamped_seen; /* the answer's first stamped event arrived */
 } conn_t;
 
 typedef struct {
@@ -181,7 +184,7 @@ static void vec_push(u64vec_t *v, uint64_t x)
     v->v[v->n++] = x;
 }
 
-static void sample_push(uint64_t recv, int64_t lat)
+static void sample_push(uint64_t recv, int64_t lat, int first)
 {
     if (n_samples == cap_samples) {
         cap_samples = cap_samples ? cap_samples * 2 : 65536;
@@ -191,6 +194,7 @@ static void sample_push(uint64_t recv, int64_t lat)
     }
     samples[n_samples].recv_ns = recv;
     samples[n_samples].lat_ns = lat;
+    samples[n_samples].first = first;
     n_samples++;
 }
 
@@ -408,7 +412,8 @@ static int on_sse_event(void *user, const telex_sse_event_t *ev)
             stamp = stamp * 10 + (uint64_t)(*p++ - '0');
         if (stamp != 0) {
             stamped_total++;
-            sample_push(now_ns, (int64_t)(now_ns - stamp));
+            sample_push(now_ns, (int64_t)(now_ns - stamp), !c->stamped_seen);
+            c->stamped_seen = 1;
         }
     }
     return 0;
@@ -431,6 +436,7 @@ static void send_request(conn_t *c)
     c->status = 0;
     c->saw_done = 0;
     c->sse_failed = 0;
+    c->stamped_seen = 0;
     c->t_first = 0;
     c->is_sse = 0;
     telex_sse_parser_reset(c->parser);
@@ -848,11 +854,19 @@ static void report(void)
         nerr += errors[i];
 
     int64_t *all = malloc((n_samples + 1) * sizeof *all), *win = malloc((n_samples + 1) * sizeof *win);
-    size_t n_all = 0, n_win = 0;
+    /* split by kind: each answer's first event (it carries the time to first
+     * token the gateway adds) and every later one (the per-event relay) */
+    int64_t *lat_first = malloc((n_samples + 1) * sizeof *lat_first), *lat_rest = malloc((n_samples + 1) * sizeof *lat_rest);
+    size_t n_all = 0, n_win = 0, n_first = 0, n_rest = 0;
     uint64_t warm = t_start + (uint64_t)(opt.warmup * 1e9);
     for (size_t i = 0; i < n_samples; i++) {
-        if (samples[i].recv_ns >= warm)
+        if (samples[i].recv_ns >= warm) {
             all[n_all++] = samples[i].lat_ns;
+            if (samples[i].first)
+                lat_first[n_first++] = samples[i].lat_ns;
+            else
+                lat_rest[n_rest++] = samples[i].lat_ns;
+        }
         if (t_steady_start != 0 && samples[i].recv_ns >= t_steady_start && samples[i].recv_ns < t_steady_end)
             win[n_win++] = samples[i].lat_ns;
     }
@@ -892,6 +906,10 @@ static void report(void)
     fputc(',', f);
     json_dist_i64(f, "latency_window_ms", win, n_win);
     fputc(',', f);
+    json_dist_i64(f, "first_event_latency_ms", lat_first, n_first);
+    fputc(',', f);
+    json_dist_i64(f, "later_event_latency_ms", lat_rest, n_rest);
+    fputc(',', f);
     json_dist_u64(f, "ttfb_ms", &ttfb);
     fputc(',', f);
     json_dist_u64(f, "connect_ms", &connect_times);
@@ -927,6 +945,13 @@ static void report(void)
         fprintf(stderr, "  latency (all, %zu events) ms: p50 %.3f p90 %.3f p99 %.3f max %.3f\n", n_all,
                 pct_i64(all, n_all, 0.5) / 1e6, pct_i64(all, n_all, 0.9) / 1e6, pct_i64(all, n_all, 0.99) / 1e6,
                 (double)all[n_all - 1] / 1e6);
+    if (n_first > 0)
+        fprintf(stderr, "  first event of each answer (%zu) ms: p50 %.3f p99 %.3f max %.3f\n", n_first,
+                pct_i64(lat_first, n_first, 0.5) / 1e6, pct_i64(lat_first, n_first, 0.99) / 1e6,
+                (double)lat_first[n_first - 1] / 1e6);
+    if (n_rest > 0)
+        fprintf(stderr, "  later events (%zu) ms: p50 %.3f p99 %.3f max %.3f\n", n_rest,
+                pct_i64(lat_rest, n_rest, 0.5) / 1e6, pct_i64(lat_rest, n_rest, 0.99) / 1e6, (double)lat_rest[n_rest - 1] / 1e6);
     if (ttfb.n > 0)
         fprintf(stderr, "  ttfb ms: p50 %.3f p90 %.3f p99 %.3f max %.3f\n", pct_u64(ttfb.v, ttfb.n, 0.5) / 1e6,
                 pct_u64(ttfb.v, ttfb.n, 0.9) / 1e6, pct_u64(ttfb.v, ttfb.n, 0.99) / 1e6,
@@ -936,6 +961,8 @@ static void report(void)
             fprintf(stderr, "  error %s: %ld\n", error_names[i], errors[i]);
     free(all);
     free(win);
+    free(lat_first);
+    free(lat_rest);
 }
 
 /* ------------------------------------------------------------ setup */

@@ -328,6 +328,17 @@ int telex_rconn_flushed(const telex_rconn_t *rc)
     return rc == NULL || rc->state != ST_UP || rc->ac == NULL || sdslen(rc->ac->c.obuf) == 0;
 }
 
+void telex_rconn_flush(telex_rconn_t *rc)
+{
+    if (rc == NULL || rc->state != ST_UP || rc->ac == NULL || sdslen(rc->ac->c.obuf) == 0)
+        return;
+    /* The synchronous half of hiredis' write: no callback runs here. A
+     * failure stays in c.err, which the adapter's next poll turns into the
+     * usual disconnection (every pending callback gets NULL then). */
+    int done = 0;
+    redisBufferWrite(&rc->ac->c, &done);
+}
+
 int telex_rconn_cmd(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms, int argc, const char **argv,
                     const size_t *argvlen)
 {

@@ -14,7 +14,9 @@
  * reply is awaited, a PING each second notices a Redis that stopped
  * answering (so fire-and-forget commands, cb NULL, are covered too).
  * on_up runs after each (re)connection (AUTH and SELECT done); on_down once
- * per loss. For pub/sub, telex_rconn_subscribe sends SUBSCRIBE whose
+ * per loss. Commands are written when the loop next polls the socket (one
+ * write for everything given meanwhile), or at once with telex_rconn_flush.
+ * For pub/sub, telex_rconn_subscribe sends SUBSCRIBE whose
  * callback runs per message (and with NULL when the connection is lost).
  */
 #ifndef TELEX_CLUSTER_RCONN_H
@@ -55,6 +57,11 @@ int telex_rconn_cmd(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned e
                     const size_t *argvlen);
 /* The same with a printf-like hiredis format (%s, %b, %d ...). */
 int telex_rconn_cmdf(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, const char *fmt, ...);
+/* Writes the commands given so far to the socket now (what the socket
+ * takes; the rest goes out as usual), instead of when the loop next polls:
+ * a command someone waits for does not wait for the rest of a long loop
+ * turn first. No callback runs inside. */
+void telex_rconn_flush(telex_rconn_t *rc);
 /* SUBSCRIBE channel; cb runs for each reply of the subscription. */
 int telex_rconn_subscribe(telex_rconn_t *rc, const char *channel, telex_rconn_cb cb, void *priv);
 

@@ -7,13 +7,16 @@
  * Response object as it starts, the stream's note) and a PEXPIRE with the live
  * TTL (retention + 60 s, the publisher renews it), on the worker's `cmd`
  * connection — the same pipelined connection the publisher's XADDs use
- * later, so Redis applies the registration before any event. The chat
- * holds its commit (response headers with X-Telex-Stream-Id, first event)
- * until the PEXPIRE's reply arrived, which is usually long before the
- * provider's first event. Another node that is asked for the stream from
- * its first event on then finds the meta and builds a mirror (possibly
- * still empty), whose lagging-reader hold waits for the events the client
- * says it has.
+ * later, so Redis applies the registration before any event; written to
+ * the socket at once (telex_rconn_flush), not when the loop next polls: in
+ * a loop turn that takes many requests, waiting for the turn's end cost
+ * tens of ms (bench/findings.md, "Cluster mode"). The chat holds its
+ * commit (response headers with X-Telex-Stream-Id, first event) until the
+ * PEXPIRE's reply arrived, which is usually long before a real provider's
+ * first event (a local mock that answers at once races it). Another node
+ * that is asked for the stream from its first event on then finds the meta
+ * and builds a mirror (possibly still empty), whose lagging-reader hold
+ * waits for the events the client says it has.
  *
  * Redis away at creation, or the reply not within CLUSTER_TIMEOUT_MS (the
  * connection's own timeout): the commit goes on without waiting
@@ -92,6 +95,7 @@ telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front, v
         count_failed("redis_down");
         return NULL;
     }
+    telex_rconn_flush(cw->cmd); /* now, not after the rest of this loop turn */
     return r;
 }
 
