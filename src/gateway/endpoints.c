@@ -152,7 +152,7 @@ static void usage_respond(h2o_req_t *req, void *p)
         return;
     }
     json_t *body = telex_usage_to_json(&j->q, j->rows, j->n, j->truncated);
-    char *text = body ? telex_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
+    char *text = telex_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
     json_decref(body);
     if (text == NULL) {
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
