@@ -1005,8 +1005,8 @@ static void on_response(void *user, int status, const char *body, size_t len)
     c->first_event = 1;
     c->first_event_ns = uv_hrtime();
     char *masked = NULL;
-    if (status >= 400)
-        body = masked = telex_secrets_masked_copy(c->gw->gateway->config, body, len); /* a provider's error text may echo the key it was given */
+    if (status >= 400) /* a provider's error text may echo the key it was given */
+        body = masked = telex_secrets_masked_copy(c->gw->gateway->config, body, len);
     json_t *j = telex_json_loadb(body, len, 0, NULL);
     json_t *usage = json_object_get(j, "usage");
     char *annotated = NULL;

@@ -124,7 +124,8 @@ static void add_message(ctx_t *c, json_t *msgs, json_t *m, size_t mi)
                 size_t n = strlen(text) + 8;
                 char *out = telex_xmalloc(n);
                 snprintf(out, n, "%s%s", is_error ? "Error: " : "", text);
-                json_array_append_new(msgs, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content", out));
+                json_array_append_new(
+                    msgs, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content", out));
                 free(out);
             }
             free(text);
