@@ -3,6 +3,7 @@
  * answer_model.h.
  */
 #include "gateway/answer_model.h"
+#include "util/alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@ json_t *telex_answer_completion_as_chunk(json_t *completion)
 char *telex_answer_joined_text(json_t *parts)
 {
     if (json_is_string(parts))
-        return strdup(json_string_value(parts));
+        return telex_xstrdup(json_string_value(parts));
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);

@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 
 #include "gateway/limits.h"
+#include "util/alloc.h"
 #include "util/money.h"
 
 static const char base62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -353,13 +354,8 @@ static snap_t *snap_get(telex_keyset_t *ks)
 
 telex_keyset_t *telex_keyset_new(void)
 {
-    telex_keyset_t *ks = calloc(1, sizeof(*ks));
-    snap_t *empty = calloc(1, sizeof(*empty));
-    if (ks == NULL || empty == NULL) {
-        free(ks);
-        free(empty);
-        return NULL;
-    }
+    telex_keyset_t *ks = telex_xcalloc(1, sizeof(*ks));
+    snap_t *empty = telex_xcalloc(1, sizeof(*empty));
     atomic_init(&empty->refs, 1);
     pthread_mutex_init(&ks->lock, NULL);
     ks->cur = empty;
@@ -393,18 +389,9 @@ int telex_keyset_load(telex_keyset_t *ks, telex_store_t *store, telex_limits_t *
     int rc = telex_store_key_list(store, &rows, &n, err, errlen);
     if (rc < 0)
         return rc;
-    snap_t *s = calloc(1, sizeof(*s));
-    kent_t *by_hash = n ? calloc(n, sizeof(*by_hash)) : NULL;
-    kent_t **by_id = n ? calloc(n, sizeof(*by_id)) : NULL;
-    if (s == NULL || (n && (by_hash == NULL || by_id == NULL))) {
-        free(s);
-        free(by_hash);
-        free(by_id);
-        free(rows);
-        if (err && errlen)
-            snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    snap_t *s = telex_xcalloc(1, sizeof(*s));
+    kent_t *by_hash = n ? telex_xcalloc(n, sizeof(*by_hash)) : NULL;
+    kent_t **by_id = n ? telex_xcalloc(n, sizeof(*by_id)) : NULL;
     atomic_init(&s->refs, 1);
     s->n = n;
     s->by_hash = by_hash;
@@ -422,16 +409,10 @@ int telex_keyset_load(telex_keyset_t *ks, telex_store_t *store, telex_limits_t *
         memcpy(k->models, rows[i].models, sizeof k->models);
         if (k->revoked_at == 0)
             s->active++;
-        if (limits != NULL && telex_limits_seed_spend(limits, k->id, rows[i].spent_usd) != 0)
-            rc = -ENOMEM;
+        if (limits != NULL)
+            telex_limits_seed_spend(limits, k->id, rows[i].spent_usd);
     }
     free(rows);
-    if (rc < 0) {
-        snap_unref(s);
-        if (err && errlen)
-            snprintf(err, errlen, "out of memory");
-        return rc;
-    }
     if (n > 0)
         qsort(by_hash, n, sizeof(*by_hash), cmp_hash);
     for (size_t i = 0; i < n; i++)

@@ -45,6 +45,7 @@
 #include "gateway/subscriber.h"
 #include "gateway/usage.h"
 #include "http/respond.h"
+#include "util/alloc.h"
 #include "util/json_dump.h"
 #include "util/json_load.h"
 #include "util/json_scan.h"
@@ -356,7 +357,7 @@ static void respond_error_json(chat_t *c, int status, const char *type, const ch
         return;
     c->status = status;
     char *masked = telex_secrets_masked_copy(c->gw->gateway->config, message, strlen(message));
-    telex_respond_error(c->req, status, type, code, NULL, "%s", masked ? masked : message);
+    telex_respond_error(c->req, status, type, code, NULL, "%s", masked);
     free(masked);
     c->inline_bytes = c->req->bytes_sent;
 }
@@ -384,9 +385,7 @@ static int append_event_cut(chat_t *c, const char *data, size_t len, int one_lin
     char *joined = NULL;
     if (cut_to > cut_from && !one_line) {
         /* rare (a chunk with line breaks in its whitespace): join the two parts */
-        joined = malloc(len - (cut_to - cut_from));
-        if (joined == NULL)
-            return -1;
+        joined = telex_xmalloc(len - (cut_to - cut_from));
         memcpy(joined, data, cut_from);
         memcpy(joined + cut_from, data + cut_to, len - cut_to);
         ev.data = joined;
@@ -410,7 +409,7 @@ static int append_event_cut(chat_t *c, const char *data, size_t len, int one_lin
         int rc = telex_sse_encode_event(buf, sizeof(stackbuf), &ev, &written);
         if (rc == TELEX_SSE_ENOSPC) {
             size_t need = telex_sse_encoded_size(&ev);
-            buf = need != SIZE_MAX ? malloc(need) : NULL;
+            buf = need != SIZE_MAX ? telex_xmalloc(need) : NULL;
             rc = buf != NULL ? telex_sse_encode_event(buf, need, &ev, &written) : -1;
         }
         free(joined);
@@ -563,19 +562,19 @@ static void end_with_error_event(chat_t *c, const char *type, const char *code, 
     /* the message may quote the provider, which may quote the key it was given */
     char *masked = telex_secrets_masked_copy(c->gw->gateway->config, message, strlen(message));
     if (c->renc != NULL) { /* Responses: response.failed, never response.completed */
-        telex_responses_enc_fail(c->renc, code, masked ? masked : message);
+        telex_responses_enc_fail(c->renc, code, masked);
         free(masked);
         finish(c, outcome);
         return;
     }
     if (c->menc != NULL) { /* Messages: event: error, never message_stop */
         telex_messages_enc_fail(c->menc, strcmp(code, "shutting_down") == 0 ? "overloaded_error" : "api_error",
-                                masked ? masked : message);
+                                masked);
         free(masked);
         finish(c, outcome);
         return;
     }
-    json_t *err = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", masked ? masked : message, "type", type, "code", code);
+    json_t *err = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", masked, "type", type, "code", code);
     free(masked);
     char *text = err ? telex_json_dumps(err, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(err);
@@ -1006,8 +1005,8 @@ static void on_response(void *user, int status, const char *body, size_t len)
     c->first_event = 1;
     c->first_event_ns = uv_hrtime();
     char *masked = NULL;
-    if (status >= 400 && (masked = telex_secrets_masked_copy(c->gw->gateway->config, body, len)) != NULL)
-        body = masked; /* a provider's error text may echo the key it was given */
+    if (status >= 400) /* a provider's error text may echo the key it was given */
+        body = masked = telex_secrets_masked_copy(c->gw->gateway->config, body, len);
     json_t *j = telex_json_loadb(body, len, 0, NULL);
     json_t *usage = json_object_get(j, "usage");
     char *annotated = NULL;
@@ -1171,11 +1170,6 @@ static void start_route(chat_t *c)
     c->itl = telex_metrics_inter_token_series(metrics_of(c), c->model_name, c->provider_name);
     json_t *up_body =
         telex_chat_upstream_body(c->body, telex_route_upstream_model(route, c->model_name), c->stream_mode);
-    if (up_body == NULL) {
-        respond_error_json(c, 500, "server_error", NULL, "out of memory");
-        finish(c, "error");
-        return;
-    }
     c->up = telex_upstream_start(&c->gw->upstream_env, route->provider, up_body, c->stream_mode, &sink, c);
     json_decref(up_body);
     /* The parsed request is kept only for a fallback to the next route. */
@@ -1419,19 +1413,17 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     size_t method_len = req->method.len < METHOD_MAX ? req->method.len : METHOD_MAX;
     size_t path_len = req->path_normalized.len < PATH_MAX_KEPT ? req->path_normalized.len : PATH_MAX_KEPT;
     size_t model_len = strnlen(parsed.model, MODEL_NAME_MAX);
-    chat_t *c = calloc(1, sizeof(*c) + method_len + 1 + path_len + 1 + model_len + 1);
     telex_stream_t *stream = telex_stream_new(resumable ? cfg->resume.max_bytes : plain_cap, resumable);
-    chat_t **link = c ? h2o_mem_alloc_shared(&req->pool, sizeof(chat_t *), on_req_disposed) : NULL;
-    if (c == NULL || stream == NULL || link == NULL) {
+    if (stream == NULL) { /* getrandom failed */
         atomic_fetch_sub(&gw->gateway->active_streams, 1);
         telex_auth_release(svc, &grant);
-        free(c);
-        telex_stream_unref(stream);
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
+        telex_respond_error(req, 500, "server_error", NULL, NULL, "No random stream id could be drawn.");
         telex_access_log(req, parsed.model, started);
         json_decref(parsed.body);
         return 0;
     }
+    chat_t *c = telex_xcalloc(1, sizeof(*c) + method_len + 1 + path_len + 1 + model_len + 1);
+    chat_t **link = h2o_mem_alloc_shared(&req->pool, sizeof(chat_t *), on_req_disposed); /* aborts on OOM */
     *link = c;
     c->link = link;
     c->counted = 1;
@@ -1452,7 +1444,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     c->telex_framing = telex_wants_telex_framing(req, cfg);
     c->front = front;
     if (rr != NULL && front == TELEX_FRONT_MESSAGES) {
-        c->ignored = rr->ignored[0] ? strdup(rr->ignored) : NULL;
+        c->ignored = rr->ignored[0] ? telex_xstrdup(rr->ignored) : NULL;
         if (c->stream_mode) {
             char id[TELEX_STREAM_ID_LEN + 8];
             snprintf(id, sizeof id, "msg_%s", stream->id + 3);
@@ -1462,7 +1454,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     } else if (rr != NULL) {
         c->resp_echo = json_incref(rr->echo);
         c->resp_messages = json_incref(json_object_get(parsed.body, "messages"));
-        c->ignored = rr->ignored[0] ? strdup(rr->ignored) : NULL;
+        c->ignored = rr->ignored[0] ? telex_xstrdup(rr->ignored) : NULL;
         if (c->stream_mode) {
             char id[TELEX_STREAM_ID_LEN + 8];
             snprintf(id, sizeof id, "resp_%s", stream->id + 3);

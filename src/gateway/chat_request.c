@@ -137,8 +137,6 @@ fail:
 json_t *telex_chat_upstream_body(json_t *body, const char *upstream_model, int stream)
 {
     json_t *copy = json_deep_copy(body);
-    if (copy == NULL)
-        return NULL;
     json_object_set_new(copy, "model", json_string(upstream_model));
     if (stream) {
         json_object_set_new(copy, "stream", json_true());

@@ -25,6 +25,7 @@
 #include "http/respond.h"
 #include "store/ledger.h"
 #include "store/store.h"
+#include "util/alloc.h"
 #include "util/json_dump.h"
 
 /* Lets GET and HEAD through; anything else gets 405 with `Allow: GET` and
@@ -112,23 +113,15 @@ int telex_endpoint_admin(telex_services_t *svc, h2o_req_t *req)
                             "The admin API needs `Authorization: Bearer <admin token>`.");
         return TELEX_HANDLED;
     }
-    admin_job_t *j = calloc(1, sizeof(*j));
+    admin_job_t *j = telex_xcalloc(1, sizeof(*j));
     size_t mlen = req->method.len < sizeof j->method ? req->method.len : sizeof j->method - 1;
-    if (j != NULL) {
-        j->svc = svc;
-        memcpy(j->method, req->method.base, mlen);
-        j->path = strndup(req->path_normalized.base, req->path_normalized.len);
-        j->body_len = req->entity.len;
-        j->body = malloc(req->entity.len + 1);
-        if (j->body != NULL && req->entity.len)
-            memcpy(j->body, req->entity.base, req->entity.len);
-    }
-    if (j == NULL || j->path == NULL || j->body == NULL) {
-        if (j != NULL)
-            admin_free(j);
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return TELEX_HANDLED;
-    }
+    j->svc = svc;
+    memcpy(j->method, req->method.base, mlen);
+    j->path = telex_xstrndup(req->path_normalized.base, req->path_normalized.len);
+    j->body_len = req->entity.len;
+    j->body = telex_xmalloc(req->entity.len + 1);
+    if (req->entity.len)
+        memcpy(j->body, req->entity.base, req->entity.len);
     return defer(req, j, admin_work, admin_respond, admin_free, "the admin call");
 }
 
@@ -159,7 +152,7 @@ static void usage_respond(h2o_req_t *req, void *p)
         return;
     }
     json_t *body = telex_usage_to_json(&j->q, j->rows, j->n, j->truncated);
-    char *text = body ? telex_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
+    char *text = telex_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
     json_decref(body);
     if (text == NULL) {
         telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
@@ -191,11 +184,7 @@ int telex_endpoint_usage(telex_services_t *svc, h2o_req_t *req)
         }
         scope = grant.key_id; /* 0 = anonymous */
     }
-    usage_job_t *j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return TELEX_HANDLED;
-    }
+    usage_job_t *j = telex_xcalloc(1, sizeof(*j));
     j->store = telex_services_store(svc);
     const char *qs = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
     size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
@@ -274,11 +263,7 @@ int telex_endpoint_metrics(telex_services_t *svc, h2o_req_t *req)
             return TELEX_HANDLED;
         }
     }
-    metrics_job_t *j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return TELEX_HANDLED;
-    }
+    metrics_job_t *j = telex_xcalloc(1, sizeof(*j));
     j->metrics = telex_services_metrics(svc);
     j->ledger = telex_services_ledger(svc);
     j->keyset = telex_services_keyset(svc);

@@ -3,6 +3,7 @@
  * spend. See limits.h.
  */
 #include "gateway/limits.h"
+#include "util/alloc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -43,9 +44,7 @@ uint64_t telex_limits_now_ms(void)
 
 telex_limits_t *telex_limits_new(void)
 {
-    telex_limits_t *l = calloc(1, sizeof(*l));
-    if (l == NULL)
-        return NULL;
+    telex_limits_t *l = telex_xcalloc(1, sizeof(*l));
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_init(&l->stripes[i].lock, NULL);
     return l;
@@ -73,7 +72,8 @@ static stripe_t *stripe_of(telex_limits_t *l, int64_t key_id)
     return &l->stripes[h >> 56];
 }
 
-/* The key's state, created when missing (under the stripe's lock). */
+/* The key's state, created when missing (under the stripe's lock); NULL
+ * only when missing and !create. */
 static state_t *find(stripe_t *st, int64_t key_id, bool create, bool *created)
 {
     for (state_t *s = st->head; s != NULL; s = s->next)
@@ -81,9 +81,7 @@ static state_t *find(stripe_t *st, int64_t key_id, bool create, bool *created)
             return s;
     if (!create)
         return NULL;
-    state_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return NULL;
+    state_t *s = telex_xcalloc(1, sizeof(*s));
     s->key_id = key_id;
     s->rpm_tokens = NAN;
     s->tpm_tokens = NAN;
@@ -100,10 +98,10 @@ int telex_limits_seed_spend(telex_limits_t *l, int64_t key_id, double spent_usd)
     bool created = false;
     pthread_mutex_lock(&st->lock);
     state_t *s = find(st, key_id, true, &created);
-    if (s != NULL && created)
+    if (created)
         s->spent_usd = spent_usd > 0 ? spent_usd : 0;
     pthread_mutex_unlock(&st->lock);
-    return s != NULL ? 0 : -ENOMEM;
+    return 0;
 }
 
 double telex_limits_spent(telex_limits_t *l, int64_t key_id)
@@ -166,14 +164,6 @@ telex_limit_verdict_t telex_limits_admit_cost(telex_limits_t *l, int64_t key_id,
     *retry_after_s = 0;
     pthread_mutex_lock(&st->lock);
     state_t *s = find(st, key_id, true, NULL);
-    if (s == NULL) { /* out of memory: do not let it become a way around limits */
-        pthread_mutex_unlock(&st->lock);
-        *retry_after_s = 1;
-        return kl->rpm > 0            ? TELEX_LIMIT_RPM
-               : kl->tpm > 0          ? TELEX_LIMIT_TPM
-               : kl->max_concurrent > 0 ? TELEX_LIMIT_CONCURRENCY
-                                      : TELEX_LIMIT_OK;
-    }
     double rpm_tokens = 0, tpm_tokens = 0;
     if (kl->budget_usd >= 0 && s->spent_usd + s->reserved_usd >= kl->budget_usd) {
         v = TELEX_LIMIT_BUDGET;
@@ -244,10 +234,9 @@ int telex_limits_hold_slot(telex_limits_t *l, int64_t key_id)
     stripe_t *st = stripe_of(l, key_id);
     pthread_mutex_lock(&st->lock);
     state_t *s = find(st, key_id, true, NULL);
-    if (s != NULL)
-        s->in_flight++;
+    s->in_flight++;
     pthread_mutex_unlock(&st->lock);
-    return s != NULL ? 0 : -ENOMEM;
+    return 0;
 }
 
 void telex_limits_release_slot(telex_limits_t *l, int64_t key_id)

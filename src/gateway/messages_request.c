@@ -5,6 +5,7 @@
 #include "gateway/messages_request.h"
 
 #include "gateway/answer_model.h"
+#include "util/alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,9 +48,7 @@ static json_t *image_part(ctx_t *c, json_t *block, size_t m, size_t i)
         return NULL;
     }
     size_t n = strlen(media) + strlen(data) + 16;
-    char *url = malloc(n);
-    if (url == NULL)
-        return NULL;
+    char *url = telex_xmalloc(n);
     snprintf(url, n, "data:%s;base64,%s", media, data);
     json_t *part = json_pack("{s:s,s:{s:s}}", "type", "image_url", "image_url", "url", url);
     free(url);
@@ -108,7 +107,7 @@ static void add_message(ctx_t *c, json_t *msgs, json_t *m, size_t mi)
             const char *id = json_string_value(json_object_get(b, "id"));
             const char *name = json_string_value(json_object_get(b, "name"));
             json_t *input = json_object_get(b, "input");
-            char *args = input != NULL ? json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+            char *args = input != NULL ? json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY) : telex_xstrdup("{}");
             if (id == NULL || name == NULL || args == NULL)
                 bad(c, "messages.%zu.content.%zu: tool_use needs id, name and input.", mi, i);
             else
@@ -123,12 +122,11 @@ static void add_message(ctx_t *c, json_t *msgs, json_t *m, size_t mi)
             } else {
                 int is_error = json_is_true(json_object_get(b, "is_error"));
                 size_t n = strlen(text) + 8;
-                char *out = malloc(n);
-                if (out != NULL) {
-                    snprintf(out, n, "%s%s", is_error ? "Error: " : "", text);
-                    json_array_append_new(msgs, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content", out));
-                    free(out);
-                }
+                char *out = telex_xmalloc(n);
+                snprintf(out, n, "%s%s", is_error ? "Error: " : "", text);
+                json_array_append_new(
+                    msgs, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content", out));
+                free(out);
             }
             free(text);
         } else if (strcmp(type, "thinking") == 0 || strcmp(type, "redacted_thinking") == 0) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gateway/answer_model.h"
+#include "util/alloc.h"
 #include "util/buf.h"
 #include "util/json_dump.h"
 
@@ -60,16 +61,10 @@ static int emit(telex_messages_enc_t *e, const char *type, json_t *ev)
 telex_messages_enc_t *telex_messages_enc_new(const char *message_id, const char *model, int64_t input_estimate,
                                              telex_responses_emit_fn emit_fn, void *user)
 {
-    telex_messages_enc_t *e = calloc(1, sizeof(*e));
-    if (e == NULL)
-        return NULL;
+    telex_messages_enc_t *e = telex_xcalloc(1, sizeof(*e));
     snprintf(e->id, sizeof e->id, "%s", message_id);
-    e->model = strdup(model);
+    e->model = telex_xstrdup(model);
     e->content = json_array();
-    if (e->model == NULL || e->content == NULL) {
-        telex_messages_enc_free(e);
-        return NULL;
-    }
     e->args.limit = 16u << 20; /* one tool call's arguments; past it the answer ends (log_full) */
     e->input_estimate = input_estimate;
     e->emit = emit_fn;
@@ -155,9 +150,7 @@ static int delta(telex_messages_enc_t *e, const char *type, const char *field, c
         const char *key = e->open == BLOCK_TEXT ? "text" : "thinking";
         const char *old = json_string_value(json_object_get(block, key));
         size_t n = strlen(old);
-        char *joined = malloc(n + len + 1);
-        if (joined == NULL)
-            return -1;
+        char *joined = telex_xmalloc(n + len + 1);
         memcpy(joined, old, n);
         memcpy(joined + n, text, len);
         joined[n + len] = '\0';

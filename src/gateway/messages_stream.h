@@ -30,7 +30,7 @@ typedef struct telex_messages_enc telex_messages_enc_t;
 
 /* message_id: "msg_…"; model: the name the client asked for;
  * input_estimate: input tokens for message_start before the provider says.
- * NULL when out of memory. */
+ * Never NULL. */
 telex_messages_enc_t *telex_messages_enc_new(const char *message_id, const char *model, int64_t input_estimate,
                                              telex_responses_emit_fn emit, void *user);
 void telex_messages_enc_free(telex_messages_enc_t *e);

@@ -25,6 +25,7 @@
 #include "http/server.h"
 #include "store/ledger.h"
 #include "stream/log.h"
+#include "util/alloc.h"
 
 #define SLOTS 4096
 #define MAX_SERIES 2048
@@ -74,15 +75,10 @@ struct telex_metrics {
 
 telex_metrics_t *telex_metrics_new(void)
 {
-    telex_metrics_t *m = calloc(1, sizeof(*m));
-    if (m == NULL)
-        return NULL;
+    telex_metrics_t *m = telex_xcalloc(1, sizeof(*m));
     pthread_mutex_init(&m->insert_lock, NULL);
     for (int k = 0; k < 4; k++) {
-        if ((m->other[k] = calloc(1, sizeof(series_t))) == NULL) {
-            telex_metrics_free(m);
-            return NULL;
-        }
+        m->other[k] = telex_xcalloc(1, sizeof(series_t));
         m->other[k]->kind = (uint8_t)k;
         for (int l = 0; l < 3; l++)
             snprintf(m->other[k]->labels[l], LABEL_MAX, "%s", OTHER);
@@ -153,9 +149,7 @@ static series_t *series(telex_metrics_t *m, uint8_t kind, const char *a, const c
         if (s == NULL) {
             if (m->n_series >= MAX_SERIES)
                 break;
-            series_t *n = calloc(1, sizeof(*n));
-            if (n == NULL)
-                break;
+            series_t *n = telex_xcalloc(1, sizeof(*n));
             n->kind = kind;
             memcpy(n->labels, labels, sizeof labels);
             atomic_store_explicit(&m->slots[i], n, memory_order_release);
@@ -216,9 +210,10 @@ static const char *model_label(telex_metrics_t *m, const char *model, bool serve
             break;
     if (i < m->n_seen)
         label = m->seen[i];
-    else if (served && cfg->catch_all != NULL && m->n_seen < CATCH_ALL_LABELS &&
-             (m->seen[m->n_seen] = strndup(model, LABEL_MAX - 1)) != NULL)
+    else if (served && cfg->catch_all != NULL && m->n_seen < CATCH_ALL_LABELS) {
+        m->seen[m->n_seen] = telex_xstrndup(model, LABEL_MAX - 1);
         label = m->seen[m->n_seen++];
+    }
     pthread_mutex_unlock(&m->insert_lock);
     return label;
 }

@@ -70,7 +70,7 @@ typedef struct telex_metrics_request {
     uint64_t bytes_out;
 } telex_metrics_request_t;
 
-/* NULL when out of memory. */
+/* Never NULL (out of memory aborts: util/alloc.h). */
 telex_metrics_t *telex_metrics_new(void);
 void telex_metrics_free(telex_metrics_t *m);
 /* Model labels are bounded by the configuration: a configured model or

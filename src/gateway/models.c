@@ -26,6 +26,7 @@
 #include "gateway/gateway.h"
 #include "gateway/off_loop.h"
 #include "http/respond.h"
+#include "util/alloc.h"
 #include "util/json_load.h"
 #include "util/log.h"
 
@@ -147,16 +148,12 @@ static int is_source(const telex_config_t *cfg, size_t r)
 
 static telex_models_t *shared_new(const telex_config_t *cfg)
 {
-    telex_models_t *s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return NULL;
+    telex_models_t *s = telex_xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->lock, NULL);
     s->cfg = cfg;
     size_t n = cfg->catch_all != NULL ? cfg->catch_all->n_routes : 0;
-    if (n > 0 && (s->sources = calloc(n, sizeof *s->sources)) == NULL) {
-        free(s);
-        return NULL;
-    }
+    if (n > 0)
+        s->sources = telex_xcalloc(n, sizeof *s->sources);
     for (size_t r = 0; r < n; r++)
         if (is_source(cfg, r))
             s->sources[s->n_sources++].provider = cfg->catch_all->routes[r].provider;
@@ -189,17 +186,13 @@ telex_models_worker_t *telex_models_worker_new(gateway_worker_t *gw)
     pthread_mutex_unlock(&create_lock);
     if (s == NULL)
         return NULL;
-    telex_models_worker_t *mw = calloc(1, sizeof *mw);
-    if (mw == NULL)
-        return NULL;
+    telex_models_worker_t *mw = telex_xcalloc(1, sizeof *mw);
     mw->shared = s;
     mw->gw = gw;
     mw->n_fetching = s->n_sources;
     h2o_linklist_init_anchor(&mw->waiters);
-    if (s->n_sources > 0 && (mw->fetching = calloc(s->n_sources, sizeof *mw->fetching)) == NULL) {
-        free(mw);
-        return NULL;
-    }
+    if (s->n_sources > 0)
+        mw->fetching = telex_xcalloc(s->n_sources, sizeof *mw->fetching);
     return mw;
 }
 
@@ -240,15 +233,10 @@ static void respond(telex_models_worker_t *mw, h2o_req_t *req)
 {
     telex_models_t *s = mw->shared;
     pthread_mutex_lock(&s->lock);
-    char *copy = malloc(s->len + 1);
+    char *copy = telex_xmalloc(s->len + 1);
     size_t len = s->len;
-    if (copy != NULL)
-        memcpy(copy, s->text, len + 1);
+    memcpy(copy, s->text, len + 1);
     pthread_mutex_unlock(&s->lock);
-    if (copy == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return;
-    }
     if (telex_req_header(req, "anthropic-version").base != NULL) {
         size_t alen = 0;
         char *a = anthropic_list(copy, len, &alen);
@@ -336,16 +324,14 @@ static void on_fetched(void *user, telex_model_list_t *list, const char *error)
 static void start_fetch(telex_models_worker_t *mw, size_t i)
 {
     telex_models_t *s = mw->shared;
-    fetch_ref_t *ref = malloc(sizeof *ref);
-    if (ref != NULL) {
-        *ref = (fetch_ref_t){.mw = mw, .source = i, .started_ms = now_ms()};
-        gateway_worker_t *gw = mw->gw;
-        mw->fetching[i] = telex_model_list_fetch(&gw->worker->loop, gw->http, s->sources[i].provider,
-                                                 TELEX_MODELS_FETCH_TIMEOUT_MS, on_fetched, ref);
-    }
+    fetch_ref_t *ref = telex_xmalloc(sizeof *ref);
+    *ref = (fetch_ref_t){.mw = mw, .source = i, .started_ms = now_ms()};
+    gateway_worker_t *gw = mw->gw;
+    mw->fetching[i] = telex_model_list_fetch(&gw->worker->loop, gw->http, s->sources[i].provider,
+                                             TELEX_MODELS_FETCH_TIMEOUT_MS, on_fetched, ref);
     if (mw->fetching[i] == NULL) {
         free(ref);
-        log_fetch(s->sources[i].provider, NULL, "out of memory", 0);
+        log_fetch(s->sources[i].provider, NULL, "cannot start the request", 0);
         pthread_mutex_lock(&s->lock);
         s->sources[i].failed = 1;
         s->sources[i].failed_ms = now_ms();

@@ -38,7 +38,8 @@ struct gateway_worker;
 typedef struct telex_models_worker telex_models_worker_t;
 
 /* The worker's part; the process-wide cache of the gateway's
- * configuration is created by the first worker. NULL when out of memory. */
+ * configuration is created by the first worker. NULL when the list cannot
+ * be rendered (telex_models_render). */
 telex_models_worker_t *telex_models_worker_new(struct gateway_worker *gw);
 
 /* Answers GET/HEAD /v1/models. Returns TELEX_HANDLED (off_loop.h: answered and to be

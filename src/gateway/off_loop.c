@@ -11,6 +11,7 @@
 #include "gateway/access_log.h"
 #include "gateway/services.h"
 #include "http/respond.h"
+#include "util/alloc.h"
 
 static void (*answered_hook)(h2o_req_t *req, void *arg);
 static void *answered_arg;
@@ -68,9 +69,7 @@ static void after_work_cb(uv_work_t *w, int status)
 int telex_off_loop(h2o_req_t *req, void *job, void (*work)(void *job), void (*respond)(h2o_req_t *req, void *job),
                    void (*free_job)(void *job))
 {
-    off_loop_t *o = calloc(1, sizeof(*o));
-    if (o == NULL)
-        return -1;
+    off_loop_t *o = telex_xcalloc(1, sizeof(*o));
     off_loop_t **link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_disposed);
     *link = o;
     o->req = req;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/alloc.h"
 #include "util/buf.h"
 #include "util/json_dump.h"
 #include "util/json_load.h"
@@ -53,21 +54,13 @@ struct telex_presets {
 static int compile(const char *t, tmpl_t *out)
 {
     size_t cap = 8, n = 0;
-    seg_t *segs = malloc(cap * sizeof(*segs));
-    if (segs == NULL)
-        return -ENOMEM;
+    seg_t *segs = telex_xmalloc(cap * sizeof(*segs));
     const char *p = t;
     while (*p) {
         const char *open = strstr(p, "{{");
         const char *close = open ? strstr(open + 2, "}}") : NULL;
-        if (n + 2 > cap) {
-            seg_t *grown = realloc(segs, (cap *= 2) * sizeof(*segs));
-            if (grown == NULL) {
-                free(segs);
-                return -ENOMEM;
-            }
-            segs = grown;
-        }
+        if (n + 2 > cap)
+            segs = telex_xrealloc(segs, (cap *= 2) * sizeof(*segs));
         if (open == NULL || close == NULL) {
             segs[n++] = (seg_t){p, strlen(p), false};
             break;
@@ -91,7 +84,7 @@ static int compile(const char *t, tmpl_t *out)
     return 0;
 }
 
-static int add_vars(preset_t *pr, const tmpl_t *t)
+static void add_vars(preset_t *pr, const tmpl_t *t)
 {
     for (size_t i = 0; i < t->n; i++) {
         if (!t->segs[i].var)
@@ -101,15 +94,9 @@ static int add_vars(preset_t *pr, const tmpl_t *t)
             seen = strlen(pr->vars[j]) == t->segs[i].len && memcmp(pr->vars[j], t->segs[i].text, t->segs[i].len) == 0;
         if (seen)
             continue;
-        char **grown = realloc(pr->vars, (pr->n_vars + 1) * sizeof(*grown));
-        if (grown == NULL)
-            return -ENOMEM;
-        pr->vars = grown;
-        if ((pr->vars[pr->n_vars] = strndup(t->segs[i].text, t->segs[i].len)) == NULL)
-            return -ENOMEM;
-        pr->n_vars++;
+        pr->vars = telex_xrealloc(pr->vars, (pr->n_vars + 1) * sizeof(*pr->vars));
+        pr->vars[pr->n_vars++] = telex_xstrndup(t->segs[i].text, t->segs[i].len);
     }
-    return 0;
 }
 
 void telex_presets_free(telex_presets_t *ps)
@@ -141,14 +128,9 @@ int telex_presets_new_from(telex_presets_t **out, const telex_preset_t *list, si
                            json_t *owned_json, char *err, size_t errlen)
 {
     *out = NULL;
-    telex_presets_t *ps = calloc(1, sizeof(*ps));
-    if (ps == NULL || (n && (ps->p = calloc(n, sizeof(*ps->p))) == NULL)) {
-        free(ps);
-        free(owned_list);
-        json_decref(owned_json);
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    telex_presets_t *ps = telex_xcalloc(1, sizeof(*ps));
+    if (n)
+        ps->p = telex_xcalloc(n, sizeof(*ps->p));
     ps->owned_list = owned_list;
     ps->owned_json = owned_json;
     ps->n = n;
@@ -159,12 +141,13 @@ int telex_presets_new_from(telex_presets_t **out, const telex_preset_t *list, si
         pr->has_system = c->system != NULL;
         int rc = 0;
         if ((pr->has_system && (rc = compile(c->system, &pr->system)) != 0) ||
-            (rc = compile(c->template ? c->template : "{{content}}", &pr->user)) != 0 ||
-            (rc = add_vars(pr, &pr->system)) != 0 || (rc = add_vars(pr, &pr->user)) != 0) {
+            (rc = compile(c->template ? c->template : "{{content}}", &pr->user)) != 0) {
             telex_presets_free(ps);
-            snprintf(err, errlen, rc == -ENOMEM ? "out of memory" : "preset %s: invalid template", c->name);
+            snprintf(err, errlen, "preset %s: invalid template", c->name);
             return rc;
         }
+        add_vars(pr, &pr->system);
+        add_vars(pr, &pr->user);
         pr->params = json_loads(c->parameters ? c->parameters : "{}", 0, NULL);
         pr->defaults = json_loads(c->variables ? c->variables : "{}", 0, NULL);
         if (!json_is_object(pr->params) || !json_is_object(pr->defaults)) {
@@ -250,10 +233,8 @@ static int expand(ctx_t *c, const tmpl_t *t, telex_buf_t *out)
                                            c->pr->cfg->name, name);
             }
         }
-        if (telex_buf_append(out, val ? val : "", vlen) != 0)
-            return out->limit && out->len + vlen > out->limit ? too_large(c)
-                                                              : telex_api_error_set(c->e, 500, "server_error", NULL,
-                                                                                    NULL, "out of memory");
+        if (telex_buf_append(out, val ? val : "", vlen) != 0) /* only past the limit (util/buf.h) */
+            return too_large(c);
     }
     return 0;
 }
@@ -379,31 +360,26 @@ int telex_presets_expand(const telex_presets_t *ps, const char *name, size_t nam
     }
     json_t *messages = json_array();
     json_t *body = json_object();
-    if (messages == NULL || body == NULL) {
-        json_decref(messages);
-        json_decref(body);
-        return telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
-    }
     json_object_set_new(body, "model", json_string(pr->cfg->model));
     json_object_set_new(body, "messages", messages);
     if (pr->has_system) {
         json_t *sys = expand_string(&c, &pr->system);
-        if (sys == NULL || json_array_append_new(messages, message("system", sys)) != 0)
+        if (sys == NULL)
             goto fail;
+        json_array_append_new(messages, message("system", sys));
     }
     json_t *user = expand_string(&c, &pr->user);
-    if (user == NULL || json_array_append_new(messages, message("user", user)) != 0)
+    if (user == NULL)
         goto fail;
-    if (json_object_update(body, pr->params) != 0)
-        goto oom;
+    json_array_append_new(messages, message("user", user));
+    json_object_update(body, pr->params); /* both objects: cannot fail */
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)request, k, v)
     {
         if (strcmp(k, "content") == 0 || strcmp(k, "variables") == 0)
             continue;
-        if (json_object_set(body, k, v) != 0)
-            goto oom;
+        json_object_set(body, k, v); /* k came out of a parsed object: valid UTF-8 */
     }
     if (json_object_get(body, "stream") == NULL)
         json_object_set_new(body, "stream", json_true());
@@ -413,12 +389,8 @@ int telex_presets_expand(const telex_presets_t *ps, const char *name, size_t nam
     }
     *out = body;
     return 0;
-oom:
-    telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
-fail:
+fail: /* expand_string set e */
     json_decref(body);
-    if (e->status == 0)
-        telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
     return e->status;
 }
 
@@ -439,12 +411,11 @@ int telex_presets_apply(const telex_presets_t *ps, json_t *body, size_t max_body
     ctx_t c = {.pr = pr, .vars = vars, .limit = max_body_bytes, .e = e};
     json_t *old = json_object_get(body, "messages");
     json_t *messages = json_array();
-    if (messages == NULL)
-        return telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
     if (pr->has_system) {
         json_t *sys = expand_string(&c, &pr->system);
-        if (sys == NULL || json_array_append_new(messages, message("system", sys)) != 0)
+        if (sys == NULL)
             goto fail;
+        json_array_append_new(messages, message("system", sys));
     }
     size_t i;
     json_t *m;
@@ -454,20 +425,17 @@ int telex_presets_apply(const telex_presets_t *ps, json_t *body, size_t max_body
         json_t *content = json_object_get(m, "content");
         bool templated = pr->cfg->template != NULL && role && strcmp(role, "user") == 0 && json_is_string(content);
         if (!templated) {
-            if (json_array_append(messages, m) != 0)
-                goto fail;
+            json_array_append(messages, m);
             continue;
         }
         c.content = json_string_value(content);
         c.content_len = json_string_length(content);
         json_t *text = expand_string(&c, &pr->user);
-        json_t *copy = text ? json_copy(m) : NULL;
-        if (copy == NULL || json_object_set_new(copy, "content", text) != 0 ||
-            json_array_append_new(messages, copy) != 0) {
-            if (copy == NULL)
-                json_decref(text);
+        if (text == NULL)
             goto fail;
-        }
+        json_t *copy = json_copy(m);
+        json_object_set_new(copy, "content", text);
+        json_array_append_new(messages, copy);
     }
     c.content = NULL;
     /* only now change the body: an error above leaves it as it was */
@@ -475,18 +443,13 @@ int telex_presets_apply(const telex_presets_t *ps, json_t *body, size_t max_body
     messages = NULL;
     json_object_set_new(body, "model", json_string(pr->cfg->model));
     json_object_del(body, "variables");
-    if (json_object_update_missing(body, pr->params) != 0) {
-        telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
-        return 500;
-    }
+    json_object_update_missing(body, pr->params); /* both objects: cannot fail */
     if ((rc = check_size(body, max_body_bytes, &c, NULL, NULL)) != 0)
         return rc;
     *preset_name = pr->cfg->name;
     return 0;
-fail:
+fail: /* expand_string set e */
     json_decref(messages);
-    if (e->status == 0)
-        telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
     return e->status;
 }
 
@@ -535,8 +498,7 @@ char *telex_presets_expand_request(const telex_presets_t *ps, const char *path, 
         }
     }
     json_t *out = NULL;
-    int rc = request ? telex_presets_expand(ps, name, name_len, request, max_body_bytes, &out, e)
-                     : telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+    int rc = telex_presets_expand(ps, name, name_len, request, max_body_bytes, &out, e);
     json_decref(request);
     if (rc != 0)
         return NULL;
@@ -556,10 +518,6 @@ char *telex_presets_apply_text(const telex_presets_t *ps, const json_t *body, si
     memset(e, 0, sizeof(*e));
     json_t *copy = json_deep_copy(body);
     const char *name = NULL;
-    if (copy == NULL) {
-        telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
-        return NULL;
-    }
     if (telex_presets_apply(ps, copy, max_body_bytes, &name, e) != 0) {
         json_decref(copy);
         return NULL;

@@ -63,7 +63,7 @@
 
 typedef struct telex_presets telex_presets_t;
 
-/* Compiles cfg's presets. Returns 0, or -EINVAL/-ENOMEM with a message. */
+/* Compiles cfg's presets. Returns 0, or -EINVAL with a message. */
 int telex_presets_new(telex_presets_t **out, const telex_config_t *cfg, char *err, size_t errlen);
 /* Compiles a list of presets (strings must outlive the set). owned_list
  * and owned_json (either may be NULL) become the set's: freed with it,

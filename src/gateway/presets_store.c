@@ -163,12 +163,12 @@ int telex_preset_check(const telex_config_t *cfg, const json_t *in, char **canon
     }
     /* the canonical form: known fields in a fixed order, nulls left out */
     json_t *out = json_object();
-    for (size_t i = 0; out != NULL && i < sizeof known / sizeof known[0]; i++) {
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         json_t *x = json_object_get(in, known[i]);
         if (x != NULL && !json_is_null(x))
             json_object_set(out, known[i], x);
     }
-    *canonical = out ? json_dumps(out, DUMP_FLAGS) : NULL;
+    *canonical = json_dumps(out, DUMP_FLAGS);
     json_decref(out);
     if (*canonical == NULL)
         return fail(param, plen, "", msg, mlen, "out of memory");
@@ -218,11 +218,6 @@ static int build(telex_presets_live_t *live, const telex_preset_row_t *rows, siz
     const telex_config_t *cfg = live->cfg;
     telex_preset_t *list = telex_xcalloc(cfg->n_presets + n + 1, sizeof(*list));
     json_t *bodies = json_array();
-    if (bodies == NULL) { /* jansson: memory */
-        free(list);
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
     size_t k = 0;
     for (size_t i = 0; i < cfg->n_presets; i++)
         list[k++] = cfg->presets[i];
@@ -289,11 +284,7 @@ int telex_presets_live_new(telex_presets_live_t **out, const telex_config_t *cfg
 {
     *out = NULL;
     telex_presets_live_t *live = telex_xcalloc(1, sizeof(*live));
-    if ((live->shadow_logged = json_object()) == NULL) { /* jansson: memory */
-        free(live);
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    live->shadow_logged = json_object();
     live->cfg = cfg;
     pthread_mutex_init(&live->lock, NULL);
     telex_preset_row_t *rows;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gateway/answer_model.h"
+#include "util/alloc.h"
 #include "util/buf.h"
 #include "util/json_dump.h"
 
@@ -186,16 +187,10 @@ json_t *telex_responses_enc_response(telex_responses_enc_t *e)
 telex_responses_enc_t *telex_responses_enc_new(const char *response_id, const char *model, json_t *echo,
                                                int64_t created_at, telex_responses_emit_fn emit_fn, void *user)
 {
-    telex_responses_enc_t *e = calloc(1, sizeof(*e));
-    if (e == NULL)
-        return NULL;
+    telex_responses_enc_t *e = telex_xcalloc(1, sizeof(*e));
     snprintf(e->id, sizeof e->id, "%s", response_id);
-    e->model = strdup(model);
+    e->model = telex_xstrdup(model);
     e->echo = echo != NULL ? json_deep_copy(echo) : json_object();
-    if (e->model == NULL || e->echo == NULL) {
-        telex_responses_enc_free(e);
-        return NULL;
-    }
     e->created_at = created_at;
     e->emit = emit_fn;
     e->user = user;
@@ -349,14 +344,12 @@ static int add_tool_call(telex_responses_enc_t *e, json_t *tc, size_t position)
             snprintf(made, sizeof made, "call_%.32s_%d", e->id + 5, index);
             id = made;
         }
-        it->call_id = strdup(id);
-        it->name = strdup(name != NULL ? name : "");
-        if (it->call_id == NULL || it->name == NULL || emit_item_added(e, index) != 0)
+        it->call_id = telex_xstrdup(id);
+        it->name = telex_xstrdup(name != NULL ? name : "");
+        if (emit_item_added(e, index) != 0)
             return -1;
     } else if (name != NULL && e->items[index].name[0] == '\0') {
-        char *n = strdup(name); /* a provider that names the call after its first delta */
-        if (n == NULL)
-            return -1;
+        char *n = telex_xstrdup(name); /* a provider that names the call after its first delta */
         free(e->items[index].name);
         e->items[index].name = n;
     }

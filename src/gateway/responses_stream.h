@@ -42,7 +42,7 @@ typedef int (*telex_responses_emit_fn)(void *user, const char *type, const char 
 
 /* response_id: "resp_…"; model: the name the client asked for; echo: the
  * request's parameters the Response object repeats (borrowed, copied);
- * created_at: unix seconds. NULL when out of memory. */
+ * created_at: unix seconds. Never NULL. */
 telex_responses_enc_t *telex_responses_enc_new(const char *response_id, const char *model, json_t *echo,
                                                int64_t created_at, telex_responses_emit_fn emit, void *user);
 void telex_responses_enc_free(telex_responses_enc_t *e);

@@ -95,8 +95,6 @@ int telex_resume_attach_after(gateway_worker_t *gw, h2o_req_t *req, telex_stream
     if (rc == -ENOENT)
         telex_respond_error(req, 410, "invalid_request_error", "resume_position_dropped", param,
                             "The events after %llu are no longer kept (resume.max_bytes).", (unsigned long long)after);
-    else if (rc != 0)
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
     else
         gw->resumes++;
     return 0;
@@ -164,8 +162,6 @@ static int attach(gateway_worker_t *gw, h2o_req_t *req, const char *id, h2o_iove
                             "The events after %llu are no longer kept (resume.max_bytes); the answer cannot be "
                             "resumed from there.",
                             (unsigned long long)seq);
-    } else if (rc != 0) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
     } else {
         gw->resumes++;
     }

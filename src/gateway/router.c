@@ -23,6 +23,7 @@
 #include "gateway/presets.h"
 #include "http/respond.h"
 #include "stream/log.h"
+#include "util/alloc.h"
 #include "util/log.h"
 
 static int path_is(h2o_req_t *req, const char *path)
@@ -262,13 +263,11 @@ static int redispatch(void *worker, h2o_req_t *req)
 
 int telex_gateway_worker_init(telex_worker_t *worker)
 {
-    gateway_worker_t *gw = calloc(1, sizeof(*gw));
-    if (gw == NULL)
-        return -1;
+    gateway_worker_t *gw = telex_xcalloc(1, sizeof(*gw));
     gw->worker = worker;
     gw->gateway = worker->options->app;
-    if ((gw->http = telex_http_client_new(&worker->loop)) == NULL ||
-        (gw->waker = telex_waker_new(&worker->loop)) == NULL || (gw->models = telex_models_worker_new(gw)) == NULL) {
+    gw->http = telex_http_client_new(&worker->loop);
+    if ((gw->waker = telex_waker_new(&worker->loop)) == NULL || (gw->models = telex_models_worker_new(gw)) == NULL) {
         free(gw);
         return -1;
     }

@@ -2,6 +2,7 @@
  * gateway/secrets.c — masking secrets in provider text. See secrets.h.
  */
 #include "gateway/secrets.h"
+#include "util/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -58,9 +59,7 @@ size_t telex_secrets_mask(const telex_config_t *cfg, char *text, size_t len)
 
 char *telex_secrets_masked_copy(const telex_config_t *cfg, const char *text, size_t len)
 {
-    char *copy = malloc(len + 1);
-    if (copy == NULL)
-        return NULL;
+    char *copy = telex_xmalloc(len + 1);
     memcpy(copy, text, len);
     copy[len] = '\0';
     telex_secrets_mask(cfg, copy, len);

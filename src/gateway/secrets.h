@@ -22,8 +22,7 @@
 /* Masks secrets in text[0..len) (see above). Returns how many were masked. */
 size_t telex_secrets_mask(const telex_config_t *cfg, char *text, size_t len);
 
-/* A malloc'ed, masked, NUL-terminated copy of text[0..len); NULL when out of
- * memory. */
+/* A malloc'ed, masked, NUL-terminated copy of text[0..len); never NULL. */
 char *telex_secrets_masked_copy(const telex_config_t *cfg, const char *text, size_t len);
 
 /* Did the provider refuse the gateway's credentials (HTTP 401 or 403)? */

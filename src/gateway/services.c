@@ -21,6 +21,7 @@
 #include "gateway/usage.h"
 #include "store/ledger.h"
 #include "store/store.h"
+#include "util/alloc.h"
 #include "util/log.h"
 
 struct telex_services {
@@ -143,22 +144,15 @@ int telex_services_open(telex_services_t **out, const telex_config_t *cfg, const
                         char *err, size_t errlen)
 {
     *out = NULL;
-    telex_services_t *svc = calloc(1, sizeof(*svc));
-    if (svc == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    telex_services_t *svc = telex_xcalloc(1, sizeof(*svc));
     pthread_mutex_init(&svc->reload_lock, NULL);
     svc->cfg = cfg;
     svc->loopback = telex_config_addr_is_loopback(&cfg->listen_addr);
     svc->allow_anonymous = (options && options->allow_anonymous) || cfg->auth.allow_anonymous;
     int rc;
-    if ((svc->limits = telex_limits_new()) == NULL || (svc->keyset = telex_keyset_new()) == NULL ||
-        (svc->metrics = telex_metrics_new()) == NULL) {
-        snprintf(err, errlen, "out of memory");
-        rc = -ENOMEM;
-        goto fail;
-    }
+    svc->limits = telex_limits_new();
+    svc->keyset = telex_keyset_new();
+    svc->metrics = telex_metrics_new();
     telex_metrics_set_config(svc->metrics, cfg); /* bounded model labels */
     if ((rc = telex_store_open(&svc->store, cfg->store.path, err, errlen)) != 0)
         goto fail;

@@ -12,6 +12,7 @@
 #include "gateway/gateway.h"
 #include "http/respond.h"
 #include "http/server.h"
+#include "util/alloc.h"
 
 #define MAX_VECS 32
 /* Events per write with ids: an id block and the event each, after the
@@ -273,16 +274,9 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
 {
     int with_ids = (flags & TELEX_SUB_EVENT_IDS) != 0, with_keepalive = (flags & TELEX_SUB_KEEPALIVE) != 0;
     size_t ids_bytes = with_ids ? (size_t)MAX_ID_EVENTS * ID_BLOCK_MAX : 0;
-    subscriber_t *s = calloc(1, sizeof(*s) + ids_bytes);
-    uv_timer_t *timer = with_keepalive ? malloc(sizeof(*timer)) : NULL;
-    subscriber_t **link = s != NULL ? h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_disposed) : NULL;
-    if (s == NULL || (with_keepalive && timer == NULL) || link == NULL) {
-        if (link != NULL)
-            *link = NULL; /* its destructor runs when the request is disposed of */
-        free(s);
-        free(timer);
-        return -1;
-    }
+    subscriber_t *s = telex_xcalloc(1, sizeof(*s) + ids_bytes);
+    uv_timer_t *timer = with_keepalive ? telex_xmalloc(sizeof(*timer)) : NULL;
+    subscriber_t **link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_disposed); /* aborts on OOM */
     s->gw = gw;
     s->req = req;
     s->stream = stream;

@@ -55,8 +55,7 @@ enum {
  * `stream` from byte position `from`, where event `after` + 1 starts (`from`
  * is what telex_log_position_after(after) gave; 0 and 0 for the start).
  * Returns 0; -ENOENT when `from` is no longer in the log (the producer
- * dropped it: answer 410); -1 when out of memory. Nothing was sent on
- * failure. */
+ * dropped it: answer 410). Nothing was sent on failure. */
 int telex_subscriber_start(struct gateway_worker *gw, h2o_req_t *req, telex_stream_t *stream, uint64_t from,
                            uint64_t after, int flags, const char *const *extra_headers);
 

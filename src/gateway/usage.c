@@ -404,13 +404,9 @@ json_t *telex_usage_to_json(const telex_usage_query_t *q, const telex_usage_row_
     json_t *data = json_array();
     telex_usage_row_t total;
     memset(&total, 0, sizeof total);
-    for (size_t i = 0; data != NULL && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         const telex_usage_row_t *r = &rows[i];
         json_t *item = counters(r);
-        if (item == NULL) {
-            json_decref(data);
-            return NULL;
-        }
         switch (q->group) {
         case TELEX_USAGE_GROUP_KEY:
             json_object_set_new(item, "key_id", r->key_id > 0 ? json_integer(r->key_id) : json_null());
@@ -427,10 +423,7 @@ json_t *telex_usage_to_json(const telex_usage_query_t *q, const telex_usage_row_
         default:
             break;
         }
-        if (json_array_append_new(data, item) != 0) {
-            json_decref(data);
-            return NULL;
-        }
+        json_array_append_new(data, item);
         total.requests += r->requests;
         total.prompt_tokens = add_sat(total.prompt_tokens, r->prompt_tokens);
         total.completion_tokens = add_sat(total.completion_tokens, r->completion_tokens);
@@ -441,15 +434,8 @@ json_t *telex_usage_to_json(const telex_usage_query_t *q, const telex_usage_row_
         total.cost_usd += r->cost_usd;
     }
     json_t *tot = counters(&total);
-    json_t *out = data && tot ? json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:b}", "object", "usage", "from", from, "to", to,
-                                          "group_by", groups[q->group], "data", data, "total", tot, "truncated",
-                                          truncated)
-                              : NULL;
-    if (out == NULL) {
-        json_decref(data);
-        json_decref(tot);
-        return NULL;
-    }
+    json_t *out = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:b}", "object", "usage", "from", from, "to", to, "group_by",
+                            groups[q->group], "data", data, "total", tot, "truncated", truncated);
     if (q->key_id >= 0)
         json_object_set_new(out, "key_id", q->key_id > 0 ? json_integer(q->key_id) : json_null());
     return out;

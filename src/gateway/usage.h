@@ -136,7 +136,7 @@ void telex_usage_settle(telex_limits_t *limits, const telex_grant_t *grant, cons
  * Returns 0, or 400 with *e. */
 int telex_usage_parse_query(const char *qs, size_t len, int64_t now_ms, telex_usage_query_t *q,
                             telex_api_error_t *e);
-/* The response body for rows of query q. NULL if out of memory. */
+/* The response body for rows of query q (never NULL). */
 json_t *telex_usage_to_json(const telex_usage_query_t *q, const telex_usage_row_t *rows, size_t n, int truncated);
 /* Parses a time: "2026-01-31" (end_of_day picks 24:00 instead of 00:00),
  * "2026-01-31T12:00:00Z", or unix seconds. Returns 0 or -1. */

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "store/spill.h"
+#include "util/alloc.h"
 #include "util/log.h"
 
 #define BLOCK_ROWS 256
@@ -148,8 +149,8 @@ static size_t detach_tail(telex_ledger_t *l, size_t keep, telex_usage_record_t *
 }
 
 /* Puts rows back at the tail (under the lock), whatever max_pending says:
- * they were accepted before. Returns how many could not be (out of memory). */
-static size_t requeue(telex_ledger_t *l, const telex_usage_record_t *rows, size_t n)
+ * they were accepted before. */
+static void requeue(telex_ledger_t *l, const telex_usage_record_t *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         block_t *b = l->last;
@@ -158,8 +159,8 @@ static size_t requeue(telex_ledger_t *l, const telex_usage_record_t *rows, size_
                 b = l->free_blocks;
                 l->free_blocks = b->next;
                 l->n_free--;
-            } else if ((b = malloc(sizeof(*b))) == NULL) {
-                return n - i;
+            } else {
+                b = telex_xmalloc(sizeof(*b));
             }
             b->next = NULL;
             b->head = b->tail = 0;
@@ -172,7 +173,6 @@ static size_t requeue(telex_ledger_t *l, const telex_usage_record_t *rows, size_
         b->rows[b->tail++] = rows[i];
         l->pending++;
     }
-    return 0;
 }
 
 /* Copies up to max of the oldest rows into out (under the lock). */
@@ -350,9 +350,7 @@ static void *spiller_main(void *arg)
             continue; /* (stopping is checked by the loop) */
         }
         size_t k = l->pending - l->inflight;
-        telex_usage_record_t *rows = malloc(k * sizeof(*rows));
-        if (rows == NULL)
-            continue;
+        telex_usage_record_t *rows = telex_xmalloc(k * sizeof(*rows));
         k = detach_tail(l, l->inflight, rows);
         l->detached += k;
         bool first = l->spill_pending == 0;
@@ -374,9 +372,7 @@ static void *spiller_main(void *arg)
             l->spill_pending += in_file;
             l->spilled_total += in_file;
             l->written_seq += in_file;
-            size_t lost = requeue(l, rows + in_file, k - in_file);
-            l->dropped += lost;
-            l->written_seq += lost;
+            requeue(l, rows + in_file, k - in_file);
             if (!l->spill_failing) {
                 json_t *line = json_pack("{s:s,s:s,s:I,s:s}", "level", "error", "msg",
                                          "cannot spill ledger rows to the local file", "rows",
@@ -493,9 +489,7 @@ int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_l
                        char *err, size_t errlen)
 {
     *out = NULL;
-    telex_ledger_t *l = calloc(1, sizeof(*l));
-    if (l == NULL)
-        goto oom;
+    telex_ledger_t *l = telex_xcalloc(1, sizeof(*l));
     l->store = store;
     if (options != NULL)
         l->opt = *options;
@@ -527,11 +521,7 @@ int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_l
             telex_log_event("notice", "ledger rows from an earlier run wait in the spill file; writing them",
                             "\"rows\":%llu", (unsigned long long)l->spill_pending);
     }
-    if ((l->batch = malloc(l->opt.batch_max * sizeof(*l->batch))) == NULL) {
-        telex_spill_close(l->spill);
-        free(l);
-        goto oom;
-    }
+    l->batch = telex_xmalloc(l->opt.batch_max * sizeof(*l->batch));
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -590,10 +580,6 @@ int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_l
     }
     *out = l;
     return 0;
-oom:
-    if (err != NULL && errlen > 0)
-        snprintf(err, errlen, "out of memory");
-    return -ENOMEM;
 }
 
 int telex_ledger_append(telex_ledger_t *l, const telex_usage_record_t *row)
@@ -612,32 +598,26 @@ int telex_ledger_append(telex_ledger_t *l, const telex_usage_record_t *row)
                 l->free_blocks = b->next;
                 l->n_free--;
             } else {
-                b = malloc(sizeof(*b));
+                b = telex_xmalloc(sizeof(*b));
             }
-            if (b == NULL) {
-                rc = -ENOMEM;
-            } else {
-                b->next = NULL;
-                b->head = b->tail = 0;
-                if (l->last != NULL)
-                    l->last->next = b;
-                else
-                    l->first = b;
-                l->last = b;
-            }
+            b->next = NULL;
+            b->head = b->tail = 0;
+            if (l->last != NULL)
+                l->last->next = b;
+            else
+                l->first = b;
+            l->last = b;
         }
-        if (rc == 0) {
-            b->rows[b->tail++] = *row;
-            l->pending++;
-            l->appended_seq++;
-            if (l->pending == l->opt.batch_max)
-                pthread_cond_signal(&l->wake);
-            if ((l->pending == l->spill_after || l->pending == l->opt.max_pending / 2) && l->spill != NULL)
-                pthread_cond_signal(&l->spill_wake);
-        }
+        b->rows[b->tail++] = *row;
+        l->pending++;
+        l->appended_seq++;
+        if (l->pending == l->opt.batch_max)
+            pthread_cond_signal(&l->wake);
+        if ((l->pending == l->spill_after || l->pending == l->opt.max_pending / 2) && l->spill != NULL)
+            pthread_cond_signal(&l->spill_wake);
     }
     bool first_drop = false;
-    if (rc == -ENOSPC || rc == -ENOMEM)
+    if (rc == -ENOSPC)
         first_drop = l->dropped++ == 0;
     pthread_mutex_unlock(&l->lock);
     if (first_drop)

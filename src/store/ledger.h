@@ -59,7 +59,7 @@ typedef struct telex_ledger_options {
 typedef struct telex_ledger_stats {
     uint64_t appended;       /* rows accepted by telex_ledger_append */
     uint64_t written;        /* rows committed to the database */
-    uint64_t dropped;        /* rows refused: queue full or out of memory */
+    uint64_t dropped;        /* rows refused: queue full */
     uint64_t failed_batches; /* transactions that failed (and were retried) */
     uint64_t pending;        /* rows waiting in memory */
     uint64_t spilled;        /* rows waiting in the spill file */
@@ -67,15 +67,14 @@ typedef struct telex_ledger_stats {
 } telex_ledger_stats_t;
 
 /* Starts the writer thread on an open store (which must outlive it).
- * Returns 0, or -ENOMEM / -EAGAIN with a message, or the spill file's
+ * Returns 0, or -EAGAIN with a message, or the spill file's
  * error (-EBUSY: another process has it; -EINVAL: not a spill file of this
  * build; -EIO). */
 int telex_ledger_start(telex_ledger_t **out, telex_store_t *store, const telex_ledger_options_t *options,
                        char *err, size_t errlen);
 
 /* Queues a copy of *row; never blocks on I/O. Returns 0, -ENOSPC when the
- * queue is full (the row is dropped and counted), -ENOMEM likewise, or
- * -ESHUTDOWN after telex_ledger_stop began. */
+ * queue is full (the row is dropped and counted), or -ESHUTDOWN after telex_ledger_stop began. */
 int telex_ledger_append(telex_ledger_t *ledger, const telex_usage_record_t *row);
 
 /* Waits until every row appended before the call is committed (and the

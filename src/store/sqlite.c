@@ -9,6 +9,7 @@
  * power cut may lose the last transactions (the ledger flushes often).
  */
 #include "store/backend.h"
+#include "util/alloc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -171,11 +172,7 @@ static int exec(sq_store_t *s, const char *sql, const char *what, char *err, siz
 static int make_parents(const char *path, char *err, size_t errlen)
 {
     size_t len = strlen(path);
-    char *dir = malloc(len + 1);
-    if (dir == NULL) {
-        errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    char *dir = telex_xmalloc(len + 1);
     memcpy(dir, path, len + 1);
     char *slash = strrchr(dir, '/');
     if (slash == NULL || slash == dir) {
@@ -344,12 +341,8 @@ int telex_store_sqlite_open(telex_store_t **out, const char *path, char *err, si
              path);
         return -EINVAL;
     }
-    sq_store_t *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->base.path = strdup(path)) == NULL) {
-        free(s);
-        errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    sq_store_t *s = telex_xcalloc(1, sizeof(*s));
+    s->base.path = telex_xstrdup(path);
     s->base.ops = &sq_ops;
     s->path = s->base.path;
     pthread_mutex_init(&s->lock, NULL);
@@ -551,13 +544,7 @@ static int sq_key_list(telex_store_t *base, telex_key_row_t **rows, size_t *n, c
     while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
         if (*n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            telex_key_row_t *grown = realloc(*rows, ncap * sizeof(**rows));
-            if (grown == NULL) {
-                errf(err, errlen, "out of memory");
-                rc = -ENOMEM;
-                break;
-            }
-            *rows = grown;
+            *rows = telex_xrealloc(*rows, ncap * sizeof(**rows));
             cap = ncap;
         }
         read_key(st, &(*rows)[(*n)++]);
@@ -795,13 +782,7 @@ static int sq_usage(telex_store_t *base, const telex_usage_query_t *q, telex_usa
         }
         if (*n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            telex_usage_row_t *grown = realloc(*rows, ncap * sizeof(**rows));
-            if (grown == NULL) {
-                errf(err, errlen, "out of memory");
-                rc = -ENOMEM;
-                break;
-            }
-            *rows = grown;
+            *rows = telex_xrealloc(*rows, ncap * sizeof(**rows));
             cap = ncap;
         }
         telex_usage_row_t *r = &(*rows)[(*n)++];
@@ -876,15 +857,14 @@ static int sq_preset_put(telex_store_t *base, const char *name, const char *body
 }
 
 /* Fills a preset row from columns name, body, created_at, updated_at. */
-static int read_preset(sqlite3_stmt *st, telex_preset_row_t *p)
+static void read_preset(sqlite3_stmt *st, telex_preset_row_t *p)
 {
     memset(p, 0, sizeof(*p));
     copy_text(p->name, sizeof p->name, sqlite3_column_text(st, 0));
     const unsigned char *b = sqlite3_column_text(st, 1);
-    p->body = strdup(b ? (const char *)b : "{}");
+    p->body = telex_xstrdup(b ? (const char *)b : "{}");
     p->created_at = sqlite3_column_int64(st, 2);
     p->updated_at = sqlite3_column_int64(st, 3);
-    return p->body ? 0 : -ENOMEM;
 }
 
 static int sq_preset_get(telex_store_t *base, const char *name, telex_preset_row_t *out, char *err, size_t errlen)
@@ -899,8 +879,7 @@ static int sq_preset_get(telex_store_t *base, const char *name, telex_preset_row
         src = sqlite3_step(st);
     }
     if (src == SQLITE_ROW) {
-        if ((rc = read_preset(st, out)) < 0)
-            errf(err, errlen, "out of memory");
+        read_preset(st, out);
     } else if (src == SQLITE_DONE) {
         errf(err, errlen, "no stored preset named \"%s\"", name);
         rc = -ENOENT;
@@ -924,21 +903,12 @@ static int sq_preset_list(telex_store_t *base, telex_preset_row_t **rows, size_t
         src = SQLITE_OK;
         if (*n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            telex_preset_row_t *grown = realloc(*rows, ncap * sizeof(**rows));
-            if (grown == NULL) {
-                rc = -ENOMEM;
-                break;
-            }
-            *rows = grown;
+            *rows = telex_xrealloc(*rows, ncap * sizeof(**rows));
             cap = ncap;
         }
-        if ((rc = read_preset(st, &(*rows)[*n])) < 0)
-            break;
-        (*n)++;
+        read_preset(st, &(*rows)[(*n)++]);
     }
-    if (rc == -ENOMEM)
-        errf(err, errlen, "out of memory");
-    else if (src != SQLITE_DONE)
+    if (src != SQLITE_DONE)
         rc = sql_fail(s, src, "listing presets", err, errlen);
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->lock);

@@ -28,6 +28,7 @@
  * dereferenced: the walk starts from the head instead.
  */
 #include "stream/log.h"
+#include "util/alloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -119,8 +120,8 @@ static segment_t *segment_alloc(size_t cap)
         s = cache.free[k];
         cache.free[k] = s->next;
         cache.count[k]--;
-    } else if ((s = malloc(sizeof(segment_t) + cap)) == NULL) {
-        return NULL;
+    } else {
+        s = telex_xmalloc(sizeof(segment_t) + cap);
     }
     atomic_fetch_add_explicit(&total_bytes, sizeof(segment_t) + cap, memory_order_relaxed);
     return s;
@@ -195,9 +196,7 @@ static inline void unlock(telex_log_t *log)
 
 telex_log_t *telex_log_new(size_t max_bytes, int shared)
 {
-    telex_log_t *log = calloc(1, sizeof(*log));
-    if (log == NULL)
-        return NULL;
+    telex_log_t *log = telex_xcalloc(1, sizeof(*log));
     pthread_mutex_init(&log->lock, NULL);
     log->shared = shared;
     log->max_bytes = max_bytes;
@@ -220,18 +219,14 @@ void telex_log_free(telex_log_t *log)
     free(log);
 }
 
-static int remember_event(telex_log_t *log, uint64_t end)
+static void remember_event(telex_log_t *log, uint64_t end)
 {
     if (log->n_events == log->events_cap) {
         size_t cap = log->events_cap ? log->events_cap * 2 : EVENTS_MIN;
-        uint64_t *p = realloc(log->event_end, cap * sizeof(*p));
-        if (p == NULL)
-            return -ENOMEM;
-        log->event_end = p;
+        log->event_end = telex_xrealloc(log->event_end, cap * sizeof(*log->event_end));
         log->events_cap = cap;
     }
     log->event_end[log->n_events++] = end;
-    return 0;
 }
 
 /* Room in the smallest segment allocation (SEGMENT_MIN, doubling up to
@@ -265,10 +260,6 @@ int64_t telex_log_appendv(telex_log_t *log, const telex_log_piece_t *pieces, siz
         if (cap < len)
             cap = len;
         segment_t *s = segment_alloc(cap);
-        if (s == NULL) {
-            rc = -ENOMEM;
-            goto out;
-        }
         log->segment_bytes += sizeof(*s) + cap;
         s->next = NULL;
         s->serial = ++log->next_serial;
@@ -281,10 +272,7 @@ int64_t telex_log_appendv(telex_log_t *log, const telex_log_piece_t *pieces, siz
             log->head = s;
         log->tail = t = s;
     }
-    if (remember_event(log, log->end + len) != 0) {
-        rc = -ENOMEM;
-        goto out;
-    }
+    remember_event(log, log->end + len);
     for (size_t i = 0; i < n; i++) {
         memcpy(t->data + t->len, pieces[i].bytes, pieces[i].len);
         t->len += pieces[i].len;

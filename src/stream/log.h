@@ -55,7 +55,7 @@ void telex_log_cache_drop(void);
 size_t telex_log_cache_bytes(void);
 
 /* Appends one whole event (never split across segments). Returns its
- * sequence number (>= 1), -ENOSPC past max_bytes, -ENOMEM, or -EPIPE after
+ * sequence number (>= 1), -ENOSPC past max_bytes or -EPIPE after
  * telex_log_finish. */
 int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len);
 

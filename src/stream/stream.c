@@ -6,6 +6,7 @@
  * event — so one lock is no contention point.
  */
 #include "stream/stream.h"
+#include "util/alloc.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -44,15 +45,14 @@ static inline void unlock(telex_stream_t *s)
 
 telex_stream_t *telex_stream_new(size_t max_log_bytes, int shared)
 {
-    telex_stream_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return NULL;
+    telex_stream_t *s = telex_xcalloc(1, sizeof(*s));
     s->shared = shared;
     h2o_linklist_init_anchor(&s->subs);
-    if (telex_stream_id_new(s->id) != 0 || (s->log = telex_log_new(max_log_bytes, shared)) == NULL) {
+    if (telex_stream_id_new(s->id) != 0) {
         free(s);
         return NULL;
     }
+    s->log = telex_log_new(max_log_bytes, shared);
     atomic_init(&s->refs, 1);
     pthread_mutex_init(&s->lock, NULL);
     s->detached_at_ms = telex_monotonic_ms();
@@ -90,7 +90,7 @@ char *telex_stream_copy_note(telex_stream_t *s, int which)
 {
     if (s->shared)
         pthread_mutex_lock(&s->lock);
-    char *copy = s->notes[which] != NULL ? strdup(s->notes[which]) : NULL;
+    char *copy = s->notes[which] != NULL ? telex_xstrdup(s->notes[which]) : NULL;
     if (s->shared)
         pthread_mutex_unlock(&s->lock);
     return copy;
@@ -239,9 +239,7 @@ int telex_registry_put(telex_stream_t *s)
 {
     if (!s->shared)
         return -1; /* other threads would find it: it must lock */
-    entry_t *e = malloc(sizeof(*e));
-    if (e == NULL)
-        return -1;
+    entry_t *e = telex_xmalloc(sizeof(*e));
     telex_stream_ref(s);
     e->stream = s;
     size_t b = bucket_of(s->id);

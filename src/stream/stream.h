@@ -59,11 +59,11 @@ typedef struct telex_stream {
 enum { TELEX_NOTE_RESPONSE = 0, TELEX_NOTE_CONVERSATION = 1 };
 /* Replaces note `which` with text (taken: freed with the stream). */
 void telex_stream_set_note(telex_stream_t *s, int which, char *text);
-/* A malloc'ed copy of note `which`, or NULL (none, or out of memory). */
+/* A malloc'ed copy of note `which`, or NULL (none). */
 char *telex_stream_copy_note(telex_stream_t *s, int which);
 
-/* A new stream with a fresh id and one reference. NULL when out of memory.
- * shared = 0: a stream only its producer's thread will ever touch (it is
+/* A new stream with a fresh id and one reference. NULL when no random id
+ * could be drawn (getrandom failed). shared = 0: a stream only its producer's thread will ever touch (it is
  * never registered, so no resumer or DELETE on another worker can find it);
  * it and its log then take no locks. telex_registry_put refuses it. */
 telex_stream_t *telex_stream_new(size_t max_log_bytes, int shared);

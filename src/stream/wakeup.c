@@ -14,6 +14,7 @@
  * in poll as usual.
  */
 #include "stream/wakeup.h"
+#include "util/alloc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -86,9 +87,7 @@ static void on_idle(uv_idle_t *idle)
 
 telex_waker_t *telex_waker_new(uv_loop_t *loop)
 {
-    telex_waker_t *k = calloc(1, sizeof(*k));
-    if (k == NULL)
-        return NULL;
+    telex_waker_t *k = telex_xcalloc(1, sizeof(*k));
     if ((k->queue = h2o_multithread_create_queue(loop)) == NULL) {
         free(k);
         return NULL;
