@@ -24,21 +24,18 @@ int telex_chunked_take(telex_chunked_t *c, h2o_req_t *req)
     return 1;
 }
 
-/* "<v in lowercase hex>\r\n" into out; returns its length. */
-static size_t size_line(char *out, size_t v)
+/* "<v in lowercase hex>\r\n", written from the end of buf (20 bytes). */
+static h2o_iovec_t size_line(char *buf, size_t v)
 {
     static const char hex[] = "0123456789abcdef";
-    char digits[16];
-    size_t n = 0;
+    char *p = buf + 18;
+    p[0] = '\r';
+    p[1] = '\n';
     do {
-        digits[n++] = hex[v & 15];
+        *--p = hex[v & 15];
         v >>= 4;
     } while (v != 0);
-    for (size_t i = 0; i < n; i++)
-        out[i] = digits[n - 1 - i];
-    out[n] = '\r';
-    out[n + 1] = '\n';
-    return n + 2;
+    return h2o_iovec_init(p, (size_t)(buf + 20 - p));
 }
 
 size_t telex_chunked_frame(telex_chunked_t *c, const h2o_iovec_t *bufs, size_t n, h2o_send_state_t state,
@@ -49,7 +46,7 @@ size_t telex_chunked_frame(telex_chunked_t *c, const h2o_iovec_t *bufs, size_t n
         size += bufs[i].len;
     *body_bytes = size;
     if (size != 0) {
-        out[cnt++] = h2o_iovec_init(c->size_line, size_line(c->size_line, size));
+        out[cnt++] = size_line(c->size_line, size);
         memcpy(out + cnt, bufs, sizeof(*bufs) * n);
         cnt += n;
         if (state != H2O_SEND_STATE_ERROR)
