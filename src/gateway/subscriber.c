@@ -10,11 +10,13 @@
 #include <string.h>
 
 #include "gateway/gateway.h"
+#include "http/chunked.h"
 #include "http/respond.h"
 #include "http/server.h"
 #include "util/alloc.h"
 
 #define MAX_VECS 32
+_Static_assert(MAX_VECS <= TELEX_CHUNKED_MAX_BUFS, "a write's iovecs fit the chunk framer");
 /* Events per write with ids: an id block and the event each, after the
  * opening retry: block. */
 #define MAX_ID_EVENTS ((MAX_VECS - 1) / 2)
@@ -45,6 +47,7 @@ typedef struct subscriber {
     size_t prefix_len; /* bytes of `prefix` still to send before the log's */
     char prefix[40];   /* "retry: N" for a response with ids that starts after event 1 */
     char *ids;         /* with ids: MAX_ID_EVENTS blocks of ID_BLOCK_MAX bytes (in the same allocation) */
+    telex_chunked_t chunked; /* HTTP/1.1: the chunk framing, written here rather than by h2o (http/chunked.h) */
 } subscriber_t;
 
 static const char keepalive_comment[] = ": keepalive\n\n";
@@ -81,7 +84,7 @@ static void send_final(subscriber_t *s, h2o_send_state_t state)
 {
     s->ended = 1;
     stop_keepalive(s);
-    h2o_send(s->req, NULL, 0, state);
+    telex_chunked_send(&s->chunked, s->req, NULL, 0, state);
 }
 
 /* Writes the id block of event seq into out; returns its length. */
@@ -158,7 +161,7 @@ static void pump(subscriber_t *s)
             s->sent_to = s->pos;
             s->sent_seq = s->next_seq;
             s->prefix_len = 0;
-            h2o_send(s->req, vecs, nvecs, H2O_SEND_STATE_IN_PROGRESS);
+            telex_chunked_send(&s->chunked, s->req, vecs, nvecs, H2O_SEND_STATE_IN_PROGRESS);
         }
         return;
     }
@@ -173,7 +176,7 @@ static void pump(subscriber_t *s)
         s->writing = 1;
         note_write(s);
     }
-    h2o_send(s->req, vecs, (size_t)total, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    telex_chunked_send(&s->chunked, s->req, vecs, (size_t)total, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 static void on_wake(telex_wakeup_t *w)
@@ -202,7 +205,7 @@ static void on_keepalive(uv_timer_t *timer)
     s->sent_to = s->pos;
     s->sent_seq = s->next_seq;
     h2o_iovec_t buf = h2o_iovec_init(keepalive_comment, sizeof(keepalive_comment) - 1);
-    h2o_send(s->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
+    telex_chunked_send(&s->chunked, s->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
 }
 
 /* Events were written: the next keep-alive comes after keepalive_seconds
@@ -320,6 +323,7 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
     telex_add_header(req, "x-accel-buffering", "no");
     for (const char *const *h = extra_headers; h != NULL && h[0] != NULL; h += 2)
         telex_add_header(req, h[0], h[1]);
+    telex_chunked_take(&s->chunked, req); /* after the last header: h2o's filter adds it there too */
     s->generator.proceed = on_proceed;
     s->generator.stop = on_stop;
     h2o_start_response(req, &s->generator);

@@ -12,9 +12,13 @@
 // The resume headers are always there, and a client that only counted chunks resumes with
 // `?after=N`. The seeds' own readers (tests/integration/lib/seed_clients.js) read whole
 // answers, also across a silence longer than the keep-alive interval.
+// On the HTTP/1.1 wire (telex writes the chunk framing itself, http/chunked.c): one chunk per
+// event, the size in lowercase hex, `transfer-encoding: chunked` once, the last chunk, and the
+// connection kept alive for the next request.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 
 import { baseConfig, startGateway, startStub, stopChecked } from './lib/relay.js';
 import { request } from './lib/resume.js';
@@ -110,6 +114,67 @@ function postPieces(g, extra = {}) {
   });
 }
 
+// POSTs on one raw keep-alive connection, one after another; for each response its head and
+// its chunks, parsed strictly (a lowercase hex size without leading zeros, CRLF after the data,
+// the last chunk "0\r\n\r\n" with no trailers).
+function rawPosts(g, bodies) {
+  const { hostname, port } = new URL(g.url);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(port), hostname);
+    let buf = Buffer.alloc(0);
+    const results = [];
+    const send = () => {
+      const body = JSON.stringify(bodies[results.length]);
+      sock.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: ${hostname}:${port}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    };
+    // One whole response off the front of buf, or null while it is incomplete.
+    const parse = () => {
+      const headEnd = buf.indexOf('\r\n\r\n');
+      if (headEnd < 0) return null;
+      const head = buf.subarray(0, headEnd).toString('latin1');
+      const chunks = [];
+      let at = headEnd + 4;
+      for (;;) {
+        const eol = buf.indexOf('\r\n', at);
+        if (eol < 0) return null;
+        const line = buf.subarray(at, eol).toString('latin1');
+        if (!/^(0|[1-9a-f][0-9a-f]*)$/.test(line)) throw new Error(`bad chunk size line ${JSON.stringify(line)}`);
+        const size = parseInt(line, 16);
+        if (size === 0) {
+          if (buf.length < eol + 4) return null;
+          if (buf.subarray(eol + 2, eol + 4).toString('latin1') !== '\r\n') throw new Error('trailers or junk after the last chunk');
+          buf = buf.subarray(eol + 4);
+          return { head, chunks };
+        }
+        if (buf.length < eol + 2 + size + 2) return null;
+        chunks.push(buf.subarray(eol + 2, eol + 2 + size).toString('utf8'));
+        if (buf.subarray(eol + 2 + size, eol + 4 + size).toString('latin1') !== '\r\n') throw new Error('no CRLF after chunk data');
+        at = eol + 4 + size;
+      }
+    };
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      try {
+        const r = parse();
+        if (r === null) return;
+        if (buf.length !== 0) throw new Error(`bytes after the response: ${JSON.stringify(buf.toString('latin1'))}`);
+        results.push(r);
+        if (results.length === bodies.length) {
+          sock.end();
+          resolve(results);
+        } else send();
+      } catch (e) {
+        sock.destroy();
+        reject(e);
+      }
+    });
+    sock.on('error', reject);
+    sock.on('close', () => reject(new Error(`closed after ${results.length} responses`)));
+    sock.on('connect', send);
+  });
+}
+
 describe('default framing: exactly OpenAI\'s', () => {
   test('no include_usage: the chunks OpenAI would send without it, byte for byte, and nothing else', async () => {
     const r = await post(gw);
@@ -139,6 +204,21 @@ describe('default framing: exactly OpenAI\'s', () => {
   test('a silence longer than keepalive_seconds brings no comment', async () => {
     const r = await post(gw, { messages: paused });
     assert.equal(r.text, wire(openaiChunks(false)));
+  });
+
+  test('HTTP/1.1 wire: one chunk per event, transfer-encoding once, kept alive for the next request', async () => {
+    const body = { model: 'gpt-3.5-turbo', messages, stream: true };
+    const rs = await rawPosts(gw, [body, body]);
+    for (const { head, chunks } of rs) {
+      const lines = head.split('\r\n');
+      assert.equal(lines[0], 'HTTP/1.1 200 OK');
+      assert.deepEqual(lines.filter((l) => /^transfer-encoding:/i.test(l)), ['transfer-encoding: chunked']);
+      assert.equal(lines.filter((l) => /^content-length:/i.test(l)).length, 0);
+      assert.ok(lines.includes('Connection: keep-alive'), head);
+      for (const c of chunks) assert.ok(/^data: [^\n]*\n\n$/.test(c), JSON.stringify(c.slice(0, 60)));
+      assert.equal(chunks.join(''), wire(openaiChunks(false)));
+      assert.equal(chunks.length, openaiChunks(false).length + 1);
+    }
   });
 
   test('whole events per write: every piece the client reads starts with "data: " and ends a block', async () => {
