@@ -367,7 +367,7 @@ static int cmd_on_key(telex_store_t *s, const char *cmd, const char *ref, const 
 
 int telex_cmd_keys(int argc, char **argv)
 {
-#define F(name, short_name, has_value, field) {name, short_name, has_value, offsetof(opts_t, field)}
+#define F(name, short_name, has_value, field) TELEX_CLI_FLAG(opts_t, name, short_name, has_value, field)
     static const telex_cli_flag_t flags[] = {
         F("config", 'c', 1, config), F("db", 0, 1, db),   F("name", 0, 1, name),
         F("budget-usd", 0, 1, budget), F("rpm", 0, 1, rpm), F("tpm", 0, 1, tpm),
@@ -376,8 +376,7 @@ int telex_cmd_keys(int argc, char **argv)
 #undef F
     static const char *const cmds[] = {"create", "list", "show", "revoke", "update", NULL};
     static const telex_cli_group_t group = {"keys", cmds, flags, usage};
-    opts_t o;
-    memset(&o, 0, sizeof o);
+    opts_t o = {0};
     const char *cmd;
     int code = telex_cli_parse(&group, argc, argv, &o, &cmd);
     if (code >= 0)

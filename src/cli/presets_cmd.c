@@ -241,7 +241,7 @@ static int cmd_list(telex_store_t *s, const telex_config_t *cfg, const opts_t *o
 
 int telex_cmd_presets(int argc, char **argv)
 {
-#define F(name, short_name, has_value, field) {name, short_name, has_value, offsetof(opts_t, field)}
+#define F(name, short_name, has_value, field) TELEX_CLI_FLAG(opts_t, name, short_name, has_value, field)
     static const telex_cli_flag_t flags[] = {
         F("config", 'c', 1, config),         F("db", 0, 1, db),
         F("model", 0, 1, model),             F("system", 0, 1, system),
@@ -252,8 +252,7 @@ int telex_cmd_presets(int argc, char **argv)
 #undef F
     static const char *const cmds[] = {"create", "list", "show", "update", "delete", NULL};
     static const telex_cli_group_t group = {"presets", cmds, flags, usage};
-    opts_t o;
-    memset(&o, 0, sizeof o);
+    opts_t o = {0};
     const char *cmd;
     int code = telex_cli_parse(&group, argc, argv, &o, &cmd);
     if (code >= 0)

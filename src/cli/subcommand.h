@@ -35,6 +35,9 @@ typedef struct telex_cli_group {
 
 #define TELEX_CLI_MAX_FLAGS 24
 
+/* One row of a flag table: TELEX_CLI_FLAG(opts_t, "db", 0, 1, db). */
+#define TELEX_CLI_FLAG(type, name, short_name, has_value, field) {name, short_name, has_value, offsetof(type, field)}
+
 int telex_cli_parse(const telex_cli_group_t *g, int argc, char **argv, void *opts, const char **cmd);
 
 /* Prints j on stdout as indented JSON in insertion order (nothing for NULL). */
