@@ -373,20 +373,7 @@ static void *spiller_main(void *arg)
                 in_file += chunk;
         }
         pthread_mutex_unlock(&l->spill_lock);
-        if (rc != 0) {
-            /* what is in the file counts as spilled; the rest goes back */
-            pthread_mutex_lock(&l->lock);
-            l->detached -= k;
-            l->spill_pending += in_file;
-            l->spilled_total += in_file;
-            l->written_seq += in_file;
-            requeue(l, rows + in_file, k - in_file);
-            spill_failed(l, k - in_file, err);
-            free(rows);
-            pthread_cond_broadcast(&l->written);
-            continue;
-        }
-        if (first) {
+        if (rc == 0 && first) {
             json_t *line = json_pack("{s:s,s:s,s:s,s:s}", "level", "warn", "msg",
                                      "the database cannot take ledger rows; spilling them to a local file until it can",
                                      "why", stuck ? "writes are too slow" : "writes fail",
@@ -394,12 +381,19 @@ static void *spiller_main(void *arg)
             if (line != NULL)
                 telex_log_json(line);
         }
+        /* what is in the file counts as spilled (off the queue: counted
+         * like written); on failure the rest goes back */
         pthread_mutex_lock(&l->lock);
         l->detached -= k;
-        l->spill_pending += k;
-        l->spilled_total += k;
-        l->written_seq += k; /* off the queue: counted like written */
-        l->spill_failing = false;
+        l->spill_pending += in_file;
+        l->spilled_total += in_file;
+        l->written_seq += in_file;
+        if (rc != 0) {
+            requeue(l, rows + in_file, k - in_file);
+            spill_failed(l, k - in_file, err);
+        } else {
+            l->spill_failing = false;
+        }
         free(rows);
         pthread_cond_broadcast(&l->written);
     }
