@@ -13,7 +13,6 @@
  * usage, 65 bad value or no such key, 69 the database cannot be used,
  * 78 bad configuration.
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <math.h>

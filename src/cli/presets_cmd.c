@@ -10,7 +10,6 @@
  * the shape of a telex.yaml preset. With a config (--config/TELEX_CONFIG)
  * the model is checked against its models. Exit codes as in commands.h.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
