@@ -14,14 +14,14 @@
 // is kernel memory, not telex's). Writes a markdown section to OUT_MARKDOWN and prints one
 // JSON line per setting.
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.env.TELEX_BIN ??= path.join(ROOT, 'build/telex');
-const { startRelay, entriesSince, lastSeq } = await import('../tests/integration/lib/relay.js');
+const { startRelay, lastSeq } = await import('../tests/integration/lib/relay.js');
+const { postUnread: post, readBody, rssOf, waitProvidersPaused } = await import('../tests/integration/lib/stalled.js');
 
 const args = process.argv.slice(2);
 const OUT = args[0];
@@ -39,30 +39,8 @@ const TOKENS = 100000;
 const MiB = 1024 * 1024;
 const log = (...a) => console.error('stalled_bench:', ...a);
 
-const rssOf = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const post = (url, body) =>
-  new Promise((resolve, reject) => {
-    const req = http.request(`${url}/v1/chat/completions`, {
-      method: 'POST',
-      agent: false,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-    });
-    req.on('response', (res) => {
-      res.pause();
-      resolve(res);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-const readAll = (res) =>
-  new Promise((resolve, reject) => {
-    res.on('data', () => {});
-    res.on('end', resolve);
-    res.on('error', reject);
-    res.resume();
-  });
 const chat = (mock) => JSON.stringify({ model: 'gpt-relay', messages: [{ role: 'user', content: 'x' }], stream: true, mock });
 
 async function measure(name, resume) {
@@ -71,26 +49,18 @@ async function measure(name, resume) {
     env: { TELEX_LOG: 'quiet' },
   });
   try {
-    await readAll(await post(relay.url, chat({ tokens: 2000, delay_ms: 0 })));
+    await readBody(await post(relay.url, chat({ tokens: 2000, delay_ms: 0 })));
     await sleep(500);
     const base = rssOf(relay.serve.pid);
     const since = await lastSeq(relay.mock);
     const stalled = [];
     for (let i = 0; i < READERS; i++) stalled.push(await post(relay.url, chat({ tokens: TOKENS, delay_ms: 0, seed: i })));
-    let prev = -1;
-    let entries;
-    for (let tries = 0; tries < 600; tries++) {
-      await sleep(500);
-      const es = (await entriesSince(relay.mock, since)).filter((e) => e.body?.mock?.tokens === TOKENS);
-      if (es.length < READERS) continue;
-      const sent = es.reduce((n, e) => n + e.content_events, 0);
-      if (sent === prev) {
-        entries = es;
-        break;
-      }
-      prev = sent;
-    }
-    if (!entries) throw new Error(`${name}: the providers did not pause`);
+    const entries = await waitProvidersPaused(relay.mock, since, {
+      tokens: TOKENS,
+      count: READERS,
+      timeoutMs: 300000,
+      message: `${name}: every provider to pause`,
+    });
     const grown = rssOf(relay.serve.pid) - base;
     const metrics = await (await fetch(`${relay.url}/metrics`)).text();
     const logBytes = Number(/^telex_stream_log_bytes (\d+)/m.exec(metrics)?.[1] ?? NaN);

@@ -13,18 +13,19 @@
  * usage, 65 bad value or no such key, 69 the database cannot be used,
  * 78 bad configuration.
  */
-#include <errno.h>
-#include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli/commands.h"
+#include "cli/subcommand.h"
 #include "config/config.h"
 #include "gateway/auth.h"
 #include "store/store.h"
@@ -66,8 +67,6 @@ static void usage(FILE *out)
             "\nSee docs/keys.md.\n");
 }
 
-enum { OPT_NAME = 256, OPT_BUDGET, OPT_RPM, OPT_TPM, OPT_MAX_CONCURRENT, OPT_MODELS, OPT_EXPIRES, OPT_JSON, OPT_DB };
-
 typedef struct opts {
     const char *config, *db;
     const char *name, *budget, *rpm, *tpm, *max_concurrent, *models, *expires;
@@ -78,11 +77,6 @@ static int fail_value(const char *flag, const char *why)
 {
     fprintf(stderr, "telex keys: %s: %s\n", flag, why);
     return TELEX_EXIT_DATAERR;
-}
-
-static int store_exit(int rc)
-{
-    return rc == -ENOENT || rc == -EEXIST || rc == -EINVAL ? TELEX_EXIT_DATAERR : TELEX_EXIT_UNAVAILABLE;
 }
 
 /* Applies the value flags to *row; *set gets TELEX_KEY_SET_* bits. */
@@ -136,15 +130,6 @@ static int apply_flags(const opts_t *o, telex_key_row_t *row, unsigned *set)
         *set |= TELEX_KEY_SET_EXPIRES;
     }
     return 0;
-}
-
-static void print_json(json_t *j)
-{
-    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
-    if (text != NULL) {
-        puts(text);
-        free(text);
-    }
 }
 
 static void format_day(int64_t t, char *buf, size_t n, const char *none)
@@ -247,13 +232,13 @@ static int cmd_create(telex_store_t *s, const opts_t *o)
     memcpy(row.models, fields.models, sizeof row.models);
     if ((rc = telex_store_key_insert(s, &row, err, sizeof err)) != 0) {
         fprintf(stderr, "telex keys create: %s\n", err);
-        return store_exit(rc);
+        return telex_cli_store_exit(rc);
     }
     if (o->json) {
         json_t *j = telex_key_to_json(&row, 0, (int64_t)time(NULL));
         if (j != NULL)
             json_object_set_new(j, "key", json_string(key));
-        print_json(j);
+        telex_cli_print_json(j);
         json_decref(j);
     } else {
         printf("%s\n", key);
@@ -275,14 +260,14 @@ static int cmd_list(telex_store_t *s, const opts_t *o)
     int rc = telex_store_key_list(s, &rows, &n, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "telex keys list: %s\n", err);
-        return store_exit(rc);
+        return telex_cli_store_exit(rc);
     }
     int64_t now = (int64_t)time(NULL);
     if (o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < n; i++)
             json_array_append_new(arr, telex_key_to_json(&rows[i], 0, now));
-        print_json(arr);
+        telex_cli_print_json(arr);
         json_decref(arr);
     } else if (n == 0) {
         printf("No API keys. Create one with: telex keys create --name NAME\n");
@@ -317,7 +302,7 @@ static int find(telex_store_t *s, const char *cmd, const char *ref, telex_key_ro
     int rc = telex_store_key_find(s, ref, row, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "telex keys %s: %s\n", cmd, err);
-        return store_exit(rc);
+        return telex_cli_store_exit(rc);
     }
     return 0;
 }
@@ -326,7 +311,7 @@ static int show(const telex_key_row_t *row, const opts_t *o)
 {
     if (o->json) {
         json_t *j = telex_key_to_json(row, 0, (int64_t)time(NULL));
-        print_json(j);
+        telex_cli_print_json(j);
         json_decref(j);
     } else {
         print_key(row);
@@ -350,7 +335,7 @@ static int cmd_on_key(telex_store_t *s, const char *cmd, const char *ref, const 
         }
         if ((rc = telex_store_key_revoke(s, row.id, (int64_t)time(NULL), err, sizeof err)) != 0) {
             fprintf(stderr, "telex keys revoke: %s\n", err);
-            return store_exit(rc);
+            return telex_cli_store_exit(rc);
         }
         /* Running servers (this machine's or, with PostgreSQL, every node)
          * look for key changes 5 times a second and reload at once: by the
@@ -374,65 +359,27 @@ static int cmd_on_key(telex_store_t *s, const char *cmd, const char *ref, const 
     if ((rc = telex_store_key_update(s, row.id, set, &values, err, sizeof err)) != 0 ||
         (rc = telex_store_key_get(s, row.id, &row, err, sizeof err)) != 0) {
         fprintf(stderr, "telex keys update: %s\n", err);
-        return store_exit(rc);
+        return telex_cli_store_exit(rc);
     }
     return show(&row, o);
 }
 
 int telex_cmd_keys(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},  {"db", required_argument, NULL, OPT_DB},
-        {"name", required_argument, NULL, OPT_NAME}, {"budget-usd", required_argument, NULL, OPT_BUDGET},
-        {"rpm", required_argument, NULL, OPT_RPM},   {"tpm", required_argument, NULL, OPT_TPM},
-        {"max-concurrent", required_argument, NULL, OPT_MAX_CONCURRENT},
-        {"models", required_argument, NULL, OPT_MODELS}, {"expires", required_argument, NULL, OPT_EXPIRES},
-        {"json", no_argument, NULL, OPT_JSON},       {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    opts_t o;
-    memset(&o, 0, sizeof o);
-    if (argc < 2) {
-        usage(stderr);
-        return TELEX_EXIT_USAGE;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-        usage(stdout);
-        return TELEX_EXIT_OK;
-    }
-    static const char *const cmds[] = {"create", "list", "show", "revoke", "update"};
-    int known = 0;
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        known |= strcmp(cmd, cmds[i]) == 0;
-    if (!known) {
-        fprintf(stderr, "telex keys: unknown command '%s' (create, list, show, revoke, update)\n\n", cmd);
-        usage(stderr);
-        return TELEX_EXIT_USAGE;
-    }
-    int opt;
-    optind = 2;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":c:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': o.config = optarg; break;
-        case OPT_DB: o.db = optarg; break;
-        case OPT_NAME: o.name = optarg; break;
-        case OPT_BUDGET: o.budget = optarg; break;
-        case OPT_RPM: o.rpm = optarg; break;
-        case OPT_TPM: o.tpm = optarg; break;
-        case OPT_MAX_CONCURRENT: o.max_concurrent = optarg; break;
-        case OPT_MODELS: o.models = optarg; break;
-        case OPT_EXPIRES: o.expires = optarg; break;
-        case OPT_JSON: o.json = 1; break;
-        case 'h': usage(stdout); return TELEX_EXIT_OK;
-        case ':':
-            fprintf(stderr, "telex keys %s: %s needs a value\n", cmd, argv[optind - 1]);
-            return TELEX_EXIT_USAGE;
-        default:
-            fprintf(stderr, "telex keys %s: unknown option '%s' (see telex keys --help)\n", cmd, argv[optind - 1]);
-            return TELEX_EXIT_USAGE;
-        }
-    }
+#define F(name, short_name, has_value, field) TELEX_CLI_FLAG(opts_t, name, short_name, has_value, field)
+    static const telex_cli_flag_t flags[] = {
+        F("config", 'c', 1, config), F("db", 0, 1, db),   F("name", 0, 1, name),
+        F("budget-usd", 0, 1, budget), F("rpm", 0, 1, rpm), F("tpm", 0, 1, tpm),
+        F("max-concurrent", 0, 1, max_concurrent), F("models", 0, 1, models), F("expires", 0, 1, expires),
+        F("json", 0, 0, json),         {NULL, 0, 0, 0}};
+#undef F
+    static const char *const cmds[] = {"create", "list", "show", "revoke", "update", NULL};
+    static const telex_cli_group_t group = {"keys", cmds, flags, usage};
+    opts_t o = {0};
+    const char *cmd;
+    int code = telex_cli_parse(&group, argc, argv, &o, &cmd);
+    if (code >= 0)
+        return code;
     bool needs_ref = strcmp(cmd, "show") == 0 || strcmp(cmd, "revoke") == 0 || strcmp(cmd, "update") == 0;
     int positional = argc - optind;
     if (needs_ref ? positional != 1 : positional != 0) {

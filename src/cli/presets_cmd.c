@@ -10,18 +10,19 @@
  * the shape of a telex.yaml preset. With a config (--config/TELEX_CONFIG)
  * the model is checked against its models. Exit codes as in commands.h.
  */
-#include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli/commands.h"
+#include "cli/subcommand.h"
 #include "config/config.h"
 #include "gateway/presets_store.h"
 #include "store/store.h"
@@ -54,9 +55,6 @@ static void usage(FILE *out)
             "\nSee docs/configuration.md (presets).\n");
 }
 
-enum { OPT_MODEL = 256, OPT_SYSTEM, OPT_TEMPLATE, OPT_DESCRIPTION, OPT_PARAMETERS, OPT_VARIABLES, OPT_FILE, OPT_JSON,
-       OPT_DB };
-
 typedef struct opts {
     const char *config, *db, *file;
     const char *model, *system, *template, *description, *parameters, *variables;
@@ -74,11 +72,6 @@ static int fail(int code, const char *cmd, const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return code;
-}
-
-static int store_exit(int rc)
-{
-    return rc == -ENOENT || rc == -EEXIST || rc == -EINVAL ? TELEX_EXIT_DATAERR : TELEX_EXIT_UNAVAILABLE;
 }
 
 static json_t *read_file(const char *cmd, const char *path, int *code)
@@ -127,15 +120,6 @@ static json_t *flags_json(const char *cmd, const opts_t *o, int *code)
     return j;
 }
 
-static void print_json(json_t *j)
-{
-    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
-    if (text != NULL) {
-        puts(text);
-        free(text);
-    }
-}
-
 static bool in_config(const telex_config_t *cfg, const char *name)
 {
     for (size_t i = 0; cfg && i < cfg->n_presets; i++)
@@ -154,7 +138,7 @@ static int store_preset(telex_store_t *s, const telex_config_t *cfg, const char 
     int rc = telex_store_preset_put(s, name, canon, create, err, sizeof err);
     free(canon);
     if (rc != 0)
-        return fail(store_exit(rc), cmd, "%s", err);
+        return fail(telex_cli_store_exit(rc), cmd, "%s", err);
     fprintf(stderr, "telex presets: %s preset \"%s\"; running servers use it within a second%s\n",
             create ? "stored" : "updated", name,
             in_config(cfg, name) ? " — but telex.yaml has a preset of that name, which wins" : "");
@@ -202,7 +186,7 @@ static int cmd_update(telex_store_t *s, const telex_config_t *cfg, const char *n
     int rc = telex_store_preset_get(s, name, &row, err, sizeof err);
     if (rc != 0) {
         json_decref(changes);
-        return fail(store_exit(rc), "update", "%s", err);
+        return fail(telex_cli_store_exit(rc), "update", "%s", err);
     }
     json_t *merged = telex_preset_merge(row.body, changes);
     free(row.body);
@@ -219,7 +203,7 @@ static int cmd_list(telex_store_t *s, const telex_config_t *cfg, const opts_t *o
     char err[512];
     int rc = telex_store_preset_list(s, &rows, &n, err, sizeof err);
     if (rc != 0)
-        return fail(store_exit(rc), "list", "%s", err);
+        return fail(telex_cli_store_exit(rc), "list", "%s", err);
     if (o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < n; i++) {
@@ -231,7 +215,7 @@ static int cmd_list(telex_store_t *s, const telex_config_t *cfg, const opts_t *o
                 json_object_set_new(p, "shadowed", json_true());
             json_array_append_new(arr, p);
         }
-        print_json(arr);
+        telex_cli_print_json(arr);
         json_decref(arr);
     } else if (n == 0) {
         printf("No stored presets. Create one with: telex presets create NAME --model MODEL\n");
@@ -256,53 +240,22 @@ static int cmd_list(telex_store_t *s, const telex_config_t *cfg, const opts_t *o
 
 int telex_cmd_presets(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},         {"db", required_argument, NULL, OPT_DB},
-        {"model", required_argument, NULL, OPT_MODEL},     {"system", required_argument, NULL, OPT_SYSTEM},
-        {"template", required_argument, NULL, OPT_TEMPLATE}, {"description", required_argument, NULL, OPT_DESCRIPTION},
-        {"parameters", required_argument, NULL, OPT_PARAMETERS}, {"variables", required_argument, NULL, OPT_VARIABLES},
-        {"file", required_argument, NULL, OPT_FILE},       {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0}};
-    if (argc < 2) {
-        usage(stderr);
-        return TELEX_EXIT_USAGE;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-        usage(stdout);
-        return TELEX_EXIT_OK;
-    }
-    static const char *const cmds[] = {"create", "list", "show", "update", "delete"};
-    bool known = false;
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        known |= strcmp(cmd, cmds[i]) == 0;
-    if (!known) {
-        fprintf(stderr, "telex presets: unknown command '%s' (create, list, show, update, delete)\n\n", cmd);
-        usage(stderr);
-        return TELEX_EXIT_USAGE;
-    }
-    opts_t o;
-    memset(&o, 0, sizeof o);
-    int opt;
-    optind = 2;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":c:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': o.config = optarg; break;
-        case OPT_DB: o.db = optarg; break;
-        case OPT_MODEL: o.model = optarg; break;
-        case OPT_SYSTEM: o.system = optarg; break;
-        case OPT_TEMPLATE: o.template = optarg; break;
-        case OPT_DESCRIPTION: o.description = optarg; break;
-        case OPT_PARAMETERS: o.parameters = optarg; break;
-        case OPT_VARIABLES: o.variables = optarg; break;
-        case OPT_FILE: o.file = optarg; break;
-        case OPT_JSON: o.json = 1; break;
-        case 'h': usage(stdout); return TELEX_EXIT_OK;
-        case ':': return fail(TELEX_EXIT_USAGE, cmd, "%s needs a value", argv[optind - 1]);
-        default: return fail(TELEX_EXIT_USAGE, cmd, "unknown option '%s' (see telex presets --help)", argv[optind - 1]);
-        }
-    }
+#define F(name, short_name, has_value, field) TELEX_CLI_FLAG(opts_t, name, short_name, has_value, field)
+    static const telex_cli_flag_t flags[] = {
+        F("config", 'c', 1, config),         F("db", 0, 1, db),
+        F("model", 0, 1, model),             F("system", 0, 1, system),
+        F("template", 0, 1, template),       F("description", 0, 1, description),
+        F("parameters", 0, 1, parameters),   F("variables", 0, 1, variables),
+        F("file", 0, 1, file),               F("json", 0, 0, json),
+        {NULL, 0, 0, 0}};
+#undef F
+    static const char *const cmds[] = {"create", "list", "show", "update", "delete", NULL};
+    static const telex_cli_group_t group = {"presets", cmds, flags, usage};
+    opts_t o = {0};
+    const char *cmd;
+    int code = telex_cli_parse(&group, argc, argv, &o, &cmd);
+    if (code >= 0)
+        return code;
     bool create = strcmp(cmd, "create") == 0, update = strcmp(cmd, "update") == 0;
     bool needs_name = !create && strcmp(cmd, "list") != 0;
     int positional = argc - optind;
@@ -341,19 +294,19 @@ int telex_cmd_presets(int argc, char **argv)
     } else if (strcmp(cmd, "show") == 0) {
         telex_preset_row_t row;
         if ((rc = telex_store_preset_get(store, name, &row, err, sizeof err)) != 0) {
-            rc = fail(store_exit(rc), cmd, "%s", err);
+            rc = fail(telex_cli_store_exit(rc), cmd, "%s", err);
         } else {
             json_t *p = json_loads(row.body, 0, NULL);
             if (p != NULL && in_config(cfg, name))
                 json_object_set_new(p, "shadowed", json_true());
-            print_json(p);
+            telex_cli_print_json(p);
             json_decref(p);
             free(row.body);
             rc = TELEX_EXIT_OK;
         }
     } else { /* delete */
         if ((rc = telex_store_preset_delete(store, name, err, sizeof err)) != 0) {
-            rc = fail(store_exit(rc), cmd, "%s", err);
+            rc = fail(telex_cli_store_exit(rc), cmd, "%s", err);
         } else {
             fprintf(stderr, "telex presets: deleted preset \"%s\"; running servers drop it within a second\n", name);
             rc = TELEX_EXIT_OK;

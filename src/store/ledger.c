@@ -148,31 +148,37 @@ static size_t detach_tail(telex_ledger_t *l, size_t keep, telex_usage_record_t *
     return n;
 }
 
+/* Adds one row at the tail (under the lock), taking a kept block or a new
+ * one when the last is full. */
+static void push(telex_ledger_t *l, const telex_usage_record_t *row)
+{
+    block_t *b = l->last;
+    if (b == NULL || b->tail == BLOCK_ROWS) {
+        if (l->free_blocks != NULL) {
+            b = l->free_blocks;
+            l->free_blocks = b->next;
+            l->n_free--;
+        } else {
+            b = telex_xmalloc(sizeof(*b));
+        }
+        b->next = NULL;
+        b->head = b->tail = 0;
+        if (l->last != NULL)
+            l->last->next = b;
+        else
+            l->first = b;
+        l->last = b;
+    }
+    b->rows[b->tail++] = *row;
+    l->pending++;
+}
+
 /* Puts rows back at the tail (under the lock), whatever max_pending says:
  * they were accepted before. */
 static void requeue(telex_ledger_t *l, const telex_usage_record_t *rows, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        block_t *b = l->last;
-        if (b == NULL || b->tail == BLOCK_ROWS) {
-            if (l->free_blocks != NULL) {
-                b = l->free_blocks;
-                l->free_blocks = b->next;
-                l->n_free--;
-            } else {
-                b = telex_xmalloc(sizeof(*b));
-            }
-            b->next = NULL;
-            b->head = b->tail = 0;
-            if (l->last != NULL)
-                l->last->next = b;
-            else
-                l->first = b;
-            l->last = b;
-        }
-        b->rows[b->tail++] = rows[i];
-        l->pending++;
-    }
+    for (size_t i = 0; i < n; i++)
+        push(l, &rows[i]);
 }
 
 /* Copies up to max of the oldest rows into out (under the lock). */
@@ -210,6 +216,35 @@ static void pop(telex_ledger_t *l, size_t n)
     }
 }
 
+/* One log line about rows the ledger could not write or spill. */
+static void log_rows(const char *level, const char *msg, uint64_t rows, const char *err)
+{
+    json_t *line = json_pack("{s:s,s:s,s:I,s:s}", "level", level, "msg", msg, "rows", (json_int_t)rows, "error", err);
+    if (line != NULL)
+        telex_log_json(line);
+}
+
+/* A database write failed (under the lock): counted, and said once while
+ * writes keep failing (the store's message names the database and what
+ * failed, never a key). Returns -1. */
+static long write_failed(telex_ledger_t *l, const char *msg, uint64_t rows, const char *err)
+{
+    l->failed_batches++;
+    if (!l->failing)
+        log_rows("warn", msg, rows, err);
+    l->failing = true;
+    return -1;
+}
+
+/* Appending to the spill file failed (under the lock): said once while
+ * it keeps failing. */
+static void spill_failed(telex_ledger_t *l, uint64_t rows, const char *err)
+{
+    if (!l->spill_failing)
+        log_rows("error", "cannot spill ledger rows to the local file", rows, err);
+    l->spill_failing = true;
+}
+
 /* One write attempt of the oldest rows. Returns rows written, or -1. */
 static long write_some(telex_ledger_t *l)
 {
@@ -224,18 +259,8 @@ static long write_some(telex_ledger_t *l)
     pthread_mutex_lock(&l->lock);
     l->inflight = 0;
     l->busy_since = 0;
-    if (rc < 0) {
-        l->failed_batches++;
-        if (!l->failing) {
-            /* the store's message names the database and what failed (never a key) */
-            json_t *line = json_pack("{s:s,s:s,s:I,s:s}", "level", "warn", "msg", "ledger write failed; will retry",
-                                     "rows", (json_int_t)n, "error", err);
-            if (line != NULL)
-                telex_log_json(line);
-        }
-        l->failing = true;
-        return -1;
-    }
+    if (rc < 0)
+        return write_failed(l, "ledger write failed; will retry", n, err);
     if (l->failing)
         telex_log_event("info", "ledger writes recovered", "\"rows\":%zu", n);
     l->failing = false;
@@ -259,14 +284,7 @@ static long spill_queue(telex_ledger_t *l)
         pthread_mutex_unlock(&l->spill_lock);
         pthread_mutex_lock(&l->lock);
         if (rc < 0) {
-            if (!l->spill_failing) {
-                json_t *line = json_pack("{s:s,s:s,s:I,s:s}", "level", "error", "msg",
-                                         "cannot spill ledger rows to the local file", "rows", (json_int_t)l->pending,
-                                         "error", err);
-                if (line != NULL)
-                    telex_log_json(line);
-            }
-            l->spill_failing = true;
+            spill_failed(l, l->pending, err);
             return moved > 0 ? moved : -1;
         }
         if (l->spill_pending == 0 && moved == 0) {
@@ -308,18 +326,8 @@ static long replay_some(telex_ledger_t *l)
     pthread_mutex_unlock(&l->spill_lock);
     pthread_mutex_lock(&l->lock);
     l->busy_since = 0;
-    if (done < 0) {
-        l->failed_batches++;
-        if (!l->failing) {
-            json_t *line = json_pack("{s:s,s:s,s:I,s:s}", "level", "warn", "msg",
-                                     "writing spilled ledger rows failed; will retry", "rows", (json_int_t)left,
-                                     "error", err);
-            if (line != NULL)
-                telex_log_json(line);
-        }
-        l->failing = true;
-        return -1;
-    }
+    if (done < 0)
+        return write_failed(l, "writing spilled ledger rows failed; will retry", left, err);
     l->failing = false;
     l->spill_pending = left;
     l->committed += (uint64_t)done;
@@ -365,27 +373,7 @@ static void *spiller_main(void *arg)
                 in_file += chunk;
         }
         pthread_mutex_unlock(&l->spill_lock);
-        if (rc != 0) {
-            /* what is in the file counts as spilled; the rest goes back */
-            pthread_mutex_lock(&l->lock);
-            l->detached -= k;
-            l->spill_pending += in_file;
-            l->spilled_total += in_file;
-            l->written_seq += in_file;
-            requeue(l, rows + in_file, k - in_file);
-            if (!l->spill_failing) {
-                json_t *line = json_pack("{s:s,s:s,s:I,s:s}", "level", "error", "msg",
-                                         "cannot spill ledger rows to the local file", "rows",
-                                         (json_int_t)(k - in_file), "error", err);
-                if (line != NULL)
-                    telex_log_json(line);
-            }
-            l->spill_failing = true;
-            free(rows);
-            pthread_cond_broadcast(&l->written);
-            continue;
-        }
-        if (first) {
+        if (rc == 0 && first) {
             json_t *line = json_pack("{s:s,s:s,s:s,s:s}", "level", "warn", "msg",
                                      "the database cannot take ledger rows; spilling them to a local file until it can",
                                      "why", stuck ? "writes are too slow" : "writes fail",
@@ -393,12 +381,19 @@ static void *spiller_main(void *arg)
             if (line != NULL)
                 telex_log_json(line);
         }
+        /* what is in the file counts as spilled (off the queue: counted
+         * like written); on failure the rest goes back */
         pthread_mutex_lock(&l->lock);
         l->detached -= k;
-        l->spill_pending += k;
-        l->spilled_total += k;
-        l->written_seq += k; /* off the queue: counted like written */
-        l->spill_failing = false;
+        l->spill_pending += in_file;
+        l->spilled_total += in_file;
+        l->written_seq += in_file;
+        if (rc != 0) {
+            requeue(l, rows + in_file, k - in_file);
+            spill_failed(l, k - in_file, err);
+        } else {
+            l->spill_failing = false;
+        }
         free(rows);
         pthread_cond_broadcast(&l->written);
     }
@@ -591,25 +586,7 @@ int telex_ledger_append(telex_ledger_t *l, const telex_usage_record_t *row)
     } else if (l->pending >= l->opt.max_pending) {
         rc = -ENOSPC;
     } else {
-        block_t *b = l->last;
-        if (b == NULL || b->tail == BLOCK_ROWS) {
-            if (l->free_blocks != NULL) {
-                b = l->free_blocks;
-                l->free_blocks = b->next;
-                l->n_free--;
-            } else {
-                b = telex_xmalloc(sizeof(*b));
-            }
-            b->next = NULL;
-            b->head = b->tail = 0;
-            if (l->last != NULL)
-                l->last->next = b;
-            else
-                l->first = b;
-            l->last = b;
-        }
-        b->rows[b->tail++] = *row;
-        l->pending++;
+        push(l, row);
         l->appended_seq++;
         if (l->pending == l->opt.batch_max)
             pthread_cond_signal(&l->wake);

@@ -23,6 +23,7 @@
  * call.
  */
 #include "upstream/http_client_internal.h"
+#include "util/alloc.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -93,9 +94,7 @@ int h2_prepare(telex_http_call_t *call, const char *method, const char *path, si
         n++;
         text += strlen(*h);
     }
-    char *block = malloc(n * sizeof(nghttp2_nv) + text + body_len + 1);
-    if (block == NULL)
-        return -1;
+    char *block = telex_xmalloc(n * sizeof(nghttp2_nv) + text + body_len + 1);
     nghttp2_nv *nv = (nghttp2_nv *)block;
     char *t = block + n * sizeof(nghttp2_nv);
     size_t k = 0;
@@ -478,21 +477,17 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     }
 }
 
-static int hold(telex_http_call_t *call, const uint8_t *data, size_t len)
+static void hold(telex_http_call_t *call, const uint8_t *data, size_t len)
 {
     if (call->held_len + len > call->held_cap) {
         size_t cap = call->held_cap ? call->held_cap : 4096;
         while (cap < call->held_len + len)
             cap *= 2;
-        char *p = realloc(call->held, cap);
-        if (p == NULL)
-            return -1;
-        call->held = p;
+        call->held = telex_xrealloc(call->held, cap);
         call->held_cap = cap;
     }
     memcpy(call->held + call->held_len, data, len);
     call->held_len += len;
-    return 0;
 }
 
 static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len,
@@ -506,8 +501,10 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t stream
         return 0;
     if (call->paused || call->held_len > 0) {
         /* its window comes back on resume; more than the window is the server's fault */
-        if (call->held_len + len > (size_t)TELEX_HTTP2_STREAM_WINDOW || hold(call, data, len) != 0)
+        if (call->held_len + len > (size_t)TELEX_HTTP2_STREAM_WINDOW)
             nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_FLOW_CONTROL_ERROR);
+        else
+            hold(call, data, len);
         return 0;
     }
     deliver(call, (const char *)data, len);
@@ -600,12 +597,7 @@ static int flush(h2_session_t *s)
             size_t cap = s->wcap ? s->wcap : 16384;
             while (cap < s->wlen + (size_t)n)
                 cap *= 2;
-            char *p = realloc(s->wbuf, cap);
-            if (p == NULL) {
-                n = NGHTTP2_ERR_NOMEM;
-                break;
-            }
-            s->wbuf = p;
+            s->wbuf = telex_xrealloc(s->wbuf, cap);
             s->wcap = cap;
         }
         memcpy(s->wbuf + s->wlen, data, (size_t)n);
@@ -679,10 +671,12 @@ void h2_session_start(conn_t *conn, telex_http_call_t *call)
     call_set_state(call, CALL_H2_WAITING);
     wait_link(call, 1);
 
-    h2_session_t *s = calloc(1, sizeof(*s));
+    h2_session_t *s = telex_xcalloc(1, sizeof(*s));
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
-    int ok = s != NULL && nghttp2_session_callbacks_new(&cbs) == 0 && nghttp2_option_new(&opt) == 0;
+    /* nghttp2 allocates with its own malloc and returns NGHTTP2_ERR_NOMEM:
+     * that stays an error, the connection's calls fail with it */
+    int ok = nghttp2_session_callbacks_new(&cbs) == 0 && nghttp2_option_new(&opt) == 0;
     if (ok) {
         nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
         nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
@@ -705,7 +699,7 @@ void h2_session_start(conn_t *conn, telex_http_call_t *call)
              nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, CONNECTION_WINDOW) == 0;
     }
     if (!ok) {
-        if (s != NULL && s->ng != NULL)
+        if (s->ng != NULL)
             nghttp2_session_del(s->ng);
         free(s);
         conn_close(conn);

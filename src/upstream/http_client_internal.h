@@ -197,7 +197,7 @@ void call_start_http1(telex_http_call_t *call);
 /* Whether calls to this origin go over HTTP/2 (mode, scheme, what ALPN said). */
 int h2_origin_wants(const origin_t *o);
 /* Prepares the call's HTTP/2 request (header fields, body kept): 0, or -1
- * (out of memory, a header that HTTP/2 cannot carry). */
+ * (a header that HTTP/2 cannot carry). */
 int h2_prepare(telex_http_call_t *call, const char *method, const char *path, size_t path_len,
                const char *const *headers, const char *body, size_t body_len);
 /* Puts the call on a session with room, or waits (H2_WAITING) for one,

@@ -5,12 +5,12 @@
 // its [DONE] meanwhile. Bounds are computed from the config, never from a timing.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
 
 import { SANITIZED, waitFor } from './lib/proc.js';
-import { SLACK, chatBody, entriesSince, lastSeq, startRelay } from './lib/relay.js';
+import { SLACK, chatBody, lastSeq, startRelay } from './lib/relay.js';
 import { contentOf, parseSSEText } from './lib/sse.js';
+import { postUnread as post, readBody, rssOf, waitProvidersPaused } from './lib/stalled.js';
 
 const MiB = 1 << 20;
 const STALLED = 32;
@@ -22,35 +22,7 @@ const PER_STREAM = 1 * MiB;
 // The process's fixed growth under load (malloc arenas of the worker threads, h2o's pools).
 const FIXED = 32 * MiB;
 
-const rssOf = (pid) => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m[1]) * 1024;
-};
-
-// POSTs a chat request; resolves with the response, unread (paused).
-const post = (url, body) =>
-  new Promise((resolve, reject) => {
-    const req = http.request(`${url}/v1/chat/completions`, {
-      method: 'POST',
-      agent: false, // a connection of its own, closed at the end: the reader detaches then
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-    });
-    req.on('response', (res) => {
-      res.pause();
-      resolve(res);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-
-const readAll = (res) =>
-  new Promise((resolve, reject) => {
-    const parts = [];
-    res.on('data', (d) => parts.push(d));
-    res.on('end', () => resolve(parseSSEText(Buffer.concat(parts).toString())));
-    res.on('error', reject);
-    res.resume();
-  });
+const readAll = async (res) => parseSSEText((await readBody(res)).toString());
 
 let relay;
 before(async () => {
@@ -74,18 +46,12 @@ describe('stalled readers', { skip: SANITIZED && 'RSS under ASan measures the sa
     // every provider comes to a standstill short of its end: the mock's count of chunks sent
     // is the same at two looks 500 ms apart (on a loaded machine the sockets on the way can take
     // a while to fill)
-    let prev = -1;
-    const entries = await waitFor(
-      async () => {
-        const es = (await entriesSince(relay.mock, since)).filter((e) => e.body?.mock?.tokens === 100000);
-        if (es.length < STALLED) return false;
-        const sent = es.reduce((n, e) => n + e.content_events, 0);
-        const still = sent === prev;
-        prev = sent;
-        return still && es;
-      },
-      { intervalMs: 500, timeoutMs: 180000 * SLACK, message: 'every stalled stream to pause its provider' },
-    );
+    const entries = await waitProvidersPaused(relay.mock, since, {
+      tokens: 100000,
+      count: STALLED,
+      timeoutMs: 180000 * SLACK,
+      message: 'every stalled stream to pause its provider',
+    });
     for (const e of entries) assert.equal(e.completed, false, 'paused short of the end');
     const grown = rssOf(relay.serve.pid) - base;
     const bound = TOTAL + STALLED * PER_STREAM + FIXED;

@@ -463,20 +463,55 @@ static void teardown_server(telex_http_client_t *client)
         free(streams[i].out);
 }
 
+/* ------------------------------------------------------------ fixture */
+
+/* A fresh server (setup_server) and a client of it. */
+static telex_http_client_t *setup_client(void)
+{
+    setup_server();
+    return telex_http_client_new(&loop);
+}
+
+/* Starts n HTTP/2 calls to path in p[0..n); all (n + 1 long) lists them,
+ * NULL-terminated, for all_completed. */
+static void start_n(telex_http_client_t *client, probe_t *p, probe_t **all, int n, const char *path)
+{
+    for (int i = 0; i < n; i++) {
+        start(client, &p[i], path, TELEX_HTTP2_ON);
+        all[i] = &p[i];
+    }
+    all[n] = NULL;
+}
+
+/* Starts two HTTP/2 calls the server leaves open, and waits until it has both. */
+static void start_two_open(telex_http_client_t *client, probe_t *a, probe_t *b)
+{
+    start(client, a, "/open", TELEX_HTTP2_ON);
+    start(client, b, "/open", TELEX_HTTP2_ON);
+    wait_requests(2);
+}
+
+/* One more call, answered at once, succeeds; the server accepted
+ * want_accepted connections in all. */
+static void check_next_call(telex_http_client_t *client, probe_t *c, int want_accepted)
+{
+    answer_at_once = 1;
+    start(client, c, "/whole", TELEX_HTTP2_ON);
+    run_until(completed, c);
+    assert_string_equal(c->error, "");
+    assert_int_equal(accepted, want_accepted);
+}
+
 /* ------------------------------------------------------------ tests */
 
 static void test_multiplexed(void **state)
 {
     (void)state;
-    setup_server();
+    telex_http_client_t *client = setup_client();
     answer_at_once = 1;
-    telex_http_client_t *client = telex_http_client_new(&loop);
     static probe_t p[20];
-    probe_t *all[21] = {0};
-    for (int i = 0; i < 20; i++) {
-        start(client, &p[i], "/whole", TELEX_HTTP2_ON);
-        all[i] = &p[i];
-    }
+    probe_t *all[21];
+    start_n(client, p, all, 20, "/whole");
     run_until(all_completed, all);
     for (int i = 0; i < 20; i++) {
         assert_string_equal(p[i].error, "");
@@ -534,12 +569,9 @@ static void wait_bytes(probe_t *p, size_t n)
 static void test_cancel_resets_stream(void **state)
 {
     (void)state;
-    setup_server();
-    telex_http_client_t *client = telex_http_client_new(&loop);
+    telex_http_client_t *client = setup_client();
     static probe_t a, b, c;
-    start(client, &a, "/open", TELEX_HTTP2_ON);
-    start(client, &b, "/open", TELEX_HTTP2_ON);
-    wait_requests(2);
+    start_two_open(client, &a, &b);
     srv_send_text(&streams[0], "data: 1\n\n", 0);
     srv_send_text(&streams[1], "data: 1\n\n", 0);
     wait_bytes(&a, 9);
@@ -553,12 +585,7 @@ static void test_cancel_resets_stream(void **state)
     assert_string_equal(b.error, "");
     assert_int_equal(b.len, 9 + 14);
     assert_false(a.completed); /* no callback after a cancel */
-    /* the connection stayed: the next call is a stream on it */
-    answer_at_once = 1;
-    start(client, &c, "/whole", TELEX_HTTP2_ON);
-    run_until(completed, &c);
-    assert_string_equal(c.error, "");
-    assert_int_equal(accepted, 1);
+    check_next_call(client, &c, 1); /* the connection stayed: the next call is a stream on it */
     telex_http_client_stats_t st;
     telex_http_client_get_stats(client, &st);
     assert_int_equal(st.h2_resets, 1);
@@ -588,8 +615,7 @@ static int window_shut_and_other_done(void *arg)
 static void test_flow_control_paused_stream(void **state)
 {
     (void)state;
-    setup_server();
-    telex_http_client_t *client = telex_http_client_new(&loop);
+    telex_http_client_t *client = setup_client();
     static probe_t a, b, c;
     static char big[BIG];
     fill(big, BIG);
@@ -633,12 +659,10 @@ static void test_flow_control_paused_stream(void **state)
 static void test_goaway_mid_stream(void **state)
 {
     (void)state;
-    setup_server();
-    telex_http_client_t *client = telex_http_client_new(&loop);
+    telex_http_client_t *client = setup_client();
     static probe_t p[3];
-    probe_t *all[4] = {&p[0], &p[1], &p[2], NULL};
-    for (int i = 0; i < 3; i++)
-        start(client, &p[i], "/whole", TELEX_HTTP2_ON);
+    probe_t *all[4];
+    start_n(client, p, all, 3, "/whole");
     wait_requests(3);
     srv_send_text(&streams[0], "data: 1\n\n", 0);
     wait_bytes(&p[0], 9);
@@ -663,12 +687,9 @@ static void test_goaway_mid_stream(void **state)
 static void test_connection_lost(void **state)
 {
     (void)state;
-    setup_server();
-    telex_http_client_t *client = telex_http_client_new(&loop);
+    telex_http_client_t *client = setup_client();
     static probe_t a, b, c;
-    start(client, &a, "/open", TELEX_HTTP2_ON);
-    start(client, &b, "/open", TELEX_HTTP2_ON);
-    wait_requests(2);
+    start_two_open(client, &a, &b);
     srv_send_text(&streams[0], "data: [DONE]\n\n", 1);
     srv_send_text(&streams[1], "data: 1\n\n", 0);
     run_until(completed, &a);
@@ -677,20 +698,15 @@ static void test_connection_lost(void **state)
     run_until(completed, &b);
     assert_string_equal(a.error, ""); /* finished before: untouched */
     assert_non_null(strstr(b.error, "closed the HTTP/2 connection before the response ended"));
-    answer_at_once = 1;
-    start(client, &c, "/whole", TELEX_HTTP2_ON);
-    run_until(completed, &c);
-    assert_string_equal(c.error, "");
-    assert_int_equal(accepted, 2);
+    check_next_call(client, &c, 2); /* on a new connection */
     teardown_server(client);
 }
 
 static void test_reused_session_closed_unanswered(void **state)
 {
     (void)state;
-    setup_server();
+    telex_http_client_t *client = setup_client();
     answer_at_once = 1;
-    telex_http_client_t *client = telex_http_client_new(&loop);
     static probe_t a, b;
     start(client, &a, "/whole", TELEX_HTTP2_ON);
     run_until(completed, &a);
@@ -710,13 +726,11 @@ static void test_reused_session_closed_unanswered(void **state)
 static void test_server_allows_two_streams(void **state)
 {
     (void)state;
-    setup_server();
+    telex_http_client_t *client = setup_client();
     server_max_streams = 2;
-    telex_http_client_t *client = telex_http_client_new(&loop);
     static probe_t p[5];
-    probe_t *all[6] = {&p[0], &p[1], &p[2], &p[3], &p[4], NULL};
-    for (int i = 0; i < 5; i++)
-        start(client, &p[i], "/open", TELEX_HTTP2_ON);
+    probe_t *all[6];
+    start_n(client, p, all, 5, "/open");
     wait_requests(5);
     assert_int_equal(accepted, 3);
     for (int i = 0; i < 3; i++)
@@ -743,13 +757,10 @@ static int acked(void *arg)
 static void test_server_lowers_limit(void **state)
 {
     (void)state;
-    setup_server();
-    telex_http_client_t *client = telex_http_client_new(&loop);
+    telex_http_client_t *client = setup_client();
     static probe_t p[4];
     probe_t *all[5] = {&p[0], &p[1], &p[2], &p[3], NULL};
-    start(client, &p[0], "/open", TELEX_HTTP2_ON);
-    start(client, &p[1], "/open", TELEX_HTTP2_ON);
-    wait_requests(2);
+    start_two_open(client, &p[0], &p[1]);
     nghttp2_settings_entry iv[1] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1}};
     nghttp2_submit_settings(conns[0]->ng, NGHTTP2_FLAG_NONE, iv, 1);
     srv_flush(conns[0]);
@@ -770,13 +781,11 @@ static void test_server_lowers_limit(void **state)
 static void test_not_http2(void **state)
 {
     (void)state;
-    setup_server();
+    telex_http_client_t *client = setup_client();
     raw_http1 = 1;
-    telex_http_client_t *client = telex_http_client_new(&loop);
     static probe_t p[3];
-    probe_t *all[4] = {&p[0], &p[1], &p[2], NULL};
-    for (int i = 0; i < 3; i++)
-        start(client, &p[i], "/whole", TELEX_HTTP2_ON);
+    probe_t *all[4];
+    start_n(client, p, all, 3, "/whole");
     run_until(all_completed, all);
     for (int i = 0; i < 3; i++) {
         if (strstr(p[i].error, "HTTP/2") == NULL)
@@ -789,14 +798,12 @@ static void test_not_http2(void **state)
 static void test_connect_refused(void **state)
 {
     (void)state;
-    setup_server();
-    telex_http_client_t *client = telex_http_client_new(&loop);
+    telex_http_client_t *client = setup_client();
     uv_close((uv_handle_t *)&listener, NULL); /* nobody listens on port now */
     uv_run(&loop, UV_RUN_NOWAIT);
     static probe_t p[3];
-    probe_t *all[4] = {&p[0], &p[1], &p[2], NULL};
-    for (int i = 0; i < 3; i++)
-        start(client, &p[i], "/whole", TELEX_HTTP2_ON);
+    probe_t *all[4];
+    start_n(client, p, all, 3, "/whole");
     run_until(all_completed, all);
     for (int i = 0; i < 3; i++)
         assert_non_null(strstr(p[i].error, "cannot connect"));
@@ -808,9 +815,8 @@ static void test_connect_refused(void **state)
 static void test_off_and_auto_use_http1_on_plain_http(void **state)
 {
     (void)state;
-    setup_server();
+    telex_http_client_t *client = setup_client();
     raw_http1 = 1; /* answers 400 over HTTP/1.1 */
-    telex_http_client_t *client = telex_http_client_new(&loop);
     static probe_t a, b;
     start(client, &a, "/whole", TELEX_HTTP2_AUTO);
     start(client, &b, "/whole", TELEX_HTTP2_OFF);

@@ -157,6 +157,16 @@ static int64_t sql_int(const char *path, const char *sql)
     return v;
 }
 
+/* Stops the ledger (nothing dropped) and closes the store; the database
+ * then holds n ledger rows, each written once (distinct ts_ms). */
+static void stop_and_expect_rows(telex_ledger_t *l, telex_store_t *s, int64_t n)
+{
+    assert_int_equal(telex_ledger_stop(l), 0);
+    telex_store_close(s);
+    assert_int_equal(sql_int(db_path, "SELECT count(*) FROM ledger"), n);
+    assert_int_equal(sql_int(db_path, "SELECT count(DISTINCT ts_ms) FROM ledger"), n);
+}
+
 static void sql_exec(const char *path, const char *sql)
 {
     if (pg_base != NULL) {
@@ -588,10 +598,7 @@ static void test_ledger_writer_loses_nothing_on_stop(void **state)
         pthread_join(th[i], &ret);
         assert_null(ret);
     }
-    assert_int_equal(telex_ledger_stop(l), 0);
-    telex_store_close(s);
-    assert_int_equal(sql_int(db_path, "SELECT count(*) FROM ledger"), 20000);
-    assert_int_equal(sql_int(db_path, "SELECT count(DISTINCT ts_ms) FROM ledger"), 20000);
+    stop_and_expect_rows(l, s, 20000);
 }
 
 static void test_ledger_flush_and_stats(void **state)
@@ -718,10 +725,7 @@ static void test_ledger_spills_while_the_database_fails(void **state)
     assert_int_equal(telex_ledger_flush(l, 20), 0);
     telex_ledger_stats(l, &st);
     assert_int_equal(st.spilled, 0);
-    assert_int_equal(telex_ledger_stop(l), 0);
-    telex_store_close(s);
-    assert_int_equal(sql_int(db_path, "SELECT count(*) FROM ledger"), 5000);
-    assert_int_equal(sql_int(db_path, "SELECT count(DISTINCT ts_ms) FROM ledger"), 5000);
+    stop_and_expect_rows(l, s, 5000);
     telex_spill_t *sp = NULL;
     assert_int_equal(telex_spill_open(&sp, spill, 0, err, sizeof err), 0);
     assert_int_equal(telex_spill_pending(sp), 0); /* replayed: nothing left */
@@ -787,10 +791,7 @@ static void test_ledger_spills_while_the_database_is_slow(void **state)
     assert_true(st.spilled_total >= 200);
     release_ledger(&h);
     assert_int_equal(telex_ledger_flush(l, 30), 0);
-    assert_int_equal(telex_ledger_stop(l), 0);
-    telex_store_close(s);
-    assert_int_equal(sql_int(db_path, "SELECT count(*) FROM ledger"), 400);
-    assert_int_equal(sql_int(db_path, "SELECT count(DISTINCT ts_ms) FROM ledger"), 400);
+    stop_and_expect_rows(l, s, 400);
 }
 
 static void test_ledger_spill_survives_a_restart(void **state)
