@@ -105,7 +105,8 @@ static int translate_responses(gateway_worker_t *gw, h2o_req_t *req, const char 
         status = 500;
     if (status != 0) {
         telex_respond_error(req, status, status == 400 ? "invalid_request_error" : "server_error",
-                            status == 400 ? "invalid_request" : NULL, param, "%s", status == 400 ? msg : "out of memory");
+                            status == 400 ? "invalid_request" : NULL, param, "%s",
+                            status == 400 ? msg : "The translated request could not be encoded as JSON.");
         telex_responses_request_free(rr);
         return -1;
     }
@@ -130,7 +131,7 @@ static int translate_messages(h2o_req_t *req, const char *bytes, size_t len, tel
         status = 500;
     if (status != 0) {
         telex_respond_error(req, status, "invalid_request_error", NULL, NULL, "%s",
-                            status == 400 ? msg : "out of memory");
+                            status == 400 ? msg : "The translated request could not be encoded as JSON.");
         telex_messages_request_free(mr);
         return -1;
     }
