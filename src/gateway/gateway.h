@@ -4,7 +4,7 @@
  * One telex_gateway_t per process (config and counters shared by all
  * workers, read-only config after start) and one gateway_worker_t per
  * worker thread (its HTTP client, its active chats). router.c maps paths to
- * handlers; chat.c is /v1/chat/completions.
+ * handlers; chat_start.c and chat_relay.c are /v1/chat/completions.
  */
 #ifndef TELEX_GATEWAY_GATEWAY_H
 #define TELEX_GATEWAY_GATEWAY_H
@@ -68,7 +68,7 @@ int telex_gateway_on_head(telex_worker_t *worker, const telex_head_t *head, tele
 /* static_files.c: GET of an embedded web/ file; -1 when there is none. */
 int telex_static_handle(h2o_req_t *req);
 
-/* chat.c */
+/* chat_start.c */
 int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req);
 /* The same with a body that is not req->entity: POST /v1/presets/{name}
  * (preset = the name, for the key's allow-list; NULL otherwise). */
@@ -81,6 +81,7 @@ int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *bod
  * first), routing, the answer in the front door's wire. */
 int telex_chat_handle_front(gateway_worker_t *gw, h2o_req_t *req, const char *body, size_t len, const char *preset,
                             int front);
+/* chat_relay.c */
 /* Chats whose upstream is still running. */
 size_t telex_chat_running(gateway_worker_t *gw);
 /* Checks every chat and subscriber of the worker for a client that left (HTTP/1). */
@@ -102,7 +103,7 @@ telex_stream_t *telex_resume_find(h2o_req_t *req, const char *stream_id, const c
 int telex_resume_attach_after(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t *s, uint64_t after, int flags,
                               const char *param);
 
-/* chat.c: does this request ask for telex's framing (X-Telex-Event-Ids, streaming.event_ids)? */
+/* chat_start.c: does this request ask for telex's framing (X-Telex-Event-Ids, streaming.event_ids)? */
 int telex_wants_telex_framing(h2o_req_t *req, const telex_config_t *cfg);
 
 /* messages.c: POST /v1/messages/count_tokens (an estimate); the

@@ -37,7 +37,7 @@
  *                        cfg->limits.max_body_bytes, &n, &e);
  *       if (body == NULL) → telex_api_error_respond(req, &e)
  *       else → handle (body, n) as the chat request body; free(body) after parsing
- *   "preset:" models (chat.c), right after telex_chat_request_parse:
+ *   "preset:" models (chat_start.c), right after telex_chat_request_parse:
  *       if (strncmp(parsed.model, "preset:", 7) == 0) {
  *           char *body = telex_presets_apply_text(presets, parsed.body,
  *                            cfg->limits.max_body_bytes, &n, &e);

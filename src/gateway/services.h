@@ -30,7 +30,7 @@
  * together — the key set (auth.h), limits.h, metrics.h, the live preset
  * set (presets_store.h), the store and its ledger — and below everything
  * that speaks HTTP: the endpoints (endpoints.h: /admin, /v1/usage,
- * /metrics, /v1/presets), the relay (chat.c) and the router. Nothing here
+ * /metrics, /v1/presets), the relay (chat_*.c) and the router. Nothing here
  * knows about requests; store work for a request goes through off_loop.h,
  * which tells the services a job is using the store
  * (telex_services_job_begin/end) so close waits for it. One edge still

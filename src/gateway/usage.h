@@ -16,7 +16,7 @@
  * completion × output_price, per million tokens, with the prices of the
  * route that served the request (config.h, telex_route_t).
  *
- * Integration — in the relay (chat.c):
+ * Integration — in the relay (chat_start.c, chat_relay.c):
  *
  *   at the start (after telex_auth_admit):
  *       telex_usage_estimator_begin(&c->est, body);

@@ -1,11 +1,13 @@
 /*
- * gateway/chat.c — POST /v1/chat/completions: validate, route, produce.
+ * gateway/chat_relay.c — a chat's answer: the provider's events into the
+ * stream log, commit, finish; deadlines, back-pressure, cancel, the sweep.
  *
- * A chat is the producer of one answer. It runs the upstream call on its
- * worker's thread and appends every chunk, framed as OpenAI frames it
- * (`data: <chunk>\n\n`), to the answer's stream log; responses are
- * subscribers of that log (gateway/subscriber.c), and those that want
- * telex's framing add the ids ("<stream id>.<n>") as they write. Two phases:
+ * A chat is the producer of one answer (chat_start.c creates it). It runs
+ * the upstream call on its worker's thread and appends every chunk, framed
+ * as OpenAI frames it (`data: <chunk>\n\n`), to the answer's stream log;
+ * responses are subscribers of that log (gateway/subscriber.c), and those
+ * that want telex's framing add the ids ("<stream id>.<n>") as they write.
+ * Two phases:
  *   - before commit: no response yet. An upstream failure that allows it
  *     (connect error, timeout, 429, 5xx, a stream cut before its first
  *     event) falls back to the model's next route; the last failure becomes
@@ -30,16 +32,11 @@
 #include <telex/sse.h>
 
 #include "cluster/cluster.h"
-#include "gateway/access_log.h"
-#include "gateway/auth.h"
+#include "gateway/chat_internal.h"
 #include "gateway/chat_request.h"
-#include "gateway/cluster_admit.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
-#include "gateway/presets.h"
-#include "gateway/messages_request.h"
 #include "gateway/messages_stream.h"
-#include "gateway/responses_request.h"
 #include "gateway/responses_stream.h"
 #include "gateway/secrets.h"
 #include "gateway/subscriber.h"
@@ -51,81 +48,8 @@
 #include "util/json_scan.h"
 #include "util/log.h"
 
-#define HIGH_WATER (256u * 1024)
-#define LOW_WATER (64u * 1024)
 #define LAG_STEP (16u * 1024)
 
-typedef struct chat {
-    struct chat *prev, *next;
-    gateway_worker_t *gw;
-    h2o_req_t *req; /* the original request, until commit hands it to a subscriber */
-    struct chat **link; /* in req's pool while req != NULL: tells us when h2o disposes of it */
-    json_t *body;
-    const telex_model_t *model;
-    size_t route;
-    telex_upstream_t *up;
-    telex_stream_t *stream;
-    telex_wakeup_t wake;  /* subscribers attached/left/advanced, DELETE */
-    uv_timer_t *deadline; /* commit timeout, then idle timeout (lazy: see touch_idle_deadline) */
-    uv_timer_t *life;     /* grace without subscribers, then retention */
-    uv_timer_t timers[2]; /* what deadline and life point to (one allocation with the chat) */
-    int open;             /* timers and wakeup not yet released */
-    int stream_mode;
-    int wants_usage;
-    int resumable;
-    int telex_framing; /* the original client gets telex's framing (ids when resumable, retry:, keep-alives) */
-    int front;                  /* TELEX_FRONT_CHAT or TELEX_FRONT_RESPONSES: the wire the client speaks */
-    telex_responses_enc_t *renc; /* Responses: the encoder of the answer's events (streamed) */
-    telex_messages_enc_t *menc;  /* Messages: the encoder of the answer's events (streamed) */
-    json_t *resp_echo;          /* Responses: the request parameters the Response object repeats */
-    json_t *resp_messages;      /* Responses: the request's messages (the conversation so far) */
-    int background;             /* Responses background: runs on with no client attached */
-    int client_streams;         /* the client asked for a stream (background runs one regardless) */
-    char *ignored;              /* Responses: X-Telex-Ignored (NULL: none) */
-    int registered;
-    telex_cluster_reg_t *reg; /* cluster mode: the stream's registration in Redis (NULL: none to wait for) */
-    h2o_req_t *held_req;      /* committed, handed to its subscriber once Redis knows the stream (reg) */
-    char *held_body;          /* Responses background: the object to answer held_req with */
-    int committed;
-    int first_event;
-    int finished;
-    int released;
-    int paused;
-    int counted;
-    int status;
-    const char *outcome;
-    char error_kind[24];
-    size_t pause_above; /* retained log bytes */
-    size_t resume_below;
-    size_t lag_check_at; /* retained log bytes at which regulate looks at the readers' lag */
-    uint64_t started_ns;
-    uint64_t first_event_ns;
-    size_t events;
-    size_t inline_bytes; /* body of a response sent in one piece (error, plain answer) */
-    size_t fallbacks;
-    json_t *usage;
-    telex_grant_t grant;         /* who asked: key id, stream owner */
-    telex_usage_estimator_t est; /* tokens if the provider reports none */
-    telex_usage_t tokens;        /* the provider's usage, once seen */
-    double cost;
-    int has_usage;
-    uint64_t last_chunk_ms;  /* uv_now() of the last chunk (inter-token gaps) */
-    int idle_armed;          /* the deadline timer runs as the idle timeout */
-    uint64_t idle_from_ms;   /* uv_now() the idle timeout counts from (the last chunk) */
-    telex_metrics_hist_t *itl; /* the inter-token histogram of (model, provider_name) */
-    const char *provider_name; /* the route's provider (config-owned), "" before the first route */
-    const char *method;        /* these three point into names[] (exact sizes: a stream */
-    const char *path;          /* lives long, and fixed buffers were a third of chat_t) */
-    const char *model_name;
-    char names[];
-} chat_t;
-
-/* Longest method, path and model name kept for logs and accounting. */
-#define METHOD_MAX 15
-#define PATH_MAX_KEPT 127
-#define MODEL_NAME_MAX 127
-
-static void start_route(chat_t *c);
 static void release(chat_t *c);
 static void hand_over_held(chat_t *c);
 static void on_retention_end(uv_timer_t *timer);
@@ -161,7 +85,7 @@ static void on_timer_closed(uv_handle_t *h)
     free_if_done(h->data); /* the timer is part of the chat */
 }
 
-static void on_wake_retired(telex_wakeup_t *w)
+void telex_chat_on_wake_retired(telex_wakeup_t *w)
 {
     free_if_done(H2O_STRUCT_FROM_MEMBER(chat_t, wake, w));
 }
@@ -336,7 +260,7 @@ static void release(chat_t *c)
 }
 
 /* h2o disposed of the original request. Before commit, the client left. */
-static void on_req_disposed(void *p)
+void telex_chat_on_req_disposed(void *p)
 {
     chat_t *c = *(chat_t **)p;
     if (c == NULL)
@@ -455,7 +379,7 @@ static int append_typed_event(chat_t *c, const char *type, const char *json, siz
     return 0;
 }
 
-static int emit_response_event(void *user, const char *type, const char *json, size_t len)
+int telex_chat_emit_event(void *user, const char *type, const char *json, size_t len)
 {
     return append_typed_event(user, type, json, len);
 }
@@ -595,14 +519,14 @@ static uint64_t idle_timeout_ms(chat_t *c)
 }
 
 /* The commit timeout (a stream not yet committed). */
-static void start_commit_deadline(chat_t *c, double seconds)
+void telex_chat_start_commit_deadline(chat_t *c, double seconds)
 {
     c->idle_armed = 0;
     uv_timer_start(c->deadline, on_deadline, (uint64_t)(seconds * 1000), 0);
 }
 
 /* (Re)starts the idle timeout, counting from now. */
-static void restart_idle_deadline(chat_t *c)
+void telex_chat_restart_idle_deadline(chat_t *c)
 {
     c->idle_armed = 1;
     c->idle_from_ms = uv_now(c->deadline->loop);
@@ -618,7 +542,7 @@ static void touch_idle_deadline(chat_t *c)
     if (c->idle_armed && uv_is_active((uv_handle_t *)c->deadline))
         c->idle_from_ms = uv_now(c->deadline->loop);
     else
-        restart_idle_deadline(c);
+        telex_chat_restart_idle_deadline(c);
 }
 
 /* The request gets its response: headers (the stream id among them) and
@@ -681,7 +605,7 @@ static void hand_over_held(chat_t *c)
     }
 }
 
-static void on_registered(void *ctx)
+void telex_chat_on_registered(void *ctx)
 {
     chat_t *c = ctx;
     if (c->held_req != NULL)
@@ -691,7 +615,7 @@ static void on_registered(void *ctx)
 /* The original request becomes the first subscriber. In cluster mode not
  * before Redis knows the stream (cluster/register.c): until then the
  * request waits in held_req while the answer goes on into the log. */
-static int commit(chat_t *c)
+int telex_chat_commit(chat_t *c)
 {
     if (c->resumable) {
         if (telex_registry_put(c->stream) != 0)
@@ -734,7 +658,7 @@ static int commit(chat_t *c)
     return 0;
 }
 
-static void fail_commit(chat_t *c)
+void telex_chat_fail_commit(chat_t *c)
 {
     respond_error_json(c, 500, "server_error", NULL, "out of memory");
     finish(c, "error");
@@ -761,9 +685,9 @@ static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *c
             telex_messages_enc_usage(c->menc, usage);
     }
     int rc = 0;
-    if (!c->committed && commit(c) != 0) {
+    if (!c->committed && telex_chat_commit(c) != 0) {
         json_decref(own);
-        fail_commit(c);
+        telex_chat_fail_commit(c);
         return;
     }
     rc = c->renc != NULL ? telex_responses_enc_chunk(c->renc, chunk) : telex_messages_enc_chunk(c->menc, chunk);
@@ -843,9 +767,9 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
             }
         }
     }
-    if (!c->committed && commit(c) != 0) {
+    if (!c->committed && telex_chat_commit(c) != 0) {
         free(stripped);
-        fail_commit(c);
+        telex_chat_fail_commit(c);
         return;
     }
     /* telex asked the provider for usage; a client that did not must not
@@ -872,8 +796,8 @@ static void on_done(void *user)
     c->up = NULL;
     if (c->finished)
         return;
-    if (!c->committed && commit(c) != 0) {
-        fail_commit(c);
+    if (!c->committed && telex_chat_commit(c) != 0) {
+        telex_chat_fail_commit(c);
         return;
     }
     if (c->renc != NULL) {
@@ -977,8 +901,8 @@ static void on_failure(void *user, const telex_upstream_failure_t *f)
         /* the next provider gets its own idle_timeout (before commit, a stream's
          * deadline is still the commit timeout, which is about the client) */
         if (!c->stream_mode || c->committed)
-            restart_idle_deadline(c);
-        start_route(c);
+            telex_chat_restart_idle_deadline(c);
+        telex_chat_start_route(c);
         return;
     }
     if (!c->committed) {
@@ -1081,11 +1005,11 @@ static void on_deadline(uv_timer_t *timer)
     }
     if (!c->committed && c->stream_mode) {
         /* commit_timeout: answer with headers now, keep waiting for data. */
-        if (commit(c) != 0) {
-            fail_commit(c);
+        if (telex_chat_commit(c) != 0) {
+            telex_chat_fail_commit(c);
             return;
         }
-        restart_idle_deadline(c);
+        telex_chat_restart_idle_deadline(c);
         return;
     }
     char msg[160];
@@ -1125,13 +1049,13 @@ static void unpause_if_possible(chat_t *c)
     if (may_go_on(c)) {
         c->paused = 0;
         atomic_store(&c->stream->wants_acks, 0);
-        restart_idle_deadline(c);
+        telex_chat_restart_idle_deadline(c);
         telex_upstream_resume(c->up);
     }
 }
 
 /* Subscribers attached, left or advanced; or a DELETE arrived. */
-static void on_wake(telex_wakeup_t *w)
+void telex_chat_on_wake(telex_wakeup_t *w)
 {
     chat_t *c = H2O_STRUCT_FROM_MEMBER(chat_t, wake, w);
     if (c->finished)
@@ -1163,7 +1087,7 @@ static void on_wake(telex_wakeup_t *w)
 
 /* ------------------------------------------------------------ routing */
 
-static void start_route(chat_t *c)
+void telex_chat_start_route(chat_t *c)
 {
     const telex_route_t *route = &c->model->routes[c->route];
     c->provider_name = route->provider->name;
@@ -1179,351 +1103,6 @@ static void start_route(chat_t *c)
         respond_error_json(c, 500, "server_error", NULL, "could not start the upstream request");
         finish(c, "error");
     }
-}
-
-/* telex's framing for this POST: X-Telex-Event-Ids: 1 / true asks for
- * it, 0 / false declines it, and without the header streaming.event_ids
- * decides. */
-int telex_wants_telex_framing(h2o_req_t *req, const telex_config_t *cfg)
-{
-    h2o_iovec_t v = telex_req_header(req, "x-telex-event-ids");
-    if (v.base == NULL)
-        return cfg->streaming.event_ids;
-    return h2o_memis(v.base, v.len, H2O_STRLIT("1")) || h2o_lcstris(v.base, v.len, H2O_STRLIT("true"));
-}
-
-int telex_chat_handle(gateway_worker_t *gw, h2o_req_t *req)
-{
-    return telex_chat_handle_front(gw, req, req->entity.base, req->entity.len, NULL, TELEX_FRONT_CHAT);
-}
-
-int telex_chat_handle_body(gateway_worker_t *gw, h2o_req_t *req, const char *body_bytes, size_t body_len,
-                           const char *preset)
-{
-    return telex_chat_handle_front(gw, req, body_bytes, body_len, preset, TELEX_FRONT_CHAT);
-}
-
-static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_bytes, size_t body_len,
-                      const char *preset, telex_grant_t grant, uint64_t started, int front,
-                      const telex_responses_request_t *rr);
-
-/* Responses: the client's body as a chat request (text in *chat_text);
- * answers the request itself and returns -1 when it is not one. */
-static int translate_responses(gateway_worker_t *gw, h2o_req_t *req, const char *bytes, size_t len,
-                               const telex_grant_t *grant, telex_responses_request_t *rr, char **chat_text)
-{
-    json_error_t jerr;
-    char msg[512];
-    const char *param = NULL;
-    json_t *body = telex_json_loadb(bytes, len, 0, &jerr);
-    if (body == NULL) {
-        telex_respond_error(req, 400, "invalid_request_error", "invalid_json", NULL,
-                            "The body is not valid JSON (%s at line %d, column %d).", jerr.text, jerr.line,
-                            jerr.column);
-        return -1;
-    }
-    json_t *history = NULL;
-    const char *prev = json_string_value(json_object_get(body, "previous_response_id"));
-    if (prev != NULL && (history = telex_responses_history(prev, grant->owner)) == NULL) {
-        telex_respond_error(req, 404, "invalid_request_error", "previous_response_not_found", "previous_response_id",
-                            "Previous response with id '%.80s' not found (it never existed, is not yours, or is "
-                            "older than resume.retention_seconds).",
-                            prev);
-        json_decref(body);
-        return -1;
-    }
-    int status = telex_responses_request_parse(body, history, rr, msg, sizeof msg, &param);
-    if (status == 0 && rr->background && !gw->gateway->config->resume.enabled) {
-        status = 400;
-        param = "background";
-        snprintf(msg, sizeof msg, "background needs resume.enabled: this gateway keeps no answers.");
-    }
-    json_decref(history);
-    json_decref(body);
-    if (status == 0 && (*chat_text = telex_json_dumps(rr->chat, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
-        status = 500;
-    if (status != 0) {
-        telex_respond_error(req, status, status == 400 ? "invalid_request_error" : "server_error",
-                            status == 400 ? "invalid_request" : NULL, param, "%s", status == 400 ? msg : "out of memory");
-        telex_responses_request_free(rr);
-        return -1;
-    }
-    return 0;
-}
-
-/* Messages: the client's body as a chat request; answers the request
- * itself and returns -1 when it is not one. */
-static int translate_messages(h2o_req_t *req, const char *bytes, size_t len, telex_messages_request_t *mr,
-                              char **chat_text)
-{
-    json_error_t jerr;
-    char msg[512];
-    json_t *body = telex_json_loadb(bytes, len, 0, &jerr);
-    if (body == NULL) {
-        telex_respond_error(req, 400, "invalid_request_error", NULL, NULL, "The body is not valid JSON (%s).", jerr.text);
-        return -1;
-    }
-    int status = telex_messages_request_parse(body, mr, msg, sizeof msg);
-    json_decref(body);
-    if (status == 0 && (*chat_text = telex_json_dumps(mr->chat, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
-        status = 500;
-    if (status != 0) {
-        telex_respond_error(req, status, "invalid_request_error", NULL, NULL, "%s",
-                            status == 400 ? msg : "out of memory");
-        telex_messages_request_free(mr);
-        return -1;
-    }
-    return 0;
-}
-
-int telex_chat_handle_front(gateway_worker_t *gw, h2o_req_t *req, const char *body_bytes, size_t body_len,
-                            const char *preset, int front)
-{
-    const telex_config_t *cfg = gw->gateway->config;
-    telex_services_t *svc = gw->gateway->services;
-    uint64_t started = uv_hrtime();
-    telex_grant_t grant;
-    telex_api_error_t denial;
-    char bearer[256]; /* Anthropic's clients send the key as x-api-key */
-    h2o_iovec_t authz = front == TELEX_FRONT_MESSAGES ? telex_anthropic_authorization(req, bearer, sizeof bearer)
-                                                     : telex_req_header(req, "authorization");
-    if (telex_auth_authenticate(svc, authz.base, authz.len, &grant, &denial) != 0) {
-        telex_api_error_respond(req, &denial);
-        telex_access_log(req, NULL, started);
-        return 0;
-    }
-    if (body_len > cfg->limits.max_body_bytes) {
-        telex_respond_error(req, 413, "invalid_request_error", "request_too_large", NULL,
-                            "The request body is %zu bytes; the limit is %llu.", body_len,
-                            (unsigned long long)cfg->limits.max_body_bytes);
-        telex_access_log(req, NULL, started);
-        return 0;
-    }
-    if (front == TELEX_FRONT_MESSAGES) {
-        telex_messages_request_t mr;
-        char *chat_text = NULL;
-        if (translate_messages(req, body_bytes, body_len, &mr, &chat_text) != 0) {
-            telex_access_log(req, NULL, started);
-            return 0;
-        }
-        telex_responses_request_t carrier = {0}; /* what start_chat takes from a translated request */
-        snprintf(carrier.ignored, sizeof carrier.ignored, "%s", mr.ignored);
-        int rc = start_chat(gw, req, chat_text, strlen(chat_text), preset, grant, started, front, &carrier);
-        free(chat_text);
-        telex_messages_request_free(&mr);
-        return rc;
-    }
-    if (front != TELEX_FRONT_RESPONSES)
-        return start_chat(gw, req, body_bytes, body_len, preset, grant, started, front, NULL);
-    telex_responses_request_t rr;
-    char *chat_text = NULL;
-    if (translate_responses(gw, req, body_bytes, body_len, &grant, &rr, &chat_text) != 0) {
-        telex_access_log(req, NULL, started);
-        return 0;
-    }
-    int rc = start_chat(gw, req, chat_text, strlen(chat_text), preset, grant, started, front, &rr);
-    free(chat_text);
-    telex_responses_request_free(&rr);
-    return rc;
-}
-
-static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_bytes, size_t body_len,
-                      const char *preset, telex_grant_t grant, uint64_t started, int front,
-                      const telex_responses_request_t *rr)
-{
-    const telex_config_t *cfg = gw->gateway->config;
-    telex_services_t *svc = gw->gateway->services;
-    telex_api_error_t denial;
-    telex_chat_request_t parsed;
-    char msg[512];
-    const char *param = NULL;
-    int status = telex_chat_request_parse(body_bytes, body_len, &parsed, msg, sizeof(msg), &param);
-    if (status != 0) {
-        telex_respond_error(req, status, "invalid_request_error", status == 400 ? "invalid_request" : NULL, param,
-                            "%s", msg);
-        telex_access_log(req, NULL, started);
-        return 0;
-    }
-    char preset_name[72] = "";
-    if (preset != NULL) {
-        snprintf(preset_name, sizeof preset_name, "%.64s", preset);
-    } else if (strncmp(parsed.model, "preset:", 7) == 0) {
-        snprintf(preset_name, sizeof preset_name, "%.64s", parsed.model + 7);
-        size_t n = 0;
-        char *expanded = telex_presets_apply_text(telex_services_presets(svc), parsed.body, cfg->limits.max_body_bytes,
-                                                  &n, &denial);
-        json_decref(parsed.body);
-        if (expanded != NULL) {
-            status = telex_chat_request_parse(expanded, n, &parsed, msg, sizeof(msg), &param);
-            free(expanded);
-            if (status != 0)
-                telex_api_error_set(&denial, status, "invalid_request_error", "invalid_request", param, "%s", msg);
-        }
-        if (expanded == NULL || status != 0) {
-            telex_api_error_respond(req, &denial);
-            telex_access_log(req, NULL, started);
-            return 0;
-        }
-    }
-    const telex_model_t *model = telex_config_find_model(cfg, parsed.model);
-    if (model == NULL) {
-        telex_respond_error(req, 404, "invalid_request_error", "model_not_found", "model",
-                            "The model '%.100s' does not exist on this gateway. GET /v1/models lists the models.",
-                            parsed.model);
-        telex_access_log(req, parsed.model, started);
-        json_decref(parsed.body);
-        return 0;
-    }
-    uint64_t est_prompt = telex_usage_estimate_request_tokens(parsed.body);
-    grant.estimate_usd = telex_usage_estimate_cost(parsed.body, model, est_prompt); /* reserved against a budget */
-    if (telex_cluster_admit_hold(svc, req, &grant, est_prompt)) { /* cluster mode: Redis decides; handled again */
-        json_decref(parsed.body);
-        return 0;
-    }
-    if (telex_auth_admit(svc, &grant, parsed.model, preset_name[0] ? preset_name : NULL, est_prompt, &denial) != 0) {
-        telex_api_error_respond(req, &denial);
-        telex_access_log(req, parsed.model, started);
-        json_decref(parsed.body);
-        return 0;
-    }
-    if (gw->shutting_down) {
-        telex_auth_release(svc, &grant);
-        telex_add_header(req, "retry-after", "1");
-        telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The gateway is shutting down.");
-        telex_access_log(req, parsed.model, started);
-        json_decref(parsed.body);
-        return 0;
-    }
-    size_t active = atomic_fetch_add(&gw->gateway->active_streams, 1);
-    if (active >= cfg->limits.max_concurrent_streams) {
-        atomic_fetch_sub(&gw->gateway->active_streams, 1);
-        telex_auth_release(svc, &grant);
-        telex_add_header(req, "retry-after", "1");
-        telex_respond_error(req, 503, "server_error", "too_many_streams", NULL,
-                            "The gateway is at its limit of %llu concurrent streams; retry shortly.",
-                            (unsigned long long)cfg->limits.max_concurrent_streams);
-        telex_access_log(req, parsed.model, started);
-        json_decref(parsed.body);
-        return 0;
-    }
-
-    int background = rr != NULL && rr->background;
-    int resumable = cfg->resume.enabled && (parsed.stream || background);
-    size_t plain_cap = 4 * HIGH_WATER + 2 * cfg->limits.max_event_bytes;
-    size_t method_len = req->method.len < METHOD_MAX ? req->method.len : METHOD_MAX;
-    size_t path_len = req->path_normalized.len < PATH_MAX_KEPT ? req->path_normalized.len : PATH_MAX_KEPT;
-    size_t model_len = strnlen(parsed.model, MODEL_NAME_MAX);
-    telex_stream_t *stream = telex_stream_new(resumable ? cfg->resume.max_bytes : plain_cap, resumable);
-    if (stream == NULL) { /* getrandom failed */
-        atomic_fetch_sub(&gw->gateway->active_streams, 1);
-        telex_auth_release(svc, &grant);
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "No random stream id could be drawn.");
-        telex_access_log(req, parsed.model, started);
-        json_decref(parsed.body);
-        return 0;
-    }
-    chat_t *c = telex_xcalloc(1, sizeof(*c) + method_len + 1 + path_len + 1 + model_len + 1);
-    chat_t **link = h2o_mem_alloc_shared(&req->pool, sizeof(chat_t *), on_req_disposed); /* aborts on OOM */
-    *link = c;
-    c->link = link;
-    c->counted = 1;
-    telex_metrics_stream_started(telex_services_metrics(svc));
-    c->grant = grant;
-    snprintf(stream->owner, sizeof(stream->owner), "%s", grant.owner);
-    telex_usage_estimator_begin(&c->est, parsed.body);
-    c->gw = gw;
-    c->req = req;
-    c->body = parsed.body;
-    c->model = model;
-    c->stream = stream;
-    c->stream_mode = parsed.stream || background; /* background streams from the provider into the log */
-    c->client_streams = parsed.stream;
-    c->background = background;
-    c->wants_usage = parsed.include_usage;
-    c->resumable = resumable;
-    c->telex_framing = telex_wants_telex_framing(req, cfg);
-    c->front = front;
-    if (rr != NULL && front == TELEX_FRONT_MESSAGES) {
-        c->ignored = rr->ignored[0] ? telex_xstrdup(rr->ignored) : NULL;
-        if (c->stream_mode) {
-            char id[TELEX_STREAM_ID_LEN + 8];
-            snprintf(id, sizeof id, "msg_%s", stream->id + 3);
-            c->menc = telex_messages_enc_new(id, parsed.model, (int64_t)telex_usage_estimate_request_tokens(parsed.body),
-                                             emit_response_event, c);
-        }
-    } else if (rr != NULL) {
-        c->resp_echo = json_incref(rr->echo);
-        c->resp_messages = json_incref(json_object_get(parsed.body, "messages"));
-        c->ignored = rr->ignored[0] ? telex_xstrdup(rr->ignored) : NULL;
-        if (c->stream_mode) {
-            char id[TELEX_STREAM_ID_LEN + 8];
-            snprintf(id, sizeof id, "resp_%s", stream->id + 3);
-            c->renc = telex_responses_enc_new(id, parsed.model, rr->echo, (int64_t)time(NULL), emit_response_event, c);
-        }
-    }
-    c->started_ns = started;
-    /* Pause the upstream when the log holds this much; resume below the
-     * second figure. Without resume the log holds only what the one reader
-     * has not written yet. */
-    size_t margin = cfg->limits.max_event_bytes + 64 * 1024;
-    if (resumable) {
-        /* Keep room for what curl may still deliver after a pause (one
-         * event plus a read buffer); a small max_bytes pauses at half. */
-        size_t max = cfg->resume.max_bytes;
-        c->pause_above = max > margin + HIGH_WATER ? max - margin : max / 2;
-        c->resume_below = c->pause_above > 2 * HIGH_WATER ? c->pause_above - HIGH_WATER : c->pause_above / 2;
-    } else {
-        c->pause_above = HIGH_WATER;
-        c->resume_below = LOW_WATER;
-    }
-    char *name = c->names; /* calloc'd: each copy below is NUL-terminated */
-    c->method = memcpy(name, req->method.base, method_len);
-    name += method_len + 1;
-    c->path = memcpy(name, req->path_normalized.base, path_len);
-    name += path_len + 1;
-    c->model_name = memcpy(name, parsed.model, model_len);
-    c->provider_name = "";
-    c->deadline = &c->timers[0];
-    c->life = &c->timers[1];
-    uv_timer_init(&gw->worker->loop, c->deadline);
-    uv_timer_init(&gw->worker->loop, c->life);
-    c->deadline->data = c->life->data = c;
-    c->open = 3; /* two timers and the wakeup */
-    telex_wakeup_init(&c->wake, gw->waker, on_wake, on_wake_retired);
-    telex_stream_set_producer(stream, &c->wake);
-    c->next = gw->chats;
-    if (gw->chats != NULL)
-        gw->chats->prev = c;
-    gw->chats = c;
-    gw->n_chats++;
-
-    /* A stream commits at commit_timeout, then idles out; a plain request
-     * has no commit: its provider may stay silent for idle_timeout (504). */
-    if (c->stream_mode)
-        start_commit_deadline(c, cfg->streaming.commit_timeout_seconds);
-    else
-        restart_idle_deadline(c);
-    if (resumable && telex_cluster_enabled()) {
-        /* cluster mode: Redis learns of the stream while the provider prepares its answer
-         * (Responses: with the object as it starts, which commit sets again) */
-        if (c->renc != NULL) {
-            json_t *now = telex_responses_enc_response(c->renc);
-            char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-            json_decref(now);
-            if (text != NULL)
-                telex_stream_set_note(stream, TELEX_NOTE_RESPONSE, text);
-        }
-        c->reg = telex_cluster_register(stream, front, on_registered, c);
-    }
-    start_route(c);
-    if (c->background && !c->client_streams && !c->finished) {
-        /* background: answer with the Response object now, generate on */
-        if (commit(c) != 0)
-            fail_commit(c);
-        else
-            restart_idle_deadline(c);
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------ sweeps */
