@@ -70,8 +70,19 @@ typedef struct mirror {
     int node_gone; /* the producer's node is gone: the next catch-up ends the mirror */
     uint64_t last_check_ms;
     uint64_t unread_since_ms;
+    uint64_t lookup_since_ms; /* the first HGETALL (M_LOOKUP): the registration is awaited until + LOOKUP_WAIT_MS */
+    unsigned lookup_gap_ms;   /* the next HGETALL this long after an empty one */
     waiter_t *waiters;
 } mirror_t;
+
+/* A stream id reaches its client without waiting for the registration
+ * (register.c), so an id unknown to Redis may be one whose registration is
+ * still on its way: the meta is asked for again, 2, 4, 8 … 64 ms apart, for
+ * up to the call timeout (the longest a producer's registration may take
+ * before it counts as failed). */
+#define LOOKUP_WAIT_MS CLUSTER_TIMEOUT_MS
+#define LOOKUP_FIRST_GAP_MS 2
+#define LOOKUP_MAX_GAP_MS 64
 
 static void mirror_catch_up(mirror_t *m);
 
@@ -337,6 +348,51 @@ static const char *field(redisReply *hash, const char *name)
     return NULL;
 }
 
+static int send_lookup(mirror_t *m);
+
+typedef struct lookup_timer {
+    uv_timer_t t;
+    mirror_t *m;
+} lookup_timer_t;
+
+static void on_lookup_timer_closed(uv_handle_t *h)
+{
+    free(H2O_STRUCT_FROM_MEMBER(lookup_timer_t, t, (uv_timer_t *)h));
+}
+
+static void on_lookup_timer(uv_timer_t *t)
+{
+    lookup_timer_t *lt = H2O_STRUCT_FROM_MEMBER(lookup_timer_t, t, t);
+    mirror_t *m = lt->m;
+    uv_close((uv_handle_t *)t, on_lookup_timer_closed);
+    if (!m->unlinked && send_lookup(m) != 0)
+        mirror_drop(m); /* Redis went away meanwhile: answered from this node */
+    mirror_unref(m);
+}
+
+/* Redis answered that it does not know the stream (yet): 1 when another
+ * HGETALL is scheduled, 0 when the wait is over (the id is unknown). */
+static int lookup_again(mirror_t *m)
+{
+    uint64_t now = uv_now(m->cw->loop);
+    if (now - m->lookup_since_ms >= LOOKUP_WAIT_MS)
+        return 0;
+    unsigned gap = m->lookup_gap_ms;
+    if (now + gap > m->lookup_since_ms + LOOKUP_WAIT_MS)
+        gap = (unsigned)(m->lookup_since_ms + LOOKUP_WAIT_MS - now);
+    lookup_timer_t *lt = malloc(sizeof *lt);
+    if (lt == NULL || uv_timer_init(m->cw->loop, &lt->t) != 0) {
+        free(lt);
+        return 0;
+    }
+    lt->m = m;
+    m->refs++;
+    uv_timer_start(&lt->t, on_lookup_timer, gap, 0);
+    uv_unref((uv_handle_t *)&lt->t); /* never keeps a stopping loop alive */
+    m->lookup_gap_ms = gap * 2 > LOOKUP_MAX_GAP_MS ? LOOKUP_MAX_GAP_MS : gap * 2;
+    return 1;
+}
+
 static void on_meta(telex_rconn_t *rc, redisReply *reply, void *priv)
 {
     (void)rc;
@@ -351,10 +407,14 @@ static void on_meta(telex_rconn_t *rc, redisReply *reply, void *priv)
         owner = field(reply, "owner");
         front = field(reply, "front");
     }
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0 && lookup_again(m)) {
+        mirror_unref(m); /* not registered yet: asked again shortly, the requests wait on */
+        return;
+    }
     const telex_config_t *cfg = telex_cluster_g.cfg;
     if (node == NULL || owner == NULL || front == NULL || strlen(node) >= sizeof m->node ||
         (m->stream = telex_stream_new(cfg->resume.max_bytes, 1)) == NULL) {
-        mirror_drop(m); /* not in Redis (or Redis failed): answered from this node */
+        mirror_drop(m); /* not in Redis after the wait (or Redis failed): answered from this node */
         mirror_unref(m);
         return;
     }
@@ -372,6 +432,18 @@ static void on_meta(telex_rconn_t *rc, redisReply *reply, void *priv)
     telex_stream_set_producer(m->stream, &m->wake);
     mirror_catch_up(m);
     mirror_unref(m);
+}
+
+static int send_lookup(mirror_t *m)
+{
+    char key[KEY_MAX];
+    cluster_key_meta(key, m->id);
+    m->refs++;
+    if (telex_rconn_cmdf(m->cw->cmd, on_meta, m, "HGETALL %s", key) != 0) {
+        m->refs--;
+        return -1;
+    }
+    return 0;
 }
 
 int cluster_mirror_request(telex_cluster_worker_t *cw, h2o_req_t *req, const char *id)
@@ -402,10 +474,9 @@ int cluster_mirror_request(telex_cluster_worker_t *cw, h2o_req_t *req, const cha
     w->link = link;
     w->req = req;
     if (fresh) {
-        char key[KEY_MAX];
-        cluster_key_meta(key, id);
-        m->refs++;
-        if (telex_rconn_cmdf(cw->cmd, on_meta, m, "HGETALL %s", key) != 0) {
+        m->lookup_since_ms = uv_now(cw->loop);
+        m->lookup_gap_ms = LOOKUP_FIRST_GAP_MS;
+        if (send_lookup(m) != 0) {
             *link = NULL;
             free(w);
             free(m);

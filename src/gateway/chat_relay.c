@@ -612,9 +612,10 @@ void telex_chat_on_registered(void *ctx)
         hand_over_held(c);
 }
 
-/* The original request becomes the first subscriber. In cluster mode not
- * before Redis knows the stream (cluster/register.c): until then the
- * request waits in held_req while the answer goes on into the log. */
+/* The original request becomes the first subscriber, also in cluster mode
+ * before Redis acknowledged the stream's registration: a node asked for an
+ * id it cannot find yet waits for the registration (cluster/mirror.c). The
+ * held_req path below no longer runs (left for a separate clean-up). */
 int telex_chat_commit(chat_t *c)
 {
     if (c->resumable) {
@@ -624,7 +625,7 @@ int telex_chat_commit(chat_t *c)
         telex_cluster_publish(c->stream, c->front); /* cluster mode: every event to Redis too */
     }
     h2o_req_t *req = c->req;
-    if (!telex_cluster_reg_settled(c->reg)) {
+    if (0 && !telex_cluster_reg_settled(c->reg)) {
         c->held_req = req; /* c->link stays: its disposal clears held_req */
         if (c->background && !c->client_streams) {
             /* the Response object the client gets is the one of now, as without the wait */
