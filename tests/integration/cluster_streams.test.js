@@ -13,12 +13,15 @@
 //   - Redis killed and restarted mid-stream: the producer's own client is served throughout
 //     (local-only), /metrics says Redis is down, and the reader on B still gets the whole
 //     answer byte for byte once Redis is back;
-//   - a stream id reaches no client before Redis knows the stream: 50 fresh streams resumed on
-//     B the moment their first event arrives from A, 10 with a slow first event resumed from
-//     the start as soon as the headers arrive, each continued exactly; 10 background Responses
-//     retrieved on B at once; Redis stuck (SIGSTOP): the response is held at most the call
-//     timeout, then served local-only and counted; kill -9 of a producer whose
-//     provider went silent after its first event: node_lost on B, bounded;
+//   - a stream id handed out before Redis knows the stream is still resumable on every node:
+//     50 fresh streams resumed on B the moment their first event arrives from A, 10 with a slow
+//     first event resumed from the start as soon as the headers arrive, each continued exactly;
+//     10 background Responses retrieved on B at once; the producer's Redis held (a relay): the
+//     id and first event reach the client anyway, B asked at once waits for the registration
+//     and serves the exact stream; an id nobody issued: 404 within the bounded wait; Redis stuck
+//     (SIGSTOP): the response is not held, the registration is counted as failed and the
+//     stream served local-only; kill -9 of a producer whose provider went silent after its
+//     first event: node_lost on B, bounded;
 //   - start-up refusals: rediss://, a bad URL, no TELEX_RESUME_SECRET.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +31,17 @@ import OpenAI from 'openai';
 import { LATE_MS, startServe, stopProcess, waitFor } from './lib/proc.js';
 import { msgs, waitEntry, lastSeq } from './lib/relay.js';
 import { assertExact, openAnswer, request, resumeGet, waitFinished } from './lib/resume.js';
-import { SECRET, metricsText, startCluster, startRedis } from './lib/cluster.js';
+import {
+  SECRET,
+  metricsText,
+  redisCalls,
+  redisCommand,
+  startCluster,
+  startNode,
+  startRedis,
+  startRedisProxy,
+  waitRedisUp,
+} from './lib/cluster.js';
 
 const N = 43; // role, 40 content chunks, finish, [DONE]
 const MOCK = { tokens: 40, delay_ms: 15 };
@@ -285,10 +298,10 @@ describe('stopping the producer', () => {
   });
 });
 
-describe('a stream id reaches no client before Redis knows the stream', () => {
-  // The producer registers the stream in Redis when it creates it and holds the response's
-  // headers (X-Telex-Stream-Id) until Redis acknowledged that; events are appended in
-  // batches later.
+describe('a stream id handed out before Redis knows the stream is resumable on every node', () => {
+  // The producer registers the stream in Redis when it creates it and hands the id out with
+  // its first event without waiting for Redis's answer; a node asked for an id Redis does not
+  // know yet asks again for up to the call timeout (cluster/mirror.c).
   let c;
   let A;
   let B;
@@ -300,8 +313,10 @@ describe('a stream id reaches no client before Redis knows the stream', () => {
     });
     [A, B] = c.nodes;
   });
+  let proxy;
   after(async () => {
     if (c) await c.stop();
+    if (proxy) await proxy.close();
   });
 
   const SHORT = { tokens: 5, delay_ms: 5 }; // role, 5 chunks, finish, [DONE]
@@ -388,6 +403,12 @@ describe('a stream id reaches no client before Redis knows the stream', () => {
     await waitFor(async () => Number(/telex_cluster_mirrors_total (\d+)/.exec(await metricsText(B))[1]) > before, {
       message: 'B mirrored the stream',
     });
+    // the client has its first event before A appended it to Redis (2 ms batches): the kill
+    // comes once Redis has what the client has (role and first token)
+    await waitFor(async () => (await redisCommand(c.redis, `XLEN telex:s:${sid}:e`)) >= 2, {
+      intervalMs: 5,
+      message: 'the opening events in Redis',
+    });
     const killedAt = performance.now();
     process.kill(A.pid, 'SIGKILL');
     const r = await onB;
@@ -405,17 +426,76 @@ describe('a stream id reaches no client before Redis knows the stream', () => {
     assert.ok(endedAfter < 3000 + LATE_MS, `ended ${endedAfter.toFixed(0)} ms after the kill`);
   });
 
+  test("the producer's Redis held: the id reaches the client first, B asked at once serves the exact stream", async () => {
+    // P talks to Redis through a relay that can hold what P sends: its registration (and
+    // every event) reaches Redis only once released, while B's lookups go straight through
+    proxy = await startRedisProxy(c.redis);
+    const P = await startNode(c, { env: { TELEX_REDIS_URL: proxy.url } }); // stopped (checked) with the others
+    await waitRedisUp(P);
+    for (let i = 0; i < 3; i++) {
+      proxy.hold();
+      let released = false;
+      let onB;
+      try {
+        const first = await openAnswer({ url: P.url }, SHORT, {
+          messages: msgs(`held registration ${i}`),
+          stopAfter: 1,
+          onEvent: (e, all) => {
+            if (all.length === 1) onB = resumeGet(B, e.id.split('.')[0], { lastEventId: e.id, timeoutMs: 30000 });
+          },
+        });
+        assert.equal(first.status, 200);
+        assert.ok(onB, 'the first event (with its id) reached the client while Redis had nothing');
+        // B looked the id up, found nothing, and asked again: then let P's registration through
+        // (well within P's 1 s call timeout)
+        const before = await redisCalls(c.redis, 'hgetall');
+        await waitFor(async () => (await redisCalls(c.redis, 'hgetall')) >= before + 2, {
+          intervalMs: 5,
+          message: "B's repeated lookup",
+        });
+        proxy.release();
+        released = true;
+        const r = await onB;
+        assert.equal(r.status, 200, r.text);
+        assert.ok(r.complete, `the resumed response ended (${r.error})`);
+        assert.equal(r.events.at(-1).data, '[DONE]');
+        const full = await waitFinished({ url: P.url }, first.sid);
+        assert.equal(full.events.length, 8);
+        assertExact([first.events.slice(0, 1), r.events], full.events, first.sid, `held registration ${i}`);
+      } finally {
+        if (!released) proxy.release();
+      }
+    }
+  });
+
+  test('an id no node issued: unknown on B (204 to an event stream) once the bounded wait for its registration is over', async () => {
+    const sid = 'st_' + 'A'.repeat(22);
+    const t0 = performance.now();
+    const r = await resumeGet(B, sid, { lastEventId: `${sid}.1`, timeoutMs: 30000 });
+    const took = performance.now() - t0;
+    assert.equal(r.status, 204, r.text); // as on one node: EventSource stops reconnecting
+    // the wait is the Redis call timeout (1 s)
+    assert.ok(took >= 900, `answered after the wait, ${took.toFixed(0)} ms`);
+    assert.ok(took < 1000 + 500 + LATE_MS, `answered in ${took.toFixed(0)} ms`);
+  });
+
   // last: A is gone (killed above), B produces; Redis is not needed afterwards
-  test('Redis stuck (SIGSTOP): the response is held at most the call timeout, then served local-only and counted', async () => {
+  test('Redis stuck (SIGSTOP): the response is not held; the registration is counted as failed, served local-only', async () => {
     const failed = async () => Number(/telex_cluster_registrations_failed_total (\d+)/.exec(await metricsText(B))[1]);
     const before = await failed();
     process.kill(c.redis.pid, 'SIGSTOP');
     let r;
     let took;
+    let failedThen;
     try {
       const t0 = performance.now();
       r = await openAnswer({ url: B.url }, SHORT, { messages: msgs('redis stuck') });
       took = performance.now() - t0;
+      failedThen = await failed();
+      // Redis stays stopped until the registration's call timed out (a late reply would count as acknowledged)
+      await waitFor(async () => (await failed()) > before, {
+        message: 'the registration counted in telex_cluster_registrations_failed_total',
+      });
     } finally {
       process.kill(c.redis.pid, 'SIGCONT');
     }
@@ -423,9 +503,9 @@ describe('a stream id reaches no client before Redis knows the stream', () => {
     assert.ok(r.complete, `the answer ended (${r.error})`);
     assert.equal(r.events.length, 8);
     assert.equal(r.events.at(-1).data, '[DONE]');
-    // the Redis call timeout is 1 s; the answer itself takes ~50 ms
-    assert.ok(took < 1000 + 500 + LATE_MS, `answered in ${took.toFixed(0)} ms`);
-    assert.ok((await failed()) > before, 'counted in telex_cluster_registrations_failed_total');
+    // the answer (~50 ms) did not wait for Redis: its registration is counted as failed only
+    // when the call timeout (1 s) is over, after the answer
+    assert.equal(failedThen, before, `answered in ${took.toFixed(0)} ms, before the registration timed out`);
   });
 });
 

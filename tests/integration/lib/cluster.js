@@ -12,7 +12,12 @@
 //               dbPath (one SQLite file for every node; default one each), redis (reuse one) }
 //   startNode(cluster, opts?)         -> one more node like the others (opts.env)
 //   waitRedisUp(node)                 -> resolves when the node's /metrics says telex_cluster_redis_up 1
+//   startRedisProxy(redis)            -> {url, hold(), release(), close()}: a TCP relay to redis on 127.0.0.1;
+//                                        hold() keeps what its clients send (in order) until release()
+//   redisCommand(redis, line)         -> the reply to one inline command (number, string or null)
+//   redisCalls(redis, command)        -> how many times redis ran command (INFO commandstats)
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 
 import { freePort, stopProcess, waitFor, SLACK } from './proc.js';
 import { baseConfig, startGateway, stopChecked, tmpDir } from './relay.js';
@@ -135,4 +140,77 @@ export async function startCluster(opts = {}) {
     if (errors.length) throw errors[0];
   };
   return cluster;
+}
+
+/** A TCP relay in front of redis whose client-to-redis direction can be held (a node's Redis
+ * "slow" for that node alone): while held, what the node writes is kept in order and sent on
+ * release(). */
+export async function startRedisProxy(redis) {
+  let held = false;
+  const waiting = []; // [upstream socket, chunk] while held
+  const sockets = new Set();
+  const server = net.createServer((down) => {
+    const up = net.connect({ host: '127.0.0.1', port: redis.port });
+    sockets.add(down).add(up);
+    down.on('data', (d) => (held ? waiting.push([up, d]) : up.write(d)));
+    up.on('data', (d) => down.write(d));
+    const close = () => {
+      down.destroy();
+      up.destroy();
+      sockets.delete(down);
+      sockets.delete(up);
+    };
+    down.on('error', close).on('close', close);
+    up.on('error', close).on('close', close);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = server.address().port;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    hold() {
+      held = true;
+    },
+    release() {
+      held = false;
+      for (const [up, d] of waiting.splice(0)) if (!up.destroyed) up.write(d);
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** One inline command to redis (no spaces inside arguments); resolves with its reply: a
+ * number (integer reply), a string (bulk or status reply), or null. */
+export async function redisCommand(redis, line) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port: redis.port });
+    let out = '';
+    const done = (v) => {
+      s.destroy();
+      resolve(v);
+    };
+    s.on('data', (d) => {
+      out += d;
+      let m;
+      if ((m = /^:(-?\d+)\r\n/.exec(out))) done(Number(m[1]));
+      else if ((m = /^\+(.*)\r\n/.exec(out))) done(m[1]);
+      else if (/^\$-1\r\n/.test(out)) done(null);
+      else if ((m = /^-(.*)\r\n/.exec(out))) reject(new Error(m[1]));
+      else if ((m = /^\$(\d+)\r\n/.exec(out))) {
+        const body = Buffer.from(out).subarray(m[0].length);
+        if (body.length >= Number(m[1]) + 2) done(body.subarray(0, Number(m[1])).toString());
+      }
+    });
+    s.on('error', reject);
+    s.write(`${line}\r\n`);
+  });
+}
+
+/** How many times redis ran `command` (lower case), from INFO commandstats. */
+export async function redisCalls(redis, command) {
+  const text = await redisCommand(redis, 'INFO commandstats');
+  const m = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(text);
+  return m ? Number(m[1]) : 0;
 }
