@@ -4,10 +4,15 @@
  *
  * Contract. Without cluster.redis_url / TELEX_REDIS_URL nothing here runs
  * and every function is a cheap no-op. With it:
- *   - a resumable stream is registered in Redis when it is created, and its
- *     id reaches the client only once Redis acknowledged that (bounded by
- *     the call timeout), so every node can resume it from the first event
- *     (cluster/register.c);
+ *   - a resumable stream is registered in Redis when it is created
+ *     (cluster/register.c); its id reaches the client with its first event
+ *     without waiting for Redis' answer. Every node can still resume it from
+ *     that event on: a node asked for an id that Redis does not know (yet)
+ *     asks again for up to the call timeout (1 s) before it answers as for
+ *     an unknown stream (cluster/mirror.c). A registration that failed
+ *     (Redis down or stuck past the call timeout) makes the stream
+ *     local-only until the publisher gets it into Redis: other nodes answer
+ *     as for an unknown stream, never with other bytes;
  *   - the producer of a resumable stream keeps serving its own subscribers
  *     from memory and appends every event to the Redis Stream
  *     telex:s:{id}:e (cluster/publish.c);
@@ -79,8 +84,9 @@ void telex_cluster_publish(telex_stream_t *stream, int front);
 
 /* Registration (cluster/register.c): the producer announces a resumable
  * stream in Redis (its meta hash: node, owner, front door) when it creates
- * it, so that the stream id is never handed to a client before every node
- * can find the stream. Returns NULL when there is nothing to wait for
+ * it, so that every node can find the stream (readers wait for it up to the
+ * call timeout: mirror.c). The chat no longer waits for on_settled before it
+ * hands the id out. Returns NULL when there is nothing to wait for
  * (single node, not shared, or Redis away: local-only, counted); else a
  * handle whose on_settled(ctx) runs once on the worker's thread when Redis
  * acknowledged the registration or the call failed / timed out

@@ -4,8 +4,12 @@
  *
  * A request that names a stream this node does not have is held (a waiter)
  * while the worker
- *   1. reads the stream's meta (HGETALL telex:s:{id}:m): none → the held
- *      requests are handled again and answer as for an unknown stream;
+ *   1. reads the stream's meta (HGETALL telex:s:{id}:m): none → asks again,
+ *      2, 4 … 64 ms apart, for up to the call timeout (1 s), because the id
+ *      may have reached its client before its registration reached Redis
+ *      (register.c); still none → the held requests are handled again and
+ *      answer as for an unknown stream (so an unknown id costs the asker
+ *      1 s on a cluster node); Redis failing → at once, as before;
  *   2. builds a local stream with the same id and owner and appends the
  *      Redis entries to its log in order (XRANGE pages of 512) — the bytes
  *      the producer appended, so subscribers here write exactly what the

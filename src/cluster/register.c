@@ -1,6 +1,6 @@
 /*
- * cluster/register.c — a resumable stream is known to Redis before its id
- * reaches any client.
+ * cluster/register.c — a resumable stream is announced to Redis when it is
+ * created, so that every node can find it.
  *
  * The producer registers the stream when it creates it: HSET of its meta
  * hash telex:s:{id}:m (node, owner, front door; for the Responses API the
@@ -10,18 +10,21 @@
  * later, so Redis applies the registration before any event; written to
  * the socket at once (telex_rconn_flush), not when the loop next polls: in
  * a loop turn that takes many requests, waiting for the turn's end cost
- * tens of ms (bench/findings.md, "Cluster mode"). The chat holds its
- * commit (response headers with X-Telex-Stream-Id, first event) until the
- * PEXPIRE's reply arrived, which is usually long before a real provider's
- * first event (a local mock that answers at once races it). Another node
- * that is asked for the stream from its first event on then finds the meta
- * and builds a mirror (possibly still empty), whose lagging-reader hold
- * waits for the events the client says it has.
+ * tens of ms (bench/findings.md, "Cluster mode"). The chat does not wait
+ * for the reply: its commit (headers with X-Telex-Stream-Id, first event)
+ * may reach the client before Redis applied the registration (with an
+ * instant provider it usually does). Another node asked for the stream
+ * then may find no meta yet: it asks again for up to CLUSTER_TIMEOUT_MS
+ * (mirror.c), then builds a mirror (possibly still empty), whose
+ * lagging-reader hold waits for the events the client says it has. (Until
+ * bench/findings.md "Cluster mode: the first-event hold", the chat held its
+ * commit for the reply: a Redis round trip plus up to a loop turn on every
+ * stream's first event.)
  *
  * Redis away at creation, or the reply not within CLUSTER_TIMEOUT_MS (the
- * connection's own timeout): the commit goes on without waiting
- * (local-only, as a stream produced while Redis is down), counted in
- * reg_failed and logged. A stream that ends before it commits (it never
+ * connection's own timeout): local-only, as a stream produced while Redis
+ * is down (other nodes answer as for an unknown stream until the publisher
+ * got it into Redis), counted in reg_failed and logged. A stream that ends before it commits (it never
  * reached a client) has its registration deleted.
  */
 #include "cluster/cluster_internal.h"
