@@ -10,8 +10,8 @@
 #   1. Latency and CPU: bench/loadgen opens N streams x 20 events/s through direct (the
 #      mock), `off` and `on`, interleaved, ROUNDS times: p99 added per-event latency
 #      (gateway minus direct in the same round), reported three ways: every event of the
-#      steady window; each answer's first event (in cluster mode it waits for the
-#      stream's registration in Redis) with the time to first byte; the later events
+#      steady window; each answer's first event (in cluster mode the stream's
+#      registration in Redis starts with it) with the time to first byte; the later events
 #      (the relay and the Redis tap); and the gateway's CPU per event; Redis' CPU during
 #      the `on` runs and its memory per stream (used_memory growth while the finished
 #      streams are still retained, per stream).
@@ -196,7 +196,7 @@ p(f"numbers). One `telex mock`, one redis-server, gateways with 1 worker and res
 p(f"{tokens} events at 20 events/s through the mock directly, a single node (`off`) and a node with")
 p(f"cluster mode on (`on`: every event also appended to a Redis Stream), interleaved, {len(rounds)} round(s), medians.")
 p("Latency added = the gateway's figure minus the mock's own (direct) in the same round. Each answer's first")
-p("event (in cluster mode Redis must have acknowledged the stream's registration before it) and the time to")
+p("event (in cluster mode the stream's registration in Redis starts with it) and the time to")
 p("first byte are reported apart from the later events:")
 p()
 p("| | first event added, p50 / p99 | time to first byte added, p50 / p99 | later events added, p50 / p99 | p99 added, all events (steady window) | gateway CPU per event |")
