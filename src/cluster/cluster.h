@@ -84,19 +84,14 @@ void telex_cluster_publish(telex_stream_t *stream, int front);
 
 /* Registration (cluster/register.c): the producer announces a resumable
  * stream in Redis (its meta hash: node, owner, front door) when it creates
- * it, so that every node can find the stream (readers wait for it up to the
- * call timeout: mirror.c). The chat no longer waits for on_settled before it
- * hands the id out. Returns NULL when there is nothing to wait for
- * (single node, not shared, or Redis away: local-only, counted); else a
- * handle whose on_settled(ctx) runs once on the worker's thread when Redis
- * acknowledged the registration or the call failed / timed out
- * (CLUSTER_TIMEOUT_MS). telex_cluster_reg_settled says whether that
- * happened; telex_cluster_reg_end gives the handle back (no callback after
- * it; drop = 1: the stream never reached a client, its keys are deleted). */
+ * it, so that every node can find the stream. The id is handed out without
+ * waiting for Redis: a reader on another node waits for the registration up
+ * to the call timeout (mirror.c). Returns NULL when there is nothing to
+ * track (single node, not shared, or Redis away: local-only, counted); else
+ * a handle that telex_cluster_reg_end gives back (drop = 1: the stream never
+ * reached a client, its keys are deleted). */
 typedef struct telex_cluster_reg telex_cluster_reg_t;
-telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front, void (*on_settled)(void *ctx),
-                                            void *ctx);
-int telex_cluster_reg_settled(const telex_cluster_reg_t *reg);
+telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front);
 void telex_cluster_reg_end(telex_cluster_reg_t *reg, int drop);
 /* Streams whose registration Redis did not acknowledge in time (/metrics). */
 uint64_t telex_cluster_registrations_failed(void);

@@ -36,9 +36,7 @@
 #include "util/log.h"
 
 struct telex_cluster_reg {
-    void (*on_settled)(void *ctx);
-    void *ctx;
-    int settled;
+    int settled; /* Redis answered (or the call failed): the handle may go */
     int ended; /* the chat gave the handle back: freed when the reply arrives */
     char key_m[KEY_MAX];
 };
@@ -57,15 +55,11 @@ static void on_registered(telex_rconn_t *rc, redisReply *reply, void *priv)
     r->settled = 1;
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
         count_failed(reply == NULL ? "redis_timeout_or_down" : "redis_error");
-    if (r->ended) {
+    if (r->ended)
         free(r);
-        return;
-    }
-    r->on_settled(r->ctx);
 }
 
-telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front, void (*on_settled)(void *ctx),
-                                            void *ctx)
+telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front)
 {
     telex_cluster_worker_t *cw = telex_cluster_current;
     if (!telex_cluster_g.enabled || cw == NULL || !stream->shared)
@@ -77,8 +71,6 @@ telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front, v
     telex_cluster_reg_t *r = calloc(1, sizeof *r);
     if (r == NULL)
         return NULL;
-    r->on_settled = on_settled;
-    r->ctx = ctx;
     char *key = r->key_m, f[4], ttl[16];
     cluster_key_meta(key, stream->id);
     snprintf(f, sizeof f, "%d", front);
@@ -100,11 +92,6 @@ telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front, v
     }
     telex_rconn_flush(cw->cmd); /* now, not after the rest of this loop turn */
     return r;
-}
-
-int telex_cluster_reg_settled(const telex_cluster_reg_t *reg)
-{
-    return reg == NULL || reg->settled;
 }
 
 void telex_cluster_reg_end(telex_cluster_reg_t *reg, int drop)

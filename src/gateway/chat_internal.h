@@ -67,8 +67,6 @@ typedef struct chat {
     char *ignored;              /* Responses: X-Telex-Ignored (NULL: none) */
     int registered;
     telex_cluster_reg_t *reg; /* cluster mode: the stream's registration in Redis (NULL: none to wait for) */
-    h2o_req_t *held_req;      /* committed, handed to its subscriber once Redis knows the stream (reg) */
-    char *held_body;          /* Responses background: the object to answer held_req with */
     int committed;
     int first_event;
     int finished;
@@ -118,8 +116,6 @@ void telex_chat_on_wake_retired(telex_wakeup_t *w);
  * (re)started from now. */
 void telex_chat_start_commit_deadline(chat_t *c, double seconds);
 void telex_chat_restart_idle_deadline(chat_t *c);
-/* cluster mode: Redis knows the stream (a held commit goes out). */
-void telex_chat_on_registered(void *ctx);
 /* The original request becomes the first subscriber: 0, or -1 when it
  * could not (then telex_chat_fail_commit answers 500 and finishes). */
 int telex_chat_commit(chat_t *c);

@@ -51,7 +51,6 @@
 #define LAG_STEP (16u * 1024)
 
 static void release(chat_t *c);
-static void hand_over_held(chat_t *c);
 static void on_retention_end(uv_timer_t *timer);
 
 /* ------------------------------------------------------------ lifetime */
@@ -75,7 +74,6 @@ static void free_if_done(chat_t *c)
     json_decref(c->resp_echo);
     json_decref(c->resp_messages);
     free(c->ignored);
-    free(c->held_body);
     telex_stream_unref(c->stream);
     free(c);
 }
@@ -238,8 +236,6 @@ static void release(chat_t *c)
         *c->link = NULL; /* the request outlives us: its disposal must not reach us */
         c->req = NULL;
     }
-    if (c->held_req != NULL) /* Redis never answered: the client gets what there is now */
-        hand_over_held(c);
     telex_cluster_reg_end(c->reg, !c->committed);
     c->reg = NULL;
     if (c->registered)
@@ -266,9 +262,6 @@ void telex_chat_on_req_disposed(void *p)
     if (c == NULL)
         return; /* handed to a subscriber at commit */
     c->req = NULL;
-    c->held_req = NULL; /* committed, but the client left before Redis knew the stream */
-    free(c->held_body);
-    c->held_body = NULL;
     if (!c->finished)
         finish(c, "client_gone");
 }
@@ -570,13 +563,9 @@ static int hand_over(chat_t *c, h2o_req_t *req)
     if (c->background && !c->client_streams) {
         /* Responses background: the client gets the Response object now and
          * comes back for it (GET /v1/responses/{id}); nobody reads the log. */
-        char *text = c->held_body; /* the object as it stood at commit (held for Redis) */
-        c->held_body = NULL;
-        if (text == NULL) {
-            json_t *now = telex_responses_enc_response(c->renc);
-            text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-            json_decref(now);
-        }
+        json_t *now = telex_responses_enc_response(c->renc);
+        char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(now);
         if (text == NULL)
             return -1;
         for (size_t i = 0; i < h; i += 2)
@@ -590,32 +579,10 @@ static int hand_over(chat_t *c, h2o_req_t *req)
     return 0;
 }
 
-/* A commit held for the stream's registration in Redis: the client gets
- * its response now (the log holds every event since). */
-static void hand_over_held(chat_t *c)
-{
-    h2o_req_t *req = c->held_req;
-    c->held_req = NULL;
-    *c->link = NULL; /* the request is the subscriber's now */
-    if (hand_over(c, req) != 0) {
-        c->status = 500;
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        if (!c->finished)
-            finish(c, "error");
-    }
-}
-
-void telex_chat_on_registered(void *ctx)
-{
-    chat_t *c = ctx;
-    if (c->held_req != NULL)
-        hand_over_held(c);
-}
-
-/* The original request becomes the first subscriber, also in cluster mode
- * before Redis acknowledged the stream's registration: a node asked for an
- * id it cannot find yet waits for the registration (cluster/mirror.c). The
- * held_req path below no longer runs (left for a separate clean-up). */
+/* The original request becomes the first subscriber. In cluster mode this
+ * does not wait for Redis to acknowledge the stream's registration: a node
+ * asked for an id it cannot find yet waits for the registration
+ * (cluster/mirror.c). */
 int telex_chat_commit(chat_t *c)
 {
     if (c->resumable) {
@@ -624,24 +591,9 @@ int telex_chat_commit(chat_t *c)
         c->registered = 1;
         telex_cluster_publish(c->stream, c->front); /* cluster mode: every event to Redis too */
     }
-    h2o_req_t *req = c->req;
-    if (0 && !telex_cluster_reg_settled(c->reg)) {
-        c->held_req = req; /* c->link stays: its disposal clears held_req */
-        if (c->background && !c->client_streams) {
-            /* the Response object the client gets is the one of now, as without the wait */
-            json_t *now = telex_responses_enc_response(c->renc);
-            c->held_body = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-            json_decref(now);
-            if (c->held_body == NULL) {
-                c->held_req = NULL;
-                return -1;
-            }
-        }
-    } else {
-        if (hand_over(c, req) != 0)
-            return -1;
-        *c->link = NULL; /* the request is the subscriber's now */
-    }
+    if (hand_over(c, c->req) != 0)
+        return -1;
+    *c->link = NULL; /* the request is the subscriber's now */
     c->committed = 1;
     c->status = 200;
     c->req = NULL;

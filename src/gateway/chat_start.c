@@ -376,7 +376,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
             if (text != NULL)
                 telex_stream_set_note(stream, TELEX_NOTE_RESPONSE, text);
         }
-        c->reg = telex_cluster_register(stream, front, telex_chat_on_registered, c);
+        c->reg = telex_cluster_register(stream, front);
     }
     telex_chat_start_route(c);
     if (c->background && !c->client_streams && !c->finished) {
