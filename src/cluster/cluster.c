@@ -20,6 +20,7 @@
 
 #include "http/respond.h"
 #include "stream/ids.h"
+#include "util/alloc.h"
 #include "util/log.h"
 
 cluster_global_t telex_cluster_g;
@@ -150,8 +151,8 @@ static void on_ctl(telex_rconn_t *rc, redisReply *reply, void *priv)
     } else if (n >= 2 && strcmp(verb, "keys") == 0 && strcmp(node, telex_cluster_g.node) != 0 &&
                telex_cluster_g.reload_keys != NULL) {
         telex_log_event("info", "cluster: keys changed on another node; reloading", NULL);
-        uv_work_t *w = malloc(sizeof *w);
-        if (w != NULL && uv_queue_work(cw->loop, w, reload_work, reload_done) != 0)
+        uv_work_t *w = telex_xmalloc(sizeof *w);
+        if (uv_queue_work(cw->loop, w, reload_work, reload_done) != 0)
             free(w);
     }
 }
@@ -242,9 +243,7 @@ telex_cluster_worker_t *telex_cluster_worker_new(uv_loop_t *loop, telex_waker_t 
 {
     if (!telex_cluster_g.enabled)
         return NULL;
-    telex_cluster_worker_t *cw = calloc(1, sizeof *cw);
-    if (cw == NULL)
-        return NULL;
+    telex_cluster_worker_t *cw = telex_xcalloc(1, sizeof *cw);
     cw->loop = loop;
     cw->waker = waker;
     cw->index = index;
@@ -352,12 +351,8 @@ static void on_held_disposed(void *p)
 
 static int hold_for_events(telex_cluster_worker_t *cw, h2o_req_t *req, telex_stream_t *s, uint64_t events)
 {
-    held_t *h = calloc(1, sizeof *h);
-    held_t **link = h != NULL ? h2o_mem_alloc_shared(&req->pool, sizeof *link, on_held_disposed) : NULL;
-    if (link == NULL) {
-        free(h);
-        return 0;
-    }
+    held_t *h = telex_xcalloc(1, sizeof *h);
+    held_t **link = h2o_mem_alloc_shared(&req->pool, sizeof *link, on_held_disposed); /* aborts on OOM */
     *link = h;
     h->link = link;
     h->req = req;

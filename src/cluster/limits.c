@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cluster/cluster_internal.h"
+#include "util/alloc.h"
 #include "util/log.h"
 
 /* KEYS[1] = telex:k:<id> (buckets and spend), KEYS[2] = telex:k:<id>:r (the budget
@@ -117,11 +118,7 @@ static void lease_member(char *out, size_t cap, uint64_t reservation)
 /* Out of memory: the lease is not refreshed and lapses after its TTL (the request still runs). */
 static void lease_add(telex_cluster_worker_t *cw, int64_t key_id, uint64_t reservation)
 {
-    lease_t *l = malloc(sizeof *l);
-    if (l == NULL) {
-        telex_log_event("warn", "cluster: out of memory keeping a concurrency lease; it lapses after its TTL", NULL);
-        return;
-    }
+    lease_t *l = telex_xmalloc(sizeof *l);
     l->key_id = key_id;
     l->reservation = reservation;
     l->next = cw->leases;
@@ -155,9 +152,7 @@ void cluster_leases_tick(telex_cluster_worker_t *cw)
         const char *argv[4 + 2 * LEASES_PER_CALL];
         size_t len[4 + 2 * LEASES_PER_CALL];
     } batch_t;
-    batch_t *b = malloc(sizeof *b); /* ~50 KB: not on a worker's stack */
-    if (b == NULL)
-        return; /* the next tick tries again */
+    batch_t *b = telex_xmalloc(sizeof *b); /* ~50 KB: not on a worker's stack */
     cw->last_lease_refresh_ms = now;
     char (*keys)[KEY_MAX] = b->keys, (*members)[64] = b->members;
     const char **argv = b->argv;
@@ -258,12 +253,8 @@ int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm
     }
     if (!telex_rconn_is_up(cw->cmd))
         return TELEX_CLUSTER_LOCAL;
-    hold_t *h = calloc(1, sizeof *h);
-    hold_t **link = h != NULL ? h2o_mem_alloc_shared(&req->pool, sizeof *link, on_disposed) : NULL;
-    if (link == NULL) {
-        free(h);
-        return TELEX_CLUSTER_LOCAL;
-    }
+    hold_t *h = telex_xcalloc(1, sizeof *h);
+    hold_t **link = h2o_mem_alloc_shared(&req->pool, sizeof *link, on_disposed); /* aborts on OOM */
     *link = h;
     h->link = link;
     h->cw = cw;

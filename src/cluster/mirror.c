@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "stream/ids.h"
+#include "util/alloc.h"
 #include "util/log.h"
 
 enum { M_LOOKUP, M_CATCHUP, M_LIVE, M_ENDED };
@@ -244,7 +245,7 @@ static size_t take_entries(mirror_t *m, redisReply *entries)
             redisReply *f = e->element[1];
             if (f->elements >= 4 && f->element[2]->type == REDIS_REPLY_STRING &&
                 strcmp(f->element[2]->str, "resp") == 0 && f->element[3]->type == REDIS_REPLY_STRING)
-                telex_stream_set_note(m->stream, TELEX_NOTE_RESPONSE, strdup(f->element[3]->str));
+                telex_stream_set_note(m->stream, TELEX_NOTE_RESPONSE, telex_xstrdup(f->element[3]->str));
             if (strcmp(v->str, "done") == 0) {
                 telex_log_finish(m->stream->log);
                 m->state = M_ENDED;
@@ -384,8 +385,8 @@ static int lookup_again(mirror_t *m)
     unsigned gap = m->lookup_gap_ms;
     if (now + gap > m->lookup_since_ms + LOOKUP_WAIT_MS)
         gap = (unsigned)(m->lookup_since_ms + LOOKUP_WAIT_MS - now);
-    lookup_timer_t *lt = malloc(sizeof *lt);
-    if (lt == NULL || uv_timer_init(m->cw->loop, &lt->t) != 0) {
+    lookup_timer_t *lt = telex_xmalloc(sizeof *lt);
+    if (uv_timer_init(m->cw->loop, &lt->t) != 0) {
         free(lt);
         return 0;
     }
@@ -426,7 +427,7 @@ static void on_meta(telex_rconn_t *rc, redisReply *reply, void *priv)
     m->stream->mirrored = 1;
     const char *resp = field(reply, "resp"); /* Responses: the Response object when the answer started */
     if (resp != NULL)
-        telex_stream_set_note(m->stream, TELEX_NOTE_RESPONSE, strdup(resp));
+        telex_stream_set_note(m->stream, TELEX_NOTE_RESPONSE, telex_xstrdup(resp));
     snprintf(m->stream->owner, sizeof m->stream->owner, "%s", owner);
     snprintf(m->node, sizeof m->node, "%s", node);
     m->front = atoi(front);
@@ -458,22 +459,14 @@ int cluster_mirror_request(telex_cluster_worker_t *cw, h2o_req_t *req, const cha
             break; /* being built: wait with the others */
     int fresh = m == NULL;
     if (fresh) {
-        m = calloc(1, sizeof *m);
-        if (m == NULL)
-            return 0;
+        m = telex_xcalloc(1, sizeof *m);
         m->cw = cw;
         m->refs = 1;
         snprintf(m->id, sizeof m->id, "%s", id);
         cluster_key_events(m->key_e, id);
     }
-    waiter_t *w = calloc(1, sizeof *w);
-    waiter_t **link = w != NULL ? h2o_mem_alloc_shared(&req->pool, sizeof *link, on_waiter_disposed) : NULL;
-    if (link == NULL) {
-        free(w);
-        if (fresh)
-            free(m);
-        return 0;
-    }
+    waiter_t *w = telex_xcalloc(1, sizeof *w);
+    waiter_t **link = h2o_mem_alloc_shared(&req->pool, sizeof *link, on_waiter_disposed); /* aborts on OOM */
     *link = w;
     w->link = link;
     w->req = req;
@@ -551,13 +544,9 @@ void cluster_xread_kick(telex_cluster_worker_t *cw)
         n += m->state == M_LIVE;
     if (n == 0)
         return;
-    const char **argv = malloc((6 + 2 * n) * sizeof *argv);
-    size_t *len = malloc((6 + 2 * n) * sizeof *len);
-    char(*ids)[32] = malloc(n * sizeof *ids);
-    if (argv == NULL || len == NULL || ids == NULL) {
-        free(argv), free(len), free(ids);
-        return;
-    }
+    const char **argv = telex_xmalloc((6 + 2 * n) * sizeof *argv);
+    size_t *len = telex_xmalloc((6 + 2 * n) * sizeof *len);
+    char(*ids)[32] = telex_xmalloc(n * sizeof *ids);
     char block[16], count[16];
     snprintf(block, sizeof block, "%d", XREAD_BLOCK_MS);
     snprintf(count, sizeof count, "%d", XRANGE_PAGE);

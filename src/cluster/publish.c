@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/alloc.h"
 #include "util/log.h"
 
 #define BATCH 32
@@ -341,9 +342,7 @@ void telex_cluster_publish(telex_stream_t *stream, int front)
     telex_cluster_worker_t *cw = telex_cluster_current;
     if (!telex_cluster_g.enabled || cw == NULL || !stream->shared)
         return;
-    pub_t *p = calloc(1, sizeof *p);
-    if (p == NULL)
-        return;
+    pub_t *p = telex_xcalloc(1, sizeof *p);
     p->cw = cw;
     p->stream = stream;
     telex_stream_ref(stream);

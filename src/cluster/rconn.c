@@ -18,6 +18,7 @@
 #include <hiredis/async.h>
 #include <hiredis/sds.h>
 
+#include "util/alloc.h"
 #include "util/log.h"
 
 #define TICK_MS 100
@@ -97,9 +98,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static int send_argv(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms, int argc, const char **argv,
                      const size_t *argvlen)
 {
-    req_t *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return -1;
+    req_t *r = telex_xcalloc(1, sizeof(*r));
     r->rc = rc;
     r->cb = cb;
     r->priv = priv;
@@ -285,9 +284,7 @@ static void on_tick(uv_timer_t *t)
 telex_rconn_t *telex_rconn_new(uv_loop_t *loop, const telex_redis_url_t *url, const char *name, unsigned timeout_ms,
                                const telex_rconn_hooks_t *hooks)
 {
-    telex_rconn_t *rc = calloc(1, sizeof(*rc));
-    if (rc == NULL)
-        return NULL;
+    telex_rconn_t *rc = telex_xcalloc(1, sizeof(*rc));
     rc->loop = loop;
     rc->url = *url;
     snprintf(rc->name, sizeof rc->name, "%s", name);
@@ -357,9 +354,7 @@ int telex_rconn_cmdf(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, const cha
 {
     if (rc == NULL || rc->state != ST_UP)
         return -1;
-    req_t *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return -1;
+    req_t *r = telex_xcalloc(1, sizeof(*r));
     r->rc = rc;
     r->cb = cb;
     r->priv = priv;

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/alloc.h"
 #include "util/log.h"
 
 struct telex_cluster_reg {
@@ -68,9 +69,7 @@ telex_cluster_reg_t *telex_cluster_register(telex_stream_t *stream, int front)
         count_failed("redis_down");
         return NULL;
     }
-    telex_cluster_reg_t *r = calloc(1, sizeof *r);
-    if (r == NULL)
-        return NULL;
+    telex_cluster_reg_t *r = telex_xcalloc(1, sizeof *r);
     char *key = r->key_m, f[4], ttl[16];
     cluster_key_meta(key, stream->id);
     snprintf(f, sizeof f, "%d", front);
