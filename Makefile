@@ -9,7 +9,7 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN      ?= 127.0.0.1:8080
 FUZZ_SECONDS ?= 60
 
-.PHONY: all bootstrap build build-gateway build-asan run test test-unit test-asan test-integration test-browser bench fuzz soak install clean
+.PHONY: all bootstrap build build-gateway build-asan run test test-unit test-asan test-integration test-browser test-lanes bench fuzz soak install clean
 
 all: build
 
@@ -68,8 +68,14 @@ test-browser: build
 	@if ls tests/browser/*.test.js >/dev/null 2>&1; then \
 	  TELEX_BIN=$(CURDIR)/$(BUILD)/telex $(NODE_TEST) tests/browser/; fi
 
-test: test-unit test-asan test-integration test-browser
+# `make test`: the unit suites, then the Node suites in two lanes side by side
+# (plain integration + browser | ASan integration: scripts/test-lanes); the
+# targets above still run one suite alone.
+test: test-unit test-asan test-lanes
 	@echo "telex: all suites passed"
+
+test-lanes: build build-asan
+	NODE_TEST="$(NODE_TEST)" scripts/test-lanes $(CURDIR)/$(BUILD)/telex $(CURDIR)/$(BUILD_ASAN)/telex
 
 bench: build
 	@scripts/bootstrap bench
