@@ -276,6 +276,7 @@ void telex_cluster_worker_start(telex_cluster_worker_t *cw)
     telex_cluster_current = cw;
     uv_timer_start(&cw->tick, on_tick, 100, 100);
     uv_unref((uv_handle_t *)&cw->tick);
+    telex_rconn_use_quiet(cw->cmd); /* the tap's appends (publish.c) */
     telex_rconn_start(cw->cmd);
     telex_rconn_start(cw->blk);
     if (cw->sub != NULL) {

@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/decimal.h"
 #include "util/log.h"
 
 #define BATCH 32
@@ -125,6 +126,7 @@ void cluster_pubs_on_batch(uv_timer_t *t)
         if (!p->gone)
             pub_flush(p); /* (may free p) */
     }
+    telex_rconn_quiet_submit(cw->cmd); /* the batch's appends, answered once */
 }
 
 static unsigned live_ttl_ms(void)
@@ -136,6 +138,15 @@ static unsigned end_ttl_ms(void)
 {
     double s = telex_cluster_g.cfg->resume.retention_seconds;
     return s < 1 ? 1000 : (unsigned)(s * 1000);
+}
+
+/* PEXPIRE key ms, a quiet command (nobody reads its reply). */
+static void pexpire_quiet(telex_rconn_t *rc, const char *key, unsigned ms)
+{
+    char ttl[16];
+    const char *argv[] = {"PEXPIRE", key, ttl};
+    size_t len[] = {7, strlen(key), (size_t)snprintf(ttl, sizeof ttl, "%u", ms)};
+    telex_rconn_cmd_quiet(rc, 3, argv, len);
 }
 
 static int xadd_end(pub_t *p, const char *how)
@@ -179,9 +190,8 @@ static void pub_flush(pub_t *p)
         return;
     }
     if (!p->meta_sent) {
-        char front[4], ttl[16];
+        char front[4];
         snprintf(front, sizeof front, "%d", p->front);
-        snprintf(ttl, sizeof ttl, "%u", live_ttl_ms());
         char *note = telex_stream_copy_note(p->stream, TELEX_NOTE_RESPONSE); /* Responses: the object so far */
         const char *argv[] = {"HSET", p->key_m, "node", telex_cluster_g.node, "owner", p->stream->owner, "front", front,
                               "resp", note};
@@ -189,14 +199,15 @@ static void pub_flush(pub_t *p)
         size_t len[10];
         for (int i = 0; i < argc; i++)
             len[i] = strlen(argv[i]);
-        telex_rconn_cmd(cw->cmd, NULL, NULL, 0, argc, argv, len);
+        telex_rconn_cmd_quiet(cw->cmd, argc, argv, len);
         free(note);
-        telex_rconn_cmdf(cw->cmd, NULL, NULL, "PEXPIRE %s %s", p->key_m, ttl);
+        pexpire_quiet(cw->cmd, p->key_m, live_ttl_ms());
         p->meta_sent = 1;
     }
     int sent = 0, lost = 0;
     char maxlen[16];
-    snprintf(maxlen, sizeof maxlen, "%d", STREAM_MAXLEN);
+    size_t maxlen_len = (size_t)snprintf(maxlen, sizeof maxlen, "%d", STREAM_MAXLEN);
+    size_t key_e_len = strlen(p->key_e);
     for (;;) {
         struct iovec ev[BATCH];
         uint64_t to;
@@ -208,11 +219,11 @@ static void pub_flush(pub_t *p)
         if (n == 0)
             break;
         for (int i = 0; i < n; i++) {
-            char id[32];
-            snprintf(id, sizeof id, "0-%llu", (unsigned long long)(p->seq + (uint64_t)i));
+            char id[2 + TELEX_U64_DIGITS] = "0-"; /* no printf per event */
+            size_t id_len = (size_t)(telex_put_u64(id + 2, p->seq + (uint64_t)i) - id);
             const char *argv[] = {"XADD", p->key_e, "MAXLEN", "~", maxlen, id, "d", ev[i].iov_base};
-            size_t len[] = {4, strlen(p->key_e), 6, 1, strlen(maxlen), strlen(id), 1, ev[i].iov_len};
-            if (telex_rconn_cmd(cw->cmd, NULL, NULL, 0, 8, argv, len) != 0) {
+            size_t len[] = {4, key_e_len, 6, 1, maxlen_len, id_len, 1, ev[i].iov_len};
+            if (telex_rconn_cmd_quiet(cw->cmd, 8, argv, len) != 0) {
                 p->state = P_WAIT_REDIS;
                 give_up_holding(p);
                 return;
@@ -227,10 +238,8 @@ static void pub_flush(pub_t *p)
         /* the live TTL (retention + 60 s) is renewed every 10 s, not per batch */
         uint64_t now = uv_now(cw->loop);
         if (p->expire_set_ms == 0 || now - p->expire_set_ms >= 10000) {
-            char ttl[16];
-            snprintf(ttl, sizeof ttl, "%u", live_ttl_ms());
-            telex_rconn_cmdf(cw->cmd, NULL, NULL, "PEXPIRE %s %s", p->key_e, ttl);
-            telex_rconn_cmdf(cw->cmd, NULL, NULL, "PEXPIRE %s %s", p->key_m, ttl);
+            pexpire_quiet(cw->cmd, p->key_e, live_ttl_ms());
+            pexpire_quiet(cw->cmd, p->key_m, live_ttl_ms());
             p->expire_set_ms = now;
         }
     }
@@ -297,7 +306,9 @@ static void on_resync(telex_rconn_t *rc, redisReply *reply, void *priv)
     }
     p->seq = last + 1;
     p->pos = pos;
-    pub_flush(p);
+    telex_rconn_t *cmd = p->cw->cmd;
+    pub_flush(p); /* (may free p) */
+    telex_rconn_quiet_submit(cmd);
 }
 
 static void pub_resync(pub_t *p)

@@ -10,6 +10,7 @@
 #include "cluster/rconn.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,27 @@
 #include <hiredis/sds.h>
 
 #include "util/alloc.h"
+#include "util/decimal.h"
 #include "util/log.h"
 
 #define TICK_MS 100
 #define PING_IDLE_MS 1000
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 2000
+#define RESP_KEEP (64u << 10)   /* a larger command's buffer is freed once sent */
+#define QUIET_KEEP (256u << 10) /* a larger batch's buffer is freed once submitted */
+
+/* CLIENT REPLY OFF: Redis answers none of the commands that follow (not
+ * even this one) until CLIENT REPLY ON, which it answers +OK. */
+#define REPLY_OFF "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n"
+#define REPLY_ON "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$2\r\nON\r\n"
+
+enum {
+    QUIET_UNUSED,  /* the connection's user sends no quiet commands (no probe) */
+    QUIET_UNKNOWN, /* probe at the next handshake */
+    QUIET_ON,      /* this connection's Redis honours CLIENT REPLY */
+    QUIET_REFUSED, /* it refused it once: every quiet command is sent as usual, and answered */
+};
 
 enum { ST_DOWN, ST_CONNECTING, ST_HANDSHAKE, ST_UP };
 
@@ -63,6 +79,13 @@ struct telex_rconn {
     sub_t sub; /* at most one subscription, renewed on every connection */
     int has_sub;
     uv_timer_t tick;
+    char *resp; /* send_resp's scratch: the last command formatted (kept up to RESP_KEEP bytes) */
+    size_t resp_cap;
+    /* Quiet commands (telex_rconn_cmd_quiet) held until telex_rconn_quiet_submit,
+     * in RESP, after a CLIENT REPLY OFF (kept up to QUIET_KEEP bytes). */
+    char *quiet;
+    size_t quiet_len, quiet_cap;
+    int quiet_mode; /* QUIET_*: does this Redis honour CLIENT REPLY (probed at each connection) */
 };
 
 static uint64_t now_ms(telex_rconn_t *rc)
@@ -95,8 +118,82 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     free(r);
 }
 
-static int send_argv(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms, int argc, const char **argv,
+/* The command in Redis' protocol (RESP: "*<argc>\r\n", then "$<len>\r\n"
+ * <bytes> "\r\n" per argument), formatted here and handed to hiredis as
+ * already formatted (hiredis copies it into its output buffer). hiredis' own
+ * argv formatter builds the same bytes with sdscatfmt, and cost more
+ * instructions per appended event than relaying the event (bench/findings.md,
+ * "The tap's cost per event"). */
+static size_t resp_size(int argc, const size_t *argvlen)
+{
+    size_t need = 1 + TELEX_U64_DIGITS + 2;
+    for (int i = 0; i < argc; i++)
+        need += 1 + TELEX_U64_DIGITS + 2 + argvlen[i] + 2;
+    return need;
+}
+
+static char *resp_format(char *p, int argc, const char **argv, const size_t *argvlen)
+{
+    *p++ = '*';
+    p = telex_put_u64(p, (uint64_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        *p++ = '$';
+        p = telex_put_u64(p, argvlen[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], argvlen[i]);
+        p += argvlen[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    return p;
+}
+
+/* Hands the held quiet commands to hiredis, closed by CLIENT REPLY ON: one
+ * command for hiredis, one reply (+OK) for the lot. */
+static void quiet_submit(telex_rconn_t *rc)
+{
+    if (rc->quiet_len == 0)
+        return;
+    memcpy(rc->quiet + rc->quiet_len, REPLY_ON, sizeof REPLY_ON - 1); /* room kept by cmd_quiet */
+    rc->quiet_len += sizeof REPLY_ON - 1;
+    if (rc->ac != NULL && rc->state == ST_UP)
+        redisAsyncFormattedCommand(rc->ac, NULL, NULL, rc->quiet, rc->quiet_len);
+    rc->quiet_len = 0;
+    if (rc->quiet_cap > QUIET_KEEP) {
+        free(rc->quiet);
+        rc->quiet = NULL;
+        rc->quiet_cap = 0;
+    }
+}
+
+static int send_resp(telex_rconn_t *rc, redisCallbackFn *fn, void *priv, int argc, const char **argv,
                      const size_t *argvlen)
+{
+    quiet_submit(rc); /* commands go out in the order they were given */
+    size_t need = resp_size(argc, argvlen);
+    if (need > rc->resp_cap) {
+        free(rc->resp);
+        rc->resp = telex_xmalloc(need);
+        rc->resp_cap = need;
+    }
+    char *end = resp_format(rc->resp, argc, argv, argvlen);
+    int ok = redisAsyncFormattedCommand(rc->ac, fn, priv, rc->resp, (size_t)(end - rc->resp));
+    if (rc->resp_cap > RESP_KEEP) {
+        free(rc->resp);
+        rc->resp = NULL;
+        rc->resp_cap = 0;
+    }
+    return ok;
+}
+
+static void go_down(telex_rconn_t *rc, const char *why, int free_context);
+static void on_quiet_probe(telex_rconn_t *rc, redisReply *reply, void *priv);
+
+/* A request in the FIFO of deadlines, for a command someone waits for. */
+static req_t *push_req(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms)
 {
     req_t *r = telex_xcalloc(1, sizeof(*r));
     r->rc = rc;
@@ -110,7 +207,14 @@ static int send_argv(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned 
         rc->head = r;
     rc->tail = r;
     rc->pending++;
-    if (redisAsyncCommandArgv(rc->ac, on_reply, r, argc, argv, argvlen) != REDIS_OK) {
+    return r;
+}
+
+static int send_argv(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms, int argc, const char **argv,
+                     const size_t *argvlen)
+{
+    req_t *r = push_req(rc, cb, priv, extra_ms);
+    if (send_resp(rc, on_reply, r, argc, argv, argvlen) != REDIS_OK) {
         unlink_req(rc, r);
         free(r);
         return -1;
@@ -118,11 +222,25 @@ static int send_argv(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned 
     return 0;
 }
 
+/* The handshake's last step: CLIENT REPLY OFF and ON as one command for
+ * hiredis, answered once (+OK) by a Redis that honours them. */
+static void send_probe(telex_rconn_t *rc)
+{
+    static const char probe[] = REPLY_OFF REPLY_ON;
+    req_t *r = push_req(rc, on_quiet_probe, rc, 0);
+    if (redisAsyncFormattedCommand(rc->ac, on_reply, r, probe, sizeof probe - 1) != REDIS_OK) {
+        unlink_req(rc, r);
+        free(r);
+        go_down(rc, "CLIENT REPLY not sent", 1);
+    }
+}
+
 /* Takes the connection down (why: for the log); reconnects after a back-off. */
 static void go_down(telex_rconn_t *rc, const char *why, int free_context)
 {
     int was_up = rc->state == ST_UP;
     redisAsyncContext *ac = rc->ac;
+    rc->quiet_len = 0; /* lost with the connection, like hiredis' unwritten output */
     rc->ac = NULL;
     rc->state = ST_DOWN;
     rc->next_attempt = now_ms(rc) + rc->backoff;
@@ -176,6 +294,36 @@ static void on_handshake_reply(telex_rconn_t *rc, redisReply *reply, void *priv)
         became_up(rc);
 }
 
+/* The probe's reply: +OK when Redis honoured CLIENT REPLY OFF … ON (one
+ * reply for the two). An error (an old server, a proxy, an ACL without
+ * CLIENT) means both were answered: the connection is made again without
+ * the probe, and quiet commands are sent as usual from then on. */
+static void on_quiet_probe(telex_rconn_t *rc, redisReply *reply, void *priv)
+{
+    int last = priv != NULL;
+    if (rc->state != ST_HANDSHAKE)
+        return;
+    if (reply == NULL) {
+        go_down(rc, "no answer to CLIENT REPLY", 1);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "OK") != 0) {
+        static atomic_int said; /* once per process, not per worker */
+        rc->quiet_mode = QUIET_REFUSED;
+        if (atomic_exchange(&said, 1) == 0)
+            telex_log_event("notice", "redis refused CLIENT REPLY: every append is answered",
+                            "\"connection\":\"%s\"", rc->name);
+        rc->logged_down = 1; /* not "redis unavailable": it is there, and is connected to again at once */
+        rc->next_attempt = 0;
+        go_down(rc, "CLIENT REPLY refused", 1);
+        rc->next_attempt = now_ms(rc);
+        return;
+    }
+    rc->quiet_mode = QUIET_ON;
+    if (last)
+        became_up(rc);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     telex_rconn_t *rc = ac->data;
@@ -187,7 +335,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     rc->state = ST_HANDSHAKE;
     rc->deadline = now_ms(rc) + rc->timeout_ms;
-    int steps = (rc->url.password[0] != '\0') + (rc->url.db != 0);
+    int probe = rc->quiet_mode == QUIET_UNKNOWN || rc->quiet_mode == QUIET_ON; /* (again: Redis may have changed) */
+    int steps = (rc->url.password[0] != '\0') + (rc->url.db != 0) + probe;
     if (steps == 0) {
         became_up(rc);
         return;
@@ -200,7 +349,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
             argv[1] = rc->url.password;
             len[1] = len[2];
         }
-        if (send_argv(rc, on_handshake_reply, rc->url.db == 0 ? rc : NULL, 0, with_user ? 3 : 2, argv, len) != 0)
+        if (send_argv(rc, on_handshake_reply, rc->url.db == 0 && !probe ? rc : NULL, 0, with_user ? 3 : 2, argv, len) !=
+            0)
             return go_down(rc, "out of memory", 1);
     }
     if (rc->url.db != 0) {
@@ -208,9 +358,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
         snprintf(db, sizeof db, "%d", rc->url.db);
         const char *argv[2] = {"SELECT", db};
         size_t len[2] = {6, strlen(db)};
-        if (send_argv(rc, on_handshake_reply, rc, 0, 2, argv, len) != 0)
+        if (send_argv(rc, on_handshake_reply, probe ? NULL : rc, 0, 2, argv, len) != 0)
             return go_down(rc, "out of memory", 1);
     }
+    if (probe)
+        send_probe(rc);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -298,6 +450,12 @@ telex_rconn_t *telex_rconn_new(uv_loop_t *loop, const telex_redis_url_t *url, co
     return rc;
 }
 
+void telex_rconn_use_quiet(telex_rconn_t *rc)
+{
+    if (rc->quiet_mode == QUIET_UNUSED)
+        rc->quiet_mode = QUIET_UNKNOWN;
+}
+
 void telex_rconn_start(telex_rconn_t *rc)
 {
     uv_timer_start(&rc->tick, on_tick, TICK_MS, TICK_MS);
@@ -322,11 +480,13 @@ size_t telex_rconn_pending(const telex_rconn_t *rc)
 
 int telex_rconn_flushed(const telex_rconn_t *rc)
 {
-    return rc == NULL || rc->state != ST_UP || rc->ac == NULL || sdslen(rc->ac->c.obuf) == 0;
+    return rc == NULL || rc->state != ST_UP || rc->ac == NULL || (rc->quiet_len == 0 && sdslen(rc->ac->c.obuf) == 0);
 }
 
 void telex_rconn_flush(telex_rconn_t *rc)
 {
+    if (rc != NULL)
+        quiet_submit(rc);
     if (rc == NULL || rc->state != ST_UP || rc->ac == NULL || sdslen(rc->ac->c.obuf) == 0)
         return;
     /* The synchronous half of hiredis' write: no callback runs here. A
@@ -345,27 +505,47 @@ int telex_rconn_cmd(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned e
         /* Fire and forget (XADD, PEXPIRE ...: one per event): no entry in the
          * FIFO of deadlines, which only callers waiting for a reply need; a
          * stuck connection is still found by those and by the idle PING. */
-        return redisAsyncCommandArgv(rc->ac, NULL, NULL, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
+        return send_resp(rc, NULL, NULL, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
     }
     return send_argv(rc, cb, priv, extra_ms, argc, argv, argvlen);
+}
+
+int telex_rconn_cmd_quiet(telex_rconn_t *rc, int argc, const char **argv, const size_t *argvlen)
+{
+    if (rc == NULL || rc->state != ST_UP)
+        return -1;
+    if (rc->quiet_mode != QUIET_ON)
+        return send_resp(rc, NULL, NULL, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
+    size_t open = rc->quiet_len == 0 ? sizeof REPLY_OFF - 1 : 0;
+    size_t need = rc->quiet_len + open + resp_size(argc, argvlen) + sizeof REPLY_ON - 1;
+    if (need > rc->quiet_cap) {
+        size_t cap = rc->quiet_cap < 4096 ? 4096 : rc->quiet_cap;
+        while (cap < need)
+            cap *= 2;
+        rc->quiet = telex_xrealloc(rc->quiet, cap);
+        rc->quiet_cap = cap;
+    }
+    if (open) {
+        memcpy(rc->quiet, REPLY_OFF, open);
+        rc->quiet_len = open;
+    }
+    char *end = resp_format(rc->quiet + rc->quiet_len, argc, argv, argvlen);
+    rc->quiet_len = (size_t)(end - rc->quiet);
+    return 0;
+}
+
+void telex_rconn_quiet_submit(telex_rconn_t *rc)
+{
+    if (rc != NULL)
+        quiet_submit(rc);
 }
 
 int telex_rconn_cmdf(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, const char *fmt, ...)
 {
     if (rc == NULL || rc->state != ST_UP)
         return -1;
-    req_t *r = telex_xcalloc(1, sizeof(*r));
-    r->rc = rc;
-    r->cb = cb;
-    r->priv = priv;
-    r->deadline = now_ms(rc) + rc->timeout_ms;
-    r->prev = rc->tail;
-    if (rc->tail != NULL)
-        rc->tail->next = r;
-    else
-        rc->head = r;
-    rc->tail = r;
-    rc->pending++;
+    quiet_submit(rc); /* commands go out in the order they were given */
+    req_t *r = push_req(rc, cb, priv, 0);
     va_list ap;
     va_start(ap, fmt);
     int ok = redisvAsyncCommand(rc->ac, on_reply, r, fmt, ap);
