@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway/auth.h"
+#include "gateway/keys.h"
 #include "gateway/limits.h"
 #include "store/store.h"
 #include "util/log.h"

@@ -19,6 +19,7 @@
 
 #include "gateway/admin.h"
 #include "gateway/auth.h"
+#include "gateway/keyset.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"
 #include "gateway/usage.h"

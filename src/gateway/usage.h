@@ -61,7 +61,7 @@
 
 #include "config/config.h"
 #include "gateway/apierror.h"
-#include "gateway/auth.h"
+#include "gateway/grant.h"
 #include "gateway/limits.h"
 #include "store/store.h"
 

@@ -23,6 +23,8 @@
 
 #include "config/config.h"
 #include "gateway/auth.h"
+#include "gateway/keys.h"
+#include "gateway/keyset.h"
 #include "gateway/limits.h"
 #include "gateway/services.h"
 #include "gateway/usage.h"
