@@ -263,11 +263,25 @@ static json_t *time_or_null(int64_t t)
     return json_string(buf);
 }
 
+/* A checked string, or "?" for one that is not UTF-8. */
+static json_t *string_or_mark(const char *s)
+{
+    json_t *j = json_string(s);
+    return j != NULL ? j : json_string("?");
+}
+
+/* A real, or null for one that is not finite (jansson refuses it). */
+static json_t *real_or_null(double v)
+{
+    json_t *j = json_real(v);
+    return j != NULL ? j : json_null();
+}
+
 json_t *telex_key_to_json(const telex_key_row_t *k, double spent, int64_t now)
 {
     json_t *models = json_array();
     const char *p = k->models;
-    while (models != NULL && *p) {
+    while (*p) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len > 0)
@@ -278,14 +292,12 @@ json_t *telex_key_to_json(const telex_key_row_t *k, double spent, int64_t now)
     }
     const char *status = k->revoked_at ? "revoked" : (k->expires_at && k->expires_at <= now) ? "expired" : "active";
     double s = spent > k->spent_usd ? spent : k->spent_usd;
-    json_t *name = json_string(k->name);
-    json_t *o = json_pack("{s:I,s:s,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:f,s:I,s:I,s:I,s:o}", "id", (json_int_t)k->id, "object",
-                          "api_key", "name", name ? name : json_string("?"), "prefix", k->prefix, "status", status,
-                          "created_at", time_or_null(k->created_at), "expires_at", time_or_null(k->expires_at),
-                          "revoked_at", time_or_null(k->revoked_at), "last_used_at", time_or_null(k->last_used_at),
-                          "budget_usd", k->budget_usd >= 0 ? json_real(k->budget_usd) : json_null(), "spent_usd",
-                          round(s * 1e10) / 1e10, "rpm", (json_int_t)k->rpm, "tpm", (json_int_t)k->tpm, "max_concurrent",
-                          (json_int_t)k->max_concurrent, "models",
-                          models ? models : json_array());
-    return o;
+    /* a row written by hand may hold what JSON cannot carry: shown as "?" or null, never a failure */
+    return json_pack("{s:I,s:s,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:o}", "id", (json_int_t)k->id, "object",
+                     "api_key", "name", string_or_mark(k->name), "prefix", string_or_mark(k->prefix), "status", status,
+                     "created_at", time_or_null(k->created_at), "expires_at", time_or_null(k->expires_at),
+                     "revoked_at", time_or_null(k->revoked_at), "last_used_at", time_or_null(k->last_used_at),
+                     "budget_usd", k->budget_usd >= 0 ? real_or_null(k->budget_usd) : json_null(), "spent_usd",
+                     real_or_null(round(s * 1e10) / 1e10), "rpm", (json_int_t)k->rpm, "tpm", (json_int_t)k->tpm,
+                     "max_concurrent", (json_int_t)k->max_concurrent, "models", models);
 }

@@ -52,7 +52,10 @@ int telex_key_check_rate(long long v, const char *what, char *err, size_t errlen
 
 /* A key row as the admin API and `telex keys --json` show it: never the
  * key or its hash. spent_usd: the larger of the row's and `spent` (the
- * running server's count includes rows not yet written). */
+ * running server's count includes rows not yet written). Never NULL: what
+ * JSON cannot carry (a name or prefix that is not UTF-8, a budget or spend
+ * that is not a finite number: only a database edited by hand holds one)
+ * shows as "?" or null. */
 json_t *telex_key_to_json(const telex_key_row_t *row, double spent, int64_t now);
 
 #endif

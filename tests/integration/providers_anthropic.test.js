@@ -424,6 +424,24 @@ describe('the request as Anthropic receives it', () => {
       assert.equal(await lastSeq(relay.mock), since, 'nothing reached the provider');
     }
   });
+
+  test('a part type the 400 cuts inside a UTF-8 character is still that 400 (not a call that cannot start)', async () => {
+    // the message quotes at most 40 bytes of the type: here they end in the first byte of 'é'
+    const type = `${'x'.repeat(39)}é-part`;
+    const since = await lastSeq(relay.mock);
+    for (const stream of [true, false]) {
+      const res = await fetch(`${relay.url}/v1/chat/completions`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'via-claude', messages: [{ role: 'user', content: [{ type, text: 'hi' }] }], stream }),
+      });
+      const body = await res.json();
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(body.error.param, 'messages[0].content[0]');
+      assert.equal(body.error.code, 'unsupported_by_provider');
+      assert.ok(body.error.message.includes(`type '${'x'.repeat(39)}?' are not supported`), body.error.message);
+    }
+    assert.equal(await lastSeq(relay.mock), since, 'nothing reached the provider');
+  });
 });
 
 describe('every Anthropic event, end to end', () => {
