@@ -13,6 +13,7 @@
  * usage, 65 bad value or no such key, 69 the database cannot be used,
  * 78 bad configuration.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <math.h>
@@ -27,7 +28,7 @@
 #include "cli/commands.h"
 #include "cli/subcommand.h"
 #include "config/config.h"
-#include "gateway/auth.h"
+#include "gateway/keys.h"
 #include "store/store.h"
 #include "util/money.h"
 

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway/auth.h"
+#include "gateway/keys.h"
 #include "gateway/limits.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -295,15 +295,10 @@ int telex_admin_execute(telex_services_t *svc, const char *method, const char *p
         if (rc != 0)
             return store_error(e, rc, err);
         json_t *data = json_array();
-        for (size_t i = 0; data != NULL && i < n; i++)
-            if (json_array_append_new(data, key_json(svc, &rows[i])) != 0) {
-                json_decref(data);
-                data = NULL;
-            }
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(data, key_json(svc, &rows[i])); /* never NULL (keys.h) */
         free(rows);
-        *out = data ? json_pack("{s:s,s:o}", "object", "list", "data", data) : NULL;
-        if (*out == NULL)
-            return telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+        *out = json_pack("{s:s,s:o}", "object", "list", "data", data);
         return 200;
     }
     if (strcmp(method, "POST") == 0) {
@@ -336,11 +331,8 @@ int telex_admin_execute(telex_services_t *svc, const char *method, const char *p
         telex_cluster_keys_changed(); /* cluster mode: every node reloads */
         telex_log_event("info", "API key created", "\"key_id\":%lld", (long long)row.id);
         *out = key_json(svc, &row);
-        if (*out != NULL)
-            json_object_set_new(*out, "key", json_string(key));
+        json_object_set_new(*out, "key", json_string(key));
         memset(key, 0, sizeof key);
-        if (*out == NULL)
-            return telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
         return 201;
     }
     *allow = "GET, POST";

@@ -28,11 +28,13 @@ static const telex_preset_t *config_preset(const telex_config_t *cfg, const char
     return NULL;
 }
 
+/* Never NULL; a string that is not UTF-8 would be left out (telex.yaml's
+ * are UTF-8: libyaml reads nothing else). */
 static json_t *config_preset_json(const telex_preset_t *p)
 {
-    json_t *o = json_pack("{s:s,s:s}", "name", p->name, "model", p->model);
-    if (o == NULL)
-        return NULL;
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(p->name));
+    json_object_set_new(o, "model", json_string(p->model));
     if (p->description)
         json_object_set_new(o, "description", json_string(p->description));
     if (p->system)
@@ -48,11 +50,10 @@ static json_t *config_preset_json(const telex_preset_t *p)
 static json_t *stored_json(const telex_config_t *cfg, const telex_preset_row_t *row)
 {
     json_t *o = json_loads(row->body, 0, NULL);
-    if (!json_is_object(o)) {
+    if (!json_is_object(o)) { /* a row written by hand: its name alone (left out when it is not UTF-8) */
         json_decref(o);
-        o = json_pack("{s:s}", "name", row->name);
-        if (o == NULL)
-            return NULL;
+        o = json_object();
+        json_object_set_new(o, "name", json_string(row->name));
     }
     json_object_set_new(o, "source", json_string("store"));
     json_object_set_new(o, "created_at", json_integer(row->created_at));
@@ -60,11 +61,6 @@ static json_t *stored_json(const telex_config_t *cfg, const telex_preset_row_t *
     if (config_preset(cfg, row->name) != NULL)
         json_object_set_new(o, "shadowed", json_true());
     return o;
-}
-
-static int oom(telex_api_error_t *e)
-{
-    return telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
 }
 
 /* Checks and stores body (create or replace); *out the stored preset. */
@@ -93,7 +89,7 @@ static int put(telex_services_t *svc, json_t *body, int create, json_t **out, te
         return store_error(e, rc, err);
     *out = stored_json(cfg, &row);
     free(row.body);
-    return *out ? (create ? 201 : 200) : oom(e);
+    return create ? 201 : 200;
 }
 
 static int one(telex_services_t *svc, const char *method, const char *name, const char *body, size_t body_len,
@@ -107,14 +103,14 @@ static int one(telex_services_t *svc, const char *method, const char *name, cons
     if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
         if (file != NULL) {
             *out = config_preset_json(file);
-            return *out ? 200 : oom(e);
+            return 200;
         }
         int rc = telex_store_preset_get(store, name, &row, err, sizeof err);
         if (rc != 0)
             return store_error(e, rc, err);
         *out = stored_json(cfg, &row);
         free(row.body);
-        return *out ? 200 : oom(e);
+        return 200;
     }
     bool patch = strcmp(method, "PATCH") == 0, del = strcmp(method, "DELETE") == 0;
     if (!patch && !del) {
@@ -136,8 +132,8 @@ static int one(telex_services_t *svc, const char *method, const char *name, cons
         if (rc != 0)
             return store_error(e, rc, err);
         telex_services_reload_presets(svc);
-        *out = json_pack("{s:s,s:b}", "name", name, "deleted", 1);
-        return *out ? 200 : oom(e);
+        *out = json_pack("{s:s,s:b}", "name", name, "deleted", 1); /* a valid preset name */
+        return 200;
     }
     json_error_t jerr;
     json_t *changes = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -193,13 +189,13 @@ int telex_admin_presets_execute(telex_services_t *svc, const char *method, const
         if (rc != 0)
             return store_error(e, rc, err);
         json_t *data = json_array();
-        for (size_t i = 0; data && i < cfg->n_presets; i++)
+        for (size_t i = 0; i < cfg->n_presets; i++)
             json_array_append_new(data, config_preset_json(&cfg->presets[i]));
-        for (size_t i = 0; data && i < n; i++)
+        for (size_t i = 0; i < n; i++)
             json_array_append_new(data, stored_json(cfg, &rows[i]));
         telex_store_preset_rows_free(rows, n);
-        *out = data ? json_pack("{s:s,s:o}", "object", "list", "data", data) : NULL;
-        return *out ? 200 : oom(e);
+        *out = json_pack("{s:s,s:o}", "object", "list", "data", data);
+        return 200;
     }
     if (strcmp(method, "POST") == 0) {
         json_error_t jerr;

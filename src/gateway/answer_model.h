@@ -20,11 +20,12 @@ json_t *telex_answer_reasoning(json_t *delta);
 
 /* A whole chat.completion as one chunk: choice 0's message as its delta
  * (tool calls given their index), its finish_reason. A new reference; NULL
- * when out of memory. */
+ * when the completion has no choice 0 with a finish_reason. */
 json_t *telex_answer_completion_as_chunk(json_t *completion);
 
 /* The "text" members of an array of parts (or a string itself) joined, as
- * a malloc'ed string; NULL when out of memory. */
+ * a malloc'ed string; NULL only when open_memstream fails (glibc's own
+ * allocation, which does not go through util/alloc.h). */
 char *telex_answer_joined_text(json_t *parts);
 
 /* Adds name to a comma-separated list (X-Telex-Ignored) of capacity cap,

@@ -32,7 +32,10 @@ void telex_api_error_respond(h2o_req_t *req, const telex_api_error_t *e);
  * characters replaced by '?'. Returns buf. */
 const char *telex_api_safe_text(char *buf, size_t cap, const char *s, size_t len);
 
-/* The JSON body {"error":{...}} of e, malloc'ed text; NULL if out of memory. */
+/* The JSON body {"error":{...}} of e, malloc'ed text; NULL when jansson
+ * refuses e's message, param or code: text that is not valid UTF-8 (a
+ * client's bytes put in unchecked, or a message cut inside a character at
+ * its size). telex_api_error_respond does not have that limit. */
 char *telex_api_error_json(const telex_api_error_t *e);
 
 #endif

@@ -1,12 +1,13 @@
 /*
- * gateway/auth.h — API keys: their format, the in-memory key set, and the
- * checks a request goes through before any upstream call.
+ * gateway/auth.h — the checks a request goes through before any upstream
+ * call: who is calling (its API key, against the key set: keyset.h), may
+ * it run now (the key's model allow-list, budget, rate and concurrency
+ * limits: limits.h), and is it the administrator.
  *
- * A key is "tlx_" + 43 base62 characters (32 random bytes from the
- * kernel). It is shown once, when created; the store keeps only its
- * SHA-256. Keys are checked against an immutable snapshot of the key
- * table (swapped under a read-write lock when keys change), so checking a
- * key never touches the disk.
+ * These sit above the services (they take telex_services_t for the key
+ * set, the limits, the admin token and the anonymous rule) and below the
+ * handlers that call them. Key format and validation are keys.h; the grant
+ * a request keeps is grant.h.
  *
  * Integration — the relay, for each POST /v1/chat/completions (and
  * /v1/presets/{name}):
@@ -25,7 +26,8 @@
  *     // keep `grant` in the chat: grant.owner is the stream owner for resume
  *     // authorization ("" = anonymous); pass &grant to telex_usage_record.
  *     // A request refused after admission without a ledger row (503 for the
- *     // stream limit or shutdown, 500 out of memory): telex_auth_release(svc, &grant).
+ *     // stream limit or shutdown, 500 when no stream id could be drawn):
+ *     // telex_auth_release(svc, &grant).
  *
  * telex_authorize does both steps in one call. Every denial is an
  * OpenAI-style error: 401 invalid_api_key / missing_api_key / key_revoked /
@@ -41,79 +43,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "gateway/apierror.h"
+#include "gateway/grant.h"
 #include "gateway/limits.h"
 #include "gateway/services.h"
-#include "store/store.h"
-
-#define TELEX_KEY_PREFIX "tlx_"
-#define TELEX_KEY_LEN 47 /* "tlx_" + 43 base62 characters */
-
-/* ---- keys ------------------------------------------------------------------ */
-
-/* A new random key, NUL-terminated, into out[TELEX_KEY_LEN + 1]. Returns 0,
- * or -EIO when the kernel gives no randomness. */
-int telex_key_generate(char *out);
-/* Is s (len bytes) shaped like a telex key? */
-bool telex_key_well_formed(const char *s, size_t len);
-/* SHA-256 of the key's bytes. */
-void telex_key_hash(const char *key, size_t len, uint8_t out[TELEX_KEY_HASH_LEN]);
-
-/* A new key row for `name`: generates the key into key_out, fills
- * row->name, prefix, hash and created_at (now). Returns 0 or -EIO. */
-int telex_key_new_row(const char *name, telex_key_row_t *row, char *key_out);
-
-/* Does the comma-separated allow-list admit `model` (or "preset:NAME")?
- * Entries: an exact name, a prefix ending in '*', or "*". "" admits all. */
-bool telex_key_allows_model(const char *allow_list, const char *model, const char *preset);
-
-/* "30d", "12h", "90m", "2026-01-31" (00:00 UTC), "2026-01-31T12:00:00Z",
- * or "never" (0) → unix seconds. Returns 0, or -EINVAL with a message. */
-int telex_parse_expiry(const char *text, int64_t now, int64_t *out, char *err, size_t errlen);
-
-/* Validation shared by `telex keys` and the admin API. Each returns 0, or
- * -EINVAL with a one-line reason in err. */
-int telex_key_check_name(const char *name, char *err, size_t errlen);
-/* Joins a model allow-list (items may themselves hold commas) into out
- * ("a,b"), checking each name. */
-int telex_key_join_models(const char *const *items, size_t n, char *out, size_t cap, char *err, size_t errlen);
-int telex_key_check_budget(double usd, char *err, size_t errlen);
-int telex_key_check_rate(long long v, const char *what, char *err, size_t errlen);
-
-/* A key row as the admin API and `telex keys --json` show it: never the
- * key or its hash. spent_usd: the larger of the row's and `spent` (the
- * running server's count includes rows not yet written). */
-json_t *telex_key_to_json(const telex_key_row_t *row, double spent, int64_t now);
-
-/* ---- the key set (owned by the services) ----------------------------------- */
-
-typedef struct telex_keyset telex_keyset_t;
-
-telex_keyset_t *telex_keyset_new(void);
-void telex_keyset_free(telex_keyset_t *ks);
-/* Replaces the snapshot with the store's keys; seeds each new key's spend
- * into limits. Not on an event loop. Returns 0 or a negative errno. */
-int telex_keyset_load(telex_keyset_t *ks, telex_store_t *store, telex_limits_t *limits, char *err, size_t errlen);
-/* Keys not revoked in the current snapshot. */
-size_t telex_keyset_active(telex_keyset_t *ks);
 
 /* ---- the relay's checks ---------------------------------------------------------- */
-
-typedef struct telex_grant {
-    int64_t key_id;           /* 0 = anonymous */
-    char owner[32];           /* stream owner for resume: "key:<id>", "" anonymous */
-    uint64_t reserved_tokens; /* reserved by telex_auth_admit; settled by telex_usage_record */
-    double estimate_usd;      /* set by the caller before telex_auth_admit: the request's estimated cost */
-    double reserved_usd;      /* reserved against the budget by telex_auth_admit; settled likewise */
-    bool cluster_decided;     /* cluster mode: Redis decided the limits (gateway/cluster_admit.c) */
-    int cluster_verdict;      /* its telex_limit_verdict_t */
-    unsigned cluster_retry;   /* its Retry-After */
-    uint64_t cluster_reservation; /* its budget reservation, settled with the request */
-    bool admitted;            /* telex_auth_admit passed */
-    bool holds_slot;          /* holds one of the key's in-flight slots on this node (gateway/limits.h) */
-} telex_grant_t;
 
 /* Step 1: who is calling. authz is the Authorization header value (may be
  * NULL/0). Returns 0 and fills *grant, or 401 and fills *e. */

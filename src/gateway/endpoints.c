@@ -19,6 +19,7 @@
 
 #include "gateway/admin.h"
 #include "gateway/auth.h"
+#include "gateway/keyset.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"
 #include "gateway/usage.h"
@@ -81,11 +82,8 @@ static void admin_respond(h2o_req_t *req, void *p)
         telex_api_error_respond(req, &j->e);
         return;
     }
+    /* admin.c and admin_presets.c build j->out with jansson's checked constructors only: it dumps */
     char *text = json_dumps(j->out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
-    if (text == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return;
-    }
     telex_respond(req, j->status, "application/json", text, strlen(text));
     memset(text, 0, strlen(text)); /* may hold a new key */
     free(text);
@@ -152,10 +150,12 @@ static void usage_respond(h2o_req_t *req, void *p)
         return;
     }
     json_t *body = telex_usage_to_json(&j->q, j->rows, j->n, j->truncated);
-    char *text = telex_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+    char *text = body != NULL ? telex_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+                              : NULL;
     json_decref(body);
-    if (text == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
+    if (text == NULL) { /* telex_usage_to_json: a cost that is not a finite number */
+        telex_respond_error(req, 500, "server_error", NULL, NULL,
+                            "The usage cannot be shown: the ledger holds a cost that is not a finite number.");
         return;
     }
     telex_respond(req, 200, "application/json", text, strlen(text));
@@ -286,13 +286,9 @@ int telex_endpoint_presets(telex_services_t *svc, h2o_req_t *req)
         telex_api_error_respond(req, &e);
         return TELEX_HANDLED;
     }
-    json_t *list = telex_presets_list(telex_services_presets(svc));
-    char *text = list ? telex_json_dumps(list, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_t *list = telex_presets_list(telex_services_presets(svc)); /* never NULL, checked strings only */
+    char *text = telex_json_dumps(list, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(list);
-    if (text == NULL) {
-        telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
-        return TELEX_HANDLED;
-    }
     telex_respond(req, 200, "application/json", text, strlen(text));
     free(text);
     return TELEX_HANDLED;

@@ -5,7 +5,6 @@
 #include "gateway/limits.h"
 #include "util/alloc.h"
 
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -92,26 +91,40 @@ static state_t *find(stripe_t *st, int64_t key_id, bool create, bool *created)
     return s;
 }
 
-int telex_limits_seed_spend(telex_limits_t *l, int64_t key_id, double spent_usd)
+/* The key's state with its stripe locked: find()'s answer; the caller
+ * unlocks (*stp)->lock. */
+static state_t *lock_state(telex_limits_t *l, int64_t key_id, bool create, bool *created, stripe_t **stp)
 {
     stripe_t *st = stripe_of(l, key_id);
-    bool created = false;
     pthread_mutex_lock(&st->lock);
-    state_t *s = find(st, key_id, true, &created);
+    *stp = st;
+    return find(st, key_id, create, created);
+}
+
+/* A copy of the key's state, taken under its lock; all zeros for a key
+ * never seen. */
+static state_t peek(telex_limits_t *l, int64_t key_id)
+{
+    stripe_t *st;
+    state_t *s = lock_state(l, key_id, false, NULL, &st);
+    state_t copy = s != NULL ? *s : (state_t){0};
+    pthread_mutex_unlock(&st->lock);
+    return copy;
+}
+
+void telex_limits_seed_spend(telex_limits_t *l, int64_t key_id, double spent_usd)
+{
+    stripe_t *st;
+    bool created = false;
+    state_t *s = lock_state(l, key_id, true, &created, &st);
     if (created)
         s->spent_usd = spent_usd > 0 ? spent_usd : 0;
     pthread_mutex_unlock(&st->lock);
-    return 0;
 }
 
 double telex_limits_spent(telex_limits_t *l, int64_t key_id)
 {
-    stripe_t *st = stripe_of(l, key_id);
-    pthread_mutex_lock(&st->lock);
-    state_t *s = find(st, key_id, false, NULL);
-    double v = s != NULL ? s->spent_usd : 0;
-    pthread_mutex_unlock(&st->lock);
-    return v;
+    return peek(l, key_id).spent_usd;
 }
 
 /* Refills a bucket of capacity cap (per minute) up to now; NAN = full. */
@@ -141,12 +154,7 @@ static unsigned seconds_until(double tokens, double need, double cap)
 
 double telex_limits_reserved(telex_limits_t *l, int64_t key_id)
 {
-    stripe_t *st = stripe_of(l, key_id);
-    pthread_mutex_lock(&st->lock);
-    state_t *s = find(st, key_id, false, NULL);
-    double v = s != NULL ? s->reserved_usd : 0;
-    pthread_mutex_unlock(&st->lock);
-    return v;
+    return peek(l, key_id).reserved_usd;
 }
 
 telex_limit_verdict_t telex_limits_admit(telex_limits_t *l, int64_t key_id, const telex_key_limits_t *kl,
@@ -159,11 +167,10 @@ telex_limit_verdict_t telex_limits_admit_cost(telex_limits_t *l, int64_t key_id,
                                               uint64_t est_tokens, double est_usd, uint64_t now_ms,
                                               unsigned *retry_after_s)
 {
-    stripe_t *st = stripe_of(l, key_id);
+    stripe_t *st;
     telex_limit_verdict_t v = TELEX_LIMIT_OK;
     *retry_after_s = 0;
-    pthread_mutex_lock(&st->lock);
-    state_t *s = find(st, key_id, true, NULL);
+    state_t *s = lock_state(l, key_id, true, NULL, &st);
     double rpm_tokens = 0, tpm_tokens = 0;
     if (kl->budget_usd >= 0 && s->spent_usd + s->reserved_usd >= kl->budget_usd) {
         v = TELEX_LIMIT_BUDGET;
@@ -212,38 +219,32 @@ void telex_limits_settle(telex_limits_t *l, int64_t key_id, uint64_t reserved_to
 void telex_limits_settle_cost(telex_limits_t *l, int64_t key_id, uint64_t reserved_tokens, uint64_t used_tokens,
                               double reserved_usd, double cost_usd)
 {
-    stripe_t *st = stripe_of(l, key_id);
-    pthread_mutex_lock(&st->lock);
-    state_t *s = find(st, key_id, true, NULL);
-    if (s != NULL) {
-        if (!isnan(s->tpm_tokens))
-            s->tpm_tokens -= (double)used_tokens - (double)reserved_tokens;
-        if (cost_usd > 0)
-            s->spent_usd += cost_usd;
-        if (reserved_usd > 0) {
-            s->reserved_usd -= reserved_usd;
-            if (s->reserved_usd < 1e-12)
-                s->reserved_usd = 0; /* no float residue once nothing is in flight */
-        }
+    stripe_t *st;
+    state_t *s = lock_state(l, key_id, true, NULL, &st);
+    if (!isnan(s->tpm_tokens))
+        s->tpm_tokens -= (double)used_tokens - (double)reserved_tokens;
+    if (cost_usd > 0)
+        s->spent_usd += cost_usd;
+    if (reserved_usd > 0) {
+        s->reserved_usd -= reserved_usd;
+        if (s->reserved_usd < 1e-12)
+            s->reserved_usd = 0; /* no float residue once nothing is in flight */
     }
     pthread_mutex_unlock(&st->lock);
 }
 
-int telex_limits_hold_slot(telex_limits_t *l, int64_t key_id)
+void telex_limits_hold_slot(telex_limits_t *l, int64_t key_id)
 {
-    stripe_t *st = stripe_of(l, key_id);
-    pthread_mutex_lock(&st->lock);
-    state_t *s = find(st, key_id, true, NULL);
+    stripe_t *st;
+    state_t *s = lock_state(l, key_id, true, NULL, &st);
     s->in_flight++;
     pthread_mutex_unlock(&st->lock);
-    return 0;
 }
 
 void telex_limits_release_slot(telex_limits_t *l, int64_t key_id)
 {
-    stripe_t *st = stripe_of(l, key_id);
-    pthread_mutex_lock(&st->lock);
-    state_t *s = find(st, key_id, false, NULL);
+    stripe_t *st;
+    state_t *s = lock_state(l, key_id, false, NULL, &st);
     if (s != NULL && s->in_flight > 0)
         s->in_flight--;
     pthread_mutex_unlock(&st->lock);
@@ -251,10 +252,5 @@ void telex_limits_release_slot(telex_limits_t *l, int64_t key_id)
 
 int64_t telex_limits_in_flight(telex_limits_t *l, int64_t key_id)
 {
-    stripe_t *st = stripe_of(l, key_id);
-    pthread_mutex_lock(&st->lock);
-    state_t *s = find(st, key_id, false, NULL);
-    int64_t v = s != NULL ? s->in_flight : 0;
-    pthread_mutex_unlock(&st->lock);
-    return v;
+    return peek(l, key_id).in_flight;
 }

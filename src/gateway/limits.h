@@ -60,8 +60,8 @@ void telex_limits_free(telex_limits_t *limits);
 
 /* The spend the database knows for a key. Used only when the key has no
  * state yet (its first sighting): afterwards the in-memory spend, which
- * includes rows not yet written, is authoritative. Returns 0 (it cannot fail). */
-int telex_limits_seed_spend(telex_limits_t *limits, int64_t key_id, double spent_usd);
+ * includes rows not yet written, is authoritative. */
+void telex_limits_seed_spend(telex_limits_t *limits, int64_t key_id, double spent_usd);
 
 /* The key's spend (0 for a key never seen). */
 double telex_limits_spent(telex_limits_t *limits, int64_t key_id);
@@ -90,9 +90,8 @@ void telex_limits_settle_cost(telex_limits_t *limits, int64_t key_id, uint64_t r
 double telex_limits_reserved(telex_limits_t *limits, int64_t key_id);
 
 /* An in-flight slot taken without a check (cluster mode: Redis decided;
- * the node's count follows, for when Redis is away). Returns 0 (it cannot
- * fail). */
-int telex_limits_hold_slot(telex_limits_t *limits, int64_t key_id);
+ * the node's count follows, for when Redis is away). */
+void telex_limits_hold_slot(telex_limits_t *limits, int64_t key_id);
 /* Gives back the slot an admitted request held (once, when it ends). */
 void telex_limits_release_slot(telex_limits_t *limits, int64_t key_id);
 /* The key's requests in flight on this node (0 for a key never seen). */

@@ -43,7 +43,9 @@ int telex_messages_enc_finish(telex_messages_enc_t *e);
 int telex_messages_enc_fail(telex_messages_enc_t *e, const char *error_type, const char *message);
 
 /* A whole chat.completion as an Anthropic Message object, malloc'ed JSON
- * text; NULL when out of memory. */
+ * text; NULL when the completion cannot be read as one chunk
+ * (telex_answer_completion_as_chunk: no choice 0 with a finish_reason) or
+ * its message cannot be encoded. */
 char *telex_messages_from_completion(json_t *completion, const char *message_id, const char *model);
 
 #endif

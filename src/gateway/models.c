@@ -127,7 +127,7 @@ static void rebuild(telex_models_t *s)
     size_t len = 0;
     char *text = telex_models_render(s->cfg, lists, n, &len);
     if (text == NULL)
-        return; /* out of memory: the previous answer stays */
+        return; /* a name jansson refused (models.h): the previous answer stays */
     free(s->text);
     s->text = text;
     s->len = len;

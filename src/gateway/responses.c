@@ -72,8 +72,9 @@ static int respond_object(h2o_req_t *req, telex_stream_t *s, const char *status)
         json_object_set_new(r, "status", json_string(status));
         text = r != NULL ? json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(r);
-        if (text == NULL) {
-            telex_respond_error(req, 500, "server_error", NULL, NULL, "out of memory");
+        if (text == NULL) { /* the note came from Redis (a mirror) and is not JSON: a parsed tree dumps */
+            telex_respond_error(req, 500, "server_error", NULL, NULL,
+                                "The Response object kept with this answer is not valid JSON.");
             return 0;
         }
     }

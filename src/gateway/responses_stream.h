@@ -60,7 +60,7 @@ int telex_responses_enc_finish(telex_responses_enc_t *e);
 int telex_responses_enc_fail(telex_responses_enc_t *e, const char *code, const char *message);
 
 /* The Response object as it stands (status, output so far, usage); a new
- * reference. NULL when out of memory. */
+ * reference, never NULL. */
 json_t *telex_responses_enc_response(telex_responses_enc_t *e);
 
 /* The Response object of the terminal event (completed, incomplete or
@@ -70,11 +70,14 @@ json_t *telex_responses_enc_final(telex_responses_enc_t *e);
 
 /* The output of a Response object as one chat assistant message (text and
  * tool_calls), for a conversation continued with previous_response_id; a
- * new reference, NULL when out of memory. */
+ * new reference, NULL only when open_memstream fails (glibc's own
+ * allocation, which does not go through util/alloc.h). */
 json_t *telex_responses_output_as_message(json_t *response);
 
 /* A whole chat.completion (a non-streamed answer) as a Response object,
- * malloc'ed JSON text; NULL when out of memory. */
+ * malloc'ed JSON text; NULL when the completion cannot be read as one chunk
+ * (telex_answer_completion_as_chunk: no choice 0 with a finish_reason) or
+ * its message cannot be encoded. */
 char *telex_responses_from_completion(json_t *completion, const char *response_id, const char *model, json_t *echo,
                                       int64_t created_at);
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway/auth.h"
+#include "gateway/keyset.h"
 #include "gateway/limits.h"
 #include "gateway/metrics.h"
 #include "gateway/presets.h"

@@ -27,17 +27,17 @@
  * through the admin API take effect at once.
  *
  * Layering. The services sit above the libraries they create and wire
- * together — the key set (auth.h), limits.h, metrics.h, the live preset
+ * together — the key set (keyset.h), limits.h, metrics.h, the live preset
  * set (presets_store.h), the store and its ledger — and below everything
- * that speaks HTTP: the endpoints (endpoints.h: /admin, /v1/usage,
- * /metrics, /v1/presets), the relay (chat_*.c) and the router. Nothing here
- * knows about requests; store work for a request goes through off_loop.h,
- * which tells the services a job is using the store
- * (telex_services_job_begin/end) so close waits for it. One edge still
- * points back: auth.c holds both the key set (below the services) and the
- * relay's checks (telex_auth_authenticate/admit/release/is_admin), which
- * take the services for the key set, the limits, the admin token and the
- * anonymous rule; splitting auth.c is left to when its key limits settle.
+ * that speaks HTTP or checks a request: the request checks (auth.h:
+ * telex_auth_authenticate/admit/release/is_admin, which take the services
+ * for the key set, the limits, the admin token and the anonymous rule),
+ * the endpoints (endpoints.h: /admin, /v1/usage, /metrics, /v1/presets),
+ * the relay (chat_*.c) and the router. Nothing here knows about requests
+ * (a request's grant is the plain struct of grant.h); store work for a
+ * request goes through off_loop.h, which tells the services a job is using
+ * the store (telex_services_job_begin/end) so close waits for it. No edge
+ * points back up.
  */
 #ifndef TELEX_GATEWAY_SERVICES_H
 #define TELEX_GATEWAY_SERVICES_H

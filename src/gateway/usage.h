@@ -61,7 +61,7 @@
 
 #include "config/config.h"
 #include "gateway/apierror.h"
-#include "gateway/auth.h"
+#include "gateway/grant.h"
 #include "gateway/limits.h"
 #include "store/store.h"
 
@@ -85,11 +85,13 @@ double telex_usage_cost(const telex_usage_t *u, const telex_route_t *route);
 
 /* If obj (a chunk, or a non-streamed response) has a usage object: parses
  * it into *u, computes *cost with route's prices, sets usage.cost_usd and
- * returns 1. Returns 0 when obj has no usage, -1 when out of memory. */
+ * returns 1. Returns 0 when obj has no usage (it cannot fail: prices are at
+ * most 1e6 and token counts clamped, so the cost is finite). */
 int telex_usage_annotate(json_t *obj, const telex_route_t *route, telex_usage_t *u, double *cost);
 
 /* obj as compact JSON text that keeps cost_usd short (15 significant
- * digits); malloc'ed, NULL if out of memory. */
+ * digits); malloc'ed. NULL only for a string jansson did not check that is
+ * not valid UTF-8 (a parsed or built tree has none). */
 char *telex_usage_dump(const json_t *obj);
 
 /* ---- estimates -------------------------------------------------------------- */
@@ -136,7 +138,9 @@ void telex_usage_settle(telex_limits_t *limits, const telex_grant_t *grant, cons
  * Returns 0, or 400 with *e. */
 int telex_usage_parse_query(const char *qs, size_t len, int64_t now_ms, telex_usage_query_t *q,
                             telex_api_error_t *e);
-/* The response body for rows of query q (never NULL). */
+/* The response body for rows of query q; NULL only when a row's cost is
+ * not a finite number (jansson refuses it; only a ledger edited by hand
+ * holds one). */
 json_t *telex_usage_to_json(const telex_usage_query_t *q, const telex_usage_row_t *rows, size_t n, int truncated);
 /* Parses a time: "2026-01-31" (end_of_day picks 24:00 instead of 00:00),
  * "2026-01-31T12:00:00Z", or unix seconds. Returns 0 or -1. */

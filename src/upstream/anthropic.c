@@ -40,8 +40,9 @@ static void destroy(void *p)
     free(a);
 }
 
-/* Relays the chunks collected in a->chunks; 0, or -1 after a failure. */
-static int relay(telex_sse_upstream_t *u, anthropic_t *a)
+/* Relays the chunks collected in a->chunks. anthropic_stream.c builds them
+ * with jansson's checked constructors only, so each dumps. */
+static void relay(telex_sse_upstream_t *u, anthropic_t *a)
 {
     size_t i;
     json_t *chunk;
@@ -50,16 +51,10 @@ static int relay(telex_sse_upstream_t *u, anthropic_t *a)
         if (telex_sse_upstream_stopped(u))
             break;
         char *text = telex_json_dumps(chunk, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (text == NULL) {
-            telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
-                                    "out of memory while translating the provider's stream", NULL, 0);
-            return -1;
-        }
         telex_sse_upstream_chunk(u, text, strlen(text), chunk, NULL);
         free(text);
     }
     json_array_clear(a->chunks);
-    return 0;
 }
 
 static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
@@ -69,8 +64,7 @@ static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
     char msg[512];
     int rc = telex_anthropic_stream_event(&a->stream, ev->type, ev->type_len, ev->data, ev->data_len, a->chunks,
                                           &kind, msg, sizeof(msg));
-    if (relay(u, a) != 0)
-        return;
+    relay(u, a);
     if (rc == TELEX_ANTHROPIC_DONE)
         telex_sse_upstream_done(u);
     else if (rc == TELEX_ANTHROPIC_FAILED)
@@ -82,8 +76,8 @@ static void on_eof(telex_sse_upstream_t *u)
 {
     anthropic_t *a = telex_sse_upstream_adapter(u);
     if (telex_anthropic_stream_eof(&a->stream, a->chunks)) {
-        if (relay(u, a) == 0)
-            telex_sse_upstream_done(u); /* a stop_reason came; only message_stop is missing */
+        relay(u, a);
+        telex_sse_upstream_done(u); /* a stop_reason came; only message_stop is missing */
         return;
     }
     json_array_clear(a->chunks);
@@ -105,14 +99,12 @@ static void on_plain(telex_sse_upstream_t *u, int status, const char *body, size
     }
     json_t *answer = telex_anthropic_response(in, (int64_t)time(NULL), msg, sizeof(msg));
     json_decref(in);
-    char *text = answer != NULL ? telex_json_dumps(answer, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(answer);
-    if (text == NULL) {
-        telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
-                                answer != NULL ? "out of memory while translating the provider's answer" : msg, NULL,
-                                0);
+    if (answer == NULL) {
+        telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0, msg, NULL, 0);
         return;
     }
+    char *text = telex_json_dumps(answer, JSON_COMPACT | JSON_PRESERVE_ORDER); /* checked constructors: it dumps */
+    json_decref(answer);
     telex_sse_upstream_respond(u, status, text, strlen(text));
     free(text);
 }

@@ -31,7 +31,7 @@
 /* ------------------------------------------------------------- request */
 
 typedef struct telex_anthropic_request_error {
-    int oom;           /* out of memory (message says so) */
+    int oom;           /* a jansson call failed (only allocations can: tests fail them) */
     char message[320]; /* what is wrong, for the client */
     char param[96];    /* the OpenAI parameter, e.g. "messages[2].content[0]" */
     const char *code;  /* "unsupported_by_provider" or "invalid_request" */
@@ -49,8 +49,9 @@ typedef struct telex_anthropic_request_error {
 json_t *telex_anthropic_request(json_t *in, uint64_t default_max_tokens, int stream,
                                 telex_anthropic_request_error_t *err);
 
-/* err as an OpenAI error body (malloc'd, NUL-terminated), or NULL when
- * jansson fails (out of memory; a message or param not UTF-8). */
+/* err as an OpenAI error body (malloc'd, NUL-terminated), or NULL when a
+ * jansson allocation fails (tests only: message and param are kept UTF-8,
+ * a client's text cut inside a character shows '?' for the cut bytes). */
 char *telex_anthropic_request_error_body(const telex_anthropic_request_error_t *err);
 
 /* ------------------------------------------------------------- stream */

@@ -11,20 +11,35 @@
  * consecutive turns of one role are merged, as Anthropic wants strict
  * alternation. What Anthropic cannot express (n > 1, logprobs, a JSON
  * response_format, audio and file parts, legacy functions) is a 400 naming
- * the parameter, never silently changed. Allocation failures set ctx.oom
- * and are reported once at the end.
+ * the parameter, never silently changed. A jansson call that fails sets
+ * err->oom and is reported once at the end.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "upstream/anthropic_map.h"
+#include "util/utf8.h"
 
 typedef struct {
     telex_anthropic_request_error_t *err;
     int failed;
 } ctx_t;
+
+/* Bytes of s that are not UTF-8 → '?': a client's text that "%.40s" cut
+ * inside a character would make the error body one jansson refuses. */
+static void scrub_utf8(char *s)
+{
+    unsigned char *p = (unsigned char *)s, *end = p + strlen(s);
+    while (p < end) {
+        ptrdiff_t n = *p < 0x80 ? 1 : telex_utf8_check(p, end);
+        for (ptrdiff_t k = n; k < 0; k++)
+            *p++ = '?';
+        p += n > 0 ? n : 0;
+    }
+}
 
 __attribute__((format(printf, 4, 5))) static json_t *bad(ctx_t *c, const char *code, const char *param,
                                                          const char *fmt, ...)
@@ -38,9 +53,15 @@ __attribute__((format(printf, 4, 5))) static json_t *bad(ctx_t *c, const char *c
     va_start(ap, fmt);
     vsnprintf(c->err->message, sizeof(c->err->message), fmt, ap);
     va_end(ap);
+    scrub_utf8(c->err->message);
+    scrub_utf8(c->err->param);
     return NULL;
 }
 
+/* A jansson call failed. In the telex process none does: jansson aborts on
+ * out of memory there (cli/main.c), and every string this file gives it
+ * comes from the parsed request (UTF-8), cut only at ASCII bytes. It is
+ * kept for tests/unit/test_anthropic.c, which fails each allocation in turn. */
 static json_t *oom(ctx_t *c)
 {
     if (!c->failed) {
@@ -48,7 +69,7 @@ static json_t *oom(ctx_t *c)
         c->err->oom = 1;
         c->err->code = "server_error";
         c->err->param[0] = '\0';
-        snprintf(c->err->message, sizeof(c->err->message), "out of memory");
+        snprintf(c->err->message, sizeof(c->err->message), "A jansson call failed while translating the request.");
     }
     return NULL;
 }

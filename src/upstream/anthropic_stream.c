@@ -84,9 +84,15 @@ __attribute__((format(printf, 3, 4))) static int fail(ev_ctx_t *c, telex_upstrea
     return TELEX_ANTHROPIC_FAILED;
 }
 
+/* A jansson call failed. In the telex process (where jansson aborts on out
+ * of memory) only the provider's message id or model, cut to fit inside a
+ * UTF-8 character, gets here; tests/unit/test_anthropic.c fails allocations. */
 static int oom(ev_ctx_t *c)
 {
-    return fail(c, TELEX_UPSTREAM_PROTOCOL, "out of memory while translating the provider's stream");
+    return fail(c, TELEX_UPSTREAM_PROTOCOL,
+                "the provider's stream could not be translated: its message id (over %zu bytes) or model (over %zu "
+                "bytes) was cut inside a UTF-8 character",
+                sizeof c->s->id - 1, sizeof c->s->model - 1);
 }
 
 static json_t *usage_object(const telex_anthropic_stream_t *s)
@@ -485,8 +491,11 @@ json_t *telex_anthropic_response(json_t *in, int64_t created, char *message, siz
         }
     }
     json_decref(msg);
-    if (out == NULL)
-        snprintf(message, message_len, "out of memory while translating the provider's answer");
+    if (out == NULL) /* as oom() above: in the telex process only an id or model cut inside a character */
+        snprintf(message, message_len,
+                 "the provider's answer could not be translated: its message id (over %zu bytes) or model (over %zu "
+                 "bytes) was cut inside a UTF-8 character",
+                 sizeof s.id - 1, sizeof s.model - 1);
     return out;
 }
 

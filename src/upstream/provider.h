@@ -94,7 +94,11 @@ extern const telex_provider_ops_t telex_anthropic_ops;
 extern const telex_provider_ops_t telex_demo_ops;
 
 /* Starts a call with the adapter for provider->kind. body is borrowed.
- * Returns NULL when out of memory (nothing is reported then). */
+ * Returns NULL, with nothing reported, when the call cannot start: a kind
+ * without an adapter, a request the HTTP client cannot send
+ * (telex_http_call_start: a URL that is not http(s), a header with CR or
+ * LF, no TLS context), or an Anthropic translation whose jansson call
+ * failed (tests only: anthropic_map.h). */
 telex_upstream_t *telex_upstream_start(const telex_upstream_env_t *env, const telex_provider_t *provider,
                                        json_t *body, int stream, const telex_upstream_sink_t *sink, void *user);
 

@@ -6,10 +6,11 @@
 //    the same assembled arguments; the next turn's tool_calls/tool messages as tool_use /
 //    tool_result blocks), also assembled by the official openai SDK;
 //  - the request as Anthropic receives it (headers, system, max_tokens default, stop,
-//    images, tool_choice, what is dropped) and the 400 for what cannot be expressed;
+//    images, tool_choice, what is dropped) and the 400 for what cannot be expressed (also
+//    when it quotes a client's text cut inside a UTF-8 character);
 //  - every Anthropic event type, every stop_reason, the error event, malformed events,
 //    cuts, a missing message_stop, HTTP errors in Anthropic's shape (OpenAI-shaped for the
-//    client), plain answers;
+//    client), plain answers, a provider's model cut inside a UTF-8 character;
 //  - fallback between an anthropic and an openai provider before the first event, both
 //    ways, and none after it.
 import { after, before, describe, test } from 'node:test';
@@ -424,6 +425,24 @@ describe('the request as Anthropic receives it', () => {
       assert.equal(await lastSeq(relay.mock), since, 'nothing reached the provider');
     }
   });
+
+  test('a part type the 400 cuts inside a UTF-8 character is still that 400 (not a call that cannot start)', async () => {
+    // the message quotes at most 40 bytes of the type: here they end in the first byte of 'é'
+    const type = `${'x'.repeat(39)}é-part`;
+    const since = await lastSeq(relay.mock);
+    for (const stream of [true, false]) {
+      const res = await fetch(`${relay.url}/v1/chat/completions`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'via-claude', messages: [{ role: 'user', content: [{ type, text: 'hi' }] }], stream }),
+      });
+      const body = await res.json();
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(body.error.param, 'messages[0].content[0]');
+      assert.equal(body.error.code, 'unsupported_by_provider');
+      assert.ok(body.error.message.includes(`type '${'x'.repeat(39)}?' are not supported`), body.error.message);
+    }
+    assert.equal(await lastSeq(relay.mock), since, 'nothing reached the provider');
+  });
 });
 
 describe('every Anthropic event, end to end', () => {
@@ -562,6 +581,33 @@ describe('every Anthropic event, end to end', () => {
         assert.match(body.error.message, new RegExp(`${status}`));
         if (status === 429) assert.equal(res.headers.get('retry-after'), '7');
       }
+    }
+  });
+
+  test('a model name the translation cuts inside a UTF-8 character: the failure says so (stream and plain)', async () => {
+    // telex keeps 255 bytes of the provider's model: here they end in the first byte of 'é'
+    const model = `${'m'.repeat(254)}é`;
+    stubBehaviour = (req, res, body) => {
+      if (JSON.parse(body).stream) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const message = { id: 'msg_1', type: 'message', role: 'assistant', model, content: [], usage: { input_tokens: 1, output_tokens: 0 } };
+        res.write(`event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message })}\n\n`);
+        res.write(`event: content_block_start\ndata: ${JSON.stringify({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } })}\n\n`);
+        res.end(`event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hi' } })}\n\n`);
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant', model, content: [{ type: 'text', text: 'hi' }], stop_reason: 'end_turn', usage: { input_tokens: 1, output_tokens: 1 } }));
+      }
+    };
+    for (const stream of [true, false]) {
+      const res = await fetch(`${relay.url}/v1/chat/completions`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'via-stub', messages: msgs(), stream }),
+      });
+      const body = await res.json();
+      assert.equal(res.status, 502, JSON.stringify(body));
+      assert.match(body.error.message, /model \(over 255 bytes\) was cut inside a UTF-8 character/, `stream:${stream}`);
+      assert.doesNotMatch(body.error.message, /memory/);
     }
   });
 

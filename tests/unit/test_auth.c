@@ -23,6 +23,7 @@
 
 #include "config/config.h"
 #include "gateway/auth.h"
+#include "gateway/keys.h"
 #include "gateway/limits.h"
 #include "gateway/services.h"
 #include "gateway/usage.h"
@@ -235,6 +236,43 @@ static void test_validation_helpers(void **state)
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
         if (telex_parse_expiry(junk[i], now, &t, err, sizeof err) != -EINVAL)
             fail_msg("expiry '%s' was accepted", junk[i]);
+}
+
+/* A row as a database edited by hand may hold it: what JSON cannot carry
+ * shows as "?" or null, and the row is still shown (never NULL). */
+static void test_key_json_of_a_row_written_by_hand(void **state)
+{
+    (void)state;
+    telex_key_row_t row;
+    memset(&row, 0, sizeof row);
+    row.id = 7;
+    snprintf(row.name, sizeof row.name, "caf\xc3");   /* cut inside a character */
+    snprintf(row.prefix, sizeof row.prefix, "tlx_\xff"); /* not UTF-8 */
+    snprintf(row.models, sizeof row.models, "a,b");
+    row.budget_usd = 1.0 / 0.0;
+    row.spent_usd = 0.0 / 0.0;
+    json_t *j = telex_key_to_json(&row, 0, 0);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "?");
+    assert_string_equal(json_string_value(json_object_get(j, "prefix")), "?");
+    assert_true(json_is_null(json_object_get(j, "budget_usd")));
+    assert_true(json_is_null(json_object_get(j, "spent_usd")));
+    assert_int_equal(json_array_size(json_object_get(j, "models")), 2);
+    char *text = json_dumps(j, JSON_COMPACT);
+    assert_non_null(text);
+    free(text);
+    json_decref(j);
+    /* an ordinary row: the numbers as they are */
+    snprintf(row.name, sizeof row.name, "alice");
+    snprintf(row.prefix, sizeof row.prefix, "tlx_abcdefgh");
+    row.budget_usd = 2.5;
+    row.spent_usd = 0.25;
+    j = telex_key_to_json(&row, 0.5, 0);
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "alice");
+    assert_string_equal(json_string_value(json_object_get(j, "prefix")), "tlx_abcdefgh");
+    assert_true(json_real_value(json_object_get(j, "budget_usd")) == 2.5);
+    assert_true(json_real_value(json_object_get(j, "spent_usd")) == 0.5);
+    json_decref(j);
 }
 
 /* ---- the secure default ---------------------------------------------------------- */
@@ -602,6 +640,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_key_format),
         T(test_validation_helpers),
+        T(test_key_json_of_a_row_written_by_hand),
         T(test_secure_default),
         T(test_store_problems_stop_the_start),
         T(test_authenticate),

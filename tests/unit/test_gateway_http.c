@@ -31,6 +31,7 @@
 #include "gateway/access_log.h"
 #include "gateway/admin.h"
 #include "gateway/auth.h"
+#include "gateway/keys.h"
 #include "gateway/cors.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"

@@ -94,7 +94,7 @@ static void test_budget(void **state)
     telex_limits_t *l = telex_limits_new();
     telex_key_limits_t kl = {.rpm = 0, .tpm = 0, .budget_usd = 1.0};
     unsigned retry;
-    assert_int_equal(telex_limits_seed_spend(l, 5, 0.75), 0);
+    telex_limits_seed_spend(l, 5, 0.75);
     assert_true(telex_limits_spent(l, 5) == 0.75);
     assert_int_equal(telex_limits_admit(l, 5, &kl, 0, T0, &retry), TELEX_LIMIT_OK);
     telex_limits_settle(l, 5, 0, 10, 0.2);
@@ -106,7 +106,7 @@ static void test_budget(void **state)
     kl.budget_usd = 2;
     assert_int_equal(telex_limits_admit(l, 5, &kl, 0, T0, &retry), TELEX_LIMIT_OK);
     /* seeding again (a key reload) never overwrites the running count */
-    assert_int_equal(telex_limits_seed_spend(l, 5, 0), 0);
+    telex_limits_seed_spend(l, 5, 0);
     assert_true(telex_limits_spent(l, 5) > 0.99);
     /* a zero budget refuses at once; no budget never does */
     telex_key_limits_t zero = {.budget_usd = 0};
@@ -230,7 +230,7 @@ static void test_concurrency(void **state)
     telex_key_limits_t now2 = {.rpm = 0, .tpm = 0, .budget_usd = -1, .max_concurrent = 2};
     assert_int_equal(telex_limits_admit(l, 8, &now2, 0, T0, &retry), TELEX_LIMIT_CONCURRENCY);
     /* held without a check (cluster mode), released never below zero */
-    assert_int_equal(telex_limits_hold_slot(l, 9), 0);
+    telex_limits_hold_slot(l, 9);
     assert_int_equal(telex_limits_in_flight(l, 9), 1);
     telex_limits_release_slot(l, 9);
     telex_limits_release_slot(l, 9);

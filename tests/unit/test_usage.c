@@ -307,6 +307,9 @@ static void test_usage_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "total"), "requests")), 0);
     assert_int_equal(json_integer_value(json_object_get(j, "key_id")), 3);
     json_decref(j);
+    /* the one way to NULL (usage.h): a cost that is not a finite number (a ledger edited by hand) */
+    rows[1].cost_usd = 1.0 / 0.0;
+    assert_null(telex_usage_to_json(&q, rows, 2, 0));
 }
 
 int main(void)
