@@ -188,10 +188,10 @@ describe('shutdown during a wait for an unknown id', () => {
     await waitFor(() => mon.count(meta) >= 2, { intervalMs: 2, message: 'the repeated lookup' });
     const exiting = stopChecked(X); // SIGTERM; throws on a sanitizer report or a non-zero exit
     const r = await pending;
-    assert.equal(r.status, 503, r.text);
-    assert.equal(JSON.parse(r.text).error.code, 'shutting_down');
     const exit = await exiting;
     assert.equal(exit.code, 0);
+    assert.equal(r.status, 503, r.text);
+    assert.equal(JSON.parse(r.text).error.code, 'shutting_down');
     if (SANITIZED) assert.doesNotMatch(X.stderr(), /LeakSanitizer|AddressSanitizer/);
     // X's wait was cut short by the shutdown, not run to its end (~21 lookups)
     const lookups = mon.count(meta);
