@@ -446,6 +446,7 @@ int telex_cluster_intercept(h2o_req_t *req)
     if (!telex_rconn_is_up(cw->cmd))
         return 0; /* Redis away: answer from what this node has */
     if (cw->stopping) { /* no new waits for Redis: the client retries on a node that stays */
+        telex_add_header(req, "retry-after", "1");
         telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The gateway is shutting down.");
         return 1;
     }

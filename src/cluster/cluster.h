@@ -9,7 +9,9 @@
  *     without waiting for Redis' answer. Every node can still resume it from
  *     that event on: a node asked for an id that Redis does not know (yet)
  *     asks again for up to the call timeout (1 s) before it answers as for
- *     an unknown stream (cluster/mirror.c). A registration that failed
+ *     an unknown stream (cluster/mirror.c; a client address has at most
+ *     CLUSTER_WAITS_PER_CLIENT such waits pending per worker, beyond that
+ *     it is answered at once: cluster/waits.c). A registration that failed
  *     (Redis down or stuck past the call timeout) makes the stream
  *     local-only until the publisher gets it into Redis: other nodes answer
  *     as for an unknown stream, never with other bytes;

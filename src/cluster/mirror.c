@@ -591,6 +591,7 @@ void cluster_mirrors_shutdown(telex_cluster_worker_t *cw)
                 h2o_req_t *req = w->req;
                 *w->link = NULL;
                 w->req = NULL;
+                telex_add_header(req, "retry-after", "1");
                 telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The gateway is shutting down.");
             }
         }

@@ -191,6 +191,7 @@ describe('shutdown during a wait for an unknown id', () => {
     const exit = await exiting;
     assert.equal(exit.code, 0);
     assert.equal(r.status, 503, r.text);
+    assert.equal(r.headers['retry-after'], '1');
     assert.equal(JSON.parse(r.text).error.code, 'shutting_down');
     if (SANITIZED) assert.doesNotMatch(X.stderr(), /LeakSanitizer|AddressSanitizer/);
     // X's wait was cut short by the shutdown, not run to its end (~21 lookups)
