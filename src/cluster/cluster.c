@@ -285,6 +285,12 @@ void telex_cluster_worker_start(telex_cluster_worker_t *cw)
     }
 }
 
+void telex_cluster_worker_shutdown(telex_cluster_worker_t *cw)
+{
+    if (cw != NULL)
+        cluster_mirrors_shutdown(cw);
+}
+
 int telex_cluster_worker_idle(telex_cluster_worker_t *cw)
 {
     if (cw == NULL || !telex_rconn_is_up(cw->cmd))
@@ -440,5 +446,10 @@ int telex_cluster_intercept(h2o_req_t *req)
         return 0; /* Redis said there is no such stream */
     if (!telex_rconn_is_up(cw->cmd))
         return 0; /* Redis away: answer from what this node has */
+    if (cw->stopping) { /* no new waits for Redis: the client retries on a node that stays */
+        telex_add_header(req, "retry-after", "1");
+        telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The gateway is shutting down.");
+        return 1;
+    }
     return cluster_mirror_request(cw, req, id);
 }

@@ -9,7 +9,9 @@
  *     without waiting for Redis' answer. Every node can still resume it from
  *     that event on: a node asked for an id that Redis does not know (yet)
  *     asks again for up to the call timeout (1 s) before it answers as for
- *     an unknown stream (cluster/mirror.c). A registration that failed
+ *     an unknown stream (cluster/mirror.c; a client address has at most
+ *     CLUSTER_WAITS_PER_CLIENT such waits pending per worker, beyond that
+ *     it is answered at once: cluster/waits.c). A registration that failed
  *     (Redis down or stuck past the call timeout) makes the stream
  *     local-only until the publisher gets it into Redis: other nodes answer
  *     as for an unknown stream, never with other bytes;
@@ -65,6 +67,10 @@ int telex_cluster_redis_up(void);
  * calls that failed or timed out. */
 uint64_t telex_cluster_events_published(void);
 uint64_t telex_cluster_mirrors_built(void);
+/* Requests for an id Redis did not know that were answered at once, as for
+ * an unknown stream, because their client address already had the most
+ * waits for a registration pending on that worker (cluster/waits.c). */
+uint64_t telex_cluster_lookup_waits_refused(void);
 
 /* Per worker. redispatch handles a held request again (the router's entry
  * point); it is called on the worker's thread. */
@@ -73,6 +79,11 @@ telex_cluster_worker_t *telex_cluster_worker_new(uv_loop_t *loop, telex_waker_t 
                                                  int (*redispatch)(void *ctx, h2o_req_t *req), void *ctx);
 /* On the worker's thread, before its loop runs: connects. */
 void telex_cluster_worker_start(telex_cluster_worker_t *cw);
+/* On the worker's thread when it starts shutting down: requests waiting for
+ * an unknown id's registration are answered 503 shutting_down at once (their
+ * retry timers closed and freed); later ones for ids this node does not have
+ * get the same. NULL: nothing. */
+void telex_cluster_worker_shutdown(telex_cluster_worker_t *cw);
 
 /* Shutdown: 1 when the worker has nothing left to hand to Redis (every
  * publisher has written its stream's end, and the bytes left the process),

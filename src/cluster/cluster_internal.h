@@ -30,11 +30,15 @@
 /* A live mirror whose node cannot reach Redis this long ends with an error event. */
 #define MIRROR_REDIS_GRACE_MS 10000
 #define CTL_CHANNEL "telex:ctl"
+/* Waits for an unknown stream id's registration a client address may have
+ * pending per worker (waits.c says why a concurrency bound, and why this). */
+#define CLUSTER_WAITS_PER_CLIENT 8
 
 struct pub;
 struct mirror;
 struct waiter;
 struct held;
+typedef struct cluster_wait_client cluster_wait_client_t;
 
 struct telex_cluster_worker {
     uv_loop_t *loop;
@@ -54,6 +58,8 @@ struct telex_cluster_worker {
     struct pub *dirty;      /* publishers woken since the last batch (publish.c) */
     uv_timer_t batch_timer; /* sends that batch */
     struct mirror *mirrors;
+    cluster_wait_client_t **wait_clients; /* waits.c: clients with waits pending (hash buckets) */
+    int stopping;                         /* shutting down: no new waits (mirror.c) */
     h2o_req_t *reentering; /* a held request being handled again */
     h2o_req_t *held_once;  /* the same, after waiting for its mirror to catch up (not held again) */
     struct held *held;     /* requests waiting for their mirror to catch up (cluster.c) */
@@ -101,6 +107,12 @@ int cluster_mirror_request(telex_cluster_worker_t *cw, h2o_req_t *req, const cha
 void cluster_mirrors_on_blk_up(telex_cluster_worker_t *cw);
 void cluster_mirrors_tick(telex_cluster_worker_t *cw);
 void cluster_xread_kick(telex_cluster_worker_t *cw);
+void cluster_mirrors_shutdown(telex_cluster_worker_t *cw);
+
+/* waits.c: one of req's client's wait slots on this worker, or NULL (counted
+ * in telex_cluster_lookup_waits_refused) when it has CLUSTER_WAITS_PER_CLIENT. */
+cluster_wait_client_t *cluster_wait_take(telex_cluster_worker_t *cw, h2o_req_t *req);
+void cluster_wait_give(telex_cluster_worker_t *cw, cluster_wait_client_t *cl);
 
 /* limits.c: refreshes this worker's concurrency leases (every tick; sends at most once per refresh period) */
 void cluster_leases_tick(telex_cluster_worker_t *cw);

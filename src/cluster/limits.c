@@ -215,7 +215,9 @@ static void on_admit(telex_rconn_t *rc, redisReply *reply, void *priv)
     } else if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         telex_log_event("warn", "cluster: the limits script failed; deciding locally", NULL);
     }
-    if (verdict == TELEX_CLUSTER_ADMIT_OK && h->leased)
+    /* decided locally (Redis failed or was too slow): the node's own count decides, and the lease
+     * is kept (refreshed into Redis, removed at the end: telex_cluster_lease_end) all the same */
+    if ((verdict == TELEX_CLUSTER_ADMIT_OK || (verdict == TELEX_CLUSTER_LOCAL && h->req != NULL)) && h->leased)
         lease_add(cw, h->key_id, h->reservation);
     if (h->req == NULL && verdict == TELEX_CLUSTER_ADMIT_OK) {
         /* the client left while Redis decided: give back what the script took (on cw's thread) */
@@ -228,7 +230,7 @@ static void on_admit(telex_rconn_t *rc, redisReply *reply, void *priv)
         cw->verdict_for = req;
         cw->verdict = verdict;
         cw->verdict_retry = retry;
-        cw->verdict_reservation = h->reservation;
+        cw->verdict_reservation = verdict == TELEX_CLUSTER_LOCAL && !h->leased ? 0 : h->reservation;
         cw->redispatch(cw->ctx, req);
         cw->reentering = NULL;
         cw->verdict_for = NULL;
@@ -251,8 +253,15 @@ int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm
         *reservation = cw->verdict_reservation;
         return cw->verdict;
     }
-    if (!telex_rconn_is_up(cw->cmd))
+    if (!telex_rconn_is_up(cw->cmd)) {
+        if (max_concurrent > 0) {
+            /* admitted (or not) by the node's own count; its lease reaches Redis with the next
+             * refresh once Redis is back, so that the other nodes count this request too */
+            *reservation = atomic_fetch_add(&reservations, 1) + 1;
+            lease_add(cw, key_id, *reservation);
+        }
         return TELEX_CLUSTER_LOCAL;
+    }
     hold_t *h = telex_xcalloc(1, sizeof *h);
     hold_t **link = h2o_mem_alloc_shared(&req->pool, sizeof *link, on_disposed); /* aborts on OOM */
     *link = h;
@@ -283,6 +292,10 @@ int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm
         len[i] = strlen(argv[i]);
     if (telex_rconn_cmd(cw->cmd, on_admit, h, 0, 15, argv, len) != 0) {
         *link = NULL;
+        if (h->leased) { /* as when Redis is away */
+            *reservation = h->reservation;
+            lease_add(cw, key_id, h->reservation);
+        }
         free(h);
         return TELEX_CLUSTER_LOCAL;
     }
@@ -310,4 +323,16 @@ void telex_cluster_settle(int64_t key_id, uint64_t reservation, uint64_t reserve
         len[i] = strlen(argv[i]);
     if (telex_rconn_cmd(cw->cmd, NULL, NULL, 0, 10, argv, len) != 0)
         telex_log_event("warn", "cluster: a request's cost could not be settled in Redis (unavailable)", NULL);
+}
+
+void telex_cluster_lease_end(int64_t key_id, uint64_t reservation)
+{
+    telex_cluster_worker_t *cw = telex_cluster_current;
+    if (!telex_cluster_g.enabled || cw == NULL || key_id <= 0 || reservation == 0)
+        return;
+    lease_drop(cw, key_id, reservation); /* before the ZREM: a refresh cannot add it back */
+    char ckey[KEY_MAX], member[64];
+    lease_key(ckey, key_id);
+    lease_member(member, sizeof member, reservation);
+    telex_rconn_cmdf(cw->cmd, NULL, NULL, "ZREM %s %s", ckey, member); /* Redis away: it lapses with its TTL */
 }

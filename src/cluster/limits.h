@@ -59,7 +59,13 @@ enum {
 
 /* rpm, tpm, max_concurrent: 0 = unlimited; budget_usd < 0 = none. local_spent seeds the
  * key's spend in Redis the first time. *retry_after_s for RPM/TPM;
- * *reservation names the request's budget reservation (for settling). */
+ * *reservation names the request's budget reservation (for settling).
+ * TELEX_CLUSTER_LOCAL with *reservation != 0 (Redis away or failing, a key
+ * with max_concurrent): the node decides with its own count, and the
+ * request holds a concurrency lease all the same — kept by this worker and
+ * refreshed into Redis as soon as Redis is up, so that the other nodes
+ * count the requests a node admitted while Redis was away; the caller ends
+ * it with telex_cluster_lease_end when the request ends or is refused. */
 int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm, double budget_usd,
                         int64_t max_concurrent, uint64_t est_tokens, double est_usd, double local_spent,
                         unsigned *retry_after_s, uint64_t *reservation);
@@ -71,6 +77,11 @@ int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm
  * admission of that key once the node's heartbeat key is gone. */
 void telex_cluster_settle(int64_t key_id, uint64_t reservation, uint64_t reserved_tokens, uint64_t used_tokens,
                           double cost_usd);
+
+/* The end of a request decided locally that holds a lease (see above):
+ * the lease is removed here and in Redis (fire and forget; on the worker
+ * that admitted it). reservation 0: nothing. */
+void telex_cluster_lease_end(int64_t key_id, uint64_t reservation);
 
 /* The scripts' text (for tests and docs). */
 extern const char telex_cluster_admit_lua[];

@@ -9,7 +9,13 @@
  *      may have reached its client before its registration reached Redis
  *      (register.c); still none → the held requests are handled again and
  *      answer as for an unknown stream (so an unknown id costs the asker
- *      1 s on a cluster node); Redis failing → at once, as before;
+ *      1 s on a cluster node); Redis failing → at once, as before. Each
+ *      waiting request takes a wait slot of its client address (waits.c:
+ *      at most CLUSTER_WAITS_PER_CLIENT per worker); one whose client has
+ *      none left is answered at once as for an unknown stream, so a flood
+ *      of made-up ids costs Redis one HGETALL per id beyond the bound
+ *      instead of ~20. The retries stop when every asker has gone, and at
+ *      shutdown (the askers get 503 shutting_down, the timers are closed);
  *   2. builds a local stream with the same id and owner and appends the
  *      Redis entries to its log in order (XRANGE pages of 512) — the bytes
  *      the producer appended, so subscribers here write exactly what the
@@ -43,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/respond.h"
 #include "stream/ids.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -53,7 +60,11 @@ typedef struct waiter {
     struct waiter *next;
     h2o_req_t *req; /* NULL once h2o disposed of it */
     struct waiter **link;
+    telex_cluster_worker_t *cw;
+    cluster_wait_client_t *slot; /* its client's wait slot while the registration is awaited (waits.c) */
 } waiter_t;
+
+struct lookup_timer;
 
 typedef struct mirror {
     struct mirror *prev, *next;
@@ -77,6 +88,8 @@ typedef struct mirror {
     uint64_t unread_since_ms;
     uint64_t lookup_since_ms; /* the first HGETALL (M_LOOKUP): the registration is awaited until + LOOKUP_WAIT_MS */
     unsigned lookup_gap_ms;   /* the next HGETALL this long after an empty one */
+    int awaiting;             /* Redis did not know the id: its waiters hold wait slots */
+    struct lookup_timer *timer; /* the next HGETALL's, while it is pending */
     waiter_t *waiters;
 } mirror_t;
 
@@ -90,6 +103,7 @@ typedef struct mirror {
 #define LOOKUP_MAX_GAP_MS 64
 
 static void mirror_catch_up(mirror_t *m);
+static void cancel_lookup_timer(mirror_t *m);
 
 static void mirror_unref(mirror_t *m)
 {
@@ -106,22 +120,28 @@ static void on_wake_retired(telex_wakeup_t *w)
     mirror_unref(m);
 }
 
+static void give_slot(waiter_t *w)
+{
+    cluster_wait_give(w->cw, w->slot);
+    w->slot = NULL;
+}
+
 static void on_waiter_disposed(void *p)
 {
     waiter_t *w = *(waiter_t **)p;
-    if (w != NULL)
+    if (w != NULL) {
         w->req = NULL;
+        give_slot(w); /* its client went away: the wait no longer counts */
+    }
 }
 
-/* Handles every held request again (the stream is registered now, or
- * known not to exist). */
-static void release_waiters(mirror_t *m)
+/* Handles the held requests of the list w again (the stream is registered
+ * now, or known not to exist, or the client may not wait) and frees it. */
+static void redispatch_list(telex_cluster_worker_t *cw, waiter_t *w)
 {
-    telex_cluster_worker_t *cw = m->cw;
-    waiter_t *w = m->waiters;
-    m->waiters = NULL;
     while (w != NULL) {
         waiter_t *next = w->next;
+        give_slot(w);
         if (w->req != NULL) {
             h2o_req_t *req = w->req;
             *w->link = NULL;
@@ -132,6 +152,22 @@ static void release_waiters(mirror_t *m)
         free(w);
         w = next;
     }
+}
+
+static void release_waiters(mirror_t *m)
+{
+    waiter_t *w = m->waiters;
+    m->waiters = NULL;
+    redispatch_list(m->cw, w);
+}
+
+/* 1 when a held request is still there (its client has not gone). */
+static int anyone_waiting(const mirror_t *m)
+{
+    for (const waiter_t *w = m->waiters; w != NULL; w = w->next)
+        if (w->req != NULL)
+            return 1;
+    return 0;
 }
 
 /* Out of the worker's list (and the registry); freed when nothing refers to it. */
@@ -147,6 +183,7 @@ static void mirror_drop(mirror_t *m)
         cw->mirrors = m->next;
     if (m->next != NULL)
         m->next->prev = m->prev;
+    cancel_lookup_timer(m);
     release_waiters(m);
     if (m->stream != NULL) {
         if (m->registered)
@@ -357,22 +394,60 @@ static int send_lookup(mirror_t *m);
 
 typedef struct lookup_timer {
     uv_timer_t t;
-    mirror_t *m;
+    mirror_t *m; /* holds a reference until the timer fired or was cancelled */
 } lookup_timer_t;
 
 static void on_lookup_timer_closed(uv_handle_t *h)
 {
-    free(H2O_STRUCT_FROM_MEMBER(lookup_timer_t, t, (uv_timer_t *)h));
+    lookup_timer_t *lt = H2O_STRUCT_FROM_MEMBER(lookup_timer_t, t, (uv_timer_t *)h);
+    if (lt->m != NULL) /* cancelled before it fired */
+        mirror_unref(lt->m);
+    free(lt);
+}
+
+/* Stops and closes m's pending retry timer (freed, and m's reference given
+ * back, in its close callback). */
+static void cancel_lookup_timer(mirror_t *m)
+{
+    lookup_timer_t *lt = m->timer;
+    if (lt == NULL)
+        return;
+    m->timer = NULL;
+    uv_timer_stop(&lt->t);
+    uv_close((uv_handle_t *)&lt->t, on_lookup_timer_closed);
 }
 
 static void on_lookup_timer(uv_timer_t *t)
 {
     lookup_timer_t *lt = H2O_STRUCT_FROM_MEMBER(lookup_timer_t, t, t);
     mirror_t *m = lt->m;
+    lt->m = NULL;
+    m->timer = NULL;
     uv_close((uv_handle_t *)t, on_lookup_timer_closed);
-    if (!m->unlinked && send_lookup(m) != 0)
-        mirror_drop(m); /* Redis went away meanwhile: answered from this node */
+    if (!m->unlinked && (!anyone_waiting(m) || send_lookup(m) != 0))
+        mirror_drop(m); /* every asker went away, or Redis did meanwhile (answered from this node) */
     mirror_unref(m);
+}
+
+/* Redis does not know m's id (yet): every held request's client takes a wait
+ * slot; one whose client has none left is answered at once, as for an
+ * unknown stream. 1 when a request still waits. */
+static int take_slots(mirror_t *m)
+{
+    m->awaiting = 1;
+    waiter_t **pp = &m->waiters, *refused = NULL;
+    while (*pp != NULL) {
+        waiter_t *w = *pp;
+        if (w->req == NULL || w->slot != NULL || (w->slot = cluster_wait_take(m->cw, w->req)) != NULL) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        w->next = refused;
+        refused = w;
+    }
+    redispatch_list(m->cw, refused); /* (m->awaiting: a request on its way in joins without a lookup) */
+    return anyone_waiting(m);
 }
 
 /* Redis answered that it does not know the stream (yet): 1 when another
@@ -392,6 +467,7 @@ static int lookup_again(mirror_t *m)
     }
     lt->m = m;
     m->refs++;
+    m->timer = lt;
     uv_timer_start(&lt->t, on_lookup_timer, gap, 0);
     uv_unref((uv_handle_t *)&lt->t); /* never keeps a stopping loop alive */
     m->lookup_gap_ms = gap * 2 > LOOKUP_MAX_GAP_MS ? LOOKUP_MAX_GAP_MS : gap * 2;
@@ -412,10 +488,13 @@ static void on_meta(telex_rconn_t *rc, redisReply *reply, void *priv)
         owner = field(reply, "owner");
         front = field(reply, "front");
     }
-    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0 && lookup_again(m)) {
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0 && !m->cw->stopping &&
+        take_slots(m) && lookup_again(m)) {
         mirror_unref(m); /* not registered yet: asked again shortly, the requests wait on */
         return;
     }
+    for (waiter_t *w = m->waiters; w != NULL; w = w->next)
+        give_slot(w); /* the wait is over */
     const telex_config_t *cfg = telex_cluster_g.cfg;
     if (node == NULL || owner == NULL || front == NULL || strlen(node) >= sizeof m->node ||
         (m->stream = telex_stream_new(cfg->resume.max_bytes, 1)) == NULL) {
@@ -457,6 +536,9 @@ int cluster_mirror_request(telex_cluster_worker_t *cw, h2o_req_t *req, const cha
     for (m = cw->mirrors; m != NULL; m = m->next)
         if (!m->registered && strcmp(m->id, id) == 0)
             break; /* being built: wait with the others */
+    cluster_wait_client_t *slot = NULL;
+    if (m != NULL && m->state == M_LOOKUP && m->awaiting && (slot = cluster_wait_take(cw, req)) == NULL)
+        return 0; /* Redis did not know it a moment ago, and this client waits enough: unknown at once */
     int fresh = m == NULL;
     if (fresh) {
         m = telex_xcalloc(1, sizeof *m);
@@ -470,6 +552,8 @@ int cluster_mirror_request(telex_cluster_worker_t *cw, h2o_req_t *req, const cha
     *link = w;
     w->link = link;
     w->req = req;
+    w->cw = cw;
+    w->slot = slot;
     if (fresh) {
         m->lookup_since_ms = uv_now(cw->loop);
         m->lookup_gap_ms = LOOKUP_FIRST_GAP_MS;
@@ -487,6 +571,32 @@ int cluster_mirror_request(telex_cluster_worker_t *cw, h2o_req_t *req, const cha
     w->next = m->waiters;
     m->waiters = w;
     return 1;
+}
+
+/* Shutdown: a request waiting for an id's registration is answered 503
+ * shutting_down now (its client retries, through the balancer, on a node
+ * that stays), rather than when the wait is over or not at all; the retry
+ * timers are closed, so that the mirrors and timers are freed before the
+ * loop stops. New waits are not begun (cw->stopping). */
+void cluster_mirrors_shutdown(telex_cluster_worker_t *cw)
+{
+    cw->stopping = 1;
+    for (mirror_t *m = cw->mirrors, *next; m != NULL; m = next) {
+        next = m->next;
+        if (m->state != M_LOOKUP)
+            continue;
+        for (waiter_t *w = m->waiters; w != NULL; w = w->next) {
+            give_slot(w);
+            if (w->req != NULL) {
+                h2o_req_t *req = w->req;
+                *w->link = NULL;
+                w->req = NULL;
+                telex_add_header(req, "retry-after", "1");
+                telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The gateway is shutting down.");
+            }
+        }
+        mirror_drop(m); /* closes the retry timer; an HGETALL in flight finds m unlinked */
+    }
 }
 
 /* ------------------------------------------------------------ live: XREAD */

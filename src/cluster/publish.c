@@ -9,9 +9,10 @@
  * PUBLISH_BATCH_MS (2 ms) after the first of them: one pipelined write of
  * XADDs for every stream's events of those 2 ms, one read of the replies.
  * Batching per loop turn only was measured first: at 20 events/s per stream
- * a turn holds about one event, and a Redis write plus a reply wake-up per
- * event cost the producer ~40 % more CPU per event; other nodes' readers
- * get the events up to 2 ms later instead. Entry ids are "0-<n>" for event n, so entries are in
+ * a turn holds about one event, so that costs a Redis write plus a reply
+ * wake-up per event, a large share of the producer's CPU per event
+ * (bench/findings.md has the number); other nodes' readers get the events
+ * up to 2 ms later instead. Entry ids are "0-<n>" for event n, so entries are in
  * order, an XADD that was already applied fails harmlessly, and a reader
  * on another node knows every event's number. Fields: d = the event's
  * bytes exactly as the log holds them (subscribers add ids themselves);

@@ -25,6 +25,8 @@ int telex_cluster_admit_hold(telex_services_t *svc, h2o_req_t *req, telex_grant_
                                 &reservation);
     if (v == TELEX_CLUSTER_PENDING)
         return 1;
+    if (v == TELEX_CLUSTER_LOCAL)
+        grant->cluster_lease = reservation; /* the node's own count decides; the request still holds a lease */
     if (v != TELEX_CLUSTER_LOCAL && v >= TELEX_CLUSTER_ADMIT_OK && v <= TELEX_CLUSTER_ADMIT_CONCURRENCY) {
         grant->cluster_decided = true;
         grant->cluster_verdict = v;

@@ -485,6 +485,14 @@ int telex_metrics_render(telex_metrics_t *m, telex_buf_t *b)
             "\n",
             telex_cluster_redis_up(), telex_cluster_events_published(), telex_cluster_mirrors_built(),
             telex_cluster_registrations_failed());
+    if (telex_cluster_enabled())
+        put(&o,
+            "# HELP telex_cluster_lookup_waits_refused_total Requests for a stream id Redis did not know that were "
+            "answered at once as unknown, without waiting for its registration: their client address had the most "
+            "such waits pending.\n"
+            "# TYPE telex_cluster_lookup_waits_refused_total counter\ntelex_cluster_lookup_waits_refused_total %" PRIu64
+            "\n",
+            telex_cluster_lookup_waits_refused());
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         put(&o, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help, families[f].name,
             families[f].type);

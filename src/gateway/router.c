@@ -301,6 +301,7 @@ void telex_gateway_on_shutdown(telex_worker_t *worker)
     gateway_worker_t *gw = worker->app_worker;
     gw->shutting_down = 1;
     telex_models_worker_shutdown(gw->models);
+    telex_cluster_worker_shutdown(gw->cluster); /* cluster mode: no request left waiting for Redis */
     double grace = gw->gateway->config->streaming.shutdown_grace_seconds;
     uv_timer_start(&gw->shutdown_timer, on_shutdown_deadline, (uint64_t)(grace * 1000), 0);
 }

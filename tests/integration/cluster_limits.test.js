@@ -11,7 +11,8 @@
 //   - a key with max_concurrent 2 serves exactly 2 at once across both nodes (leases in Redis),
 //     a slot freed on one node is usable on the other; leases are refreshed while their requests
 //     run past the lease TTL, and those of a node killed while it held both slots lapse within it;
-//     with Redis away a node falls back to its own count (which includes what Redis admitted).
+//     with Redis away a node falls back to its own count (which includes what Redis admitted),
+//     and the requests it admitted on its own count get their leases in Redis when Redis is back.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -19,7 +20,7 @@ import path from 'node:path';
 import { LATE_MS, waitFor } from './lib/proc.js';
 import { postChat } from './lib/sse.js';
 import { msgs, tmpDir } from './lib/relay.js';
-import { metricsText, startCluster } from './lib/cluster.js';
+import { metricsText, redisCommand, startCluster, startRedis, waitRedisUp } from './lib/cluster.js';
 import { BUDGET, PRICES, burst, createKey } from './lib/budget.js';
 
 const ADMIN = 'admin-token-0123456789-SECRET';
@@ -283,5 +284,33 @@ describe('max_concurrent across nodes', () => {
     await freed(B);
     second.leave();
     await second.done;
+  });
+
+  test('Redis back: the requests a node admitted on its own count meanwhile hold leases in Redis', async () => {
+    const B = c.nodes[1];
+    // every concurrency lease Redis holds (this suite's key is the only one with max_concurrent)
+    const leases = () =>
+      redisCommand(
+        c.redis,
+        `EVAL "local n = 0 for _, k in ipairs(redis.call('KEYS', 'telex:k:*:c')) do n = n + redis.call('ZCARD', k) end return n" 0`,
+      );
+    await idle();
+    await c.redis.stop(); // (already stopped by the test above, unless it failed early)
+    await waitFor(async () => /^telex_cluster_redis_up 0$/m.test(await metricsText(B)), { message: 'redis down seen' });
+    const held = [hold(B), hold(B)]; // both admitted by B's own count
+    await Promise.all(held.map((h) => h.started));
+    c.redis = await startRedis(c.redis.port); // empty: no persistence
+    await waitRedisUp(B);
+    // B's lease refresh (every second) puts both leases into Redis
+    await waitFor(async () => (await leases()) === 2, { message: 'both leases in Redis' });
+    // Redis decides again, and counts them: no third request on any node
+    const r = await short(B);
+    assert.equal(r.status, 429, 'Redis counts the two requests B admitted while it was away');
+    assert.equal(JSON.parse(r.raw.toString()).error.code, 'concurrency_limit_exceeded');
+    for (const h of held) h.leave();
+    await Promise.all(held.map((h) => h.done));
+    // their end removed their leases
+    await waitFor(async () => (await leases()) === 0, { message: 'the leases removed at the ends' });
+    await freed(B);
   });
 });

@@ -51,7 +51,8 @@ export function resumeConfig(patch = {}) {
 // opts: { method, headers, body (object -> JSON), stopAfter (number of events, or fn(event, events)),
 //         stopOnHeaders (drop the connection as soon as the headers are in; also stopAfter: 0),
 //         leaveWhen (a promise: drop the connection when it settles, whatever has arrived),
-//         timeoutMs, onEvent(event, events) }
+//         timeoutMs, onEvent(event, events), localAddress (the client socket's source address, e.g.
+//         127.0.0.2: another client address on loopback) }
 export function request(url, opts = {}) {
   const { method = opts.body !== undefined ? 'POST' : 'GET', timeoutMs = 30000 } = opts;
   const headers = { ...(opts.headers ?? {}) };
@@ -104,7 +105,7 @@ export function request(url, opts = {}) {
       reply.text = reply.raw.toString('utf8');
       resolve(reply);
     };
-    const req = http.request(url, { method, headers, agent: false });
+    const req = http.request(url, { method, headers, agent: false, localAddress: opts.localAddress });
     const timer = setTimeout(() => {
       reply.error = new Error(`timed out after ${timeoutMs} ms`);
       req.destroy();
