@@ -244,6 +244,7 @@ telex_cluster_worker_t *telex_cluster_worker_new(uv_loop_t *loop, telex_waker_t 
     if (!telex_cluster_g.enabled)
         return NULL;
     telex_cluster_worker_t *cw = telex_xcalloc(1, sizeof *cw);
+    h2o_linklist_init_anchor(&cw->pubs);
     cw->loop = loop;
     cw->waker = waker;
     cw->index = index;
@@ -295,7 +296,7 @@ int telex_cluster_worker_idle(telex_cluster_worker_t *cw)
 {
     if (cw == NULL || !telex_rconn_is_up(cw->cmd))
         return 1;
-    return cw->pubs == NULL && telex_rconn_flushed(cw->cmd);
+    return h2o_linklist_is_empty(&cw->pubs) && telex_rconn_flushed(cw->cmd);
 }
 
 /* ------------------------------------------------------------ the router's hook */

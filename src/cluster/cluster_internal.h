@@ -8,6 +8,8 @@
 
 #include <stdatomic.h>
 
+#include <h2o/linklist.h>
+
 #include "cluster/cluster.h"
 #include "cluster/rconn.h"
 #include "cluster/redis_url.h"
@@ -54,7 +56,7 @@ struct telex_cluster_worker {
     uv_timer_t tick;
     uint64_t last_heartbeat_ms;
     uint64_t redis_down_since; /* uv_now() when cmd or blk went down (0: up) */
-    struct pub *pubs;
+    h2o_linklist_t pubs;    /* of struct pub's link: this worker's publishers, the newest first (publish.c) */
     struct pub *dirty;      /* publishers woken since the last batch (publish.c) */
     uv_timer_t batch_timer; /* sends that batch */
     struct mirror *mirrors;

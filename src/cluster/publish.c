@@ -51,7 +51,7 @@
 enum { P_WAIT_REDIS, P_RESYNC, P_STREAMING };
 
 typedef struct pub {
-    struct pub *prev, *next;
+    h2o_linklist_t link; /* in cw->pubs until unlinked (gone) */
     struct pub *dirty_next; /* in the worker's pending batch */
     int dirty;
     telex_stream_sub_t tap;
@@ -81,12 +81,7 @@ static void pub_unlink_free(pub_t *p)
         }
         p->dirty = 0;
     }
-    if (p->prev != NULL)
-        p->prev->next = p->next;
-    else
-        cw->pubs = p->next;
-    if (p->next != NULL)
-        p->next->prev = p->prev;
+    h2o_linklist_unlink(&p->link);
     telex_stream_set_tap(p->stream, NULL);
     p->gone = 1;
     if (telex_wakeup_retire(&p->tap.wake) == 0) {
@@ -321,8 +316,9 @@ static void pub_resync(pub_t *p)
 
 void cluster_pubs_on_up(telex_cluster_worker_t *cw)
 {
-    for (pub_t *p = cw->pubs, *next; p != NULL; p = next) {
-        next = p->next;
+    for (h2o_linklist_t *l = cw->pubs.next, *next; l != &cw->pubs; l = next) {
+        next = l->next;
+        pub_t *p = H2O_STRUCT_FROM_MEMBER(pub_t, link, l);
         if (p->state == P_WAIT_REDIS)
             pub_resync(p);
     }
@@ -331,8 +327,9 @@ void cluster_pubs_on_up(telex_cluster_worker_t *cw)
 void cluster_pubs_tick(telex_cluster_worker_t *cw)
 {
     uint64_t now = uv_now(cw->loop);
-    for (pub_t *p = cw->pubs, *next; p != NULL; p = next) {
-        next = p->next;
+    for (h2o_linklist_t *l = cw->pubs.next, *next; l != &cw->pubs; l = next) {
+        next = l->next; /* p may be freed below */
+        pub_t *p = H2O_STRUCT_FROM_MEMBER(pub_t, link, l);
         if (p->state != P_WAIT_REDIS)
             continue;
         if (telex_rconn_is_up(cw->cmd)) {
@@ -365,10 +362,7 @@ void telex_cluster_publish(telex_stream_t *stream, int front)
     p->state = P_STREAMING;
     atomic_init(&p->tap.acked, 0);
     telex_wakeup_init(&p->tap.wake, cw->waker, on_wake, on_retired);
-    p->next = cw->pubs;
-    if (cw->pubs != NULL)
-        cw->pubs->prev = p;
-    cw->pubs = p;
+    h2o_linklist_insert(cw->pubs.next, &p->link); /* first */
     if (!telex_rconn_is_up(cw->cmd)) {
         p->state = P_WAIT_REDIS;
         give_up_holding(p);

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <h2o/linklist.h>
+#include <h2o/memory.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/sds.h>
@@ -45,7 +47,7 @@ enum {
 enum { ST_DOWN, ST_CONNECTING, ST_HANDSHAKE, ST_UP };
 
 typedef struct req {
-    struct req *prev, *next;
+    h2o_linklist_t link; /* in rc->reqs */
     telex_rconn_t *rc;
     telex_rconn_cb cb;
     void *priv;
@@ -74,7 +76,7 @@ struct telex_rconn {
     uint64_t up_since;
     uint64_t last_activity;
     uint64_t last_ping; /* a PING goes out every second while no reply is awaited */
-    req_t *head, *tail;
+    h2o_linklist_t reqs; /* of req_t.link: commands awaiting a reply, oldest first */
     size_t pending;
     sub_t sub; /* at most one subscription, renewed on every connection */
     int has_sub;
@@ -93,16 +95,22 @@ static uint64_t now_ms(telex_rconn_t *rc)
     return uv_now(rc->loop);
 }
 
+/* A command awaiting its reply, at the end of the FIFO. */
+static req_t *req_new(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, uint64_t deadline)
+{
+    req_t *r = telex_xcalloc(1, sizeof(*r));
+    r->rc = rc;
+    r->cb = cb;
+    r->priv = priv;
+    r->deadline = deadline;
+    h2o_linklist_insert(&rc->reqs, &r->link); /* last */
+    rc->pending++;
+    return r;
+}
+
 static void unlink_req(telex_rconn_t *rc, req_t *r)
 {
-    if (r->prev != NULL)
-        r->prev->next = r->next;
-    else
-        rc->head = r->next;
-    if (r->next != NULL)
-        r->next->prev = r->prev;
-    else
-        rc->tail = r->prev;
+    h2o_linklist_unlink(&r->link);
     rc->pending--;
 }
 
@@ -192,28 +200,10 @@ static int send_resp(telex_rconn_t *rc, redisCallbackFn *fn, void *priv, int arg
 static void go_down(telex_rconn_t *rc, const char *why, int free_context);
 static void on_quiet_probe(telex_rconn_t *rc, redisReply *reply, void *priv);
 
-/* A request in the FIFO of deadlines, for a command someone waits for. */
-static req_t *push_req(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms)
-{
-    req_t *r = telex_xcalloc(1, sizeof(*r));
-    r->rc = rc;
-    r->cb = cb;
-    r->priv = priv;
-    r->deadline = now_ms(rc) + rc->timeout_ms + extra_ms;
-    r->prev = rc->tail;
-    if (rc->tail != NULL)
-        rc->tail->next = r;
-    else
-        rc->head = r;
-    rc->tail = r;
-    rc->pending++;
-    return r;
-}
-
 static int send_argv(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms, int argc, const char **argv,
                      const size_t *argvlen)
 {
-    req_t *r = push_req(rc, cb, priv, extra_ms);
+    req_t *r = req_new(rc, cb, priv, now_ms(rc) + rc->timeout_ms + extra_ms);
     if (send_resp(rc, on_reply, r, argc, argv, argvlen) != REDIS_OK) {
         unlink_req(rc, r);
         free(r);
@@ -227,7 +217,7 @@ static int send_argv(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned 
 static void send_probe(telex_rconn_t *rc)
 {
     static const char probe[] = REPLY_OFF REPLY_ON;
-    req_t *r = push_req(rc, on_quiet_probe, rc, 0);
+    req_t *r = req_new(rc, on_quiet_probe, rc, now_ms(rc) + rc->timeout_ms);
     if (redisAsyncFormattedCommand(rc->ac, on_reply, r, probe, sizeof probe - 1) != REDIS_OK) {
         unlink_req(rc, r);
         free(r);
@@ -419,9 +409,10 @@ static void on_tick(uv_timer_t *t)
             go_down(rc, "connect timed out", 1);
         break;
     case ST_UP:
-        if (rc->head != NULL && now >= rc->head->deadline) {
+        if (!h2o_linklist_is_empty(&rc->reqs) &&
+            now >= H2O_STRUCT_FROM_MEMBER(req_t, link, rc->reqs.next)->deadline) { /* the oldest */
             go_down(rc, "a command timed out", 1);
-        } else if (rc->head == NULL && !rc->has_sub && now - rc->last_ping >= PING_IDLE_MS) {
+        } else if (h2o_linklist_is_empty(&rc->reqs) && !rc->has_sub && now - rc->last_ping >= PING_IDLE_MS) {
             /* (not on a subscribed connection: hiredis 0.14 cannot match
              * a PING's reply there; a lost one is seen as a closed socket) */
             const char *argv[1] = {"PING"};
@@ -445,6 +436,7 @@ telex_rconn_t *telex_rconn_new(uv_loop_t *loop, const telex_redis_url_t *url, co
         rc->hooks = *hooks;
     rc->backoff = BACKOFF_MIN_MS;
     rc->state = ST_DOWN;
+    h2o_linklist_init_anchor(&rc->reqs);
     uv_timer_init(loop, &rc->tick);
     rc->tick.data = rc;
     return rc;
@@ -545,7 +537,7 @@ int telex_rconn_cmdf(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, const cha
     if (rc == NULL || rc->state != ST_UP)
         return -1;
     quiet_submit(rc); /* commands go out in the order they were given */
-    req_t *r = push_req(rc, cb, priv, 0);
+    req_t *r = req_new(rc, cb, priv, now_ms(rc) + rc->timeout_ms);
     va_list ap;
     va_start(ap, fmt);
     int ok = redisvAsyncCommand(rc->ac, on_reply, r, fmt, ap);

@@ -42,7 +42,7 @@ typedef struct gateway_worker {
     struct telex_models_worker *models; /* GET /v1/models: this worker's fetches and waiting requests */
     struct chat *chats;       /* producers on this worker: running, or kept for resume */
     size_t n_chats;
-    struct subscriber *subscribers; /* streamed responses on this worker */
+    h2o_linklist_t subscribers; /* of struct subscriber's link: streamed responses on this worker, the newest first */
     size_t n_subscribers;
     size_t resumes;
     size_t streams_peak;      /* most chats + subscribers + connections seen since the last heap trim */

@@ -26,7 +26,7 @@ _Static_assert(MAX_VECS <= TELEX_CHUNKED_MAX_BUFS, "a write's iovecs fit the chu
 typedef struct subscriber {
     h2o_generator_t generator; /* first: h2o hands it back */
     telex_stream_sub_t sub;
-    struct subscriber *prev, *next;
+    h2o_linklist_t link; /* in gw->subscribers while its request lives */
     gateway_worker_t *gw;
     h2o_req_t *req; /* NULL once h2o disposed of the request */
     telex_stream_t *stream;
@@ -257,12 +257,7 @@ static void on_req_disposed(void *p)
     gateway_worker_t *gw = s->gw;
     s->req = NULL;
     telex_stream_detach(s->stream, &s->sub);
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        gw->subscribers = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
+    h2o_linklist_unlink(&s->link);
     gw->n_subscribers--;
     if (s->keepalive != NULL) {
         uv_timer_stop(s->keepalive);
@@ -328,10 +323,7 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
     s->generator.stop = on_stop;
     h2o_start_response(req, &s->generator);
 
-    s->next = gw->subscribers;
-    if (gw->subscribers != NULL)
-        gw->subscribers->prev = s;
-    gw->subscribers = s;
+    h2o_linklist_insert(gw->subscribers.next, &s->link); /* first */
     gw->n_subscribers++;
     start_keepalive(s);
     pump(s);
@@ -347,9 +339,10 @@ void telex_subscribers_sweep(gateway_worker_t *gw)
      * cost). A response that has sent only its head (committed while the
      * first token is awaited) is probed. */
     uint64_t now = uv_now(&gw->worker->loop);
-    subscriber_t *next;
-    for (subscriber_t *s = gw->subscribers; s != NULL; s = next) {
-        next = s->next; /* ending the response may dispose of s at once */
+    h2o_linklist_t *next;
+    for (h2o_linklist_t *l = gw->subscribers.next; l != &gw->subscribers; l = next) {
+        next = l->next; /* ending the response may dispose of s at once */
+        subscriber_t *s = H2O_STRUCT_FROM_MEMBER(subscriber_t, link, l);
         if (s->req == NULL || s->ended || now - s->events_sent_ms < TELEX_SWEEP_MS || !telex_client_has_gone(s->req))
             continue;
         if (s->writing)

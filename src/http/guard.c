@@ -78,7 +78,7 @@ struct telex_guard_conn {
     unsigned read_starts; /* uv_read_start calls seen */
     client_t *client;
     char *reply; /* a refusal being written */
-    telex_guard_conn_t *prev, *next;
+    h2o_linklist_t link; /* in worker->guard_conns once admitted (client set) */
     /* HTTP/2: the request bodies h2o is receiving, from the frames it reads */
     h2o_socket_cb h2_read; /* h2o's socket read callback, called from guard_h2_read */
     size_t h2_skip;        /* bytes at the start of the input already counted */
@@ -702,10 +702,7 @@ int telex_guard_admit(telex_guard_conn_t *c, int tls)
         atomic_store(&table[fd], c);
     }
     telex_worker_t *w = c->worker;
-    c->next = w->guard_conns;
-    if (c->next != NULL)
-        c->next->prev = c;
-    w->guard_conns = c;
+    h2o_linklist_insert(w->guard_conns.next, &c->link); /* first */
     w->connections++;
     return 0;
 }
@@ -730,14 +727,8 @@ void telex_guard_closed(telex_guard_conn_t *c)
     if (c->client != NULL) {
         set_unfinished(c, 0);
         client_leave(c->client);
-        telex_worker_t *w = c->worker;
-        if (c->prev != NULL)
-            c->prev->next = c->next;
-        else
-            w->guard_conns = c->next;
-        if (c->next != NULL)
-            c->next->prev = c->prev;
-        w->connections--;
+        h2o_linklist_unlink(&c->link);
+        c->worker->connections--;
     }
     free(c->reply);
     free(c->h2_streams);
@@ -775,8 +766,9 @@ int telex_guard_on_dispatch(h2o_req_t *req)
 
 void telex_guard_sweep(telex_worker_t *w, uint64_t now_ms)
 {
-    for (telex_guard_conn_t *c = w->guard_conns, *next; c != NULL; c = next) {
-        next = c->next;
+    for (h2o_linklist_t *l = w->guard_conns.next, *next; l != &w->guard_conns; l = next) {
+        next = l->next;
+        telex_guard_conn_t *c = H2O_STRUCT_FROM_MEMBER(telex_guard_conn_t, link, l);
         if (c->phase == PH_HEAD && opts.header_timeout_ms != 0 && now_ms - c->since_ms >= opts.header_timeout_ms) {
             atomic_fetch_add(&refused, 1);
             close_now(c);

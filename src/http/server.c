@@ -180,6 +180,7 @@ static int worker_setup(telex_server_t *s, telex_worker_t *w, int index, int fd)
     w->index = index;
     w->options = s->options;
     w->server = s;
+    h2o_linklist_init_anchor(&w->guard_conns);
     if (uv_loop_init(&w->loop) != 0)
         return -1;
     h2o_context_init(&w->ctx, &w->loop, &s->globalconf);

@@ -73,7 +73,7 @@ struct telex_worker {
     struct telex_server *server;
     void *app_worker; /* set by worker_init */
     uv_timer_t guard_timer;              /* telex_guard_sweep, once a second */
-    struct telex_guard_conn *guard_conns; /* this worker's open connections (guard.c) */
+    h2o_linklist_t guard_conns;          /* this worker's open connections, the newest first (guard.c) */
     size_t connections;                  /* open on this worker (the heap trim counts them) */
 };
 

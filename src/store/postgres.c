@@ -31,6 +31,7 @@
 #include <libpq-fe.h>
 
 #include "util/alloc.h"
+#include "util/hex.h"
 
 #define ADVISORY_LOCK 0x544c5831 /* "TLX1" */
 #define errf telex_store_errf
@@ -410,11 +411,6 @@ static void pg_close(telex_store_t *base)
     "id, name, prefix, encode(hash, 'hex'), created_at, expires_at, revoked_at, last_used_at, budget_usd, rpm, " \
     "tpm, models, spent_usd, max_concurrent"
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static void read_key(PGresult *r, int i, telex_key_row_t *k)
 {
     memset(k, 0, sizeof(*k));
@@ -424,7 +420,7 @@ static void read_key(PGresult *r, int i, telex_key_row_t *k)
     const char *h = PQgetvalue(r, i, 3);
     if (strlen(h) == 2 * TELEX_KEY_HASH_LEN)
         for (int b = 0; b < TELEX_KEY_HASH_LEN; b++)
-            k->hash[b] = (uint8_t)(hexval(h[2 * b]) << 4 | hexval(h[2 * b + 1]));
+            k->hash[b] = (uint8_t)(telex_hexval(h[2 * b]) << 4 | telex_hexval(h[2 * b + 1]));
     k->created_at = col_i64(r, i, 4);
     k->expires_at = col_i64(r, i, 5);
     k->revoked_at = col_i64(r, i, 6);

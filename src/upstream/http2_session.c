@@ -31,6 +31,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <h2o/linklist.h>
+#include <h2o/memory.h>
 #include <nghttp2/nghttp2.h>
 
 #define ASSUMED_STREAMS 100           /* per connection, until the server's SETTINGS are in */
@@ -41,12 +43,12 @@
 #define SESSION_IDLE_MS 5000
 
 struct h2_session {
-    h2_session_t *prev, *next; /* origin->sessions */
+    h2o_linklist_t link; /* in origin->sessions */
     conn_t *conn;
     origin_t *origin;
     telex_http_client_t *client;
     nghttp2_session *ng;
-    telex_http_call_t *streams; /* calls with a stream here (sprev, snext) */
+    h2o_linklist_t streams; /* of telex_http_call_t.slink: calls with a stream here, the newest first */
     size_t n_streams;
     uint32_t limit; /* the server's SETTINGS_MAX_CONCURRENT_STREAMS */
     uint64_t idle_since;
@@ -64,6 +66,27 @@ struct h2_session {
 static int flush(h2_session_t *s);
 static void session_close(h2_session_t *s, const char *error);
 static void ensure_connects(origin_t *o);
+
+static telex_http_call_t *call_of(h2o_linklist_t *l)
+{
+    return H2O_STRUCT_FROM_MEMBER(telex_http_call_t, slink, l);
+}
+
+static h2_session_t *session_of(h2o_linklist_t *l)
+{
+    return H2O_STRUCT_FROM_MEMBER(h2_session_t, link, l);
+}
+
+/* The origin's oldest (first) or newest (last) waiting call; NULL when none wait. */
+static telex_http_call_t *first_waiting(origin_t *o)
+{
+    return h2o_linklist_is_empty(&o->waiting) ? NULL : call_of(o->waiting.next);
+}
+
+static telex_http_call_t *last_waiting(origin_t *o)
+{
+    return h2o_linklist_is_empty(&o->waiting) ? NULL : call_of(o->waiting.prev);
+}
 
 /* ------------------------------------------------------------ requests */
 
@@ -196,15 +219,7 @@ static uint64_t idle_ms(const telex_http_client_t *client)
 static void wait_unlink(telex_http_call_t *call)
 {
     origin_t *o = call->origin;
-    if (call->sprev != NULL)
-        call->sprev->snext = call->snext;
-    else
-        o->wait_head = call->snext;
-    if (call->snext != NULL)
-        call->snext->sprev = call->sprev;
-    else
-        o->wait_tail = call->sprev;
-    call->sprev = call->snext = NULL;
+    h2o_linklist_unlink(&call->slink);
     call->listed = 0;
     o->n_waiting--;
 }
@@ -212,22 +227,7 @@ static void wait_unlink(telex_http_call_t *call)
 static void wait_link(telex_http_call_t *call, int front)
 {
     origin_t *o = call->origin;
-    call->sprev = call->snext = NULL;
-    if (front) {
-        call->snext = o->wait_head;
-        if (o->wait_head != NULL)
-            o->wait_head->sprev = call;
-        else
-            o->wait_tail = call;
-        o->wait_head = call;
-    } else {
-        call->sprev = o->wait_tail;
-        if (o->wait_tail != NULL)
-            o->wait_tail->snext = call;
-        else
-            o->wait_head = call;
-        o->wait_tail = call;
-    }
+    h2o_linklist_insert(front ? o->waiting.next : &o->waiting, &call->slink);
     call->listed = 1;
     o->n_waiting++;
 }
@@ -235,13 +235,7 @@ static void wait_link(telex_http_call_t *call, int front)
 static void stream_unlink(telex_http_call_t *call)
 {
     h2_session_t *s = call->sess;
-    if (call->sprev != NULL)
-        call->sprev->snext = call->snext;
-    else
-        s->streams = call->snext;
-    if (call->snext != NULL)
-        call->snext->sprev = call->sprev;
-    call->sprev = call->snext = NULL;
+    h2o_linklist_unlink(&call->slink);
     call->sess = NULL;
     call->stream_id = 0;
     if (--s->n_streams == 0) {
@@ -253,9 +247,11 @@ static void stream_unlink(telex_http_call_t *call)
 
 static h2_session_t *session_with_room(origin_t *o)
 {
-    for (h2_session_t *s = o->sessions; s != NULL; s = s->next)
+    for (h2o_linklist_t *l = o->sessions.next; l != &o->sessions; l = l->next) {
+        h2_session_t *s = session_of(l);
         if (s->ready && !s->goaway && !s->closing && s->n_streams < s->limit)
             return s;
+    }
     return NULL;
 }
 
@@ -290,11 +286,7 @@ static void submit(h2_session_t *s, telex_http_call_t *call)
     call->sess = s;
     call->stream_id = id;
     call->reused = s->was_idle;
-    call->sprev = NULL;
-    call->snext = s->streams;
-    if (s->streams != NULL)
-        s->streams->sprev = call;
-    s->streams = call;
+    h2o_linklist_insert(s->streams.next, &call->slink); /* first */
     s->n_streams++;
     s->client->stats.h2_streams++;
     flush(s);
@@ -304,8 +296,8 @@ static void submit(h2_session_t *s, telex_http_call_t *call)
 static void take_waiting(origin_t *o)
 {
     h2_session_t *s;
-    while (o->wait_head != NULL && (s = session_with_room(o)) != NULL)
-        submit(s, o->wait_head);
+    while (!h2o_linklist_is_empty(&o->waiting) && (s = session_with_room(o)) != NULL)
+        submit(s, first_waiting(o));
     ensure_connects(o);
 }
 
@@ -313,7 +305,7 @@ void h2_place(telex_http_call_t *call)
 {
     origin_t *o = call->origin;
     h2_session_t *s = session_with_room(o);
-    if (s != NULL && o->wait_head == NULL) {
+    if (s != NULL && h2o_linklist_is_empty(&o->waiting)) {
         submit(s, call);
         return;
     }
@@ -327,13 +319,11 @@ void h2_place(telex_http_call_t *call)
  * connections being opened will carry; the oldest waiting call opens it. */
 static void ensure_connects(origin_t *o)
 {
-    telex_http_client_t *client = NULL;
-    if (o->wait_head != NULL)
-        client = o->wait_head->client;
-    if (client == NULL || client->freeing)
+    telex_http_call_t *call = first_waiting(o);
+    if (call == NULL || call->client->freeing)
         return;
-    while (o->wait_head != NULL && o->n_waiting > (o->h2_connecting + o->h2_presettings) * ASSUMED_STREAMS) {
-        telex_http_call_t *call = o->wait_head;
+    while ((call = first_waiting(o)) != NULL &&
+           o->n_waiting > (o->h2_connecting + o->h2_presettings) * ASSUMED_STREAMS) {
         wait_unlink(call);
         call_connect_new(call); /* H2_WAITING → CONNECTING, counted in h2_connecting */
     }
@@ -341,12 +331,13 @@ static void ensure_connects(origin_t *o)
 
 void h2_connect_failed(origin_t *o, const char *error, int timed_out)
 {
-    if (o->wait_head == NULL || o->wait_head->client->freeing)
+    telex_http_call_t *call = first_waiting(o);
+    if (call == NULL || call->client->freeing)
         return;
     if (error != NULL) {
         /* the calls the remaining connections will not carry get the same failure */
-        while (o->wait_tail != NULL && o->n_waiting > (o->h2_connecting + o->h2_presettings) * ASSUMED_STREAMS) {
-            telex_http_call_t *call = o->wait_tail;
+        while ((call = last_waiting(o)) != NULL &&
+               o->n_waiting > (o->h2_connecting + o->h2_presettings) * ASSUMED_STREAMS) {
             wait_unlink(call);
             call_set_errorf(call, "%s", error);
             call_fail(call, timed_out);
@@ -358,8 +349,8 @@ void h2_connect_failed(origin_t *o, const char *error, int timed_out)
 
 void h2_origin_fell_back(origin_t *o)
 {
-    while (o->wait_head != NULL) {
-        telex_http_call_t *call = o->wait_head;
+    telex_http_call_t *call;
+    while ((call = first_waiting(o)) != NULL) {
         wait_unlink(call);
         call->want_h2 = 0;
         h2_call_free_request(call);
@@ -655,7 +646,7 @@ void h2_on_read(conn_t *conn, const char *err)
     h2o_buffer_consume(&sock->input, (size_t)rv);
     conn_release_input(sock);
     origin_t *o = s->origin;
-    if (flush(s) == 0 && o->wait_head != NULL)
+    if (flush(s) == 0 && !h2o_linklist_is_empty(&o->waiting))
         take_waiting(o);
 }
 
@@ -711,10 +702,8 @@ void h2_session_start(conn_t *conn, telex_http_call_t *call)
     s->client = client;
     s->limit = ASSUMED_STREAMS;
     s->idle_since = uv_now(client->loop);
-    s->next = o->sessions;
-    if (o->sessions != NULL)
-        o->sessions->prev = s;
-    o->sessions = s;
+    h2o_linklist_init_anchor(&s->streams);
+    h2o_linklist_insert(o->sessions.next, &s->link); /* first */
     o->h2_presettings++;
     client->stats.h2_sessions++;
     client->stats.h2_open++;
@@ -743,18 +732,13 @@ static void session_close(h2_session_t *s, const char *error)
                  nghttp2_http2_strerror(s->goaway_sent));
         error = why;
     }
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        o->sessions = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
+    h2o_linklist_unlink(&s->link);
     client->stats.h2_open--;
     int was_ready = s->ready;
     if (!was_ready)
         o->h2_presettings--;
-    while (s->streams != NULL) {
-        telex_http_call_t *call = s->streams;
+    while (!h2o_linklist_is_empty(&s->streams)) {
+        telex_http_call_t *call = call_of(s->streams.next);
         nghttp2_session_set_stream_user_data(s->ng, call->stream_id, NULL);
         stream_unlink(call);
         if (call->reused && !call->got_bytes && !call->retried && !client->freeing) {
@@ -814,9 +798,10 @@ uint64_t h2_sweep_idle(telex_http_client_t *client, uint64_t now)
 {
     uint64_t next = 0;
     for (origin_t *o = client->origins; o != NULL; o = o->next) {
-        h2_session_t *s = o->sessions;
-        while (s != NULL) {
-            h2_session_t *following = s->next;
+        h2o_linklist_t *l = o->sessions.next;
+        while (l != &o->sessions) {
+            h2_session_t *s = session_of(l);
+            l = l->next; /* session_close unlinks s */
             if (s->n_streams == 0 && s->ready && !s->in_recv) {
                 uint64_t at = s->idle_since + idle_ms(client);
                 if (at <= now)
@@ -824,7 +809,6 @@ uint64_t h2_sweep_idle(telex_http_client_t *client, uint64_t now)
                 else if (next == 0 || at < next)
                     next = at;
             }
-            s = following;
         }
     }
     return next;
@@ -832,6 +816,6 @@ uint64_t h2_sweep_idle(telex_http_client_t *client, uint64_t now)
 
 void h2_close_all(origin_t *o)
 {
-    while (o->sessions != NULL)
-        session_close(o->sessions, NULL);
+    while (!h2o_linklist_is_empty(&o->sessions))
+        session_close(session_of(o->sessions.next), NULL);
 }

@@ -39,6 +39,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <h2o/linklist.h>
+#include <h2o/memory.h>
 #include <h2o/socket.h>
 #include <h2o/url.h>
 
@@ -100,15 +102,7 @@ static void on_conn_closed(uv_handle_t *handle)
 static void idle_unlink(conn_t *conn)
 {
     origin_t *o = conn->origin;
-    if (conn->prev != NULL)
-        conn->prev->next = conn->next;
-    else
-        o->idle_head = conn->next;
-    if (conn->next != NULL)
-        conn->next->prev = conn->prev;
-    else
-        o->idle_tail = conn->prev;
-    conn->prev = conn->next = NULL;
+    h2o_linklist_unlink(&conn->idle_link);
     conn->idle = 0;
     o->n_idle--;
     conn->client->stats.idle--;
@@ -153,13 +147,7 @@ static void conn_park(conn_t *conn)
     conn_release_input(conn->sock);
     conn->idle = 1;
     conn->idle_since = uv_now(client->loop);
-    conn->prev = NULL;
-    conn->next = o->idle_head;
-    if (o->idle_head != NULL)
-        o->idle_head->prev = conn;
-    else
-        o->idle_tail = conn;
-    o->idle_head = conn;
+    h2o_linklist_insert(o->idle.next, &conn->idle_link); /* first */
     o->n_idle++;
     client->stats.idle++;
     conn->sock->data = conn;
@@ -205,7 +193,6 @@ void call_timer_stop(telex_http_call_t *call)
 
 void call_free(telex_http_call_t *call)
 {
-    telex_http_client_t *client = call->client;
     origin_t *o = call->origin;
     call_timer_stop(call);
     if (call->resolve != NULL)
@@ -220,12 +207,7 @@ void call_free(telex_http_call_t *call)
         conn_close(call->conn);
         call->conn = NULL;
     }
-    if (call->prev != NULL)
-        call->prev->next = call->next;
-    else
-        client->calls = call->next;
-    if (call->next != NULL)
-        call->next->prev = call->prev;
+    h2o_linklist_unlink(&call->link);
     o->n_calls--;
     h2_call_free_request(call);
     free(call->request);
@@ -331,6 +313,12 @@ static void conn_failed(telex_http_call_t *call)
 
 /* ------------------------------------------------------------ the idle timer */
 
+/* The origin's longest idle connection (the list's last), NULL when none. */
+static conn_t *oldest_idle(origin_t *o)
+{
+    return h2o_linklist_is_empty(&o->idle) ? NULL : H2O_STRUCT_FROM_MEMBER(conn_t, idle_link, o->idle.prev);
+}
+
 static void on_timer(uv_timer_t *timer)
 {
     telex_http_client_t *client = timer->data;
@@ -338,10 +326,11 @@ static void on_timer(uv_timer_t *timer)
     uint64_t now = uv_now(client->loop);
     uint64_t next = h2_sweep_idle(client, now);
     for (origin_t *o = client->origins; o != NULL; o = o->next) {
-        while (o->idle_tail != NULL && o->idle_tail->idle_since + client->idle_timeout_ms <= now)
-            conn_close(o->idle_tail);
-        if (o->idle_tail != NULL) {
-            uint64_t at = o->idle_tail->idle_since + client->idle_timeout_ms;
+        conn_t *oldest;
+        while ((oldest = oldest_idle(o)) != NULL && oldest->idle_since + client->idle_timeout_ms <= now)
+            conn_close(oldest);
+        if (oldest != NULL) {
+            uint64_t at = oldest->idle_since + client->idle_timeout_ms;
             if (next == 0 || at < next)
                 next = at;
         }
@@ -735,6 +724,9 @@ static origin_t *find_origin(telex_http_client_t *client, int tls, const char *h
     o->port = port;
     o->http2 = http2;
     o->h2_known = -1;
+    h2o_linklist_init_anchor(&o->idle);
+    h2o_linklist_init_anchor(&o->sessions);
+    h2o_linklist_init_anchor(&o->waiting);
     struct sockaddr_in *v4 = (struct sockaddr_in *)&o->addrs[0];
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&o->addrs[0];
     if (inet_pton(AF_INET, o->host, &v4->sin_addr) == 1) {
@@ -793,6 +785,7 @@ telex_http_client_t *telex_http_client_new(uv_loop_t *loop)
     client->loop = loop;
     client->idle_limit = TELEX_HTTP_IDLE_LIMIT;
     client->idle_timeout_ms = TELEX_HTTP_IDLE_TIMEOUT_MS;
+    h2o_linklist_init_anchor(&client->calls);
     uv_timer_init(loop, &client->timer);
     client->timer.data = client;
     uv_unref((uv_handle_t *)&client->timer); /* idle connections alone do not keep a loop running (calls' own timers do) */
@@ -826,11 +819,11 @@ void telex_http_client_free(telex_http_client_t *client)
     if (client == NULL)
         return;
     client->freeing = 1;
-    while (client->calls != NULL)
-        call_free(client->calls); /* nothing reported */
+    while (!h2o_linklist_is_empty(&client->calls))
+        call_free(H2O_STRUCT_FROM_MEMBER(telex_http_call_t, link, client->calls.next)); /* nothing reported */
     for (origin_t *o = client->origins; o != NULL; o = o->next) {
-        while (o->idle_head != NULL)
-            conn_close(o->idle_head);
+        while (!h2o_linklist_is_empty(&o->idle))
+            conn_close(H2O_STRUCT_FROM_MEMBER(conn_t, idle_link, o->idle.next));
         h2_close_all(o);
     }
     uv_timer_stop(&client->timer);
@@ -929,10 +922,7 @@ telex_http_call_t *telex_http_call_start(telex_http_client_t *client, const tele
     call->state = CALL_CONNECTING;
     call->connect_timeout_ms = request->connect_timeout_ms > 0 ? request->connect_timeout_ms
                                                                : DEFAULT_CONNECT_TIMEOUT_MS;
-    call->next = client->calls;
-    if (client->calls != NULL)
-        client->calls->prev = call;
-    client->calls = call;
+    h2o_linklist_insert(client->calls.next, &call->link); /* first */
     o->n_calls++;
     if (call->want_h2) {
         call_timer_start(call, uv_now(client->loop) + (uint64_t)call->connect_timeout_ms);
@@ -946,8 +936,8 @@ telex_http_call_t *telex_http_call_start(telex_http_client_t *client, const tele
 void call_start_http1(telex_http_call_t *call)
 {
     origin_t *o = call->origin;
-    if (o->idle_head != NULL) {
-        conn_t *conn = o->idle_head;
+    if (!h2o_linklist_is_empty(&o->idle)) {
+        conn_t *conn = H2O_STRUCT_FROM_MEMBER(conn_t, idle_link, o->idle.next); /* the most recent */
         idle_unlink(conn);
         conn->call = call;
         call->conn = conn;

@@ -41,6 +41,7 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include <h2o/linklist.h>
 #include <h2o/socket.h>
 
 #include "upstream/http1_response.h"
@@ -69,7 +70,7 @@ struct conn {
     origin_t *origin;
     telex_http_call_t *call; /* HTTP/1.1: the call using it; NULL when idle. Connecting: the call opening it */
     h2_session_t *h2;        /* an HTTP/2 session runs on it */
-    conn_t *prev, *next;     /* the origin's idle list, most recent first */
+    h2o_linklist_t idle_link; /* in origin->idle, most recent first */
     uint64_t idle_since;
     int idle;
     int closing;
@@ -85,13 +86,13 @@ struct origin {
     char *authority;  /* the Host header, :authority */
     SSL_CTX *ssl_ctx; /* https: verifies the chain and this origin's host name; ALPN */
     /* HTTP/1.1 */
-    conn_t *idle_head, *idle_tail;
+    h2o_linklist_t idle; /* of conn_t.idle_link: the newest first, the oldest last */
     size_t n_idle;
     size_t n_calls; /* live calls to this origin */
     /* HTTP/2: -1 not known yet, 0 the server chose HTTP/1.1 (ALPN), 1 HTTP/2 */
     int h2_known;
-    h2_session_t *sessions;              /* connected sessions */
-    telex_http_call_t *wait_head, *wait_tail; /* CALL_H2_WAITING, oldest first */
+    h2o_linklist_t sessions; /* of h2_session_t's link: connected sessions, the newest first */
+    h2o_linklist_t waiting;  /* of telex_http_call_t.slink: CALL_H2_WAITING, oldest first */
     size_t n_waiting;
     size_t h2_connecting; /* calls opening a connection for HTTP/2 (their `opening` bit) */
     size_t h2_presettings; /* sessions connected, the server's SETTINGS not in yet */
@@ -110,7 +111,7 @@ typedef struct resolve {
 struct telex_http_client {
     uv_loop_t *loop;
     origin_t *origins;
-    telex_http_call_t *calls; /* every live call */
+    h2o_linklist_t calls;     /* of telex_http_call_t.link: every live call, the newest first */
     uv_timer_t timer;         /* idle connections and sessions */
     uint64_t timer_at;        /* when the timer fires; 0 when stopped */
     size_t idle_limit;
@@ -124,8 +125,8 @@ struct telex_http_client {
 
 struct telex_http_call {
     telex_http_client_t *client;
-    telex_http_call_t *prev, *next; /* client->calls */
-    telex_http_call_t *sprev, *snext; /* the origin's waiting list, or its session's streams */
+    h2o_linklist_t link;  /* in client->calls */
+    h2o_linklist_t slink; /* in the origin's waiting list (listed), or its session's streams (sess) */
     telex_http_call_handlers_t handlers;
     void *user;
     origin_t *origin;
@@ -157,7 +158,7 @@ struct telex_http_call {
     unsigned processing : 1;  /* HTTP/1.1: process() is on the stack */
     unsigned paused : 1;      /* the caller paused it */
     unsigned h2_ended : 1;    /* HTTP/2: the stream ended cleanly while bytes were held for a pause */
-    unsigned listed : 1;      /* HTTP/2: on the origin's waiting list (sprev, snext) */
+    unsigned listed : 1;      /* HTTP/2: on the origin's waiting list (slink) */
     unsigned opening : 1;     /* HTTP/2: opening a connection for its origin's sessions (origin->h2_connecting) */
     unsigned head_in : 1;     /* HTTP/2: the final response head arrived */
     unsigned body_done : 1;   /* HTTP/2: the whole body went to nghttp2 */

@@ -1,7 +1,9 @@
 /*
  * util/hex.h — one hexadecimal digit's value, for the chunk sizes of HTTP/1
- * bodies (upstream/http1_response.c) and %XX in query strings
- * (gateway/usage.c).
+ * bodies (upstream/http1_response.c), %XX in query strings
+ * (gateway/usage.c), \uXXXX in JSON strings (util/json_scan.c checks them,
+ * util/json_load.c decodes them) and key hashes read back from PostgreSQL
+ * (store/postgres.c).
  */
 #ifndef TELEX_UTIL_HEX_H
 #define TELEX_UTIL_HEX_H

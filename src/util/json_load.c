@@ -28,6 +28,7 @@
 #endif
 
 #include "util/alloc.h"
+#include "util/hex.h"
 #include "util/json_scan.h"
 
 typedef struct {
@@ -72,8 +73,7 @@ static unsigned hex4(const unsigned char *p)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        unsigned char c = p[i];
-        v = (v << 4) | (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+        v = (v << 4) | (unsigned)telex_hexval((char)p[i]); /* the scanner checked the four digits */
     }
     return v;
 }

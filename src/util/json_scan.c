@@ -18,6 +18,7 @@
 #include "util/json_scan.h"
 
 #include "util/alloc.h"
+#include "util/hex.h"
 #include "util/utf8.h"
 
 #include <stdlib.h>
@@ -52,11 +53,6 @@ static inline void skip_ws(cursor_t *c, telex_json_facts_t *f)
 static inline int is_digit(unsigned char ch)
 {
     return (unsigned char)(ch - '0') < 10;
-}
-
-static int hex(unsigned char ch)
-{
-    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
 }
 
 /* The bytes a string's fast loop stops at: the closing quote, a backslash,
@@ -151,7 +147,8 @@ static HOT_INLINE int scan_string(cursor_t *c, const unsigned char **body, size_
                 break;
             unsigned char e = p[1];
             if (e == 'u') {
-                if (end - p < 6 || !hex(p[2]) || !hex(p[3]) || !hex(p[4]) || !hex(p[5]))
+                if (end - p < 6 || telex_hexval((char)p[2]) < 0 || telex_hexval((char)p[3]) < 0 ||
+                    telex_hexval((char)p[4]) < 0 || telex_hexval((char)p[5]) < 0)
                     break;
                 p += 6;
             } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
