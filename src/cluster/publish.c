@@ -65,9 +65,17 @@ typedef struct pub {
     uint64_t finished_ms; /* uv_now() when the answer ended while Redis was away */
     uint64_t expire_set_ms; /* uv_now() when the live TTL was last renewed */
     char key_e[KEY_MAX], key_m[KEY_MAX];
+    telex_rconn_prefix_t xadd; /* "XADD key_e MAXLEN ~ n" in RESP, made by the first append */
 } pub_t;
 
 static void pub_flush(pub_t *p);
+
+static void pub_free(pub_t *p)
+{
+    telex_stream_unref(p->stream);
+    free(p->xadd.bytes);
+    free(p);
+}
 
 static void pub_unlink_free(pub_t *p)
 {
@@ -84,17 +92,13 @@ static void pub_unlink_free(pub_t *p)
     h2o_linklist_unlink(&p->link);
     telex_stream_set_tap(p->stream, NULL);
     p->gone = 1;
-    if (telex_wakeup_retire(&p->tap.wake) == 0) {
-        telex_stream_unref(p->stream);
-        free(p);
-    }
+    if (telex_wakeup_retire(&p->tap.wake) == 0)
+        pub_free(p);
 }
 
 static void on_retired(telex_wakeup_t *w)
 {
-    pub_t *p = H2O_STRUCT_FROM_MEMBER(pub_t, tap.wake, w);
-    telex_stream_unref(p->stream);
-    free(p);
+    pub_free(H2O_STRUCT_FROM_MEMBER(pub_t, tap.wake, w));
 }
 
 /* Woken by the stream's notify: the stream joins the worker's batch, which
@@ -142,7 +146,7 @@ static void pexpire_quiet(telex_rconn_t *rc, const char *key, unsigned ms)
     char ttl[16];
     const char *argv[] = {"PEXPIRE", key, ttl};
     size_t len[] = {7, strlen(key), (size_t)snprintf(ttl, sizeof ttl, "%u", ms)};
-    telex_rconn_cmd_quiet(rc, 3, argv, len);
+    telex_rconn_cmd_quiet(rc, NULL, 0, 3, argv, len);
 }
 
 static int xadd_end(pub_t *p, const char *how)
@@ -195,7 +199,7 @@ static void pub_flush(pub_t *p)
         size_t len[10];
         for (int i = 0; i < argc; i++)
             len[i] = strlen(argv[i]);
-        telex_rconn_cmd_quiet(cw->cmd, argc, argv, len);
+        telex_rconn_cmd_quiet(cw->cmd, NULL, 0, argc, argv, len);
         free(note);
         pexpire_quiet(cw->cmd, p->key_m, live_ttl_ms());
         p->meta_sent = 1;
@@ -219,7 +223,7 @@ static void pub_flush(pub_t *p)
             size_t id_len = (size_t)(telex_put_u64(id + 2, p->seq + (uint64_t)i) - id);
             const char *argv[] = {"XADD", p->key_e, "MAXLEN", "~", maxlen, id, "d", ev[i].iov_base};
             size_t len[] = {4, key_e_len, 6, 1, maxlen_len, id_len, 1, ev[i].iov_len};
-            if (telex_rconn_cmd_quiet(cw->cmd, 8, argv, len) != 0) {
+            if (telex_rconn_cmd_quiet(cw->cmd, &p->xadd, 5, 8, argv, len) != 0) { /* XADD key MAXLEN ~ n: the same each time */
                 p->state = P_WAIT_REDIS;
                 give_up_holding(p);
                 return;

@@ -30,7 +30,6 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 2000
 #define RESP_KEEP (64u << 10)   /* a larger command's buffer is freed once sent */
-#define QUIET_KEEP (256u << 10) /* a larger batch's buffer is freed once submitted */
 
 /* CLIENT REPLY OFF: Redis answers none of the commands that follow (not
  * even this one) until CLIENT REPLY ON, which it answers +OK. */
@@ -83,10 +82,9 @@ struct telex_rconn {
     uv_timer_t tick;
     char *resp; /* send_resp's scratch: the last command formatted (kept up to RESP_KEEP bytes) */
     size_t resp_cap;
-    /* Quiet commands (telex_rconn_cmd_quiet) held until telex_rconn_quiet_submit,
-     * in RESP, after a CLIENT REPLY OFF (kept up to QUIET_KEEP bytes). */
-    char *quiet;
-    size_t quiet_len, quiet_cap;
+    /* A CLIENT REPLY OFF is in hiredis' output buffer, followed by the
+     * quiet commands given since, and its ON is not yet (quiet_submit). */
+    int quiet_open;
     int quiet_mode; /* QUIET_*: does this Redis honour CLIENT REPLY (probed at each connection) */
 };
 
@@ -140,13 +138,9 @@ static size_t resp_size(int argc, const size_t *argvlen)
     return need;
 }
 
-static char *resp_format(char *p, int argc, const char **argv, const size_t *argvlen)
+static char *resp_args(char *p, int n, const char **argv, const size_t *argvlen)
 {
-    *p++ = '*';
-    p = telex_put_u64(p, (uint64_t)argc);
-    *p++ = '\r';
-    *p++ = '\n';
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < n; i++) {
         *p++ = '$';
         p = telex_put_u64(p, argvlen[i]);
         *p++ = '\r';
@@ -159,22 +153,26 @@ static char *resp_format(char *p, int argc, const char **argv, const size_t *arg
     return p;
 }
 
-/* Hands the held quiet commands to hiredis, closed by CLIENT REPLY ON: one
- * command for hiredis, one reply (+OK) for the lot. */
+static char *resp_format(char *p, int argc, const char **argv, const size_t *argvlen)
+{
+    *p++ = '*';
+    p = telex_put_u64(p, (uint64_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    return resp_args(p, argc, argv, argvlen);
+}
+
+/* Closes the open quiet section with CLIENT REPLY ON, given to hiredis as
+ * a command of its own (its one reply, +OK, is the section's only one; and
+ * hiredis arms the socket's write, which the bytes appended to its buffer
+ * by telex_rconn_cmd_quiet did not). */
 static void quiet_submit(telex_rconn_t *rc)
 {
-    if (rc->quiet_len == 0)
+    if (!rc->quiet_open)
         return;
-    memcpy(rc->quiet + rc->quiet_len, REPLY_ON, sizeof REPLY_ON - 1); /* room kept by cmd_quiet */
-    rc->quiet_len += sizeof REPLY_ON - 1;
+    rc->quiet_open = 0;
     if (rc->ac != NULL && rc->state == ST_UP)
-        redisAsyncFormattedCommand(rc->ac, NULL, NULL, rc->quiet, rc->quiet_len);
-    rc->quiet_len = 0;
-    if (rc->quiet_cap > QUIET_KEEP) {
-        free(rc->quiet);
-        rc->quiet = NULL;
-        rc->quiet_cap = 0;
-    }
+        redisAsyncFormattedCommand(rc->ac, NULL, NULL, REPLY_ON, sizeof REPLY_ON - 1);
 }
 
 static int send_resp(telex_rconn_t *rc, redisCallbackFn *fn, void *priv, int argc, const char **argv,
@@ -230,7 +228,7 @@ static void go_down(telex_rconn_t *rc, const char *why, int free_context)
 {
     int was_up = rc->state == ST_UP;
     redisAsyncContext *ac = rc->ac;
-    rc->quiet_len = 0; /* lost with the connection, like hiredis' unwritten output */
+    rc->quiet_open = 0; /* lost with the connection, like hiredis' unwritten output */
     rc->ac = NULL;
     rc->state = ST_DOWN;
     rc->next_attempt = now_ms(rc) + rc->backoff;
@@ -472,7 +470,7 @@ size_t telex_rconn_pending(const telex_rconn_t *rc)
 
 int telex_rconn_flushed(const telex_rconn_t *rc)
 {
-    return rc == NULL || rc->state != ST_UP || rc->ac == NULL || (rc->quiet_len == 0 && sdslen(rc->ac->c.obuf) == 0);
+    return rc == NULL || rc->state != ST_UP || rc->ac == NULL || (!rc->quiet_open && sdslen(rc->ac->c.obuf) == 0);
 }
 
 void telex_rconn_flush(telex_rconn_t *rc)
@@ -502,27 +500,56 @@ int telex_rconn_cmd(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned e
     return send_argv(rc, cb, priv, extra_ms, argc, argv, argvlen);
 }
 
-int telex_rconn_cmd_quiet(telex_rconn_t *rc, int argc, const char **argv, const size_t *argvlen)
+/* Appends n bytes of RESP to hiredis' output buffer (redisContext.obuf,
+ * an sds string) through fill, which writes them at dst and returns the
+ * end: no copy of our own, and no callback entry (Redis will not answer). */
+static char *obuf_room(telex_rconn_t *rc, size_t n)
+{
+    sds buf = sdsMakeRoomFor(rc->ac->c.obuf, n);
+    if (buf == NULL)
+        telex_out_of_memory(n);
+    rc->ac->c.obuf = buf;
+    return buf + sdslen(buf);
+}
+
+static void obuf_grew(telex_rconn_t *rc, const char *end)
+{
+    sds buf = rc->ac->c.obuf;
+    sdsIncrLen(buf, (int)(end - (buf + sdslen(buf))));
+}
+
+int telex_rconn_cmd_quiet(telex_rconn_t *rc, telex_rconn_prefix_t *prefix, int fixed, int argc, const char **argv,
+                          const size_t *argvlen)
 {
     if (rc == NULL || rc->state != ST_UP)
         return -1;
     if (rc->quiet_mode != QUIET_ON)
         return send_resp(rc, NULL, NULL, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
-    size_t open = rc->quiet_len == 0 ? sizeof REPLY_OFF - 1 : 0;
-    size_t need = rc->quiet_len + open + resp_size(argc, argvlen) + sizeof REPLY_ON - 1;
-    if (need > rc->quiet_cap) {
-        size_t cap = rc->quiet_cap < 4096 ? 4096 : rc->quiet_cap;
-        while (cap < need)
-            cap *= 2;
-        rc->quiet = telex_xrealloc(rc->quiet, cap);
-        rc->quiet_cap = cap;
+    if (prefix != NULL && prefix->bytes == NULL) {
+        /* "*<argc>" and the first `fixed` arguments, the same on every call */
+        prefix->bytes = telex_xmalloc(resp_size(fixed, argvlen));
+        char *p = prefix->bytes;
+        *p++ = '*';
+        p = telex_put_u64(p, (uint64_t)argc);
+        *p++ = '\r';
+        *p++ = '\n';
+        prefix->len = (size_t)(resp_args(p, fixed, argv, argvlen) - prefix->bytes);
     }
-    if (open) {
-        memcpy(rc->quiet, REPLY_OFF, open);
-        rc->quiet_len = open;
+    size_t need = (rc->quiet_open ? 0 : sizeof REPLY_OFF - 1) + resp_size(argc, argvlen);
+    char *p = obuf_room(rc, need);
+    if (!rc->quiet_open) {
+        memcpy(p, REPLY_OFF, sizeof REPLY_OFF - 1);
+        p += sizeof REPLY_OFF - 1;
+        rc->quiet_open = 1;
     }
-    char *end = resp_format(rc->quiet + rc->quiet_len, argc, argv, argvlen);
-    rc->quiet_len = (size_t)(end - rc->quiet);
+    char *end;
+    if (prefix != NULL) {
+        memcpy(p, prefix->bytes, prefix->len);
+        end = resp_args(p + prefix->len, argc - fixed, argv + fixed, argvlen + fixed);
+    } else {
+        end = resp_format(p, argc, argv, argvlen);
+    }
+    obuf_grew(rc, end);
     return 0;
 }
 

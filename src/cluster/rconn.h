@@ -55,22 +55,33 @@ int telex_rconn_flushed(const telex_rconn_t *rc);
 
 int telex_rconn_cmd(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned extra_ms, int argc, const char **argv,
                     const size_t *argvlen);
-/* A command whose reply nobody reads (XADD and PEXPIRE of every event).
- * When this connection's Redis honours CLIENT REPLY (probed at each
- * connection), it is held with the other quiet commands given since the
- * last telex_rconn_quiet_submit, and they go out together between CLIENT
- * REPLY OFF and ON: Redis answers once for the lot instead of once per
- * command. Otherwise it is sent as telex_rconn_cmd with no callback. Any
- * other command, and telex_rconn_flush, submits the held ones first, so
- * commands reach Redis in the order they were given. -1 when down (held
- * commands are dropped when the connection is lost). */
 /* Before telex_rconn_start: this connection will carry quiet commands, so
  * each handshake probes CLIENT REPLY (without it quiet commands are sent as
  * usual). */
 void telex_rconn_use_quiet(telex_rconn_t *rc);
-int telex_rconn_cmd_quiet(telex_rconn_t *rc, int argc, const char **argv, const size_t *argvlen);
-/* Hands the held quiet commands to hiredis (written when the loop next
- * polls, or by telex_rconn_flush). */
+/* The RESP bytes of a quiet command's first arguments, kept by its caller
+ * for commands that start the same way every time (free bytes when done). */
+typedef struct telex_rconn_prefix {
+    char *bytes;
+    size_t len;
+} telex_rconn_prefix_t;
+
+/* A command whose reply nobody reads (XADD and PEXPIRE of every event).
+ * When this connection's Redis honours CLIENT REPLY (probed at each
+ * connection: telex_rconn_use_quiet), it is appended to hiredis' output
+ * after a CLIENT REPLY OFF opened by the first of them, and
+ * telex_rconn_quiet_submit closes the section with CLIENT REPLY ON: Redis
+ * answers once for the lot instead of once per command. Any other command,
+ * and telex_rconn_flush, closes the section first (its reply must not be
+ * swallowed). Without CLIENT REPLY it is sent as telex_rconn_cmd with no
+ * callback. prefix (may be NULL): the first `fixed` arguments (and argc)
+ * are the same on every call with it; formatted once into it. -1 when
+ * down. */
+int telex_rconn_cmd_quiet(telex_rconn_t *rc, telex_rconn_prefix_t *prefix, int fixed, int argc, const char **argv,
+                          const size_t *argvlen);
+/* Closes the open quiet section (written when the loop next polls, or by
+ * telex_rconn_flush). Call it before leaving the loop turn that gave quiet
+ * commands. */
 void telex_rconn_quiet_submit(telex_rconn_t *rc);
 /* The same with a printf-like hiredis format (%s, %b, %d ...). */
 int telex_rconn_cmdf(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, const char *fmt, ...);
