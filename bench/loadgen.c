@@ -77,13 +77,15 @@ enum {
     E_NOT_SSE,
     E_RESET,
     E_EOF,
+    E_EOF_HEAD, /* closed by the server before the response head was complete (often before any byte) */
     E_NO_DONE,
     E_PROTOCOL,
     E_SSE,
     E_COUNT
 };
-static const char *const error_names[E_COUNT] = {"connect", "http_status", "not_event_stream", "reset", "eof_mid_body",
-                                                 "no_done", "protocol", "sse_parse"};
+static const char *const error_names[E_COUNT] = {"connect",      "http_status",        "not_event_stream",
+                                                 "reset",        "eof_mid_body",       "eof_before_response",
+                                                 "no_done",      "protocol",           "sse_parse"};
 
 typedef struct {
     uint64_t recv_ns;
@@ -153,9 +155,14 @@ static size_t live_conns;
 
 static sample_t *samples;
 static size_t n_samples, cap_samples;
-static u64vec_t ttfb, connect_times, durations;
+static u64vec_t ttfb, connect_times, durations, loop_lag;
 
-static uv_timer_t ramp_timer, stop_timer, sample_timer;
+static uv_timer_t ramp_timer, stop_timer, sample_timer, lag_timer;
+/* This client's own loop lag: how late a 50 ms timer fires. A client that
+ * falls seconds behind (too many events for its core) delays its requests and
+ * its reads, and the figures then measure it, not the server. */
+#define LAG_TICK_MS 50
+static uint64_t lag_prev_ns;
 static proc_stats_t proc;
 
 static char read_buf[256 * 1024];
@@ -663,7 +670,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             if (nread == UV_EOF && c->state == ST_BODY && c->body_mode == BM_CLOSE)
                 request_done(c);
             else
-                request_failed(c, nread == UV_EOF ? E_EOF : E_RESET);
+                request_failed(c, nread != UV_EOF ? E_RESET : c->state == ST_BODY ? E_EOF : E_EOF_HEAD);
         }
         conn_close(c);
         return;
@@ -720,6 +727,14 @@ static void conn_start(conn_t *c)
 
 /* ------------------------------------------------------------ run control */
 
+static void on_lag_tick(uv_timer_t *t)
+{
+    (void)t;
+    uint64_t now = mono_ns(), due = lag_prev_ns + (uint64_t)LAG_TICK_MS * 1000000;
+    vec_push(&loop_lag, now > due ? now - due : 0);
+    lag_prev_ns = now;
+}
+
 static void on_ramp(uv_timer_t *t)
 {
     uint64_t now = mono_ns();
@@ -763,6 +778,8 @@ static void stop_all(void)
     uv_timer_stop(&ramp_timer);
     uv_timer_stop(&stop_timer);
     uv_timer_stop(&sample_timer);
+    uv_timer_stop(&lag_timer);
+    uv_close((uv_handle_t *)&lag_timer, NULL);
     uv_close((uv_handle_t *)&ramp_timer, NULL);
     uv_close((uv_handle_t *)&stop_timer, NULL);
     uv_close((uv_handle_t *)&sample_timer, NULL);
@@ -915,6 +932,8 @@ static void report(void)
     json_dist_u64(f, "connect_ms", &connect_times);
     fputc(',', f);
     json_dist_u64(f, "duration_ms", &durations);
+    fputc(',', f);
+    json_dist_u64(f, "loop_lag_ms", &loop_lag);
     if (opt.n_pids > 0) {
         u64vec_t *w = &proc.rss_window;
         qsort(w->v, w->n, sizeof *w->v, cmp_u64);
@@ -956,6 +975,10 @@ static void report(void)
         fprintf(stderr, "  ttfb ms: p50 %.3f p90 %.3f p99 %.3f max %.3f\n", pct_u64(ttfb.v, ttfb.n, 0.5) / 1e6,
                 pct_u64(ttfb.v, ttfb.n, 0.9) / 1e6, pct_u64(ttfb.v, ttfb.n, 0.99) / 1e6,
                 (double)ttfb.v[ttfb.n - 1] / 1e6);
+    if (loop_lag.n > 0)
+        fprintf(stderr, "  this client's loop lag ms: p50 %.3f p99 %.3f max %.3f\n",
+                pct_u64(loop_lag.v, loop_lag.n, 0.5) / 1e6, pct_u64(loop_lag.v, loop_lag.n, 0.99) / 1e6,
+                (double)loop_lag.v[loop_lag.n - 1] / 1e6);
     for (int i = 0; i < E_COUNT; i++)
         if (errors[i])
             fprintf(stderr, "  error %s: %ld\n", error_names[i], errors[i]);
@@ -1153,6 +1176,9 @@ int main(int argc, char **argv)
     uv_timer_init(loop, &ramp_timer);
     uv_timer_init(loop, &stop_timer);
     uv_timer_init(loop, &sample_timer);
+    uv_timer_init(loop, &lag_timer);
+    lag_prev_ns = t_start;
+    uv_timer_start(&lag_timer, on_lag_tick, LAG_TICK_MS, LAG_TICK_MS);
     uv_timer_start(&stop_timer, on_stop_timer, (uint64_t)(opt.duration * 1000), 0);
     if (opt.n_pids > 0)
         uv_timer_start(&sample_timer, on_sample, (uint64_t)opt.sample_ms, (uint64_t)opt.sample_ms);
