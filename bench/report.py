@@ -400,7 +400,8 @@ def main():
       f"nginx) at the same stream count: N streams of {meta.get('tokens', 120)} chunks at 20 events/s. The count "
       "grows by half; a relay "
       "drops out at the first step where its p99 added latency (steady window, against direct in the same try) "
-      "reaches 10 ms or a stream fails or is cut by the time cap, and each relay that dropped out gets one "
+      "reaches 10 ms or a stream fails or is cut by the time cap (a try counts only if direct's own p99 is under "
+      "10 ms: a busier machine decides nothing), and each relay that dropped out gets one "
       "bisection step. A relay that fails a step is measured once more with a fresh direct run and holds if either "
       "try does (the machine is shared); the table shows each try's p99 added (ms), \"·\" where the relay was not "
       "measured in that try.")
