@@ -510,13 +510,18 @@ fi # BENCH_ONLY = h2up
 # the file limit — one socket per stream, plus one per 100 — where every relay
 # with HTTP/1.1 upstreams stops at BIG. nginx cannot proxy to an HTTP/2
 # upstream: its best is BIG, measured in this phase beside it; direct is the
-# mock under the same H2UP_N streams. Same answers as the hold run (12 chunks,
-# 500 ms apart). A fresh telex, so that the memory it grows is this run's.
+# mock under the same H2UP_N streams. Answers of H2UP_TOKENS chunks 500 ms
+# apart (2 events/s, as in the hold run, but 12 s long: started at 4,000/s,
+# 19,000 streams are all open together for some 7 s, a real steady window for
+# latency and memory; 6 s answers overlapped for under half a second). A
+# fresh telex, so that the memory it grows is this run's.
 if [ "${BENCH_ONLY:-}" != search ]; then
 H2UP_N=$((NOFILE - 1000))
 if [ "$H2UP_N" -gt 19000 ]; then H2UP_N=19000; fi
-if [ "$QUICK" = 1 ]; then H2UP_N=1000; fi
+H2UP_TOKENS=24
+if [ "$QUICK" = 1 ]; then H2UP_N=1000; H2UP_TOKENS=6; fi
 meta h2up_n "$H2UP_N"
+meta h2up_tokens "$H2UP_TOKENS"
 stop_gateways
 H2UP_PORT=$(free_port)
 if start_telex telex-plain-h2 "$H2UP_PORT" telex-plain-h2.yaml; then
@@ -537,8 +542,8 @@ if start_telex telex-plain-h2 "$H2UP_PORT" telex-plain-h2.yaml; then
     n=$H2UP_N
     [ "$t" = nginx ] && n=$BIG
     kill -0 "$MOCK_PID" 2>/dev/null || start_mock "$TOKENS" 50
-    measure h2up 1 "$t" "$n" -c "$n" -r 4000 --tokens 12 --delay-ms 500 \
-      -d "$(python3 -c "print(6 + $n / 4000 + 8)")"
+    measure h2up 1 "$t" "$n" -c "$n" -r 4000 --tokens "$H2UP_TOKENS" --delay-ms 500 \
+      -d "$(python3 -c "print($H2UP_TOKENS / 2 + $n / 4000 + 8)")"
     sleep 1
   done
   conns=$(ss -Htn "dport = :$MOCK_PORT" 2>/dev/null | wc -l)

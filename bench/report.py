@@ -520,8 +520,8 @@ def main():
           f"mock's `SETTINGS_MAX_CONCURRENT_STREAMS` (100) streams on each provider connection, so one process holds "
           f"{hn:,} streams from HTTP/1.1 clients within the {meta.get('nofile', 20000):,}-file limit: one socket per "
           f"stream plus one per hundred. nginx cannot proxy to an HTTP/2 upstream; its best is {big:,} streams (two "
-          f"sockets each), measured in the same phase. Each stream is the hold run's answer (12 chunks, 500 ms apart, "
-          f"2 events/s), started at 4,000 per second; \"added\" is against direct at {hn:,} streams. KB/stream is the "
+          f"sockets each), measured in the same phase. Each stream is an answer of {meta.get('h2up_tokens', 12)} chunks "
+          f"500 ms apart (2 events/s, as in the hold run), started at 4,000 per second; \"added\" is against direct at {hn:,} streams. KB/stream is the "
           f"RSS in the steady window minus the RSS before the run, over the streams. Provider connections left open "
           f"after the phase: {meta.get('h2up_mock_conns_after', '–')}.")
         w("")
@@ -535,9 +535,9 @@ def main():
             base = direct.get(n) if t != "direct" else None
             def added(field):
                 v = lat("latency_window_ms", field)(r)
-                if t == "direct" or v is None:
-                    return v
-                b = lat("latency_window_ms", field)(base) if base else None
+                if t == "direct" or v is None or base is None:
+                    return v  # direct's own, or no direct run at this count (the row says "absolute")
+                b = lat("latency_window_ms", field)(base)
                 return None if b is None else v - b
             p = r.get("proc") or {}
             # only with every stream open at once (a steady window): else the RSS is not n streams'
