@@ -725,15 +725,17 @@ static void conn_start(conn_t *c)
         return;
     if (c->parser == NULL && (c->parser = telex_sse_parser_new(0, &sse_callbacks, c)) == NULL)
         die("out of memory", "");
-    uv_tcp_init_ex(loop, &c->tcp, target_addr.ss_family);
-    c->tcp.data = c;
-    if (n_source_addrs > 1) {
+    if (n_source_addrs > 1 && uv_tcp_init_ex(loop, &c->tcp, AF_INET) == 0) {
+        /* the socket exists now: the source address, the port left to connect */
         uv_os_fd_t fd;
         int on = 1;
         if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
             setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
         uv_tcp_bind(&c->tcp, (const struct sockaddr *)&source_addr[c->index % n_source_addrs], 0);
+    } else {
+        uv_tcp_init(loop, &c->tcp); /* the socket is made at connect (a failure there is counted) */
     }
+    c->tcp.data = c;
     c->open = 1;
     c->state = ST_CONNECTING;
     live_conns++;
