@@ -423,8 +423,9 @@ def main():
             w(f"| {n:,} | {k} | {fmt(direct, 3)} | " + " | ".join(one(t) for t in searched) + f" | {errs} |")
     w("")
     results = meta.get("search_result") or {}
-    if not results and (meta.get("search_good") or meta.get("search_bad")):  # results of an older relay.sh
-        results = {"telex-plain": (meta.get("search_good", 0), meta.get("search_bad", 0))}
+    if not results and (meta.get("search_good") or meta.get("search_bad")):  # an older relay.sh: both variants
+        gb = (meta.get("search_good", 0), meta.get("search_bad", 0))
+        results = {"telex-plain": gb, "telex-full": gb}
     if results:
         w("**Result** (most streams held; first count that failed):")
         w("")
