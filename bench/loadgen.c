@@ -16,6 +16,8 @@
  * connection (keep-alive reuse, no pipelining), chunked transfer decoding,
  * Content-Length and close-delimited bodies. One libuv loop, one thread;
  * per-stream state is a few hundred bytes, so 10,000+ streams are cheap.
+ * To a loopback target, more than 10,000 streams are spread over source
+ * addresses 127.0.0.1, .2, ... (--source-ips; see SOURCE_PORTS_PER_IP).
  *
  * Output: a human summary on stderr, one JSON object on stdout.
  * "Steady window" figures use only events received while every stream of the
@@ -30,6 +32,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +67,7 @@ typedef struct {
     int pids[64];
     int n_pids;
     double sample_ms;
+    int source_ips; /* -1: automatic (see SOURCE_PORTS_PER_IP) */
 } options_t;
 
 /* ------------------------------------------------------------ state */
@@ -77,13 +82,15 @@ enum {
     E_NOT_SSE,
     E_RESET,
     E_EOF,
+    E_EOF_HEAD, /* closed by the server before the response head was complete (often before any byte) */
     E_NO_DONE,
     E_PROTOCOL,
     E_SSE,
     E_COUNT
 };
-static const char *const error_names[E_COUNT] = {"connect", "http_status", "not_event_stream", "reset", "eof_mid_body",
-                                                 "no_done", "protocol", "sse_parse"};
+static const char *const error_names[E_COUNT] = {"connect",      "http_status",        "not_event_stream",
+                                                 "reset",        "eof_mid_body",       "eof_before_response",
+                                                 "no_done",      "protocol",           "sse_parse"};
 
 typedef struct {
     uint64_t recv_ns;
@@ -138,6 +145,19 @@ static conn_t *conns;
 static char *request_buf;
 static size_t request_len;
 static struct sockaddr_storage target_addr;
+/* Source addresses for a loopback target. connect(2) takes its ephemeral
+ * port from the even half of net.ipv4.ip_local_port_range first (~14,000 of
+ * the default 28,232), and once those are used up every connect scans them
+ * all before trying an odd one: measured here, connects 14,000 to 19,000 to
+ * one address cost 1-4 ms each, blocking this loop for seconds (so the
+ * server's header timeout closed connections whose request was not sent yet,
+ * and every later event was read late). Each address of 127.0.0.0/8 has its
+ * own ports: streams are spread over 127.0.0.1, .2, ... at most this many
+ * each (IP_BIND_ADDRESS_NO_PORT: the port is still chosen at connect). */
+#define SOURCE_PORTS_PER_IP 10000
+#define MAX_SOURCE_IPS 64
+static struct sockaddr_in source_addr[MAX_SOURCE_IPS];
+static int n_source_addrs;
 
 static uint64_t t_start, t_stop, t_ramp_end, t_steady_start, t_steady_end;
 static uint64_t t_last_completion;
@@ -153,9 +173,14 @@ static size_t live_conns;
 
 static sample_t *samples;
 static size_t n_samples, cap_samples;
-static u64vec_t ttfb, connect_times, durations;
+static u64vec_t ttfb, connect_times, durations, loop_lag;
 
-static uv_timer_t ramp_timer, stop_timer, sample_timer;
+static uv_timer_t ramp_timer, stop_timer, sample_timer, lag_timer;
+/* This client's own loop lag: how late a 50 ms timer fires. A client that
+ * falls seconds behind (too many events for its core) delays its requests and
+ * its reads, and the figures then measure it, not the server. */
+#define LAG_TICK_MS 50
+static uint64_t lag_prev_ns;
 static proc_stats_t proc;
 
 static char read_buf[256 * 1024];
@@ -663,7 +688,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             if (nread == UV_EOF && c->state == ST_BODY && c->body_mode == BM_CLOSE)
                 request_done(c);
             else
-                request_failed(c, nread == UV_EOF ? E_EOF : E_RESET);
+                request_failed(c, nread != UV_EOF ? E_RESET : c->state == ST_BODY ? E_EOF : E_EOF_HEAD);
         }
         conn_close(c);
         return;
@@ -700,7 +725,16 @@ static void conn_start(conn_t *c)
         return;
     if (c->parser == NULL && (c->parser = telex_sse_parser_new(0, &sse_callbacks, c)) == NULL)
         die("out of memory", "");
-    uv_tcp_init(loop, &c->tcp);
+    if (n_source_addrs > 1 && uv_tcp_init_ex(loop, &c->tcp, AF_INET) == 0) {
+        /* the socket exists now: the source address, the port left to connect */
+        uv_os_fd_t fd;
+        int on = 1;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
+        uv_tcp_bind(&c->tcp, (const struct sockaddr *)&source_addr[c->index % n_source_addrs], 0);
+    } else {
+        uv_tcp_init(loop, &c->tcp); /* the socket is made at connect (a failure there is counted) */
+    }
     c->tcp.data = c;
     c->open = 1;
     c->state = ST_CONNECTING;
@@ -719,6 +753,14 @@ static void conn_start(conn_t *c)
 }
 
 /* ------------------------------------------------------------ run control */
+
+static void on_lag_tick(uv_timer_t *t)
+{
+    (void)t;
+    uint64_t now = mono_ns(), due = lag_prev_ns + (uint64_t)LAG_TICK_MS * 1000000;
+    vec_push(&loop_lag, now > due ? now - due : 0);
+    lag_prev_ns = now;
+}
 
 static void on_ramp(uv_timer_t *t)
 {
@@ -763,6 +805,8 @@ static void stop_all(void)
     uv_timer_stop(&ramp_timer);
     uv_timer_stop(&stop_timer);
     uv_timer_stop(&sample_timer);
+    uv_timer_stop(&lag_timer);
+    uv_close((uv_handle_t *)&lag_timer, NULL);
     uv_close((uv_handle_t *)&ramp_timer, NULL);
     uv_close((uv_handle_t *)&stop_timer, NULL);
     uv_close((uv_handle_t *)&sample_timer, NULL);
@@ -915,6 +959,8 @@ static void report(void)
     json_dist_u64(f, "connect_ms", &connect_times);
     fputc(',', f);
     json_dist_u64(f, "duration_ms", &durations);
+    fputc(',', f);
+    json_dist_u64(f, "loop_lag_ms", &loop_lag);
     if (opt.n_pids > 0) {
         u64vec_t *w = &proc.rss_window;
         qsort(w->v, w->n, sizeof *w->v, cmp_u64);
@@ -929,7 +975,7 @@ static void report(void)
                 (unsigned long long)(w->n ? w->v[w->n / 2] : 0), w->n, cpu_s, cpu_w,
                 events_total ? cpu_s * 1e6 / (double)events_total : -1);
     }
-    fprintf(f, ",\"loadgen_cpu_s\":%.2f}\n", self_cpu);
+    fprintf(f, ",\"loadgen_cpu_s\":%.2f,\"source_ips\":%d}\n", self_cpu, n_source_addrs > 1 ? n_source_addrs : 1);
     fflush(f);
 
     fprintf(stderr,
@@ -956,6 +1002,10 @@ static void report(void)
         fprintf(stderr, "  ttfb ms: p50 %.3f p90 %.3f p99 %.3f max %.3f\n", pct_u64(ttfb.v, ttfb.n, 0.5) / 1e6,
                 pct_u64(ttfb.v, ttfb.n, 0.9) / 1e6, pct_u64(ttfb.v, ttfb.n, 0.99) / 1e6,
                 (double)ttfb.v[ttfb.n - 1] / 1e6);
+    if (loop_lag.n > 0)
+        fprintf(stderr, "  this client's loop lag ms: p50 %.3f p99 %.3f max %.3f\n",
+                pct_u64(loop_lag.v, loop_lag.n, 0.5) / 1e6, pct_u64(loop_lag.v, loop_lag.n, 0.99) / 1e6,
+                (double)loop_lag.v[loop_lag.n - 1] / 1e6);
     for (int i = 0; i < E_COUNT; i++)
         if (errors[i])
             fprintf(stderr, "  error %s: %ld\n", error_names[i], errors[i]);
@@ -985,6 +1035,8 @@ static void usage(void)
             "      --model NAME      model of the default body (default gpt-4o-mini)\n"
             "  -p, --pids P,Q,...    sample RSS and CPU of these process trees\n"
             "  -l, --label NAME      name in the output\n"
+            "      --source-ips N    to a 127.x target, connect from 127.0.0.1 .. 127.0.0.N (default: one\n"
+            "                        per 10,000 streams: connect(2) slows down past ~14,000 ports per address)\n"
             "Prints a summary on stderr and one JSON line on stdout.\n");
     exit(2);
 }
@@ -1023,6 +1075,20 @@ static void parse_url(const char *url)
     freeaddrinfo(res);
 }
 
+/* The source addresses for a 127.x.x.x target (see SOURCE_PORTS_PER_IP). */
+static void choose_sources(void)
+{
+    if (target_addr.ss_family != AF_INET ||
+        (ntohl(((struct sockaddr_in *)&target_addr)->sin_addr.s_addr) >> 24) != 127)
+        return;
+    int n = opt.source_ips >= 0 ? opt.source_ips : (opt.concurrency + SOURCE_PORTS_PER_IP - 1) / SOURCE_PORTS_PER_IP;
+    n_source_addrs = n < 1 ? 1 : n > MAX_SOURCE_IPS ? MAX_SOURCE_IPS : n;
+    for (int i = 0; i < n_source_addrs; i++) {
+        source_addr[i].sin_family = AF_INET;
+        source_addr[i].sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)i);
+    }
+}
+
 static void add_header(const char *h)
 {
     size_t n = strlen(h);
@@ -1058,7 +1124,8 @@ int main(int argc, char **argv)
                                              {"delay-ms", 1, 0, 2},      {"ttft-ms", 1, 0, 3},
                                              {"no-mock", 0, 0, 4},       {"model", 1, 0, 5},
                                              {"pids", 1, 0, 'p'},        {"label", 1, 0, 'l'},
-                                             {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
+                                             {"source-ips", 1, 0, 6},    {"help", 0, 0, 'h'},
+                                             {0, 0, 0, 0}};
     long tokens = -1, delay_ms = -1, ttft_ms = -1;
     int no_mock = 0, have_n = 0;
     const char *body_file = NULL, *model = "gpt-4o-mini";
@@ -1066,6 +1133,7 @@ int main(int argc, char **argv)
     opt.duration = 60;
     opt.label = "loadgen";
     opt.sample_ms = 100;
+    opt.source_ips = -1;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:n:r:d:w:H:b:p:l:h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -1081,6 +1149,7 @@ int main(int argc, char **argv)
         case 3: ttft_ms = atol(optarg); break;
         case 4: no_mock = 1; break;
         case 5: model = optarg; break;
+        case 6: opt.source_ips = atoi(optarg); break;
         case 'p': {
             char *s = strdup(optarg), *save = NULL;
             for (char *t = strtok_r(s, ",", &save); t != NULL && opt.n_pids < 64; t = strtok_r(NULL, ",", &save))
@@ -1101,6 +1170,7 @@ int main(int argc, char **argv)
     if (opt.requests != 0 && opt.requests < opt.concurrency)
         opt.concurrency = (int)opt.requests;
     parse_url(opt.url);
+    choose_sources();
 
     if (body_file != NULL) {
         opt.body = read_file(body_file, &opt.body_len);
@@ -1153,6 +1223,9 @@ int main(int argc, char **argv)
     uv_timer_init(loop, &ramp_timer);
     uv_timer_init(loop, &stop_timer);
     uv_timer_init(loop, &sample_timer);
+    uv_timer_init(loop, &lag_timer);
+    lag_prev_ns = t_start;
+    uv_timer_start(&lag_timer, on_lag_tick, LAG_TICK_MS, LAG_TICK_MS);
     uv_timer_start(&stop_timer, on_stop_timer, (uint64_t)(opt.duration * 1000), 0);
     if (opt.n_pids > 0)
         uv_timer_start(&sample_timer, on_sample, (uint64_t)opt.sample_ms, (uint64_t)opt.sample_ms);

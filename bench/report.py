@@ -39,6 +39,7 @@ SHORT = {
 
 def load(path):
     runs, meta, rss_base = [], {}, {}
+    meta["search_result"] = {}
     for line in open(path):
         line = line.strip()
         if not line:
@@ -48,6 +49,8 @@ def load(path):
             meta.update({k: v for k, v in d.items() if k != "phase"})
         elif d["phase"] == "rss_base":
             rss_base[d["target"]] = d["rss_kb"]
+        elif d["phase"] == "search_result":
+            meta["search_result"][d["target"]] = (d["good"], d["bad"])
         else:
             runs.append(d)
     return runs, meta, rss_base
@@ -389,34 +392,52 @@ def main():
     w("")
 
     # ---------------------------------------------------------------- search
-    w("### 5. The most 20-events/s streams telex sustains under 10 ms p99 added latency")
+    w("### 5. The most 20-events/s streams each relay sustains under 10 ms p99 added latency")
     w("")
-    good, bad = meta.get("search_good", 0), meta.get("search_bad", 0)
+    searched = [t for t in ("telex-plain", "telex-full", "nginx") if R.select("search", t)]
     steps = sorted({d["n"] for d in runs if d["phase"] == "search"})
-    w("Each step runs direct, telex plain and telex with resume + accounting at the same stream count; the count "
-      "grows by half until a telex variant's p99 added latency reaches 10 ms (or a stream fails), then one bisection "
-      "step. A step that fails is measured once more and holds if either try does (the machine is shared); the "
-      "table shows each try's p99 added (ms).")
+    w("Each step runs direct and every relay still in the race (telex plain, telex with resume + accounting, "
+      f"nginx) at the same stream count: N streams of {meta.get('tokens', 120)} chunks at 20 events/s. The count "
+      "grows by half; a relay "
+      "drops out at the first step where its p99 added latency (steady window, against direct in the same try) "
+      "reaches 10 ms or a stream fails or is cut by the time cap (a try counts only if direct's own p99 is under "
+      "10 ms: a busier machine decides nothing), and each relay that dropped out gets one "
+      "bisection step. A relay that fails a step is measured once more with a fresh direct run and holds if either "
+      "try does (the machine is shared); the table shows each try's p99 added (ms), \"·\" where the relay was not "
+      "measured in that try.")
     w("")
-    w("| streams | try | direct p99 (ms) | telex plain p99 added | telex + resume + acct p99 added | errors |")
-    w("|---:|---:|---:|---:|---:|---|")
+    w("| streams | try | direct p99 (ms) | " + " | ".join(f"{SHORT[t]} p99 added" for t in searched) + " | errors |")
+    w("|---:|---:|---:|" + "---:|" * len(searched) + "---|")
     for n in steps:
         for k in sorted({d["round"] for d in R.select("search", "direct", n)}):
             def one(t):
                 rs = [d for d in R.select("search", t, n) if d["round"] == k]
-                return lat("latency_window_ms", "p99")(rs[0]["r"]) if rs else None
-            d = one("direct")
-            pa, fa = one("telex-plain"), one("telex-full")
-            errs = "; ".join(f"{SHORT[t]}: {outcome(x['r'])}" for t in ("direct", "telex-plain", "telex-full")
+                if not rs:
+                    return "·"
+                v, d = lat("latency_window_ms", "p99")(rs[0]["r"]), direct
+                return fmt(v - d if v is not None and d is not None else None, 3)
+            ds = [d for d in R.select("search", "direct", n) if d["round"] == k]
+            direct = lat("latency_window_ms", "p99")(ds[0]["r"]) if ds else None
+            errs = "; ".join(f"{SHORT[t]}: {outcome(x['r'])}" for t in ["direct"] + searched
                              for x in R.select("search", t, n) if x["round"] == k and outcome(x["r"]))
-            w(f"| {n:,} | {k} | {fmt(d, 3)} | {fmt(pa - d if pa is not None and d is not None else None, 3)} | "
-              f"{fmt(fa - d if fa is not None and d is not None else None, 3)} | {errs} |")
+            w(f"| {n:,} | {k} | {fmt(direct, 3)} | " + " | ".join(one(t) for t in searched) + f" | {errs} |")
     w("")
-    if bad:
-        w(f"**Result: {good:,} streams** held (both variants under 10 ms added at p99); {bad:,} did not.")
-    elif good:
-        w(f"**Result: at least {good:,} streams** — every step held, up to the most this machine allows "
-          f"(see the file-descriptor note below).")
+    results = meta.get("search_result") or {}
+    if not results and (meta.get("search_good") or meta.get("search_bad")):  # an older relay.sh: both variants
+        gb = (meta.get("search_good", 0), meta.get("search_bad", 0))
+        results = {"telex-plain": gb, "telex-full": gb}
+    if results:
+        w("**Result** (most streams held; first count that failed):")
+        w("")
+        for t in ("telex-plain", "telex-full", "nginx"):
+            if t not in results:
+                continue
+            good, bad = results[t]
+            held = f"**{good:,}**" if good else "**none** of the steps"
+            top = max(steps) if steps else 0
+            w(f"- {NAMES[t]}: {held} held; " + (f"{bad:,} did not." if bad else
+              f"every step held, up to {top:,}" + (" — the most this machine allows (see the file-descriptor "
+                                                   "note below)." if top == big else ".")))
     w("")
 
     # ---------------------------------------------------------------- cpu
@@ -500,8 +521,8 @@ def main():
           f"mock's `SETTINGS_MAX_CONCURRENT_STREAMS` (100) streams on each provider connection, so one process holds "
           f"{hn:,} streams from HTTP/1.1 clients within the {meta.get('nofile', 20000):,}-file limit: one socket per "
           f"stream plus one per hundred. nginx cannot proxy to an HTTP/2 upstream; its best is {big:,} streams (two "
-          f"sockets each), measured in the same phase. Each stream is the hold run's answer (12 chunks, 500 ms apart, "
-          f"2 events/s), started at 4,000 per second; \"added\" is against direct at {hn:,} streams. KB/stream is the "
+          f"sockets each), measured in the same phase. Each stream is an answer of {meta.get('h2up_tokens', 12)} chunks "
+          f"500 ms apart (2 events/s, as in the hold run), started at 4,000 per second; \"added\" is against direct at {hn:,} streams. KB/stream is the "
           f"RSS in the steady window minus the RSS before the run, over the streams. Provider connections left open "
           f"after the phase: {meta.get('h2up_mock_conns_after', '–')}.")
         w("")
@@ -515,9 +536,9 @@ def main():
             base = direct.get(n) if t != "direct" else None
             def added(field):
                 v = lat("latency_window_ms", field)(r)
-                if t == "direct" or v is None:
-                    return v
-                b = lat("latency_window_ms", field)(base) if base else None
+                if t == "direct" or v is None or base is None:
+                    return v  # direct's own, or no direct run at this count (the row says "absolute")
+                b = lat("latency_window_ms", field)(base)
                 return None if b is None else v - b
             p = r.get("proc") or {}
             # only with every stream open at once (a steady window): else the RSS is not n streams'
