@@ -58,9 +58,10 @@
  *   ENDED_UNCOMMITTED  over before commit: answered in one piece, or the
  *                      client left. Nobody can attach to it: released at
  *                      once, its cluster registration dropped.
- *   ENDED              over after commit: the log is complete (`[DONE]` or
- *                      an error event). Released at once without resume,
- *                      after resume.retention_seconds with it.
+ *   ENDED              over after commit: the log is finished (its last
+ *                      event the answer's end or an error). Released at
+ *                      once without resume, after resume.retention_seconds
+ *                      with it.
  *   RELEASED           out of the registry and the worker's list; freed
  *                      once its timers are closed and its wakeup retired.
  * CALLING and COMMITTED are the running states: the chat counts in

@@ -7,7 +7,7 @@
  * as OpenAI frames it (`data: <chunk>\n\n`), to the answer's stream log;
  * responses are subscribers of that log (gateway/subscriber.c), and those
  * that want telex's framing add the ids ("<stream id>.<n>") as they write.
- Its states (chat_internal.h has the diagram; chat_set_state below checks
+ * Its states (chat_internal.h has the diagram; chat_set_state below checks
  * each change):
  *   - CALLING, before commit: no response yet. An upstream failure that
  *     allows it (connect error, timeout, 429, 5xx, a stream cut before its
@@ -74,10 +74,18 @@ static void chat_set_state(chat_t *c, chat_state_t to)
     c->state = to;
 }
 
-/* After commit (running or ended): the answer is in the log, not inline. */
-static bool chat_committed(const chat_t *c)
+/* The chat of a link in its worker's list (gw->chats). */
+static chat_t *chat_of(h2o_linklist_t *l)
 {
-    return c->state == CHAT_COMMITTED || c->state == CHAT_ENDED;
+    return H2O_STRUCT_FROM_MEMBER(chat_t, in_chats, l);
+}
+
+/* The bytes of the answer: its log after a commit (running or ended), else
+ * what was sent in one piece. */
+static uint64_t bytes_out(chat_t *c)
+{
+    bool committed = c->state == CHAT_COMMITTED || c->state == CHAT_ENDED;
+    return committed ? telex_log_end(c->stream->log) : c->inline_bytes;
 }
 
 /* ------------------------------------------------------------ lifetime */
@@ -147,8 +155,7 @@ static void log_request(chat_t *c)
                         c->first_event ? json_real(ms_rounded((double)(c->first_event_ns - c->started_ns))) : json_null());
     json_object_set_new(line, "duration_ms", json_real(ms_rounded(now - (double)c->started_ns)));
     json_object_set_new(line, "events", json_integer((json_int_t)c->events));
-    json_object_set_new(line, "bytes", json_integer((json_int_t)(chat_committed(c) ? telex_log_end(c->stream->log)
-                                                                                    : c->inline_bytes)));
+    json_object_set_new(line, "bytes", json_integer((json_int_t)bytes_out(c)));
     json_object_set_new(line, "fallbacks", json_integer((json_int_t)c->fallbacks));
     json_object_set_new(line, "outcome", json_string(c->outcome ? c->outcome : "client_gone"));
     if (c->error_kind[0] && strcmp(c->outcome ? c->outcome : "", "ok") != 0)
@@ -193,7 +200,7 @@ static void record_usage(chat_t *c)
                                    .cached_tokens = c->tokens.cached_tokens,
                                    .reasoning_tokens = c->tokens.reasoning_tokens,
                                    .cost_usd = c->cost,
-                                   .bytes_out = chat_committed(c) ? telex_log_end(c->stream->log) : c->inline_bytes});
+                                   .bytes_out = bytes_out(c)});
 }
 
 /* Responses: the final Response object and the conversation it ends, kept
@@ -456,11 +463,6 @@ static int may_go_on(chat_t *c)
  * nobody is reading lose their history, oldest first (a later resume gets
  * 410 resume_position_dropped), until the total is back under it. Returns
  * whether the total is still over the budget. */
-static chat_t *chat_of(h2o_linklist_t *l)
-{
-    return H2O_STRUCT_FROM_MEMBER(chat_t, in_chats, l);
-}
-
 static int evict_ended(gateway_worker_t *gw)
 {
     for (h2o_linklist_t *l = gw->chats.prev; l != &gw->chats; l = l->prev) { /* oldest first */
