@@ -1,8 +1,8 @@
 /*
  * gateway/chat_internal.h — what the two halves of a chat share, nothing more.
  *
- * A chat (chat_t) is the producer of one answer (see chat_relay.c for its
- * life: before commit, commit, finish, release).
+ * A chat (chat_t) is the producer of one answer; its life is one explicit
+ * state (chat_state_t, below; chat_relay.c makes the changes).
  *  - chat_start.c  a request → a running chat: authentication, the body
  *                  (and the Responses/Messages translation), presets, the
  *                  model, admission, the stream, timers and wakeup, the
@@ -18,6 +18,7 @@
 #ifndef TELEX_GATEWAY_CHAT_INTERNAL_H
 #define TELEX_GATEWAY_CHAT_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,8 +39,63 @@
 #define HIGH_WATER (256u * 1024)
 #define LOW_WATER (64u * 1024)
 
+/* A chat's life. Every change goes through chat_set_state (chat_relay.c),
+ * which asserts in debug builds that it is one of these transitions:
+ *
+ *   CALLING ──commit──► COMMITTED ──finish──► ENDED ──release──► RELEASED ──► (freed)
+ *      │                                                          ▲
+ *      └───finish───► ENDED_UNCOMMITTED ──release (within finish)─┘
+ *
+ *   CALLING            before commit: no response yet; a route's call runs
+ *                      (the first, then each fallback). A plain (not
+ *                      streamed) request stays here until its answer or
+ *                      error is sent in one piece.
+ *   COMMITTED          the original request has its response: the log's
+ *                      first subscriber (or, Responses background, the
+ *                      Response object); events go to the log. Before the
+ *                      first event (commit_timeout committed it) a failure
+ *                      may still fall back.
+ *   ENDED_UNCOMMITTED  over before commit: answered in one piece, or the
+ *                      client left. Nobody can attach to it: released at
+ *                      once, its cluster registration dropped.
+ *   ENDED              over after commit: the log is finished (its last
+ *                      event the answer's end or an error). Released at
+ *                      once without resume, after resume.retention_seconds
+ *                      with it.
+ *   RELEASED           out of the registry and the worker's list; freed
+ *                      once its timers are closed and its wakeup retired.
+ * CALLING and COMMITTED are the running states: the chat counts in
+ * active_streams (and the streams gauge) until it leaves them.
+ *
+ * What is not life cycle stays in flags next to it, because it varies on
+ * its own within the running states:
+ *   paused       telex paused the provider (back-pressure): set and cleared
+ *                any number of times while COMMITTED (regulate runs after a
+ *                commit); a chat may end paused.
+ *   idle_armed   which timeout the deadline timer runs as: a plain request
+ *                runs the idle timeout from the start, a stream the commit
+ *                timeout until its first chunk or its commit — and a chunk
+ *                can come without a commit (a usage-only chunk the client
+ *                did not ask for is dropped), so neither follows the state.
+ *   first_event  the provider's first event came: no fallback after it,
+ *                and the TTFT. A stream commits at commit_timeout without
+ *                one, and the usage-only chunk is one without a commit.
+ *   registered   the stream is in the resume registry: a resumable stream's
+ *                commit puts it there before the hand-over, which can still
+ *                fail (ENDED_UNCOMMITTED then, still to be removed).
+ *   open         a count, not a flag: timers and wakeup not yet released.
+ */
+typedef enum chat_state {
+    CHAT_CALLING,
+    CHAT_COMMITTED,
+    CHAT_ENDED_UNCOMMITTED,
+    CHAT_ENDED,
+    CHAT_RELEASED,
+} chat_state_t;
+
 typedef struct chat {
-    struct chat *prev, *next;
+    h2o_linklist_t in_chats; /* in gw->chats until released */
+    chat_state_t state;
     gateway_worker_t *gw;
     h2o_req_t *req; /* the original request, until commit hands it to a subscriber */
     struct chat **link; /* in req's pool while req != NULL: tells us when h2o disposes of it */
@@ -53,26 +109,22 @@ typedef struct chat {
     uv_timer_t *life;     /* grace without subscribers, then retention */
     uv_timer_t timers[2]; /* what deadline and life point to (one allocation with the chat) */
     int open;             /* timers and wakeup not yet released */
-    int stream_mode;
-    int wants_usage;
-    int resumable;
-    int telex_framing; /* the original client gets telex's framing (ids when resumable, retry:, keep-alives) */
+    bool stream_mode;
+    bool wants_usage;
+    bool resumable;
+    bool telex_framing; /* the original client gets telex's framing (ids when resumable, retry:, keep-alives) */
     int front;                  /* TELEX_FRONT_CHAT or TELEX_FRONT_RESPONSES: the wire the client speaks */
     telex_responses_enc_t *renc; /* Responses: the encoder of the answer's events (streamed) */
     telex_messages_enc_t *menc;  /* Messages: the encoder of the answer's events (streamed) */
     json_t *resp_echo;          /* Responses: the request parameters the Response object repeats */
     json_t *resp_messages;      /* Responses: the request's messages (the conversation so far) */
-    int background;             /* Responses background: runs on with no client attached */
-    int client_streams;         /* the client asked for a stream (background runs one regardless) */
+    bool background;            /* Responses background: runs on with no client attached */
+    bool client_streams;        /* the client asked for a stream (background runs one regardless) */
     char *ignored;              /* Responses: X-Telex-Ignored (NULL: none) */
-    int registered;
+    bool registered;          /* in the resume registry (see the state's comment) */
     telex_cluster_reg_t *reg; /* cluster mode: the stream's registration in Redis (NULL: none to wait for) */
-    int committed;
-    int first_event;
-    int finished;
-    int released;
-    int paused;
-    int counted;
+    bool first_event;         /* the provider's first event came (see the state's comment) */
+    bool paused;              /* telex paused the provider (back-pressure; see the state's comment) */
     int status;
     const char *outcome;
     char error_kind[24];
@@ -89,9 +141,9 @@ typedef struct chat {
     telex_usage_estimator_t est; /* tokens if the provider reports none */
     telex_usage_t tokens;        /* the provider's usage, once seen */
     double cost;
-    int has_usage;
+    bool has_usage;
     uint64_t last_chunk_ms;  /* uv_now() of the last chunk (inter-token gaps) */
-    int idle_armed;          /* the deadline timer runs as the idle timeout */
+    bool idle_armed;         /* the deadline timer runs as the idle timeout (see the state's comment) */
     uint64_t idle_from_ms;   /* uv_now() the idle timeout counts from (the last chunk) */
     telex_metrics_hist_t *itl; /* the inter-token histogram of (model, provider_name) */
     const char *provider_name; /* the route's provider (config-owned), "" before the first route */
@@ -100,6 +152,13 @@ typedef struct chat {
     const char *model_name;
     char names[];
 } chat_t;
+
+/* The running states (CALLING, COMMITTED): the answer is not over yet. */
+static inline bool chat_running(const chat_t *c)
+{
+    return c->state == CHAT_CALLING || c->state == CHAT_COMMITTED;
+}
+
 /* chat_relay.c, for chat_start.c: */
 
 /* The dispose callback of the chat's link in the original request's pool
@@ -116,10 +175,11 @@ void telex_chat_on_wake_retired(telex_wakeup_t *w);
  * (re)started from now. */
 void telex_chat_start_commit_deadline(chat_t *c, double seconds);
 void telex_chat_restart_idle_deadline(chat_t *c);
-/* The original request becomes the first subscriber: 0, or -1 when it
- * could not (then telex_chat_fail_commit answers 500 and finishes). */
-int telex_chat_commit(chat_t *c);
-void telex_chat_fail_commit(chat_t *c);
+/* CALLING → COMMITTED: the original request becomes the first subscriber.
+ * 0, or -1 with *why saying what failed; then telex_chat_fail_commit(c, why)
+ * answers 500 with it while the request is still the chat's, and finishes. */
+int telex_chat_commit(chat_t *c, const char **why);
+void telex_chat_fail_commit(chat_t *c, const char *why);
 /* Starts the call to the chat's current route (c->route); answers 500 and
  * finishes the chat when it cannot start. */
 void telex_chat_start_route(chat_t *c);

@@ -7,16 +7,18 @@
  * as OpenAI frames it (`data: <chunk>\n\n`), to the answer's stream log;
  * responses are subscribers of that log (gateway/subscriber.c), and those
  * that want telex's framing add the ids ("<stream id>.<n>") as they write.
- * Two phases:
- *   - before commit: no response yet. An upstream failure that allows it
- *     (connect error, timeout, 429, 5xx, a stream cut before its first
- *     event) falls back to the model's next route; the last failure becomes
- *     a real HTTP status with an OpenAI-style error body.
- *   - commit (the first upstream event, or commit_timeout, whichever comes
- *     first): the original request becomes the first subscriber, from
+ * Its states (chat_internal.h has the diagram; chat_set_state below checks
+ * each change):
+ *   - CALLING, before commit: no response yet. An upstream failure that
+ *     allows it (connect error, timeout, 429, 5xx, a stream cut before its
+ *     first event) falls back to the model's next route; the last failure
+ *     becomes a real HTTP status with an OpenAI-style error body.
+ *   - COMMITTED (the first upstream event, or commit_timeout, whichever
+ *     comes first): the original request becomes the first subscriber, from
  *     position 0, and the stream becomes resumable (registry). From then on
  *     the answer ends in the log: `data: [DONE]` only when the upstream
  *     really finished — otherwise a final `data: {"error":{...}}` event.
+ *   - ENDED_UNCOMMITTED / ENDED (finish), then RELEASED (release).
  * When the last subscriber leaves, the upstream keeps going for
  * resume.grace_seconds (0 without resume), then is cancelled. A finished
  * stream stays resumable for resume.retention_seconds.
@@ -52,6 +54,39 @@
 
 static void release(chat_t *c);
 static void on_retention_end(uv_timer_t *timer);
+
+/* ------------------------------------------------------------ states */
+
+/* The transitions of chat_internal.h's diagram; bit `to` of row `from`. */
+#define T(s) (1u << (s))
+static const unsigned allowed[] __attribute__((unused)) = {
+    [CHAT_CALLING] = T(CHAT_COMMITTED) | T(CHAT_ENDED_UNCOMMITTED),
+    [CHAT_COMMITTED] = T(CHAT_ENDED),
+    [CHAT_ENDED_UNCOMMITTED] = T(CHAT_RELEASED),
+    [CHAT_ENDED] = T(CHAT_RELEASED),
+    [CHAT_RELEASED] = 0,
+};
+#undef T
+
+static void chat_set_state(chat_t *c, chat_state_t to)
+{
+    assert((allowed[c->state] & (1u << to)) != 0 && "illegal chat_t state transition");
+    c->state = to;
+}
+
+/* The chat of a link in its worker's list (gw->chats). */
+static chat_t *chat_of(h2o_linklist_t *l)
+{
+    return H2O_STRUCT_FROM_MEMBER(chat_t, in_chats, l);
+}
+
+/* The bytes of the answer: its log after a commit (running or ended), else
+ * what was sent in one piece. */
+static uint64_t bytes_out(chat_t *c)
+{
+    bool committed = c->state == CHAT_COMMITTED || c->state == CHAT_ENDED;
+    return committed ? telex_log_end(c->stream->log) : c->inline_bytes;
+}
 
 /* ------------------------------------------------------------ lifetime */
 
@@ -105,7 +140,7 @@ static double ms_rounded(double ns)
 static void log_request(chat_t *c)
 {
     if (!telex_log_wants("info"))
-        return; /* ~6,000 instructions per answer to build a line nobody reads */
+        return; /* building a line nobody reads is a measurable cost per answer (bench/findings.md) */
     double now = (double)uv_hrtime();
     json_t *line = json_pack("{s:s,s:s,s:s,s:s,s:i}", "level", "info", "msg", "request", "method", c->method, "path",
                              c->path, "status", c->status);
@@ -120,8 +155,7 @@ static void log_request(chat_t *c)
                         c->first_event ? json_real(ms_rounded((double)(c->first_event_ns - c->started_ns))) : json_null());
     json_object_set_new(line, "duration_ms", json_real(ms_rounded(now - (double)c->started_ns)));
     json_object_set_new(line, "events", json_integer((json_int_t)c->events));
-    json_object_set_new(line, "bytes",
-                        json_integer((json_int_t)(c->committed ? telex_log_end(c->stream->log) : c->inline_bytes)));
+    json_object_set_new(line, "bytes", json_integer((json_int_t)bytes_out(c)));
     json_object_set_new(line, "fallbacks", json_integer((json_int_t)c->fallbacks));
     json_object_set_new(line, "outcome", json_string(c->outcome ? c->outcome : "client_gone"));
     if (c->error_kind[0] && strcmp(c->outcome ? c->outcome : "", "ok") != 0)
@@ -166,7 +200,7 @@ static void record_usage(chat_t *c)
                                    .cached_tokens = c->tokens.cached_tokens,
                                    .reasoning_tokens = c->tokens.reasoning_tokens,
                                    .cost_usd = c->cost,
-                                   .bytes_out = c->committed ? telex_log_end(c->stream->log) : c->inline_bytes});
+                                   .bytes_out = bytes_out(c)});
 }
 
 /* Responses: the final Response object and the conversation it ends, kept
@@ -189,27 +223,28 @@ static void keep_response_notes(chat_t *c)
     json_decref(final);
 }
 
-/* The answer is over (for whatever reason): no upstream, no more events. */
+/* The answer is over (for whatever reason): no upstream, no more events.
+ * CALLING → ENDED_UNCOMMITTED (then RELEASED), COMMITTED → ENDED; a chat
+ * that is no longer running is left alone. */
 static void finish(chat_t *c, const char *outcome)
 {
-    if (c->finished)
+    if (!chat_running(c))
         return;
-    c->finished = 1;
+    bool committed = c->state == CHAT_COMMITTED;
+    chat_set_state(c, committed ? CHAT_ENDED : CHAT_ENDED_UNCOMMITTED);
     c->outcome = outcome;
     uv_timer_stop(c->deadline);
     cancel_upstream(c);
-    if (c->counted) {
-        c->counted = 0;
-        atomic_fetch_sub(&c->gw->gateway->active_streams, 1);
-        telex_metrics_stream_ended(metrics_of(c));
-    }
-    if (c->renc != NULL && c->committed)
+    /* counted since chat_start.c created it, in a running state */
+    atomic_fetch_sub(&c->gw->gateway->active_streams, 1);
+    telex_metrics_stream_ended(metrics_of(c));
+    if (c->renc != NULL && committed)
         keep_response_notes(c);
     telex_log_finish(c->stream->log);
     telex_stream_notify(c->stream);
     log_request(c);
     record_usage(c);
-    if (!c->committed) {
+    if (!committed) {
         release(c); /* nobody can attach to a stream that never committed */
     } else if (c->resumable) {
         /* keep it resumable for a while, then forget it */
@@ -229,26 +264,23 @@ static void on_retention_end(uv_timer_t *timer)
  * timers are closed and its wakeup is no longer queued. */
 static void release(chat_t *c)
 {
-    if (c->released)
+    if (c->state == CHAT_RELEASED) {
+        assert(!"a chat released twice");
         return;
-    c->released = 1;
+    }
+    bool never_committed = c->state == CHAT_ENDED_UNCOMMITTED;
+    chat_set_state(c, CHAT_RELEASED);
     if (c->req != NULL) {
         *c->link = NULL; /* the request outlives us: its disposal must not reach us */
         c->req = NULL;
     }
-    telex_cluster_reg_end(c->reg, !c->committed);
+    telex_cluster_reg_end(c->reg, never_committed);
     c->reg = NULL;
     if (c->registered)
         telex_registry_remove(c->stream);
     telex_stream_set_producer(c->stream, NULL);
-    gateway_worker_t *gw = c->gw;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        gw->chats = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    gw->n_chats--;
+    h2o_linklist_unlink(&c->in_chats);
+    c->gw->n_chats--;
     uv_close((uv_handle_t *)c->deadline, on_timer_closed);
     uv_close((uv_handle_t *)c->life, on_timer_closed);
     if (telex_wakeup_retire(&c->wake) == 0)
@@ -262,7 +294,7 @@ void telex_chat_on_req_disposed(void *p)
     if (c == NULL)
         return; /* handed to a subscriber at commit */
     c->req = NULL;
-    if (!c->finished)
+    if (chat_running(c))
         finish(c, "client_gone");
 }
 
@@ -380,10 +412,15 @@ int telex_chat_emit_event(void *user, const char *type, const char *json, size_t
 /* The process-wide budget of all streams' logs (resume.max_total_bytes,
  * docs/memory.md): over it, streams drop the history their readers have been
  * sent and pause their providers once a reader lags LOW_WATER behind. */
+static int worker_over_budget(gateway_worker_t *gw)
+{
+    uint64_t budget = gw->gateway->config->resume.max_total_bytes;
+    return budget != 0 && telex_log_total_bytes() > budget;
+}
+
 static int over_budget(chat_t *c)
 {
-    uint64_t budget = c->gw->gateway->config->resume.max_total_bytes;
-    return budget != 0 && telex_log_total_bytes() > budget;
+    return worker_over_budget(c->gw);
 }
 
 /* Bytes of the log the slowest attached reader has not been sent yet
@@ -428,17 +465,15 @@ static int may_go_on(chat_t *c)
  * whether the total is still over the budget. */
 static int evict_ended(gateway_worker_t *gw)
 {
-    chat_t *last = gw->chats;
-    while (last != NULL && last->next != NULL)
-        last = last->next;
-    for (chat_t *c = last; c != NULL; c = c->prev) {
+    for (h2o_linklist_t *l = gw->chats.prev; l != &gw->chats; l = l->prev) { /* oldest first */
+        chat_t *c = chat_of(l);
         if (!over_budget(c))
             return 0;
-        if (c->finished && c->resumable && c->committed && telex_stream_subscribers(c->stream, NULL) == 0 &&
+        if (c->state == CHAT_ENDED && c->resumable && telex_stream_subscribers(c->stream, NULL) == 0 &&
             telex_log_retained(c->stream->log) > 0)
             telex_stream_release_acked_or_all(c->stream);
     }
-    return gw->chats != NULL && over_budget(gw->chats);
+    return worker_over_budget(gw);
 }
 
 /* Back-pressure: keep the retained log under its bound by dropping what
@@ -465,7 +500,8 @@ static void regulate(chat_t *c)
         c->lag_check_at = telex_log_retained(log) + LAG_STEP;
     }
     if (!c->paused && c->up != NULL && must_pause(c)) {
-        c->paused = 1;
+        assert(c->state == CHAT_COMMITTED); /* regulate runs after a commit */
+        c->paused = true;
         atomic_store(&c->stream->wants_acks, 1);
         telex_upstream_pause(c->up);
         /* The provider is silent because we asked it to be: no idle timeout. */
@@ -514,14 +550,14 @@ static uint64_t idle_timeout_ms(chat_t *c)
 /* The commit timeout (a stream not yet committed). */
 void telex_chat_start_commit_deadline(chat_t *c, double seconds)
 {
-    c->idle_armed = 0;
+    c->idle_armed = false;
     uv_timer_start(c->deadline, on_deadline, (uint64_t)(seconds * 1000), 0);
 }
 
 /* (Re)starts the idle timeout, counting from now. */
 void telex_chat_restart_idle_deadline(chat_t *c)
 {
-    c->idle_armed = 1;
+    c->idle_armed = true;
     c->idle_from_ms = uv_now(c->deadline->loop);
     uv_timer_start(c->deadline, on_deadline, idle_timeout_ms(c), 0);
 }
@@ -539,8 +575,8 @@ static void touch_idle_deadline(chat_t *c)
 }
 
 /* The request gets its response: headers (the stream id among them) and
- * the log from position 0 as its first subscriber. */
-static int hand_over(chat_t *c, h2o_req_t *req)
+ * the log from position 0 as its first subscriber. NULL, or what failed. */
+static const char *hand_over(chat_t *c, h2o_req_t *req)
 {
     char url[128], token[TELEX_RESUME_TOKEN_LEN + 1];
     const char *headers[7] = {NULL};
@@ -566,37 +602,46 @@ static int hand_over(chat_t *c, h2o_req_t *req)
         json_t *now = telex_responses_enc_response(c->renc);
         char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(now);
-        if (text == NULL)
-            return -1;
+        if (text == NULL) /* jansson refuses it (out of memory aborts: util/alloc.h) */
+            return "the Response object could not be encoded as JSON";
         for (size_t i = 0; i < h; i += 2)
             telex_add_header(req, headers[i], headers[i + 1]);
         telex_respond(req, 200, "application/json", text, strlen(text));
         c->inline_bytes = strlen(text);
         free(text);
     } else if (telex_subscriber_start(c->gw, req, c->stream, 0, 0, flags, headers) != 0) {
-        return -1;
+        return "the stream's log no longer holds its first event";
     }
-    return 0;
+    return NULL;
 }
 
 /* The original request becomes the first subscriber. In cluster mode this
  * does not wait for Redis to acknowledge the stream's registration: a node
  * asked for an id it cannot find yet waits for the registration
- * (cluster/mirror.c). */
-int telex_chat_commit(chat_t *c)
+ * (cluster/mirror.c). Nothing here fails for want of memory (that aborts:
+ * util/alloc.h, and jansson's allocator in cli/main.c); what can fail is
+ * named in *why. Once the request has been handed over the chat is
+ * COMMITTED, even when its first events then fail. */
+int telex_chat_commit(chat_t *c, const char **why)
 {
     if (c->resumable) {
-        if (telex_registry_put(c->stream) != 0)
+        if (telex_registry_put(c->stream) != 0) { /* a stream created without locks (not shared) */
+            *why = "the stream could not be registered for resume";
             return -1;
-        c->registered = 1;
+        }
+        c->registered = true;
         telex_cluster_publish(c->stream, c->front); /* cluster mode: every event to Redis too */
     }
-    if (hand_over(c, c->req) != 0)
+    if ((*why = hand_over(c, c->req)) != NULL)
         return -1;
     *c->link = NULL; /* the request is the subscriber's now */
-    c->committed = 1;
+    chat_set_state(c, CHAT_COMMITTED);
     c->status = 200;
     c->req = NULL;
+    /* The front door's first events: they fail when they do not fit the
+     * stream's log (response.created repeats the request's parameters,
+     * which can outgrow a small resume.max_bytes) or are not valid JSON. */
+    *why = "the answer's first events could not be written to the stream's log";
     if (c->renc != NULL) {
         json_t *now = telex_responses_enc_response(c->renc);
         char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -608,12 +653,15 @@ int telex_chat_commit(chat_t *c)
     }
     if (c->menc != NULL && telex_messages_enc_start(c->menc) != 0)
         return -1;
+    *why = NULL;
     return 0;
 }
 
-void telex_chat_fail_commit(chat_t *c)
+/* The answer cannot start: a 500 saying why while the request is still the
+ * chat's (after the hand-over its client sees the log end instead). */
+void telex_chat_fail_commit(chat_t *c, const char *why)
 {
-    respond_error_json(c, 500, "server_error", NULL, "out of memory");
+    respond_error_json(c, 500, "server_error", NULL, why);
     finish(c, "error");
 }
 
@@ -629,7 +677,7 @@ static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *c
     json_t *usage = json_object_get(chunk, "usage");
     if (usage != NULL && !json_is_null(usage)) {
         if (telex_usage_annotate(chunk, &c->model->routes[c->route], &c->tokens, &c->cost) == 1)
-            c->has_usage = 1;
+            c->has_usage = true;
         json_decref(c->usage);
         c->usage = json_incref(usage);
         if (c->renc != NULL)
@@ -638,9 +686,10 @@ static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *c
             telex_messages_enc_usage(c->menc, usage);
     }
     int rc = 0;
-    if (!c->committed && telex_chat_commit(c) != 0) {
+    const char *why;
+    if (c->state == CHAT_CALLING && telex_chat_commit(c, &why) != 0) {
         json_decref(own);
-        telex_chat_fail_commit(c);
+        telex_chat_fail_commit(c, why);
         return;
     }
     rc = c->renc != NULL ? telex_responses_enc_chunk(c->renc, chunk) : telex_messages_enc_chunk(c->menc, chunk);
@@ -659,15 +708,16 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
 {
     chat_t *c = user;
     telex_json_facts_t own;
-    if (c->finished)
+    if (!chat_running(c))
         return;
     /* Inter-token gaps are measured on the loop's clock (milliseconds, read
      * once per loop iteration): chunks of one read share a time, and the
-     * histogram's smallest bound is 5 ms. A clock read per chunk was 3 % of
-     * telex's user time flat out. */
+     * histogram's smallest bound is 5 ms. A clock read per chunk showed in
+     * profiles of flat-out runs (bench/findings.md, "Numbers that were in
+     * code comments"). */
     uint64_t now_ms = uv_now(c->deadline->loop);
     if (!c->first_event) {
-        c->first_event = 1;
+        c->first_event = true;
         c->first_event_ns = uv_hrtime();
         release_request(c); /* no fallback after the first event */
     } else {
@@ -700,7 +750,7 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
     if (usage != NULL && !json_is_null(usage)) {
         /* adds cost_usd to the usage object */
         if (telex_usage_annotate(chunk, &c->model->routes[c->route], &c->tokens, &c->cost) == 1)
-            c->has_usage = 1;
+            c->has_usage = true;
         json_decref(c->usage);
         c->usage = json_incref(usage);
         if (c->wants_usage && c->has_usage && (stripped = telex_usage_dump(chunk)) != NULL) {
@@ -720,9 +770,10 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
             }
         }
     }
-    if (!c->committed && telex_chat_commit(c) != 0) {
+    const char *why;
+    if (c->state == CHAT_CALLING && telex_chat_commit(c, &why) != 0) {
         free(stripped);
-        telex_chat_fail_commit(c);
+        telex_chat_fail_commit(c, why);
         return;
     }
     /* telex asked the provider for usage; a client that did not must not
@@ -747,10 +798,11 @@ static void on_done(void *user)
 {
     chat_t *c = user;
     c->up = NULL;
-    if (c->finished)
+    if (!chat_running(c))
         return;
-    if (!c->committed && telex_chat_commit(c) != 0) {
-        telex_chat_fail_commit(c);
+    const char *why;
+    if (c->state == CHAT_CALLING && telex_chat_commit(c, &why) != 0) {
+        telex_chat_fail_commit(c, why);
         return;
     }
     if (c->renc != NULL) {
@@ -841,7 +893,7 @@ static void on_failure(void *user, const telex_upstream_failure_t *f)
 {
     chat_t *c = user;
     c->up = NULL;
-    if (c->finished)
+    if (!chat_running(c))
         return;
     snprintf(c->error_kind, sizeof(c->error_kind), "%s", telex_upstream_failure_name(f->kind));
     telex_metrics_upstream_error(metrics_of(c), c->provider_name, c->error_kind);
@@ -853,12 +905,12 @@ static void on_failure(void *user, const telex_upstream_failure_t *f)
         c->fallbacks++;
         /* the next provider gets its own idle_timeout (before commit, a stream's
          * deadline is still the commit timeout, which is about the client) */
-        if (!c->stream_mode || c->committed)
+        if (!c->stream_mode || c->state == CHAT_COMMITTED)
             telex_chat_restart_idle_deadline(c);
         telex_chat_start_route(c);
         return;
     }
-    if (!c->committed) {
+    if (c->state == CHAT_CALLING) {
         respond_upstream_failure(c, f);
         finish(c, "upstream_error");
     } else {
@@ -871,7 +923,7 @@ static void on_response(void *user, int status, const char *body, size_t len)
 {
     chat_t *c = user;
     c->up = NULL;
-    if (c->finished || c->req == NULL)
+    if (!chat_running(c) || c->req == NULL)
         return;
     if (telex_provider_refused_credentials(status)) {
         respond_provider_auth_failed(c, status);
@@ -879,7 +931,7 @@ static void on_response(void *user, int status, const char *body, size_t len)
         return;
     }
     c->status = status;
-    c->first_event = 1;
+    c->first_event = true;
     c->first_event_ns = uv_hrtime();
     char *masked = NULL;
     if (status >= 400) /* a provider's error text may echo the key it was given */
@@ -889,7 +941,7 @@ static void on_response(void *user, int status, const char *body, size_t len)
     char *annotated = NULL;
     telex_usage_estimator_chunk(&c->est, j);
     if (status < 300 && telex_usage_annotate(j, &c->model->routes[c->route], &c->tokens, &c->cost) == 1) {
-        c->has_usage = 1;
+        c->has_usage = true;
         annotated = telex_usage_dump(j);
     }
     if (json_is_object(usage))
@@ -945,7 +997,7 @@ static const telex_upstream_sink_t sink = {on_chunk, on_done, on_failure, on_res
 static void on_deadline(uv_timer_t *timer)
 {
     chat_t *c = timer->data;
-    if (c->finished)
+    if (!chat_running(c))
         return;
     const telex_streaming_config_t *s = &c->gw->gateway->config->streaming;
     if (c->idle_armed) {
@@ -956,10 +1008,11 @@ static void on_deadline(uv_timer_t *timer)
             return;
         }
     }
-    if (!c->committed && c->stream_mode) {
+    if (c->state == CHAT_CALLING && c->stream_mode) {
         /* commit_timeout: answer with headers now, keep waiting for data. */
-        if (telex_chat_commit(c) != 0) {
-            telex_chat_fail_commit(c);
+        const char *why;
+        if (telex_chat_commit(c, &why) != 0) {
+            telex_chat_fail_commit(c, why);
             return;
         }
         telex_chat_restart_idle_deadline(c);
@@ -969,7 +1022,7 @@ static void on_deadline(uv_timer_t *timer)
     snprintf(msg, sizeof(msg), "the provider sent nothing for %g seconds", s->idle_timeout_seconds);
     snprintf(c->error_kind, sizeof(c->error_kind), "idle_timeout");
     cancel_upstream(c);
-    if (c->committed) {
+    if (c->state == CHAT_COMMITTED) {
         end_with_error_event(c, "upstream_error", "idle_timeout", msg, "upstream_error");
     } else {
         respond_error_json(c, 504, "upstream_error", "idle_timeout", msg);
@@ -982,7 +1035,7 @@ static void on_deadline(uv_timer_t *timer)
 static void on_grace_over(uv_timer_t *timer)
 {
     chat_t *c = timer->data;
-    if (c->finished || telex_stream_subscribers(c->stream, NULL) > 0)
+    if (!chat_running(c) || telex_stream_subscribers(c->stream, NULL) > 0)
         return;
     snprintf(c->error_kind, sizeof(c->error_kind), "abandoned");
     end_with_error_event(c, "cancelled", "abandoned",
@@ -1000,7 +1053,7 @@ static void unpause_if_possible(chat_t *c)
     if (c->resumable && (telex_log_retained(c->stream->log) >= c->resume_below || tight))
         telex_stream_release_acked(c->stream);
     if (may_go_on(c)) {
-        c->paused = 0;
+        c->paused = false;
         atomic_store(&c->stream->wants_acks, 0);
         telex_chat_restart_idle_deadline(c);
         telex_upstream_resume(c->up);
@@ -1011,7 +1064,7 @@ static void unpause_if_possible(chat_t *c)
 void telex_chat_on_wake(telex_wakeup_t *w)
 {
     chat_t *c = H2O_STRUCT_FROM_MEMBER(chat_t, wake, w);
-    if (c->finished)
+    if (!chat_running(c))
         return;
     if (atomic_load(&c->stream->cancel_requested)) {
         snprintf(c->error_kind, sizeof(c->error_kind), "cancelled");
@@ -1025,7 +1078,7 @@ void telex_chat_on_wake(telex_wakeup_t *w)
      * and the grace logic below must not stop or replace that timer, or
      * the ended stream stays registered with its log for good (the soak's
      * 15,872 bytes that outlived retention). */
-    if (c->finished || !c->committed)
+    if (c->state != CHAT_COMMITTED)
         return;
     if (c->background) {
         /* runs to its end with or without readers (cancel or DELETE stop it) */
@@ -1062,10 +1115,10 @@ void telex_chat_start_route(chat_t *c)
 
 void telex_chat_sweep(gateway_worker_t *gw)
 {
-    chat_t *next;
-    for (chat_t *c = gw->chats; c != NULL; c = next) {
-        next = c->next;
-        if (c->finished && !uv_is_active((uv_handle_t *)c->life)) {
+    for (h2o_linklist_t *l = gw->chats.next, *next; l != &gw->chats; l = next) {
+        next = l->next; /* finish may release c */
+        chat_t *c = chat_of(l);
+        if (!chat_running(c) && !uv_is_active((uv_handle_t *)c->life)) {
             /* An ended chat still on the list is waiting for its retention
              * (finish released every other one): without the timer it would
              * hold its stream and log for good. A bug (debug builds stop
@@ -1077,22 +1130,25 @@ void telex_chat_sweep(gateway_worker_t *gw)
                            (uint64_t)(gw->gateway->config->resume.retention_seconds * 1000), 0);
             continue;
         }
-        if (c->finished || c->req == NULL || !telex_client_has_gone(c->req))
+        if (!chat_running(c) || c->req == NULL || !telex_client_has_gone(c->req))
             continue;
         h2o_req_t *req = c->req;
         finish(c, "client_gone");
         c->status = 499;
         telex_respond_error(req, 499, "invalid_request_error", "client_closed", NULL, "the client closed the request");
     }
-    if (gw->chats != NULL && over_budget(gw->chats))
+    if (worker_over_budget(gw))
         evict_ended(gw);
     /* A provider paused for the budget with nobody to wake it (a stream in
      * its grace period, a background response nobody follows) goes on once
      * the budget allows it. */
     if (gw->gateway->config->resume.max_total_bytes != 0) {
-        for (chat_t *c = gw->chats; c != NULL; c = c->next)
-            if (c->paused && !c->finished)
+        for (h2o_linklist_t *l = gw->chats.next, *next; l != &gw->chats; l = next) {
+            next = l->next;
+            chat_t *c = chat_of(l);
+            if (c->paused && chat_running(c))
                 unpause_if_possible(c);
+        }
     }
     telex_subscribers_sweep(gw);
 }
@@ -1100,21 +1156,21 @@ void telex_chat_sweep(gateway_worker_t *gw)
 size_t telex_chat_running(gateway_worker_t *gw)
 {
     size_t n = 0;
-    for (chat_t *c = gw->chats; c != NULL; c = c->next)
-        n += !c->finished;
+    for (h2o_linklist_t *l = gw->chats.next; l != &gw->chats; l = l->next)
+        n += chat_running(chat_of(l));
     return n;
 }
 
 void telex_chat_end_all(gateway_worker_t *gw, const char *why)
 {
-    chat_t *next;
-    for (chat_t *c = gw->chats; c != NULL; c = next) {
-        next = c->next;
-        if (c->finished)
+    for (h2o_linklist_t *l = gw->chats.next, *next; l != &gw->chats; l = next) {
+        next = l->next; /* finish may release c */
+        chat_t *c = chat_of(l);
+        if (!chat_running(c))
             continue;
         snprintf(c->error_kind, sizeof(c->error_kind), "shutdown");
         cancel_upstream(c);
-        if (c->committed) {
+        if (c->state == CHAT_COMMITTED) {
             end_with_error_event(c, "server_error", "shutting_down", why, "shutdown");
         } else {
             if (c->req != NULL)

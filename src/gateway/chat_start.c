@@ -288,7 +288,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     chat_t **link = h2o_mem_alloc_shared(&req->pool, sizeof(chat_t *), telex_chat_on_req_disposed); /* aborts on OOM */
     *link = c;
     c->link = link;
-    c->counted = 1;
+    c->state = CHAT_CALLING; /* counted in active_streams (above) and the gauge until it ends */
     telex_metrics_stream_started(telex_services_metrics(svc));
     c->grant = grant;
     snprintf(stream->owner, sizeof(stream->owner), "%s", grant.owner);
@@ -354,10 +354,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     c->open = 3; /* two timers and the wakeup */
     telex_wakeup_init(&c->wake, gw->waker, telex_chat_on_wake, telex_chat_on_wake_retired);
     telex_stream_set_producer(stream, &c->wake);
-    c->next = gw->chats;
-    if (gw->chats != NULL)
-        gw->chats->prev = c;
-    gw->chats = c;
+    h2o_linklist_insert(gw->chats.next, &c->in_chats); /* first */
     gw->n_chats++;
 
     /* A stream commits at commit_timeout, then idles out; a plain request
@@ -379,10 +376,11 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         c->reg = telex_cluster_register(stream, front);
     }
     telex_chat_start_route(c);
-    if (c->background && !c->client_streams && !c->finished) {
+    if (c->background && !c->client_streams && c->state == CHAT_CALLING) {
         /* background: answer with the Response object now, generate on */
-        if (telex_chat_commit(c) != 0)
-            telex_chat_fail_commit(c);
+        const char *why;
+        if (telex_chat_commit(c, &why) != 0)
+            telex_chat_fail_commit(c, why);
         else
             telex_chat_restart_idle_deadline(c);
     }

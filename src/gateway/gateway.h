@@ -27,7 +27,6 @@ typedef struct telex_gateway {
     telex_services_t *services;   /* keys, presets, accounting, metrics */
 } telex_gateway_t;
 
-struct chat;
 struct subscriber;
 struct telex_models_worker;
 
@@ -40,7 +39,7 @@ typedef struct gateway_worker {
     telex_upstream_env_t upstream_env;
     telex_waker_t *waker;     /* cross-thread wake-ups to this worker */
     struct telex_models_worker *models; /* GET /v1/models: this worker's fetches and waiting requests */
-    struct chat *chats;       /* producers on this worker: running, or kept for resume */
+    h2o_linklist_t chats;     /* of chat_t's in_chats: producers on this worker, running or kept for resume, the newest first */
     size_t n_chats;
     h2o_linklist_t subscribers; /* of struct subscriber's link: streamed responses on this worker, the newest first */
     size_t n_subscribers;

@@ -266,6 +266,7 @@ int telex_gateway_worker_init(telex_worker_t *worker)
     gateway_worker_t *gw = telex_xcalloc(1, sizeof(*gw));
     gw->worker = worker;
     gw->gateway = worker->options->app;
+    h2o_linklist_init_anchor(&gw->chats);
     h2o_linklist_init_anchor(&gw->subscribers);
     gw->http = telex_http_client_new(&worker->loop);
     if ((gw->waker = telex_waker_new(&worker->loop)) == NULL || (gw->models = telex_models_worker_new(gw)) == NULL) {
