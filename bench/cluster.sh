@@ -22,7 +22,7 @@
 #
 # Environment: CLUSTER_BENCH_STREAMS (1000), CLUSTER_BENCH_TOKENS (100: 5 s answers),
 # CLUSTER_BENCH_ROUNDS (2), CLUSTER_BENCH_QUICK=1 (tiny sizes, to test the script),
-# CLUSTER_BENCH_THROUGHPUT=0 (skip part 2), CLUSTER_BENCH_BEFORE=PATH (another telex
+# CLUSTER_BENCH_THROUGHPUT=0 (skip part 2), CLUSTER_BENCH_PIN=1 (gateways on CPU 1, the rest on CPU 0), CLUSTER_BENCH_BEFORE=PATH (another telex
 # binary, run as a fourth gateway `before` with cluster mode on, interleaved with the
 # others: a change's effect measured side by side), REDIS_SERVER (/usr/bin/redis-server).
 set -euo pipefail
@@ -72,11 +72,16 @@ published() { # URL -> telex_cluster_events_published_total
   curl -s "$1/metrics" | sed -n 's/^telex_cluster_events_published_total \([0-9]*\)/\1/p'
 }
 
-"$TELEX" mock --listen 127.0.0.1:0 --workers 2 --journal 0 > "$WORK/mock.log" 2>&1 &
+# CLUSTER_BENCH_PIN=1: the gateways on CPU 1 alone, the mock, Redis and the load generator on
+# CPU 0 — Redis as if on another host, so its CPU does not land on the gateway's core (on two
+# shared cores the `on` runs otherwise pay for Redis' own work in scheduling delays).
+GW_CPU=() REST_CPU=()
+if [ "${CLUSTER_BENCH_PIN:-0}" = 1 ]; then GW_CPU=(taskset -c 1) REST_CPU=(taskset -c 0); fi
+"${REST_CPU[@]}" "$TELEX" mock --listen 127.0.0.1:0 --workers 2 --journal 0 > "$WORK/mock.log" 2>&1 &
 PIDS+=($!)
 MOCK=$(wait_listening "$WORK/mock.log")
 REDIS_PORT=$(free_port)
-"$REDIS" --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" > "$WORK/redis.log" 2>&1 &
+"${REST_CPU[@]}" "$REDIS" --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" > "$WORK/redis.log" 2>&1 &
 REDIS_PID=$!
 PIDS+=($REDIS_PID)
 for _ in $(seq 100); do grep -q 'Ready to accept' "$WORK/redis.log" && break; sleep 0.05; done
@@ -91,7 +96,7 @@ EOF
 declare -A URL PID
 start_gateway() { # NAME BINARY [env...]
   local name=$1 bin=$2; shift 2
-  env TELEX_DB="$WORK/$name.db" TELEX_LOG=quiet "$@" "$bin" serve --config "$WORK/telex.yaml" \
+  env TELEX_DB="$WORK/$name.db" TELEX_LOG=quiet "$@" "${GW_CPU[@]}" "$bin" serve --config "$WORK/telex.yaml" \
     --listen 127.0.0.1:0 > "$WORK/$name.log" 2>&1 &
   PID[$name]=$!
   PIDS+=($!)
@@ -119,7 +124,7 @@ for round in $(seq "$ROUNDS"); do
     args=(-c "$N" -r 2000 --tokens "$TOKENS" --delay-ms 50 -d "$span" -l "$t")
     [ "$t" != direct ] && args+=(-p "${PID[$t]}")
     mem0=$(used_memory); rc0=$(cpu_ticks "$REDIS_PID")
-    out=$("$LOADGEN" "${URL[$t]}/v1/chat/completions" "${args[@]}" 2> "$WORK/last.err")
+    out=$("${REST_CPU[@]}" "$LOADGEN" "${URL[$t]}/v1/chat/completions" "${args[@]}" 2> "$WORK/last.err")
     mem1=$(used_memory); rc1=$(cpu_ticks "$REDIS_PID")
     line=$(printf '{"bench":"cluster_latency","round":%s,"target":"%s","redis_mem_delta":%s,"redis_cpu_ticks":%s,"r":%s}' \
       "$round" "$t" "$((mem1 - mem0))" "$((rc1 - rc0))" "$out")
@@ -134,10 +139,10 @@ if [ "$THROUGHPUT" = 1 ]; then
 p0=$(( $(published "${URL[on]}") + $(published "${URL[on2]}") ))
 rc0=$(cpu_ticks "$REDIS_PID")
 t0=$(date +%s.%N)
-"$LOADGEN" "${URL[on]}/v1/chat/completions" -c "$TP_STREAMS" --tokens "$TP_TOKENS" --delay-ms 0 -d 60 -l on \
+"${REST_CPU[@]}" "$LOADGEN" "${URL[on]}/v1/chat/completions" -c "$TP_STREAMS" --tokens "$TP_TOKENS" --delay-ms 0 -d 60 -l on \
   > "$WORK/tp1.json" 2> /dev/null &
 l1=$!
-"$LOADGEN" "${URL[on2]}/v1/chat/completions" -c "$TP_STREAMS" --tokens "$TP_TOKENS" --delay-ms 0 -d 60 -l on2 \
+"${REST_CPU[@]}" "$LOADGEN" "${URL[on2]}/v1/chat/completions" -c "$TP_STREAMS" --tokens "$TP_TOKENS" --delay-ms 0 -d 60 -l on2 \
   > "$WORK/tp2.json" 2> /dev/null &
 l2=$!
 wait $l1 $l2
