@@ -22,7 +22,7 @@
 #
 # Environment: CLUSTER_BENCH_STREAMS (1000), CLUSTER_BENCH_TOKENS (100: 5 s answers),
 # CLUSTER_BENCH_ROUNDS (2), CLUSTER_BENCH_QUICK=1 (tiny sizes, to test the script),
-# CLUSTER_BENCH_THROUGHPUT=0 (skip part 2), CLUSTER_BENCH_PIN=1 (gateways on CPU 1, the rest on CPU 0), CLUSTER_BENCH_BEFORE=PATH (another telex
+# CLUSTER_BENCH_THROUGHPUT=0 (skip part 2), CLUSTER_BENCH_PIN=1|0 (gateways on CPU 1, the rest on CPU 0; default 1 with 2+ cores), CLUSTER_BENCH_BEFORE=PATH (another telex
 # binary, run as a fourth gateway `before` with cluster mode on, interleaved with the
 # others: a change's effect measured side by side), REDIS_SERVER (/usr/bin/redis-server).
 set -euo pipefail
@@ -76,7 +76,9 @@ published() { # URL -> telex_cluster_events_published_total
 # CPU 0 — Redis as if on another host, so its CPU does not land on the gateway's core (on two
 # shared cores the `on` runs otherwise pay for Redis' own work in scheduling delays).
 GW_CPU=() REST_CPU=()
-if [ "${CLUSTER_BENCH_PIN:-0}" = 1 ]; then GW_CPU=(taskset -c 1) REST_CPU=(taskset -c 0); fi
+# The default: pinned where there are two cores or more (make bench).
+PIN=${CLUSTER_BENCH_PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}
+if [ "$PIN" = 1 ]; then GW_CPU=(taskset -c 1) REST_CPU=(taskset -c 0); fi
 "${REST_CPU[@]}" "$TELEX" mock --listen 127.0.0.1:0 --workers 2 --journal 0 > "$WORK/mock.log" 2>&1 &
 PIDS+=($!)
 MOCK=$(wait_listening "$WORK/mock.log")
@@ -155,10 +157,11 @@ echo "$line" >> "$RESULTS"
 echo "$line" >&2
 fi
 
-python3 - "$RESULTS" "$N" "$TOKENS" "$(getconf CLK_TCK)" > "$OUT" <<'EOF'
+python3 - "$RESULTS" "$N" "$TOKENS" "$(getconf CLK_TCK)" "${#GW_CPU[@]}" > "$OUT" <<'EOF'
 import json, os, statistics, sys, datetime
 rows = [json.loads(l) for l in open(sys.argv[1])]
 n, tokens, hz = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+pinned = int(sys.argv[5]) > 0
 lat = [r for r in rows if r["bench"] == "cluster_latency"]
 rounds = sorted({r["round"] for r in lat})
 targets = [t for t in ("off", "on", "before") if any(r["target"] == t for r in lat)]
@@ -202,7 +205,12 @@ p(f"{tokens} events at 20 events/s through the mock directly, a single node (`of
 p(f"cluster mode on (`on`: every event also appended to a Redis Stream), interleaved, {len(rounds)} round(s), medians.")
 p("Latency added = the gateway's figure minus the mock's own (direct) in the same round. Each answer's first")
 p("event (in cluster mode the stream's registration in Redis starts with it) and the time to")
-p("first byte are reported apart from the later events:")
+p("first byte are reported apart from the later events.")
+if pinned:
+    p("Pinned (CLUSTER_BENCH_PIN=1): the gateways on CPU 1 alone, the mock, Redis and the load generator on")
+    p("CPU 0, so Redis' own work (as on another host in production) does not land on the gateway's core.")
+else:
+    p("Not pinned: Redis, the mock and the load generator share both cores with the gateways.")
 p()
 p("| | first event added, p50 / p99 | time to first byte added, p50 / p99 | later events added, p50 / p99 | p99 added, all events (steady window) | gateway CPU per event |")
 p("|---|---|---|---|---|---|")
