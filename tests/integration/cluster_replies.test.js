@@ -68,7 +68,8 @@ describe('appends answered once per batch', () => {
     assert.ok(refused >= 1, 'the probe was refused by the ACL');
     await streamedThenResumed(P, B, c.redis, 'answered appends');
     await streamedThenResumed(P, A, c.redis, 'answered appends, again');
-    // the refusal is remembered: no probe on the connections made since, none per batch
+    // the refusal is remembered: the connection made again after it sent no probe, and no batch
+    // is wrapped (a wrapped batch would be refused, counted here)
     assert.equal((await clientReply(c.redis)).rejected, refused);
     assert.equal(P.logs.filter((l) => l.msg === 'redis refused CLIENT REPLY: every append is answered').length, 1);
   });
