@@ -515,7 +515,10 @@ static void end_with_error_event(chat_t *c, const char *type, const char *code, 
     /* the message may quote the provider, which may quote the key it was given */
     char *masked = telex_secrets_masked_copy(c->gw->gateway->config, message, strlen(message));
     if (c->renc != NULL) { /* Responses: response.failed, never response.completed */
-        telex_responses_enc_fail(c->renc, code, masked);
+        /* response.failed repeats the whole Response: when even that does
+         * not fit the log, OpenAI's small error event is the last word */
+        if (telex_responses_enc_fail(c->renc, code, masked) != 0)
+            telex_responses_enc_error(c->renc, code, masked);
         free(masked);
         finish(c, outcome);
         return;
@@ -622,8 +625,35 @@ static const char *hand_over(chat_t *c, h2o_req_t *req)
  * util/alloc.h, and jansson's allocator in cli/main.c); what can fail is
  * named in *why. Once the request has been handed over the chat is
  * COMMITTED, even when its first events then fail. */
+int telex_chat_check_start(chat_t *c, const char **why)
+{
+    *why = NULL;
+    if (c->renc == NULL || !c->client_streams)
+        return 0; /* background without a stream answers the Response object itself */
+    size_t need = telex_responses_enc_start_bytes(c->renc);
+    if (need <= c->log_cap)
+        return 0;
+    c->commit_status = 400;
+    if (c->resumable)
+        snprintf(c->commit_why, sizeof c->commit_why,
+                 "The request's parameters, which response.created and response.in_progress repeat "
+                 "(instructions, tools, metadata, ...), take %zu bytes of the stream; they exceed "
+                 "resume.max_bytes of %zu bytes.",
+                 need, c->log_cap);
+    else
+        snprintf(c->commit_why, sizeof c->commit_why,
+                 "The request's parameters, which response.created and response.in_progress repeat "
+                 "(instructions, tools, metadata, ...), take %zu bytes of the stream; they exceed "
+                 "the %zu bytes a stream holds without resume (limits.max_event_bytes).",
+                 need, c->log_cap);
+    *why = c->commit_why;
+    return -1;
+}
+
 int telex_chat_commit(chat_t *c, const char **why)
 {
+    if (telex_chat_check_start(c, why) != 0) /* exact now: usage may have joined the Response */
+        return -1;
     if (c->resumable) {
         if (telex_registry_put(c->stream) != 0) { /* a stream created without locks (not shared) */
             *why = "the stream could not be registered for resume";
@@ -638,9 +668,10 @@ int telex_chat_commit(chat_t *c, const char **why)
     chat_set_state(c, CHAT_COMMITTED);
     c->status = 200;
     c->req = NULL;
-    /* The front door's first events: they fail when they do not fit the
-     * stream's log (response.created repeats the request's parameters,
-     * which can outgrow a small resume.max_bytes) or are not valid JSON. */
+    /* The front door's first events: telex_chat_check_start made sure
+     * Responses' fit the empty log (they repeat the request's parameters);
+     * Messages' message_start is small (no parameters repeated). Should one
+     * still fail, telex_chat_fail_commit ends the stream with an error event. */
     *why = "the answer's first events could not be written to the stream's log";
     if (c->renc != NULL) {
         json_t *now = telex_responses_enc_response(c->renc);
@@ -657,11 +688,20 @@ int telex_chat_commit(chat_t *c, const char **why)
     return 0;
 }
 
-/* The answer cannot start: a 500 saying why while the request is still the
- * chat's (after the hand-over its client sees the log end instead). */
+/* The answer cannot start: while the request is still the chat's, a status
+ * saying why (400 when its first events would not fit the log, else 500);
+ * after the hand-over, an error event ends the stream its client reads. */
 void telex_chat_fail_commit(chat_t *c, const char *why)
 {
-    respond_error_json(c, 500, "server_error", NULL, why);
+    if (c->state == CHAT_COMMITTED) {
+        snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
+        end_with_error_event(c, "server_error", "log_full", why, "error");
+        return;
+    }
+    if (c->commit_status == 400)
+        respond_error_json(c, 400, "invalid_request_error", "request_too_large", why);
+    else
+        respond_error_json(c, 500, "server_error", NULL, why);
     finish(c, "error");
 }
 
@@ -805,10 +845,14 @@ static void on_done(void *user)
         telex_chat_fail_commit(c, why);
         return;
     }
-    if (c->renc != NULL) {
-        telex_responses_enc_finish(c->renc);
-    } else if (c->menc != NULL) {
-        telex_messages_enc_finish(c->menc);
+    if (c->renc != NULL || c->menc != NULL) {
+        /* the closing events (Responses': the whole Response again) */
+        int rc = c->renc != NULL ? telex_responses_enc_finish(c->renc) : telex_messages_enc_finish(c->menc);
+        if (rc != 0) {
+            snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
+            end_with_error_event(c, "server_error", "log_full", "the answer outgrew resume.max_bytes", "error");
+            return;
+        }
     } else {
         static const char done[] = "[DONE]";
         append_event(c, done, sizeof(done) - 1, 1);
