@@ -51,6 +51,10 @@
 #include "util/log.h"
 
 #define LAG_STEP (16u * 1024)
+/* Log bytes the Responses and Messages events leave free for an `error`
+ * event, so that an answer whose events outgrow the log still ends with one
+ * (its message is cut to a fixed one when the room is too small for it). */
+#define ERROR_EVENT_ROOM 512u
 
 static void release(chat_t *c);
 static void on_retention_end(uv_timer_t *timer);
@@ -392,10 +396,18 @@ static int append_typed_event(chat_t *c, const char *type, const char *json, siz
     telex_log_piece_t pieces[5] = {
         {"event: ", 7}, {type, strlen(type)}, {"\ndata: ", 7}, {json, len}, {"\n\n", 2},
     };
-    int64_t appended = telex_log_appendv(c->stream->log, pieces, 5);
+    /* every event but an `error` leaves ERROR_EVENT_ROOM free for one */
+    size_t need = 7 + pieces[1].len + 7 + len + 2;
+    size_t room = strcmp(type, "error") != 0 && c->log_cap > ERROR_EVENT_ROOM ? ERROR_EVENT_ROOM : 0;
+    telex_log_t *log = c->stream->log;
+    if (telex_log_retained(log) + need + room > c->log_cap && c->resumable)
+        telex_stream_release_acked_or_all(c->stream);
+    if (telex_log_retained(log) + need + room > c->log_cap)
+        return -1;
+    int64_t appended = telex_log_appendv(log, pieces, 5);
     if (appended == -ENOSPC && c->resumable) {
         telex_stream_release_acked_or_all(c->stream);
-        appended = telex_log_appendv(c->stream->log, pieces, 5);
+        appended = telex_log_appendv(log, pieces, 5);
     }
     if (appended < 0)
         return -1;
@@ -517,8 +529,9 @@ static void end_with_error_event(chat_t *c, const char *type, const char *code, 
     if (c->renc != NULL) { /* Responses: response.failed, never response.completed */
         /* response.failed repeats the whole Response: when even that does
          * not fit the log, OpenAI's small error event is the last word */
-        if (telex_responses_enc_fail(c->renc, code, masked) != 0)
-            telex_responses_enc_error(c->renc, code, masked);
+        if (telex_responses_enc_fail(c->renc, code, masked) != 0 &&
+            telex_responses_enc_error(c->renc, code, masked) != 0)
+            telex_responses_enc_error(c->renc, code, "the answer's events outgrew the stream's log");
         free(masked);
         finish(c, outcome);
         return;
@@ -631,15 +644,15 @@ int telex_chat_check_start(chat_t *c, const char **why)
     if (c->renc == NULL || !c->client_streams)
         return 0; /* background without a stream answers the Response object itself */
     size_t need = telex_responses_enc_start_bytes(c->renc);
-    if (need <= c->log_cap)
+    if (need != SIZE_MAX && need + ERROR_EVENT_ROOM <= c->log_cap)
         return 0;
     c->commit_status = 400;
     if (c->resumable)
         snprintf(c->commit_why, sizeof c->commit_why,
                  "The request's parameters, which response.created and response.in_progress repeat "
                  "(instructions, tools, metadata, ...), take %zu bytes of the stream; they exceed "
-                 "resume.max_bytes of %zu bytes.",
-                 need, c->log_cap);
+                 "resume.max_bytes of %zu bytes (less %u kept for an error event).",
+                 need, c->log_cap, ERROR_EVENT_ROOM);
     else
         snprintf(c->commit_why, sizeof c->commit_why,
                  "The request's parameters, which response.created and response.in_progress repeat "

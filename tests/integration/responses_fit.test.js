@@ -6,7 +6,9 @@
 // What must hold: such a request is answered 400 invalid_request_error (code request_too_large) in
 // OpenAI's error shape naming resume.max_bytes and its value, before any provider is called (it
 // once got 200 and an event stream that just ended: the events failed after the hand-over); a
-// normal-size request on the same gateway still streams to response.completed; background without
+// normal-size request on the same gateway still streams to response.completed; an answer whose
+// closing events (which repeat its text and parameters) outgrow the log ends with OpenAI's `error`
+// event, never silently (Responses' events keep room for it in the log); background without
 // a stream is unchanged: it answers the Response object itself at once.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -94,6 +96,35 @@ describe('streamed Responses whose first events do not fit resume.max_bytes', ()
     assert.equal(done.status, 'completed');
     assert.equal(done.instructions, 'Answer briefly.');
     assert.equal(done.tools.length, 2);
+  });
+
+  test('an answer whose closing events outgrow the log ends with an error event, not silently', async () => {
+    // the start fits; the .done events and response.completed repeat the text (and completed the
+    // instructions) in one burst the reader cannot ack in between: they do not fit 8 KiB
+    const reply = await post({
+      model: 'gpt-relay',
+      input: 'hi',
+      instructions: 'x'.repeat(2500),
+      stream: true,
+      mock: { tokens: 500, delay_ms: 0 },
+    });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.error, null);
+    const types = reply.events.map((e) => e.type);
+    assert.equal(types[0], 'response.created');
+    assert.ok(!types.includes('response.completed'), 'no response.completed for a cut answer');
+    const last = reply.events.at(-1);
+    assert.equal(last.type, 'error', `the stream ends with ${last.type}`);
+    const err = JSON.parse(last.data);
+    assert.equal(err.type, 'error');
+    assert.equal(err.code, 'log_full');
+    assert.match(err.message, /resume\.max_bytes/);
+    assert.equal(err.param, null);
+    assert.deepEqual(
+      reply.events.map((e) => JSON.parse(e.data).sequence_number),
+      reply.events.map((_, i) => i),
+      'sequence_number 0, 1, 2 … through the error event',
+    );
   });
 
   test('background without a stream: unchanged, the Response object itself at once', async () => {
