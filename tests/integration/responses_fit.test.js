@@ -9,7 +9,8 @@
 // normal-size request on the same gateway still streams to response.completed; an answer whose
 // closing events (which repeat its text and parameters) outgrow the log ends with OpenAI's `error`
 // event, never silently (Responses' events keep room for it in the log); background without
-// a stream is unchanged: it answers the Response object itself at once.
+// a stream is unchanged: it answers the Response object itself at once. At start telex warns that
+// resume.max_bytes is below limits.max_body_bytes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -55,6 +56,13 @@ describe('streamed Responses whose first events do not fit resume.max_bytes', ()
     assert.ok(JSON.stringify(body).length < MAX_BYTES, 'the body alone fits the log');
     assertTooLarge(await post(body));
     assert.equal((await entriesSince(relay.mock, since)).length, 0, 'the provider was not called');
+  });
+
+  test('telex warns at start that resume.max_bytes is below limits.max_body_bytes', async () => {
+    const line = await relay.serve.waitForLog((l) => l.msg?.startsWith('resume.max_bytes is below limits.max_body_bytes'));
+    assert.equal(line.level, 'warn');
+    assert.equal(line.max_bytes, MAX_BYTES);
+    assert.equal(line.max_body_bytes, 1048576);
   });
 
   test('many tools: 400 as well', async () => {
