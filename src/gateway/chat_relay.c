@@ -631,13 +631,11 @@ static const char *hand_over(chat_t *c, h2o_req_t *req)
     return NULL;
 }
 
-/* The original request becomes the first subscriber. In cluster mode this
- * does not wait for Redis to acknowledge the stream's registration: a node
- * asked for an id it cannot find yet waits for the registration
- * (cluster/mirror.c). Nothing here fails for want of memory (that aborts:
- * util/alloc.h, and jansson's allocator in cli/main.c); what can fail is
- * named in *why. Once the request has been handed over the chat is
- * COMMITTED, even when its first events then fail. */
+/* Responses streamed to the client: response.created and
+ * response.in_progress (each repeats the request's parameters) must fit the
+ * empty log with ERROR_EVENT_ROOM to spare, or the request is refused (400)
+ * while it is still the chat's. Background without a stream is not checked:
+ * its client gets the Response object itself, and nobody reads its log. */
 int telex_chat_check_start(chat_t *c, const char **why)
 {
     *why = NULL;
@@ -663,6 +661,13 @@ int telex_chat_check_start(chat_t *c, const char **why)
     return -1;
 }
 
+/* The original request becomes the first subscriber. In cluster mode this
+ * does not wait for Redis to acknowledge the stream's registration: a node
+ * asked for an id it cannot find yet waits for the registration
+ * (cluster/mirror.c). Nothing here fails for want of memory (that aborts:
+ * util/alloc.h, and jansson's allocator in cli/main.c); what can fail is
+ * named in *why. Once the request has been handed over the chat is
+ * COMMITTED, even when its first events then fail. */
 int telex_chat_commit(chat_t *c, const char **why)
 {
     if (telex_chat_check_start(c, why) != 0) /* exact now: usage may have joined the Response */
