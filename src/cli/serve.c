@@ -112,6 +112,15 @@ int telex_cmd_serve(int argc, char **argv)
         cfg->workers = cores > 0 ? (int)cores : 1;
     }
 
+    /* response.created and response.in_progress repeat a Responses
+     * request's parameters: under this a body the limits accept can be
+     * refused 400 request_too_large (docs/responses.md) */
+    if (cfg->resume.enabled && cfg->resume.max_bytes < cfg->limits.max_body_bytes)
+        telex_log_event("warn",
+                        "resume.max_bytes is below limits.max_body_bytes: streamed /v1/responses requests with "
+                        "long instructions or many tools may be refused (400 request_too_large)",
+                        "\"max_bytes\":%llu,\"max_body_bytes\":%llu", (unsigned long long)cfg->resume.max_bytes,
+                        (unsigned long long)cfg->limits.max_body_bytes);
     if (telex_ids_init() != 0) {
         fprintf(stderr, "telex serve: cannot set up stream ids (no randomness from the kernel, or "
                         "TELEX_RESUME_SECRET could not be hashed)\n");

@@ -126,6 +126,9 @@ typedef struct chat {
     bool first_event;         /* the provider's first event came (see the state's comment) */
     bool paused;              /* telex paused the provider (back-pressure; see the state's comment) */
     int status;
+    int commit_status;     /* the status a failed commit answers (0: 500 server_error) */
+    char commit_why[320];  /* its message, when telex_chat_check_start wrote one */
+    size_t log_cap;        /* the stream's log bound (resume.max_bytes, or the plain cap) */
     const char *outcome;
     char error_kind[24];
     size_t pause_above; /* retained log bytes */
@@ -175,9 +178,17 @@ void telex_chat_on_wake_retired(telex_wakeup_t *w);
  * (re)started from now. */
 void telex_chat_start_commit_deadline(chat_t *c, double seconds);
 void telex_chat_restart_idle_deadline(chat_t *c);
-/* CALLING → COMMITTED: the original request becomes the first subscriber.
- * 0, or -1 with *why saying what failed; then telex_chat_fail_commit(c, why)
- * answers 500 with it while the request is still the chat's, and finishes. */
+/* Whether the answer's first events will fit the stream's log (Responses,
+ * streamed to the client: response.created and response.in_progress repeat
+ * the request's parameters). 0, or -1 with *why; telex_chat_fail_commit then
+ * answers 400 invalid_request_error naming the limit. */
+int telex_chat_check_start(chat_t *c, const char **why);
+/* CALLING → COMMITTED: the original request becomes the first subscriber
+ * (after telex_chat_check_start, which it runs first). 0, or -1 with *why
+ * saying what failed; then telex_chat_fail_commit(c, why) answers with it
+ * while the request is still the chat's (400 for check_start, else 500) or,
+ * when the front door's first events failed after the hand-over, ends the
+ * stream with an error event; either way it finishes the chat. */
 int telex_chat_commit(chat_t *c, const char **why);
 void telex_chat_fail_commit(chat_t *c, const char *why);
 /* Starts the call to the chat's current route (c->route); answers 500 and

@@ -51,6 +51,10 @@
 #include "util/log.h"
 
 #define LAG_STEP (16u * 1024)
+/* Log bytes the Responses and Messages events leave free for an `error`
+ * event, so that an answer whose events outgrow the log still ends with one
+ * (its message is cut to a fixed one when the room is too small for it). */
+#define ERROR_EVENT_ROOM 512u
 
 static void release(chat_t *c);
 static void on_retention_end(uv_timer_t *timer);
@@ -392,10 +396,18 @@ static int append_typed_event(chat_t *c, const char *type, const char *json, siz
     telex_log_piece_t pieces[5] = {
         {"event: ", 7}, {type, strlen(type)}, {"\ndata: ", 7}, {json, len}, {"\n\n", 2},
     };
-    int64_t appended = telex_log_appendv(c->stream->log, pieces, 5);
+    /* every event but an `error` leaves ERROR_EVENT_ROOM free for one */
+    size_t need = 7 + pieces[1].len + 7 + len + 2;
+    size_t room = strcmp(type, "error") != 0 && c->log_cap > ERROR_EVENT_ROOM ? ERROR_EVENT_ROOM : 0;
+    telex_log_t *log = c->stream->log;
+    if (telex_log_retained(log) + need + room > c->log_cap && c->resumable)
+        telex_stream_release_acked_or_all(c->stream);
+    if (telex_log_retained(log) + need + room > c->log_cap)
+        return -1;
+    int64_t appended = telex_log_appendv(log, pieces, 5);
     if (appended == -ENOSPC && c->resumable) {
         telex_stream_release_acked_or_all(c->stream);
-        appended = telex_log_appendv(c->stream->log, pieces, 5);
+        appended = telex_log_appendv(log, pieces, 5);
     }
     if (appended < 0)
         return -1;
@@ -515,7 +527,11 @@ static void end_with_error_event(chat_t *c, const char *type, const char *code, 
     /* the message may quote the provider, which may quote the key it was given */
     char *masked = telex_secrets_masked_copy(c->gw->gateway->config, message, strlen(message));
     if (c->renc != NULL) { /* Responses: response.failed, never response.completed */
-        telex_responses_enc_fail(c->renc, code, masked);
+        /* response.failed repeats the whole Response: when even that does
+         * not fit the log, OpenAI's small error event is the last word */
+        if (telex_responses_enc_fail(c->renc, code, masked) != 0 &&
+            telex_responses_enc_error(c->renc, code, masked) != 0)
+            telex_responses_enc_error(c->renc, code, "the answer's events outgrew the stream's log");
         free(masked);
         finish(c, outcome);
         return;
@@ -615,6 +631,36 @@ static const char *hand_over(chat_t *c, h2o_req_t *req)
     return NULL;
 }
 
+/* Responses streamed to the client: response.created and
+ * response.in_progress (each repeats the request's parameters) must fit the
+ * empty log with ERROR_EVENT_ROOM to spare, or the request is refused (400)
+ * while it is still the chat's. Background without a stream is not checked:
+ * its client gets the Response object itself, and nobody reads its log. */
+int telex_chat_check_start(chat_t *c, const char **why)
+{
+    *why = NULL;
+    if (c->renc == NULL || !c->client_streams)
+        return 0; /* background without a stream answers the Response object itself */
+    size_t need = telex_responses_enc_start_bytes(c->renc);
+    if (need != SIZE_MAX && need + ERROR_EVENT_ROOM <= c->log_cap)
+        return 0;
+    c->commit_status = 400;
+    if (c->resumable)
+        snprintf(c->commit_why, sizeof c->commit_why,
+                 "The request's parameters, which response.created and response.in_progress repeat "
+                 "(instructions, tools, metadata, ...), take %zu bytes of the stream; they exceed "
+                 "resume.max_bytes of %zu bytes (less %u kept for an error event).",
+                 need, c->log_cap, ERROR_EVENT_ROOM);
+    else
+        snprintf(c->commit_why, sizeof c->commit_why,
+                 "The request's parameters, which response.created and response.in_progress repeat "
+                 "(instructions, tools, metadata, ...), take %zu bytes of the stream; they exceed "
+                 "the %zu bytes a stream holds without resume (limits.max_event_bytes).",
+                 need, c->log_cap);
+    *why = c->commit_why;
+    return -1;
+}
+
 /* The original request becomes the first subscriber. In cluster mode this
  * does not wait for Redis to acknowledge the stream's registration: a node
  * asked for an id it cannot find yet waits for the registration
@@ -624,6 +670,8 @@ static const char *hand_over(chat_t *c, h2o_req_t *req)
  * COMMITTED, even when its first events then fail. */
 int telex_chat_commit(chat_t *c, const char **why)
 {
+    if (telex_chat_check_start(c, why) != 0) /* exact now: usage may have joined the Response */
+        return -1;
     if (c->resumable) {
         if (telex_registry_put(c->stream) != 0) { /* a stream created without locks (not shared) */
             *why = "the stream could not be registered for resume";
@@ -638,9 +686,10 @@ int telex_chat_commit(chat_t *c, const char **why)
     chat_set_state(c, CHAT_COMMITTED);
     c->status = 200;
     c->req = NULL;
-    /* The front door's first events: they fail when they do not fit the
-     * stream's log (response.created repeats the request's parameters,
-     * which can outgrow a small resume.max_bytes) or are not valid JSON. */
+    /* The front door's first events: telex_chat_check_start made sure
+     * Responses' fit the empty log (they repeat the request's parameters);
+     * Messages' message_start is small (no parameters repeated). Should one
+     * still fail, telex_chat_fail_commit ends the stream with an error event. */
     *why = "the answer's first events could not be written to the stream's log";
     if (c->renc != NULL) {
         json_t *now = telex_responses_enc_response(c->renc);
@@ -657,11 +706,20 @@ int telex_chat_commit(chat_t *c, const char **why)
     return 0;
 }
 
-/* The answer cannot start: a 500 saying why while the request is still the
- * chat's (after the hand-over its client sees the log end instead). */
+/* The answer cannot start: while the request is still the chat's, a status
+ * saying why (400 when its first events would not fit the log, else 500);
+ * after the hand-over, an error event ends the stream its client reads. */
 void telex_chat_fail_commit(chat_t *c, const char *why)
 {
-    respond_error_json(c, 500, "server_error", NULL, why);
+    if (c->state == CHAT_COMMITTED) {
+        snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
+        end_with_error_event(c, "server_error", "log_full", why, "error");
+        return;
+    }
+    if (c->commit_status == 400)
+        respond_error_json(c, 400, "invalid_request_error", "request_too_large", why);
+    else
+        respond_error_json(c, 500, "server_error", NULL, why);
     finish(c, "error");
 }
 
@@ -805,10 +863,14 @@ static void on_done(void *user)
         telex_chat_fail_commit(c, why);
         return;
     }
-    if (c->renc != NULL) {
-        telex_responses_enc_finish(c->renc);
-    } else if (c->menc != NULL) {
-        telex_messages_enc_finish(c->menc);
+    if (c->renc != NULL || c->menc != NULL) {
+        /* the closing events (Responses': the whole Response again) */
+        int rc = c->renc != NULL ? telex_responses_enc_finish(c->renc) : telex_messages_enc_finish(c->menc);
+        if (rc != 0) {
+            snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
+            end_with_error_event(c, "server_error", "log_full", "the answer outgrew resume.max_bytes", "error");
+            return;
+        }
     } else {
         static const char done[] = "[DONE]";
         append_event(c, done, sizeof(done) - 1, 1);

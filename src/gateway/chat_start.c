@@ -298,6 +298,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     c->body = parsed.body;
     c->model = model;
     c->stream = stream;
+    c->log_cap = resumable ? cfg->resume.max_bytes : plain_cap;
     c->stream_mode = parsed.stream || background; /* background streams from the provider into the log */
     c->client_streams = parsed.stream;
     c->background = background;
@@ -356,6 +357,15 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     telex_stream_set_producer(stream, &c->wake);
     h2o_linklist_insert(gw->chats.next, &c->in_chats); /* first */
     gw->n_chats++;
+
+    /* Responses: a request whose parameters (repeated by response.created)
+     * would not fit the stream's log is answered 400 before any provider is
+     * called; telex_chat_commit checks again, exactly, before the hand-over. */
+    const char *unfit;
+    if (telex_chat_check_start(c, &unfit) != 0) {
+        telex_chat_fail_commit(c, unfit);
+        return 0;
+    }
 
     /* A stream commits at commit_timeout, then idles out; a plain request
      * has no commit: its provider may stay silent for idle_timeout (504). */

@@ -54,6 +54,22 @@ struct telex_responses_enc {
 
 /* ------------------------------------------------------------ emitting */
 
+/* {"type":type,"sequence_number":seq, …fields} as JSON text (malloc'ed;
+ * NULL when it cannot be encoded). fields: stolen. */
+static char *event_text(const char *type, uint64_t seq, json_t *fields)
+{
+    json_t *ev = fields != NULL ? json_pack("{s:s,s:I}", "type", type, "sequence_number", (json_int_t)seq) : NULL;
+    if (ev == NULL || json_object_update(ev, fields) != 0) {
+        json_decref(ev);
+        json_decref(fields);
+        return NULL;
+    }
+    json_decref(fields);
+    char *text = telex_json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(ev);
+    return text;
+}
+
 /* Sends {"type":type,"sequence_number":n, …fields} (fields: stolen). */
 static int emit(telex_responses_enc_t *e, const char *type, json_t *fields)
 {
@@ -65,16 +81,7 @@ static int emit(telex_responses_enc_t *e, const char *type, json_t *fields)
         json_decref(fields);
         return 0;
     }
-    json_t *ev = json_pack("{s:s,s:I}", "type", type, "sequence_number", (json_int_t)e->seq);
-    if (ev == NULL || json_object_update(ev, fields) != 0) {
-        json_decref(ev);
-        json_decref(fields);
-        e->stopped = 1;
-        return -1;
-    }
-    json_decref(fields);
-    char *text = telex_json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(ev);
+    char *text = event_text(type, e->seq, fields);
     if (text == NULL || e->emit(e->user, type, text, strlen(text)) != 0) {
         free(text);
         e->stopped = 1;
@@ -216,11 +223,29 @@ void telex_responses_enc_free(telex_responses_enc_t *e)
     free(e);
 }
 
+static const char *const start_types[2] = {"response.created", "response.in_progress"};
+
 int telex_responses_enc_start(telex_responses_enc_t *e)
 {
-    if (emit(e, "response.created", json_pack("{s:o}", "response", response_json(e, "in_progress", "", NULL, NULL))) != 0)
-        return -1;
-    return emit(e, "response.in_progress", json_pack("{s:o}", "response", response_json(e, "in_progress", "", NULL, NULL)));
+    for (int i = 0; i < 2; i++)
+        if (emit(e, start_types[i], json_pack("{s:o}", "response", response_json(e, "in_progress", "", NULL, NULL))) != 0)
+            return -1;
+    return 0;
+}
+
+size_t telex_responses_enc_start_bytes(telex_responses_enc_t *e)
+{
+    size_t total = 0;
+    for (int i = 0; i < 2; i++) {
+        char *text = event_text(start_types[i], e->seq + (uint64_t)i,
+                                json_pack("{s:o}", "response", response_json(e, "in_progress", "", NULL, NULL)));
+        if (text == NULL)
+            return SIZE_MAX;
+        /* event: <type>\ndata: <json>\n\n */
+        total += 7 + strlen(start_types[i]) + 7 + strlen(text) + 2;
+        free(text);
+    }
+    return total;
 }
 
 /* ------------------------------------------------------------ deltas */
@@ -474,6 +499,20 @@ int telex_responses_enc_fail(telex_responses_enc_t *e, const char *code, const c
     e->final = response_json(e, strcmp(code, "cancelled") == 0 ? "cancelled" : "failed", "incomplete",
                              json_pack("{s:s,s:s}", "code", code, "message", message), NULL);
     return emit(e, "response.failed", json_pack("{s:O}", "response", e->final));
+}
+
+int telex_responses_enc_error(telex_responses_enc_t *e, const char *code, const char *message)
+{
+    if (e->emit == NULL)
+        return 0;
+    char *text = event_text("error", e->seq,
+                            json_pack("{s:s,s:s,s:n}", "code", code, "message", message, "param"));
+    int rc = text != NULL ? e->emit(e->user, "error", text, strlen(text)) : -1;
+    free(text);
+    e->stopped = 1;
+    if (rc == 0)
+        e->seq++;
+    return rc != 0 ? -1 : 0;
 }
 
 json_t *telex_responses_enc_final(telex_responses_enc_t *e)

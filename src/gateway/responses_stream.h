@@ -49,6 +49,11 @@ void telex_responses_enc_free(telex_responses_enc_t *e);
 
 /* response.created and response.in_progress. */
 int telex_responses_enc_start(telex_responses_enc_t *e);
+/* The bytes response.created and response.in_progress take on the wire
+ * (`event: <type>\ndata: <json>\n\n` each) were they sent now: what the
+ * stream's log must hold at once (they repeat the request's parameters).
+ * SIZE_MAX when they cannot be encoded. */
+size_t telex_responses_enc_start_bytes(telex_responses_enc_t *e);
 /* One chat chunk (a parsed object). */
 int telex_responses_enc_chunk(telex_responses_enc_t *e, json_t *chunk);
 /* The provider's usage object (chat shape: prompt_tokens, …; cost_usd kept). */
@@ -58,6 +63,12 @@ void telex_responses_enc_usage(telex_responses_enc_t *e, json_t *usage);
 int telex_responses_enc_finish(telex_responses_enc_t *e);
 /* The answer was cut after the start: response.failed with the error. */
 int telex_responses_enc_fail(telex_responses_enc_t *e, const char *code, const char *message);
+
+/* The last word when the answer's own events no longer fit the log (not
+ * even response.failed, which repeats the whole Response): OpenAI's small
+ * `error` event {"type":"error","sequence_number":n,"code","message",
+ * "param":null}, sent even after an emit failed; no event follows it. */
+int telex_responses_enc_error(telex_responses_enc_t *e, const char *code, const char *message);
 
 /* The Response object as it stands (status, output so far, usage); a new
  * reference, never NULL. */
