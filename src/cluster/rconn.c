@@ -500,9 +500,11 @@ int telex_rconn_cmd(telex_rconn_t *rc, telex_rconn_cb cb, void *priv, unsigned e
     return send_argv(rc, cb, priv, extra_ms, argc, argv, argvlen);
 }
 
-/* Appends n bytes of RESP to hiredis' output buffer (redisContext.obuf,
- * an sds string) through fill, which writes them at dst and returns the
- * end: no copy of our own, and no callback entry (Redis will not answer). */
+/* Room for n more bytes at the end of hiredis' output buffer
+ * (redisContext.obuf, an sds string), where a quiet command is formatted in
+ * place; obuf_grew then counts what was written. No copy of our own, and no
+ * callback entry: Redis will not answer it. hiredis writes the buffer when
+ * the socket is next writable, which quiet_submit's command arms. */
 static char *obuf_room(telex_rconn_t *rc, size_t n)
 {
     sds buf = sdsMakeRoomFor(rc->ac->c.obuf, n);
