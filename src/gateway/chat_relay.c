@@ -707,6 +707,16 @@ int telex_chat_commit(chat_t *c, const char **why)
         c->registered = true;
         telex_cluster_publish(c->stream, c->front); /* cluster mode: every event to Redis too */
     }
+    if (c->renc != NULL) {
+        /* the Response as it starts, kept before the client can hold its id:
+         * a GET /v1/responses/{id} right after a background answer's object
+         * (on another worker) once found the stream without it (404) */
+        json_t *now = telex_responses_enc_response(c->renc);
+        char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(now);
+        if (text != NULL)
+            telex_stream_set_note(c->stream, TELEX_NOTE_RESPONSE, text);
+    }
     if ((*why = hand_over(c, c->req)) != NULL)
         return -1;
     *c->link = NULL; /* the request is the subscriber's now */
@@ -718,15 +728,8 @@ int telex_chat_commit(chat_t *c, const char **why)
      * Messages' message_start is small (no parameters repeated). Should one
      * still fail, telex_chat_fail_commit ends the stream with an error event. */
     *why = "the answer's first events could not be written to the stream's log";
-    if (c->renc != NULL) {
-        json_t *now = telex_responses_enc_response(c->renc);
-        char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(now);
-        if (text != NULL)
-            telex_stream_set_note(c->stream, TELEX_NOTE_RESPONSE, text);
-        if (telex_responses_enc_start(c->renc) != 0)
-            return -1;
-    }
+    if (c->renc != NULL && telex_responses_enc_start(c->renc) != 0)
+        return -1;
     if (c->menc != NULL && telex_messages_enc_start(c->menc) != 0)
         return -1;
     *why = NULL;
