@@ -435,6 +435,27 @@ static int over_budget(chat_t *c)
     return worker_over_budget(c->gw);
 }
 
+/* A Responses background answer with no reader attached (no GET with
+ * stream=true): nobody would ever free room in its log, so it must never
+ * wait for one. Its log drops the history nobody has been sent instead of
+ * pausing the provider; GET /v1/responses/{id} answers from the Response
+ * kept with the stream (keep_response_notes), not from the log. */
+static int unread_background(chat_t *c)
+{
+    return c->background && telex_stream_subscribers(c->stream, NULL) == 0;
+}
+
+/* Drops the history every reader has been sent; for an unread background
+ * answer, all of it (as an append at ENOSPC does). Atomic with a reader
+ * attaching: one that attached first keeps what it has not been sent. */
+static void release_history(chat_t *c)
+{
+    if (c->background)
+        telex_stream_release_acked_or_all(c->stream);
+    else
+        telex_stream_release_acked(c->stream);
+}
+
 /* Bytes of the log the slowest attached reader has not been sent yet
  * (UINT64_MAX when nobody is attached). */
 static uint64_t unsent(chat_t *c)
@@ -446,12 +467,15 @@ static uint64_t unsent(chat_t *c)
     return acked < end ? end - acked : 0;
 }
 
-/* Whether the provider must wait: the log is near its own bound; a live
+/* Whether the provider must wait (never for a background answer nobody
+ * reads: nobody would free room): the log is near its own bound; a live
  * reader lags HIGH_WATER behind (with resume too: a reader that stops
  * reading costs ~HIGH_WATER, not resume.max_bytes); or the global budget is
  * spent and this stream's readers lag LOW_WATER (or nobody reads it). */
 static int must_pause(chat_t *c)
 {
+    if (unread_background(c))
+        return 0;
     if (telex_log_retained(c->stream->log) > c->pause_above)
         return 1;
     uint64_t lag = unsent(c);
@@ -463,6 +487,8 @@ static int must_pause(chat_t *c)
 /* The other side of must_pause, with hysteresis. */
 static int may_go_on(chat_t *c)
 {
+    if (unread_background(c))
+        return 1;
     if (telex_log_retained(c->stream->log) >= c->resume_below)
         return 0;
     uint64_t lag = unsent(c);
@@ -490,7 +516,8 @@ static int evict_ended(gateway_worker_t *gw)
 
 /* Back-pressure: keep the retained log under its bound by dropping what
  * every subscriber has written, and pause the upstream while a subscriber
- * lags too far behind (must_pause). */
+ * lags too far behind (must_pause). A background answer nobody reads drops
+ * its whole history instead and never pauses (unread_background). */
 static void regulate(chat_t *c)
 {
     telex_log_t *log = c->stream->log;
@@ -508,7 +535,7 @@ static void regulate(chat_t *c)
         if (tight)
             tight = evict_ended(c->gw);
         if (c->resumable && (full || tight))
-            telex_stream_release_acked(c->stream);
+            release_history(c);
         c->lag_check_at = telex_log_retained(log) + LAG_STEP;
     }
     if (!c->paused && c->up != NULL && must_pause(c)) {
@@ -680,6 +707,16 @@ int telex_chat_commit(chat_t *c, const char **why)
         c->registered = true;
         telex_cluster_publish(c->stream, c->front); /* cluster mode: every event to Redis too */
     }
+    if (c->renc != NULL) {
+        /* the Response as it starts, kept before the client can hold its id:
+         * a GET /v1/responses/{id} right after a background answer's object
+         * (on another worker) once found the stream without it (404) */
+        json_t *now = telex_responses_enc_response(c->renc);
+        char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(now);
+        if (text != NULL)
+            telex_stream_set_note(c->stream, TELEX_NOTE_RESPONSE, text);
+    }
     if ((*why = hand_over(c, c->req)) != NULL)
         return -1;
     *c->link = NULL; /* the request is the subscriber's now */
@@ -691,15 +728,8 @@ int telex_chat_commit(chat_t *c, const char **why)
      * Messages' message_start is small (no parameters repeated). Should one
      * still fail, telex_chat_fail_commit ends the stream with an error event. */
     *why = "the answer's first events could not be written to the stream's log";
-    if (c->renc != NULL) {
-        json_t *now = telex_responses_enc_response(c->renc);
-        char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(now);
-        if (text != NULL)
-            telex_stream_set_note(c->stream, TELEX_NOTE_RESPONSE, text);
-        if (telex_responses_enc_start(c->renc) != 0)
-            return -1;
-    }
+    if (c->renc != NULL && telex_responses_enc_start(c->renc) != 0)
+        return -1;
     if (c->menc != NULL && telex_messages_enc_start(c->menc) != 0)
         return -1;
     *why = NULL;
@@ -1113,7 +1143,7 @@ static void unpause_if_possible(chat_t *c)
     if (tight)
         tight = evict_ended(c->gw); /* ended answers nobody reads lose their history first */
     if (c->resumable && (telex_log_retained(c->stream->log) >= c->resume_below || tight))
-        telex_stream_release_acked(c->stream);
+        release_history(c); /* a background answer whose last reader left: all of it */
     if (may_go_on(c)) {
         c->paused = false;
         atomic_store(&c->stream->wants_acks, 0);
