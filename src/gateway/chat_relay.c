@@ -755,6 +755,14 @@ void telex_chat_fail_commit(chat_t *c, const char *why)
 
 /* ------------------------------------------------------------ upstream sink */
 
+/* The log cannot take the answer's next event (resume.max_bytes): the
+ * answer ends with an error event instead. */
+static void end_log_full(chat_t *c)
+{
+    snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
+    end_with_error_event(c, "server_error", "log_full", "the answer outgrew resume.max_bytes", "error");
+}
+
 /* Responses and Messages: the chunk goes to the front door's encoder
  * (usage into its final event) instead of the log. */
 static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *chunk)
@@ -783,8 +791,7 @@ static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *c
     rc = c->renc != NULL ? telex_responses_enc_chunk(c->renc, chunk) : telex_messages_enc_chunk(c->menc, chunk);
     json_decref(own);
     if (rc != 0) {
-        snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
-        end_with_error_event(c, "server_error", "log_full", "the answer outgrew resume.max_bytes", "error");
+        end_log_full(c);
         return;
     }
     regulate(c);
@@ -875,8 +882,7 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
                               cut_to);
     free(stripped);
     if (rc != 0) {
-        snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
-        end_with_error_event(c, "server_error", "log_full", "the answer outgrew resume.max_bytes", "error");
+        end_log_full(c);
         return;
     }
     regulate(c);
@@ -897,8 +903,7 @@ static void on_done(void *user)
         /* the closing events (Responses': the whole Response again) */
         int rc = c->renc != NULL ? telex_responses_enc_finish(c->renc) : telex_messages_enc_finish(c->menc);
         if (rc != 0) {
-            snprintf(c->error_kind, sizeof(c->error_kind), "log_full");
-            end_with_error_event(c, "server_error", "log_full", "the answer outgrew resume.max_bytes", "error");
+            end_log_full(c);
             return;
         }
     } else {
