@@ -17,6 +17,9 @@
 
 #define MAX_VECS 32
 _Static_assert(MAX_VECS <= TELEX_CHUNKED_MAX_BUFS, "a write's iovecs fit the chunk framer");
+/* Without ids: whole events up to this many bytes per write (one event
+ * alone when it is longer). See subscriber.h for why there is a cap. */
+#define PLAIN_WRITE_MAX 2048
 /* Events per write with ids: an id block and the event each, after the
  * opening retry: block. */
 #define MAX_ID_EVENTS ((MAX_VECS - 1) / 2)
@@ -107,19 +110,21 @@ static size_t format_id_block(subscriber_t *s, uint64_t seq, char *out)
 }
 
 /* The next write's events from pos, as iovecs after vecs[nvecs]: without
- * ids the one next event (see subscriber.h), with ids every pending one (up
- * to MAX_ID_EVENTS) behind its id block. Returns the new nvecs, or -1 when
- * pos was dropped (cannot happen while attached: acked bytes are kept). */
+ * ids the pending whole events up to PLAIN_WRITE_MAX bytes (see
+ * subscriber.h), with ids every pending one (up to MAX_ID_EVENTS) behind its
+ * id block. Returns the new nvecs, or -1 when pos was dropped (cannot happen
+ * while attached: acked bytes are kept). */
 static int gather(subscriber_t *s, h2o_iovec_t *vecs, size_t nvecs, uint64_t *to)
 {
     telex_log_t *log = s->stream->log;
     if (s->ids == NULL) {
-        struct iovec ev;
-        int n = telex_log_read_events_at(log, &s->cursor, s->pos, s->next_seq, &ev, 1, to);
-        if (n > 0) {
-            vecs[nvecs++] = h2o_iovec_init(ev.iov_base, ev.iov_len);
-            s->sent_seq = s->next_seq + 1;
-        }
+        struct iovec ev[MAX_VECS];
+        int n = telex_log_read_events_upto(log, &s->cursor, s->pos, s->next_seq, ev, (int)(MAX_VECS - nvecs),
+                                           PLAIN_WRITE_MAX, to);
+        for (int i = 0; i < n; i++)
+            vecs[nvecs++] = h2o_iovec_init(ev[i].iov_base, ev[i].iov_len);
+        if (n > 0)
+            s->sent_seq = s->next_seq + (uint64_t)n;
         return n < 0 ? -1 : (int)nvecs;
     }
     struct iovec ev[MAX_ID_EVENTS];

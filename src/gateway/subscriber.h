@@ -8,11 +8,14 @@
  * done) it hands the events from its position on to h2o, pointing straight
  * into the log's segments. So all subscribers of an answer send identical
  * event bytes, and a slow one costs no memory. With the provider's framing
- * each write is one event, as a provider writes them: readers that split
- * every network read on blank lines (seeds 001/002) then never see an event
- * cut in two, even when a burst of events arrives at once (a write of many
- * events reached Chromium's reader cut at ~3.7 KB). With telex's framing
- * (clients with a spec-exact parser) one write takes every pending event.
+ * a write is whole events, at most 2 KiB of them (one longer event goes
+ * alone): readers that split every network read on blank lines (seeds
+ * 001/002) then never see an event cut in two, even when a burst of events
+ * arrives at once (a write of 40 events reached Chromium's reader cut at
+ * ~3.7 KB: bench/findings.md "Where Chromium cuts a write"), and a burst
+ * costs a write per few events rather than one per event. With telex's
+ * framing (clients with a spec-exact parser) one write takes every pending
+ * event.
  *
  * The log holds each event exactly as the front door's wire frames it (for
  * Chat Completions, OpenAI's own `data: <json>\n\n`). A subscriber with

@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -396,7 +397,14 @@ int telex_log_read(telex_log_t *log, uint64_t from, struct iovec *vecs, int max,
 int telex_log_read_events_at(telex_log_t *log, telex_log_cursor_t *cursor, uint64_t from, uint64_t seq,
                              struct iovec *vecs, int max, uint64_t *to)
 {
+    return telex_log_read_events_upto(log, cursor, from, seq, vecs, max, SIZE_MAX, to);
+}
+
+int telex_log_read_events_upto(telex_log_t *log, telex_log_cursor_t *cursor, uint64_t from, uint64_t seq,
+                               struct iovec *vecs, int max, size_t max_bytes, uint64_t *to)
+{
     int n = 0;
+    size_t bytes = 0;
     lock(log);
     if (from < log->start || seq < log->first_event) {
         unlock(log);
@@ -415,6 +423,9 @@ int telex_log_read_events_at(telex_log_t *log, telex_log_cursor_t *cursor, uint6
         if (s == NULL)
             break;
         uint64_t end = log->event_end[i];
+        if (n > 0 && (bytes >= max_bytes || end - pos > max_bytes - bytes))
+            break;
+        bytes += (size_t)(end - pos);
         vecs[n].iov_base = s->data + (pos - s->start);
         vecs[n].iov_len = (size_t)(end - pos);
         pos = end;

@@ -125,6 +125,12 @@ typedef struct telex_log_cursor {
 int telex_log_read_events_at(telex_log_t *log, telex_log_cursor_t *cursor, uint64_t from, uint64_t seq,
                              struct iovec *vecs, int max, uint64_t *to);
 
+/* telex_log_read_events_at that also stops before the event that would
+ * take the iovecs' total past max_bytes (the first event is always taken,
+ * however long): whole events up to a write size. */
+int telex_log_read_events_upto(telex_log_t *log, telex_log_cursor_t *cursor, uint64_t from, uint64_t seq,
+                               struct iovec *vecs, int max, size_t max_bytes, uint64_t *to);
+
 /* Segments the calling thread's reads have stepped past to reach their
  * start position, in all (for tests: a read from a cursor steps past at
  * most the segments appended since that reader's last read). */

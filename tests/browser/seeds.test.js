@@ -13,30 +13,63 @@
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startRelay } from '../integration/lib/relay.js';
+import { baseConfig, startGateway, startRelay, startStub, stopChecked } from '../integration/lib/relay.js';
 import { contentOfEvents, directText } from '../integration/lib/resume.js';
 import { SEED_SOURCE } from '../integration/lib/seed_clients.js';
 import { launch } from './lib/browser.js';
 
+// A provider that writes its answer in bursts: BURSTS writes of PER_BURST events (~250 bytes
+// each, ~2 KiB a write), BURST_GAP_MS apart — as a model streams when the network bunches its
+// packets. telex coalesces whole events up to 2 KiB a write; a reader that keeps up must get
+// whole events, the first write (with the response head) included.
+const BURSTS = 12;
+const PER_BURST = 8;
+const BURST_GAP_MS = 60;
+const burstWord = (b, i) => ` b${b}w${i}é😀${'x'.repeat(40)}`;
+const burstEvent = (content) =>
+  `data: {"id":"chatcmpl-burst","object":"chat.completion.chunk","created":1733500000,"model":"gpt-4o-mini",` +
+  `"choices":[{"index":0,"delta":${JSON.stringify({ content })},"logprobs":null,"finish_reason":null}]}\n\n`;
+const burstText = Array.from({ length: BURSTS }, (_, b) =>
+  Array.from({ length: PER_BURST }, (_, i) => burstWord(b, i)).join('')).join('');
+
 let relay;
+let stub;
+let burstGw;
 let browser;
 before(async () => {
   relay = await startRelay({});
+  stub = await startStub((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    let b = 0;
+    const next = () => {
+      if (b === BURSTS) {
+        res.end('data: [DONE]\n\n');
+        return;
+      }
+      res.write(Array.from({ length: PER_BURST }, (_, i) => burstEvent(burstWord(b, i))).join(''));
+      b++;
+      setTimeout(next, BURST_GAP_MS);
+    };
+    next();
+  });
+  burstGw = await startGateway(baseConfig(stub.url, {}));
   browser = await launch();
 });
 after(async () => {
   await browser?.close();
   if (relay) await relay.stop();
+  if (burstGw) await stopChecked(burstGw);
+  await stub?.close();
 });
 
 const messages = (text) => [{ role: 'user', content: text }];
 
 // Runs seed `which` in a fresh page on the gateway's origin; resolves with the text it
 // collected (002: what it appended to #mean) or the error it threw.
-async function runInPage(which, mockKnobs, text) {
+async function runInPage(which, mockKnobs, text, origin = relay.url) {
   const page = await browser.context.newPage();
   try {
-    await page.goto(`${relay.url}/`);
+    await page.goto(`${origin}/`);
     // evaluated through the debugging protocol: the page's CSP forbids inline scripts
     await page.evaluate(`(() => { ${SEED_SOURCE}; window.seed001 = seed001; window.seed002 = seed002; })()`);
     return await page.evaluate(
@@ -85,6 +118,14 @@ for (const which of ['001', '002']) {
       assert.ok(want.length > 20, 'a real answer');
     });
   }
+}
+
+for (const which of ['001', '002']) {
+  test(`seed ${which} reads a provider's bursts (~2 KiB of events a write) whole`, async () => {
+    const got = await runInPage(which, {}, `bursts ${which}`, burstGw.url);
+    assert.equal(got.error, undefined, got.error);
+    assert.equal(got.text, burstText);
+  });
 }
 
 test('the same answer read by the seeds and by a spec-exact parser', async () => {

@@ -3,7 +3,8 @@
 // A scripted upstream sends a stream exactly as OpenAI frames it (`data: <chunk>\n\n`,
 // `"usage":null` in every chunk when asked for usage, a last usage chunk, `data: [DONE]`).
 // Through telex, by default, the client must get exactly what OpenAI would have sent *it*:
-//  - no `id:`, no `retry:`, no comment, one `data:` line per event, whole events per write;
+//  - no `id:`, no `retry:`, no comment, one `data:` line per event, whole events per write (at
+//    most 2 KiB of them: a burst is not cut mid-event by a browser's read);
 //  - without `stream_options.include_usage`: no `"usage":null` and no usage chunk (telex asked
 //    the provider for usage for its own accounting), every other byte unchanged;
 //  - with it: the chunks byte for byte (the usage chunk gains telex's `cost_usd`).
@@ -13,7 +14,7 @@
 // `?after=N`. The seeds' own readers (tests/integration/lib/seed_clients.js) read whole
 // answers, also across a silence longer than the keep-alive interval.
 // On the HTTP/1.1 wire (telex writes the chunk framing itself, http/chunked.c): one chunk per
-// event, the size in lowercase hex, `transfer-encoding: chunked` once, the last chunk, and the
+// write, the size in lowercase hex, `transfer-encoding: chunked` once, the last chunk, and the
 // connection kept alive for the next request.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,6 +41,12 @@ function openaiChunks(withUsage) {
     out.push(`{${BASE},"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15}}`);
   return out;
 }
+// n content chunks of ~250 bytes, some with multi-byte characters, as OpenAI frames them
+const burstChunks = (n) => [
+  `{${BASE},${choice({ role: 'assistant', content: '' })}}`,
+  ...Array.from({ length: n }, (_, i) => `{${BASE},${choice({ content: i % 3 ? ` w${i}` : ` é😀${i}` })}}`),
+  `{${BASE},${choice({}, 'stop')}}`,
+];
 const wire = (chunks) => chunks.map((c) => `data: ${c}\n\n`).join('') + 'data: [DONE]\n\n';
 
 // The stub upstream: each chunk in its own write; a last message "pause:<ms>" makes it fall
@@ -52,7 +59,12 @@ before(async () => {
     const j = JSON.parse(body);
     const chunks = openaiChunks(j.stream_options?.include_usage === true);
     const pause = Number(/^pause:(\d+)$/.exec(j.messages.at(-1).content)?.[1] ?? 0);
+    const burst = Number(/^burst:(\d+)$/.exec(j.messages.at(-1).content)?.[1] ?? 0);
     res.writeHead(200, { 'content-type': 'text/event-stream' });
+    if (burst > 0) { // the whole answer in one write
+      res.end(wire(burstChunks(burst)));
+      return;
+    }
     let i = 0;
     const next = () => {
       if (i === chunks.length) {
@@ -206,7 +218,7 @@ describe('default framing: exactly OpenAI\'s', () => {
     assert.equal(r.text, wire(openaiChunks(false)));
   });
 
-  test('HTTP/1.1 wire: one chunk per event, transfer-encoding once, kept alive for the next request', async () => {
+  test('HTTP/1.1 wire: whole events per chunk, transfer-encoding once, kept alive for the next request', async () => {
     const body = { model: 'gpt-3.5-turbo', messages, stream: true };
     const rs = await rawPosts(gw, [body, body]);
     for (const { head, chunks } of rs) {
@@ -215,10 +227,22 @@ describe('default framing: exactly OpenAI\'s', () => {
       assert.deepEqual(lines.filter((l) => /^transfer-encoding:/i.test(l)), ['transfer-encoding: chunked']);
       assert.equal(lines.filter((l) => /^content-length:/i.test(l)).length, 0);
       assert.ok(lines.includes('Connection: keep-alive'), head);
-      for (const c of chunks) assert.ok(/^data: [^\n]*\n\n$/.test(c), JSON.stringify(c.slice(0, 60)));
+      for (const c of chunks) assert.ok(/^(data: [^\n]*\n\n)+$/.test(c), JSON.stringify(c.slice(0, 60)));
       assert.equal(chunks.join(''), wire(openaiChunks(false)));
-      assert.equal(chunks.length, openaiChunks(false).length + 1);
     }
+  });
+
+  test('a burst (the whole answer in one upstream write) goes out as whole events, at most 2 KiB a write', async () => {
+    const n = 80;
+    const body = { model: 'gpt-3.5-turbo', messages: [{ role: 'user', content: `burst:${n}` }], stream: true };
+    const [{ chunks }] = await rawPosts(gw, [body]);
+    assert.equal(chunks.join(''), wire(burstChunks(n)));
+    for (const c of chunks) {
+      assert.ok(/^(data: [^\n]*\n\n)+$/.test(c), JSON.stringify(c.slice(0, 60)));
+      assert.ok(Buffer.byteLength(c) <= 2048, `a chunk of ${Buffer.byteLength(c)} bytes`);
+    }
+    // ~250-byte events: several to a write, not one each (nor all in one)
+    assert.ok(chunks.length <= Math.ceil(Buffer.byteLength(wire(burstChunks(n))) / 1024), `${chunks.length} writes`);
   });
 
   test('whole events per write: every piece the client reads starts with "data: " and ends a block', async () => {

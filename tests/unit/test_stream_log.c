@@ -60,6 +60,56 @@ static void test_append_numbers_events_and_reads_them_back(void **state)
     telex_log_free(log);
 }
 
+/* Whole events up to a byte total: a read stops before the event that
+ * would pass max_bytes, takes one event alone when it is longer than
+ * max_bytes, and the next read goes on from where it stopped, across
+ * segments, every event once. */
+static void test_read_events_upto_a_byte_cap(void **state)
+{
+    telex_log_t *log = telex_log_new(0, shared(state));
+    char ev[1200];
+    size_t lens[201], total = 0;
+    for (int i = 1; i <= 200; i++) { /* every 50th event is longer than the cap */
+        size_t len = i % 50 == 0 ? 1000 : 20 + (size_t)(i % 7) * 10;
+        memset(ev, 'x', len);
+        memcpy(ev, "data: ", 6);
+        memcpy(ev + len - 2, "\n\n", 2);
+        assert_int_equal(telex_log_append(log, ev, len), i);
+        lens[i] = len;
+        total += len;
+    }
+    const size_t cap = 300;
+    uint64_t pos = 0, next = 1, to;
+    telex_log_cursor_t c = {0};
+    int reads = 0;
+    while (next <= 200) {
+        struct iovec v[32];
+        int n = telex_log_read_events_upto(log, &c, pos, next, v, 32, cap, &to);
+        assert_true(n > 0);
+        size_t bytes = 0;
+        for (int i = 0; i < n; i++, next++) {
+            assert_int_equal(v[i].iov_len, lens[next]);
+            bytes += v[i].iov_len;
+        }
+        if (n == 1 && bytes > cap)
+            assert_int_equal(bytes, 1000); /* a long event alone */
+        else
+            assert_true(bytes <= cap);
+        if (next <= 200 && lens[next] <= cap && bytes < cap)
+            assert_true(bytes + lens[next] > cap); /* it stopped only where the next did not fit */
+        pos += bytes;
+        assert_int_equal(to, pos);
+        reads++;
+    }
+    assert_int_equal(pos, total);
+    assert_true(reads < 200 / 3); /* several events per read */
+    struct iovec v[2];
+    assert_int_equal(telex_log_read_events_upto(log, &c, pos, next, v, 2, cap, &to), 0);
+    /* max still bounds the count */
+    assert_int_equal(telex_log_read_events_upto(log, NULL, 0, 1, v, 2, SIZE_MAX, &to), 2);
+    telex_log_free(log);
+}
+
 /* Event by event: each read returns whole events, one iovec each, across
  * segments, from any event's start, at most `max`; after a release, a
  * dropped event is -ENOENT. */
@@ -653,6 +703,8 @@ int main(void)
         cmocka_unit_test_prestate(test_append_in_pieces, &shared_off),
         cmocka_unit_test_prestate(test_position_after_each_event, &shared_off),
         cmocka_unit_test_prestate(test_read_events_one_by_one, &shared_on),
+        cmocka_unit_test_prestate(test_read_events_upto_a_byte_cap, &shared_on),
+        cmocka_unit_test_prestate(test_read_events_upto_a_byte_cap, &shared_off),
         cmocka_unit_test_prestate(test_read_events_one_by_one, &shared_off),
         cmocka_unit_test_prestate(test_many_events_span_segments_without_moving, &shared_off),
         cmocka_unit_test_prestate(test_large_event_gets_its_own_segment, &shared_off),
