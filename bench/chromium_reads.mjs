@@ -23,7 +23,7 @@
 //   paced         flushHeaders; 10 ms later writes 10 ms apart (≤ 30 writes, ≤ 192 KiB)
 //   flat          flushHeaders; 10 ms later writes back to back (each on the next tick, or
 //                 after 'drain'), 512 KiB in all: the reader falls behind
-//   long          flushHeaders; writes 1 ms apart up to --long-mb MiB (default 4.5), past the
+//   long          flushHeaders; writes 1 ms apart up to --long-mb MiB (default 4.25), past the
 //                 body data pipe's wrap points (Chromium's is a 2 MiB ring)
 // A cut is a read() boundary that is not an event end (what the naive readers of
 // tests/integration/lib/seed_clients.js cannot survive); a cut write is a write with a cut
@@ -45,7 +45,7 @@ const opt = (name, def) => {
 const REPS = Number(opt('reps', 3));
 const HEAD_REPS = Number(opt('head-reps', 20));
 const HEAD_BYTES = Number(opt('head-bytes', 374));
-const LONG_BYTES = Math.round(Number(opt('long-mb', 4.5)) * 1024 * 1024);
+const LONG_BYTES = Math.round(Number(opt('long-mb', 4.25)) * 1024 * 1024);
 const SIZES = opt('sizes', '250,512,1024,2048,3072,4096,8192,16384').split(',').map(Number);
 const ONLY = opt('only', 'head,paced,flat,long').split(',');
 const JSON_OUT = opt('json', null);
@@ -257,9 +257,9 @@ for (const r of rows) {
 const longRows = rows.filter((r) => r.scenario === 'long');
 if (longRows.length) {
   out.push('');
-  out.push('long stream, body offsets of the cuts (offset mod 512 KiB):');
+  out.push('long stream, body offsets of the cuts (offset mod 2 MiB, the data pipe):');
   for (const r of longRows) {
-    const offs = r.cuts.map((c) => `${c.offset} (${c.offset % (512 * KiB)})`);
+    const offs = r.cuts.map((c) => `${c.offset} (${c.offset % (2048 * KiB)})`);
     out.push(`  cap ${r.cap}: ${offs.length ? offs.slice(0, 12).join(', ') + (offs.length > 12 ? `, … ${offs.length} in all` : '') : 'none'}`);
   }
 }
