@@ -186,60 +186,64 @@ function analyse(plan, lens) {
 
 // ---- run ----
 const browser = await launch();
-const page = await browser.newPage();
-await page.goto(`${origin}/`);
-const readAll = (url) =>
-  page.evaluate(async (u) => {
-    const r = await fetch(u, { cache: 'no-store' });
-    const reader = r.body.getReader();
-    const lens = [];
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return lens;
-      lens.push(value.byteLength);
-    }
-  }, url);
-
-const SCENARIOS = [
-  ['head', 'head+burst', HEAD_REPS],
-  ['head', 'head, next', HEAD_REPS],
-  ['head', 'head, 10ms', HEAD_REPS],
-  ['head', 'head, flat', HEAD_REPS],
-  ['paced', 'paced', REPS],
-  ['flat', 'flat', REPS],
-  ['long', 'long', 1],
-].filter(([group]) => ONLY.includes(group));
-
 const rows = [];
 let id = 0;
-// warm-up: opens the keep-alive connection and measures Node's head (baseHead) for the padding
-plans.set(String(++id), { scenario: 'head, 10ms', cap: 250, rec: burstWriter(1, 250) });
-await readAll(`/s/${id}`);
-plans.delete(String(id));
-const t0 = Date.now();
-for (const [, scenario, reps] of SCENARIOS) {
-  for (const cap of SIZES) {
-    const row = { scenario, cap, requests: reps, writes: 0, events: 0, reads: 0, cutWrites: 0, cuts: [], headBytes: [] };
-    for (let rep = 0; rep < reps; rep++) {
-      const plan = { scenario, cap, rec: burstWriter(1000 * cap + rep + 7 * id, cap) };
-      plans.set(String(++id), plan);
-      const lens = await readAll(`/s/${id}`);
-      plans.delete(String(id));
-      const a = analyse(plan, lens);
-      row.writes += a.writes;
-      row.events += a.events;
-      row.reads += a.reads;
-      row.cutWrites += new Set(a.cuts.map((c) => c.write)).size;
-      row.cuts.push(...a.cuts);
-      row.headBytes.push(plan.headBytes);
+let version = '';
+try {
+  const page = await browser.newPage();
+  await page.goto(`${origin}/`);
+  const readAll = (url) =>
+    page.evaluate(async (u) => {
+      const r = await fetch(u, { cache: 'no-store' });
+      const reader = r.body.getReader();
+      const lens = [];
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return lens;
+        lens.push(value.byteLength);
+      }
+    }, url);
+
+  const SCENARIOS = [
+    ['head', 'head+burst', HEAD_REPS],
+    ['head', 'head, next', HEAD_REPS],
+    ['head', 'head, 10ms', HEAD_REPS],
+    ['head', 'head, flat', HEAD_REPS],
+    ['paced', 'paced', REPS],
+    ['flat', 'flat', REPS],
+    ['long', 'long', 1],
+  ].filter(([group]) => ONLY.includes(group));
+
+  // warm-up: opens the keep-alive connection and measures Node's head (baseHead) for the padding
+  plans.set(String(++id), { scenario: 'head, 10ms', cap: 250, rec: burstWriter(1, 250) });
+  await readAll(`/s/${id}`);
+  plans.delete(String(id));
+  const t0 = Date.now();
+  for (const [, scenario, reps] of SCENARIOS) {
+    for (const cap of SIZES) {
+      const row = { scenario, cap, requests: reps, writes: 0, events: 0, reads: 0, cutWrites: 0, cuts: [], headBytes: [] };
+      for (let rep = 0; rep < reps; rep++) {
+        const plan = { scenario, cap, rec: burstWriter(1000 * cap + rep + 7 * id, cap) };
+        plans.set(String(++id), plan);
+        const lens = await readAll(`/s/${id}`);
+        plans.delete(String(id));
+        const a = analyse(plan, lens);
+        row.writes += a.writes;
+        row.events += a.events;
+        row.reads += a.reads;
+        row.cutWrites += new Set(a.cuts.map((c) => c.write)).size;
+        row.cuts.push(...a.cuts);
+        row.headBytes.push(plan.headBytes);
+      }
+      rows.push(row);
+      process.stderr.write(`chromium_reads: ${scenario} cap ${cap}: ${row.cutWrites}/${row.writes} writes cut (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
     }
-    rows.push(row);
-    process.stderr.write(`chromium_reads: ${scenario} cap ${cap}: ${row.cutWrites}/${row.writes} writes cut (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
   }
+  version = browser.context.browser()?.version() ?? '';
+} finally {
+  await browser.close();
+  server.close();
 }
-const version = browser.context.browser()?.version() ?? '';
-await browser.close();
-server.close();
 
 // ---- report ----
 const range = (xs) => (xs.length === 0 ? '–' : `${Math.min(...xs)}–${Math.max(...xs)}`);
