@@ -18,8 +18,10 @@
 #define MAX_VECS 32
 _Static_assert(MAX_VECS <= TELEX_CHUNKED_MAX_BUFS, "a write's iovecs fit the chunk framer");
 /* Without ids: whole events up to this many bytes per write (one event
- * alone when it is longer). See subscriber.h for why there is a cap. */
-#define PLAIN_WRITE_MAX 2048
+ * alone when it is longer). Chromium cuts the first read at byte 4,096 of
+ * the response, head included: the head (~0.4 KB) and one such write stay
+ * below it (bench/findings.md "Chromium's fetch reader"). */
+#define PLAIN_WRITE_MAX 3072
 /* Events per write with ids: an id block and the event each, after the
  * opening retry: block. */
 #define MAX_ID_EVENTS ((MAX_VECS - 1) / 2)

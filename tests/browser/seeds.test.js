@@ -19,11 +19,11 @@ import { SEED_SOURCE } from '../integration/lib/seed_clients.js';
 import { launch } from './lib/browser.js';
 
 // A provider that writes its answer in bursts: BURSTS writes of PER_BURST events (~250 bytes
-// each, ~2 KiB a write), BURST_GAP_MS apart — as a model streams when the network bunches its
-// packets. telex coalesces whole events up to 2 KiB a write; a reader that keeps up must get
+// each, ~2.6 KiB a write), BURST_GAP_MS apart — as a model streams when the network bunches its
+// packets. telex coalesces whole events up to 3 KiB a write; a reader that keeps up must get
 // whole events, the first write (with the response head) included.
 const BURSTS = 12;
-const PER_BURST = 8;
+const PER_BURST = 11;
 const BURST_GAP_MS = 60;
 const burstWord = (b, i) => ` b${b}w${i}é😀${'x'.repeat(40)}`;
 const burstEvent = (content) =>
@@ -121,7 +121,7 @@ for (const which of ['001', '002']) {
 }
 
 for (const which of ['001', '002']) {
-  test(`seed ${which} reads a provider's bursts (~2 KiB of events a write) whole`, async () => {
+  test(`seed ${which} reads a provider's bursts (~2.6 KiB of events a write) whole`, async () => {
     const got = await runInPage(which, {}, `bursts ${which}`, burstGw.url);
     assert.equal(got.error, undefined, got.error);
     assert.equal(got.text, burstText);
