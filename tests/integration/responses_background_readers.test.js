@@ -235,6 +235,11 @@ describe('readers of a running background Response', () => {
     const done = await getResponse(started.id);
     assert.equal(done.status, 'completed');
     assert.equal(messageText(done), want);
+    // and once it has ended, a reader from the start replays the same events to the end
+    const replay = await attach(started.id);
+    assert.equal(replay.status, 200, replay.text.slice(0, 300));
+    assert.ok(replay.complete, String(replay.error));
+    assert.equal(replay.text, whole.text);
   });
 
   test('a reader that attaches mid-answer gets every event once, as a streamed client does', async () => {
@@ -242,7 +247,8 @@ describe('readers of a running background Response', () => {
     const since = await lastSeq(relay.mock);
     const started = await startBackground('attach mid-answer', mock);
     // attach once the provider has sent 20 chunks, well before its end
-    await waitEntry(relay.mock, since, (e) => e.content_events >= 20, { intervalMs: 5 });
+    const early = await waitEntry(relay.mock, since, (e) => e.content_events >= 20);
+    assert.equal(early.completed, false, `the answer still runs (${early.content_events} chunks)`);
     const reader = await attach(started.id);
     assert.equal(reader.status, 200, reader.text.slice(0, 300));
     assert.ok(reader.complete, String(reader.error));
