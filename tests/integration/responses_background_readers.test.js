@@ -4,9 +4,10 @@
 //
 // What must hold:
 //   - a reader that attaches, stops reading (back-pressure pauses the provider for it) and then
-//     closes its connection leaves an answer that goes on and completes: `request` line `ok`,
-//     GET /v1/responses/{id} `completed` with the provider's whole text — not paused for good
-//     with nobody left to read;
+//     leaves — an HTTP/1.1 reader closing its connection, an HTTP/2 reader cancelling its
+//     stream on a connection that stays open — leaves an answer that goes on and completes:
+//     `request` line `ok`, GET /v1/responses/{id} `completed` with the provider's whole text —
+//     not paused for good with nobody left to read;
 //   - after that, with the history nobody was sent dropped: a reader from the start, or from
 //     where the first one stopped, gets 410 resume_position_dropped; one after the
 //     next-to-last event gets exactly response.completed;
@@ -17,15 +18,17 @@
 //     the same bytes as a client that streamed the same request (POST stream: true), apart
 //     from the ids (`resp_X`, the items' `msg_X_0`), `created_at` and the echoed `background`.
 //
-// The stalled reader is a raw net.Socket that stops reading once events flowed. Node cannot
-// shrink a TCP socket's buffers, but a socket nobody reads keeps the kernel's initial receive
-// buffer (tcp_rmem, 128 KiB here), and telex's send buffer grows to tcp_wmem's 4 MiB: the
-// answer is made ~20 MB long, so that the buffers on the way fill, the reader lags HIGH_WATER
-// (256 KiB) behind and the provider is paused (measured: after ~34,000 of its 100,000 chunks,
-// the provider's own socket buffers full too) well short of its end.
+// The stalled reader is a raw net.Socket that stops reading once events flowed (or an HTTP/2
+// stream whose 8 KiB window is never opened again). Node cannot shrink a TCP socket's buffers,
+// but a socket nobody reads keeps the kernel's initial receive buffer (tcp_rmem, 128 KiB here),
+// and telex's send buffer grows to tcp_wmem's 4 MiB: the answer is made ~20 MB long, so that
+// the buffers on the way fill, the reader lags HIGH_WATER (256 KiB) behind and the provider is
+// paused well short of its end (measured: after ~34,000 of its 100,000 chunks over HTTP/1.1,
+// ~17,000 over HTTP/2, the provider's own socket buffers full too).
 // Every wait is on an event (the mock's journal, telex's log lines, bytes read), no sleeps.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import net from 'node:net';
 
 import { SLACK } from './lib/proc.js';
@@ -94,14 +97,14 @@ async function getResponse(rid) {
 }
 
 // A reader on a raw socket (HTTP/1.1) that stops reading once `enough(text)` holds for what it
-// has received. Resolves with { socket, text }: text is everything received (chunk framing and
-// all) up to the stop; the socket is paused, never read again.
-function stalledReader(url, enough) {
+// has received. Resolves with { text, leave() }: text is everything received (chunk framing and
+// all) up to the stop; the socket is paused, never read again; leave() closes it.
+function stalledReaderH1(url, enough) {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: u.hostname, port: Number(u.port) });
     const parts = [];
-    socket.on('error', () => {}); // destroyed by the test; telex may reset it first
+    socket.on('error', () => {}); // closed by the test; telex may reset it first
     socket.once('error', reject);
     socket.on('connect', () =>
       socket.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nAccept: text/event-stream\r\n\r\n`),
@@ -109,83 +112,119 @@ function stalledReader(url, enough) {
     const onData = (d) => {
       parts.push(d);
       const text = Buffer.concat(parts).toString('utf8');
-      if (!enough(text)) return;
+      if (!/^HTTP\/1\.1 200 /.test(text) || !enough(text)) return;
       socket.off('data', onData);
       socket.pause();
-      resolve({ socket, text });
+      resolve({ text, leave: () => socket.destroy(), close: () => socket.destroy() });
     };
     socket.on('data', onData);
     socket.on('end', () => reject(new Error(`the reader's response ended: ${Buffer.concat(parts).toString().slice(0, 300)}`)));
   });
 }
 
+// The same over HTTP/2 (h2c with prior knowledge), with a stream window of 8 KiB that is never
+// opened again once it stops reading. leave() cancels the stream (RST_STREAM) and keeps the
+// connection; close() ends the connection.
+function stalledReaderH2(url, enough) {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(u.origin, { settings: { initialWindowSize: 8192 } });
+    session.on('error', () => {}); // closed by the test
+    const stream = session.request({ ':path': `${u.pathname}${u.search}`, accept: 'text/event-stream' });
+    stream.on('error', () => {}); // cancelled by the test
+    let status = 0;
+    let text = '';
+    stream.on('response', (h) => (status = h[':status']));
+    const onData = (d) => {
+      text += d.toString('utf8');
+      if (status !== 200 || !enough(text)) return;
+      stream.off('data', onData);
+      stream.pause();
+      resolve({ text, leave: () => stream.close(http2.constants.NGHTTP2_CANCEL), close: () => session.destroy() });
+    };
+    stream.on('data', onData);
+    stream.on('end', () => reject(new Error(`the reader's response ended (${status}): ${text.slice(0, 300)}`)));
+    session.once('error', reject);
+  });
+}
+
 // The complete events in a raw response text (what a stalled reader got; its last may be cut).
 const completeEvents = (text) => [...text.matchAll(/\ndata: (\{[^\n]*\})\n\n/g)].map((m) => JSON.parse(m[1]));
 
-describe('readers of a running background Response', () => {
-  test('a reader that stalls, pausing the provider, then leaves: the answer completes', async (t) => {
-    const tokens = 100000;
-    const mock = { tokens, delay_ms: 0, ttft_ms: 700 }; // ttft: the reader attaches before the first event
-    const want = (await directText(relay.mock, { tokens, delay_ms: 0 }, msgs('stalled reader'))).text;
-    const since = await lastSeq(relay.mock);
-    const started = await startBackground('stalled reader', mock);
-    const reader = await stalledReader(readerUrl(started.id), (text) => /^HTTP\/1\.1 200 /.test(text) &&
-      text.includes('"type":"response.output_text.delta"'));
-    // back-pressure: the provider stops, short of its end, and stays stopped
-    const [paused] = await waitProvidersPaused(relay.mock, since, {
-      tokens,
-      count: 1,
-      timeoutMs: 60000 * SLACK,
-      message: 'the stalled reader to pause the provider',
-    });
-    t.diagnostic(`the provider paused after ${paused.content_events} of ${tokens} chunks`);
-    assert.equal(paused.completed, false);
-    assert.ok(paused.content_events <= tokens / 2, `paused early (${paused.content_events} of ${tokens})`);
-    await logBarrier(relay.serve); // a line logged by now is on stderr
-    assert.equal(
-      relay.serve.logs.find((l) => l.msg === 'request' && l.stream_id === streamIdOf(started.id)),
-      undefined,
-      'the answer is still running (paused, not ended)',
-    );
-    assert.equal((await getResponse(started.id)).status, 'in_progress');
-    const seen = completeEvents(reader.text);
-    assert.ok(seen.length >= 3, `the reader got events before it stalled (${seen.length})`);
-    assert.deepEqual(
-      seen.map((e) => e.sequence_number),
-      seen.map((_, i) => i),
-    );
-
-    // the reader leaves: nobody reads now, and the answer must run to its end
-    reader.socket.destroy();
-    const line = await ended(started.id);
-    assert.equal(line.outcome, 'ok', JSON.stringify(line));
-    const [entry] = await entriesSince(relay.mock, since);
-    assert.equal(entry.completed, true);
-    assert.equal(entry.content_events, tokens);
-    const done = await getResponse(started.id);
-    assert.equal(done.status, 'completed');
-    assertSameText(messageText(done), want, 'the completed Response');
-    assert.ok(done.usage?.output_tokens > 0, JSON.stringify(done.usage));
-
-    // a second reader after the first left: the history nobody was sent is gone (the answer ran
-    // on for megabytes with nobody attached), its last event is not
-    const lastSeqNo = line.events - 1;
-    assert.ok(line.bytes > 2 * MAX_BYTES, `the events (${line.bytes} bytes) outgrew the log`);
-    for (const from of [undefined, seen.at(-1).sequence_number]) {
-      const r = await attach(started.id, from);
-      assert.equal(r.status, 410, `starting_after=${from}: ${r.status} ${r.text.slice(0, 300)}`);
-      assert.equal(JSON.parse(r.text).error.code, 'resume_position_dropped');
-    }
-    const tail = await attach(started.id, lastSeqNo - 1);
-    assert.equal(tail.status, 200, tail.text.slice(0, 300));
-    assert.ok(tail.complete, String(tail.error));
-    const tailEvents = parsed(tail);
-    assert.deepEqual(
-      tailEvents.map((e) => [e.type, e.sequence_number]),
-      [['response.completed', lastSeqNo]],
-    );
-    assertSameText(messageText(tailEvents[0].response), want, 'response.completed');
+// (a) and (b): a reader attaches from the start, stops reading until back-pressure pauses the
+// provider, then leaves; the answer completes; readers after it find the history dropped.
+async function stallThenLeave(t, stalledReader, input) {
+  const tokens = 100000;
+  const mock = { tokens, delay_ms: 0, ttft_ms: 700 }; // ttft: the reader attaches before the first event
+  const want = (await directText(relay.mock, { tokens, delay_ms: 0 }, msgs(input))).text;
+  const since = await lastSeq(relay.mock);
+  const started = await startBackground(input, mock);
+  const reader = await stalledReader(readerUrl(started.id), (text) =>
+    text.includes('"type":"response.output_text.delta"'),
+  );
+  t.after(() => reader.close());
+  // back-pressure: the provider stops, short of its end, and stays stopped
+  const [paused] = await waitProvidersPaused(relay.mock, since, {
+    tokens,
+    count: 1,
+    timeoutMs: 60000 * SLACK,
+    message: 'the stalled reader to pause the provider',
   });
+  t.diagnostic(`the provider paused after ${paused.content_events} of ${tokens} chunks`);
+  assert.equal(paused.completed, false);
+  assert.ok(paused.content_events <= tokens / 2, `paused early (${paused.content_events} of ${tokens})`);
+  await logBarrier(relay.serve); // a line logged by now is on stderr
+  assert.equal(
+    relay.serve.logs.find((l) => l.msg === 'request' && l.stream_id === streamIdOf(started.id)),
+    undefined,
+    'the answer is still running (paused, not ended)',
+  );
+  assert.equal((await getResponse(started.id)).status, 'in_progress');
+  const seen = completeEvents(reader.text);
+  assert.ok(seen.length >= 3, `the reader got events before it stalled (${seen.length})`);
+  assert.deepEqual(
+    seen.map((e) => e.sequence_number),
+    seen.map((_, i) => i),
+  );
+
+  // the reader leaves: nobody reads now, and the answer must run to its end
+  reader.leave();
+  const line = await ended(started.id);
+  assert.equal(line.outcome, 'ok', JSON.stringify(line));
+  const [entry] = await entriesSince(relay.mock, since);
+  assert.equal(entry.completed, true);
+  assert.equal(entry.content_events, tokens);
+  const done = await getResponse(started.id);
+  assert.equal(done.status, 'completed');
+  assertSameText(messageText(done), want, 'the completed Response');
+  assert.ok(done.usage?.output_tokens > 0, JSON.stringify(done.usage));
+
+  // a second reader after the first left: the history nobody was sent is gone (the answer ran
+  // on for megabytes with nobody attached), its last event is not
+  const lastSeqNo = line.events - 1;
+  assert.ok(line.bytes > 2 * MAX_BYTES, `the events (${line.bytes} bytes) outgrew the log`);
+  for (const from of [undefined, seen.at(-1).sequence_number]) {
+    const r = await attach(started.id, from);
+    assert.equal(r.status, 410, `starting_after=${from}: ${r.status} ${r.text.slice(0, 300)}`);
+    assert.equal(JSON.parse(r.text).error.code, 'resume_position_dropped');
+  }
+  const tail = await attach(started.id, lastSeqNo - 1);
+  assert.equal(tail.status, 200, tail.text.slice(0, 300));
+  assert.ok(tail.complete, String(tail.error));
+  const tailEvents = parsed(tail);
+  assert.deepEqual(
+    tailEvents.map((e) => [e.type, e.sequence_number]),
+    [['response.completed', lastSeqNo]],
+  );
+  assertSameText(messageText(tailEvents[0].response), want, 'response.completed');
+}
+
+describe('readers of a running background Response', () => {
+  test('a reader that stalls, pausing the provider, then leaves (an HTTP/1.1 reader closes its connection)', (t) =>
+    stallThenLeave(t, stalledReaderH1, 'stalled reader'));
+
+  test('a reader that stalls, pausing the provider, then leaves (an HTTP/2 reader cancels its stream)', (t) =>
+    stallThenLeave(t, stalledReaderH2, 'stalled http2 reader'));
 
   test('a second reader after the first left gets the whole stream, or the rest after a position', async () => {
     // an answer well inside resume.max_bytes: nothing is dropped, with or without a reader;
