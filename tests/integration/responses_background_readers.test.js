@@ -5,7 +5,8 @@
 // What must hold:
 //   - a reader that attaches, stops reading (back-pressure pauses the provider for it) and then
 //     leaves — an HTTP/1.1 reader closing its connection, an HTTP/2 reader cancelling its
-//     stream on a connection that stays open — leaves an answer that goes on and completes:
+//     stream on a connection that stays open, the client of a `background: true, stream: true`
+//     POST closing its connection — leaves an answer that goes on and completes:
 //     `request` line `ok`, GET /v1/responses/{id} `completed` with the provider's whole text —
 //     not paused for good with nobody left to read;
 //   - after that, with the history nobody was sent dropped: a reader from the start, or from
@@ -96,19 +97,18 @@ async function getResponse(rid) {
   return JSON.parse(got.text);
 }
 
-// A reader on a raw socket (HTTP/1.1) that stops reading once `enough(text)` holds for what it
-// has received. Resolves with { text, leave() }: text is everything received (chunk framing and
-// all) up to the stop; the socket is paused, never read again; leave() closes it.
-function stalledReaderH1(url, enough) {
+// A reader on a raw socket (HTTP/1.1) that sends `head` (and `body`) and stops reading once
+// `enough(text)` holds for what it has received. Resolves with { text, leave(), close() }: text
+// is everything received (headers, chunk framing and all) up to the stop; the socket is paused,
+// never read again; leave() and close() close it.
+function stalledRawReader(url, head, body, enough) {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: u.hostname, port: Number(u.port) });
     const parts = [];
     socket.on('error', () => {}); // closed by the test; telex may reset it first
     socket.once('error', reject);
-    socket.on('connect', () =>
-      socket.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nAccept: text/event-stream\r\n\r\n`),
-    );
+    socket.on('connect', () => socket.write(`${head}Host: ${u.host}\r\n\r\n${body}`));
     const onData = (d) => {
       parts.push(d);
       const text = Buffer.concat(parts).toString('utf8');
@@ -120,6 +120,12 @@ function stalledReaderH1(url, enough) {
     socket.on('data', onData);
     socket.on('end', () => reject(new Error(`the reader's response ended: ${Buffer.concat(parts).toString().slice(0, 300)}`)));
   });
+}
+
+// GET url (a reader attaching) on a raw socket that stalls.
+function stalledReaderH1(url, enough) {
+  const u = new URL(url);
+  return stalledRawReader(url, `GET ${u.pathname}${u.search} HTTP/1.1\r\nAccept: text/event-stream\r\n`, '', enough);
 }
 
 // The same over HTTP/2 (h2c with prior knowledge), with a stream window of 8 KiB that is never
@@ -151,15 +157,40 @@ function stalledReaderH2(url, enough) {
 // The complete events in a raw response text (what a stalled reader got; its last may be cut).
 const completeEvents = (text) => [...text.matchAll(/\ndata: (\{[^\n]*\})\n\n/g)].map((m) => JSON.parse(m[1]));
 
+// Three ways to be the first reader of a background answer from its start, each stalling once
+// it has `enough`: resolve with the reader and the response id.
+const STALLED = {
+  // GET /v1/responses/{id}?stream=true over HTTP/1.1, after the POST's Response object
+  h1: async (input, mock, enough) => {
+    const started = await startBackground(input, mock);
+    return { rid: started.id, reader: await stalledReaderH1(readerUrl(started.id), enough) };
+  },
+  // the same over HTTP/2
+  h2: async (input, mock, enough) => {
+    const started = await startBackground(input, mock);
+    return { rid: started.id, reader: await stalledReaderH2(readerUrl(started.id), enough) };
+  },
+  // the client of the POST itself, with `background: true, stream: true`
+  post: async (input, mock, enough) => {
+    const body = JSON.stringify({ model: 'gpt-relay', input, background: true, stream: true, mock });
+    const head =
+      'POST /v1/responses HTTP/1.1\r\ncontent-type: application/json\r\n' +
+      `content-length: ${Buffer.byteLength(body)}\r\n`;
+    const reader = await stalledRawReader(`${relay.url}/v1/responses`, head, body, enough);
+    const sid = /\r\nx-telex-stream-id: *(st_[A-Za-z0-9_-]+)\r\n/i.exec(reader.text)?.[1];
+    assert.ok(sid, reader.text.slice(0, 500));
+    return { rid: `resp_${sid.slice('st_'.length)}`, reader };
+  },
+};
+
 // (a) and (b): a reader attaches from the start, stops reading until back-pressure pauses the
 // provider, then leaves; the answer completes; readers after it find the history dropped.
-async function stallThenLeave(t, stalledReader, input) {
+async function stallThenLeave(t, how, input) {
   const tokens = 100000;
   const mock = { tokens, delay_ms: 0, ttft_ms: 700 }; // ttft: the reader attaches before the first event
   const want = (await directText(relay.mock, { tokens, delay_ms: 0 }, msgs(input))).text;
   const since = await lastSeq(relay.mock);
-  const started = await startBackground(input, mock);
-  const reader = await stalledReader(readerUrl(started.id), (text) =>
+  const { rid, reader } = await STALLED[how](input, mock, (text) =>
     text.includes('"type":"response.output_text.delta"'),
   );
   t.after(() => reader.close());
@@ -175,11 +206,11 @@ async function stallThenLeave(t, stalledReader, input) {
   assert.ok(paused.content_events <= tokens / 2, `paused early (${paused.content_events} of ${tokens})`);
   await logBarrier(relay.serve); // a line logged by now is on stderr
   assert.equal(
-    relay.serve.logs.find((l) => l.msg === 'request' && l.stream_id === streamIdOf(started.id)),
+    relay.serve.logs.find((l) => l.msg === 'request' && l.stream_id === streamIdOf(rid)),
     undefined,
     'the answer is still running (paused, not ended)',
   );
-  assert.equal((await getResponse(started.id)).status, 'in_progress');
+  assert.equal((await getResponse(rid)).status, 'in_progress');
   const seen = completeEvents(reader.text);
   assert.ok(seen.length >= 3, `the reader got events before it stalled (${seen.length})`);
   assert.deepEqual(
@@ -189,12 +220,12 @@ async function stallThenLeave(t, stalledReader, input) {
 
   // the reader leaves: nobody reads now, and the answer must run to its end
   reader.leave();
-  const line = await ended(started.id);
+  const line = await ended(rid);
   assert.equal(line.outcome, 'ok', JSON.stringify(line));
   const [entry] = await entriesSince(relay.mock, since);
   assert.equal(entry.completed, true);
   assert.equal(entry.content_events, tokens);
-  const done = await getResponse(started.id);
+  const done = await getResponse(rid);
   assert.equal(done.status, 'completed');
   assertSameText(messageText(done), want, 'the completed Response');
   assert.ok(done.usage?.output_tokens > 0, JSON.stringify(done.usage));
@@ -204,11 +235,11 @@ async function stallThenLeave(t, stalledReader, input) {
   const lastSeqNo = line.events - 1;
   assert.ok(line.bytes > 2 * MAX_BYTES, `the events (${line.bytes} bytes) outgrew the log`);
   for (const from of [undefined, seen.at(-1).sequence_number]) {
-    const r = await attach(started.id, from);
+    const r = await attach(rid, from);
     assert.equal(r.status, 410, `starting_after=${from}: ${r.status} ${r.text.slice(0, 300)}`);
     assert.equal(JSON.parse(r.text).error.code, 'resume_position_dropped');
   }
-  const tail = await attach(started.id, lastSeqNo - 1);
+  const tail = await attach(rid, lastSeqNo - 1);
   assert.equal(tail.status, 200, tail.text.slice(0, 300));
   assert.ok(tail.complete, String(tail.error));
   const tailEvents = parsed(tail);
@@ -221,10 +252,13 @@ async function stallThenLeave(t, stalledReader, input) {
 
 describe('readers of a running background Response', () => {
   test('a reader that stalls, pausing the provider, then leaves (an HTTP/1.1 reader closes its connection)', (t) =>
-    stallThenLeave(t, stalledReaderH1, 'stalled reader'));
+    stallThenLeave(t, 'h1', 'stalled reader'));
 
   test('a reader that stalls, pausing the provider, then leaves (an HTTP/2 reader cancels its stream)', (t) =>
-    stallThenLeave(t, stalledReaderH2, 'stalled http2 reader'));
+    stallThenLeave(t, 'h2', 'stalled http2 reader'));
+
+  test('the client of a background stream (POST with stream: true) stalls, then closes its connection', (t) =>
+    stallThenLeave(t, 'post', 'stalled background client'));
 
   test('a second reader after the first left gets the whole stream, or the rest after a position', async () => {
     // an answer well inside resume.max_bytes: nothing is dropped, with or without a reader;
