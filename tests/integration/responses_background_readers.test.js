@@ -203,7 +203,7 @@ async function stallThenLeave(t, how, input) {
   });
   t.diagnostic(`the provider paused after ${paused.content_events} of ${tokens} chunks`);
   assert.equal(paused.completed, false);
-  assert.ok(paused.content_events <= tokens / 2, `paused early (${paused.content_events} of ${tokens})`);
+  assert.ok(paused.content_events < tokens, `paused short of the end (${paused.content_events} of ${tokens})`);
   await logBarrier(relay.serve); // a line logged by now is on stderr
   assert.equal(
     relay.serve.logs.find((l) => l.msg === 'request' && l.stream_id === streamIdOf(rid)),
@@ -230,8 +230,9 @@ async function stallThenLeave(t, how, input) {
   assertSameText(messageText(done), want, 'the completed Response');
   assert.ok(done.usage?.output_tokens > 0, JSON.stringify(done.usage));
 
-  // a second reader after the first left: the history nobody was sent is gone (the answer ran
-  // on for megabytes with nobody attached), its last event is not
+  // a second reader after the first left: the log holds at most MAX_BYTES at a time, so of
+  // events many times that the early ones are gone, from the start or from where the first
+  // reader stopped (410); its last event is still there
   const lastSeqNo = line.events - 1;
   assert.ok(line.bytes > 2 * MAX_BYTES, `the events (${line.bytes} bytes) outgrew the log`);
   for (const from of [undefined, seen.at(-1).sequence_number]) {
