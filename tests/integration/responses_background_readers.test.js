@@ -366,5 +366,6 @@ describe('readers of a running background Response', () => {
     assert.equal(normalize(reader.text, started.id), normalize(straight.text, straightId));
     const line = await ended(started.id);
     assert.equal(line.outcome, 'ok', JSON.stringify(line));
+    assert.equal(line.events, events.length, 'the reader got every event the answer had');
   });
 });
