@@ -44,7 +44,11 @@ const MAX_BYTES = 2 * 1024 * 1024;
 let relay;
 before(async () => {
   relay = await startRelay({
-    config: { resume: { enabled: true, max_bytes: MAX_BYTES, retention_seconds: 60, grace_seconds: 5 } },
+    // max_total_bytes 0 (no global budget): the worker's sweep then never looks at paused
+    // providers, so only the wake-up a reader's leaving sends can let one go on
+    config: {
+      resume: { enabled: true, max_bytes: MAX_BYTES, max_total_bytes: 0, retention_seconds: 60, grace_seconds: 5 },
+    },
   });
 });
 after(async () => {
