@@ -12,15 +12,27 @@
 //     a slot freed on one node is usable on the other; leases are refreshed while their requests
 //     run past the lease TTL, and those of a node killed while it held both slots lapse within it;
 //     with Redis away a node falls back to its own count (which includes what Redis admitted),
-//     and the requests it admitted on its own count get their leases in Redis when Redis is back.
+//     and the requests it admitted on its own count get their leases in Redis when Redis is back;
+//   - an admission whose reply is lost (Redis busy past the call timeout, then running the
+//     script anyway) does not keep the key's budget: the request, decided locally, gives back
+//     what the script reserved (reservation field and lease) at its end, once Redis answers
+//     again, and its real cost is added to Redis' spend once.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 
 import { LATE_MS, waitFor } from './lib/proc.js';
-import { postChat } from './lib/sse.js';
+import { chunksOf, postChat } from './lib/sse.js';
 import { msgs, tmpDir } from './lib/relay.js';
-import { metricsText, redisCommand, startCluster, startRedis, waitRedisUp } from './lib/cluster.js';
+import {
+  metricsText,
+  redisCommand,
+  startCluster,
+  startNode,
+  startRedis,
+  startRedisProxy,
+  waitRedisUp,
+} from './lib/cluster.js';
 import { BUDGET, PRICES, burst, createKey } from './lib/budget.js';
 
 const ADMIN = 'admin-token-0123456789-SECRET';
@@ -312,5 +324,84 @@ describe('max_concurrent across nodes', () => {
     // their end removed their leases
     await waitFor(async () => (await leases()) === 0, { message: 'the leases removed at the ends' });
     await freed(B);
+  });
+});
+
+describe('an admission whose reply was lost', () => {
+  let c;
+  let key;
+  let proxy;
+  let A;
+  before(async () => {
+    const dbPath = path.join(tmpDir(), 'telex.db');
+    key = createKey(dbPath, 'lost', ['--budget-usd', String(BUDGET), '--rpm', '1000', '--max-concurrent', '4']);
+    c = await startCluster({
+      nodes: 0,
+      dbPath,
+      config: { models: [{ name: 'gpt-priced', providers: [{ provider: 'mock', model: 'priced', ...PRICES }] }] },
+    });
+    // the node talks to Redis through a relay that can hold what the node sends (Redis "slow")
+    proxy = await startRedisProxy(c.redis);
+    A = await startNode(c, { env: { TELEX_REDIS_URL: proxy.url } });
+    await waitRedisUp(A);
+  });
+  after(async () => {
+    if (c) await c.stop();
+    if (proxy) await proxy.close();
+  });
+
+  test('Redis runs the admission script after the node gave up on its reply: the reservation is given back at the end', async () => {
+    const auth = { authorization: `Bearer ${key}` };
+    // max_tokens 20 at $2000/M (+ the prompt): a reservation of the whole $0.05 budget
+    const body = {
+      model: 'gpt-priced',
+      messages: msgs('lost reply'),
+      stream: true,
+      max_tokens: 20,
+      stream_options: { include_usage: true },
+      mock: { tokens: 2 },
+    };
+    const costOf = (r) => chunksOf(r.events).find((e) => e.usage).usage.cost_usd;
+    const r0 = await postChat(A.url, { ...body, max_tokens: 1 }, { headers: auth }); // the key's hash exists
+    assert.equal(r0.status, 200);
+    const cost0 = costOf(r0);
+    const id = await redisCommand(c.redis, `EVAL "return redis.call('KEYS', 'telex:k:*')[1]" 0`);
+    const k = /^telex:k:(\d+)/.exec(id)[1];
+    const hget = (f) => redisCommand(c.redis, `HGET telex:k:${k} ${f}`);
+    const reserved = () => redisCommand(c.redis, `HLEN telex:k:${k}:r`);
+    const leases = () => redisCommand(c.redis, `ZCARD telex:k:${k}:c`);
+    await waitFor(async () => (await reserved()) === 0 && (await leases()) === 0, { message: 'the first settled' });
+    const near = (a, b) => Math.abs(a - b) < 1e-9;
+    assert.ok(near(Number(await hget('sp')), cost0), `spend ${await hget('sp')}, cost ${cost0}`);
+    const ra0 = await hget('ra'); // when the rpm bucket was last taken from (Redis ms)
+
+    // the admission script waits in the relay past the 1 s call timeout: the node gives up on
+    // its reply, decides locally and serves the request
+    proxy.hold();
+    let released = false;
+    try {
+      const r = await postChat(A.url, body, { headers: auth });
+      assert.equal(r.status, 200, r.raw.toString());
+      const cost = costOf(r);
+      assert.ok(cost > 0);
+      await A.waitForLog((l) => l.msg === 'redis unavailable' && l.why === 'a command timed out');
+      assert.equal(await reserved(), 0, 'nothing reached Redis yet');
+      // then Redis gets the script after all, and runs it: it reserves for a request that ended
+      proxy.release();
+      released = true;
+      await waitFor(async () => (await hget('ra')) !== ra0, { message: 'the lost admission ran in Redis' });
+      // its reservation and lease are given back once the node is connected again, and the
+      // request's real cost is in the spend once
+      await waitFor(async () => (await reserved()) === 0, { message: 'the lost reservation given back' });
+      assert.equal(await leases(), 0);
+      const sp = Number(await hget('sp'));
+      assert.ok(near(sp, cost0 + cost), `spend ${sp}: the two requests cost ${cost0} + ${cost}`);
+      // Redis admits the key again (the lost reservation alone would refuse it: 402)
+      await waitRedisUp(A);
+      const again = await postChat(A.url, { ...body, max_tokens: 1 }, { headers: auth });
+      assert.equal(again.status, 200, again.raw.toString());
+    } finally {
+      if (!released) proxy.release();
+    }
   });
 });
