@@ -62,6 +62,7 @@ struct telex_cluster_worker {
     struct mirror *mirrors;
     cluster_wait_client_t **wait_clients; /* waits.c: clients with waits pending (hash buckets) */
     int stopping;                         /* shutting down: no new waits (mirror.c) */
+    h2o_req_t *cut_short;                 /* a wait ended by the shutdown, handed back to be answered 503 */
     h2o_req_t *reentering; /* a held request being handled again */
     h2o_req_t *held_once;  /* the same, after waiting for its mirror to catch up (not held again) */
     struct held *held;     /* requests waiting for their mirror to catch up (cluster.c) */
