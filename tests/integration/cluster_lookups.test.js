@@ -232,7 +232,7 @@ describe('a request for an unknown id while the node shuts down', () => {
     }
   }
 
-  test('answered 503 shutting_down at once (no wait for Redis begun), and logged', async () => {
+  test('answered 503 shutting_down (no wait for Redis begun: that would end 204), and logged', async () => {
     const X = c.nodes[0];
     // a connection kept alive from before the shutdown
     const raw = await connect(X.url);
@@ -248,16 +248,13 @@ describe('a request for an unknown id while the node shuts down', () => {
     const exiting = stopChecked(X); // SIGTERM; throws on a sanitizer report or a non-zero exit
     await waitFor(() => refused(X), { message: 'new connections refused after SIGTERM' });
     const sid = madeUp();
-    const t0 = performance.now();
     await raw.write(`GET /v1/streams/${sid} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nLast-Event-ID: ${sid}.1\r\n\r\n`);
     await waitFor(() => parseResponses(raw.data()).length === 2, { intervalMs: 5, message: 'the answer' });
-    const took = performance.now() - t0;
     raw.destroy();
     const r = parseResponses(raw.data())[1];
     assert.equal(r.status, 503, r.body);
     assert.equal(r.headers['retry-after'], '1');
     assert.equal(r.json().error.code, 'shutting_down');
-    assert.ok(took < 900, `answered after ${took.toFixed(0)} ms: before a wait for Redis (1 s) would end`);
     const line = await X.waitForLog((l) => l.msg === 'request' && l.path === `/v1/streams/${sid}`);
     assert.equal(line.method, 'GET');
     assert.equal(line.status, 503);
