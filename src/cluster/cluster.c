@@ -399,11 +399,21 @@ static void check_held(telex_cluster_worker_t *cw)
     }
 }
 
+/* The node is stopping: the client retries on a node that stays. */
+static int answer_stopping(h2o_req_t *req)
+{
+    telex_add_header(req, "retry-after", "1");
+    telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The gateway is shutting down.");
+    return TELEX_CLUSTER_ANSWERED;
+}
+
 int telex_cluster_intercept(h2o_req_t *req)
 {
     telex_cluster_worker_t *cw = telex_cluster_current;
     if (cw == NULL || cw->held_once == req)
         return 0;
+    if (cw->cut_short == req) /* its wait for a registration ended with the shutdown (mirror.c) */
+        return answer_stopping(req);
     char id[TELEX_STREAM_ID_LEN + 1];
     h2o_iovec_t p = req->path_normalized;
     size_t n = sizeof(STREAMS_PREFIX) - 1;
@@ -441,16 +451,13 @@ int telex_cluster_intercept(h2o_req_t *req)
         int held = had > 0 && !telex_log_finished(s->log) && telex_log_events(s->log) < had &&
                    hold_for_events(cw, req, s, had);
         telex_stream_unref(s);
-        return held;
+        return held ? TELEX_CLUSTER_TAKEN : 0;
     }
     if (cw->reentering == req)
         return 0; /* Redis said there is no such stream */
     if (!telex_rconn_is_up(cw->cmd))
         return 0; /* Redis away: answer from what this node has */
-    if (cw->stopping) { /* no new waits for Redis: the client retries on a node that stays */
-        telex_add_header(req, "retry-after", "1");
-        telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The gateway is shutting down.");
-        return 1;
-    }
-    return cluster_mirror_request(cw, req, id);
+    if (cw->stopping) /* no new waits for Redis */
+        return answer_stopping(req);
+    return cluster_mirror_request(cw, req, id) ? TELEX_CLUSTER_TAKEN : 0;
 }

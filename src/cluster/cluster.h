@@ -107,9 +107,15 @@ void telex_cluster_reg_end(telex_cluster_reg_t *reg, int drop);
 /* Streams whose registration Redis did not acknowledge in time (/metrics). */
 uint64_t telex_cluster_registrations_failed(void);
 
-/* The router's hook, first thing for every request: 1 when the request
- * was taken (it names a stream this node does not have; it is handled
- * again once a mirror exists or Redis said there is none), 0 to go on. */
+/* The router's hook, first thing for every request: TELEX_CLUSTER_TAKEN
+ * when the request was taken (it names a stream this node does not have;
+ * it is handled again once a mirror exists or Redis said there is none),
+ * TELEX_CLUSTER_ANSWERED when it was answered here (503 shutting_down: the
+ * node is stopping, so it begins no wait for Redis, and a wait pending at
+ * the shutdown is handed back to the router to be answered so: the caller
+ * writes its access-log line as for its own answers), 0 to go on. */
+#define TELEX_CLUSTER_TAKEN 1
+#define TELEX_CLUSTER_ANSWERED 2
 int telex_cluster_intercept(h2o_req_t *req);
 
 /* Key rows changed on this node (admin API): tell the other nodes. Any thread. */

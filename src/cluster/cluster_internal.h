@@ -62,6 +62,7 @@ struct telex_cluster_worker {
     struct mirror *mirrors;
     cluster_wait_client_t **wait_clients; /* waits.c: clients with waits pending (hash buckets) */
     int stopping;                         /* shutting down: no new waits (mirror.c) */
+    h2o_req_t *cut_short;                 /* a wait ended by the shutdown, handed back to be answered 503 */
     h2o_req_t *reentering; /* a held request being handled again */
     h2o_req_t *held_once;  /* the same, after waiting for its mirror to catch up (not held again) */
     struct held *held;     /* requests waiting for their mirror to catch up (cluster.c) */
@@ -72,6 +73,7 @@ struct telex_cluster_worker {
     struct cluster_lease *leases; /* limits.c: concurrency leases of this worker's requests in flight */
     size_t n_leases;
     uint64_t last_lease_refresh_ms;
+    struct cluster_lost *lost; /* limits.c: admissions whose reply was lost, to give back at their end */
     int (*redispatch)(void *ctx, h2o_req_t *req);
     void *ctx;
 };
@@ -116,7 +118,8 @@ void cluster_mirrors_shutdown(telex_cluster_worker_t *cw);
 cluster_wait_client_t *cluster_wait_take(telex_cluster_worker_t *cw, h2o_req_t *req);
 void cluster_wait_give(telex_cluster_worker_t *cw, cluster_wait_client_t *cl);
 
-/* limits.c: refreshes this worker's concurrency leases (every tick; sends at most once per refresh period) */
+/* limits.c: refreshes this worker's concurrency leases (every tick; sends at most once per refresh
+ * period), and sends the give-backs of lost admissions whose requests ended (once Redis is up) */
 void cluster_leases_tick(telex_cluster_worker_t *cw);
 
 /* cluster.c: ctl messages */

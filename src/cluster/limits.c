@@ -96,7 +96,28 @@ const char telex_cluster_lease_refresh_lua[] =
     "end\n"
     "return #KEYS\n";
 
+/* KEYS[1], KEYS[2], KEYS[3] as above; ARGV = the reservation's field (and lease member), cost_usd. The
+ * end of a request whose admission reply was lost: the script may or may not have run, so whatever it
+ * may have taken under that name is removed (nothing when it did not run), and the request's real cost
+ * is added to the spend — only where Redis has one: otherwise the next admission seeds the spend from
+ * the admitting node's own count, which already has it. Its token estimate, if the script took it,
+ * stays taken from the tpm bucket (which refills). */
+const char telex_cluster_give_back_lua[] =
+    "redis.call('HDEL', KEYS[2], ARGV[1])\n"
+    "redis.call('ZREM', KEYS[3], ARGV[1])\n"
+    "local c = tonumber(ARGV[2])\n"
+    "local sp = redis.call('HGET', KEYS[1], 'sp')\n"
+    "if c > 0 and sp then redis.call('HSET', KEYS[1], 'sp', tostring(tonumber(sp) + c)) end\n"
+    "return 1\n";
+
 static atomic_uint_least64_t reservations; /* this node's reservation numbers */
+
+static void key_names(char *key, char *rkey, char *ckey, int64_t key_id)
+{
+    snprintf(key, KEY_MAX, "telex:k:%lld", (long long)key_id);
+    snprintf(rkey, KEY_MAX, "telex:k:%lld:r", (long long)key_id);
+    snprintf(ckey, KEY_MAX, "telex:k:%lld:c", (long long)key_id);
+}
 
 /* A concurrency lease of a request in flight on this worker (refreshed by cluster_leases_tick). */
 typedef struct cluster_lease {
@@ -139,10 +160,96 @@ static void lease_drop(telex_cluster_worker_t *cw, int64_t key_id, uint64_t rese
     }
 }
 
+/* An admission of this worker whose reply was lost (Redis failed or was too slow): the script may
+ * have run, and reserved budget and a lease under the name node:reservation. Kept while its request
+ * runs (ended = 0); once it ended, the give-back script is sent as soon as the command connection is
+ * up (at once, or from the tick), and the entry is freed when Redis answered it. */
+typedef struct cluster_lost {
+    struct cluster_lost *next;
+    telex_cluster_worker_t *cw;
+    int64_t key_id;
+    uint64_t reservation;
+    double cost_usd; /* the request's real cost, added to Redis' spend with the give-back */
+    int ended;
+} lost_t;
+
+static lost_t *lost_add(telex_cluster_worker_t *cw, int64_t key_id, uint64_t reservation)
+{
+    lost_t *l = telex_xcalloc(1, sizeof *l);
+    l->cw = cw;
+    l->key_id = key_id;
+    l->reservation = reservation;
+    l->next = cw->lost;
+    cw->lost = l;
+    return l;
+}
+
+/* The give-back's reply. None (the connection failed: the script may or may not have run): sent again
+ * once the connection is back, without the cost this time (the HDEL and ZREM may be repeated, an
+ * addition to the spend may not), which Redis' count may then lack, as for a settle that failed. An
+ * error (Redis refused the script: not retried, every tick) is logged. */
+static void on_give_back(telex_rconn_t *rc, redisReply *reply, void *priv)
+{
+    (void)rc;
+    lost_t *l = priv;
+    if (reply != NULL) {
+        if (reply->type == REDIS_REPLY_ERROR)
+            telex_log_event("warn", "cluster: a lost admission's reservation could not be given back", NULL);
+        free(l);
+        return;
+    }
+    l->cost_usd = 0;
+    l->next = l->cw->lost;
+    l->cw->lost = l;
+}
+
+static void lost_flush(telex_cluster_worker_t *cw)
+{
+    if (!telex_rconn_is_up(cw->cmd))
+        return;
+    for (lost_t **p = &cw->lost; *p != NULL;) {
+        lost_t *l = *p;
+        if (!l->ended) {
+            p = &l->next;
+            continue;
+        }
+        char key[KEY_MAX], rkey[KEY_MAX], ckey[KEY_MAX], member[64], cost[64];
+        key_names(key, rkey, ckey, l->key_id);
+        lease_member(member, sizeof member, l->reservation);
+        snprintf(cost, sizeof cost, "%.17g", l->cost_usd > 0 ? l->cost_usd : 0);
+        const char *argv[] = {"EVAL", telex_cluster_give_back_lua, "3", key, rkey, ckey, member, cost};
+        size_t len[8];
+        for (int i = 0; i < 8; i++)
+            len[i] = strlen(argv[i]);
+        *p = l->next; /* (back in the list if its reply is lost too: on_give_back) */
+        if (telex_rconn_cmd(cw->cmd, on_give_back, l, 0, 8, argv, len) != 0) {
+            l->next = *p;
+            *p = l;
+            return; /* Redis away again: the next tick tries again */
+        }
+    }
+}
+
+/* The request of a lost admission ended (cost_usd: its real cost); 0 when reservation is not one. */
+static int lost_end(telex_cluster_worker_t *cw, int64_t key_id, uint64_t reservation, double cost_usd)
+{
+    for (lost_t *l = cw->lost; l != NULL; l = l->next) {
+        if (l->key_id == key_id && l->reservation == reservation && !l->ended) {
+            l->ended = 1;
+            l->cost_usd = cost_usd;
+            lost_flush(cw);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 #define LEASES_PER_CALL 256
 
 void cluster_leases_tick(telex_cluster_worker_t *cw)
 {
+    if (cw->lost != NULL)
+        lost_flush(cw);
     uint64_t now = uv_now(cw->loop);
     if (cw->leases == NULL || now - cw->last_lease_refresh_ms < TELEX_CLUSTER_LEASE_REFRESH_MS ||
         !telex_rconn_is_up(cw->cmd))
@@ -216,9 +323,17 @@ static void on_admit(telex_rconn_t *rc, redisReply *reply, void *priv)
         telex_log_event("warn", "cluster: the limits script failed; deciding locally", NULL);
     }
     /* decided locally (Redis failed or was too slow): the node's own count decides, and the lease
-     * is kept (refreshed into Redis, removed at the end: telex_cluster_lease_end) all the same */
+     * is kept (refreshed into Redis, removed at the end: telex_cluster_lease_end) all the same. The
+     * script may have run all the same (its reply lost with the connection): what it may have
+     * reserved is given back at the request's end (telex_cluster_lease_end), or now when the
+     * client already left */
     if ((verdict == TELEX_CLUSTER_ADMIT_OK || (verdict == TELEX_CLUSTER_LOCAL && h->req != NULL)) && h->leased)
         lease_add(cw, h->key_id, h->reservation);
+    if (verdict == TELEX_CLUSTER_LOCAL) {
+        lost_t *l = lost_add(cw, h->key_id, h->reservation);
+        if (h->req == NULL)
+            lost_end(cw, l->key_id, l->reservation, 0);
+    }
     if (h->req == NULL && verdict == TELEX_CLUSTER_ADMIT_OK) {
         /* the client left while Redis decided: give back what the script took (on cw's thread) */
         telex_cluster_settle(h->key_id, h->reservation, h->est_tokens, 0, 0);
@@ -230,9 +345,17 @@ static void on_admit(telex_rconn_t *rc, redisReply *reply, void *priv)
         cw->verdict_for = req;
         cw->verdict = verdict;
         cw->verdict_retry = retry;
-        cw->verdict_reservation = verdict == TELEX_CLUSTER_LOCAL && !h->leased ? 0 : h->reservation;
+        cw->verdict_reservation = h->reservation; /* LOCAL: its lease and what the lost script may have taken */
         cw->redispatch(cw->ctx, req);
         cw->reentering = NULL;
+        if (cw->verdict_for == req) {
+            /* not taken (the key was revoked, or its limits removed, meanwhile): nobody will settle
+             * what the script reserved; given back now */
+            if (verdict == TELEX_CLUSTER_ADMIT_OK)
+                telex_cluster_settle(h->key_id, h->reservation, h->est_tokens, 0, 0);
+            else if (verdict == TELEX_CLUSTER_LOCAL)
+                telex_cluster_lease_end(h->key_id, h->reservation, 0);
+        }
         cw->verdict_for = NULL;
     }
     free(h);
@@ -325,12 +448,14 @@ void telex_cluster_settle(int64_t key_id, uint64_t reservation, uint64_t reserve
         telex_log_event("warn", "cluster: a request's cost could not be settled in Redis (unavailable)", NULL);
 }
 
-void telex_cluster_lease_end(int64_t key_id, uint64_t reservation)
+void telex_cluster_lease_end(int64_t key_id, uint64_t reservation, double cost_usd)
 {
     telex_cluster_worker_t *cw = telex_cluster_current;
     if (!telex_cluster_g.enabled || cw == NULL || key_id <= 0 || reservation == 0)
         return;
     lease_drop(cw, key_id, reservation); /* before the ZREM: a refresh cannot add it back */
+    if (lost_end(cw, key_id, reservation, cost_usd))
+        return; /* its give-back removes the lease too (Redis away: the lease lapses meanwhile) */
     char ckey[KEY_MAX], member[64];
     lease_key(ckey, key_id);
     lease_member(member, sizeof member, reservation);

@@ -35,6 +35,18 @@
  * second call for the same request returns the verdict. Redis away or
  * slow (no answer within the timeout): TELEX_CLUSTER_LOCAL, and the node
  * decides with its own limits.
+ *
+ * A lost reply (the call timed out or the connection failed after the
+ * script was sent) does not say whether the script ran: Redis may run it
+ * after the node gave up (a busy Redis, a slow network), and its budget
+ * reservation and lease would then stay under the request's name while
+ * the node is alive. Such a request (decided locally) gives back, at its
+ * end, whatever the script may have taken (telex_cluster_lease_end: HDEL
+ * of its field, ZREM of its lease — harmless when the script never ran)
+ * and adds its real cost to Redis' spend (where Redis has one), in one
+ * script, sent when the worker's connection is up again. A request that
+ * did not take its verdict (its client left meanwhile, or the key was
+ * revoked) gives back at once.
  */
 #ifndef TELEX_CLUSTER_LIMITS_H
 #define TELEX_CLUSTER_LIMITS_H
@@ -61,11 +73,13 @@ enum {
  * key's spend in Redis the first time. *retry_after_s for RPM/TPM;
  * *reservation names the request's budget reservation (for settling).
  * TELEX_CLUSTER_LOCAL with *reservation != 0 (Redis away or failing, a key
- * with max_concurrent): the node decides with its own count, and the
- * request holds a concurrency lease all the same — kept by this worker and
- * refreshed into Redis as soon as Redis is up, so that the other nodes
- * count the requests a node admitted while Redis was away; the caller ends
- * it with telex_cluster_lease_end when the request ends or is refused. */
+ * with max_concurrent; or the admission's reply was lost): the node decides
+ * with its own count, and the request holds a concurrency lease all the
+ * same — kept by this worker and refreshed into Redis as soon as Redis is
+ * up, so that the other nodes count the requests a node admitted while
+ * Redis was away — and/or has a reservation Redis may hold (see above);
+ * the caller ends it with telex_cluster_lease_end when the request ends or
+ * is refused. */
 int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm, double budget_usd,
                         int64_t max_concurrent, uint64_t est_tokens, double est_usd, double local_spent,
                         unsigned *retry_after_s, uint64_t *reservation);
@@ -78,14 +92,20 @@ int telex_cluster_admit(h2o_req_t *req, int64_t key_id, int64_t rpm, int64_t tpm
 void telex_cluster_settle(int64_t key_id, uint64_t reservation, uint64_t reserved_tokens, uint64_t used_tokens,
                           double cost_usd);
 
-/* The end of a request decided locally that holds a lease (see above):
- * the lease is removed here and in Redis (fire and forget; on the worker
- * that admitted it). reservation 0: nothing. */
-void telex_cluster_lease_end(int64_t key_id, uint64_t reservation);
+/* The end of a request decided locally (TELEX_CLUSTER_LOCAL with a
+ * reservation, see above), cost_usd its real cost (0 when refused or given
+ * back): its lease is removed here and in Redis (fire and forget; on the
+ * worker that admitted it). When its admission's reply was lost, what the
+ * script may have reserved is given back as well, and cost_usd added to
+ * Redis' spend (when Redis has one; else the next admission seeds it from
+ * the node's own count) — at once, or once Redis is back. reservation 0:
+ * nothing. */
+void telex_cluster_lease_end(int64_t key_id, uint64_t reservation, double cost_usd);
 
 /* The scripts' text (for tests and docs). */
 extern const char telex_cluster_admit_lua[];
 extern const char telex_cluster_settle_lua[];
 extern const char telex_cluster_lease_refresh_lua[];
+extern const char telex_cluster_give_back_lua[];
 
 #endif

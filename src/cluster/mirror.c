@@ -575,9 +575,11 @@ int cluster_mirror_request(telex_cluster_worker_t *cw, h2o_req_t *req, const cha
 
 /* Shutdown: a request waiting for an id's registration is answered 503
  * shutting_down now (its client retries, through the balancer, on a node
- * that stays), rather than when the wait is over or not at all; the retry
- * timers are closed, so that the mirrors and timers are freed before the
- * loop stops. New waits are not begun (cw->stopping). */
+ * that stays), rather than when the wait is over or not at all — handed
+ * back to the router, whose hook (telex_cluster_intercept) answers it, so
+ * that it is in the access log like every answer; the retry timers are
+ * closed, so that the mirrors and timers are freed before the loop stops.
+ * New waits are not begun (cw->stopping). */
 void cluster_mirrors_shutdown(telex_cluster_worker_t *cw)
 {
     cw->stopping = 1;
@@ -591,8 +593,9 @@ void cluster_mirrors_shutdown(telex_cluster_worker_t *cw)
                 h2o_req_t *req = w->req;
                 *w->link = NULL;
                 w->req = NULL;
-                telex_add_header(req, "retry-after", "1");
-                telex_respond_error(req, 503, "server_error", "shutting_down", NULL, "The gateway is shutting down.");
+                cw->cut_short = req;
+                cw->redispatch(cw->ctx, req);
+                cw->cut_short = NULL;
             }
         }
         mirror_drop(m); /* closes the retry timer; an HGETALL in flight finds m unlinked */

@@ -7,7 +7,8 @@
  * status and bytes are read from req), on the request's worker thread.
  * model may be NULL; started_ns is uv_hrtime() when the request arrived.
  * A relayed chat is not logged here: chat_relay.c writes its own, richer
- * line when the answer ends. Callers: router.c (paths it answers), chat_start.c
+ * line when the answer ends. Callers: router.c (paths it answers, and the
+ * cluster hook's shutting_down answers), chat_start.c
  * (refusals before an answer starts), models.c and off_loop.c (answers
  * sent later). The line's fields and their order are fixed (tests read
  * them): level, msg, method, path, status, model, provider, stream,

@@ -175,7 +175,7 @@ out:
         telex_cluster_settle(grant->key_id, grant->cluster_reservation, k != NULL && k->limits.tpm > 0 ? est_tokens : 0,
                              0, 0);
     if (rc != 0)
-        telex_cluster_lease_end(grant->key_id, grant->cluster_lease);
+        telex_cluster_lease_end(grant->key_id, grant->cluster_lease, 0);
     telex_keyset_put(s);
     return rc;
 }
@@ -201,7 +201,7 @@ void telex_auth_release(telex_services_t *svc, telex_grant_t *grant)
                                  grant->reserved_usd, 0);
     if (grant->key_id > 0 && grant->holds_slot)
         telex_limits_release_slot(telex_services_limits(svc), grant->key_id);
-    telex_cluster_lease_end(grant->key_id, grant->cluster_lease); /* decided locally (Redis away): its lease */
+    telex_cluster_lease_end(grant->key_id, grant->cluster_lease, 0); /* decided locally: its lease, a lost admission */
     grant->cluster_lease = 0;
     grant->holds_slot = false;
     grant->reserved_tokens = 0;

@@ -21,7 +21,8 @@ typedef struct telex_grant {
     int cluster_verdict;      /* its telex_limit_verdict_t */
     unsigned cluster_retry;   /* its Retry-After */
     uint64_t cluster_reservation; /* its budget reservation, settled with the request */
-    uint64_t cluster_lease;   /* cluster mode, decided locally (Redis away): its concurrency lease (0: none), ended with the request */
+    uint64_t cluster_lease;   /* cluster mode, decided locally (Redis away or its reply lost): its concurrency lease and what
+                                 Redis may have reserved (0: none), ended with the request (telex_cluster_lease_end) */
     bool admitted;            /* telex_auth_admit passed */
     bool holds_slot;          /* holds one of the key's in-flight slots on this node (gateway/limits.h) */
 } telex_grant_t;

@@ -135,7 +135,10 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
     const telex_config_t *cfg = gw->gateway->config;
     uint64_t started = uv_hrtime();
 
-    if (telex_cluster_intercept(req))
+    int taken = telex_cluster_intercept(req);
+    if (taken == TELEX_CLUSTER_ANSWERED) /* 503 shutting_down (cluster mode, stopping) */
+        telex_access_log(req, NULL, started);
+    if (taken != 0)
         return 0; /* a stream of another node: handled again once mirrored here */
     if (telex_cors_handle(cfg, req) == 0) { /* a CORS preflight */
         telex_access_log(req, NULL, started);

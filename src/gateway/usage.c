@@ -231,7 +231,7 @@ void telex_usage_settle(telex_limits_t *limits, const telex_grant_t *grant, cons
     if (grant != NULL && grant->key_id > 0 && grant->holds_slot)
         telex_limits_release_slot(limits, grant->key_id); /* its concurrency slot (the Redis lease went with the settle) */
     if (grant != NULL)
-        telex_cluster_lease_end(grant->key_id, grant->cluster_lease); /* decided locally: its lease */
+        telex_cluster_lease_end(grant->key_id, grant->cluster_lease, rec->cost_usd); /* decided locally: its lease */
 }
 
 /* ---- the /v1/usage query and answer -------------------------------------------------------------------- */

@@ -12,15 +12,29 @@
 //     a slot freed on one node is usable on the other; leases are refreshed while their requests
 //     run past the lease TTL, and those of a node killed while it held both slots lapse within it;
 //     with Redis away a node falls back to its own count (which includes what Redis admitted),
-//     and the requests it admitted on its own count get their leases in Redis when Redis is back.
+//     and the requests it admitted on its own count get their leases in Redis when Redis is back;
+//   - an admission whose reply is lost (the script held in a relay past the call timeout, then
+//     delivered: Redis runs it after the node gave up) does not keep the key's budget: the
+//     request, decided locally, gives back what the script reserved (reservation field and
+//     lease) at its end — once Redis answers again when it ended meanwhile; while it runs (Redis
+//     back) it holds them as any request — and its real cost is added to Redis' spend once
+//     (Redis' spend equals the key's ledger).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 
 import { LATE_MS, waitFor } from './lib/proc.js';
-import { postChat } from './lib/sse.js';
+import { chunksOf, postChat } from './lib/sse.js';
 import { msgs, tmpDir } from './lib/relay.js';
-import { metricsText, redisCommand, startCluster, startRedis, waitRedisUp } from './lib/cluster.js';
+import {
+  metricsText,
+  redisCommand,
+  startCluster,
+  startNode,
+  startRedis,
+  startRedisProxy,
+  waitRedisUp,
+} from './lib/cluster.js';
 import { BUDGET, PRICES, burst, createKey } from './lib/budget.js';
 
 const ADMIN = 'admin-token-0123456789-SECRET';
@@ -312,5 +326,143 @@ describe('max_concurrent across nodes', () => {
     // their end removed their leases
     await waitFor(async () => (await leases()) === 0, { message: 'the leases removed at the ends' });
     await freed(B);
+  });
+});
+
+describe('an admission whose reply was lost', () => {
+  let c;
+  let key;
+  let proxy;
+  let A;
+  let k; // the key's id in Redis
+  before(async () => {
+    const dbPath = path.join(tmpDir(), 'telex.db');
+    key = createKey(dbPath, 'lost', ['--budget-usd', String(BUDGET), '--rpm', '1000', '--max-concurrent', '4']);
+    c = await startCluster({
+      nodes: 0,
+      dbPath,
+      // grace 0: a stream whose client left ends at once
+      config: {
+        resume: { grace_seconds: 0 },
+        models: [{ name: 'gpt-priced', providers: [{ provider: 'mock', model: 'priced', ...PRICES }] }],
+      },
+    });
+    // the node talks to Redis through a relay that can hold what the node sends (Redis "slow")
+    proxy = await startRedisProxy(c.redis);
+    A = await startNode(c, { env: { TELEX_REDIS_URL: proxy.url } });
+    await waitRedisUp(A);
+    // a request Redis admits: the key's hash exists (each worker connects on its own: one may not be yet)
+    const name = await waitFor(
+      async () => {
+        const r0 = await postChat(A.url, { ...body, max_tokens: 1 }, { headers: auth() });
+        assert.equal(r0.status, 200);
+        return redisCommand(c.redis, `EVAL "return redis.call('KEYS', 'telex:k:*')[1]" 0`);
+      },
+      { message: "the key's hash in Redis" },
+    );
+    k = /^telex:k:(\d+)/.exec(name)[1];
+  });
+  after(async () => {
+    if (c) await c.stop();
+    if (proxy) await proxy.close();
+  });
+
+  const auth = () => ({ authorization: `Bearer ${key}` });
+  // max_tokens 20 at $2000/M (+ the prompt): a reservation of the whole $0.05 budget
+  const body = {
+    model: 'gpt-priced',
+    messages: msgs('lost reply'),
+    stream: true,
+    max_tokens: 20,
+    stream_options: { include_usage: true },
+    mock: { tokens: 2 },
+  };
+  const hget = (f) => redisCommand(c.redis, `HGET telex:k:${k} ${f}`);
+  const reserved = () => redisCommand(c.redis, `HLEN telex:k:${k}:r`);
+  const leases = () => redisCommand(c.redis, `ZCARD telex:k:${k}:c`);
+  const near = (a, b) => Math.abs(a - b) < 1e-9;
+  const timeouts = () => A.logs.filter((l) => l.msg === 'redis unavailable' && l.why === 'a command timed out').length;
+  // the key's spend in the ledger (GET /v1/usage with the key)
+  const ledgerCost = async () =>
+    (await (await fetch(`${A.url}/v1/usage`, { headers: auth() })).json()).total.cost_usd;
+  // nothing in flight: no reservation, no lease; the spend and the rpm bucket's last take (Redis ms)
+  async function settled() {
+    await waitFor(async () => (await reserved()) === 0 && (await leases()) === 0, { message: 'nothing in flight' });
+    return { sp: Number(await hget('sp')), ra: await hget('ra') };
+  }
+
+  test('Redis runs the admission script after the node gave up on its reply: the reservation is given back at the end', async () => {
+    const before = await settled();
+    const timeouts0 = timeouts();
+    // the admission script waits in the relay past the 1 s call timeout: the node gives up on
+    // its reply, decides locally and serves the request
+    proxy.hold();
+    let released = false;
+    try {
+      const r = await postChat(A.url, body, { headers: auth() });
+      assert.equal(r.status, 200, r.raw.toString());
+      const cost = chunksOf(r.events).find((e) => e.usage).usage.cost_usd;
+      assert.ok(cost > 0);
+      assert.ok(timeouts() > timeouts0, 'the admission timed out');
+      assert.equal(await reserved(), 0, 'nothing reached Redis yet');
+      // then Redis gets the script after all, and runs it: it reserves for a request that ended
+      proxy.release();
+      released = true;
+      await waitFor(async () => (await hget('ra')) !== before.ra, { message: 'the lost admission ran in Redis' });
+      // its reservation and lease are given back once the node is connected again, and the
+      // request's real cost is in the spend once
+      await waitFor(async () => (await reserved()) === 0, { message: 'the lost reservation given back' });
+      assert.equal(await leases(), 0);
+      const sp = Number(await hget('sp'));
+      assert.ok(near(sp, before.sp + cost), `spend ${sp}: ${before.sp} before, the request cost ${cost}`);
+      // Redis admits the key again (the lost reservation alone would refuse it: 402)
+      await waitRedisUp(A);
+      const again = await postChat(A.url, { ...body, max_tokens: 1 }, { headers: auth() });
+      assert.equal(again.status, 200, again.raw.toString());
+    } finally {
+      if (!released) proxy.release();
+    }
+  });
+
+  test('Redis back while the request runs: its reservation holds until the request ends, then goes', async () => {
+    const before = await settled();
+    const timeouts0 = timeouts();
+    proxy.hold();
+    let released = false;
+    const ac = new AbortController();
+    try {
+      let started;
+      const running = new Promise((resolve) => (started = resolve));
+      const done = postChat(A.url, { ...body, mock: { tokens: 100000, delay_ms: 50 } }, {
+        headers: auth(),
+        signal: ac.signal,
+        onEvent: () => started(),
+      });
+      await running; // decided locally: it runs
+      assert.ok(timeouts() > timeouts0, 'the admission timed out');
+      proxy.release();
+      released = true;
+      await waitFor(async () => (await hget('ra')) !== before.ra, { message: 'the lost admission ran in Redis' });
+      // the node is connected again while the request runs: its reservation stays (as a
+      // request Redis admitted holds one), and so does its lease
+      await waitRedisUp(A);
+      assert.equal(await reserved(), 1, 'the running request holds its reservation');
+      assert.equal(await leases(), 1);
+      const refused = await postChat(A.url, { ...body, max_tokens: 1 }, { headers: auth() });
+      assert.equal(refused.status, 402, 'the budget is held by the running request');
+      ac.abort();
+      const r = await done;
+      assert.ok(r.events.length > 0);
+      const after = await settled(); // its end gave both back
+      assert.ok(after.sp > before.sp, 'its cost is in the spend');
+      // Redis' spend is the key's ledger: every request counted once, the lost ones included
+      let ledger;
+      await waitFor(async () => near((ledger = await ledgerCost()), after.sp), {
+        message: `Redis' spend ${after.sp} = the ledger's ${ledger}`,
+      });
+    } finally {
+      ac.abort();
+      if (!released) proxy.release();
+    }
   });
 });

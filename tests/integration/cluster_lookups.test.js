@@ -14,15 +14,20 @@
 //     before Redis knows its stream (the producer's Redis held by a relay) is resumed on B by
 //     another client (127.0.0.2), which waits for the registration and gets the exact stream;
 //     and the flooding client itself resumes such an id once its own made-up ids are over;
-//   - SIGTERM during a pending wait: the waiting request is answered 503 shutting_down, the
-//     node exits 0, and (ASan build) LeakSanitizer reports nothing.
+//   - SIGTERM during a pending wait: the waiting request is answered 503 shutting_down (and
+//     logged: its access-log line), the node exits 0, and (ASan build) LeakSanitizer reports
+//     nothing;
+//   - a request for an id this node does not have, arriving while the node shuts down (on a
+//     connection kept alive from before), is answered 503 shutting_down at once, and logged.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
 
 import { SANITIZED, waitFor } from './lib/proc.js';
+import { connect, parseResponses } from './lib/raw_http.js';
 import { msgs, stopChecked } from './lib/relay.js';
+import { postChat } from './lib/sse.js';
 import { assertExact, openAnswer, resumeGet, waitFinished } from './lib/resume.js';
 import { metricsText, redisCalls, startCluster, startNode, startRedisProxy, waitRedisUp } from './lib/cluster.js';
 
@@ -193,10 +198,70 @@ describe('shutdown during a wait for an unknown id', () => {
     assert.equal(r.status, 503, r.text);
     assert.equal(r.headers['retry-after'], '1');
     assert.equal(JSON.parse(r.text).error.code, 'shutting_down');
+    // in the access log like every answer
+    const line = await X.waitForLog((l) => l.msg === 'request' && l.path === `/v1/streams/${sid}`);
+    assert.equal(line.method, 'GET');
+    assert.equal(line.status, 503);
+    assert.equal(line.outcome, 'rejected');
+    assert.equal(line.bytes, Buffer.byteLength(r.text));
     if (SANITIZED) assert.doesNotMatch(X.stderr(), /LeakSanitizer|AddressSanitizer/);
     // X's wait was cut short by the shutdown, not run to its end (~21 lookups)
     const lookups = mon.count(meta);
     mon.close();
     assert.ok(lookups < 15, `${lookups} HGETALL: the wait ended at the shutdown`);
+  });
+});
+
+describe('a request for an unknown id while the node shuts down', () => {
+  let c;
+  before(async () => {
+    // a long grace: the node stays up while its one answer runs
+    c = await startCluster({ nodes: 1, config: { streaming: { shutdown_grace_seconds: 30 } } });
+  });
+  after(async () => {
+    if (c) await c.stop();
+  });
+
+  // a new connection to X is refused (every worker closed its listener: each has begun its shutdown)
+  async function refused(X) {
+    try {
+      await (await fetch(`${X.url}/healthz`, { signal: AbortSignal.timeout(2000) })).text();
+      return false;
+    } catch (e) {
+      return /ECONNREFUSED/.test(String(e.cause?.code ?? e.cause?.message ?? e));
+    }
+  }
+
+  test('answered 503 shutting_down (no wait for Redis begun: that would end 204), and logged', async () => {
+    const X = c.nodes[0];
+    // a connection kept alive from before the shutdown
+    const raw = await connect(X.url);
+    await raw.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => parseResponses(raw.data()).length === 1, { message: 'the first answer' });
+    // an answer that keeps X running through the shutdown
+    let started;
+    const running = new Promise((resolve) => (started = resolve));
+    const long = postChat(X.url, { model: 'gpt-relay', messages: msgs('keep X up'), stream: true, mock: { tokens: 80, delay_ms: 25 } }, {
+      onEvent: () => started(),
+    });
+    await running;
+    const exiting = stopChecked(X); // SIGTERM; throws on a sanitizer report or a non-zero exit
+    await waitFor(() => refused(X), { message: 'new connections refused after SIGTERM' });
+    const sid = madeUp();
+    await raw.write(`GET /v1/streams/${sid} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nLast-Event-ID: ${sid}.1\r\n\r\n`);
+    await waitFor(() => parseResponses(raw.data()).length === 2, { intervalMs: 5, message: 'the answer' });
+    raw.destroy();
+    const r = parseResponses(raw.data())[1];
+    assert.equal(r.status, 503, r.body);
+    assert.equal(r.headers['retry-after'], '1');
+    assert.equal(r.json().error.code, 'shutting_down');
+    const line = await X.waitForLog((l) => l.msg === 'request' && l.path === `/v1/streams/${sid}`);
+    assert.equal(line.method, 'GET');
+    assert.equal(line.status, 503);
+    assert.equal(line.outcome, 'rejected');
+    assert.equal(line.bytes, Buffer.byteLength(r.body));
+    const answer = await long;
+    assert.equal(answer.events.at(-1).data, '[DONE]', 'the running answer finished');
+    assert.equal((await exiting).code, 0);
   });
 });

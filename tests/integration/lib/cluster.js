@@ -13,7 +13,9 @@
 //   startNode(cluster, opts?)         -> one more node like the others (opts.env)
 //   waitRedisUp(node)                 -> resolves when the node's /metrics says telex_cluster_redis_up 1
 //   startRedisProxy(redis)            -> {url, hold(), release(), close()}: a TCP relay to redis on 127.0.0.1;
-//                                        hold() keeps what its clients send (in order) until release()
+//                                        hold() keeps what its clients send (in order) until release(), even
+//                                        from a client that closed meanwhile (as bytes in flight on a slow
+//                                        network: Redis gets them, then the close)
 //   redisCommand(redis, line)         -> the reply to one inline command (number, string or null)
 //   redisCalls(redis, command)        -> how many times redis ran command (INFO commandstats)
 import { spawn } from 'node:child_process';
@@ -148,16 +150,21 @@ export async function startCluster(opts = {}) {
 export async function startRedisProxy(redis) {
   let held = false;
   const waiting = []; // [upstream socket, chunk] while held
+  const closing = new Set(); // upstream sockets whose client left while what it sent was held
   const sockets = new Set();
   const server = net.createServer((down) => {
     const up = net.connect({ host: '127.0.0.1', port: redis.port });
     sockets.add(down).add(up);
     down.on('data', (d) => (held ? waiting.push([up, d]) : up.write(d)));
-    up.on('data', (d) => down.write(d));
+    up.on('data', (d) => !down.destroyed && down.write(d));
     const close = () => {
       down.destroy();
-      up.destroy();
       sockets.delete(down);
+      if (!up.destroyed && waiting.some(([u]) => u === up)) {
+        closing.add(up); // Redis still gets what the client sent, then the close (release())
+        return;
+      }
+      up.destroy();
       sockets.delete(up);
     };
     down.on('error', close).on('close', close);
@@ -173,6 +180,8 @@ export async function startRedisProxy(redis) {
     release() {
       held = false;
       for (const [up, d] of waiting.splice(0)) if (!up.destroyed) up.write(d);
+      for (const up of closing) up.end();
+      closing.clear();
     },
     async close() {
       for (const s of sockets) s.destroy();
