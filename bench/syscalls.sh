@@ -14,6 +14,7 @@
 # do not depend on the machine's load. Per-answer calls (accept, connect, close, ...) are in the
 # counts too, spread over the answer's SC_TOKENS events. Also printed: the relay's user and system
 # CPU time per event (/proc/PID/stat over the same span; slowed a little by the counting).
+# SC_H2=1: HTTP/2 clients (h2load, SC_H2_CONNS connections, default 10) instead of loadgen's HTTP/1.1.
 # SC_PERF=0 leaves perf out (CPU time alone, without the counting's cost).
 # One JSON line per run on stdout; a table per target (medians over rounds) on stderr.
 # Every process it starts is stopped by PID on exit.
@@ -77,8 +78,9 @@ if [ -n "$OLD" ]; then
   TARGETS="old-plain telex-plain old-full telex-full nginx"
 fi
 NGINX_PORT=$(free_port)
+NGINX_H2_PORT=$(free_port)
 mkdir -p "$WORK/nginx/tmp"
-sed -e "s|@UPSTREAM@|$UP|" -e "s|@LISTEN@|127.0.0.1:$NGINX_PORT|" -e "s|@LISTEN_H2@|127.0.0.1:$(free_port)|" \
+sed -e "s|@UPSTREAM@|$UP|" -e "s|@LISTEN@|127.0.0.1:$NGINX_PORT|" -e "s|@LISTEN_H2@|127.0.0.1:$NGINX_H2_PORT|" \
   -e "s|@NOFILE@|$(ulimit -n)|" "$ROOT/bench/nginx.conf" > "$WORK/nginx/nginx.conf"
 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e stderr -g 'daemon off;' > "$WORK/nginx.log" 2>&1 &
 PIDS+=($!)
@@ -91,6 +93,17 @@ for _ in $(seq 50); do
 done
 URL[nginx]=http://127.0.0.1:$NGINX_PORT/v1/chat/completions
 HDR[nginx]="authorization: Bearer sk-mock"
+H2=${SC_H2:-0}
+if [ "$H2" = 1 ]; then
+  # HTTP/2 clients: h2load, SC_STREAMS streams over SC_H2_CONNS connections, all started at once;
+  # nginx on its h2c port. Events = answers x the events of one answer (counted by loadgen).
+  URL[nginx]=http://127.0.0.1:$NGINX_H2_PORT/v1/chat/completions
+  H2_CONNS=${SC_H2_CONNS:-10}
+  printf '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}],"mock":{"tokens":%s,"delay_ms":50}}' \
+    "$TOKENS" > "$WORK/h2body.json"
+  EVENTS_PER_ANSWER=$("$LOADGEN" "${URL[telex-plain]}" -H "${HDR[telex-plain]}" -c 1 -n 1 --tokens "$TOKENS" --delay-ms 1 2> /dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')
+fi
 
 cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 
@@ -113,8 +126,20 @@ for round in $(seq "$ROUNDS"); do
       perf_pid=$!
       sleep 0.5
     fi
-    "$LOADGEN" "${URL[$t]}" -H "${HDR[$t]}" -l "$t" -c "$STREAMS" -r 1000 --tokens "$TOKENS" --delay-ms 50 \
-      -d "$((TOKENS / 20 + STREAMS / 1000 + 20))" > "$WORK/run.json" 2> "$WORK/run.err"
+    if [ "$H2" = 1 ]; then
+      timeout "$((TOKENS / 20 + 30))" h2load -n "$STREAMS" -c "$H2_CONNS" -m "$(((STREAMS + H2_CONNS - 1) / H2_CONNS))" \
+        -d "$WORK/h2body.json" -H 'content-type: application/json' -H "${HDR[$t]}" "${URL[$t]}" > "$WORK/run.err" 2>&1
+      python3 - "$WORK/run.err" "$EVENTS_PER_ANSWER" > "$WORK/run.json" << 'EOF'
+import json, re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed", text)
+ok, failed = (int(m.group(4)), int(m.group(5))) if m else (0, -1)
+print(json.dumps({"events": ok * int(sys.argv[2]), "errors": failed, "unfinished": 0}))
+EOF
+    else
+      "$LOADGEN" "${URL[$t]}" -H "${HDR[$t]}" -l "$t" -c "$STREAMS" -r 1000 --tokens "$TOKENS" --delay-ms 50 \
+        -d "$((TOKENS / 20 + STREAMS / 1000 + 20))" > "$WORK/run.json" 2> "$WORK/run.err"
+    fi
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2> /dev/null; fi
     read -r u1 s1 < <(cpu_ticks "$pid")
     python3 - "$t" "$round" "$WORK/run.json" "$WORK/perf.txt" "$((u1 - u0))" "$((s1 - s0))" "$(getconf CLK_TCK)" "$(cut -d' ' -f1 /proc/loadavg)" << 'EOF'
