@@ -12,6 +12,8 @@
 # prints one JSON line: instructions, events the client received, instructions per event.
 # CG_OPTS adds callgrind options (CG_OPTS=--cache-sim=yes also counts simulated cache misses,
 # printed as d1_misses/ll_misses: a pointer chase costs misses more than instructions).
+# CG_DELAY_MS paces the measured answers (mock.delay_ms, default 0): at a model's pace (50) each
+# read from the provider brings one event, so what telex does per read is paid per event.
 set -euo pipefail
 TELEX=$(realpath "$1") CONF=$2 TOKENS=$3 ANSWERS=$4 CONC=$5
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,7 +44,7 @@ wait_port "$PORT" || { tail -20 "$WORK/telex.log" >&2; exit 1; }
 URL=http://127.0.0.1:$PORT/v1/chat/completions
 "$LOADGEN" "$URL" -H "$HDR" -c 5 -n 10 --tokens "$TOKENS" --delay-ms 0 -d 600 > /dev/null 2>&1
 callgrind_control -z "$VG" > /dev/null 2>&1
-"$LOADGEN" "$URL" -H "$HDR" -c "$CONC" -n "$ANSWERS" --tokens "$TOKENS" --delay-ms 0 -d 3600 -l run \
+"$LOADGEN" "$URL" -H "$HDR" -c "$CONC" -n "$ANSWERS" --tokens "$TOKENS" --delay-ms "${CG_DELAY_MS:-0}" -d 3600 -l run \
   > "$WORK/run.json" 2> "$WORK/run.err"
 callgrind_control -d "$VG" > /dev/null 2>&1
 sleep 1 # the dump is written asynchronously by the instrumented process
@@ -51,7 +53,7 @@ wait "$VG" 2> /dev/null || true
 DUMP=$(ls "$WORK"/cg.out.*.1 2> /dev/null | head -1)
 [ -n "$DUMP" ] || { echo "no callgrind dump in $WORK" >&2; exit 1; }
 TOTALS=$(callgrind_annotate "$DUMP" 2> /dev/null | awk '/^Events shown:/ {sub(/^Events shown: */, ""); ev=$0} /PROGRAM TOTALS/ {gsub(",", ""); print ev "|" $0; exit}')
-python3 - "$WORK/run.json" "$TOTALS" "$TELEX" "$CONF" "$TOKENS" "$ANSWERS" "$CONC" "$DUMP" << 'EOF'
+python3 - "$WORK/run.json" "$TOTALS" "$TELEX" "$CONF" "$TOKENS" "$ANSWERS" "$CONC" "$DUMP" "${CG_DELAY_MS:-0}" << 'EOF'
 import json, sys
 run = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 names, values = sys.argv[2].split("|")
@@ -59,7 +61,7 @@ counts = dict(zip(names.split(), (int(v) for v in values.split() if v.isdigit())
 ir = counts["Ir"]
 misses = {"d1_misses": counts.get("D1mr", 0) + counts.get("D1mw", 0), "ll_misses": counts.get("DLmr", 0) + counts.get("DLmw", 0)}
 events = run.get("events") or run.get("events_received") or 0
-out = {"telex": sys.argv[3], "config": sys.argv[4], "tokens": int(sys.argv[5]),
+out = {"telex": sys.argv[3], "config": sys.argv[4], "tokens": int(sys.argv[5]), "delay_ms": int(sys.argv[9]),
        "answers": int(sys.argv[6]), "concurrency": int(sys.argv[7]),
        "completed": run.get("completed"), "errors": run.get("errors"), "events": events,
        "instructions": ir, "per_event": round(ir / events, 1) if events else None}

@@ -333,7 +333,11 @@ int telex_subscriber_start(gateway_worker_t *gw, h2o_req_t *req, telex_stream_t 
     h2o_linklist_insert(gw->subscribers.next, &s->link); /* first */
     gw->n_subscribers++;
     start_keepalive(s);
-    pump(s);
+    /* The first pump runs from the wakeup, after this iteration's I/O
+     * callbacks, not now: a chat commits at its first event just before
+     * appending it, and pumping here would write the response head alone
+     * and the event in a second write (one more system call per answer). */
+    telex_wakeup_send(&s->sub.wake);
     return 0;
 }
 

@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "http/listen.h"
+#include "http/quiet_epoll.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -199,6 +200,7 @@ static int worker_setup(telex_server_t *s, telex_worker_t *w, int index, int fd)
     uv_unref((uv_handle_t *)&w->guard_timer);
     uv_async_init(&w->loop, &w->shutdown_async, on_shutdown_requested);
     w->shutdown_async.data = w;
+    telex_quiet_epoll_start(&w->loop, &w->quiet_epoll);
     if (s->options->worker_init != NULL && s->options->worker_init(w) != 0)
         return -1;
     return 0;

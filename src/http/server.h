@@ -75,6 +75,7 @@ struct telex_worker {
     uv_timer_t guard_timer;              /* telex_guard_sweep, once a second */
     h2o_linklist_t guard_conns;          /* this worker's open connections, the newest first (guard.c) */
     size_t connections;                  /* open on this worker (the heap trim counts them) */
+    uv_prepare_t quiet_epoll;            /* http/quiet_epoll.h: no epoll_ctl that changes nothing */
 };
 
 /* Runs until SIGINT/SIGTERM and a graceful drain. Returns 0, or -1 with one

@@ -1,8 +1,10 @@
 /*
  * tests/unit/test_ids.c — stream ids and resume tokens keep their bytes:
  * a known token for a known secret and id (base64url, no padding, '-' and
- * '_' included), the shape of new ids, event ids parsed back.
+ * '_' included), the shape of new ids, new ids all differ across the
+ * refills of the per-thread randomness pool, event ids parsed back.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -56,6 +58,43 @@ static void test_new_ids(void **state)
     assert_true(telex_stream_id_valid("st_-_0000000000000000000A", TELEX_STREAM_ID_LEN));
 }
 
+/* Ids come from a pool refilled 16 ids at a time: across several refills
+ * (and from another thread's pool) no id repeats, and every one is valid.
+ * A pool that handed out the same bytes twice, or bytes it never filled,
+ * repeats ids here. */
+#define MANY_IDS 200
+static char many[2 * MANY_IDS][TELEX_STREAM_ID_LEN + 1];
+
+static void *draw_ids(void *arg)
+{
+    char(*out)[TELEX_STREAM_ID_LEN + 1] = arg;
+    for (int i = 0; i < MANY_IDS; i++)
+        if (telex_stream_id_new(out[i]) != 0)
+            return NULL;
+    return arg;
+}
+
+static int cmp_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_ids_across_pool_refills(void **state)
+{
+    (void)state;
+    pthread_t other;
+    void *ok = NULL;
+    assert_int_equal(pthread_create(&other, NULL, draw_ids, many[MANY_IDS]), 0);
+    assert_non_null(draw_ids(many[0]));
+    assert_int_equal(pthread_join(other, &ok), 0);
+    assert_non_null(ok);
+    for (int i = 0; i < 2 * MANY_IDS; i++)
+        assert_true(telex_stream_id_valid(many[i], strlen(many[i])));
+    qsort(many, 2 * MANY_IDS, sizeof many[0], cmp_ids);
+    for (int i = 1; i < 2 * MANY_IDS; i++)
+        assert_string_not_equal(many[i - 1], many[i]);
+}
+
 static void test_event_ids(void **state)
 {
     (void)state;
@@ -76,6 +115,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_token),
         cmocka_unit_test(test_new_ids),
+        cmocka_unit_test(test_ids_across_pool_refills),
         cmocka_unit_test(test_event_ids),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
