@@ -173,7 +173,10 @@ static void pump(subscriber_t *s)
         return;
     }
     s->prefix_len = 0;
-    int final = to == telex_log_end(log) && telex_log_finished(log);
+    /* finished first: an end read before it may miss an event the producer
+     * (on another worker, for a resumer there) appends just before
+     * finishing, and that event would never be sent */
+    int final = telex_log_finished(log) && to == telex_log_end(log);
     s->started = 1;
     s->sent_to = to;
     if (final) {
