@@ -171,6 +171,10 @@ struct telex_log {
     uint64_t next_serial;
     telex_log_cursor_t hint; /* for reads without a cursor of their own */
     uint64_t start;  /* oldest retained position: head->start (end when there is no segment) */
+    /* end, retained and finished are written under the lock with release
+     * stores and read without it (acquire loads: telex_log_end & co.): the
+     * producer's back-pressure checks and every write of a subscriber read
+     * them, and a lock pair each was most of a shared log's lock traffic */
     uint64_t end;
     size_t retained;
     size_t segment_bytes; /* allocated for segments, headers included */
@@ -180,8 +184,10 @@ struct telex_log {
     size_t events_cap;
     uint64_t first_event; /* seq of event_end[0] */
     uint64_t total_events;
-    int finished;
+    int finished; /* set after the last append: a reader that sees it sees the final end */
 };
+
+#define PUBLISH(field, value) __atomic_store_n(&(field), (value), __ATOMIC_RELEASE)
 
 static inline void lock(telex_log_t *log)
 {
@@ -278,8 +284,8 @@ int64_t telex_log_appendv(telex_log_t *log, const telex_log_piece_t *pieces, siz
         memcpy(t->data + t->len, pieces[i].bytes, pieces[i].len);
         t->len += pieces[i].len;
     }
-    log->end += len;
-    log->retained += len;
+    PUBLISH(log->end, log->end + len);
+    PUBLISH(log->retained, log->retained + len);
     rc = (int64_t)++log->total_events;
 out:
     unlock(log);
@@ -295,7 +301,7 @@ int64_t telex_log_append(telex_log_t *log, const char *bytes, size_t len)
 void telex_log_finish(telex_log_t *log)
 {
     lock(log);
-    log->finished = 1;
+    PUBLISH(log->finished, 1);
     unlock(log);
 }
 
@@ -308,11 +314,23 @@ void telex_log_finish(telex_log_t *log)
         return v;                                                                                                      \
     }
 
-LOCKED_GETTER(int, telex_log_finished, log->finished)
-LOCKED_GETTER(uint64_t, telex_log_end, log->end)
+int telex_log_finished(telex_log_t *log)
+{
+    return __atomic_load_n(&log->finished, __ATOMIC_ACQUIRE);
+}
+
+uint64_t telex_log_end(telex_log_t *log)
+{
+    return __atomic_load_n(&log->end, __ATOMIC_ACQUIRE);
+}
+
+size_t telex_log_retained(telex_log_t *log)
+{
+    return __atomic_load_n(&log->retained, __ATOMIC_ACQUIRE);
+}
+
 LOCKED_GETTER(uint64_t, telex_log_events, log->total_events)
 LOCKED_GETTER(uint64_t, telex_log_start, log->start)
-LOCKED_GETTER(size_t, telex_log_retained, log->retained)
 LOCKED_GETTER(size_t, telex_log_allocated, sizeof(*log) + log->segment_bytes + log->events_cap * sizeof(uint64_t))
 
 int telex_log_position_after(telex_log_t *log, uint64_t seq, uint64_t *pos)
@@ -450,7 +468,7 @@ void telex_log_release_before(telex_log_t *log, uint64_t pos)
         segment_t *s = log->head;
         log->head = s->next;
         log->start = s->next->start;
-        log->retained -= s->len;
+        PUBLISH(log->retained, log->retained - s->len);
         log->segment_bytes -= sizeof(*s) + s->cap;
         segment_free(s);
     }
@@ -459,7 +477,7 @@ void telex_log_release_before(telex_log_t *log, uint64_t pos)
      * (the next append sizes a new one by what is retained then). */
     if (log->head != NULL && log->head == log->tail && log->head->start + log->head->len <= pos) {
         segment_t *s = log->head;
-        log->retained -= s->len;
+        PUBLISH(log->retained, log->retained - s->len);
         log->start = s->start + s->len;
         if (s->cap > segment_cap(0)) {
             log->segment_bytes -= sizeof(*s) + s->cap;
