@@ -22,6 +22,11 @@ _Static_assert(MAX_VECS <= TELEX_CHUNKED_MAX_BUFS, "a write's iovecs fit the chu
  * the response, head included: the head (~0.4 KB) and one such write stay
  * below it (bench/findings.md "Chromium's fetch reader"). */
 #define PLAIN_WRITE_MAX 3072
+/* ... and after the first write (the one with the response head) up to
+ * this many: Chromium cut none of 1,944 paced writes of whole events up to
+ * 16 KiB once past the head (bench/findings.md), and a burst then costs a
+ * write per upstream read or fewer. */
+#define PLAIN_WRITE_LATER_MAX 16384
 /* Events per write with ids: an id block and the event each, after the
  * opening retry: block. */
 #define MAX_ID_EVENTS ((MAX_VECS - 1) / 2)
@@ -122,7 +127,7 @@ static int gather(subscriber_t *s, h2o_iovec_t *vecs, size_t nvecs, uint64_t *to
     if (s->ids == NULL) {
         struct iovec ev[MAX_VECS];
         int n = telex_log_read_events_upto(log, &s->cursor, s->pos, s->next_seq, ev, (int)(MAX_VECS - nvecs),
-                                           PLAIN_WRITE_MAX, to);
+                                           s->started ? PLAIN_WRITE_LATER_MAX : PLAIN_WRITE_MAX, to);
         for (int i = 0; i < n; i++)
             vecs[nvecs++] = h2o_iovec_init(ev[i].iov_base, ev[i].iov_len);
         if (n > 0)

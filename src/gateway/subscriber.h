@@ -8,12 +8,14 @@
  * done) it hands the events from its position on to h2o, pointing straight
  * into the log's segments. So all subscribers of an answer send identical
  * event bytes, and a slow one costs no memory. With the provider's framing
- * a write is whole events, at most 3 KiB of them (one longer event goes
- * alone): readers that split every network read on blank lines (seeds
- * 001/002) then get whole events while they keep up, even when a burst of
- * events arrives at once (Chromium cuts its first read at byte 4,096 of the
- * response: bench/findings.md "Chromium's fetch reader"), and a burst
- * costs a write per dozen events rather than one per event. With telex's
+ * a write is whole events, at most 3 KiB of them in the write that carries
+ * the response head and 16 KiB in later ones (one longer event goes alone):
+ * readers that split every network read on blank lines (seeds 001/002)
+ * then get whole events while they keep up, even when a burst of events
+ * arrives at once (Chromium cuts its first read at byte 4,096 of the
+ * response, and no later paced write up to 16 KiB: bench/findings.md
+ * "Chromium's fetch reader"), and a burst costs a write per upstream read
+ * or fewer rather than one per event. With telex's
  * framing (clients with a spec-exact parser) one write takes every pending
  * event.
  *

@@ -18,19 +18,20 @@ import { contentOfEvents, directText } from '../integration/lib/resume.js';
 import { SEED_SOURCE } from '../integration/lib/seed_clients.js';
 import { launch } from './lib/browser.js';
 
-// A provider that writes its answer in bursts: BURSTS writes of PER_BURST events (~250 bytes
-// each, ~2.6 KiB a write), BURST_GAP_MS apart — as a model streams when the network bunches its
-// packets. telex coalesces whole events up to 3 KiB a write; a reader that keeps up must get
-// whole events, the first write (with the response head) included.
+// A provider that writes its answer in bursts: BURSTS writes, BURST_GAP_MS apart, of whole events
+// (~240 bytes each): the first of 11 events (~2.6 KiB), the others of 40 (~9.7 KiB) — as a model
+// streams when the network bunches its packets. telex coalesces whole events up to 3 KiB in the
+// write with the response head and 16 KiB in later ones; a reader that keeps up must get whole
+// events, the first write included.
 const BURSTS = 12;
-const PER_BURST = 11;
+const perBurst = (b) => (b === 0 ? 11 : 40);
 const BURST_GAP_MS = 60;
 const burstWord = (b, i) => ` b${b}w${i}é😀${'x'.repeat(40)}`;
 const burstEvent = (content) =>
   `data: {"id":"chatcmpl-burst","object":"chat.completion.chunk","created":1733500000,"model":"gpt-4o-mini",` +
   `"choices":[{"index":0,"delta":${JSON.stringify({ content })},"logprobs":null,"finish_reason":null}]}\n\n`;
 const burstText = Array.from({ length: BURSTS }, (_, b) =>
-  Array.from({ length: PER_BURST }, (_, i) => burstWord(b, i)).join('')).join('');
+  Array.from({ length: perBurst(b) }, (_, i) => burstWord(b, i)).join('')).join('');
 
 let relay;
 let stub;
@@ -46,7 +47,7 @@ before(async () => {
         res.end('data: [DONE]\n\n');
         return;
       }
-      res.write(Array.from({ length: PER_BURST }, (_, i) => burstEvent(burstWord(b, i))).join(''));
+      res.write(Array.from({ length: perBurst(b) }, (_, i) => burstEvent(burstWord(b, i))).join(''));
       b++;
       setTimeout(next, BURST_GAP_MS);
     };
@@ -121,7 +122,7 @@ for (const which of ['001', '002']) {
 }
 
 for (const which of ['001', '002']) {
-  test(`seed ${which} reads a provider's bursts (~2.6 KiB of events a write) whole`, async () => {
+  test(`seed ${which} reads a provider's bursts (2.6 KiB, then 9.7 KiB of events a write) whole`, async () => {
     const got = await runInPage(which, {}, `bursts ${which}`, burstGw.url);
     assert.equal(got.error, undefined, got.error);
     assert.equal(got.text, burstText);
