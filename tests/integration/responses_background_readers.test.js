@@ -34,6 +34,7 @@ import net from 'node:net';
 
 import { SLACK } from './lib/proc.js';
 import { entriesSince, lastSeq, logBarrier, startRelay, waitEntry } from './lib/relay.js';
+import { messageText, responsesClient } from './lib/responses.js';
 import { request } from './lib/resume.js';
 import { waitProvidersPaused } from './lib/stalled.js';
 
@@ -56,24 +57,15 @@ after(async () => {
 });
 
 const msgs = (text) => [{ role: 'user', content: text }];
-const post = (body) => request(`${relay.url}/v1/responses`, { body, timeoutMs: 30000 * SLACK });
-const streamIdOf = (rid) => `st_${rid.slice('resp_'.length)}`;
-// the gateway's request line for the answer: written when it ends, whatever way
-const ended = (rid) =>
-  relay.serve.waitForLog((l) => l.msg === 'request' && l.stream_id === streamIdOf(rid), {
-    timeoutMs: 60000 * SLACK,
-  });
+const { post, streamIdOf, ended, startBackground } = responsesClient(() => relay, {
+  postTimeoutMs: 30000 * SLACK,
+  endTimeoutMs: 60000 * SLACK,
+});
 const readerUrl = (rid, startingAfter) =>
   `${relay.url}/v1/responses/${rid}?stream=true` + (startingAfter !== undefined ? `&starting_after=${startingAfter}` : '');
 const attach = (rid, startingAfter, opts = {}) =>
   request(readerUrl(rid, startingAfter), { timeoutMs: 60000 * SLACK, ...opts });
 const parsed = (reply) => reply.events.map((e) => JSON.parse(e.data));
-const messageText = (response) =>
-  response.output
-    .filter((i) => i.type === 'message')
-    .flatMap((i) => i.content)
-    .map((p) => p.text)
-    .join('');
 
 // a long text compared without printing it whole: its length and where it first differs
 function assertSameText(got, want, what) {
@@ -95,15 +87,6 @@ async function mockText(input, tokens) {
   });
   assert.equal(r.status, 200, r.text.slice(0, 300));
   return JSON.parse(r.text).choices[0].message.content;
-}
-
-async function startBackground(input, mock) {
-  const reply = await post({ model: 'gpt-relay', input, background: true, mock });
-  assert.equal(reply.status, 200, reply.text.slice(0, 300));
-  const started = JSON.parse(reply.text);
-  assert.equal(started.status, 'in_progress');
-  assert.equal(started.background, true);
-  return started;
 }
 
 async function getResponse(rid) {

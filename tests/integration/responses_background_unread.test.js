@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startRelay } from './lib/relay.js';
+import { messageText, responsesClient } from './lib/responses.js';
 import { directText, request } from './lib/resume.js';
 
 const MAX_BYTES = 8192;
@@ -27,20 +28,7 @@ after(async () => {
 });
 
 const msgs = (text) => [{ role: 'user', content: text }];
-const post = (body) => request(`${relay.url}/v1/responses`, { body, timeoutMs: 30000 });
-const streamIdOf = (rid) => `st_${rid.slice('resp_'.length)}`;
-// the gateway's request line for the answer: written when it ends, whatever way
-const ended = (rid) =>
-  relay.serve.waitForLog((l) => l.msg === 'request' && l.stream_id === streamIdOf(rid), { timeoutMs: 30000 });
-
-async function startBackground(input, mock) {
-  const reply = await post({ model: 'gpt-relay', input, background: true, mock });
-  assert.equal(reply.status, 200, reply.text.slice(0, 300));
-  const started = JSON.parse(reply.text);
-  assert.equal(started.status, 'in_progress');
-  assert.equal(started.background, true);
-  return started;
-}
+const { ended, startBackground } = responsesClient(() => relay);
 
 describe('background Responses on a small resume.max_bytes', () => {
   test('nobody reads the log: the answer completes and GET returns it whole', async () => {
@@ -55,12 +43,7 @@ describe('background Responses on a small resume.max_bytes', () => {
     const done = JSON.parse(got.text);
     assert.equal(done.id, started.id);
     assert.equal(done.status, 'completed');
-    const text = done.output
-      .filter((i) => i.type === 'message')
-      .flatMap((i) => i.content)
-      .map((p) => p.text)
-      .join('');
-    assert.equal(text, want);
+    assert.equal(messageText(done), want);
     assert.ok(done.usage?.output_tokens > 0, JSON.stringify(done.usage));
   });
 
