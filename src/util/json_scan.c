@@ -14,6 +14,12 @@
  * the cursor, the container stack, the pending key and the facts so far, so
  * saving it at a member's value (memo_keep) and restoring it for a chunk
  * with the same leading bytes resumes the very scan a full pass would make.
+ * What follows (the tail) changes the state the same way whatever its
+ * string values and numbers hold, as long as they are valid: only their
+ * lengths count (the text), and they move where a "usage":null cut is. So
+ * a scan from the prefix on records those holes (tail_rec_t) and
+ * keeps the tail at the end (tail_keep), and a chunk with the memo's
+ * prefix is first compared with that tail (tail_matches).
  */
 #include "util/json_scan.h"
 
@@ -233,6 +239,7 @@ static void memo_keep(telex_json_memo_t *memo, const unsigned char *s, size_t le
                       const char *stack, int depth, int key)
 {
     memo->len = 0;
+    memo->tail_len = 0; /* a tail belongs to the prefix before it */
     if (len > TELEX_JSON_MEMO_MAX_PREFIX || depth > TELEX_JSON_MEMO_MAX_DEPTH)
         return;
     if (memo->cap < len) {
@@ -254,6 +261,114 @@ void telex_json_memo_clear(telex_json_memo_t *memo)
     memset(memo, 0, sizeof(*memo));
 }
 
+/* The holes (string values' contents, numbers) seen in a tail so far
+ * (scan_object). */
+typedef struct {
+    const unsigned char *from; /* where the tail begins (NULL: not recording) */
+    int n;
+    int usage_holes; /* holes before the tail's "usage":null cut (-1: none) */
+    uint32_t hole_from[TELEX_JSON_MEMO_MAX_HOLES], hole_to[TELEX_JSON_MEMO_MAX_HOLES];
+    uint8_t hole_key[TELEX_JSON_MEMO_MAX_HOLES];
+} tail_rec_t;
+
+#define HOLE_NUMBER 0xFF /* a hole's key when it holds a number */
+
+/* Notes a string value's contents [from, to) (key: its key) or a number
+ * (HOLE_NUMBER) in the tail being recorded. */
+static inline void tail_hole(tail_rec_t *t, const unsigned char *from, const unsigned char *to, uint8_t key)
+{
+    if (t->from == NULL)
+        return;
+    if (t->n == TELEX_JSON_MEMO_MAX_HOLES) {
+        t->from = NULL; /* too many to keep */
+        return;
+    }
+    t->hole_from[t->n] = (uint32_t)(from - t->from);
+    t->hole_to[t->n] = (uint32_t)(to - t->from);
+    t->hole_key[t->n++] = key;
+}
+
+/* Keeps the tail [t->from, end) of a valid chunk whose first bytes are the
+ * memo's prefix, and the facts at its end (see json_scan.h). */
+static void tail_keep(telex_json_memo_t *memo, const unsigned char *start, const unsigned char *end,
+                      const tail_rec_t *t, const telex_json_facts_t *f)
+{
+    memo->tail_len = 0;
+    size_t len = (size_t)(end - t->from);
+    if (memo->len == 0 || memo->len != (size_t)(t->from - start) || len == 0 || len > TELEX_JSON_MEMO_MAX_TAIL)
+        return;
+    if (memo->cap < memo->len + len) {
+        memo->prefix = telex_xrealloc(memo->prefix, memo->len + len);
+        memo->cap = (uint32_t)(memo->len + len);
+    }
+    memcpy(memo->prefix + memo->len, t->from, len);
+    memo->tail_len = (uint16_t)len;
+    memo->n_holes = (uint8_t)t->n;
+    for (int i = 0; i < t->n; i++) {
+        memo->hole_from[i] = (uint16_t)t->hole_from[i];
+        memo->hole_to[i] = (uint16_t)t->hole_to[i];
+        memo->hole_key[i] = t->hole_key[i];
+    }
+    memo->usage_holes = t->usage_holes < 0 ? 0xFF : (uint8_t)t->usage_holes;
+    memo->tail_facts = *f;
+}
+
+/* A chunk [start, end) that begins with the memo's prefix: 0 with *f set
+ * when its tail is the memo's but for valid strings and numbers of its own
+ * in the memo's holes; -1 when it is not (the chunk is then scanned, which
+ * finds what differs). */
+static int tail_matches(const telex_json_memo_t *memo, const unsigned char *start, const unsigned char *end,
+                        telex_json_facts_t *f)
+{
+    const unsigned char *t = (const unsigned char *)memo->prefix + memo->len;
+    const unsigned char *p = start + memo->len;
+    size_t at = 0; /* offset in the memo's tail */
+    uint64_t completion = memo->facts.completion_bytes, reasoning = memo->facts.reasoning_bytes;
+    ptrdiff_t shift = 0, usage_shift = 0;
+    for (int i = 0; i < memo->n_holes; i++) {
+        /* the bytes up to the hole: a string's opening quote included */
+        size_t seg = memo->hole_from[i] - at;
+        if ((size_t)(end - p) < seg || memcmp(p, t + at, seg) != 0)
+            return -1;
+        if (i == memo->usage_holes)
+            usage_shift = shift;
+        size_t len;
+        if (memo->hole_key[i] == HOLE_NUMBER) {
+            cursor_t c = {p + seg, end, start};
+            if (scan_number(&c) != 0)
+                return -1;
+            len = (size_t)(c.p - (p + seg));
+            p = c.p;
+            at = memo->hole_to[i];
+        } else {
+            cursor_t c = {p + seg - 1, end, start};
+            const unsigned char *body;
+            if (scan_string(&c, &body, &len) != 0)
+                return -1;
+            if (memo->hole_key[i] == KEY_COMPLETION)
+                completion += len;
+            else if (memo->hole_key[i] == KEY_REASONING)
+                reasoning += len;
+            p = c.p; /* after the closing quote */
+            at = memo->hole_to[i] + 1u;
+        }
+        shift += (ptrdiff_t)len - (ptrdiff_t)(memo->hole_to[i] - memo->hole_from[i]);
+    }
+    if (memo->usage_holes == memo->n_holes)
+        usage_shift = shift;
+    size_t rest = memo->tail_len - at;
+    if ((size_t)(end - p) != rest || memcmp(p, t + at, rest) != 0)
+        return -1;
+    *f = memo->tail_facts;
+    f->completion_bytes = completion;
+    f->reasoning_bytes = reasoning;
+    if (memo->usage_holes != 0xFF) {
+        f->null_usage_from = (size_t)((ptrdiff_t)f->null_usage_from + usage_shift);
+        f->null_usage_to = (size_t)((ptrdiff_t)f->null_usage_to + usage_shift);
+    }
+    return 0;
+}
+
 static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_json_memo_t *memo)
 {
     cursor_t c = {(const unsigned char *)s, (const unsigned char *)s + n, (const unsigned char *)s};
@@ -261,9 +376,17 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
     int depth = 0;
     int key = KEY_OTHER; /* the key of the value about to be read */
     const unsigned char *sep = NULL; /* the '{' or ',' before the current member */
+    telex_json_memo_t *keep = memo; /* where the tail goes */
+    tail_rec_t tail;
+    tail.from = NULL;
 
     if (memo != NULL && memo->len != 0 && n >= memo->len && memcmp(s, memo->prefix, memo->len) == 0) {
         /* Same first bytes as the memo's chunk: same state after them. */
+        if (memo->tail_len != 0 && tail_matches(memo, c.start, c.end, f) == 0)
+            return 0; /* and the same tail but for its strings */
+        tail.from = c.p + memo->len;
+        tail.n = 0;
+        tail.usage_holes = -1;
         *f = memo->facts;
         depth = memo->depth;
         key = memo->key;
@@ -314,6 +437,7 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
                 f->completion_bytes += len;
             else if (key == KEY_REASONING)
                 f->reasoning_bytes += len;
+            tail_hole(&tail, body, body + len, (uint8_t)key);
         } else if (ch == 't') {
             if (scan_literal(&c, "true", 4) != 0)
                 goto fail;
@@ -325,14 +449,18 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
                 goto fail;
             value_is_null = 1;
         } else {
+            const unsigned char *number = c.p;
             if (scan_number(&c) != 0)
                 goto fail;
+            tail_hole(&tail, number, c.p, HOLE_NUMBER);
         }
         if (value_is_null && depth == 1 && key == KEY_USAGE && f->null_usage_to == 0) {
             /* after a comma: cut from it; first member: cut up to the comma after it */
             f->null_usage_from = (size_t)(sep - c.start) + (*sep == ',' ? 0 : 1);
             f->null_usage_to = (size_t)(c.p - c.start);
             f->null_usage_open = *sep != ',';
+            if (tail.from != NULL && sep >= tail.from)
+                tail.usage_holes = tail.n;
         } else if (!value_is_null) {
             if (key == KEY_FINISH)
                 f->finish = 1;
@@ -348,6 +476,9 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
                 skip_ws(&c, f);
                 if (c.p != c.end)
                     goto fail;
+                if (tail.from != NULL && (size_t)(c.end - tail.from) <= TELEX_JSON_MEMO_MAX_TAIL &&
+                    tail.from - c.start <= TELEX_JSON_MEMO_MAX_PREFIX)
+                    tail_keep(keep, c.start, c.end, &tail, f);
                 return 0;
             }
             skip_ws(&c, f);
@@ -395,6 +526,9 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
             /* where a chunk's text begins: what comes before is kept */
             memo_keep(memo, c.start, (size_t)(c.p - c.start), f, stack, depth, key);
             memo = NULL;
+            tail.from = c.p; /* its tail starts here */
+            tail.n = 0;
+            tail.usage_holes = -1;
         }
     }
 fail:

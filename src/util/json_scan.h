@@ -52,20 +52,44 @@ int telex_json_scan_object(const char *s, size_t n, telex_json_facts_t *facts);
  * of telex_json_scan_object. A chunk that does not match (or that the memo
  * has not seen yet) is scanned whole and leaves its own prefix in the memo.
  * Prefixes longer than TELEX_JSON_MEMO_MAX_PREFIX bytes or deeper than
- * TELEX_JSON_MEMO_MAX_DEPTH are not kept. A zeroed memo is empty; it owns
- * one allocation of about the prefix's size, freed by
- * telex_json_memo_clear. */
+ * TELEX_JSON_MEMO_MAX_DEPTH are not kept.
+ *
+ * The rest of the chunk, its tail (`"Hel"},"logprobs":null,
+ * "finish_reason":null}]}`), is also the same every time but for its
+ * string values' contents (the text; OpenAI's random "obfuscation") and
+ * its numbers (a per-chunk timestamp). So the memo also keeps the tail of
+ * the last valid chunk that had its prefix, with where those holes are (up
+ * to TELEX_JSON_MEMO_MAX_HOLES of them; tails up to
+ * TELEX_JSON_MEMO_MAX_TAIL bytes), and the facts at its end. A chunk whose
+ * tail has the same bytes outside the holes, and a valid string or number
+ * in each, went through the very same states: its facts are the memo's,
+ * with the text counted from its own strings and a "usage":null cut moved
+ * by how much longer or shorter its holes are. Only its holes are scanned.
+ *
+ * A zeroed memo is empty; it owns one allocation of about the prefix's
+ * and the tail's size, freed by telex_json_memo_clear. */
 #define TELEX_JSON_MEMO_MAX_PREFIX 1024
 #define TELEX_JSON_MEMO_MAX_DEPTH 16
+#define TELEX_JSON_MEMO_MAX_TAIL 1024
+#define TELEX_JSON_MEMO_MAX_HOLES 6
 
 typedef struct telex_json_memo {
-    char *prefix;
+    char *prefix; /* the prefix's bytes, then the tail's */
     uint32_t len; /* bytes of prefix that are valid (0: empty memo) */
     uint32_t cap;
     telex_json_facts_t facts; /* the facts of those bytes */
     uint8_t depth;
     uint8_t key;
     char stack[TELEX_JSON_MEMO_MAX_DEPTH];
+    /* the tail (tail_len 0: none) */
+    uint16_t tail_len;
+    uint8_t n_holes;
+    uint8_t usage_holes;                            /* holes before the tail's "usage":null cut
+                                                       (0xFF: no cut in the tail) */
+    uint16_t hole_from[TELEX_JSON_MEMO_MAX_HOLES];  /* [from, to): a string value's contents or a */
+    uint16_t hole_to[TELEX_JSON_MEMO_MAX_HOLES];    /* number, offsets in the tail */
+    uint8_t hole_key[TELEX_JSON_MEMO_MAX_HOLES];    /* a string's key, or a number (json_scan.c) */
+    telex_json_facts_t tail_facts;                  /* the facts at the end of that chunk */
 } telex_json_memo_t;
 
 int telex_json_scan_object_memo(const char *s, size_t n, telex_json_facts_t *facts, telex_json_memo_t *memo);

@@ -7,8 +7,9 @@
  * what follows stay in the fourth chunk); each chunk is scanned by telex_json_scan_object and,
  * in order, by telex_json_scan_object_memo with one memo for the whole
  * stream. Aborts when the two differ in anything they report (return value,
- * every fact, error_at on failure), or when the memo holds bytes that are
- * not the first bytes of some chunk scanned so far. Each chunk is scanned
+ * every fact, error_at on failure), when the memo holds bytes that are
+ * not the first bytes of some chunk scanned so far, or a tail that with the
+ * prefix is not a whole chunk scanned so far. Each chunk is scanned
  * from an exact-size copy, so reads past its end are caught.
  *
  * Build and run: `make fuzz FUZZ_SECONDS=N` (clang, -fsanitize=fuzzer,
@@ -69,6 +70,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 found |= seen_len[k] >= memo.len && memcmp(seen[k], memo.prefix, memo.len) == 0;
             REQUIRE(found);
             REQUIRE(memo.len <= TELEX_JSON_MEMO_MAX_PREFIX && memo.depth <= TELEX_JSON_MEMO_MAX_DEPTH);
+        }
+        if (memo.tail_len != 0) {
+            /* prefix and tail together are some valid chunk scanned so far */
+            size_t whole = (size_t)memo.len + memo.tail_len;
+            int found = 0;
+            for (int k = 0; k <= i; k++)
+                found |= seen_len[k] == whole && memcmp(seen[k], memo.prefix, whole) == 0;
+            REQUIRE(memo.len != 0 && found && memo.tail_len <= TELEX_JSON_MEMO_MAX_TAIL);
+            REQUIRE(memo.n_holes <= TELEX_JSON_MEMO_MAX_HOLES);
         }
     }
     for (int i = 0; i < n; i++)

@@ -556,6 +556,94 @@ static void test_memo_keeps_the_head(void **state)
     telex_json_memo_clear(&memo);
 }
 
+/* The tail: a chunk with the memo's prefix and its tail but for the
+ * contents of string values is not scanned (the memo keeps the tail it
+ * had), and its facts are the plain scan's — text counted from its own
+ * strings, a "usage":null cut moved by their lengths. A bad string where
+ * the tail has one is found as the plain scan finds it. */
+#define TAIL_HEAD CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+static void test_memo_keeps_the_tail(void **state)
+{
+    telex_json_memo_t memo = {0};
+    telex_json_facts_t f;
+    const char *a = TAIL_HEAD "\"Hel\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,"
+                              "\"obfuscation\":\"abc\"}";
+    check_same(a, strlen(a), &memo, "first");
+    check_same(a, strlen(a), &memo, "first, again");
+    assert_int_equal(memo.len, strlen(TAIL_HEAD));
+    assert_int_equal(memo.tail_len, strlen(a) - strlen(TAIL_HEAD));
+    assert_int_equal(memo.n_holes, 2);     /* "Hel", "abc" */
+    assert_int_equal(memo.usage_holes, 1); /* the cut is after "Hel", before "abc" */
+    char kept[512];
+    memcpy(kept, memo.prefix, memo.len + memo.tail_len);
+    size_t kept_len = memo.len + memo.tail_len;
+    const char *same_shape[] = {
+        TAIL_HEAD "\"lo, w\\u00e9rld \\\"x\\\"\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,"
+                  "\"obfuscation\":\"q\"}",
+        TAIL_HEAD "\"\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"\"}",
+        TAIL_HEAD "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"},\"logprobs\":null,\"finish_reason\":null}],"
+                  "\"usage\":null,\"obfuscation\":\"0123456789abcdef0123456789\"}",
+    };
+    for (size_t i = 0; i < sizeof(same_shape) / sizeof(same_shape[0]); i++) {
+        check_same(same_shape[i], strlen(same_shape[i]), &memo, "same shape");
+        assert_int_equal(memo.len + memo.tail_len, kept_len);
+        assert_memory_equal(memo.prefix, kept, kept_len); /* taken from the tail, not scanned */
+        assert_int_equal(telex_json_scan_object_memo(same_shape[i], strlen(same_shape[i]), &f, &memo), 0);
+        assert_true(f.null_usage_to > f.null_usage_from);
+        assert_memory_equal(same_shape[i] + f.null_usage_from, ",\"usage\":null", strlen(",\"usage\":null"));
+    }
+    /* bad strings where the tail has its strings: the plain scan's error, at the same byte */
+    const char *bad[] = {
+        TAIL_HEAD "\"a\x01\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"q\"}",
+        TAIL_HEAD "\"a\xc3\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"q\"}",
+        TAIL_HEAD "\"a\\x\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"q\"}",
+        TAIL_HEAD "\"a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"q\\u12\"}",
+        TAIL_HEAD "\"a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"q",
+        TAIL_HEAD "\"a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"q\"}}",
+        TAIL_HEAD "\"a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"q\"",
+        TAIL_HEAD "\"a\"},\"logprobs\":nul,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"q\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        check_same(bad[i], strlen(bad[i]), &memo, "bad string in the tail");
+        assert_int_equal(memo.len + memo.tail_len, kept_len); /* a bad chunk leaves the tail */
+    }
+    /* other bytes outside the strings: scanned, and the tail is theirs */
+    const char *other = TAIL_HEAD "\"x\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}";
+    check_same(other, strlen(other), &memo, "another tail");
+    assert_true(memo.tail_len != 0);
+    assert_memory_equal(memo.prefix + memo.len, other + memo.len, memo.tail_len);
+    assert_int_equal(memo.n_holes, 2); /* "x", "stop" */
+    assert_int_equal(memo.usage_holes, 2);
+    /* numbers are holes too (the mock's per-chunk timestamp) */
+    const char *n1 = TAIL_HEAD "\"a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"sent_ns\":1234}";
+    const char *n2 = TAIL_HEAD "\"bcd\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"sent_ns\":-5.5e+3}";
+    const char *n3 = TAIL_HEAD "\"bcd\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"sent_ns\":1.}";
+    const char *n4 = TAIL_HEAD "\"bcd\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"sent_ns\":12x}";
+    check_same(n1, strlen(n1), &memo, "a number in the tail");
+    assert_int_equal(memo.n_holes, 2);
+    check_same(n2, strlen(n2), &memo, "another number");
+    assert_memory_equal(memo.prefix + memo.len, n1 + memo.len, memo.tail_len); /* from the tail */
+    check_same(n3, strlen(n3), &memo, "a bad number");
+    check_same(n4, strlen(n4), &memo, "a number, then a stray byte");
+    assert_memory_equal(memo.prefix + memo.len, n1 + memo.len, memo.tail_len);
+    /* a usage:null cut in the prefix (first member) stays where it is */
+    const char *u1 = "{\"usage\":null,\"choices\":[{\"delta\":{\"content\":\"u\"}}],\"o\":\"abc\"}";
+    const char *u2 = "{\"usage\":null,\"choices\":[{\"delta\":{\"content\":\"longer\"}}],\"o\":\"\"}";
+    check_same(u1, strlen(u1), &memo, "cut in the prefix");
+    assert_int_equal(memo.usage_holes, 0xFF);
+    check_same(u2, strlen(u2), &memo, "cut in the prefix, from the tail");
+    assert_memory_equal(memo.prefix + memo.len, u1 + memo.len, memo.tail_len);
+    /* more strings than the memo keeps: no tail, same answers */
+    char many[512] = TAIL_HEAD "\"a\"}";
+    for (int i = 0; i < TELEX_JSON_MEMO_MAX_HOLES; i++)
+        strcat(many, ",\"s\":\"v\"");
+    strcat(many, "}]}");
+    check_same(many, strlen(many), &memo, "many strings");
+    check_same(many, strlen(many), &memo, "many strings, again");
+    assert_int_equal(memo.tail_len, 0);
+    telex_json_memo_clear(&memo);
+}
+
 /* Random edits anywhere in a chunk (in the shared head, at the memo's edge,
  * in the text, after it) scanned right after an unedited chunk primed the
  * memo: the memo's answer is the plain scan's, every time. */
@@ -606,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_random_strings),
         cmocka_unit_test(test_memo_agrees_on_a_stream),
         cmocka_unit_test(test_memo_keeps_the_head),
+        cmocka_unit_test(test_memo_keeps_the_tail),
         cmocka_unit_test(test_memo_agrees_on_corruptions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
