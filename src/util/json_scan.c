@@ -174,6 +174,30 @@ static HOT_INLINE int scan_string(cursor_t *c, const unsigned char **body, size_
     return -1;
 }
 
+/* The first byte in [p, end) that is not an ASCII digit, or end. Eight
+ * bytes at a time where the platform allows it (timestamps and token
+ * counts are long runs of digits): with y a byte's low seven bits, y + 0x46
+ * sets the high bit when y > '9' and y + 0x50 when y >= '0' (neither
+ * carries into the next byte: y <= 0x7F), and a byte >= 0x80 has its own. */
+static inline const unsigned char *skip_digits(const unsigned char *p, const unsigned char *end)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t y = x & ~highs;
+        uint64_t other = (x | (y + ones * 0x46) | ~(y + ones * 0x50)) & highs;
+        if (other != 0)
+            return p + (__builtin_ctzll(other) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && is_digit(*p))
+        p++;
+    return p;
+}
+
 static int scan_number(cursor_t *c)
 {
     const unsigned char *p = c->p, *e = c->end;
@@ -184,8 +208,7 @@ static int scan_number(cursor_t *c)
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
-        while (p < e && is_digit(*p))
-            p++;
+        p = skip_digits(p + 1, e);
     } else {
         return -1;
     }
@@ -193,8 +216,7 @@ static int scan_number(cursor_t *c)
         p++;
         if (p >= e || !is_digit(*p))
             return -1;
-        while (p < e && is_digit(*p))
-            p++;
+        p = skip_digits(p, e);
     }
     if (p < e && (*p == 'e' || *p == 'E')) {
         p++;

@@ -375,6 +375,42 @@ static void test_strings_at_every_position(void **state)
 
 /* Long strings: the snippet near the start, around 8/16-byte steps, and
  * near the end. */
+/* Runs of digits are skipped eight bytes at a time: every byte after runs
+ * of 1..24 digits, at every alignment, ends the number where a byte-wise
+ * scan ends it. */
+static void test_digit_runs(void **state)
+{
+    char buf[96];
+    for (int keylen = 1; keylen <= 8; keylen++)
+        for (int k = 1; k <= 24; k++)
+            for (int b = 0; b < 256; b++) {
+                size_t n = 0;
+                buf[n++] = '{';
+                buf[n++] = '"';
+                for (int i = 0; i < keylen; i++)
+                    buf[n++] = 'k';
+                buf[n++] = '"';
+                buf[n++] = ':';
+                size_t start = n;
+                for (int i = 0; i < k; i++)
+                    buf[n++] = (char)('1' + (i * 7) % 9);
+                buf[n++] = (char)b;
+                buf[n++] = '}';
+                telex_json_facts_t f;
+                int rc = telex_json_scan_object(buf, n, &f);
+                int digit = b >= '0' && b <= '9', ws = b == ' ' || b == '\t' || b == '\n' || b == '\r';
+                if (digit || ws) {
+                    if (rc != 0)
+                        fail_msg("key %d, %d digits, then 0x%02x: refused at %zu", keylen, k, b, f.error_at);
+                    continue;
+                }
+                size_t at = b == '.' || b == 'e' || b == 'E' ? start : b == ',' || b == '}' ? start + (size_t)k + 1 : start + (size_t)k;
+                if (rc == 0 || f.error_at != at)
+                    fail_msg("key %d, %d digits, then 0x%02x: rc %d at %zu, want the error at %zu", keylen, k, b, rc,
+                             f.error_at, at);
+            }
+}
+
 static void test_long_strings(void **state)
 {
     static const size_t lens[] = {63, 64, 65, 255, 256, 1000, 4095, 4096, 4097, 12000};
@@ -691,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_agrees_with_jansson_on_corruptions),
         cmocka_unit_test(test_strings_at_every_position),
         cmocka_unit_test(test_long_strings),
+        cmocka_unit_test(test_digit_runs),
         cmocka_unit_test(test_random_strings),
         cmocka_unit_test(test_memo_agrees_on_a_stream),
         cmocka_unit_test(test_memo_keeps_the_head),
