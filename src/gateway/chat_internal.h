@@ -125,6 +125,8 @@ typedef struct chat {
     telex_cluster_reg_t *reg; /* cluster mode: the stream's registration in Redis (NULL: none to wait for) */
     bool first_event;         /* the provider's first event came (see the state's comment) */
     bool paused;              /* telex paused the provider (back-pressure; see the state's comment) */
+    bool in_batch;            /* inside the chunks of one provider read (sink's on_batch) */
+    bool notify_pending;      /* events appended in that batch: readers are woken at its end */
     int status;
     int commit_status;     /* the status a failed commit answers (0: 500 server_error) */
     char commit_why[320];  /* its message, when telex_chat_check_start wrote one */

@@ -245,6 +245,7 @@ static void finish(chat_t *c, const char *outcome)
     if (c->renc != NULL && committed)
         keep_response_notes(c);
     telex_log_finish(c->stream->log);
+    c->in_batch = c->notify_pending = false; /* this wake-up covers them */
     telex_stream_notify(c->stream);
     log_request(c);
     record_usage(c);
@@ -321,6 +322,16 @@ static void respond_error_json(chat_t *c, int status, const char *type, const ch
  * whose whitespace has none: JSON strings cannot hold raw line breaks). */
 static int append_event_cut(chat_t *c, const char *data, size_t len, int one_line, size_t cut_from, size_t cut_to);
 
+/* After an append: the stream's readers are woken now, or once at the end
+ * of the provider read being parsed (on_batch). */
+static void wake_readers(chat_t *c)
+{
+    if (c->in_batch)
+        c->notify_pending = true;
+    else
+        telex_stream_notify(c->stream);
+}
+
 static int append_event(chat_t *c, const char *data, size_t len, int one_line)
 {
     return append_event_cut(c, data, len, one_line, 0, 0);
@@ -385,7 +396,7 @@ static int append_event_cut(chat_t *c, const char *data, size_t len, int one_lin
     if (appended < 0)
         return -1;
     c->events++;
-    telex_stream_notify(c->stream);
+    wake_readers(c);
     return 0;
 }
 
@@ -412,7 +423,7 @@ static int append_typed_event(chat_t *c, const char *type, const char *json, siz
     if (appended < 0)
         return -1;
     c->events++;
-    telex_stream_notify(c->stream);
+    wake_readers(c);
     return 0;
 }
 
@@ -1089,7 +1100,20 @@ static void on_response(void *user, int status, const char *body, size_t len)
     finish(c, "ok");
 }
 
-static const telex_upstream_sink_t sink = {on_chunk, on_done, on_failure, on_response};
+/* A read's chunks: their readers are woken once, after the last (a flat-out
+ * provider brings dozens of events per read; a wake-up each was a lock and
+ * a send per event). */
+static void on_batch(void *user, int begin)
+{
+    chat_t *c = user;
+    c->in_batch = begin != 0;
+    if (!begin && c->notify_pending) {
+        c->notify_pending = false;
+        telex_stream_notify(c->stream);
+    }
+}
+
+static const telex_upstream_sink_t sink = {on_chunk, on_done, on_failure, on_response, on_batch};
 
 static void on_deadline(uv_timer_t *timer)
 {
@@ -1197,6 +1221,7 @@ void telex_chat_start_route(chat_t *c)
     c->itl = telex_metrics_inter_token_series(metrics_of(c), c->model_name, c->provider_name);
     json_t *up_body =
         telex_chat_upstream_body(c->body, telex_route_upstream_model(route, c->model_name), c->stream_mode);
+    c->in_batch = false; /* a call cancelled mid-read (a fallback) never ended its batch */
     c->up = telex_upstream_start(&c->gw->upstream_env, route->provider, up_body, c->stream_mode, &sink, c);
     json_decref(up_body);
     /* The parsed request is kept only for a fallback to the next route. */

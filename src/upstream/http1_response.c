@@ -259,6 +259,22 @@ telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, char 
             char c = p[i];
             switch (r->cstate) {
             case C_SIZE: {
+                if (r->size_digits == 0) {
+                    /* The common case in one step: "<hex size>\r\n" whole in
+                     * this read (a provider's event per chunk, one per read
+                     * at a model's pace). Anything else goes byte by byte. */
+                    size_t j = i, digits = 0;
+                    uint64_t size = 0;
+                    int v;
+                    for (; j < n && digits < 15 && (v = telex_hexval(p[j])) >= 0; j++, digits++)
+                        size = size * 16 + (uint64_t)v;
+                    if (digits > 0 && j + 1 < n && p[j] == '\r' && p[j + 1] == '\n') {
+                        r->remaining = size;
+                        r->cstate = size == 0 ? C_TRAILER_START : C_DATA;
+                        i = j + 2;
+                        break;
+                    }
+                }
                 int v = telex_hexval(c);
                 if (v >= 0) {
                     if (++r->size_digits > 15)
@@ -333,6 +349,13 @@ telex_http1_result_t telex_http1_response_parse(telex_http1_response_t *r, char 
                     run_len = 0;
                     if (stop)
                         RETURN(TELEX_HTTP1_PAUSED, i);
+                }
+                if (c == '\r' && r->cstate == C_DATA_CR && i + 1 < n && p[i + 1] == '\n') {
+                    r->cstate = C_SIZE; /* "\r\n" at once (the end of a read) */
+                    r->size_digits = 0;
+                    r->remaining = 0;
+                    i += 2;
+                    break;
                 }
                 if (c == '\r' && r->cstate == C_DATA_CR) {
                     r->cstate = C_DATA_LF;

@@ -64,6 +64,11 @@ typedef struct telex_upstream_sink {
     void (*on_done)(void *user);
     void (*on_failure)(void *user, const telex_upstream_failure_t *failure);
     void (*on_response)(void *user, int status, const char *body, size_t len);
+    /* Around the chunks of one read from the provider (may be NULL): begin
+     * 1 before its first on_chunk, 0 after its last — then, and only when
+     * the call is still running (no on_done or on_failure came in
+     * between), so readers can be woken once for all of them. */
+    void (*on_batch)(void *user, int begin);
 } telex_upstream_sink_t;
 
 /* What a worker lends to every upstream call. */

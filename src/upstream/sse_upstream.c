@@ -310,6 +310,8 @@ static void on_body(void *user, const char *data, size_t len)
         return;
     }
     u->depth++;
+    if (u->sink.on_batch != NULL)
+        u->sink.on_batch(u->user, 1);
     size_t good = check_lines(u, data, len);
     int rc = telex_sse_parser_feed(u->parser, data, good);
     if (rc == TELEX_SSE_ETOOBIG)
@@ -320,6 +322,8 @@ static void on_body(void *user, const char *data, size_t len)
     else if (good < len)
         telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
                                 "the provider sent a line that is not an event-stream field", NULL, 0);
+    if (u->sink.on_batch != NULL && !telex_sse_upstream_stopped(u))
+        u->sink.on_batch(u->user, 0); /* (once stopped, the sink may be gone) */
     u->depth--;
     if (u->finished && u->call != NULL) {
         /* Done or failed: nothing more is needed from this connection. After
