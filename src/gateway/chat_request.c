@@ -136,16 +136,20 @@ fail:
 
 json_t *telex_chat_upstream_body(json_t *body, const char *upstream_model, int stream)
 {
-    json_t *copy = json_deep_copy(body);
+    /* One level copied, not the whole tree: a new object whose members are
+     * the request's own values (referenced), where only model, stream and
+     * stream_options change, each to a new value. stream_options is copied
+     * one level too before include_usage is set in it, so body stays as the
+     * client sent it for a fallback's call. Replacing a member keeps its
+     * place and a new one goes last, as in a deep copy: the same bytes. */
+    json_t *copy = json_copy(body);
     json_object_set_new(copy, "model", json_string(upstream_model));
     if (stream) {
         json_object_set_new(copy, "stream", json_true());
         json_t *opts = json_object_get(copy, "stream_options");
-        if (!json_is_object(opts)) {
-            opts = json_object();
-            json_object_set_new(copy, "stream_options", opts);
-        }
+        opts = json_is_object(opts) ? json_copy(opts) : json_object();
         json_object_set_new(opts, "include_usage", json_true());
+        json_object_set_new(copy, "stream_options", opts);
     }
     return copy;
 }
