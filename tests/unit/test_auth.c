@@ -5,10 +5,11 @@
  * every length around SHA-256's block, call after call, in several
  * threads), validation helpers, the secure default (no keys off loopback
  * refuses to start), authenticate (missing, malformed, unknown, revoked,
- * expired keys, anonymous mode and SDK placeholder keys), admit (model
- * allow-list 403, budget 402, rate limits 429 with Retry-After), the admin
- * token, keys created by another process taking effect within seconds,
- * and no secret in any message.
+ * expired keys, anonymous mode and SDK placeholder keys, the stream owner
+ * of one- and two-digit key ids), admit (model allow-list 403, budget 402,
+ * rate limits 429 with Retry-After), the admin token, keys created by
+ * another process taking effect within seconds, and no secret in any
+ * message.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -445,6 +446,32 @@ static void test_authenticate(void **state)
     assert_null(strstr(e.message, key));
 }
 
+/* The stream owner a key's requests get: "key:<id>" for one- and two-digit
+ * ids alike (written without snprintf now). */
+static void test_owner_is_the_key_id(void **state)
+{
+    (void)state;
+    load_config("127.0.0.1:0", NULL);
+    open_services(false);
+    char keys[12][TELEX_KEY_LEN + 1], h[128], want[32];
+    int64_t ids[12];
+    for (int i = 0; i < 12; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "k%d", i);
+        ids[i] = create_key(name, keys[i], NULL);
+    }
+    assert_true(ids[11] >= 10);
+    for (int i = 0; i < 12; i++) {
+        telex_grant_t g;
+        telex_api_error_t e;
+        snprintf(h, sizeof h, "Bearer %.*s", TELEX_KEY_LEN, keys[i]);
+        assert_int_equal(auth(h, &g, &e), 0);
+        assert_int_equal(g.key_id, ids[i]);
+        snprintf(want, sizeof want, "key:%lld", (long long)ids[i]);
+        assert_string_equal(g.owner, want);
+    }
+}
+
 static void test_anonymous_mode_still_checks_telex_keys(void **state)
 {
     (void)state;
@@ -689,6 +716,7 @@ int main(void)
         T(test_secure_default),
         T(test_store_problems_stop_the_start),
         T(test_authenticate),
+        T(test_owner_is_the_key_id),
         T(test_anonymous_mode_still_checks_telex_keys),
         T(test_admit),
         T(test_admin_token),
