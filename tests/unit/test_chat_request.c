@@ -5,7 +5,9 @@
  * sets, nested tools and non-ASCII text, telex_chat_upstream_body (one
  * level copied) writes the bytes the deep copy it replaced wrote, leaves
  * the client's parsed request as it was, and a second route's body (a
- * fallback) built from that request is right too.
+ * fallback) built from that request is right too. And the parse's
+ * refusals (each naming its parameter, the first fault of several) and
+ * what it reads from a valid request.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -125,11 +127,104 @@ static void test_copy_outlives_the_request(void **state)
     json_decref(want);
 }
 
+/* Each refusal names its parameter, in the order the checks run (a body
+ * with two faults gets the first one's): the walk that finds the members
+ * changed nothing here. */
+static void test_parse_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *param, *msg;
+    } cases[] = {
+        {"", NULL, "The request body is empty; send a JSON object."},
+        {"[1]", NULL, "The request body must be a JSON object."},
+        {"{\"messages\":[]}", "model", "You must provide a model parameter."},
+        {"{\"model\":\"\",\"messages\":[]}", "model",
+         "model must be a non-empty string of at most 256 characters."},
+        {"{\"model\":7}", "model", "model must be a non-empty string of at most 256 characters."},
+        {"{\"n\":0,\"model\":\"m\"}", "messages", "You must provide a messages parameter."},
+        {"{\"model\":\"m\",\"messages\":[]}", "messages", "messages must be a non-empty array."},
+        {"{\"model\":\"m\",\"messages\":{}}", "messages", "messages must be a non-empty array."},
+        {"{\"model\":\"m\",\"messages\":[1]}", "messages",
+         "messages[0] must be an object with a role and content."},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"robot\"}]}",
+         "messages", "messages[1].role must be one of system, developer, user, assistant, tool."},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}", "messages",
+         "messages[0].content must be a string or an array of content parts."},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"tool\"}]}", "messages",
+         "messages[0].content is required for role 'tool'."},
+        {"{\"stream\":\"yes\",\"top_p\":\"x\",\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}",
+         "stream", "stream must be a boolean."},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"stream_options\":1}",
+         "stream_options", "stream_options must be an object."},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],"
+         "\"stream_options\":{\"include_usage\":1}}",
+         "stream_options", "stream_options.include_usage must be a boolean."},
+        {"{\"n\":0,\"frequency_penalty\":\"x\",\"top_p\":[],\"model\":\"m\","
+         "\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}",
+         "top_p", "top_p must be a number."},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"presence_penalty\":{}}",
+         "presence_penalty", "presence_penalty must be a number."},
+        {"{\"n\":0,\"max_completion_tokens\":1.5,\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}",
+         "max_completion_tokens", "max_completion_tokens must be a positive integer."},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"n\":0}", "n",
+         "n must be a positive integer."},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"max_tokens\":-1}",
+         "max_tokens", "max_tokens must be a positive integer."},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        telex_chat_request_t req;
+        char msg[256];
+        const char *param = "unset";
+        assert_int_equal(telex_chat_request_parse(cases[i].body, strlen(cases[i].body), &req, msg, sizeof msg, &param),
+                         400);
+        if (cases[i].param == NULL)
+            assert_null(param);
+        else
+            assert_string_equal(param, cases[i].param);
+        assert_string_equal(msg, cases[i].msg);
+    }
+}
+
+/* What a valid request gives: its model, stream and include_usage, with
+ * members telex does not check (and look-alike names) passed over. */
+static void test_parse_accepts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *model;
+        int stream, include_usage;
+    } cases[] = {
+        {"{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}", "a", 0, 0},
+        {"{\"messages\":[{\"role\":\"assistant\",\"content\":null}],\"stream\":true,\"model\":\"b\"}", "b", 1, 0},
+        {"{\"m\":1,\"models\":2,\"streams\":\"x\",\"n_\":\"y\",\"model\":\"c\",\"stream\":false,\"n\":null,"
+         "\"temperature\":null,\"top_p\":1,\"max_tokens\":3,\"stream_options\":{\"include_usage\":true},"
+         "\"messages\":[{\"role\":\"user\",\"content\":[]}],\"tools\":[]}",
+         "c", 0, 1},
+        {"{\"model\":\"d\",\"messages\":[{\"role\":\"developer\",\"content\":\"x\"}],\"stream\":null,"
+         "\"stream_options\":null}",
+         "d", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        telex_chat_request_t req;
+        char msg[256];
+        const char *param = NULL;
+        assert_int_equal(telex_chat_request_parse(cases[i].body, strlen(cases[i].body), &req, msg, sizeof msg, &param),
+                         0);
+        assert_string_equal(req.model, cases[i].model);
+        assert_int_equal(req.stream, cases[i].stream);
+        assert_int_equal(req.include_usage, cases[i].include_usage);
+        json_decref(req.body);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_bytes_as_a_deep_copy),
         cmocka_unit_test(test_copy_outlives_the_request),
+        cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_parse_accepts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
