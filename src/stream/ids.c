@@ -112,8 +112,9 @@ int telex_event_id_parse(const char *s, size_t len, char *stream_id_out, uint64_
  * the states derived from it then). The one-shot HMAC() fetches HMAC and
  * SHA-256 and keys a new context on every call: in OpenSSL 3 that is about
  * three quarters of a token's cost. EVP_MAC_init with a NULL key starts a
- * new MAC with the key the context already holds (OpenSSL 3.0.3 and later;
- * test_ids.c checks it gives the one-shot's bytes). */
+ * new MAC with the key the context already holds (OpenSSL 3's HMAC starts
+ * again from its keyed inner state; test_ids.c checks the tokens are the
+ * one-shot's bytes, token after token, in several threads). */
 static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
 static EVP_MAC *hmac;
 static pthread_key_t hmac_ctx_key;
@@ -154,11 +155,13 @@ static EVP_MAC_CTX *hmac_ctx(void)
     if (hmac_ctx_gen != gen) {
         OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
                                OSSL_PARAM_construct_end()};
-        /* a key pointer is needed even for an empty secret (before telex_ids_init) */
+        /* secret, never NULL: a NULL key would mean "the key it holds" even
+         * when secret_len is 0 (no telex_ids_init yet) */
         if (EVP_MAC_init(ctx, secret, secret_len, params) != 1)
             return NULL;
         hmac_ctx_gen = gen;
     } else if (EVP_MAC_init(ctx, NULL, 0, NULL) != 1) {
+        hmac_ctx_gen = 0; /* key it again next time */
         return NULL;
     }
     return ctx;
