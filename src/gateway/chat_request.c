@@ -45,6 +45,46 @@ static int check_message(json_t *m, size_t i, char *msg, size_t msglen, const ch
     return 0;
 }
 
+/* The top-level members the checks read, found in one walk over the
+ * request (json_object_get hashes its key: thirteen lookups cost several
+ * times the walk over a request's few members). Duplicate members are
+ * refused by the parse, so each name is found at most once. */
+enum {
+    M_MODEL,
+    M_MESSAGES,
+    M_STREAM,
+    M_STREAM_OPTIONS,
+    M_TEMPERATURE, /* the numbers: M_TEMPERATURE .. M_FREQUENCY_PENALTY */
+    M_TOP_P,
+    M_PRESENCE_PENALTY,
+    M_FREQUENCY_PENALTY,
+    M_MAX_TOKENS, /* the counts: M_MAX_TOKENS .. M_N */
+    M_MAX_COMPLETION_TOKENS,
+    M_N,
+    M_COUNT
+};
+static const char *const member_names[M_COUNT] = {
+    "model", "messages", "stream", "stream_options", "temperature", "top_p", "presence_penalty",
+    "frequency_penalty", "max_tokens", "max_completion_tokens", "n",
+};
+
+static void find_members(json_t *body, json_t *found[M_COUNT])
+{
+    for (int k = 0; k < M_COUNT; k++)
+        found[k] = NULL;
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value)
+    {
+        for (int k = 0; k < M_COUNT; k++) {
+            if (key[0] == member_names[k][0] && strcmp(key, member_names[k]) == 0) {
+                found[k] = value;
+                break;
+            }
+        }
+    }
+}
+
 int telex_chat_request_parse(const char *bytes, size_t len, telex_chat_request_t *out, char *msg, size_t msglen,
                              const char **param)
 {
@@ -64,7 +104,9 @@ int telex_chat_request_parse(const char *bytes, size_t len, telex_chat_request_t
         status = bad(msg, msglen, param, NULL, "The request body must be a JSON object.");
         goto fail;
     }
-    json_t *model = json_object_get(body, "model");
+    json_t *member[M_COUNT];
+    find_members(body, member);
+    json_t *model = member[M_MODEL];
     if (model == NULL) {
         status = bad(msg, msglen, param, "model", "You must provide a model parameter.");
         goto fail;
@@ -73,7 +115,7 @@ int telex_chat_request_parse(const char *bytes, size_t len, telex_chat_request_t
         status = bad(msg, msglen, param, "model", "model must be a non-empty string of at most 256 characters.");
         goto fail;
     }
-    json_t *messages = json_object_get(body, "messages");
+    json_t *messages = member[M_MESSAGES];
     if (messages == NULL) {
         status = bad(msg, msglen, param, "messages", "You must provide a messages parameter.");
         goto fail;
@@ -89,12 +131,12 @@ int telex_chat_request_parse(const char *bytes, size_t len, telex_chat_request_t
         if ((status = check_message(m, i, msg, msglen, param)) != 0)
             goto fail;
     }
-    json_t *stream = json_object_get(body, "stream");
+    json_t *stream = member[M_STREAM];
     if (stream != NULL && !json_is_boolean(stream) && !json_is_null(stream)) {
         status = bad(msg, msglen, param, "stream", "stream must be a boolean.");
         goto fail;
     }
-    json_t *opts = json_object_get(body, "stream_options");
+    json_t *opts = member[M_STREAM_OPTIONS];
     if (opts != NULL && !json_is_object(opts) && !json_is_null(opts)) {
         status = bad(msg, msglen, param, "stream_options", "stream_options must be an object.");
         goto fail;
@@ -104,22 +146,20 @@ int telex_chat_request_parse(const char *bytes, size_t len, telex_chat_request_t
         status = bad(msg, msglen, param, "stream_options", "stream_options.include_usage must be a boolean.");
         goto fail;
     }
-    static const char *numbers[] = {"temperature", "top_p", "presence_penalty", "frequency_penalty", NULL};
-    for (int k = 0; numbers[k]; k++) {
-        json_t *v = json_object_get(body, numbers[k]);
+    for (int k = M_TEMPERATURE; k <= M_FREQUENCY_PENALTY; k++) {
+        json_t *v = member[k];
         if (v != NULL && !json_is_number(v) && !json_is_null(v)) {
-            snprintf(msg, msglen, "%s must be a number.", numbers[k]);
-            *param = numbers[k];
+            snprintf(msg, msglen, "%s must be a number.", member_names[k]);
+            *param = member_names[k];
             status = 400;
             goto fail;
         }
     }
-    static const char *counts[] = {"max_tokens", "max_completion_tokens", "n", NULL};
-    for (int k = 0; counts[k]; k++) {
-        json_t *v = json_object_get(body, counts[k]);
+    for (int k = M_MAX_TOKENS; k <= M_N; k++) {
+        json_t *v = member[k];
         if (v != NULL && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 1)) {
-            snprintf(msg, msglen, "%s must be a positive integer.", counts[k]);
-            *param = counts[k];
+            snprintf(msg, msglen, "%s must be a positive integer.", member_names[k]);
+            *param = member_names[k];
             status = 400;
             goto fail;
         }
@@ -136,16 +176,20 @@ fail:
 
 json_t *telex_chat_upstream_body(json_t *body, const char *upstream_model, int stream)
 {
-    json_t *copy = json_deep_copy(body);
+    /* One level copied, not the whole tree: a new object whose members are
+     * the request's own values (referenced), where only model, stream and
+     * stream_options change, each to a new value. stream_options is copied
+     * one level too before include_usage is set in it, so body stays as the
+     * client sent it for a fallback's call. Replacing a member keeps its
+     * place and a new one goes last, as in a deep copy: the same bytes. */
+    json_t *copy = json_copy(body);
     json_object_set_new(copy, "model", json_string(upstream_model));
     if (stream) {
         json_object_set_new(copy, "stream", json_true());
         json_t *opts = json_object_get(copy, "stream_options");
-        if (!json_is_object(opts)) {
-            opts = json_object();
-            json_object_set_new(copy, "stream_options", opts);
-        }
+        opts = json_is_object(opts) ? json_copy(opts) : json_object();
         json_object_set_new(opts, "include_usage", json_true());
+        json_object_set_new(copy, "stream_options", opts);
     }
     return copy;
 }

@@ -28,7 +28,9 @@ int telex_chat_request_parse(const char *bytes, size_t len, telex_chat_request_t
 /* A copy of body for the provider: "model" set to upstream_model; when
  * streaming, "stream": true and "stream_options.include_usage": true (telex
  * always counts usage; the client sees it only if it asked). body is an
- * object: never NULL. */
+ * object: never NULL. body is left unchanged, but the copy shares body's
+ * other values (messages, tools, ...) rather than duplicating them: neither
+ * the copy's reader nor body's holder may modify a value inside it. */
 json_t *telex_chat_upstream_body(json_t *body, const char *upstream_model, int stream);
 
 #endif

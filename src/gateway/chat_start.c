@@ -236,7 +236,11 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         json_decref(parsed.body);
         return 0;
     }
-    uint64_t est_prompt = telex_usage_estimate_request_tokens(parsed.body);
+    telex_usage_estimator_t est; /* the prompt's size: admission's estimate now, the chat's estimator later */
+    telex_usage_estimator_begin(&est, parsed.body);
+    telex_usage_t est_usage;
+    telex_usage_estimator_result(&est, &est_usage);
+    uint64_t est_prompt = est_usage.prompt_tokens; /* = telex_usage_estimate_request_tokens(parsed.body) */
     grant.estimate_usd = telex_usage_estimate_cost(parsed.body, model, est_prompt); /* reserved against a budget */
     if (telex_cluster_admit_hold(svc, req, &grant, est_prompt)) { /* cluster mode: Redis decides; handled again */
         json_decref(parsed.body);
@@ -291,8 +295,11 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
     c->state = CHAT_CALLING; /* counted in active_streams (above) and the gauge until it ends */
     telex_metrics_stream_started(telex_services_metrics(svc));
     c->grant = grant;
-    snprintf(stream->owner, sizeof(stream->owner), "%s", grant.owner);
-    telex_usage_estimator_begin(&c->est, parsed.body);
+    _Static_assert(sizeof stream->owner >= sizeof grant.owner, "a grant's owner fits the stream's");
+    size_t owner_len = strnlen(grant.owner, sizeof grant.owner - 1);
+    memcpy(stream->owner, grant.owner, owner_len); /* the owner resume checks; no snprintf per answer */
+    stream->owner[owner_len] = '\0';
+    c->est = est;
     c->gw = gw;
     c->req = req;
     c->body = parsed.body;
@@ -311,8 +318,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         if (c->stream_mode) {
             char id[TELEX_STREAM_ID_LEN + 8];
             snprintf(id, sizeof id, "msg_%s", stream->id + 3);
-            c->menc = telex_messages_enc_new(id, parsed.model, (int64_t)telex_usage_estimate_request_tokens(parsed.body),
-                                             telex_chat_emit_event, c);
+            c->menc = telex_messages_enc_new(id, parsed.model, (int64_t)est_prompt, telex_chat_emit_event, c);
         }
     } else if (rr != NULL) {
         c->resp_echo = json_incref(rr->echo);

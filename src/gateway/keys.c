@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,10 +61,52 @@ bool telex_key_well_formed(const char *s, size_t len)
     return true;
 }
 
+/* SHA-256, fetched once, and one digest context per thread (freed, its
+ * memory cleansed by OpenSSL, when the thread ends). EVP_Digest with
+ * EVP_sha256() fetches the algorithm and builds a context on every call:
+ * in OpenSSL 3 that is more than half of a key check, and every request
+ * checks its key up to three times. The context holds no key bytes between
+ * calls: SHA-256's final step wipes its input block. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256;
+static pthread_key_t sha256_ctx_key;
+static bool sha256_ready;
+
+static void free_sha256_ctx(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void sha256_setup(void)
+{
+    if (pthread_key_create(&sha256_ctx_key, free_sha256_ctx) != 0)
+        return;
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    sha256_ready = sha256 != NULL;
+}
+
+/* This thread's context, or NULL (then the one-shot path serves). */
+static EVP_MD_CTX *sha256_ctx(void)
+{
+    pthread_once(&sha256_once, sha256_setup);
+    if (!sha256_ready)
+        return NULL;
+    EVP_MD_CTX *ctx = pthread_getspecific(sha256_ctx_key);
+    if (ctx == NULL && (ctx = EVP_MD_CTX_new()) != NULL && pthread_setspecific(sha256_ctx_key, ctx) != 0) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
 void telex_key_hash(const char *key, size_t len, uint8_t out[TELEX_KEY_HASH_LEN])
 {
     unsigned int n = 0;
-    if (EVP_Digest(key, len, out, &n, EVP_sha256(), NULL) != 1 || n != TELEX_KEY_HASH_LEN)
+    EVP_MD_CTX *ctx = sha256_ctx();
+    int ok = ctx != NULL ? EVP_DigestInit_ex2(ctx, sha256, NULL) == 1 && EVP_DigestUpdate(ctx, key, len) == 1 &&
+                               EVP_DigestFinal_ex(ctx, out, &n) == 1
+                         : EVP_Digest(key, len, out, &n, EVP_sha256(), NULL) == 1;
+    if (!ok || n != TELEX_KEY_HASH_LEN)
         memset(out, 0, TELEX_KEY_HASH_LEN); /* no digest: matches no stored key */
 }
 

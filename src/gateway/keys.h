@@ -4,8 +4,9 @@
  *
  * A key is "tlx_" + 43 base62 characters (32 random bytes from the
  * kernel). It is shown once, when created; the store keeps only its
- * SHA-256. Pure functions: no state, no store, no services (the key set
- * that requests are checked against is keyset.h).
+ * SHA-256. No store, no services (the key set that requests are checked
+ * against is keyset.h); the only state is telex_key_hash's per-thread
+ * digest context, a cache that changes no result.
  */
 #ifndef TELEX_GATEWAY_KEYS_H
 #define TELEX_GATEWAY_KEYS_H
@@ -26,7 +27,8 @@
 int telex_key_generate(char *out);
 /* Is s (len bytes) shaped like a telex key? */
 bool telex_key_well_formed(const char *s, size_t len);
-/* SHA-256 of the key's bytes. */
+/* SHA-256 of the key's bytes (all zero if OpenSSL fails: matches no key).
+ * Any thread; each keeps its own digest context. */
 void telex_key_hash(const char *key, size_t len, uint8_t out[TELEX_KEY_HASH_LEN]);
 
 /* A new key row for `name`: generates the key into key_out, fills

@@ -161,8 +161,9 @@ int telex_gateway_on_request(telex_worker_t *worker, h2o_req_t *req)
     int small_headers = header_section_size(req) <= cfg->limits.max_header_bytes;
     if (small_headers && method_is(req, "POST") &&
         (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions"))) {
-        char owner[64];
-        caller_owner(gw, req, owner, sizeof(owner));
+        char owner[64] = "";
+        if (telex_req_header(req, "last-event-id").base != NULL) /* only a resume needs the owner */
+            caller_owner(gw, req, owner, sizeof(owner));
         if (telex_resume_try_post(gw, req, owner[0] ? owner : NULL)) {
             telex_metrics_resume(telex_services_metrics(gw->gateway->services));
             telex_access_log(req, NULL, started);

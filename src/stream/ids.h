@@ -18,7 +18,8 @@
 #define TELEX_STREAM_ID_LEN 25 /* "st_" + 22 */
 #define TELEX_RESUME_TOKEN_LEN 43
 
-/* Call once before threads start. Returns 0, or -1 if there is no
+/* Call once before threads start (a later call, in tests, changes the
+ * secret every thread's next token uses). Returns 0, or -1 if there is no
  * randomness or TELEX_RESUME_SECRET cannot be hashed. */
 int telex_ids_init(void);
 
@@ -33,7 +34,8 @@ int telex_event_id_parse(const char *s, size_t len, char *stream_id_out, uint64_
 
 /* Token for a stream id, NUL-terminated, into out[TELEX_RESUME_TOKEN_LEN + 1].
  * Returns 0, or -1 when OpenSSL cannot compute the HMAC; out is then "" (a
- * token no check accepts). */
+ * token no check accepts). Any thread: each keeps its own keyed HMAC
+ * context, freed when the thread ends. */
 int telex_resume_token(const char *stream_id, char *out);
 /* Constant-time check of a presented token. */
 int telex_resume_token_valid(const char *stream_id, const char *token, size_t len);

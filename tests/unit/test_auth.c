@@ -1,14 +1,18 @@
 /*
  * tests/unit/test_auth.c — API keys and the services as the relay meets
  * them, on a real database in a mkdtemp directory: key format and
- * hashing, validation helpers, the secure default (no keys off loopback
+ * hashing (the per-thread digest gives a one-shot SHA-256's bytes, for
+ * every length around SHA-256's block, call after call, in several
+ * threads), validation helpers, the secure default (no keys off loopback
  * refuses to start), authenticate (missing, malformed, unknown, revoked,
- * expired keys, anonymous mode and SDK placeholder keys), admit (model
- * allow-list 403, budget 402, rate limits 429 with Retry-After), the admin
- * token, keys created by another process taking effect within seconds,
- * and no secret in any message.
+ * expired keys, anonymous mode and SDK placeholder keys, the stream owner
+ * of one- and two-digit key ids), admit (model allow-list 403, budget 402,
+ * rate limits 429 with Retry-After), the admin token, keys created by
+ * another process taking effect within seconds, and no secret in any
+ * message.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +24,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "config/config.h"
 #include "gateway/auth.h"
@@ -159,6 +164,46 @@ static void test_key_format(void **state)
     telex_key_hash(a, 47, h1);
     assert_memory_equal(row.hash, h1, 32);
     assert_true(row.budget_usd < 0);
+}
+
+/* telex_key_hash over inputs of 0 to 200 bytes (the block is 64; padding
+ * needs 9 more bytes) against EVP_Digest's one-shot SHA-256, which it
+ * replaced. The thread's number shifts its inputs. NULL on a mismatch (no
+ * cmocka assert: it runs in other threads too). */
+static void *check_key_hashes(void *arg)
+{
+    int shift = *(int *)arg;
+    char text[200];
+    for (int round = 0; round < 3; round++) {
+        for (size_t len = 0; len <= sizeof text; len++) {
+            for (size_t i = 0; i < len; i++)
+                text[i] = (char)('0' + (i * 31 + len + (size_t)shift + (size_t)round) % 75);
+            uint8_t got[TELEX_KEY_HASH_LEN], want[TELEX_KEY_HASH_LEN];
+            unsigned int n = 0;
+            memset(got, 0xaa, sizeof got);
+            telex_key_hash(text, len, got);
+            if (EVP_Digest(text, len, want, &n, EVP_sha256(), NULL) != 1 || n != sizeof want ||
+                memcmp(got, want, sizeof want) != 0)
+                return NULL;
+        }
+    }
+    return arg;
+}
+
+static void test_key_hash_equals_one_shot_sha256(void **state)
+{
+    (void)state;
+    int shifts[4] = {0, 1, 2, 3};
+    assert_non_null(check_key_hashes(&shifts[0]));
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, check_key_hashes, &shifts[i + 1]), 0);
+    for (int i = 0; i < 3; i++) {
+        void *ok = NULL;
+        assert_int_equal(pthread_join(t[i], &ok), 0);
+        assert_non_null(ok);
+    }
+    assert_non_null(check_key_hashes(&shifts[3])); /* this thread's context again, after the others */
 }
 
 static void test_validation_helpers(void **state)
@@ -401,6 +446,32 @@ static void test_authenticate(void **state)
     assert_null(strstr(e.message, key));
 }
 
+/* The stream owner a key's requests get: "key:<id>" for one- and two-digit
+ * ids alike (written without snprintf now). */
+static void test_owner_is_the_key_id(void **state)
+{
+    (void)state;
+    load_config("127.0.0.1:0", NULL);
+    open_services(false);
+    char keys[12][TELEX_KEY_LEN + 1], h[128], want[32];
+    int64_t ids[12];
+    for (int i = 0; i < 12; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "k%d", i);
+        ids[i] = create_key(name, keys[i], NULL);
+    }
+    assert_true(ids[11] >= 10);
+    for (int i = 0; i < 12; i++) {
+        telex_grant_t g;
+        telex_api_error_t e;
+        snprintf(h, sizeof h, "Bearer %.*s", TELEX_KEY_LEN, keys[i]);
+        assert_int_equal(auth(h, &g, &e), 0);
+        assert_int_equal(g.key_id, ids[i]);
+        snprintf(want, sizeof want, "key:%lld", (long long)ids[i]);
+        assert_string_equal(g.owner, want);
+    }
+}
+
 static void test_anonymous_mode_still_checks_telex_keys(void **state)
 {
     (void)state;
@@ -639,11 +710,13 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_key_format),
+        T(test_key_hash_equals_one_shot_sha256),
         T(test_validation_helpers),
         T(test_key_json_of_a_row_written_by_hand),
         T(test_secure_default),
         T(test_store_problems_stop_the_start),
         T(test_authenticate),
+        T(test_owner_is_the_key_id),
         T(test_anonymous_mode_still_checks_telex_keys),
         T(test_admit),
         T(test_admin_token),

@@ -2,17 +2,24 @@
  * tests/unit/test_ids.c — stream ids and resume tokens keep their bytes:
  * a known token for a known secret and id (base64url, no padding, '-' and
  * '_' included), the shape of new ids, new ids all differ across the
- * refills of the per-thread randomness pool, event ids parsed back.
+ * refills of the per-thread randomness pool, event ids parsed back; and
+ * tokens from the per-thread keyed HMAC context equal a one-shot OpenSSL
+ * HMAC over the same secret, call after call, in several threads, and
+ * after the secret changes.
  */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <h2o.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "stream/ids.h"
 
@@ -110,6 +117,87 @@ static void test_event_ids(void **state)
     assert_int_equal(telex_event_id_parse(nodigits, strlen(nodigits), sid, &seq), -1);
 }
 
+/* What telex_resume_token gave before its per-thread context: a one-shot
+ * HMAC-SHA256 keyed with SHA-256(secret text), in base64url without
+ * padding. 0 or -1 (no cmocka assert: it runs in other threads too). */
+static int one_shot_token(const char *secret_text, const char *id, char *out)
+{
+    unsigned char key[32], mac[32];
+    unsigned int klen = 0, mlen = 0;
+    if (EVP_Digest(secret_text, strlen(secret_text), key, &klen, EVP_sha256(), NULL) != 1 ||
+        HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)id, strlen(id), mac, &mlen) == NULL || mlen != 32)
+        return -1;
+    h2o_base64_encode(out, mac, sizeof mac, 1);
+    return 0;
+}
+
+/* Ids of one pattern with one character changed (anywhere, '-' and '_'
+ * included), and every fifth a new random one. 0 or -1. */
+static int nth_id(int i, char *out)
+{
+    if (i % 5 == 4)
+        return telex_stream_id_new(out);
+    snprintf(out, TELEX_STREAM_ID_LEN + 1, "st_%022d", i * 7919);
+    out[3 + i % 22] = "-_Az"[i % 4];
+    return 0;
+}
+
+#define TOKENS_PER_THREAD 60
+static const char *token_secret = "telex-test-secret";
+
+static void *check_tokens(void *arg)
+{
+    int base = *(int *)arg;
+    for (int i = 0; i < TOKENS_PER_THREAD; i++) {
+        char id[TELEX_STREAM_ID_LEN + 1], got[TELEX_RESUME_TOKEN_LEN + 1], want[TELEX_RESUME_TOKEN_LEN + 1];
+        if (nth_id(base + i, id) != 0 || telex_resume_token(id, got) != 0 ||
+            one_shot_token(token_secret, id, want) != 0 || strcmp(got, want) != 0 ||
+            !telex_resume_token_valid(id, want, strlen(want)))
+            return NULL;
+    }
+    return arg;
+}
+
+static void test_token_equals_one_shot_hmac(void **state)
+{
+    (void)state;
+    /* this thread, many tokens in a row on its one context */
+    int bases[4] = {0, 1000, 2000, 3000};
+    assert_non_null(check_tokens(&bases[0]));
+    /* three more threads at once, each with its own context */
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, check_tokens, &bases[i + 1]), 0);
+    for (int i = 0; i < 3; i++) {
+        void *ok = NULL;
+        assert_int_equal(pthread_join(t[i], &ok), 0);
+        assert_non_null(ok);
+    }
+    /* a new secret: this thread's context (keyed with the old one) is keyed
+     * again; a token of the old secret no longer checks */
+    char id[TELEX_STREAM_ID_LEN + 1], old[TELEX_RESUME_TOKEN_LEN + 1];
+    assert_int_equal(nth_id(7, id), 0);
+    assert_int_equal(telex_resume_token(id, old), 0);
+    setenv("TELEX_RESUME_SECRET", "another secret, any length at all", 1);
+    assert_int_equal(telex_ids_init(), 0);
+    token_secret = "another secret, any length at all";
+    assert_false(telex_resume_token_valid(id, old, strlen(old)));
+    assert_non_null(check_tokens(&bases[1]));
+    pthread_t u;
+    void *ok = NULL;
+    assert_int_equal(pthread_create(&u, NULL, check_tokens, &bases[2]), 0);
+    assert_int_equal(pthread_join(u, &ok), 0);
+    assert_non_null(ok);
+    /* back to the group's secret: the known tokens again */
+    setenv("TELEX_RESUME_SECRET", "telex-test-secret", 1);
+    assert_int_equal(telex_ids_init(), 0);
+    token_secret = "telex-test-secret";
+    assert_true(telex_resume_token_valid(id, old, strlen(old)));
+    char token[TELEX_RESUME_TOKEN_LEN + 1];
+    assert_int_equal(telex_resume_token("st_0000000000000000000009", token), 0);
+    assert_string_equal(token, "N0EPio65ai12IffU-fFEq_30LdEgU8j8ZQPWgNS_p9c");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -117,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_new_ids),
         cmocka_unit_test(test_ids_across_pool_refills),
         cmocka_unit_test(test_event_ids),
+        cmocka_unit_test(test_token_equals_one_shot_hmac),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
