@@ -191,6 +191,10 @@ static int field_retry(telex_sse_parser_t *p, const char *value, size_t len) {
 static int interpret_line(telex_sse_parser_t *p, const char *line, size_t len, int in_place) {
     if (len == 0) return dispatch(p);
     if (line[0] == ':') return comment(p, line + 1, len - 1, in_place);
+    if (len >= 5 && memcmp(line, "data:", 5) == 0) { /* nearly every line: no search for the colon */
+        size_t skip = len > 5 && line[5] == ' ' ? 6 : 5;
+        return field_data(p, line + skip, len - skip);
+    }
 
     const char *colon = memchr(line, ':', len);
     size_t name_len = colon ? (size_t)(colon - line) : len;

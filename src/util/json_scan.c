@@ -335,6 +335,18 @@ static void tail_keep(telex_json_memo_t *memo, const unsigned char *start, const
     memo->tail_facts = *f;
 }
 
+/* a[0..n) == b[0..n), for the short runs between a tail's holes (a quote,
+ * a brace) without a call; longer ones by memcmp. */
+static inline int same_bytes(const unsigned char *a, const unsigned char *b, size_t n)
+{
+    if (n > 8)
+        return memcmp(a, b, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
 /* A chunk [start, end) that begins with the memo's prefix: 0 with *f set
  * when its tail is the memo's but for valid strings and numbers of its own
  * in the memo's holes; -1 when it is not (the chunk is then scanned, which
@@ -350,7 +362,7 @@ static int tail_matches(const telex_json_memo_t *memo, const unsigned char *star
     for (int i = 0; i < memo->n_holes; i++) {
         /* the bytes up to the hole: a string's opening quote included */
         size_t seg = memo->hole_from[i] - at;
-        if ((size_t)(end - p) < seg || memcmp(p, t + at, seg) != 0)
+        if ((size_t)(end - p) < seg || !same_bytes(p, t + at, seg))
             return -1;
         if (i == memo->usage_holes)
             usage_shift = shift;
@@ -379,7 +391,7 @@ static int tail_matches(const telex_json_memo_t *memo, const unsigned char *star
     if (memo->usage_holes == memo->n_holes)
         usage_shift = shift;
     size_t rest = memo->tail_len - at;
-    if ((size_t)(end - p) != rest || memcmp(p, t + at, rest) != 0)
+    if ((size_t)(end - p) != rest || !same_bytes(p, t + at, rest))
         return -1;
     *f = memo->tail_facts;
     f->completion_bytes = completion;
