@@ -273,6 +273,8 @@ int telex_gateway_worker_init(telex_worker_t *worker)
     h2o_linklist_init_anchor(&gw->chats);
     h2o_linklist_init_anchor(&gw->subscribers);
     gw->http = telex_http_client_new(&worker->loop);
+    /* a provider read's events go out before the loop handles the next socket */
+    telex_http_client_set_after_read(gw->http, telex_waker_drain_current);
     if ((gw->waker = telex_waker_new(&worker->loop)) == NULL || (gw->models = telex_models_worker_new(gw)) == NULL) {
         free(gw);
         return -1;

@@ -50,8 +50,13 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
     }
 }
 
+static __thread int draining; /* drain_local is on this thread's stack */
+
 static void drain_local(telex_waker_t *k)
 {
+    if (draining)
+        return; /* (a callback that ends a socket callback of its own) */
+    draining = 1;
     telex_wakeup_t *list = k->local;
     k->local = NULL;
     /* Reverse into send order, then deliver; callbacks may send again
@@ -73,6 +78,13 @@ static void drain_local(telex_waker_t *k)
         uv_check_stop(&k->check);
         uv_idle_stop(&k->idle);
     }
+    draining = 0;
+}
+
+void telex_waker_drain_current(void)
+{
+    if (current_waker != NULL && current_waker->local != NULL)
+        drain_local(current_waker);
 }
 
 static void on_check(uv_check_t *check)

@@ -6,7 +6,8 @@
  * telex_wakeup_send() may be called from any thread and never runs the
  * callback itself: from the home thread it is queued on a local list that
  * the loop drains in the same iteration, once the I/O callbacks of that
- * iteration have returned (no syscall); from another thread it goes
+ * iteration have returned (no syscall) — or earlier, when an I/O callback
+ * ends with telex_waker_drain_current(); from another thread it goes
  * through the queue. Sends that arrive while one is queued coalesce
  * into one call. No lock is held while the callback runs, and a callback is
  * never re-entered from inside another.
@@ -44,6 +45,14 @@ telex_waker_t *telex_waker_new(uv_loop_t *loop);
 void telex_waker_enter(telex_waker_t *waker);
 /* Non-zero when the calling thread is `waker`'s worker thread. */
 int telex_waker_is_current(telex_waker_t *waker);
+/* Runs what this thread queued for its own worker now, instead of after
+ * every other I/O callback of the loop iteration. Only for the last thing
+ * a socket callback does (nothing of its own used after it; never from
+ * inside a wakeup callback: then it does nothing): a provider read's
+ * events reach their readers' sockets before the next socket's read is
+ * handled, as a proxy that writes what it read at once would. No-op on a
+ * thread without a waker. */
+void telex_waker_drain_current(void);
 
 void telex_wakeup_init(telex_wakeup_t *w, telex_waker_t *home, void (*cb)(telex_wakeup_t *),
                        void (*on_retired)(telex_wakeup_t *));

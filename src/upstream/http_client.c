@@ -447,7 +447,19 @@ static void process(telex_http_call_t *call)
     }
 }
 
+/* The provider connection's read callback: the read, then the client's
+ * after_read hook (telex_http_client_set_after_read). */
+static void read_now(h2o_socket_t *sock, const char *err);
+
 static void on_read(h2o_socket_t *sock, const char *err)
+{
+    telex_http_client_t *client = ((conn_t *)sock->data)->client; /* outlives the read */
+    read_now(sock, err);
+    if (client->after_read != NULL)
+        client->after_read();
+}
+
+static void read_now(h2o_socket_t *sock, const char *err)
 {
     conn_t *conn = sock->data;
     if (conn->closing)
@@ -790,6 +802,11 @@ telex_http_client_t *telex_http_client_new(uv_loop_t *loop)
     client->timer.data = client;
     uv_unref((uv_handle_t *)&client->timer); /* idle connections alone do not keep a loop running (calls' own timers do) */
     return client;
+}
+
+void telex_http_client_set_after_read(telex_http_client_t *client, void (*after_read)(void))
+{
+    client->after_read = after_read;
 }
 
 void telex_http_client_set_idle_limit(telex_http_client_t *client, size_t connections)

@@ -89,6 +89,12 @@ typedef struct telex_http_request {
 /* Never NULL (out of memory ends the process). */
 telex_http_client_t *telex_http_client_new(uv_loop_t *loop);
 
+/* Called at the end of every read callback of a provider connection, once
+ * nothing of the connection is in use any more (NULL: nothing). The gateway
+ * runs there what the read woke (stream/wakeup.h: its events' readers write
+ * them out before the next socket's read is handled). */
+void telex_http_client_set_after_read(telex_http_client_t *client, void (*after_read)(void));
+
 /* Idle keep-alive connections kept per origin (scheme, host, port): at most
  * this many, or as many as the origin has calls in flight if that is more (a
  * busy origin keeps what its load will ask for again; an idle one expires

@@ -121,6 +121,7 @@ struct telex_http_client {
     int freeing;
     int timer_closed;
     telex_http_client_stats_t stats;
+    void (*after_read)(void); /* telex_http_client_set_after_read */
 };
 
 struct telex_http_call {
