@@ -153,6 +153,11 @@ static void pump(subscriber_t *s)
     if (s->req == NULL || s->writing || s->ended)
         return;
     telex_log_t *log = s->stream->log;
+    /* Nothing new (the pump after each write, at a model's pace): seen
+     * without the log's lock. Finished is read first, as below; an event
+     * appended after the end was read wakes this subscriber again. */
+    if (s->started && s->prefix_len == 0 && !telex_log_finished(log) && s->pos == telex_log_end(log))
+        return;
     h2o_iovec_t vecs[MAX_VECS];
     size_t nvecs = 0;
     if (s->prefix_len > 0)
