@@ -175,19 +175,29 @@ static void encode_segment(char *out, size_t cap, const char *s)
 static void endpoint_of(const telex_provider_t *provider, json_t *body, char *url, size_t url_len, char *key,
                         size_t key_len)
 {
+    size_t u = 0, k = 0;
+    url[0] = '\0';
     key[0] = '\0';
     if (provider->kind == TELEX_PROVIDER_AZURE) {
         char deployment[512];
         const char *model = json_string_value(json_object_get(body, "model"));
         encode_segment(deployment, sizeof(deployment), model != NULL ? model : "");
-        snprintf(url, url_len, "%s/openai/deployments/%s/chat/completions?api-version=%s", provider->base_url,
-                 deployment, provider->api_version != NULL ? provider->api_version : "");
-        if (provider->api_key != NULL)
-            snprintf(key, key_len, "api-key: %s", provider->api_key);
+        telex_upstream_append(url, url_len, &u, provider->base_url);
+        telex_upstream_append(url, url_len, &u, "/openai/deployments/");
+        telex_upstream_append(url, url_len, &u, deployment);
+        telex_upstream_append(url, url_len, &u, "/chat/completions?api-version=");
+        telex_upstream_append(url, url_len, &u, provider->api_version != NULL ? provider->api_version : "");
+        if (provider->api_key != NULL) {
+            telex_upstream_append(key, key_len, &k, "api-key: ");
+            telex_upstream_append(key, key_len, &k, provider->api_key);
+        }
     } else {
-        snprintf(url, url_len, "%s/chat/completions", provider->base_url);
-        if (provider->api_key != NULL)
-            snprintf(key, key_len, "Authorization: Bearer %s", provider->api_key);
+        telex_upstream_append(url, url_len, &u, provider->base_url);
+        telex_upstream_append(url, url_len, &u, "/chat/completions");
+        if (provider->api_key != NULL) {
+            telex_upstream_append(key, key_len, &k, "Authorization: Bearer ");
+            telex_upstream_append(key, key_len, &k, provider->api_key);
+        }
     }
 }
 
