@@ -39,7 +39,7 @@ typedef struct {
     const unsigned char *end;
     const unsigned char *start;
     unsigned char esc; /* the last string had an escape (set, never cleared, by scan_string) */
-    unsigned char odd; /* set, never cleared: a string or number jansson would refuse (see odd_escape, scan_number) */
+    unsigned char odd; /* set, never cleared: a string or number jansson would refuse (see u_escape, scan_number) */
 } cursor_t;
 
 enum { KEY_OTHER, KEY_ERROR, KEY_USAGE, KEY_FINISH, KEY_COMPLETION, KEY_REASONING, KEY_CHOICES, KEY_INDEX };
