@@ -225,13 +225,12 @@ static inline const unsigned char *skip_digits(const unsigned char *p, const uns
     return p;
 }
 
-/* A number; c->odd is set when jansson would refuse it: an integer of more
- * than 18 characters (json_int_t may not hold it) or a real that could
- * overflow a double (over 200 characters, or an exponent of over 2 digits). */
+/* A number; c->odd is set when its exponent has over 2 digits (a double
+ * may not hold it: jansson refuses the chunk). The other numbers jansson
+ * refuses are long: see long_number_odd. */
 static int scan_number(cursor_t *c)
 {
     const unsigned char *p = c->p, *e = c->end;
-    int real = 0;
     if (p < e && *p == '-')
         p++;
     if (p >= e)
@@ -248,7 +247,6 @@ static int scan_number(cursor_t *c)
         if (p >= e || !is_digit(*p))
             return -1;
         p = skip_digits(p, e);
-        real = 1;
     }
     if (p < e && (*p == 'e' || *p == 'E')) {
         p++;
@@ -261,12 +259,23 @@ static int scan_number(cursor_t *c)
             p++;
         if (p - digits > 2)
             c->odd = 1;
-        real = 1;
     }
-    if (p - c->p > (real ? 200 : 18))
-        c->odd = 1;
     c->p = p;
     return 0;
+}
+
+/* Would jansson refuse the valid number [p, end) of over 18 characters (the
+ * callers check that first)? An integer that long may be beyond json_int_t;
+ * a real of over 200 characters may be beyond a double (with an exponent
+ * of up to 2 digits, shorter ones are not). */
+static int long_number_odd(const unsigned char *p, const unsigned char *end)
+{
+    if (end - p > 200)
+        return 1;
+    for (; p < end; p++)
+        if (*p == '.' || *p == 'e' || *p == 'E')
+            return 0; /* a real */
+    return 1;
 }
 
 static int scan_literal(cursor_t *c, const char *word, size_t n)
@@ -411,7 +420,7 @@ static int tail_matches(const telex_json_memo_t *memo, const unsigned char *star
         size_t len;
         if (memo->hole_key[i] == HOLE_NUMBER) {
             cursor_t c = {p + seg, end, start, 0, 0};
-            if (scan_number(&c) != 0 || c.odd)
+            if (scan_number(&c) != 0 || c.odd || (c.p - (p + seg) > 18 && long_number_odd(p + seg, c.p)))
                 return -1;
             len = (size_t)(c.p - (p + seg));
             p = c.p;
@@ -591,6 +600,8 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
             const unsigned char *number = c.p;
             if (scan_number(&c) != 0)
                 goto fail;
+            if (c.p - number > 18 && long_number_odd(number, c.p))
+                c.odd = 1;
             if (c.odd) { /* as for strings */
                 f->finish_odd = 1;
                 tail.from = NULL;

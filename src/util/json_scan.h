@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define TELEX_JSON_SCAN_MAX_DEPTH 64
-#define TELEX_JSON_MAX_FINISHES 8
+#define TELEX_JSON_MAX_FINISHES 4
 #define TELEX_JSON_MAX_INDEX 1000000
 
 typedef struct telex_json_facts {
@@ -48,15 +48,15 @@ typedef struct telex_json_facts {
      * refuses in a valid object (\u0000, a lone surrogate, an integer too
      * long for json_int_t, a real that may overflow): build a tree
      * instead. A memo never keeps a tail with such a string or number. */
-    int finish_odd;
-    int n_finishes;
-    uint32_t finish_index[TELEX_JSON_MAX_FINISHES];
+    uint8_t finish_odd;
+    uint8_t n_finishes;
     /* internal: where the scan is among the choices */
     uint8_t in_choices;        /* the top-level "choices" array is open */
     uint8_t choices_seen;      /* a top-level "choices" member was read */
     uint8_t choice_finish;     /* the open choice has a non-null finish_reason */
     int32_t choice_index;      /* its index + 1 (0: none; -1: not a plain integer) */
     uint32_t choice_pos;       /* its position in "choices" */
+    uint32_t finish_index[TELEX_JSON_MAX_FINISHES];
 } telex_json_facts_t;
 
 

@@ -802,6 +802,12 @@ static void test_choice_finishes(void **state)
         {"{\"created\":12345678901234567890,\"choices\":[{\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
         {"{\"choices\":[{\"finish_reason\":\"stop\"}],\"x\":1e400}", 1, 0, {0}},
         {"{\"choices\":[{\"finish_reason\":\"stop\"}],\"x\":-1.5E-400}", 1, 0, {0}},
+        {"{\"choices\":[{\"finish_reason\":1},{\"finish_reason\":2},{\"finish_reason\":3},{\"finish_reason\":4}]}", 0,
+         4, {0, 1, 2, 3}},
+        {"{\"choices\":[{\"finish_reason\":1},{\"finish_reason\":2},{\"finish_reason\":3},{\"finish_reason\":4},"
+         "{\"finish_reason\":5}]}",
+         1, 0, {0}},
+        {"{\"x\":-1234567890123456789012345678901234567890.5e-12,\"choices\":[{\"finish_reason\":\"s\"}]}", 0, 1, {0}},
         {"{\"choices\":[{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"},"
          "{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"},"
          "{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"}]}",
