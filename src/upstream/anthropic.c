@@ -147,12 +147,17 @@ static telex_upstream_t *anthropic_start(const telex_upstream_env_t *env, const 
     }
 
     char url[2048], key[1024], version[256];
-    snprintf(url, sizeof(url), "%s/v1/messages", provider->base_url);
-    snprintf(version, sizeof(version), "anthropic-version: %s",
-             provider->anthropic_version != NULL ? provider->anthropic_version : "2023-06-01");
-    key[0] = '\0';
-    if (provider->api_key != NULL)
-        snprintf(key, sizeof(key), "x-api-key: %s", provider->api_key);
+    size_t nu = 0, nv = 0, nk = 0;
+    url[0] = version[0] = key[0] = '\0';
+    telex_upstream_append(url, sizeof(url), &nu, provider->base_url);
+    telex_upstream_append(url, sizeof(url), &nu, "/v1/messages");
+    telex_upstream_append(version, sizeof(version), &nv, "anthropic-version: ");
+    telex_upstream_append(version, sizeof(version), &nv,
+                          provider->anthropic_version != NULL ? provider->anthropic_version : "2023-06-01");
+    if (provider->api_key != NULL) {
+        telex_upstream_append(key, sizeof(key), &nk, "x-api-key: ");
+        telex_upstream_append(key, sizeof(key), &nk, provider->api_key);
+    }
     const char *own[] = {version, key[0] != '\0' ? key : NULL, NULL};
     telex_upstream_t *up =
         telex_sse_upstream_post_json(u, provider, url, own, req, JSON_COMPACT | JSON_PRESERVE_ORDER);

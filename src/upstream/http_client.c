@@ -847,14 +847,38 @@ void telex_http_client_free(telex_http_client_t *client)
     uv_close((uv_handle_t *)&client->timer, on_timer_closed);
 }
 
+/* Does h start with lower (lower-case ASCII, no NUL), ignoring ASCII case? */
+static int has_prefix_ci(const char *h, const char *lower, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)h[i]; /* a NUL in h differs from lower[i] first */
+        if ((ch >= 'A' && ch <= 'Z' ? ch + 32 : ch) != (unsigned char)lower[i])
+            return 0;
+    }
+    return 1;
+}
+
 /* Header names the client writes itself (framing and routing). */
 static int reserved_header(const char *h)
 {
-    static const char *const names[] = {"host:", "content-length:", "transfer-encoding:", "connection:"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strncasecmp(h, names[i], strlen(names[i])) == 0)
-            return 1;
-    return 0;
+#define NAME(lit) has_prefix_ci(h, lit, sizeof(lit) - 1)
+    switch (h[0] | 0x20) {
+    case 'h':
+        return NAME("host:");
+    case 'c':
+        return NAME("content-length:") || NAME("connection:");
+    case 't':
+        return NAME("transfer-encoding:");
+    default:
+        return 0;
+    }
+#undef NAME
+}
+
+static char *put(char *p, const void *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
 }
 
 /* The HTTP/1.1 request text; NULL for a header that is not one "Name: value" line. */
@@ -867,27 +891,39 @@ static char *build_request(const h2o_url_t *url, const telex_http_request_t *req
         len += strlen(*h) + 2;
     }
     char *buf = telex_xmalloc(len);
-    const char *path = url->path.len > 0 ? url->path.base : "/";
-    int path_len = url->path.len > 0 ? (int)url->path.len : 1;
-    size_t n = (size_t)snprintf(buf, len, "%s %.*s HTTP/1.1\r\nHost: %.*s\r\n", request->body != NULL ? "POST" : "GET",
-                                path_len, path, (int)url->authority.len, url->authority.base);
+    char *p = buf;
+    if (request->body != NULL)
+        p = put(p, "POST ", 5);
+    else
+        p = put(p, "GET ", 4);
+    if (url->path.len > 0)
+        p = put(p, url->path.base, url->path.len);
+    else
+        *p++ = '/';
+    p = put(p, " HTTP/1.1\r\nHost: ", 17);
+    p = put(p, url->authority.base, url->authority.len);
+    p = put(p, "\r\n", 2);
     for (const char *const *h = request->headers; h != NULL && *h != NULL; h++) {
         if (reserved_header(*h))
             continue;
-        size_t hl = strlen(*h);
-        memcpy(buf + n, *h, hl);
-        memcpy(buf + n + hl, "\r\n", 2);
-        n += hl + 2;
+        p = put(p, *h, strlen(*h));
+        p = put(p, "\r\n", 2);
     }
-    if (request->body != NULL)
-        n += (size_t)snprintf(buf + n, len - n, "Content-Length: %zu\r\n", request->body_len);
-    memcpy(buf + n, "\r\n", 2);
-    n += 2;
     if (request->body != NULL) {
-        memcpy(buf + n, request->body, request->body_len);
-        n += request->body_len;
+        char digits[24];
+        size_t nd = 0, v = request->body_len;
+        do {
+            digits[sizeof(digits) - ++nd] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        p = put(p, "Content-Length: ", 16);
+        p = put(p, digits + sizeof(digits) - nd, nd);
+        p = put(p, "\r\n", 2);
     }
-    *out_len = n;
+    p = put(p, "\r\n", 2);
+    if (request->body != NULL)
+        p = put(p, request->body, request->body_len);
+    *out_len = (size_t)(p - buf);
     return buf;
 }
 

@@ -44,7 +44,16 @@ static void openai_free(void *adapter)
     free(o);
 }
 
-/* Marks the choices this chunk finishes: a top-level "finish_reason" of a
+static void mark_finished(openai_t *o, uint64_t index)
+{
+    if (index < MAX_CHOICES && !o->finished[index]) {
+        o->finished[index] = 1;
+        o->n_finished++;
+    }
+}
+
+/* Marks the choices this chunk finishes (the tree of a chunk the scan could
+ * not say it for: json_scan.h's finish_odd, or one parsed anyway): a top-level "finish_reason" of a
  * choice (one nested deeper, e.g. inside logprobs, is not the choice's).
  * The answer is complete when all n choices have finished. */
 static void note_finishes(openai_t *o, json_t *chunk)
@@ -59,10 +68,8 @@ static void note_finishes(openai_t *o, json_t *chunk)
             continue;
         json_t *jindex = json_object_get(choice, "index");
         json_int_t index = json_is_integer(jindex) ? json_integer_value(jindex) : (json_int_t)i;
-        if (index >= 0 && index < MAX_CHOICES && !o->finished[index]) {
-            o->finished[index] = 1;
-            o->n_finished++;
-        }
+        if (index >= 0)
+            mark_finished(o, (uint64_t)index);
     }
     if (o->n_finished >= o->n_choices)
         o->finish_seen = 1;
@@ -88,10 +95,18 @@ static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
         return;
     }
     if (facts.finish && !facts.top_error && !facts.top_usage) {
-        /* rare (once per choice): parse it to see which choices it finishes */
-        json_t *chunk = telex_json_loadb(ev->data, ev->data_len, 0, NULL);
-        note_finishes(o, chunk);
-        json_decref(chunk);
+        if (!facts.finish_odd) {
+            /* once per choice: the scan says which choices it finishes */
+            for (int i = 0; i < facts.n_finishes; i++)
+                mark_finished(o, facts.finish_index[i]);
+            if (o->n_finished >= o->n_choices)
+                o->finish_seen = 1;
+        } else {
+            /* anything unusual: parse it to see */
+            json_t *chunk = telex_json_loadb(ev->data, ev->data_len, 0, NULL);
+            note_finishes(o, chunk);
+            json_decref(chunk);
+        }
     }
     if (!facts.top_error && !facts.top_usage) {
         telex_sse_upstream_chunk(u, ev->data, ev->data_len, NULL, &facts);
@@ -160,19 +175,29 @@ static void encode_segment(char *out, size_t cap, const char *s)
 static void endpoint_of(const telex_provider_t *provider, json_t *body, char *url, size_t url_len, char *key,
                         size_t key_len)
 {
+    size_t u = 0, k = 0;
+    url[0] = '\0';
     key[0] = '\0';
     if (provider->kind == TELEX_PROVIDER_AZURE) {
         char deployment[512];
         const char *model = json_string_value(json_object_get(body, "model"));
         encode_segment(deployment, sizeof(deployment), model != NULL ? model : "");
-        snprintf(url, url_len, "%s/openai/deployments/%s/chat/completions?api-version=%s", provider->base_url,
-                 deployment, provider->api_version != NULL ? provider->api_version : "");
-        if (provider->api_key != NULL)
-            snprintf(key, key_len, "api-key: %s", provider->api_key);
+        telex_upstream_append(url, url_len, &u, provider->base_url);
+        telex_upstream_append(url, url_len, &u, "/openai/deployments/");
+        telex_upstream_append(url, url_len, &u, deployment);
+        telex_upstream_append(url, url_len, &u, "/chat/completions?api-version=");
+        telex_upstream_append(url, url_len, &u, provider->api_version != NULL ? provider->api_version : "");
+        if (provider->api_key != NULL) {
+            telex_upstream_append(key, key_len, &k, "api-key: ");
+            telex_upstream_append(key, key_len, &k, provider->api_key);
+        }
     } else {
-        snprintf(url, url_len, "%s/chat/completions", provider->base_url);
-        if (provider->api_key != NULL)
-            snprintf(key, key_len, "Authorization: Bearer %s", provider->api_key);
+        telex_upstream_append(url, url_len, &u, provider->base_url);
+        telex_upstream_append(url, url_len, &u, "/chat/completions");
+        if (provider->api_key != NULL) {
+            telex_upstream_append(key, key_len, &k, "Authorization: Bearer ");
+            telex_upstream_append(key, key_len, &k, provider->api_key);
+        }
     }
 }
 

@@ -25,6 +25,7 @@
 #define TELEX_UPSTREAM_PROVIDER_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -119,6 +120,21 @@ static inline void telex_upstream_cancel(telex_upstream_t *u)
 {
     if (u != NULL)
         u->ops->cancel(u);
+}
+
+/* For the adapters' URLs and key headers: appends s to buf[0..*n) as
+ * snprintf's "%s" would (NULL as "(null)", never past cap - 1 bytes, always
+ * NUL-terminated), without its cost. */
+static inline void telex_upstream_append(char *buf, size_t cap, size_t *n, const char *s)
+{
+    if (s == NULL)
+        s = "(null)";
+    size_t len = strlen(s);
+    if (len > cap - 1 - *n)
+        len = cap - 1 - *n;
+    memcpy(buf + *n, s, len);
+    *n += len;
+    buf[*n] = '\0';
 }
 
 /* Short name of a failure kind for logs and metrics: "connect", "timeout"... */

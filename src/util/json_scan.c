@@ -38,9 +38,11 @@ typedef struct {
     const unsigned char *p;
     const unsigned char *end;
     const unsigned char *start;
+    unsigned char esc; /* the last string had an escape (set, never cleared, by scan_string) */
+    unsigned char odd; /* set, never cleared: a string or number jansson would refuse (see u_escape, scan_number) */
 } cursor_t;
 
-enum { KEY_OTHER, KEY_ERROR, KEY_USAGE, KEY_FINISH, KEY_COMPLETION, KEY_REASONING };
+enum { KEY_OTHER, KEY_ERROR, KEY_USAGE, KEY_FINISH, KEY_COMPLETION, KEY_REASONING, KEY_CHOICES, KEY_INDEX };
 
 /* Whitespace is rare in compact JSON, and every whitespace byte is <= ' ':
  * one compare settles the common case. */
@@ -119,6 +121,30 @@ static inline const unsigned char *skip_plain(const unsigned char *p, const unsi
     return p;
 }
 
+/* The valid \uXXXX escape at p: the bytes it takes, 12 for a high
+ * surrogate's followed by a low one's (a pair), else 6; *odd set when
+ * jansson refuses it (the whole chunk then has no tree): \u0000, or a
+ * surrogate not in such a pair. */
+static int u_escape(const unsigned char *p, const unsigned char *end, unsigned char *odd)
+{
+    int v = (telex_hexval((char)p[2]) << 12) | (telex_hexval((char)p[3]) << 8) | (telex_hexval((char)p[4]) << 4) |
+            telex_hexval((char)p[5]);
+    if (v != 0 && (v < 0xD800 || v > 0xDFFF))
+        return 6;
+    if (v == 0 || v >= 0xDC00 || end - p < 12 || p[6] != '\\' || p[7] != 'u') {
+        *odd = 1;
+        return 6;
+    }
+    int a = telex_hexval((char)p[8]), b = telex_hexval((char)p[9]), c = telex_hexval((char)p[10]),
+        d = telex_hexval((char)p[11]);
+    if (a < 0 || b < 0 || c < 0 || d < 0 || ((a << 12) | (b << 8) | (c << 4) | d) < 0xDC00 ||
+        ((a << 12) | (b << 8) | (c << 4) | d) > 0xDFFF) {
+        *odd = 1; /* (with a bad escape after it the string is refused anyway) */
+        return 6;
+    }
+    return 12;
+}
+
 #if defined(__GNUC__)
 #define HOT_INLINE inline __attribute__((always_inline))
 #else
@@ -152,11 +178,12 @@ static HOT_INLINE int scan_string(cursor_t *c, const unsigned char **body, size_
             if (end - p < 2)
                 break;
             unsigned char e = p[1];
+            c->esc = 1;
             if (e == 'u') {
                 if (end - p < 6 || telex_hexval((char)p[2]) < 0 || telex_hexval((char)p[3]) < 0 ||
                     telex_hexval((char)p[4]) < 0 || telex_hexval((char)p[5]) < 0)
                     break;
-                p += 6;
+                p += u_escape(p, end, &c->odd);
             } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
                        e == 't') {
                 p += 2;
@@ -198,6 +225,9 @@ static inline const unsigned char *skip_digits(const unsigned char *p, const uns
     return p;
 }
 
+/* A number; c->odd is set when its exponent has over 2 digits (a double
+ * may not hold it: jansson refuses the chunk). The other numbers jansson
+ * refuses are long: see long_number_odd. */
 static int scan_number(cursor_t *c)
 {
     const unsigned char *p = c->p, *e = c->end;
@@ -224,11 +254,28 @@ static int scan_number(cursor_t *c)
             p++;
         if (p >= e || !is_digit(*p))
             return -1;
+        const unsigned char *digits = p;
         while (p < e && is_digit(*p))
             p++;
+        if (p - digits > 2)
+            c->odd = 1;
     }
     c->p = p;
     return 0;
+}
+
+/* Would jansson refuse the valid number [p, end) of over 18 characters (the
+ * callers check that first)? An integer that long may be beyond json_int_t;
+ * a real of over 200 characters may be beyond a double (with an exponent
+ * of up to 2 digits, shorter ones are not). */
+static int long_number_odd(const unsigned char *p, const unsigned char *end)
+{
+    if (end - p > 200)
+        return 1;
+    for (; p < end; p++)
+        if (*p == '.' || *p == 'e' || *p == 'E')
+            return 0; /* a real */
+    return 1;
 }
 
 static int scan_literal(cursor_t *c, const char *word, size_t n)
@@ -252,6 +299,10 @@ static int key_kind(const unsigned char *k, size_t n)
         return KEY_ERROR;
     if (IS("usage"))
         return KEY_USAGE;
+    if (IS("index"))
+        return KEY_INDEX;
+    if (IS("choices"))
+        return KEY_CHOICES;
     return KEY_OTHER;
 #undef IS
 }
@@ -368,17 +419,17 @@ static int tail_matches(const telex_json_memo_t *memo, const unsigned char *star
             usage_shift = shift;
         size_t len;
         if (memo->hole_key[i] == HOLE_NUMBER) {
-            cursor_t c = {p + seg, end, start};
-            if (scan_number(&c) != 0)
+            cursor_t c = {p + seg, end, start, 0, 0};
+            if (scan_number(&c) != 0 || c.odd || (c.p - (p + seg) > 18 && long_number_odd(p + seg, c.p)))
                 return -1;
             len = (size_t)(c.p - (p + seg));
             p = c.p;
             at = memo->hole_to[i];
         } else {
-            cursor_t c = {p + seg - 1, end, start};
+            cursor_t c = {p + seg - 1, end, start, 0, 0};
             const unsigned char *body;
-            if (scan_string(&c, &body, &len) != 0)
-                return -1;
+            if (scan_string(&c, &body, &len) != 0 || c.odd)
+                return -1; /* (an odd one's tail is never kept) */
             if (memo->hole_key[i] == KEY_COMPLETION)
                 completion += len;
             else if (memo->hole_key[i] == KEY_REASONING)
@@ -403,9 +454,51 @@ static int tail_matches(const telex_json_memo_t *memo, const unsigned char *star
     return 0;
 }
 
+/* The choice-level finishes (json_scan.h): depth 1 is the top-level
+ * object, 2 the "choices" array, 3 a choice. */
+
+/* A key "choices" or "index" at depth <= 3. */
+static void note_choice_key(telex_json_facts_t *f, int key, int depth)
+{
+    if (key == KEY_CHOICES && depth == 1) {
+        if (f->choices_seen)
+            f->finish_odd = 1; /* which one counts is the parser's business */
+        f->choices_seen = 1;
+        f->in_choices = 0; /* until its value is an array */
+    } else if (key == KEY_INDEX && depth == 3 && f->in_choices) {
+        f->choice_index = -1; /* until its value is a plain integer (note_index) */
+    }
+}
+
+/* A choice's "index" that is the number [p, end). */
+static void note_index(telex_json_facts_t *f, const unsigned char *p, const unsigned char *end)
+{
+    uint32_t v = 0;
+    f->choice_index = -1;
+    if (end - p > 7)
+        return;
+    for (; p < end; p++) {
+        if (!is_digit(*p))
+            return; /* '-', a fraction, an exponent */
+        v = v * 10 + (uint32_t)(*p - '0');
+    }
+    if (v < TELEX_JSON_MAX_INDEX)
+        f->choice_index = (int32_t)v + 1;
+}
+
+/* The end of a choice with a non-null finish_reason. */
+static void note_finish(telex_json_facts_t *f)
+{
+    if (f->choice_index < 0 || f->n_finishes == TELEX_JSON_MAX_FINISHES) {
+        f->finish_odd = 1;
+        return;
+    }
+    f->finish_index[f->n_finishes++] = f->choice_index == 0 ? f->choice_pos : (uint32_t)(f->choice_index - 1);
+}
+
 static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_json_memo_t *memo)
 {
-    cursor_t c = {(const unsigned char *)s, (const unsigned char *)s + n, (const unsigned char *)s};
+    cursor_t c = {(const unsigned char *)s, (const unsigned char *)s + n, (const unsigned char *)s, 0, 0};
     char stack[TELEX_JSON_SCAN_MAX_DEPTH]; /* '{' or '[' */
     int depth = 0;
     int key = KEY_OTHER; /* the key of the value about to be read */
@@ -449,12 +542,25 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
                 f->top_error = 1;
             if (depth == 1 && key == KEY_USAGE)
                 f->top_usage = 1;
+            if (depth == 1 && key == KEY_CHOICES && ch == '[') {
+                f->in_choices = 1;
+                f->choice_pos = 0;
+            } else if (f->in_choices && depth <= 3) {
+                if (depth == 2) { /* a choice begins */
+                    f->choice_finish = 0;
+                    f->choice_index = 0;
+                } else if (key == KEY_FINISH) {
+                    f->choice_finish = 1; /* not null */
+                }
+            }
             stack[depth++] = (char)ch;
             sep = c.p;
             c.p++;
             skip_ws(&c, f);
             if (c.p < c.end && *c.p == (ch == '{' ? '}' : ']')) {
                 c.p++;
+                if (depth == 2)
+                    f->in_choices = 0; /* "choices":[] ends here (or it was not open) */
                 depth--;
                 goto after_value;
             }
@@ -471,7 +577,13 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
                 f->completion_bytes += len;
             else if (key == KEY_REASONING)
                 f->reasoning_bytes += len;
-            tail_hole(&tail, body, body + len, (uint8_t)key);
+            if (!c.odd) {
+                tail_hole(&tail, body, body + len, (uint8_t)key);
+            } else { /* rare: no tree for this chunk; its tail is not kept (tail_matches) */
+                f->finish_odd = 1;
+                tail.from = NULL;
+                c.odd = 0;
+            }
         } else if (ch == 't') {
             if (scan_literal(&c, "true", 4) != 0)
                 goto fail;
@@ -482,11 +594,23 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
             if (scan_literal(&c, "null", 4) != 0)
                 goto fail;
             value_is_null = 1;
+            if (key == KEY_FINISH && depth == 3 && f->in_choices)
+                f->choice_finish = 0;
         } else {
             const unsigned char *number = c.p;
             if (scan_number(&c) != 0)
                 goto fail;
-            tail_hole(&tail, number, c.p, HOLE_NUMBER);
+            if (c.p - number > 18 && long_number_odd(number, c.p))
+                c.odd = 1;
+            if (c.odd) { /* as for strings */
+                f->finish_odd = 1;
+                tail.from = NULL;
+                c.odd = 0;
+            } else if (key == KEY_INDEX && depth == 3 && f->in_choices) {
+                note_index(f, number, c.p); /* not a hole: the tail must have this very index */
+            } else {
+                tail_hole(&tail, number, c.p, HOLE_NUMBER);
+            }
         }
         if (value_is_null && depth == 1 && key == KEY_USAGE && f->null_usage_to == 0) {
             /* after a comma: cut from it; first member: cut up to the comma after it */
@@ -496,8 +620,11 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
             if (tail.from != NULL && sep >= tail.from)
                 tail.usage_holes = tail.n;
         } else if (!value_is_null) {
-            if (key == KEY_FINISH)
+            if (key == KEY_FINISH) {
                 f->finish = 1;
+                if (depth == 3 && f->in_choices)
+                    f->choice_finish = 1;
+            }
             if (depth == 1 && key == KEY_ERROR)
                 f->top_error = 1;
             if (depth == 1 && key == KEY_USAGE)
@@ -530,10 +657,18 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
                 if (open == '{')
                     goto member;
                 key = KEY_OTHER;
+                if (depth == 2 && f->in_choices)
+                    f->choice_pos++;
                 break; /* next array element */
             }
             if (*c.p == (open == '{' ? '}' : ']')) {
                 c.p++;
+                if (depth <= 3 && f->in_choices) {
+                    if (depth == 2)
+                        f->in_choices = 0; /* the choices end */
+                    else if (depth == 3 && f->choice_finish)
+                        note_finish(f); /* a choice ends */
+                }
                 depth--;
                 continue;
             }
@@ -548,10 +683,19 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
         {
             const unsigned char *k;
             size_t klen;
+            c.esc = 0;
             if (scan_string(&c, &k, &klen) != 0)
                 goto fail;
             key = key_kind(k, klen);
+            if (c.esc || c.odd) {
+                /* rare: a key the parser reads otherwise ("\u0069ndex"),
+                 * or one it refuses; a key is never a hole */
+                f->finish_odd = 1;
+                c.odd = 0;
+            }
         }
+        if (key >= KEY_CHOICES && depth <= 3)
+            note_choice_key(f, key, depth);
         skip_ws(&c, f);
         if (c.p >= c.end || *c.p != ':')
             goto fail;

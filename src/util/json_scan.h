@@ -7,7 +7,8 @@
  * object, whether it carries a top-level `error` or `usage` (then, and only
  * then, it is parsed into a tree), where a top-level `"usage":null` is (a
  * client that did not ask for usage must not see the one telex asked the
- * provider for), whether any `finish_reason` is set, and
+ * provider for), whether any `finish_reason` is set (and which choices a
+ * choice-level one finishes), and
  * roughly how much text it carries (for usage estimates when a provider
  * reports none). The grammar is RFC 8259's, strings must be valid UTF-8
  * (as jansson requires), and nesting deeper than TELEX_JSON_SCAN_MAX_DEPTH
@@ -20,6 +21,8 @@
 #include <stdint.h>
 
 #define TELEX_JSON_SCAN_MAX_DEPTH 64
+#define TELEX_JSON_MAX_FINISHES 4
+#define TELEX_JSON_MAX_INDEX 1000000
 
 typedef struct telex_json_facts {
     int top_error;             /* a top-level "error" that is not null */
@@ -34,7 +37,28 @@ typedef struct telex_json_facts {
                                   with one adjacent comma (to == 0: none) */
     int null_usage_open;       /* internal: the cut still wants the comma after it */
     size_t error_at;           /* on failure: offset of the offending byte */
+    /* Choice-level finishes: a non-null "finish_reason" member (last one
+     * wins) of an object that is an element of the top-level "choices"
+     * array (the last top-level "choices"), each with the choice's "index"
+     * (last one wins; its position in the array when it has none).
+     * finish_odd: something these cannot say exactly (more than
+     * TELEX_JSON_MAX_FINISHES of them, an index that is not a plain
+     * non-negative integer below TELEX_JSON_MAX_INDEX, more than one
+     * top-level "choices", a key with an escape) or something jansson
+     * refuses in a valid object (\u0000, a lone surrogate, an integer too
+     * long for json_int_t, a real that may overflow): build a tree
+     * instead. A memo never keeps a tail with such a string or number. */
+    uint8_t finish_odd;
+    uint8_t n_finishes;
+    /* internal: where the scan is among the choices */
+    uint8_t in_choices;        /* the top-level "choices" array is open */
+    uint8_t choices_seen;      /* a top-level "choices" member was read */
+    uint8_t choice_finish;     /* the open choice has a non-null finish_reason */
+    int32_t choice_index;      /* its index + 1 (0: none; -1: not a plain integer) */
+    uint32_t choice_pos;       /* its position in "choices" */
+    uint32_t finish_index[TELEX_JSON_MAX_FINISHES];
 } telex_json_facts_t;
+
 
 /* Returns 0 when s[0..n) is exactly one JSON object (surrounding whitespace
  * allowed), filling *facts; -1 otherwise (facts->error_at says where). */

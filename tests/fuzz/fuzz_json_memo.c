@@ -9,7 +9,8 @@
  * stream. Aborts when the two differ in anything they report (return value,
  * every fact, error_at on failure), when the memo holds bytes that are
  * not the first bytes of some chunk scanned so far, or a tail that with the
- * prefix is not a whole chunk scanned so far. Each chunk is scanned
+ * prefix is not a whole chunk scanned so far, and when a valid chunk's
+ * choice-level finishes are not what jansson's tree says (check_finishes). Each chunk is scanned
  * from an exact-size copy, so reads past its end are caught.
  *
  * Build and run: `make fuzz FUZZ_SECONDS=N` (clang, -fsanitize=fuzzer,
@@ -20,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "../../src/util/json_scan.c"
 
 #define REQUIRE(cond)                                                                                           \
@@ -29,6 +32,42 @@
             abort();                                                                                            \
         }                                                                                                       \
     } while (0)
+
+/* A valid chunk's choice-level finishes are what openai.c's tree walk finds
+ * (each element of "choices" with a non-null "finish_reason", by its integer
+ * "index" or its position), unless the scan said finish_odd; a chunk
+ * jansson refuses, or an index the walk would read as negative or not
+ * read, is odd. */
+static void check_finishes(const char *s, size_t n, const telex_json_facts_t *f)
+{
+    json_t *root = json_loadb(s, n, 0, NULL);
+    if (root == NULL) {
+        REQUIRE(f->finish_odd);
+        return;
+    }
+    int k = 0;
+    size_t i;
+    json_t *choice;
+    json_array_foreach(json_object_get(root, "choices"), i, choice)
+    {
+        json_t *fr = json_object_get(choice, "finish_reason");
+        if (fr == NULL || json_is_null(fr))
+            continue;
+        json_t *jindex = json_object_get(choice, "index");
+        if (jindex != NULL && (!json_is_integer(jindex) || json_integer_value(jindex) < 0 ||
+                               json_integer_value(jindex) >= TELEX_JSON_MAX_INDEX)) {
+            REQUIRE(f->finish_odd);
+            break;
+        }
+        if (f->finish_odd)
+            break;
+        REQUIRE(k < f->n_finishes);
+        REQUIRE(f->finish_index[k] == (jindex != NULL ? (uint32_t)json_integer_value(jindex) : (uint32_t)i));
+        k++;
+    }
+    REQUIRE(f->finish_odd || k == f->n_finishes);
+    json_decref(root);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -62,6 +101,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(plain.completion_bytes == memoed.completion_bytes && plain.reasoning_bytes == memoed.reasoning_bytes);
         REQUIRE(a == 0 || plain.error_at == memoed.error_at);
         REQUIRE(a != 0 || (plain.null_usage_from == memoed.null_usage_from && plain.null_usage_to == memoed.null_usage_to));
+        REQUIRE(plain.finish_odd == memoed.finish_odd && plain.n_finishes == memoed.n_finishes);
+        REQUIRE(memcmp(plain.finish_index, memoed.finish_index,
+                       sizeof(plain.finish_index[0]) * (size_t)plain.n_finishes) == 0);
+        if (a == 0)
+            check_finishes(chunk, len, &plain);
         seen[i] = chunk;
         seen_len[i] = len;
         if (memo.len != 0) {

@@ -569,6 +569,44 @@ static void test_request_as_written(void **state)
     telex_http_client_free(client);
 }
 
+/* Headers the client writes itself are dropped from the caller's (any case);
+ * a body's length written in full; a request without a body is a GET. */
+static void test_request_headers_as_written(void **state)
+{
+    (void)state;
+    telex_http_client_t *client = telex_http_client_new(&loop);
+    static const char *const hdrs[] = {"HOST: evil", "content-length: 1", "Connection: close", "transfer-Encoding: x",
+                                       "Content-Type: text/plain", "Hostname: kept", "Connectionless: kept",
+                                       "TE: trailers", "X-Empty:", NULL};
+    char body[1234];
+    memset(body, 'b', sizeof body);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", port);
+    probe_t p = {0};
+    telex_http_request_t req = {.url = url, .headers = hdrs, .body = body, .body_len = sizeof body};
+    p.call = telex_http_call_start(client, &req, &handlers, &p);
+    assert_non_null(p.call);
+    wait_for(&p);
+    char expect[2048];
+    int n = snprintf(expect, sizeof expect,
+                     "POST /echo HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: text/plain\r\nHostname: kept\r\n"
+                     "Connectionless: kept\r\nTE: trailers\r\nX-Empty:\r\nContent-Length: 1234\r\n\r\n",
+                     port);
+    assert_int_equal(strlen(p.body), (size_t)n + sizeof body);
+    assert_memory_equal(p.body, expect, (size_t)n);
+    telex_http_request_t get = {.url = url, .headers = hdrs + 4};
+    probe_t q = {0};
+    q.call = telex_http_call_start(client, &get, &handlers, &q);
+    assert_non_null(q.call);
+    wait_for(&q);
+    snprintf(expect, sizeof expect,
+             "GET /echo HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: text/plain\r\nHostname: kept\r\n"
+             "Connectionless: kept\r\nTE: trailers\r\nX-Empty:\r\n\r\n",
+             port);
+    assert_string_equal(q.body, expect);
+    telex_http_client_free(client);
+}
+
 static void test_requests_that_cannot_be_sent(void **state)
 {
     (void)state;
@@ -1000,6 +1038,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_early_hints_lf_lines_extensions_trailers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_responses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_as_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_headers_as_written, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requests_that_cannot_be_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_at_done_keeps_the_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_before_the_end_closes_the_connection, setup, teardown),

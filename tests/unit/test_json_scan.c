@@ -497,7 +497,9 @@ static void check_same(const char *s, size_t n, telex_json_memo_t *memo, const c
         plain.finish != memoed.finish || plain.completion_bytes != memoed.completion_bytes ||
         plain.reasoning_bytes != memoed.reasoning_bytes || plain.line_breaks != memoed.line_breaks ||
         (a == 0 && (plain.null_usage_from != memoed.null_usage_from || plain.null_usage_to != memoed.null_usage_to)) ||
-        (a != 0 && plain.error_at != memoed.error_at))
+        (a != 0 && plain.error_at != memoed.error_at) || plain.finish_odd != memoed.finish_odd ||
+        plain.n_finishes != memoed.n_finishes ||
+        memcmp(plain.finish_index, memoed.finish_index, sizeof(plain.finish_index[0]) * (size_t)plain.n_finishes) != 0)
         fail_msg("%s: plain %d (at %zu, completion %llu) vs memo %d (at %zu, completion %llu) on %.*s", what, a,
                  plain.error_at, (unsigned long long)plain.completion_bytes, b, memoed.error_at,
                  (unsigned long long)memoed.completion_bytes, (int)n, s);
@@ -717,6 +719,174 @@ static void test_memo_agrees_on_corruptions(void **state)
     }
 }
 
+/* The choices a chunk finishes, as openai.c's tree walk finds them: each
+ * element of "choices" with a non-null "finish_reason", by its integer
+ * "index" or else its position. -1 when jansson refuses the chunk; -2 when
+ * an index is not an integer or negative (the scan must then say odd). */
+static int tree_finishes(const char *s, uint32_t *out, int cap)
+{
+    json_t *root = json_loads(s, 0, NULL);
+    if (root == NULL)
+        return -1;
+    int n = 0;
+    size_t i;
+    json_t *choice;
+    json_array_foreach(json_object_get(root, "choices"), i, choice)
+    {
+        json_t *fr = json_object_get(choice, "finish_reason");
+        if (fr == NULL || json_is_null(fr))
+            continue;
+        json_t *jindex = json_object_get(choice, "index");
+        if (jindex != NULL && (!json_is_integer(jindex) || json_integer_value(jindex) < 0)) {
+            n = -2;
+            break;
+        }
+        if (n == cap) {
+            n = -2;
+            break;
+        }
+        out[n++] = jindex != NULL ? (uint32_t)json_integer_value(jindex) : (uint32_t)i;
+    }
+    json_decref(root);
+    return n;
+}
+
+typedef struct {
+    const char *json;
+    int odd;         /* the scan must say finish_odd */
+    int n;           /* else: these finishes */
+    uint32_t idx[4];
+} finish_case_t;
+
+/* The choice-level finishes the scan reports are the tree's; anything it
+ * cannot say exactly (or that jansson refuses) is odd; a memo'd scan says
+ * the same, also after each other chunk primed the memo. */
+static void test_choice_finishes(void **state)
+{
+    static const finish_case_t cases[] = {
+        {"{\"choices\":[{\"index\":1,\"delta\":{},\"finish_reason\":\"stop\"}]}", 0, 1, {1}},
+        {"{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"},{\"finish_reason\":\"length\"}]}", 0, 2, {0, 1}},
+        {"{\"choices\":[{\"index\":2,\"finish_reason\":null},{\"index\":0,\"finish_reason\":\"stop\"}]}", 0, 1, {0}},
+        {"{\"choices\":[{\"finish_reason\":\"stop\",\"finish_reason\":null}]}", 0, 0, {0}},
+        {"{\"choices\":[{\"finish_reason\":null,\"finish_reason\":1}]}", 0, 1, {0}},
+        {"{\"choices\":[{\"delta\":{\"finish_reason\":\"x\"},\"logprobs\":{\"finish_reason\":\"y\"}}]}", 0, 0, {0}},
+        {"{\"x\":[{\"finish_reason\":\"stop\"}],\"choices\":[]}", 0, 0, {0}},
+        {"{\"choices\":[],\"x\":[{\"finish_reason\":\"stop\"}]}", 0, 0, {0}},
+        {"{\"choices\":{},\"x\":[{\"finish_reason\":\"stop\"}]}", 0, 0, {0}},
+        {"{\"choices\":{\"finish_reason\":\"stop\"}}", 0, 0, {0}},
+        {"{\"choices\":[[{\"finish_reason\":\"stop\"}],{\"finish_reason\":\"a\"},[],{}]}", 0, 1, {1}},
+        {"{\"choices\":[{},[],{\"finish_reason\":true},{\"finish_reason\":false}]}", 0, 2, {2, 3}},
+        {"{\"choices\":[{\"index\":1,\"index\":3,\"finish_reason\":\"stop\"}]}", 0, 1, {3}},
+        {"{\"choices\":[{\"finish_reason\":{\"a\":1}},{\"finish_reason\":[]},{\"finish_reason\":{}}]}", 0, 3, {0, 1, 2}},
+        {"{\"choices\":[{\"index\":999999,\"finish_reason\":\"stop\"}]}", 0, 1, {999999}},
+        {"{\"a\":[[[{\"choices\":[{\"finish_reason\":\"stop\"}]}]]],\"choices\":[{\"index\":7}]}", 0, 0, {0}},
+        {"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\ud83d\\ude00\"},\"finish_reason\":\"stop\"}]}", 0, 1, {0}},
+        {"{\"created\":123456789012345678,\"choices\":[{\"finish_reason\":\"stop\",\"x\":1.5e99}]}", 0, 1, {0}},
+        {"{\"choices\":[{\"index\":1000000,\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"index\":\"1\",\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"index\":null,\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"index\":[],\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"index\":1.0,\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"index\":1e0,\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"index\":-1,\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"finish_reason\":\"stop\"}],\"choices\":[]}", 1, 0, {0}},
+        {"{\"choices\":[],\"choices\":[{\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"fin\\u0069sh_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"\\u0069ndex\":1,\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"ch\\u006fices\":[{\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"finish_reason\":\"stop\",\"delta\":{\"content\":\"\\u0000\"}}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"finish_reason\":\"stop\",\"delta\":{\"content\":\"\\ud83d\"}}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"finish_reason\":\"stop\",\"delta\":{\"content\":\"\\ude00\\ud83d\"}}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"finish_reason\":\"stop\",\"delta\":{\"content\":\"\\ud83dx\"}}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"finish_reason\":\"stop\",\"delta\":{\"content\":\"\\ud83d\\u0041\"}}]}", 1, 0, {0}},
+        {"{\"created\":12345678901234567890,\"choices\":[{\"finish_reason\":\"stop\"}]}", 1, 0, {0}},
+        {"{\"choices\":[{\"finish_reason\":\"stop\"}],\"x\":1e400}", 1, 0, {0}},
+        {"{\"choices\":[{\"finish_reason\":\"stop\"}],\"x\":-1.5E-400}", 1, 0, {0}},
+        {"{\"choices\":[{\"finish_reason\":1},{\"finish_reason\":2},{\"finish_reason\":3},{\"finish_reason\":4}]}", 0,
+         4, {0, 1, 2, 3}},
+        {"{\"choices\":[{\"finish_reason\":1},{\"finish_reason\":2},{\"finish_reason\":3},{\"finish_reason\":4},"
+         "{\"finish_reason\":5}]}",
+         1, 0, {0}},
+        {"{\"x\":-1234567890123456789012345678901234567890.5e-12,\"choices\":[{\"finish_reason\":\"s\"}]}", 0, 1, {0}},
+        {"{\"choices\":[{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"},"
+         "{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"},"
+         "{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"}]}",
+         1, 0, {0}},
+    };
+    size_t n = sizeof(cases) / sizeof(cases[0]);
+    for (size_t i = 0; i < n; i++) {
+        const finish_case_t *t = &cases[i];
+        telex_json_facts_t f;
+        assert_int_equal(scan(t->json, &f), 0);
+        uint32_t tree[TELEX_JSON_MAX_FINISHES];
+        int nt = tree_finishes(t->json, tree, TELEX_JSON_MAX_FINISHES);
+        if (f.finish_odd != t->odd)
+            fail_msg("finish_odd %d on %s", f.finish_odd, t->json);
+        if (t->odd)
+            continue;
+        if (nt != t->n || f.n_finishes != t->n)
+            fail_msg("%d finishes (tree %d, expected %d) on %s", f.n_finishes, nt, t->n, t->json);
+        for (int k = 0; k < t->n; k++) {
+            assert_int_equal(f.finish_index[k], t->idx[k]);
+            assert_int_equal(tree[k], t->idx[k]);
+        }
+    }
+    /* what the tree walk cannot do, the scan says is odd */
+    for (size_t i = 0; i < n; i++) {
+        telex_json_facts_t f;
+        uint32_t tree[TELEX_JSON_MAX_FINISHES];
+        if (tree_finishes(cases[i].json, tree, TELEX_JSON_MAX_FINISHES) < 0) {
+            assert_int_equal(scan(cases[i].json, &f), 0);
+            assert_true(f.finish_odd);
+        }
+    }
+    /* memo'd scans agree, primed by a content chunk and by each other */
+    const char *content = TAIL_HEAD "\"x\"},\"logprobs\":null,\"finish_reason\":null}]}";
+    const char *in_tail[] = {
+        TAIL_HEAD "\"x\"},\"index\":1,\"finish_reason\":\"stop\"}]}",
+        TAIL_HEAD "\"x\"},\"index\":2,\"finish_reason\":\"stop\"}]}",
+        TAIL_HEAD "\"x\"},\"index\":12,\"finish_reason\":\"stop\"}]}",
+        TAIL_HEAD "\"x\"},\"index\":-1,\"finish_reason\":\"stop\"}]}",
+        TAIL_HEAD "\"yy\"},\"finish_reason\":\"length\"}]}",
+        TAIL_HEAD "\"yy\\u0000\"},\"finish_reason\":\"length\"}]}",
+        TAIL_HEAD "\"yy\"},\"finish_reason\":\"length\",\"n\":1e400}]}",
+        TAIL_HEAD "\"yy\"},\"finish_reason\":\"length\",\"n\":1e40}]}",
+        TAIL_HEAD "\"yy\"},\"finish_reason\":\"length\",\"n\":12345678901234567890}]}",
+        TAIL_HEAD "\"yy\"},\"finish_reason\":\"length\",\"n\":123456789012345678}]}",
+        TAIL_HEAD "\"z\"},\"finish_reason\":\"stop\"},{\"index\":1,\"delta\":{},\"finish_reason\":\"stop\"}]}",
+        TAIL_HEAD "\"z\"},\"finish_reason\":\"stop\"},{\"index\":1,\"delta\":{},\"finish_reason\":null}]}",
+        TAIL_HEAD "\"z\"},\"finish_reason\":\"stop\"}],\"choices\":[]}",
+        "{\"choices\":[{\"index\":3,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}]}",
+        "{\"choices\":[{\"index\":4,\"delta\":{\"content\":\"bb\"},\"finish_reason\":\"stop\"}]}",
+        "{\"choices\":[{\"finish_reason\":\"stop\",\"delta\":{\"content\":\"a\"}}]}",
+        "{\"choices\":[{\"finish_reason\":null,\"delta\":{\"content\":\"a\"}}]}",
+    };
+    size_t m = sizeof(in_tail) / sizeof(in_tail[0]);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < m; j++) {
+            telex_json_memo_t memo = {0};
+            check_same(content, strlen(content), &memo, "content");
+            check_same(in_tail[i], strlen(in_tail[i]), &memo, "finish");
+            check_same(in_tail[j], strlen(in_tail[j]), &memo, "another finish");
+            check_same(in_tail[j], strlen(in_tail[j]), &memo, "again");
+            check_same(in_tail[i], strlen(in_tail[i]), &memo, "the first again");
+            telex_json_memo_clear(&memo);
+        }
+    for (size_t i = 0; i < m; i++) {
+        telex_json_facts_t f;
+        uint32_t tree[TELEX_JSON_MAX_FINISHES];
+        assert_int_equal(scan(in_tail[i], &f), 0);
+        int nt = tree_finishes(in_tail[i], tree, TELEX_JSON_MAX_FINISHES);
+        if (nt < 0) {
+            assert_true(f.finish_odd);
+        } else if (!f.finish_odd) {
+            assert_int_equal(f.n_finishes, nt);
+            for (int k = 0; k < nt; k++)
+                assert_int_equal(f.finish_index[k], tree[k]);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -733,6 +903,7 @@ int main(void)
         cmocka_unit_test(test_memo_keeps_the_head),
         cmocka_unit_test(test_memo_keeps_the_tail),
         cmocka_unit_test(test_memo_agrees_on_corruptions),
+        cmocka_unit_test(test_choice_finishes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
