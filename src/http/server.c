@@ -44,6 +44,7 @@ typedef struct telex_server {
     telex_worker_t *workers;
     int *listen_fds;
     atomic_int running_workers;
+    atomic_int idle_workers; /* shutting down, and found idle at their last poll */
 } telex_server_t;
 
 typedef struct {
@@ -137,13 +138,22 @@ static void on_guard_timer(uv_timer_t *timer)
 
 /* ------------------------------------------------------------- shutdown */
 
+/* A worker's loop ends when every worker is idle (or at the hard deadline):
+ * one that stopped as soon as it was idle itself would leave its kept-alive
+ * connections unanswered — a request on one hung until another worker's
+ * last answer ended and the process exited — where they now get their 503
+ * shutting_down (or a close) at once. */
 static void on_shutdown_poll(uv_timer_t *timer)
 {
     telex_worker_t *w = timer->data;
     uint64_t elapsed = uv_now(&w->loop) - w->shutdown_started_ms;
     uint64_t hard_limit = (uint64_t)(w->options->shutdown_grace * 1000) + 2000;
     int idle = w->options->is_idle == NULL || w->options->is_idle(w);
-    if (idle || elapsed >= hard_limit)
+    if (idle != w->shutdown_idle) {
+        w->shutdown_idle = idle;
+        atomic_fetch_add(&w->server->idle_workers, idle ? 1 : -1);
+    }
+    if (atomic_load(&w->server->idle_workers) >= w->options->workers || elapsed >= hard_limit)
         uv_stop(&w->loop);
 }
 

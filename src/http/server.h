@@ -13,9 +13,10 @@
  * The application keeps per-worker state through worker_init/worker_dispose.
  *
  * The main thread waits for SIGINT/SIGTERM, then every worker stops
- * accepting and calls options.on_shutdown; a worker ends its loop once
- * options.is_idle says it has nothing in flight (or after the hard deadline
- * of shutdown_grace + 2 s), and telex_server_run returns.
+ * accepting and calls options.on_shutdown; the workers end their loops once
+ * options.is_idle says every one of them has nothing in flight (until then
+ * an idle one still answers requests on its open connections), or after
+ * the hard deadline of shutdown_grace + 2 s, and telex_server_run returns.
  */
 #ifndef TELEX_HTTP_SERVER_H
 #define TELEX_HTTP_SERVER_H
@@ -68,6 +69,7 @@ struct telex_worker {
     uv_timer_t shutdown_timer;
     uv_async_t shutdown_async;
     int shutting_down;
+    int shutdown_idle; /* found idle at the last shutdown poll (counted in the server's idle_workers) */
     uint64_t shutdown_started_ms;
     const telex_server_options_t *options;
     struct telex_server *server;

@@ -239,10 +239,17 @@ describe('a request for an unknown id while the node shuts down', () => {
 
   test('answered 503 shutting_down (no wait for Redis begun: that would end 204), and logged', async () => {
     const X = c.nodes[0];
-    // a connection kept alive from before the shutdown
-    const raw = await connect(X.url);
-    await raw.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
-    await waitFor(() => parseResponses(raw.data()).length === 1, { message: 'the first answer' });
+    // connections kept alive from before the shutdown: several, so that some are on the worker
+    // that has no answer running (the kernel spreads them over the two); that worker, idle,
+    // must still answer them until the whole node ends
+    const raws = [];
+    for (let i = 0; i < 8; i++) {
+      const conn = await connect(X.url);
+      await conn.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor(() => parseResponses(conn.data()).length === 1, { message: 'the first answer' });
+      raws.push(conn);
+    }
+    const raw = raws[0];
     // an answer that keeps X running through the shutdown
     let started;
     const running = new Promise((resolve) => (started = resolve));
@@ -253,10 +260,17 @@ describe('a request for an unknown id while the node shuts down', () => {
     const exiting = stopChecked(X); // SIGTERM; throws on a sanitizer report or a non-zero exit
     await waitFor(() => refused(X), { message: 'new connections refused after SIGTERM' });
     const sid = madeUp();
-    await raw.write(`GET /v1/streams/${sid} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nLast-Event-ID: ${sid}.1\r\n\r\n`);
-    await waitFor(() => parseResponses(raw.data()).length === 2, { intervalMs: 5, message: 'the answer' });
-    raw.destroy();
+    for (const conn of raws)
+      await conn.write(`GET /v1/streams/${sid} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nLast-Event-ID: ${sid}.1\r\n\r\n`);
+    // each is answered while the running answer still runs (it lasts ~2 s; a worker that had
+    // stopped would leave its connections unanswered until the node exits after it)
+    await waitFor(() => raws.every((conn) => parseResponses(conn.data()).length === 2), {
+      intervalMs: 5,
+      message: 'an answer on every kept-alive connection',
+    });
+    for (const conn of raws) conn.destroy();
     const r = parseResponses(raw.data())[1];
+    for (const conn of raws) assert.equal(parseResponses(conn.data())[1].status, 503);
     assert.equal(r.status, 503, r.body);
     assert.equal(r.headers['retry-after'], '1');
     assert.equal(r.json().error.code, 'shutting_down');
