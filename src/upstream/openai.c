@@ -44,18 +44,21 @@ static void openai_free(void *adapter)
     free(o);
 }
 
+/* The answer is complete when all n choices have finished (n >= 1). */
 static void mark_finished(openai_t *o, uint64_t index)
 {
     if (index < MAX_CHOICES && !o->finished[index]) {
         o->finished[index] = 1;
         o->n_finished++;
     }
+    if (o->n_finished >= o->n_choices)
+        o->finish_seen = 1;
 }
 
-/* Marks the choices this chunk finishes (the tree of a chunk the scan could
- * not say it for: json_scan.h's finish_odd, or one parsed anyway): a top-level "finish_reason" of a
- * choice (one nested deeper, e.g. inside logprobs, is not the choice's).
- * The answer is complete when all n choices have finished. */
+/* Marks the choices this chunk finishes, from its tree (a chunk the scan
+ * could not say it for: json_scan.h's finish_odd, or one parsed anyway): a
+ * top-level "finish_reason" of a choice (one nested deeper, e.g. inside
+ * logprobs, is not the choice's). */
 static void note_finishes(openai_t *o, json_t *chunk)
 {
     json_t *choices = json_object_get(chunk, "choices");
@@ -71,8 +74,6 @@ static void note_finishes(openai_t *o, json_t *chunk)
         if (index >= 0)
             mark_finished(o, (uint64_t)index);
     }
-    if (o->n_finished >= o->n_choices)
-        o->finish_seen = 1;
 }
 
 static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
@@ -99,8 +100,6 @@ static void on_event(telex_sse_upstream_t *u, const telex_sse_event_t *ev)
             /* once per choice: the scan says which choices it finishes */
             for (int i = 0; i < facts.n_finishes; i++)
                 mark_finished(o, facts.finish_index[i]);
-            if (o->n_finished >= o->n_choices)
-                o->finish_seen = 1;
         } else {
             /* anything unusual: parse it to see */
             json_t *chunk = telex_json_loadb(ev->data, ev->data_len, 0, NULL);
