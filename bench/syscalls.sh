@@ -16,6 +16,8 @@
 # CPU time per event (/proc/PID/stat over the same span; slowed a little by the counting).
 # SC_H2=1: HTTP/2 clients (h2load, SC_H2_CONNS connections, default 10) instead of loadgen's HTTP/1.1.
 # SC_PERF=0 leaves perf out (CPU time alone, without the counting's cost).
+# SC_FLAT=1: flat out instead of at a model's pace: SC_FLAT_ANSWERS answers (default 600) from 50
+# clients, no delay between chunks (HTTP/1.1 clients only).
 # One JSON line per run on stdout; a table per target (medians over rounds) on stderr.
 # Every process it starts is stopped by PID on exit.
 set -uo pipefail
@@ -136,6 +138,9 @@ m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeede
 ok, failed = (int(m.group(4)), int(m.group(5))) if m else (0, -1)
 print(json.dumps({"events": ok * int(sys.argv[2]), "errors": failed, "unfinished": 0}))
 EOF
+    elif [ "${SC_FLAT:-0}" = 1 ]; then
+      "$LOADGEN" "${URL[$t]}" -H "${HDR[$t]}" -l "$t" -c 50 -n "${SC_FLAT_ANSWERS:-600}" --tokens "$TOKENS" \
+        --delay-ms 0 -d 120 > "$WORK/run.json" 2> "$WORK/run.err"
     else
       "$LOADGEN" "${URL[$t]}" -H "${HDR[$t]}" -l "$t" -c "$STREAMS" -r 1000 --tokens "$TOKENS" --delay-ms 50 \
         -d "$((TOKENS / 20 + STREAMS / 1000 + 20))" > "$WORK/run.json" 2> "$WORK/run.err"

@@ -43,6 +43,7 @@ extern "C" {
 #define TELEX_SSE_ESTOPPED (-3) /* a callback returned non-zero */
 #define TELEX_SSE_EINVAL (-4)   /* bad argument (e.g. CR/LF/NUL in an id or type) */
 #define TELEX_SSE_ENOSPC (-5)   /* output buffer too small */
+#define TELEX_SSE_EFIELD (-6)   /* strict mode: a line that is not a field, a comment or blank */
 
 #define TELEX_SSE_DEFAULT_MAX_EVENT_SIZE (1024 * 1024)
 
@@ -90,15 +91,30 @@ telex_sse_parser_t *telex_sse_parser_new(size_t max_event_size, const telex_sse_
 void telex_sse_parser_free(telex_sse_parser_t *parser);
 
 /* Feeds the next bytes of the stream (bytes may be NULL when len is 0).
- * Returns 0, TELEX_SSE_ESTOPPED, TELEX_SSE_ETOOBIG or TELEX_SSE_ENOMEM
- * (TELEX_SSE_EINVAL for NULL bytes with len > 0). After ETOOBIG or ENOMEM the
- * parser is failed: further feeds return the same error until
+ * Returns 0, TELEX_SSE_ESTOPPED, TELEX_SSE_ETOOBIG, TELEX_SSE_ENOMEM or (strict
+ * mode) TELEX_SSE_EFIELD (TELEX_SSE_EINVAL for NULL bytes with len > 0). After
+ * ETOOBIG, ENOMEM or EFIELD the parser is failed: further feeds return the same error until
  * telex_sse_parser_reset. Events before the failing line were reported. */
 int telex_sse_parser_feed(telex_sse_parser_t *parser, const void *bytes, size_t len);
 
 /* Forgets all state (pending line, event buffers, last event id, BOM state,
- * failure), as for a brand-new connection. Keeps allocated buffers. */
+ * failure), as for a brand-new connection. Keeps allocated buffers, the
+ * limit and strict mode. */
 void telex_sse_parser_reset(telex_sse_parser_t *parser);
+
+/* Strict mode (off by default; kept by telex_sse_parser_reset): a line that
+ * is not a blank line, a comment or one of the four fields the standard
+ * knows (data, event, id, retry; the standard ignores any other) fails the
+ * parser with TELEX_SSE_EFIELD, like ETOOBIG: every event before that line
+ * was reported. For a program that must tell an event stream from something
+ * else sent as one (an error page, a JSON body). The line is refused as soon
+ * as its first bytes show it — the field name ends at ':' or at the line's
+ * end, and no known name is longer than 5 bytes, so at most 6 bytes — and
+ * that verdict comes before the size limit's, so neither depends on how the
+ * input is split. Returns 0, or TELEX_SSE_EINVAL when the parser's
+ * max_event_size is below 6 (a line could then fail the limit before its
+ * name is known). */
+int telex_sse_parser_set_strict(telex_sse_parser_t *parser, int strict);
 
 /* Sets the last-event-id buffer, e.g. when a client reconnects. Returns 0;
  * TELEX_SSE_EINVAL if id contains NUL (a stream could not set it either);

@@ -44,7 +44,8 @@ static const config_key_t limits_keys[] = {
     UINT_KEY("max_connections", limits.max_connections, 1, COUNT_MAX, 10000, "open client connections"),
     UINT_KEY("max_concurrent_streams", limits.max_concurrent_streams, 1, COUNT_MAX, 10000,
              "running upstream requests"),
-    BYTES_KEY("max_event_bytes", limits.max_event_bytes, 1, BYTES_MAX, 1u << 20, "one upstream SSE event"),
+    /* at least 64: the strict event-stream check (upstream/sse_upstream.c) needs 6 */
+    BYTES_KEY("max_event_bytes", limits.max_event_bytes, 64, BYTES_MAX, 1u << 20, "one upstream SSE event"),
     BYTES_KEY("max_buffered_body_bytes", limits.max_buffered_body_bytes, 1, BYTES_MAX, 64u << 20,
               "all request bodies being received together"),
     UINT_KEY("max_connections_per_client", limits.max_connections_per_client, 1, COUNT_MAX, 1024,

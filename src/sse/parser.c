@@ -40,6 +40,15 @@
  * telex_sse_parser_reset. The checks give the same verdict at the same line
  * whatever the feed boundaries are.
  *
+ * Strict mode (telex_sse_parser_set_strict): a line that is not blank, a
+ * comment or a known field fails the parser with TELEX_SSE_EFIELD. The name
+ * is decided by a line's first 6 bytes at most (strict_refuses), so a line
+ * kept across feeds is judged as soon as those arrive (keep_partial_line),
+ * a complete one where it is interpreted; both judge before the size limit
+ * does, which keeps the verdict independent of the feed boundaries. The
+ * common "data:" line costs nothing more: interpret_line's fast path knows
+ * it already.
+ *
  * Stopping: when a callback returns non-zero the feed returns
  * TELEX_SSE_ESTOPPED right after the line that triggered it. The rest of
  * that feed is kept in `held` and interpreted first by the next feed (a feed
@@ -76,6 +85,7 @@ struct telex_sse_parser {
     unsigned bom_seen; /* how many bytes of a leading BOM have been matched */
     unsigned char at_start; /* still deciding whether the stream starts with a BOM */
     unsigned char skip_lf;  /* the last byte was a CR: an LF right after it is its pair */
+    unsigned char strict;   /* unknown fields fail the parser (TELEX_SSE_EFIELD) */
 };
 
 static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
@@ -112,6 +122,30 @@ static int buf_set_string(telex_sse_parser_t *p, struct buf *b, const char *valu
 }
 
 /* ------------------------------------------------------ interpretation */
+
+/* The longest field name the standard knows ("event", "retry"), plus one:
+ * a line's first STRICT_PROBE bytes decide whether it is a known field. */
+#define STRICT_PROBE 6
+
+static int known_field(const char *name, size_t len) {
+    switch (len) {
+    case 2: return memcmp(name, "id", 2) == 0;
+    case 4: return memcmp(name, "data", 4) == 0;
+    case 5: return memcmp(name, "event", 5) == 0 || memcmp(name, "retry", 5) == 0;
+    default: return 0;
+    }
+}
+
+/* Strict mode's rule on a line's first bytes line[0..len) (the whole line
+ * when `complete`): 1 when they show it is not blank, a comment or a known
+ * field; 0 when it is one, or when they do not tell yet. */
+static int strict_refuses(const char *line, size_t len, int complete) {
+    if (len == 0 || line[0] == ':') return 0;
+    const char *colon = memchr(line, ':', len < STRICT_PROBE ? len : STRICT_PROBE);
+    if (colon != NULL) return !known_field(line, (size_t)(colon - line));
+    if (len >= STRICT_PROBE) return 1; /* a name longer than any known one */
+    return complete ? !known_field(line, len) : 0;
+}
 
 /* Dispatches the event being built (the blank-line rule). */
 static int dispatch(telex_sse_parser_t *p) {
@@ -218,11 +252,20 @@ static int interpret_line(telex_sse_parser_t *p, const char *line, size_t len, i
         if (memcmp(line, "id", 2) == 0) return field_id(p, value, value_len);
         break;
     }
-    return TELEX_SSE_OK; /* any other field is ignored */
+    /* any other field is ignored; strict mode refuses it */
+    return p->strict ? TELEX_SSE_EFIELD : TELEX_SSE_OK;
 }
 
-/* Keeps the start of a line whose end has not arrived yet. */
+/* Keeps the start of a line whose end has not arrived yet. In strict mode
+ * its first bytes are judged as they arrive, before the size limit. */
 static int keep_partial_line(telex_sse_parser_t *p, const char *bytes, size_t len) {
+    if (p->strict && p->line.len < STRICT_PROBE) {
+        char probe[STRICT_PROBE];
+        size_t had = p->line.len, more = len < STRICT_PROBE - had ? len : STRICT_PROBE - had;
+        if (had) memcpy(probe, p->line.p, had);
+        memcpy(probe + had, bytes, more);
+        if (strict_refuses(probe, had + more, 0)) return TELEX_SSE_EFIELD;
+    }
     if (len > p->max - p->line.len) return TELEX_SSE_ETOOBIG;
     int rc = buf_reserve(&p->line, p->line.len + len + 1, bounded(p));
     if (rc) return rc;
@@ -282,7 +325,7 @@ static int scan(telex_sse_parser_t *p, const char *bytes, size_t len, size_t *co
         }
         size_t line_len = (size_t)(eol - pos);
         if (p->line.len) rc = complete_partial_line(p, pos, line_len);
-        else if (line_len > p->max) rc = TELEX_SSE_ETOOBIG;
+        else if (line_len > p->max) rc = p->strict && strict_refuses(pos, line_len, 1) ? TELEX_SSE_EFIELD : TELEX_SSE_ETOOBIG;
         else rc = interpret_line(p, pos, line_len, 1);
         pos = next;
         if (rc) break;
@@ -337,8 +380,14 @@ int telex_sse_parser_set_last_event_id(telex_sse_parser_t *p, const char *id, si
     return buf_set_string(p, &p->id, id, len);
 }
 
+int telex_sse_parser_set_strict(telex_sse_parser_t *p, int strict) {
+    if (strict && p->max < STRICT_PROBE) return TELEX_SSE_EINVAL;
+    p->strict = strict != 0;
+    return TELEX_SSE_OK;
+}
+
 static int fail(telex_sse_parser_t *p, int rc) {
-    if (rc == TELEX_SSE_ETOOBIG || rc == TELEX_SSE_ENOMEM) p->failed = rc;
+    if (rc == TELEX_SSE_ETOOBIG || rc == TELEX_SSE_ENOMEM || rc == TELEX_SSE_EFIELD) p->failed = rc;
     return rc;
 }
 
@@ -391,6 +440,9 @@ int telex_sse_parser_feed(telex_sse_parser_t *p, const void *bytes, size_t len) 
         if (p->bom_seen < 3 && len == 0) return TELEX_SSE_OK; /* undecided yet */
         p->at_start = 0;
         if (p->bom_seen < 3 && p->bom_seen > 0) {
+            /* Strict: a line that starts with EF is no field or comment;
+             * refused at the byte that showed it is not a BOM either. */
+            if (p->strict) return fail(p, TELEX_SSE_EFIELD);
             /* Not a BOM after all: its first bytes are ordinary line bytes
              * (they contain no line end, so no callback can run). */
             rc = scan(p, (const char *)utf8_bom, p->bom_seen, &consumed, &no_lf, &no_cr);

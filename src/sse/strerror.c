@@ -14,6 +14,7 @@ const char *telex_sse_strerror(int err) {
     case TELEX_SSE_ESTOPPED: return "stopped by a callback";
     case TELEX_SSE_EINVAL: return "invalid argument (CR, LF or NUL in an event type or id?)";
     case TELEX_SSE_ENOSPC: return "output buffer too small";
+    case TELEX_SSE_EFIELD: return "a line that is not an event-stream field, comment or blank line (strict mode)";
     default: return "unknown SSE error";
     }
 }

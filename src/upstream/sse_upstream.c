@@ -4,8 +4,10 @@
  *
  * The response decides the mode at its headers: a status >= 400 collects the
  * error body, a plain request collects the answer, a stream must be
- * text/event-stream and is checked line by line (check_lines, which jumps
- * to each line end with memchr) before libtelex's parser sees it. Every
+ * text/event-stream, and libtelex's parser reads it in strict mode: a line
+ * that is not a known field, a comment or blank fails the call as soon as
+ * its first bytes show it (an error page or a JSON body sent as an event
+ * stream). Every
  * report goes through one place (fail, done, respond) that sets `finished`;
  * the state is freed by maybe_free once it is finished or cancelled, the
  * HTTP call and the fail-soon timer are gone, and no adapter frame is on the
@@ -13,7 +15,6 @@
  */
 #include "upstream/sse_upstream.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,6 @@
 #include "util/json_load.h"
 
 typedef enum { MODE_WAITING, MODE_STREAM, MODE_COLLECT_ERROR, MODE_COLLECT_PLAIN } mode_t_;
-
-enum { LINE_START, LINE_NAME, LINE_REST };
 
 struct telex_sse_upstream {
     telex_upstream_t base; /* first: the gateway holds a telex_upstream_t * */
@@ -48,13 +47,6 @@ struct telex_sse_upstream {
     mode_t_ mode;
     long status;
     char retry_after[32];
-    /* check_lines: where we are in the current line */
-    int line_state;
-    int after_cr;
-    size_t stream_bytes;
-    size_t bom_matched;
-    size_t name_len;
-    char name[8];
     int finished; /* reported done/failure/response */
     int answered; /* finished by telex_sse_upstream_done: the whole answer is in */
     int cancelled;
@@ -146,126 +138,6 @@ static int on_sse_event(void *user, const telex_sse_event_t *ev)
     return telex_sse_upstream_stopped(u);
 }
 
-static int known_field(const char *name, size_t len)
-{
-    return (len == 4 && memcmp(name, "data", 4) == 0) || (len == 5 && memcmp(name, "event", 5) == 0) ||
-           (len == 2 && memcmp(name, "id", 2) == 0) || (len == 5 && memcmp(name, "retry", 5) == 0);
-}
-
-/* One byte of a line, past the byte order mark: 0, or -1 when this byte
- * shows that the line is not a known field, a comment or blank. */
-static inline int line_byte(telex_sse_upstream_t *u, unsigned char ch)
-{
-    int eol = ch == '\r' || ch == '\n';
-    if (u->after_cr && ch == '\n') {
-        u->after_cr = 0;
-        return 0;
-    }
-    u->after_cr = ch == '\r';
-    switch (u->line_state) {
-    case LINE_START:
-        if (eol)
-            break;
-        if (ch == ':') {
-            u->line_state = LINE_REST;
-            break;
-        }
-        u->line_state = LINE_NAME;
-        u->name_len = 0;
-        /* fall through */
-    case LINE_NAME:
-        if (eol || ch == ':') {
-            if (!known_field(u->name, u->name_len))
-                return -1;
-            u->line_state = eol ? LINE_START : LINE_REST;
-            u->name_len = 0;
-        } else if (u->name_len == 5) {
-            return -1; /* longer than any field name */
-        } else {
-            u->name[u->name_len++] = (char)ch;
-        }
-        break;
-    default:
-        if (eol)
-            u->line_state = LINE_START;
-    }
-    return 0;
-}
-
-/* The offset of the first CR or LF at or after `from` in data[0..len), or
- * len. *lf and *cr cache the next LF and CR found by memchr (SIZE_MAX: not
- * looked for yet), so each byte is searched at most once per feed for each
- * of them however many lines it holds and however rare CRs are. */
-static size_t next_eol(const char *data, size_t len, size_t from, size_t *lf, size_t *cr)
-{
-    if (*lf == SIZE_MAX || *lf < from) {
-        const char *hit = memchr(data + from, '\n', len - from);
-        *lf = hit ? (size_t)(hit - data) : len;
-    }
-    if (*cr == SIZE_MAX || *cr < from) {
-        /* to the end of the feed: providers send no CRs, so one search
-         * per feed instead of one per line */
-        const char *hit = memchr(data + from, '\r', len - from);
-        *cr = hit ? (size_t)(hit - data) : len;
-    }
-    return *cr < *lf ? *cr : *lf;
-}
-
-/* Follows the lines of the stream across feeds. Returns len when every line
- * so far is a known field, a comment or blank, else the offset of the byte
- * that shows a line is not (the parser gets the bytes before it).
- *
- * The rules are line_byte's, one byte at a time, with two shortcuts that
- * give the same answers: the rest of a field or comment line (after its
- * ':') can hold anything but CR and LF, so it is skipped with memchr; and
- * a line starting with "data:" is taken in one step. */
-static size_t check_lines(telex_sse_upstream_t *u, const char *data, size_t len)
-{
-    static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
-    size_t i = 0;
-    /* The first three bytes of the stream may be a byte order mark. */
-    for (; i < len && u->stream_bytes + i < 3; i++) {
-        unsigned char ch = (unsigned char)data[i];
-        size_t at = u->stream_bytes + i;
-        if (u->bom_matched == at) {
-            if (ch == bom[at]) {
-                u->bom_matched++;
-                continue;
-            }
-            if (u->bom_matched > 0)
-                goto bad;
-        }
-        if (line_byte(u, ch) != 0)
-            goto bad;
-    }
-    size_t lf = SIZE_MAX, cr = SIZE_MAX;
-    while (i < len) {
-        if (u->line_state == LINE_REST && !u->after_cr) {
-            /* Bytes other than CR and LF change nothing here. */
-            i = next_eol(data, len, i, &lf, &cr);
-            if (i == len)
-                break;
-            line_byte(u, (unsigned char)data[i++]); /* an end of line: LINE_START */
-            continue;
-        }
-        if (u->line_state == LINE_START && len - i >= 5 && memcmp(data + i, "data:", 5) == 0) {
-            u->line_state = LINE_REST;
-            u->after_cr = 0;
-            u->name_len = 0;
-            i += 5;
-            continue;
-        }
-        if (line_byte(u, (unsigned char)data[i]) != 0)
-            goto bad;
-        i++;
-    }
-    u->stream_bytes += len;
-    return len;
-bad:
-    u->stream_bytes += i;
-    return i;
-}
-
 /* ------------------------------------------------------------ HTTP events */
 
 static void on_response(void *user, long status, const char *content_type, const char *retry_after)
@@ -312,14 +184,13 @@ static void on_body(void *user, const char *data, size_t len)
     u->depth++;
     if (u->sink.on_batch != NULL)
         u->sink.on_batch(u->user, 1);
-    size_t good = check_lines(u, data, len);
-    int rc = telex_sse_parser_feed(u->parser, data, good);
+    int rc = telex_sse_parser_feed(u->parser, data, len);
     if (rc == TELEX_SSE_ETOOBIG)
         telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
                                 "the provider sent an event larger than limits.max_event_bytes", NULL, 0);
     else if (rc == TELEX_SSE_ENOMEM) /* libtelex returns it; in this process out of memory ends it */
         telex_out_of_memory(0);
-    else if (good < len)
+    else if (rc == TELEX_SSE_EFIELD)
         telex_sse_upstream_fail(u, TELEX_UPSTREAM_PROTOCOL, 0,
                                 "the provider sent a line that is not an event-stream field", NULL, 0);
     if (u->sink.on_batch != NULL && !telex_sse_upstream_stopped(u))
@@ -434,6 +305,9 @@ telex_sse_upstream_t *telex_sse_upstream_new(const telex_provider_ops_t *ops, co
      * (the size is libtelex's own, unknown here: 0) */
     if ((u->parser = telex_sse_parser_new(env->max_event_bytes, &cb, u)) == NULL)
         telex_out_of_memory(0);
+    /* EINVAL only for a limit below 6 bytes (limits.max_event_bytes is at least 64) */
+    if (telex_sse_parser_set_strict(u->parser, 1) != 0)
+        abort();
     u->adapter = adapter;
     return u;
 }

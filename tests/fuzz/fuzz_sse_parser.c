@@ -8,7 +8,9 @@
  *     final error) is the same for one feed, data-driven chunks with empty
  *     feeds mixed in, one byte per feed, callbacks that stop the parser at
  *     every call (drained by later feeds), and a parser reused after
- *     telex_sse_parser_reset.
+ *     telex_sse_parser_reset. Byte 0's bit 3 turns strict mode on (limits of
+ *     6 bytes or more); a strict transcript is then the lenient one, or the
+ *     start of it followed by TELEX_SSE_EFIELD.
  *  2. Encoding what was parsed parses back to the same thing: every event,
  *     retry and comment of the transcript is re-encoded with the encoder
  *     (exact sizes, ENOSPC one byte short) and the result re-parsed.
@@ -134,8 +136,8 @@ static void feed(telex_sse_parser_t *p, const uint8_t *in, size_t len, int *err)
         REQUIRE(rc == *err);
         return;
     }
-    REQUIRE(rc == TELEX_SSE_OK || rc == TELEX_SSE_ESTOPPED || rc == TELEX_SSE_ETOOBIG);
-    if (rc == TELEX_SSE_ETOOBIG) *err = rc;
+    REQUIRE(rc == TELEX_SSE_OK || rc == TELEX_SSE_ESTOPPED || rc == TELEX_SSE_ETOOBIG || rc == TELEX_SSE_EFIELD);
+    if (rc == TELEX_SSE_ETOOBIG || rc == TELEX_SSE_EFIELD) *err = rc;
 }
 
 static void finish(struct rec *r, int err) {
@@ -171,7 +173,7 @@ static void run(struct rec *r, telex_sse_parser_t *p, const uint8_t *in, size_t 
             REQUIRE(guard <= len + 1);
             int rc = telex_sse_parser_feed(p, NULL, 0);
             if (rc != TELEX_SSE_ESTOPPED) {
-                REQUIRE(rc == TELEX_SSE_OK || rc == TELEX_SSE_ETOOBIG);
+                REQUIRE(rc == TELEX_SSE_OK || rc == TELEX_SSE_ETOOBIG || rc == TELEX_SSE_EFIELD);
                 err = rc;
                 break;
             }
@@ -205,7 +207,7 @@ static void encode_into(struct text *out, const telex_sse_out_event_t *ev) {
  * that stream must give (the same, except that comments come back with the
  * space the encoder writes after ':'). */
 static void re_encode(const struct text *t, struct text *stream, struct text *want) {
-    const char *pos = t->s, *end = t->s + t->len;
+    const char *pos = t->s, *end = t->len ? t->s + t->len : t->s;
     struct text cur_id = {0};
     uint64_t pending_retry = 0;
     int have_retry = 0;
@@ -318,19 +320,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned seed = data[1];
     const uint8_t *in = data + 2;
     size_t len = size - 2;
+    int strict = (data[0] & 8) && (max == 0 || max >= 6);
 
     /* 1. The transcript does not depend on how the stream is split. */
     struct rec once = {0}, other = {0};
     telex_sse_parser_t *p = telex_sse_parser_new(max, &callbacks, &once);
     REQUIRE(p != NULL);
+    REQUIRE(telex_sse_parser_set_strict(p, strict) == TELEX_SSE_OK);
     run(&once, p, in, len, ONCE, seed);
     telex_sse_parser_free(p);
+    if (strict) {
+        /* strict reports what lenient does, up to the line it refuses */
+        p = telex_sse_parser_new(max, &callbacks, &other);
+        REQUIRE(p != NULL);
+        run(&other, p, in, len, ONCE, seed);
+        telex_sse_parser_free(p);
+        static const char refused[1 + 8] = {'!', (char)(uint8_t)TELEX_SSE_EFIELD, -1, -1, -1, -1, -1, -1, -1};
+        if (once.t.len >= 9 && memcmp(once.t.s + once.t.len - 9, refused, 9) == 0)
+            REQUIRE(once.t.len - 9 <= other.t.len &&
+                    (once.t.len == 9 || memcmp(once.t.s, other.t.s, once.t.len - 9) == 0));
+        else
+            REQUIRE(same(&once.t, &other.t));
+    }
 
     static const enum mode modes[] = {CHUNKS, BYTES, STOPPING};
     for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
         other.t.len = 0;
         p = telex_sse_parser_new(max, &callbacks, &other);
         REQUIRE(p != NULL);
+        REQUIRE(telex_sse_parser_set_strict(p, strict) == TELEX_SSE_OK);
         run(&other, p, in, len, modes[m], seed);
         REQUIRE(same(&once.t, &other.t));
         /* A reset parser behaves like a new one. */

@@ -252,6 +252,7 @@ describe('errors after the first chunk end the stream with an error event', () =
     const err = errorEvent(r);
     assert.equal(err.type, 'upstream_error');
     assert.equal(err.code, 'protocol');
+    assert.match(err.message, /a line that is not an event-stream field/);
     noDone(r);
     assert.equal(contentOf(r.events.slice(0, -1)).split(' ').length, 1);
     assert.ok(!r.raw.includes(Buffer.from([0xff, 0xfe])), 'the bad bytes are not relayed');

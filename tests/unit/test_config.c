@@ -1072,6 +1072,8 @@ static const struct {
     {"limits:\n  max_body_bytes: 0\n",
      ":2:19: limits.max_body_bytes: must be at least 1 bytes, got 0"},
     {"limits:\n  max_body_bytes: -5\n", ":2:19: limits.max_body_bytes: must be at least 1, got -5"},
+    {"limits:\n  max_event_bytes: 32\n",
+     ":2:20: limits.max_event_bytes: must be at least 64 bytes, got 32"},
     {"limits:\n  max_event_bytes: 10 parsecs\n",
      ":2:20: limits.max_event_bytes: expected a size in bytes (e.g. 1048576, 1MiB, 512KiB), "
      "got \"10 parsecs\""},

@@ -1,12 +1,16 @@
 /*
- * test_sse_upstream_lines.c — the strict event-stream line check of
- * upstream/sse_upstream.c (check_lines, static: the file is included here).
+ * test_sse_strict.c — libtelex's strict mode (telex_sse_parser_set_strict),
+ * which telex's provider client uses to refuse a body that is not an event
+ * stream (upstream/sse_upstream.c).
  *
- * check_lines skips the rest of a field line with memchr and takes a
- * "data:" line start in one step; these tests hold it to the one-byte-at-a-
- * time rules it replaced (ref_check below, the previous loop verbatim on a
- * state of its own): the same offset of the first bad byte, however the
- * stream is split into feeds.
+ * The reference is the line check telex ran before its parser until strict
+ * mode replaced it (ref_check below, that check's one-byte-at-a-time loop
+ * verbatim on a state of its own): it names the offset of the first byte that
+ * shows a line is not a known field, a comment or blank. The strict parser
+ * must, for every split of the stream into feeds, report exactly what a
+ * lenient parser reports when fed the bytes before that offset, and then
+ * TELEX_SSE_EFIELD from the very feed that holds the offset — not earlier,
+ * not later, and before any size limit the bytes after it would cross.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,9 +22,17 @@
 
 #include <cmocka.h>
 
-#include "upstream/sse_upstream.c"
+#include "telex/sse.h"
 
 /* ------------------------------------------------------------ the reference */
+
+enum { LINE_START, LINE_NAME, LINE_REST };
+
+static int known_field(const char *name, size_t len)
+{
+    return (len == 4 && memcmp(name, "data", 4) == 0) || (len == 5 && memcmp(name, "event", 5) == 0) ||
+           (len == 2 && memcmp(name, "id", 2) == 0) || (len == 5 && memcmp(name, "retry", 5) == 0);
+}
 
 typedef struct {
     int line_state;
@@ -85,33 +97,62 @@ static size_t ref_check(ref_t *u, const char *data, size_t len)
 
 #define ALL_GOOD SIZE_MAX
 
-/* Feeds s[0..n) cut at the given offsets (ascending, within [0, n]); returns
- * the absolute offset of the first bad byte, or ALL_GOOD. Like on_body, no
- * feed follows a bad one. */
-static size_t feed_new(const char *s, size_t n, const size_t *cuts, size_t ncuts)
+/* What a parser reported: its events, and the feed that failed it. */
+typedef struct {
+    char text[1 << 16];
+    size_t len;
+    size_t failed_feed; /* SIZE_MAX: none */
+    int rc;
+} transcript_t;
+
+static int on_event(void *user, const telex_sse_event_t *ev)
 {
-    telex_sse_upstream_t *u = calloc(1, sizeof(*u));
-    assert_non_null(u);
-    size_t from = 0, result = ALL_GOOD;
+    transcript_t *t = user;
+    int n = snprintf(t->text + t->len, sizeof(t->text) - t->len, "[%.*s|%zu|", (int)ev->type_len, ev->type,
+                     ev->data_len);
+    assert_true(n > 0 && (size_t)n < sizeof(t->text) - t->len);
+    t->len += (size_t)n;
+    assert_true(ev->data_len + 1 < sizeof(t->text) - t->len);
+    memcpy(t->text + t->len, ev->data, ev->data_len);
+    t->len += ev->data_len;
+    t->text[t->len++] = ']';
+    return 0;
+}
+
+/* Feeds s[0..n) cut at the given offsets (ascending, within [0, n]) to a
+ * parser (strict or not), each feed in a buffer of its own size (ASan sees a
+ * read past it), up to `stop_at` bytes; stops at the first failing feed. */
+static void run(transcript_t *t, size_t max, int strict, const char *s, size_t n, const size_t *cuts, size_t ncuts,
+                size_t stop_at)
+{
+    telex_sse_callbacks_t cb = {.on_event = on_event};
+    telex_sse_parser_t *p = telex_sse_parser_new(max, &cb, t);
+    assert_non_null(p);
+    assert_int_equal(telex_sse_parser_set_strict(p, strict), 0);
+    t->len = 0;
+    t->failed_feed = SIZE_MAX;
+    t->rc = 0;
+    size_t from = 0;
     for (size_t k = 0; k <= ncuts; k++) {
         size_t to = k < ncuts ? cuts[k] : n;
-        /* each feed in a buffer of its own size: ASan sees a read past it */
+        if (to > stop_at)
+            to = stop_at < from ? from : stop_at;
         char *feed = malloc(to > from ? to - from : 1);
         assert_non_null(feed);
         memcpy(feed, s + from, to - from);
-        size_t good = check_lines(u, feed, to - from);
+        int rc = telex_sse_parser_feed(p, feed, to - from);
         free(feed);
-        assert_true(good <= to - from);
-        if (good < to - from) {
-            result = from + good;
+        if (rc != 0) {
+            t->failed_feed = k;
+            t->rc = rc;
             break;
         }
         from = to;
     }
-    free(u);
-    return result;
+    telex_sse_parser_free(p);
 }
 
+/* The offset of the first bad byte by the reference rules, or ALL_GOOD. */
 static size_t feed_ref(const char *s, size_t n, const size_t *cuts, size_t ncuts)
 {
     ref_t r = {0};
@@ -126,22 +167,51 @@ static size_t feed_ref(const char *s, size_t n, const size_t *cuts, size_t ncuts
     return ALL_GOOD;
 }
 
-/* One feed, every split in two, every split in three around the bad byte or
- * the end, and one byte per feed: all give `expect`, as the reference does. */
+/* The index of the feed that holds byte `at`. */
+static size_t feed_of(size_t at, const size_t *cuts, size_t ncuts)
+{
+    size_t k = 0;
+    while (k < ncuts && cuts[k] <= at)
+        k++;
+    return k;
+}
+
+/* The strict parser against the model: a lenient parser fed the bytes before
+ * the reference's bad byte, then EFIELD in the feed that holds that byte.
+ * Returns the reference's offset. */
+static size_t check_split(size_t max, const char *s, size_t n, const size_t *cuts, size_t ncuts)
+{
+    static transcript_t strict, model;
+    size_t bad = feed_ref(s, n, cuts, ncuts);
+    run(&model, max, 0, s, n, cuts, ncuts, bad == ALL_GOOD ? n : bad);
+    if (model.failed_feed == SIZE_MAX && bad != ALL_GOOD) {
+        model.failed_feed = feed_of(bad, cuts, ncuts);
+        model.rc = TELEX_SSE_EFIELD;
+    }
+    run(&strict, max, 1, s, n, cuts, ncuts, n);
+    if (strict.rc != model.rc || strict.failed_feed != model.failed_feed || strict.len != model.len ||
+        memcmp(strict.text, model.text, model.len) != 0)
+        fail_msg("\"%.*s\" (%zu feeds, max %zu): strict rc %d in feed %zd, %zu bytes of events; expected rc %d in "
+                 "feed %zd, %zu bytes",
+                 (int)n, s, ncuts + 1, max, strict.rc, (ssize_t)strict.failed_feed, strict.len, model.rc,
+                 (ssize_t)model.failed_feed, model.len);
+    return bad;
+}
+
+/* One feed, every split in two, every split in three around it, and one byte
+ * per feed: the strict parser follows the model, and the reference finds
+ * its bad byte at `expect` (so the literals below document the rules). */
 static void check_every_split(const char *s, size_t n, size_t expect)
 {
-    size_t got = feed_new(s, n, NULL, 0);
+    size_t got = check_split(0, s, n, NULL, 0);
     if (got != expect)
-        fail_msg("one feed of \"%.*s\": %zu, expected %zu", (int)n, s, got, expect);
-    assert_int_equal(feed_ref(s, n, NULL, 0), expect);
+        fail_msg("\"%.*s\": the reference says %zu, expected %zu", (int)n, s, got, expect);
     for (size_t a = 1; a < n; a++) {
         size_t cut[1] = {a};
-        got = feed_new(s, n, cut, 1);
-        if (got != expect)
-            fail_msg("\"%.*s\" cut at %zu: %zu, expected %zu", (int)n, s, a, got, expect);
+        assert_int_equal(check_split(0, s, n, cut, 1), expect);
         for (size_t b = a + 1; b < n && b < a + 4; b++) {
             size_t cuts[2] = {a, b};
-            assert_int_equal(feed_new(s, n, cuts, 2), expect);
+            assert_int_equal(check_split(0, s, n, cuts, 2), expect);
         }
     }
     if (n > 1) {
@@ -149,8 +219,7 @@ static void check_every_split(const char *s, size_t n, size_t expect)
         assert_non_null(cuts);
         for (size_t i = 0; i + 1 < n; i++)
             cuts[i] = i + 1;
-        assert_int_equal(feed_new(s, n, cuts, n - 1), expect);
-        assert_int_equal(feed_ref(s, n, cuts, n - 1), expect);
+        assert_int_equal(check_split(0, s, n, cuts, n - 1), expect);
         free(cuts);
     }
 }
@@ -245,13 +314,14 @@ static void test_long_lines(void **state)
         size_t cuts[8192], k = 0;
         for (size_t at = step; at < n; at += step)
             cuts[k++] = at;
-        assert_int_equal(feed_new(s, n, cuts, k), expect);
-        assert_int_equal(feed_ref(s, n, cuts, k), expect);
+        assert_int_equal(check_split(0, s, n, cuts, k), expect);
+        assert_int_equal(check_split(4096, s, n, cuts, k), expect);
     }
 }
 
-/* Random streams from pieces that matter to the rules, split at random:
- * the new check and the reference agree on every one. */
+/* Random streams from pieces that matter to the rules, split at random,
+ * with limits from 6 bytes up: the strict parser follows the model on
+ * every one. */
 static void test_agrees_with_reference(void **state)
 {
     static const char *pieces[] = {
@@ -294,10 +364,9 @@ static void test_agrees_with_reference(void **state)
                 cuts[b] = cuts[b - 1];
                 cuts[b - 1] = t;
             }
-        size_t mine = feed_new(s, n, cuts, ncuts), theirs = feed_ref(s, n, cuts, ncuts);
-        if (mine != theirs)
-            fail_msg("disagree (new %zu, reference %zu) at iteration %d on %zu bytes", mine, theirs,
-                     iter, n);
+        /* small limits too: the name's verdict comes before the size limit's */
+        static const size_t maxes[] = {0, 6, 7, 12, 40};
+        size_t theirs = check_split(maxes[iter % 5], s, n, cuts, ncuts);
         if (theirs == ALL_GOOD)
             good++;
         else
@@ -308,9 +377,32 @@ static void test_agrees_with_reference(void **state)
     assert_true(bad > 20000);
 }
 
+/* Strict mode needs a limit of at least 6 bytes; reset keeps it. */
+static void test_set_strict(void **state)
+{
+    telex_sse_callbacks_t cb = {0};
+    telex_sse_parser_t *p = telex_sse_parser_new(5, &cb, NULL);
+    assert_non_null(p);
+    assert_int_equal(telex_sse_parser_set_strict(p, 1), TELEX_SSE_EINVAL);
+    assert_int_equal(telex_sse_parser_set_strict(p, 0), 0);
+    assert_int_equal(telex_sse_parser_feed(p, "foo\n", 4), 0); /* lenient: ignored */
+    telex_sse_parser_free(p);
+    p = telex_sse_parser_new(6, &cb, NULL);
+    assert_int_equal(telex_sse_parser_set_strict(p, 1), 0);
+    assert_int_equal(telex_sse_parser_feed(p, "foo:", 4), TELEX_SSE_EFIELD);
+    assert_int_equal(telex_sse_parser_feed(p, "\n", 1), TELEX_SSE_EFIELD); /* failed until reset */
+    telex_sse_parser_reset(p);
+    assert_int_equal(telex_sse_parser_feed(p, "id: 1\n", 6), 0);
+    assert_int_equal(telex_sse_parser_feed(p, "x\n", 2), TELEX_SSE_EFIELD); /* still strict */
+    assert_string_equal(telex_sse_strerror(TELEX_SSE_EFIELD),
+                        "a line that is not an event-stream field, comment or blank line (strict mode)");
+    telex_sse_parser_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_set_strict),
         cmocka_unit_test(test_good_streams),
         cmocka_unit_test(test_bad_streams),
         cmocka_unit_test(test_long_lines),
