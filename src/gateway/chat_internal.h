@@ -127,6 +127,7 @@ typedef struct chat {
     bool paused;              /* telex paused the provider (back-pressure; see the state's comment) */
     bool in_batch;            /* inside the chunks of one provider read (sink's on_batch) */
     bool notify_pending;      /* events appended in that batch: readers are woken at its end */
+    uint32_t itl_zeros;       /* chunks of that batch after its first: gaps of 0 not yet in c->itl */
     int status;
     int commit_status;     /* the status a failed commit answers (0: 500 server_error) */
     char commit_why[320];  /* its message, when telex_chat_check_start wrote one */

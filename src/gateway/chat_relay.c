@@ -230,6 +230,16 @@ static void keep_response_notes(chat_t *c)
 /* The answer is over (for whatever reason): no upstream, no more events.
  * CALLING → ENDED_UNCOMMITTED (then RELEASED), COMMITTED → ENDED; a chat
  * that is no longer running is left alone. */
+/* The zero gaps of the read being parsed go into the histogram at its end
+ * (on_batch), or when the answer ends first (a route changes only before the first chunk). */
+static void flush_itl_zeros(chat_t *c)
+{
+    if (c->itl_zeros != 0) {
+        telex_metrics_inter_token_zeros(c->itl, c->itl_zeros);
+        c->itl_zeros = 0;
+    }
+}
+
 static void finish(chat_t *c, const char *outcome)
 {
     if (!chat_running(c))
@@ -245,6 +255,7 @@ static void finish(chat_t *c, const char *outcome)
     if (c->renc != NULL && committed)
         keep_response_notes(c);
     telex_log_finish(c->stream->log);
+    flush_itl_zeros(c);
     c->in_batch = c->notify_pending = false; /* this wake-up covers them */
     telex_stream_notify(c->stream);
     log_request(c);
@@ -781,7 +792,7 @@ static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *c
     json_t *own = NULL;
     if (chunk == NULL && (chunk = own = telex_json_loadb(data, len, 0, NULL)) == NULL)
         return; /* the adapter validated it: cannot happen */
-    json_t *usage = json_object_get(chunk, "usage");
+    json_t *usage = chunk != NULL ? json_object_get(chunk, "usage") : NULL; /* (most chunks: no tree) */
     if (usage != NULL && !json_is_null(usage)) {
         if (telex_usage_annotate(chunk, &c->model->routes[c->route], &c->tokens, &c->cost) == 1)
             c->has_usage = true;
@@ -826,6 +837,8 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
         c->first_event = true;
         c->first_event_ns = uv_hrtime();
         release_request(c); /* no fallback after the first event */
+    } else if (now_ms == c->last_chunk_ms && c->in_batch) {
+        c->itl_zeros++; /* added once for the whole read (flush_itl_zeros) */
     } else {
         telex_metrics_inter_token_in(c->itl, (double)(now_ms - c->last_chunk_ms) / 1e3);
     }
@@ -851,7 +864,7 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
         relay_as_response(c, data, len, chunk);
         return;
     }
-    json_t *usage = json_object_get(chunk, "usage");
+    json_t *usage = chunk != NULL ? json_object_get(chunk, "usage") : NULL; /* (most chunks: no tree) */
     char *stripped = NULL;
     if (usage != NULL && !json_is_null(usage)) {
         /* adds cost_usd to the usage object */
@@ -1107,6 +1120,8 @@ static void on_batch(void *user, int begin)
 {
     chat_t *c = user;
     c->in_batch = begin != 0;
+    if (!begin)
+        flush_itl_zeros(c);
     if (!begin && c->notify_pending) {
         c->notify_pending = false;
         telex_stream_notify(c->stream);

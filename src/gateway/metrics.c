@@ -262,6 +262,13 @@ void telex_metrics_inter_token_in(telex_metrics_hist_t *itl, double gap_seconds)
     observe(itl, itl_bounds, gap_seconds);
 }
 
+void telex_metrics_inter_token_zeros(telex_metrics_hist_t *itl, uint64_t n)
+{
+    /* what n calls of observe(itl, itl_bounds, 0) add: the first bucket, the count, nothing to the sum */
+    atomic_fetch_add_explicit(&itl->buckets[0], n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&itl->count, n, memory_order_relaxed);
+}
+
 void telex_metrics_inter_token(telex_metrics_t *m, const char *model, const char *provider, double gap_seconds)
 {
     telex_metrics_inter_token_in(telex_metrics_inter_token_series(m, model, provider), gap_seconds);

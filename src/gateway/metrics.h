@@ -33,7 +33,9 @@
  *                                     after the first (gap since the previous one);
  *                                     a stream looks its series up once with
  *                                     telex_metrics_inter_token_series and then
- *                                     calls telex_metrics_inter_token_in per chunk;
+ *                                     calls telex_metrics_inter_token_in per chunk
+ *                                     (gaps of 0 may be added n at a time:
+ *                                     telex_metrics_inter_token_zeros);
  *   telex_metrics_upstream_error(m, provider, kind)  for each upstream failure
  *                                     (kind = telex_upstream_failure_name(...));
  *   telex_metrics_fallback(m, model, failed_provider)  when it tries the next route;
@@ -87,6 +89,10 @@ void telex_metrics_inter_token(telex_metrics_t *m, const char *model, const char
 typedef struct telex_metrics_hist telex_metrics_hist_t;
 telex_metrics_hist_t *telex_metrics_inter_token_series(telex_metrics_t *m, const char *model, const char *provider);
 void telex_metrics_inter_token_in(telex_metrics_hist_t *itl, double gap_seconds);
+/* The same as n calls of telex_metrics_inter_token_in(itl, 0): chunks that
+ * came in one read have no gap, and a flat-out provider sends dozens per
+ * read (two atomic adds per read instead of three per chunk). */
+void telex_metrics_inter_token_zeros(telex_metrics_hist_t *itl, uint64_t n);
 void telex_metrics_upstream_error(telex_metrics_t *m, const char *provider, const char *kind);
 void telex_metrics_fallback(telex_metrics_t *m, const char *model, const char *failed_provider);
 void telex_metrics_resume(telex_metrics_t *m);

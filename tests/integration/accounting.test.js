@@ -311,6 +311,32 @@ describe('usage, metrics, CORS', () => {
       assert.match(text, re);
   });
 
+  test('the inter-token histogram counts every chunk after the first, however many come in one read', async (t) => {
+    if (skipUnlessWired(t)) return;
+    // Flat out the provider's chunks arrive dozens per read and their gaps of 0 are added once
+    // per read; at a pace each is added as it comes. Either way: chunks - 1 per answer.
+    const series = 'model="gpt-relay",provider="mock"';
+    const itlCount = async () => {
+      const text = await (await fetch(`${relay.url}/metrics`, { headers: auth(ADMIN) })).text();
+      const m = text.match(new RegExp(`^telex_inter_token_latency_seconds_count\\{${series}\\} (\\d+)$`, 'm'));
+      assert.ok(m, 'the series exists');
+      return Number(m[1]);
+    };
+    for (const delayMs of [0, 0, 15]) {
+      const before = await itlCount();
+      const r = await postChat(
+        relay.url,
+        { model: 'gpt-relay', messages: msgs(), stream: true, stream_options: { include_usage: true }, mock: { tokens: 300, delay_ms: delayMs } },
+        { headers: auth(alice) },
+      );
+      assert.equal(r.status, 200);
+      const chunks = chunksOf(r.events).length;
+      assert.ok(chunks > 300, `${chunks} chunks`);
+      // counted when the answer ends, before its last bytes go out
+      assert.equal((await itlCount()) - before, chunks - 1, `delay_ms ${delayMs}`);
+    }
+  });
+
   test('CORS preflight from an allowed origin', async (t) => {
     if (skipUnlessWired(t)) return;
     const r = await fetch(`${relay.url}/v1/chat/completions`, {
