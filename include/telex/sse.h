@@ -19,7 +19,9 @@
  *
  * Strings passed to callbacks are (pointer, length) pairs that stay valid
  * only for the duration of the callback. They are also NUL-terminated for
- * convenience, but may contain NUL bytes themselves (data may).
+ * convenience (an event's data not always in in-place mode, see
+ * telex_sse_parser_set_in_place), but may contain NUL bytes themselves
+ * (data may).
  *
  * The parser is byte oriented: it never decodes or validates UTF-8. Data,
  * types, ids and comments are passed through as the bytes that arrived, so
@@ -115,6 +117,16 @@ void telex_sse_parser_reset(telex_sse_parser_t *parser);
  * max_event_size is below 6 (a line could then fail the limit before its
  * name is known). */
 int telex_sse_parser_set_strict(telex_sse_parser_t *parser, int strict);
+
+/* In-place data (off by default; kept by telex_sse_parser_reset): an event
+ * whose data is one `data:` line that arrived whole within one feed, blank
+ * line included, is reported pointing into the bytes that feed passed (or
+ * into the parser's copy of held bytes) instead of a copy — the common
+ * shape of a streamed model answer. Its data is then NOT NUL-terminated
+ * (data[data_len] is the line's end); every other string, and every other
+ * event's data, still is. For callers that use the lengths; saves one copy
+ * of every such event. Returns 0. */
+int telex_sse_parser_set_in_place(telex_sse_parser_t *parser, int in_place);
 
 /* Sets the last-event-id buffer, e.g. when a client reconnects. Returns 0;
  * TELEX_SSE_EINVAL if id contains NUL (a stream could not set it either);

@@ -34,6 +34,11 @@
  *     completed by later feeds (appending, never rescanning).
  *   - The buffers (line, data, type, id) grow geometrically and are reused
  *     from event to event: the steady state allocates nothing.
+ *   - In-place mode (telex_sse_parser_set_in_place): a `data:` line in the
+ *     caller's buffer that would be the first in the data buffer is kept as
+ *     a pointer (`pend`); the blank line right after it reports it from
+ *     there, any other line copies it first (copy_pending), and so does the
+ *     end of the scan, so it never outlives the bytes it points into.
  *
  * Limits: each line, and the sum of the data, type and id buffers, is at
  * most `max` bytes. Crossing it fails the parser (TELEX_SSE_ETOOBIG) until
@@ -86,6 +91,9 @@ struct telex_sse_parser {
     unsigned char at_start; /* still deciding whether the stream starts with a BOM */
     unsigned char skip_lf;  /* the last byte was a CR: an LF right after it is its pair */
     unsigned char strict;   /* unknown fields fail the parser (TELEX_SSE_EFIELD) */
+    unsigned char in_place; /* an event's one data line may be reported where it lies */
+    const char *pend;       /* in_place: that data line's value, not copied yet (NULL: none) */
+    size_t pend_len;
 };
 
 static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
@@ -149,19 +157,23 @@ static int strict_refuses(const char *line, size_t len, int complete) {
 
 /* Dispatches the event being built (the blank-line rule). */
 static int dispatch(telex_sse_parser_t *p) {
-    if (p->data.len == 0) {
+    telex_sse_event_t ev;
+    if (p->pend != NULL) { /* in place: the one data line, where it lies */
+        ev.data = p->pend;
+        ev.data_len = p->pend_len;
+        p->pend = NULL;
+    } else if (p->data.len == 0) {
         p->type.len = 0;
         return TELEX_SSE_OK;
+    } else {
+        /* The data buffer always ends with the LF its last line added. */
+        p->data.len--;
+        p->data.p[p->data.len] = '\0';
+        ev.data = p->data.p;
+        ev.data_len = p->data.len;
     }
-    /* The data buffer always ends with the LF its last line added. */
-    p->data.len--;
-    p->data.p[p->data.len] = '\0';
-
-    telex_sse_event_t ev;
     ev.type = p->type.len ? p->type.p : "message";
     ev.type_len = p->type.len ? p->type.len : 7;
-    ev.data = p->data.p;
-    ev.data_len = p->data.len;
     ev.id = p->id.len ? p->id.p : "";
     ev.id_len = p->id.len;
 
@@ -196,6 +208,22 @@ static int field_data(telex_sse_parser_t *p, const char *value, size_t len) {
     return TELEX_SSE_OK;
 }
 
+/* In place: a data line that may be the event's only one is kept where it
+ * lies (the limit checked as field_data would); a blank line next reports
+ * it from there, anything else first copies it as field_data would have. */
+static int borrow_data(telex_sse_parser_t *p, const char *value, size_t len) {
+    if (len >= p->max - p->type.len - p->id.len) return TELEX_SSE_ETOOBIG; /* (data.len is 0) */
+    p->pend = value;
+    p->pend_len = len;
+    return TELEX_SSE_OK;
+}
+
+static int copy_pending(telex_sse_parser_t *p) {
+    const char *value = p->pend;
+    p->pend = NULL;
+    return field_data(p, value, p->pend_len);
+}
+
 static int field_event(telex_sse_parser_t *p, const char *value, size_t len) {
     if (len > p->max - p->data.len - p->id.len) return TELEX_SSE_ETOOBIG;
     return buf_set_string(p, &p->type, value, len);
@@ -224,9 +252,14 @@ static int field_retry(telex_sse_parser_t *p, const char *value, size_t len) {
  * bytes live in the caller's buffer rather than in p->line. */
 static int interpret_line(telex_sse_parser_t *p, const char *line, size_t len, int in_place) {
     if (len == 0) return dispatch(p);
+    if (p->pend != NULL) { /* not the blank line: the kept data line is copied first */
+        int rc = copy_pending(p);
+        if (rc) return rc;
+    }
     if (line[0] == ':') return comment(p, line + 1, len - 1, in_place);
     if (len >= 5 && memcmp(line, "data:", 5) == 0) { /* nearly every line: no search for the colon */
         size_t skip = len > 5 && line[5] == ' ' ? 6 : 5;
+        if (in_place && p->in_place && p->data.len == 0) return borrow_data(p, line + skip, len - skip);
         return field_data(p, line + skip, len - skip);
     }
 
@@ -330,6 +363,15 @@ static int scan(telex_sse_parser_t *p, const char *bytes, size_t len, size_t *co
         pos = next;
         if (rc) break;
     }
+    if (p->pend != NULL) {
+        /* a kept data line must not outlive the bytes it lies in; after a
+         * failure the parser is failed and it is just dropped */
+        if (rc == TELEX_SSE_OK || rc == TELEX_SSE_ESTOPPED) {
+            int crc = copy_pending(p);
+            if (crc) rc = crc;
+        }
+        p->pend = NULL;
+    }
     *consumed = (size_t)(pos - bytes);
     *no_lf = lf > pos ? (size_t)(lf - pos) : 0;
     *no_cr = cr > pos ? (size_t)(cr - pos) : 0;
@@ -361,6 +403,7 @@ void telex_sse_parser_free(telex_sse_parser_t *parser) {
 
 void telex_sse_parser_reset(telex_sse_parser_t *p) {
     p->line.len = p->data.len = p->type.len = p->id.len = 0;
+    p->pend = NULL;
     p->held.len = p->held_off = p->held_no_lf = p->held_no_cr = 0;
     p->failed = 0;
     p->bom_seen = 0;
@@ -378,6 +421,11 @@ int telex_sse_parser_set_last_event_id(telex_sse_parser_t *p, const char *id, si
         return TELEX_SSE_OK;
     }
     return buf_set_string(p, &p->id, id, len);
+}
+
+int telex_sse_parser_set_in_place(telex_sse_parser_t *p, int in_place) {
+    p->in_place = in_place != 0;
+    return TELEX_SSE_OK;
 }
 
 int telex_sse_parser_set_strict(telex_sse_parser_t *p, int strict) {

@@ -308,6 +308,8 @@ telex_sse_upstream_t *telex_sse_upstream_new(const telex_provider_ops_t *ops, co
     /* EINVAL only for a limit below 6 bytes (limits.max_event_bytes is at least 64) */
     if (telex_sse_parser_set_strict(u->parser, 1) != 0)
         abort();
+    /* the adapters use lengths only: an event's one data line is not copied */
+    telex_sse_parser_set_in_place(u->parser, 1);
     u->adapter = adapter;
     return u;
 }

@@ -9,8 +9,8 @@
  *     feeds mixed in, one byte per feed, callbacks that stop the parser at
  *     every call (drained by later feeds), and a parser reused after
  *     telex_sse_parser_reset. Byte 0's bit 3 turns strict mode on (limits of
- *     6 bytes or more); a strict transcript is then the lenient one, or the
- *     start of it followed by TELEX_SSE_EFIELD.
+ *     6 bytes or more), bit 4 in-place data; the transcript must then be a
+ *     default parser's (strict: that or its start followed by EFIELD).
  *  2. Encoding what was parsed parses back to the same thing: every event,
  *     retry and comment of the transcript is re-encoded with the encoder
  *     (exact sizes, ENOSPC one byte short) and the result re-parsed.
@@ -89,9 +89,13 @@ struct rec {
     int stop; /* every callback stops the parser */
 };
 
+static int in_place; /* the parsers of this input report data in place */
+
 static int on_event(void *user, const telex_sse_event_t *ev) {
     struct rec *r = user;
-    REQUIRE(ev->type[ev->type_len] == '\0' && ev->data[ev->data_len] == '\0' && ev->id[ev->id_len] == '\0');
+    char after = ev->data[ev->data_len]; /* in place: the line's end */
+    REQUIRE(ev->type[ev->type_len] == '\0' && ev->id[ev->id_len] == '\0');
+    REQUIRE(after == '\0' || (in_place && (after == '\n' || after == '\r')));
     REQUIRE(ev->type_len > 0);
     REQUIRE(memchr(ev->id, '\0', ev->id_len) == NULL);
     put(&r->t, "E", 1);
@@ -321,20 +325,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *in = data + 2;
     size_t len = size - 2;
     int strict = (data[0] & 8) && (max == 0 || max >= 6);
+    in_place = (data[0] & 16) != 0;
 
     /* 1. The transcript does not depend on how the stream is split. */
     struct rec once = {0}, other = {0};
     telex_sse_parser_t *p = telex_sse_parser_new(max, &callbacks, &once);
     REQUIRE(p != NULL);
     REQUIRE(telex_sse_parser_set_strict(p, strict) == TELEX_SSE_OK);
+    REQUIRE(telex_sse_parser_set_in_place(p, in_place) == TELEX_SSE_OK);
     run(&once, p, in, len, ONCE, seed);
     telex_sse_parser_free(p);
-    if (strict) {
-        /* strict reports what lenient does, up to the line it refuses */
+    if (strict || in_place) {
+        /* a default parser's transcript; strict: up to the line it refuses */
+        int was = in_place;
+        in_place = 0;
         p = telex_sse_parser_new(max, &callbacks, &other);
         REQUIRE(p != NULL);
         run(&other, p, in, len, ONCE, seed);
         telex_sse_parser_free(p);
+        in_place = was;
         static const char refused[1 + 8] = {'!', (char)(uint8_t)TELEX_SSE_EFIELD, -1, -1, -1, -1, -1, -1, -1};
         if (once.t.len >= 9 && memcmp(once.t.s + once.t.len - 9, refused, 9) == 0)
             REQUIRE(once.t.len - 9 <= other.t.len &&
@@ -349,6 +358,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         p = telex_sse_parser_new(max, &callbacks, &other);
         REQUIRE(p != NULL);
         REQUIRE(telex_sse_parser_set_strict(p, strict) == TELEX_SSE_OK);
+        REQUIRE(telex_sse_parser_set_in_place(p, in_place) == TELEX_SSE_OK);
         run(&other, p, in, len, modes[m], seed);
         REQUIRE(same(&once.t, &other.t));
         /* A reset parser behaves like a new one. */
@@ -358,6 +368,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         REQUIRE(same(&once.t, &other.t));
         telex_sse_parser_free(p);
     }
+
+    in_place = 0; /* the parsers below are default ones */
 
     /* 2. What was parsed, encoded again, parses back the same. */
     struct text stream = {0}, want = {0};

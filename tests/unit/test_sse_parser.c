@@ -14,6 +14,10 @@
  *     !toobig                  the feed failed (TELEX_SSE_ETOOBIG)
  *
  * with \n, \r, \0, \\, \| and \xHH escapes for bytes that would be ambiguous.
+ *
+ * check() does all of that twice: with the parser as it starts, and in
+ * in-place mode (telex_sse_parser_set_in_place), which must give the same
+ * transcripts; test_in_place checks which events it reports in place.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,11 +84,15 @@ static int rec_stop(struct rec *r) {
     return r->stop_every && r->calls % r->stop_every == 0;
 }
 
+static int in_place_mode; /* run() sets the parsers it makes in-place */
+
 static int on_event(void *user, const telex_sse_event_t *ev) {
     struct rec *r = user;
-    /* The strings are NUL-terminated as the header promises. */
+    /* The strings are NUL-terminated as the header promises; in-place data
+     * is followed by its line's end instead. */
     assert_int_equal(ev->type[ev->type_len], '\0');
-    assert_int_equal(ev->data[ev->data_len], '\0');
+    char after = ev->data[ev->data_len];
+    assert_true(after == '\0' || (in_place_mode && (after == '\n' || after == '\r')));
     assert_int_equal(ev->id[ev->id_len], '\0');
     rec_str(r, "E ");
     rec_escaped(r, ev->type, ev->type_len);
@@ -143,6 +151,7 @@ static char *run(const char *in, size_t len, size_t max, enum feed_mode mode, si
     struct rec r = {0};
     telex_sse_parser_t *p = telex_sse_parser_new(max, &recording, &r);
     assert_non_null(p);
+    assert_int_equal(telex_sse_parser_set_in_place(p, in_place_mode), 0);
     int err = 0;
     switch (mode) {
     case FEED_ONCE: feed_piece(p, in, len, &err); break;
@@ -178,7 +187,14 @@ static char *run(const char *in, size_t len, size_t max, enum feed_mode mode, si
 }
 
 /* Asserts that every way of feeding `in` gives the transcript `want`. */
+static void check_max_once(const char *in, size_t len, size_t max, const char *want);
+
 static void check_max(const char *in, size_t len, size_t max, const char *want) {
+    for (in_place_mode = 0; in_place_mode <= 1; in_place_mode++) check_max_once(in, len, max, want);
+    in_place_mode = 0;
+}
+
+static void check_max_once(const char *in, size_t len, size_t max, const char *want) {
     char *got = run(in, len, max, FEED_ONCE, 0);
     assert_string_equal(got, want);
     free(got);
@@ -748,6 +764,87 @@ static void test_strerror(void **state) {
     assert_non_null(strstr(telex_sse_strerror(TELEX_SSE_ETOOBIG), "maximum event size"));
 }
 
+/* In-place mode: which events come from the caller's bytes. */
+struct seen {
+    const char *data;
+    size_t len;
+    char type[16], id[16];
+    unsigned events;
+};
+
+static int remember(void *user, const telex_sse_event_t *ev) {
+    struct seen *w = user;
+    w->data = ev->data;
+    w->len = ev->data_len;
+    snprintf(w->type, sizeof(w->type), "%.*s", (int)ev->type_len, ev->type);
+    snprintf(w->id, sizeof(w->id), "%.*s", (int)ev->id_len, ev->id);
+    w->events++;
+    return 0;
+}
+
+static void test_in_place(void **state) {
+    (void)state;
+    telex_sse_callbacks_t cb = {.on_event = remember};
+    struct seen w = {0};
+    telex_sse_parser_t *p = telex_sse_parser_new(0, &cb, &w);
+    assert_non_null(p);
+    assert_int_equal(telex_sse_parser_set_in_place(p, 1), 0);
+
+    /* one data line and its blank line in one feed: reported where they lie */
+    char one[] = "data: {\"a\":1}\n\n";
+    assert_int_equal(telex_sse_parser_feed(p, one, sizeof(one) - 1), 0);
+    assert_int_equal(w.events, 1);
+    assert_ptr_equal(w.data, one + 6);
+    assert_int_equal(w.len, 7);
+    assert_int_equal(w.data[w.len], '\n');
+
+    /* with a type and an id before it, CRLF line ends */
+    char typed[] = "event: e\r\nid: 7\r\ndata:xy\r\n\r\n";
+    assert_int_equal(telex_sse_parser_feed(p, typed, sizeof(typed) - 1), 0);
+    assert_int_equal(w.events, 2);
+    assert_ptr_equal(w.data, typed + strlen("event: e\r\nid: 7\r\ndata:"));
+    assert_int_equal(w.data[w.len], '\r');
+    assert_string_equal(w.type, "e");
+    assert_string_equal(w.id, "7");
+
+    /* two data lines: joined in the parser's buffer, NUL-terminated */
+    char two[] = "data: a\ndata: b\n\n";
+    assert_int_equal(telex_sse_parser_feed(p, two, sizeof(two) - 1), 0);
+    assert_int_equal(w.events, 3);
+    assert_true(w.data < two || w.data >= two + sizeof(two));
+    assert_int_equal(w.len, 3);
+    assert_memory_equal(w.data, "a\nb", 4); /* the NUL included */
+
+    /* the blank line in the next feed: copied before the first feed returns */
+    char first[] = "data: later\n", second[] = "\n";
+    assert_int_equal(telex_sse_parser_feed(p, first, sizeof(first) - 1), 0);
+    memset(first, 'X', sizeof(first) - 1); /* the caller reuses its buffer */
+    assert_int_equal(w.events, 3);
+    assert_int_equal(telex_sse_parser_feed(p, second, 1), 0);
+    assert_int_equal(w.events, 4);
+    assert_int_equal(w.len, 5);
+    assert_memory_equal(w.data, "later", 6);
+
+    /* a comment between the data line and the blank line: copied, same event */
+    char commented[] = "data: c\n: ping\n\n";
+    assert_int_equal(telex_sse_parser_feed(p, commented, sizeof(commented) - 1), 0);
+    assert_int_equal(w.events, 5);
+    assert_memory_equal(w.data, "c", 2);
+
+    /* reset keeps the mode */
+    telex_sse_parser_reset(p);
+    char again[] = "data: z\n\n";
+    assert_int_equal(telex_sse_parser_feed(p, again, sizeof(again) - 1), 0);
+    assert_ptr_equal(w.data, again + 6);
+
+    /* off: every event copied */
+    assert_int_equal(telex_sse_parser_set_in_place(p, 0), 0);
+    assert_int_equal(telex_sse_parser_feed(p, one, sizeof(one) - 1), 0);
+    assert_true(w.data < one || w.data >= one + sizeof(one));
+    assert_int_equal(w.data[w.len], '\0');
+    telex_sse_parser_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_event),
@@ -779,6 +876,7 @@ int main(void) {
         cmocka_unit_test(test_set_last_event_id),
         cmocka_unit_test(test_null_callbacks_and_arguments),
         cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
