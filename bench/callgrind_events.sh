@@ -14,6 +14,9 @@
 # printed as d1_misses/ll_misses: a pointer chase costs misses more than instructions).
 # CG_DELAY_MS paces the measured answers (mock.delay_ms, default 0): at a model's pace (50) each
 # read from the provider brings one event, so what telex does per read is paid per event.
+# CG_PATH (default /v1/chat/completions) and CG_BODY (a request body file, which then sets the
+# mock's tokens and delay itself) measure another front door, e.g. /v1/responses; events are
+# what the client received (a Responses answer has more events than chunks).
 set -euo pipefail
 TELEX=$(realpath "$1") CONF=$2 TOKENS=$3 ANSWERS=$4 CONC=$5
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,10 +44,12 @@ TELEX_LOG=quiet TELEX_DB=$WORK/telex.db valgrind --tool=callgrind ${CG_OPTS:-} -
 VG=$!
 PIDS+=($VG)
 wait_port "$PORT" || { tail -20 "$WORK/telex.log" >&2; exit 1; }
-URL=http://127.0.0.1:$PORT/v1/chat/completions
-"$LOADGEN" "$URL" -H "$HDR" -c 5 -n 10 --tokens "$TOKENS" --delay-ms 0 -d 600 > /dev/null 2>&1
+URL=http://127.0.0.1:$PORT${CG_PATH:-/v1/chat/completions}
+BODY=()
+[ -n "${CG_BODY:-}" ] && BODY=(-b "$CG_BODY")
+"$LOADGEN" "$URL" -H "$HDR" "${BODY[@]}" -c 5 -n 10 --tokens "$TOKENS" --delay-ms 0 -d 600 > /dev/null 2>&1
 callgrind_control -z "$VG" > /dev/null 2>&1
-"$LOADGEN" "$URL" -H "$HDR" -c "$CONC" -n "$ANSWERS" --tokens "$TOKENS" --delay-ms "${CG_DELAY_MS:-0}" -d 3600 -l run \
+"$LOADGEN" "$URL" -H "$HDR" "${BODY[@]}" -c "$CONC" -n "$ANSWERS" --tokens "$TOKENS" --delay-ms "${CG_DELAY_MS:-0}" -d 3600 -l run \
   > "$WORK/run.json" 2> "$WORK/run.err"
 callgrind_control -d "$VG" > /dev/null 2>&1
 sleep 1 # the dump is written asynchronously by the instrumented process

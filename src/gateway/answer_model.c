@@ -4,6 +4,7 @@
  */
 #include "gateway/answer_model.h"
 #include "util/alloc.h"
+#include "util/json_dump.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,4 +83,27 @@ void telex_ignored_add(char *list, size_t cap, const char *name)
         n += 2;
     }
     memcpy(list + n, name, len + 1);
+}
+
+size_t telex_answer_put_uint(char *dst, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = digits[n - 1 - i];
+    return n;
+}
+
+size_t telex_answer_put_string(char *dst, const char *s, size_t n)
+{
+    size_t pos = 0;
+    dst[0] = '"';
+    size_t w = n != 0 ? telex_json_escape(dst + 1, s, n, &pos, n, 0) : 0;
+    if (w == TELEX_JSON_ESCAPE_BAD_UTF8)
+        return SIZE_MAX;
+    dst[1 + w] = '"';
+    return w + 2;
 }

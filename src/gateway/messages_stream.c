@@ -141,6 +141,42 @@ static int open_block(telex_messages_enc_t *e, int kind, int64_t tool, json_t *b
                 json_pack("{s:s,s:i,s:o}", "type", "content_block_start", "index", e->index, "content_block", block));
 }
 
+/* {"type":"content_block_delta","index":e->index,"delta":{"type":type,
+ * field:text}} written as text: the bytes emit() makes of the same tree
+ * (tests/unit/test_responses_start.c compares them), for every chunk
+ * without one (answer_model.h). */
+static int emit_delta(telex_messages_enc_t *e, const char *type, const char *field, const char *text, size_t len)
+{
+    if (e->stopped)
+        return -1;
+    if (e->emit == NULL)
+        return 0;
+    size_t type_len = strlen(type), field_len = strlen(field);
+    size_t cap = 96 + type_len + field_len + TELEX_ANSWER_STRING_BOUND(len);
+    char stack[1024];
+    char *out = cap <= sizeof(stack) ? stack : telex_xmalloc(cap), *o = out;
+#define PUT(lit) (memcpy(o, lit, sizeof(lit) - 1), o += sizeof(lit) - 1)
+    PUT("{\"type\":\"content_block_delta\",\"index\":");
+    o += telex_answer_put_uint(o, (uint64_t)e->index);
+    PUT(",\"delta\":{\"type\":\"");
+    memcpy(o, type, type_len), o += type_len; /* (constants: nothing to escape) */
+    PUT("\",\"");
+    memcpy(o, field, field_len), o += field_len;
+    PUT("\":");
+    size_t w = telex_answer_put_string(o, text, len);
+    if (w != SIZE_MAX) {
+        o += w;
+        PUT("}}");
+    }
+#undef PUT
+    int rc = w != SIZE_MAX && e->emit(e->user, "content_block_delta", out, (size_t)(o - out)) == 0 ? 0 : -1;
+    if (out != stack)
+        free(out);
+    if (rc != 0)
+        e->stopped = 1;
+    return rc;
+}
+
 static int delta(telex_messages_enc_t *e, const char *type, const char *field, const char *text, size_t len)
 {
     json_t *block = json_array_get(e->content, (size_t)e->index);
@@ -159,9 +195,7 @@ static int delta(telex_messages_enc_t *e, const char *type, const char *field, c
     } else if (telex_buf_append(&e->args, text, len) != 0) {
         return -1;
     }
-    return emit(e, "content_block_delta",
-                json_pack("{s:s,s:i,s:{s:s,s:s%}}", "type", "content_block_delta", "index", e->index, "delta", "type",
-                          type, field, text, len));
+    return emit_delta(e, type, field, text, len);
 }
 
 int telex_messages_enc_chunk(telex_messages_enc_t *e, json_t *chunk)

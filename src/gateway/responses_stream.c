@@ -92,6 +92,59 @@ static int emit(telex_responses_enc_t *e, const char *type, json_t *fields)
     return 0;
 }
 
+/* A delta event, written as text: {"type":type,"sequence_number":n,
+ * "item_id":item_id,"output_index":output_index[,"content_index":
+ * content_index],"delta":text[,"logprobs":[]]} (content_index < 0: none)
+ * — the bytes emit() makes of
+ * the same fields (tests/unit/test_responses_start.c compares them), for
+ * every chunk without a tree (answer_model.h). */
+static int emit_delta(telex_responses_enc_t *e, const char *type, const char *item_id, int output_index,
+                      int content_index, const char *text, size_t len, int logprobs)
+{
+    if (e->stopped)
+        return -1;
+    if (e->emit == NULL)
+        return 0;
+    size_t type_len = strlen(type), id_len = strlen(item_id);
+    size_t cap = 160 + type_len + TELEX_ANSWER_STRING_BOUND(id_len) + TELEX_ANSWER_STRING_BOUND(len);
+    char stack[1024];
+    char *out = cap <= sizeof(stack) ? stack : telex_xmalloc(cap), *o = out;
+#define PUT(lit) (memcpy(o, lit, sizeof(lit) - 1), o += sizeof(lit) - 1)
+    PUT("{\"type\":\"");
+    memcpy(o, type, type_len), o += type_len; /* (a constant: nothing to escape) */
+    PUT("\",\"sequence_number\":");
+    o += telex_answer_put_uint(o, e->seq);
+    PUT(",\"item_id\":");
+    size_t w = telex_answer_put_string(o, item_id, id_len);
+    if (w != SIZE_MAX) {
+        o += w;
+        PUT(",\"output_index\":");
+        o += telex_answer_put_uint(o, (uint64_t)output_index);
+        if (content_index >= 0) {
+            PUT(",\"content_index\":");
+            o += telex_answer_put_uint(o, (uint64_t)content_index);
+        }
+        PUT(",\"delta\":");
+        w = telex_answer_put_string(o, text, len);
+    }
+    if (w != SIZE_MAX) {
+        o += w;
+        if (logprobs)
+            PUT(",\"logprobs\":[]");
+        PUT("}");
+    }
+#undef PUT
+    int rc = w != SIZE_MAX && e->emit(e->user, type, out, (size_t)(o - out)) == 0 ? 0 : -1;
+    if (out != stack)
+        free(out);
+    if (rc != 0) {
+        e->stopped = 1;
+        return -1;
+    }
+    e->seq++;
+    return 0;
+}
+
 static json_t *buf_string(const telex_buf_t *b)
 {
     json_t *s = json_stringn(b->data != NULL ? b->data : "", b->len);
@@ -301,9 +354,7 @@ static int add_text(telex_responses_enc_t *e, const char *text, size_t len)
     }
     if (telex_buf_append(&it->text, text, len) != 0)
         return -1;
-    return emit(e, "response.output_text.delta",
-                json_pack("{s:s,s:i,s:i,s:s%,s:[]}", "item_id", it->id, "output_index", index, "content_index",
-                          it->text_part, "delta", text, len, "logprobs"));
+    return emit_delta(e, "response.output_text.delta", it->id, index, it->text_part, text, len, 1);
 }
 
 static int add_refusal(telex_responses_enc_t *e, const char *text, size_t len)
@@ -321,9 +372,7 @@ static int add_refusal(telex_responses_enc_t *e, const char *text, size_t len)
     }
     if (telex_buf_append(&it->refusal, text, len) != 0)
         return -1;
-    return emit(e, "response.refusal.delta",
-                json_pack("{s:s,s:i,s:i,s:s%}", "item_id", it->id, "output_index", index, "content_index",
-                          it->refusal_part, "delta", text, len));
+    return emit_delta(e, "response.refusal.delta", it->id, index, it->refusal_part, text, len, 0);
 }
 
 static int add_reasoning(telex_responses_enc_t *e, const char *text, size_t len)
@@ -342,9 +391,7 @@ static int add_reasoning(telex_responses_enc_t *e, const char *text, size_t len)
     item_t *it = &e->items[e->reasoning];
     if (telex_buf_append(&it->text, text, len) != 0)
         return -1;
-    return emit(e, "response.reasoning_text.delta",
-                json_pack("{s:s,s:i,s:i,s:s%}", "item_id", it->id, "output_index", e->reasoning, "content_index", 0,
-                          "delta", text, len));
+    return emit_delta(e, "response.reasoning_text.delta", it->id, e->reasoning, 0, text, len, 0);
 }
 
 static int add_tool_call(telex_responses_enc_t *e, json_t *tc, size_t position)
@@ -384,9 +431,7 @@ static int add_tool_call(telex_responses_enc_t *e, json_t *tc, size_t position)
     item_t *it = &e->items[index];
     if (telex_buf_append(&it->args, json_string_value(args), len) != 0)
         return -1;
-    return emit(e, "response.function_call_arguments.delta",
-                json_pack("{s:s,s:i,s:s%}", "item_id", it->id, "output_index", index, "delta", json_string_value(args),
-                          len));
+    return emit_delta(e, "response.function_call_arguments.delta", it->id, index, -1, json_string_value(args), len, 0);
 }
 
 int telex_responses_enc_chunk(telex_responses_enc_t *e, json_t *chunk)
