@@ -5,6 +5,7 @@
 #include "gateway/answer_model.h"
 #include "util/alloc.h"
 #include "util/json_dump.h"
+#include "util/json_load.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,4 +107,245 @@ size_t telex_answer_put_string(char *dst, const char *s, size_t n)
         return SIZE_MAX;
     dst[1 + w] = '"';
     return w + 2;
+}
+
+/* ---- telex_answer_plain_text: a walk over validated JSON ---------------- */
+
+typedef struct {
+    const char *p, *end;
+} walk_t;
+
+static void ws(walk_t *w)
+{
+    while (w->p < w->end && (*w->p == ' ' || *w->p == '\t' || *w->p == '\n' || *w->p == '\r'))
+        w->p++;
+}
+
+/* At an opening quote: past the string; *raw and *raw_len its undecoded text,
+ * *escaped whether it holds a backslash. */
+static void string_raw(walk_t *w, const char **raw, size_t *raw_len, int *escaped)
+{
+    const char *s = ++w->p;
+    *escaped = 0;
+    while (*w->p != '"') {
+        if (*w->p == '\\') {
+            *escaped = 1;
+            w->p++; /* (the escaped byte; \u's digits are plain) */
+        }
+        w->p++;
+    }
+    *raw = s;
+    *raw_len = (size_t)(w->p - s);
+    w->p++;
+}
+
+static void skip_value(walk_t *w)
+{
+    int depth = 0;
+    do {
+        ws(w);
+        char c = *w->p;
+        if (c == '"') {
+            const char *r;
+            size_t n;
+            int e;
+            string_raw(w, &r, &n, &e);
+        } else if (c == '{' || c == '[') {
+            depth++;
+            w->p++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+            w->p++;
+        } else if (c == ',' || c == ':') {
+            w->p++;
+        } else { /* a number or literal */
+            while (w->p < w->end && *w->p != ',' && *w->p != '}' && *w->p != ']' && *w->p != ' ' &&
+                   *w->p != '\t' && *w->p != '\n' && *w->p != '\r')
+                w->p++;
+        }
+        ws(w);
+    } while (depth > 0);
+}
+
+/* At a value: is it null, "" or []? (then past it) */
+static int empty_value(walk_t *w)
+{
+    if (w->end - w->p >= 4 && memcmp(w->p, "null", 4) == 0) {
+        w->p += 4;
+        return 1;
+    }
+    if (w->end - w->p >= 2 && (memcmp(w->p, "\"\"", 2) == 0)) {
+        w->p += 2;
+        return 1;
+    }
+    if (*w->p == '[') {
+        walk_t t = {w->p + 1, w->end};
+        ws(&t);
+        if (*t.p == ']') {
+            w->p = t.p + 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+#define KEY_IS(lit) (klen == sizeof(lit) - 1 && memcmp(key, lit, klen) == 0)
+
+/* Calls member(w, key, klen, ctx) at each member's value of the object at
+ * w->p (its '{'); member returns 0 when it read (or skipped) the value, -1
+ * to give up. A key with an escape gives up. */
+static int members(walk_t *w, int (*member)(walk_t *, const char *, size_t, void *), void *ctx)
+{
+    w->p++; /* '{' */
+    ws(w);
+    if (*w->p == '}') {
+        w->p++;
+        return 0;
+    }
+    for (;;) {
+        ws(w);
+        const char *key;
+        size_t klen;
+        int escaped;
+        string_raw(w, &key, &klen, &escaped);
+        if (escaped)
+            return -1;
+        ws(w);
+        w->p++; /* ':' */
+        ws(w);
+        if (member(w, key, klen, ctx) != 0)
+            return -1;
+        ws(w);
+        if (*w->p++ == '}')
+            return 0;
+    }
+}
+
+typedef struct {
+    int seen_index, seen_delta, seen_finish, seen_content;
+    int index_is_0, has_index;
+    const char *content;
+    size_t content_len;
+    int content_escaped;
+} choice_t;
+
+static int delta_member(walk_t *w, const char *key, size_t klen, void *ctx)
+{
+    choice_t *c = ctx;
+    if (KEY_IS("content")) {
+        if (c->seen_content++)
+            return -1;
+        if (*w->p == '"') {
+            string_raw(w, &c->content, &c->content_len, &c->content_escaped);
+            return 0;
+        }
+        skip_value(w); /* null or not a string: no text, as json_is_string says */
+        return 0;
+    }
+    if (KEY_IS("reasoning_content") || KEY_IS("reasoning") || KEY_IS("refusal") || KEY_IS("tool_calls"))
+        return empty_value(w) ? 0 : -1;
+    skip_value(w);
+    return 0;
+}
+
+static int choice_member(walk_t *w, const char *key, size_t klen, void *ctx)
+{
+    choice_t *c = ctx;
+    if (KEY_IS("index")) {
+        if (c->seen_index++)
+            return -1;
+        const char *s = w->p;
+        while (w->p < w->end && *w->p >= '0' && *w->p <= '9')
+            w->p++;
+        size_t n = (size_t)(w->p - s);
+        if (n == 0 || n > 18 || (s[0] == '0' && n > 1) ||
+            (w->p < w->end && (*w->p == '.' || *w->p == 'e' || *w->p == 'E')))
+            return -1; /* not a plain non-negative integer: the tree decides */
+        c->has_index = 1;
+        c->index_is_0 = n == 1 && s[0] == '0';
+        return 0;
+    }
+    if (KEY_IS("delta")) {
+        if (c->seen_delta++)
+            return -1;
+        if (*w->p != '{') {
+            skip_value(w);
+            return 0;
+        }
+        return members(w, delta_member, c);
+    }
+    if (KEY_IS("finish_reason")) {
+        if (c->seen_finish++)
+            return -1;
+        return w->end - w->p >= 4 && memcmp(w->p, "null", 4) == 0 ? (w->p += 4, 0) : -1;
+    }
+    skip_value(w);
+    return 0;
+}
+
+typedef struct {
+    int seen_choices;
+    int found; /* choice 0 read */
+    choice_t c;
+} chunk_t;
+
+static int chunk_member(walk_t *w, const char *key, size_t klen, void *ctx)
+{
+    chunk_t *k = ctx;
+    if (!KEY_IS("choices")) {
+        skip_value(w);
+        return 0;
+    }
+    if (k->seen_choices++ || *w->p != '[')
+        return -1; /* (jansson keeps the last of repeated keys; not a list: the tree decides) */
+    w->p++;
+    ws(w);
+    while (*w->p != ']') {
+        if (*w->p != '{')
+            return -1;
+        choice_t c = {0};
+        if (members(w, choice_member, &c) != 0)
+            return -1;
+        /* the first element whose index is 0 or that has none */
+        if (!k->found && (!c.has_index || c.index_is_0)) {
+            k->found = 1;
+            k->c = c;
+        }
+        ws(w);
+        if (*w->p == ',')
+            w->p++;
+        ws(w);
+    }
+    w->p++;
+    return 0;
+}
+
+int telex_answer_plain_text(const char *json, size_t n, const char **text, size_t *len, char **scratch)
+{
+    walk_t w = {json, json + n};
+    chunk_t k = {0};
+    *scratch = NULL;
+    *len = 0;
+    ws(&w);
+    if (w.p >= w.end || *w.p != '{' || members(&w, chunk_member, &k) != 0)
+        return 0;
+    if (!k.found || k.c.content == NULL || k.c.content_len == 0) {
+        *text = "";
+        return 1;
+    }
+    if (!k.c.content_escaped) {
+        *text = k.c.content;
+        *len = k.c.content_len;
+        return 1;
+    }
+    char *out = telex_xmalloc(k.c.content_len);
+    const char *after;
+    size_t m = telex_json_unescape(k.c.content, json + n, out, &after);
+    if (m == SIZE_MAX) {
+        free(out);
+        return 0;
+    }
+    *text = *scratch = out;
+    *len = m;
+    return 1;
 }

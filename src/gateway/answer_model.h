@@ -29,6 +29,19 @@ json_t *telex_answer_completion_as_chunk(json_t *completion);
  * allocation, which does not go through util/alloc.h). */
 char *telex_answer_joined_text(json_t *parts);
 
+/* Most chunks of a streamed answer carry nothing but text: choice 0's
+ * delta.content. For such a chunk (text util/json_scan.c validated) this
+ * finds that text without building a tree: returns 1 with the decoded text
+ * in *text / *len (where it lies, or decoded into *scratch, malloc'ed, which
+ * the caller frees), or 1 with *len 0 when choice 0 has no text (a role-only
+ * delta, no choice 0). Returns 0 — build the tree and read it — for anything
+ * a front door must look at more closely: reasoning, a refusal, tool calls,
+ * a finish_reason, a repeated key on the way, an index that is not a plain
+ * integer, a string jansson would refuse. Reads what telex_answer_choice0
+ * and the encoders read from the tree (tests/unit/test_front_door_deltas.c
+ * compares the two on every shape). */
+int telex_answer_plain_text(const char *json, size_t n, const char **text, size_t *len, char **scratch);
+
 /* Writing a front door's per-chunk delta event as text, without a tree
  * (building, writing and freeing one cost ~13,000 instructions a chunk).
  * The writers give the bytes telex_json_dumps gives for the same values:

@@ -34,6 +34,7 @@
 #include <telex/sse.h>
 
 #include "cluster/cluster.h"
+#include "gateway/answer_model.h"
 #include "gateway/chat_internal.h"
 #include "gateway/chat_request.h"
 #include "gateway/gateway.h"
@@ -787,9 +788,32 @@ static void end_log_full(chat_t *c)
 
 /* Responses and Messages: the chunk goes to the front door's encoder
  * (usage into its final event) instead of the log. */
-static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *chunk)
+static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *chunk, const telex_json_facts_t *facts)
 {
     json_t *own = NULL;
+    const char *text;
+    size_t text_len;
+    char *scratch;
+    /* Only text (most chunks), scanned, with nothing jansson refuses (as a
+     * tree it would be dropped below) and no usage (the adapter built no
+     * tree): no tree either. */
+    if (chunk == NULL && facts != NULL && !facts->finish_odd &&
+        telex_answer_plain_text(data, len, &text, &text_len, &scratch) == 1) {
+        const char *why;
+        if (c->state == CHAT_CALLING && telex_chat_commit(c, &why) != 0) {
+            free(scratch);
+            telex_chat_fail_commit(c, why);
+            return;
+        }
+        int rc = c->renc != NULL ? telex_responses_enc_text(c->renc, text, text_len)
+                                 : telex_messages_enc_text(c->menc, text, text_len);
+        free(scratch);
+        if (rc != 0)
+            end_log_full(c);
+        else
+            regulate(c);
+        return;
+    }
     if (chunk == NULL && (chunk = own = telex_json_loadb(data, len, 0, NULL)) == NULL)
         return; /* the adapter validated it: cannot happen */
     json_t *usage = chunk != NULL ? json_object_get(chunk, "usage") : NULL; /* (most chunks: no tree) */
@@ -861,7 +885,7 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
         }
     }
     if (c->renc != NULL || c->menc != NULL) {
-        relay_as_response(c, data, len, chunk);
+        relay_as_response(c, data, len, chunk, facts);
         return;
     }
     json_t *usage = chunk != NULL ? json_object_get(chunk, "usage") : NULL; /* (most chunks: no tree) */

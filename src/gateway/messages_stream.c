@@ -198,6 +198,23 @@ static int delta(telex_messages_enc_t *e, const char *type, const char *field, c
     return emit_delta(e, type, field, text, len);
 }
 
+/* Text for the text block (opened when another or none is open). */
+static int add_text(telex_messages_enc_t *e, const char *text, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (e->open != BLOCK_TEXT && open_block(e, BLOCK_TEXT, -1, json_pack("{s:s,s:s}", "type", "text", "text", "")) != 0)
+        return -1;
+    return delta(e, "text_delta", "text", text, len);
+}
+
+int telex_messages_enc_text(telex_messages_enc_t *e, const char *text, size_t len)
+{
+    if (add_text(e, text, len) != 0)
+        return -1;
+    return e->stopped ? -1 : 0;
+}
+
 int telex_messages_enc_chunk(telex_messages_enc_t *e, json_t *chunk)
 {
     json_t *choice = telex_answer_choice0(chunk), *c;
@@ -214,12 +231,8 @@ int telex_messages_enc_chunk(telex_messages_enc_t *e, json_t *chunk)
             return -1;
     }
     json_t *content = json_object_get(d, "content");
-    if (json_is_string(content) && json_string_length(content) > 0) {
-        if (e->open != BLOCK_TEXT && open_block(e, BLOCK_TEXT, -1, json_pack("{s:s,s:s}", "type", "text", "text", "")) != 0)
-            return -1;
-        if (delta(e, "text_delta", "text", json_string_value(content), json_string_length(content)) != 0)
-            return -1;
-    }
+    if (json_is_string(content) && add_text(e, json_string_value(content), json_string_length(content)) != 0)
+        return -1;
     json_array_foreach(json_object_get(d, "tool_calls"), i, c)
     {
         json_t *jindex = json_object_get(c, "index");

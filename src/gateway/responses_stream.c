@@ -466,6 +466,13 @@ int telex_responses_enc_chunk(telex_responses_enc_t *e, json_t *chunk)
     return e->stopped ? -1 : 0;
 }
 
+int telex_responses_enc_text(telex_responses_enc_t *e, const char *text, size_t len)
+{
+    if (len > 0 && add_text(e, text, len) != 0)
+        return -1;
+    return e->stopped ? -1 : 0;
+}
+
 void telex_responses_enc_usage(telex_responses_enc_t *e, json_t *usage)
 {
     if (!json_is_object(usage))

@@ -56,6 +56,9 @@ int telex_responses_enc_start(telex_responses_enc_t *e);
 size_t telex_responses_enc_start_bytes(telex_responses_enc_t *e);
 /* One chat chunk (a parsed object). */
 int telex_responses_enc_chunk(telex_responses_enc_t *e, json_t *chunk);
+/* A chunk that is only text (gateway/answer_model.h's telex_answer_plain_text):
+ * what telex_responses_enc_chunk does with it, without the tree. */
+int telex_responses_enc_text(telex_responses_enc_t *e, const char *text, size_t len);
 /* The provider's usage object (chat shape: prompt_tokens, …; cost_usd kept). */
 void telex_responses_enc_usage(telex_responses_enc_t *e, json_t *usage);
 /* The answer is complete: the .done events, then response.completed or

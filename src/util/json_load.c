@@ -98,24 +98,12 @@ static char *put_utf8(char *o, unsigned cp)
     return o;
 }
 
-/* The string at b->p (its opening quote): *out and *len are its decoded bytes.
- * Returns 0 when they are the text itself, 1 when they were decoded on top
- * of tmp (past tmp_used, which the caller may advance to keep them), -1
- * when the string must go to json_loadb (\u0000, an unpaired surrogate) or
- * tmp cannot be had. */
-static int string_at(builder_t *b, const char **out, size_t *len)
+/* Decodes the string whose contents start at s, with its first quote or
+ * backslash at q, into o (see telex_json_unescape). */
+static size_t unescape_from(const unsigned char *s, const unsigned char *q, const unsigned char *end, char *start,
+                            const unsigned char **after)
 {
-    const unsigned char *s = b->p + 1;
-    const unsigned char *q = find_quote_or_backslash(s, b->end);
-    if (*q == '"') {
-        *out = (const char *)s;
-        *len = (size_t)(q - s);
-        b->p = q + 1;
-        return 0;
-    }
-    if (b->tmp == NULL)
-        b->tmp = telex_xmalloc(b->tmp_cap);
-    char *start = b->tmp + b->tmp_used, *o = start;
+    char *o = start;
     for (;;) {
         memcpy(o, s, (size_t)(q - s));
         o += q - s;
@@ -133,15 +121,15 @@ static int string_at(builder_t *b, const char **out, size_t *len)
             unsigned cp = hex4(q + 2);
             s = q + 6;
             if (cp == 0)
-                return -1; /* jansson: "\u0000 is not allowed" */
+                return SIZE_MAX; /* jansson: "\u0000 is not allowed" */
             if (cp >= 0xDC00 && cp <= 0xDFFF)
-                return -1; /* a low surrogate first */
+                return SIZE_MAX; /* a low surrogate first */
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 if (s[0] != '\\' || s[1] != 'u')
-                    return -1;
+                    return SIZE_MAX;
                 unsigned lo = hex4(s + 2);
                 if (lo < 0xDC00 || lo > 0xDFFF)
-                    return -1;
+                    return SIZE_MAX;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 s += 6;
             }
@@ -150,11 +138,44 @@ static int string_at(builder_t *b, const char **out, size_t *len)
         }
         default: *o++ = (char)e; break; /* '"', '\\', '/': the scanner allowed no other */
         }
-        q = find_quote_or_backslash(s, b->end);
+        q = find_quote_or_backslash(s, end);
     }
-    b->p = q + 1;
+    *after = q + 1;
+    return (size_t)(o - start);
+}
+
+size_t telex_json_unescape(const char *s, const char *end, char *out, const char **after)
+{
+    const unsigned char *a;
+    const unsigned char *from = (const unsigned char *)s, *e = (const unsigned char *)end;
+    size_t n = unescape_from(from, find_quote_or_backslash(from, e), e, out, &a);
+    *after = (const char *)a;
+    return n;
+}
+
+/* The string at b->p (its opening quote): *out and *len are its decoded bytes.
+ * Returns 0 when they are the text itself, 1 when they were decoded on top
+ * of tmp (past tmp_used, which the caller may advance to keep them), -1
+ * when the string must go to json_loadb (\u0000, an unpaired surrogate) or
+ * tmp cannot be had. */
+static int string_at(builder_t *b, const char **out, size_t *len)
+{
+    const unsigned char *s = b->p + 1;
+    const unsigned char *q = find_quote_or_backslash(s, b->end);
+    if (*q == '"') {
+        *out = (const char *)s;
+        *len = (size_t)(q - s);
+        b->p = q + 1;
+        return 0;
+    }
+    if (b->tmp == NULL)
+        b->tmp = telex_xmalloc(b->tmp_cap);
+    char *start = b->tmp + b->tmp_used;
+    size_t n = unescape_from(s, q, b->end, start, &b->p);
+    if (n == SIZE_MAX)
+        return -1;
     *out = start;
-    *len = (size_t)(o - start);
+    *len = n;
     return 1;
 }
 

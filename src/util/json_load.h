@@ -32,4 +32,12 @@
 
 json_t *telex_json_loadb(const char *s, size_t n, size_t flags, json_error_t *err);
 
+/* The contents of one string of text util/json_scan.c validated: s is right
+ * after its opening quote, end the text's end. Decodes them into out, which
+ * needs room for as many bytes as the string's text (a decoded string is
+ * never longer), stores the position after its closing quote in *after and
+ * returns the decoded length; SIZE_MAX for what jansson refuses (\u0000, an
+ * unpaired surrogate). The loader's own decoding. */
+size_t telex_json_unescape(const char *s, const char *end, char *out, const char **after);
+
 #endif
