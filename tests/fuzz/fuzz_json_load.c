@@ -11,6 +11,13 @@
  * telex_json_dumps and json_dumps with the flag sets telex uses; the bytes
  * must be the same.
  *
+ * Also the front doors' text-only shortcut (gateway/answer_model.c,
+ * telex_answer_plain_text, compiled in here): for text the scanner
+ * validates with nothing jansson refuses (no finish_odd: the only text
+ * chat_relay.c gives it), whenever it answers, choice 0 of jansson's tree
+ * has no reasoning, refusal, tool calls or finish_reason, and its text is
+ * the tree's delta.content (or "").
+ *
  * Build and run: `make fuzz FUZZ_SECONDS=N` (clang, -fsanitize=fuzzer,
  * address,undefined; seeds in tests/fuzz/corpus_json_load/).
  */
@@ -22,6 +29,7 @@
 #include "../../src/util/json_dump.c"
 #include "../../src/util/json_load.c"
 #include "../../src/util/json_scan.c"
+#include "../../src/gateway/answer_model.c"
 
 #define REQUIRE(cond)                                                                                           \
     do {                                                                                                        \
@@ -37,6 +45,33 @@ static void same_text(char *a, char *b)
     REQUIRE(a == NULL || strcmp(a, b) == 0);
     free(a);
     free(b);
+}
+
+/* The shortcut against jansson's tree of the same text. */
+static void check_plain_text(const char *text, size_t n, json_t *tree)
+{
+    telex_json_facts_t f;
+    if (tree == NULL || telex_json_scan_object(text, n, &f) != 0 || f.finish_odd)
+        return;
+    const char *got;
+    size_t len;
+    char *scratch;
+    if (telex_answer_plain_text(text, n, &got, &len, &scratch) != 1) {
+        REQUIRE(scratch == NULL);
+        return;
+    }
+    json_t *choice = telex_answer_choice0(tree);
+    json_t *delta = json_object_get(choice, "delta");
+    json_t *r = telex_answer_reasoning(delta);
+    json_t *refusal = json_object_get(delta, "refusal");
+    json_t *content = json_object_get(delta, "content");
+    REQUIRE(r == NULL || json_string_length(r) == 0);
+    REQUIRE(!json_is_string(refusal) || json_string_length(refusal) == 0);
+    REQUIRE(json_array_size(json_object_get(delta, "tool_calls")) == 0);
+    REQUIRE(json_string_value(json_object_get(choice, "finish_reason")) == NULL);
+    size_t want = json_is_string(content) ? json_string_length(content) : 0;
+    REQUIRE(len == want && (len == 0 || memcmp(got, json_string_value(content), len) == 0));
+    free(scratch);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -64,6 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < sizeof(dump_flags) / sizeof(dump_flags[0]); i++)
             same_text(json_dumps(a, dump_flags[i]), telex_json_dumps(a, dump_flags[i]));
     }
+    if (flags == 0)
+        check_plain_text(text, n, a);
     json_decref(a);
     json_decref(b);
     free(text);
