@@ -50,6 +50,11 @@ struct telex_responses_enc {
     json_t *usage; /* Responses-shaped */
     json_t *final; /* the terminal event's Response object */
     int stopped;   /* an emit failed: no more events */
+    /* The Response object of the two start events as JSON text, made once:
+     * telex_responses_enc_start_bytes measures the events (twice per
+     * answer) and telex_responses_enc_start sends them; it depends only on
+     * what the encoder was made with. */
+    char *start_response;
 };
 
 /* ------------------------------------------------------------ emitting */
@@ -273,30 +278,74 @@ void telex_responses_enc_free(telex_responses_enc_t *e)
     json_decref(e->echo);
     json_decref(e->usage);
     json_decref(e->final);
+    free(e->start_response);
     free(e);
 }
 
 static const char *const start_types[2] = {"response.created", "response.in_progress"};
 
+/* The start events' Response object as text (NULL when it cannot be made). */
+static const char *start_response(telex_responses_enc_t *e)
+{
+    if (e->start_response == NULL) {
+        json_t *r = response_json(e, "in_progress", "", NULL, NULL);
+        e->start_response = r != NULL ? telex_json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(r);
+    }
+    return e->start_response;
+}
+
+/* {"type":type,"sequence_number":seq,"response":<the start Response>}: the
+ * bytes event_text writes for the same fields; malloc'ed, *len its length. */
+static char *start_event_text(telex_responses_enc_t *e, const char *type, uint64_t seq, size_t *len)
+{
+    const char *r = start_response(e);
+    if (r == NULL)
+        return NULL;
+    size_t cap = 64 + strlen(type) + 20 + strlen(r);
+    char *text = telex_xmalloc(cap);
+    int n = snprintf(text, cap, "{\"type\":\"%s\",\"sequence_number\":%llu,\"response\":%s}", type,
+                     (unsigned long long)seq, r);
+    *len = (size_t)n;
+    return text;
+}
+
 int telex_responses_enc_start(telex_responses_enc_t *e)
 {
-    for (int i = 0; i < 2; i++)
-        if (emit(e, start_types[i], json_pack("{s:o}", "response", response_json(e, "in_progress", "", NULL, NULL))) != 0)
+    for (int i = 0; i < 2; i++) {
+        if (e->stopped)
             return -1;
+        size_t len;
+        char *text = start_event_text(e, start_types[i], e->seq, &len);
+        if (text == NULL)
+            return -1;
+        if (e->emit != NULL && e->emit(e->user, start_types[i], text, len) != 0) {
+            free(text);
+            e->stopped = 1;
+            return -1;
+        }
+        free(text);
+        if (e->emit != NULL)
+            e->seq++;
+    }
+    free(e->start_response); /* (sent: not needed again) */
+    e->start_response = NULL;
     return 0;
 }
 
 size_t telex_responses_enc_start_bytes(telex_responses_enc_t *e)
 {
+    const char *r = start_response(e);
+    if (r == NULL)
+        return SIZE_MAX;
     size_t total = 0;
     for (int i = 0; i < 2; i++) {
-        char *text = event_text(start_types[i], e->seq + (uint64_t)i,
-                                json_pack("{s:o}", "response", response_json(e, "in_progress", "", NULL, NULL)));
-        if (text == NULL)
-            return SIZE_MAX;
+        char digits[24];
+        int nd = snprintf(digits, sizeof digits, "%llu", (unsigned long long)(e->seq + (uint64_t)i));
+        size_t json = strlen("{\"type\":\"") + strlen(start_types[i]) + strlen("\",\"sequence_number\":") + (size_t)nd +
+                      strlen(",\"response\":") + strlen(r) + 1;
         /* event: <type>\ndata: <json>\n\n */
-        total += 7 + strlen(start_types[i]) + 7 + strlen(text) + 2;
-        free(text);
+        total += 7 + strlen(start_types[i]) + 7 + json + 2;
     }
     return total;
 }
