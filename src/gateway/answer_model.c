@@ -246,13 +246,95 @@ static int members(walk_t *w, int (*member)(walk_t *, const char *, size_t, void
     }
 }
 
+/* A plain non-negative integer (what the tree reads as json_integer),
+ * else -1: the tree decides. */
+static int plain_uint(walk_t *w, int64_t *v)
+{
+    const char *s = w->p;
+    while (w->p < w->end && *w->p >= '0' && *w->p <= '9')
+        w->p++;
+    size_t n = (size_t)(w->p - s);
+    if (n == 0 || n > 18 || (s[0] == '0' && n > 1) || (w->p < w->end && (*w->p == '.' || *w->p == 'e' || *w->p == 'E')))
+        return -1;
+    *v = 0;
+    for (size_t i = 0; i < n; i++)
+        *v = *v * 10 + (s[i] - '0');
+    return 0;
+}
+
 typedef struct {
-    int seen_index, seen_delta, seen_finish, seen_content;
-    int index_is_0, has_index;
-    const char *content;
-    size_t content_len;
-    int content_escaped;
+    const char *raw;
+    size_t len;
+    int escaped;
+} raw_string_t;
+
+typedef struct {
+    int seen_index, seen_delta, seen_finish, seen_content, seen_tools;
+    int has_index;
+    int64_t index;
+    raw_string_t content; /* raw NULL: none */
+    /* one tool call's continuing delta: {"index":i,"function":{"arguments":…}} */
+    int has_tool, seen_tool_index, seen_function, seen_args;
+    int64_t tool_index;
+    raw_string_t args;
 } choice_t;
+
+static int function_member(walk_t *w, const char *key, size_t klen, void *ctx)
+{
+    choice_t *c = ctx;
+    if (KEY_IS("arguments")) {
+        if (c->seen_args++)
+            return -1;
+        if (*w->p == '"')
+            string_raw(w, &c->args.raw, &c->args.len, &c->args.escaped);
+        else
+            skip_value(w); /* not a string: no arguments, as json_is_string says */
+        return 0;
+    }
+    if (KEY_IS("name")) /* only a call's first delta names it: that one goes to the tree */
+        return w->end - w->p >= 4 && memcmp(w->p, "null", 4) == 0 ? (w->p += 4, 0) : -1;
+    return -1;
+}
+
+static int tool_member(walk_t *w, const char *key, size_t klen, void *ctx)
+{
+    choice_t *c = ctx;
+    if (KEY_IS("index"))
+        return c->seen_tool_index++ ? -1 : plain_uint(w, &c->tool_index);
+    if (KEY_IS("function")) {
+        if (c->seen_function++ || *w->p != '{')
+            return -1;
+        return members(w, function_member, c);
+    }
+    if (KEY_IS("type")) {
+        skip_value(w);
+        return 0;
+    }
+    if (KEY_IS("id")) /* a call's first delta: to the tree */
+        return w->end - w->p >= 4 && memcmp(w->p, "null", 4) == 0 ? (w->p += 4, 0) : -1;
+    return -1;
+}
+
+/* "tool_calls": empty, or exactly one continuing call's delta. */
+static int tool_calls(walk_t *w, choice_t *c)
+{
+    if (c->seen_tools++)
+        return -1;
+    if (empty_value(w))
+        return 0;
+    if (*w->p != '[')
+        return -1;
+    w->p++;
+    ws(w);
+    if (*w->p != '{' || members(w, tool_member, c) != 0 || !c->seen_tool_index)
+        return -1;
+    ws(w);
+    if (*w->p != ']')
+        return -1; /* more than one call */
+    w->p++;
+    c->has_tool = 1;
+    return 0;
+}
 
 static int delta_member(walk_t *w, const char *key, size_t klen, void *ctx)
 {
@@ -261,13 +343,15 @@ static int delta_member(walk_t *w, const char *key, size_t klen, void *ctx)
         if (c->seen_content++)
             return -1;
         if (*w->p == '"') {
-            string_raw(w, &c->content, &c->content_len, &c->content_escaped);
+            string_raw(w, &c->content.raw, &c->content.len, &c->content.escaped);
             return 0;
         }
         skip_value(w); /* null or not a string: no text, as json_is_string says */
         return 0;
     }
-    if (KEY_IS("reasoning_content") || KEY_IS("reasoning") || KEY_IS("refusal") || KEY_IS("tool_calls"))
+    if (KEY_IS("tool_calls"))
+        return tool_calls(w, c);
+    if (KEY_IS("reasoning_content") || KEY_IS("reasoning") || KEY_IS("refusal"))
         return empty_value(w) ? 0 : -1;
     skip_value(w);
     return 0;
@@ -277,17 +361,9 @@ static int choice_member(walk_t *w, const char *key, size_t klen, void *ctx)
 {
     choice_t *c = ctx;
     if (KEY_IS("index")) {
-        if (c->seen_index++)
+        if (c->seen_index++ || plain_uint(w, &c->index) != 0)
             return -1;
-        const char *s = w->p;
-        while (w->p < w->end && *w->p >= '0' && *w->p <= '9')
-            w->p++;
-        size_t n = (size_t)(w->p - s);
-        if (n == 0 || n > 18 || (s[0] == '0' && n > 1) ||
-            (w->p < w->end && (*w->p == '.' || *w->p == 'e' || *w->p == 'E')))
-            return -1; /* not a plain non-negative integer: the tree decides */
         c->has_index = 1;
-        c->index_is_0 = n == 1 && s[0] == '0';
         return 0;
     }
     if (KEY_IS("delta")) {
@@ -332,7 +408,7 @@ static int chunk_member(walk_t *w, const char *key, size_t klen, void *ctx)
         if (members(w, choice_member, &c) != 0)
             return -1;
         /* the first element whose index is 0 or that has none */
-        if (!k->found && (!c.has_index || c.index_is_0)) {
+        if (!k->found && (!c.has_index || c.index == 0)) {
             k->found = 1;
             k->c = c;
         }
@@ -345,32 +421,55 @@ static int chunk_member(walk_t *w, const char *key, size_t klen, void *ctx)
     return 0;
 }
 
-int telex_answer_plain_text(const char *json, size_t n, const char **text, size_t *len, char **scratch)
+/* A raw string's text: where it lies, or decoded at *o (advanced). */
+static int decoded(const raw_string_t *r, const char *end, char **o, const char **text, size_t *len)
+{
+    if (r->raw == NULL) {
+        *text = "";
+        *len = 0;
+        return 0;
+    }
+    if (!r->escaped) {
+        *text = r->raw;
+        *len = r->len;
+        return 0;
+    }
+    const char *after;
+    size_t m = telex_json_unescape(r->raw, end, *o, &after);
+    if (m == SIZE_MAX)
+        return -1;
+    *text = *o;
+    *len = m;
+    *o += m;
+    return 0;
+}
+
+int telex_answer_plain_delta(const char *json, size_t n, telex_answer_delta_t *d)
 {
     walk_t w = {json, json + n};
     chunk_t k = {0};
-    *scratch = NULL;
-    *len = 0;
+    memset(d, 0, sizeof(*d));
+    d->text = "";
     ws(&w);
     if (w.p >= w.end || *w.p != '{' || members(&w, chunk_member, &k) != 0)
         return 0;
-    if (!k.found || k.c.content == NULL || k.c.content_len == 0) {
-        *text = "";
-        return 1;
+    if (!k.found)
+        return 1; /* no choice 0: nothing for the encoders */
+    const choice_t *c = &k.c;
+    if ((c->content.raw != NULL && c->content.escaped) || (c->has_tool && c->args.raw != NULL && c->args.escaped))
+        d->scratch = telex_xmalloc(c->content.len + c->args.len + 1);
+    char *o = d->scratch;
+    if (decoded(&c->content, json + n, &o, &d->text, &d->text_len) != 0)
+        goto refused;
+    if (c->has_tool) {
+        d->has_tool = 1;
+        d->tool_index = c->tool_index;
+        if (decoded(&c->args, json + n, &o, &d->args, &d->args_len) != 0)
+            goto refused;
     }
-    if (!k.c.content_escaped) {
-        *text = k.c.content;
-        *len = k.c.content_len;
-        return 1;
-    }
-    char *out = telex_xmalloc(k.c.content_len);
-    const char *after;
-    size_t m = telex_json_unescape(k.c.content, json + n, out, &after);
-    if (m == SIZE_MAX) {
-        free(out);
-        return 0;
-    }
-    *text = *scratch = out;
-    *len = m;
     return 1;
+refused: /* a string jansson refuses: the tree path decides */
+    free(d->scratch);
+    memset(d, 0, sizeof(*d));
+    return 0;
 }

@@ -29,18 +29,30 @@ json_t *telex_answer_completion_as_chunk(json_t *completion);
  * allocation, which does not go through util/alloc.h). */
 char *telex_answer_joined_text(json_t *parts);
 
-/* Most chunks of a streamed answer carry nothing but text: choice 0's
- * delta.content. For such a chunk (text util/json_scan.c validated) this
- * finds that text without building a tree: returns 1 with the decoded text
- * in *text / *len (where it lies, or decoded into *scratch, malloc'ed, which
- * the caller frees), or 1 with *len 0 when choice 0 has no text (a role-only
- * delta, no choice 0). Returns 0 — build the tree and read it — for anything
- * a front door must look at more closely: reasoning, a refusal, tool calls,
- * a finish_reason, a repeated key on the way, an index that is not a plain
- * integer, a string jansson would refuse. Reads what telex_answer_choice0
- * and the encoders read from the tree (tests/unit/test_front_door_deltas.c
- * compares the two on every shape). */
-int telex_answer_plain_text(const char *json, size_t n, const char **text, size_t *len, char **scratch);
+/* Most chunks of a streamed answer carry nothing but text, choice 0's
+ * delta.content, or the next piece of a tool call's arguments. For such a
+ * chunk (text util/json_scan.c validated) this reads them without building
+ * a tree: returns 1 and fills *d — text (choice 0's content; "" when none)
+ * and, when the delta continues a tool call ({"index":i,"function":
+ * {"arguments":…}}: no id, no name), has_tool, tool_index and args (may be
+ * empty). Strings with escapes are decoded into d->scratch, which the
+ * caller frees (NULL when none). Returns 0 — build the tree and read it —
+ * for anything a front door must look at more closely: reasoning, a
+ * refusal, a tool call's first delta or several calls, a finish_reason, a
+ * repeated key on the way, an index that is not a plain integer, a string
+ * jansson would refuse. Reads what telex_answer_choice0 and the encoders
+ * read from the tree (tests/unit/test_front_door_deltas.c compares the
+ * events both give). */
+typedef struct {
+    const char *text;
+    size_t text_len;
+    int has_tool;
+    int64_t tool_index;
+    const char *args;
+    size_t args_len;
+    char *scratch;
+} telex_answer_delta_t;
+int telex_answer_plain_delta(const char *json, size_t n, telex_answer_delta_t *d);
 
 /* Writing a front door's per-chunk delta event as text, without a tree
  * (building, writing and freeing one cost ~13,000 instructions a chunk).

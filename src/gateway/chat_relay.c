@@ -791,23 +791,21 @@ static void end_log_full(chat_t *c)
 static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *chunk, const telex_json_facts_t *facts)
 {
     json_t *own = NULL;
-    const char *text;
-    size_t text_len;
-    char *scratch;
-    /* Only text (most chunks), scanned, with nothing jansson refuses (as a
-     * tree it would be dropped below) and no usage (the adapter built no
-     * tree): no tree either. */
-    if (chunk == NULL && facts != NULL && !facts->finish_odd &&
-        telex_answer_plain_text(data, len, &text, &text_len, &scratch) == 1) {
+    telex_answer_delta_t d;
+    /* Only text or a tool call's next arguments (most chunks), scanned, with
+     * nothing jansson refuses (as a tree it would be dropped below) and no
+     * usage (the adapter built no tree): no tree either. */
+    if (chunk == NULL && facts != NULL && !facts->finish_odd && telex_answer_plain_delta(data, len, &d) == 1) {
         const char *why;
         if (c->state == CHAT_CALLING && telex_chat_commit(c, &why) != 0) {
-            free(scratch);
+            free(d.scratch);
             telex_chat_fail_commit(c, why);
             return;
         }
-        int rc = c->renc != NULL ? telex_responses_enc_text(c->renc, text, text_len)
-                                 : telex_messages_enc_text(c->menc, text, text_len);
-        free(scratch);
+        int rc = c->renc != NULL
+                     ? telex_responses_enc_plain(c->renc, d.text, d.text_len, d.has_tool, d.tool_index, d.args, d.args_len)
+                     : telex_messages_enc_plain(c->menc, d.text, d.text_len, d.has_tool, d.tool_index, d.args, d.args_len);
+        free(d.scratch);
         if (rc != 0)
             end_log_full(c);
         else

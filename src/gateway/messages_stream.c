@@ -208,9 +208,36 @@ static int add_text(telex_messages_enc_t *e, const char *text, size_t len)
     return delta(e, "text_delta", "text", text, len);
 }
 
-int telex_messages_enc_text(telex_messages_enc_t *e, const char *text, size_t len)
+/* A tool call's delta: its block (opened at its first delta; id and name
+ * may be NULL; nothing once its block has ended, see the header) and the
+ * next piece of its arguments. */
+static int tool_delta(telex_messages_enc_t *e, int64_t tool, const char *id, const char *name, const char *args,
+                      size_t len)
+{
+    if (e->open != BLOCK_TOOL || e->open_tool != tool) {
+        int ended = 0;
+        for (size_t k = 0; k < e->n_done; k++)
+            ended |= e->done_tools[k] == tool;
+        if (ended)
+            return 0;
+        char made[64];
+        if (id == NULL) {
+            snprintf(made, sizeof made, "toolu_%.32s_%d", e->id + 4, e->blocks);
+            id = made;
+        }
+        if (open_block(e, BLOCK_TOOL, tool,
+                       json_pack("{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id", id, "name", name ? name : "", "input")) != 0)
+            return -1;
+    }
+    return len > 0 ? delta(e, "input_json_delta", "partial_json", args, len) : 0;
+}
+
+int telex_messages_enc_plain(telex_messages_enc_t *e, const char *text, size_t len, int has_tool, int64_t tool_index,
+                             const char *args, size_t args_len)
 {
     if (add_text(e, text, len) != 0)
+        return -1;
+    if (has_tool && tool_delta(e, tool_index, NULL, NULL, args, args_len) != 0)
         return -1;
     return e->stopped ? -1 : 0;
 }
@@ -239,25 +266,8 @@ int telex_messages_enc_chunk(telex_messages_enc_t *e, json_t *chunk)
         int64_t tool = json_is_integer(jindex) ? (int64_t)json_integer_value(jindex) : (int64_t)i;
         json_t *fn = json_object_get(c, "function");
         json_t *args = json_object_get(fn, "arguments");
-        if (e->open != BLOCK_TOOL || e->open_tool != tool) {
-            int ended = 0;
-            for (size_t k = 0; k < e->n_done; k++)
-                ended |= e->done_tools[k] == tool;
-            if (ended)
-                continue; /* its block has ended (see the header) */
-            const char *id = json_string_value(json_object_get(c, "id"));
-            const char *name = json_string_value(json_object_get(fn, "name"));
-            char made[64];
-            if (id == NULL) {
-                snprintf(made, sizeof made, "toolu_%.32s_%d", e->id + 4, e->blocks);
-                id = made;
-            }
-            if (open_block(e, BLOCK_TOOL, tool,
-                           json_pack("{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id", id, "name", name ? name : "", "input")) != 0)
-                return -1;
-        }
-        if (json_is_string(args) && json_string_length(args) > 0 &&
-            delta(e, "input_json_delta", "partial_json", json_string_value(args), json_string_length(args)) != 0)
+        if (tool_delta(e, tool, json_string_value(json_object_get(c, "id")), json_string_value(json_object_get(fn, "name")),
+                       json_string_value(args), json_is_string(args) ? json_string_length(args) : 0) != 0)
             return -1;
     }
     const char *finish = json_string_value(json_object_get(choice, "finish_reason"));

@@ -37,9 +37,11 @@ void telex_messages_enc_free(telex_messages_enc_t *e);
 
 int telex_messages_enc_start(telex_messages_enc_t *e);
 int telex_messages_enc_chunk(telex_messages_enc_t *e, json_t *chunk);
-/* A chunk that is only text (gateway/answer_model.h's telex_answer_plain_text):
- * what telex_messages_enc_chunk does with it, without the tree. */
-int telex_messages_enc_text(telex_messages_enc_t *e, const char *text, size_t len);
+/* A chunk that is only text and perhaps a tool call's next arguments
+ * (gateway/answer_model.h's telex_answer_plain_delta): what
+ * telex_messages_enc_chunk does with it, without the tree. */
+int telex_messages_enc_plain(telex_messages_enc_t *e, const char *text, size_t len, int has_tool, int64_t tool_index,
+                             const char *args, size_t args_len);
 void telex_messages_enc_usage(telex_messages_enc_t *e, json_t *usage);
 int telex_messages_enc_finish(telex_messages_enc_t *e);
 /* error_type: Anthropic's (api_error, overloaded_error, …). */

@@ -443,13 +443,11 @@ static int add_reasoning(telex_responses_enc_t *e, const char *text, size_t len)
     return emit_delta(e, "response.reasoning_text.delta", it->id, e->reasoning, 0, text, len, 0);
 }
 
-static int add_tool_call(telex_responses_enc_t *e, json_t *tc, size_t position)
+/* A tool call's delta: its item (made, and announced, at its first delta;
+ * id and name may be NULL) and the next piece of its arguments. */
+static int tool_call(telex_responses_enc_t *e, int64_t tool_index, const char *id, const char *name, const char *args,
+                     size_t len)
 {
-    json_t *jindex = json_object_get(tc, "index");
-    int64_t tool_index = json_is_integer(jindex) ? (int64_t)json_integer_value(jindex) : (int64_t)position;
-    json_t *fn = json_object_get(tc, "function");
-    const char *name = json_string_value(json_object_get(fn, "name"));
-    json_t *args = json_object_get(fn, "arguments");
     int index = -1;
     for (size_t i = 0; i < e->n; i++)
         if (e->items[i].kind == ITEM_FUNCTION && e->items[i].tool_index == tool_index)
@@ -459,7 +457,6 @@ static int add_tool_call(telex_responses_enc_t *e, json_t *tc, size_t position)
         if (it == NULL)
             return -1;
         it->tool_index = tool_index;
-        const char *id = json_string_value(json_object_get(tc, "id"));
         char made[48];
         if (id == NULL) {
             snprintf(made, sizeof made, "call_%.32s_%d", e->id + 5, index);
@@ -474,13 +471,23 @@ static int add_tool_call(telex_responses_enc_t *e, json_t *tc, size_t position)
         free(e->items[index].name);
         e->items[index].name = n;
     }
-    size_t len = json_string_length(args);
-    if (!json_is_string(args) || len == 0)
+    if (len == 0)
         return 0;
     item_t *it = &e->items[index];
-    if (telex_buf_append(&it->args, json_string_value(args), len) != 0)
+    if (telex_buf_append(&it->args, args, len) != 0)
         return -1;
-    return emit_delta(e, "response.function_call_arguments.delta", it->id, index, -1, json_string_value(args), len, 0);
+    return emit_delta(e, "response.function_call_arguments.delta", it->id, index, -1, args, len, 0);
+}
+
+static int add_tool_call(telex_responses_enc_t *e, json_t *tc, size_t position)
+{
+    json_t *jindex = json_object_get(tc, "index");
+    int64_t tool_index = json_is_integer(jindex) ? (int64_t)json_integer_value(jindex) : (int64_t)position;
+    json_t *fn = json_object_get(tc, "function");
+    json_t *args = json_object_get(fn, "arguments");
+    return tool_call(e, tool_index, json_string_value(json_object_get(tc, "id")),
+                     json_string_value(json_object_get(fn, "name")), json_string_value(args),
+                     json_is_string(args) ? json_string_length(args) : 0);
 }
 
 int telex_responses_enc_chunk(telex_responses_enc_t *e, json_t *chunk)
@@ -515,9 +522,12 @@ int telex_responses_enc_chunk(telex_responses_enc_t *e, json_t *chunk)
     return e->stopped ? -1 : 0;
 }
 
-int telex_responses_enc_text(telex_responses_enc_t *e, const char *text, size_t len)
+int telex_responses_enc_plain(telex_responses_enc_t *e, const char *text, size_t len, int has_tool,
+                              int64_t tool_index, const char *args, size_t args_len)
 {
     if (len > 0 && add_text(e, text, len) != 0)
+        return -1;
+    if (has_tool && tool_call(e, tool_index, NULL, NULL, args, args_len) != 0)
         return -1;
     return e->stopped ? -1 : 0;
 }

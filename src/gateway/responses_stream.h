@@ -56,9 +56,11 @@ int telex_responses_enc_start(telex_responses_enc_t *e);
 size_t telex_responses_enc_start_bytes(telex_responses_enc_t *e);
 /* One chat chunk (a parsed object). */
 int telex_responses_enc_chunk(telex_responses_enc_t *e, json_t *chunk);
-/* A chunk that is only text (gateway/answer_model.h's telex_answer_plain_text):
- * what telex_responses_enc_chunk does with it, without the tree. */
-int telex_responses_enc_text(telex_responses_enc_t *e, const char *text, size_t len);
+/* A chunk that is only text and perhaps a tool call's next arguments
+ * (gateway/answer_model.h's telex_answer_plain_delta): what
+ * telex_responses_enc_chunk does with it, without the tree. */
+int telex_responses_enc_plain(telex_responses_enc_t *e, const char *text, size_t len, int has_tool,
+                              int64_t tool_index, const char *args, size_t args_len);
 /* The provider's usage object (chat shape: prompt_tokens, …; cost_usd kept). */
 void telex_responses_enc_usage(telex_responses_enc_t *e, json_t *usage);
 /* The answer is complete: the .done events, then response.completed or

@@ -11,12 +11,13 @@
  * telex_json_dumps and json_dumps with the flag sets telex uses; the bytes
  * must be the same.
  *
- * Also the front doors' text-only shortcut (gateway/answer_model.c,
- * telex_answer_plain_text, compiled in here): for text the scanner
+ * Also the front doors' shortcut (gateway/answer_model.c,
+ * telex_answer_plain_delta, compiled in here): for text the scanner
  * validates with nothing jansson refuses (no finish_odd: the only text
  * chat_relay.c gives it), whenever it answers, choice 0 of jansson's tree
- * has no reasoning, refusal, tool calls or finish_reason, and its text is
- * the tree's delta.content (or "").
+ * has no reasoning, refusal or finish_reason, its text is the tree's
+ * delta.content (or ""), and its tool call, when it reports one, is the
+ * tree's only one, with that index, no id, no name and those arguments.
  *
  * Build and run: `make fuzz FUZZ_SECONDS=N` (clang, -fsanitize=fuzzer,
  * address,undefined; seeds in tests/fuzz/corpus_json_load/).
@@ -48,30 +49,39 @@ static void same_text(char *a, char *b)
 }
 
 /* The shortcut against jansson's tree of the same text. */
-static void check_plain_text(const char *text, size_t n, json_t *tree)
+static void check_plain_delta(const char *text, size_t n, json_t *tree)
 {
     telex_json_facts_t f;
     if (tree == NULL || telex_json_scan_object(text, n, &f) != 0 || f.finish_odd)
         return;
-    const char *got;
-    size_t len;
-    char *scratch;
-    if (telex_answer_plain_text(text, n, &got, &len, &scratch) != 1) {
-        REQUIRE(scratch == NULL);
+    telex_answer_delta_t d;
+    if (telex_answer_plain_delta(text, n, &d) != 1)
         return;
-    }
     json_t *choice = telex_answer_choice0(tree);
     json_t *delta = json_object_get(choice, "delta");
     json_t *r = telex_answer_reasoning(delta);
     json_t *refusal = json_object_get(delta, "refusal");
     json_t *content = json_object_get(delta, "content");
+    json_t *calls = json_object_get(delta, "tool_calls");
     REQUIRE(r == NULL || json_string_length(r) == 0);
     REQUIRE(!json_is_string(refusal) || json_string_length(refusal) == 0);
-    REQUIRE(json_array_size(json_object_get(delta, "tool_calls")) == 0);
     REQUIRE(json_string_value(json_object_get(choice, "finish_reason")) == NULL);
     size_t want = json_is_string(content) ? json_string_length(content) : 0;
-    REQUIRE(len == want && (len == 0 || memcmp(got, json_string_value(content), len) == 0));
-    free(scratch);
+    REQUIRE(d.text_len == want && (want == 0 || memcmp(d.text, json_string_value(content), want) == 0));
+    if (!d.has_tool) {
+        REQUIRE(json_array_size(calls) == 0);
+    } else {
+        REQUIRE(json_array_size(calls) == 1);
+        json_t *tc = json_array_get(calls, 0), *fn = json_object_get(tc, "function");
+        json_t *args = json_object_get(fn, "arguments");
+        REQUIRE(json_is_integer(json_object_get(tc, "index")) &&
+                json_integer_value(json_object_get(tc, "index")) == d.tool_index);
+        REQUIRE(json_string_value(json_object_get(tc, "id")) == NULL);
+        REQUIRE(json_string_value(json_object_get(fn, "name")) == NULL);
+        size_t want_args = json_is_string(args) ? json_string_length(args) : 0;
+        REQUIRE(d.args_len == want_args && (want_args == 0 || memcmp(d.args, json_string_value(args), want_args) == 0));
+    }
+    free(d.scratch);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -100,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             same_text(json_dumps(a, dump_flags[i]), telex_json_dumps(a, dump_flags[i]));
     }
     if (flags == 0)
-        check_plain_text(text, n, a);
+        check_plain_delta(text, n, a);
     json_decref(a);
     json_decref(b);
     free(text);

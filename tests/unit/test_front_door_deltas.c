@@ -9,11 +9,12 @@
  * texts with every kind of byte the escaper treats differently, and ones
  * long enough to leave the writers' stack buffers.
  *
- * And the text-only shortcut (telex_answer_plain_text, which spares most
- * chunks a tree): whenever it answers, its text is what the tree holds and
- * the chunk is text only, and the encoders emit the same events from it as
- * from the tree — on OpenAI's real chunk shapes (where it must answer) and
- * on 50,000 random ones (repeated keys, odd indexes, escapes, nulls).
+ * And the shortcut that spares most chunks a tree (telex_answer_plain_delta:
+ * text, or a tool call's next arguments): whole answers fed to the encoders
+ * through it wherever it answers give exactly the events of the same
+ * answers fed as trees — OpenAI's real chunk shapes (where it must answer)
+ * and 20,000 random answers (repeated keys, odd indexes, escapes, nulls,
+ * tool calls of every shape).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -197,104 +198,94 @@ static void test_messages_deltas(void **state)
     }
 }
 
-/* What the tree says: 1 with choice 0's content text (or "") when the
- * chunk is text only for the encoders, else 0. */
-static int tree_plain_text(json_t *chunk, const char **text, size_t *len)
+/* Two pairs of encoders, one fed every chunk as a tree, the other through
+ * the shortcut whenever it answers (as chat_relay.c does: validated text
+ * with nothing jansson refuses); returns how many chunks it answered. The
+ * events of both pairs, to the end of the answer, must be the same. */
+static int run_both(const char *const *chunks, size_t n)
 {
-    *text = "";
-    *len = 0;
-    json_t *choice = telex_answer_choice0(chunk);
-    if (choice == NULL)
-        return 1;
-    json_t *delta = json_object_get(choice, "delta");
-    json_t *r = telex_answer_reasoning(delta);
-    if (r != NULL && json_string_length(r) > 0)
-        return 0;
-    json_t *refusal = json_object_get(delta, "refusal");
-    if (json_is_string(refusal) && json_string_length(refusal) > 0)
-        return 0;
-    if (json_array_size(json_object_get(delta, "tool_calls")) > 0)
-        return 0;
-    if (json_string_value(json_object_get(choice, "finish_reason")) != NULL)
-        return 0;
-    json_t *content = json_object_get(delta, "content");
-    if (json_is_string(content)) {
-        *text = json_string_value(content);
-        *len = json_string_length(content);
-    }
-    return 1;
-}
-
-/* The events both encoders emit for the chunk, from the tree and from the
- * text, are the same. */
-static void same_events(json_t *chunk, const char *text, size_t len)
-{
-    sink_t a = {0}, b = {0};
+    sink_t ra = {0}, rb = {0}, ma = {0}, mb = {0};
     json_t *echo = json_object();
-    telex_responses_enc_t *ra = telex_responses_enc_new("resp_x", "m", echo, 1, sink_emit, &a);
-    telex_responses_enc_t *rb = telex_responses_enc_new("resp_x", "m", echo, 1, sink_emit, &b);
+    telex_responses_enc_t *rta = telex_responses_enc_new("resp_x", "m", echo, 1, sink_emit, &ra);
+    telex_responses_enc_t *rtb = telex_responses_enc_new("resp_x", "m", echo, 1, sink_emit, &rb);
     json_decref(echo);
-    assert_int_equal(telex_responses_enc_chunk(ra, chunk), telex_responses_enc_text(rb, text, len));
-    assert_int_equal(a.n, b.n);
-    for (int i = 0; i < a.n; i++)
-        assert_string_equal(a.json[i], b.json[i]);
-    telex_responses_enc_free(ra);
-    telex_responses_enc_free(rb);
-    sink_free(&a);
-    sink_free(&b);
-    telex_messages_enc_t *ma = telex_messages_enc_new("msg_x", "m", 1, sink_emit, &a);
-    telex_messages_enc_t *mb = telex_messages_enc_new("msg_x", "m", 1, sink_emit, &b);
-    assert_int_equal(telex_messages_enc_chunk(ma, chunk), telex_messages_enc_text(mb, text, len));
-    assert_int_equal(a.n, b.n);
-    for (int i = 0; i < a.n; i++)
-        assert_string_equal(a.json[i], b.json[i]);
-    telex_messages_enc_free(ma);
-    telex_messages_enc_free(mb);
-    sink_free(&a);
-    sink_free(&b);
+    telex_messages_enc_t *mta = telex_messages_enc_new("msg_x", "m", 1, sink_emit, &ma);
+    telex_messages_enc_t *mtb = telex_messages_enc_new("msg_x", "m", 1, sink_emit, &mb);
+    int answered = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(chunks[i]);
+        telex_json_facts_t f;
+        json_t *tree = telex_json_loadb(chunks[i], len, 0, NULL);
+        if (tree == NULL)
+            continue; /* the relay drops it */
+        telex_answer_delta_t d;
+        int plain = telex_json_scan_object(chunks[i], len, &f) == 0 && !f.finish_odd &&
+                    telex_answer_plain_delta(chunks[i], len, &d) == 1;
+        int a = telex_responses_enc_chunk(rta, tree), c = telex_messages_enc_chunk(mta, tree);
+        int b, e;
+        if (plain) {
+            answered++;
+            b = telex_responses_enc_plain(rtb, d.text, d.text_len, d.has_tool, d.tool_index, d.args, d.args_len);
+            e = telex_messages_enc_plain(mtb, d.text, d.text_len, d.has_tool, d.tool_index, d.args, d.args_len);
+            free(d.scratch);
+        } else {
+            b = telex_responses_enc_chunk(rtb, tree);
+            e = telex_messages_enc_chunk(mtb, tree);
+        }
+        json_decref(tree);
+        if (a != b || c != e)
+            fail_msg("return codes differ on %s", chunks[i]);
+    }
+    assert_int_equal(telex_responses_enc_finish(rta), telex_responses_enc_finish(rtb));
+    assert_int_equal(telex_messages_enc_finish(mta), telex_messages_enc_finish(mtb));
+    sink_t *pairs[2][2] = {{&ra, &rb}, {&ma, &mb}};
+    for (int k = 0; k < 2; k++) {
+        if (pairs[k][0]->n != pairs[k][1]->n)
+            fail_msg("%d events from trees, %d through the shortcut; first chunk %s", pairs[k][0]->n, pairs[k][1]->n,
+                     chunks[0]);
+        for (int i = 0; i < pairs[k][0]->n; i++)
+            if (strcmp(pairs[k][0]->json[i], pairs[k][1]->json[i]) != 0)
+                fail_msg("event %d differs:\n  tree     %.300s\n  shortcut %.300s", i, pairs[k][0]->json[i],
+                         pairs[k][1]->json[i]);
+    }
+    telex_responses_enc_free(rta);
+    telex_responses_enc_free(rtb);
+    telex_messages_enc_free(mta);
+    telex_messages_enc_free(mtb);
+    sink_free(&ra);
+    sink_free(&rb);
+    sink_free(&ma);
+    sink_free(&mb);
+    return answered;
 }
 
-/* Checks the shortcut on one validated chunk; returns whether it answered. */
-static int check_plain(const char *json)
+static int answers(const char *chunk)
 {
-    size_t n = strlen(json);
+    telex_answer_delta_t d;
+    size_t len = strlen(chunk);
     telex_json_facts_t f;
-    if (telex_json_scan_object(json, n, &f) != 0 || f.finish_odd)
-        return -1; /* not for the shortcut: validated text that jansson takes (chat_relay.c) */
-    json_t *tree = telex_json_loadb(json, n, 0, NULL);
-    const char *text;
-    size_t len;
-    char *scratch;
-    int got = telex_answer_plain_text(json, n, &text, &len, &scratch);
-    if (got == 1) {
-        if (tree == NULL)
-            fail_msg("answered for a chunk jansson refuses: %s", json);
-        const char *want;
-        size_t want_len;
-        if (tree_plain_text(tree, &want, &want_len) != 1)
-            fail_msg("answered for a chunk that is not text only: %s", json);
-        if (len != want_len || memcmp(text, want, len) != 0)
-            fail_msg("text %.*s, the tree's %.*s: %s", (int)len, text, (int)want_len, want, json);
-        same_events(tree, text, len);
-    } else {
-        assert_null(scratch);
-    }
-    free(scratch);
-    json_decref(tree);
+    assert_int_equal(telex_json_scan_object(chunk, len, &f), 0);
+    if (f.finish_odd)
+        return 0;
+    int got = telex_answer_plain_delta(chunk, len, &d);
+    free(d.scratch);
     return got;
 }
 
-static void test_plain_text_real_shapes(void **state)
+#define CHUNK(delta) "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000," \
+                     "\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":" delta ",\"logprobs\":null,"   \
+                     "\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"abc\"}"
+
+static void test_plain_delta_real_shapes(void **state)
 {
     (void)state;
     static const char *answered[] = {
-        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o\","
-        "\"system_fingerprint\":\"fp_1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
-        "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"abc\"}",
-        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o\","
-        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"logprobs\":null,\"finish_reason\":null}],"
-        "\"usage\":null,\"obfuscation\":\"xyz\"}",
-        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"line\\nnext \\\"q\\\" \\u00e9 \\ud83d\\ude00 \\/\"}}]}",
+        CHUNK("{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}"),
+        CHUNK("{\"content\":\"Hello\"}"),
+        CHUNK("{\"content\":\"line\\nnext \\\"q\\\" \\u00e9 \\ud83d\\ude00 \\/\"}"),
+        CHUNK("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"cmd\\\":\"}}]}"),
+        CHUNK("{\"tool_calls\":[{\"index\":1,\"type\":\"function\",\"function\":{\"arguments\":\"\\\"ls\\\"}\"}}]}"),
+        CHUNK("{\"content\":\"both\",\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"x\"}}]}"),
         "{\"choices\":[{\"delta\":{\"content\":\"no index\"}}]}",
         "{\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":null,\"content\":\"x\",\"tool_calls\":[]}}]}",
         "{ \"choices\" : [ { \"index\" : 0 , \"delta\" : { \"content\" : \"spaced\" } } ] }",
@@ -302,84 +293,113 @@ static void test_plain_text_real_shapes(void **state)
         "{\"id\":\"x\"}",
     };
     for (size_t i = 0; i < sizeof(answered) / sizeof(answered[0]); i++)
-        if (check_plain(answered[i]) != 1)
+        if (answers(answered[i]) != 1)
             fail_msg("no answer for %s", answered[i]);
     static const char *declined[] = {
         "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}",
-        "{\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"think\"}}]}",
-        "{\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"no\"}}]}",
-        "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}",
-        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}",
-        "{\"choices\":[],\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}",
+        CHUNK("{\"reasoning_content\":\"think\"}"),
+        CHUNK("{\"refusal\":\"no\"}"),
+        CHUNK("{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"sh\",\"arguments\":\"\"}}]}"),
+        CHUNK("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"a\"}},{\"index\":1,\"function\":{\"arguments\":\"b\"}}]}"),
+        CHUNK("{\"tool_calls\":[{\"function\":{\"arguments\":\"no index\"}}]}"),
+        CHUNK("{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"late\",\"arguments\":\"x\"}}]}"),
+        CHUNK("{\"tool_calls\":[{\"index\":0,\"id\":\"call_2\",\"function\":{\"arguments\":\"x\"}}]}"),
+        CHUNK("{\"content\":\"a\",\"content\":\"b\"}"),
         "{\"choices\":[{\"index\":0.0,\"delta\":{\"content\":\"x\"}}]}",
         "{\"choices\":[{\"ind\\u0065x\":1,\"delta\":{\"content\":\"x\"}}]}",
     };
     for (size_t i = 0; i < sizeof(declined) / sizeof(declined[0]); i++)
-        if (check_plain(declined[i]) == 1)
+        if (answers(declined[i]) == 1)
             fail_msg("answered for %s", declined[i]);
+    /* whole answers: a text, a tool call's deltas after its first, the finish */
+    static const char *answer1[] = {
+        CHUNK("{\"role\":\"assistant\",\"content\":\"\"}"), CHUNK("{\"content\":\"Let me \\\"look\\\"\\n\"}"),
+        CHUNK("{\"tool_calls\":[{\"index\":0,\"id\":\"call_9\",\"type\":\"function\",\"function\":{\"name\":\"sh\",\"arguments\":\"\"}}]}"),
+        CHUNK("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"cmd\\\":\"}}]}"),
+        CHUNK("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"ls -l\\\"}\"}}]}"),
+        "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}",
+    };
+    assert_int_equal(run_both(answer1, sizeof(answer1) / sizeof(answer1[0])), 4);
 }
 
-static void test_plain_text_random_shapes(void **state)
+
+static void test_plain_delta_random_answers(void **state)
 {
     (void)state;
     static const char *index_v[] = {"0", "1", "2", "\"0\"", "0.0", "null", "-1", "00", "1e0", "12345678901234567890"};
     static const char *text_v[] = {"\"\"", "\"hi\"", "null", "7", "\"a\\nb\"", "\"\\u00e9\\ud83d\\ude00\"", "\"\\u0000\"",
                                    "\"q\\\"\\\\\"", "[\"x\"]", "{\"t\":\"x\"}"};
     static const char *empty_v[] = {"null", "\"\"", "[]", "\"x\"", "[{}]", "{}", " [ ] "};
-    static const char *finish_v[] = {"null", "\"stop\"", "\"\"", "1"};
+    static const char *tools_v[] = {
+        "[]", "null", "[{\"index\":0,\"function\":{\"arguments\":\"x\"}}]", "[{\"index\":1,\"function\":{\"arguments\":\"{\\\"a\\\":\"}}]",
+        "[{\"index\":0,\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]",
+        "[{\"index\":0,\"id\":null,\"function\":{\"name\":null,\"arguments\":\"y\"}}]", "[{\"index\":0}]",
+        "[{\"index\":0,\"type\":\"function\",\"function\":{\"arguments\":null}}]", "[{\"function\":{\"arguments\":\"z\"}}]",
+        "[{\"index\":0,\"function\":{\"arguments\":\"a\"}},{\"index\":1,\"function\":{\"arguments\":\"b\"}}]",
+        "[{\"index\":2,\"function\":{\"arguments\":\"\\\\n\\u00e9\"}}]", "[{\"index\":0,\"function\":{\"arguments\":\"a\",\"arguments\":\"b\"}}]",
+        "[{\"index\":0,\"function\":{\"name\":\"late\",\"arguments\":\"x\"}}]", "[{\"index\":0,\"id\":\"c2\",\"function\":{\"arguments\":\"x\"}}]",
+    };
+    static const char *finish_v[] = {"null", "\"stop\"", "\"\"", "1", "\"tool_calls\""};
     static const char *delta_keys[] = {"content", "role", "refusal", "reasoning", "reasoning_content", "tool_calls", "extra"};
     static const char *choice_keys[] = {"index", "delta", "finish_reason", "logprobs"};
     uint64_t rng = 7;
 #define NEXT(n) ((rng = rng * 6364136223846793005ULL + 1442695040888963407ULL), (size_t)((rng >> 33) % (n)))
-    static char js[4096];
-    int answered = 0, declined = 0;
-    for (int iter = 0; iter < 50000; iter++) {
-        size_t o = 0;
-#define P(...) (o += (size_t)snprintf(js + o, sizeof(js) - o, __VA_ARGS__))
-        P("{");
-        int top = 0;
-        if (NEXT(4) == 0)
-            P("%s\"id\":\"c\"", top++ ? "," : "");
-        size_t nchoices_keys = 1 + NEXT(2);
-        for (size_t ck = 0; ck < nchoices_keys; ck++) {
-            P("%s\"choices\":%s[", top++ ? "," : "", NEXT(5) == 0 ? " " : "");
-            size_t nch = NEXT(3);
-            for (size_t c = 0; c < nch; c++) {
-                P("%s{", c ? "," : "");
-                size_t nk = NEXT(5);
-                for (size_t k = 0; k < nk; k++) {
-                    const char *key = choice_keys[NEXT(4)];
-                    P("%s\"%s\":", k ? "," : "", key);
-                    if (strcmp(key, "index") == 0) {
-                        P("%s", index_v[NEXT(10)]);
-                    } else if (strcmp(key, "finish_reason") == 0) {
-                        P("%s", finish_v[NEXT(4)]);
-                    } else if (strcmp(key, "delta") == 0) {
-                        P("{");
-                        size_t nd = NEXT(4);
-                        for (size_t d = 0; d < nd; d++) {
-                            const char *dk = delta_keys[NEXT(7)];
-                            P("%s\"%s\":%s", d ? "," : "", dk,
-                              strcmp(dk, "content") == 0 || strcmp(dk, "role") == 0 ? text_v[NEXT(10)] : empty_v[NEXT(7)]);
+    static char js[6][4096];
+    const char *chunks[6];
+    int answered = 0, total = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t nchunks = 1 + NEXT(5);
+        for (size_t q = 0; q < nchunks; q++) {
+            char *b = js[q];
+            size_t o = 0;
+#define P(...) (o += (size_t)snprintf(b + o, sizeof(js[q]) - o, __VA_ARGS__))
+            P("{");
+            int top = 0;
+            if (NEXT(4) == 0)
+                P("%s\"id\":\"c\"", top++ ? "," : "");
+            size_t nck = NEXT(8) == 0 ? 2 : 1;
+            for (size_t ck = 0; ck < nck; ck++) {
+                P("%s\"choices\":[", top++ ? "," : "");
+                size_t nch = NEXT(6) == 0 ? 2 : 1;
+                for (size_t c = 0; c < nch; c++) {
+                    P("%s{", c ? "," : "");
+                    size_t nk = 1 + NEXT(4);
+                    for (size_t k = 0; k < nk; k++) {
+                        const char *key = choice_keys[NEXT(4)];
+                        P("%s\"%s\":", k ? "," : "", key);
+                        if (strcmp(key, "index") == 0) {
+                            P("%s", NEXT(3) ? "0" : index_v[NEXT(10)]);
+                        } else if (strcmp(key, "finish_reason") == 0) {
+                            P("%s", NEXT(3) ? "null" : finish_v[NEXT(5)]);
+                        } else if (strcmp(key, "delta") == 0) {
+                            P("{");
+                            size_t nd = NEXT(4);
+                            for (size_t d = 0; d < nd; d++) {
+                                const char *dk = delta_keys[NEXT(7)];
+                                const char *v = strcmp(dk, "content") == 0 || strcmp(dk, "role") == 0 ? text_v[NEXT(10)]
+                                                : strcmp(dk, "tool_calls") == 0                       ? tools_v[NEXT(14)]
+                                                                                                      : empty_v[NEXT(7)];
+                                P("%s\"%s\":%s", d ? "," : "", dk, v);
+                            }
+                            P("}");
+                        } else {
+                            P("null");
                         }
-                        P("}");
-                    } else {
-                        P("null");
                     }
+                    P("}");
                 }
-                P("}");
+                P("]");
             }
-            P("]");
-        }
-        P("}");
+            P("}");
 #undef P
-        int got = check_plain(js);
-        answered += got == 1;
-        declined += got == 0;
+            chunks[q] = b;
+        }
+        answered += run_both(chunks, nchunks);
+        total += (int)nchunks;
     }
 #undef NEXT
-    assert_true(answered > 10000);
-    assert_true(declined > 5000);
+    assert_true(answered > total / 5);
+    assert_true(answered < total * 4 / 5);
 }
 
 int main(void)
@@ -388,8 +408,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_responses_deltas),
         cmocka_unit_test(test_messages_deltas),
-        cmocka_unit_test(test_plain_text_real_shapes),
-        cmocka_unit_test(test_plain_text_random_shapes),
+        cmocka_unit_test(test_plain_delta_real_shapes),
+        cmocka_unit_test(test_plain_delta_random_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
