@@ -109,7 +109,7 @@ size_t telex_answer_put_string(char *dst, const char *s, size_t n)
     return w + 2;
 }
 
-/* ---- telex_answer_plain_text: a walk over validated JSON ---------------- */
+/* ---- telex_answer_plain_delta: a walk over validated JSON --------------- */
 
 typedef struct {
     const char *p, *end;
