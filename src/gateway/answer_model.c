@@ -121,29 +121,6 @@ static void ws(walk_t *w)
         w->p++;
 }
 
-/* The first '"' or '\\' at or after p (end when none): eight bytes at a
- * time (a byte equal to c is a zero byte of x ^ c*0x01..01; the lowest flag
- * of the classic zero-byte test is exact). Keys and most values are short,
- * where a memchr call costs more than the bytes. */
-static const char *quote_or_backslash(const char *p, const char *end)
-{
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
-    while (end - p >= 8) {
-        uint64_t x;
-        memcpy(&x, p, 8);
-        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-        uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
-        if (hit != 0)
-            return p + (__builtin_ctzll(hit) >> 3);
-        p += 8;
-    }
-#endif
-    while (p < end && *p != '"' && *p != '\\')
-        p++;
-    return p;
-}
-
 /* At an opening quote: past the string; *raw and *raw_len its undecoded text,
  * *escaped whether it holds a backslash. */
 static void string_raw(walk_t *w, const char **raw, size_t *raw_len, int *escaped)
@@ -151,7 +128,7 @@ static void string_raw(walk_t *w, const char **raw, size_t *raw_len, int *escape
     const char *s = ++w->p;
     *escaped = 0;
     for (;;) {
-        const char *q = quote_or_backslash(w->p, w->end); /* (validated: a quote ends it) */
+        const char *q = telex_json_quote_or_backslash(w->p, w->end); /* (validated: a quote ends it) */
         if (*q == '"') {
             w->p = q;
             break;

@@ -69,6 +69,11 @@ static inline const unsigned char *find_quote_or_backslash(const unsigned char *
     return p;
 }
 
+const char *telex_json_quote_or_backslash(const char *p, const char *end)
+{
+    return (const char *)find_quote_or_backslash((const unsigned char *)p, (const unsigned char *)end);
+}
+
 static unsigned hex4(const unsigned char *p)
 {
     unsigned v = 0;

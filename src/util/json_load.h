@@ -40,4 +40,8 @@ json_t *telex_json_loadb(const char *s, size_t n, size_t flags, json_error_t *er
  * unpaired surrogate). The loader's own decoding. */
 size_t telex_json_unescape(const char *s, const char *end, char *out, const char **after);
 
+/* The first '"' or '\\' in [p, end), or end: how the loader finds a string's
+ * end (16 bytes at a time where SSE2 is there). */
+const char *telex_json_quote_or_backslash(const char *p, const char *end);
+
 #endif
