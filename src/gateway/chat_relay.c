@@ -228,9 +228,6 @@ static void keep_response_notes(chat_t *c)
     json_decref(final);
 }
 
-/* The answer is over (for whatever reason): no upstream, no more events.
- * CALLING → ENDED_UNCOMMITTED (then RELEASED), COMMITTED → ENDED; a chat
- * that is no longer running is left alone. */
 /* The zero gaps of the read being parsed go into the histogram at its end
  * (on_batch), or when the answer ends first (a route changes only before the first chunk). */
 static void flush_itl_zeros(chat_t *c)
@@ -241,6 +238,9 @@ static void flush_itl_zeros(chat_t *c)
     }
 }
 
+/* The answer is over (for whatever reason): no upstream, no more events.
+ * CALLING → ENDED_UNCOMMITTED (then RELEASED), COMMITTED → ENDED; a chat
+ * that is no longer running is left alone. */
 static void finish(chat_t *c, const char *outcome)
 {
     if (!chat_running(c))
@@ -791,48 +791,41 @@ static void end_log_full(chat_t *c)
 static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *chunk, const telex_json_facts_t *facts)
 {
     json_t *own = NULL;
-    telex_answer_delta_t d;
     /* Only text or a tool call's next arguments (most chunks), scanned, with
      * nothing jansson refuses (as a tree it would be dropped below) and no
      * usage (the adapter built no tree): no tree either. */
-    if (chunk == NULL && facts != NULL && !facts->finish_odd && telex_answer_plain_delta(data, len, &d) == 1) {
-        const char *why;
-        if (c->state == CHAT_CALLING && telex_chat_commit(c, &why) != 0) {
-            free(d.scratch);
-            telex_chat_fail_commit(c, why);
-            return;
+    telex_answer_delta_t d = {0};
+    int plain = chunk == NULL && facts != NULL && !facts->finish_odd && telex_answer_plain_delta(data, len, &d) == 1;
+    if (!plain) {
+        if (chunk == NULL && (chunk = own = telex_json_loadb(data, len, 0, NULL)) == NULL)
+            return; /* the adapter validated it: cannot happen */
+        json_t *usage = json_object_get(chunk, "usage");
+        if (usage != NULL && !json_is_null(usage)) {
+            if (telex_usage_annotate(chunk, &c->model->routes[c->route], &c->tokens, &c->cost) == 1)
+                c->has_usage = true;
+            json_decref(c->usage);
+            c->usage = json_incref(usage);
+            if (c->renc != NULL)
+                telex_responses_enc_usage(c->renc, usage);
+            else
+                telex_messages_enc_usage(c->menc, usage);
         }
-        int rc = c->renc != NULL
-                     ? telex_responses_enc_plain(c->renc, d.text, d.text_len, d.has_tool, d.tool_index, d.args, d.args_len)
-                     : telex_messages_enc_plain(c->menc, d.text, d.text_len, d.has_tool, d.tool_index, d.args, d.args_len);
-        free(d.scratch);
-        if (rc != 0)
-            end_log_full(c);
-        else
-            regulate(c);
-        return;
     }
-    if (chunk == NULL && (chunk = own = telex_json_loadb(data, len, 0, NULL)) == NULL)
-        return; /* the adapter validated it: cannot happen */
-    json_t *usage = chunk != NULL ? json_object_get(chunk, "usage") : NULL; /* (most chunks: no tree) */
-    if (usage != NULL && !json_is_null(usage)) {
-        if (telex_usage_annotate(chunk, &c->model->routes[c->route], &c->tokens, &c->cost) == 1)
-            c->has_usage = true;
-        json_decref(c->usage);
-        c->usage = json_incref(usage);
-        if (c->renc != NULL)
-            telex_responses_enc_usage(c->renc, usage);
-        else
-            telex_messages_enc_usage(c->menc, usage);
-    }
-    int rc = 0;
     const char *why;
     if (c->state == CHAT_CALLING && telex_chat_commit(c, &why) != 0) {
+        free(d.scratch);
         json_decref(own);
         telex_chat_fail_commit(c, why);
         return;
     }
-    rc = c->renc != NULL ? telex_responses_enc_chunk(c->renc, chunk) : telex_messages_enc_chunk(c->menc, chunk);
+    int rc;
+    if (plain)
+        rc = c->renc != NULL
+                 ? telex_responses_enc_plain(c->renc, d.text, d.text_len, d.has_tool, d.tool_index, d.args, d.args_len)
+                 : telex_messages_enc_plain(c->menc, d.text, d.text_len, d.has_tool, d.tool_index, d.args, d.args_len);
+    else
+        rc = c->renc != NULL ? telex_responses_enc_chunk(c->renc, chunk) : telex_messages_enc_chunk(c->menc, chunk);
+    free(d.scratch);
     json_decref(own);
     if (rc != 0) {
         end_log_full(c);

@@ -143,7 +143,7 @@ static int open_block(telex_messages_enc_t *e, int kind, int64_t tool, json_t *b
 
 /* {"type":"content_block_delta","index":e->index,"delta":{"type":type,
  * field:text}} written as text: the bytes emit() makes of the same tree
- * (tests/unit/test_responses_start.c compares them), for every chunk
+ * (tests/unit/test_front_door_deltas.c compares them), for every chunk
  * without one (answer_model.h). */
 static int emit_delta(telex_messages_enc_t *e, const char *type, const char *field, const char *text, size_t len)
 {

@@ -101,7 +101,7 @@ static int emit(telex_responses_enc_t *e, const char *type, json_t *fields)
  * "item_id":item_id,"output_index":output_index[,"content_index":
  * content_index],"delta":text[,"logprobs":[]]} (content_index < 0: none)
  * — the bytes emit() makes of
- * the same fields (tests/unit/test_responses_start.c compares them), for
+ * the same fields (tests/unit/test_front_door_deltas.c compares them), for
  * every chunk without a tree (answer_model.h). */
 static int emit_delta(telex_responses_enc_t *e, const char *type, const char *item_id, int output_index,
                       int content_index, const char *text, size_t len, int logprobs)
