@@ -367,15 +367,9 @@ typedef struct {
     choice_t c;
 } chunk_t;
 
-static int chunk_member(walk_t *w, const char *key, size_t klen, void *ctx)
+/* At the '[' of "choices": finds choice 0 (k->found, k->c). */
+static int choices_array(walk_t *w, chunk_t *k)
 {
-    chunk_t *k = ctx;
-    if (!KEY_IS("choices")) {
-        skip_value(w);
-        return 0;
-    }
-    if (k->seen_choices++ || *w->p != '[')
-        return -1; /* (jansson keeps the last of repeated keys; not a list: the tree decides) */
     w->p++;
     ws(w);
     while (*w->p != ']') {
@@ -396,6 +390,18 @@ static int chunk_member(walk_t *w, const char *key, size_t klen, void *ctx)
     }
     w->p++;
     return 0;
+}
+
+static int chunk_member(walk_t *w, const char *key, size_t klen, void *ctx)
+{
+    chunk_t *k = ctx;
+    if (!KEY_IS("choices")) {
+        skip_value(w);
+        return 0;
+    }
+    if (k->seen_choices++ || *w->p != '[')
+        return -1; /* (jansson keeps the last of repeated keys; not a list: the tree decides) */
+    return choices_array(w, k);
 }
 
 /* A raw string's text: where it lies, or decoded at *o (advanced). */
@@ -423,13 +429,29 @@ static int decoded(const raw_string_t *r, const char *end, char **o, const char 
 
 int telex_answer_plain_delta(const char *json, size_t n, telex_answer_delta_t *d)
 {
+    return telex_answer_plain_delta_at(json, n, 0, d);
+}
+
+/* With choices_at, only the "choices" array is walked. The whole walk
+ * differs from that only in the other top-level members, which it skips:
+ * on a valid object skipping cannot fail, so the whole walk's verdict could
+ * differ only through what makes the scan's finish_odd (a key with an
+ * escape, a second top-level "choices"). */
+int telex_answer_plain_delta_at(const char *json, size_t n, size_t choices_at, telex_answer_delta_t *d)
+{
     walk_t w = {json, json + n};
     chunk_t k = {0};
     memset(d, 0, sizeof(*d));
     d->text = "";
-    ws(&w);
-    if (w.p >= w.end || *w.p != '{' || members(&w, chunk_member, &k) != 0)
-        return 0;
+    if (choices_at != 0 && choices_at < n && json[choices_at] == '[') {
+        w.p = json + choices_at;
+        if (choices_array(&w, &k) != 0)
+            return 0;
+    } else {
+        ws(&w);
+        if (w.p >= w.end || *w.p != '{' || members(&w, chunk_member, &k) != 0)
+            return 0;
+    }
     if (!k.found)
         return 1; /* no choice 0: nothing for the encoders */
     const choice_t *c = &k.c;

@@ -53,6 +53,10 @@ typedef struct {
     char *scratch;
 } telex_answer_delta_t;
 int telex_answer_plain_delta(const char *json, size_t n, telex_answer_delta_t *d);
+/* The same, given util/json_scan.h's choices_at for this very text from a
+ * scan that found no finish_odd (0: not known): only the "choices" array is
+ * walked (the other top-level members were most of the walk's work). */
+int telex_answer_plain_delta_at(const char *json, size_t n, size_t choices_at, telex_answer_delta_t *d);
 
 /* Writing a front door's per-chunk delta event as text, without a tree
  * (building, writing and freeing one cost ~13,000 instructions a chunk).

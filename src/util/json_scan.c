@@ -445,6 +445,8 @@ static int tail_matches(const telex_json_memo_t *memo, const unsigned char *star
     if ((size_t)(end - p) != rest || !same_bytes(p, t + at, rest))
         return -1;
     *f = memo->tail_facts;
+    if (f->choices_at >= memo->len)
+        f->choices_at = 0; /* in the tail: moved by the holes before it (not kept) */
     f->completion_bytes = completion;
     f->reasoning_bytes = reasoning;
     if (memo->usage_holes != 0xFF) {
@@ -545,6 +547,7 @@ static int scan_object(const char *s, size_t n, telex_json_facts_t *f, telex_jso
             if (depth == 1 && key == KEY_CHOICES && ch == '[') {
                 f->in_choices = 1;
                 f->choice_pos = 0;
+                f->choices_at = (size_t)(c.p - c.start);
             } else if (f->in_choices && depth <= 3) {
                 if (depth == 2) { /* a choice begins */
                     f->choice_finish = 0;

@@ -37,6 +37,9 @@ typedef struct telex_json_facts {
                                   with one adjacent comma (to == 0: none) */
     int null_usage_open;       /* internal: the cut still wants the comma after it */
     size_t error_at;           /* on failure: offset of the offending byte */
+    size_t choices_at;         /* offset of the '[' of a top-level "choices" array (with
+                                  finish_odd clear, the only top-level "choices"); 0: none,
+                                  or after a memo's tail (below) when it lies in the tail */
     /* Choice-level finishes: a non-null "finish_reason" member (last one
      * wins) of an object that is an element of the top-level "choices"
      * array (the last top-level "choices"), each with the choice's "index"

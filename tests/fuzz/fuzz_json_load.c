@@ -18,6 +18,8 @@
  * has no reasoning, refusal or finish_reason, its text is the tree's
  * delta.content (or ""), and its tool call, when it reports one, is the
  * tree's only one, with that index, no id, no name and those arguments.
+ * Started from the scan's choices_at (telex_answer_plain_delta_at, as the
+ * relay calls it), it answers exactly as the whole walk.
  *
  * Build and run: `make fuzz FUZZ_SECONDS=N` (clang, -fsanitize=fuzzer,
  * address,undefined; seeds in tests/fuzz/corpus_json_load/).
@@ -54,8 +56,18 @@ static void check_plain_delta(const char *text, size_t n, json_t *tree)
     telex_json_facts_t f;
     if (tree == NULL || telex_json_scan_object(text, n, &f) != 0 || f.finish_odd)
         return;
-    telex_answer_delta_t d;
-    if (telex_answer_plain_delta(text, n, &d) != 1)
+    telex_answer_delta_t d, at;
+    int whole = telex_answer_plain_delta(text, n, &d);
+    /* from the scan's choices_at (the relay's call): the same answer */
+    int from = telex_answer_plain_delta_at(text, n, f.choices_at, &at);
+    REQUIRE(whole == from);
+    if (from == 1) {
+        REQUIRE(at.text_len == d.text_len && memcmp(at.text, d.text, d.text_len) == 0);
+        REQUIRE(at.has_tool == d.has_tool && at.tool_index == d.tool_index && at.args_len == d.args_len);
+        REQUIRE(d.args_len == 0 || memcmp(at.args, d.args, d.args_len) == 0);
+        free(at.scratch);
+    }
+    if (whole != 1)
         return;
     json_t *choice = telex_answer_choice0(tree);
     json_t *delta = json_object_get(choice, "delta");

@@ -102,6 +102,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(a == 0 || plain.error_at == memoed.error_at);
         REQUIRE(a != 0 || (plain.null_usage_from == memoed.null_usage_from && plain.null_usage_to == memoed.null_usage_to));
         REQUIRE(plain.finish_odd == memoed.finish_odd && plain.n_finishes == memoed.n_finishes);
+        /* choices_at: the memo's is the scan's, or not known (in a tail) */
+        REQUIRE(a != 0 || plain.choices_at == 0 || chunk[plain.choices_at] == '[');
+        REQUIRE(a != 0 || memoed.choices_at == 0 || memoed.choices_at == plain.choices_at);
         REQUIRE(memcmp(plain.finish_index, memoed.finish_index,
                        sizeof(plain.finish_index[0]) * (size_t)plain.n_finishes) == 0);
         if (a == 0)

@@ -198,10 +198,34 @@ static void test_messages_deltas(void **state)
     }
 }
 
+/* The shortcut from the scan's choices_at (the relay's call) gives what the
+ * whole walk gives; returns that. */
+static int plain_both(const char *chunk, size_t len, const telex_json_facts_t *f, telex_answer_delta_t *d)
+{
+    if (f->choices_at != 0 && chunk[f->choices_at] != '[')
+        fail_msg("choices_at %zu is not a '[' in %s", f->choices_at, chunk);
+    telex_answer_delta_t whole;
+    int a = telex_answer_plain_delta(chunk, len, &whole);
+    int b = telex_answer_plain_delta_at(chunk, len, f->choices_at, d);
+    if (a != b)
+        fail_msg("whole walk %d, from choices_at %zu: %d, on %s", a, f->choices_at, b, chunk);
+    if (a == 1 && (whole.text_len != d->text_len || memcmp(whole.text, d->text, d->text_len) != 0 ||
+                   whole.has_tool != d->has_tool || whole.tool_index != d->tool_index ||
+                   whole.args_len != d->args_len || (d->args_len && memcmp(whole.args, d->args, d->args_len) != 0)))
+        fail_msg("whole walk and choices_at differ on %s", chunk);
+    free(whole.scratch);
+    if (b != 1)
+        free(d->scratch);
+    return b;
+}
+
 /* Two pairs of encoders, one fed every chunk as a tree, the other through
  * the shortcut whenever it answers (as chat_relay.c does: validated text
  * with nothing jansson refuses); returns how many chunks it answered. The
  * events of both pairs, to the end of the answer, must be the same. */
+static int memo_choices; /* chunks whose choices_at lies in the memo's prefix */
+static int memo_unknown; /* chunks whose choices_at the memo did not know */
+
 static int run_both(const char *const *chunks, size_t n)
 {
     sink_t ra = {0}, rb = {0}, ma = {0}, mb = {0};
@@ -212,15 +236,22 @@ static int run_both(const char *const *chunks, size_t n)
     telex_messages_enc_t *mta = telex_messages_enc_new("msg_x", "m", 1, sink_emit, &ma);
     telex_messages_enc_t *mtb = telex_messages_enc_new("msg_x", "m", 1, sink_emit, &mb);
     int answered = 0;
+    telex_json_memo_t memo = {0}; /* as the OpenAI adapter scans */
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(chunks[i]);
-        telex_json_facts_t f;
+        telex_json_facts_t f, whole;
+        int scanned = telex_json_scan_object_memo(chunks[i], len, &f, &memo);
         json_t *tree = telex_json_loadb(chunks[i], len, 0, NULL);
         if (tree == NULL)
             continue; /* the relay drops it */
+        assert_int_equal(scanned, 0);
+        assert_int_equal(telex_json_scan_object(chunks[i], len, &whole), 0);
+        if (f.choices_at != 0 && f.choices_at != whole.choices_at)
+            fail_msg("choices_at %zu after the memo, %zu without, on %s", f.choices_at, whole.choices_at, chunks[i]);
+        memo_choices += f.choices_at != 0 && f.choices_at < memo.len;
+        memo_unknown += f.choices_at == 0 && whole.choices_at != 0;
         telex_answer_delta_t d;
-        int plain = telex_json_scan_object(chunks[i], len, &f) == 0 && !f.finish_odd &&
-                    telex_answer_plain_delta(chunks[i], len, &d) == 1;
+        int plain = !f.finish_odd && plain_both(chunks[i], len, &f, &d) == 1;
         int a = telex_responses_enc_chunk(rta, tree), c = telex_messages_enc_chunk(mta, tree);
         int b, e;
         if (plain) {
@@ -236,6 +267,7 @@ static int run_both(const char *const *chunks, size_t n)
         if (a != b || c != e)
             fail_msg("return codes differ on %s", chunks[i]);
     }
+    telex_json_memo_clear(&memo);
     assert_int_equal(telex_responses_enc_finish(rta), telex_responses_enc_finish(rtb));
     assert_int_equal(telex_messages_enc_finish(mta), telex_messages_enc_finish(mtb));
     sink_t *pairs[2][2] = {{&ra, &rb}, {&ma, &mb}};
@@ -267,8 +299,9 @@ static int answers(const char *chunk)
     assert_int_equal(telex_json_scan_object(chunk, len, &f), 0);
     if (f.finish_odd)
         return 0;
-    int got = telex_answer_plain_delta(chunk, len, &d);
-    free(d.scratch);
+    int got = plain_both(chunk, len, &f, &d);
+    if (got == 1)
+        free(d.scratch);
     return got;
 }
 
@@ -322,6 +355,40 @@ static void test_plain_delta_real_shapes(void **state)
     assert_int_equal(run_both(answer1, sizeof(answer1) / sizeof(answer1[0])), 4);
 }
 
+/* A real answer's chunks share all but their text: after the first, the
+ * scan's memo gives choices_at from its prefix (the walk starts there); a
+ * top-level "content" before "choices" ends the prefix before it, and
+ * choices_at is then not known after the memo (the whole walk). */
+static void test_plain_delta_memo(void **state)
+{
+    (void)state;
+    static char bufs[2][N_TEXTS][16384]; /* the long escapes twice: ~12 KB */
+    const char *chunks[N_TEXTS];
+    for (int shape = 0; shape < 2; shape++) {
+        for (size_t t = 0; t < N_TEXTS; t++) {
+            json_t *text = json_string(texts[t]);
+            char *quoted = json_dumps(text, JSON_ENCODE_ANY);
+            int n = snprintf(bufs[shape][t], sizeof(bufs[shape][t]),
+                     shape == 0 ? CHUNK("{\"content\":%s}") : "{\"id\":\"c\",\"content\":%s,\"choices\":[{\"index\":0,"
+                                                              "\"delta\":{\"content\":%s}}],\"obfuscation\":\"x\"}",
+                     quoted, quoted);
+            assert_true(n > 0 && (size_t)n < sizeof(bufs[shape][t]));
+            free(quoted);
+            json_decref(text);
+            chunks[t] = bufs[shape][t];
+        }
+        memo_choices = memo_unknown = 0;
+        assert_int_equal(run_both(chunks, N_TEXTS), N_TEXTS);
+        if (shape == 0) {
+            assert_int_equal(memo_choices, N_TEXTS); /* the prefix every chunk shares */
+            assert_int_equal(memo_unknown, 0);
+        } else {
+            assert_int_equal(memo_choices, 0);
+            assert_true(memo_unknown > 0); /* a tail like the memo's (texts too long for it are scanned) */
+        }
+    }
+}
+
 
 static void test_plain_delta_random_answers(void **state)
 {
@@ -357,6 +424,8 @@ static void test_plain_delta_random_answers(void **state)
             int top = 0;
             if (NEXT(4) == 0)
                 P("%s\"id\":\"c\"", top++ ? "," : "");
+            if (NEXT(8) == 0) /* the memo's prefix then ends before "choices" */
+                P("%s\"content\":\"t%zu\"", top++ ? "," : "", NEXT(3));
             size_t nck = NEXT(8) == 0 ? 2 : 1;
             for (size_t ck = 0; ck < nck; ck++) {
                 P("%s\"choices\":[", top++ ? "," : "");
@@ -390,6 +459,8 @@ static void test_plain_delta_random_answers(void **state)
                 }
                 P("]");
             }
+            if (NEXT(3) == 0)
+                P("%s\"obfuscation\":\"%.*s\"", top++ ? "," : "", (int)NEXT(6), "abcdef");
             P("}");
 #undef P
             chunks[q] = b;
@@ -409,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_responses_deltas),
         cmocka_unit_test(test_messages_deltas),
         cmocka_unit_test(test_plain_delta_real_shapes),
+        cmocka_unit_test(test_plain_delta_memo),
         cmocka_unit_test(test_plain_delta_random_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,6 +32,13 @@ static void test_facts_of_real_chunks(void **state)
     assert_false(f.top_usage);
     assert_false(f.finish);
     assert_int_equal(f.completion_bytes, 5);
+    assert_int_equal(f.choices_at, 54); /* its '[' */
+    assert_int_equal(scan("{\"id\":\"x\"}", &f), 0);
+    assert_int_equal(f.choices_at, 0);
+    assert_int_equal(scan("{\"choices\":null}", &f), 0);
+    assert_int_equal(f.choices_at, 0);
+    assert_int_equal(scan("{\"x\":{\"choices\":[]}, \"choices\" : [ ]}", &f), 0); /* top level only */
+    assert_int_equal(f.choices_at, 33);
 
     assert_int_equal(scan("{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}", &f), 0);
     assert_true(f.finish);
@@ -499,7 +506,8 @@ static void check_same(const char *s, size_t n, telex_json_memo_t *memo, const c
         (a == 0 && (plain.null_usage_from != memoed.null_usage_from || plain.null_usage_to != memoed.null_usage_to)) ||
         (a != 0 && plain.error_at != memoed.error_at) || plain.finish_odd != memoed.finish_odd ||
         plain.n_finishes != memoed.n_finishes ||
-        memcmp(plain.finish_index, memoed.finish_index, sizeof(plain.finish_index[0]) * (size_t)plain.n_finishes) != 0)
+        memcmp(plain.finish_index, memoed.finish_index, sizeof(plain.finish_index[0]) * (size_t)plain.n_finishes) != 0 ||
+        (a == 0 && memoed.choices_at != 0 && memoed.choices_at != plain.choices_at))
         fail_msg("%s: plain %d (at %zu, completion %llu) vs memo %d (at %zu, completion %llu) on %.*s", what, a,
                  plain.error_at, (unsigned long long)plain.completion_bytes, b, memoed.error_at,
                  (unsigned long long)memoed.completion_bytes, (int)n, s);
