@@ -29,6 +29,11 @@ typedef struct item {
     char *call_id;
     char *name;
     telex_buf_t args;
+    /* The buffers as JSON strings, made (and their UTF-8 checked) once for
+     * the several terminal events and the final Response that hold them
+     * (buf_string); a buffer only grows, so one of the same length is the
+     * same text. */
+    json_t *text_json, *refusal_json, *args_json;
 } item_t;
 
 #define MAX_ITEMS 128 /* output items of one answer (tool calls, mostly) */
@@ -150,30 +155,36 @@ static int emit_delta(telex_responses_enc_t *e, const char *type, const char *it
     return 0;
 }
 
-static json_t *buf_string(const telex_buf_t *b)
+static json_t *buf_string(const telex_buf_t *b, json_t **cache)
 {
-    json_t *s = json_stringn(b->data != NULL ? b->data : "", b->len);
-    return s != NULL ? s : json_string(""); /* invalid UTF-8 cannot happen: it came from JSON strings */
+    if (*cache == NULL || json_string_length(*cache) != b->len) {
+        json_decref(*cache);
+        json_t *s = json_stringn(b->data != NULL ? b->data : "", b->len);
+        *cache = s != NULL ? s : json_string(""); /* invalid UTF-8 cannot happen: it came from JSON strings */
+    }
+    return json_incref(*cache); /* (never changed in place: shared by the trees) */
 }
 
-static json_t *text_part_json(const item_t *it, int with_text)
+static json_t *text_part_json(item_t *it, int with_text)
 {
     return json_pack("{s:s,s:o,s:[],s:[]}", "type", "output_text", "text",
-                     with_text ? buf_string(&it->text) : json_string(""), "annotations", "logprobs");
+                     with_text ? buf_string(&it->text, &it->text_json) : json_string(""), "annotations", "logprobs");
 }
 
-static json_t *refusal_part_json(const item_t *it, int with_text)
+static json_t *refusal_part_json(item_t *it, int with_text)
 {
-    return json_pack("{s:s,s:o}", "type", "refusal", "refusal", with_text ? buf_string(&it->refusal) : json_string(""));
+    return json_pack("{s:s,s:o}", "type", "refusal", "refusal",
+                     with_text ? buf_string(&it->refusal, &it->refusal_json) : json_string(""));
 }
 
-static json_t *reasoning_part_json(const item_t *it, int with_text)
+static json_t *reasoning_part_json(item_t *it, int with_text)
 {
-    return json_pack("{s:s,s:o}", "type", "reasoning_text", "text", with_text ? buf_string(&it->text) : json_string(""));
+    return json_pack("{s:s,s:o}", "type", "reasoning_text", "text",
+                     with_text ? buf_string(&it->text, &it->text_json) : json_string(""));
 }
 
 /* The item as a JSON object; full: with its text so far (else as added). */
-static json_t *item_json(const item_t *it, const char *status, int full)
+static json_t *item_json(item_t *it, const char *status, int full)
 {
     if (it->kind == ITEM_MESSAGE) {
         json_t *content = json_array();
@@ -189,8 +200,8 @@ static json_t *item_json(const item_t *it, const char *status, int full)
         return json_pack("{s:s,s:s,s:[],s:o}", "id", it->id, "type", "reasoning", "summary", "content", content);
     }
     return json_pack("{s:s,s:s,s:s,s:o,s:s,s:s}", "id", it->id, "type", "function_call", "status", status, "arguments",
-                     full ? buf_string(&it->args) : json_string(""), "call_id", it->call_id ? it->call_id : "",
-                     "name", it->name ? it->name : "");
+                     full ? buf_string(&it->args, &it->args_json) : json_string(""), "call_id",
+                     it->call_id ? it->call_id : "", "name", it->name ? it->name : "");
 }
 
 /* ------------------------------------------------------------ the Response */
@@ -271,6 +282,9 @@ void telex_responses_enc_free(telex_responses_enc_t *e)
         telex_buf_free(&e->items[i].text);
         telex_buf_free(&e->items[i].refusal);
         telex_buf_free(&e->items[i].args);
+        json_decref(e->items[i].text_json);
+        json_decref(e->items[i].refusal_json);
+        json_decref(e->items[i].args_json);
         free(e->items[i].call_id);
         free(e->items[i].name);
     }
@@ -560,9 +574,10 @@ static int close_item(telex_responses_enc_t *e, int index, const char *status)
         for (int k = 0; k < it->nparts; k++) {
             int text = k == it->text_part;
             json_t *done = text ? json_pack("{s:s,s:i,s:i,s:o,s:[]}", "item_id", it->id, "output_index", index,
-                                            "content_index", k, "text", buf_string(&it->text), "logprobs")
+                                            "content_index", k, "text", buf_string(&it->text, &it->text_json),
+                                            "logprobs")
                                 : json_pack("{s:s,s:i,s:i,s:o}", "item_id", it->id, "output_index", index,
-                                            "content_index", k, "refusal", buf_string(&it->refusal));
+                                            "content_index", k, "refusal", buf_string(&it->refusal, &it->refusal_json));
             if (emit(e, text ? "response.output_text.done" : "response.refusal.done", done) != 0 ||
                 emit(e, "response.content_part.done",
                      json_pack("{s:s,s:i,s:i,s:o}", "item_id", it->id, "output_index", index, "content_index", k,
@@ -572,14 +587,14 @@ static int close_item(telex_responses_enc_t *e, int index, const char *status)
     } else if (it->kind == ITEM_REASONING) {
         if (emit(e, "response.reasoning_text.done",
                  json_pack("{s:s,s:i,s:i,s:o}", "item_id", it->id, "output_index", index, "content_index", 0, "text",
-                           buf_string(&it->text))) != 0 ||
+                           buf_string(&it->text, &it->text_json))) != 0 ||
             emit(e, "response.content_part.done",
                  json_pack("{s:s,s:i,s:i,s:o}", "item_id", it->id, "output_index", index, "content_index", 0, "part",
                            reasoning_part_json(it, 1))) != 0)
             return -1;
     } else if (emit(e, "response.function_call_arguments.done",
                     json_pack("{s:s,s:i,s:s,s:o}", "item_id", it->id, "output_index", index, "name", it->name,
-                              "arguments", buf_string(&it->args))) != 0) {
+                              "arguments", buf_string(&it->args, &it->args_json))) != 0) {
         return -1;
     }
     return emit(e, "response.output_item.done",
@@ -648,15 +663,19 @@ json_t *telex_responses_output_as_message(json_t *response)
     }
     size_t i, k;
     json_t *item, *part;
+    json_t *only = NULL; /* the one text part, when there is one: used as it is */
+    int parts = 0;
     json_array_foreach(json_object_get(response, "output"), i, item)
     {
         const char *type = json_string_value(json_object_get(item, "type"));
         if (type != NULL && strcmp(type, "message") == 0) {
             json_array_foreach(json_object_get(item, "content"), k, part)
             {
-                const char *t = json_string_value(json_object_get(part, "text"));
-                if (t != NULL)
-                    fputs(t, f);
+                json_t *t = json_object_get(part, "text");
+                if (json_is_string(t)) {
+                    fputs(json_string_value(t), f);
+                    only = parts++ == 0 ? t : NULL;
+                }
             }
         } else if (type != NULL && strcmp(type, "function_call") == 0) {
             json_array_append_new(calls, json_pack("{s:O,s:s,s:{s:O,s:O}}", "id", json_object_get(item, "call_id"),
@@ -667,7 +686,7 @@ json_t *telex_responses_output_as_message(json_t *response)
     }
     fclose(f);
     if (len > 0)
-        json_object_set_new(msg, "content", json_stringn(text, len));
+        json_object_set_new(msg, "content", only != NULL ? json_incref(only) : json_stringn(text, len));
     free(text);
     if (json_array_size(calls) > 0)
         json_object_set(msg, "tool_calls", calls);
