@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,28 +164,41 @@ size_t telex_log_cache_bytes(void)
     return bytes;
 }
 
+/* The fields an append touches come first, and the log is allocated on a
+ * cache-line boundary, so they fill two lines (a read's others are in the
+ * third): at a model's pace each event of a stream finds its log cold (the
+ * events of hundreds of other streams came between), and each line touched
+ * is a miss (bench/findings.md, "cold cache lines"). For the same reason an
+ * append finds where to write and how much room is left here (tail_at,
+ * tail_room) rather than in the tail segment's header, and a read takes the
+ * tail's serial from here. */
 struct telex_log {
     pthread_mutex_t lock; /* used only when shared */
     int shared;
-    segment_t *head; /* oldest retained */
+    int finished; /* set after the last append: a reader that sees it sees the final end */
     segment_t *tail; /* being filled */
-    uint64_t next_serial;
-    telex_log_cursor_t hint; /* for reads without a cursor of their own */
-    uint64_t start;  /* oldest retained position: head->start (end when there is no segment) */
     /* end, retained and finished are written under the lock with release
      * stores and read without it (acquire loads: telex_log_end & co.): the
      * producer's back-pressure checks and every write of a subscriber read
      * them, and a lock pair each was most of a shared log's lock traffic */
     uint64_t end;
+    /* (second line) */
+    size_t tail_room; /* tail->cap - tail->len (0 when there is no tail) */
+    char *tail_at;    /* tail->data + tail->len: where the next append writes */
     size_t retained;
-    size_t segment_bytes; /* allocated for segments, headers included */
     size_t max_bytes;
     uint64_t *event_end; /* event_end[i] = end of event first_event + i */
     size_t n_events;     /* retained entries in event_end */
     size_t events_cap;
-    uint64_t first_event; /* seq of event_end[0] */
     uint64_t total_events;
-    int finished; /* set after the last append: a reader that sees it sees the final end */
+    /* (a read's other fields) */
+    uint64_t first_event; /* seq of event_end[0] */
+    uint64_t start; /* oldest retained position: head->start (end when there is no segment) */
+    segment_t *head; /* oldest retained */
+    uint64_t tail_serial; /* tail->serial (0 when there is no tail) */
+    uint64_t next_serial;
+    telex_log_cursor_t hint; /* for reads without a cursor of their own */
+    size_t segment_bytes; /* allocated for segments, headers included */
 };
 
 #define PUBLISH(field, value) __atomic_store_n(&(field), (value), __ATOMIC_RELEASE)
@@ -201,9 +215,17 @@ static inline void unlock(telex_log_t *log)
         pthread_mutex_unlock(&log->lock);
 }
 
+_Static_assert(offsetof(struct telex_log, total_events) + sizeof(uint64_t) <= 128, "an append's fields fit two cache lines");
+
+#define LOG_ALIGN 64
+#define LOG_ALLOC_SIZE ((sizeof(telex_log_t) + LOG_ALIGN - 1) / LOG_ALIGN * LOG_ALIGN)
+
 telex_log_t *telex_log_new(size_t max_bytes, int shared)
 {
-    telex_log_t *log = telex_xcalloc(1, sizeof(*log));
+    telex_log_t *log = aligned_alloc(LOG_ALIGN, LOG_ALLOC_SIZE);
+    if (log == NULL)
+        telex_out_of_memory(LOG_ALLOC_SIZE);
+    memset(log, 0, sizeof(*log));
     pthread_mutex_init(&log->lock, NULL);
     log->shared = shared;
     log->max_bytes = max_bytes;
@@ -262,7 +284,7 @@ int64_t telex_log_appendv(telex_log_t *log, const telex_log_piece_t *pieces, siz
         goto out;
     }
     segment_t *t = log->tail;
-    if (t == NULL || t->cap - t->len < len) {
+    if (t == NULL || log->tail_room < len) {
         size_t cap = segment_cap(log->retained + len);
         if (cap < len)
             cap = len;
@@ -278,12 +300,19 @@ int64_t telex_log_appendv(telex_log_t *log, const telex_log_piece_t *pieces, siz
         else
             log->head = s;
         log->tail = t = s;
+        log->tail_room = cap;
+        log->tail_at = s->data;
+        log->tail_serial = s->serial;
     }
     remember_event(log, log->end + len);
+    char *to = log->tail_at; /* (not from the segment's header: a cold line at a model's pace) */
     for (size_t i = 0; i < n; i++) {
-        memcpy(t->data + t->len, pieces[i].bytes, pieces[i].len);
-        t->len += pieces[i].len;
+        memcpy(to, pieces[i].bytes, pieces[i].len);
+        to += pieces[i].len;
     }
+    log->tail_at = to;
+    t->len += len;
+    log->tail_room -= len;
     PUBLISH(log->end, log->end + len);
     PUBLISH(log->retained, log->retained + len);
     rc = (int64_t)++log->total_events;
@@ -365,7 +394,7 @@ size_t telex_log_segments_walked(void)
 static segment_t *walk_start(telex_log_t *log, const telex_log_cursor_t *c, uint64_t pos)
 {
     segment_t *h = log->head;
-    if (h != NULL && c->serial >= h->serial && c->serial <= log->tail->serial) {
+    if (h != NULL && c->serial >= h->serial && c->serial <= log->tail_serial) {
         segment_t *s = c->segment;
         if (s->start <= pos)
             return s;
@@ -483,9 +512,14 @@ void telex_log_release_before(telex_log_t *log, uint64_t pos)
             log->segment_bytes -= sizeof(*s) + s->cap;
             segment_free(s);
             log->head = log->tail = NULL;
+            log->tail_room = 0;
+            log->tail_at = NULL;
+            log->tail_serial = 0;
         } else {
             s->start = log->start;
             s->len = 0;
+            log->tail_room = s->cap;
+            log->tail_at = s->data;
         }
     }
     /* Forget the end positions of events that are now gone entirely. */
