@@ -94,28 +94,49 @@ typedef enum chat_state {
 } chat_state_t;
 
 typedef struct chat {
-    h2o_linklist_t in_chats; /* in gw->chats until released */
+    /* What every chunk touches comes first, together (~160 bytes, three
+     * cache lines): at a model's pace a stream's chunk arrives after
+     * hundreds of other streams' events and finds its chat cold, so each
+     * line touched is a miss (bench/findings.md, "cold cache lines"); they
+     * were spread over ten. */
     chat_state_t state;
+    bool first_event;         /* the provider's first event came (see the state's comment) */
+    bool paused;              /* telex paused the provider (back-pressure; see the state's comment) */
+    bool in_batch;            /* inside the chunks of one provider read (sink's on_batch) */
+    bool notify_pending;      /* events appended in that batch: readers are woken at its end */
+    bool wants_usage;
+    bool resumable;
+    bool idle_armed;         /* the deadline timer runs as the idle timeout (see the state's comment) */
+    bool telex_framing; /* the original client gets telex's framing (ids when resumable, retry:, keep-alives) */
+    uint32_t itl_zeros;       /* chunks of that batch after its first: gaps of 0 not yet in c->itl */
     gateway_worker_t *gw;
+    telex_stream_t *stream;
+    uv_timer_t *deadline; /* commit timeout, then idle timeout (lazy: see touch_idle_deadline) */
+    telex_responses_enc_t *renc; /* Responses: the encoder of the answer's events (streamed) */
+    telex_messages_enc_t *menc;  /* Messages: the encoder of the answer's events (streamed) */
+    size_t events;
+    uint64_t last_chunk_ms;  /* uv_now() of the last chunk (inter-token gaps) */
+    uint64_t idle_from_ms;   /* uv_now() the idle timeout counts from (the last chunk) */
+    telex_metrics_hist_t *itl; /* the inter-token histogram of (model, provider_name) */
+    size_t pause_above; /* retained log bytes */
+    size_t resume_below;
+    size_t lag_check_at; /* retained log bytes at which regulate looks at the readers' lag */
+    size_t log_cap;        /* the stream's log bound (resume.max_bytes, or the plain cap) */
+    telex_upstream_t *up;
+    telex_usage_estimator_t est; /* tokens if the provider reports none */
+    /* the rest: per answer, or rare */
+    h2o_linklist_t in_chats; /* in gw->chats until released */
     h2o_req_t *req; /* the original request, until commit hands it to a subscriber */
     struct chat **link; /* in req's pool while req != NULL: tells us when h2o disposes of it */
     json_t *body;
     const telex_model_t *model;
     size_t route;
-    telex_upstream_t *up;
-    telex_stream_t *stream;
     telex_wakeup_t wake;  /* subscribers attached/left/advanced, DELETE */
-    uv_timer_t *deadline; /* commit timeout, then idle timeout (lazy: see touch_idle_deadline) */
     uv_timer_t *life;     /* grace without subscribers, then retention */
     uv_timer_t timers[2]; /* what deadline and life point to (one allocation with the chat) */
     int open;             /* timers and wakeup not yet released */
     bool stream_mode;
-    bool wants_usage;
-    bool resumable;
-    bool telex_framing; /* the original client gets telex's framing (ids when resumable, retry:, keep-alives) */
     int front;                  /* TELEX_FRONT_CHAT or TELEX_FRONT_RESPONSES: the wire the client speaks */
-    telex_responses_enc_t *renc; /* Responses: the encoder of the answer's events (streamed) */
-    telex_messages_enc_t *menc;  /* Messages: the encoder of the answer's events (streamed) */
     json_t *resp_echo;          /* Responses: the request parameters the Response object repeats */
     json_t *resp_messages;      /* Responses: the request's messages (the conversation so far) */
     bool background;            /* Responses background: runs on with no client attached */
@@ -123,35 +144,20 @@ typedef struct chat {
     char *ignored;              /* Responses: X-Telex-Ignored (NULL: none) */
     bool registered;          /* in the resume registry (see the state's comment) */
     telex_cluster_reg_t *reg; /* cluster mode: the stream's registration in Redis (NULL: none to wait for) */
-    bool first_event;         /* the provider's first event came (see the state's comment) */
-    bool paused;              /* telex paused the provider (back-pressure; see the state's comment) */
-    bool in_batch;            /* inside the chunks of one provider read (sink's on_batch) */
-    bool notify_pending;      /* events appended in that batch: readers are woken at its end */
-    uint32_t itl_zeros;       /* chunks of that batch after its first: gaps of 0 not yet in c->itl */
     int status;
     int commit_status;     /* the status a failed commit answers (0: 500 server_error) */
     char commit_why[320];  /* its message, when telex_chat_check_start wrote one */
-    size_t log_cap;        /* the stream's log bound (resume.max_bytes, or the plain cap) */
     const char *outcome;
     char error_kind[24];
-    size_t pause_above; /* retained log bytes */
-    size_t resume_below;
-    size_t lag_check_at; /* retained log bytes at which regulate looks at the readers' lag */
     uint64_t started_ns;
     uint64_t first_event_ns;
-    size_t events;
     size_t inline_bytes; /* body of a response sent in one piece (error, plain answer) */
     size_t fallbacks;
     json_t *usage;
     telex_grant_t grant;         /* who asked: key id, stream owner */
-    telex_usage_estimator_t est; /* tokens if the provider reports none */
     telex_usage_t tokens;        /* the provider's usage, once seen */
     double cost;
     bool has_usage;
-    uint64_t last_chunk_ms;  /* uv_now() of the last chunk (inter-token gaps) */
-    bool idle_armed;         /* the deadline timer runs as the idle timeout (see the state's comment) */
-    uint64_t idle_from_ms;   /* uv_now() the idle timeout counts from (the last chunk) */
-    telex_metrics_hist_t *itl; /* the inter-token histogram of (model, provider_name) */
     const char *provider_name; /* the route's provider (config-owned), "" before the first route */
     const char *method;        /* these three point into names[] (exact sizes: a stream */
     const char *path;          /* lives long, and fixed buffers were a third of chat_t) */

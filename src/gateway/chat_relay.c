@@ -624,7 +624,7 @@ void telex_chat_start_commit_deadline(chat_t *c, double seconds)
 void telex_chat_restart_idle_deadline(chat_t *c)
 {
     c->idle_armed = true;
-    c->idle_from_ms = uv_now(c->deadline->loop);
+    c->idle_from_ms = uv_now(&c->gw->worker->loop);
     uv_timer_start(c->deadline, on_deadline, idle_timeout_ms(c), 0);
 }
 
@@ -635,7 +635,7 @@ void telex_chat_restart_idle_deadline(chat_t *c)
 static void touch_idle_deadline(chat_t *c)
 {
     if (c->idle_armed && uv_is_active((uv_handle_t *)c->deadline))
-        c->idle_from_ms = uv_now(c->deadline->loop);
+        c->idle_from_ms = uv_now(&c->gw->worker->loop);
     else
         telex_chat_restart_idle_deadline(c);
 }
@@ -847,7 +847,7 @@ static void on_chunk(void *user, const char *data, size_t len, json_t *chunk, co
      * histogram's smallest bound is 5 ms. A clock read per chunk showed in
      * profiles of flat-out runs (bench/findings.md, "Numbers that were in
      * code comments"). */
-    uint64_t now_ms = uv_now(c->deadline->loop);
+    uint64_t now_ms = uv_now(&c->gw->worker->loop);
     if (!c->first_event) {
         c->first_event = true;
         c->first_event_ns = uv_hrtime();
