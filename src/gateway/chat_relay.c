@@ -795,7 +795,8 @@ static void relay_as_response(chat_t *c, const char *data, size_t len, json_t *c
      * nothing jansson refuses (as a tree it would be dropped below) and no
      * usage (the adapter built no tree): no tree either. */
     telex_answer_delta_t d = {0};
-    int plain = chunk == NULL && facts != NULL && !facts->finish_odd && telex_answer_plain_delta_at(data, len, facts->choices_at, &d) == 1;
+    int plain = chunk == NULL && facts != NULL && !facts->finish_odd &&
+                telex_answer_plain_delta_at(data, len, facts->choices_at, &d) == 1;
     if (!plain) {
         if (chunk == NULL && (chunk = own = telex_json_loadb(data, len, 0, NULL)) == NULL)
             return; /* the adapter validated it: cannot happen */

@@ -215,7 +215,8 @@ static inline void unlock(telex_log_t *log)
         pthread_mutex_unlock(&log->lock);
 }
 
-_Static_assert(offsetof(struct telex_log, total_events) + sizeof(uint64_t) <= 128, "an append's fields fit two cache lines");
+_Static_assert(offsetof(struct telex_log, total_events) + sizeof(uint64_t) <= 128,
+               "an append's fields fit two cache lines");
 
 #define LOG_ALIGN 64
 #define LOG_ALLOC_SIZE ((sizeof(telex_log_t) + LOG_ALIGN - 1) / LOG_ALIGN * LOG_ALIGN)
