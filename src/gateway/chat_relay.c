@@ -213,7 +213,7 @@ static void record_usage(chat_t *c)
 static void keep_response_notes(chat_t *c)
 {
     json_t *final = telex_responses_enc_final(c->renc);
-    char *text = final != NULL ? telex_json_dumps(final, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = telex_responses_enc_take_final_text(c->renc);
     if (text != NULL)
         telex_stream_set_note(c->stream, TELEX_NOTE_RESPONSE, text);
     json_t *said = final != NULL ? telex_responses_output_as_message(final) : NULL;

@@ -54,6 +54,7 @@ struct telex_responses_enc {
     char finish[32];
     json_t *usage; /* Responses-shaped */
     json_t *final; /* the terminal event's Response object */
+    char *final_text; /* its JSON text, as sent (telex_responses_enc_take_final_text) */
     int stopped;   /* an emit failed: no more events */
     /* The Response object of the two start events as JSON text, made once:
      * telex_responses_enc_start_bytes measures the events (twice per
@@ -292,6 +293,7 @@ void telex_responses_enc_free(telex_responses_enc_t *e)
     json_decref(e->echo);
     json_decref(e->usage);
     json_decref(e->final);
+    free(e->final_text);
     free(e->start_response);
     free(e);
 }
@@ -567,6 +569,35 @@ void telex_responses_enc_usage(telex_responses_enc_t *e, json_t *usage)
 
 /* ------------------------------------------------------------ the end */
 
+/* The terminal event {"type":type,"sequence_number":n,"response":<e->final>}:
+ * written around the final Response's text (what emit's event_text makes of
+ * it, byte for byte: tests/unit/test_front_door_deltas.c compares), which is
+ * kept (final_text) for the stream's stored Response — it was written a
+ * second time for that. */
+static int emit_final(telex_responses_enc_t *e, const char *type)
+{
+    free(e->final_text);
+    e->final_text = e->final != NULL ? telex_json_dumps(e->final, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (e->stopped || e->final_text == NULL)
+        return -1;
+    if (e->emit == NULL) /* building a Response object only */
+        return 0;
+    size_t rlen = strlen(e->final_text), tlen = strlen(type);
+    char *text = telex_xmalloc(64 + tlen + 20 + rlen);
+    int head = snprintf(text, 64 + tlen + 20, "{\"type\":\"%s\",\"sequence_number\":%llu,\"response\":", type,
+                        (unsigned long long)e->seq);
+    memcpy(text + head, e->final_text, rlen);
+    text[head + rlen] = '}';
+    int rc = e->emit(e->user, type, text, (size_t)head + rlen + 1);
+    free(text);
+    if (rc != 0) {
+        e->stopped = 1;
+        return -1;
+    }
+    e->seq++;
+    return 0;
+}
+
 static int close_item(telex_responses_enc_t *e, int index, const char *status)
 {
     item_t *it = &e->items[index];
@@ -615,8 +646,7 @@ int telex_responses_enc_finish(telex_responses_enc_t *e)
     json_decref(e->final);
     e->final = reason != NULL ? response_json(e, "incomplete", item_status, NULL, json_pack("{s:s}", "reason", reason))
                               : response_json(e, "completed", item_status, NULL, NULL);
-    return emit(e, reason != NULL ? "response.incomplete" : "response.completed",
-                json_pack("{s:O}", "response", e->final));
+    return emit_final(e, reason != NULL ? "response.incomplete" : "response.completed");
 }
 
 int telex_responses_enc_fail(telex_responses_enc_t *e, const char *code, const char *message)
@@ -624,7 +654,19 @@ int telex_responses_enc_fail(telex_responses_enc_t *e, const char *code, const c
     json_decref(e->final);
     e->final = response_json(e, strcmp(code, "cancelled") == 0 ? "cancelled" : "failed", "incomplete",
                              json_pack("{s:s,s:s}", "code", code, "message", message), NULL);
-    return emit(e, "response.failed", json_pack("{s:O}", "response", e->final));
+    return emit_final(e, "response.failed");
+}
+
+char *telex_responses_enc_take_final_text(telex_responses_enc_t *e)
+{
+    char *text = e->final_text;
+    e->final_text = NULL;
+    if (text == NULL) {
+        json_t *final = telex_responses_enc_final(e);
+        text = telex_json_dumps(final, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(final);
+    }
+    return text;
 }
 
 int telex_responses_enc_error(telex_responses_enc_t *e, const char *code, const char *message)

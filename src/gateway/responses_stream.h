@@ -83,6 +83,10 @@ json_t *telex_responses_enc_response(telex_responses_enc_t *e);
  * failed) once one was sent, else as telex_responses_enc_response; a new
  * reference. */
 json_t *telex_responses_enc_final(telex_responses_enc_t *e);
+/* The same as JSON text (JSON_COMPACT | JSON_PRESERVE_ORDER), malloc'ed,
+ * the caller's: the very text the terminal event carried when one was sent
+ * (handed over once; later calls write it again), else written now. */
+char *telex_responses_enc_take_final_text(telex_responses_enc_t *e);
 
 /* The output of a Response object as one chat assistant message (text and
  * tool_calls), for a conversation continued with previous_response_id; a

@@ -223,6 +223,38 @@ static int plain_both(const char *chunk, size_t len, const telex_json_facts_t *f
  * the shortcut whenever it answers (as chat_relay.c does: validated text
  * with nothing jansson refuses); returns how many chunks it answered. The
  * events of both pairs, to the end of the answer, must be the same. */
+/* The terminal event, written around the final Response's text, is
+ * jansson's writing of {"type","sequence_number","response"}, and the text
+ * kept for the stored Response is jansson's writing of the final Response. */
+static void check_final_event(telex_responses_enc_t *e, const sink_t *s)
+{
+    assert_true(s->n > 0);
+    const char *last = s->json[s->n - 1];
+    json_t *parsed = json_loads(last, 0, NULL);
+    assert_non_null(parsed);
+    json_decref(canonical(last, json_string_value(json_object_get(parsed, "type")), s->n - 1));
+    json_decref(parsed);
+    char *kept = telex_responses_enc_take_final_text(e);
+    json_t *final = telex_responses_enc_final(e);
+    char *again = json_dumps(final, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_string_equal(kept, again);
+    const char *r = strstr(last, ",\"response\":");
+    assert_non_null(r);
+    assert_int_equal(strlen(r + 12), strlen(kept) + 1);
+    assert_memory_equal(r + 12, kept, strlen(kept));
+    free(again);
+    free(kept);
+    json_decref(final);
+    /* handed over once: the next call writes it again */
+    kept = telex_responses_enc_take_final_text(e);
+    final = telex_responses_enc_final(e);
+    again = json_dumps(final, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_string_equal(kept, again);
+    free(again);
+    free(kept);
+    json_decref(final);
+}
+
 static int memo_choices; /* chunks whose choices_at lies in the memo's prefix */
 static int memo_unknown; /* chunks whose choices_at the memo did not know */
 
@@ -269,6 +301,7 @@ static int run_both(const char *const *chunks, size_t n)
     }
     telex_json_memo_clear(&memo);
     assert_int_equal(telex_responses_enc_finish(rta), telex_responses_enc_finish(rtb));
+    check_final_event(rtb, &rb);
     assert_int_equal(telex_messages_enc_finish(mta), telex_messages_enc_finish(mtb));
     sink_t *pairs[2][2] = {{&ra, &rb}, {&ma, &mb}};
     for (int k = 0; k < 2; k++) {
