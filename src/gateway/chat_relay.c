@@ -665,9 +665,7 @@ static const char *hand_over(chat_t *c, h2o_req_t *req)
     if (c->background && !c->client_streams) {
         /* Responses background: the client gets the Response object now and
          * comes back for it (GET /v1/responses/{id}); nobody reads the log. */
-        json_t *now = telex_responses_enc_response(c->renc);
-        char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(now);
+        char *text = telex_responses_enc_response_text(c->renc);
         if (text == NULL) /* jansson refuses it (out of memory aborts: util/alloc.h) */
             return "the Response object could not be encoded as JSON";
         for (size_t i = 0; i < h; i += 2)
@@ -734,9 +732,7 @@ int telex_chat_commit(chat_t *c, const char **why)
         /* the Response as it starts, kept before the client can hold its id:
          * a GET /v1/responses/{id} right after a background answer's object
          * (on another worker) once found the stream without it (404) */
-        json_t *now = telex_responses_enc_response(c->renc);
-        char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(now);
+        char *text = telex_responses_enc_response_text(c->renc);
         if (text != NULL)
             telex_stream_set_note(c->stream, TELEX_NOTE_RESPONSE, text);
     }

@@ -383,9 +383,7 @@ static int start_chat(gateway_worker_t *gw, h2o_req_t *req, const char *body_byt
         /* cluster mode: Redis learns of the stream while the provider prepares its answer
          * (Responses: with the object as it starts, which commit sets again) */
         if (c->renc != NULL) {
-            json_t *now = telex_responses_enc_response(c->renc);
-            char *text = now != NULL ? telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-            json_decref(now);
+            char *text = telex_responses_enc_response_text(c->renc);
             if (text != NULL)
                 telex_stream_set_note(stream, TELEX_NOTE_RESPONSE, text);
         }

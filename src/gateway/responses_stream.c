@@ -311,18 +311,36 @@ static const char *start_response(telex_responses_enc_t *e)
     return e->start_response;
 }
 
-/* {"type":type,"sequence_number":seq,"response":<the start Response>}: the
- * bytes event_text writes for the same fields; malloc'ed, *len its length. */
+/* {"type":type,"sequence_number":seq,"response":<response, JSON text>}:
+ * the bytes event_text writes for the same fields (type is a constant);
+ * malloc'ed, *len its length. */
+static char *response_event_text(const char *type, uint64_t seq, const char *response, size_t *len)
+{
+    size_t rlen = strlen(response), cap = 64 + strlen(type) + 20 + rlen;
+    char *text = telex_xmalloc(cap);
+    int head = snprintf(text, cap, "{\"type\":\"%s\",\"sequence_number\":%llu,\"response\":", type,
+                        (unsigned long long)seq);
+    memcpy(text + head, response, rlen);
+    memcpy(text + head + rlen, "}", 2);
+    *len = (size_t)head + rlen + 1;
+    return text;
+}
+
 static char *start_event_text(telex_responses_enc_t *e, const char *type, uint64_t seq, size_t *len)
 {
     const char *r = start_response(e);
-    if (r == NULL)
-        return NULL;
-    size_t cap = 64 + strlen(type) + 20 + strlen(r);
-    char *text = telex_xmalloc(cap);
-    int n = snprintf(text, cap, "{\"type\":\"%s\",\"sequence_number\":%llu,\"response\":%s}", type,
-                     (unsigned long long)seq, r);
-    *len = (size_t)n;
+    return r != NULL ? response_event_text(type, seq, r, len) : NULL;
+}
+
+char *telex_responses_enc_response_text(telex_responses_enc_t *e)
+{
+    /* The start events' text, while it is kept (until they are sent) and
+     * still says what a new one would: no item and no usage since. */
+    if (e->start_response != NULL && e->n == 0 && e->usage == NULL)
+        return telex_xstrdup(e->start_response);
+    json_t *now = telex_responses_enc_response(e);
+    char *text = telex_json_dumps(now, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(now);
     return text;
 }
 
@@ -582,13 +600,9 @@ static int emit_final(telex_responses_enc_t *e, const char *type)
         return -1;
     if (e->emit == NULL) /* building a Response object only */
         return 0;
-    size_t rlen = strlen(e->final_text), tlen = strlen(type);
-    char *text = telex_xmalloc(64 + tlen + 20 + rlen);
-    int head = snprintf(text, 64 + tlen + 20, "{\"type\":\"%s\",\"sequence_number\":%llu,\"response\":", type,
-                        (unsigned long long)e->seq);
-    memcpy(text + head, e->final_text, rlen);
-    text[head + rlen] = '}';
-    int rc = e->emit(e->user, type, text, (size_t)head + rlen + 1);
+    size_t len;
+    char *text = response_event_text(type, e->seq, e->final_text, &len);
+    int rc = e->emit(e->user, type, text, len);
     free(text);
     if (rc != 0) {
         e->stopped = 1;

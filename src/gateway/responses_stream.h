@@ -78,6 +78,10 @@ int telex_responses_enc_error(telex_responses_enc_t *e, const char *code, const 
 /* The Response object as it stands (status, output so far, usage); a new
  * reference, never NULL. */
 json_t *telex_responses_enc_response(telex_responses_enc_t *e);
+/* The same as JSON text (JSON_COMPACT | JSON_PRESERVE_ORDER), malloc'ed;
+ * between telex_responses_enc_start_bytes and telex_responses_enc_start,
+ * with nothing added since, a copy of the text the start events carry. */
+char *telex_responses_enc_response_text(telex_responses_enc_t *e);
 
 /* The Response object of the terminal event (completed, incomplete or
  * failed) once one was sent, else as telex_responses_enc_response; a new

@@ -3,7 +3,8 @@
  * first events (telex_responses_enc_start_bytes, which chat_relay.c compares
  * with the stream's log bound before the hand-over) against the bytes
  * telex_responses_enc_start really emits, and its last-word `error` event
- * (telex_responses_enc_error) after an emit failed.
+ * (telex_responses_enc_error) after an emit failed, and the Response
+ * object's text (telex_responses_enc_response_text) in every state.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -95,11 +96,53 @@ static void error_event_after_a_failed_emit(void **state)
     json_decref(echo);
 }
 
+/* telex_responses_enc_response_text is jansson's writing of
+ * telex_responses_enc_response in every state: fresh, measured (then it is
+ * the start events' text), after usage or an item joined, after the start. */
+static void check_response_text(telex_responses_enc_t *e)
+{
+    char *text = telex_responses_enc_response_text(e);
+    json_t *r = telex_responses_enc_response(e);
+    char *want = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_non_null(text);
+    assert_string_equal(text, want);
+    free(want);
+    free(text);
+    json_decref(r);
+}
+
+static void response_text_is_the_response(void **state)
+{
+    (void)state;
+    json_t *echo = echo_with_instructions(50);
+    json_t *usage = json_pack("{s:i,s:i,s:i}", "prompt_tokens", 7, "completion_tokens", 3, "total_tokens", 10);
+    json_t *chunk = json_loads("{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}", 0, NULL);
+    for (int variant = 0; variant < 2; variant++) {
+        sink_t s = {.fail_after = -1};
+        telex_responses_enc_t *e = telex_responses_enc_new("resp_abc", "gpt-x", echo, 1700000000, sink_emit, &s);
+        check_response_text(e);
+        assert_true(telex_responses_enc_start_bytes(e) != SIZE_MAX);
+        check_response_text(e);
+        if (variant == 0)
+            telex_responses_enc_usage(e, usage);
+        else
+            assert_int_equal(telex_responses_enc_chunk(e, chunk), 0);
+        check_response_text(e);
+        assert_int_equal(telex_responses_enc_start(e), 0);
+        check_response_text(e);
+        telex_responses_enc_free(e);
+    }
+    json_decref(chunk);
+    json_decref(usage);
+    json_decref(echo);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(start_bytes_are_what_start_emits),
         cmocka_unit_test(error_event_after_a_failed_emit),
+        cmocka_unit_test(response_text_is_the_response),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
