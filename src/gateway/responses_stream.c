@@ -612,9 +612,100 @@ static int emit_final(telex_responses_enc_t *e, const char *type)
     return 0;
 }
 
+/* Sends a ready event's text (emit's bookkeeping without its tree). */
+static int emit_text(telex_responses_enc_t *e, const char *type, const char *text, size_t len)
+{
+    if (e->stopped)
+        return -1;
+    if (e->emit == NULL)
+        return 0;
+    if (e->emit(e->user, type, text, len) != 0) {
+        e->stopped = 1;
+        return -1;
+    }
+    e->seq++;
+    return 0;
+}
+
+/* The usual message, one output_text part: its three closing events
+ * (output_text.done, content_part.done, output_item.done) written as text
+ * around its text escaped once — the bytes emit() makes of the trees
+ * close_item builds otherwise (tests/unit/test_front_door_deltas.c compares
+ * them); the text was written three times, each from a tree. 1 when the
+ * text cannot be written this way (then close_item's trees decide). */
+static int close_text_message(telex_responses_enc_t *e, int index, const char *status)
+{
+    item_t *it = &e->items[index];
+    if (e->stopped)
+        return -1;
+    if (e->emit == NULL)
+        return 0;
+    size_t id_len = strlen(it->id), n = it->text.len;
+    char id[TELEX_ANSWER_STRING_BOUND(sizeof(it->id))];
+    char *text = telex_xmalloc(TELEX_ANSWER_STRING_BOUND(n));
+    size_t idq = telex_answer_put_string(id, it->id, id_len);
+    size_t tq = telex_answer_put_string(text, it->text.data != NULL ? it->text.data : "", n);
+    if (idq == SIZE_MAX || tq == SIZE_MAX) {
+        free(text);
+        return 1;
+    }
+    char *out = telex_xmalloc(320 + strlen(status) + 3 * idq + tq), *o;
+    int rc = 0;
+#define PUT(lit) (memcpy(o, lit, sizeof(lit) - 1), o += sizeof(lit) - 1)
+#define PUTN(p, len) (memcpy(o, p, len), o += (len))
+#define PART() (PUT("{\"type\":\"output_text\",\"text\":"), PUTN(text, tq), PUT(",\"annotations\":[],\"logprobs\":[]}"))
+    for (int step = 0; step < 3 && rc == 0; step++) {
+        static const char *const types[3] = {"response.output_text.done", "response.content_part.done",
+                                              "response.output_item.done"};
+        o = out;
+        PUT("{\"type\":\"");
+        PUTN(types[step], strlen(types[step]));
+        PUT("\",\"sequence_number\":");
+        o += telex_answer_put_uint(o, e->seq);
+        if (step < 2) {
+            PUT(",\"item_id\":");
+            PUTN(id, idq);
+            PUT(",\"output_index\":");
+            o += telex_answer_put_uint(o, (uint64_t)index);
+            PUT(",\"content_index\":0,");
+            if (step == 0) {
+                PUT("\"text\":");
+                PUTN(text, tq);
+                PUT(",\"logprobs\":[]}");
+            } else {
+                PUT("\"part\":");
+                PART();
+                PUT("}");
+            }
+        } else {
+            PUT(",\"output_index\":");
+            o += telex_answer_put_uint(o, (uint64_t)index);
+            PUT(",\"item\":{\"id\":");
+            PUTN(id, idq);
+            PUT(",\"type\":\"message\",\"status\":\"");
+            PUTN(status, strlen(status)); /* (a constant: nothing to escape) */
+            PUT("\",\"role\":\"assistant\",\"content\":[");
+            PART();
+            PUT("]}}");
+        }
+        rc = emit_text(e, types[step], out, (size_t)(o - out));
+    }
+#undef PART
+#undef PUTN
+#undef PUT
+    free(out);
+    free(text);
+    return rc;
+}
+
 static int close_item(telex_responses_enc_t *e, int index, const char *status)
 {
     item_t *it = &e->items[index];
+    if (it->kind == ITEM_MESSAGE && it->nparts == 1 && it->text_part == 0) {
+        int rc = close_text_message(e, index, status);
+        if (rc <= 0)
+            return rc;
+    }
     if (it->kind == ITEM_MESSAGE) {
         for (int k = 0; k < it->nparts; k++) {
             int text = k == it->text_part;

@@ -198,6 +198,76 @@ static void test_messages_deltas(void **state)
     }
 }
 
+static void check_final_event(telex_responses_enc_t *e, const sink_t *s);
+
+/* The closing events of a message with one output_text part, written as
+ * text around its text escaped once: exactly what the trees give (built
+ * here as responses_stream.c built them before), for every kind of text,
+ * completed and incomplete. */
+static void test_text_message_closing_events(void **state)
+{
+    (void)state;
+    static const char *const finishes[] = {"stop", "length"};
+    for (int f = 0; f < 2; f++) {
+        sink_t s = {0};
+        json_t *echo = json_object();
+        telex_responses_enc_t *e = telex_responses_enc_new("resp_0123456789abcdef", "gpt-x", echo, 1700000000, sink_emit, &s);
+        json_decref(echo);
+        assert_int_equal(telex_responses_enc_start(e), 0);
+        size_t total = 0;
+        for (size_t t = 0; t < N_TEXTS; t++)
+            total += strlen(texts[t]);
+        char *all = malloc(total + 1), *a = all;
+        for (size_t t = 0; t < N_TEXTS; t++) {
+            json_t *chunk = chunk_with("content", texts[t]);
+            assert_int_equal(telex_responses_enc_chunk(e, chunk), 0);
+            json_decref(chunk);
+            a = stpcpy(a, texts[t]);
+        }
+        json_t *last = json_pack("{s:[{s:i,s:{},s:s}]}", "choices", "index", 0, "delta", "finish_reason", finishes[f]);
+        assert_int_equal(telex_responses_enc_chunk(e, last), 0);
+        json_decref(last);
+        assert_int_equal(telex_responses_enc_finish(e), 0);
+        const char *status = f == 0 ? "completed" : "incomplete";
+        char item_id[64] = "";
+        int found = 0;
+        for (int i = 0; i < s.n; i++) {
+            json_t *ev = json_loads(s.json[i], 0, NULL);
+            assert_non_null(ev);
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            if (strcmp(type, "response.output_item.added") == 0)
+                snprintf(item_id, sizeof item_id, "%s", json_string_value(json_object_get(json_object_get(ev, "item"), "id")));
+            json_t *want = NULL;
+            json_t *part = json_pack("{s:s,s:s,s:[],s:[]}", "type", "output_text", "text", all, "annotations", "logprobs");
+            if (strcmp(type, "response.output_text.done") == 0)
+                want = json_pack("{s:s,s:i,s:s,s:i,s:i,s:s,s:[]}", "type", type, "sequence_number", i, "item_id", item_id,
+                                 "output_index", 0, "content_index", 0, "text", all, "logprobs");
+            else if (strcmp(type, "response.content_part.done") == 0)
+                want = json_pack("{s:s,s:i,s:s,s:i,s:i,s:O}", "type", type, "sequence_number", i, "item_id", item_id,
+                                 "output_index", 0, "content_index", 0, "part", part);
+            else if (strcmp(type, "response.output_item.done") == 0)
+                want = json_pack("{s:s,s:i,s:i,s:{s:s,s:s,s:s,s:s,s:[O]}}", "type", type, "sequence_number", i,
+                                 "output_index", 0, "item", "id", item_id, "type", "message", "status", status, "role",
+                                 "assistant", "content", part);
+            json_decref(part);
+            if (want != NULL) {
+                char *w = json_dumps(want, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                if (strcmp(w, s.json[i]) != 0)
+                    fail_msg("%s:\n  got  %.300s\n  want %.300s", type, s.json[i], w);
+                free(w);
+                json_decref(want);
+                found++;
+            }
+            json_decref(ev);
+        }
+        assert_int_equal(found, 3);
+        check_final_event(e, &s);
+        free(all);
+        telex_responses_enc_free(e);
+        sink_free(&s);
+    }
+}
+
 /* The shortcut from the scan's choices_at (the relay's call) gives what the
  * whole walk gives; returns that. */
 static int plain_both(const char *chunk, size_t len, const telex_json_facts_t *f, telex_answer_delta_t *d)
@@ -514,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_messages_deltas),
         cmocka_unit_test(test_plain_delta_real_shapes),
         cmocka_unit_test(test_plain_delta_memo),
+        cmocka_unit_test(test_text_message_closing_events),
         cmocka_unit_test(test_plain_delta_random_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
