@@ -81,6 +81,21 @@ static char *event_text(const char *type, uint64_t seq, json_t *fields)
     return text;
 }
 
+/* Sends a ready event's text (emit's bookkeeping without its tree). */
+static int emit_text(telex_responses_enc_t *e, const char *type, const char *text, size_t len)
+{
+    if (e->stopped)
+        return -1;
+    if (e->emit == NULL)
+        return 0;
+    if (e->emit(e->user, type, text, len) != 0) {
+        e->stopped = 1;
+        return -1;
+    }
+    e->seq++;
+    return 0;
+}
+
 /* Sends {"type":type,"sequence_number":n, …fields} (fields: stolen). */
 static int emit(telex_responses_enc_t *e, const char *type, json_t *fields)
 {
@@ -93,14 +108,13 @@ static int emit(telex_responses_enc_t *e, const char *type, json_t *fields)
         return 0;
     }
     char *text = event_text(type, e->seq, fields);
-    if (text == NULL || e->emit(e->user, type, text, strlen(text)) != 0) {
-        free(text);
+    if (text == NULL) {
         e->stopped = 1;
         return -1;
     }
+    int rc = emit_text(e, type, text, strlen(text));
     free(text);
-    e->seq++;
-    return 0;
+    return rc;
 }
 
 /* A delta event, written as text: {"type":type,"sequence_number":n,
@@ -145,15 +159,10 @@ static int emit_delta(telex_responses_enc_t *e, const char *type, const char *it
         PUT("}");
     }
 #undef PUT
-    int rc = w != SIZE_MAX && e->emit(e->user, type, out, (size_t)(o - out)) == 0 ? 0 : -1;
+    int rc = w != SIZE_MAX ? emit_text(e, type, out, (size_t)(o - out)) : (e->stopped = 1, -1);
     if (out != stack)
         free(out);
-    if (rc != 0) {
-        e->stopped = 1;
-        return -1;
-    }
-    e->seq++;
-    return 0;
+    return rc;
 }
 
 static json_t *buf_string(const telex_buf_t *b, json_t **cache)
@@ -602,29 +611,9 @@ static int emit_final(telex_responses_enc_t *e, const char *type)
         return 0;
     size_t len;
     char *text = response_event_text(type, e->seq, e->final_text, &len);
-    int rc = e->emit(e->user, type, text, len);
+    int rc = emit_text(e, type, text, len);
     free(text);
-    if (rc != 0) {
-        e->stopped = 1;
-        return -1;
-    }
-    e->seq++;
-    return 0;
-}
-
-/* Sends a ready event's text (emit's bookkeeping without its tree). */
-static int emit_text(telex_responses_enc_t *e, const char *type, const char *text, size_t len)
-{
-    if (e->stopped)
-        return -1;
-    if (e->emit == NULL)
-        return 0;
-    if (e->emit(e->user, type, text, len) != 0) {
-        e->stopped = 1;
-        return -1;
-    }
-    e->seq++;
-    return 0;
+    return rc;
 }
 
 /* The usual message, one output_text part: its three closing events
