@@ -114,6 +114,16 @@ static json_t *canonical(const char *text, const char *type, int64_t seq)
     return j;
 }
 
+/* A Responses encoder into s, its start events sent. */
+static telex_responses_enc_t *started_responses(sink_t *s)
+{
+    json_t *echo = json_object();
+    telex_responses_enc_t *e = telex_responses_enc_new("resp_0123456789abcdef", "gpt-x", echo, 1700000000, sink_emit, s);
+    json_decref(echo);
+    assert_int_equal(telex_responses_enc_start(e), 0);
+    return e;
+}
+
 static void test_responses_deltas(void **state)
 {
     (void)state;
@@ -127,10 +137,7 @@ static void test_responses_deltas(void **state)
     };
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         sink_t s = {0};
-        json_t *echo = json_object();
-        telex_responses_enc_t *e = telex_responses_enc_new("resp_0123456789abcdef", "gpt-x", echo, 1700000000, sink_emit, &s);
-        json_decref(echo);
-        assert_int_equal(telex_responses_enc_start(e), 0);
+        telex_responses_enc_t *e = started_responses(&s);
         int deltas = 0;
         for (size_t t = 0; t < N_TEXTS; t++) {
             json_t *chunk = chunk_with(kinds[k].key, texts[t]);
@@ -210,10 +217,7 @@ static void test_text_message_closing_events(void **state)
     static const char *const finishes[] = {"stop", "length"};
     for (int f = 0; f < 2; f++) {
         sink_t s = {0};
-        json_t *echo = json_object();
-        telex_responses_enc_t *e = telex_responses_enc_new("resp_0123456789abcdef", "gpt-x", echo, 1700000000, sink_emit, &s);
-        json_decref(echo);
-        assert_int_equal(telex_responses_enc_start(e), 0);
+        telex_responses_enc_t *e = started_responses(&s);
         size_t total = 0;
         for (size_t t = 0; t < N_TEXTS; t++)
             total += strlen(texts[t]);
