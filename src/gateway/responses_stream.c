@@ -323,15 +323,23 @@ static const char *start_response(telex_responses_enc_t *e)
 /* {"type":type,"sequence_number":seq,"response":<response, JSON text>}:
  * the bytes event_text writes for the same fields (type is a constant);
  * malloc'ed, *len its length. */
+#define EVENT_HEAD_MAX 128 /* the head below, for the longest type (~40 bytes) */
+
+/* Writes that event's text up to its "response" value; returns its length. */
+static size_t response_event_head(char *out, const char *type, uint64_t seq)
+{
+    return (size_t)snprintf(out, EVENT_HEAD_MAX, "{\"type\":\"%s\",\"sequence_number\":%llu,\"response\":", type,
+                            (unsigned long long)seq);
+}
+
 static char *response_event_text(const char *type, uint64_t seq, const char *response, size_t *len)
 {
-    size_t rlen = strlen(response), cap = 64 + strlen(type) + 20 + rlen;
-    char *text = telex_xmalloc(cap);
-    int head = snprintf(text, cap, "{\"type\":\"%s\",\"sequence_number\":%llu,\"response\":", type,
-                        (unsigned long long)seq);
+    size_t rlen = strlen(response);
+    char *text = telex_xmalloc(EVENT_HEAD_MAX + rlen + 2);
+    size_t head = response_event_head(text, type, seq);
     memcpy(text + head, response, rlen);
     memcpy(text + head + rlen, "}", 2);
-    *len = (size_t)head + rlen + 1;
+    *len = head + rlen + 1;
     return text;
 }
 
@@ -362,14 +370,10 @@ int telex_responses_enc_start(telex_responses_enc_t *e)
         char *text = start_event_text(e, start_types[i], e->seq, &len);
         if (text == NULL)
             return -1;
-        if (e->emit != NULL && e->emit(e->user, start_types[i], text, len) != 0) {
-            free(text);
-            e->stopped = 1;
-            return -1;
-        }
+        int rc = emit_text(e, start_types[i], text, len);
         free(text);
-        if (e->emit != NULL)
-            e->seq++;
+        if (rc != 0)
+            return -1;
     }
     free(e->start_response); /* (sent: not needed again) */
     e->start_response = NULL;
@@ -383,10 +387,8 @@ size_t telex_responses_enc_start_bytes(telex_responses_enc_t *e)
         return SIZE_MAX;
     size_t total = 0;
     for (int i = 0; i < 2; i++) {
-        char digits[24];
-        int nd = snprintf(digits, sizeof digits, "%llu", (unsigned long long)(e->seq + (uint64_t)i));
-        size_t json = strlen("{\"type\":\"") + strlen(start_types[i]) + strlen("\",\"sequence_number\":") + (size_t)nd +
-                      strlen(",\"response\":") + strlen(r) + 1;
+        char head[EVENT_HEAD_MAX];
+        size_t json = response_event_head(head, start_types[i], e->seq + (uint64_t)i) + strlen(r) + 1;
         /* event: <type>\ndata: <json>\n\n */
         total += 7 + strlen(start_types[i]) + 7 + json + 2;
     }
